@@ -1,0 +1,5 @@
+"""`python -m hf_fanout` is `hf`."""
+
+from hf_fanout.cli import entry
+
+entry()

@@ -1,0 +1,80 @@
+"""The `hf` command line: parse, call the library, render. Errors are turned into
+messages here and only here.
+
+Exit codes: 0 done; 1 refused or failed; 2 bad usage or input; 3 a bug (a
+traceback is saved under the state dir); 75 lock busy; 99 guard; 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from hf_fanout.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, HfError
+
+
+def _command_name(argv: Sequence[str]) -> str:
+    return next((a for a in argv if not a.startswith("-")), "hf")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run hf with `argv` (default: sys.argv[1:]); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    from hf_fanout.cli import output
+
+    output.start(_command_name(args), "--json" in args)
+    from typer import Abort, Exit
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    try:
+        from hf_fanout.cli.app import app
+
+        try:
+            result = app(args=args, prog_name="hf", standalone_mode=False)
+        except Exit as exc:
+            return exc.exit_code
+        return result if isinstance(result, int) else 0
+    except HfError as exc:
+        output.emit_error(exc.code, exc.message, exc.hint,
+                          exc.details if output.CURRENT.json else None)
+        return exc.exit_code
+    except NoArgsIsHelpError as exc:
+        print(exc.format_message(), file=sys.stderr)
+        return EXIT_USAGE
+    except ClickException as exc:
+        output.emit_error("usage", exc.format_message(), "see `hf --help` or `hf COMMAND --help`")
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except (KeyboardInterrupt, Abort):
+        output.emit_error("interrupted", "interrupted", "")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: keep the evidence, tell the user where
+        log = _save_crash(exc)
+        output.emit_error("bug", f"internal error: {type(exc).__name__}: {exc}",
+                          f"this is a bug in hf; the traceback is in {log}")
+        return EXIT_BUG
+
+
+def _save_crash(exc: BaseException) -> str:
+    import time
+    import traceback
+
+    from hf_fanout import __version__
+    from hf_fanout.config import user_state_dir
+
+    directory = user_state_dir() / "crash"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / time.strftime("crash-%Y%m%dT%H%M%S.log")
+        path.write_text(
+            f"hf {__version__}\npython {sys.version}\nargv {sys.argv!r}\n\n"
+            + "".join(traceback.format_exception(exc))
+        )
+        return str(path)
+    except OSError:
+        return "(could not write a crash log)"
+
+
+def entry() -> None:
+    sys.exit(main())

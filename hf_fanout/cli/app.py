@@ -1,0 +1,320 @@
+"""The typer application: one function per command; each parses, calls, renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hf_fanout.cli import output
+from hf_fanout.cli.output import emit, progress
+
+app = typer.Typer(
+    name="hf",
+    help="Run one coding task as parallel parts, each in its own git worktree, "
+    "and join the results back as one safe commit.\n\n"
+    "Example: hf split b1 --part api='src/api/**' --part ui='src/ui/**' --task 'add search'",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON envelope (for agents).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")]
+RepoOpt = Annotated[
+    Path | None,
+    typer.Option("--repo", "-C", help="The repository (default: the current directory)."),
+]
+Wait = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for the commit lock before giving up.")
+]
+
+
+def _ws(repo: Path | None) -> Any:
+    from hf_fanout.orchestrator.workspace import Workspace
+
+    return Workspace.open(repo)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print hf's version.")] = False,
+) -> None:
+    if version:
+        from hf_fanout import __version__
+
+        print(f"hf {__version__}")
+        raise typer.Exit(0)
+
+
+# --------------------------------------------------------------------- split
+
+
+@app.command(epilog="Example: hf split b1 --part api='src/api/**' --part docs='docs/**' "
+             "--task 'add search'   |   hf split --plan plan.toml --dry-run")
+def split(
+    batch: Annotated[str | None, typer.Argument(help="Batch id (or give it in --plan).")] = None,
+    plan_file: Annotated[Path | None, typer.Option("--plan", help="A TOML plan file.")] = None,
+    part: Annotated[list[str] | None, typer.Option(
+        "--part", help="NAME=GLOB[,GLOB...]; repeat per part.")] = None,
+    task: Annotated[str, typer.Option("--task", help="The shared task text.")] = "",
+    base: Annotated[str | None, typer.Option("--base", help="Base commit (default HEAD).")] = None,
+    worktree_root: Annotated[Path | None, typer.Option(
+        "--worktree-root", help="Where worktrees go (default: <repo>.hf/ beside the repo).")] = None,
+    auto_join: Annotated[bool, typer.Option(
+        "--auto-join", help="Join automatically when the last part is done.")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Split a task into parts: a branch and a worktree per part, with owned files."""
+    from hf_fanout.errors import BadInput
+    from hf_fanout.orchestrator import plan as plans
+    from hf_fanout.orchestrator.split import split as do_split
+
+    if plan_file is not None:
+        if part:
+            raise BadInput("give either --plan or --part, not both", "see `hf split --help`")
+        try:
+            text = plan_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read plan {plan_file}: {exc}",
+                           "pass the path of a TOML plan file") from None
+        the_plan = plans.parse_plan_toml(text, str(plan_file))
+        if batch and batch != the_plan.batch:
+            raise BadInput(f"batch {batch!r} differs from the plan's {the_plan.batch!r}",
+                           "leave the argument out, or make them agree")
+        if base or task or auto_join:
+            the_plan = plans.Plan(the_plan.batch, the_plan.parts, task or the_plan.task,
+                                  base or the_plan.base, auto_join or the_plan.auto_join)
+    else:
+        if not batch:
+            raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
+        the_plan = plans.plan_from_flags(batch, part or [], task, base, auto_join)
+    ws = _ws(repo)
+    result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, progress=progress)
+
+    def human() -> None:
+        verb = "would create" if dry_run else "created"
+        print(f"batch {result.batch.id}: {verb} {len(result.parts)} parts at base "
+              f"{result.batch.base[:12]}")
+        for p in result.parts:
+            print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
+            print(f"    owns {', '.join(p.owns)}")
+            for r in result.reports:
+                if r.part == p.name:
+                    print(f"      {r.glob}: {r.matches} file(s) in the base tree")
+        for warning in result.warnings:
+            print(f"warning: {warning}")
+        if not dry_run:
+            print("next: work each part in its worktree, `hf done` there, then `hf join "
+                  f"{result.batch.id}`")
+
+    emit(result.to_data(), human)
+
+
+# --------------------------------------------------------------------- status
+
+
+@app.command(epilog="Example: hf status   |   hf status b1 --json")
+def status(
+    batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Show every part: state, branch, worktree, changed files, files outside ownership."""
+    from hf_fanout.orchestrator.status import all_status
+
+    ws = _ws(repo)
+    batches = all_status(ws, batch)
+
+    def human() -> None:
+        if not batches:
+            print("no batches in this repository (start one with `hf split`)")
+            return
+        for b in batches:
+            rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
+                     p.branch, p.worktree] for p in b.parts]
+            output.table(["part", "state", "changed", "outside", "last activity", "branch",
+                          "worktree"], rows,
+                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
+            for p in b.parts:
+                if p.outside:
+                    print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
+                if p.reason:
+                    print(f"  {p.name}: blocked: {p.reason}")
+
+    emit({"batches": [b.to_data() for b in batches]}, human)
+
+
+# --------------------------------------------------------------------- done / blocked
+
+PartArg = Annotated[str | None, typer.Argument(
+    help="BATCH/PART (default: the part of the current worktree).")]
+
+
+@app.command(epilog="Example: hf done --note 'tests pass'   |   hf done b1/api")
+def done(
+    part: PartArg = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note for the joiner.")] = None,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Mark a part done (idempotent)."""
+    from hf_fanout.orchestrator.lifecycle import mark_done
+
+    ws = _ws(repo)
+    target = ws.resolve_part(part)
+    if dry_run:
+        emit({"part": target.to_dict(), "dry_run": True},
+             f"would mark {target.batch}/{target.name} done")
+        return
+    result, changed = mark_done(ws, target, note)
+    emit({"part": result.to_dict(), "changed": changed},
+         f"{result.batch}/{result.name} is done" + ("" if changed else " (already)"))
+
+
+@app.command(epilog="Example: hf blocked --reason 'needs the API key'")
+def blocked(
+    part: PartArg = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why the part cannot go on.")] = "",
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Mark a part blocked, with the reason (idempotent)."""
+    from hf_fanout.errors import BadInput
+    from hf_fanout.orchestrator.lifecycle import mark_blocked
+
+    if not reason.strip():
+        raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
+    ws = _ws(repo)
+    target = ws.resolve_part(part)
+    if dry_run:
+        emit({"part": target.to_dict(), "dry_run": True},
+             f"would mark {target.batch}/{target.name} blocked")
+        return
+    result, changed = mark_blocked(ws, target, reason)
+    emit({"part": result.to_dict(), "changed": changed},
+         f"{result.batch}/{result.name} is blocked: {reason}" + ("" if changed else " (already)"))
+
+
+# --------------------------------------------------------------------- join
+
+
+@app.command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60")
+def join(
+    batch: Annotated[str, typer.Argument(help="The batch to join.")],
+    partial: Annotated[bool, typer.Option(
+        "--partial", help="Join the done parts; leave the others running.")] = False,
+    wait: Wait = 30.0,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Bring every part's owned files into the main tree as one commit."""
+    from hf_fanout.orchestrator.join import execute_join, plan_join
+
+    ws = _ws(repo)
+    plan = plan_join(ws, batch, partial=partial)
+    if plan.noop:
+        emit({**plan.to_data(), "commit": plan.batch.joined_commit},
+             f"batch {batch} is already joined (commit {(plan.batch.joined_commit or '')[:12]});"
+             " nothing to do")
+        return
+    if dry_run:
+        emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
+        return
+    commit = execute_join(ws, plan, wait=wait)
+    emit({**plan.to_data(), "commit": commit}, lambda: _print_join(ws, plan, commit))
+
+
+def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
+    for r in plan.results:
+        print(f"part {r.part.name}: {len(r.changes)} file(s)")
+        stat = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base, r.tree])
+        for line in stat.decode("utf-8", "replace").splitlines():
+            print(f"  {line.strip()}")
+    if plan.merged:
+        print(f"merged three-way with main: {', '.join(plan.merged)}")
+    if commit:
+        print(f"joined batch {plan.batch.id}: commit {commit[:12]} "
+              f"({len(plan.entries)} path(s) written)")
+    else:
+        print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
+
+
+# --------------------------------------------------------------------- doctor
+
+
+@app.command(epilog="Example: hf doctor --json")
+def doctor(
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Check hf's state: finish or roll back an interrupted join, report damaged records."""
+    from hf_fanout.errors import HfError
+    from hf_fanout.orchestrator.journal import recover_join
+    from hf_fanout.orchestrator.workspace import Workspace
+
+    ws = Workspace.open(repo, recover=False)
+    findings: list[dict[str, str]] = []
+    journal = ws.store.journal_file.exists()
+    recovered = None
+    if journal:
+        if dry_run:
+            findings.append({"what": "journal", "detail": "an interrupted join would be recovered"})
+        else:
+            recovered = recover_join(ws, wait=5)
+            findings.append({"what": "journal", "detail": f"interrupted join {recovered}"})
+    for batch_id in ws.store.batch_ids():
+        try:
+            b = ws.store.load_batch(batch_id)
+            ws.store.load_parts(b)
+        except HfError as exc:
+            findings.append({"what": "record", "detail": exc.message})
+    for check in DOCTOR_CHECKS:
+        findings.extend(check(ws, dry_run))
+
+    def human() -> None:
+        if not findings:
+            print("all good: no interrupted join, every record readable")
+        for f in findings:
+            print(f"{f['what']}: {f['detail']}")
+
+    emit({"findings": findings, "recovered": recovered}, human)
+
+
+DOCTOR_CHECKS: list[Any] = []
+
+
+# --------------------------------------------------------------------- demo
+
+
+@app.command(epilog="Example: hf demo   |   hf demo --keep --dir /tmp/hf-demo")
+def demo(
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Where to make the throwaway repository (default: a temp dir).")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo repository.")] = False,
+    json: Json = False,
+) -> None:
+    """Make a throwaway repo, split a task in three, let stand-in agents work, join."""
+    from hf_fanout.demo import run_demo
+
+    steps = run_demo(directory, keep=keep, say=None if json else print)
+    emit({"steps": steps})
+
+
+def register(module: str) -> None:
+    """Commands of later components live in their own modules."""
+    import importlib
+
+    importlib.import_module(module)
+
+
+for _module in ():
+    register(_module)

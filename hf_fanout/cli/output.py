@@ -1,0 +1,95 @@
+"""Rendering for people and for machines: the JSON envelope, one-line errors, progress.
+
+Every command prints through here. With `--json` exactly one envelope is
+printed on stdout, on success and on failure alike:
+    {"hf": 1, "command": ..., "ok": ..., "data": ..., "error": {code, message, hint} | null}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ENVELOPE_VERSION = 1
+
+
+@dataclass
+class Invocation:
+    command: str = ""
+    json: bool = False
+    emitted: bool = False
+
+
+CURRENT = Invocation()
+
+
+def start(command: str, json_mode: bool) -> None:
+    CURRENT.command = command
+    CURRENT.json = json_mode
+    CURRENT.emitted = False
+
+
+def envelope(command: str, ok: bool, data: Any, error: dict[str, str] | None) -> dict[str, Any]:
+    return {"hf": ENVELOPE_VERSION, "command": command, "ok": ok, "data": data, "error": error}
+
+
+def emit(data: Any, human: Callable[[], None] | str | None = None) -> None:
+    """The command's result: an envelope with --json, else the human rendering."""
+    CURRENT.emitted = True
+    if CURRENT.json:
+        _print_json(envelope(CURRENT.command, True, data, None))
+    elif callable(human):
+        human()
+    elif human:
+        print(human)
+
+
+def emit_error(code: str, message: str, hint: str, data: Any = None) -> None:
+    if CURRENT.json:
+        error = {"code": code, "message": message, "hint": hint}
+        _print_json(envelope(CURRENT.command or "hf", False, data, error))
+        return
+    print(f"hf: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=None, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    """Progress on a terminal (stderr); silent in a pipe and in --json mode."""
+    if CURRENT.json or not sys.stderr.isatty():
+        return
+    print(f"  {message}", file=sys.stderr)
+
+
+def on_terminal() -> bool:
+    return sys.stdout.isatty() and not CURRENT.json
+
+
+def table(headers: list[str], rows: list[list[str]], title: str = "") -> None:
+    """A table: rich on a terminal, tab-separated plain text in a pipe."""
+    if on_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title or None, show_lines=False)
+        for h in headers:
+            t.add_column(h)
+        for row in rows:
+            t.add_row(*row)
+        Console().print(t)
+        return
+    if title:
+        print(title)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,1 @@
+"""Layers that keep parallel agents from reaching outside their part (filled by the guard issue)."""

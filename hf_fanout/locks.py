@@ -1,0 +1,63 @@
+"""Cross-process locks (filelock) that can say who holds them.
+
+A lock is a flock()ed file; beside it a small holder file names the process
+that took it, so a waiter that gives up can say whom it waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hf_fanout.errors import LockBusy
+
+
+def _holder_text() -> str:
+    return json.dumps(
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join(["hf", *sys.argv[1:]])[:200],
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    )
+
+
+def describe_holder(lock_path: Path) -> str:
+    try:
+        info = json.loads(lock_path.with_suffix(".holder").read_text())
+        return f"pid {info['pid']} ({info['command']}) since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+@contextmanager
+def hold(lock_path: Path, *, wait: float, what: str) -> Iterator[None]:
+    """Hold `lock_path` exclusively, waiting up to `wait` seconds, else raise LockBusy."""
+    from filelock import FileLock, Timeout
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), timeout=wait)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockBusy(
+            f"the {what} lock is held by {describe_holder(lock_path)}",
+            f"wait for it to finish, or retry with a longer --wait (waited {wait:g}s)",
+        ) from None
+    holder = lock_path.with_suffix(".holder")
+    try:
+        holder.write_text(_holder_text())
+        yield
+    finally:
+        try:
+            holder.unlink()
+        except FileNotFoundError:
+            pass
+        lock.release()

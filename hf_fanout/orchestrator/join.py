@@ -1,0 +1,409 @@
+"""`hf join`: bring every part's owned files back into the main tree as one commit.
+
+Planning reads the parts and the object database only; the main tree is
+written under the commit lock, with a journal, for the affected paths only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import JoinRefused, MainMoved, MergeConflict, OwnershipViolation
+from hf_fanout.orchestrator.ownership import Ownership
+from hf_fanout.orchestrator.records import DONE, JOINED, Batch, Part, now
+from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.paths import RepoPath
+from hf_fanout.worktrees.git import MODE_GITLINK, Change, Entry
+
+# Checks later components add before a join writes anything (the tamper check).
+PRE_JOIN_CHECKS: list[Callable[[Workspace, Batch], None]] = []
+
+
+@dataclass
+class PartResult:
+    part: Part
+    tip: str
+    tree: str
+    result_commit: str
+    changes: list[Change]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "part": self.part.name,
+            "tip": self.tip,
+            "result": self.result_commit,
+            "files": [
+                {"path": c.path, "change": _kind(c)} for c in self.changes
+            ],
+        }
+
+
+def _kind(change: Change) -> str:
+    if change.old is None:
+        return "added"
+    if change.new is None:
+        return "deleted"
+    if change.old.oid == change.new.oid:
+        return "mode"
+    return "modified"
+
+
+@dataclass
+class JoinPlan:
+    batch: Batch
+    head: str
+    target_ref: str
+    results: list[PartResult]
+    entries: dict[RepoPath, Entry | None] = field(default_factory=dict)
+    merged: list[RepoPath] = field(default_factory=list)
+    noop: bool = False
+
+    @property
+    def parts(self) -> list[Part]:
+        return [r.part for r in self.results]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch.id,
+            "head": self.head,
+            "ref": self.target_ref,
+            "parts": [r.to_data() for r in self.results],
+            "affected": sorted(self.entries),
+            "merged": self.merged,
+            "noop": self.noop,
+        }
+
+
+def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
+    parts = [p for p in ws.store.load_parts(batch) if p.state != JOINED]
+    not_done = [p for p in parts if p.state != DONE]
+    if not_done and not partial:
+        listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
+        raise JoinRefused(f"not every part is done: {listing}",
+                          "finish them (`hf done`), or join the done ones with --partial",
+                          details={"not_done": [p.name for p in not_done]})
+    chosen = [p for p in parts if p.state == DONE]
+    if not chosen:
+        raise JoinRefused(f"no part of batch {batch.id!r} is done yet",
+                          "mark finished parts with `hf done` first")
+    return chosen
+
+
+def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPlan:
+    batch = ws.store.load_batch(batch_id)
+    main = ws.main
+    head = main.head()
+    if batch.state == JOINED:
+        return JoinPlan(batch, head or "", batch.target_ref, [], noop=True)
+    if batch.state != "running":
+        raise JoinRefused(f"batch {batch.id!r} is {batch.state}", "only running batches join")
+    ref = main.head_ref()
+    if ref != batch.target_ref:
+        raise JoinRefused(
+            f"the main tree is on {ref}, batch {batch.id!r} was split from {batch.target_ref}",
+            f"switch the main tree back (git switch {batch.target_ref.removeprefix('refs/heads/')})",
+        )
+    assert head is not None
+    parts = select_parts(ws, batch, partial)
+    missing = [p for p in parts if not Path(p.worktree).is_dir()]
+    if missing:
+        raise JoinRefused(
+            "missing worktree: " + ", ".join(f"{p.name} ({p.worktree})" for p in missing),
+            "the part's work may be on its branch; restore the worktree "
+            "(git worktree add) or drop the part from the batch",
+        )
+    for check in PRE_JOIN_CHECKS:
+        check(ws, batch)
+
+    base_tree = main.tree_of(batch.base)
+    with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch, \
+            ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(
+            lambda p: _part_result(ws, batch, base_tree, p, Path(scratch) / p.name), parts))
+        _refuse_bad_changes(results)
+        entries, merged = _combine(ws, batch, head, results, Path(scratch))
+
+    affected = list(entries)
+    dirty = main.status_paths(affected)
+    if dirty:
+        raise JoinRefused(
+            "the main tree has uncommitted edits on paths this join would write: "
+            + _listing(dirty),
+            "commit or stash those edits in the main tree, then join again",
+            details={"paths": sorted(dirty)},
+        )
+    return JoinPlan(batch, head, ref, results, entries, merged)
+
+
+def _listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
+    shown = ", ".join(sorted(paths)[:limit])
+    more = len(paths) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
+                 scratch: Path) -> PartResult:
+    main = ws.main
+    worktree = Path(part.worktree)
+    scratch.mkdir()
+    tip = main.rev_parse(f"refs/heads/{part.branch}")
+    if tip is None:
+        raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
+                          "the work may be in its worktree; recreate the branch there")
+    wt_head = main.rev_parse_in(worktree, "HEAD")
+    if wt_head != tip:
+        raise JoinRefused(
+            f"part {part.name!r}: its worktree is not on its branch {part.branch}",
+            f"in {worktree} run `git switch {part.branch}`",
+        )
+    tree = main.worktree_tree(worktree, scratch)
+    result_commit = tip
+    if tree != main.tree_of(tip):
+        # Uncommitted work: record it as a commit of its own so the trailer
+        # names exactly what was joined and it stays reachable.
+        result_commit = main.commit_tree(tree, [tip], f"hf: uncommitted work of part "
+                                                      f"{part.name} of batch {batch.id}\n")
+        main.git(["update-ref", f"refs/hf/results/{batch.id}/{part.name}", result_commit])
+    changes = main.diff_trees(base_tree, tree)
+    return PartResult(part, tip, tree, result_commit, changes)
+
+
+def _refuse_bad_changes(results: list[PartResult]) -> None:
+    gitlinks = [f"{r.part.name}: {c.path}" for r in results for c in r.changes
+                if (c.old and c.old.mode == MODE_GITLINK) or (c.new and c.new.mode == MODE_GITLINK)]
+    if gitlinks:
+        raise JoinRefused("submodule (gitlink) changes cannot be joined: " + _listing(gitlinks),
+                          "change submodules in the main tree yourself, outside the batch",
+                          details={"paths": gitlinks})
+    outside: dict[str, list[RepoPath]] = {}
+    for r in results:
+        ownership = Ownership.parse(r.part.owns)
+        bad = [c.path for c in r.changes if not ownership.owns(c.path)]
+        if bad:
+            outside[r.part.name] = bad
+    if outside:
+        text = "; ".join(f"{name}: {_listing(paths)}" for name, paths in outside.items())
+        raise OwnershipViolation(
+            f"changed paths outside the part's ownership: {text}",
+            "revert those files in the part's worktree (or move them to the part that "
+            "owns them), then join again",
+            details={"outside": outside},
+        )
+    seen: dict[RepoPath, str] = {}
+    clashes: list[str] = []
+    for r in results:
+        for c in r.changes:
+            other = seen.setdefault(c.path, r.part.name)
+            if other != r.part.name:
+                clashes.append(f"{c.path} ({other}, {r.part.name})")
+    if clashes:
+        raise JoinRefused("two parts changed the same path: " + _listing(clashes),
+                          "only one part may change a path; fix the ownership and redo one part",
+                          details={"paths": clashes})
+
+
+def _combine(ws: Workspace, batch: Batch, head: str, results: list[PartResult],
+             scratch: Path) -> tuple[dict[RepoPath, Entry | None], list[RepoPath]]:
+    """The entries to write: each part's changes, merged three-way if main moved."""
+    main = ws.main
+    changes = [c for r in results for c in r.changes]
+    owner = {c.path: r.part.name for r in results for c in r.changes}
+    if head == batch.base:
+        return {c.path: c.new for c in changes}, []
+    ours = main.entries_at(head, [c.path for c in changes])
+    entries: dict[RepoPath, Entry | None] = {}
+    merged: list[RepoPath] = []
+    conflicts: list[dict[str, Any]] = []
+    for c in changes:
+        mine = ours.get(c.path)
+        if mine == c.old:  # main did not touch it
+            entries[c.path] = c.new
+        elif mine == c.new:  # both made the same change
+            continue
+        else:
+            result = _merge_one(ws, c, mine, scratch, owner[c.path])
+            if isinstance(result, dict):
+                conflicts.append(result)
+            else:
+                merged.append(c.path)
+                if result != mine:
+                    entries[c.path] = result
+    if conflicts:
+        names = ", ".join(f"{c['path']} ({c['part']})" for c in conflicts)
+        raise MergeConflict(
+            f"main moved since the split and {len(conflicts)} file(s) conflict: {names}",
+            "bring the part up to date with main in its worktree (edit the files), "
+            "or undo the change on main, then join again",
+            details={"conflicts": conflicts},
+        )
+    return entries, merged
+
+
+def _merge_one(ws: Workspace, c: Change, mine: Entry | None, scratch: Path,
+               part: str) -> Entry | None | dict[str, Any]:
+    base, theirs = c.old, c.new
+    conflict = {"path": c.path, "part": part}
+    if mine is None or theirs is None or base is None:
+        why = ("deleted on main, changed by the part" if mine is None else
+               "changed on main, deleted by the part" if theirs is None else
+               "added on main and by the part with different content")
+        if base is None and mine is not None and theirs is not None:
+            pass  # both added: try a merge against an empty base
+        else:
+            return {**conflict, "reason": why, "hunks": ""}
+    # modes: take the side that changed it
+    base_mode = base.mode if base else (theirs.mode if theirs else 0o100644)
+    assert mine is not None and theirs is not None
+    if mine.mode == base_mode:
+        mode = theirs.mode
+    elif theirs.mode == base_mode or theirs.mode == mine.mode:
+        mode = mine.mode
+    else:
+        return {**conflict, "reason": "mode changed differently on both sides", "hunks": ""}
+    if 0o120000 in (mine.mode, theirs.mode) and mine.oid != theirs.oid:
+        return {**conflict, "reason": "symlink changed on both sides", "hunks": ""}
+    repo = ws.main
+    merged_data, nconflicts = repo.merge_file(
+        repo.read_blob(base.oid) if base else b"",
+        repo.read_blob(mine.oid),
+        repo.read_blob(theirs.oid),
+        scratch,
+        ("main", "base", f"part {part}"),
+    )
+    if nconflicts:
+        return {**conflict, "reason": f"{nconflicts} conflicting hunk(s)",
+                "hunks": _conflict_hunks(merged_data)}
+    return Entry(mode, repo.write_blob(merged_data))
+
+
+def _conflict_hunks(data: bytes, limit: int = 60) -> str:
+    lines = data.decode("utf-8", "replace").splitlines()
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if line.startswith("<<<<<<< "):
+            inside = True
+        if inside:
+            out.append(line)
+        if line.startswith(">>>>>>> "):
+            inside = False
+    return "\n".join(out[:limit])
+
+
+def commit_message(plan: JoinPlan) -> str:
+    batch = plan.batch
+    names = ", ".join(r.part.name for r in plan.results)
+    subject = f"hf: join batch {batch.id} ({names})"
+    body = batch.task.strip()
+    trailers = [f"Hf-Batch: {batch.id}"] + [
+        f"Hf-Part: {r.part.name} {r.result_commit}" for r in plan.results
+    ]
+    parts = [subject]
+    if body:
+        parts.append(body)
+    parts.append("\n".join(trailers))
+    return "\n\n".join(parts) + "\n"
+
+
+def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
+    """Write the planned join under the commit lock. Returns the new commit."""
+    from hf_fanout.orchestrator.journal import apply_entries, recover_join
+
+    main = ws.main
+    with ws.store.commit_lock(wait):
+        recover_join(ws, wait=None)  # already holding the lock
+        head = main.head()
+        if head != plan.head:
+            raise MainMoved(
+                f"HEAD moved while the join was being planned ({plan.head[:12]} -> "
+                f"{(head or 'none')[:12]})",
+                "run `hf join` again; it plans against the new HEAD",
+            )
+        affected = list(plan.entries)
+        dirty = main.status_paths(affected)
+        if dirty:
+            raise JoinRefused(
+                "the main tree gained edits on paths this join would write: " + _listing(dirty),
+                "commit or stash those edits in the main tree, then join again",
+            )
+        staged_before = main.staged_paths(head)
+        old_entries = main.entries_at(head, affected)
+        new_tree = main.build_tree(main.tree_of(head), plan.entries)
+        commit = main.commit_tree(new_tree, [head], commit_message(plan))
+        journal = {
+            "schema": 1,
+            "batch": plan.batch.id,
+            "parts": [p.name for p in plan.parts],
+            "ref": plan.target_ref,
+            "old": head,
+            "new": commit,
+            "old_entries": {p: _entry_data(old_entries.get(p)) for p in affected},
+            "new_entries": {p: _entry_data(plan.entries[p]) for p in affected},
+            "started": now(),
+        }
+        ws.store.write_journal(journal)
+        _crash_point("journal")
+        try:
+            apply_entries(ws, plan.entries)
+            staged = main.staged_paths(head)
+            expected = staged_before | set(affected)
+            if staged != expected:
+                raise JoinRefused(
+                    "the staged change is not exactly the join's: "
+                    f"missing {_listing(sorted(expected - staged)) or 'none'}, "
+                    f"extra {_listing(sorted(staged - expected)) or 'none'}",
+                    "something wrote the index during the join; nothing was committed",
+                )
+            main.update_ref(plan.target_ref, commit, head,
+                            f"hf join {plan.batch.id}")
+        except BaseException:
+            apply_entries(ws, {p: old_entries.get(p) for p in affected})
+            ws.store.clear_journal()
+            raise
+        _crash_point("ref")
+        finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
+        ws.store.clear_journal()
+        leftover = main.staged_paths(commit)
+        if leftover != staged_before:
+            # Not fatal (the commit is right), but the user must know.
+            ws.store.audit("join-index-mismatch", batch=plan.batch.id,
+                           extra=sorted(leftover ^ staged_before))
+    return commit
+
+
+def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str) -> None:
+    """Mark the joined parts (and the batch, when every part is in) — idempotent."""
+    with ws.store.state_lock():
+        batch = ws.store.load_batch(batch_id)
+        for name in part_names:
+            part = ws.store.load_part(batch_id, name)
+            if part.state != JOINED:
+                part.state = JOINED
+                part.joined_commit = commit
+                ws.store.save_part(part)
+        if all(ws.store.load_part(batch_id, n).state == JOINED for n in batch.parts):
+            batch.state = JOINED
+            batch.joined_at = now()
+        batch.joined_commit = commit
+        ws.store.save_batch(batch)
+    ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit)
+
+
+def _entry_data(entry: Entry | None) -> list[Any] | None:
+    return None if entry is None else [entry.mode, entry.oid]
+
+
+def _crash_point(name: str) -> None:
+    """Tests kill the process here (HF_TEST_CRASH_AT=journal|ref) to prove recovery."""
+    if os.environ.get("HF_TEST_CRASH_AT") == name:
+        import signal
+
+        with contextlib.suppress(Exception):
+            os.kill(os.getpid(), signal.SIGKILL)

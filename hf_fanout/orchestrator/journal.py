@@ -1,0 +1,100 @@
+"""The join journal: how a join killed half way is finished or rolled back.
+
+`hf join` writes `<common>/hf/journal/join.json` (old commit, new commit, the
+ref, old and new entries of every affected path) before it touches the main
+tree. Whoever finds it next, holding the commit lock, looks at the ref: at
+the new commit, the join is finished (index, files, records); at the old
+one, the affected paths are put back as they were. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from hf_fanout.errors import LockBusy, StateCorrupt
+from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.paths import RepoPath, repo_path
+from hf_fanout.worktrees.git import Entry
+
+
+def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None]) -> None:
+    """Make the main index and work tree hold `entries` (None: path absent), nothing else."""
+    main = ws.main
+    deleted = [p for p, e in entries.items() if e is None]
+    written = [p for p, e in entries.items() if e is not None]
+    main.update_index({p: None for p in deleted})
+    for path in deleted:
+        target = main.workdir / path
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            target.unlink()
+        parent = target.parent
+        while parent != main.workdir:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+    main.update_index({p: entries[p] for p in written})
+    main.checkout_paths(written)
+
+
+def _entries(raw: Any) -> dict[RepoPath, Entry | None]:
+    if not isinstance(raw, dict):
+        raise ValueError("entries")
+    result: dict[RepoPath, Entry | None] = {}
+    for path, value in raw.items():
+        result[repo_path(path)] = None if value is None else Entry(int(value[0]), str(value[1]))
+    return result
+
+
+def recover_join(ws: Workspace, wait: float | None) -> str | None:
+    """Finish or roll back an interrupted join. Returns what was done, or None.
+
+    `wait=None` means the caller already holds the commit lock. With `wait=0`
+    a busy lock means a join is alive right now, so there is nothing to recover.
+    """
+    if not ws.store.journal_file.exists():
+        return None
+    if wait is None:
+        return _recover(ws)
+    try:
+        with ws.store.commit_lock(wait):
+            return _recover(ws)
+    except LockBusy:
+        return None
+
+
+def _recover(ws: Workspace) -> str | None:
+    from hf_fanout.orchestrator.join import finish_join
+
+    journal = ws.store.read_journal()
+    if journal is None:
+        return None
+    try:
+        ref, old, new = journal["ref"], journal["old"], journal["new"]
+        old_entries = _entries(journal["old_entries"])
+        new_entries = _entries(journal["new_entries"])
+        batch, parts = str(journal["batch"]), [str(p) for p in journal["parts"]]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StateCorrupt(f"{ws.store.journal_file} is damaged ({exc})",
+                           "inspect it; `git reflog` shows whether the join landed") from None
+    current = ws.main.rev_parse(ref)
+    if current == new:
+        apply_entries(ws, new_entries)
+        finish_join(ws, batch, parts, new)
+        outcome = "finished"
+    elif current == old:
+        apply_entries(ws, old_entries)
+        outcome = "rolled-back"
+    else:
+        raise StateCorrupt(
+            f"an interrupted join of {batch!r} left a journal, but {ref} is now at "
+            f"{(current or 'nothing')[:12]}, neither before ({old[:12]}) nor after ({new[:12]})",
+            f"look at `git reflog {ref}`; remove {ws.store.journal_file} when the tree is right",
+        )
+    ws.store.clear_journal()
+    ws.store.audit("join-recovered", batch=batch, outcome=outcome, pid=os.getpid())
+    return outcome

@@ -1,0 +1,165 @@
+"""A split plan: which parts, what each owns, what each is asked to do.
+
+Pure: parsing and validation only. A plan comes from a TOML file or from
+`hf split` flags and is fully checked before anything is created.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hf_fanout.errors import InvalidPlan, OwnershipOverlap
+from hf_fanout.orchestrator.ownership import Ownership, ownerships_overlap
+from hf_fanout.orchestrator.records import check_slug
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    name: str
+    owns: tuple[str, ...]
+    task: str = ""
+    estimate_minutes: int | None = None
+
+    @property
+    def ownership(self) -> Ownership:
+        return Ownership.parse(self.owns)
+
+
+@dataclass(frozen=True)
+class Plan:
+    batch: str
+    parts: tuple[PartPlan, ...]
+    task: str = ""
+    base: str | None = None
+    auto_join: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_PLAN_KEYS = {"batch", "base", "task", "part", "auto_join"}
+_PART_KEYS = {"name", "owns", "task", "estimate_minutes"}
+_PLAN_HINT = (
+    'a plan looks like: batch = "b1"\\ntask = "..."\\n'
+    '[[part]]\\nname = "api"\\nowns = ["src/api/**"]\\ntask = "..."'
+)
+
+
+def parse_plan_toml(text: str, source: str) -> Plan:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidPlan(f"{source}: not valid TOML: {exc}", _PLAN_HINT) from None
+    unknown = set(data) - _PLAN_KEYS
+    if unknown:
+        raise InvalidPlan(f"{source}: unknown key(s) {', '.join(sorted(unknown))}", _PLAN_HINT)
+    batch = data.get("batch")
+    if not isinstance(batch, str):
+        raise InvalidPlan(f"{source}: `batch` (a string) is required", _PLAN_HINT)
+    raw_parts = data.get("part")
+    if not isinstance(raw_parts, list) or not raw_parts:
+        raise InvalidPlan(f"{source}: at least one [[part]] table is required", _PLAN_HINT)
+    parts = []
+    for i, raw in enumerate(raw_parts, 1):
+        if not isinstance(raw, dict):
+            raise InvalidPlan(f"{source}: part #{i} is not a table", _PLAN_HINT)
+        extra = set(raw) - _PART_KEYS
+        if extra:
+            raise InvalidPlan(f"{source}: part #{i}: unknown key(s) {', '.join(sorted(extra))}",
+                              _PLAN_HINT)
+        name, owns = raw.get("name"), raw.get("owns")
+        if not isinstance(name, str):
+            raise InvalidPlan(f"{source}: part #{i}: `name` (a string) is required", _PLAN_HINT)
+        if isinstance(owns, str):
+            owns = [owns]
+        if not isinstance(owns, list) or not all(isinstance(g, str) for g in owns):
+            raise InvalidPlan(f"{source}: part {name!r}: `owns` must be a list of globs",
+                              _PLAN_HINT)
+        task = raw.get("task", "")
+        estimate = raw.get("estimate_minutes")
+        if not isinstance(task, str):
+            raise InvalidPlan(f"{source}: part {name!r}: `task` must be a string", _PLAN_HINT)
+        if estimate is not None and (not isinstance(estimate, int) or estimate < 0):
+            raise InvalidPlan(f"{source}: part {name!r}: `estimate_minutes` must be a "
+                              "non-negative integer", _PLAN_HINT)
+        parts.append(PartPlan(name, tuple(owns), task, estimate))
+    task, base, auto_join = data.get("task", ""), data.get("base"), data.get("auto_join", False)
+    if not isinstance(task, str) or (base is not None and not isinstance(base, str)):
+        raise InvalidPlan(f"{source}: `task` and `base` must be strings", _PLAN_HINT)
+    if not isinstance(auto_join, bool):
+        raise InvalidPlan(f"{source}: `auto_join` must be true or false", _PLAN_HINT)
+    return validate(Plan(batch, tuple(parts), task, base, auto_join))
+
+
+def plan_from_flags(batch: str, part_specs: Sequence[str], task: str, base: str | None,
+                    auto_join: bool = False) -> Plan:
+    parts = []
+    for spec in part_specs:
+        name, sep, globs = spec.partition("=")
+        if not sep or not globs.strip():
+            raise InvalidPlan(f"bad --part {spec!r}",
+                              "use --part NAME=GLOB[,GLOB...], e.g. --part api='src/api/**'")
+        parts.append(PartPlan(name.strip(), tuple(g.strip() for g in globs.split(","))))
+    if not parts:
+        raise InvalidPlan("no parts given", "add --part NAME=GLOB per part, or --plan FILE")
+    return validate(Plan(batch, tuple(parts), task, base, auto_join))
+
+
+def validate(plan: Plan) -> Plan:
+    """Names and globs (normalised), without looking at any tree."""
+    check_slug("batch", plan.batch)
+    seen: set[str] = set()
+    parts = []
+    for part in plan.parts:
+        check_slug("part", part.name)
+        if part.name in seen:
+            raise InvalidPlan(f"part {part.name!r} appears twice", "give every part its own name")
+        seen.add(part.name)
+        if not part.owns:
+            raise InvalidPlan(f"part {part.name!r} owns nothing",
+                              "give it at least one glob, e.g. owns = [\"src/api/**\"]")
+        ownership = Ownership.parse(part.owns)  # raises InvalidPlan on a bad glob
+        parts.append(PartPlan(part.name, tuple(ownership.patterns()), part.task,
+                              part.estimate_minutes))
+    return Plan(plan.batch, tuple(parts), plan.task, plan.base, plan.auto_join, plan.extra)
+
+
+@dataclass(frozen=True)
+class GlobReport:
+    part: str
+    glob: str
+    matches: int
+
+
+def check_ownership(plan: Plan, base_paths: Sequence[str], *, count: bool) -> list[GlobReport]:
+    """Refuse any path two parts could both own; with `count`, report glob hit counts.
+
+    The glob-against-glob check is exact (it never calls two globs disjoint
+    when they share a path), so it covers every path of the base tree as well
+    as paths that do not exist yet; on a clash a real base-tree path is shown
+    as the example when there is one.
+    """
+    ownerships = [(p.name, p.ownership) for p in plan.parts]
+    for i, (name_a, own_a) in enumerate(ownerships):
+        for name_b, own_b in ownerships[i + 1:]:
+            clash = ownerships_overlap(own_a, own_b)
+            if clash is None:
+                continue
+            glob_a, glob_b, example = clash
+            real = next((p for p in base_paths if own_a.owns(p) and own_b.owns(p)), None)
+            where = (f"both own {real!r}" if real else
+                     f"could both own a new file such as {example!r}")
+            raise OwnershipOverlap(
+                f"parts {name_a!r} ({glob_a}) and {name_b!r} ({glob_b}) {where}",
+                "make their globs disjoint; every path may belong to one part only",
+                details={"parts": [name_a, name_b], "globs": [glob_a, glob_b],
+                         "example": real or example},
+            )
+    if not count:
+        return []
+    return [
+        GlobReport(name, glob.pattern, sum(1 for path in base_paths if glob.matches(path)))
+        for name, ownership in ownerships
+        for glob in ownership.globs
+    ]

@@ -1,0 +1,116 @@
+"""Batch and part records: what hf remembers about a fan-out, as plain data.
+
+Pure: no I/O here. `store.py` reads and writes these as versioned JSON.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
+
+from hf_fanout.errors import InvalidPlan, StateCorrupt
+
+SCHEMA = 1
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,58}[a-z0-9]")
+
+# Batch states
+RUNNING = "running"
+JOINED = "joined"
+DROPPED = "dropped"
+
+# Part states (the sweep adds derived ones: idle, orphan, missing)
+DONE = "done"
+BLOCKED = "blocked"
+PART_STATES = (RUNNING, DONE, BLOCKED, JOINED)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def check_slug(kind: str, value: str) -> str:
+    if not SLUG.fullmatch(value) or "--" in value:
+        raise InvalidPlan(
+            f"bad {kind} name {value!r}",
+            f"a {kind} name is 2-60 characters of a-z, 0-9 and single '-', "
+            "starting and ending with a letter or digit, e.g. api-tests",
+        )
+    return value
+
+
+def branch_name(batch: str, part: str) -> str:
+    return f"hf/{batch}/{part}"
+
+
+class _Record:
+    KIND = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        return {"schema": SCHEMA, "kind": self.KIND, **data}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Self:
+        if not isinstance(data, dict):
+            raise StateCorrupt(f"{where}: not a JSON object", _REPAIR_HINT)
+        if data.get("schema") != SCHEMA or data.get("kind") != cls.KIND:
+            raise StateCorrupt(
+                f"{where}: unknown record (schema {data.get('schema')!r}, "
+                f"kind {data.get('kind')!r})",
+                "this record was written by another version of hf; upgrade hf, "
+                "or run `hf doctor`",
+            )
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError as exc:
+            raise StateCorrupt(f"{where}: {exc}", _REPAIR_HINT) from None
+
+
+_REPAIR_HINT = "run `hf doctor` to see what is damaged; hf never overwrites it silently"
+
+
+@dataclass
+class Part(_Record):
+    KIND = "part"
+
+    batch: str
+    name: str
+    index: int
+    branch: str
+    worktree: str
+    owns: list[str]
+    task: str = ""
+    estimate_minutes: int | None = None
+    state: str = RUNNING
+    note: str | None = None
+    reason: str | None = None
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    done_at: str | None = None
+    blocked_at: str | None = None
+    joined_commit: str | None = None
+    worker: dict[str, Any] | None = None
+    exit: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Batch(_Record):
+    KIND = "batch"
+
+    id: str
+    base: str
+    target_ref: str
+    parts: list[str]
+    task: str = ""
+    state: str = RUNNING
+    worktree_root: str = ""
+    auto_join: bool = False
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    joined_commit: str | None = None
+    joined_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,164 @@
+"""`hf split`: validate a plan, then create a branch and a worktree per part.
+
+Nothing half-made survives a failure: what was created is removed again and
+the error says what failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import BadInput, BatchExists, HfError, NotFound
+from hf_fanout.orchestrator.plan import GlobReport, Plan, check_ownership
+from hf_fanout.orchestrator.records import Batch, Part, branch_name
+from hf_fanout.orchestrator.workspace import Workspace
+
+Progress = Callable[[str], None]
+
+# Steps later components add for each new worktree (guard hooks, copied files,
+# the handoff file, setup commands). Each gets (workspace, batch, part).
+PREPARE_STEPS: list[Callable[[Workspace, Batch, Part], None]] = []
+# Steps run once the whole batch exists (e.g. the tamper fingerprint).
+FINISH_STEPS: list[Callable[[Workspace, Batch, list[Part]], None]] = []
+
+
+@dataclass
+class SplitResult:
+    batch: Batch
+    parts: list[Part]
+    reports: list[GlobReport]
+    dry_run: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch.to_dict(),
+            "parts": [p.to_dict() for p in self.parts],
+            "ownership": [r.__dict__ for r in self.reports],
+            "dry_run": self.dry_run,
+            "warnings": self.warnings,
+        }
+
+
+def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
+    configured = override or ws.settings.get("worktree_root")
+    if configured:
+        root = Path(os.path.expanduser(str(configured)))
+        if not root.is_absolute():
+            root = ws.main.workdir / root
+    else:
+        root = ws.main.workdir.parent / f"{ws.main.workdir.name}.hf"
+    root = root.resolve() / batch
+    main = ws.main.workdir.resolve()
+    if root == main or main in root.parents:
+        raise BadInput(f"worktree root {root} is inside the main tree",
+                       "pick a directory outside the repository (worktree_root in .hf.toml)")
+    return root
+
+
+def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None = None,
+          progress: Progress = lambda _msg: None) -> SplitResult:
+    if ws.store.has_batch(plan.batch):
+        raise BatchExists(f"batch {plan.batch!r} already exists",
+                          f"pick another id, or `hf status {plan.batch}` to see it")
+    base_rev = plan.base or "HEAD"
+    base = ws.main.rev_parse(f"{base_rev}^{{commit}}")
+    if base is None:
+        raise NotFound(f"base {base_rev!r} is not a commit in this repository",
+                       "name a branch, tag or commit; a new repository needs a first commit")
+    target_ref = ws.main.head_ref()
+    base_paths = ws.main.ls_tree(base)
+    reports = check_ownership(plan, base_paths, count=dry_run)
+    warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
+                for r in reports if r.matches == 0]
+
+    where = worktree_root(ws, plan.batch, root)
+    batch = Batch(id=plan.batch, base=base, target_ref=target_ref,
+                  parts=[p.name for p in plan.parts], task=plan.task,
+                  worktree_root=str(where), auto_join=plan.auto_join)
+    parts = [
+        Part(batch=plan.batch, name=p.name, index=i, branch=branch_name(plan.batch, p.name),
+             worktree=str(where / p.name), owns=list(p.owns), task=p.task,
+             estimate_minutes=p.estimate_minutes)
+        for i, p in enumerate(plan.parts)
+    ]
+    for part in parts:
+        if Path(part.worktree).exists():
+            raise BatchExists(f"{part.worktree} already exists",
+                              "remove it, or set another worktree_root")
+        if ws.main.ref_exists(f"refs/heads/{part.branch}"):
+            raise BatchExists(f"branch {part.branch} already exists",
+                              f"delete it (git branch -D {part.branch}) or pick another batch id")
+    if dry_run:
+        return SplitResult(batch, parts, reports, True, warnings)
+
+    try:
+        ws.store.batch_dir(plan.batch).mkdir(parents=True)  # claims the id
+    except FileExistsError:
+        raise BatchExists(f"batch {plan.batch!r} already exists",
+                          "another split of the same id is running or finished") from None
+    made: list[Part] = []
+    try:
+        _create_worktrees(ws, base, parts, made, progress)
+        for part in parts:
+            for step in PREPARE_STEPS:
+                step(ws, batch, part)
+            ws.store.save_part(part)
+        for finish in FINISH_STEPS:
+            finish(ws, batch, parts)
+        ws.store.save_batch(batch)  # last: a batch exists once its record does
+    except BaseException as exc:
+        _undo(ws, plan.batch, made)
+        if isinstance(exc, HfError):
+            exc.message = f"split of {plan.batch!r} failed, nothing was kept: {exc.message}"
+        raise
+    from hf_fanout import registry
+
+    registry.register(ws.main.common_dir)
+    ws.store.audit("split", batch=batch.id, base=base, parts=batch.parts)
+    return SplitResult(batch, parts, reports, False, warnings)
+
+
+def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Part],
+                      progress: Progress) -> None:
+    # Two at a time: the machine's cores are the limit, and each checkout
+    # also uses git's parallel checkout workers.
+    cores = os.cpu_count() or 2
+    workers = min(len(parts), max(2, cores))
+
+    def create(part: Part) -> Part:
+        Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
+        ws.main.add_worktree(Path(part.worktree), part.branch, base, workers=2)
+        progress(f"worktree {part.name}: {part.worktree}")
+        return part
+
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(create, part) for part in parts]
+        for future, part in zip(futures, parts, strict=True):
+            try:
+                made.append(future.result())
+            except BaseException as exc:  # collect all, undo all
+                errors.append(exc)
+                made.append(part)
+    if errors:
+        raise errors[0]
+
+
+def _undo(ws: Workspace, batch: str, made: list[Part]) -> None:
+    for part in made:
+        with contextlib.suppress(Exception):
+            ws.main.remove_worktree(Path(part.worktree))
+        ws.main.delete_branch(part.branch)
+    ws.main.prune_worktrees()
+    root = Path(made[0].worktree).parent if made else None
+    if root is not None:
+        with contextlib.suppress(OSError):
+            root.rmdir()
+    ws.store.remove_batch(batch)

@@ -1,0 +1,108 @@
+"""`hf status`: what every part of every batch has done so far.
+
+Cheap by design: committed work is a tree diff against the base (it grows
+with the change); uncommitted work is `git status` of the worktree, which
+trusts the index's stat cache and re-hashes nothing that did not change.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import GitFailed
+from hf_fanout.orchestrator.ownership import Ownership
+from hf_fanout.orchestrator.records import JOINED, Batch, Part
+from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.paths import RepoPath
+
+# Later components refine a part's state (the sweep: idle, orphan, missing)
+# and its last activity (heartbeats). Each returns a new state or None.
+STATE_REFINERS: list[Callable[[Workspace, Part], str | None]] = []
+ACTIVITY_SOURCES: list[Callable[[Workspace, Part], float | None]] = []
+
+
+@dataclass
+class PartStatus:
+    name: str
+    state: str
+    branch: str
+    worktree: str
+    changed: int
+    outside: int
+    outside_paths: list[str]
+    last_activity: str
+    note: str | None
+    reason: str | None
+
+
+@dataclass
+class BatchStatus:
+    id: str
+    state: str
+    base: str
+    created: str
+    parts: list[PartStatus]
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _parse_iso(text: str) -> float:
+    import calendar
+
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def part_status(ws: Workspace, batch: Batch, part: Part) -> PartStatus:
+    main = ws.main
+    worktree = Path(part.worktree)
+    changed: set[RepoPath] = set()
+    last = _parse_iso(part.updated)
+    state = part.state
+    if part.state != JOINED:
+        tip = main.rev_parse(f"refs/heads/{part.branch}")
+        if tip is not None and tip != batch.base:
+            changed.update(c.path for c in main.diff_trees(batch.base, tip))
+        if worktree.is_dir():
+            try:
+                changed.update(main.status_paths(worktree=worktree))
+            except GitFailed:
+                pass
+            for path in changed:
+                try:
+                    last = max(last, os.lstat(worktree / path).st_mtime)
+                except OSError:
+                    continue
+        for refine in STATE_REFINERS:
+            state = refine(ws, part) or state
+        for source in ACTIVITY_SOURCES:
+            stamp = source(ws, part)
+            if stamp:
+                last = max(last, stamp)
+    ownership = Ownership.parse(part.owns)
+    outside = sorted(p for p in changed if not ownership.owns(p))
+    return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
+                      outside[:20], _iso(last), part.note, part.reason)
+
+
+def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
+    batch = ws.store.load_batch(batch_id)
+    parts = ws.store.load_parts(batch)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(lambda p: part_status(ws, batch, p), parts))
+    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses)
+
+
+def all_status(ws: Workspace, batch_id: str | None) -> list[BatchStatus]:
+    ids = [batch_id] if batch_id else ws.store.batch_ids()
+    return [batch_status(ws, b) for b in ids]

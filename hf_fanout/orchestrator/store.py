@@ -1,0 +1,135 @@
+"""Where a repository's hf state lives: `<git common dir>/hf/`.
+
+Layout (see docs/protocol.md):
+    batches/<batch>/batch.json         Batch record
+    batches/<batch>/parts/<part>.json  Part records
+    locks/                             commit.lock, state.lock (+ .holder files)
+    journal/join.json                  a join in progress
+    audit.log                          one JSON line per action
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hf_fanout import atomic, locks
+from hf_fanout.errors import NotFound, StateCorrupt
+from hf_fanout.orchestrator.records import Batch, Part, now
+
+
+class Store:
+    def __init__(self, common_dir: Path) -> None:
+        self.root = common_dir / "hf"
+
+    # --- paths ---
+    def batch_dir(self, batch: str) -> Path:
+        return self.root / "batches" / batch
+
+    def batch_file(self, batch: str) -> Path:
+        return self.batch_dir(batch) / "batch.json"
+
+    def part_file(self, batch: str, part: str) -> Path:
+        return self.batch_dir(batch) / "parts" / f"{part}.json"
+
+    @property
+    def journal_file(self) -> Path:
+        return self.root / "journal" / "join.json"
+
+    def lock_file(self, name: str) -> Path:
+        return self.root / "locks" / f"{name}.lock"
+
+    # --- locks ---
+    @contextmanager
+    def commit_lock(self, wait: float) -> Iterator[None]:
+        """Held by anything that writes the main tree, its index or its branch."""
+        with locks.hold(self.lock_file("commit"), wait=wait, what="commit"):
+            yield
+
+    @contextmanager
+    def state_lock(self, wait: float = 30.0) -> Iterator[None]:
+        """Held briefly around read-modify-write of records."""
+        with locks.hold(self.lock_file("state"), wait=wait, what="state"):
+            yield
+
+    # --- records ---
+    def _read(self, path: Path) -> Any:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StateCorrupt(f"cannot read {path}: {exc}", "check its permissions") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise StateCorrupt(
+                f"{path} is not valid JSON (torn or edited record)",
+                "run `hf doctor`; hf leaves the file as it is",
+            ) from None
+
+    def batch_ids(self) -> list[str]:
+        base = self.root / "batches"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "batch.json").exists())
+
+    def has_batch(self, batch: str) -> bool:
+        return self.batch_dir(batch).exists()
+
+    def load_batch(self, batch: str) -> Batch:
+        path = self.batch_file(batch)
+        try:
+            data = self._read(path)
+        except FileNotFoundError:
+            raise NotFound(f"no batch {batch!r} in this repository",
+                           "`hf status` lists the batches") from None
+        return Batch.from_dict(data, str(path))
+
+    def load_part(self, batch: str, part: str) -> Part:
+        path = self.part_file(batch, part)
+        try:
+            data = self._read(path)
+        except FileNotFoundError:
+            raise NotFound(f"no part {part!r} in batch {batch!r}",
+                           f"`hf status {batch}` lists its parts") from None
+        return Part.from_dict(data, str(path))
+
+    def load_parts(self, batch: Batch) -> list[Part]:
+        return [self.load_part(batch.id, name) for name in batch.parts]
+
+    def save_batch(self, batch: Batch) -> None:
+        batch.updated = now()
+        atomic.atomic_write_json(self.batch_file(batch.id), batch.to_dict())
+
+    def save_part(self, part: Part) -> None:
+        part.updated = now()
+        atomic.atomic_write_json(self.part_file(part.batch, part.name), part.to_dict())
+
+    def remove_batch(self, batch: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.batch_dir(batch), ignore_errors=True)
+
+    # --- audit ---
+    def audit(self, action: str, **fields: Any) -> None:
+        record = {"at": now(), "action": action, **fields}
+        atomic.append_line(self.root / "audit.log", json.dumps(record, sort_keys=True))
+
+    def read_journal(self) -> dict[str, Any] | None:
+        try:
+            data = self._read(self.journal_file)
+        except FileNotFoundError:
+            return None
+        if not isinstance(data, dict):
+            raise StateCorrupt(f"{self.journal_file}: not a JSON object", "run `hf doctor`")
+        return data
+
+    def write_journal(self, data: dict[str, Any]) -> None:
+        atomic.atomic_write_json(self.journal_file, data)
+
+    def clear_journal(self) -> None:
+        atomic.remove_durably(self.journal_file)

@@ -1,0 +1,63 @@
+"""Where a command runs: the repository, its main tree, its hf state, the part (if any)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from hf_fanout.config import Settings
+from hf_fanout.errors import BadInput, NotFound
+from hf_fanout.orchestrator.records import Part
+from hf_fanout.orchestrator.store import Store
+from hf_fanout.worktrees.git import Repo
+
+
+@dataclass
+class Workspace:
+    here: Repo
+    main: Repo
+    store: Store
+
+    @classmethod
+    def open(cls, repo: Path | None = None, *, recover: bool = True) -> Workspace:
+        here = Repo.discover(repo)
+        main = here if here.is_main_worktree else Repo(
+            here.main_workdir, here.common_dir, here.common_dir)
+        ws = cls(here, main, Store(here.common_dir))
+        if recover and ws.store.journal_file.exists():
+            from hf_fanout.orchestrator.journal import recover_join
+
+            recover_join(ws, wait=0)
+        return ws
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.load(self.main.workdir)
+
+    def current_part(self) -> Part | None:
+        """The part whose worktree this command runs in, if any."""
+        if self.here.is_main_worktree:
+            return None
+        workdir = str(self.here.workdir)
+        for batch_id in self.store.batch_ids():
+            batch = self.store.load_batch(batch_id)
+            for name in batch.parts:
+                part = self.store.load_part(batch_id, name)
+                if part.worktree == workdir:
+                    return part
+        return None
+
+    def resolve_part(self, spec: str | None) -> Part:
+        """`BATCH/PART`, or the part of the current worktree when `spec` is None."""
+        if spec:
+            batch, sep, name = spec.partition("/")
+            if not sep or not batch or not name:
+                raise BadInput(f"bad part {spec!r}", "name a part as BATCH/PART, e.g. b1/api")
+            self.store.load_batch(batch)
+            return self.store.load_part(batch, name)
+        part = self.current_part()
+        if part is None:
+            raise NotFound("this directory is not a part's worktree",
+                           "run it inside a part's worktree, or name the part as BATCH/PART")
+        return part

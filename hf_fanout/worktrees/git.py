@@ -1,0 +1,400 @@
+"""The one adapter to git: the `git` CLI (bytes, -z, a clean environment) and pygit2.
+
+Every git call in hf goes through here. The CLI is used where git's own
+semantics must hold (filters, hooks, worktrees, the index, reflogs) or where
+it is faster; pygit2 (imported on first use) for object-database work.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hf_fanout.errors import GitFailed, NotARepo
+from hf_fanout.paths import RepoPath, from_git
+
+if TYPE_CHECKING:
+    import pygit2
+
+
+def _pygit2() -> Any:
+    import pygit2
+
+    return pygit2
+
+ZERO_OID = "0" * 40
+MODE_TREE = 0o040000
+MODE_GITLINK = 0o160000
+
+# Variables that point git at another repository, index or object store: a
+# parent process (a hook, an agent) may have set them, and they must not leak.
+_KEEP_GIT_VARS = {
+    "GIT_EXEC_PATH",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_NO_VERIFY",
+    "GIT_ASKPASS",
+    "GIT_TERMINAL_PROMPT",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_AUTHOR_DATE",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_COMMITTER_DATE",
+    "GIT_TRACE",
+    "GIT_TRACE2",
+    "GIT_TRACE2_EVENT",
+}
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS or key.startswith("GIT_CONFIG_")
+    }
+    # GIT_CONFIG_KEY_n / VALUE_n / COUNT are kept (they are `git -c` for children), but
+    # GIT_CONFIG (a whole other config file) is not.
+    env.pop("GIT_CONFIG", None)
+    env["GIT_OPTIONAL_LOCKS"] = env.get("GIT_OPTIONAL_LOCKS", "0")
+    env["LC_ALL"] = "C"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` in `cwd`; raise GitFailed (with stderr) on a non-zero exit if `check`."""
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=clean_env(env),
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise GitFailed(list(args), proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    return proc
+
+
+def out(args: Sequence[str], cwd: Path, **kwargs: Any) -> bytes:
+    return run(args, cwd, **kwargs).stdout
+
+
+def text(args: Sequence[str], cwd: Path, **kwargs: Any) -> str:
+    return out(args, cwd, **kwargs).decode("utf-8", "surrogateescape").strip()
+
+
+def _chunks(items: list[str], size: int = 1000) -> Iterable[list[str]]:
+    """Pathspec lists small enough for one command line."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def nul_split(data: bytes) -> list[bytes]:
+    return [item for item in data.split(b"\0") if item]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A blob (or symlink, or gitlink) in a tree: mode and object id."""
+
+    mode: int
+    oid: str
+
+
+@dataclass(frozen=True)
+class Change:
+    path: RepoPath
+    old: Entry | None
+    new: Entry | None
+
+
+def parse_raw_diff(data: bytes) -> list[Change]:
+    """Parse `git diff-* --raw -z --no-renames` output."""
+    items = data.split(b"\0")
+    changes: list[Change] = []
+    i = 0
+    while i < len(items) - 1:
+        meta = items[i]
+        if not meta.startswith(b":"):
+            i += 1
+            continue
+        old_mode, new_mode, old_oid, new_oid, _status = meta[1:].decode().split(" ")
+        path = from_git(items[i + 1])
+        old = None if int(old_mode, 8) == 0 else Entry(int(old_mode, 8), old_oid)
+        new = None if int(new_mode, 8) == 0 else Entry(int(new_mode, 8), new_oid)
+        changes.append(Change(path, old, new))
+        i += 2
+    return changes
+
+
+class Repo:
+    """A repository as seen from one of its worktrees."""
+
+    def __init__(self, workdir: Path, git_dir: Path, common_dir: Path) -> None:
+        self.workdir = workdir
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Repo:
+        start = (start or Path.cwd()).resolve()
+        if not start.is_dir():
+            raise NotARepo(f"{start} is not a directory", "pass --repo PATH to a git repository")
+        proc = run(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            start,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise NotARepo(
+                f"{start} is not inside a git work tree",
+                "cd into your repository, or pass --repo PATH",
+            )
+        top, git_dir, common = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        common_path = Path(common)
+        if not common_path.is_absolute():
+            common_path = (start / common_path).resolve()
+        return cls(Path(top), Path(git_dir), common_path)
+
+    @property
+    def is_main_worktree(self) -> bool:
+        return self.git_dir == self.common_dir
+
+    @cached_property
+    def main_workdir(self) -> Path:
+        """The main worktree of this repository (the one holding the common dir)."""
+        if self.is_main_worktree:
+            return self.workdir
+        listing = out(["worktree", "list", "--porcelain", "-z"], self.workdir)
+        first = nul_split(listing)[0]
+        return Path(os.fsdecode(first.removeprefix(b"worktree ")))
+
+    @cached_property
+    def odb(self) -> pygit2.Repository:
+        import pygit2
+
+        return pygit2.Repository(str(self.git_dir))
+
+    # --- plain git calls ---------------------------------------------------
+
+    def git(self, args: Sequence[str], **kwargs: Any) -> bytes:
+        return out(args, self.workdir, **kwargs)
+
+    def rev_parse(self, rev: str) -> str | None:
+        proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], self.workdir,
+                   check=False)
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def rev_parse_in(self, worktree: Path, rev: str) -> str | None:
+        """`rev` resolved in another worktree of this repository (its own HEAD)."""
+        proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], worktree,
+                   check=False)
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def head(self) -> str | None:
+        return self.rev_parse("HEAD^{commit}")
+
+    def head_ref(self) -> str:
+        """The ref HEAD points to (refs/heads/...), or 'HEAD' when detached."""
+        proc = run(["symbolic-ref", "--quiet", "HEAD"], self.workdir, check=False)
+        return proc.stdout.decode().strip() if proc.returncode == 0 else "HEAD"
+
+    def ref_exists(self, ref: str) -> bool:
+        return run(["show-ref", "--verify", "--quiet", ref], self.workdir, check=False).returncode == 0
+
+    def tree_of(self, commit: str) -> str:
+        return text(["rev-parse", f"{commit}^{{tree}}"], self.workdir)
+
+    def ls_tree(self, commit: str) -> list[RepoPath]:
+        data = self.git(["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
+        return [from_git(p) for p in nul_split(data)]
+
+    def diff_trees(self, old: str, new: str) -> list[Change]:
+        data = self.git(["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-commit-id",
+                         old, new])
+        return parse_raw_diff(data)
+
+    def entries_at(self, treeish: str, paths: Iterable[RepoPath]) -> dict[RepoPath, Entry]:
+        """Entries of `paths` that exist in `treeish` (absent paths are left out)."""
+        tree = self.odb.revparse_single(treeish).peel(_pygit2().Tree)
+        found: dict[RepoPath, Entry] = {}
+        for path in paths:
+            try:
+                entry = tree[path]
+            except KeyError:
+                continue
+            if entry.filemode != MODE_TREE:
+                found[path] = Entry(entry.filemode, str(entry.id))
+        return found
+
+    def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
+                     worktree: Path | None = None) -> list[RepoPath]:
+        """Paths with any uncommitted difference (staged, unstaged, untracked).
+
+        In this worktree, or in `worktree` (another worktree of the repository).
+        """
+        args = ["--literal-pathspecs", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                "--no-renames", "--ignore-submodules=none"]
+        cwd = worktree or self.workdir
+        if paths is None:
+            data = out(args, cwd)
+        else:
+            wanted = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in paths]
+            data = b"".join(out([*args, "--", *chunk], cwd) for chunk in _chunks(wanted))
+        return [from_git(item[3:]) for item in nul_split(data)]
+
+    def staged_paths(self, against: str) -> set[RepoPath]:
+        data = self.git(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against])
+        return {from_git(p) for p in nul_split(data)}
+
+    # --- worktrees ---------------------------------------------------------
+
+    def add_worktree(self, path: Path, branch: str, base: str, *, workers: int = 1) -> None:
+        self.git(["-c", f"checkout.workers={workers}", "worktree", "add", "--quiet",
+                  "-b", branch, str(path), base])
+
+    def remove_worktree(self, path: Path) -> None:
+        run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
+
+    def delete_branch(self, branch: str) -> None:
+        run(["update-ref", "-d", f"refs/heads/{branch}"], self.workdir, check=False)
+
+    def prune_worktrees(self) -> None:
+        run(["worktree", "prune"], self.workdir, check=False)
+
+    def worktree_git_path(self, worktree: Path, name: str) -> Path:
+        return Path(text(["rev-parse", "--path-format=absolute", "--git-path", name], worktree))
+
+    def worktree_tree(self, worktree: Path, scratch: Path) -> str:
+        """The tree of everything in `worktree` as `git add -A` would record it.
+
+        Works on a copy of the worktree's index (its stat cache makes this as
+        cheap as `git status`), so the part's own index is never touched;
+        `.gitattributes` filters apply exactly as for `git add`.
+        """
+        index = self.worktree_git_path(worktree, "index")
+        scratch_index = scratch / "index"
+        try:
+            scratch_index.write_bytes(index.read_bytes())
+        except FileNotFoundError:
+            pass
+        env = {"GIT_INDEX_FILE": str(scratch_index)}
+        # Hooks and the guard are not involved: `add` and `write-tree` run none.
+        out(["add", "-A", "--", "."], worktree, env=env)
+        return text(["write-tree"], worktree, env=env)
+
+    # --- objects -----------------------------------------------------------
+
+    def read_blob(self, oid: str) -> bytes:
+        data: bytes = self.odb[oid].data
+        return data
+
+    def write_blob(self, data: bytes) -> str:
+        return str(self.odb.create_blob(data))
+
+    def build_tree(self, base_tree: str, changes: Mapping[RepoPath, Entry | None]) -> str:
+        """`base_tree` with `changes` applied (None deletes), built in the object database.
+
+        Only the directories on the way to a changed path are rewritten, so the
+        cost grows with the change, not with the repository.
+        """
+        pygit2 = _pygit2()
+        odb = self.odb
+        nested: dict[str, Any] = {}
+        for path, entry in changes.items():
+            node = nested
+            *dirs, leaf = path.split("/")
+            for name in dirs:
+                node = node.setdefault(name + "/", {})
+            node[leaf] = entry
+
+        def rebuild(tree_oid: str | None, node: dict[str, Any]) -> str | None:
+            tree = odb[tree_oid] if tree_oid else None
+            builder = odb.TreeBuilder(tree) if tree is not None else odb.TreeBuilder()
+            for key, value in node.items():
+                if key.endswith("/"):
+                    name = key[:-1]
+                    existing = tree[name] if tree is not None and name in tree else None
+                    sub_oid = str(existing.id) if existing is not None and \
+                        existing.filemode == MODE_TREE else None
+                    new_sub = rebuild(sub_oid, value)
+                    if new_sub is None:
+                        if existing is not None:
+                            builder.remove(name)
+                    else:
+                        builder.insert(name, pygit2.Oid(hex=new_sub), MODE_TREE)
+                elif value is None:
+                    if tree is not None and key in tree:
+                        builder.remove(key)
+                else:
+                    builder.insert(key, pygit2.Oid(hex=value.oid), value.mode)
+            if len(builder) == 0:
+                return None
+            return str(builder.write())
+
+        result = rebuild(base_tree, nested)
+        if result is None:
+            return str(odb.TreeBuilder().write())
+        return result
+
+    def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        args += ["-F", "-"]
+        return text(args, self.workdir, stdin=message.encode("utf-8"))
+
+    def update_ref(self, ref: str, new: str, old: str, message: str) -> None:
+        """Compare-and-swap: move `ref` to `new` only if it still points at `old`."""
+        self.git(["update-ref", "-m", message, ref, new, old])
+
+    def merge_file(self, base: bytes, ours: bytes, theirs: bytes, scratch: Path,
+                   labels: tuple[str, str, str]) -> tuple[bytes, int]:
+        """Three-way merge of one file's contents: (result, number of conflicts)."""
+        files = []
+        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+            file = scratch / f"merge-{name}"
+            file.write_bytes(data)
+            files.append(str(file))
+        proc = run(["merge-file", "-p", "--diff3", "-L", labels[0], "-L", labels[1],
+                    "-L", labels[2], *files], self.workdir, check=False)
+        if proc.returncode < 0 or proc.returncode > 127:
+            raise GitFailed(["merge-file"], proc.returncode, proc.stderr.decode())
+        return proc.stdout, proc.returncode
+
+    # --- the main tree and index --------------------------------------------
+
+    def update_index(self, entries: Mapping[RepoPath, Entry | None]) -> None:
+        lines = []
+        for path, entry in entries.items():
+            if entry is None:
+                lines.append(b"0 " + ZERO_OID.encode() + b"\t" + os.fsencode(path))
+            else:
+                lines.append(f"{entry.mode:o} {entry.oid}".encode() + b"\t" + os.fsencode(path))
+        if lines:
+            self.git(["update-index", "-z", "--index-info"], stdin=b"\0".join(lines) + b"\0")
+
+    def checkout_paths(self, paths: Iterable[RepoPath]) -> None:
+        """Write `paths` from the index into the work tree (smudge filters, modes, links)."""
+        data = b"\0".join(os.fsencode(p) for p in paths)
+        if data:
+            self.git(["checkout-index", "-f", "-z", "--stdin"], stdin=data + b"\0")
