@@ -390,7 +390,7 @@ class _Nfa:
         accept = {final, beneath}
 
         self.start = start
-        self.edges: list[tuple[tuple[_CharSet, int], ...]] = []
+        self.edges: list[tuple[tuple[int, int], ...]] = []  # (label id, target)
         self.accepting: list[bool] = []
         for s in range(len(edges)):
             closure = {s}
@@ -400,8 +400,36 @@ class _Nfa:
                     if nxt not in closure:
                         closure.add(nxt)
                         todo.append(nxt)
-            self.edges.append(tuple(e for c in sorted(closure) for e in edges[c]))
+            self.edges.append(
+                tuple((_label(cs), t) for c in sorted(closure) for cs, t in edges[c])
+            )
             self.accepting.append(bool(closure & accept))
+
+
+# Labels are interned as small integers so that the product search can cache
+# intersections; id 0 is the empty set.
+_LABELS: list[_CharSet] = []
+_LABEL_IDS: dict[_CharSet, int] = {}
+_MEETS: dict[tuple[int, int], int] = {}
+
+
+def _label(charset: _CharSet) -> int:
+    found = _LABEL_IDS.get(charset)
+    if found is None:
+        found = _LABEL_IDS[charset] = len(_LABELS)
+        _LABELS.append(charset)
+    return found
+
+
+def _meet(a: int, b: int) -> int:
+    key = (a, b) if a <= b else (b, a)
+    found = _MEETS.get(key)
+    if found is None:
+        found = _MEETS[key] = _label(_LABELS[a] & _LABELS[b])
+    return found
+
+
+_EMPTY: Final = _label(_CharSet(()))
 
 
 # Valid repository paths (see hf_fanout.paths): non-empty segments without NUL, never
@@ -410,10 +438,10 @@ _V_START, _V_DOT, _V_DOTDOT, _V_G, _V_GI, _V_GIT, _V_NAME = range(7)
 _V_ACCEPTING: Final = frozenset({_V_G, _V_GI, _V_NAME})
 
 
-def _valid_path_dfa() -> tuple[tuple[tuple[_CharSet, int], ...], ...]:
+def _valid_path_dfa() -> tuple[tuple[tuple[int, int], ...], ...]:
     dot, g, i, t = (_CharSet.chars(c) for c in (".", "gG", "iI", "tT"))
     name = _NAME_CHAR
-    return (
+    table = (
         ((dot, _V_DOT), (name - dot, _V_NAME)),  # start of a segment
         ((dot, _V_DOTDOT), (g, _V_G), (name - dot - g, _V_NAME)),  # "."
         ((name, _V_NAME),),  # ".."
@@ -422,6 +450,7 @@ def _valid_path_dfa() -> tuple[tuple[tuple[_CharSet, int], ...], ...]:
         ((name, _V_NAME),),  # ".git"
         ((name, _V_NAME), (_SLASH, _V_START)),  # any other non-empty name
     )
+    return tuple(tuple((_label(cs), target) for cs, target in row) for row in table)
 
 
 _VALID_PATH: Final = _valid_path_dfa()
@@ -492,7 +521,7 @@ def _overlap(a: Glob, b: Glob) -> str | None:
     na, nb = a._nfa, b._nfa
     State = tuple[int, int, int]
     first: State = (na.start, nb.start, _V_START)
-    parent: dict[State, tuple[State, str] | None] = {first: None}
+    parent: dict[State, tuple[State, int] | None] = {first: None}
     queue = deque([first])
     while queue:
         here = queue.popleft()
@@ -501,21 +530,21 @@ def _overlap(a: Glob, b: Glob) -> str | None:
             chars: list[str] = []
             link = parent[here]
             while link is not None:
-                here, char = link
-                chars.append(char)
+                here, label = link
+                chars.append(_LABELS[label].pick())
                 link = parent[here]
             return _readable("".join(reversed(chars)), a, b)
         for label_a, pa in na.edges[p]:
             for label_b, qb in nb.edges[q]:
-                both = label_a & label_b
-                if not both:
+                both = _meet(label_a, label_b)
+                if both == _EMPTY:
                     continue
                 for label_v, vn in _VALID_PATH[v]:
-                    common = both & label_v
-                    if common:
+                    common = _meet(both, label_v)
+                    if common != _EMPTY:
                         nxt = (pa, qb, vn)
                         if nxt not in parent:
-                            parent[nxt] = (here, common.pick())
+                            parent[nxt] = (here, common)
                             queue.append(nxt)
     return None
 

@@ -1,0 +1,150 @@
+"""The hermetic test seal and the fixtures every test builds on.
+
+Each test gets its own HOME and XDG dirs, no system git config, fixed author
+dates, GIT_EDITOR=false, and a fresh repository made with the real `git`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "HF_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Committer")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "committer@example.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_EDITOR", "false")
+    # subprocesses (`python -m hf_fanout`, stand-in agents) import this checkout
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test\n\temail = t@example.invalid\n"
+    )
+    return home
+
+
+def git(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True,
+                          check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr.decode()}")
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+BASE_FILES: dict[str, str | bytes] = {
+    "README.md": "# demo\n",
+    "src/api/orders.py": "def orders():\n    return []\n",
+    "src/api/users.py": "def users():\n    return []\n",
+    "src/ui/page.html": "<h1>hi</h1>\n",
+    "src/ui/app.js": "console.log(1)\n",
+    "docs/guide.md": "# guide\n",
+    "docs/old.md": "old\n",
+    "tools/run.sh": "#!/bin/sh\necho run\n",
+}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh repository with one commit of BASE_FILES, at tmp/repo."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, BASE_FILES)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "initial")
+    return root
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def hf(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run hf in-process: hf(*args, cwd=PATH) -> Result(code, out, err)."""
+    from hf_fanout.cli import main
+
+    def run(*args: str, cwd: Path) -> Result:
+        capsys.readouterr()
+        with monkeypatch.context() as m:
+            m.chdir(cwd)
+            code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def hf_proc(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run hf as a real process, the way a tab would."""
+    return subprocess.run([sys.executable, "-m", "hf_fanout", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def snapshot(root: Path) -> dict[str, Any]:
+    """HEAD, index and every file of the main tree: to prove nothing was written."""
+    files: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if ".git" in path.relative_to(root).parts:
+            continue
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            files[rel] = b"link:" + os.readlink(path).encode()
+        elif path.is_file():
+            files[rel] = path.read_bytes() + f"|mode={path.stat().st_mode:o}".encode()
+    return {
+        "head": git(root, "rev-parse", "HEAD"),
+        "index": git(root, "ls-files", "-s", "-z"),
+        "files": files,
+    }
+
+
+@pytest.fixture
+def split3(repo: Path, hf: Any) -> Iterator[dict[str, Path]]:
+    """Batch b1 split three ways: api (src/api/**), ui (src/ui/**), docs (docs/**, README.md)."""
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+           "--part", "docs=docs/**,README.md", "--task", "add search", cwd=repo)
+    assert r.code == 0, r.err
+    root = repo.parent / "repo.hf" / "b1"
+    yield {"repo": repo, "api": root / "api", "ui": root / "ui", "docs": root / "docs"}
