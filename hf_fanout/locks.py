@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from hf_fanout.errors import LockBusy
@@ -56,8 +56,6 @@ def hold(lock_path: Path, *, wait: float, what: str) -> Iterator[None]:
         holder.write_text(_holder_text())
         yield
     finally:
-        try:
+        with suppress(FileNotFoundError):
             holder.unlink()
-        except FileNotFoundError:
-            pass
         lock.release()

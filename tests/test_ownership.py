@@ -333,7 +333,7 @@ def ref_match(spec: list[Segment], path: str) -> bool:
     return any(ref_full(spec, parts[:k]) for k in range(1, len(parts) + 1))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(glob_specs, st.lists(paths, min_size=1, max_size=10))
 def test_matches_agrees_with_reference(spec: list[Segment], some_paths: list[str]) -> None:
     glob = Glob(valid_spec(spec))
@@ -341,7 +341,7 @@ def test_matches_agrees_with_reference(spec: list[Segment], some_paths: list[str
         assert glob.matches(path) == ref_match(spec, path), (glob.pattern, path)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(glob_specs, glob_specs, st.lists(paths, min_size=1, max_size=20))
 def test_overlap_is_exact(spec_a: list[Segment], spec_b: list[Segment], some: list[str]) -> None:
     a, b = Glob(valid_spec(spec_a)), Glob(valid_spec(spec_b))
@@ -362,9 +362,7 @@ SMALL_GLOBS = [
 SMALL_PATHS = [
     "/".join(parts)
     for n in (1, 2, 3)
-    for parts in itertools.product(
-        ["a", "b", "*", ".a", "aa", "ab", "ba", "a*", "..."], repeat=n
-    )
+    for parts in itertools.product(["a", "b", "*", ".a", "aa", "ab", "ba", "a*", "..."], repeat=n)
 ]
 
 

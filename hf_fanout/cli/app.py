@@ -62,7 +62,8 @@ def split(
     task: Annotated[str, typer.Option("--task", help="The shared task text.")] = "",
     base: Annotated[str | None, typer.Option("--base", help="Base commit (default HEAD).")] = None,
     worktree_root: Annotated[Path | None, typer.Option(
-        "--worktree-root", help="Where worktrees go (default: <repo>.hf/ beside the repo).")] = None,
+        "--worktree-root",
+        help="Where worktrees go (default: <repo>.hf/ beside the repo).")] = None,
     auto_join: Annotated[bool, typer.Option(
         "--auto-join", help="Join automatically when the last part is done.")] = False,
     dry_run: DryRun = False,
@@ -316,5 +317,6 @@ def register(module: str) -> None:
     importlib.import_module(module)
 
 
-for _module in ():
+COMPONENT_COMMANDS: tuple[str, ...] = ()
+for _module in COMPONENT_COMMANDS:
     register(_module)

@@ -177,7 +177,7 @@ def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
 
 def _refuse_bad_changes(results: list[PartResult]) -> None:
     gitlinks = [f"{r.part.name}: {c.path}" for r in results for c in r.changes
-                if (c.old and c.old.mode == MODE_GITLINK) or (c.new and c.new.mode == MODE_GITLINK)]
+                if MODE_GITLINK in (c.old and c.old.mode, c.new and c.new.mode)]
     if gitlinks:
         raise JoinRefused("submodule (gitlink) changes cannot be joined: " + _listing(gitlinks),
                           "change submodules in the main tree yourself, outside the batch",
@@ -247,7 +247,7 @@ def _combine(ws: Workspace, batch: Batch, head: str, results: list[PartResult],
 
 
 def _merge_one(ws: Workspace, c: Change, mine: Entry | None, scratch: Path,
-               part: str) -> Entry | None | dict[str, Any]:
+               part: str) -> Entry | dict[str, Any] | None:
     base, theirs = c.old, c.new
     conflict = {"path": c.path, "part": part}
     if mine is None or theirs is None or base is None:
@@ -263,7 +263,7 @@ def _merge_one(ws: Workspace, c: Change, mine: Entry | None, scratch: Path,
     assert mine is not None and theirs is not None
     if mine.mode == base_mode:
         mode = theirs.mode
-    elif theirs.mode == base_mode or theirs.mode == mine.mode:
+    elif theirs.mode in (base_mode, mine.mode):
         mode = mine.mode
     else:
         return {**conflict, "reason": "mode changed differently on both sides", "hunks": ""}

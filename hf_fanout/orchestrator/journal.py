@@ -25,7 +25,7 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None]) -> No
     main = ws.main
     deleted = [p for p, e in entries.items() if e is None]
     written = [p for p, e in entries.items() if e is not None]
-    main.update_index({p: None for p in deleted})
+    main.update_index(dict.fromkeys(deleted))
     for path in deleted:
         target = main.workdir / path
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
@@ -43,7 +43,7 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None]) -> No
 
 def _entries(raw: Any) -> dict[RepoPath, Entry | None]:
     if not isinstance(raw, dict):
-        raise ValueError("entries")
+        raise TypeError("entries")
     result: dict[RepoPath, Entry | None] = {}
     for path, value in raw.items():
         result[repo_path(path)] = None if value is None else Entry(int(value[0]), str(value[1]))

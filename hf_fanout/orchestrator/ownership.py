@@ -336,76 +336,6 @@ def _owning_regex(sources: Iterable[str]) -> re.Pattern[str]:
     return re.compile(f"(?:{alternatives})(?:/.*)?", re.DOTALL)
 
 
-class _Nfa:
-    """Glob plus directory ownership as an NFA over characters, epsilons closed away."""
-
-    __slots__ = ("accepting", "edges", "start")
-
-    def __init__(self, segments: list[_Segment]) -> None:
-        edges: list[list[tuple[_CharSet, int]]] = []
-        eps: list[list[int]] = []
-
-        def state() -> int:
-            edges.append([])
-            eps.append([])
-            return len(edges) - 1
-
-        def step(source: int, label: _CharSet) -> int:
-            target = state()
-            edges[source].append((label, target))
-            return target
-
-        cur = start = state()
-        last = len(segments) - 1
-        for i, segment in enumerate(segments):
-            if i > 0 and not segments[i - 1].dstar:
-                cur = step(cur, _SLASH)
-            if segment.dstar:
-                if i == last:  # one or more characters, '/' included
-                    cur = step(cur, _ALL)
-                    edges[cur].append((_ALL, cur))
-                else:  # (?:[^/]+/)*
-                    loop = state()
-                    eps[cur].append(loop)
-                    inner = step(loop, _NOT_SLASH)
-                    edges[inner].append((_NOT_SLASH, inner))
-                    edges[inner].append((_SLASH, loop))
-                    cur = loop
-                continue
-            for token in segment.tokens:
-                if token is _STAR:
-                    loop = state()
-                    eps[cur].append(loop)
-                    edges[loop].append((_NOT_SLASH, loop))
-                    cur = loop
-                elif token is _QMARK:
-                    cur = step(cur, _NOT_SLASH)
-                elif isinstance(token, _CharSet):
-                    cur = step(cur, token)
-                elif isinstance(token, str):
-                    cur = step(cur, _CharSet.chars(token))
-        final = cur
-        beneath = step(final, _SLASH)  # everything under a matched directory
-        edges[beneath].append((_ALL, beneath))
-        accept = {final, beneath}
-
-        self.start = start
-        self.edges: list[tuple[tuple[int, int], ...]] = []  # (label id, target)
-        self.accepting: list[bool] = []
-        for s in range(len(edges)):
-            closure = {s}
-            todo = [s]
-            while todo:
-                for nxt in eps[todo.pop()]:
-                    if nxt not in closure:
-                        closure.add(nxt)
-                        todo.append(nxt)
-            self.edges.append(
-                tuple((_label(cs), t) for c in sorted(closure) for cs, t in edges[c])
-            )
-            self.accepting.append(bool(closure & accept))
-
-
 # Labels are interned as small integers so that the product search can cache
 # intersections; id 0 is the empty set.
 _LABELS: list[_CharSet] = []
@@ -430,6 +360,75 @@ def _meet(a: int, b: int) -> int:
 
 
 _EMPTY: Final = _label(_CharSet(()))
+
+
+class _Nfa:
+    """Glob plus directory ownership as an NFA over characters, epsilons closed away."""
+
+    __slots__ = ("accepting", "edges", "eps", "start")
+
+    def __init__(self, segments: list[_Segment]) -> None:
+        self.edges: list[list[tuple[int, int]]] = []  # (label id, target) per state
+        self.eps: list[list[int]] = []
+        self.start = cur = self._state()
+        last = len(segments) - 1
+        for i, segment in enumerate(segments):
+            if i > 0 and not segments[i - 1].dstar:
+                cur = self._step(cur, _SLASH)
+            if not segment.dstar:
+                for token in segment.tokens:
+                    cur = self._token(cur, token)
+            elif i == last:  # one or more characters, '/' included
+                cur = self._loop(self._step(cur, _ALL), _ALL)
+            else:  # (?:[^/]+/)*
+                cur = self._loop(cur, None)
+                inner = self._loop(self._step(cur, _NOT_SLASH), _NOT_SLASH)
+                self.edges[inner].append((_label(_SLASH), cur))
+        beneath = self._loop(self._step(cur, _SLASH), _ALL)  # all under a matched directory
+        self._close({cur, beneath})
+
+    def _state(self) -> int:
+        self.edges.append([])
+        self.eps.append([])
+        return len(self.edges) - 1
+
+    def _step(self, source: int, label: _CharSet) -> int:
+        target = self._state()
+        self.edges[source].append((_label(label), target))
+        return target
+
+    def _loop(self, source: int, label: _CharSet | None) -> int:
+        """A fresh state reached by epsilon from `source`, looping on `label`."""
+        target = self._state()
+        self.eps[source].append(target)
+        if label is not None:
+            self.edges[target].append((_label(label), target))
+        return target
+
+    def _token(self, cur: int, token: _Token) -> int:
+        if token is _STAR:
+            return self._loop(cur, _NOT_SLASH)
+        if token is _QMARK:
+            return self._step(cur, _NOT_SLASH)
+        if isinstance(token, _CharSet):
+            return self._step(cur, token)
+        return self._step(cur, _CharSet.chars(str(token)))
+
+    def _close(self, accept: set[int]) -> None:
+        """Fold epsilon moves into the edges and accepting flags."""
+        edges: list[list[tuple[int, int]]] = []
+        self.accepting: list[bool] = []
+        for state in range(len(self.edges)):
+            closure = {state}
+            todo = [state]
+            while todo:
+                for nxt in self.eps[todo.pop()]:
+                    if nxt not in closure:
+                        closure.add(nxt)
+                        todo.append(nxt)
+            edges.append([e for c in sorted(closure) for e in self.edges[c]])
+            self.accepting.append(bool(closure & accept))
+        self.edges = edges
 
 
 # Valid repository paths (see hf_fanout.paths): non-empty segments without NUL, never
@@ -516,12 +515,14 @@ class Ownership:
         return [g.pattern for g in self.globs]
 
 
+_State = tuple[int, int, int]  # (state of a, state of b, state of _VALID_PATH)
+
+
 def _overlap(a: Glob, b: Glob) -> str | None:
     """Breadth-first search of (NFA a) x (NFA b) x (valid paths): a shortest shared path."""
     na, nb = a._nfa, b._nfa
-    State = tuple[int, int, int]
-    first: State = (na.start, nb.start, _V_START)
-    parent: dict[State, tuple[State, int] | None] = {first: None}
+    first: _State = (na.start, nb.start, _V_START)
+    parent: dict[_State, tuple[_State, int] | None] = {first: None}
     queue = deque([first])
     while queue:
         here = queue.popleft()

@@ -49,7 +49,7 @@ class SplitResult:
 def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
     configured = override or ws.settings.get("worktree_root")
     if configured:
-        root = Path(os.path.expanduser(str(configured)))
+        root = Path(str(configured)).expanduser()
         if not root.is_absolute():
             root = ws.main.workdir / root
     else:

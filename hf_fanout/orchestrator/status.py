@@ -7,6 +7,7 @@ trusts the index's stat cache and re-hashes nothing that did not change.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -74,10 +75,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part) -> PartStatus:
         if tip is not None and tip != batch.base:
             changed.update(c.path for c in main.diff_trees(batch.base, tip))
         if worktree.is_dir():
-            try:
+            with contextlib.suppress(GitFailed):
                 changed.update(main.status_paths(worktree=worktree))
-            except GitFailed:
-                pass
             for path in changed:
                 try:
                     last = max(last, os.lstat(worktree / path).st_mtime)
@@ -90,7 +89,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part) -> PartStatus:
             if stamp:
                 last = max(last, stamp)
     ownership = Ownership.parse(part.owns)
-    outside = sorted(p for p in changed if not ownership.owns(p))
+    outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
                       outside[:20], _iso(last), part.note, part.reason)
 

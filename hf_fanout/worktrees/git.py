@@ -7,6 +7,7 @@ it is faster; pygit2 (imported on first use) for object-database work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -219,7 +220,8 @@ class Repo:
         return proc.stdout.decode().strip() if proc.returncode == 0 else "HEAD"
 
     def ref_exists(self, ref: str) -> bool:
-        return run(["show-ref", "--verify", "--quiet", ref], self.workdir, check=False).returncode == 0
+        proc = run(["show-ref", "--verify", "--quiet", ref], self.workdir, check=False)
+        return proc.returncode == 0
 
     def tree_of(self, commit: str) -> str:
         return text(["rev-parse", f"{commit}^{{tree}}"], self.workdir)
@@ -293,10 +295,8 @@ class Repo:
         """
         index = self.worktree_git_path(worktree, "index")
         scratch_index = scratch / "index"
-        try:
+        with contextlib.suppress(FileNotFoundError):
             scratch_index.write_bytes(index.read_bytes())
-        except FileNotFoundError:
-            pass
         env = {"GIT_INDEX_FILE": str(scratch_index)}
         # Hooks and the guard are not involved: `add` and `write-tree` run none.
         out(["add", "-A", "--", "."], worktree, env=env)
@@ -305,7 +305,7 @@ class Repo:
     # --- objects -----------------------------------------------------------
 
     def read_blob(self, oid: str) -> bytes:
-        data: bytes = self.odb[oid].data
+        data: bytes = self.odb[oid].data  # type: ignore[attr-defined]
         return data
 
     def write_blob(self, data: bytes) -> str:
@@ -328,9 +328,10 @@ class Repo:
             node[leaf] = entry
 
         def rebuild(tree_oid: str | None, node: dict[str, Any]) -> str | None:
-            tree = odb[tree_oid] if tree_oid else None
+            tree: Any = odb[tree_oid] if tree_oid else None
             builder = odb.TreeBuilder(tree) if tree is not None else odb.TreeBuilder()
-            for key, value in node.items():
+            # deletions first, so a file replaced by a directory of the same name works
+            for key, value in sorted(node.items(), key=lambda kv: kv[1] is not None):
                 if key.endswith("/"):
                     name = key[:-1]
                     existing = tree[name] if tree is not None and name in tree else None
