@@ -108,7 +108,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
     if ref != batch.target_ref:
         raise JoinRefused(
             f"the main tree is on {ref}, batch {batch.id!r} was split from {batch.target_ref}",
-            f"switch the main tree back (git switch {batch.target_ref.removeprefix('refs/heads/')})",
+            "switch the main tree back: git switch "
+            + batch.target_ref.removeprefix("refs/heads/"),
         )
     assert head is not None
     parts = select_parts(ws, batch, partial)
@@ -168,8 +169,8 @@ def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     if tree != main.tree_of(tip):
         # Uncommitted work: record it as a commit of its own so the trailer
         # names exactly what was joined and it stays reachable.
-        result_commit = main.commit_tree(tree, [tip], f"hf: uncommitted work of part "
-                                                      f"{part.name} of batch {batch.id}\n")
+        message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
+        result_commit = main.commit_tree(tree, [tip], message)
         main.git(["update-ref", f"refs/hf/results/{batch.id}/{part.name}", result_commit])
     changes = main.diff_trees(base_tree, tree)
     return PartResult(part, tip, tree, result_commit, changes)
