@@ -169,9 +169,9 @@ def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     if tree != main.tree_of(tip):
         # Uncommitted work: record it as a commit of its own so the trailer
         # names exactly what was joined and it stays reachable.
+        # (an object only: the ref that keeps it is written by the join itself)
         message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
         result_commit = main.commit_tree(tree, [tip], message)
-        main.git(["update-ref", f"refs/hf/results/{batch.id}/{part.name}", result_commit])
     changes = main.diff_trees(base_tree, tree)
     return PartResult(part, tip, tree, result_commit, changes)
 
@@ -369,6 +369,10 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             ws.store.clear_journal()
             raise
         _crash_point("ref")
+        for r in plan.results:
+            if r.result_commit != r.tip:
+                main.git(["update-ref", f"refs/hf/results/{plan.batch.id}/{r.part.name}",
+                          r.result_commit])
         finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
         ws.store.clear_journal()
         leftover = main.staged_paths(commit)
