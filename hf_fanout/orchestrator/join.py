@@ -362,6 +362,10 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
                     f"extra {_listing(sorted(staged - expected)) or 'none'}",
                     "something wrote the index during the join; nothing was committed",
                 )
+            for r in plan.results:  # keep what the trailers name reachable
+                if r.result_commit != r.tip:
+                    main.git(["update-ref", f"refs/hf/results/{plan.batch.id}/{r.part.name}",
+                              r.result_commit])
             main.update_ref(plan.target_ref, commit, head,
                             f"hf join {plan.batch.id}")
         except BaseException:
@@ -369,10 +373,6 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             ws.store.clear_journal()
             raise
         _crash_point("ref")
-        for r in plan.results:
-            if r.result_commit != r.tip:
-                main.git(["update-ref", f"refs/hf/results/{plan.batch.id}/{r.part.name}",
-                          r.result_commit])
         finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
         ws.store.clear_journal()
         leftover = main.staged_paths(commit)
