@@ -171,7 +171,11 @@ def _escaped(text: str, index: int) -> bool:
 
 def _parse_class(text: str, start: int, pattern: str) -> tuple[_CharSet, int]:
     """Parse the class opening at text[start] == '['; return it and the index after ']'."""
-    unterminated = _bad(pattern, "unterminated '[' character class", "close it, or write \\[")
+    unterminated = _bad(
+        pattern,
+        "unterminated '[' character class",
+        "close the class, e.g. 'src/[ab]*.py', or write '\\[' for a literal '['",
+    )
     i = start + 1
     negated = i < len(text) and text[i] in "!^"
     if negated:
@@ -186,7 +190,11 @@ def _parse_class(text: str, start: int, pattern: str) -> tuple[_CharSet, int]:
             break
         first = False
         if char == "[" and re.match(r"\[:[A-Za-z]+:\]", text[i:]):
-            raise _bad(pattern, "POSIX classes like [:alpha:] are not supported", "use [a-zA-Z]")
+            raise _bad(
+                pattern,
+                "POSIX classes like [:alpha:] are not supported",
+                "spell the class out with ranges, e.g. 'src/[a-zA-Z]*.py'",
+            )
         if char == "\\":
             i += 1
             if i >= len(text):
@@ -225,7 +233,11 @@ def _split(text: str, pattern: str) -> list[_Segment]:
             start = i
         elif char == "\\":
             if i + 1 >= len(text):
-                raise _bad(pattern, "ends with a lone backslash", "write \\\\ for a backslash")
+                raise _bad(
+                    pattern,
+                    "ends with a lone backslash",
+                    "a backslash escapes the next character; write '\\\\' for a literal one",
+                )
             if text[i + 1] == "/":
                 raise _bad(pattern, "'\\/' (escaped '/'): a '/' always separates directories")
             tokens.append(text[i + 1])
