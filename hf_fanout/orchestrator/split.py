@@ -132,23 +132,18 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     cores = os.cpu_count() or 2
     workers = min(len(parts), max(2, cores))
 
-    def create(part: Part) -> Part:
+    for part in parts:
         Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
-        ws.main.add_worktree(Path(part.worktree), part.branch, base, workers=2)
-        progress(f"worktree {part.name}: {part.worktree}")
-        return part
+        ws.main.add_worktree(Path(part.worktree), part.branch, base)
+        made.append(part)  # only what this split made is undone
 
-    errors: list[BaseException] = []
+    def populate(part: Part) -> None:
+        ws.main.populate_worktree(Path(part.worktree), workers=2)
+        progress(f"worktree {part.name}: {part.worktree}")
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(create, part) for part in parts]
-        for future, part in zip(futures, parts, strict=True):
-            try:
-                made.append(future.result())
-            except BaseException as exc:  # collect all, undo all
-                errors.append(exc)
-                made.append(part)
-    if errors:
-        raise errors[0]
+        for future in [pool.submit(populate, part) for part in parts]:
+            future.result()
 
 
 def _undo(ws: Workspace, batch: str, made: list[Part]) -> None:

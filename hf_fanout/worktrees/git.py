@@ -270,9 +270,18 @@ class Repo:
 
     # --- worktrees ---------------------------------------------------------
 
-    def add_worktree(self, path: Path, branch: str, base: str, *, workers: int = 1) -> None:
-        self.git(["-c", f"checkout.workers={workers}", "worktree", "add", "--quiet",
-                  "-b", branch, str(path), base])
+    def add_worktree(self, path: Path, branch: str, base: str) -> None:
+        """Register a worktree on a new branch, without checking files out.
+
+        Registration is serial: `git worktree add` reads every other worktree's
+        metadata and fails on one that another process is half way through
+        creating. The slow part, the checkout, runs in parallel afterwards.
+        """
+        self.git(["worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base])
+
+    def populate_worktree(self, path: Path, *, workers: int = 1) -> None:
+        """Check out a registered worktree's files (filters and post-checkout hooks apply)."""
+        out(["-c", f"checkout.workers={workers}", "checkout", "--force", "--quiet"], path)
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
