@@ -198,7 +198,7 @@ def _block(part: Part, command: str, code: int, log: Path) -> None:
     last = tail(log)
     part.state = BLOCKED
     part.blocked_at = now()
-    part.reason = f"setup `{command}` failed (exit {code}); log {log}; last lines:\n{last}"
+    part.reason = f"setup `{command}` failed (exit {code}), log {log}:\n{last}"
     part.extra["environment"]["setup"] = {"failed": command, "exit": code, "tail": last}
 
 

@@ -137,9 +137,10 @@ class Tmux(Launcher):
     def _base(self) -> list[str]:
         return ["tmux", *(["-L", self.socket] if self.socket else [])]
 
-    def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _tmux(self, *args: str, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([*self._base(), *args], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, check=False)
+                              stdin=subprocess.DEVNULL, env=env, check=False)
         if check and proc.returncode != 0:
             raise LaunchFailed(f"`tmux {args[0]}` failed: {proc.stderr.strip()}",
                                "run the same tmux command yourself to see why")
@@ -163,10 +164,11 @@ class Tmux(Launcher):
         return found
 
     def _window_args(self, tab: Tab) -> list[str]:
+        # tmux gives a new pane the PATH of the client that asks for it (not -e PATH):
+        # the client runs with the tab's environment, see open().
         args = ["-n", tab.name, "-c", str(tab.worktree)]
-        for key, value in tab.env().items():
-            if key in tab.variables or key == "PATH":
-                args += ["-e", f"{key}={value}"]
+        for key, value in tab.variables.items():
+            args += ["-e", f"{key}={value}"]
         # More than one argument: tmux runs the command directly, no shell involved;
         # a single one goes through the shell, so it is quoted.
         argv = tab.argv if len(tab.argv) > 1 else [shlex.join(tab.argv)]
@@ -191,14 +193,14 @@ class Tmux(Launcher):
         session = self.session(tab)
         if self.windows(session) is None:
             args = self._new_session(tab)
-            proc = self._tmux(*args, check=False)
+            proc = self._tmux(*args, check=False, env=tab.env())
             if proc.returncode != 0 and "duplicate session" not in proc.stderr:
                 raise LaunchFailed(f"`tmux new-session` failed: {proc.stderr.strip()}",
                                    "run `tmux new-session` yourself to see why")
             if proc.returncode == 0:
                 return self._opened(tab, args)
         args = self._new_window(tab)
-        self._tmux(*args)
+        self._tmux(*args, env=tab.env())
         return self._opened(tab, args)
 
     def _opened(self, tab: Tab, args: list[str]) -> Opened:

@@ -17,7 +17,14 @@ from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, Batch, Part, n
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.tabs.environment import part_variables
 from hf_fanout.tabs.handoff import task_file
-from hf_fanout.tabs.launchers import PLACEHOLDER, Launcher, Opened, Tab, check_template
+from hf_fanout.tabs.launchers import (
+    PLACEHOLDER,
+    Launcher,
+    LaunchFailed,
+    Opened,
+    Tab,
+    check_template,
+)
 
 AGENT_FIELDS = ("prompt", "handoff", "worktree", "branch", "batch", "part", "port")
 PROMPT = ("You are one of several agents working in parallel, each on its own part. "
@@ -130,7 +137,11 @@ def entry_worktree(ws: Workspace, entry_id: str, *, dry_run: bool = False) -> tu
     path = worktree_root(ws, "queue", None) / entry_id
     branch = f"hf/queue/{entry_id}"
     if not dry_run:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LaunchFailed(f"cannot make {path.parent}: {exc}",
+                               "check worktree_root in .hf.toml") from None
         ws.main.add_worktree(path, branch, ws.main.head() or "HEAD", workers=2)
     return path, branch
 
