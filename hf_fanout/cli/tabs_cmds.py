@@ -141,12 +141,15 @@ def queue(
     repo: RepoOpt = None,
 ) -> None:
     """List the handoff queue: each entry with its state (pending, spawned, submitted, failed)."""
-    from hf_fanout.tabs.queue import entries
+    from hf_fanout.tabs.queue import entries, watchers
 
     ws = _ws(repo)
     found = entries(ws)
+    watching = watchers(ws)
 
     def human() -> None:
+        for w in watching:
+            print(f"watcher: pid {w.get('pid')} on {w.get('host')} since {w.get('at')}")
         if not found:
             print("the handoff queue is empty (`hf handoff` adds to it)")
             return
@@ -154,7 +157,7 @@ def queue(
                  (e.text.splitlines() or [""])[0][:60]] for e in found]
         output.table(["entry", "state", "task", "status", "next"], rows)
 
-    emit({"entries": [e.to_data() for e in found]}, human)
+    emit({"entries": [e.to_data() for e in found], "watchers": watching}, human)
 
 
 @app.command("next", epilog="Example: hf next   |   hf next --watch --launcher tmux   |   "
@@ -224,7 +227,7 @@ def next_(
         return entry
 
     if watch:
-        q.watch(take_one, max_entries=max_entries, idle_timeout=timeout)
+        q.watch(ws, take_one, max_entries=max_entries, idle_timeout=timeout)
     elif take_one() is None and not output.CURRENT.json:
         print("no pending entry in the handoff queue")
     emit({"launcher": chosen.name, "taken": taken})

@@ -69,7 +69,7 @@ def render(batch: Batch, part: Part, others: list[Part], base_paths: list[str],
     owned = Ownership.parse(part.owns).owned(base_paths)
     env = part.extra.get("environment", {})
     port = env.get("port")
-    others = "".join(f"  - {o.name}: `{'`, `'.join(o.owns)}`\n" for o in others) or "  - none\n"
+    others_md = "".join(f"  - {o.name}: `{'`, `'.join(o.owns)}`\n" for o in others) or "  - none\n"
     setup_note = ""
     if part.state == BLOCKED and part.reason:
         setup_note = (f"\n> This part is **blocked**: {part.reason}\n"
@@ -100,7 +100,7 @@ You may create, change, delete and rename files matching your globs, and nothing
 
 - every path your globs do not match; `hf join` refuses the whole part if you change one
 - the other parts' files:
-{others}- the main tree at `{main_workdir}`: only `hf join` writes there
+{others_md}- the main tree at `{main_workdir}`: only `hf join` writes there
 - other branches and refs: commit on `{part.branch}` only (or leave work uncommitted:
   the join takes both)
 

@@ -187,18 +187,39 @@ def take_oldest(ws: Workspace) -> Entry | None:
     return None
 
 
-def watch(take: Callable[[], Entry | None], *, max_entries: int | None,
+def watchers(ws: Workspace) -> list[dict[str, Any]]:
+    """The watchers that announced themselves (`watchers/<pid>.json`), oldest first."""
+    found = []
+    for path in sorted((queue_dir(ws) / "watchers").glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found.append(data)
+    return found
+
+
+def watch(ws: Workspace, take: Callable[[], Entry | None], *, max_entries: int | None,
           idle_timeout: float | None, interval: float = 0.25,
           clock: Callable[[], float] = time.monotonic) -> int:
-    """Call `take` until `max_entries` were taken, or nothing came for `idle_timeout` s."""
+    """Call `take` until `max_entries` were taken, or nothing came for `idle_timeout` s.
+
+    While it watches, `watchers/<pid>.json` says so (for `hf queue`).
+    """
+    marker = queue_dir(ws) / "watchers" / f"{os.getpid()}.json"
+    atomic.atomic_write(marker, _stamp())
     taken = 0
     last = clock()
-    while max_entries is None or taken < max_entries:
-        if take() is not None:
-            taken += 1
-            last = clock()
-            continue
-        if idle_timeout is not None and clock() - last >= idle_timeout:
-            break
-        time.sleep(interval)  # polling the queue directory: cheap, and works on any filesystem
+    try:
+        while max_entries is None or taken < max_entries:
+            if take() is not None:
+                taken += 1
+                last = clock()
+                continue
+            if idle_timeout is not None and clock() - last >= idle_timeout:
+                break
+            time.sleep(interval)  # polling the queue directory works on any filesystem
+    finally:
+        atomic.remove_durably(marker)
     return taken
