@@ -149,3 +149,37 @@ def test_no_agent_configured_opens_a_shell_in_the_worktree(repo, hf, tmp_path, t
             break
         time.sleep(0.05)
     assert pane == f"sh {worktree}"
+
+
+QUEUE_AGENT = """\
+import json, os, sys
+out = sys.argv[1]
+seen = {"cwd": os.getcwd(), "path0": os.environ["PATH"].split(os.pathsep)[0],
+        "entry": os.environ["HF_QUEUE_ENTRY"], "handoff": sys.argv[2]}
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(seen, f)
+os.replace(tmp, out)
+"""
+
+
+def test_next_opens_a_queue_entry_in_a_tmux_window_of_session_hf_queue(
+        repo, hf, seal, tmp_path, tmux):
+    script = tmp_path / "queue agent.py"
+    script.write_text(QUEUE_AGENT)
+    out = tmp_path / "seen.json"
+    template = " ".join([shlex.quote(sys.executable), shlex.quote(str(script)),
+                         shlex.quote(str(out)), "{handoff}"])
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"agent = {json.dumps(template)}\n")
+    entry = hf("handoff", "--task", "logout", "--next", "add logout", "--json",
+               cwd=repo).json["data"]
+    r = hf("next", "--launcher", "tmux", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    [taken] = r.json["data"]["taken"]
+    assert taken["tab"]["target"] == "hf-queue:logout"
+    wait_for([out])
+    seen = json.loads(out.read_text())
+    assert seen == {"cwd": str(repo), "path0": GUARD_BIN, "entry": entry["id"],
+                    "handoff": entry["path"]}
