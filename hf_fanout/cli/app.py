@@ -66,6 +66,11 @@ def split(
         help="Where worktrees go (default: <repo>.hf/ beside the repo).")] = None,
     auto_join: Annotated[bool, typer.Option(
         "--auto-join", help="Join automatically when the last part is done.")] = False,
+    open_tabs: Annotated[bool, typer.Option(
+        "--open", help="Open a tab per part with its agent (see `hf open`).")] = False,
+    launcher: Annotated[str | None, typer.Option(
+        "--launcher", help="With --open: tmux, vscode, cursor, terminal, print, or a "
+        "command template.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -95,7 +100,17 @@ def split(
             raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
         the_plan = plans.plan_from_flags(batch, part or [], task, base, auto_join)
     ws = _ws(repo)
+    chosen = None
+    if open_tabs:  # an unavailable launcher fails before anything is made
+        from hf_fanout.tabs.launchers import choose
+
+        chosen = choose(ws.settings, launcher)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, progress=progress)
+    tabs: list[Any] = []
+    if chosen is not None and not dry_run:
+        from hf_fanout.cli.tabs_cmds import open_after_split
+
+        tabs = open_after_split(ws, result, chosen)
 
     def human() -> None:
         verb = "would create" if dry_run else "created"
@@ -109,11 +124,14 @@ def split(
                     print(f"      {r.glob}: {r.matches} file(s) in the base tree")
         for warning in result.warnings:
             print(f"warning: {warning}")
+        from hf_fanout.cli.tabs_cmds import print_split_notes
+
+        print_split_notes(result.parts, tabs)
         if not dry_run:
             print("next: work each part in its worktree, `hf done` there, then `hf join "
                   f"{result.batch.id}`")
 
-    emit(result.to_data(), human)
+    emit({**result.to_data(), "tabs": [t.to_data() for t in tabs]}, human)
 
 
 # --------------------------------------------------------------------- status
@@ -317,6 +335,6 @@ def register(module: str) -> None:
     importlib.import_module(module)
 
 
-COMPONENT_COMMANDS: tuple[str, ...] = ()
+COMPONENT_COMMANDS: tuple[str, ...] = ("hf_fanout.cli.tabs_cmds",)
 for _module in COMPONENT_COMMANDS:
     register(_module)

@@ -292,6 +292,18 @@ class Repo:
     def prune_worktrees(self) -> None:
         run(["worktree", "prune"], self.workdir, check=False)
 
+    def not_ignored(self, worktree: Path, paths: Sequence[str]) -> list[str]:
+        """Those of `paths` (existing, in `worktree`) that git does not ignore."""
+        if not paths:
+            return []
+        stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
+        proc = run(["check-ignore", "-z", "--stdin"], worktree, stdin=stdin, check=False)
+        if proc.returncode not in (0, 1):
+            raise GitFailed(["check-ignore", "-z", "--stdin"], proc.returncode,
+                            proc.stderr.decode("utf-8", "replace"))
+        ignored = {os.fsdecode(p) for p in nul_split(proc.stdout)}
+        return [p for p in paths if p not in ignored]
+
     def worktree_git_path(self, worktree: Path, name: str) -> Path:
         return Path(text(["rev-parse", "--path-format=absolute", "--git-path", name], worktree))
 

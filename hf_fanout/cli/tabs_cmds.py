@@ -1,0 +1,233 @@
+"""Commands of tabs and handoffs: open, task, handoff, queue, next."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from hf_fanout.cli import output
+from hf_fanout.cli.app import DryRun, Json, RepoOpt, _ws, app
+from hf_fanout.cli.output import emit
+from hf_fanout.tabs import environment  # noqa: F401  (importing it registers the split steps)
+
+LauncherOpt = Annotated[str | None, typer.Option(
+    "--launcher", help="tmux, vscode, cursor, terminal, print, custom, or a command template "
+    "with {worktree} {branch} {batch} {part} {handoff} (default: `launcher` in the config, "
+    "else tmux when installed, else print).")]
+
+
+def supervise() -> bool:
+    """Agents run under `hf run` when this hf has that command."""
+    return any((c.name or (c.callback.__name__ if c.callback else "")) == "run"
+               for c in app.registered_commands)
+
+
+def print_opened(results: list[Any]) -> None:
+    for r in results:
+        where = f" ({r.target})" if r.target else ""
+        if r.action == "printed":
+            print(f"# {r.tab}\n{r.command}")
+        elif r.action == "would-open":
+            print(f"{r.tab}: would run: {r.command}")
+        elif r.action == "skipped":
+            print(f"{r.tab}: not opened: {r.hint}")
+        else:
+            print(f"{r.tab}: {'tab is alive' if r.action == 'alive' else 'opened'} "
+                  f"with {r.launcher}{where}")
+    hints = {r.hint for r in results if r.hint and r.action in ("opened", "alive")}
+    for hint in sorted(hints):
+        print(f"  {hint}")
+
+
+def print_split_notes(parts: list[Any], tabs: list[Any]) -> None:
+    """What `hf split` adds to its output: environment warnings, blocked parts, tabs."""
+    for part in parts:
+        for warning in part.extra.get("environment", {}).get("warnings", []):
+            print(f"warning: {part.name}: {warning}")
+        if part.state == "blocked" and part.reason:
+            print(f"{part.name} is blocked: {part.reason}")
+    if tabs:
+        print_opened(tabs)
+
+
+def open_after_split(ws: Any, result: Any, launcher: Any) -> list[Any]:
+    """`hf split --open`: a tab per new part."""
+    from hf_fanout.tabs.opening import open_tabs
+
+    return open_tabs(ws, result.batch, result.parts, launcher, supervise=supervise())
+
+
+# --------------------------------------------------------------------- open
+
+
+@app.command("open", epilog="Example: hf open b1   |   hf open b1/api --launcher print")
+def open_(
+    target: Annotated[str | None, typer.Argument(
+        help="BATCH or BATCH/PART (default: the part of the current worktree).")] = None,
+    launcher: LauncherOpt = None,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Open a tab per part with its agent; a tab that is alive is focused, not doubled."""
+    from hf_fanout.tabs.launchers import choose
+    from hf_fanout.tabs.opening import open_parts
+
+    ws = _ws(repo)
+    if target is None:
+        part = ws.resolve_part(None)
+        target = f"{part.batch}/{part.name}"
+    chosen = choose(ws.settings, launcher)
+    results = open_parts(ws, target, chosen, supervise=supervise(), dry_run=dry_run)
+    emit({"launcher": chosen.name, "tabs": [r.to_data() for r in results],
+          "dry_run": dry_run}, lambda: print_opened(results))
+
+
+# --------------------------------------------------------------------- task
+
+
+@app.command(epilog="Example: hf task   |   hf task b1/api --json")
+def task(
+    part: Annotated[str | None, typer.Argument(
+        help="BATCH/PART (default: the part of the current worktree).")] = None,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Print the part's handoff file: its task, files, limits, how to finish, its state."""
+    from hf_fanout.tabs.handoff import read_task
+
+    ws = _ws(repo)
+    target = ws.resolve_part(part)
+    path, text = read_task(target)
+    emit({"part": f"{target.batch}/{target.name}", "path": str(path), "text": text},
+         lambda: print(text, end=""))
+
+
+# --------------------------------------------------------------------- handoff / queue / next
+
+
+@app.command(epilog="Example: hf handoff --task login --status done --next 'add logout' "
+             "--tests 'pytest: 40 passed' --files src/auth.py")
+def handoff(
+    task_id: Annotated[str, typer.Option("--task", help="The task this tab worked on.")] = "",
+    next_text: Annotated[str, typer.Option("--next", help="What the next tab should do.")] = "",
+    status: Annotated[str, typer.Option(
+        "--status", help="Where this tab's task stands: active, done or blocked.")] = "done",
+    tests: Annotated[str, typer.Option("--tests", help="Test state, e.g. '40 passed'.")] = "",
+    files: Annotated[list[str] | None, typer.Option(
+        "--files", help="A file involved; repeat the option.")] = None,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Hand the next task on: write a queue entry that `hf next` opens in a new tab."""
+    from hf_fanout.tabs.queue import write_entry
+
+    ws = _ws(repo)
+    origin = str(ws.here.workdir)
+    if os.environ.get("HF_BATCH") and os.environ.get("HF_PART"):
+        origin += f" ({os.environ['HF_BATCH']}/{os.environ['HF_PART']})"
+    entry = write_entry(ws, task=task_id, text=next_text, status=status, tests=tests,
+                        files=files or [], origin=origin, dry_run=dry_run)
+    verb = "would write" if dry_run else "queued"
+    emit({**entry.to_data(), "dry_run": dry_run}, f"{verb} {entry.id}: {entry.path}")
+
+
+@app.command(epilog="Example: hf queue   |   hf queue --json")
+def queue(
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """List the handoff queue: each entry with its state (pending, spawned, submitted, failed)."""
+    from hf_fanout.tabs.queue import entries, watchers
+
+    ws = _ws(repo)
+    found = entries(ws)
+    watching = watchers(ws)
+
+    def human() -> None:
+        for w in watching:
+            print(f"watcher: pid {w.get('pid')} on {w.get('host')} since {w.get('at')}")
+        if not found:
+            print("the handoff queue is empty (`hf handoff` adds to it)")
+            return
+        rows = [[e.id, e.state, e.task, e.header.get("status", ""),
+                 (e.text.splitlines() or [""])[0][:60]] for e in found]
+        output.table(["entry", "state", "task", "status", "next"], rows)
+
+    emit({"entries": [e.to_data() for e in found], "watchers": watching}, human)
+
+
+@app.command("next", epilog="Example: hf next   |   hf next --watch --launcher tmux   |   "
+             "hf next --watch --max 3 --timeout 600 --isolated")
+def next_(
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Keep taking entries as they arrive (Ctrl-C stops).")] = False,
+    isolated: Annotated[bool, typer.Option(
+        "--isolated", help="Open each in a worktree of its own instead of the main tree.")]
+    = False,
+    max_entries: Annotated[int | None, typer.Option(
+        "--max", min=1, help="With --watch: stop after taking this many.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0, help="With --watch: stop after this many seconds with nothing "
+        "new.")] = None,
+    launcher: LauncherOpt = None,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Take the oldest pending queue entry (exactly once) and open a tab for it."""
+    from hf_fanout.errors import HfError
+    from hf_fanout.tabs import queue as q
+    from hf_fanout.tabs.launchers import choose
+    from hf_fanout.tabs.opening import entry_tab
+
+    ws = _ws(repo)
+    chosen = choose(ws.settings, launcher)
+    taken: list[dict[str, Any]] = []
+
+    if dry_run:
+        pending = [e for e in q.entries(ws) if e.state == "pending"]
+        first = pending[0] if pending else None
+        data: dict[str, Any] = {"launcher": chosen.name, "dry_run": True,
+                                "entry": first.to_data() if first else None}
+        if first is not None:
+            tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated,
+                            dry_run=True)
+            data["command"] = chosen.command(tab)
+        emit(data, f"would take {first.id}: {data['command']}" if first
+             else "no pending entry")
+        return
+
+    def take_one() -> q.Entry | None:
+        entry = q.take_oldest(ws)
+        if entry is None:
+            return None
+        record: dict[str, Any] = {"id": entry.id, "task": entry.task}
+        try:
+            tab = entry_tab(ws, entry.id, entry.task, entry.path, isolated=isolated)
+            opened = chosen.open(tab)
+        except HfError as exc:
+            q.acknowledge(ws, entry, "failed", error=exc.message)
+            record.update(state="failed", error=exc.message)
+            taken.append(record)
+            if not watch:
+                raise
+            if not output.CURRENT.json:
+                print(f"{entry.id}: failed: {exc.message}")
+            return entry
+        q.acknowledge(ws, entry, "submitted", launcher=opened.launcher, target=opened.target,
+                      worktree=str(tab.worktree))
+        record.update(state="submitted", tab=opened.to_data())
+        taken.append(record)
+        if not output.CURRENT.json:
+            print_opened([opened])
+        return entry
+
+    if watch:
+        q.watch(ws, take_one, max_entries=max_entries, idle_timeout=timeout)
+    elif take_one() is None and not output.CURRENT.json:
+        print("no pending entry in the handoff queue")
+    emit({"launcher": chosen.name, "taken": taken})

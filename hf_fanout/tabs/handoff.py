@@ -1,0 +1,154 @@
+"""The handoff file each part starts from: `<worktree>/.hf/TASK.md`.
+
+`.hf/` holds a `.gitignore` containing `*`, which ignores the directory's
+whole content, itself included: git never lists it, `git add -A` (and so the
+join, which records a worktree the same way) never takes it, and no tracked
+file changes. The file is written once the whole batch exists (a
+FINISH_STEP), so it can say what the other parts own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hf_fanout import atomic
+from hf_fanout.errors import HfError
+from hf_fanout.orchestrator import split as splitting
+from hf_fanout.orchestrator.ownership import Ownership
+from hf_fanout.orchestrator.records import BLOCKED, Batch, Part
+from hf_fanout.orchestrator.workspace import Workspace
+
+PRIVATE_DIR = ".hf"
+TASK_FILE = "TASK.md"
+MAX_LISTED = 200
+
+# What the guard's git wrapper refuses inside a part (DESIGN.md, defense layer 1).
+GUARD_BLOCKS = (
+    "push, rebase, reset --hard, merge, cherry-pick, am, tag, stash, clean -f",
+    "checkout/switch to another branch; branch -D/-f; update-ref",
+    "worktree add/remove/prune; `-C` elsewhere, --git-dir, --work-tree",
+)
+
+
+def private_dir(worktree: Path) -> Path:
+    """`<worktree>/.hf/`, created ignored by git (see the module docstring)."""
+    directory = worktree / PRIVATE_DIR
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        atomic.atomic_write(ignore, b"# hf's own files for this worktree: never committed\n*\n")
+    return directory
+
+
+def task_file(worktree: Path) -> Path:
+    return worktree / PRIVATE_DIR / TASK_FILE
+
+
+def check_no_tracked_private_dir(ws: Workspace, batch: Batch, part: Part) -> None:
+    """A repository that tracks `.hf/` itself would get its files changed: refuse."""
+    if part.index != 0:
+        return
+    clash = [p for p in ws.main.ls_tree(batch.base) if p.split("/", 1)[0] == PRIVATE_DIR]
+    if clash:
+        raise HfError(f"the base tree tracks {clash[0]}; hf keeps each worktree's handoff "
+                      f"file in an untracked {PRIVATE_DIR}/ directory",
+                      f"rename the tracked {PRIVATE_DIR}/ directory in the repository")
+
+
+def _bullets(items: list[str], empty: str, *, code: bool = True) -> str:
+    if not items:
+        return f"- {empty}\n"
+    tick = "`" if code else ""
+    shown = [f"- {tick}{item}{tick}" for item in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        shown.append(f"- ... and {len(items) - MAX_LISTED} more")
+    return "\n".join(shown) + "\n"
+
+
+def render(batch: Batch, part: Part, others: list[Part], base_paths: list[str],
+           main_workdir: Path) -> str:
+    owned = Ownership.parse(part.owns).owned(base_paths)
+    env = part.extra.get("environment", {})
+    port = env.get("port")
+    others_md = "".join(f"  - {o.name}: `{'`, `'.join(o.owns)}`\n" for o in others) or "  - none\n"
+    setup_note = ""
+    if part.state == BLOCKED and part.reason:
+        setup_note = (f"\n> This part is **blocked**: {part.reason}\n"
+                      "> Fix it, then `hf resume` (or tell the person who split the task).\n")
+    return f"""# Task for part `{part.name}` of batch `{batch.id}`
+{setup_note}
+You work in `{part.worktree}` on branch `{part.branch}` (base `{batch.base[:12]}`).
+{f"Your dev server port: `{port}` (also in $HF_PORT)." if port else ""}
+
+## The shared task
+
+{batch.task.strip() or "(no shared task text was given)"}
+
+## Your part
+
+{part.task.strip() or "(no part-specific task: do your share of the shared task, within "
+                      "the files you own)"}
+
+## Files you own
+
+Globs:
+{_bullets(part.owns, "(none)")}
+Of these, the base tree has {len(owned)} file(s):
+{_bullets(owned, "none yet: you may only create new files matching the globs")}
+You may create, change, delete and rename files matching your globs, and nothing else.
+
+## What you must not touch
+
+- every path your globs do not match; `hf join` refuses the whole part if you change one
+- the other parts' files:
+{others_md}- the main tree at `{main_workdir}`: only `hf join` writes there
+- other branches and refs: commit on `{part.branch}` only (or leave work uncommitted:
+  the join takes both)
+
+## What the guard blocks
+
+The `git` first on your PATH refuses, with one line and exit code 99:
+{_bullets(list(GUARD_BLOCKS), "", code=False)}
+## How to finish
+
+- When your part is complete: `hf done --note "what you did, how you tested it"`
+- If you cannot go on: `hf blocked --reason "what you need"`
+- `hf task` prints this file again; `hf status` shows every part.
+
+## State (keep this section current)
+
+Update this section as you work: a new tab resumes from it.
+
+- Current position: not started
+- Decisions: none yet
+- Blockers: none
+- Resume here: read the task above, then start with the files you own.
+"""
+
+
+def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
+    """FINISH_STEP: one TASK.md per part."""
+    base_paths = [str(p) for p in ws.main.ls_tree(batch.base)]
+    for part in parts:
+        text = render(batch, part, [o for o in parts if o is not part], base_paths,
+                      ws.main.workdir)
+        private_dir(Path(part.worktree))
+        atomic.atomic_write(task_file(Path(part.worktree)), text.encode("utf-8"))
+
+
+def read_task(part: Part) -> tuple[Path, str]:
+    path = task_file(Path(part.worktree))
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HfError(f"no handoff file at {path}",
+                      "it is written at split; the worktree may predate it") from None
+
+
+def _register() -> None:
+    if check_no_tracked_private_dir not in splitting.PREPARE_STEPS:
+        splitting.PREPARE_STEPS.insert(0, check_no_tracked_private_dir)
+    if write_handoffs not in splitting.FINISH_STEPS:
+        splitting.FINISH_STEPS.append(write_handoffs)
+
+
+_register()

@@ -1,0 +1,185 @@
+"""`hf split --open --launcher tmux` against a real tmux server (a private one per test).
+
+A stand-in agent in each window writes what it sees (cwd, HF_* variables,
+PATH's first entry, its argv) to a file the test polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import hf_fanout.guard
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+GUARD_BIN = str(Path(hf_fanout.guard.__file__).parent / "bin")
+
+AGENT = """\
+import json, os, sys, time
+out, part, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+seen = {"cwd": os.getcwd(), "path0": os.environ["PATH"].split(os.pathsep)[0],
+        "env": {k: v for k, v in os.environ.items() if k.startswith("HF_")},
+        "argv": sys.argv[1:]}
+tmp = os.path.join(out, part + ".tmp")
+with open(tmp, "w") as f:
+    json.dump(seen, f)
+os.replace(tmp, os.path.join(out, part + ".json"))
+deadline = time.monotonic() + 60
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    time.sleep(0.1)
+"""
+
+
+@pytest.fixture
+def tmux(monkeypatch):
+    """A private tmux server: its socket lives in a short temp dir; killed at the end."""
+    sockets = tempfile.mkdtemp(prefix="hft-")  # short: unix socket paths are limited
+    monkeypatch.setenv("TMUX_TMPDIR", sockets)
+    monkeypatch.delenv("TMUX", raising=False)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False)
+
+    yield run
+    run("kill-server")
+    shutil.rmtree(sockets, ignore_errors=True)
+
+
+def wait_for(paths: list[Path], deadline_s: float = 30) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if all(p.exists() for p in paths):
+            return
+        time.sleep(0.05)
+    missing = [str(p) for p in paths if not p.exists()]
+    raise AssertionError(f"the stand-in agent never wrote {missing}")
+
+
+def configure_agent(seal: Path, tmp_path: Path) -> tuple[Path, Path]:
+    out = tmp_path / "agent out"  # a space: every layer must quote
+    out.mkdir()
+    stop = tmp_path / "stop"
+    script = tmp_path / "stand in agent.py"
+    script.write_text(AGENT)
+    template = " ".join([shlex.quote(sys.executable), shlex.quote(str(script)),
+                         shlex.quote(str(out)), "{part}", shlex.quote(str(stop)), "{prompt}"])
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"agent = {json.dumps(template)}\n")
+    return out, stop
+
+
+def test_split_open_tmux_one_session_a_window_per_part_agent_sees_its_part(
+        repo, hf, seal, tmp_path, tmux):
+    out, stop = configure_agent(seal, tmp_path)
+    root = tmp_path / "work trees"
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+           "--part", "docs=docs/**,README.md", "--task", "add search",
+           "--worktree-root", str(root), "--open", "--launcher", "tmux", "--json", cwd=repo)
+    assert r.code == 0, r.out + r.err
+    tabs = r.json["data"]["tabs"]
+    assert [(t["tab"], t["action"], t["target"]) for t in tabs] == [
+        ("api", "opened", "hf-b1:api"), ("ui", "opened", "hf-b1:ui"),
+        ("docs", "opened", "hf-b1:docs")]
+
+    names = ["api", "ui", "docs"]
+    wait_for([out / f"{n}.json" for n in names])
+    sessions = tmux("list-sessions", "-F", "#{session_name}").stdout.split()
+    assert sessions == ["hf-b1"]
+    windows = tmux("list-windows", "-t", "=hf-b1", "-F", "#{window_name}").stdout.split()
+    assert sorted(windows) == sorted(names)
+
+    ports = set()
+    for index, name in enumerate(names):
+        seen = json.loads((out / f"{name}.json").read_text())
+        worktree = str(root / "b1" / name)
+        assert seen["cwd"] == worktree
+        assert seen["path0"] == GUARD_BIN
+        env = seen["env"]
+        assert env["HF_BATCH"] == "b1"
+        assert env["HF_PART"] == name
+        assert env["HF_WORKTREE"] == worktree
+        assert env["HF_PORT"] == str(4100 + index)
+        ports.add(env["HF_PORT"])
+        # the prompt arrives as one argument and names the handoff file
+        assert seen["argv"][1] == name
+        assert f"{worktree}/.hf/TASK.md" in seen["argv"][3]
+    assert len(ports) == 3
+
+    # a second `hf open` finds every tab alive and opens nothing new
+    r = hf("open", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert [t["action"] for t in r.json["data"]["tabs"]] == ["alive"] * 3
+    windows = tmux("list-windows", "-t", "=hf-b1", "-F", "#{window_name}").stdout.split()
+    assert len(windows) == 3
+
+    # a tab that went away is opened again, in the same session
+    tmux("kill-window", "-t", "=hf-b1:=ui")
+    (out / "ui.json").unlink()
+    r = hf("open", "b1/ui", "--json", cwd=repo)
+    assert [t["action"] for t in r.json["data"]["tabs"]] == ["opened"]
+    wait_for([out / "ui.json"])
+    windows = tmux("list-windows", "-t", "=hf-b1", "-F", "#{window_name}").stdout.split()
+    assert sorted(windows) == sorted(names)
+    stop.write_text("")
+
+
+def test_no_agent_configured_opens_a_shell_in_the_worktree(repo, hf, tmp_path, tmux,
+                                                           monkeypatch):
+    monkeypatch.setenv("SHELL", "/bin/sh")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--open", "--launcher", "tmux",
+           "--json", cwd=repo)
+    assert r.code == 0, r.err
+    worktree = repo.parent / "repo.hf" / "b1" / "api"
+    deadline = time.monotonic() + 20
+    pane = ""
+    while time.monotonic() < deadline:
+        pane = tmux("display-message", "-p", "-t", "=hf-b1:=api",
+                    "#{pane_current_command} #{pane_current_path}").stdout.strip()
+        if pane.endswith(str(worktree)):
+            break
+        time.sleep(0.05)
+    assert pane == f"sh {worktree}"
+
+
+QUEUE_AGENT = """\
+import json, os, sys
+out = sys.argv[1]
+seen = {"cwd": os.getcwd(), "path0": os.environ["PATH"].split(os.pathsep)[0],
+        "entry": os.environ["HF_QUEUE_ENTRY"], "handoff": sys.argv[2]}
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(seen, f)
+os.replace(tmp, out)
+"""
+
+
+def test_next_opens_a_queue_entry_in_a_tmux_window_of_session_hf_queue(
+        repo, hf, seal, tmp_path, tmux):
+    script = tmp_path / "queue agent.py"
+    script.write_text(QUEUE_AGENT)
+    out = tmp_path / "seen.json"
+    template = " ".join([shlex.quote(sys.executable), shlex.quote(str(script)),
+                         shlex.quote(str(out)), "{handoff}"])
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"agent = {json.dumps(template)}\n")
+    entry = hf("handoff", "--task", "logout", "--next", "add logout", "--json",
+               cwd=repo).json["data"]
+    r = hf("next", "--launcher", "tmux", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    [taken] = r.json["data"]["taken"]
+    assert taken["tab"]["target"] == "hf-queue:logout"
+    wait_for([out])
+    seen = json.loads(out.read_text())
+    assert seen == {"cwd": str(repo), "path0": GUARD_BIN, "entry": entry["id"],
+                    "handoff": entry["path"]}
