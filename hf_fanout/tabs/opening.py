@@ -142,7 +142,8 @@ def entry_worktree(ws: Workspace, entry_id: str, *, dry_run: bool = False) -> tu
         except OSError as exc:
             raise LaunchFailed(f"cannot make {path.parent}: {exc}",
                                "check worktree_root in .hf.toml") from None
-        ws.main.add_worktree(path, branch, ws.main.head() or "HEAD", workers=2)
+        ws.main.add_worktree(path, branch, ws.main.head() or "HEAD")
+        ws.main.populate_worktree(path, workers=2)
     return path, branch
 
 
