@@ -38,7 +38,7 @@ def _ws(repo: Path | None) -> Any:
     return Workspace.open(repo)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[bool, typer.Option("--version", help="Print hf's version.")] = False,
 ) -> None:
