@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,9 +133,17 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     cores = os.cpu_count() or 2
     workers = min(len(parts), max(2, cores))
 
+    # `git worktree add` is not safe to run concurrently (it reads the admin
+    # dirs of worktrees being made): the cheap admin part goes one at a time,
+    # the checkout, which is the real cost, in parallel.
+    admin = threading.Lock()
+
     def create(part: Part) -> Part:
-        Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
-        ws.main.add_worktree(Path(part.worktree), part.branch, base, workers=2)
+        path = Path(part.worktree)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with admin:
+            ws.main.add_worktree(path, part.branch, base, checkout=False)
+        ws.main.populate_worktree(path, workers=2)
         progress(f"worktree {part.name}: {part.worktree}")
         return part
 

@@ -270,9 +270,28 @@ class Repo:
 
     # --- worktrees ---------------------------------------------------------
 
-    def add_worktree(self, path: Path, branch: str, base: str, *, workers: int = 1) -> None:
-        self.git(["-c", f"checkout.workers={workers}", "worktree", "add", "--quiet",
-                  "-b", branch, str(path), base])
+    def add_worktree(self, path: Path, branch: str, base: str, *, workers: int = 1,
+                     checkout: bool = True) -> None:
+        """`git worktree add -b BRANCH PATH BASE`; with checkout=False only the admin part.
+
+        Concurrent `git worktree add` calls race (one reads the half-made
+        `.git/worktrees/<other>/` and dies with "failed to read .../commondir"), so
+        callers creating several at once add them one by one with checkout=False
+        and then fill them in parallel with `populate_worktree`.
+        """
+        args = ["-c", f"checkout.workers={workers}", "worktree", "add", "--quiet"]
+        if not checkout:
+            args.append("--no-checkout")
+        self.git([*args, "-b", branch, str(path), base])
+
+    def populate_worktree(self, path: Path, *, workers: int = 1) -> None:
+        """Check out HEAD in a worktree added with checkout=False, as `worktree add` would:
+        `reset --hard`, then the post-checkout hook."""
+        out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
+             "--no-recurse-submodules"], path)
+        head = text(["rev-parse", "HEAD"], path)
+        out(["hook", "run", "--ignore-missing", "post-checkout", "--", ZERO_OID, head, "1"],
+            path)
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
