@@ -216,3 +216,17 @@ def test_custom_worktree_root_and_base(repo, hf, tmp_path):
     assert not (wt / "src/api/later.py").exists()
     r = hf("split", "b2", "--part", "api=src/api/**", "--base", "nope", cwd=repo)
     assert r.code == 1 and "'nope'" in r.err
+
+
+def test_many_parts_at_once(repo, hf):
+    """Worktrees are made in parallel; git's `worktree add` must not race with itself."""
+    names = [f"p{i}" for i in range(8)]
+    for batch in ("b1", "b2", "b3"):
+        args = [a for n in names for a in ("--part", f"{n}=area/{batch}/{n}/**")]
+        r = hf("split", batch, *args, cwd=repo)
+        assert r.code == 0, r.err
+        for n in names:
+            wt = repo.parent / "repo.hf" / batch / n
+            assert (wt / "src/api/orders.py").read_text() == "def orders():\n    return []\n"
+            assert git(wt, "status", "--porcelain") == ""
+    assert len(worktrees(repo)) == 1 + 3 * len(names)
