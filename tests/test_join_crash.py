@@ -47,15 +47,21 @@ def assert_clean_at(repo: Path, commit: str) -> None:
     assert git(repo, "diff", "--cached", "HEAD") == ""
 
 
-@pytest.mark.parametrize("next_command", [("status",), ("doctor",)])
-def test_killed_after_the_journal_rolls_back(split3, hf, next_command):
+@pytest.mark.parametrize("crash_at, next_command", [
+    ("journal", ("status",)), ("journal", ("doctor",)),
+    ("applied", ("status",)), ("applied", ("done", "b1/api")),
+])
+def test_killed_before_the_ref_moved_rolls_back(split3, hf, crash_at, next_command):
     repo = split3["repo"]
     prepare(split3, hf)
     old = head(repo)
     before = snapshot(repo)
-    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "journal"})
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": crash_at})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert (repo / ".git/hf/journal/join.json").exists()
+    if crash_at == "applied":  # the main tree holds half a join: new files, old HEAD
+        assert (repo / "src/api/search.py").exists()
+        assert git(repo, "status", "--porcelain") != ""
     r = hf(*next_command, cwd=repo)
     assert r.code == 0, r.err
     assert not (repo / ".git/hf/journal/join.json").exists()

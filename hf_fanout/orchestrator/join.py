@@ -367,6 +367,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
         _crash_point("journal")
         try:
             apply_entries(ws, plan.entries)
+            _crash_point("applied")
             staged = main.staged_paths(head)
             expected = staged_before | set(affected)
             if staged != expected:
@@ -425,7 +426,7 @@ def _entry_data(entry: Entry | None) -> list[Any] | None:
 
 
 def _crash_point(name: str) -> None:
-    """Tests kill the process here (HF_TEST_CRASH_AT=journal|ref) to prove recovery."""
+    """Tests kill the process here (HF_TEST_CRASH_AT=journal|applied|ref) to prove recovery."""
     if os.environ.get("HF_TEST_CRASH_AT") == name:
         import signal
 
