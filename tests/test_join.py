@@ -294,3 +294,25 @@ def test_part_work_survives_a_removed_results_ref(split3, hf):
     assert git(repo, "show", f"{docs_commit}:docs/guide.md") == "# guide v2\n"
     shutil.rmtree(split3["docs"])  # gone from disk; the object is still in the repo
     assert git(repo, "cat-file", "-t", docs_commit).strip() == "commit"
+
+
+def test_file_becomes_directory_and_emptied_directories_go(repo, hf):
+    write(repo, {".gitignore": "*.log\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "ignore logs")
+    r = hf("split", "b1", "--part", "docs=docs/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    docs, ui = (repo.parent / "repo.hf" / "b1" / n for n in ("docs", "ui"))
+    (docs / "docs/old.md").unlink()
+    write(docs, {"docs/old.md/index.md": "now a directory\n"})
+    shutil.rmtree(ui / "src/ui")
+    write(ui, {"src/ui/debug.log": "ignored, never joined\n"})
+    for name in ("docs", "ui"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "docs/old.md/index.md").read_text() == "now a directory\n"
+    assert not (repo / "src/ui").exists()
+    assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", "src/ui") == ""
+    assert git(repo, "status", "--porcelain", "--ignored") == ""
+    assert "fatal" not in git(repo, "fsck", "--no-progress")
