@@ -228,17 +228,21 @@ def test_a_path_another_process_staged_stays_staged_and_uncommitted(split3, hf):
                  "tools/run.sh": "#!/bin/sh\necho staged\n"})
     git(repo, "add", "notes.txt", "tools/run.sh")
     staged = git(repo, "diff", "--cached", "--name-only")
+    write(repo, {"src/ui/app.js": "// unstaged, unrelated\n"})
     write(split3["api"], {"src/api/new.py": "n = 1\n"})
     all_done(hf, split3)
-    r = hf("join", "b1", cwd=repo)
+    r = hf("join", "b1", cwd=split3["docs"])  # from inside a part: it writes the main tree
     assert r.code == 0, r.err
     files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
     assert files == ["src/api/new.py"]
     assert git(repo, "diff", "--cached", "--name-only") == staged
     assert git(repo, "show", ":notes.txt") == "someone else's work\n"
     assert git(repo, "show", "HEAD:tools/run.sh") == "#!/bin/sh\necho run\n"
-    assert sorted(git(repo, "status", "--porcelain").splitlines()) == ["A  notes.txt",
-                                                                       "M  tools/run.sh"]
+    assert sorted(git(repo, "status", "--porcelain").splitlines()) == [
+        " M src/ui/app.js", "A  notes.txt", "M  tools/run.sh"]
+    assert (repo / "src/ui/app.js").read_text() == "// unstaged, unrelated\n"
+    assert (repo / "src/api/new.py").read_text() == "n = 1\n"
+    assert not (split3["docs"] / "src/api/new.py").exists()
 
 
 def test_partial_joins_the_done_parts_and_leaves_the_rest_running(split3, hf):
