@@ -230,3 +230,16 @@ def test_many_parts_at_once(repo, hf):
             assert (wt / "src/api/orders.py").read_text() == "def orders():\n    return []\n"
             assert git(wt, "status", "--porcelain") == ""
     assert len(worktrees(repo)) == 1 + 3 * len(names)
+
+
+def test_the_post_checkout_hook_runs_in_each_new_worktree(repo, hf, tmp_path):
+    """As with `git worktree add`: tools like git-lfs rely on it."""
+    log = tmp_path / "hook.log"
+    hook = repo / ".git/hooks/post-checkout"
+    hook.write_text(f'#!/bin/sh\necho "$(pwd) $1 $3" >> "{log}"\n')
+    hook.chmod(0o755)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    root = repo.parent / "repo.hf" / "b1"
+    assert sorted(log.read_text().splitlines()) == [
+        f"{root / 'api'} {'0' * 40} 1", f"{root / 'ui'} {'0' * 40} 1"]
