@@ -38,7 +38,7 @@ def _ws(repo: Path | None) -> Any:
     return Workspace.open(repo)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[bool, typer.Option("--version", help="Print hf's version.")] = False,
 ) -> None:
@@ -248,6 +248,10 @@ def join(
         emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
         return
     commit = execute_join(ws, plan, wait=wait)
+    if plan.noop:  # another process joined it while this one waited for the lock
+        emit({**plan.to_data(), "commit": commit},
+             f"batch {batch} was joined meanwhile (commit {commit[:12]}); nothing to do")
+        return
     emit({**plan.to_data(), "commit": commit}, lambda: _print_join(ws, plan, commit))
 
 

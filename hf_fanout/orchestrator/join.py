@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.errors import JoinRefused, MainMoved, MergeConflict, OwnershipViolation
+from hf_fanout.errors import (
+    GitFailed,
+    JoinRefused,
+    MainMoved,
+    MergeConflict,
+    OwnershipViolation,
+)
 from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import DONE, JOINED, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
@@ -64,6 +70,7 @@ class JoinPlan:
     entries: dict[RepoPath, Entry | None] = field(default_factory=dict)
     merged: list[RepoPath] = field(default_factory=list)
     noop: bool = False
+    partial: bool = False
 
     @property
     def parts(self) -> list[Part]:
@@ -101,7 +108,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
     main = ws.main
     head = main.head()
     if batch.state == JOINED:
-        return JoinPlan(batch, head or "", batch.target_ref, [], noop=True)
+        return JoinPlan(batch, head or "", batch.target_ref, [], noop=True, partial=partial)
     if batch.state != "running":
         raise JoinRefused(f"batch {batch.id!r} is {batch.state}", "only running batches join")
     ref = main.head_ref()
@@ -140,7 +147,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
             "commit or stash those edits in the main tree, then join again",
             details={"paths": sorted(dirty)},
         )
-    return JoinPlan(batch, head, ref, results, entries, merged)
+    return JoinPlan(batch, head, ref, results, entries, merged, partial=partial)
 
 
 def _listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
@@ -314,7 +321,13 @@ def commit_message(plan: JoinPlan) -> str:
 
 
 def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
-    """Write the planned join under the commit lock. Returns the new commit."""
+    """Write the planned join under the commit lock. Returns the new commit.
+
+    If HEAD moved while the plan was made without the lock (another join or
+    `hf commit` landed first), the join is planned again under the lock, and
+    `plan` is updated in place to what is committed; a batch that another
+    process joined meanwhile becomes a no-op (`plan.noop`).
+    """
     from hf_fanout.orchestrator.journal import apply_entries, recover_join
 
     main = ws.main
@@ -322,11 +335,12 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
         recover_join(ws, wait=None)  # already holding the lock
         head = main.head()
         if head != plan.head:
-            raise MainMoved(
-                f"HEAD moved while the join was being planned ({plan.head[:12]} -> "
-                f"{(head or 'none')[:12]})",
-                "run `hf join` again; it plans against the new HEAD",
-            )
+            fresh = plan_join(ws, plan.batch.id, partial=plan.partial)
+            for name in fresh.__dataclass_fields__:
+                setattr(plan, name, getattr(fresh, name))
+            if plan.noop:
+                return plan.batch.joined_commit or ""
+            head = plan.head
         affected = list(plan.entries)
         dirty = main.status_paths(affected)
         if dirty:
@@ -353,6 +367,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
         _crash_point("journal")
         try:
             apply_entries(ws, plan.entries)
+            _crash_point("applied")
             staged = main.staged_paths(head)
             expected = staged_before | set(affected)
             if staged != expected:
@@ -366,8 +381,17 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
                 if r.result_commit != r.tip:
                     main.git(["update-ref", f"refs/hf/results/{plan.batch.id}/{r.part.name}",
                               r.result_commit])
-            main.update_ref(plan.target_ref, commit, head,
-                            f"hf join {plan.batch.id}")
+            try:
+                main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
+            except GitFailed:
+                now_at = main.rev_parse(plan.target_ref)
+                if now_at == head:
+                    raise
+                raise MainMoved(
+                    f"{plan.target_ref} moved during the join ({head[:12]} -> "
+                    f"{(now_at or 'none')[:12]}), outside hf's commit lock; nothing committed",
+                    "run `hf join` again; it plans against the new HEAD",
+                ) from None
         except BaseException:
             apply_entries(ws, {p: old_entries.get(p) for p in affected})
             ws.store.clear_journal()
@@ -406,7 +430,7 @@ def _entry_data(entry: Entry | None) -> list[Any] | None:
 
 
 def _crash_point(name: str) -> None:
-    """Tests kill the process here (HF_TEST_CRASH_AT=journal|ref) to prove recovery."""
+    """Tests kill the process here (HF_TEST_CRASH_AT=journal|applied|ref) to prove recovery."""
     if os.environ.get("HF_TEST_CRASH_AT") == name:
         import signal
 

@@ -280,8 +280,13 @@ class Repo:
         self.git(["worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base])
 
     def populate_worktree(self, path: Path, *, workers: int = 1) -> None:
-        """Check out a registered worktree's files (filters and post-checkout hooks apply)."""
-        out(["-c", f"checkout.workers={workers}", "checkout", "--force", "--quiet"], path)
+        """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
+        would: `reset --hard` (filters apply), then the post-checkout hook."""
+        out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
+             "--no-recurse-submodules"], path)
+        head = text(["rev-parse", "HEAD"], path)
+        out(["hook", "run", "--ignore-missing", "post-checkout", "--", ZERO_OID, head, "1"],
+            path)
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)

@@ -1,0 +1,234 @@
+"""The CLI surface: status, done/blocked, the JSON envelope, exit codes, damaged records."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, hf_proc, snapshot, write
+
+ENVELOPE_KEYS = ["hf", "command", "ok", "data", "error"]
+ERROR_KEYS = ["code", "message", "hint"]
+
+
+def parts_by_name(hf: Any, repo: Path, batch: str = "b1") -> dict[str, dict[str, Any]]:
+    r = hf("status", batch, "--json", cwd=repo)
+    assert r.code == 0, r.out
+    (b,) = r.json["data"]["batches"]
+    return {p["name"]: p for p in b["parts"]}
+
+
+# --------------------------------------------------------------------- status
+
+
+def test_status_counts_changed_and_outside_files(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "# committed\n"})
+    git(api, "commit", "-qam", "committed work")
+    write(api, {"src/api/new.py": "# untracked\n", "src/ui/page.html": "<p>not mine</p>\n"})
+    (split3["docs"] / "docs/old.md").unlink()
+    parts = parts_by_name(hf, repo)
+    assert (parts["api"]["changed"], parts["api"]["outside"]) == (3, 1)
+    assert parts["api"]["outside_paths"] == ["src/ui/page.html"]
+    assert (parts["docs"]["changed"], parts["docs"]["outside"]) == (1, 0)
+    assert (parts["ui"]["changed"], parts["ui"]["outside"]) == (0, 0)
+    assert parts["api"]["branch"] == "hf/b1/api" and parts["api"]["worktree"] == str(api)
+    assert {p["state"] for p in parts.values()} == {"running"}
+    assert parts["api"]["last_activity"].endswith("Z")
+    r = hf("status", cwd=repo)
+    assert r.code == 0
+    assert "batch b1 (running" in r.out
+    header, *rows = [line for line in r.out.splitlines() if line.startswith(("part ", "api ",
+                                                                               "ui ", "docs "))]
+    assert header.split()[:4] == ["part", "state", "changed", "outside"]
+    assert rows[0].split()[:4] == ["api", "running", "3", "1"]
+    assert "api: outside its ownership: src/ui/page.html" in r.out
+
+
+def test_status_of_all_batches_and_of_none(repo, hf):
+    r = hf("status", cwd=repo)
+    assert r.code == 0 and "no batches" in r.out
+    assert hf("status", "--json", cwd=repo).json["data"] == {"batches": []}
+    for batch in ("b1", "b2"):
+        assert hf("split", batch, "--part", f"{batch}-api=src/api/{batch}/**", cwd=repo).code == 0
+    r = hf("status", "--json", cwd=repo)
+    assert [b["id"] for b in r.json["data"]["batches"]] == ["b1", "b2"]
+    r = hf("status", "b3", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "not_found"
+
+
+def test_status_works_from_inside_a_part_worktree(split3, hf):
+    r = hf("status", "--json", cwd=split3["ui"] / "src")
+    assert r.code == 0
+    assert [b["id"] for b in r.json["data"]["batches"]] == ["b1"]
+
+
+# --------------------------------------------------------------------- done / blocked
+
+
+def test_done_from_inside_a_worktree_is_idempotent(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    r = hf("done", "--json", cwd=api / "src" / "api")
+    assert r.code == 0 and r.json["data"]["changed"] is True
+    first = r.json["data"]["part"]
+    assert first["state"] == "done" and first["done_at"]
+    r = hf("done", cwd=api)
+    assert r.code == 0 and "already" in r.out
+    r = hf("done", "--json", cwd=api)
+    assert r.json["data"]["changed"] is False
+    assert r.json["data"]["part"]["done_at"] == first["done_at"]
+    r = hf("done", "--note", "tests pass", "--json", cwd=api)
+    assert r.json["data"]["changed"] is True and r.json["data"]["part"]["note"] == "tests pass"
+    assert parts_by_name(hf, repo)["api"]["note"] == "tests pass"
+
+
+def test_done_and_blocked_by_batch_slash_part(split3, hf):
+    repo = split3["repo"]
+    r = hf("blocked", "b1/ui", "--reason", "needs the schema", "--json", cwd=repo)
+    assert r.code == 0 and r.json["data"]["changed"] is True
+    r = hf("blocked", "b1/ui", "--reason", "needs the schema", "--json", cwd=repo)
+    assert r.code == 0 and r.json["data"]["changed"] is False
+    ui = parts_by_name(hf, repo)["ui"]
+    assert ui["state"] == "blocked" and ui["reason"] == "needs the schema"
+    assert "ui: blocked: needs the schema" in hf("status", cwd=repo).out
+    r = hf("done", "b1/ui", cwd=repo)
+    assert r.code == 0
+    ui = parts_by_name(hf, repo)["ui"]
+    assert ui["state"] == "done" and ui["reason"] is None
+
+
+def test_done_and_blocked_refusals(split3, hf):
+    repo = split3["repo"]
+    r = hf("done", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "not_found"
+    assert "not a part's worktree" in r.json["error"]["message"]
+    assert hf("done", "b1", cwd=repo).code == 2
+    assert hf("done", "b1/nope", cwd=repo).code == 1
+    assert hf("done", "b9/api", cwd=repo).code == 1
+    r = hf("blocked", cwd=split3["api"])
+    assert r.code == 2 and "--reason" in r.err
+    r = hf("blocked", "--reason", "  ", cwd=split3["api"])
+    assert r.code == 2
+    before = (repo / ".git/hf/batches/b1/parts/api.json").read_bytes()
+    r = hf("done", "--dry-run", cwd=split3["api"])
+    assert r.code == 0 and "would mark" in r.out
+    assert (repo / ".git/hf/batches/b1/parts/api.json").read_bytes() == before
+
+
+def test_done_on_a_joined_part_is_refused(split3, hf):
+    repo = split3["repo"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    r = hf("done", cwd=split3["api"])
+    assert r.code == 1 and "already joined" in r.err
+    assert hf("blocked", "b1/ui", "--reason", "late", cwd=repo).code == 1
+
+
+# --------------------------------------------------------------------- envelope, exit codes
+
+
+def test_json_envelope_on_success_and_failure(split3, hf):
+    repo = split3["repo"]
+    ok = hf("status", "--json", cwd=repo)
+    assert list(ok.json) == ENVELOPE_KEYS
+    assert ok.json["hf"] == 1 and ok.json["command"] == "status" and ok.json["ok"] is True
+    assert ok.json["error"] is None and isinstance(ok.json["data"], dict)
+    assert ok.out.count("\n") == 1 and ok.err == ""
+    bad = hf("join", "b1", "--json", cwd=repo)  # no part done
+    assert bad.code == 1
+    assert list(bad.json) == ENVELOPE_KEYS
+    assert bad.json["ok"] is False and bad.json["command"] == "join"
+    assert list(bad.json["error"]) == ERROR_KEYS
+    assert bad.json["error"]["code"] == "join_refused" and bad.json["error"]["hint"]
+    assert bad.out.count("\n") == 1
+    usage = hf("status", "--bogus", "--json", cwd=repo)
+    assert usage.code == 2
+    assert list(usage.json) == ENVELOPE_KEYS and usage.json["error"]["code"] == "usage"
+    # the same envelope from a real process (what an agent in a tab sees)
+    proc = hf_proc("done", "b1/api", "--json", cwd=repo)
+    assert proc.returncode == 0
+    import json
+
+    env = json.loads(proc.stdout)
+    assert list(env) == ENVELOPE_KEYS and env["command"] == "done" and env["ok"] is True
+
+
+def test_human_errors_are_one_line_and_a_hint(split3, hf):
+    r = hf("join", "b1", cwd=split3["repo"])
+    assert r.code == 1 and r.out == ""
+    lines = r.err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("hf: error: ") and lines[1].startswith("hint: ")
+
+
+def test_exit_codes(repo, hf, tmp_path, monkeypatch):
+    assert hf("status", cwd=repo).code == 0
+    assert hf("status", "nope", cwd=repo).code == 1
+    assert hf("status", cwd=tmp_path).code == 1  # not a repository
+    assert hf("split", "B!", "--part", "a=b", cwd=repo).code == 2
+    assert hf("no-such-command", cwd=repo).code == 2
+    assert hf(cwd=repo).code == 2
+    assert hf("--version", cwd=repo).code == 0
+
+    from hf_fanout.orchestrator import status
+
+    def bug(*_args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(status, "all_status", bug)
+    r = hf("status", "--json", cwd=repo)
+    assert r.code == 3
+    assert r.json["error"]["code"] == "bug" and "RuntimeError: boom" in r.json["error"]["message"]
+    crash_logs = list((Path(os.environ["XDG_STATE_HOME"]) / "hf" / "crash").glob("*.log"))
+    assert len(crash_logs) == 1
+    assert str(crash_logs[0]) in r.json["error"]["hint"]
+    assert "RuntimeError: boom" in crash_logs[0].read_text()
+
+    def interrupted(*_args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(status, "all_status", interrupted)
+    assert hf("status", cwd=repo).code == 130
+
+
+def test_not_a_repository_says_so(tmp_path, hf):
+    r = hf("status", "--json", cwd=tmp_path)
+    assert r.code == 1 and r.json["error"]["code"] == "not_a_repo"
+
+
+# --------------------------------------------------------------------- damaged records
+
+
+@pytest.mark.parametrize("record", ["batch.json", "parts/ui.json"])
+def test_a_truncated_record_is_reported_and_left_untouched(split3, hf, record):
+    repo = split3["repo"]
+    path = repo / ".git/hf/batches/b1" / record
+    damaged = path.read_bytes()[:40]
+    path.write_bytes(damaged)
+    before = snapshot(repo)
+    for args in (("status",), ("status", "b1"), ("join", "b1"), ("done", "b1/ui")):
+        r = hf(*args, cwd=repo)
+        assert r.code == 1, (args, r.out, r.err)
+        lines = r.err.splitlines()
+        assert len(lines) == 2, r.err
+        assert lines[0] == f"hf: error: {path} is not valid JSON (torn or edited record)"
+        assert path.read_bytes() == damaged
+    r = hf("status", "--json", cwd=repo)
+    assert r.json["error"]["code"] == "state_corrupt"
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 0
+    assert any(str(path) in f["detail"] for f in r.json["data"]["findings"])
+    assert path.read_bytes() == damaged
+    assert snapshot(repo) == before
+
+
+def test_a_record_of_an_unknown_schema_is_reported(split3, hf):
+    repo = split3["repo"]
+    path = repo / ".git/hf/batches/b1/batch.json"
+    path.write_text('{"schema": 99, "kind": "batch"}')
+    r = hf("status", cwd=repo)
+    assert r.code == 1 and "schema 99" in r.err
+    assert path.read_text() == '{"schema": 99, "kind": "batch"}'

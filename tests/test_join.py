@@ -1,0 +1,322 @@
+"""`hf join` lands: round trip, .gitattributes, main moved, the hijacked index, no-ops."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from conftest import git, snapshot, write
+
+BINARY = bytes(range(256)) * 4 + b"\0\xff\xfe"
+SPACED = "src/api/new file ü.py"
+
+
+def all_done(hf: Any, split3: dict[str, Path], names: tuple[str, ...] = ("api", "ui", "docs")
+             ) -> None:
+    for name in names:
+        r = hf("done", cwd=split3[name])
+        assert r.code == 0, r.err
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def apply_edits(root: Path, *, commit_part: str | None = None) -> None:
+    """The same edits, in a part worktree layout or in a scratch clone (root = tree root)."""
+    # api: a committed modification, an added file with spaces and unicode, a
+    # rename (uncommitted), a binary file
+    write(root, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    write(root, {SPACED: "x = 'ü'\n", "src/api/blob.bin": BINARY})
+    (root / "src/api/users.py").rename(root / "src/api/accounts.py")
+    # ui: a delete, an exec-bit change, a symlink
+    (root / "src/ui/page.html").unlink()
+    (root / "src/ui/app.js").chmod(0o755)
+    os.symlink("app.js", root / "src/ui/current.js")
+    # docs: modified README, deleted and added docs (one in a new directory)
+    write(root, {"README.md": "# demo, joined\n", "docs/new/deep.md": "deep\n"})
+    (root / "docs/old.md").unlink()
+
+
+def test_round_trip_three_parts_committed_and_uncommitted(split3, hf, tmp_path):
+    repo = split3["repo"]
+    api, ui, docs = split3["api"], split3["ui"], split3["docs"]
+    before = head(repo)
+    # The expected tree, computed independently: the same edits in a scratch clone.
+    scratch = tmp_path / "scratch"
+    git(tmp_path, "clone", "-q", str(repo), str(scratch))
+    apply_edits(scratch)
+    git(scratch, "add", "-A")
+    expected_tree = git(scratch, "write-tree").strip()
+
+    # api: orders.py committed on its branch, the rest uncommitted
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(api, {SPACED: "x = 'ü'\n", "src/api/blob.bin": BINARY})
+    (api / "src/api/users.py").rename(api / "src/api/accounts.py")
+    # ui: the delete committed, exec bit and symlink uncommitted (symlink staged)
+    git(ui, "rm", "-q", "src/ui/page.html")
+    git(ui, "commit", "-qm", "ui: drop page")
+    (ui / "src/ui/app.js").chmod(0o755)
+    os.symlink("app.js", ui / "src/ui/current.js")
+    git(ui, "add", "src/ui/current.js")
+    # docs: everything uncommitted
+    write(docs, {"README.md": "# demo, joined\n", "docs/new/deep.md": "deep\n"})
+    (docs / "docs/old.md").unlink()
+    all_done(hf, split3)
+
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    data = r.json["data"]
+    assert data["commit"] == head(repo)
+    assert git(repo, "status", "--porcelain") == ""
+    fsck = git(repo, "fsck", "--strict", "--no-progress")
+    assert "error" not in fsck and "missing" not in fsck
+    # exactly one new commit, whose tree is the expected tree
+    assert git(repo, "rev-list", f"{before}..HEAD").split() == [head(repo)]
+    assert git(repo, "rev-parse", "HEAD^").strip() == before
+    assert git(repo, "rev-parse", "HEAD^{tree}").strip() == expected_tree
+    # the main tree holds the results, with modes and links
+    assert (repo / SPACED).read_text() == "x = 'ü'\n"
+    assert (repo / "src/api/blob.bin").read_bytes() == BINARY
+    assert not (repo / "src/api/users.py").exists()
+    assert os.access(repo / "src/ui/app.js", os.X_OK)
+    assert os.readlink(repo / "src/ui/current.js") == "app.js"
+    assert not (repo / "docs/old.md").exists()
+    # trailers name the batch and each part with the commit that was joined
+    message = git(repo, "log", "-1", "--format=%B")
+    trailers = git(repo, "interpret-trailers", "--parse", input=message.encode())
+    assert "Hf-Batch: b1" in trailers
+    part_lines = [t for t in trailers.splitlines() if t.startswith("Hf-Part: ")]
+    assert sorted(t.split()[1] for t in part_lines) == ["api", "docs", "ui"]
+    for line in part_lines:
+        _, name, commit = line.split()
+        assert git(repo, "cat-file", "-t", commit).strip() == "commit"
+        # the named commit holds that part's result (its branch tip + uncommitted work)
+        assert git(repo, "merge-base", "--is-ancestor", f"hf/b1/{name}", commit,
+                   check=False) == ""
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    assert status["state"] == "joined"
+    assert {p["state"] for p in status["parts"]} == {"joined"}
+
+
+def test_join_of_a_joined_batch_is_a_noop(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    all_done(hf, split3)
+    assert hf("join", "b1", cwd=repo).code == 0
+    joined = snapshot(repo)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0
+    assert "already joined" in r.out
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0 and r.json["data"]["noop"] is True
+    assert r.json["data"]["commit"] == joined["head"].strip()
+    assert snapshot(repo) == joined
+
+
+def test_gitattributes_eol_and_clean_filter(repo, hf):
+    write(repo, {".gitattributes": "*.bat eol=crlf\n*.up filter=upper\n",
+                 "scripts/old.bat": "echo old\r\n", "scripts/old.up": "OLD\n"})
+    git(repo, "config", "filter.upper.clean", "tr a-z A-Z")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "attributes")
+    r = hf("split", "b1", "--part", "scripts=scripts/**", "--part", "rest=README.md",
+           cwd=repo)
+    assert r.code == 0, r.err
+    part = repo.parent / "repo.hf" / "b1" / "scripts"
+    # written the way an editor on either platform might
+    write(part, {"scripts/run.bat": b"echo one\r\necho two\r\n",
+                 "scripts/lf.bat": b"echo lf\n",
+                 "scripts/old.bat": b"echo changed\r\n",
+                 "scripts/new.up": b"shout this\n"})
+    expected = {}
+    for name in ("run.bat", "lf.bat", "old.bat", "new.up"):
+        rel = f"scripts/{name}"
+        expected[rel] = git(part, "hash-object", f"--path={rel}", rel).strip()
+    assert hf("done", "b1/scripts", cwd=repo).code == 0
+    assert hf("done", "b1/rest", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "status", "--porcelain") == ""
+    for rel, oid in expected.items():
+        assert git(repo, "rev-parse", f"HEAD:{rel}").strip() == oid, rel
+    # the stored blobs are normalised (LF, upper case); the main tree has CRLF for .bat
+    assert git(repo, "cat-file", "blob", "HEAD:scripts/run.bat") == "echo one\necho two\n"
+    assert git(repo, "cat-file", "blob", "HEAD:scripts/new.up") == "SHOUT THIS\n"
+    assert (repo / "scripts/lf.bat").read_bytes() == b"echo lf\r\n"
+    # what `git add` in the main tree would store is what was committed
+    for rel, oid in expected.items():
+        assert git(repo, "hash-object", f"--path={rel}", rel).strip() == oid, rel
+
+
+def test_main_moved_unrelated_commit(split3, hf):
+    repo = split3["repo"]
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"})
+    git(repo, "commit", "-qam", "main moves on")
+    moved = head(repo)
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return ['api']\n"})
+    all_done(hf, split3)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "rev-parse", "HEAD^").strip() == moved
+    assert (repo / "tools/run.sh").read_text() == "#!/bin/sh\necho moved\n"
+    assert "['api']" in git(repo, "show", "HEAD:src/api/orders.py")
+    assert git(repo, "status", "--porcelain") == ""
+
+
+LINES = "".join(f"line {i}\n" for i in range(1, 11))
+
+
+def _split_with_lines(repo: Path, hf: Any) -> dict[str, Path]:
+    write(repo, {"src/api/long.py": LINES})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "long file")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    root = repo.parent / "repo.hf" / "b1"
+    return {"repo": repo, "api": root / "api", "ui": root / "ui"}
+
+
+def test_main_moved_owned_path_clean_three_way_merge(repo, hf):
+    parts = _split_with_lines(repo, hf)
+    write(repo, {"src/api/long.py": LINES.replace("line 1\n", "line 1 (main)\n")})
+    git(repo, "commit", "-qam", "main edits the top")
+    moved = head(repo)
+    write(parts["api"], {"src/api/long.py": LINES.replace("line 10\n", "line 10 (part)\n")})
+    all_done(hf, parts, ("api", "ui"))
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert r.json["data"]["merged"] == ["src/api/long.py"]
+    merged = git(repo, "show", "HEAD:src/api/long.py")
+    assert merged == LINES.replace("line 1\n", "line 1 (main)\n").replace(
+        "line 10\n", "line 10 (part)\n")
+    assert git(repo, "rev-parse", "HEAD^").strip() == moved
+    assert (repo / "src/api/long.py").read_text() == merged
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_main_moved_conflict_writes_nothing(repo, hf):
+    parts = _split_with_lines(repo, hf)
+    write(repo, {"src/api/long.py": LINES.replace("line 5\n", "line 5 (main)\n")})
+    git(repo, "commit", "-qam", "main edits line 5")
+    write(parts["api"], {"src/api/long.py": LINES.replace("line 5\n", "line 5 (part)\n"),
+                         "src/api/fine.py": "ok\n"})
+    all_done(hf, parts, ("api", "ui"))
+    before = snapshot(repo)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1
+    env = r.json
+    assert env["ok"] is False and env["error"]["code"] == "merge_conflict"
+    assert "src/api/long.py" in env["error"]["message"]
+    (conflict,) = env["data"]["conflicts"]
+    assert conflict["path"] == "src/api/long.py" and conflict["part"] == "api"
+    assert "line 5 (main)" in conflict["hunks"] and "line 5 (part)" in conflict["hunks"]
+    assert conflict["hunks"].startswith("<<<<<<< ")
+    assert snapshot(repo) == before
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1 and "src/api/long.py" in r.err
+    assert snapshot(repo) == before
+
+
+def test_a_path_another_process_staged_stays_staged_and_uncommitted(split3, hf):
+    repo = split3["repo"]
+    write(repo, {"notes.txt": "someone else's work\n",
+                 "tools/run.sh": "#!/bin/sh\necho staged\n"})
+    git(repo, "add", "notes.txt", "tools/run.sh")
+    staged = git(repo, "diff", "--cached", "--name-only")
+    write(repo, {"src/ui/app.js": "// unstaged, unrelated\n"})
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    all_done(hf, split3)
+    r = hf("join", "b1", cwd=split3["docs"])  # from inside a part: it writes the main tree
+    assert r.code == 0, r.err
+    files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert files == ["src/api/new.py"]
+    assert git(repo, "diff", "--cached", "--name-only") == staged
+    assert git(repo, "show", ":notes.txt") == "someone else's work\n"
+    assert git(repo, "show", "HEAD:tools/run.sh") == "#!/bin/sh\necho run\n"
+    assert sorted(git(repo, "status", "--porcelain").splitlines()) == [
+        " M src/ui/app.js", "A  notes.txt", "M  tools/run.sh"]
+    assert (repo / "src/ui/app.js").read_text() == "// unstaged, unrelated\n"
+    assert (repo / "src/api/new.py").read_text() == "n = 1\n"
+    assert not (split3["docs"] / "src/api/new.py").exists()
+
+
+def test_partial_joins_the_done_parts_and_leaves_the_rest_running(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    write(split3["ui"], {"src/ui/new.js": "ui\n"})
+    assert hf("done", cwd=split3["api"]).code == 0
+    before = head(repo)
+    r = hf("join", "b1", "--partial", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert [p["part"] for p in r.json["data"]["parts"]] == ["api"]
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["src/api/new.py"]
+    assert git(repo, "rev-parse", "HEAD^").strip() == before
+    states = {p["name"]: p["state"] for p in
+              hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]}
+    assert states == {"api": "joined", "ui": "running", "docs": "running"}
+    assert split3["ui"].is_dir() and (split3["ui"] / "src/ui/new.js").exists()
+    # the rest joins later, on top of the partial join
+    assert hf("done", cwd=split3["ui"]).code == 0
+    assert hf("done", cwd=split3["docs"]).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["src/ui/new.js"]
+    assert hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["state"] == \
+        "joined"
+
+
+def test_dry_run_shows_the_files_and_writes_nothing(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    all_done(hf, split3)
+    before = snapshot(repo)
+    r = hf("join", "b1", "--dry-run", cwd=repo)
+    assert r.code == 0, r.err
+    assert "src/api/new.py" in r.out and "nothing changed" in r.out
+    r = hf("join", "b1", "--dry-run", "--json", cwd=repo)
+    assert r.json["data"]["dry_run"] is True
+    assert r.json["data"]["affected"] == ["src/api/new.py"]
+    assert snapshot(repo) == before
+    record = json.loads((repo / ".git/hf/batches/b1/batch.json").read_text())
+    assert record["state"] == "running"
+
+
+def test_part_work_survives_a_removed_results_ref(split3, hf):
+    """The Hf-Part commit of uncommitted work stays reachable from refs/hf/results."""
+    repo = split3["repo"]
+    write(split3["docs"], {"docs/guide.md": "# guide v2\n"})
+    all_done(hf, split3)
+    assert hf("join", "b1", cwd=repo).code == 0
+    trailers = git(repo, "log", "-1", "--format=%(trailers:key=Hf-Part,valueonly)")
+    docs_commit = next(t.split()[1] for t in trailers.splitlines() if t.startswith("docs "))
+    assert git(repo, "rev-parse", "refs/hf/results/b1/docs").strip() == docs_commit
+    assert git(repo, "show", f"{docs_commit}:docs/guide.md") == "# guide v2\n"
+    shutil.rmtree(split3["docs"])  # gone from disk; the object is still in the repo
+    assert git(repo, "cat-file", "-t", docs_commit).strip() == "commit"
+
+
+def test_file_becomes_directory_and_emptied_directories_go(repo, hf):
+    write(repo, {".gitignore": "*.log\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "ignore logs")
+    r = hf("split", "b1", "--part", "docs=docs/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    docs, ui = (repo.parent / "repo.hf" / "b1" / n for n in ("docs", "ui"))
+    (docs / "docs/old.md").unlink()
+    write(docs, {"docs/old.md/index.md": "now a directory\n"})
+    shutil.rmtree(ui / "src/ui")
+    write(ui, {"src/ui/debug.log": "ignored, never joined\n"})
+    for name in ("docs", "ui"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "docs/old.md/index.md").read_text() == "now a directory\n"
+    assert not (repo / "src/ui").exists()
+    assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", "src/ui") == ""
+    assert git(repo, "status", "--porcelain", "--ignored") == ""
+    assert "fatal" not in git(repo, "fsck", "--no-progress")

@@ -1,0 +1,213 @@
+"""Joins from real processes: killed half way, racing each other, waiting for the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, hf_proc, snapshot, write
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def prepare(split3: dict[str, Path], hf: Any) -> None:
+    """Work in all three parts, some committed, a delete, then every part done."""
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    git(split3["api"], "commit", "-qam", "api")
+    write(split3["api"], {"src/api/search.py": "def search():\n    pass\n"})
+    (split3["ui"] / "src/ui/page.html").unlink()
+    write(split3["docs"], {"docs/guide.md": "# guide v2\n", "docs/new/a.md": "a\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+
+
+def batch_record(repo: Path, batch: str = "b1") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((repo / f".git/hf/batches/{batch}/batch.json").read_text())
+    return data
+
+
+def part_states(repo: Path, batch: str = "b1") -> dict[str, str]:
+    parts = repo / f".git/hf/batches/{batch}/parts"
+    return {p.stem: json.loads(p.read_text())["state"] for p in parts.glob("*.json")}
+
+
+def assert_clean_at(repo: Path, commit: str) -> None:
+    assert head(repo) == commit
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "diff", "HEAD") == ""
+    assert git(repo, "diff", "--cached", "HEAD") == ""
+
+
+@pytest.mark.parametrize("crash_at, next_command", [
+    ("journal", ("status",)), ("journal", ("doctor",)),
+    ("applied", ("status",)), ("applied", ("done", "b1/api")),
+])
+def test_killed_before_the_ref_moved_rolls_back(split3, hf, crash_at, next_command):
+    repo = split3["repo"]
+    prepare(split3, hf)
+    old = head(repo)
+    before = snapshot(repo)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": crash_at})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (repo / ".git/hf/journal/join.json").exists()
+    if crash_at == "applied":  # the main tree holds half a join: new files, old HEAD
+        assert (repo / "src/api/search.py").exists()
+        assert git(repo, "status", "--porcelain") != ""
+    r = hf(*next_command, cwd=repo)
+    assert r.code == 0, r.err
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    assert_clean_at(repo, old)
+    assert snapshot(repo) == before
+    assert batch_record(repo)["state"] == "running"
+    assert part_states(repo) == {"api": "done", "ui": "done", "docs": "done"}
+    # and the join can simply be run again
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "rev-parse", "HEAD^").strip() == old
+    assert_clean_at(repo, head(repo))
+
+
+@pytest.mark.parametrize("next_command", [("status",), ("doctor",)])
+def test_killed_after_the_ref_moved_finishes(split3, hf, next_command):
+    repo = split3["repo"]
+    prepare(split3, hf)
+    old = head(repo)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "ref"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    new = head(repo)
+    assert new != old and git(repo, "rev-parse", "HEAD^").strip() == old
+    # the records still say "running": only the journal knows the join landed
+    assert batch_record(repo)["state"] == "running"
+    r = hf(*next_command, cwd=repo)
+    assert r.code == 0, r.err
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    assert_clean_at(repo, new)
+    assert (repo / "src/api/search.py").exists() and not (repo / "src/ui/page.html").exists()
+    record = batch_record(repo)
+    assert record["state"] == "joined" and record["joined_commit"] == new
+    assert part_states(repo) == {"api": "joined", "ui": "joined", "docs": "joined"}
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0 and "already joined" in r.out
+    assert head(repo) == new
+
+
+def test_killed_join_with_a_staged_bystander(split3, hf):
+    """Recovery puts back only the join's paths: what the user staged stays staged."""
+    repo = split3["repo"]
+    prepare(split3, hf)
+    write(repo, {"notes.txt": "mine\n"})
+    git(repo, "add", "notes.txt")
+    old = head(repo)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "ref"})
+    assert proc.returncode == -signal.SIGKILL
+    assert hf("status", cwd=repo).code == 0
+    assert git(repo, "rev-parse", "HEAD^").strip() == old
+    assert git(repo, "status", "--porcelain") == "A  notes.txt\n"
+    assert "notes.txt" not in git(repo, "show", "--name-only", "--format=", "HEAD")
+
+
+def _split_two_batches(repo: Path, hf: Any) -> None:
+    for batch, part, owns in (("b1", "api", "src/api/**"), ("b2", "ui", "src/ui/**")):
+        r = hf("split", batch, "--part", f"{part}={owns}", cwd=repo)
+        assert r.code == 0, r.err
+    root = repo.parent / "repo.hf"
+    write(root / "b1/api", {"src/api/orders.py": "# b1\n", "src/api/b1.py": "b1\n"})
+    write(root / "b2/ui", {"src/ui/app.js": "// b2\n", "src/ui/b2.js": "b2\n"})
+    assert hf("done", "b1/api", cwd=repo).code == 0
+    assert hf("done", "b2/ui", cwd=repo).code == 0
+
+
+def test_two_joins_of_different_batches_at_once_both_land(repo, hf):
+    _split_two_batches(repo, hf)
+    old = head(repo)
+    base_tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "hf_fanout", "join", batch, "--json",
+                          "--wait", "60"], cwd=repo, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for batch in ("b1", "b2")
+    ]
+    try:
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out + err
+    commits = git(repo, "rev-list", "--reverse", f"{old}..HEAD").split()
+    assert len(commits) == 2
+    batches = [git(repo, "log", "-1", "--format=%(trailers:key=Hf-Batch,valueonly)", c).strip()
+               for c in commits]
+    assert sorted(batches) == ["b1", "b2"]
+    first_files = git(repo, "show", "--name-only", "--format=", commits[0]).split()
+    second_files = git(repo, "show", "--name-only", "--format=", commits[1]).split()
+    expected_files = {"b1": ["src/api/b1.py", "src/api/orders.py"],
+                      "b2": ["src/ui/app.js", "src/ui/b2.js"]}
+    assert first_files == expected_files[batches[0]]
+    assert second_files == expected_files[batches[1]]
+    # the final tree is the base plus both batches, computed independently
+    scratch_index = repo.parent / "scratch-index"
+    env_git = ["git", "-C", str(repo)]
+    env = {**os.environ, "GIT_INDEX_FILE": str(scratch_index)}
+    subprocess.run([*env_git, "read-tree", base_tree], env=env, check=True)
+    for rel, text in (("src/api/orders.py", "# b1\n"), ("src/api/b1.py", "b1\n"),
+                      ("src/ui/app.js", "// b2\n"), ("src/ui/b2.js", "b2\n")):
+        oid = subprocess.run([*env_git, "hash-object", "-w", "--stdin"], input=text,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run([*env_git, "update-index", "--add", "--cacheinfo",
+                        f"100644,{oid},{rel}"], env=env, check=True)
+    expected = subprocess.run([*env_git, "write-tree"], env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert git(repo, "rev-parse", "HEAD^{tree}").strip() == expected
+    assert_clean_at(repo, commits[1])
+    assert batch_record(repo, "b1")["state"] == batch_record(repo, "b2")["state"] == "joined"
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from hf_fanout.locks import hold
+with hold(Path(sys.argv[1]), wait=10, what="commit"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_join_gives_up_on_a_held_lock_with_exit_75_naming_the_holder(split3, hf):
+    repo = split3["repo"]
+    prepare(split3, hf)
+    lock = repo / ".git/hf/locks/commit.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = snapshot(repo)
+        started = time.monotonic()
+        r = hf("join", "b1", "--wait", "0.5", "--json", cwd=repo)
+        assert time.monotonic() - started < 15
+        assert r.code == 75, r.out
+        assert r.json["error"]["code"] == "lock_busy"
+        assert f"pid {holder.pid}" in r.json["error"]["message"]
+        proc = hf_proc("join", "b1", "--wait", "0.2", cwd=repo)
+        assert proc.returncode == 75
+        assert f"pid {holder.pid}" in proc.stderr
+        assert snapshot(repo) == before
+        assert batch_record(repo)["state"] == "running"
+    finally:
+        if holder.stdin:
+            holder.stdin.close()
+        holder.wait(timeout=30)
+    r = hf("join", "b1", "--wait", "5", cwd=repo)
+    assert r.code == 0, r.err
+    assert_clean_at(repo, head(repo))

@@ -1,0 +1,188 @@
+"""Every refusal of `hf join`: exit code, the offending paths named, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from conftest import git, snapshot, write
+
+
+def all_done(hf: Any, split3: dict[str, Path]) -> None:
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+
+
+def refused(hf: Any, repo: Path, *args: str, code: int = 1) -> tuple[dict[str, Any], str]:
+    """Join (json and human): returns the error and the human stderr; proves nothing moved."""
+    before = snapshot(repo)
+    r = hf("join", "b1", *args, "--json", cwd=repo)
+    assert r.code == code, r.out
+    env = r.json
+    assert env["ok"] is False and env["data"] is not None or env["error"]
+    assert snapshot(repo) == before
+    human = hf("join", "b1", *args, cwd=repo)
+    assert human.code == code
+    assert human.out == ""
+    assert human.err.startswith("hf: error: ")
+    assert snapshot(repo) == before
+    batch = json.loads((repo / ".git/hf/batches/b1/batch.json").read_text())
+    assert batch["state"] == "running" and batch["joined_commit"] is None
+    return env["error"], human.err
+
+
+def test_changed_path_outside_ownership(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/ok.py": "ok\n", "src/ui/page.html": "<h1>api was here</h1>\n",
+                          "stray.txt": "stray\n"})
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert error["code"] == "ownership_violation"
+    for text in (error["message"], err):
+        assert "api" in text and "src/ui/page.html" in text and "stray.txt" in text
+        assert "src/api/ok.py" not in text
+
+
+def test_outside_ownership_committed_on_the_branch(split3, hf):
+    repo = split3["repo"]
+    git(split3["docs"], "rm", "-q", "tools/run.sh")
+    git(split3["docs"], "commit", "-qm", "docs deletes a tool")
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert error["code"] == "ownership_violation" and "tools/run.sh" in error["message"]
+
+
+def test_two_parts_changing_one_path(split3, hf):
+    repo = split3["repo"]
+    # Ownership at split is disjoint; a record edited afterwards is how two parts
+    # can both claim a path (the join must not trust the split alone).
+    record = repo / ".git/hf/batches/b1/parts/ui.json"
+    data = json.loads(record.read_text())
+    data["owns"] = ["src/**"]
+    record.write_text(json.dumps(data))
+    write(split3["api"], {"src/api/orders.py": "# api\n"})
+    write(split3["ui"], {"src/api/orders.py": "# ui\n", "src/ui/app.js": "ui\n"})
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert error["code"] == "join_refused"
+    for text in (error["message"], err):
+        assert "src/api/orders.py" in text and "api" in text and "ui" in text
+        assert "src/ui/app.js" not in text
+
+
+def test_gitlink_change(split3, hf, tmp_path):
+    repo = split3["repo"]
+    sub = split3["api"] / "src/api/vendored"
+    sub.mkdir()
+    git(sub, "init", "-q", "-b", "main")
+    write(sub, {"x": "x\n"})
+    git(sub, "add", "x")
+    git(sub, "commit", "-qm", "sub")
+    git(split3["api"], "add", "src/api/vendored")
+    git(split3["api"], "commit", "-qm", "add a submodule")
+    assert "160000" in git(split3["api"], "ls-tree", "HEAD", "src/api/vendored")
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert "submodule" in error["message"] and "src/api/vendored" in error["message"]
+    assert "src/api/vendored" in err
+
+
+def test_main_tree_unstaged_edit_on_an_affected_path(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "# part\n", "src/api/users.py": "# part\n"})
+    write(repo, {"src/api/orders.py": "# my own unstaged edit\n"})
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert error["code"] == "join_refused"
+    assert "src/api/orders.py" in error["message"] and "src/api/orders.py" in err
+    assert "src/api/users.py" not in error["message"]
+
+
+def test_main_tree_staged_edit_on_an_affected_path(split3, hf):
+    repo = split3["repo"]
+    write(split3["docs"], {"docs/guide.md": "# part\n"})
+    write(repo, {"docs/guide.md": "# staged by me\n"})
+    git(repo, "add", "docs/guide.md")
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert "docs/guide.md" in error["message"]
+
+
+def test_main_tree_staged_delete_on_a_path_the_part_deletes(split3, hf):
+    repo = split3["repo"]
+    git(split3["docs"], "rm", "-q", "docs/old.md")
+    git(repo, "rm", "-q", "--cached", "docs/old.md")  # staged delete, file kept
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert "docs/old.md" in error["message"]
+
+
+def test_untracked_file_in_the_main_tree_at_an_added_path(split3, hf):
+    repo = split3["repo"]
+    write(split3["ui"], {"src/ui/new.js": "// part\n"})
+    write(repo, {"src/ui/new.js": "// mine, not tracked\n"})
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert "src/ui/new.js" in error["message"]
+    assert (repo / "src/ui/new.js").read_text() == "// mine, not tracked\n"
+
+
+def test_part_not_done_without_partial(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    assert hf("done", cwd=split3["api"]).code == 0
+    assert hf("blocked", "--reason", "no schema", cwd=split3["ui"]).code == 0
+    error, err = refused(hf, repo)
+    assert error["code"] == "join_refused"
+    assert "ui (blocked)" in error["message"] and "docs (running)" in error["message"]
+    assert "api" not in error["message"].split(":", 1)[1]
+    assert "--partial" in error["hint"] and "--partial" in err
+
+
+def test_partial_with_no_part_done(split3, hf):
+    error, _ = refused(hf, split3["repo"], "--partial")
+    assert "no part" in error["message"]
+
+
+def test_missing_worktree(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    all_done(hf, split3)
+    shutil.rmtree(split3["ui"])
+    error, err = refused(hf, repo)
+    assert "missing worktree" in error["message"]
+    assert "ui" in error["message"] and str(split3["ui"]) in error["message"]
+    assert str(split3["ui"]) in err
+
+
+def test_worktree_switched_off_its_branch(split3, hf):
+    repo = split3["repo"]
+    git(split3["api"], "switch", "-q", "-c", "elsewhere")
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    git(split3["api"], "add", "-A")
+    git(split3["api"], "commit", "-qm", "work on the wrong branch")
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert "api" in error["message"] and "hf/b1/api" in error["message"]
+
+
+def test_main_tree_on_another_branch(split3, hf):
+    repo = split3["repo"]
+    all_done(hf, split3)
+    git(repo, "switch", "-q", "-c", "feature")
+    error, _ = refused(hf, repo)
+    assert "refs/heads/feature" in error["message"] and "git switch main" in error["hint"]
+
+
+def test_unknown_batch_and_bad_input(split3, hf):
+    repo = split3["repo"]
+    before = snapshot(repo)
+    r = hf("join", "nope", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "not_found"
+    r = hf("join", "b1", "--wait", "soon", cwd=repo)
+    assert r.code == 2
+    r = hf("join", cwd=repo)
+    assert r.code == 2
+    assert snapshot(repo) == before

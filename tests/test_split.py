@@ -1,0 +1,245 @@
+"""`hf split`: validation before anything exists, what it creates, and nothing half-made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, snapshot, write
+
+
+def hf_refs(repo: Path) -> list[str]:
+    return git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/hf").split()
+
+
+def worktrees(repo: Path) -> list[str]:
+    return [line for line in git(repo, "worktree", "list", "--porcelain").splitlines()
+            if line.startswith("worktree ")]
+
+
+def assert_nothing_created(repo: Path, batch: str = "b1", refs: list[str] | None = None) -> None:
+    assert hf_refs(repo) == (refs or [])
+    assert worktrees(repo) == [f"worktree {repo}"]
+    assert not (repo / ".git/hf/batches" / batch).exists()
+    assert not (repo.parent / "repo.hf" / batch).exists()
+
+
+def test_split_creates_branches_worktrees_and_records(repo, hf):
+    before = snapshot(repo)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "docs=docs/**,README.md",
+           "--task", "add search", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    data = r.json["data"]
+    base = git(repo, "rev-parse", "HEAD").strip()
+    assert data["batch"]["base"] == base and data["dry_run"] is False
+    assert hf_refs(repo) == ["refs/heads/hf/b1/api", "refs/heads/hf/b1/docs"]
+    for name in ("api", "docs"):
+        wt = repo.parent / "repo.hf" / "b1" / name
+        assert git(wt, "rev-parse", "HEAD").strip() == base
+        assert git(wt, "symbolic-ref", "HEAD").strip() == f"refs/heads/hf/b1/{name}"
+        assert git(wt, "status", "--porcelain") == ""
+        record = json.loads((repo / f".git/hf/batches/b1/parts/{name}.json").read_text())
+        assert record["worktree"] == str(wt) and record["state"] == "running"
+        assert record["schema"] == 1 and record["kind"] == "part"
+    batch = json.loads((repo / ".git/hf/batches/b1/batch.json").read_text())
+    assert batch["parts"] == ["api", "docs"] and batch["task"] == "add search"
+    assert batch["target_ref"] == "refs/heads/main"
+    assert snapshot(repo) == before  # the main tree is not touched by a split
+
+
+def test_split_from_a_plan_file(repo, hf, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('batch = "b2"\ntask = "shared"\n'
+                    '[[part]]\nname = "api"\nowns = ["src/api/**"]\ntask = "the api"\n'
+                    'estimate_minutes = 20\n'
+                    '[[part]]\nname = "ui"\nowns = "src/ui/**"\n')
+    r = hf("split", "--plan", str(plan), "--json", cwd=repo)
+    assert r.code == 0, r.out
+    parts = r.json["data"]["parts"]
+    assert [(p["name"], p["task"], p["estimate_minutes"]) for p in parts] == [
+        ("api", "the api", 20), ("ui", "", None)]
+    plan.write_text('batch = "b3"\n[[part]]\nname = "api"\nowns = ["src/**"]\nsize = 1\n')
+    r = hf("split", "--plan", str(plan), cwd=repo)
+    assert r.code == 2 and "size" in r.err
+    plan.write_text("batch = \n")
+    r = hf("split", "--plan", str(plan), cwd=repo)
+    assert r.code == 2 and "not valid TOML" in r.err
+    assert not (repo / ".git/hf/batches/b3").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("B1", "--part", "api=src/**"), "'B1'"),
+    (("b", "--part", "api=src/**"), "'b'"),
+    (("b1", "--part", "Api=src/**"), "'Api'"),
+    (("b1", "--part", "a--b=src/**"), "'a--b'"),
+    (("b1", "--part", "api=src/**", "--part", "api=docs/**"), "twice"),
+    (("b1", "--part", "api="), "bad --part"),
+    (("b1", "--part", "api"), "bad --part"),
+    (("b1",), "no parts"),
+    (("b1", "--part", "api=../up/**"), ".."),
+    (("b1", "--part", "api=src/../x"), ".."),
+    (("b1", "--part", "api=/etc/**"), "/etc/**"),
+    (("b1", "--part", "api=.git/**"), ".git"),
+    (("b1", "--part", "api=src/.GIT/hooks"), ".GIT"),
+    (("b1", "--part", "api=src/**,"), "empty"),
+    (("b1", "--part", "api= "), "bad --part"),
+])
+def test_bad_names_and_globs_are_refused_before_anything_exists(repo, hf, args, needle):
+    r = hf("split", *args, "--json", cwd=repo)
+    assert r.code == 2, r.out
+    error = r.json["error"]
+    assert error["code"] in ("invalid_plan", "bad_input", "invalid_path"), error
+    assert needle in error["message"], error["message"]
+    assert error["hint"]
+    assert_nothing_created(repo)
+
+
+def test_overlap_on_an_existing_path_names_both_parts_and_the_path(repo, hf):
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "src=src/**,docs/**",
+           "--part", "docs=README.md", "--json", cwd=repo)
+    assert r.code == 2
+    error = r.json["error"]
+    assert error["code"] == "ownership_overlap"
+    assert "'api'" in error["message"] and "'src'" in error["message"]
+    assert "src/api/orders.py" in error["message"] or "src/api/users.py" in error["message"]
+    assert r.json["data"]["parts"] == ["api", "src"]
+    assert_nothing_created(repo)
+
+
+def test_overlap_of_globs_on_paths_that_do_not_exist_yet(repo, hf):
+    r = hf("split", "b1", "--part", "one=src/new_*.py", "--part", "two=src/new_*.py,docs/**",
+           cwd=repo)
+    assert r.code == 2
+    assert "'one'" in r.err and "'two'" in r.err
+    assert "could both own a new file such as 'src/new_" in r.err
+    r = hf("split", "b1", "--part", "one=src/**/gen/*.py", "--part", "two=src/x/**",
+           "--json", cwd=repo)
+    assert r.code == 2
+    example = r.json["data"]["example"]
+    assert example.startswith("src/x/") and "/gen/" in example and example.endswith(".py")
+    assert_nothing_created(repo)
+
+
+def test_splitting_an_existing_batch_id_is_refused(split3, hf):
+    repo = split3["repo"]
+    batch_file = repo / ".git/hf/batches/b1/batch.json"
+    record = batch_file.read_bytes()
+    r = hf("split", "b1", "--part", "tools=tools/**", "--json", cwd=repo)
+    assert r.code == 1
+    assert r.json["error"]["code"] == "batch_exists" and "'b1'" in r.json["error"]["message"]
+    assert batch_file.read_bytes() == record
+    assert len(worktrees(repo)) == 4
+
+
+def test_dry_run_creates_nothing_and_reports_counts_and_warnings(repo, hf):
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "new=src/new_*.py",
+           "--part", "docs=docs/**,README.md", "--dry-run", cwd=repo)
+    assert r.code == 0, r.err
+    assert "would create 3 parts" in r.out
+    assert "src/api/**: 2 file(s)" in r.out
+    assert "docs/**: 2 file(s)" in r.out and "README.md: 1 file(s)" in r.out
+    assert "warning: new: src/new_*.py matches no file" in r.out
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "new=src/new_*.py",
+           "--dry-run", "--json", cwd=repo)
+    data = r.json["data"]
+    assert data["dry_run"] is True
+    assert {(o["part"], o["glob"], o["matches"]) for o in data["ownership"]} == {
+        ("api", "src/api/**", 2), ("new", "src/new_*.py", 0)}
+    assert len(data["warnings"]) == 1
+    assert_nothing_created(repo)
+    assert not (repo / ".git/hf/batches").exists()
+
+
+def test_a_split_failing_half_way_leaves_nothing(repo, hf):
+    # `hf/b1/ui/x` exists, so the branch `hf/b1/ui` cannot be made (a ref cannot be
+    # both a file and a directory): api and docs are created first, ui fails.
+    git(repo, "branch", "hf/b1/ui/x")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+           "--part", "docs=docs/**", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    message = r.json["error"]["message"]
+    assert "split of 'b1' failed, nothing was kept" in message and "hf/b1/ui" in message
+    assert_nothing_created(repo, refs=["refs/heads/hf/b1/ui/x"])
+    git(repo, "branch", "-D", "hf/b1/ui/x")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+
+
+def test_a_failing_prepare_step_undoes_the_split(repo, hf, monkeypatch):
+    from hf_fanout.errors import HfError
+    from hf_fanout.orchestrator import split as split_module
+
+    def explode(ws: Any, batch: Any, part: Any) -> None:
+        if part.name == "ui":
+            raise HfError("setup command failed in ui", "fix it")
+
+    monkeypatch.setattr(split_module, "PREPARE_STEPS", [explode])
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 1
+    assert "nothing was kept" in r.err and "setup command failed in ui" in r.err
+    assert_nothing_created(repo)
+
+
+def test_existing_worktree_path_or_branch_is_refused_up_front(repo, hf):
+    write(repo.parent, {"repo.hf/b1/ui": "a file in the way\n"})
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 1 and "repo.hf/b1/ui already exists" in r.err
+    assert hf_refs(repo) == [] and worktrees(repo) == [f"worktree {repo}"]
+    assert (repo.parent / "repo.hf/b1/ui").read_text() == "a file in the way\n"
+    (repo.parent / "repo.hf/b1/ui").unlink()
+    git(repo, "branch", "hf/b1/api")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 1 and "branch hf/b1/api already exists" in r.err
+    assert hf_refs(repo) == ["refs/heads/hf/b1/api"]
+
+
+def test_worktree_root_inside_the_main_tree_is_refused(repo, hf):
+    r = hf("split", "b1", "--part", "api=src/api/**", "--worktree-root", str(repo / "wt"),
+           cwd=repo)
+    assert r.code == 2 and "inside the main tree" in r.err
+    assert_nothing_created(repo)
+
+
+def test_custom_worktree_root_and_base(repo, hf, tmp_path):
+    first = git(repo, "rev-parse", "HEAD").strip()
+    write(repo, {"src/api/later.py": "later\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "later")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--base", "HEAD~1",
+           "--worktree-root", str(tmp_path / "elsewhere"), "--json", cwd=repo)
+    assert r.code == 0, r.out
+    wt = tmp_path / "elsewhere" / "b1" / "api"
+    assert r.json["data"]["parts"][0]["worktree"] == str(wt)
+    assert git(wt, "rev-parse", "HEAD").strip() == first
+    assert not (wt / "src/api/later.py").exists()
+    r = hf("split", "b2", "--part", "api=src/api/**", "--base", "nope", cwd=repo)
+    assert r.code == 1 and "'nope'" in r.err
+
+
+def test_many_parts_at_once(repo, hf):
+    """Worktrees are made in parallel; git's `worktree add` must not race with itself."""
+    names = [f"p{i}" for i in range(8)]
+    for batch in ("b1", "b2", "b3"):
+        args = [a for n in names for a in ("--part", f"{n}=area/{batch}/{n}/**")]
+        r = hf("split", batch, *args, cwd=repo)
+        assert r.code == 0, r.err
+        for n in names:
+            wt = repo.parent / "repo.hf" / batch / n
+            assert (wt / "src/api/orders.py").read_text() == "def orders():\n    return []\n"
+            assert git(wt, "status", "--porcelain") == ""
+    assert len(worktrees(repo)) == 1 + 3 * len(names)
+
+
+def test_the_post_checkout_hook_runs_in_each_new_worktree(repo, hf, tmp_path):
+    """As with `git worktree add`: tools like git-lfs rely on it."""
+    log = tmp_path / "hook.log"
+    hook = repo / ".git/hooks/post-checkout"
+    hook.write_text(f'#!/bin/sh\necho "$(pwd) $1 $3" >> "{log}"\n')
+    hook.chmod(0o755)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    root = repo.parent / "repo.hf" / "b1"
+    assert sorted(log.read_text().splitlines()) == [
+        f"{root / 'api'} {'0' * 40} 1", f"{root / 'ui'} {'0' * 40} 1"]
