@@ -320,3 +320,16 @@ def test_file_becomes_directory_and_emptied_directories_go(repo, hf):
     assert git(repo, "ls-tree", "-r", "--name-only", "HEAD", "src/ui") == ""
     assert git(repo, "status", "--porcelain", "--ignored") == ""
     assert "fatal" not in git(repo, "fsck", "--no-progress")
+
+
+def test_a_join_with_no_change_makes_no_commit(split3, hf):
+    repo = split3["repo"]
+    head = git(repo, "rev-parse", "HEAD")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert r.json["data"]["commit"] is None
+    assert git(repo, "rev-parse", "HEAD") == head
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    assert status["state"] == "joined"

@@ -248,6 +248,10 @@ def join(
         emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
         return
     commit = execute_join(ws, plan, wait=wait)
+    if not plan.entries and not plan.noop:
+        emit({**plan.to_data(), "commit": None},
+             f"batch {batch}: no part changed anything; nothing committed, batch marked joined")
+        return
     if plan.noop:  # another process joined it while this one waited for the lock
         emit({**plan.to_data(), "commit": commit},
              f"batch {batch} was joined meanwhile (commit {commit[:12]}); nothing to do")

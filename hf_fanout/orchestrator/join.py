@@ -341,6 +341,11 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             if plan.noop:
                 return plan.batch.joined_commit or ""
             head = plan.head
+        if not plan.entries:
+            # Nothing to bring (no part changed anything, or main already has
+            # it all): no empty commit; the parts are joined as of HEAD.
+            finish_join(ws, plan.batch.id, [p.name for p in plan.parts], head)
+            return head
         affected = list(plan.entries)
         dirty = main.status_paths(affected)
         if dirty:
