@@ -58,7 +58,6 @@ def explain(
 
     from hf_fanout.guard.entry import GitProbe, context_for
     from hf_fanout.guard.wrapper import PartContext, Rules, decide
-    from hf_fanout.orchestrator.ownership import Ownership
 
     argv = command[1:] if command and command[0] == "git" else list(command)
     cwd = (repo or Path.cwd()).resolve()
@@ -78,7 +77,7 @@ def explain(
         real = os.path.realpath(cwd)
         ctx = PartContext(batch="BATCH", part="PART", branch="hf/BATCH/PART", worktree=real,
                           git_dir=os.path.join(real, ".git"), cwd=real,
-                          owns=Ownership.parse([]), rules=rules)
+                          owns_globs=(), rules=rules)
     decision = decide(argv, ctx, GitProbe(Path(ctx.cwd)))
     where = f"{ctx.batch}/{ctx.part}" if ctx.batch != "BATCH" else "any part"
     data = {"argv": argv, "in_part": here_in_part, "part": where if where != "any part"

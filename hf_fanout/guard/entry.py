@@ -43,8 +43,6 @@ def context_for(cwd: Path, top: Path | None = None) -> object | None:
     from hf_fanout.config import Settings
     from hf_fanout.guard import locate
     from hf_fanout.guard.wrapper import PartContext, Rules
-    from hf_fanout.orchestrator.ownership import Ownership
-
     found = locate.find_worktree(top or cwd)
     if found is None:
         return None
@@ -58,7 +56,7 @@ def context_for(cwd: Path, top: Path | None = None) -> object | None:
     return PartContext(
         batch=marker.batch, part=marker.part, branch=str(record.get("branch", "")),
         worktree=os.path.realpath(found[0]), git_dir=os.path.realpath(found[1]),
-        cwd=os.path.realpath(cwd), owns=Ownership.parse(record.get("owns", [])),
+        cwd=os.path.realpath(cwd), owns_globs=tuple(record.get("owns", [])),
         rules=rules, env=dict(os.environ))
 
 

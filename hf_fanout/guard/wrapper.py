@@ -12,10 +12,13 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hf_fanout.errors import BadInput
-from hf_fanout.orchestrator.ownership import Ownership
+
+if TYPE_CHECKING:
+    from hf_fanout.orchestrator.ownership import Ownership
 
 # Every rule the guard knows, by name; `[guard] allow = [...]` in .hf.toml turns
 # rules off, `[guard] refuse = [...]` refuses more subcommands outright.
@@ -156,9 +159,22 @@ class PartContext:
     worktree: str  # real path of the part's worktree
     git_dir: str  # real path of the part's own git dir (<common>/worktrees/NAME)
     cwd: str  # real path the command runs in
-    owns: Ownership
+    owns_globs: tuple[str, ...]
     rules: Rules = field(default_factory=Rules)
     env: Mapping[str, str] = field(default_factory=dict)
+
+
+    @property
+    def owns(self) -> Ownership:
+        return _ownership(self.owns_globs)
+
+
+@lru_cache(maxsize=8)
+def _ownership(globs: tuple[str, ...]) -> Ownership:
+    # Imported on first use: compiling ownership costs more than most git commands.
+    from hf_fanout.orchestrator.ownership import Ownership
+
+    return Ownership.parse(list(globs))
 
 
 @dataclass(frozen=True)
