@@ -132,9 +132,17 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     cores = os.cpu_count() or 2
     workers = min(len(parts), max(2, cores))
 
+    # `git worktree add` is not safe to run concurrently in one repository (one
+    # add can read another's half-made .git/worktrees/NAME: "failed to read
+    # commondir"), so the adds take turns; each still checks out with 2 workers.
+    import threading
+
+    turn = threading.Lock()
+
     def create(part: Part) -> Part:
         Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
-        ws.main.add_worktree(Path(part.worktree), part.branch, base, workers=2)
+        with turn:
+            ws.main.add_worktree(Path(part.worktree), part.branch, base, workers=2)
         progress(f"worktree {part.name}: {part.worktree}")
         return part
 
