@@ -76,7 +76,7 @@ def explain(
         # No part to judge against: a part that owns nothing, in this directory.
         real = os.path.realpath(cwd)
         ctx = PartContext(batch="BATCH", part="PART", branch="hf/BATCH/PART", worktree=real,
-                          git_dir=os.path.join(real, ".git"), cwd=real,
+                          git_dir=str(Path(real) / ".git"), cwd=real,
                           owns_globs=(), rules=rules)
     decision = decide(argv, ctx, GitProbe(Path(ctx.cwd)))
     where = f"{ctx.batch}/{ctx.part}" if ctx.batch != "BATCH" else "any part"

@@ -74,7 +74,8 @@ def _run_hook(repo: Repo, name: str, args: list[str], env: dict[str, str]) -> No
                env=env, check=False)
     if proc.returncode != 0:
         text = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
-        raise HfError(f"the {name} hook refused the commit: {text.splitlines()[-1] if text else ''}",
+        last = text.splitlines()[-1] if text else ""
+        raise HfError(f"the {name} hook refused the commit: {last}",
                       "fix what the hook says, or pass --no-verify to skip hooks",
                       details={"output": text})
 

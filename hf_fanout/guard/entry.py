@@ -8,8 +8,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hf_fanout.errors import EXIT_GUARD
+
+if TYPE_CHECKING:
+    from hf_fanout.guard.wrapper import PartContext
 
 
 class GitProbe:
@@ -38,7 +42,7 @@ class GitProbe:
         return os.path.lexists(self.cwd / path)
 
 
-def context_for(cwd: Path, top: Path | None = None) -> object | None:
+def context_for(cwd: Path, top: Path | None = None) -> PartContext | None:
     """The PartContext for a command run in `cwd`, or None outside any part."""
     from hf_fanout.config import Settings
     from hf_fanout.guard import locate
@@ -62,14 +66,14 @@ def context_for(cwd: Path, top: Path | None = None) -> object | None:
 
 def wrap(argv: list[str]) -> int:
     from hf_fanout.errors import HfError
-    from hf_fanout.guard.wrapper import PartContext, decide
+    from hf_fanout.guard.wrapper import decide
 
     real = os.environ.get("HF_REAL_GIT") or "git"
     top = os.environ.pop("HF_GUARD_TOP", None)
     cwd = Path.cwd()
     try:
         ctx = context_for(cwd, Path(top) if top else None)
-        if isinstance(ctx, PartContext):
+        if ctx is not None:
             decision = decide(argv, ctx, GitProbe(cwd))
             if not decision.allowed:
                 print(decision.line(ctx), file=sys.stderr)

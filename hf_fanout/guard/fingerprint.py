@@ -131,10 +131,10 @@ def _compare_files(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
     findings = []
     for rel in sorted(set(old) | set(new)):
         before, after = old.get(rel), new.get(rel)
-        if before is None:
-            findings.append(Finding(rel, "added", f"new file ({after['mode']})"))
-        elif after is None:
+        if after is None:
             findings.append(Finding(rel, "removed", ""))
+        elif before is None:
+            findings.append(Finding(rel, "added", f"new file ({after['mode']})"))
         elif before["sha256"] != after["sha256"] or before["mode"] != after["mode"]:
             findings.append(Finding(rel, "changed", _text_diff(before, after)))
     return findings

@@ -11,8 +11,8 @@ import os
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from functools import lru_cache
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hf_fanout.errors import BadInput
@@ -86,22 +86,26 @@ INSTEAD: dict[str, str] = {
 _VALUE_OPTIONS = {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env",
                   "--super-prefix", "--attr-source"}
 # Commands git has built in (they win over aliases, so no alias lookup for them).
-_BUILTINS = frozenset("""
-add am annotate apply archive bisect blame branch bundle cat-file check-attr check-ignore
-check-mailmap check-ref-format checkout checkout-index cherry cherry-pick citool clean clone
-column commit commit-graph commit-tree config count-objects credential describe diff
-diff-files diff-index diff-tree difftool fast-export fast-import fetch fetch-pack
-filter-branch fmt-merge-msg for-each-ref for-each-repo format-patch fsck gc get-tar-commit-id
-grep gui hash-object help hook index-pack init instaweb interpret-trailers log ls-files
-ls-remote ls-tree mailinfo mailsplit maintenance merge merge-base merge-file merge-index
-merge-tree mktag mktree multi-pack-index mv name-rev notes pack-objects pack-refs
-patch-id prune prune-packed pull push range-diff read-tree rebase reflog remote repack
-replace request-pull rerere reset restore rev-list rev-parse revert rm send-email
-send-pack shortlog show show-branch show-index show-ref sparse-checkout stage stash status
-stripspace submodule switch symbolic-ref tag unpack-file unpack-objects update-index
-update-ref update-server-info var verify-commit verify-pack verify-tag version whatchanged
-worktree write-tree
-""".split())
+_BUILTINS = frozenset((
+    "add", "am", "annotate", "apply", "archive", "bisect", "blame", "branch", "bundle",
+    "cat-file", "check-attr", "check-ignore", "check-mailmap", "check-ref-format", "checkout",
+    "checkout-index", "cherry", "cherry-pick", "citool", "clean", "clone", "column", "commit",
+    "commit-graph", "commit-tree", "config", "count-objects", "credential", "describe",
+    "diff", "diff-files", "diff-index", "diff-tree", "difftool", "fast-export", "fast-import",
+    "fetch", "fetch-pack", "filter-branch", "fmt-merge-msg", "for-each-ref", "for-each-repo",
+    "format-patch", "fsck", "gc", "get-tar-commit-id", "grep", "gui", "hash-object", "help",
+    "hook", "index-pack", "init", "instaweb", "interpret-trailers", "log", "ls-files",
+    "ls-remote", "ls-tree", "mailinfo", "mailsplit", "maintenance", "merge", "merge-base",
+    "merge-file", "merge-index", "merge-tree", "mktag", "mktree", "multi-pack-index", "mv",
+    "name-rev", "notes", "pack-objects", "pack-refs", "patch-id", "prune", "prune-packed",
+    "pull", "push", "range-diff", "read-tree", "rebase", "reflog", "remote", "repack",
+    "replace", "request-pull", "rerere", "reset", "restore", "rev-list", "rev-parse",
+    "revert", "rm", "send-email", "send-pack", "shortlog", "show", "show-branch",
+    "show-index", "show-ref", "sparse-checkout", "stage", "stash", "status", "stripspace",
+    "submodule", "switch", "symbolic-ref", "tag", "unpack-file", "unpack-objects",
+    "update-index", "update-ref", "update-server-info", "var", "verify-commit", "verify-pack",
+    "verify-tag", "version", "whatchanged", "worktree", "write-tree",
+))
 
 
 class Probe(Protocol):
