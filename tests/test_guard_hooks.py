@@ -135,3 +135,13 @@ def test_guard_install_is_idempotent_and_leaves_the_baseline_clean(split3, hf):
     after = {p.name: p.read_bytes() for p in (repo / ".git/hf/hooks").iterdir()}
     assert after == before
     assert hf("doctor", "--json", cwd=repo).json["data"]["findings"] == []
+
+
+def test_a_second_batch_does_not_disturb_the_first_ones_baseline(split3, hf):
+    repo = split3["repo"]
+    hook = repo / ".git/hf/hooks/pre-commit"
+    hook.write_text(hook.read_text() + "# an older hf wrote this\n")
+    r = hf("split", "b2", "--part", "tools=tools/**", cwd=repo)
+    assert r.code == 0, r.err
+    assert "# an older hf" not in hook.read_text()
+    assert hf("doctor", "--json", cwd=repo).json["data"]["findings"] == []

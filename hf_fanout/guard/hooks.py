@@ -93,8 +93,10 @@ def write_hooks(common_dir: Path, chain: str) -> bool:
     return changed
 
 
-def install(main_repo: object, worktree: Path, batch: str, part: str) -> None:
-    """Guard one part's worktree: marker, hooks directory, per-worktree core.hooksPath."""
+def install(main_repo: object, worktree: Path, batch: str, part: str) -> bool:
+    """Guard one part's worktree: marker, hooks directory, per-worktree core.hooksPath.
+
+    True when hf's shared hooks directory was (re)written."""
     from hf_fanout.worktrees.git import Repo, run, text
 
     assert isinstance(main_repo, Repo)
@@ -102,7 +104,7 @@ def install(main_repo: object, worktree: Path, batch: str, part: str) -> None:
                   main_repo.workdir, check=False)
     if enabled.stdout.strip() != b"true":
         main_repo.git(["config", "extensions.worktreeConfig", "true"])
-    write_hooks(main_repo.common_dir, chain_dir(main_repo))
+    changed = write_hooks(main_repo.common_dir, chain_dir(main_repo))
     git_dir = Path(text(["rev-parse", "--absolute-git-dir"], worktree))
     marker = {"batch": batch, "part": part, "worktree": str(worktree),
               "git_dir": str(git_dir), "common_dir": str(main_repo.common_dir),
@@ -110,6 +112,7 @@ def install(main_repo: object, worktree: Path, batch: str, part: str) -> None:
     atomic.atomic_write_json(git_dir / locate.MARKER, marker)
     run(["config", "--worktree", "core.hooksPath", str(hooks_dir(main_repo.common_dir))],
         worktree)
+    return changed
 
 
 # --------------------------------------------------------------------- hook runtime
