@@ -48,7 +48,7 @@ def test_changed_path_outside_ownership(split3, hf):
 def test_outside_ownership_committed_on_the_branch(split3, hf):
     repo = split3["repo"]
     git(split3["docs"], "rm", "-q", "tools/run.sh")
-    git(split3["docs"], "commit", "-qm", "docs deletes a tool")
+    git(split3["docs"], "commit", "--no-verify", "-qm", "docs deletes a tool")  # past the guard hook
     all_done(hf, split3)
     error, _ = refused(hf, repo)
     assert error["code"] == "ownership_violation" and "tools/run.sh" in error["message"]
@@ -159,10 +159,11 @@ def test_missing_worktree(split3, hf):
 
 def test_worktree_switched_off_its_branch(split3, hf):
     repo = split3["repo"]
-    git(split3["api"], "switch", "-q", "-c", "elsewhere")
+    nohooks = ("-c", "core.hooksPath=/dev/null")  # a determined process, past the guard hooks
+    git(split3["api"], *nohooks, "switch", "-q", "-c", "elsewhere")
     write(split3["api"], {"src/api/new.py": "n = 1\n"})
     git(split3["api"], "add", "-A")
-    git(split3["api"], "commit", "-qm", "work on the wrong branch")
+    git(split3["api"], *nohooks, "commit", "-qm", "work on the wrong branch")
     all_done(hf, split3)
     error, _ = refused(hf, repo)
     assert "api" in error["message"] and "hf/b1/api" in error["message"]

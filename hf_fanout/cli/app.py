@@ -277,8 +277,11 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
 # --------------------------------------------------------------------- doctor
 
 
-@app.command(epilog="Example: hf doctor --json")
+@app.command(epilog="Example: hf doctor --json   |   hf doctor --accept")
 def doctor(
+    accept: Annotated[bool, typer.Option(
+        "--accept", help="After a look: take the shared state as it is now as the new "
+        "tamper baseline.")] = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -304,6 +307,9 @@ def doctor(
             ws.store.load_parts(b)
         except HfError as exc:
             findings.append({"what": "record", "detail": exc.message})
+    if accept:
+        for take in DOCTOR_ACCEPT:
+            findings.extend(take(ws, dry_run))
     for check in DOCTOR_CHECKS:
         findings.extend(check(ws, dry_run))
 
@@ -317,6 +323,8 @@ def doctor(
 
 
 DOCTOR_CHECKS: list[Any] = []
+# Run before DOCTOR_CHECKS with `--accept` (fn(ws, dry_run) -> findings accepted).
+DOCTOR_ACCEPT: list[Any] = []
 
 
 # --------------------------------------------------------------------- demo
@@ -343,6 +351,6 @@ def register(module: str) -> None:
     importlib.import_module(module)
 
 
-COMPONENT_COMMANDS: tuple[str, ...] = ("hf_fanout.cli.tabs_cmds",)
+COMPONENT_COMMANDS: tuple[str, ...] = ("hf_fanout.cli.guard_cmds", "hf_fanout.cli.tabs_cmds")
 for _module in COMPONENT_COMMANDS:
     register(_module)

@@ -29,6 +29,7 @@ def _pygit2() -> Any:
     return pygit2
 
 ZERO_OID = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 MODE_TREE = 0o040000
 MODE_GITLINK = 0o160000
 
@@ -56,6 +57,17 @@ _KEEP_GIT_VARS = {
 }
 
 
+def git_executable() -> str:
+    """The real git: the one the guard wrapper recorded, else `git` on the PATH."""
+    return os.environ.get("HF_REAL_GIT") or "git"
+
+
+def _without_guard(path: str) -> str:
+    """PATH minus hf's guard wrapper directory: hf's own git calls go to the real git."""
+    guard = str(Path(__file__).resolve().parent.parent / "guard" / "bin")
+    return os.pathsep.join(d for d in path.split(os.pathsep) if d.rstrip("/") != guard)
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         key: value
@@ -67,6 +79,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.pop("GIT_CONFIG", None)
     env["GIT_OPTIONAL_LOCKS"] = env.get("GIT_OPTIONAL_LOCKS", "0")
     env["LC_ALL"] = "C"
+    if "PATH" in env:
+        env["PATH"] = _without_guard(env["PATH"])
     if extra:
         env.update(extra)
     return env
@@ -82,7 +96,7 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `git ARGS` in `cwd`; raise GitFailed (with stderr) on a non-zero exit if `check`."""
     proc = subprocess.run(
-        ["git", *args],
+        [git_executable(), *args],
         cwd=cwd,
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,

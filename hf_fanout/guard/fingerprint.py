@@ -1,0 +1,296 @@
+"""Layer 5: tamper visibility for what every worktree shares.
+
+At split hf fingerprints the common config, the hooks directories (the
+repository's and hf's own), `info/`, each part's `config.worktree`, and the
+protected refs (the branch the batch joins into, the parts' branches). `hf
+join` (PRE_JOIN_CHECKS) and the sweep (`check`) compare; `hf doctor --accept`
+re-baselines after a person looked.
+
+A move of the target branch is not tampering when every reflog entry since the
+baseline was written by hf itself (`hf join ...`, `hf commit: ...`) or made in
+the main tree through its HEAD (the user's own commits there).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hf_fanout import atomic
+from hf_fanout.errors import StateCorrupt, TamperDetected
+from hf_fanout.orchestrator.records import JOINED, RUNNING, Batch, Part, now
+from hf_fanout.orchestrator.workspace import Workspace
+
+SCHEMA = 1
+_SCANNED_DIRS = ("hooks", "info", "hf/hooks")
+_TEXT_FILES_MAX = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Finding:
+    what: str  # a path relative to the common dir, or a ref
+    change: str  # added | removed | changed | moved | missing | rewritten
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.what} {self.change}: {self.detail}" if self.detail else \
+            f"{self.what} {self.change}"
+
+
+def fingerprint_file(ws: Workspace, batch_id: str) -> Path:
+    return ws.store.root / "guard" / f"{batch_id}.json"
+
+
+def _file_entry(path: Path, keep_text: bool) -> dict[str, Any]:
+    data = path.read_bytes()
+    entry: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(),
+                             "mode": oct(path.stat().st_mode & 0o777)}
+    if keep_text and len(data) <= _TEXT_FILES_MAX:
+        entry["text"] = data.decode("utf-8", "surrogateescape")
+    return entry
+
+
+def _files(ws: Workspace, parts: list[Part]) -> dict[str, dict[str, Any]]:
+    common = ws.main.common_dir
+    found: dict[str, dict[str, Any]] = {}
+    singles = ["config"]
+    for part in parts:
+        git_dir = _part_git_dir(part)
+        if git_dir is not None:
+            singles.append(os.path.relpath(git_dir / "config.worktree", common))
+    for rel in singles:
+        path = common / rel
+        if path.is_file():
+            found[rel] = _file_entry(path, keep_text=True)
+    for rel_dir in _SCANNED_DIRS:
+        root = common / rel_dir
+        if not root.is_dir():
+            continue
+        for directory, _dirs, names in os.walk(root):
+            for name in names:
+                path = Path(directory) / name
+                if path.is_file():
+                    found[str(path.relative_to(common))] = _file_entry(path, keep_text=False)
+    return found
+
+
+def _part_git_dir(part: Part) -> Path | None:
+    from hf_fanout.guard import locate
+
+    found = locate.find_worktree(Path(part.worktree))
+    return found[1] if found else None
+
+
+def take(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
+    refs = {batch.target_ref: ws.main.rev_parse(batch.target_ref) or ""}
+    for part in parts:
+        refs[f"refs/heads/{part.branch}"] = ws.main.rev_parse(f"refs/heads/{part.branch}") or ""
+    return {"schema": SCHEMA, "batch": batch.id, "taken": now(), "base": batch.base,
+            "files": _files(ws, parts), "refs": refs}
+
+
+def save(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
+    atomic.atomic_write_json(fingerprint_file(ws, batch.id), take(ws, batch, parts))
+
+
+def finish_step(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
+    """split.FINISH_STEPS: the baseline, once every worktree exists and is guarded."""
+    save(ws, batch, parts)
+
+
+def load(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
+    path = fingerprint_file(ws, batch_id)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"schema": None}
+    return data if isinstance(data, dict) else {"schema": None}
+
+
+def check(ws: Workspace, batch: Batch) -> list[Finding]:
+    """What changed since the baseline (empty: nothing). For join, sweep and doctor."""
+    base = load(ws, batch.id)
+    if base is None:
+        return []  # a batch split before the guard existed: nothing to compare with
+    if base.get("schema") != SCHEMA:
+        return [Finding(str(fingerprint_file(ws, batch.id)), "changed",
+                        "the fingerprint itself is unreadable")]
+    parts = ws.store.load_parts(batch)
+    findings = _compare_files(base.get("files", {}), _files(ws, parts))
+    findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
+    return findings
+
+
+def _compare_files(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
+    findings = []
+    for rel in sorted(set(old) | set(new)):
+        before, after = old.get(rel), new.get(rel)
+        if after is None:
+            findings.append(Finding(rel, "removed", ""))
+        elif before is None:
+            findings.append(Finding(rel, "added", f"new file ({after['mode']})"))
+        elif before["sha256"] != after["sha256"] or before["mode"] != after["mode"]:
+            findings.append(Finding(rel, "changed", _text_diff(before, after)))
+    return findings
+
+
+def _text_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
+    if "text" not in before or "text" not in after:
+        if before["mode"] != after["mode"]:
+            return f"mode {before['mode']} -> {after['mode']}"
+        return "content differs"
+    lines = [line for line in difflib.unified_diff(
+        before["text"].splitlines(), after["text"].splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return "; ".join(line.replace("\t", " ") for line in lines[:12]) or "content differs"
+
+
+def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
+                  old: dict[str, str]) -> list[Finding]:
+    findings = []
+    target = batch.target_ref
+    if target in old:
+        was, now_at = old[target], ws.main.rev_parse(target) or ""
+        if was != now_at and not _moved_by_hf(ws, target, was, now_at):
+            findings.append(Finding(target, "moved",
+                                    f"{was[:12]} -> {now_at[:12] or 'deleted'} outside hf "
+                                    f"({_last_reflog(ws, target)})"))
+    for part in parts:
+        ref = f"refs/heads/{part.branch}"
+        if ref not in old or part.state == JOINED:
+            continue
+        tip = ws.main.rev_parse(ref)
+        if tip is None:
+            findings.append(Finding(ref, "missing", "the part's branch was deleted"))
+        elif not _descends(ws, tip, batch.base):
+            findings.append(Finding(ref, "rewritten",
+                                    f"{tip[:12]} no longer descends from the base "
+                                    f"{batch.base[:12]}"))
+    return findings
+
+
+def _reflog(ws: Workspace, ref: str) -> list[tuple[str, str, str]]:
+    path = ws.main.common_dir / "logs" / ref
+    try:
+        raw = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    entries = []
+    for line in raw.splitlines():
+        head, _, message = line.partition("\t")
+        fields = head.split(" ")
+        if len(fields) >= 2:
+            entries.append((fields[0], fields[1], message))
+    return entries
+
+
+def _moved_by_hf(ws: Workspace, ref: str, was: str, now_at: str) -> bool:
+    """Whether the reflog leads from `was` to `now_at` through legitimate moves only.
+
+    Legitimate: hf's own updates (`hf join ...`, `hf commit: ...`), and moves
+    made in the main tree through its HEAD (the user's own commits, merges,
+    pulls there): git logs those in the main worktree's HEAD reflog as well. A
+    part moving the branch (`git update-ref`, hooks bypassed) is logged only in
+    the branch's reflog, so it still shows.
+    """
+    entries = _reflog(ws, ref)
+    start = max((i for i, (_old, new, _m) in enumerate(entries) if new == was), default=None)
+    if start is None:
+        return False
+    tail = entries[start + 1:]
+    main_head = {(o, n) for o, n, _m in _reflog(ws, "HEAD")}
+    return bool(tail) and tail[-1][1] == now_at and all(
+        m.startswith("hf ") or (o, n) in main_head for o, n, m in tail)
+
+
+def _last_reflog(ws: Workspace, ref: str) -> str:
+    entries = _reflog(ws, ref)
+    return f"reflog: {entries[-1][2]!r}" if entries else "no reflog"
+
+
+def _descends(ws: Workspace, tip: str, base: str) -> bool:
+    from hf_fanout.worktrees.git import run
+
+    proc = run(["merge-base", "--is-ancestor", base, tip], ws.main.workdir, check=False)
+    return proc.returncode == 0
+
+
+def verify(ws: Workspace, batch: Batch) -> None:
+    """join.PRE_JOIN_CHECKS: refuse to join when something shared changed behind hf's back."""
+    findings = check(ws, batch)
+    if findings:
+        raise TamperDetected(
+            f"batch {batch.id}: {len(findings)} shared thing(s) changed since the split: "
+            + "; ".join(f.line() for f in findings[:6])
+            + (f"; and {len(findings) - 6} more" if len(findings) > 6 else ""),
+            "look at each change (a part may have reached outside its worktree); undo what "
+            "should not be there, then `hf doctor --accept` to take the rest as the new "
+            "baseline",
+            details={"findings": [f.__dict__ for f in findings]},
+        )
+
+
+def running_batches(ws: Workspace) -> list[Batch]:
+    batches = []
+    for batch_id in ws.store.batch_ids():
+        try:
+            batch = ws.store.load_batch(batch_id)
+        except StateCorrupt:
+            continue  # reported by doctor's own record check; never rewritten here
+        if batch.state == RUNNING:
+            batches.append(batch)
+    return batches
+
+
+def accept(ws: Workspace, dry_run: bool) -> list[dict[str, str]]:
+    """Re-baseline every running batch; the findings that were accepted."""
+    accepted = []
+    for batch in running_batches(ws):
+        findings = check(ws, batch)
+        for f in findings:
+            accepted.append({"what": "tamper-accepted" if not dry_run else "tamper",
+                             "detail": f"{batch.id}: {f.line()}"})
+        if findings and not dry_run:
+            save(ws, batch, ws.store.load_parts(batch))
+            ws.store.audit("guard-accept", batch=batch.id, findings=[f.line() for f in findings])
+    return accepted
+
+
+def doctor_check(ws: Workspace, dry_run: bool) -> list[dict[str, str]]:
+    """DOCTOR_CHECKS: report (never fix) tampering in running batches."""
+    found = []
+    for batch in running_batches(ws):
+        try:
+            findings = check(ws, batch)
+        except StateCorrupt:
+            continue  # a damaged part record: doctor's record check reports it
+        for f in findings:
+            found.append({"what": "tamper",
+                          "detail": f"{batch.id}: {f.line()} (after a look: hf doctor --accept)"})
+    return found
+
+
+def rebaseline_guard_files(ws: Workspace) -> None:
+    """After `hf guard install`: take hf's own hooks and the parts' config.worktree
+    as they are now, leaving every other baseline entry alone."""
+    for batch in running_batches(ws):
+        base = load(ws, batch.id)
+        if base is None or base.get("schema") != SCHEMA:
+            continue
+        parts = ws.store.load_parts(batch)
+        current = _files(ws, parts)
+
+        def ours(rel: str) -> bool:
+            return rel.startswith("hf/hooks/") or rel.endswith("/config.worktree")
+
+        files = {k: v for k, v in base["files"].items() if not ours(k)}
+        files.update({k: v for k, v in current.items() if ours(k)})
+        base["files"] = files
+        atomic.atomic_write_json(fingerprint_file(ws, batch.id), base)

@@ -1,0 +1,132 @@
+"""Layer 5: what every worktree shares is fingerprinted at split and checked at join."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import git, hf_proc, snapshot, write
+
+from hf_fanout.guard import fingerprint
+from hf_fanout.orchestrator.workspace import Workspace
+
+REAL_GIT = shutil.which("git")
+
+
+def real(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([REAL_GIT, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def all_done(split3: dict[str, Path], hf) -> None:
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+
+
+def planted_hook(path: Path, proof: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho planted >> {proof}\n")
+    path.chmod(0o755)
+
+
+def test_a_planted_hook_and_hooks_path_stop_the_join_and_never_run(split3, hf, tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    proof = tmp_path / "planted-hook-ran"
+    evil = tmp_path / "evil-hooks"
+    # From inside a part, through the real git (bypassing the wrapper):
+    planted_hook(repo / ".git/hooks/reference-transaction", proof)
+    planted_hook(repo / ".git/hooks/post-checkout", proof)
+    for name in ("reference-transaction", "pre-commit", "post-commit", "post-checkout"):
+        planted_hook(evil / name, proof)
+    assert real(api, "config", "core.hooksPath", str(evil)).returncode == 0
+    all_done(split3, hf)
+    before = snapshot(repo)
+
+    proc = hf_proc("join", "b1", cwd=repo)
+    assert proc.returncode == 1, proc.stderr
+    assert "TamperDetected" not in proc.stderr  # one clear line, not a traceback
+    line = proc.stderr.splitlines()[0]
+    assert line.startswith("hf: error: batch b1: 3 shared thing(s) changed since the split")
+    assert f"config changed: + hooksPath = {evil}" in line
+    assert "hooks/reference-transaction added" in line
+    assert "hooks/post-checkout added" in line
+    assert "hf doctor --accept" in proc.stderr
+    assert snapshot(repo) == before
+    assert not proof.exists()
+
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.json["error"]["code"] == "tamper_detected"
+    assert {f["what"] for f in r.json["data"]["findings"]} == {
+        "config", "hooks/reference-transaction", "hooks/post-checkout"}
+    assert not proof.exists()
+
+    # A person looks, removes what was planted: the join goes through.
+    git(repo, "config", "--unset", "core.hooksPath")
+    (repo / ".git/hooks/reference-transaction").unlink()
+    (repo / ".git/hooks/post-checkout").unlink()
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert not proof.exists()
+
+
+def test_doctor_reports_tamper_and_accept_rebaselines(split3, hf):
+    repo = split3["repo"]
+    write(repo, {".git/info/exclude": "*.secret\n"})
+    all_done(split3, hf)
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 0
+    assert any(f["what"] == "tamper" and "info/exclude changed" in f["detail"]
+               for f in r.json["data"]["findings"])
+    assert hf("join", "b1", cwd=repo).code == 1
+    r = hf("doctor", "--accept", "--dry-run", cwd=repo)
+    assert hf("join", "b1", "--dry-run", cwd=repo).code == 1  # dry run accepted nothing
+    r = hf("doctor", "--accept", cwd=repo)
+    assert r.code == 0 and "tamper-accepted: b1: info/exclude changed" in r.out
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert '"guard-accept"' in (repo / ".git/hf/audit.log").read_text()
+
+
+def test_main_moved_in_the_main_tree_by_hf_commit_or_plain_git_is_not_tamper(split3, hf):
+    repo = split3["repo"]
+    all_done(split3, hf)
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho lead\n"})
+    r = hf("commit", "-m", "lead fix", "tools/run.sh", cwd=repo)
+    assert r.code == 0, r.err
+    assert hf("join", "b1", "--dry-run", cwd=repo).code == 0
+
+    write(repo, {"tools/other.sh": "x\n"})
+    git(repo, "add", "tools/other.sh")
+    git(repo, "commit", "-qm", "plain commit in main")
+    # the person's own commit in the main tree (logged in its HEAD reflog) is no tamper
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "plain commit in main" in git(repo, "log", "--format=%s", "-3")
+
+
+def test_main_moved_from_a_part_with_hooks_disabled_is_caught(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "sneaky\n"})
+    git(api, "commit", "-qam", "sneaky")
+    tip = git(api, "rev-parse", "HEAD").strip()
+    proc = real(api, "-c", "core.hooksPath=/dev/null", "update-ref", "refs/heads/main", tip)
+    assert proc.returncode == 0  # layers 1-2 can be bypassed by a determined process ...
+    all_done(split3, hf)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1  # ... layer 5 makes it visible
+    assert "refs/heads/main moved" in r.err
+
+
+def test_a_part_branch_deleted_or_rewritten_and_the_sweep_function(split3, hf):
+    repo = split3["repo"]
+    ws = Workspace.open(repo)
+    batch = ws.store.load_batch("b1")
+    assert fingerprint.check(ws, batch) == []
+    orphan = git(repo, "commit-tree", "-m", "unrelated",
+                 git(repo, "rev-parse", "HEAD^{tree}").strip()).strip()
+    real(split3["ui"], "-c", "core.hooksPath=/dev/null", "update-ref", "refs/heads/hf/b1/ui",
+         orphan)
+    findings = fingerprint.check(ws, batch)
+    assert [(f.what, f.change) for f in findings] == [("refs/heads/hf/b1/ui", "rewritten")]
+    assert "no longer descends from the base" in findings[0].line()

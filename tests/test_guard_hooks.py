@@ -1,0 +1,147 @@
+"""Layer 2: hooks in part worktrees, through the real git binary (no wrapper on PATH)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import git, write
+
+REAL_GIT = shutil.which("git")
+
+
+def real(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """The real git binary by its full path: the wrapper is bypassed on purpose."""
+    return subprocess.run([REAL_GIT, *args], cwd=cwd, capture_output=True, text=True,
+                          input=input.decode() if input else None, timeout=60, check=False)
+
+
+def test_commit_of_an_unowned_path_is_refused_listing_it(split3):
+    api = split3["api"]
+    write(api, {"src/api/orders.py": "mine\n", "src/ui/app.js": "not mine\n",
+                "docs/guide.md": "not mine either\n"})
+    assert real(api, "add", "-A").returncode == 0
+    proc = real(api, "commit", "-m", "sneak")
+    assert proc.returncode != 0
+    assert "commit refused in part b1/api: 2 staged path(s) outside its ownership" in proc.stderr
+    assert "  src/ui/app.js" in proc.stderr and "  docs/guide.md" in proc.stderr
+    assert git(api, "log", "-1", "--format=%s") == "initial\n"
+    # `git commit -a` and `git commit PATH` use another index: still checked
+    git(api, "reset", "-q")
+    proc = real(api, "commit", "-m", "sneak", "src/ui/app.js")
+    assert proc.returncode != 0 and "src/ui/app.js" in proc.stderr
+    proc = real(api, "commit", "-am", "sneak")
+    assert proc.returncode != 0 and "src/ui/app.js" in proc.stderr
+    # owned paths commit normally
+    proc = real(api, "commit", "-m", "orders", "src/api/orders.py")
+    assert proc.returncode == 0, proc.stderr
+    assert git(api, "log", "-1", "--format=%s") == "orders\n"
+
+
+def test_update_ref_of_main_from_a_part_is_refused_by_the_real_git(split3):
+    api, repo = split3["api"], split3["repo"]
+    main_before = git(repo, "rev-parse", "main")
+    git(repo, "branch", "release")
+    write(api, {"src/api/orders.py": "mine\n"})
+    git(api, "commit", "-qam", "part work")
+    part_tip = git(api, "rev-parse", "HEAD").strip()
+    for argv in (["update-ref", "refs/heads/main", part_tip],
+                 ["update-ref", "refs/heads/hf/b1/ui", part_tip],
+                 ["branch", "-f", "release", part_tip],
+                 ["branch", "new-branch"],
+                 ["tag", "planted"],
+                 ["update-ref", "-d", "refs/heads/main"]):
+        proc = real(api, *argv)
+        assert proc.returncode != 0, argv
+        assert "ref update refused in part b1/api" in proc.stderr, (argv, proc.stderr)
+    assert git(repo, "rev-parse", "main") == main_before
+    assert git(repo, "tag") == ""
+    assert git(repo, "rev-parse", "release") == main_before
+    # its own branch, hf's refs and per-worktree pseudo refs still move
+    assert real(api, "update-ref", "refs/hf/rescue/b1/api", part_tip).returncode == 0
+    assert real(api, "reset", "-q", "--soft", "HEAD~1").returncode == 0
+    assert git(api, "rev-parse", "ORIG_HEAD").strip() == part_tip
+
+
+def test_push_from_a_part_is_refused(split3, tmp_path):
+    api = split3["api"]
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(split3["repo"], "remote", "add", "origin", str(remote))
+    proc = real(api, "push", "origin", "HEAD")
+    assert proc.returncode != 0
+    assert "push refused in part b1/api" in proc.stderr
+    assert git(remote, "for-each-ref") == ""
+
+
+def _marker_hook(path: Path, marker: Path, code: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho "$(basename "$0") $(pwd)" >> {marker}\nexit {code}\n')
+    path.chmod(0o755)
+
+
+def test_the_repos_own_hooks_still_run_in_parts_and_in_the_main_tree(repo, hf, tmp_path):
+    log = tmp_path / "hooks.log"
+    for name in ("pre-commit", "commit-msg", "post-commit", "reference-transaction"):
+        _marker_hook(repo / ".git" / "hooks" / name, log)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    log.write_text("")
+    write(api, {"src/api/orders.py": "mine\n"})
+    proc = real(api, "commit", "-qam", "part")
+    assert proc.returncode == 0, proc.stderr
+    ran = log.read_text().splitlines()
+    for name in ("pre-commit", "commit-msg", "post-commit", "reference-transaction"):
+        assert f"{name} {api}" in ran, ran
+    log.write_text("")
+    write(repo, {"tools/run.sh": "changed\n"})
+    proc = real(repo, "commit", "-qam", "main")
+    assert proc.returncode == 0, proc.stderr
+    ran = log.read_text().splitlines()
+    assert f"pre-commit {repo}" in ran and f"commit-msg {repo}" in ran
+    # a failing hook of the repository still stops a part's commit
+    _marker_hook(repo / ".git" / "hooks" / "pre-commit", log, code=1)
+    write(api, {"src/api/users.py": "mine\n"})
+    assert real(api, "commit", "-qam", "blocked by the repo's hook").returncode != 0
+
+
+def test_a_repo_core_hooks_path_still_runs_in_parts(repo, hf, tmp_path):
+    log = tmp_path / "hooks.log"
+    _marker_hook(repo / ".githooks" / "pre-commit", log)
+    git(repo, "add", ".githooks")
+    git(repo, "commit", "-qm", "hooks")
+    git(repo, "config", "core.hooksPath", ".githooks")
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "mine\n", "src/ui/app.js": "theirs\n"})
+    git(api, "add", "src/api/orders.py")
+    assert real(api, "commit", "-qm", "ok").returncode == 0
+    assert f"pre-commit {api}" in log.read_text()
+    git(api, "add", "src/ui/app.js")
+    proc = real(api, "commit", "-qm", "not ok")
+    assert proc.returncode != 0 and "src/ui/app.js" in proc.stderr  # hf's check first
+    assert git(repo, "config", "core.hooksPath") == ".githooks\n"  # the main tree untouched
+
+
+def test_guard_install_is_idempotent_and_leaves_the_baseline_clean(split3, hf):
+    repo = split3["repo"]
+    before = {p.name: p.read_bytes() for p in (repo / ".git/hf/hooks").iterdir()}
+    r = hf("guard", "install", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert sorted(r.json["data"]["parts"]) == ["b1/api", "b1/docs", "b1/ui"]
+    after = {p.name: p.read_bytes() for p in (repo / ".git/hf/hooks").iterdir()}
+    assert after == before
+    assert hf("doctor", "--json", cwd=repo).json["data"]["findings"] == []
+
+
+def test_a_second_batch_does_not_disturb_the_first_ones_baseline(split3, hf):
+    repo = split3["repo"]
+    hook = repo / ".git/hf/hooks/pre-commit"
+    hook.write_text(hook.read_text() + "# an older hf wrote this\n")
+    r = hf("split", "b2", "--part", "tools=tools/**", cwd=repo)
+    assert r.code == 0, r.err
+    assert "# an older hf" not in hook.read_text()
+    assert hf("doctor", "--json", cwd=repo).json["data"]["findings"] == []
