@@ -48,7 +48,8 @@ def test_changed_path_outside_ownership(split3, hf):
 def test_outside_ownership_committed_on_the_branch(split3, hf):
     repo = split3["repo"]
     git(split3["docs"], "rm", "-q", "tools/run.sh")
-    git(split3["docs"], "commit", "--no-verify", "-qm", "docs deletes a tool")  # past the guard hook
+    # --no-verify: a determined process gets past the guard hook; the join still refuses
+    git(split3["docs"], "commit", "--no-verify", "-qm", "docs deletes a tool")
     all_done(hf, split3)
     error, _ = refused(hf, repo)
     assert error["code"] == "ownership_violation" and "tools/run.sh" in error["message"]
