@@ -317,6 +317,6 @@ def register(module: str) -> None:
     importlib.import_module(module)
 
 
-COMPONENT_COMMANDS: tuple[str, ...] = ()
+COMPONENT_COMMANDS: tuple[str, ...] = ("hf_fanout.cli.liveness_cmds",)
 for _module in COMPONENT_COMMANDS:
     register(_module)
