@@ -52,7 +52,7 @@ def run(
     target = ws.resolve_part(part)
     interval = heartbeat_interval(ws, heartbeat_seconds)
     if dry_run:
-        emit({"command": command, "env": marker_env(target), "heartbeat_seconds": interval,
+        emit({"command": command, "env": marker_env(ws, target), "heartbeat_seconds": interval,
               "dry_run": True},
              f"would run {' '.join(command)} as the worker of {target.batch}/{target.name}")
         return

@@ -87,8 +87,10 @@ def _own_lineage() -> set[int]:
     return mine
 
 
-def marked(batch: str, part: str | None = None) -> list[int]:
-    """Live processes whose environment carries HF_BATCH=batch (and HF_PART=part)."""
+def marked(repo: str, batch: str, part: str | None = None) -> list[int]:
+    """Live processes whose environment carries the marker: HF_REPO=repo (the git
+    common dir: two repositories may both have a batch b1), HF_BATCH=batch, and
+    HF_PART=part when given."""
     import psutil
 
     skip = _own_lineage()
@@ -98,7 +100,9 @@ def marked(batch: str, part: str | None = None) -> list[int]:
             continue
         try:
             env = proc.environ()
-            if env.get("HF_BATCH") != batch or (part is not None and env.get("HF_PART") != part):
+            if env.get("HF_REPO") != repo or env.get("HF_BATCH") != batch:
+                continue
+            if part is not None and env.get("HF_PART") != part:
                 continue
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
@@ -162,23 +166,24 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def end_processes(groups: list[int], batch: str, part: str, grace: float) -> dict[str, Any]:
+def end_processes(groups: list[int], repo: str, batch: str, part: str,
+                  grace: float) -> dict[str, Any]:
     """SIGTERM the groups and every marked process, wait up to `grace`, SIGKILL what is left.
 
     Returns what was signalled, for the report.
     """
     skip_groups = {os.getpgid(0)}
     groups = [g for g in groups if g > 1 and g not in skip_groups]
-    termed = marked(batch, part)
+    termed = marked(repo, batch, part)
     for g in groups:
         signal_group(g, signal.SIGTERM)
     signal_pids(termed, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not any(group_alive(g) for g in groups) and not marked(batch, part):
+        if not any(group_alive(g) for g in groups) and not marked(repo, batch, part):
             break
         time.sleep(0.05)
-    killed = marked(batch, part)
+    killed = marked(repo, batch, part)
     for g in groups:
         if group_alive(g):
             signal_group(g, signal.SIGKILL)
@@ -187,6 +192,6 @@ def end_processes(groups: list[int], batch: str, part: str, grace: float) -> dic
     # so the caller (and the test) see the table as it will be.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and (
-            marked(batch, part) or any(group_alive(g) for g in groups)):
+            marked(repo, batch, part) or any(group_alive(g) for g in groups)):
         time.sleep(0.05)
     return {"groups": groups, "terminated": termed, "killed": killed}

@@ -29,8 +29,9 @@ from hf_fanout.orchestrator.workspace import Workspace
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
-def marker_env(part: Part) -> dict[str, str]:
-    return {"HF_BATCH": part.batch, "HF_PART": part.name, "HF_WORKTREE": part.worktree}
+def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
+    return {"HF_BATCH": part.batch, "HF_PART": part.name, "HF_WORKTREE": part.worktree,
+            "HF_REPO": str(ws.main.common_dir)}
 
 
 def heartbeat_interval(ws: Workspace, override: float | None) -> float:
@@ -74,7 +75,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             f"part {part.batch}/{part.name} already has a live worker "
             f"(pid {(part.worker or {}).get('pid')})",
             f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
-    env = {**os.environ, **marker_env(part)}
+    env = {**os.environ, **marker_env(ws, part)}
     tty: int | None = None
     with contextlib.suppress(OSError):
         if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
@@ -183,16 +184,17 @@ def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict
         groups.append(int((part.worker or {}).get("pgid") or ident.pid))
     result["groups"] = groups
     if dry_run:
-        result["would_signal"] = {"groups": groups, "marked": processes.marked(part.batch,
-                                                                               part.name)}
+        result["would_signal"] = {"groups": groups, "marked": processes.marked(
+            str(ws.main.common_dir), part.batch, part.name)}
         return result
     if part.state != JOINED and Path(part.worktree).is_dir():
         try:
             result["rescue"] = liveness.rescue(ws, part, "stopped by `hf stop`")
         except HfError as exc:
             result["rescue"] = {"error": exc.message}
-    result.update(processes.end_processes(groups, part.batch, part.name, grace))
-    result["left"] = processes.marked(part.batch, part.name)
+    repo = str(ws.main.common_dir)
+    result.update(processes.end_processes(groups, repo, part.batch, part.name, grace))
+    result["left"] = processes.marked(repo, part.batch, part.name)
     if part.state not in (JOINED, DONE):
         mark_blocked(ws, part, "stopped")
         result["state"] = BLOCKED
