@@ -71,7 +71,7 @@ def test_last_one_out_the_sweep_joins_the_batch(repo, hf, tmp_path, procs):
     assert hf("done", cwd=root / "api").code == 0
     assert hf("done", cwd=root / "ui").code == 0
     # the last worker: edits, says `hf done`, then dies before anyone joins
-    script = agent_script(tmp_path, "lastone", f"""
+    script = agent_script(tmp_path, "lastone", """
         import subprocess
         open("docs/guide.md", "w").write("# guide\\nsearch\\n")
         subprocess.run([sys.executable, "-m", "hf_fanout", "done"], check=True)
