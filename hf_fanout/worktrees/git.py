@@ -271,8 +271,26 @@ class Repo:
     # --- worktrees ---------------------------------------------------------
 
     def add_worktree(self, path: Path, branch: str, base: str, *, workers: int = 1) -> None:
-        self.git(["-c", f"checkout.workers={workers}", "worktree", "add", "--quiet",
-                  "-b", branch, str(path), base])
+        # Two `git worktree add` at once can race: one reads the other's
+        # half-written metadata ("failed to read .../commondir") and gives up
+        # after creating its branch. Undo that step and try again.
+        for attempt in range(5):
+            try:
+                self.git(["-c", f"checkout.workers={workers}", "worktree", "add", "--quiet",
+                          "-b", branch, str(path), base])
+            except GitFailed as exc:
+                if attempt == 4 or "commondir" not in exc.stderr:
+                    raise
+                with contextlib.suppress(OSError):
+                    path.rmdir()  # only if git left it empty
+                if path.exists() or self.rev_parse(f"refs/heads/{branch}") not in (None, base):
+                    raise
+                self.delete_branch(branch)
+                import time
+
+                time.sleep(0.05 * (attempt + 1))
+            else:
+                return
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
