@@ -206,3 +206,20 @@ def test_stop_ends_an_agent_that_double_forked_into_its_own_session(repo, hf, tm
     assert rec["state"] == "blocked" and rec["reason"] == "stopped"
     assert "# half done" in git(repo, "show", f"refs/hf/rescue/{batch}/api:src/api/orders.py")
     assert part_record(repo, batch, "ui")["state"] == "running"
+
+
+def test_actions_are_notified_on_the_desktop_where_notify_send_exists(
+        split3, hf, tmp_path, monkeypatch):
+    repo, api = split3["repo"], split3["api"]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    said = tmp_path / "notified"
+    tool = bindir / "notify-send"
+    tool.write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> {said}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    assert hf_proc("run", "--", sys.executable, "-c", "pass", cwd=api).returncode == 0
+    assert hf("sweep", "--json", cwd=repo).code == 0
+    assert said.read_text() == "hf sweep|rescue+block b1/api|"
+    assert hf("sweep", "--json", cwd=repo).code == 0
+    assert said.read_text() == "hf sweep|rescue+block b1/api|"  # nothing new, no notice
