@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,7 +188,8 @@ def _record_worker(repo: Path, part: str, pid: int, started: float) -> None:
     ws = Workspace.open(repo)
     liveness.record_worker(ws, ws.store.load_part("b1", part), {
         "pid": pid, "started": started, "host": processes.host(), "pgid": pid,
-        "command": "stand-in", "since": "2026-01-01T00:00:00Z"})
+        "command": "stand-in",
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))})
 
 
 def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
@@ -233,3 +235,25 @@ def test_a_reused_pid_is_gone_and_that_process_is_left_alone(split3, hf, tmp_pat
     assert r.code == 0, r.err
     assert alive(other.pid), "a process that only shares the pid must never be signalled"
     assert other.poll() is None
+
+
+def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp_path, procs):
+    from hf_fanout.orchestrator import processes
+
+    repo, ui = split3["repo"], split3["ui"]
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("idle_minutes = 0.02\n")  # 1.2 s
+    quiet = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], ui)
+    ident = wait_for(lambda: processes.identity_of(quiet.pid), what="quiet agent")
+    _record_worker(repo, "ui", quiet.pid, ident.started)
+    before = git(ui, "status", "--porcelain")
+    r = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
+    ui_state = [p for p in r["parts"] if p["part"] == "ui"][0]
+    assert ui_state["state"] == "idle", ui_state
+    assert r["actions"] == []
+    assert alive(quiet.pid) and git(ui, "status", "--porcelain") == before
+    # a sign of work makes it running again
+    assert hf("heartbeat", "--part", "b1/ui", cwd=repo).code == 0
+    r = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
+    assert [p for p in r["parts"] if p["part"] == "ui"][0]["state"] == "running"
