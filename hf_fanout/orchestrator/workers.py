@@ -13,7 +13,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -202,11 +201,3 @@ def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict
                    killed=result.get("killed"))
     return result
 
-
-def exit_code_of(result: dict[str, Any]) -> int:
-    code = result.get("returncode")
-    return int(code) if isinstance(code, int) else 1
-
-
-def python() -> str:
-    return sys.executable
