@@ -38,15 +38,22 @@ def _ws(repo: Path | None) -> Any:
     return Workspace.open(repo)
 
 
-@app.callback(invoke_without_command=True)
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print hf's version.")] = False,
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from hf_fanout import __version__
 
         print(f"hf {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print hf's version.", callback=_print_version,
+        is_eager=True)] = False,
+) -> None:
+    # --version is eager: it must answer before click asks for a command.
+    return None
 
 
 # --------------------------------------------------------------------- split
@@ -351,6 +358,10 @@ def register(module: str) -> None:
     importlib.import_module(module)
 
 
-COMPONENT_COMMANDS: tuple[str, ...] = ("hf_fanout.cli.guard_cmds", "hf_fanout.cli.tabs_cmds")
+COMPONENT_COMMANDS: tuple[str, ...] = (
+    "hf_fanout.cli.guard_cmds",
+    "hf_fanout.cli.tabs_cmds",
+    "hf_fanout.cli.liveness_cmds",
+)
 for _module in COMPONENT_COMMANDS:
     register(_module)

@@ -1,0 +1,198 @@
+"""`hf drop` and `hf gc`: abandon a batch; remove what joined or dropped batches left.
+
+gc never removes a part whose changes are not in the main branch. Join brings
+files, not commits, so "in the main branch" is a content comparison: every
+path the part changed (committed or not) has the part's content at the main
+branch's tip. With --force such a part goes too, but only once a rescue ref
+holds its work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import HfError
+from hf_fanout.orchestrator import liveness
+from hf_fanout.orchestrator.records import DROPPED, JOINED, RUNNING, Batch, Part, now
+from hf_fanout.orchestrator.workspace import Workspace
+
+
+def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
+    batch = ws.store.load_batch(batch_id)
+    if batch.state == JOINED:
+        raise HfError(f"batch {batch_id!r} is joined; there is nothing to drop",
+                      f"`hf gc` removes its worktrees; `hf undo {batch_id}` reverts the join")
+    live = [p.name for p in ws.store.load_parts(batch) if liveness.worker_alive(p)]
+    if live:
+        raise HfError(f"batch {batch_id!r} still has live workers: {', '.join(live)}",
+                      f"end them first: hf stop {batch_id}")
+    if dry_run or batch.state == DROPPED:
+        return batch
+    with ws.store.state_lock():
+        batch = ws.store.load_batch(batch_id)
+        batch.state = DROPPED
+        batch.extra["dropped_at"] = now()
+        ws.store.save_batch(batch)
+    ws.store.audit("drop", batch=batch_id)
+    return batch
+
+
+@dataclass
+class GcPart:
+    batch: str
+    part: str
+    action: str  # removed | kept | would-remove
+    why: str = ""
+    freed_bytes: int = 0
+    rescue: str | None = None
+
+
+@dataclass
+class GcReport:
+    parts: list[GcPart] = field(default_factory=list)
+    refs_removed: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+
+    def to_data(self) -> dict[str, Any]:
+        return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
+                "freed_bytes": self.freed_bytes}
+
+
+def disk_usage(root: Path) -> int:
+    total = 0
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return total
+
+
+def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
+    """Paths the part changed whose content is not what the main branch has now."""
+    main = ws.main
+    worktree = Path(part.worktree)
+    tip = main.rev_parse(f"refs/heads/{part.branch}")
+    if worktree.is_dir():
+        with tempfile.TemporaryDirectory(prefix="hf-gc-") as scratch:
+            tree = main.worktree_tree(worktree, Path(scratch))
+    elif tip is not None:
+        tree = main.tree_of(tip)
+    else:
+        return []
+    changes = main.diff_trees(batch.base, tree)
+    if not changes:
+        return []
+    target = main.rev_parse(batch.target_ref) or main.head() or batch.base
+    have = main.entries_at(target, [c.path for c in changes])
+    return sorted(c.path for c in changes if have.get(c.path) != c.new)
+
+
+def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
+    report = GcReport()
+    ids = [batch_id] if batch_id else ws.store.batch_ids()
+    for bid in ids:
+        batch = ws.store.load_batch(bid)
+        if batch.state not in (JOINED, DROPPED):
+            if batch_id:
+                raise HfError(f"batch {bid!r} is {batch.state}; gc only removes joined or "
+                              "dropped batches",
+                              f"join it (`hf join {bid}`) or abandon it (`hf drop {bid}`)")
+            continue
+        done = [_gc_part(ws, batch, part, force=force, dry_run=dry_run)
+                for part in ws.store.load_parts(batch)]
+        report.parts += done
+        if not dry_run and all(p.action in ("removed", "gone") for p in done):
+            report.refs_removed += _stale_refs(ws, batch)
+            root = Path(batch.worktree_root) if batch.worktree_root else None
+            if root is not None:
+                with contextlib.suppress(OSError):
+                    root.rmdir()
+    if not dry_run:
+        ws.main.prune_worktrees()
+        _maybe_unregister(ws)
+    report.freed_bytes = sum(p.freed_bytes for p in report.parts)
+    if not dry_run and report.parts:
+        ws.store.audit("gc", parts=[f"{p.batch}/{p.part}:{p.action}" for p in report.parts],
+                       freed_bytes=report.freed_bytes)
+    return report
+
+
+def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
+             dry_run: bool) -> GcPart:
+    main = ws.main
+    worktree = Path(part.worktree)
+    has_branch = main.ref_exists(f"refs/heads/{part.branch}")
+    if not worktree.exists() and not has_branch:
+        return GcPart(batch.id, part.name, "gone", "already removed")
+    if liveness.worker_alive(part):
+        return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
+    pending = unintegrated(ws, batch, part)
+    rescue_ref = None
+    if pending:
+        listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
+                                            if len(pending) > 5 else "")
+        if not force:
+            return GcPart(batch.id, part.name, "kept",
+                          f"changes not in {batch.target_ref}: {listing} (--force removes it "
+                          "after saving a rescue ref)")
+        if not dry_run:
+            saved = liveness.rescue(ws, part, "gc --force")
+            rescue_ref = saved["ref"]
+            if not rescue_ref or not main.ref_exists(rescue_ref):
+                return GcPart(batch.id, part.name, "kept", "could not save a rescue ref")
+    freed = disk_usage(worktree) if worktree.exists() else 0
+    if dry_run:
+        return GcPart(batch.id, part.name, "would-remove",
+                      "changes not in main (forced)" if pending else "integrated", freed)
+    if worktree.exists():
+        main.remove_worktree(worktree)
+        if worktree.exists():  # not a registered worktree any more: plain files
+            import shutil
+
+            shutil.rmtree(worktree, ignore_errors=True)
+    main.delete_branch(part.branch)
+    with contextlib.suppress(FileNotFoundError):
+        liveness.heartbeat_file(ws.store, batch.id, part.name).unlink()
+    with ws.store.state_lock():
+        fresh = ws.store.load_part(batch.id, part.name)
+        fresh.extra["gc_at"] = now()
+        ws.store.save_part(fresh)
+    return GcPart(batch.id, part.name, "removed",
+                  "changes not in main; saved at " + str(rescue_ref) if pending else "integrated",
+                  freed, rescue_ref)
+
+
+def _stale_refs(ws: Workspace, batch: Batch) -> list[str]:
+    """The join's result refs of a batch that is gone (rescue refs are kept)."""
+    prefix = f"refs/hf/results/{batch.id}/"
+    listing = ws.main.git(["for-each-ref", "--format=%(refname)", prefix])
+    refs = [r for r in listing.decode().splitlines() if r]
+    for ref in refs:
+        ws.main.git(["update-ref", "-d", ref])
+    return refs
+
+
+def _maybe_unregister(ws: Workspace) -> None:
+    from hf_fanout import registry
+
+    for bid in ws.store.batch_ids():
+        with contextlib.suppress(HfError):
+            if ws.store.load_batch(bid).state == RUNNING:
+                return
+    registry.unregister(ws.main.common_dir)

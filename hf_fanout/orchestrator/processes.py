@@ -1,0 +1,197 @@
+"""The one adapter to the process table (psutil): who a worker is, whether it lives,
+which processes carry a part's marker, and signalling them.
+
+A process is identified by pid + start time (+ host), so a pid the kernel
+handed to another program is never mistaken for the worker. Zombies are dead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Start times from /proc are rounded to clock ticks; two readings of one
+# process agree far better than this.
+_START_TOLERANCE = 0.05
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Identity:
+    pid: int
+    started: float
+    host: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Identity | None:
+        try:
+            return cls(int(data["pid"]), float(data["started"]), str(data["host"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def identity_of(pid: int) -> Identity | None:
+    import psutil
+
+    try:
+        return Identity(pid, psutil.Process(pid).create_time(), host())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_alive(ident: Identity) -> bool | None:
+    """True/False; None when it cannot be known from here (another host)."""
+    import psutil
+
+    if ident.host != host():
+        return None
+    try:
+        proc = psutil.Process(ident.pid)
+        if abs(proc.create_time() - ident.started) > _START_TOLERANCE:
+            return False  # the pid now belongs to another process
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # it exists; we may not look at it
+
+
+def is_zombie(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _own_lineage() -> set[int]:
+    """This process and its ancestors: never signalled (hf stop run from inside a part)."""
+    import psutil
+
+    mine = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        mine.update(p.pid for p in psutil.Process().parents())
+    return mine
+
+
+def marked(repo: str, batch: str, part: str | None = None) -> list[int]:
+    """Live processes whose environment carries the marker: HF_REPO=repo (the git
+    common dir: two repositories may both have a batch b1), HF_BATCH=batch, and
+    HF_PART=part when given."""
+    import psutil
+
+    skip = _own_lineage()
+    found: list[int] = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid in skip:
+            continue
+        try:
+            env = proc.environ()
+            if env.get("HF_REPO") != repo or env.get("HF_BATCH") != batch:
+                continue
+            if part is not None and env.get("HF_PART") != part:
+                continue
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+        found.append(proc.pid)
+    return found
+
+
+def cwds() -> list[tuple[int, str, str]]:
+    """(pid, working directory, name) of every process we may look at."""
+    import psutil
+
+    result: list[tuple[int, str, str]] = []
+    for proc in psutil.process_iter(["pid", "cwd", "name"]):
+        info = proc.info
+        if info.get("cwd"):
+            result.append((int(info["pid"]), str(info["cwd"]), str(info.get("name") or "")))
+    return result
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time of `pid` and its descendants (None when it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = sum(root.cpu_times()[:2])
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += sum(child.cpu_times()[:2])
+    except psutil.Error:
+        return None
+    return total
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def signal_pids(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is in process group `pgid`."""
+    import psutil
+
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return False
+
+
+def end_processes(groups: list[int], repo: str, batch: str, part: str,
+                  grace: float) -> dict[str, Any]:
+    """SIGTERM the groups and every marked process, wait up to `grace`, SIGKILL what is left.
+
+    Returns what was signalled, for the report.
+    """
+    skip_groups = {os.getpgid(0)}
+    groups = [g for g in groups if g > 1 and g not in skip_groups]
+    termed = marked(repo, batch, part)
+    for g in groups:
+        signal_group(g, signal.SIGTERM)
+    signal_pids(termed, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not any(group_alive(g) for g in groups) and not marked(repo, batch, part):
+            break
+        time.sleep(0.05)
+    killed = marked(repo, batch, part)
+    for g in groups:
+        if group_alive(g):
+            signal_group(g, signal.SIGKILL)
+    signal_pids(killed, signal.SIGKILL)
+    # A SIGKILLed process is gone once the kernel has delivered it; wait briefly
+    # so the caller (and the test) see the table as it will be.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+            marked(repo, batch, part) or any(group_alive(g) for g in groups)):
+        time.sleep(0.05)
+    return {"groups": groups, "terminated": termed, "killed": killed}

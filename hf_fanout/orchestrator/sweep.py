@@ -1,0 +1,276 @@
+"""`hf sweep`: classify every part of every registered repo and act on the dead.
+
+Actions: rescue an orphan's work to `refs/hf/rescue/<batch>/<part>` then mark
+it blocked; mark a missing worktree and prune git's metadata of it; join a
+batch that asked for `auto_join` once every part is done. A running or idle
+part's worktree is never written. One sweep per repo at a time (a lock).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout import atomic
+from hf_fanout.config import user_state_dir
+from hf_fanout.errors import HfError, LockBusy
+from hf_fanout.orchestrator import liveness, processes
+from hf_fanout.orchestrator.lifecycle import mark_blocked
+from hf_fanout.orchestrator.records import DONE, RUNNING, Batch, Part
+from hf_fanout.orchestrator.workspace import Workspace
+
+
+@dataclass
+class PartReport:
+    batch: str
+    part: str
+    state: str
+    why: str
+    worktree: str
+
+
+@dataclass
+class RepoReport:
+    repo: str
+    parts: list[PartReport] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    unknown_processes: list[dict[str, Any]] = field(default_factory=list)
+    skipped: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepReport:
+    dry_run: bool
+    repos: list[RepoReport]
+    seconds: float = 0.0
+    psutil_seconds: float = 0.0
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return [a for r in self.repos for a in r.actions]
+
+
+def last_sweep_file() -> Path:
+    return user_state_dir() / "last-sweep.json"
+
+
+def last_sweep() -> dict[str, Any] | None:
+    try:
+        data = json.loads(last_sweep_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def workdir_of(common_dir: Path) -> Path:
+    """The main worktree of a repository named by its common dir (the registry's key)."""
+    return common_dir.parent if common_dir.name == ".git" else common_dir
+
+
+def sweep(repos: list[Path] | None, *, dry_run: bool = False,
+          scan_processes: bool = True) -> SweepReport:
+    from hf_fanout import registry
+
+    started = time.perf_counter()
+    targets = [workdir_of(Path(c)) for c in registry.registered()] if repos is None else repos
+    report = SweepReport(dry_run, [])
+    cwd_table: list[tuple[int, str, str]] | None = None
+    if scan_processes:
+        t = time.perf_counter()
+        cwd_table = processes.cwds()
+        report.psutil_seconds += time.perf_counter() - t
+    for target in targets:
+        rr = RepoReport(str(target))
+        report.repos.append(rr)
+        try:
+            ws = Workspace.open(target)
+        except HfError as exc:
+            rr.skipped = exc.message
+            continue
+        rr.repo = str(ws.main.workdir)
+        try:
+            with _sweep_lock(ws):
+                sweep_repo(ws, rr, dry_run=dry_run, cwd_table=cwd_table, report=report)
+        except LockBusy as exc:
+            rr.skipped = f"another sweep is running ({exc.message})"
+    report.seconds = time.perf_counter() - started
+    if not dry_run:
+        atomic.atomic_write_json(last_sweep_file(), {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "repos": len(report.repos), "actions": len(report.actions),
+            "seconds": round(report.seconds, 3)})
+        if report.actions:
+            notify(report)
+    return report
+
+
+def _sweep_lock(ws: Workspace) -> Any:
+    from hf_fanout import locks
+
+    return locks.hold(ws.store.lock_file("sweep"), wait=0, what="sweep")
+
+
+def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
+               cwd_table: list[tuple[int, str, str]] | None, report: SweepReport) -> None:
+    store = ws.store
+    now = time.time()
+    known_pids: set[int] = set()
+    worktrees: dict[str, tuple[str, str]] = {}
+    missing_seen = False
+    for batch_id in store.batch_ids():
+        try:
+            batch = store.load_batch(batch_id)
+            parts = store.load_parts(batch)
+        except HfError as exc:
+            rr.errors.append(exc.message)
+            continue
+        if batch.state != RUNNING:
+            continue
+        for part in parts:
+            t = time.perf_counter()
+            verdict = liveness.classify(ws, part, at=now)
+            if part.worker:
+                report.psutil_seconds += time.perf_counter() - t
+                known_pids.add(int(part.worker.get("pid", 0)))
+                known_pids.add(int(part.worker.get("supervisor_pid", 0)))
+            worktrees[part.worktree] = (batch.id, part.name)
+            rr.parts.append(PartReport(batch.id, part.name, verdict.state, verdict.why,
+                                       part.worktree))
+            if verdict.state == liveness.ORPHAN:
+                rr.actions.append(_orphan(ws, part, verdict, dry_run))
+            elif verdict.state == liveness.MISSING and not part.extra.get("missing_at"):
+                missing_seen = True
+                rr.actions.append(_missing(ws, part, dry_run))
+        if batch.auto_join and parts and all(p.state == DONE for p in parts):
+            action = _auto_join(ws, batch, dry_run)
+            if action:
+                rr.actions.append(action)
+    if missing_seen and not dry_run:
+        ws.main.prune_worktrees()
+    if cwd_table is not None and worktrees:
+        t = time.perf_counter()
+        rr.unknown_processes = _unknown(cwd_table, worktrees, known_pids)
+        report.psutil_seconds += time.perf_counter() - t
+
+
+def _unknown(cwd_table: list[tuple[int, str, str]], worktrees: dict[str, tuple[str, str]],
+             known: set[int]) -> list[dict[str, Any]]:
+    """Processes working inside a part worktree that hf did not start."""
+    found = []
+    roots = sorted(worktrees, key=len, reverse=True)
+    for pid, cwd, name in cwd_table:
+        if pid in known:
+            continue
+        for root in roots:
+            if cwd == root or cwd.startswith(root + "/"):
+                batch, part = worktrees[root]
+                found.append({"pid": pid, "name": name, "cwd": cwd, "batch": batch,
+                              "part": part})
+                break
+    return found
+
+
+def _orphan(ws: Workspace, part: Part, verdict: liveness.Verdict,
+            dry_run: bool) -> dict[str, Any]:
+    action: dict[str, Any] = {"action": "rescue+block", "batch": part.batch, "part": part.name,
+                              "why": verdict.why, "ref": liveness.rescue_ref(part)}
+    if dry_run:
+        return action
+    try:
+        saved = liveness.rescue(ws, part, f"orphan: {verdict.why}")
+    except HfError as exc:
+        # Never mark a part whose work could not be saved as handled: the next
+        # sweep tries again, and the person is told.
+        action.update(error=exc.message, action="rescue-failed")
+        ws.store.audit("sweep-rescue-failed", batch=part.batch, part=part.name,
+                       error=exc.message)
+        return action
+    action.update(saved)
+    reason = f"orphan: {verdict.why}; work saved to {saved['ref']}"
+    mark_blocked(ws, part, reason)
+    ws.store.audit("sweep-orphan", batch=part.batch, part=part.name, **saved)
+    return action
+
+
+def _missing(ws: Workspace, part: Part, dry_run: bool) -> dict[str, Any]:
+    action = {"action": "mark-missing", "batch": part.batch, "part": part.name,
+              "worktree": part.worktree, "branch": part.branch}
+    if dry_run:
+        return action
+    from hf_fanout.orchestrator.records import BLOCKED, now
+
+    with ws.store.state_lock():
+        fresh = ws.store.load_part(part.batch, part.name)
+        fresh.extra["missing_at"] = now()
+        if fresh.state == RUNNING:
+            fresh.state = BLOCKED
+            fresh.reason = (f"missing: worktree {part.worktree} is gone; its branch "
+                            f"{part.branch} is kept")
+            fresh.blocked_at = now()
+        ws.store.save_part(fresh)
+    ws.store.audit("sweep-missing", batch=part.batch, part=part.name, worktree=part.worktree)
+    return action
+
+
+def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | None:
+    from hf_fanout.orchestrator.join import execute_join, plan_join
+
+    action: dict[str, Any] = {"action": "auto-join", "batch": batch.id}
+    try:
+        plan = plan_join(ws, batch.id)
+        if plan.noop:
+            return None
+        if dry_run:
+            return action
+        commit = execute_join(ws, plan, wait=5)
+    except HfError as exc:
+        action.update(action="auto-join-failed", error=exc.message, hint=exc.hint)
+        if dry_run:
+            return action
+        previous = batch.extra.get("auto_join_error")
+        with ws.store.state_lock():
+            fresh = ws.store.load_batch(batch.id)
+            fresh.extra["auto_join_error"] = {"error": exc.message, "hint": exc.hint,
+                                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                  time.gmtime())}
+            ws.store.save_batch(fresh)
+        ws.store.audit("sweep-auto-join-failed", batch=batch.id, error=exc.message)
+        if previous and previous.get("error") == exc.message:
+            action["repeat"] = True  # said already; not notified again
+        return action
+    action["commit"] = commit
+    ws.store.audit("sweep-auto-join", batch=batch.id, commit=commit)
+    return action
+
+
+def notify(report: SweepReport) -> None:
+    """A desktop notification where notify-send or osascript exists; silent elsewhere."""
+    fresh = [a for a in report.actions if not a.get("repeat")]
+    if not fresh:
+        return
+    lines = []
+    for a in fresh[:5]:
+        lines.append(f"{a['action']} {a['batch']}" + (f"/{a['part']}" if "part" in a else ""))
+    message = "; ".join(lines) + (f" (+{len(fresh) - 5} more)" if len(fresh) > 5 else "")
+    if shutil.which("notify-send"):
+        argv = ["notify-send", "hf sweep", message]
+    elif sys.platform == "darwin" and shutil.which("osascript"):
+        text = message.replace('"', "'")
+        argv = ["osascript", "-e", f'display notification "{text}" with title "hf sweep"']
+    else:
+        return
+    try:
+        subprocess.run(argv, capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+

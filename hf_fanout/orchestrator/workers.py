@@ -1,0 +1,203 @@
+"""Starting and ending a part's worker: `hf run -- CMD` and `hf stop`.
+
+`hf run` starts CMD in its own process group with the part's marker in its
+environment, records who it is, beats a heartbeat while it lives, records its
+exit, and passes signals on. `hf stop` rescues the work, then ends the group
+and anything else carrying the marker (children that started their own session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import BadInput, HfError
+from hf_fanout.orchestrator import liveness, processes
+from hf_fanout.orchestrator.lifecycle import mark_blocked, mark_done
+from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, Part, now
+from hf_fanout.orchestrator.workspace import Workspace
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
+    return {"HF_BATCH": part.batch, "HF_PART": part.name, "HF_WORKTREE": part.worktree,
+            "HF_REPO": str(ws.main.common_dir)}
+
+
+def heartbeat_interval(ws: Workspace, override: float | None) -> float:
+    value = override if override is not None else ws.settings.get(
+        "heartbeat_seconds", liveness.DEFAULT_HEARTBEAT_SECONDS)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"heartbeat interval {value!r} is not a number",
+                       "give seconds, e.g. --heartbeat 30") from None
+    if seconds <= 0:
+        raise BadInput("the heartbeat interval must be positive", "e.g. --heartbeat 30")
+    return seconds
+
+
+def _foreground_preexec(tty: int | None) -> Any:
+    """In the child: its own process group, made the terminal's foreground group
+    so an interactive agent can read the keyboard and gets Ctrl-C itself."""
+
+    def preexec() -> None:
+        os.setpgid(0, 0)
+        if tty is not None:
+            with contextlib.suppress(OSError):
+                old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                os.tcsetpgrp(tty, os.getpgrp())
+                signal.signal(signal.SIGTTOU, old)
+
+    return preexec
+
+
+def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: float,
+               done_on_success: bool, on_start: Any = None) -> dict[str, Any]:
+    """Run `command` as the part's worker until it ends. Returns the exit record."""
+    if not command:
+        raise BadInput("no command to run", "hf run -- CMD ARGS..., e.g. hf run -- claude")
+    if part.state == JOINED:
+        raise HfError(f"part {part.batch}/{part.name} is already joined",
+                      "nothing to work on; start a new batch")
+    if liveness.worker_alive(part):
+        raise HfError(
+            f"part {part.batch}/{part.name} already has a live worker "
+            f"(pid {(part.worker or {}).get('pid')})",
+            f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
+    env = {**os.environ, **marker_env(ws, part)}
+    tty: int | None = None
+    with contextlib.suppress(OSError):
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+            tty = 0
+    cwd = Path.cwd() if Path(part.worktree) in (Path.cwd(), *Path.cwd().parents) \
+        else Path(part.worktree)
+    try:
+        child = subprocess.Popen(list(command), cwd=cwd, env=env,
+                                 preexec_fn=_foreground_preexec(tty))  # noqa: PLW1509
+    except OSError as exc:
+        raise BadInput(f"cannot start {command[0]!r}: {exc.strerror}",
+                       "check the command name and that it is on PATH") from None
+    ident = processes.identity_of(child.pid)
+    worker = {
+        "pid": child.pid,
+        "started": ident.started if ident else time.time(),
+        "host": processes.host(),
+        "pgid": child.pid,
+        "command": shlex.join(command),
+        "since": now(),
+        "supervisor_pid": os.getpid(),
+    }
+    received: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        processes.signal_group(child.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    stop_beating = threading.Event()
+    try:
+        part = liveness.record_worker(ws, part, worker)
+        liveness.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
+        if on_start is not None:
+            on_start(worker)
+        beater = threading.Thread(target=_beat_loop, daemon=True,
+                                  args=(ws, part, child.pid, interval, stop_beating))
+        beater.start()
+        while True:
+            try:
+                code = child.wait()
+                break
+            except InterruptedError:
+                continue
+    finally:
+        stop_beating.set()
+        for forwarded, handler in previous.items():
+            signal.signal(forwarded, handler)
+        if tty is not None:
+            with contextlib.suppress(OSError):
+                old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                os.tcsetpgrp(tty, os.getpgrp())
+                signal.signal(signal.SIGTTOU, old)
+    sig: int | None = -code if code < 0 else None
+    part = liveness.record_exit(ws, part, None if sig else code, sig)
+    marked_done = False
+    if done_on_success and code == 0:
+        _, marked_done = mark_done(ws, part, None)
+    return {"exit": part.exit, "worker": worker, "done": marked_done,
+            "returncode": 128 + sig if sig else code, "signals": received}
+
+
+def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
+               stop: threading.Event) -> None:
+    """Beat every `interval` while the worker lives; `active` moves only when the
+    worker's process tree used CPU since the last beat (an agent waiting at its
+    prompt is alive but idle)."""
+    last_cpu = processes.cpu_seconds(pid)
+    while not stop.wait(interval):
+        cpu = processes.cpu_seconds(pid)
+        if cpu is None:
+            return
+        active = time.time() if last_cpu is None or cpu > last_cpu + 0.01 else None
+        last_cpu = cpu
+        with contextlib.suppress(OSError):
+            liveness.beat(ws.store, part.batch, part.name, active=active, by="hf run")
+
+
+def heartbeat(ws: Workspace, part: Part) -> dict[str, Any]:
+    """`hf heartbeat`: an agent says it is working."""
+    liveness.beat(ws.store, part.batch, part.name, active=time.time(), by="hf heartbeat")
+    return liveness.read_heartbeat(ws.store, part.batch, part.name) or {}
+
+
+# --- stop --------------------------------------------------------------------
+
+
+def stop_parts(ws: Workspace, batch_id: str, part_name: str | None, *, grace: float,
+               dry_run: bool) -> list[dict[str, Any]]:
+    batch = ws.store.load_batch(batch_id)
+    names = [part_name] if part_name else batch.parts
+    results = []
+    for name in names:
+        part = ws.store.load_part(batch_id, name)
+        results.append(_stop_one(ws, part, grace=grace, dry_run=dry_run))
+    return results
+
+
+def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"batch": part.batch, "part": part.name, "state": part.state}
+    ident = liveness.worker_identity(part)
+    groups = []
+    # Signal the recorded group only while its leader is still the recorded
+    # process: a reused pid belongs to someone else.
+    if ident is not None and processes.is_alive(ident):
+        groups.append(int((part.worker or {}).get("pgid") or ident.pid))
+    result["groups"] = groups
+    if dry_run:
+        result["would_signal"] = {"groups": groups, "marked": processes.marked(
+            str(ws.main.common_dir), part.batch, part.name)}
+        return result
+    if part.state != JOINED and Path(part.worktree).is_dir():
+        try:
+            result["rescue"] = liveness.rescue(ws, part, "stopped by `hf stop`")
+        except HfError as exc:
+            result["rescue"] = {"error": exc.message}
+    repo = str(ws.main.common_dir)
+    result.update(processes.end_processes(groups, repo, part.batch, part.name, grace))
+    result["left"] = processes.marked(repo, part.batch, part.name)
+    if part.state not in (JOINED, DONE):
+        mark_blocked(ws, part, "stopped")
+        result["state"] = BLOCKED
+    ws.store.audit("stop", batch=part.batch, part=part.name, groups=groups,
+                   killed=result.get("killed"))
+    return result
+

@@ -1,0 +1,91 @@
+"""`hf drop` and `hf gc`: remove what is integrated, keep what is not (unless forced,
+and then only after a rescue ref holds it)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import git, write
+from liveness_support import part_record
+
+
+def test_gc_removes_worktrees_and_branches_of_a_joined_batch(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    write(split3["docs"], {"docs/new.md": "new\n" * 5000})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert git(repo, "for-each-ref", "refs/hf/results/b1")  # uncommitted work was joined
+    dry = hf("gc", "--dry-run", "--json", cwd=repo)
+    assert dry.code == 0, dry.err
+    assert {p["action"] for p in dry.json["data"]["parts"]} == {"would-remove"}
+    assert split3["api"].exists()
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    data = r.json["data"]
+    assert {p["part"]: p["action"] for p in data["parts"]} == {
+        "api": "removed", "ui": "removed", "docs": "removed"}
+    assert data["freed_bytes"] > 20000
+    for name in ("api", "ui", "docs"):
+        assert not split3[name].exists()
+        assert not git(repo, "branch", "--list", f"hf/b1/{name}")
+    assert "repo.hf/b1" not in git(repo, "worktree", "list")
+    assert not git(repo, "for-each-ref", "refs/hf/results/b1")
+    assert "freed" in hf("gc", cwd=repo).out
+    assert (repo / "docs/new.md").exists()  # the main tree keeps the joined work
+
+
+def test_gc_keeps_a_dropped_part_with_work_unless_forced_then_rescues_it(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "unsaved work\n", "src/api/extra.py": "more\n"})
+    r = hf("gc", "b1", cwd=repo)
+    assert r.code == 1 and "running" in r.err  # a running batch is never collected
+    assert hf("drop", "b1", "--json", cwd=repo).json["data"]["batch"]["state"] == "dropped"
+    r = hf("gc", "--json", cwd=repo)
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "kept"
+    assert "src/api/extra.py" in parts["api"]["why"]
+    assert parts["ui"]["action"] == "removed"  # nothing of its own: nothing to lose
+    assert api.exists() and git(repo, "branch", "--list", "hf/b1/api")
+    r = hf("gc", "--force", "--json", cwd=repo)
+    api_result = next(p for p in r.json["data"]["parts"] if p["part"] == "api")
+    assert api_result["action"] == "removed"
+    assert api_result["rescue"] == "refs/hf/rescue/b1/api"
+    assert not api.exists()
+    assert git(repo, "show", "refs/hf/rescue/b1/api:src/api/orders.py") == "unsaved work\n"
+    assert git(repo, "show", "refs/hf/rescue/b1/api:src/api/extra.py") == "more\n"
+
+
+def test_gc_sees_content_already_in_main_without_the_commits(split3, hf):
+    """Join brings files, not commits: a part whose content main already has is integrated."""
+    repo, ui = split3["repo"], split3["ui"]
+    write(ui, {"src/ui/app.js": "console.log(2)\n"})
+    git(ui, "commit", "-qam", "ui work")
+    # the same content reaches main another way (a person copied it)
+    write(repo, {"src/ui/app.js": "console.log(2)\n"})
+    git(repo, "commit", "-qam", "copied by hand")
+    assert hf("drop", "b1", cwd=repo).code == 0
+    r = hf("gc", "--json", cwd=repo)
+    parts = {p["part"]: p["action"] for p in r.json["data"]["parts"]}
+    assert parts["ui"] == "removed"
+    assert not git(repo, "branch", "--list", "hf/b1/ui")
+
+
+def test_drop_refuses_while_a_worker_lives(split3, hf):
+    import os
+
+    from hf_fanout.orchestrator import liveness, processes
+    from hf_fanout.orchestrator.workspace import Workspace
+
+    repo = split3["repo"]
+    ws = Workspace.open(repo)
+    me = processes.identity_of(os.getpid())
+    assert me is not None
+    liveness.record_worker(ws, ws.store.load_part("b1", "ui"), {
+        **me.to_dict(), "pgid": 0, "command": "me", "since": "2026-01-01T00:00:00Z"})
+    r = hf("drop", "b1", cwd=repo)
+    assert r.code == 1 and "hf stop b1" in r.err
+    batch = json.loads((repo / ".git/hf/batches/b1/batch.json").read_text())
+    assert batch["state"] == "running"
+    assert part_record(repo, "b1", "ui")["state"] == "running"

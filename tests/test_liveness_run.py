@@ -1,0 +1,259 @@
+"""`hf run`, `hf heartbeat` and how the sweep judges a worker: real processes, real
+SIGKILL, real zombies, a reused pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git, hf_proc
+from liveness_support import Procs, agent_script, alive, part_record, wait_for
+
+
+@pytest.fixture
+def procs():
+    p = Procs()
+    yield p
+    p.end_all()
+
+
+def _worker_pid(repo: Path, part: str, batch: str = "b1") -> int:
+    def pid() -> int | None:
+        worker = part_record(repo, batch, part).get("worker")
+        return worker["pid"] if worker else None
+
+    return wait_for(pid, what=f"worker of {part} recorded")
+
+
+def _index_bytes(repo: Path, part: str) -> bytes:
+    return (repo / ".git" / "worktrees" / part / "index").read_bytes()
+
+
+def test_run_gives_the_marker_records_the_worker_and_the_exit(split3, hf, tmp_path, procs):
+    repo, api = split3["repo"], split3["api"]
+    script = agent_script(tmp_path, "envdump", f"""
+        keys = ("HF_BATCH", "HF_PART", "HF_WORKTREE", "HF_REPO")
+        open({str(tmp_path / "env.json")!r}, "w").write(
+            json.dumps({{k: os.environ.get(k) for k in keys}} | {{"pgid": os.getpgid(0),
+                        "pid": os.getpid()}}))
+        sys.exit(3)
+    """)
+    r = hf_proc("run", "--json", "--", sys.executable, str(script), cwd=api)
+    assert r.returncode == 3, r.stderr
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert env["HF_BATCH"] == "b1" and env["HF_PART"] == "api"
+    assert env["HF_WORKTREE"] == str(api)
+    assert env["pgid"] == env["pid"], "the worker has its own process group"
+    record = part_record(repo, "b1", "api")
+    assert record["worker"]["pid"] == env["pid"]
+    assert record["worker"]["command"].endswith("envdump.py")
+    assert record["worker"]["host"] and record["worker"]["started"] > 0
+    assert record["exit"]["code"] == 3 and record["exit"]["signal"] is None
+    envelope = json.loads(r.stdout.splitlines()[-1])
+    assert envelope["ok"] and envelope["data"]["exit"]["code"] == 3
+    # exited without `hf done`: the sweep calls it an orphan
+    s = hf("status", "--json", cwd=repo).json
+    states = {p["name"]: p["state"] for p in s["data"]["batches"][0]["parts"]}
+    assert states == {"api": "orphan", "ui": "running", "docs": "running"}
+
+
+def test_done_on_success_marks_the_part_done(split3, tmp_path):
+    repo, ui = split3["repo"], split3["ui"]
+    script = agent_script(tmp_path, "ok", """
+        open("src/ui/app.js", "a").write("done()\\n")
+    """)
+    r = hf_proc("run", "--done-on-success", "--", sys.executable, str(script), cwd=ui)
+    assert r.returncode == 0, r.stderr
+    assert part_record(repo, "b1", "ui")["state"] == "done"
+    r = hf_proc("run", "--done-on-success", "--", sys.executable, "-c", "raise SystemExit(1)",
+                cwd=split3["docs"])
+    assert r.returncode == 1
+    assert part_record(repo, "b1", "docs")["state"] == "running"
+
+
+def test_heartbeat_beats_while_the_worker_lives_and_signals_pass_through(
+        split3, tmp_path, procs):
+    repo, api = split3["repo"], split3["api"]
+    got = tmp_path / "got-signal"
+    script = agent_script(tmp_path, "patient", f"""
+        def on_term(signum, frame):
+            open({str(got)!r}, "w").write(str(signum))
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        while True:
+            time.sleep(0.05)
+    """)
+    sup = procs.hf_run(api, script)
+    _worker_pid(repo, "api")
+    beats = repo / ".git" / "hf" / "batches" / "b1" / "heartbeats" / "api"
+    first = wait_for(lambda: beats.exists() and json.loads(beats.read_text())["at"],
+                     what="first heartbeat")
+    wait_for(lambda: json.loads(beats.read_text())["at"] > first, what="a later heartbeat")
+    # a second `hf run` on the same part is refused while the worker lives
+    r = hf_proc("run", "--", sys.executable, "-c", "pass", cwd=api)
+    assert r.returncode == 1 and "already has a live worker" in r.stderr
+    os.kill(sup.pid, signal.SIGTERM)  # to the supervisor: it passes it on
+    assert sup.wait(timeout=20) == 0
+    assert got.read_text() == str(int(signal.SIGTERM))
+    assert part_record(repo, "b1", "api")["exit"]["code"] == 0
+
+
+def test_hf_heartbeat_is_recorded_as_activity(split3, hf):
+    repo, docs = split3["repo"], split3["docs"]
+    r = hf("heartbeat", "--json", cwd=docs)
+    assert r.code == 0, r.err
+    assert r.json["data"]["part"] == "docs"
+    beats = repo / ".git" / "hf" / "batches" / "b1" / "heartbeats" / "docs"
+    assert json.loads(beats.read_text())["by"] == "hf heartbeat"
+
+
+def test_sigkilled_agent_is_an_orphan_and_its_work_is_rescued_byte_for_byte(
+        split3, hf, tmp_path, procs):
+    repo, api = split3["repo"], split3["api"]
+    ready = tmp_path / "ready"
+    edited = b"def orders():\n    return ['\xff binary \x00 ok']\n"
+    script = agent_script(tmp_path, "worker", f"""
+        open("src/api/orders.py", "wb").write({edited!r})
+        os.makedirs("src/api/new/deep", exist_ok=True)
+        open("src/api/new/deep/untracked.bin", "wb").write(bytes(range(256)))
+        os.remove("src/api/users.py")
+        open({str(ready)!r}, "w").write("1")
+        while True:
+            time.sleep(1)
+    """)
+    sup = procs.hf_run(api, script)
+    pid = _worker_pid(repo, "api")
+    wait_for(ready.exists, what="agent ready")
+    status_before = git(api, "status", "--porcelain")
+    index_before = _index_bytes(repo, "api")
+    os.kill(pid, signal.SIGKILL)
+    sup.wait(timeout=20)
+    assert part_record(repo, "b1", "api")["exit"]["signal"] == signal.SIGKILL
+
+    r = hf("sweep", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {(p["batch"], p["part"]): p for rr in r.json["data"]["repos"] for p in rr["parts"]}
+    assert parts[("b1", "api")]["state"] == "orphan"
+    assert "signal 9" in parts[("b1", "api")]["why"]
+    assert parts[("b1", "ui")]["state"] == "running"
+    ref = "refs/hf/rescue/b1/api"
+    assert subprocess.run(["git", "show", f"{ref}:src/api/orders.py"], cwd=repo,
+                          capture_output=True, check=True).stdout == edited
+    assert subprocess.run(["git", "show", f"{ref}:src/api/new/deep/untracked.bin"], cwd=repo,
+                          capture_output=True, check=True).stdout == bytes(range(256))
+    assert "src/api/users.py" not in git(repo, "ls-tree", "-r", "--name-only", ref)
+    # the worktree and its index were not touched
+    assert git(api, "status", "--porcelain") == status_before
+    assert _index_bytes(repo, "api") == index_before
+    record = part_record(repo, "b1", "api")
+    assert record["state"] == "blocked" and ref in record["reason"]
+    # the next sweep has nothing more to do for it
+    again = hf("sweep", "--json", cwd=repo).json["data"]
+    assert again["repos"][0]["actions"] == []
+    audit = (repo / ".git" / "hf" / "audit.log").read_text()
+    assert '"action": "sweep-orphan"' in audit
+
+
+def test_killed_supervisor_and_agent_is_judged_by_pid_and_start_time(
+        split3, hf, tmp_path, procs):
+    repo, docs = split3["repo"], split3["docs"]
+    script = agent_script(tmp_path, "sleeper", """
+        while True:
+            time.sleep(1)
+    """)
+    sup = procs.hf_run(docs, script)
+    pid = _worker_pid(repo, "docs")
+    os.kill(sup.pid, signal.SIGKILL)  # no exit gets recorded
+    sup.wait(timeout=10)
+    assert hf("status", "--json", cwd=repo).json["data"]["batches"][0]["parts"][2]["state"] \
+        == "running"  # the agent lives on
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), what="agent gone")
+    assert part_record(repo, "b1", "docs")["exit"] is None
+    r = hf("sweep", "--json", cwd=repo).json["data"]
+    docs_state = [p for p in r["repos"][0]["parts"] if p["part"] == "docs"][0]
+    assert docs_state["state"] == "orphan"
+
+
+def _record_worker(repo: Path, part: str, pid: int, started: float) -> None:
+    from hf_fanout.orchestrator import liveness, processes
+    from hf_fanout.orchestrator.workspace import Workspace
+
+    ws = Workspace.open(repo)
+    liveness.record_worker(ws, ws.store.load_part("b1", part), {
+        "pid": pid, "started": started, "host": processes.host(), "pgid": pid,
+        "command": "stand-in",
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))})
+
+
+def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
+    from hf_fanout.orchestrator import processes
+
+    repo = split3["repo"]
+    go = tmp_path / "go"
+    pidfile = tmp_path / "child.pid"
+    parent = agent_script(tmp_path, "nonreaper", f"""
+        child = os.fork()
+        if child == 0:
+            while not os.path.exists({str(go)!r}):
+                time.sleep(0.05)
+            os._exit(0)
+        open({str(pidfile)!r}, "w").write(str(child))
+        while True:          # never waits for the child: it stays a zombie
+            time.sleep(1)
+    """)
+    procs.start([sys.executable, str(parent)], tmp_path)
+    child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="child pid"))
+    ident = processes.identity_of(child)
+    assert ident is not None
+    _record_worker(repo, "ui", child, ident.started)
+    go.write_text("1")
+    wait_for(lambda: processes.is_zombie(child), what="child to become a zombie")
+    r = hf("sweep", "--json", cwd=repo).json["data"]
+    ui = [p for p in r["repos"][0]["parts"] if p["part"] == "ui"][0]
+    assert ui["state"] == "orphan", ui
+
+
+def test_a_reused_pid_is_gone_and_that_process_is_left_alone(split3, hf, tmp_path, procs):
+    from hf_fanout.orchestrator import processes
+
+    repo = split3["repo"]
+    other = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], tmp_path)
+    ident = wait_for(lambda: processes.identity_of(other.pid), what="other process")
+    # the record says: this pid, but a process that started 1000 s earlier
+    _record_worker(repo, "ui", other.pid, ident.started - 1000)
+    r = hf("sweep", "--json", cwd=repo).json["data"]
+    ui = [p for p in r["repos"][0]["parts"] if p["part"] == "ui"][0]
+    assert ui["state"] == "orphan"
+    r = hf("stop", "b1/ui", "--grace", "0.5", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert alive(other.pid), "a process that only shares the pid must never be signalled"
+    assert other.poll() is None
+
+
+def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp_path, procs):
+    from hf_fanout.orchestrator import processes
+
+    repo, ui = split3["repo"], split3["ui"]
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("idle_minutes = 0.02\n")  # 1.2 s
+    quiet = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], ui)
+    ident = wait_for(lambda: processes.identity_of(quiet.pid), what="quiet agent")
+    _record_worker(repo, "ui", quiet.pid, ident.started)
+    before = git(ui, "status", "--porcelain")
+    r = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
+    ui_state = [p for p in r["parts"] if p["part"] == "ui"][0]
+    assert ui_state["state"] == "idle", ui_state
+    assert r["actions"] == []
+    assert alive(quiet.pid) and git(ui, "status", "--porcelain") == before
+    # a sign of work makes it running again
+    assert hf("heartbeat", "--part", "b1/ui", cwd=repo).code == 0
+    r = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
+    assert [p for p in r["parts"] if p["part"] == "ui"][0]["state"] == "running"
