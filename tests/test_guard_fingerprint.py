@@ -130,3 +130,17 @@ def test_a_part_branch_deleted_or_rewritten_and_the_sweep_function(split3, hf):
     findings = fingerprint.check(ws, batch)
     assert [(f.what, f.change) for f in findings] == [("refs/heads/hf/b1/ui", "rewritten")]
     assert "no longer descends from the base" in findings[0].line()
+
+
+def test_the_sweep_reports_tampering_and_audits_it(split3, hf):
+    repo = split3["repo"]
+    hook = repo / ".git" / "hooks" / "post-merge"
+    hook.write_text("#!/bin/sh\necho planted\n")
+    hook.chmod(0o755)
+    r = hf("sweep", "--repo", str(repo), "--json", cwd=repo)
+    assert r.code == 0, r.out
+    tamper = r.json["data"]["repos"][0]["tamper"]
+    assert tamper and tamper[0]["batch"] == "b1" and "post-merge" in tamper[0]["finding"]
+    assert '"sweep-tamper"' in (repo / ".git/hf/audit.log").read_text()
+    human = hf("sweep", "--repo", str(repo), "--dry-run", cwd=repo)
+    assert "tamper b1:" in human.out and "post-merge" in human.out

@@ -116,6 +116,8 @@ def sweep(
                 where = f"{a['batch']}/{a['part']}" if "part" in a else a["batch"]
                 extra = f": {a['error']}" if a.get("error") else ""
                 print(f"  {verb}{a['action']} {where}{extra}")
+            for t in r.tamper:
+                print(f"  tamper {t['batch']}: {t['finding']} (after a look: hf doctor --accept)")
             for u in r.unknown_processes:
                 print(f"  unknown process {u['pid']} ({u['name']}) in {u['batch']}/{u['part']}")
             for e in r.errors:

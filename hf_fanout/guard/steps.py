@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hf_fanout.orchestrator import join, split
+from hf_fanout.orchestrator import join, split, sweep
 from hf_fanout.orchestrator.records import Batch, Part
 from hf_fanout.orchestrator.workspace import Workspace
 
@@ -30,6 +30,13 @@ def tamper_check(ws: Workspace, batch: Batch) -> None:
     fingerprint.verify(ws, batch)
 
 
+def sweep_check(ws: Workspace, batch: Batch) -> list[str]:
+    """sweep.SWEEP_CHECKS: what changed behind hf's back, as lines."""
+    from hf_fanout.guard import fingerprint
+
+    return [f.line() for f in fingerprint.check(ws, batch)]
+
+
 def register() -> None:
     """Idempotent: add the guard's steps to split and join once."""
     if install_step not in split.PREPARE_STEPS:
@@ -38,6 +45,8 @@ def register() -> None:
         split.FINISH_STEPS.append(fingerprint_step)
     if tamper_check not in join.PRE_JOIN_CHECKS:
         join.PRE_JOIN_CHECKS.append(tamper_check)
+    if sweep_check not in sweep.SWEEP_CHECKS:
+        sweep.SWEEP_CHECKS.append(sweep_check)
 
 
 register()

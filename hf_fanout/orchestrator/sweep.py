@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from hf_fanout import atomic
@@ -24,6 +25,11 @@ from hf_fanout.orchestrator import liveness, processes
 from hf_fanout.orchestrator.lifecycle import mark_blocked
 from hf_fanout.orchestrator.records import DONE, RUNNING, Batch, Part
 from hf_fanout.orchestrator.workspace import Workspace
+
+
+# Checks later components add per running batch (the guard's tamper check).
+# Each returns findings as lines; the sweep reports and audits them, never acts.
+SWEEP_CHECKS: list[Callable[[Workspace, Batch], list[str]]] = []
 
 
 @dataclass
@@ -41,6 +47,7 @@ class RepoReport:
     parts: list[PartReport] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     unknown_processes: list[dict[str, Any]] = field(default_factory=list)
+    tamper: list[dict[str, str]] = field(default_factory=list)
     skipped: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -136,6 +143,11 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             continue
         if batch.state != RUNNING:
             continue
+        for check in SWEEP_CHECKS:
+            for line in check(ws, batch):
+                rr.tamper.append({"batch": batch.id, "finding": line})
+                if not dry_run:
+                    store.audit("sweep-tamper", batch=batch.id, finding=line)
         for part in parts:
             t = time.perf_counter()
             verdict = liveness.classify(ws, part, at=now)
@@ -256,9 +268,10 @@ def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | N
 def notify(report: SweepReport) -> None:
     """A desktop notification where notify-send or osascript exists; silent elsewhere."""
     fresh = [a for a in report.actions if not a.get("repeat")]
-    if not fresh:
+    tamper = [t for r in report.repos for t in r.tamper]
+    if not fresh and not tamper:
         return
-    lines = []
+    lines = [f"tamper in {t['batch']}: {t['finding']}" for t in tamper[:2]]
     for a in fresh[:5]:
         lines.append(f"{a['action']} {a['batch']}" + (f"/{a['part']}" if "part" in a else ""))
     message = "; ".join(lines) + (f" (+{len(fresh) - 5} more)" if len(fresh) > 5 else "")
