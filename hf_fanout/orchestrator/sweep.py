@@ -13,9 +13,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from hf_fanout import atomic
@@ -25,7 +25,6 @@ from hf_fanout.orchestrator import liveness, processes
 from hf_fanout.orchestrator.lifecycle import mark_blocked
 from hf_fanout.orchestrator.records import DONE, RUNNING, Batch, Part
 from hf_fanout.orchestrator.workspace import Workspace
-
 
 # Checks later components add per running batch (the guard's tamper check).
 # Each returns findings as lines; the sweep reports and audits them, never acts.
