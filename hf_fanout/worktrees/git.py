@@ -256,17 +256,45 @@ class Repo:
         return parse_raw_diff(data)
 
     def entries_at(self, treeish: str, paths: Iterable[RepoPath]) -> dict[RepoPath, Entry]:
-        """Entries of `paths` that exist in `treeish` (absent paths are left out)."""
-        tree = self.odb.revparse_single(treeish).peel(_pygit2().Tree)
-        found: dict[RepoPath, Entry] = {}
+        """Entries of `paths` that exist in `treeish` (absent paths are left out).
+
+        Each directory's tree is looked up once, however many paths it holds.
+        """
+        pygit2 = _pygit2()
+        root = self.odb.revparse_single(treeish).peel(pygit2.Tree)
+        trees: dict[str, Any] = {"": root}
+
+        def tree_at(directory: str) -> Any:
+            if directory not in trees:
+                parent, _, name = directory.rpartition("/")
+                above = tree_at(parent)
+                found = None
+                if above is not None and name in above:
+                    entry = above[name]
+                    found = entry if entry.filemode == MODE_TREE else None
+                trees[directory] = found
+            return trees[directory]
+
+        result: dict[RepoPath, Entry] = {}
         for path in paths:
-            try:
-                entry = tree[path]
-            except KeyError:
+            directory, _, name = path.rpartition("/")
+            tree = tree_at(directory)
+            if tree is None or name not in tree:
                 continue
+            entry = tree[name]
             if entry.filemode != MODE_TREE:
-                found[path] = Entry(entry.filemode, str(entry.id))
-        return found
+                result[path] = Entry(entry.filemode, str(entry.id))
+        return result
+
+    def warm_odb(self) -> None:
+        """Import pygit2 and open the object database in the background.
+
+        Commands that will need it (join) start this first, so the import
+        overlaps the git processes they wait for instead of adding to them.
+        """
+        import threading
+
+        threading.Thread(target=lambda: self.odb, name="hf-warm-odb", daemon=True).start()
 
     def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
                      worktree: Path | None = None) -> list[RepoPath]:
