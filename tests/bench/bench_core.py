@@ -21,7 +21,8 @@ touched. Then, side by side:
           main tree, `git add`, `git commit`
   help    `hf --help`                    vs `python -c pass` (reference only)
 
-and checks that both joins produced the same tree. hf runs as a real process
+and checks that both joins produced the same tree. Which side runs first
+alternates from one size to the next (git first at the first size). hf runs as a real process
 (`python -m hf_fanout`) from this checkout, with a private HOME.
 """
 
@@ -320,6 +321,7 @@ class Row:
     target: str
     limit: float | None = None
     absolute: bool = False  # the target is on hf's seconds, not on the ratio
+    load: str = field(default_factory=lambda: f"{os.getloadavg()[0]:.1f}")
 
     @property
     def ratio(self) -> float | None:
@@ -337,7 +339,8 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int) -> list[Row]:
+def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
+               hf_first: bool) -> list[Row]:
     label = f"{nfiles // 1000}k" if nfiles >= 1000 else str(nfiles)
     seed = nfiles
     t0 = time.perf_counter()
@@ -358,13 +361,26 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int) -> 
         return profile_dir / f"{name}-{label}.prof" if profile_dir else None
 
     rows: list[Row] = []
-    # split: git first, then hf; each on its own fresh repository
-    flush()
+    # split, each side on its own fresh repository; which side goes first
+    # alternates with the size (`hf_first`), so neither always pays for the
+    # writeback of what came before
     git_wts: list[Path] = []
-    t_git = timed(lambda: git_wts.extend(git_worktrees(git_main, git_main.parent / "wt")))
-    flush()
     hf_wts: list[Path] = []
-    t_hf = timed(lambda: hf_wts.extend(hf_split(hf_main, prof("split"))))
+
+    def split_git() -> float:
+        flush()
+        return timed(lambda: git_wts.extend(git_worktrees(git_main, git_main.parent / "wt")))
+
+    def split_hf() -> float:
+        flush()
+        return timed(lambda: hf_wts.extend(hf_split(hf_main, prof("split"))))
+
+    if hf_first:
+        t_hf = split_hf()
+        t_git = split_git()
+    else:
+        t_git = split_git()
+        t_hf = split_hf()
     say(f"{label}: split hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
     rows.append(Row("split 8 parts", label, t_hf, t_git, "ratio <= 0.6", 0.6))
 
@@ -381,11 +397,21 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int) -> 
     say(f"{label}: status hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
     rows.append(Row("status (8 live parts)", label, t_hf, t_git, "-"))
 
-    # join: plain git first, then hf
-    flush()
-    t_git = timed(lambda: git_join(git_main, git_wts, base))
-    flush()
-    t_hf = timed(lambda: sh(hf_cmd("join", "b1", profile=prof("join")), hf_main))
+    # join, in the same order as the split
+    def join_git() -> float:
+        flush()
+        return timed(lambda: git_join(git_main, git_wts, base))
+
+    def join_hf() -> float:
+        flush()
+        return timed(lambda: sh(hf_cmd("join", "b1", profile=prof("join")), hf_main))
+
+    if hf_first:
+        t_hf = join_hf()
+        t_git = join_git()
+    else:
+        t_git = join_git()
+        t_hf = join_hf()
     say(f"{label}: join hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
     rows.append(Row(f"join 8x{CHANGED_PER_PART} files", label, t_hf, t_git, "ratio <= 0.5", 0.5))
 
@@ -412,17 +438,18 @@ def bench_help(reps: int, cwd: Path) -> list[Row]:
 
 
 def print_table(rows: list[Row]) -> None:
-    headers = ["operation", "size", "hf s", "git s", "ratio", "target", "result"]
+    headers = ["operation", "size", "hf s", "git s", "ratio", "target", "result", "load"]
     cells = [[r.operation, r.size, f"{r.hf:.3f}",
               "-" if r.git is None else f"{r.git:.3f}",
-              "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, r.verdict]
+              "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, r.verdict, r.load]
              for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for c in cells:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
-    print("(hf --help: the git column is `python -c pass`, for reference)")
+    print("(hf --help: the git column is `python -c pass`, for reference; "
+          "load: 1-minute load average when the row was measured)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -455,8 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         rows += bench_help(max(reps, 7), work)
-        for n in sizes:
-            rows += bench_size(n, work, args.profile, reps)
+        for i, n in enumerate(sizes):
+            rows += bench_size(n, work, args.profile, reps, hf_first=i % 2 == 1)
         say(f"end: {load()}")
         print()
         print_table(rows)
