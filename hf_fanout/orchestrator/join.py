@@ -130,6 +130,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
     for check in PRE_JOIN_CHECKS:
         check(ws, batch)
 
+    main.warm_odb()  # pygit2 builds the tree later; import it while git works
     base_tree = main.tree_of(batch.base)
     with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch, \
             ThreadPoolExecutor(max_workers=2) as pool:

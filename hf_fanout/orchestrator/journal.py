@@ -25,7 +25,8 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None]) -> No
     main = ws.main
     deleted = [p for p, e in entries.items() if e is None]
     written = [p for p, e in entries.items() if e is not None]
-    main.update_index(dict.fromkeys(deleted))
+    # one index update: deletions first, so a file can become a directory
+    main.update_index({**dict.fromkeys(deleted), **{p: entries[p] for p in written}})
     for path in deleted:
         target = main.workdir / path
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
@@ -37,7 +38,6 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None]) -> No
             except OSError:
                 break
             parent = parent.parent
-    main.update_index({p: entries[p] for p in written})
     main.checkout_paths(written)
 
 

@@ -127,6 +127,26 @@ def nul_split(data: bytes) -> list[bytes]:
     return [item for item in data.split(b"\0") if item]
 
 
+# Up to this many paths a status takes them as a pathspec; beyond, git's
+# pathspec matching (every index entry against every path) costs more than a
+# status of the whole tree.
+_FEW_PATHS = 32
+
+
+def _status_items(data: bytes) -> list[RepoPath]:
+    """The paths of `git status --porcelain=v1 -z --no-renames` output."""
+    return [from_git(item[3:]) for item in nul_split(data)]
+
+
+def _under_any(path: RepoPath, wanted: set[RepoPath]) -> bool:
+    """`path` is one of `wanted` or lies below one of them."""
+    path = RepoPath(path.rstrip("/"))  # an untracked nested repository is listed as `sub/`
+    if path in wanted:
+        return True
+    parts = path.split("/")
+    return any(RepoPath("/".join(parts[:i])) in wanted for i in range(1, len(parts)))
+
+
 @dataclass(frozen=True)
 class Entry:
     """A blob (or symlink, or gitlink) in a tree: mode and object id."""
@@ -250,17 +270,45 @@ class Repo:
         return parse_raw_diff(data)
 
     def entries_at(self, treeish: str, paths: Iterable[RepoPath]) -> dict[RepoPath, Entry]:
-        """Entries of `paths` that exist in `treeish` (absent paths are left out)."""
-        tree = self.odb.revparse_single(treeish).peel(_pygit2().Tree)
-        found: dict[RepoPath, Entry] = {}
+        """Entries of `paths` that exist in `treeish` (absent paths are left out).
+
+        Each directory's tree is looked up once, however many paths it holds.
+        """
+        pygit2 = _pygit2()
+        root = self.odb.revparse_single(treeish).peel(pygit2.Tree)
+        trees: dict[str, Any] = {"": root}
+
+        def tree_at(directory: str) -> Any:
+            if directory not in trees:
+                parent, _, name = directory.rpartition("/")
+                above = tree_at(parent)
+                found = None
+                if above is not None and name in above:
+                    entry = above[name]
+                    found = entry if entry.filemode == MODE_TREE else None
+                trees[directory] = found
+            return trees[directory]
+
+        result: dict[RepoPath, Entry] = {}
         for path in paths:
-            try:
-                entry = tree[path]
-            except KeyError:
+            directory, _, name = path.rpartition("/")
+            tree = tree_at(directory)
+            if tree is None or name not in tree:
                 continue
+            entry = tree[name]
             if entry.filemode != MODE_TREE:
-                found[path] = Entry(entry.filemode, str(entry.id))
-        return found
+                result[path] = Entry(entry.filemode, str(entry.id))
+        return result
+
+    def warm_odb(self) -> None:
+        """Import pygit2 and open the object database in the background.
+
+        Commands that will need it (join) start this first, so the import
+        overlaps the git processes they wait for instead of adding to them.
+        """
+        import threading
+
+        threading.Thread(target=lambda: self.odb, name="hf-warm-odb", daemon=True).start()
 
     def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
                      worktree: Path | None = None) -> list[RepoPath]:
@@ -272,11 +320,41 @@ class Repo:
                 "--no-renames", "--ignore-submodules=none"]
         cwd = worktree or self.workdir
         if paths is None:
-            data = out(args, cwd)
-        else:
-            wanted = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in paths]
-            data = b"".join(out([*args, "--", *chunk], cwd) for chunk in _chunks(wanted))
-        return [from_git(item[3:]) for item in nul_split(data)]
+            return _status_items(out(args, cwd))
+        wanted = set(paths)
+        if len(wanted) > _FEW_PATHS:
+            return self._status_of_many(wanted, cwd)
+        return _status_items(self._status_limited(args, wanted, cwd))
+
+    @staticmethod
+    def _status_limited(args: list[str], paths: set[RepoPath], cwd: Path) -> bytes:
+        specs = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in sorted(paths)]
+        return b"".join(out([*args, "--", *chunk], cwd) for chunk in _chunks(specs))
+
+    def _status_of_many(self, wanted: set[RepoPath], cwd: Path) -> list[RepoPath]:
+        """`status_paths(wanted)` for many paths, without a pathspec per path.
+
+        git matches every index entry against every pathspec item, so a status
+        limited to a thousand paths costs seconds in a big repository. Instead:
+        the tracked side is one status of the whole index (stat cache: cheap),
+        filtered here; the untracked side is asked only for the wanted paths
+        that are on disk but not in the index (usually none). A literal
+        pathspec also matches what lies below it, and so does the filter.
+        """
+        tracked = _status_items(out(
+            ["status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames",
+             "--ignore-submodules=none"], cwd))
+        found = [p for p in tracked if _under_any(p, wanted)]
+        indexed = {from_git(p) for p in nul_split(out(["ls-files", "-z", "--full-name"], cwd))}
+        maybe_untracked = {p for p in wanted if p not in indexed and os.path.lexists(cwd / p)}
+        if maybe_untracked:
+            listed = set(found)
+            untracked = _status_items(self._status_limited(
+                ["--literal-pathspecs", "status", "--porcelain=v1", "-z",
+                 "--untracked-files=all", "--no-renames", "--ignore-submodules=none"],
+                maybe_untracked, cwd))
+            found += [p for p in untracked if p not in listed]
+        return found
 
     def staged_paths(self, against: str) -> set[RepoPath]:
         data = self.git(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against])

@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""Benchmark of hf's core against plain git: split, join, status and start-up.
+
+Not a test (pytest does not collect it): run it by hand.
+
+    python3 tests/bench/bench_core.py                    # 20,000 and 90,000 files
+    python3 tests/bench/bench_core.py --sizes 20000 --keep
+    python3 tests/bench/bench_core.py --quick            # small repositories, a smoke run
+    python3 tests/bench/bench_core.py --profile /tmp/prof  # hf split/join under cProfile
+
+For every size it builds two identical synthetic repositories (deterministic,
+`git fast-import`, then one checkout) in fresh directories: one for hf, one
+for plain git, so neither side ever reuses a tree the other one (or a delete)
+touched. Then, side by side:
+
+  split   `hf split` of 8 parts          vs 8 sequential `git worktree add -b`
+  status  `hf status` with 8 live parts  vs `git status` in the main tree
+  join    `hf join` of 8 parts x 125 changed files (committed and uncommitted
+          changes, adds, deletes)        vs the plain-git way: in each worktree
+          `git diff base HEAD` + `git status`, copy the changed files into the
+          main tree, `git add`, `git commit`
+  help    `hf --help`                    vs `python -c pass` (reference only)
+
+and checks that both joins produced the same tree. Which side runs first
+alternates from one size to the next (git first at the first size). hf runs as a real process
+(`python -m hf_fanout`) from this checkout, with a private HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+TOPS = ["app", "core", "docs", "lib", "plugins", "services", "tests", "tools"]
+WORDS = [
+    "alpha", "beta", "gamma", "delta", "api", "model", "view", "util", "config", "parser",
+    "render", "cache", "store", "queue", "worker", "client", "server", "auth", "user", "order",
+    "item", "search", "index", "http", "io", "net", "sched", "event", "log", "metric", "trace",
+    "plugin", "widget", "form", "table", "chart", "page", "route",
+]
+EXTS = [".py", ".py", ".py", ".js", ".ts", ".c", ".h", ".md", ".json", ".txt", ".yaml"]
+EPOCH = 1767225600  # 2026-01-01T00:00:00Z: the same commit ids on every run
+# per part: modifications, adds and deletes committed on the part's branch,
+# then modifications and adds left uncommitted in its worktree (125 in all)
+COMMITTED_MOD, COMMITTED_ADD, COMMITTED_DEL = 45, 10, 5
+UNCOMMITTED_MOD, UNCOMMITTED_ADD = 50, 15
+CHANGED_PER_PART = (COMMITTED_MOD + COMMITTED_ADD + COMMITTED_DEL
+                    + UNCOMMITTED_MOD + UNCOMMITTED_ADD)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def sh(args: Sequence[str], cwd: Path, stdin: bytes | None = None) -> bytes:
+    proc = subprocess.run(list(args), cwd=cwd, input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(args)} in {cwd}\n"
+                         f"{proc.stdout.decode(errors='replace')[-2000:]}"
+                         f"{proc.stderr.decode(errors='replace')[-2000:]}")
+    return proc.stdout
+
+
+def git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    return sh(["git", *args], cwd, stdin)
+
+
+def hf_cmd(*args: str, profile: Path | None = None) -> list[str]:
+    if profile is not None:
+        return [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "hf_fanout", *args]
+    return [sys.executable, "-m", "hf_fanout", *args]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_of(reps: int, fn: Callable[[], object]) -> float:
+    return statistics.median(timed(fn) for _ in range(reps))
+
+
+def flush() -> None:
+    """Write back dirty pages so one measurement does not pay for the previous one."""
+    os.sync()
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
+
+
+def hermetic_env(home: Path) -> None:
+    """Own HOME and git identity for everything this script starts."""
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "HF_")):
+            del os.environ[key]
+    home.mkdir(parents=True)
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[user]\n\tname = Bench\n\temail = bench@example.invalid\n")
+    os.environ.update({
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONPATH": str(CHECKOUT),
+    })
+
+
+# --------------------------------------------------------------------------- the repository
+
+@dataclass
+class Layout:
+    files: list[str]
+    dirs: list[str]
+    by_top: dict[str, list[str]] = field(default_factory=dict)
+    dirs_by_top: dict[str, list[str]] = field(default_factory=dict)
+
+
+def make_layout(nfiles: int, seed: int) -> Layout:
+    """Directories a few levels deep and uneven in size, like a source tree.
+
+    Each of the 8 top-level directories (one per part) holds between about
+    half and one and a half times an even share of the files.
+    """
+    rng = random.Random(seed)
+    root_files = ["README.md", "Makefile", "setup.cfg", "LICENSE"]
+    shares = [rng.uniform(0.5, 1.5) for _ in TOPS]
+    per_top = [int((nfiles - len(root_files)) * s / sum(shares)) for s in shares]
+    per_top[0] += nfiles - len(root_files) - sum(per_top)
+    layout = Layout(list(root_files), [])
+    counter = 0
+    for top, count in zip(TOPS, per_top, strict=True):
+        dirs = [top]
+        seen = set(dirs)
+        while len(dirs) < max(2, count // 75):
+            parent = rng.choice(dirs)
+            if parent.count("/") >= 6:
+                continue
+            suffix = str(rng.randrange(100)) if rng.random() < 0.5 else ""
+            name = f"{parent}/{rng.choice(WORDS)}{suffix}"
+            if name not in seen:
+                seen.add(name)
+                dirs.append(name)
+        weights = [rng.paretovariate(1.3) for _ in dirs]
+        files = []
+        for d in rng.choices(dirs, weights=weights, k=count):
+            counter += 1
+            files.append(f"{d}/{rng.choice(WORDS)}_{counter}{rng.choice(EXTS)}")
+        layout.by_top[top] = sorted(files)
+        layout.dirs_by_top[top] = sorted(dirs)
+        layout.files += files
+        layout.dirs += dirs
+    layout.files.sort()
+    layout.dirs.sort()
+    return layout
+
+
+def text_pool(seed: int) -> bytes:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(40000):
+        indent = "    " * rng.randrange(4)
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(2, 12)))
+        lines.append(f"{indent}{words}\n")
+    return "".join(lines).encode()
+
+
+def file_bytes(path: str, rng: random.Random, pool: bytes) -> bytes:
+    """Small text of varied size (median about 1 KB), unique per path."""
+    size = int(min(24000, max(30, rng.lognormvariate(7.0, 1.0))))
+    start = rng.randrange(len(pool) - size)
+    return f"# {path}\n".encode() + pool[start:start + size] + b"\n"
+
+
+def write_stream(layout: Layout, seed: int, target: Path) -> None:
+    """A `git fast-import` stream of one commit holding every file."""
+    rng = random.Random(seed + 1)
+    pool = text_pool(seed + 2)
+    with open(target, "wb") as stream:
+        for mark, path in enumerate(layout.files, start=1):
+            data = file_bytes(path, rng, pool)
+            stream.write(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)) + data + b"\n")
+        message = b"synthetic source tree\n"
+        stream.write(b"commit refs/heads/main\nmark :%d\n" % (len(layout.files) + 1))
+        for who in (b"author", b"committer"):
+            stream.write(who + b" Bench <bench@example.invalid> %d +0000\n" % EPOCH)
+        stream.write(b"data %d\n" % len(message) + message)
+        for mark, path in enumerate(layout.files, start=1):
+            stream.write(b"M 100644 :%d %s\n" % (mark, path.encode()))
+        stream.write(b"\n")
+
+
+def build_repo(stream: Path, where: Path) -> None:
+    where.mkdir(parents=True)
+    git(where, "init", "-q", "-b", "main")
+    with open(stream, "rb") as data:
+        proc = subprocess.run(["git", "fast-import", "--quiet"], cwd=where, stdin=data,
+                              capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr.decode(errors="replace"))
+    git(where, "-c", "checkout.workers=2", "reset", "--hard", "--quiet")
+    git(where, "status", "--porcelain")  # settle the index's stat cache once
+
+
+# --------------------------------------------------------------------------- the changes
+
+@dataclass
+class PartChanges:
+    committed_mod: list[str]
+    committed_add: list[str]
+    committed_del: list[str]
+    uncommitted_mod: list[str]
+    uncommitted_add: list[str]
+
+
+def plan_changes(layout: Layout, seed: int) -> list[PartChanges]:
+    rng = random.Random(seed + 3)
+    plans = []
+    for i, top in enumerate(TOPS):
+        pick = rng.sample(layout.by_top[top], COMMITTED_MOD + COMMITTED_DEL + UNCOMMITTED_MOD)
+        dirs = layout.dirs_by_top[top]
+        adds = [f"{rng.choice(dirs)}/new_{i}_{k}.py"
+                for k in range(COMMITTED_ADD + UNCOMMITTED_ADD)]
+        plans.append(PartChanges(
+            committed_mod=pick[:COMMITTED_MOD],
+            committed_del=pick[COMMITTED_MOD:COMMITTED_MOD + COMMITTED_DEL],
+            uncommitted_mod=pick[COMMITTED_MOD + COMMITTED_DEL:],
+            committed_add=adds[:COMMITTED_ADD],
+            uncommitted_add=adds[COMMITTED_ADD:],
+        ))
+    return plans
+
+
+def apply_changes(worktree: Path, part: int, changes: PartChanges) -> None:
+    def modify(paths: list[str], tag: str) -> None:
+        for rel in paths:
+            with open(worktree / rel, "ab") as f:
+                f.write(f"changed by part {part} ({tag})\n".encode())
+
+    def add(paths: list[str], tag: str) -> None:
+        for rel in paths:
+            (worktree / rel).write_text(f"# new file of part {part} ({tag})\nvalue = {part}\n")
+
+    modify(changes.committed_mod, "committed")
+    add(changes.committed_add, "committed")
+    for rel in changes.committed_del:
+        (worktree / rel).unlink()
+    git(worktree, "add", "-A")
+    git(worktree, "commit", "-q", "--no-verify", "-m", f"part {part}: committed work")
+    modify(changes.uncommitted_mod, "uncommitted")
+    add(changes.uncommitted_add, "uncommitted")
+
+
+# --------------------------------------------------------------------------- the two sides
+
+def git_worktrees(main: Path, root: Path) -> list[Path]:
+    """8 sequential `git worktree add -b`, as a person would type them."""
+    paths = []
+    for i in range(len(TOPS)):
+        path = root / f"p{i}"
+        git(main, "worktree", "add", "--quiet", "-b", f"work/p{i}", str(path), "HEAD")
+        paths.append(path)
+    return paths
+
+
+def nul_paths(data: bytes, status: bool = False) -> set[str]:
+    items = [item for item in data.split(b"\0") if item]
+    return {(item[3:] if status else item).decode() for item in items}
+
+
+def git_join(main: Path, worktrees: list[Path], base: str) -> None:
+    """The plain-git way of bringing 8 worktrees' changes into the main tree."""
+    changed: list[str] = []
+    for wt in worktrees:
+        paths = nul_paths(git(wt, "diff", "--name-only", "-z", "--no-renames", base, "HEAD"))
+        paths |= nul_paths(git(wt, "status", "--porcelain", "-z", "--untracked-files=all",
+                               "--no-renames"), status=True)
+        for rel in sorted(paths):
+            src, dst = wt / rel, main / rel
+            if src.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                shutil.copymode(src, dst)
+            elif dst.exists():
+                dst.unlink()
+        changed.extend(sorted(paths))
+    for i in range(0, len(changed), 1000):
+        git(main, "add", "-A", "--", *changed[i:i + 1000])
+    git(main, "commit", "-q", "--no-verify", "-m", "join the worktrees")
+
+
+def hf_split(main: Path, profile: Path | None) -> list[Path]:
+    args = ["split", "b1", "--task", "bench"]
+    for i, top in enumerate(TOPS):
+        args += ["--part", f"p{i}={top}/**"]
+    sh(hf_cmd(*args, profile=profile), main)
+    root = main.parent / f"{main.name}.hf" / "b1"
+    return [root / f"p{i}" for i in range(len(TOPS))]
+
+
+# --------------------------------------------------------------------------- the run
+
+@dataclass
+class Row:
+    operation: str
+    size: str
+    hf: float
+    git: float | None
+    target: str
+    limit: float | None = None
+    absolute: bool = False  # the target is on hf's seconds, not on the ratio
+    load: str = field(default_factory=lambda: f"{os.getloadavg()[0]:.1f}")
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.git is None or self.git == 0 else self.hf / self.git
+
+    @property
+    def verdict(self) -> str:
+        if self.limit is None:
+            return "-"
+        value = self.hf if self.absolute else self.ratio
+        return "pass" if value is not None and value <= self.limit else "FAIL"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
+               hf_first: bool) -> list[Row]:
+    label = f"{nfiles // 1000}k" if nfiles >= 1000 else str(nfiles)
+    seed = nfiles
+    t0 = time.perf_counter()
+    layout = make_layout(nfiles, seed)
+    stream = work / f"stream-{label}.fi"
+    write_stream(layout, seed, stream)
+    hf_main = work / f"hf-{label}" / "repo"
+    git_main = work / f"git-{label}" / "repo"
+    build_repo(stream, hf_main)
+    build_repo(stream, git_main)
+    stream.unlink()
+    base = git(hf_main, "rev-parse", "HEAD").decode().strip()
+    assert base == git(git_main, "rev-parse", "HEAD").decode().strip()
+    say(f"{label}: built two repositories of {len(layout.files)} files in "
+        f"{len(layout.dirs)} directories ({time.perf_counter() - t0:.1f} s)")
+
+    def prof(name: str) -> Path | None:
+        return profile_dir / f"{name}-{label}.prof" if profile_dir else None
+
+    rows: list[Row] = []
+    # split, each side on its own fresh repository; which side goes first
+    # alternates with the size (`hf_first`), so neither always pays for the
+    # writeback of what came before
+    git_wts: list[Path] = []
+    hf_wts: list[Path] = []
+
+    def split_git() -> float:
+        flush()
+        return timed(lambda: git_wts.extend(git_worktrees(git_main, git_main.parent / "wt")))
+
+    def split_hf() -> float:
+        flush()
+        return timed(lambda: hf_wts.extend(hf_split(hf_main, prof("split"))))
+
+    if hf_first:
+        t_hf = split_hf()
+        t_git = split_git()
+    else:
+        t_git = split_git()
+        t_hf = split_hf()
+    say(f"{label}: split hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
+    rows.append(Row("split 8 parts", label, t_hf, t_git, "ratio <= 0.6", 0.6))
+
+    # the same work in both sets of worktrees (not timed)
+    for i, changes in enumerate(plan_changes(layout, seed)):
+        apply_changes(hf_wts[i], i, changes)
+        apply_changes(git_wts[i], i, changes)
+        sh(hf_cmd("done", f"b1/p{i}"), hf_main)
+    flush()
+
+    # status with 8 live parts, each with 125 changed files
+    t_hf = median_of(reps, lambda: sh(hf_cmd("status", "b1"), hf_main))
+    t_git = median_of(reps, lambda: git(hf_main, "status", "--porcelain"))
+    say(f"{label}: status hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
+    rows.append(Row("status (8 live parts)", label, t_hf, t_git, "-"))
+
+    # join, in the same order as the split
+    def join_git() -> float:
+        flush()
+        return timed(lambda: git_join(git_main, git_wts, base))
+
+    def join_hf() -> float:
+        flush()
+        return timed(lambda: sh(hf_cmd("join", "b1", profile=prof("join")), hf_main))
+
+    if hf_first:
+        t_hf = join_hf()
+        t_git = join_git()
+    else:
+        t_git = join_git()
+        t_hf = join_hf()
+    say(f"{label}: join hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
+    rows.append(Row(f"join 8x{CHANGED_PER_PART} files", label, t_hf, t_git, "ratio <= 0.5", 0.5))
+
+    hf_tree = git(hf_main, "rev-parse", "HEAD^{tree}").decode().strip()
+    git_tree = git(git_main, "rev-parse", "HEAD^{tree}").decode().strip()
+    if hf_tree != git_tree:
+        raise SystemExit(f"{label}: the two joins disagree: hf {hf_tree}, git {git_tree}")
+    leftover = git(hf_main, "status", "--porcelain").decode()
+    if leftover:
+        raise SystemExit(f"{label}: the main tree is not clean after hf join:\n{leftover[:2000]}")
+    changed = len(nul_paths(git(hf_main, "diff", "--name-only", "-z", base, "HEAD")))
+    say(f"{label}: both joins made tree {hf_tree[:12]} ({changed} paths changed); "
+        "main tree clean")
+    return rows
+
+
+def bench_help(reps: int, cwd: Path) -> list[Row]:
+    sh(hf_cmd("--help"), cwd)  # warm the file cache and the bytecode
+    t_help = median_of(reps, lambda: sh(hf_cmd("--help"), cwd))
+    t_pass = median_of(reps, lambda: sh([sys.executable, "-c", "pass"], cwd))
+    return [
+        Row("hf --help", "-", t_help, t_pass, "<= 0.15 s", 0.15, absolute=True),
+    ]
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ["operation", "size", "hf s", "git s", "ratio", "target", "result", "load"]
+    cells = [[r.operation, r.size, f"{r.hf:.3f}",
+              "-" if r.git is None else f"{r.git:.3f}",
+              "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, r.verdict, r.load]
+             for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+    print("(hf --help: the git column is `python -c pass`, for reference; "
+          "load: 1-minute load average when the row was measured)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="20000,90000",
+                        help="comma-separated file counts (default 20000,90000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small repositories (3000,6000 files), fewer repetitions")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to build (default: a new temp dir; must not exist)")
+    parser.add_argument("--keep", action="store_true", help="keep the repositories")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="run hf split and join under cProfile, .prof files to this dir "
+                             "(their timings then include the profiler)")
+    args = parser.parse_args(argv)
+    sizes = [3000, 6000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
+    reps = 3 if args.quick else 5
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True)  # fresh, never a reused directory
+        work = args.workdir.resolve()
+    else:
+        work = Path(tempfile.mkdtemp(prefix="hf-bench-")).resolve()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        args.profile = args.profile.resolve()
+    hermetic_env(work / "home")
+    say(f"hf from {CHECKOUT}, python {sys.version.split()[0]}, "
+        f"{sh(['git', '--version'], work).decode().strip()}; building in {work}")
+    say(f"start: {load()}")
+    rows: list[Row] = []
+    try:
+        rows += bench_help(max(reps, 7), work)
+        for i, n in enumerate(sizes):
+            rows += bench_size(n, work, args.profile, reps, hf_first=i % 2 == 1)
+        say(f"end: {load()}")
+        print()
+        print_table(rows)
+    finally:
+        if args.keep:
+            say(f"kept {work}")
+        else:
+            say(f"removing {work}")
+            shutil.rmtree(work, ignore_errors=True)
+    if args.profile is not None:
+        print(f"\nprofiles in {args.profile}: python3 -m pstats FILE, then `sort cumtime`, "
+              "`stats 25`")
+    return 0 if all(r.verdict != "FAIL" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
