@@ -10,9 +10,6 @@ import typer
 from hf_fanout.cli.app import DOCTOR_CHECKS, DryRun, Json, RepoOpt, _ws, app
 from hf_fanout.cli.output import emit
 
-# Registers the status refiners (idle, orphan, missing) and heartbeat activity.
-from hf_fanout.orchestrator import liveness as _liveness  # noqa: F401
-
 PartOpt = Annotated[str | None, typer.Option(
     "--part", help="BATCH/PART (default: the part of the current worktree).")]
 

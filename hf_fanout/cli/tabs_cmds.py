@@ -10,7 +10,6 @@ import typer
 from hf_fanout.cli import output
 from hf_fanout.cli.app import DryRun, Json, RepoOpt, _ws, app
 from hf_fanout.cli.output import emit
-from hf_fanout.tabs import environment  # noqa: F401  (importing it registers the split steps)
 
 LauncherOpt = Annotated[str | None, typer.Option(
     "--launcher", help="tmux, vscode, cursor, terminal, print, custom, or a command template "

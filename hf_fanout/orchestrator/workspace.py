@@ -21,6 +21,9 @@ class Workspace:
 
     @classmethod
     def open(cls, repo: Path | None = None, *, recover: bool = True) -> Workspace:
+        from hf_fanout import components
+
+        components.load()
         here = Repo.discover(repo)
         main = here if here.is_main_worktree else Repo(
             here.main_workdir, here.common_dir, here.common_dir)
