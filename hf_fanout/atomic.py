@@ -21,8 +21,8 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so a crash leaves the old or the new content, never a mix."""
+def _write_temp(path: Path, data: bytes, mode: int) -> str:
+    """`data` in a fsynced temp file beside `path`; returns the temp file's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -31,6 +31,17 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace `path` with `data` so a crash leaves the old or the new content, never a mix."""
+    tmp = _write_temp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -68,14 +79,8 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     into place: link() fails when the name exists, so of any number of racing
     callers exactly one wins, and a reader never sees a half-written file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _write_temp(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -85,3 +90,25 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
             os.unlink(tmp)
     fsync_dir(path.parent)
     return True
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON state file, or None when it does not exist.
+
+    A file that exists but cannot be read or parsed raises StateCorrupt: hf
+    never treats a damaged file as empty (and so never overwrites it).
+    """
+    from hf_fanout.errors import StateCorrupt
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateCorrupt(f"cannot read the {what} {path}: {exc}",
+                           "check the file's permissions") from None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise StateCorrupt(f"the {what} {path} is not valid JSON (torn or edited)",
+                           "look at it and fix or remove it; hf leaves it as it is") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hf_fanout import atomic, locks
@@ -14,12 +13,16 @@ def registry_file() -> Path:
 
 
 def registered() -> list[str]:
-    try:
-        data = json.loads(registry_file().read_text())
-    except (FileNotFoundError, ValueError):
+    data = atomic.read_json(registry_file(), "registry of repositories")
+    if data is None:
         return []
-    repos = data.get("repos", []) if isinstance(data, dict) else []
-    return [r for r in repos if isinstance(r, str)]
+    repos = data.get("repos") if isinstance(data, dict) else None
+    if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
+        from hf_fanout.errors import StateCorrupt
+
+        raise StateCorrupt(f"the registry {registry_file()} has no list of repositories",
+                           "look at it and fix or remove it; hf leaves it as it is")
+    return repos
 
 
 def _write(repos: list[str]) -> None:

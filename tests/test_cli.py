@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,9 @@ def test_exit_codes(repo, hf, tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(status, "all_status", interrupted)
-    assert hf("status", cwd=repo).code == 130
+    r = hf("status", "--json", cwd=repo)
+    assert r.code == 130
+    assert r.json["ok"] is False and r.json["error"]["code"] == "interrupted"
 
 
 def test_not_a_repository_says_so(tmp_path, hf):
@@ -209,15 +212,18 @@ def test_a_truncated_record_is_reported_and_left_untouched(split3, hf, record):
     damaged = path.read_bytes()[:40]
     path.write_bytes(damaged)
     before = snapshot(repo)
-    for args in (("status",), ("status", "b1"), ("join", "b1"), ("done", "b1/ui")):
+    for args in (("status", "b1"), ("join", "b1"), ("done", "b1/ui")):
         r = hf(*args, cwd=repo)
         assert r.code == 1, (args, r.out, r.err)
         lines = r.err.splitlines()
         assert len(lines) == 2, r.err
         assert lines[0] == f"hf: error: {path} is not valid JSON (torn or edited record)"
         assert path.read_bytes() == damaged
-    r = hf("status", "--json", cwd=repo)
+    r = hf("status", "b1", "--json", cwd=repo)
     assert r.json["error"]["code"] == "state_corrupt"
+    # the overview still lists every batch, the damaged one marked as such
+    r = hf("status", cwd=repo)
+    assert r.code == 0 and f"batch b1: damaged: {path} is not valid JSON" in r.out
     r = hf("doctor", "--json", cwd=repo)
     assert r.code == 0
     assert any(str(path) in f["detail"] for f in r.json["data"]["findings"])
@@ -229,6 +235,43 @@ def test_a_record_of_an_unknown_schema_is_reported(split3, hf):
     repo = split3["repo"]
     path = repo / ".git/hf/batches/b1/batch.json"
     path.write_text('{"schema": 99, "kind": "batch"}')
-    r = hf("status", cwd=repo)
+    r = hf("status", "b1", cwd=repo)
     assert r.code == 1 and "schema 99" in r.err
     assert path.read_text() == '{"schema": 99, "kind": "batch"}'
+
+
+def test_a_damaged_batch_does_not_stop_the_agents_of_another(split3, hf):
+    repo = split3["repo"]
+    r = hf("split", "b2", "--part", "tools=tools/**", cwd=repo)
+    assert r.code == 0, r.err
+    (repo / ".git/hf/batches/b1/parts/ui.json").write_text('{"schema": 1,')
+    b2_tools = repo.parent / "repo.hf" / "b2" / "tools"
+    r = hf("done", "--json", cwd=b2_tools)
+    assert r.code == 0, r.out
+    assert r.json["data"]["part"]["state"] == "done"
+    overview = hf("status", "--json", cwd=repo).json["data"]["batches"]
+    assert {b["id"]: b["state"] for b in overview} == {"b1": "damaged", "b2": "running"}
+
+
+
+@pytest.mark.parametrize("field,value", [
+    ("worktree", 5), ("state", "weird"), ("name", "../../../x"), ("owns", "src/**"),
+    ("worker", {"pid": "x", "started": 1.0}),
+])
+def test_a_part_record_with_a_wrong_field_is_reported_not_a_crash(split3, hf, field, value):
+    repo = split3["repo"]
+    path = repo / ".git/hf/batches/b1/parts/ui.json"
+    data = json.loads(path.read_text())
+    data[field] = value
+    path.write_text(json.dumps(data))
+    damaged = path.read_bytes()
+    for args in (("status", "b1", "--json"), ("join", "b1", "--json")):
+        r = hf(*args, cwd=repo)
+        assert r.code == 1, (args, r.out)
+        assert r.json["error"]["code"] == "state_corrupt", (args, r.out)
+        assert str(path) in r.json["error"]["message"]
+    # the sweep visits every repository: it reports the damage and goes on
+    r = hf("sweep", "--json", cwd=repo)
+    assert r.code == 0
+    assert any(str(path) in e for e in r.json["data"]["repos"][0]["errors"])
+    assert path.read_bytes() == damaged

@@ -211,3 +211,43 @@ def test_join_gives_up_on_a_held_lock_with_exit_75_naming_the_holder(split3, hf)
     r = hf("join", "b1", "--wait", "5", cwd=repo)
     assert r.code == 0, r.err
     assert_clean_at(repo, head(repo))
+
+
+def test_ctrl_c_while_waiting_for_the_lock_prints_the_envelope_and_exits_130(split3, hf):
+    repo = split3["repo"]
+    prepare(split3, hf)
+    lock = repo / ".git/hf/locks/commit.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = snapshot(repo)
+        joiner = subprocess.Popen([sys.executable, "-m", "hf_fanout", "join", "b1", "--wait",
+                                   "60", "--json"], cwd=repo, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        holder_file = lock.with_suffix(".holder")
+        deadline = time.monotonic() + 30
+        # the joiner is waiting once it has planned; give it a moment to reach the lock
+        while time.monotonic() < deadline and joiner.poll() is None:
+            time.sleep(0.5)
+            if holder_file.exists():
+                break
+        time.sleep(1.0)
+        joiner.send_signal(signal.SIGINT)
+        out, _err = joiner.communicate(timeout=30)
+        assert joiner.returncode == 130
+        envelope = json.loads(out)
+        assert envelope["ok"] is False and envelope["error"]["code"] == "interrupted"
+        assert snapshot(repo) == before
+    finally:
+        if holder.stdin:
+            holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_json_after_a_double_dash_belongs_to_the_child(split3, hf):
+    r = hf_proc("run", "--", sys.executable, "-c", "print('child says --json')", "--json",
+                cwd=split3["api"])
+    assert r.returncode == 0, r.stderr
+    assert "child says --json" in r.stdout
+    assert '"hf": 1' not in r.stdout  # hf did not switch to JSON for the child's flag

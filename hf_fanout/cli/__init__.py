@@ -13,8 +13,14 @@ from collections.abc import Sequence
 from hf_fanout.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, HfError
 
 
+def _own_args(argv: Sequence[str]) -> list[str]:
+    """hf's own arguments: what follows `--` belongs to a child command (`hf run -- ...`)."""
+    args = list(argv)
+    return args[:args.index("--")] if "--" in args else args
+
+
 def _command_name(argv: Sequence[str]) -> str:
-    return next((a for a in argv if not a.startswith("-")), "hf")
+    return next((a for a in _own_args(argv) if not a.startswith("-")), "hf")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     from hf_fanout.cli import output
 
-    output.start(_command_name(args), "--json" in args)
+    output.start(_command_name(args), "--json" in _own_args(args))
     from typer import Abort, Exit
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
@@ -32,11 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = app(args=args, prog_name="hf", standalone_mode=False)
         except Exit as exc:
+            if exc.exit_code == EXIT_INTERRUPTED:  # typer's translation of Ctrl-C
+                raise KeyboardInterrupt from None
             return exc.exit_code
+        if result == EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
     except HfError as exc:
         output.emit_error(exc.code, exc.message, exc.hint,
                           exc.details if output.CURRENT.json else None)
+        if not output.CURRENT.json:
+            output.error_details(exc.details)
         return exc.exit_code
     except NoArgsIsHelpError as exc:
         print(exc.format_message(), file=sys.stderr)
@@ -45,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.emit_error("usage", exc.format_message(), "see `hf --help` or `hf COMMAND --help`")
         return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
     except (KeyboardInterrupt, Abort):
-        output.emit_error("interrupted", "interrupted", "")
+        output.emit_error("interrupted", "interrupted (Ctrl-C)",
+                          "nothing half-written is left: state writes are atomic and a "
+                          "killed join is recovered by the next hf command")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 1
@@ -66,7 +80,9 @@ def _save_crash(exc: BaseException) -> str:
     directory = user_state_dir() / "crash"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / time.strftime("crash-%Y%m%dT%H%M%S.log")
+        import os
+
+        path = directory / (time.strftime("crash-%Y%m%dT%H%M%S") + f"-{os.getpid()}.log")
         path.write_text(
             f"hf {__version__}\npython {sys.version}\nargv {sys.argv!r}\n\n"
             + "".join(traceback.format_exception(exc))

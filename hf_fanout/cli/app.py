@@ -162,6 +162,9 @@ def status(
             print("no batches in this repository (start one with `hf split`)")
             return
         for b in batches:
+            if b.error:
+                print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
+                continue
             rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
                      p.branch, p.worktree] for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",

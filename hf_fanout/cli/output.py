@@ -57,6 +57,17 @@ def emit_error(code: str, message: str, hint: str, data: Any = None) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
+def error_details(details: Any) -> None:
+    """After the one-line error, what a person needs to act: conflict hunks."""
+    if not isinstance(details, dict):
+        return
+    for conflict in details.get("conflicts", []):
+        print(f"--- {conflict.get('path')} ({conflict.get('part')}): {conflict.get('reason')}",
+              file=sys.stderr)
+        if conflict.get("hunks"):
+            print(conflict["hunks"], file=sys.stderr)
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=None, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()

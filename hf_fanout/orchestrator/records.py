@@ -24,6 +24,7 @@ DROPPED = "dropped"
 DONE = "done"
 BLOCKED = "blocked"
 PART_STATES = (RUNNING, DONE, BLOCKED, JOINED)
+BATCH_STATES = (RUNNING, JOINED, DROPPED)
 
 
 def now() -> str:
@@ -62,11 +63,43 @@ class _Record:
                 "this record was written by another version of hf; upgrade hf, "
                 "or run `hf doctor`",
             )
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        for name, value in data.items():
+            f = known.get(name)
+            if f is not None and not _type_ok(str(f.type), value):
+                raise StateCorrupt(f"{where}: field {name!r} is not a {f.type} ({value!r:.60})",
+                                   _REPAIR_HINT)
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
+            record = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise StateCorrupt(f"{where}: {exc}", _REPAIR_HINT) from None
+        problem = record._problem()
+        if problem:
+            raise StateCorrupt(f"{where}: {problem}", _REPAIR_HINT)
+        return record
+
+    def _problem(self) -> str:
+        return ""
+
+
+def _type_ok(annotation: str, value: Any) -> bool:
+    """Whether a JSON value fits a record field's annotation (a small, closed set)."""
+    options = [a.strip() for a in annotation.split("|")]
+    for option in options:
+        if option == "None" and value is None:
+            return True
+        if option == "str" and isinstance(value, str):
+            return True
+        if option == "bool" and isinstance(value, bool):
+            return True
+        if option == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option == "list[str]" and isinstance(value, list) and all(
+                isinstance(v, str) for v in value):
+            return True
+        if option == "dict[str, Any]" and isinstance(value, dict):
+            return True
+    return False
 
 
 _REPAIR_HINT = "run `hf doctor` to see what is damaged; hf never overwrites it silently"
@@ -96,6 +129,16 @@ class Part(_Record):
     exit: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def _problem(self) -> str:
+        if not SLUG.fullmatch(self.name) or not SLUG.fullmatch(self.batch):
+            return f"bad batch or part name {self.batch!r}/{self.name!r}"
+        if self.state not in PART_STATES:
+            return f"unknown part state {self.state!r}"
+        if self.worker is not None and not all(
+                isinstance(self.worker.get(k, 0), int | float) for k in ("pid", "started")):
+            return "the worker's pid or start time is not a number"
+        return ""
+
 
 @dataclass
 class Batch(_Record):
@@ -114,3 +157,10 @@ class Batch(_Record):
     joined_commit: str | None = None
     joined_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def _problem(self) -> str:
+        if not SLUG.fullmatch(self.id) or not all(SLUG.fullmatch(p) for p in self.parts):
+            return f"bad batch or part name in {self.id!r}: {self.parts!r}"
+        if self.state not in BATCH_STATES:
+            return f"unknown batch state {self.state!r}"
+        return ""

@@ -7,7 +7,6 @@ was added; both are idempotent. What was installed is recorded in
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -39,10 +38,9 @@ def record_file() -> Path:
 
 
 def installed() -> dict[str, Any] | None:
-    try:
-        data = json.loads(record_file().read_text())
-    except (OSError, ValueError):
-        return None
+    from hf_fanout.atomic import read_json
+
+    data = read_json(record_file(), "schedule record")
     return data if isinstance(data, dict) else None
 
 

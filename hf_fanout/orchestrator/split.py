@@ -120,7 +120,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         raise
     from hf_fanout import registry
 
-    registry.register(ws.main.common_dir)
+    try:
+        registry.register(ws.main.common_dir)
+    except HfError as exc:  # the batch exists; the sweep just cannot find it yet
+        warnings.append(f"not added to the sweep's registry: {exc.message} ({exc.hint})")
     ws.store.audit("split", batch=batch.id, base=base, parts=batch.parts)
     return SplitResult(batch, parts, reports, False, warnings)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.errors import GitFailed
+from hf_fanout.errors import GitFailed, StateCorrupt
 from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import JOINED, Batch, Part
 from hf_fanout.orchestrator.workspace import Workspace
@@ -49,6 +49,7 @@ class BatchStatus:
     base: str
     created: str
     parts: list[PartStatus]
+    error: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,5 +104,12 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
 
 
 def all_status(ws: Workspace, batch_id: str | None) -> list[BatchStatus]:
-    ids = [batch_id] if batch_id else ws.store.batch_ids()
-    return [batch_status(ws, b) for b in ids]
+    if batch_id:
+        return [batch_status(ws, batch_id)]
+    result = []
+    for b in ws.store.batch_ids():
+        try:
+            result.append(batch_status(ws, b))
+        except StateCorrupt as exc:  # one damaged batch must not hide the others
+            result.append(BatchStatus(b, "damaged", "", "", [], error=exc.message))
+    return result

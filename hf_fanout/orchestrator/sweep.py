@@ -8,7 +8,6 @@ part's worktree is never written. One sweep per repo at a time (a lock).
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -71,10 +70,7 @@ def last_sweep_file() -> Path:
 
 
 def last_sweep() -> dict[str, Any] | None:
-    try:
-        data = json.loads(last_sweep_file().read_text())
-    except (OSError, ValueError):
-        return None
+    data = atomic.read_json(last_sweep_file(), "last-sweep record")
     return data if isinstance(data, dict) else None
 
 

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hf_fanout.config import Settings
-from hf_fanout.errors import BadInput, NotFound
+from hf_fanout.errors import BadInput, NotFound, StateCorrupt
 from hf_fanout.orchestrator.records import Part
 from hf_fanout.orchestrator.store import Store
 from hf_fanout.worktrees.git import Repo
@@ -43,12 +43,18 @@ class Workspace:
         if self.here.is_main_worktree:
             return None
         workdir = str(self.here.workdir)
+        damaged: list[StateCorrupt] = []
         for batch_id in self.store.batch_ids():
-            batch = self.store.load_batch(batch_id)
-            for name in batch.parts:
-                part = self.store.load_part(batch_id, name)
-                if part.worktree == workdir:
-                    return part
+            try:  # another batch's damaged record must not stop this part's agent
+                batch = self.store.load_batch(batch_id)
+                for name in batch.parts:
+                    part = self.store.load_part(batch_id, name)
+                    if part.worktree == workdir:
+                        return part
+            except StateCorrupt as exc:
+                damaged.append(exc)
+        if damaged:
+            raise damaged[0]  # it may have been this worktree's own record
         return None
 
     def resolve_part(self, spec: str | None) -> Part:
