@@ -21,7 +21,7 @@ def refused(hf: Any, repo: Path, *args: str, code: int = 1) -> tuple[dict[str, A
     r = hf("join", "b1", *args, "--json", cwd=repo)
     assert r.code == code, r.out
     env = r.json
-    assert env["ok"] is False and env["data"] is not None or env["error"]
+    assert env["ok"] is False and env["error"]["code"] and env["error"]["message"]
     assert snapshot(repo) == before
     human = hf("join", "b1", *args, cwd=repo)
     assert human.code == code
@@ -40,9 +40,14 @@ def test_changed_path_outside_ownership(split3, hf):
     all_done(hf, split3)
     error, err = refused(hf, repo)
     assert error["code"] == "ownership_violation"
-    for text in (error["message"], err):
+    for text in (error["message"], err.splitlines()[0]):
         assert "api" in text and "src/ui/page.html" in text and "stray.txt" in text
         assert "src/api/ok.py" not in text
+    # beside the refusal: what each part would bring (also with --dry-run)
+    dry = hf("join", "b1", "--dry-run", cwd=repo)
+    assert dry.code == 1
+    assert "part api: 3 changed file(s)" in dry.err and "added: src/api/ok.py" in dry.err
+    assert "part docs: 0 changed file(s)" in dry.err
 
 
 def test_outside_ownership_committed_on_the_branch(split3, hf):
@@ -68,7 +73,7 @@ def test_two_parts_changing_one_path(split3, hf):
     all_done(hf, split3)
     error, err = refused(hf, repo)
     assert error["code"] == "join_refused"
-    for text in (error["message"], err):
+    for text in (error["message"], err.splitlines()[0]):
         assert "src/api/orders.py" in text and "api" in text and "ui" in text
         assert "src/ui/app.js" not in text
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from hf_fanout.errors import (
     GitFailed,
+    HfError,
     JoinRefused,
     MainMoved,
     MergeConflict,
@@ -124,8 +125,9 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
     if missing:
         raise JoinRefused(
             "missing worktree: " + ", ".join(f"{p.name} ({p.worktree})" for p in missing),
-            "the part's work may be on its branch; restore the worktree "
-            "(git worktree add) or drop the part from the batch",
+            "the part's committed work is on its branch (hf/BATCH/PART): restore the "
+            "worktree with `git worktree add PATH BRANCH`, or mark the part blocked "
+            "(`hf blocked BATCH/PART --reason ...`) and join the others with --partial",
         )
     for check in PRE_JOIN_CHECKS:
         check(ws, batch)
@@ -136,18 +138,23 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
             ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(
             lambda p: _part_result(ws, batch, base_tree, p, Path(scratch) / p.name), parts))
-        _refuse_bad_changes(results)
-        entries, merged = _combine(ws, batch, head, results, Path(scratch))
-
-    affected = list(entries)
-    dirty = main.status_paths(affected)
-    if dirty:
-        raise JoinRefused(
-            "the main tree has uncommitted edits on paths this join would write: "
-            + _listing(dirty),
-            "commit or stash those edits in the main tree, then join again",
-            details={"paths": sorted(dirty)},
-        )
+        try:
+            _refuse_bad_changes(results)
+            entries, merged = _combine(ws, batch, head, results, Path(scratch))
+            affected = list(entries)
+            dirty = main.status_paths(affected)
+            if dirty:
+                raise JoinRefused(
+                    "the main tree has uncommitted edits on paths this join would write: "
+                    + _listing(dirty),
+                    "commit or stash those edits in the main tree, then join again",
+                    details={"paths": sorted(dirty)},
+                )
+        except HfError as exc:
+            # what each part would bring, beside the refusal (for --dry-run and people)
+            details = exc.details if isinstance(exc.details, dict) else {}
+            exc.details = {**details, "preview": [r.to_data() for r in results]}
+            raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial)
 
 

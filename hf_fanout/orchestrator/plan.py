@@ -41,8 +41,8 @@ class Plan:
 _PLAN_KEYS = {"batch", "base", "task", "part", "auto_join"}
 _PART_KEYS = {"name", "owns", "task", "estimate_minutes"}
 _PLAN_HINT = (
-    'a plan looks like: batch = "b1"\\ntask = "..."\\n'
-    '[[part]]\\nname = "api"\\nowns = ["src/api/**"]\\ntask = "..."'
+    'a plan looks like: batch = "b1", task = "...", then per part a [[part]] table with '
+    'name = "api", owns = ["src/api/**"], task = "..." (see docs/cli.md)'
 )
 
 

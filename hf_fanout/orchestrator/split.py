@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.errors import BadInput, BatchExists, HfError, NotFound
+from hf_fanout.errors import BadInput, BatchExists, HfError
 from hf_fanout.orchestrator.plan import GlobReport, Plan, check_ownership
 from hf_fanout.orchestrator.records import Batch, Part, branch_name
 from hf_fanout.orchestrator.workspace import Workspace
@@ -70,7 +70,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     base_rev = plan.base or "HEAD"
     base = ws.main.rev_parse(f"{base_rev}^{{commit}}")
     if base is None:
-        raise NotFound(f"base {base_rev!r} is not a commit in this repository",
+        raise BadInput(f"base {base_rev!r} is not a commit in this repository",
                        "name a branch, tag or commit; a new repository needs a first commit")
     target_ref = ws.main.head_ref()
     base_paths = ws.main.ls_tree(base)
