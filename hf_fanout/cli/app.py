@@ -271,9 +271,16 @@ def join(
 
 
 def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
-    for r in plan.results:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def diffstat(r: Any) -> bytes:
+        data: bytes = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base, r.tree])
+        return data
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stats = list(pool.map(diffstat, plan.results))
+    for r, stat in zip(plan.results, stats, strict=True):
         print(f"part {r.part.name}: {len(r.changes)} file(s)")
-        stat = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base, r.tree])
         for line in stat.decode("utf-8", "replace").splitlines():
             print(f"  {line.strip()}")
     if plan.merged:

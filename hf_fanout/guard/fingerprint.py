@@ -87,9 +87,9 @@ def _part_git_dir(part: Part) -> Path | None:
 
 
 def take(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
-    refs = {batch.target_ref: ws.main.rev_parse(batch.target_ref) or ""}
+    refs = {batch.target_ref: ws.main.ref_target(batch.target_ref) or ""}
     for part in parts:
-        refs[f"refs/heads/{part.branch}"] = ws.main.rev_parse(f"refs/heads/{part.branch}") or ""
+        refs[f"refs/heads/{part.branch}"] = ws.main.ref_target(f"refs/heads/{part.branch}") or ""
     return {"schema": SCHEMA, "batch": batch.id, "taken": now(), "base": batch.base,
             "files": _files(ws, parts), "refs": refs}
 
@@ -157,7 +157,7 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
     findings = []
     target = batch.target_ref
     if target in old:
-        was, now_at = old[target], ws.main.rev_parse(target) or ""
+        was, now_at = old[target], ws.main.ref_target(target) or ""
         if was != now_at and not _moved_by_hf(ws, target, was, now_at):
             findings.append(Finding(target, "moved",
                                     f"{was[:12]} -> {now_at[:12] or 'deleted'} outside hf "
@@ -166,7 +166,7 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
         ref = f"refs/heads/{part.branch}"
         if ref not in old or part.state == JOINED:
             continue
-        tip = ws.main.rev_parse(ref)
+        tip = ws.main.ref_target(ref)
         if tip is None:
             findings.append(Finding(ref, "missing", "the part's branch was deleted"))
         elif not _descends(ws, tip, batch.base):
@@ -216,10 +216,7 @@ def _last_reflog(ws: Workspace, ref: str) -> str:
 
 
 def _descends(ws: Workspace, tip: str, base: str) -> bool:
-    from hf_fanout.worktrees.git import run
-
-    proc = run(["merge-base", "--is-ancestor", base, tip], ws.main.workdir, check=False)
-    return proc.returncode == 0
+    return ws.main.is_ancestor(base, tip)
 
 
 def verify(ws: Workspace, batch: Batch) -> None:

@@ -132,12 +132,13 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
     for check in PRE_JOIN_CHECKS:
         check(ws, batch)
 
-    main.warm_odb()  # pygit2 builds the tree later; import it while git works
     base_tree = main.tree_of(batch.base)
+    tips = {p.name: _part_tip(ws, p) for p in parts}
     with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch, \
             ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(
-            lambda p: _part_result(ws, batch, base_tree, p, Path(scratch) / p.name), parts))
+            lambda p: _part_result(ws, batch, base_tree, p, tips[p.name],
+                                   Path(scratch) / p.name), parts))
         try:
             _refuse_bad_changes(results)
             entries, merged = _combine(ws, batch, head, results, Path(scratch))
@@ -164,24 +165,33 @@ def _listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
-                 scratch: Path) -> PartResult:
+def _part_tip(ws: Workspace, part: Part) -> tuple[str, str]:
+    """The part's branch tip and its tree; refused unless its worktree is on it.
+
+    In-process reads (pygit2), done before the parts are scanned in parallel.
+    """
     main = ws.main
-    worktree = Path(part.worktree)
-    scratch.mkdir()
-    tip = main.rev_parse(f"refs/heads/{part.branch}")
+    tip = main.ref_target(f"refs/heads/{part.branch}")
     if tip is None:
         raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
                           "the work may be in its worktree; recreate the branch there")
-    wt_head = main.rev_parse_in(worktree, "HEAD")
-    if wt_head != tip:
+    if main.worktree_head(Path(part.worktree)) != tip:
         raise JoinRefused(
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
-            f"in {worktree} run `git switch {part.branch}`",
+            f"in {part.worktree} run `git switch {part.branch}`",
         )
+    return tip, main.tree_of(tip)
+
+
+def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
+                 tip_and_tree: tuple[str, str], scratch: Path) -> PartResult:
+    main = ws.main
+    worktree = Path(part.worktree)
+    scratch.mkdir()
+    tip, tip_tree = tip_and_tree
     tree = main.worktree_tree(worktree, scratch)
     result_commit = tip
-    if tree != main.tree_of(tip):
+    if tree != tip_tree:
         # Uncommitted work: record it as a commit of its own so the trailer
         # names exactly what was joined and it stays reachable.
         # (an object only: the ref that keeps it is written by the join itself)
@@ -390,10 +400,12 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
                     f"extra {_listing(sorted(staged - expected)) or 'none'}",
                     "something wrote the index during the join; nothing was committed",
                 )
-            for r in plan.results:  # keep what the trailers name reachable
-                if r.result_commit != r.tip:
-                    main.git(["update-ref", f"refs/hf/results/{plan.batch.id}/{r.part.name}",
-                              r.result_commit])
+            # keep what the trailers name reachable (one transaction for all parts)
+            keep = "".join(f"update refs/hf/results/{plan.batch.id}/{r.part.name} "
+                           f"{r.result_commit}\n"
+                           for r in plan.results if r.result_commit != r.tip)
+            if keep:
+                main.git(["update-ref", "--stdin"], stdin=keep.encode())
             try:
                 main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
             except GitFailed:

@@ -258,7 +258,37 @@ class Repo:
         return proc.returncode == 0
 
     def tree_of(self, commit: str) -> str:
-        return text(["rev-parse", f"{commit}^{{tree}}"], self.workdir)
+        return str(self.odb[commit].peel(_pygit2().Tree).id)
+
+    def ref_target(self, ref: str) -> str | None:
+        """The commit a full ref name points to, read in-process (no git spawn)."""
+        found = self.odb.references.get(ref)
+        if found is None:
+            return None
+        return str(found.resolve().target)
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        return ancestor == commit or bool(self.odb.descendant_of(commit, ancestor))
+
+    @staticmethod
+    def worktree_gitdir(worktree: Path) -> Path:
+        """A linked worktree's own git dir, from its `.git` file (no git spawn)."""
+        dotgit = worktree / ".git"
+        if dotgit.is_dir():
+            return dotgit
+        line = dotgit.read_text(encoding="utf-8", errors="surrogateescape").strip()
+        path = Path(line.removeprefix("gitdir:").strip())
+        return path if path.is_absolute() else (worktree / path).resolve()
+
+    def worktree_head(self, worktree: Path) -> str | None:
+        """The commit another worktree's HEAD points to (no git spawn)."""
+        try:
+            head = (self.worktree_gitdir(worktree) / "HEAD").read_text().strip()
+        except OSError:
+            return None
+        if head.startswith("ref:"):
+            return self.ref_target(head.removeprefix("ref:").strip())
+        return head or None
 
     def ls_tree(self, commit: str) -> list[RepoPath]:
         data = self.git(["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
@@ -299,16 +329,6 @@ class Repo:
             if entry.filemode != MODE_TREE:
                 result[path] = Entry(entry.filemode, str(entry.id))
         return result
-
-    def warm_odb(self) -> None:
-        """Import pygit2 and open the object database in the background.
-
-        Commands that will need it (join) start this first, so the import
-        overlaps the git processes they wait for instead of adding to them.
-        """
-        import threading
-
-        threading.Thread(target=lambda: self.odb, name="hf-warm-odb", daemon=True).start()
 
     def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
                      worktree: Path | None = None) -> list[RepoPath]:
@@ -411,7 +431,7 @@ class Repo:
         cheap as `git status`), so the part's own index is never touched;
         `.gitattributes` filters apply exactly as for `git add`.
         """
-        index = self.worktree_git_path(worktree, "index")
+        index = self.worktree_gitdir(worktree) / "index"
         scratch_index = scratch / "index"
         with contextlib.suppress(FileNotFoundError):
             scratch_index.write_bytes(index.read_bytes())
