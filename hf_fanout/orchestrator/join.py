@@ -172,7 +172,9 @@ def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
             f"in {worktree} run `git switch {part.branch}`",
         )
-    tree = main.worktree_tree(worktree, scratch)
+    from hf_fanout.tabs.environment import copied_paths
+
+    tree = main.worktree_tree(worktree, scratch, exclude=copied_paths(part))
     result_commit = tip
     if tree != main.tree_of(tip):
         # Uncommitted work: record it as a commit of its own so the trailer
