@@ -101,7 +101,10 @@ def sweep(
     report = do_sweep([repo] if repo else None, dry_run=dry_run)
 
     def human() -> None:
-        if not report.repos:
+        for gone in report.forgotten:
+            verb = "would remove" if dry_run else "removed"
+            print(f"{gone}: no longer exists; {verb} from the registry")
+        if not report.repos and not report.forgotten:
             print("no repositories with batches (the registry is empty)")
         for r in report.repos:
             print(f"{r.repo}: " + (f"skipped: {r.skipped}" if r.skipped else
