@@ -425,7 +425,13 @@ class Repo:
         index = self.worktree_git_path(worktree, "index")
         scratch_index = scratch / "index"
         with contextlib.suppress(FileNotFoundError):
+            # The copy keeps the index's mtime: git re-reads an entry whose file is as new
+            # as the index ("racily clean"); a later mtime would make a same-size edit
+            # made in that instant look unchanged, and the join would drop it. (Stat
+            # first: if the index is rewritten meanwhile, an older mtime only re-reads more.)
+            stat = index.stat()
             scratch_index.write_bytes(index.read_bytes())
+            os.utime(scratch_index, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         env = {"GIT_INDEX_FILE": str(scratch_index)}
         specs = [os.fsencode(p.rstrip("/")).decode("utf-8", "surrogateescape")
                  for p in exclude]
