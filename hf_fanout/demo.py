@@ -121,12 +121,27 @@ def run_demo(directory: Path | None, *, keep: bool, say: Say) -> list[dict[str, 
         clean = _git(repo, "status", "--porcelain")
         step("main tree", "clean" if not clean else f"not clean:\n{clean}")
     finally:
+        _unregister(repo)
         if made_tmp and not keep:
             for path in (top,):
                 _remove_worktrees_then(repo, path)
         elif keep:
             step("kept", f"demo repository left at {repo}")
     return steps
+
+
+def _unregister(repo: Path) -> None:
+    """The demo's split registered its repository for the sweep: take it out again, so
+    no later sweep reports a vanished temporary repository."""
+    import contextlib
+
+    from hf_fanout import registry
+    from hf_fanout.errors import HfError
+
+    if not (repo / ".git").is_dir():  # never made: do not find an enclosing repository
+        return
+    with contextlib.suppress(HfError, OSError):
+        registry.unregister(git.Repo.discover(repo).common_dir)
 
 
 def _remove_worktrees_then(repo: Path, path: Path) -> None:

@@ -91,6 +91,23 @@ def test_directories_and_paths_outside_are_bad_input(repo, hf, tmp_path):
     assert hf("commit", "-m", "  ", "README.md", cwd=repo).code == 2
 
 
+def test_a_path_that_does_not_exist_is_bad_input_naming_it(repo, hf):
+    write(repo, {"src/api/orders.py": "changed\n"})
+    head = git(repo, "rev-parse", "HEAD")
+    r = hf("commit", "-m", "x", "src/api/orders.py", "nonexist", cwd=repo)
+    assert r.code == 2
+    assert r.err.splitlines()[0] == ("hf: error: no such file: nonexist "
+                                     "(not in the work tree, not in HEAD)")
+    assert "pathspec" not in r.err and "fatal" not in r.err
+    r = hf("commit", "--json", "-m", "x", "nonexist", cwd=repo)
+    assert r.json["error"]["code"] == "bad_input"
+    assert git(repo, "rev-parse", "HEAD") == head
+    # a tracked file that was deleted is still committed as a deletion
+    (repo / "docs/old.md").unlink()
+    assert hf("commit", "-m", "drop old", "docs/old.md", cwd=repo).code == 0
+    assert "docs/old.md" not in git(repo, "ls-files")
+
+
 def test_dry_run_changes_nothing(repo, hf):
     write(repo, {"README.md": "changed\n"})
     head = git(repo, "rev-parse", "HEAD")

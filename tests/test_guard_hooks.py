@@ -64,6 +64,37 @@ def test_update_ref_of_main_from_a_part_is_refused_by_the_real_git(split3):
     assert git(api, "rev-parse", "ORIG_HEAD").strip() == part_tip
 
 
+def test_packing_refs_in_a_part_passes_and_main_is_still_guarded(split3):
+    api, repo = split3["api"], split3["repo"]
+    main_before = git(repo, "rev-parse", "main").strip()
+    git(repo, "branch", "release")
+    git(repo, "tag", "v1")
+    write(api, {"src/api/orders.py": "mine\n"})
+    git(api, "commit", "-qam", "part work")
+    part_tip = git(api, "rev-parse", "HEAD").strip()
+    for argv in (["pack-refs", "--all"], ["gc", "--prune=now", "--quiet"]):
+        proc = real(api, *argv)
+        assert proc.returncode == 0, (argv, proc.stderr)
+        assert "refused" not in proc.stderr, proc.stderr
+    assert "refs/heads/main" in (repo / ".git" / "packed-refs").read_text()
+    # packed now, main and the others still cannot move or go
+    for argv in (["update-ref", "refs/heads/main", part_tip],
+                 ["update-ref", "-d", "refs/heads/main"],
+                 ["update-ref", "-d", "refs/heads/release", main_before],
+                 ["tag", "-d", "v1"],
+                 ["branch", "-f", "release", part_tip]):
+        proc = real(api, *argv)
+        assert proc.returncode != 0, argv
+        assert "ref update refused in part b1/api" in proc.stderr, (argv, proc.stderr)
+    assert git(repo, "rev-parse", "main").strip() == main_before
+    assert git(repo, "rev-parse", "release").strip() == main_before
+    assert git(repo, "tag") == "v1\n"
+    # the part's own work is intact and still commits
+    assert git(api, "rev-parse", "HEAD").strip() == part_tip
+    write(api, {"src/api/orders.py": "more\n"})
+    assert real(api, "commit", "-qam", "more").returncode == 0
+
+
 def test_push_from_a_part_is_refused(split3, tmp_path):
     api = split3["api"]
     remote = tmp_path / "remote.git"

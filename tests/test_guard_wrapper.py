@@ -294,6 +294,13 @@ def test_guard_explain_says_what_would_happen(hf, split3, argv):
     assert r.json["data"]["allowed"] is True
 
 
+def test_guard_subcommands_name_themselves_in_the_envelope(hf, split3):
+    for argv in (["explain", "status"], ["env"], ["install", "--dry-run"]):
+        r = hf("guard", *argv[:1], "--json", *argv[1:], cwd=split3["api"])
+        assert r.code == 0, r.err
+        assert r.json["command"] == f"guard {argv[0]}"
+
+
 def test_guard_env_output_can_be_evaluated_by_a_shell(hf, split3):
     r = hf("guard", "env", cwd=split3["repo"])
     assert r.code == 0

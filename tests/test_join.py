@@ -335,3 +335,22 @@ def test_a_join_with_no_change_makes_no_commit(split3, hf):
     assert git(repo, "rev-parse", "HEAD") == head
     status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
     assert status["state"] == "joined"
+
+
+def test_a_same_size_edit_in_the_index_second_is_still_joined(split3, hf):
+    """Racy git: a file whose stat matches its index entry, changed in the same
+    instant the index was written, must be re-read, also on the join's copy of
+    the index (the copy keeps the index's mtime)."""
+    repo, ui = split3["repo"], split3["ui"]
+    git(repo, "config", "core.trustctime", "false")
+    assert hf("doctor", "--accept", cwd=repo).code == 0  # the guard's baseline takes it
+    target = ui / "src/ui/app.js"
+    before = os.stat(target)
+    target.write_text("console.log(2)\n")  # same size as "console.log(1)\n"
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    index = Path(git(ui, "rev-parse", "--path-format=absolute", "--git-path", "index").strip())
+    os.utime(index, ns=(before.st_mtime_ns, before.st_mtime_ns))
+    all_done(hf, split3, ("ui",))
+    r = hf("join", "b1", "--partial", "--json", cwd=repo)
+    assert r.code == 0, r.out + r.err
+    assert (repo / "src/ui/app.js").read_text() == "console.log(2)\n"

@@ -89,3 +89,56 @@ def test_drop_refuses_while_a_worker_lives(split3, hf):
     batch = json.loads((repo / ".git/hf/batches/b1/batch.json").read_text())
     assert batch["state"] == "running"
     assert part_record(repo, "b1", "ui")["state"] == "running"
+
+
+def test_stop_dry_run_prints_readable_lines_and_changes_nothing(split3, hf):
+    repo = split3["repo"]
+    r = hf("stop", "b1", "--dry-run", cwd=repo)
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [
+        f"would stop b1/{name}: no running process to end; save its work at a rescue ref; "
+        "mark it blocked" for name in ("api", "ui", "docs")]
+    assert "{" not in r.out
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    assert {p["state"] for p in status["parts"]} == {"running"}
+    from hf_fanout.cli.liveness_cmds import _would_stop
+
+    line = _would_stop({"state": "done", "would_signal": {"groups": [41], "marked": [42, 43]}})
+    assert line == ("signal the worker's process group 41; end 2 process(es) of the part "
+                    "(pid 42, 43); save its work at a rescue ref")
+
+
+def registered() -> list[str]:
+    from hf_fanout import registry
+
+    return registry.registered()
+
+
+def test_demo_takes_its_throwaway_repository_out_of_the_registry(hf, tmp_path):
+    r = hf("demo", "--json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert registered() == []
+    r = hf("sweep", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert "skipped" not in r.out and "not a directory" not in r.out
+
+
+def test_sweep_drops_a_vanished_repository_from_the_registry_saying_so_once(split3, hf):
+    from hf_fanout import registry
+
+    repo = split3["repo"]
+    gone = repo.parent / "gone"  # a clone that had batches, since deleted
+    registry.register(gone / ".git")
+
+    r = hf("sweep", "--dry-run", "--json", cwd=repo)
+    assert r.json["data"]["forgotten"] == [str(gone)]
+    assert str(gone / ".git") in registered()  # a dry run changes nothing
+
+    r = hf("sweep", cwd=repo)
+    assert r.code == 0, r.err
+    assert f"{gone}: no longer exists; removed from the registry" in r.out
+    assert "skipped" not in r.out
+    assert str(gone / ".git") not in registered()
+    assert f"{repo}: 3 part(s)" in r.out  # the live repository is still swept
+    r = hf("sweep", cwd=repo)
+    assert str(gone) not in r.out  # said once

@@ -215,7 +215,7 @@ def test_custom_worktree_root_and_base(repo, hf, tmp_path):
     assert git(wt, "rev-parse", "HEAD").strip() == first
     assert not (wt / "src/api/later.py").exists()
     r = hf("split", "b2", "--part", "api=src/api/**", "--base", "nope", cwd=repo)
-    assert r.code == 1 and "'nope'" in r.err
+    assert r.code == 2 and "'nope'" in r.err
 
 
 def test_many_parts_at_once(repo, hf):

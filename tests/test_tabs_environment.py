@@ -109,3 +109,32 @@ def test_ports_differ_per_part_and_follow_port_base(repo, hf):
     assert [part_record(repo, "b1", n)["extra"]["environment"]["port"]
             for n in ("api", "ui", "docs")] == [5200, 5201, 5202]
     assert "port: `5201`" in (root / "ui" / ".hf" / "TASK.md").read_text()
+
+
+def test_unignored_copies_never_travel_to_the_join_or_count_as_outside(repo, hf):
+    (repo / ".env").write_text("API_KEY=secret\n")
+    (repo / "cache").mkdir()
+    (repo / "cache" / "data.bin").write_bytes(b"\1" * 10)
+    (repo / ".hf.toml").write_text('copy = [".env", "cache"]\n')
+    r = split(hf, repo, "api=src/api/**", "ui=src/ui/**")
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    ui = repo.parent / "repo.hf" / "b1" / "ui"
+    assert "?? .env" in git(api, "status", "--porcelain")  # not ignored: git sees it
+    (api / "src/api/orders.py").write_text("def orders():\n    return [1]\n")
+    (api / ".env").write_text("API_KEY=changed in the part\n")
+    git(ui, "add", ".env")  # even staged by the agent, it stays out
+    (ui / "src/ui/app.js").write_text("console.log(2)\n")
+
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    for part in status["parts"]:
+        assert (part["outside"], part["changed"]) == (0, 1), part
+    for name in ("api", "ui"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out + r.err
+    committed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == ["src/api/orders.py", "src/ui/app.js"]
+    assert (repo / ".env").read_text() == "API_KEY=secret\n"
+    assert git(repo, "status", "--porcelain").split() == ["??", ".env", "??", ".hf.toml",
+                                                          "??", "cache/"]

@@ -161,7 +161,8 @@ def test_handoff_file_says_task_files_limits_finish_and_state(split3, hf):
     assert "src/ui/page.html" not in text  # only its own base files are listed
     assert "ui: `src/ui/**`" in text and "docs: `docs/**`, `README.md`" in text
     assert "hf done" in text and "hf blocked --reason" in text
-    assert "push, rebase, reset --hard" in text
+    assert "`git push`: push publishes the branch" in text
+    assert "`git tag`: tags are shared by every worktree" in text
     for line in ("## State", "Current position:", "Decisions:", "Blockers:", "Resume here:"):
         assert line in text
 
@@ -170,6 +171,24 @@ def test_handoff_file_says_task_files_limits_finish_and_state(split3, hf):
     assert r.out == text
     r = hf("task", "b1/docs", "--json", cwd=split3["repo"])
     assert r.json["data"]["path"] == str(split3["docs"] / ".hf" / "TASK.md")
+
+
+def test_handoff_guard_section_follows_the_repos_guard_settings(repo, hf):
+    (repo / ".hf.toml").write_text('[guard]\nallow = ["tag", "stash"]\nrefuse = ["gc"]\n')
+    r = hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo)
+    assert r.code == 0, r.err
+    text = (repo.parent / "repo.hf" / "b1" / "api" / ".hf" / "TASK.md").read_text()
+    guard = text.split("## What the guard blocks", 1)[1].split("## How to finish", 1)[0]
+    assert "`git tag`" not in guard and "`git stash`" not in guard
+    assert "`.hf.toml` allows `stash`, `tag` here." in guard
+    assert "- `git gc`: refused by `[guard] refuse` in .hf.toml" in guard
+    assert "- `git push`: push publishes the branch" in guard
+
+    (repo / ".hf.toml").write_text("[guard]\nenabled = false\n")
+    assert hf("split", "b2", "--part", "api=src/api/**", cwd=repo).code == 0
+    text = (repo.parent / "repo.hf" / "b2" / "api" / ".hf" / "TASK.md").read_text()
+    assert "The guard is off in this repository" in text
+    assert "`git push`" not in text
 
 
 def test_handoff_dir_is_invisible_to_git_and_never_joined(split3, hf):

@@ -107,6 +107,37 @@ def test_a_tab_that_cannot_open_is_acknowledged_failed(repo, hf):
     assert r.json["data"]["taken"] == []
 
 
+def test_a_malformed_entry_is_marked_failed_with_the_reason_not_opened(repo, hf):
+    hf("handoff", "--task", "first", "--next", "n", cwd=repo)  # makes the queue directory
+    assert hf("next", "--launcher", "print", cwd=repo).code == 0
+    (queue_dir(repo) / "20000101T000000000000000Z-bad.md").write_text("just some text\n")
+    (queue_dir(repo) / "20000101T000000000000001Z-no-task.md").write_text(
+        "---\nid: 20000101T000000000000001Z-no-task\n---\n\n# Next task\n\nx\n")
+    good = hf("handoff", "--task", "good", "--next", "do it", "--json", cwd=repo)
+    good_id = good.json["data"]["id"]
+
+    r = hf("next", "--launcher", "print", "--dry-run", cwd=repo)
+    assert "would take 20000101T000000000000000Z-bad and mark it failed" in r.out
+    r = hf("next", "--launcher", "print", "--json", cwd=repo)
+    assert r.code == 2
+    assert r.json["error"]["code"] == "bad_input"
+    assert r.json["error"]["message"] == (
+        "queue entry 20000101T000000000000000Z-bad is malformed: no header (it must start "
+        "with a `---` line, as `hf handoff` writes it); not opened")
+    # a watcher reports it and goes on to the good entry
+    r = hf("next", "--watch", "--timeout", "0", "--launcher", "print", cwd=repo)
+    assert r.code == 0, r.err
+    assert ("20000101T000000000000001Z-no-task: failed: queue entry "
+            "20000101T000000000000001Z-no-task is malformed: its header names no task; "
+            "not opened") in r.out
+    assert f"HF_QUEUE_ENTRY={good_id}" in r.out
+    entries = {e["id"]: e for e in hf("queue", "--json", cwd=repo).json["data"]["entries"]}
+    assert entries["20000101T000000000000000Z-bad"]["state"] == "failed"
+    assert "no header" in entries["20000101T000000000000000Z-bad"]["acks"]["failed"]["error"]
+    assert entries["20000101T000000000000001Z-no-task"]["state"] == "failed"
+    assert entries[good_id]["state"] == "submitted"
+
+
 def test_claims_race_in_threads_exactly_one_winner_per_entry(repo):
     ws = Workspace.open(repo)
     entries = [q.write_entry(ws, task=f"t{i}", text="x") for i in range(20)]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hf_fanout.cli import output
 from hf_fanout.cli.app import DOCTOR_ACCEPT, DOCTOR_CHECKS, DryRun, Json, RepoOpt, Wait, _ws, app
 from hf_fanout.cli.output import emit
 
@@ -37,9 +38,15 @@ guard = typer.Typer(
 app.add_typer(guard, name="guard")
 
 
+def _subcommand(name: str) -> None:
+    """The envelope names the subcommand (`guard explain`), not just the group."""
+    output.CURRENT.command = f"guard {name}"
+
+
 @guard.command("env", epilog="Example: eval \"$(hf guard env)\"")
 def guard_env_cmd(json: Json = False) -> None:
     """Print shell lines that put hf's git wrapper first on PATH (for eval)."""
+    _subcommand("env")
     from hf_fanout.guard.env import guard_env, shell_lines
 
     lines = shell_lines()
@@ -64,6 +71,7 @@ def explain(
     repo: RepoOpt = None,
 ) -> None:
     """Say what the guard would do with a git command, and why."""
+    _subcommand("explain")
     import os
 
     from hf_fanout.guard.entry import GitProbe, context_for
@@ -116,6 +124,7 @@ def install_cmd(
     repo: RepoOpt = None,
 ) -> None:
     """(Re)install the guard hooks in part worktrees (split does this already)."""
+    _subcommand("install")
     from hf_fanout.guard import fingerprint, hooks
 
     ws = _ws(repo)

@@ -101,7 +101,10 @@ def sweep(
     report = do_sweep([repo] if repo else None, dry_run=dry_run)
 
     def human() -> None:
-        if not report.repos:
+        for gone in report.forgotten:
+            verb = "would remove" if dry_run else "removed"
+            print(f"{gone}: no longer exists; {verb} from the registry")
+        if not report.repos and not report.forgotten:
             print("no repositories with batches (the registry is empty)")
         for r in report.repos:
             print(f"{r.repo}: " + (f"skipped: {r.skipped}" if r.skipped else
@@ -146,7 +149,7 @@ def stop(
         for r in results:
             where = f"{r['batch']}/{r['part']}"
             if dry_run:
-                print(f"would stop {where}: {r['would_signal']}")
+                print(f"would stop {where}: {_would_stop(r)}")
                 continue
             rescue = r.get("rescue") or {}
             saved = f", work saved at {rescue['ref']}" if rescue.get("ref") else ""
@@ -154,6 +157,26 @@ def stop(
                   f"{len(r.get('killed') or [])} process(es) needed SIGKILL")
 
     emit({"parts": results, "dry_run": dry_run}, human)
+
+
+def _would_stop(result: dict[str, Any]) -> str:
+    """One readable line for what `hf stop` would do to a part."""
+    would = result.get("would_signal") or {}
+    groups = [str(g) for g in would.get("groups") or []]
+    marked = [str(p) for p in would.get("marked") or []]
+    said = []
+    if groups:
+        said.append(f"signal the worker's process group {', '.join(groups)}")
+    if marked:
+        said.append(f"end {len(marked)} process(es) of the part (pid {', '.join(marked)})")
+    if not said:
+        said.append("no running process to end")
+    state = result.get("state")
+    if state != "joined":
+        said.append("save its work at a rescue ref")
+    if state not in ("joined", "done"):
+        said.append("mark it blocked")
+    return "; ".join(said)
 
 
 # --------------------------------------------------------------------- drop / gc

@@ -192,6 +192,10 @@ def next_(
         first = pending[0] if pending else None
         data: dict[str, Any] = {"launcher": chosen.name, "dry_run": True,
                                 "entry": first.to_data() if first else None}
+        if first is not None and first.problem:
+            emit(data, f"would take {first.id} and mark it failed: it is malformed: "
+                       f"{first.problem}")
+            return
         if first is not None:
             tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated,
                             dry_run=True)
@@ -206,6 +210,7 @@ def next_(
             return None
         record: dict[str, Any] = {"id": entry.id, "task": entry.task}
         try:
+            entry.check()
             tab = entry_tab(ws, entry.id, entry.task, entry.path, isolated=isolated)
             opened = chosen.open(tab)
         except HfError as exc:

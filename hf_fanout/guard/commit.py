@@ -59,6 +59,21 @@ def named_paths(repo: Repo, cwd: Path, raw: list[str]) -> list[RepoPath]:
     return paths
 
 
+def _refuse_unknown(repo: Repo, paths: list[RepoPath]) -> None:
+    """A named path that is neither on disk nor in HEAD (so no deletion either): bad input,
+    said in one line rather than git's pathspec error."""
+    absent = [p for p in paths if not os.path.lexists(repo.workdir / p)]
+    if not absent:
+        return
+    head = repo.head()
+    known = repo.entries_at(head, absent) if head else {}
+    unknown = [p for p in absent if p not in known]
+    if unknown:
+        raise BadInput(f"no such file: {', '.join(unknown)} (not in the work tree, not in HEAD)",
+                       "check the spelling; hf commit takes files that exist, or that HEAD "
+                       "has and you deleted")
+
+
 def _changed(repo: Repo, against: str, env: dict[str, str]) -> set[RepoPath]:
     data = out(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against],
                repo.workdir, env=env)
@@ -95,6 +110,7 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
             raise OwnershipViolation(
                 f"part {part.batch}/{part.name} does not own {', '.join(outside)}",
                 f"it owns {', '.join(part.owns)}; commit only those files here")
+    _refuse_unknown(repo, paths)
     named = set(paths)
     with ws.store.commit_lock(wait), tempfile.TemporaryDirectory(prefix="hf-commit-") as tmp:
         head = repo.head()

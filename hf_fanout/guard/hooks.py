@@ -155,7 +155,8 @@ def _check(name: str, args: list[str], stdin: bytes, marker: locate.Marker,
         return [f"hf guard: push refused in {where}: push publishes the branch; "
                 "instead: `hf done` here, push from the main tree after `hf join`"]
     if name == "reference-transaction":
-        return _check_refs(stdin, str(record.get("branch", "")), where)
+        return _check_refs(stdin, str(record.get("branch", "")), where,
+                           Path(marker.common_dir))
     if name == "pre-commit":
         return _check_staged(record, where)
     return []
@@ -169,11 +170,64 @@ def ref_allowed(ref: str, branch: str) -> bool:
     return ref.startswith(_OK_PREFIXES)
 
 
-def _check_refs(stdin: bytes, branch: str, where: str) -> list[str]:
+def _loose_value(common_dir: Path, ref: str) -> str | None:
+    try:
+        value = (common_dir / ref).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value if len(value) in (40, 64) and "ref:" not in value else None
+
+
+def _packed_values(common_dir: Path) -> dict[str, str]:
+    try:
+        data = (common_dir / "packed-refs").read_text(encoding="utf-8",
+                                                      errors="surrogateescape")
+    except OSError:
+        return {}
+    values = {}
+    for line in data.splitlines():
+        if line and line[0] not in "#^":
+            oid, _, name = line.partition(" ")
+            values[name] = oid
+    return values
+
+
+class _RefState:
+    """A ref's value as the common dir holds it now, read from the files (no git)."""
+
+    def __init__(self, common_dir: Path) -> None:
+        self.common_dir = common_dir
+        self._packed: dict[str, str] | None = None
+
+    def packed(self, ref: str) -> str | None:
+        if self._packed is None:
+            self._packed = _packed_values(self.common_dir)
+        return self._packed.get(ref)
+
+    def unchanged_by(self, old: str, new: str, ref: str) -> bool:
+        """The entry leaves what `ref` resolves to as it is.
+
+        Packing refs (`git pack-refs`, `git gc`) passes every ref through a
+        transaction: older git shows the packed-refs write as `0 X ref` for a
+        ref that already is X, then the loose copy's removal as `X 0 ref` while
+        packed-refs holds X. A real deletion shows `0 0 ref` (or its loose and
+        packed values differ), a real update a new value the ref does not have.
+        """
+        if old == new:
+            return old != ZERO  # `0 0`: a deletion without an expected old value
+        loose = _loose_value(self.common_dir, ref)
+        if new != ZERO:
+            return (loose if loose is not None else self.packed(ref)) == new
+        return old == loose and old == self.packed(ref)
+
+
+def _check_refs(stdin: bytes, branch: str, where: str, common_dir: Path) -> list[str]:
     bad = []
+    state = _RefState(common_dir)
     for line in stdin.decode("utf-8", "surrogateescape").splitlines():
         fields = line.split(" ", 2)
-        if len(fields) == 3 and not ref_allowed(fields[2], branch):
+        if len(fields) == 3 and not ref_allowed(fields[2], branch) \
+                and not state.unchanged_by(*fields):
             bad.append(fields[2])
     if not bad:
         return []

@@ -90,7 +90,9 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     tip = main.rev_parse(f"refs/heads/{part.branch}")
     if worktree.is_dir():
         with tempfile.TemporaryDirectory(prefix="hf-gc-") as scratch:
-            tree = main.worktree_tree(worktree, Path(scratch))
+            from hf_fanout.tabs.environment import copied_paths
+
+            tree = main.worktree_tree(worktree, Path(scratch), exclude=copied_paths(part))
     elif tip is not None:
         tree = main.tree_of(tip)
     else:

@@ -189,7 +189,9 @@ def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     worktree = Path(part.worktree)
     scratch.mkdir()
     tip, tip_tree = tip_and_tree
-    tree = main.worktree_tree(worktree, scratch)
+    from hf_fanout.tabs.environment import copied_paths
+
+    tree = main.worktree_tree(worktree, scratch, exclude=copied_paths(part))
     result_commit = tip
     if tree != tip_tree:
         # Uncommitted work: record it as a commit of its own so the trailer

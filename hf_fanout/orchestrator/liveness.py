@@ -63,10 +63,11 @@ def last_activity(store: Store, part: Part) -> float | None:
 def file_activity(ws: Workspace, part: Part) -> float | None:
     """The newest mtime of any uncommitted file in the part's worktree (costs a git status)."""
     from hf_fanout.errors import GitFailed
+    from hf_fanout.tabs.environment import copied_paths
 
     worktree = Path(part.worktree)
     try:
-        paths = ws.main.status_paths(worktree=worktree)
+        paths = ws.main.status_paths(worktree=worktree, exclude=copied_paths(part))
     except GitFailed:
         return None
     newest = None
@@ -216,13 +217,15 @@ def rescue(ws: Workspace, part: Part, why: str) -> dict[str, Any]:
     """
     import tempfile
 
+    from hf_fanout.tabs.environment import copied_paths
+
     main = ws.main
     worktree = Path(part.worktree)
     head = main.rev_parse_in(worktree, "HEAD") or main.rev_parse(f"refs/heads/{part.branch}")
     if head is None:
         return {"ref": None, "commit": None, "uncommitted": False, "why": "no commit to rescue"}
     with tempfile.TemporaryDirectory(prefix="hf-rescue-") as scratch:
-        tree = main.worktree_tree(worktree, Path(scratch))
+        tree = main.worktree_tree(worktree, Path(scratch), exclude=copied_paths(part))
     uncommitted = tree != main.tree_of(head)
     commit = head
     if uncommitted:

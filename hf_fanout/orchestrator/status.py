@@ -77,7 +77,10 @@ def part_status(ws: Workspace, batch: Batch, part: Part) -> PartStatus:
             changed.update(c.path for c in main.diff_trees(batch.base, tip))
         if worktree.is_dir():
             with contextlib.suppress(GitFailed):
-                changed.update(main.status_paths(worktree=worktree))
+                from hf_fanout.tabs.environment import copied_paths
+
+                changed.update(main.status_paths(worktree=worktree,
+                                                 exclude=copied_paths(part)))
             for path in changed:
                 try:
                     last = max(last, os.lstat(worktree / path).st_mtime)

@@ -54,6 +54,8 @@ class RepoReport:
 class SweepReport:
     dry_run: bool
     repos: list[RepoReport]
+    # registered repositories whose directory is gone: dropped from the registry
+    forgotten: list[str] = field(default_factory=list)
     seconds: float = 0.0
     psutil_seconds: float = 0.0
 
@@ -84,8 +86,19 @@ def sweep(repos: list[Path] | None, *, dry_run: bool = False,
     from hf_fanout import registry
 
     started = time.perf_counter()
-    targets = [workdir_of(Path(c)) for c in registry.registered()] if repos is None else repos
     report = SweepReport(dry_run, [])
+    if repos is None:
+        targets = []
+        for common in map(Path, registry.registered()):
+            if common.is_dir():
+                targets.append(workdir_of(common))
+                continue
+            # gone (a removed clone, a demo's temporary repository): said once, then forgotten
+            report.forgotten.append(str(workdir_of(common)))
+            if not dry_run:
+                registry.unregister(common)
+    else:
+        targets = repos
     cwd_table: list[tuple[int, str, str]] | None = None
     if scan_processes:
         t = time.perf_counter()

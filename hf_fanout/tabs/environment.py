@@ -148,9 +148,24 @@ def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
         copied.append({"path": rel, "how": how})
     if copied:
         unignored = ws.main.not_ignored(worktree, [c["path"] for c in copied])
-        warnings.extend(f"copy: {p} is not ignored by git: it shows as a change of the part "
-                        "and would be joined if the part owns it" for p in unignored)
+        warnings.extend(f"copy: {p} is not ignored by git: `git status` in the part shows it; "
+                        "hf leaves it out of the part's changes and of the join"
+                        for p in unignored)
     env["copied"] = copied
+
+
+def copied_paths(part: Part) -> list[str]:
+    """The paths `copy` put into the part's worktree: never part of its change.
+
+    The join leaves them out of the part's tree and `hf status` out of its
+    changes, ignored by git or not.
+    """
+    env = part.extra.get("environment")
+    copied = env.get("copied") if isinstance(env, dict) else None
+    if not isinstance(copied, list):
+        return []
+    return [c["path"] for c in copied
+            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]]
 
 
 # --------------------------------------------------------------------- setup

@@ -10,6 +10,7 @@ FINISH_STEP), so it can say what the other parts own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hf_fanout import atomic
 from hf_fanout.errors import HfError
@@ -18,16 +19,46 @@ from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import BLOCKED, Batch, Part
 from hf_fanout.orchestrator.workspace import Workspace
 
+if TYPE_CHECKING:
+    from hf_fanout.guard.wrapper import Rules
+
 PRIVATE_DIR = ".hf"
 TASK_FILE = "TASK.md"
 MAX_LISTED = 200
 
-# What the guard's git wrapper refuses inside a part (DESIGN.md, defense layer 1).
-GUARD_BLOCKS = (
-    "push, rebase, reset --hard, merge, cherry-pick, am, tag, stash, clean -f",
-    "checkout/switch to another branch; branch -D/-f; update-ref",
-    "worktree add/remove/prune; `-C` elsewhere, --git-dir, --work-tree",
-)
+# How a rule reads in the handoff file when its name is not a git subcommand.
+_RULE_LABELS = {
+    "elsewhere": "`git -C DIR`, `--git-dir`, `--work-tree` outside this worktree",
+    "hooks": "`git -c core.hooksPath=...`",
+    "commit": "`git commit --no-verify`",
+}
+
+
+def guard_blocks(rules: Rules) -> str:
+    """The handoff's "what the guard blocks", from the guard's live policy.
+
+    `rules` is what the wrapper applies in this repository (its defaults with
+    `.hf.toml` [guard] allow / refuse / enabled), so the text never promises
+    a block that is off, nor leaves out one that was added.
+    """
+    from hf_fanout.guard.wrapper import INSTEAD, RULES
+
+    if not rules.enabled:
+        return ("The guard is off in this repository (`[guard] enabled = false` in .hf.toml): "
+                "git refuses nothing here, but `hf join` still refuses a part that changed "
+                "files it does not own.\n")
+    lines = []
+    for name, why in RULES.items():
+        if rules.on(name):
+            label = _RULE_LABELS.get(name, f"`git {name}`")
+            lines.append(f"{label}: {why}; instead: {INSTEAD[name]}")
+    lines += [f"`git {name}`: refused by `[guard] refuse` in .hf.toml"
+              for name in sorted(rules.refuse) if name not in RULES or not rules.on(name)]
+    head = "The `git` first on your PATH refuses, with one line and exit code 99:\n"
+    if rules.allow:
+        head = (f"`.hf.toml` allows {', '.join(f'`{a}`' for a in sorted(rules.allow))} here. "
+                + head)
+    return head + _bullets(lines, "nothing (every rule is allowed by .hf.toml)", code=False)
 
 
 def private_dir(worktree: Path) -> Path:
@@ -65,7 +96,11 @@ def _bullets(items: list[str], empty: str, *, code: bool = True) -> str:
 
 
 def render(batch: Batch, part: Part, others: list[Part], base_paths: list[str],
-           main_workdir: Path) -> str:
+           main_workdir: Path, rules: Rules | None = None) -> str:
+    if rules is None:
+        from hf_fanout.guard.wrapper import Rules
+
+        rules = Rules()
     owned = Ownership.parse(part.owns).owned(base_paths)
     env = part.extra.get("environment", {})
     port = env.get("port")
@@ -106,8 +141,7 @@ You may create, change, delete and rename files matching your globs, and nothing
 
 ## What the guard blocks
 
-The `git` first on your PATH refuses, with one line and exit code 99:
-{_bullets(list(GUARD_BLOCKS), "", code=False)}
+{guard_blocks(rules)}
 ## How to finish
 
 - When your part is complete: `hf done --note "what you did, how you tested it"`
@@ -127,10 +161,13 @@ Update this section as you work: a new tab resumes from it.
 
 def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
     """FINISH_STEP: one TASK.md per part."""
+    from hf_fanout.guard.wrapper import Rules
+
     base_paths = [str(p) for p in ws.main.ls_tree(batch.base)]
+    rules = Rules.from_settings(ws.settings.get("guard"))
     for part in parts:
         text = render(batch, part, [o for o in parts if o is not part], base_paths,
-                      ws.main.workdir)
+                      ws.main.workdir, rules)
         private_dir(Path(part.worktree))
         atomic.atomic_write(task_file(Path(part.worktree)), text.encode("utf-8"))
 

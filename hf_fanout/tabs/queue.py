@@ -55,6 +55,8 @@ class Entry:
     header: dict[str, str]
     text: str
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # why the entry cannot be opened (no header, no task, unreadable), or None
+    problem: str | None = None
 
     @property
     def task(self) -> str:
@@ -72,7 +74,13 @@ class Entry:
                 "status": self.header.get("status", ""), "state": self.state,
                 "created": self.header.get("created", ""), "from": self.header.get("from", ""),
                 "tests": self.header.get("tests", ""), "files": self.header.get("files", ""),
-                "next": self.text, "acks": self.acks}
+                "next": self.text, "acks": self.acks, "problem": self.problem}
+
+    def check(self) -> None:
+        """Refuse to open a malformed entry (BadInput naming the entry and the reason)."""
+        if self.problem:
+            raise BadInput(f"queue entry {self.id} is malformed: {self.problem}; not opened",
+                           "write entries with `hf handoff`; this one is marked failed")
 
 
 def render(header: dict[str, str], text: str) -> str:
@@ -84,6 +92,7 @@ def parse(path: Path, raw: str) -> Entry:
     lines = raw.splitlines()
     header: dict[str, str] = {}
     body_start = 0
+    problem = None
     if lines and lines[0] == "---":
         for i, line in enumerate(lines[1:], start=1):
             if line == "---":
@@ -91,9 +100,17 @@ def parse(path: Path, raw: str) -> Entry:
                 break
             key, _, value = line.partition(":")
             header[key.strip()] = value.strip()
+        else:
+            header, problem = {}, "its header has no closing `---` line"
+    else:
+        problem = "no header (it must start with a `---` line, as `hf handoff` writes it)"
     body = "\n".join(lines[body_start:]).strip()
     body = body.removeprefix("# Next task").strip()
-    return Entry(header.get("id", path.stem), path, header, body)
+    if problem is None and not header.get("task"):
+        problem = "its header names no task"
+    elif problem is None and not body:
+        problem = "it has no text after the header"
+    return Entry(header.get("id", path.stem), path, header, body, problem=problem)
 
 
 def write_entry(ws: Workspace, *, task: str, text: str, status: str = "done",
@@ -148,7 +165,8 @@ def entries(ws: Workspace) -> list[Entry]:
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            entry = Entry(path.stem, path, {"task": f"(unreadable: {exc})"}, "")
+            entry = Entry(path.stem, path, {"task": f"(unreadable: {exc})"}, "",
+                          problem=f"unreadable: {exc}")
         entry.acks = _read_acks(ws, entry.id)
         found.append(entry)
     return found

@@ -331,14 +331,22 @@ class Repo:
         return result
 
     def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
-                     worktree: Path | None = None) -> list[RepoPath]:
+                     worktree: Path | None = None,
+                     exclude: Sequence[str] = ()) -> list[RepoPath]:
         """Paths with any uncommitted difference (staged, unstaged, untracked).
 
         In this worktree, or in `worktree` (another worktree of the repository).
+        Paths in `exclude`, or below one of them, are left out.
         """
+        found = self._status_paths(paths, worktree or self.workdir)
+        if not exclude:
+            return found
+        skip = {RepoPath(p.rstrip("/")) for p in exclude}
+        return [p for p in found if not _under_any(p, skip)]
+
+    def _status_paths(self, paths: Iterable[RepoPath] | None, cwd: Path) -> list[RepoPath]:
         args = ["--literal-pathspecs", "status", "--porcelain=v1", "-z", "--untracked-files=all",
                 "--no-renames", "--ignore-submodules=none"]
-        cwd = worktree or self.workdir
         if paths is None:
             return _status_items(out(args, cwd))
         wanted = set(paths)
@@ -424,20 +432,36 @@ class Repo:
     def worktree_git_path(self, worktree: Path, name: str) -> Path:
         return Path(text(["rev-parse", "--path-format=absolute", "--git-path", name], worktree))
 
-    def worktree_tree(self, worktree: Path, scratch: Path) -> str:
+    def worktree_tree(self, worktree: Path, scratch: Path, *,
+                      exclude: Sequence[str] = ()) -> str:
         """The tree of everything in `worktree` as `git add -A` would record it.
 
         Works on a copy of the worktree's index (its stat cache makes this as
         cheap as `git status`), so the part's own index is never touched;
-        `.gitattributes` filters apply exactly as for `git add`.
+        `.gitattributes` filters apply exactly as for `git add`. Paths in
+        `exclude` (and what lies below them) are recorded as HEAD has them:
+        neither their files nor anything staged for them travels.
         """
         index = self.worktree_gitdir(worktree) / "index"
         scratch_index = scratch / "index"
         with contextlib.suppress(FileNotFoundError):
+            # The copy keeps the index's mtime: git re-reads an entry whose file is as new
+            # as the index ("racily clean"); a later mtime would make a same-size edit
+            # made in that instant look unchanged, and the join would drop it. (Stat
+            # first: if the index is rewritten meanwhile, an older mtime only re-reads more.)
+            stat = index.stat()
             scratch_index.write_bytes(index.read_bytes())
+            os.utime(scratch_index, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         env = {"GIT_INDEX_FILE": str(scratch_index)}
-        # Hooks and the guard are not involved: `add` and `write-tree` run none.
-        out(["add", "-A", "--", "."], worktree, env=env)
+        specs = [os.fsencode(p.rstrip("/")).decode("utf-8", "surrogateescape")
+                 for p in exclude]
+        # Hooks and the guard are not involved: `add`, `reset` and `write-tree` run none.
+        out(["add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in specs)],
+            worktree, env=env)
+        if specs:
+            # something the part staged itself (`git add .env`) goes back to HEAD's state
+            out(["reset", "--quiet", "HEAD", "--", *(f":(literal){p}" for p in specs)],
+                worktree, env=env)
         return text(["write-tree"], worktree, env=env)
 
     # --- objects -----------------------------------------------------------
