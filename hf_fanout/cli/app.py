@@ -196,15 +196,22 @@ def done(
     """Mark a part done (idempotent)."""
     from hf_fanout.orchestrator.lifecycle import mark_done
 
+    _mark_part(part, repo, dry_run, "done", lambda ws, target: mark_done(ws, target, note))
+
+
+def _mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
+               change: Any) -> None:
+    """done / blocked: find the part (BATCH/PART or the current worktree), change, say so."""
     ws = _ws(repo)
-    target = ws.resolve_part(part)
+    target = ws.resolve_part(spec)
     if dry_run:
         emit({"part": target.to_dict(), "dry_run": True},
-             f"would mark {target.batch}/{target.name} done")
+             f"would mark {target.batch}/{target.name} {state}")
         return
-    result, changed = mark_done(ws, target, note)
+    result, changed = change(ws, target)
+    detail = f": {result.reason}" if state == "blocked" else ""
     emit({"part": result.to_dict(), "changed": changed},
-         f"{result.batch}/{result.name} is done" + ("" if changed else " (already)"))
+         f"{result.batch}/{result.name} is {state}{detail}" + ("" if changed else " (already)"))
 
 
 @app.command(epilog="Example: hf blocked --reason 'needs the API key'")
@@ -221,15 +228,8 @@ def blocked(
 
     if not reason.strip():
         raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
-    ws = _ws(repo)
-    target = ws.resolve_part(part)
-    if dry_run:
-        emit({"part": target.to_dict(), "dry_run": True},
-             f"would mark {target.batch}/{target.name} blocked")
-        return
-    result, changed = mark_blocked(ws, target, reason)
-    emit({"part": result.to_dict(), "changed": changed},
-         f"{result.batch}/{result.name} is blocked: {reason}" + ("" if changed else " (already)"))
+    _mark_part(part, repo, dry_run, "blocked",
+               lambda ws, target: mark_blocked(ws, target, reason))
 
 
 # --------------------------------------------------------------------- join
