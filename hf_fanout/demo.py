@@ -123,8 +123,8 @@ def run_demo(directory: Path | None, *, keep: bool, say: Say) -> list[dict[str, 
     finally:
         _unregister(repo)
         if made_tmp and not keep:
-            for path in (top,):
-                _remove_worktrees_then(repo, path)
+            # the repository and its worktrees (shop.hf/) all live under `top`
+            shutil.rmtree(top, ignore_errors=True)
         elif keep:
             step("kept", f"demo repository left at {repo}")
     return steps
@@ -142,7 +142,3 @@ def _unregister(repo: Path) -> None:
         return
     with contextlib.suppress(HfError, OSError):
         registry.unregister(git.Repo.discover(repo).common_dir)
-
-
-def _remove_worktrees_then(repo: Path, path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

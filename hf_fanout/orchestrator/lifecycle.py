@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hf_fanout.errors import HfError
-from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, RUNNING, Part, now
+from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
 
 
@@ -46,13 +46,3 @@ def mark_blocked(ws: Workspace, part: Part, reason: str) -> tuple[Part, bool]:
         ws.store.audit("blocked", batch=part.batch, part=part.name, reason=reason)
     return part, changed
 
-
-def mark_running(ws: Workspace, part: Part) -> Part:
-    """Back to work (e.g. `hf resume`)."""
-    with ws.store.state_lock():
-        part = _reload(ws, part)
-        if part.state != RUNNING:
-            part.state = RUNNING
-            part.reason = None
-            ws.store.save_part(part)
-    return part

@@ -429,9 +429,6 @@ class Repo:
         ignored = {os.fsdecode(p) for p in nul_split(proc.stdout)}
         return [p for p in paths if p not in ignored]
 
-    def worktree_git_path(self, worktree: Path, name: str) -> Path:
-        return Path(text(["rev-parse", "--path-format=absolute", "--git-path", name], worktree))
-
     def worktree_tree(self, worktree: Path, scratch: Path, *,
                       exclude: Sequence[str] = ()) -> str:
         """The tree of everything in `worktree` as `git add -A` would record it.
