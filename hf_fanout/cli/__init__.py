@@ -33,10 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     try:
+        from typer.main import get_command
+
+        from hf_fanout.cli import coercion
         from hf_fanout.cli.app import app
 
+        command = get_command(app)
+        coercion.install(command)
         try:
-            result = app(args=args, prog_name="hf", standalone_mode=False)
+            result = command.main(args=args, prog_name="hf", standalone_mode=False)
         except Exit as exc:
             if exc.exit_code == EXIT_INTERRUPTED:  # typer's translation of Ctrl-C
                 raise KeyboardInterrupt from None

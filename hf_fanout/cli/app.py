@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -249,7 +250,8 @@ def join(
     from hf_fanout.orchestrator.join import execute_join, plan_join
 
     ws = _ws(repo)
-    plan = plan_join(ws, batch, partial=partial)
+    # a real join checks the main tree for edits under the commit lock (execute_join)
+    plan = plan_join(ws, batch, partial=partial, check_main=dry_run)
     if plan.noop:
         emit({**plan.to_data(), "commit": plan.batch.joined_commit},
              f"batch {batch} is already joined (commit {(plan.batch.joined_commit or '')[:12]});"
@@ -271,23 +273,32 @@ def join(
 
 
 def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    """Per part what it brings: a diffstat for a dry run; counts for a real join
+    (`git show --stat` has the rest, and the join does not wait for it)."""
+    if commit is None:
+        from concurrent.futures import ThreadPoolExecutor
 
-    def diffstat(r: Any) -> bytes:
-        data: bytes = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base, r.tree])
-        return data
+        def diffstat(r: Any) -> str:
+            data: bytes = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base,
+                                       r.tree])
+            return data.decode("utf-8", "replace")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        stats = list(pool.map(diffstat, plan.results))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            stats = list(pool.map(diffstat, plan.results))
+    else:
+        stats = ["" for _ in plan.results]
     for r, stat in zip(plan.results, stats, strict=True):
-        print(f"part {r.part.name}: {len(r.changes)} file(s)")
-        for line in stat.decode("utf-8", "replace").splitlines():
+        kinds = Counter(f["change"] for f in r.to_data()["files"])
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        print(f"part {r.part.name}: {len(r.changes)} file(s)"
+              + (f" ({summary})" if summary else ""))
+        for line in stat.splitlines():
             print(f"  {line.strip()}")
     if plan.merged:
         print(f"merged three-way with main: {', '.join(plan.merged)}")
     if commit:
         print(f"joined batch {plan.batch.id}: commit {commit[:12]} "
-              f"({len(plan.entries)} path(s) written)")
+              f"({len(plan.entries)} path(s) written; `git show --stat {commit[:12]}` lists them)")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
 

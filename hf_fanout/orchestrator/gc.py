@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +87,11 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     main = ws.main
     worktree = Path(part.worktree)
     tip = main.rev_parse(f"refs/heads/{part.branch}")
-    if worktree.is_dir():
-        with tempfile.TemporaryDirectory(prefix="hf-gc-") as scratch:
-            from hf_fanout.tabs.environment import copied_paths
+    head = main.rev_parse_in(worktree, "HEAD") if worktree.is_dir() else None
+    if head is not None:
+        from hf_fanout.tabs.environment import copied_paths
 
-            tree = main.worktree_tree(worktree, Path(scratch), exclude=copied_paths(part))
+        tree = main.worktree_tree(worktree, main.tree_of(head), exclude=copied_paths(part))
     elif tip is not None:
         tree = main.tree_of(tip)
     else:

@@ -27,7 +27,7 @@ from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import DONE, JOINED, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath
-from hf_fanout.worktrees.git import MODE_GITLINK, Change, Entry
+from hf_fanout.worktrees.git import MODE_GITLINK, Change, Entry, WorktreeScan
 
 # Checks later components add before a join writes anything (the tamper check).
 PRE_JOIN_CHECKS: list[Callable[[Workspace, Batch], None]] = []
@@ -104,7 +104,13 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
     return chosen
 
 
-def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPlan:
+def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
+              check_main: bool = True) -> JoinPlan:
+    """What joining `batch_id` would write, or a refusal (nothing is written).
+
+    `check_main=False` leaves out the check for main-tree edits on the
+    affected paths: `execute_join` makes it under the commit lock anyway.
+    """
     batch = ws.store.load_batch(batch_id)
     main = ws.main
     head = main.head()
@@ -134,28 +140,16 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False) -> JoinPla
 
     base_tree = main.tree_of(batch.base)
     tips = {p.name: _part_tip(ws, p) for p in parts}
-    with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch, \
-            ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(
-            lambda p: _part_result(ws, batch, base_tree, p, tips[p.name],
-                                   Path(scratch) / p.name), parts))
-        try:
-            _refuse_bad_changes(results)
+    results = _part_results(ws, batch, base_tree, parts, tips)
+    try:
+        _refuse_bad_changes(results)
+        with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
             entries, merged = _combine(ws, batch, head, results, Path(scratch))
-            affected = list(entries)
-            dirty = main.status_paths(affected)
-            if dirty:
-                raise JoinRefused(
-                    "the main tree has uncommitted edits on paths this join would write: "
-                    + _listing(dirty),
-                    "commit or stash those edits in the main tree, then join again",
-                    details={"paths": sorted(dirty)},
-                )
-        except HfError as exc:
-            # what each part would bring, beside the refusal (for --dry-run and people)
-            details = exc.details if isinstance(exc.details, dict) else {}
-            exc.details = {**details, "preview": [r.to_data() for r in results]}
-            raise
+        if check_main:
+            refuse_main_edits(ws, list(entries), results)
+    except HfError as exc:
+        _attach_preview(exc, results)
+        raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial)
 
 
@@ -183,24 +177,59 @@ def _part_tip(ws: Workspace, part: Part) -> tuple[str, str]:
     return tip, main.tree_of(tip)
 
 
-def _part_result(ws: Workspace, batch: Batch, base_tree: str, part: Part,
-                 tip_and_tree: tuple[str, str], scratch: Path) -> PartResult:
-    main = ws.main
-    worktree = Path(part.worktree)
-    scratch.mkdir()
-    tip, tip_tree = tip_and_tree
+def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part],
+                  tips: dict[str, tuple[str, str]]) -> list[PartResult]:
+    """Each part's result: its branch tip plus what is uncommitted in its worktree.
+
+    The worktrees are scanned two at a time (git processes); each tree is
+    built in the object database here, in this thread, as its scan arrives;
+    the tree diffs against the base and the commits of uncommitted work run
+    in the pool again.
+    """
     from hf_fanout.tabs.environment import copied_paths
 
-    tree = main.worktree_tree(worktree, scratch, exclude=copied_paths(part))
-    result_commit = tip
-    if tree != tip_tree:
-        # Uncommitted work: record it as a commit of its own so the trailer
-        # names exactly what was joined and it stays reachable.
-        # (an object only: the ref that keeps it is written by the join itself)
-        message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
-        result_commit = main.commit_tree(tree, [tip], message)
-    changes = main.diff_trees(base_tree, tree)
-    return PartResult(part, tip, tree, result_commit, changes)
+    main = ws.main
+
+    def scan(part: Part) -> WorktreeScan:
+        return main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
+
+    def finish(part: Part, tree: str) -> PartResult:
+        tip, tip_tree = tips[part.name]
+        result_commit = tip
+        if tree != tip_tree:
+            # Uncommitted work: record it as a commit of its own so the trailer
+            # names exactly what was joined and it stays reachable.
+            # (an object only: the ref that keeps it is written by the join itself)
+            message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
+            result_commit = main.commit_tree(tree, [tip], message)
+        return PartResult(part, tip, tree, result_commit, main.diff_trees(base_tree, tree))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        scans = pool.map(scan, parts)
+        trees = [main.tree_from_scan(tips[p.name][1], s) for p, s in zip(parts, scans, strict=True)]
+        return list(pool.map(finish, parts, trees))
+
+
+def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
+    """What each part would bring, beside a refusal (for --dry-run and people)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    exc.details = {**details, "preview": [r.to_data() for r in results]}
+
+
+def refuse_main_edits(ws: Workspace, affected: list[RepoPath],
+                      results: list[PartResult]) -> None:
+    """Refuse when the main tree has uncommitted edits (staged or not, or an
+    untracked file) on a path the join would write."""
+    dirty = ws.main.status_paths(affected)
+    if dirty:
+        exc = JoinRefused(
+            "the main tree has uncommitted edits on paths this join would write: "
+            + _listing(dirty),
+            "commit or stash those edits in the main tree, then join again",
+            details={"paths": sorted(dirty)},
+        )
+        _attach_preview(exc, results)
+        raise exc
 
 
 def _refuse_bad_changes(results: list[PartResult]) -> None:
@@ -355,7 +384,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
         recover_join(ws, wait=None)  # already holding the lock
         head = main.head()
         if head != plan.head:
-            fresh = plan_join(ws, plan.batch.id, partial=plan.partial)
+            fresh = plan_join(ws, plan.batch.id, partial=plan.partial, check_main=False)
             for name in fresh.__dataclass_fields__:
                 setattr(plan, name, getattr(fresh, name))
             if plan.noop:
@@ -367,12 +396,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             finish_join(ws, plan.batch.id, [p.name for p in plan.parts], head)
             return head
         affected = list(plan.entries)
-        dirty = main.status_paths(affected)
-        if dirty:
-            raise JoinRefused(
-                "the main tree gained edits on paths this join would write: " + _listing(dirty),
-                "commit or stash those edits in the main tree, then join again",
-            )
+        refuse_main_edits(ws, affected, plan.results)
         staged_before = main.staged_paths(head)
         old_entries = main.entries_at(head, affected)
         new_tree = main.build_tree(main.tree_of(head), plan.entries)

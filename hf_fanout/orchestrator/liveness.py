@@ -211,12 +211,10 @@ def rescue_ref(part: Part) -> str:
 def rescue(ws: Workspace, part: Part, why: str) -> dict[str, Any]:
     """Save the worktree's full state (untracked files too) as a commit at the rescue ref.
 
-    Works on a copy of the worktree's index: the worktree and its own index are
-    never written. With nothing uncommitted the ref points at the branch tip, so
+    Reads the worktree as `git add -A` would record it: the worktree and its
+    own index are never written. With nothing uncommitted the ref points at the branch tip, so
     a rescue ref always holds the part's whole work.
     """
-    import tempfile
-
     from hf_fanout.tabs.environment import copied_paths
 
     main = ws.main
@@ -224,8 +222,7 @@ def rescue(ws: Workspace, part: Part, why: str) -> dict[str, Any]:
     head = main.rev_parse_in(worktree, "HEAD") or main.rev_parse(f"refs/heads/{part.branch}")
     if head is None:
         return {"ref": None, "commit": None, "uncommitted": False, "why": "no commit to rescue"}
-    with tempfile.TemporaryDirectory(prefix="hf-rescue-") as scratch:
-        tree = main.worktree_tree(worktree, Path(scratch), exclude=copied_paths(part))
+    tree = main.worktree_tree(worktree, main.tree_of(head), exclude=copied_paths(part))
     uncommitted = tree != main.tree_of(head)
     commit = head
     if uncommitted:

@@ -7,8 +7,8 @@ it is faster; pygit2 (imported on first use) for object-database work.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import stat
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ ZERO_OID = "0" * 40
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 MODE_TREE = 0o040000
 MODE_GITLINK = 0o160000
+MODE_SYMLINK = 0o120000
 
 # Variables that point git at another repository, index or object store: a
 # parent process (a hook, an agent) may have set them, and they must not leak.
@@ -132,6 +133,11 @@ def nul_split(data: bytes) -> list[bytes]:
 # status of the whole tree.
 _FEW_PATHS = 32
 
+# A status that writes nothing (`--no-optional-locks`: no refresh of the index
+# behind an agent's back) and lists every path once, by its own name.
+_STATUS = ["--no-optional-locks", "--literal-pathspecs", "status", "--porcelain=v1", "-z",
+           "--no-renames", "--ignore-submodules=none"]
+
 
 def _status_items(data: bytes) -> list[RepoPath]:
     """The paths of `git status --porcelain=v1 -z --no-renames` output."""
@@ -153,6 +159,38 @@ class Entry:
 
     mode: int
     oid: str
+
+
+@dataclass
+class WorktreeScan:
+    """A worktree's uncommitted state: the new entry (None: gone) of every path
+    `git status` lists, and the targets of the symlinks among them."""
+
+    entries: dict[RepoPath, Entry | None]
+    links: dict[RepoPath, bytes]
+
+
+def _behind_symlink(worktree: Path, path: RepoPath, seen: dict[str, bool]) -> bool:
+    """A leading directory of `path` is a symlink: git sees no file there."""
+    parts = path.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if prefix not in seen:
+            seen[prefix] = (worktree / prefix).is_symlink()
+        if seen[prefix]:
+            return True
+    return False
+
+
+def _stdin_path(path: RepoPath) -> bytes:
+    """One line of `--stdin-paths` input: C-quoted when git would misread it raw."""
+    raw = os.fsencode(path)
+    if not any(b < 0x20 or b in (0x22, 0x5C, 0x7F) for b in raw):
+        return raw + b"\n"
+    quoted = b"".join(b"\\" + bytes([b]) if b in (0x22, 0x5C)
+                      else b"\\%03o" % b if b < 0x20 or b == 0x7F
+                      else bytes([b]) for b in raw)
+    return b'"' + quoted + b'"\n'
 
 
 @dataclass(frozen=True)
@@ -345,19 +383,18 @@ class Repo:
         return [p for p in found if not _under_any(p, skip)]
 
     def _status_paths(self, paths: Iterable[RepoPath] | None, cwd: Path) -> list[RepoPath]:
-        args = ["--literal-pathspecs", "status", "--porcelain=v1", "-z", "--untracked-files=all",
-                "--no-renames", "--ignore-submodules=none"]
         if paths is None:
-            return _status_items(out(args, cwd))
+            return _status_items(out([*_STATUS, "--untracked-files=all"], cwd))
         wanted = set(paths)
         if len(wanted) > _FEW_PATHS:
             return self._status_of_many(wanted, cwd)
-        return _status_items(self._status_limited(args, wanted, cwd))
+        return _status_items(self._status_limited(wanted, cwd))
 
     @staticmethod
-    def _status_limited(args: list[str], paths: set[RepoPath], cwd: Path) -> bytes:
+    def _status_limited(paths: set[RepoPath], cwd: Path) -> bytes:
         specs = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in sorted(paths)]
-        return b"".join(out([*args, "--", *chunk], cwd) for chunk in _chunks(specs))
+        return b"".join(out([*_STATUS, "--untracked-files=all", "--", *chunk], cwd)
+                        for chunk in _chunks(specs))
 
     def _status_of_many(self, wanted: set[RepoPath], cwd: Path) -> list[RepoPath]:
         """`status_paths(wanted)` for many paths, without a pathspec per path.
@@ -366,21 +403,21 @@ class Repo:
         limited to a thousand paths costs seconds in a big repository. Instead:
         the tracked side is one status of the whole index (stat cache: cheap),
         filtered here; the untracked side is asked only for the wanted paths
-        that are on disk but not in the index (usually none). A literal
-        pathspec also matches what lies below it, and so does the filter.
+        that are on disk but neither in HEAD nor listed by that status (a path
+        of HEAD missing from the index is listed as a staged deletion; one
+        that is in the index but not in HEAD, as a staged addition), usually
+        none. A literal pathspec also matches what lies below it, and so does
+        the filter.
         """
-        tracked = _status_items(out(
-            ["status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames",
-             "--ignore-submodules=none"], cwd))
+        tracked = _status_items(out([*_STATUS, "--untracked-files=no"], cwd))
         found = [p for p in tracked if _under_any(p, wanted)]
-        indexed = {from_git(p) for p in nul_split(out(["ls-files", "-z", "--full-name"], cwd))}
-        maybe_untracked = {p for p in wanted if p not in indexed and os.path.lexists(cwd / p)}
+        listed = set(found)
+        head = self.head() if cwd == self.workdir else self.rev_parse_in(cwd, "HEAD^{commit}")
+        in_head = self.entries_at(head, wanted) if head else {}
+        maybe_untracked = {p for p in wanted if p not in in_head and p not in listed
+                           and os.path.lexists(cwd / p)}
         if maybe_untracked:
-            listed = set(found)
-            untracked = _status_items(self._status_limited(
-                ["--literal-pathspecs", "status", "--porcelain=v1", "-z",
-                 "--untracked-files=all", "--no-renames", "--ignore-submodules=none"],
-                maybe_untracked, cwd))
+            untracked = _status_items(self._status_limited(maybe_untracked, cwd))
             found += [p for p in untracked if p not in listed]
         return found
 
@@ -429,37 +466,104 @@ class Repo:
         ignored = {os.fsdecode(p) for p in nul_split(proc.stdout)}
         return [p for p in paths if p not in ignored]
 
-    def worktree_tree(self, worktree: Path, scratch: Path, *,
-                      exclude: Sequence[str] = ()) -> str:
-        """The tree of everything in `worktree` as `git add -A` would record it.
+    def scan_worktree(self, worktree: Path, *, exclude: Sequence[str] = ()) -> WorktreeScan:
+        """What `git add -A` in `worktree` would record, for the paths that differ.
 
-        Works on a copy of the worktree's index (its stat cache makes this as
-        cheap as `git status`), so the part's own index is never touched;
-        `.gitattributes` filters apply exactly as for `git add`. Paths in
-        `exclude` (and what lies below them) are recorded as HEAD has them:
-        neither their files nor anything staged for them travels.
+        One `git status` (the index's stat cache: only entries whose stat
+        data changed are re-read; racily clean ones are re-read as git always
+        does), then one `git hash-object -w --stdin-paths` for the regular
+        files it lists: `.gitattributes` filters apply per path, as for `git
+        add`. Nothing is written to the worktree or its index
+        (`--no-optional-locks`: an agent's own git calls never find the index
+        locked by hf). Paths in `exclude` (and
+        below them) are left out. Git processes only, so it may run in
+        threads; `tree_from_scan` does the object-database part.
         """
-        index = self.worktree_gitdir(worktree) / "index"
-        scratch_index = scratch / "index"
-        with contextlib.suppress(FileNotFoundError):
-            # The copy keeps the index's mtime: git re-reads an entry whose file is as new
-            # as the index ("racily clean"); a later mtime would make a same-size edit
-            # made in that instant look unchanged, and the join would drop it. (Stat
-            # first: if the index is rewritten meanwhile, an older mtime only re-reads more.)
-            stat = index.stat()
-            scratch_index.write_bytes(index.read_bytes())
-            os.utime(scratch_index, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        env = {"GIT_INDEX_FILE": str(scratch_index)}
-        specs = [os.fsencode(p.rstrip("/")).decode("utf-8", "surrogateescape")
-                 for p in exclude]
-        # Hooks and the guard are not involved: `add`, `reset` and `write-tree` run none.
-        out(["add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in specs)],
-            worktree, env=env)
-        if specs:
-            # something the part staged itself (`git add .env`) goes back to HEAD's state
-            out(["reset", "--quiet", "HEAD", "--", *(f":(literal){p}" for p in specs)],
-                worktree, env=env)
-        return text(["write-tree"], worktree, env=env)
+        skip = {RepoPath(p.rstrip("/")) for p in exclude}
+        listed = _status_items(out([*_STATUS, "--untracked-files=all"], worktree))
+        scan = WorktreeScan({}, {})
+        files: dict[RepoPath, int] = {}  # regular files: mode from the stat
+        links_seen: dict[str, bool] = {}
+        for item in listed:
+            path = RepoPath(item.rstrip("/"))  # an untracked nested repository: `sub/`
+            if skip and _under_any(path, skip):
+                continue
+            full = worktree / path
+            try:
+                st = None if _behind_symlink(worktree, path, links_seen) else os.lstat(full)
+            except (FileNotFoundError, NotADirectoryError):
+                st = None
+            if st is None:
+                scan.entries[path] = None
+            elif stat.S_ISLNK(st.st_mode):
+                scan.links[path] = os.readlink(os.fsencode(full))  # noqa: PTH115 (bytes)
+            elif stat.S_ISDIR(st.st_mode):
+                scan.entries[path] = self._nested_repo(full, path)
+            elif stat.S_ISREG(st.st_mode):
+                files[path] = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+            else:  # a fifo or socket: `git add` cannot record it either
+                scan.entries[path] = None
+        if files:
+            names = list(files)
+            lines = b"".join(_stdin_path(p) for p in names)
+            oids = out(["hash-object", "-w", "--stdin-paths"], worktree,
+                       stdin=lines).decode().split()
+            modes = self._index_modes(worktree, files)
+            for path, oid in zip(names, oids, strict=True):
+                scan.entries[path] = Entry(modes[path], oid)
+        return scan
+
+    def _index_modes(self, worktree: Path, files: dict[RepoPath, int]) -> dict[RepoPath, int]:
+        """The modes `git add` records for these regular files: the stat's, except
+        where core.fileMode or core.symlinks is false (then the index entry's
+        mode may win, as in git's `ce_mode_from_stat`)."""
+        config = run(["config", "-z", "--type=bool", "--get-regexp",
+                      r"^core\.(filemode|symlinks)$"], worktree, check=False).stdout
+        settings = dict(item.split(b"\n", 1) for item in nul_split(config))
+        trust_exec = settings.get(b"core.filemode", b"true") == b"true"
+        has_links = settings.get(b"core.symlinks", b"true") == b"true"
+        if trust_exec and has_links:
+            return files
+        staged: dict[RepoPath, int] = {}
+        specs = [":(literal)" + os.fsencode(p).decode("utf-8", "surrogateescape")
+                 for p in files]
+        for chunk in _chunks(specs):
+            for line in nul_split(out(["ls-files", "-s", "-z", "--", *chunk], worktree)):
+                meta, _, name = line.partition(b"\t")
+                staged[from_git(name)] = int(meta.split(b" ")[0], 8)
+        modes = dict(files)
+        for path in files:
+            mode = staged.get(path)
+            if not has_links and mode == MODE_SYMLINK:
+                modes[path] = MODE_SYMLINK
+            elif not trust_exec:
+                modes[path] = mode if mode in (0o100644, 0o100755) else 0o100644
+        return modes
+
+    def _nested_repo(self, full: Path, path: RepoPath) -> Entry | None:
+        """A directory `git status` lists: a nested repository (a gitlink, as `git
+        add` would record it), or a tracked file replaced by a directory (gone)."""
+        if not (full / ".git").exists():
+            return None
+        head = run(["rev-parse", "--verify", "--quiet", "HEAD"], full, check=False)
+        if head.returncode != 0:
+            raise GitFailed(["add", "--", path], 128,
+                            f"{path} is a git repository without a commit: it cannot be "
+                            "recorded (`git add` refuses it too); remove it or commit in it")
+        return Entry(MODE_GITLINK, head.stdout.decode().strip())
+
+    def tree_from_scan(self, head_tree: str, scan: WorktreeScan) -> str:
+        """`head_tree` with the scanned worktree state applied (symlink blobs written)."""
+        entries = dict(scan.entries)
+        for path, target in scan.links.items():
+            entries[path] = Entry(MODE_SYMLINK, self.write_blob(target))
+        return self.build_tree(head_tree, entries) if entries else head_tree
+
+    def worktree_tree(self, worktree: Path, head_tree: str, *,
+                      exclude: Sequence[str] = ()) -> str:
+        """The tree of everything in `worktree` as `git add -A` would record it,
+        given the tree of the worktree's HEAD. See `scan_worktree`."""
+        return self.tree_from_scan(head_tree, self.scan_worktree(worktree, exclude=exclude))
 
     # --- objects -----------------------------------------------------------
 
@@ -557,4 +661,7 @@ class Repo:
         """Write `paths` from the index into the work tree (smudge filters, modes, links)."""
         data = b"\0".join(os.fsencode(p) for p in paths)
         if data:
-            self.git(["checkout-index", "-f", "-z", "--stdin"], stdin=data + b"\0")
+            # two writers: on a slow filesystem writing the files is most of a join's
+            # time in the main tree (git uses them from 100 files up)
+            self.git(["-c", "checkout.workers=2", "checkout-index", "-f", "-z", "--stdin"],
+                     stdin=data + b"\0")
