@@ -1,0 +1,170 @@
+"""A part's worktree read as `git add -A` would record it, without staging anything.
+
+The oracle is git itself: `git add -A` + `git write-tree` on a throwaway copy
+of the worktree's index. Every case builds a worktree state that a shortcut
+could get wrong and checks the tree hf computes is the one git computes, and
+that the part's own index is byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import git, write
+
+from hf_fanout.errors import GitFailed
+from hf_fanout.worktrees.git import Repo
+
+
+def git_add_tree(worktree: Path, tmp: Path) -> str:
+    """What `git add -A` in `worktree` would record, on a copy of its index."""
+    index = Path(git(worktree, "rev-parse", "--git-path", "index").strip())
+    index = index if index.is_absolute() else worktree / index
+    copy = tmp / "oracle-index"
+    shutil.copyfile(index, copy)
+    env = {**os.environ, "GIT_INDEX_FILE": str(copy)}
+    subprocess.run(["git", "add", "-A"], cwd=worktree, env=env, check=True,
+                   capture_output=True)
+    return subprocess.run(["git", "write-tree"], cwd=worktree, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def part(repo: Path) -> Path:
+    wt = repo.parent / "part"
+    git(repo, "worktree", "add", "-q", "-b", "p", str(wt), "HEAD")
+    return wt
+
+
+def hf_tree(repo: Path, worktree: Path, exclude: tuple[str, ...] = ()) -> str:
+    main = Repo.discover(repo)
+    head = main.rev_parse_in(worktree, "HEAD")
+    assert head is not None
+    return main.worktree_tree(worktree, main.tree_of(head), exclude=exclude)
+
+
+def make_exec_and_modes(wt: Path) -> None:
+    (wt / "tools/run.sh").chmod(0o755)
+    (wt / "src/ui/app.js").chmod(0o755)
+    write(wt, {"src/api/orders.py": "changed\n", "new dir/ünï côdé.txt": "hello\n"})
+
+
+def make_staged_then_reverted(wt: Path) -> None:
+    write(wt, {"docs/guide.md": "staged\n"})
+    git(wt, "add", "docs/guide.md")
+    write(wt, {"docs/guide.md": "# guide\n"})  # back to HEAD on disk, not in the index
+    write(wt, {"docs/other.md": "staged\n"})
+    git(wt, "add", "docs/other.md")
+    write(wt, {"docs/other.md": "and changed again\n"})  # the disk wins
+
+
+def make_index_only_changes(wt: Path) -> None:
+    git(wt, "rm", "-q", "--cached", "docs/old.md")  # still on disk: add -A puts it back
+    write(wt, {"src/new.py": "x = 1\n"})
+    git(wt, "add", "-N", "src/new.py")  # intent to add
+    git(wt, "rm", "-q", "src/ui/page.html")
+
+
+def make_file_to_directory(wt: Path) -> None:
+    (wt / "docs/old.md").unlink()
+    write(wt, {"docs/old.md/inside.md": "now a directory\n"})
+
+
+def make_directory_to_symlink(wt: Path) -> None:
+    shutil.rmtree(wt / "src/ui")
+    (wt / "elsewhere").mkdir()
+    write(wt, {"elsewhere/page.html": "<h1>hi</h1>\n", "elsewhere/app.js": "console.log(1)\n"})
+    (wt / "src/ui").symlink_to("../elsewhere")
+
+
+def make_odd_names(wt: Path) -> None:
+    write(wt, {'quote"d.txt': "q\n", "back\\slash.txt": "b\n", "new\nline.txt": "n\n",
+               '"leading.txt': "l\n", "tab\there.txt": "t\n"})
+
+
+def make_symlinks(wt: Path) -> None:
+    (wt / "link-to-readme").symlink_to("README.md")
+    (wt / "dangling").symlink_to("nowhere/at/all")
+    (wt / "docs/guide.md").unlink()
+    (wt / "docs/guide.md").symlink_to("../README.md")  # a file becomes a link
+
+
+def make_nested_repo(wt: Path) -> None:
+    sub = wt / "vendor/lib"
+    sub.mkdir(parents=True)
+    git(sub, "init", "-q")
+    write(sub, {"a.txt": "a\n"})
+    git(sub, "add", "a.txt")
+    git(sub, "commit", "-q", "-m", "nested")
+
+
+CASES: dict[str, Callable[[Path], None]] = {
+    "exec bits, unicode and spaces": make_exec_and_modes,
+    "staged, then reverted on disk": make_staged_then_reverted,
+    "index-only changes": make_index_only_changes,
+    "a file becomes a directory": make_file_to_directory,
+    "a directory becomes a symlink": make_directory_to_symlink,
+    "names git would misread unquoted": make_odd_names,
+    "symlinks": make_symlinks,
+    "an untracked nested repository": make_nested_repo,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tree_is_what_git_add_records(repo: Path, part: Path, tmp_path: Path,
+                                      case: str) -> None:
+    CASES[case](part)
+    index = Path(git(part, "rev-parse", "--git-path", "index").strip())
+    before = index.read_bytes()
+    got = hf_tree(repo, part)
+    assert got == git_add_tree(part, tmp_path)
+    assert got != git(part, "rev-parse", "HEAD^{tree}").strip(), "the case changed nothing"
+    assert index.read_bytes() == before, "the part's own index was written"
+
+
+@pytest.mark.parametrize("setting", ["core.fileMode", "core.symlinks"])
+def test_untrusted_modes_follow_the_index_as_git_does(repo: Path, part: Path, tmp_path: Path,
+                                                     setting: str) -> None:
+    git(part, "config", setting, "false")
+    if setting == "core.fileMode":
+        (part / "tools/run.sh").chmod(0o755)  # ignored by git with fileMode false
+        write(part, {"src/api/users.py": "changed\n", "bin/tool": "#!/bin/sh\n"})
+        git(part, "add", "bin/tool")
+        git(part, "update-index", "--chmod=+x", "bin/tool")  # the index says executable
+        write(part, {"bin/tool": "#!/bin/sh\necho changed\n"})
+    else:
+        # what a checkout without symlink support leaves: the link as a plain file
+        (part / "link").symlink_to("README.md")
+        git(part, "add", "link")
+        git(part, "commit", "-q", "-m", "a link")
+        (part / "link").unlink()
+        write(part, {"link": "docs/guide.md"})
+    got = hf_tree(repo, part)
+    assert got == git_add_tree(part, tmp_path)
+    listing = git(part, "ls-tree", "-r", got)
+    if setting == "core.fileMode":
+        assert "100644 blob" in next(ln for ln in listing.splitlines() if "tools/run.sh" in ln)
+        assert "100755 blob" in next(ln for ln in listing.splitlines() if "bin/tool" in ln)
+    else:
+        assert "120000 blob" in next(ln for ln in listing.splitlines() if "\tlink" in ln)
+
+
+def test_excluded_paths_keep_heads_state(repo: Path, part: Path) -> None:
+    write(part, {".env": "SECRET=1\n", "cache/blob.bin": b"\0" * 10, "docs/guide.md": "new\n"})
+    tree = hf_tree(repo, part, exclude=(".env", "cache/"))
+    names = git(repo, "ls-tree", "-r", "--name-only", tree).split()
+    assert ".env" not in names and "cache/blob.bin" not in names
+    assert git(repo, "show", f"{tree}:docs/guide.md") == "new\n"
+
+
+def test_nested_repository_without_a_commit_is_refused(repo: Path, part: Path) -> None:
+    (part / "empty-sub").mkdir()
+    git(part / "empty-sub", "init", "-q")
+    write(part, {"empty-sub/a.txt": "a\n"})
+    with pytest.raises(GitFailed, match="without a commit"):
+        hf_tree(repo, part)
