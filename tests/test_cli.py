@@ -275,3 +275,45 @@ def test_a_part_record_with_a_wrong_field_is_reported_not_a_crash(split3, hf, fi
     assert r.code == 0
     assert any(str(path) in e for e in r.json["data"]["repos"][0]["errors"])
     assert path.read_bytes() == damaged
+
+
+# ---------------------------------------------------------------- start-up cost
+
+
+def _modules_after(args: list[str], cwd: Path, columns: str = "100") -> tuple[str, set[str]]:
+    """Run hf's main(args) in a fresh interpreter: what it printed, which top-level
+    modules it loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hf_fanout.cli import main; rc = main(sys.argv[1:]); "
+            "sys.stdout.flush(); "
+            "print('MODULES', *sorted({m.split('.')[0] for m in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": columns}, check=False)
+    out, _, modules = proc.stdout.rpartition("MODULES ")
+    return out, set(modules.split())
+
+
+def test_root_help_prints_without_loading_typer_and_matches_the_live_help(repo):
+    from hf_fanout.cli.roothelp import TEXT, render
+
+    assert render() == TEXT, "run `python -m hf_fanout.cli.roothelp` to refresh the text"
+    out, modules = _modules_after(["--help"], repo)
+    assert out == TEXT and "split" in out and "join" in out
+    assert not {"typer", "pygit2", "psutil", "rich"} & modules
+    narrow, modules = _modules_after(["--help"], repo, columns="60")
+    assert "typer" in modules and narrow.startswith("Usage: hf")  # rendered live, to fit
+
+
+def test_commands_do_not_load_pydantic_for_their_options(split3):
+    out, modules = _modules_after(["status", "--json"], split3["repo"])
+    assert json.loads(out)["ok"] is True
+    assert "pydantic" not in modules and "typer" in modules
+
+
+def test_option_values_are_converted_and_bad_ones_refused(split3, hf):
+    r = hf("join", "b1", "--wait", "soon", cwd=split3["repo"])
+    assert r.code == 2 and "'soon' is not a valid number" in r.err
+    r = hf("join", "b1", "--wait", "0.5", "--dry-run", "--json", cwd=split3["repo"])
+    assert r.json["command"] == "join" and r.code in (0, 1)

@@ -23,9 +23,23 @@ def _command_name(argv: Sequence[str]) -> str:
     return next((a for a in _own_args(argv) if not a.startswith("-")), "hf")
 
 
+def _wide_terminal() -> bool:
+    """At 80 columns or more click renders help at its full width (78)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns >= 80
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run hf with `argv` (default: sys.argv[1:]); return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--help"], ["-h"]) and _wide_terminal():
+        # the one call that must be instant: printed from text rendered ahead of
+        # time (hf_fanout/cli/roothelp.py), without loading typer
+        from hf_fanout.cli.roothelp import TEXT
+
+        sys.stdout.write(TEXT)
+        return 0
     from hf_fanout.cli import output
 
     output.start(_command_name(args), "--json" in _own_args(args))

@@ -329,8 +329,16 @@ class Repo:
         return head or None
 
     def ls_tree(self, commit: str) -> list[RepoPath]:
-        data = self.git(["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
-        return [from_git(p) for p in nul_split(data)]
+        """Every file path of `commit`'s tree. Kept per commit id for the process's
+        life (a split asks for the base's listing several times)."""
+        cache: dict[str, list[RepoPath]] = self.__dict__.setdefault("_ls_tree", {})
+        if commit not in cache:
+            data = self.git(["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
+            listing = [from_git(p) for p in nul_split(data)]
+            if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit):
+                cache[commit] = listing  # an object id never changes; a ref may
+            return listing
+        return list(cache[commit])
 
     def diff_trees(self, old: str, new: str) -> list[Change]:
         data = self.git(["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-commit-id",

@@ -90,9 +90,24 @@ def median_of(reps: int, fn: Callable[[], object]) -> float:
     return statistics.median(timed(fn) for _ in range(reps))
 
 
-def flush() -> None:
-    """Write back dirty pages so one measurement does not pay for the previous one."""
+def io_pressure() -> float:
+    """The share of the last 10 s some task waited for I/O (Linux PSI), 0 if unknown."""
+    try:
+        with open("/proc/pressure/io") as f:
+            first = f.readline().split()
+        return float(dict(kv.split("=") for kv in first[1:])["avg10"])
+    except (OSError, KeyError, ValueError):
+        return 0.0
+
+
+def flush(quiet: float = 5.0, patience: float = 45.0) -> None:
+    """Write back dirty pages, then wait (up to `patience` s) for the disk to go
+    quiet, so one measurement does not pay for the previous one's writeback or
+    for a delete still being worked off."""
     os.sync()
+    deadline = time.monotonic() + patience
+    while io_pressure() > quiet and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 def load() -> str:

@@ -1,0 +1,86 @@
+"""`hf --help`, rendered ahead of time so it prints without loading typer.
+
+`python -m hf_fanout.cli.roothelp` rewrites TEXT from the live command tree;
+tests/test_cli.py fails when TEXT differs from what typer renders. The text is
+click's rendering at 80 columns or more (click never formats wider than 78);
+a narrower terminal gets the live rendering.
+"""
+
+from __future__ import annotations
+
+TEXT = (
+    'Usage: hf [OPTIONS] COMMAND [ARGS]...\n'
+    '\n'
+    '  Run one coding task as parallel parts, each in its own git worktree, and\n'
+    '  join the results back as one safe commit.\n'
+    '\n'
+    "  Example: hf split b1 --part api='src/api/**' --part ui='src/ui/**' --task\n"
+    "  'add search'\n"
+    '\n'
+    'Options:\n'
+    "  --version   Print hf's version.\n"
+    '  -h, --help  Show this message and exit.\n'
+    '\n'
+    'Commands:\n'
+    '  split      Split a task into parts: a branch and a worktree per part,...\n'
+    '  status     Show every part: state, branch, worktree, changed files,...\n'
+    '  done       Mark a part done (idempotent).\n'
+    '  blocked    Mark a part blocked, with the reason (idempotent).\n'
+    "  join       Bring every part's owned files into the main tree as one...\n"
+    "  doctor     Check hf's state: finish or roll back an interrupted join,...\n"
+    '  demo       Make a throwaway repo, split a task in three, let stand-in...\n'
+    '  commit     Commit exactly the named files, under the commit lock; other...\n'
+    '  open       Open a tab per part with its agent; a tab that is alive is...\n'
+    "  task       Print the part's handoff file: its task, files, limits, how...\n"
+    '  handoff    Hand the next task on: write a queue entry that `hf next`...\n'
+    '  queue      List the handoff queue: each entry with its state (pending,...\n'
+    '  next       Take the oldest pending queue entry (exactly once) and open...\n'
+    "  run        Run the part's worker: own process group, HF_* marker,...\n"
+    "  heartbeat  Say the part's agent is working (for agents not started with...\n"
+    '  sweep      Classify every part (running, idle, orphan, missing, done,...\n'
+    "  stop       End a part's (or a batch's) workers; rescue their work...\n"
+    '  drop       Abandon a batch: it will never be joined; `hf gc` may then...\n'
+    '  gc         Remove worktrees and branches of joined or dropped batches;...\n'
+    '  install    Run the sweep on a schedule (default: cron on Linux, launchd...\n'
+    "  uninstall  Remove the sweep's schedule (exactly what `hf install` added).\n"
+    '  guard      The git guard for part worktrees: the wrapper, hooks and the...\n'
+)
+
+
+def render() -> str:
+    """The root help as typer renders it (at 80 columns or more)."""
+    import contextlib
+    import io
+    import os
+
+    from typer.main import get_command
+
+    from hf_fanout.cli.app import app
+
+    buffer = io.StringIO()
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "80"
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.suppress(BaseException):
+            get_command(app).main(["--help"], prog_name="hf", standalone_mode=False)
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+    return buffer.getvalue()
+
+
+def _rewrite() -> None:
+    from pathlib import Path
+
+    source = Path(__file__)
+    text = source.read_text()
+    start = text.index("TEXT = ")
+    end = text.index("\n\n\ndef render")
+    lines = "".join(f"    {line!r}\n" for line in render().splitlines(keepends=True))
+    source.write_text(text[:start] + f"TEXT = (\n{lines})" + text[end:])
+
+
+if __name__ == "__main__":
+    _rewrite()
