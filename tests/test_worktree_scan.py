@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import git, write
 
-from hf_fanout.errors import GitFailed
+from hf_fanout.errors import HfError
 from hf_fanout.worktrees.git import Repo
 
 
@@ -166,5 +166,5 @@ def test_nested_repository_without_a_commit_is_refused(repo: Path, part: Path) -
     (part / "empty-sub").mkdir()
     git(part / "empty-sub", "init", "-q")
     write(part, {"empty-sub/a.txt": "a\n"})
-    with pytest.raises(GitFailed, match="without a commit"):
+    with pytest.raises(HfError, match="without a commit"):
         hf_tree(repo, part)

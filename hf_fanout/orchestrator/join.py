@@ -462,12 +462,14 @@ def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str
     """Mark the joined parts (and the batch, when every part is in) — idempotent."""
     with ws.store.state_lock():
         batch = ws.store.load_batch(batch_id)
+        changed = []
         for name in part_names:
             part = ws.store.load_part(batch_id, name)
             if part.state != JOINED:
                 part.state = JOINED
                 part.joined_commit = commit
-                ws.store.save_part(part)
+                changed.append(part)
+        ws.store.save_parts(changed)
         if all(ws.store.load_part(batch_id, n).state == JOINED for n in batch.parts):
             batch.state = JOINED
             batch.joined_at = now()

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hf_fanout.errors import GitFailed, NotARepo
+from hf_fanout.errors import GitFailed, HfError, NotARepo
 from hf_fanout.paths import RepoPath, from_git
 
 if TYPE_CHECKING:
@@ -555,9 +555,9 @@ class Repo:
             return None
         head = run(["rev-parse", "--verify", "--quiet", "HEAD"], full, check=False)
         if head.returncode != 0:
-            raise GitFailed(["add", "--", path], 128,
-                            f"{path} is a git repository without a commit: it cannot be "
-                            "recorded (`git add` refuses it too); remove it or commit in it")
+            raise HfError(f"{full} is a git repository without a commit: it cannot be "
+                          "recorded (`git add` refuses it too)",
+                          "remove it, or make a first commit in it")
         return Entry(MODE_GITLINK, head.stdout.decode().strip())
 
     def tree_from_scan(self, head_tree: str, scan: WorktreeScan) -> str:
