@@ -103,7 +103,13 @@ def make_nested_repo(wt: Path) -> None:
     git(sub, "commit", "-q", "-m", "nested")
 
 
+def make_untracked_trees(wt: Path) -> None:
+    write(wt, {".gitignore": "*.log\n", "gen/a/b.txt": "b\n", "gen/a/c.log": "ignored\n",
+               "gen/d/e/f.txt": "f\n", "src/api/new/deep/g.py": "g\n", "only.log": "x\n"})
+
+
 CASES: dict[str, Callable[[Path], None]] = {
+    "untracked directories, ignored files inside": make_untracked_trees,
     "exec bits, unicode and spaces": make_exec_and_modes,
     "staged, then reverted on disk": make_staged_then_reverted,
     "index-only changes": make_index_only_changes,
@@ -168,3 +174,16 @@ def test_nested_repository_without_a_commit_is_refused(repo: Path, part: Path) -
     write(part, {"empty-sub/a.txt": "a\n"})
     with pytest.raises(HfError, match="without a commit"):
         hf_tree(repo, part)
+
+
+def test_a_split_worktree_has_an_untracked_cache_and_it_stays_right(split3: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    api = split3["api"]
+    index = Path(git(api, "rev-parse", "--git-path", "index").strip())
+    assert b"UNTR" in index.read_bytes(), "split did not prime the untracked cache"
+    # entries added to directories the cache knows, and a new directory
+    write(api, {"src/api/later.py": "x\n", "docs/late.md": "y\n", "fresh/dir/z.txt": "z\n"})
+    got = hf_tree(split3["repo"], api)
+    assert got == git_add_tree(api, tmp_path)
+    names = git(api, "ls-tree", "-r", "--name-only", got).split()
+    assert {"src/api/later.py", "docs/late.md", "fresh/dir/z.txt"} <= set(names)

@@ -182,6 +182,23 @@ def _behind_symlink(worktree: Path, path: RepoPath, seen: dict[str, bool]) -> bo
     return False
 
 
+def _dir_mtime_tracks_entries(directory: Path) -> bool:
+    """Adding and removing an entry each change `directory`'s mtime (as seen
+    with nanosecond timestamps): what git's untracked cache relies on."""
+    probe = directory / f".hf-mtime-probe-{os.getpid()}"
+    try:
+        before = directory.stat().st_mtime_ns
+        probe.mkdir()
+        try:
+            added = directory.stat().st_mtime_ns
+        finally:
+            probe.rmdir()
+        removed = directory.stat().st_mtime_ns
+    except OSError:
+        return False
+    return before != added != removed
+
+
 def _stdin_path(path: RepoPath) -> bytes:
     """One line of `--stdin-paths` input: C-quoted when git would misread it raw."""
     raw = os.fsencode(path)
@@ -392,11 +409,49 @@ class Repo:
 
     def _status_paths(self, paths: Iterable[RepoPath] | None, cwd: Path) -> list[RepoPath]:
         if paths is None:
-            return _status_items(out([*_STATUS, "--untracked-files=all"], cwd))
+            return self.changed_paths(cwd)
         wanted = set(paths)
         if len(wanted) > _FEW_PATHS:
             return self._status_of_many(wanted, cwd)
         return _status_items(self._status_limited(wanted, cwd))
+
+    @staticmethod
+    def changed_paths(worktree: Path) -> list[RepoPath]:
+        """Every path of `worktree` that differs from its HEAD: staged, unstaged,
+        untracked (each untracked file by name; an untracked nested repository
+        as `sub/`), ignored files left out; nothing is written.
+
+        `git status` in its default untracked mode, which git's untracked cache
+        serves when the worktree's index has one (`prime_status_caches`), then
+        the files of the untracked directories it reports, if any, from `git
+        ls-files --others`: the same list as `--untracked-files=all`, without
+        walking every directory of the worktree each time.
+        """
+        items = _status_items(out([*_STATUS, "--untracked-files=normal"], worktree))
+        # an untracked directory is listed as `dir/`; a tracked file that is now a
+        # directory is listed only as deleted (its files are untracked too)
+        dirs = [p for p in items if p.endswith("/") or (
+            (worktree / p).is_dir() and not (worktree / p).is_symlink())]
+        if not dirs:
+            return items
+        specs = [":(literal)" + os.fsencode(d.rstrip("/")).decode("utf-8", "surrogateescape")
+                 + "/" for d in dirs]
+        inside = [from_git(p) for chunk in _chunks(specs) for p in nul_split(
+            out(["ls-files", "-z", "--others", "--exclude-standard", "--", *chunk], worktree))]
+        return [p for p in items if not p.endswith("/")] + inside
+
+    @staticmethod
+    def prime_status_caches(worktree: Path) -> None:
+        """Give a new worktree's index an untracked cache and fresh stat data, so
+        every later `git status` there (the agent's, hf's) skips directories
+        and files that did not change. Only where a directory's mtime moves
+        when an entry is added or removed (git's condition for the cache; the
+        check is made here without sleeping, on nanosecond timestamps)."""
+        if not _dir_mtime_tracks_entries(worktree):
+            return
+        # the one status hf lets write the index (all others run without optional locks)
+        out(["-c", "core.untrackedCache=true", "status", "--porcelain",
+             "--untracked-files=normal"], worktree, env={"GIT_OPTIONAL_LOCKS": "1"})
 
     @staticmethod
     def _status_limited(paths: set[RepoPath], cwd: Path) -> bytes:
@@ -446,12 +501,14 @@ class Repo:
 
     def populate_worktree(self, path: Path, *, workers: int = 1) -> None:
         """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
-        would: `reset --hard` (filters apply), then the post-checkout hook."""
+        would: `reset --hard` (filters apply), then the post-checkout hook; then
+        `prime_status_caches`."""
         out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
              "--no-recurse-submodules"], path)
         head = text(["rev-parse", "HEAD"], path)
         out(["hook", "run", "--ignore-missing", "post-checkout", "--", ZERO_OID, head, "1"],
             path)
+        self.prime_status_caches(path)
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
@@ -488,7 +545,7 @@ class Repo:
         threads; `tree_from_scan` does the object-database part.
         """
         skip = {RepoPath(p.rstrip("/")) for p in exclude}
-        listed = _status_items(out([*_STATUS, "--untracked-files=all"], worktree))
+        listed = self.changed_paths(worktree)
         scan = WorktreeScan({}, {})
         files: dict[RepoPath, int] = {}  # regular files: mode from the stat
         links_seen: dict[str, bool] = {}
