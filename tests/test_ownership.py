@@ -334,6 +334,15 @@ def ref_match(spec: list[Segment], path: str) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.lists(glob_specs, min_size=1, max_size=3), st.lists(paths, min_size=1, max_size=20))
+def test_owned_lists_exactly_the_owned_paths(specs: list[list[Segment]],
+                                             some_paths: list[str]) -> None:
+    ownership = Ownership.parse([valid_spec(spec) for spec in specs])
+    expected = [p for p in some_paths if any(ref_match(spec, p) for spec in specs)]
+    assert ownership.owned(some_paths) == expected
+
+
+@settings(max_examples=300, deadline=None)
 @given(glob_specs, st.lists(paths, min_size=1, max_size=10))
 def test_matches_agrees_with_reference(spec: list[Segment], some_paths: list[str]) -> None:
     glob = Glob(valid_spec(spec))

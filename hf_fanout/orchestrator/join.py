@@ -216,11 +216,13 @@ def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
     exc.details = {**details, "preview": [r.to_data() for r in results]}
 
 
-def refuse_main_edits(ws: Workspace, affected: list[RepoPath],
-                      results: list[PartResult]) -> None:
+def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[PartResult],
+                      dirty: list[RepoPath] | None = None) -> None:
     """Refuse when the main tree has uncommitted edits (staged or not, or an
-    untracked file) on a path the join would write."""
-    dirty = ws.main.status_paths(affected)
+    untracked file) on a path the join would write (`dirty`: those paths,
+    when the caller already asked)."""
+    if dirty is None:
+        dirty = ws.main.status_paths(affected)
     if dirty:
         exc = JoinRefused(
             "the main tree has uncommitted edits on paths this join would write: "
@@ -396,11 +398,16 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             finish_join(ws, plan.batch.id, [p.name for p in plan.parts], head)
             return head
         affected = list(plan.entries)
-        refuse_main_edits(ws, affected, plan.results)
-        staged_before = main.staged_paths(head)
         old_entries = main.entries_at(head, affected)
-        new_tree = main.build_tree(main.tree_of(head), plan.entries)
-        commit = main.commit_tree(new_tree, [head], commit_message(plan))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # the two reads of the main tree (git processes) run beside the
+            # commit's construction in the object database
+            dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
+            staged_then = pool.submit(main.staged_paths, head)
+            new_tree = main.build_tree(main.tree_of(head), plan.entries)
+            commit = main.commit_tree(new_tree, [head], commit_message(plan))
+            refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
+            staged_before = staged_then.result()
         journal = {
             "schema": 1,
             "batch": plan.batch.id,
@@ -448,9 +455,11 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             ws.store.clear_journal()
             raise
         _crash_point("ref")
-        finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
-        ws.store.clear_journal()
-        leftover = main.staged_paths(commit)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            after = pool.submit(main.staged_paths, commit)
+            finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
+            ws.store.clear_journal()
+            leftover = after.result()
         if leftover != staged_before:
             # Not fatal (the commit is right), but the user must know.
             ws.store.audit("join-index-mismatch", batch=plan.batch.id,

@@ -521,10 +521,26 @@ class Ownership:
 
     def owned(self, paths: Iterable[str]) -> list[str]:
         match = self._regex.fullmatch
+        # Only a path that starts with a glob's literal leading segments can
+        # match it: a cheap string test first, the regex on what passes.
+        prefixes = tuple(_literal_prefix(g.pattern) for g in self.globs)
+        if all(prefixes):
+            return [p for p in paths if p.startswith(prefixes) and match(p) is not None]
         return [p for p in paths if match(p) is not None]
 
     def patterns(self) -> list[str]:
         return [g.pattern for g in self.globs]
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The leading segments of a normalised glob that hold no metacharacter
+    (and no escape), joined; '' when the first segment has one."""
+    literal = []
+    for segment in pattern.split("/"):
+        if any(c in segment for c in "*?[\\"):
+            break
+        literal.append(segment)
+    return "/".join(literal)
 
 
 _State = tuple[int, int, int]  # (state of a, state of b, state of _VALID_PATH)

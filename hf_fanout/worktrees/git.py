@@ -351,7 +351,8 @@ class Repo:
         cache: dict[str, list[RepoPath]] = self.__dict__.setdefault("_ls_tree", {})
         if commit not in cache:
             data = self.git(["ls-tree", "-r", "-z", "--full-tree", "--name-only", commit])
-            listing = [from_git(p) for p in nul_split(data)]
+            # one decode of the whole listing (what from_git does per path)
+            listing = [RepoPath(p) for p in os.fsdecode(data).split("\0") if p]
             if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit):
                 cache[commit] = listing  # an object id never changes; a ref may
             return listing
@@ -394,25 +395,28 @@ class Repo:
         return result
 
     def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
-                     worktree: Path | None = None,
-                     exclude: Sequence[str] = ()) -> list[RepoPath]:
+                     worktree: Path | None = None, exclude: Sequence[str] = (),
+                     in_head: Mapping[RepoPath, Entry] | None = None) -> list[RepoPath]:
         """Paths with any uncommitted difference (staged, unstaged, untracked).
 
         In this worktree, or in `worktree` (another worktree of the repository).
-        Paths in `exclude`, or below one of them, are left out.
+        Paths in `exclude`, or below one of them, are left out. `in_head`: the
+        entries of `paths` in HEAD, when the caller has them (`entries_at`);
+        given, this runs git processes only (safe in a thread).
         """
-        found = self._status_paths(paths, worktree or self.workdir)
+        found = self._status_paths(paths, worktree or self.workdir, in_head)
         if not exclude:
             return found
         skip = {RepoPath(p.rstrip("/")) for p in exclude}
         return [p for p in found if not _under_any(p, skip)]
 
-    def _status_paths(self, paths: Iterable[RepoPath] | None, cwd: Path) -> list[RepoPath]:
+    def _status_paths(self, paths: Iterable[RepoPath] | None, cwd: Path,
+                      in_head: Mapping[RepoPath, Entry] | None) -> list[RepoPath]:
         if paths is None:
             return self.changed_paths(cwd)
         wanted = set(paths)
         if len(wanted) > _FEW_PATHS:
-            return self._status_of_many(wanted, cwd)
+            return self._status_of_many(wanted, cwd, in_head)
         return _status_items(self._status_limited(wanted, cwd))
 
     @staticmethod
@@ -459,7 +463,8 @@ class Repo:
         return b"".join(out([*_STATUS, "--untracked-files=all", "--", *chunk], cwd)
                         for chunk in _chunks(specs))
 
-    def _status_of_many(self, wanted: set[RepoPath], cwd: Path) -> list[RepoPath]:
+    def _status_of_many(self, wanted: set[RepoPath], cwd: Path,
+                        in_head: Mapping[RepoPath, Entry] | None) -> list[RepoPath]:
         """`status_paths(wanted)` for many paths, without a pathspec per path.
 
         git matches every index entry against every pathspec item, so a status
@@ -475,8 +480,9 @@ class Repo:
         tracked = _status_items(out([*_STATUS, "--untracked-files=no"], cwd))
         found = [p for p in tracked if _under_any(p, wanted)]
         listed = set(found)
-        head = self.head() if cwd == self.workdir else self.rev_parse_in(cwd, "HEAD^{commit}")
-        in_head = self.entries_at(head, wanted) if head else {}
+        if in_head is None:
+            head = self.head() if cwd == self.workdir else self.rev_parse_in(cwd, "HEAD^{commit}")
+            in_head = self.entries_at(head, wanted) if head else {}
         maybe_untracked = {p for p in wanted if p not in in_head and p not in listed
                            and os.path.lexists(cwd / p)}
         if maybe_untracked:
