@@ -421,9 +421,10 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
         }
         ws.store.write_journal(journal)
         _crash_point("journal")
-        try:
-            apply_entries(ws, plan.entries)
-            _crash_point("applied")
+
+        def check_staged_and_keep_results() -> None:
+            """Beside the writing of the files: the staged change must be exactly
+            the join's, and what the trailers name is kept reachable."""
             staged = main.staged_paths(head)
             expected = staged_before | set(affected)
             if staged != expected:
@@ -433,12 +434,15 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
                     f"extra {_listing(sorted(staged - expected)) or 'none'}",
                     "something wrote the index during the join; nothing was committed",
                 )
-            # keep what the trailers name reachable (one transaction for all parts)
             keep = "".join(f"update refs/hf/results/{plan.batch.id}/{r.part.name} "
                            f"{r.result_commit}\n"
                            for r in plan.results if r.result_commit != r.tip)
-            if keep:
+            if keep:  # one transaction for all parts
                 main.git(["update-ref", "--stdin"], stdin=keep.encode())
+
+        try:
+            apply_entries(ws, plan.entries, while_writing=check_staged_and_keep_results)
+            _crash_point("applied")
             try:
                 main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
             except GitFailed:

@@ -11,22 +11,42 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hf_fanout.errors import LockBusy, StateCorrupt
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath, repo_path
-from hf_fanout.worktrees.git import Entry
+from hf_fanout.worktrees.git import Entry, Repo
 
 
-def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None]) -> None:
-    """Make the main index and work tree hold `entries` (None: path absent), nothing else."""
+def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None],
+                  while_writing: Callable[[], object] | None = None) -> None:
+    """Make the main index and work tree hold `entries` (None: path absent), nothing else.
+
+    `while_writing` runs once the index is written, beside the writing of the
+    files (it may read the index, not the work tree); its error is raised
+    after the files are written.
+    """
     main = ws.main
     deleted = [p for p, e in entries.items() if e is None]
     written = [p for p, e in entries.items() if e is not None]
     # one index update: deletions first, so a file can become a directory
     main.update_index({**dict.fromkeys(deleted), **{p: entries[p] for p in written}})
+    if while_writing is None:
+        _write_files(main, deleted, written)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        files = pool.submit(_write_files, main, deleted, written)
+        try:
+            while_writing()
+        finally:
+            files.result()
+
+
+def _write_files(main: Repo, deleted: list[RepoPath], written: list[RepoPath]) -> None:
     for path in deleted:
         target = main.workdir / path
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):

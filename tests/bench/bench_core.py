@@ -337,9 +337,12 @@ class Row:
     limit: float | None = None
     absolute: bool = False  # the target is on hf's seconds, not on the ratio
     load: str = field(default_factory=lambda: f"{os.getloadavg()[0]:.1f}")
+    median_ratio: float | None = None  # a median row: the median of the rounds' ratios
 
     @property
     def ratio(self) -> float | None:
+        if self.median_ratio is not None:
+            return self.median_ratio
         return None if self.git is None or self.git == 0 else self.hf / self.git
 
     @property
@@ -355,8 +358,10 @@ def say(message: str) -> None:
 
 
 def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
-               hf_first: bool) -> list[Row]:
+               hf_first: bool, round_no: int = 0) -> list[Row]:
     label = f"{nfiles // 1000}k" if nfiles >= 1000 else str(nfiles)
+    if round_no:
+        label += f"#{round_no + 1}"
     seed = nfiles
     t0 = time.perf_counter()
     layout = make_layout(nfiles, seed)
@@ -452,6 +457,29 @@ def bench_help(reps: int, cwd: Path) -> list[Row]:
     ]
 
 
+def medians(measured: list[Row]) -> list[Row]:
+    """Every round's rows without a verdict, then per operation the median row
+    (median seconds on each side; the verdict on the median ratio)."""
+    out: list[Row] = []
+    for r in measured:
+        out.append(Row(r.operation, r.size, r.hf, r.git, r.target, None, r.absolute, r.load))
+    by_op: dict[str, list[Row]] = {}
+    for r in measured:
+        by_op.setdefault(r.operation, []).append(r)
+    for op, group in by_op.items():
+        size = group[0].size.split("#")[0] + f" median of {len(group)}"
+        hf_s = statistics.median(r.hf for r in group)
+        git_s = statistics.median(r.git for r in group if r.git is not None) \
+            if all(r.git is not None for r in group) else None
+        row = Row(op, size, hf_s, git_s, group[0].target, group[0].limit, group[0].absolute,
+                  "-")
+        ratios = [r.ratio for r in group if r.ratio is not None]
+        if ratios:
+            row.median_ratio = statistics.median(ratios)
+        out.append(row)
+    return out
+
+
 def print_table(rows: list[Row]) -> None:
     headers = ["operation", "size", "hf s", "git s", "ratio", "target", "result", "load"]
     cells = [[r.operation, r.size, f"{r.hf:.3f}",
@@ -476,6 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to build (default: a new temp dir; must not exist)")
     parser.add_argument("--keep", action="store_true", help="keep the repositories")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat each size N times on fresh repositories; the verdict "
+                             "is on the median ratio (the figures move a lot between runs)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run hf split and join under cProfile, .prof files to this dir "
                              "(their timings then include the profiler)")
@@ -497,8 +528,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         rows += bench_help(max(reps, 7), work)
-        for i, n in enumerate(sizes):
-            rows += bench_size(n, work, args.profile, reps, hf_first=i % 2 == 1)
+        step = 0
+        for n in sizes:
+            measured: list[Row] = []
+            for r in range(max(1, args.rounds)):
+                measured += bench_size(n, work, args.profile, reps, hf_first=step % 2 == 1,
+                                       round_no=r)
+                step += 1
+            rows += measured if args.rounds <= 1 else medians(measured)
         say(f"end: {load()}")
         print()
         print_table(rows)
