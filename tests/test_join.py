@@ -105,6 +105,30 @@ def test_round_trip_three_parts_committed_and_uncommitted(split3, hf, tmp_path):
     assert {p["state"] for p in status["parts"]} == {"joined"}
 
 
+def test_reading_parts_never_writes_their_index_and_a_join_says_what_it_brought(split3, hf):
+    """status, a dry run and the join read each part's worktree without writing
+    its index (an agent's own `git add` must never find it locked or changed)."""
+    import time
+
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/new.py": "n = 1\n",
+                "src/api/orders.py": "def orders():\n    return [1]\n"})
+    later = time.time() + 5
+    os.utime(api / "src/api/users.py", (later, later))  # stat-dirty, same content
+    index = Path(git(api, "rev-parse", "--git-path", "index").strip())
+    index = index if index.is_absolute() else api / index
+    before = index.read_bytes()
+    all_done(hf, split3)
+    assert hf("status", "b1", cwd=repo).code == 0
+    assert hf("join", "b1", "--dry-run", cwd=repo).code == 0
+    assert index.read_bytes() == before
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "part api: 2 file(s) (1 added, 1 modified)" in r.out
+    assert "part ui: 0 file(s)" in r.out and "git show --stat" in r.out
+    assert index.read_bytes() == before
+
+
 def test_join_of_a_joined_batch_is_a_noop(split3, hf):
     repo = split3["repo"]
     write(split3["api"], {"src/api/new.py": "n = 1\n"})
