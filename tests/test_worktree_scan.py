@@ -187,3 +187,34 @@ def test_a_split_worktree_has_an_untracked_cache_and_it_stays_right(split3: dict
     assert got == git_add_tree(api, tmp_path)
     names = git(api, "ls-tree", "-r", "--name-only", got).split()
     assert {"src/api/later.py", "docs/late.md", "fresh/dir/z.txt"} <= set(names)
+
+
+def test_overlaying_parts_trees_equals_building_from_entries(repo: Path) -> None:
+    """The join's final tree made from the parts' own trees is the tree built
+    entry by entry, including parts meeting in one directory, deletions that
+    empty a directory, a file replaced by a directory, and new directories."""
+    from hf_fanout.paths import RepoPath
+    from hf_fanout.worktrees.git import Entry
+
+    main = Repo.discover(repo)
+    base = main.tree_of(main.head() or "")
+    blob = Entry(0o100644, main.write_blob(b"new\n"))
+    tool = Entry(0o100755, main.write_blob(b"#!/bin/sh\n"))
+    changes: list[dict[str, Entry | None]] = [
+        {"src/api/orders.py": blob, "src/api/new/deep.py": blob, "src/api/users.py": None},
+        {"src/ui/page.html": None, "src/ui/app.js": None, "README.md": blob},  # src/ui emptied
+        {"docs/old.md": None, "docs/old.md/inside.md": blob, "tools/run.sh": tool,
+         "fresh/dir/file.txt": blob},
+    ]
+    parts = []
+    for change in changes:
+        entries = {RepoPath(p): e for p, e in change.items()}
+        parts.append((main.build_tree(base, entries), list(entries)))
+    everything = {RepoPath(p): e for change in changes for p, e in change.items()}
+    expected = main.build_tree(base, everything)
+    assert main.overlay_trees(base, parts) == expected
+    # one part's deletion of a path under which another part adds: not overlaid
+    a = {RepoPath("docs/old.md"): None}
+    b = {RepoPath("docs/old.md/x.md"): blob}
+    clash = [(main.build_tree(base, a), list(a)), (main.build_tree(base, b), list(b))]
+    assert main.overlay_trees(base, clash) is None

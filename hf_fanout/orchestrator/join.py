@@ -356,6 +356,19 @@ def _conflict_hunks(data: bytes, limit: int = 60) -> str:
     return "\n".join(out[:limit])
 
 
+def _final_tree(ws: Workspace, plan: JoinPlan, head: str) -> str:
+    """HEAD's tree with the join's entries. When main has not moved since the
+    base, each part's tree already holds its changes on the same base: the
+    directories only one part changed are taken from it as they are."""
+    main = ws.main
+    if head == plan.batch.base:
+        overlaid = main.overlay_trees(
+            main.tree_of(head), [(r.tree, [c.path for c in r.changes]) for r in plan.results])
+        if overlaid is not None:
+            return overlaid
+    return main.build_tree(main.tree_of(head), plan.entries)
+
+
 def commit_message(plan: JoinPlan) -> str:
     batch = plan.batch
     names = ", ".join(r.part.name for r in plan.results)
@@ -404,7 +417,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             # commit's construction in the object database
             dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
             staged_then = pool.submit(main.staged_paths, head)
-            new_tree = main.build_tree(main.tree_of(head), plan.entries)
+            new_tree = _final_tree(ws, plan, head)
             commit = main.commit_tree(new_tree, [head], commit_message(plan))
             refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
             staged_before = staged_then.result()

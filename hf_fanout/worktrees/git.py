@@ -170,6 +170,10 @@ class WorktreeScan:
     links: dict[RepoPath, bytes]
 
 
+class _Ambiguous(Exception):
+    """overlay_trees: a path one part changed has another part's change below it."""
+
+
 def _behind_symlink(worktree: Path, path: RepoPath, seen: dict[str, bool]) -> bool:
     """A leading directory of `path` is a symlink: git sees no file there."""
     parts = path.split("/")[:-1]
@@ -690,6 +694,67 @@ class Repo:
         if result is None:
             return str(odb.TreeBuilder().write())
         return result
+
+    def overlay_trees(self, base_tree: str,
+                      parts: Sequence[tuple[str, Iterable[RepoPath]]]) -> str | None:
+        """`base_tree` with each part's changes, taken from the part's own tree.
+
+        Each part is (its tree, the paths it changed), its tree being
+        `base_tree` plus exactly those changes, and no path changed by two
+        parts. A directory only one part changed is that part's subtree as
+        it is (no rewrite); only directories where parts meet are built.
+        None when a part changed a path that another part changed something
+        below (a file replaced by a directory): use `build_tree` then.
+        """
+        pygit2 = _pygit2()
+        odb = self.odb
+        # name -> {part index: that part's changes below the name ({}: the name itself)}
+        root: dict[str, Any] = {}
+        for index, (_tree, paths) in enumerate(parts):
+            for path in paths:
+                node = root
+                for name in path.split("/"):
+                    node = node.setdefault(name, {}).setdefault(index, {})
+        trees = [odb[tree] for tree, _ in parts]
+
+        def entry_of(tree: Any, name: str) -> Any:
+            return tree[name] if tree is not None and name in tree else None
+
+        def subtree(entry: Any) -> Any:
+            return odb[entry.id] if entry is not None and entry.filemode == MODE_TREE else None
+
+        def build(base: Any, level: list[Any], node: dict[str, Any]) -> str | None:
+            builder = odb.TreeBuilder(base) if base is not None else odb.TreeBuilder()
+            for name, by_part in node.items():
+                if len(by_part) == 1:
+                    (index,) = by_part
+                    entry = entry_of(level[index], name)
+                    if entry is None:
+                        if base is not None and name in base:
+                            builder.remove(name)
+                    else:
+                        builder.insert(name, entry.id, entry.filemode)
+                    continue
+                if any(not below for below in by_part.values()):
+                    raise _Ambiguous
+                deeper = [subtree(entry_of(t, name)) if t is not None else None for t in level]
+                merged: dict[str, Any] = {}
+                for index, below in by_part.items():
+                    for child, sub in below.items():
+                        merged.setdefault(child, {})[index] = sub[index]
+                result = build(subtree(entry_of(base, name)), deeper, merged)
+                if result is None:
+                    if base is not None and name in base:
+                        builder.remove(name)
+                else:
+                    builder.insert(name, pygit2.Oid(hex=result), MODE_TREE)
+            return str(builder.write()) if len(builder) else None
+
+        try:
+            result = build(odb[base_tree], trees, root)
+        except _Ambiguous:
+            return None
+        return result if result is not None else str(odb.TreeBuilder().write())
 
     def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
         args = ["commit-tree", tree]
