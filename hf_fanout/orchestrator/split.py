@@ -7,7 +7,9 @@ the error says what failed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -105,11 +107,12 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
                           "another split of the same id is running or finished") from None
     made: list[Part] = []
     try:
-        _create_worktrees(ws, base, parts, made, progress)
-        for part in parts:
+        def prepare(part: Part) -> None:
             for step in PREPARE_STEPS:
                 step(ws, batch, part)
             ws.store.save_part(part)
+
+        _create_worktrees(ws, base, parts, made, progress, prepare)
         for finish in FINISH_STEPS:
             finish(ws, batch, parts)
         ws.store.save_batch(batch)  # last: a batch exists once its record does
@@ -129,7 +132,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
 
 
 def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Part],
-                      progress: Progress) -> None:
+                      progress: Progress, prepare: Callable[[Part], None]) -> None:
+    """Register every worktree, check them out in parallel, and `prepare` each
+    part (in order, in this thread) as soon as its checkout is done, while the
+    other checkouts go on."""
     # Two checkouts per core at a time, each with one writer: a checkout waits
     # on the disk about a third of its time, and another one fills the gap.
     # git's parallel checkout workers (checkout.workers) only help when there
@@ -150,9 +156,19 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
         ws.main.populate_worktree(Path(part.worktree), workers=checkout_workers)
         progress(f"worktree {part.name}: {part.worktree}")
 
+    # the finishing steps read refs in-process: load pygit2 while this thread waits
+    threading.Thread(target=importlib.import_module, args=("pygit2",),
+                     name="hf-preload").start()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(populate, part) for part in parts]:
-            future.result()
+        futures = [pool.submit(populate, part) for part in parts]
+        try:
+            for future, part in zip(futures, parts, strict=True):
+                future.result()
+                prepare(part)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _undo(ws: Workspace, batch: str, made: list[Part]) -> None:
