@@ -315,5 +315,7 @@ def test_commands_do_not_load_pydantic_for_their_options(split3):
 def test_option_values_are_converted_and_bad_ones_refused(split3, hf):
     r = hf("join", "b1", "--wait", "soon", cwd=split3["repo"])
     assert r.code == 2 and "'soon' is not a valid number" in r.err
+    r = hf("next", "--watch", "--dry-run", "--max", "0", cwd=split3["repo"])
+    assert r.code == 2 and "--max" in r.err  # its bound still holds
     r = hf("join", "b1", "--wait", "0.5", "--dry-run", "--json", cwd=split3["repo"])
     assert r.json["command"] == "join" and r.code in (0, 1)

@@ -142,3 +142,16 @@ def test_sweep_drops_a_vanished_repository_from_the_registry_saying_so_once(spli
     assert f"{repo}: 3 part(s)" in r.out  # the live repository is still swept
     r = hf("sweep", cwd=repo)
     assert str(gone) not in r.out  # said once
+
+
+def test_gc_keeps_a_worktree_whose_git_metadata_is_gone(split3, hf):
+    """Files git cannot read as a worktree may hold uncommitted work: never deleted."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/unsaved.py": "only here\n"})
+    assert hf("drop", "b1", cwd=repo).code == 0
+    (api / ".git").unlink()  # the worktree's link to the repository is gone
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    api_result = next(p for p in r.json["data"]["parts"] if p["part"] == "api")
+    assert api_result["action"] == "kept" and "not a readable git worktree" in api_result["why"]
+    assert (api / "src/api/unsaved.py").read_text() == "only here\n"

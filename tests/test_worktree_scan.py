@@ -108,7 +108,14 @@ def make_untracked_trees(wt: Path) -> None:
                "gen/d/e/f.txt": "f\n", "src/api/new/deep/g.py": "g\n", "only.log": "x\n"})
 
 
+def make_dropped_then_ignored(wt: Path) -> None:
+    git(wt, "rm", "-q", "--cached", "docs/guide.md")  # stays on disk, now ignored
+    write(wt, {".gitignore": "docs/guide.md\n"})
+    git(wt, "rm", "-q", "--cached", "docs/old.md")  # stays on disk, not ignored: back in
+
+
 CASES: dict[str, Callable[[Path], None]] = {
+    "dropped from the index, then ignored": make_dropped_then_ignored,
     "untracked directories, ignored files inside": make_untracked_trees,
     "exec bits, unicode and spaces": make_exec_and_modes,
     "staged, then reverted on disk": make_staged_then_reverted,
@@ -218,3 +225,22 @@ def test_overlaying_parts_trees_equals_building_from_entries(repo: Path) -> None
     b = {RepoPath("docs/old.md/x.md"): blob}
     clash = [(main.build_tree(base, a), list(a)), (main.build_tree(base, b), list(b))]
     assert main.overlay_trees(base, clash) is None
+
+
+def test_building_a_tree_replaces_a_directory_by_a_file_and_back(repo: Path) -> None:
+    from hf_fanout.paths import RepoPath
+    from hf_fanout.worktrees.git import Entry
+
+    main = Repo.discover(repo)
+    base = main.tree_of(main.head() or "")
+    blob = Entry(0o100644, main.write_blob(b"now a file\n"))
+    # src/ui (a directory) becomes a file; docs/old.md (a file) becomes a directory
+    # (in the order `git diff-tree` lists them: the file before the directory's entries)
+    tree = main.build_tree(base, {RepoPath("src/ui"): blob, RepoPath("src/ui/app.js"): None,
+                                  RepoPath("src/ui/page.html"): None,
+                                  RepoPath("docs/old.md"): None,
+                                  RepoPath("docs/old.md/inside.md"): blob})
+    listing = git(repo, "ls-tree", "-r", tree)
+    assert f"100644 blob {blob.oid}\tsrc/ui\n" in listing
+    assert "src/ui/" not in listing
+    assert f"100644 blob {blob.oid}\tdocs/old.md/inside.md\n" in listing

@@ -3,7 +3,8 @@
 Typer (0.29) converts every option value through a pydantic TypeAdapter, and
 importing pydantic costs about 0.1 s, on every hf command. hf's options are
 str, int, float, bool, Path, list[str] and their optional forms: `install`
-gives each such parameter a plain converter before the command runs. With a
+gives each such parameter a plain converter before the command runs (not an
+option with bounds or a parser of its own: typer keeps those). With a
 typer whose internals differ (older or newer), it changes nothing and typer's
 own conversion runs: the same values, just slower.
 """
@@ -48,6 +49,13 @@ def _convert(kind: Any, value: Any) -> Any:
     return kind(text)
 
 
+def _constrained(info: Any) -> bool:
+    """The option has bounds or a parser of its own: typer's conversion checks
+    those, so it keeps the option (`hf next --max 0` is refused)."""
+    return any(getattr(info, name, None) not in (None, False)
+               for name in ("min", "max", "clamp", "parser", "click_type"))
+
+
 def install(command: Any) -> int:
     """Give every parameter of `command` (and its subcommands) that has a plain
     type a plain converter. Returns how many were given one."""
@@ -87,7 +95,8 @@ def install(command: Any) -> int:
             if (not isinstance(param, _TyperParameter) or descriptor is None
                     or getattr(param, "_runtime_param", "missing") is not None
                     or descriptor.file_annotation is not None
-                    or _plain(descriptor.annotation) is None):
+                    or _plain(descriptor.annotation) is None
+                    or _constrained(descriptor.parameter_info)):
                 continue
             param._runtime_param = Plain(parameter_info=descriptor.parameter_info,
                                          annotation=descriptor.annotation)

@@ -143,6 +143,12 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
         return GcPart(batch.id, part.name, "gone", "already removed")
     if liveness.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
+    if worktree.is_dir() and main.rev_parse_in(worktree, "HEAD") is None:
+        # files hf cannot read as a worktree (its git metadata is gone): they may
+        # hold work nobody committed, and no rescue ref can be made of them
+        return GcPart(batch.id, part.name, "kept",
+                      f"{worktree} is not a readable git worktree any more; look at its "
+                      "files, then remove the directory yourself")
     pending = unintegrated(ws, batch, part)
     rescue_ref = None
     if pending:

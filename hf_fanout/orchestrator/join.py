@@ -210,8 +210,18 @@ def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part]
     threading.Thread(target=_load_for_writing, name="hf-preload").start()
     with ThreadPoolExecutor(max_workers=2) as pool:
         scans = pool.map(scan, parts)
-        trees = [main.tree_from_scan(tips[p.name][1], s) for p, s in zip(parts, scans, strict=True)]
+        trees = [_tree_of_scan(ws, p, tips[p.name], s) for p, s in zip(parts, scans, strict=True)]
         return list(pool.map(finish, parts, trees))
+
+
+def _tree_of_scan(ws: Workspace, part: Part, tip: tuple[str, str], scan: WorktreeScan) -> str:
+    """The part's result tree: its tip's tree plus what the scan found, refused if
+    the part committed while it was being scanned (the scan would be relative
+    to a HEAD the tree does not start from)."""
+    if ws.main.worktree_head(Path(part.worktree)) != tip[0]:
+        raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
+                          "run `hf join` again")
+    return ws.main.tree_from_scan(tip[1], scan)
 
 
 def _load_for_writing() -> None:
@@ -445,9 +455,19 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
         ws.store.write_journal(journal)
         _crash_point("journal")
 
-        def check_staged_and_keep_results() -> None:
-            """Beside the writing of the files: the staged change must be exactly
-            the join's, and what the trailers name is kept reachable."""
+        def keep_results() -> None:
+            """Beside the writing of the files: what the trailers name is kept
+            reachable (one transaction for all parts)."""
+            keep = "".join(f"update refs/hf/results/{plan.batch.id}/{r.part.name} "
+                           f"{r.result_commit}\n"
+                           for r in plan.results if r.result_commit != r.tip)
+            if keep:
+                main.git(["update-ref", "--stdin"], stdin=keep.encode())
+
+        try:
+            apply_entries(ws, plan.entries, while_writing=keep_results)
+            _crash_point("applied")
+            # last, right before the ref moves: the staged change must be exactly the join's
             staged = main.staged_paths(head)
             expected = staged_before | set(affected)
             if staged != expected:
@@ -457,15 +477,6 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
                     f"extra {_listing(sorted(staged - expected)) or 'none'}",
                     "something wrote the index during the join; nothing was committed",
                 )
-            keep = "".join(f"update refs/hf/results/{plan.batch.id}/{r.part.name} "
-                           f"{r.result_commit}\n"
-                           for r in plan.results if r.result_commit != r.tip)
-            if keep:  # one transaction for all parts
-                main.git(["update-ref", "--stdin"], stdin=keep.encode())
-
-        try:
-            apply_entries(ws, plan.entries, while_writing=check_staged_and_keep_results)
-            _crash_point("applied")
             try:
                 main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
             except GitFailed:

@@ -435,18 +435,25 @@ class Repo:
         ls-files --others`: the same list as `--untracked-files=all`, without
         walking every directory of the worktree each time.
         """
-        items = _status_items(out([*_STATUS, "--untracked-files=normal"], worktree))
+        return [path for _code, path in Repo._changed(worktree)]
+
+    @staticmethod
+    def _changed(worktree: Path) -> list[tuple[str, RepoPath]]:
+        """`changed_paths` with each path's two-letter status code (`??` for the
+        untracked files found inside untracked directories)."""
+        items = [(item[:2].decode(), from_git(item[3:])) for item in nul_split(
+            out([*_STATUS, "--untracked-files=normal"], worktree))]
         # an untracked directory is listed as `dir/`; a tracked file that is now a
         # directory is listed only as deleted (its files are untracked too)
-        dirs = [p for p in items if p.endswith("/") or (
+        dirs = [p for _, p in items if p.endswith("/") or (
             (worktree / p).is_dir() and not (worktree / p).is_symlink())]
         if not dirs:
             return items
         specs = [":(literal)" + os.fsencode(d.rstrip("/")).decode("utf-8", "surrogateescape")
                  + "/" for d in dirs]
-        inside = [from_git(p) for chunk in _chunks(specs) for p in nul_split(
+        inside = [("??", from_git(p)) for chunk in _chunks(specs) for p in nul_split(
             out(["ls-files", "-z", "--others", "--exclude-standard", "--", *chunk], worktree))]
-        return [p for p in items if not p.endswith("/")] + inside
+        return [(c, p) for c, p in items if not p.endswith("/")] + inside
 
     @staticmethod
     def prime_status_caches(worktree: Path) -> None:
@@ -555,7 +562,14 @@ class Repo:
         threads; `tree_from_scan` does the object-database part.
         """
         skip = {RepoPath(p.rstrip("/")) for p in exclude}
-        listed = self.changed_paths(worktree)
+        changed = self._changed(worktree)
+        untracked = {p for code, p in changed if code == "??"}
+        # A path the index no longer has (`D ` in the first column) that git does not
+        # list as untracked is either gone from the disk or ignored: `git add -A`
+        # leaves it out either way (a file dropped with `git rm --cached` and then
+        # ignored stays out of the commit).
+        dropped = {p for code, p in changed if code == "D " and p not in untracked}
+        listed = list(dict.fromkeys(p for _code, p in changed))
         scan = WorktreeScan({}, {})
         files: dict[RepoPath, int] = {}  # regular files: mode from the stat
         links_seen: dict[str, bool] = {}
@@ -564,6 +578,9 @@ class Repo:
             if skip and _under_any(path, skip):
                 continue
             full = worktree / path
+            if path in dropped:
+                scan.entries[path] = None
+                continue
             try:
                 st = None if _behind_symlink(worktree, path, links_seen) else os.lstat(full)
             except (FileNotFoundError, NotADirectoryError):
@@ -668,8 +685,10 @@ class Repo:
         def rebuild(tree_oid: str | None, node: dict[str, Any]) -> str | None:
             tree: Any = odb[tree_oid] if tree_oid else None
             builder = odb.TreeBuilder(tree) if tree is not None else odb.TreeBuilder()
-            # deletions first, so a file replaced by a directory of the same name works
-            for key, value in sorted(node.items(), key=lambda kv: kv[1] is not None):
+            # deletions, then directories, then files: a file replaced by a directory
+            # of the same name and a directory replaced by a file both work
+            for key, value in sorted(node.items(), key=lambda kv: 0 if kv[1] is None
+                                     else 1 if kv[0].endswith("/") else 2):
                 if key.endswith("/"):
                     name = key[:-1]
                     existing = tree[name] if tree is not None and name in tree else None
