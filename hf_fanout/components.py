@@ -22,3 +22,16 @@ def load() -> None:
 
     steps.register()
     del liveness, environment, handoff  # importing them registered their steps
+
+
+def preload(*modules: str) -> None:
+    """Import `modules` in a background thread: for a command that is about to
+    wait on git processes (the GIL is free meanwhile) and needs them after."""
+    import importlib
+    import threading
+
+    def run() -> None:
+        for name in modules:
+            importlib.import_module(name)
+
+    threading.Thread(target=run, name="hf-preload").start()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.components import preload
 from hf_fanout.errors import (
     GitFailed,
     HfError,
@@ -207,7 +207,7 @@ def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part]
 
     # While the scans run (this thread mostly waits on git), load what the write
     # under the lock needs: filelock alone takes about 0.04 s to import.
-    threading.Thread(target=_load_for_writing, name="hf-preload").start()
+    preload("filelock", "hf_fanout.orchestrator.journal")
     with ThreadPoolExecutor(max_workers=2) as pool:
         scans = pool.map(scan, parts)
         trees = [_tree_of_scan(ws, p, tips[p.name], s) for p, s in zip(parts, scans, strict=True)]
@@ -222,12 +222,6 @@ def _tree_of_scan(ws: Workspace, part: Part, tip: tuple[str, str], scan: Worktre
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
     return ws.main.tree_from_scan(tip[1], scan)
-
-
-def _load_for_writing() -> None:
-    import filelock  # noqa: F401
-
-    import hf_fanout.orchestrator.journal  # noqa: F401
 
 
 def _attach_preview(exc: HfError, results: list[PartResult]) -> None:

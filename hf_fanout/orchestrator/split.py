@@ -7,15 +7,14 @@ the error says what failed.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.components import preload
 from hf_fanout.errors import BadInput, BatchExists, HfError
 from hf_fanout.orchestrator.plan import GlobReport, Plan, check_ownership
 from hf_fanout.orchestrator.records import Batch, Part, branch_name
@@ -157,8 +156,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
         progress(f"worktree {part.name}: {part.worktree}")
 
     # the finishing steps read refs in-process: load pygit2 while this thread waits
-    threading.Thread(target=importlib.import_module, args=("pygit2",),
-                     name="hf-preload").start()
+    preload("pygit2")
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(populate, part) for part in parts]
         try:

@@ -86,6 +86,16 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def both(hf_side: Callable[[], float], git_side: Callable[[], float],
+         hf_first: bool) -> tuple[float, float]:
+    """(hf's time, git's time), measured in the order asked for."""
+    if hf_first:
+        t_hf = hf_side()
+        return t_hf, git_side()
+    t_git = git_side()
+    return hf_side(), t_git
+
+
 def median_of(reps: int, fn: Callable[[], object]) -> float:
     return statistics.median(timed(fn) for _ in range(reps))
 
@@ -395,12 +405,7 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
         flush()
         return timed(lambda: hf_wts.extend(hf_split(hf_main, prof("split"))))
 
-    if hf_first:
-        t_hf = split_hf()
-        t_git = split_git()
-    else:
-        t_git = split_git()
-        t_hf = split_hf()
+    t_hf, t_git = both(split_hf, split_git, hf_first)
     say(f"{label}: split hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
     rows.append(Row("split 8 parts", label, t_hf, t_git, "ratio <= 0.6", 0.6))
 
@@ -426,12 +431,7 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
         flush()
         return timed(lambda: sh(hf_cmd("join", "b1", profile=prof("join")), hf_main))
 
-    if hf_first:
-        t_hf = join_hf()
-        t_git = join_git()
-    else:
-        t_git = join_git()
-        t_hf = join_hf()
+    t_hf, t_git = both(join_hf, join_git, hf_first)
     say(f"{label}: join hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
     rows.append(Row(f"join 8x{CHANGED_PER_PART} files", label, t_hf, t_git, "ratio <= 0.5", 0.5))
 
