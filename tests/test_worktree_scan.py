@@ -51,7 +51,9 @@ def hf_tree(repo: Path, worktree: Path, exclude: tuple[str, ...] = ()) -> str:
 def make_exec_and_modes(wt: Path) -> None:
     (wt / "tools/run.sh").chmod(0o755)
     (wt / "src/ui/app.js").chmod(0o755)
-    write(wt, {"src/api/orders.py": "changed\n", "new dir/ünï côdé.txt": "hello\n"})
+    write(wt, {"src/api/orders.py": "changed\n", "new dir/ünï côdé.txt": "hello\n",
+               "tools/new.sh": "#!/bin/sh\n"})
+    (wt / "tools/new.sh").chmod(0o755)  # untracked and executable
 
 
 def make_staged_then_reverted(wt: Path) -> None:
@@ -149,7 +151,8 @@ def test_untrusted_modes_follow_the_index_as_git_does(repo: Path, part: Path, tm
         write(part, {"src/api/users.py": "changed\n", "bin/tool": "#!/bin/sh\n"})
         git(part, "add", "bin/tool")
         git(part, "update-index", "--chmod=+x", "bin/tool")  # the index says executable
-        write(part, {"bin/tool": "#!/bin/sh\necho changed\n"})
+        write(part, {"bin/tool": "#!/bin/sh\necho changed\n", "bin/new.sh": "#!/bin/sh\n"})
+        (part / "bin/new.sh").chmod(0o755)  # untracked: recorded 0644 with fileMode false
     else:
         # what a checkout without symlink support leaves: the link as a plain file
         (part / "link").symlink_to("README.md")
@@ -163,6 +166,7 @@ def test_untrusted_modes_follow_the_index_as_git_does(repo: Path, part: Path, tm
     if setting == "core.fileMode":
         assert "100644 blob" in next(ln for ln in listing.splitlines() if "tools/run.sh" in ln)
         assert "100755 blob" in next(ln for ln in listing.splitlines() if "bin/tool" in ln)
+        assert "100644 blob" in next(ln for ln in listing.splitlines() if "bin/new.sh" in ln)
     else:
         assert "120000 blob" in next(ln for ln in listing.splitlines() if "\tlink" in ln)
 

@@ -182,46 +182,59 @@ def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part]
                   tips: dict[str, tuple[str, str]]) -> list[PartResult]:
     """Each part's result: its branch tip plus what is uncommitted in its worktree.
 
-    The worktrees are scanned two at a time (git processes); each tree is
-    built in the object database here, in this thread, as its scan arrives;
-    the tree diffs against the base and the commits of uncommitted work run
-    in the pool again.
+    The worktrees are scanned by git processes in a pool, two at a time;
+    this thread takes each scan as it arrives (in part order) and makes the
+    part's tree, its result commit and its changes in the object database
+    while the other scans go on.
     """
     from hf_fanout.tabs.environment import copied_paths
 
     main = ws.main
 
-    def scan(part: Part) -> WorktreeScan:
-        return main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
-
-    def finish(part: Part, tree: str) -> PartResult:
-        tip, tip_tree = tips[part.name]
-        result_commit = tip
-        if tree != tip_tree:
-            # Uncommitted work: record it as a commit of its own so the trailer
-            # names exactly what was joined and it stays reachable.
-            # (an object only: the ref that keeps it is written by the join itself)
-            message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
-            result_commit = main.commit_tree(tree, [tip], message)
-        return PartResult(part, tip, tree, result_commit, main.diff_trees(base_tree, tree))
+    def scan(part: Part) -> tuple[WorktreeScan, list[RepoPath]]:
+        """The worktree's uncommitted state, and the paths its commits changed."""
+        found = main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
+        tip_tree = tips[part.name][1]
+        committed = [] if tip_tree == base_tree else [
+            c.path for c in main.diff_trees(base_tree, tip_tree)]
+        return found, committed
 
     # While the scans run (this thread mostly waits on git), load what the write
     # under the lock needs: filelock alone takes about 0.04 s to import.
     preload("filelock", "hf_fanout.orchestrator.journal")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        scans = pool.map(scan, parts)
-        trees = [_tree_of_scan(ws, p, tips[p.name], s) for p, s in zip(parts, scans, strict=True)]
-        return list(pool.map(finish, parts, trees))
+        pool.submit(lambda: main.commit_identity)  # three small git processes, once
+        scans = [pool.submit(scan, p) for p in parts]
+        return [_result_of(ws, batch, base_tree, part, tips[part.name], *future.result())
+                for part, future in zip(parts, scans, strict=True)]
 
 
-def _tree_of_scan(ws: Workspace, part: Part, tip: tuple[str, str], scan: WorktreeScan) -> str:
-    """The part's result tree: its tip's tree plus what the scan found, refused if
-    the part committed while it was being scanned (the scan would be relative
-    to a HEAD the tree does not start from)."""
-    if ws.main.worktree_head(Path(part.worktree)) != tip[0]:
+def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
+               tip: tuple[str, str], scan: WorktreeScan,
+               committed: list[RepoPath]) -> PartResult:
+    """The part's result from its scan and the paths its commits changed: the
+    tree (its tip's tree plus what the scan found), a commit of it when
+    something is uncommitted, and the changes against the base. Refused if
+    the part committed while it was being scanned (the scan would be
+    relative to a HEAD the tree does not start from)."""
+    main = ws.main
+    tip_commit, tip_tree = tip
+    if main.worktree_head(Path(part.worktree)) != tip_commit:
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
-    return ws.main.tree_from_scan(tip[1], scan)
+    tree = main.tree_from_scan(tip_tree, scan)
+    result_commit = tip_commit
+    if tree != tip_tree:
+        # Uncommitted work: record it as a commit of its own so the trailer
+        # names exactly what was joined and it stays reachable.
+        # (an object only: the ref that keeps it is written by the join itself)
+        message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
+        result_commit = main.commit_tree(tree, [tip_commit], message)
+    # where the result can differ from the base: what the part committed, and
+    # what the scan found on top
+    maybe = [*committed, *scan.entries, *scan.links]
+    return PartResult(part, tip_commit, tree, result_commit,
+                      main.tree_changes(base_tree, tree, maybe))
 
 
 def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
@@ -425,7 +438,11 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             finish_join(ws, plan.batch.id, [p.name for p in plan.parts], head)
             return head
         affected = list(plan.entries)
-        old_entries = main.entries_at(head, affected)
+        if head == plan.batch.base:  # what the parts changed is what HEAD has
+            old_entries = {c.path: c.old for r in plan.results for c in r.changes
+                           if c.old is not None}
+        else:
+            old_entries = main.entries_at(head, affected)
         with ThreadPoolExecutor(max_workers=2) as pool:
             # the two reads of the main tree (git processes) run beside the
             # commit's construction in the object database

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -139,6 +140,43 @@ _STATUS = ["--no-optional-locks", "--literal-pathspecs", "status", "--porcelain=
            "--no-renames", "--ignore-submodules=none"]
 
 
+# `_changed`'s status: porcelain v2 also gives each tracked path's worktree mode
+# as git computes it for `git add` (core.fileMode, core.symlinks applied).
+_STATUS_V2 = [*_STATUS[:3], "--porcelain=v2", *_STATUS[4:]]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One path of `git status`: its two-letter code (as porcelain v1 writes it,
+    `??` untracked) and, for a tracked path, the mode `git add` would record
+    for what is on disk now (0: none, or untracked)."""
+
+    code: str
+    path: RepoPath
+    mode: int = 0
+
+
+def _parse_status_v2(data: bytes) -> list[Listed]:
+    """`git status --porcelain=v2 -z` output (ordinary, unmerged, untracked lines)."""
+    items = data.split(b"\0")
+    found: list[Listed] = []
+    i = 0
+    while i < len(items):
+        item = items[i]
+        i += 1
+        kind = item[:2]
+        if kind == b"? ":
+            found.append(Listed("??", from_git(item[2:])))
+        elif kind in (b"1 ", b"2 ", b"u "):
+            # 1 XY sub mH mI mW hH hI path | 2 ... Xscore path NUL orig | u XY sub m1 m2 m3 mW ...
+            fields = item.split(b" ", {b"1 ": 8, b"2 ": 9, b"u ": 10}[kind])
+            mode = int(fields[5 if kind != b"u " else 6], 8)
+            found.append(Listed(fields[1].decode().replace(".", " "), from_git(fields[-1]), mode))
+            if kind == b"2 ":
+                i += 1  # the original path of a rename (not asked for: --no-renames)
+    return found
+
+
 def _status_items(data: bytes) -> list[RepoPath]:
     """The paths of `git status --porcelain=v1 -z --no-renames` output."""
     return [from_git(item[3:]) for item in nul_split(data)]
@@ -212,6 +250,41 @@ def _stdin_path(path: RepoPath) -> bytes:
                       else b"\\%03o" % b if b < 0x20 or b == 0x7F
                       else bytes([b]) for b in raw)
     return b'"' + quoted + b'"\n'
+
+
+@dataclass(frozen=True)
+class Ident:
+    """A commit's author or committer as `git var GIT_*_IDENT` prints it."""
+
+    name: str
+    email: str
+    when: int | None  # seconds: fixed by GIT_*_DATE; None: the time of the commit
+    offset: int  # minutes east of UTC (used with `when`)
+
+    @classmethod
+    def parse(cls, line: str, fixed_date: bool) -> Ident | None:
+        """`Name <email> 1700000000 +0100`; None when it is not that (or not UTF-8)."""
+        head, _, zone = line.rpartition(" ")
+        head, _, seconds = head.rpartition(" ")
+        name, sep, email = head.rpartition(" <")
+        if not sep or not email.endswith(">") or not seconds.isdigit() or \
+                len(zone) != 5 or zone[0] not in "+-" or not zone[1:].isdigit():
+            return None
+        try:
+            (name + email).encode("utf-8")
+        except UnicodeEncodeError:  # surrogates: bytes that are not UTF-8
+            return None
+        offset = int(zone[1:3]) * 60 + int(zone[3:5])
+        return cls(name, email[:-1], int(seconds) if fixed_date else None,
+                   -offset if zone[0] == "-" else offset)
+
+    def at(self, now: float) -> tuple[str, str, int, int]:
+        """pygit2.Signature's arguments, dated `now` unless the date is fixed."""
+        if self.when is not None:
+            return self.name, self.email, self.when, self.offset
+        seconds = int(now)
+        return (self.name, self.email, seconds,
+                (time.localtime(seconds).tm_gmtoff or 0) // 60)
 
 
 @dataclass(frozen=True)
@@ -367,6 +440,16 @@ class Repo:
                          old, new])
         return parse_raw_diff(data)
 
+    def tree_changes(self, old_tree: str, new_tree: str,
+                     paths: Iterable[RepoPath]) -> list[Change]:
+        """What `diff_trees(old_tree, new_tree)` lists, in-process, given every path
+        where the two trees may differ (`paths`: file paths; the others are
+        left out). Same entries, same order (git's: by the path's bytes)."""
+        wanted = sorted(set(paths), key=os.fsencode)
+        old = self.entries_at(old_tree, wanted)
+        new = self.entries_at(new_tree, wanted)
+        return [Change(p, old.get(p), new.get(p)) for p in wanted if old.get(p) != new.get(p)]
+
     def entries_at(self, treeish: str, paths: Iterable[RepoPath]) -> dict[RepoPath, Entry]:
         """Entries of `paths` that exist in `treeish` (absent paths are left out).
 
@@ -435,25 +518,24 @@ class Repo:
         ls-files --others`: the same list as `--untracked-files=all`, without
         walking every directory of the worktree each time.
         """
-        return [path for _code, path in Repo._changed(worktree)]
+        return [listed.path for listed in Repo._changed(worktree)]
 
     @staticmethod
-    def _changed(worktree: Path) -> list[tuple[str, RepoPath]]:
-        """`changed_paths` with each path's two-letter status code (`??` for the
-        untracked files found inside untracked directories)."""
-        items = [(item[:2].decode(), from_git(item[3:])) for item in nul_split(
-            out([*_STATUS, "--untracked-files=normal"], worktree))]
+    def _changed(worktree: Path) -> list[Listed]:
+        """`changed_paths` with each path's status code and worktree mode (`??` for
+        the untracked files found inside untracked directories)."""
+        items = _parse_status_v2(out([*_STATUS_V2, "--untracked-files=normal"], worktree))
         # an untracked directory is listed as `dir/`; a tracked file that is now a
         # directory is listed only as deleted (its files are untracked too)
-        dirs = [p for _, p in items if p.endswith("/") or (
-            (worktree / p).is_dir() and not (worktree / p).is_symlink())]
+        dirs = [i.path for i in items if i.path.endswith("/") or (
+            (worktree / i.path).is_dir() and not (worktree / i.path).is_symlink())]
         if not dirs:
             return items
         specs = [":(literal)" + os.fsencode(d.rstrip("/")).decode("utf-8", "surrogateescape")
                  + "/" for d in dirs]
-        inside = [("??", from_git(p)) for chunk in _chunks(specs) for p in nul_split(
+        inside = [Listed("??", from_git(p)) for chunk in _chunks(specs) for p in nul_split(
             out(["ls-files", "-z", "--others", "--exclude-standard", "--", *chunk], worktree))]
-        return [(c, p) for c, p in items if not p.endswith("/")] + inside
+        return [i for i in items if not i.path.endswith("/")] + inside
 
     @staticmethod
     def prime_status_caches(worktree: Path) -> None:
@@ -563,15 +645,17 @@ class Repo:
         """
         skip = {RepoPath(p.rstrip("/")) for p in exclude}
         changed = self._changed(worktree)
-        untracked = {p for code, p in changed if code == "??"}
+        untracked = {i.path for i in changed if i.code == "??"}
         # A path the index no longer has (`D ` in the first column) that git does not
         # list as untracked is either gone from the disk or ignored: `git add -A`
         # leaves it out either way (a file dropped with `git rm --cached` and then
         # ignored stays out of the commit).
-        dropped = {p for code, p in changed if code == "D " and p not in untracked}
-        listed = list(dict.fromkeys(p for _code, p in changed))
+        dropped = {i.path for i in changed if i.code == "D " and i.path not in untracked}
+        git_modes = {i.path: i.mode for i in changed if i.mode}
+        listed = list(dict.fromkeys(i.path for i in changed))
         scan = WorktreeScan({}, {})
-        files: dict[RepoPath, int] = {}  # regular files: mode from the stat
+        files: dict[RepoPath, int] = {}
+        executable: list[RepoPath] = []  # new files with an exec bit: core.fileMode decides
         links_seen: dict[str, bool] = {}
         for item in listed:
             path = RepoPath(item.rstrip("/"))  # an untracked nested repository: `sub/`
@@ -592,45 +676,32 @@ class Repo:
             elif stat.S_ISDIR(st.st_mode):
                 scan.entries[path] = self._nested_repo(full, path)
             elif stat.S_ISREG(st.st_mode):
-                files[path] = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+                # a tracked path: the mode git itself reported (its `ce_mode_from_stat`:
+                # the index entry's mode where core.fileMode or core.symlinks is false)
+                mode = git_modes.get(path, 0)
+                if mode not in (0o100644, 0o100755, MODE_SYMLINK):
+                    mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+                    if mode == 0o100755:
+                        executable.append(path)
+                files[path] = mode
             else:  # a fifo or socket: `git add` cannot record it either
                 scan.entries[path] = None
+        if executable and not self._trusts_exec_bit(worktree):
+            files.update(dict.fromkeys(executable, 0o100644))
         if files:
             names = list(files)
             lines = b"".join(_stdin_path(p) for p in names)
             oids = out(["hash-object", "-w", "--stdin-paths"], worktree,
                        stdin=lines).decode().split()
-            modes = self._index_modes(worktree, files)
             for path, oid in zip(names, oids, strict=True):
-                scan.entries[path] = Entry(modes[path], oid)
+                scan.entries[path] = Entry(files[path], oid)
         return scan
 
-    def _index_modes(self, worktree: Path, files: dict[RepoPath, int]) -> dict[RepoPath, int]:
-        """The modes `git add` records for these regular files: the stat's, except
-        where core.fileMode or core.symlinks is false (then the index entry's
-        mode may win, as in git's `ce_mode_from_stat`)."""
-        config = run(["config", "-z", "--type=bool", "--get-regexp",
-                      r"^core\.(filemode|symlinks)$"], worktree, check=False).stdout
-        settings = dict(item.split(b"\n", 1) for item in nul_split(config))
-        trust_exec = settings.get(b"core.filemode", b"true") == b"true"
-        has_links = settings.get(b"core.symlinks", b"true") == b"true"
-        if trust_exec and has_links:
-            return files
-        staged: dict[RepoPath, int] = {}
-        specs = [":(literal)" + os.fsencode(p).decode("utf-8", "surrogateescape")
-                 for p in files]
-        for chunk in _chunks(specs):
-            for line in nul_split(out(["ls-files", "-s", "-z", "--", *chunk], worktree)):
-                meta, _, name = line.partition(b"\t")
-                staged[from_git(name)] = int(meta.split(b" ")[0], 8)
-        modes = dict(files)
-        for path in files:
-            mode = staged.get(path)
-            if not has_links and mode == MODE_SYMLINK:
-                modes[path] = MODE_SYMLINK
-            elif not trust_exec:
-                modes[path] = mode if mode in (0o100644, 0o100755) else 0o100644
-        return modes
+    @staticmethod
+    def _trusts_exec_bit(worktree: Path) -> bool:
+        """core.fileMode in `worktree` (false: new files are recorded 0644)."""
+        value = run(["config", "--type=bool", "core.filemode"], worktree, check=False).stdout
+        return value.strip() != b"false"
 
     def _nested_repo(self, full: Path, path: RepoPath) -> Entry | None:
         """A directory `git status` lists: a nested repository (a gitlink, as `git
@@ -696,12 +767,13 @@ class Repo:
                         existing.filemode == MODE_TREE else None
                     new_sub = rebuild(sub_oid, value)
                     if new_sub is None:
-                        if existing is not None:
+                        if sub_oid is not None:  # the directory is left empty
                             builder.remove(name)
                     else:
                         builder.insert(name, pygit2.Oid(hex=new_sub), MODE_TREE)
                 elif value is None:
-                    if tree is not None and key in tree:
+                    # a file's path: a directory of that name is not it
+                    if tree is not None and key in tree and tree[key].filemode != MODE_TREE:
                         builder.remove(key)
                 else:
                     builder.insert(key, pygit2.Oid(hex=value.oid), value.mode)
@@ -776,11 +848,44 @@ class Repo:
         return result if result is not None else str(odb.TreeBuilder().write())
 
     def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
-        args = ["commit-tree", tree]
-        for parent in parents:
-            args += ["-p", parent]
-        args += ["-F", "-"]
-        return text(args, self.workdir, stdin=message.encode("utf-8"))
+        """The commit `git commit-tree` would make (the same object), written in-process.
+
+        Author and committer are git's own (`commit_identity`), dated now unless
+        GIT_AUTHOR_DATE / GIT_COMMITTER_DATE say otherwise. `git commit-tree`
+        itself makes the commit when it must carry an encoding header
+        (i18n.commitEncoding) or an identity is not UTF-8. (Like `git
+        commit-tree`, it does not sign: commit.gpgSign is `git commit`'s.)
+        """
+        identity = self.commit_identity
+        if identity is None:
+            args = ["commit-tree", tree]
+            for parent in parents:
+                args += ["-p", parent]
+            return text([*args, "-F", "-"], self.workdir, stdin=message.encode("utf-8"))
+        pygit2 = _pygit2()
+        author, committer = (pygit2.Signature(*who.at(time.time())) for who in identity)
+        oid = self.odb.create_commit(None, author, committer, message, pygit2.Oid(hex=tree),
+                                     [pygit2.Oid(hex=p) for p in parents])
+        return str(oid)
+
+    @cached_property
+    def commit_identity(self) -> tuple[Ident, Ident] | None:
+        """(author, committer) as git would write them into a commit, or None when
+        `git commit-tree` must make the commits (see `commit_tree`). Three git
+        processes, once; safe in a thread."""
+        encoding = run(["config", "i18n.commitEncoding"], self.workdir, check=False).stdout
+        if encoding.strip().lower() not in (b"", b"utf-8", b"utf8"):
+            return None
+        found = []
+        for var, date_var in (("GIT_AUTHOR_IDENT", "GIT_AUTHOR_DATE"),
+                              ("GIT_COMMITTER_IDENT", "GIT_COMMITTER_DATE")):
+            # strict, as for a commit: an unknown identity fails here as `git commit` would
+            line = text(["var", var], self.workdir)
+            ident = Ident.parse(line, fixed_date=bool(os.environ.get(date_var)))
+            if ident is None:
+                return None
+            found.append(ident)
+        return found[0], found[1]
 
     def update_ref(self, ref: str, new: str, old: str, message: str) -> None:
         """Compare-and-swap: move `ref` to `new` only if it still points at `old`."""

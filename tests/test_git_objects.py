@@ -1,0 +1,113 @@
+"""Objects hf writes in-process must be the ones git's own commands would write.
+
+The oracles are `git commit-tree`, `git var` and `git diff-tree`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+from hf_fanout.errors import GitFailed
+from hf_fanout.worktrees.git import Entry, Repo
+
+MESSAGE = "hf: join batch b (api, ui)\n\nA task\nwith lines.\n\nHf-Batch: b\n"
+
+
+def test_a_commit_is_byte_for_byte_what_git_commit_tree_makes(repo: Path) -> None:
+    main = Repo.discover(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    other = git(repo, "commit-tree", tree, "-p", head, "-m", "side").strip()
+    ours = main.commit_tree(tree, [head, other], MESSAGE)
+    theirs = git(repo, "commit-tree", tree, "-p", head, "-p", other, "-F", "-",
+                 input=MESSAGE.encode()).strip()
+    assert ours == theirs
+    assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""
+
+
+def test_an_undated_commit_carries_gits_identity_and_now(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GIT_AUTHOR_DATE")
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Zoë Ünïcode")
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        main = Repo.discover(repo)
+        before = int(time.time())
+        commit = main.commit_tree(git(repo, "rev-parse", "HEAD^{tree}").strip(), [], "x\n")
+        after = int(time.time())
+        raw = git(repo, "cat-file", "commit", commit)
+        expected = {k: git(repo, "var", k).strip().rsplit(" ", 2)[0]
+                    for k in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")}
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    lines = dict(line.split(" ", 1) for line in raw.split("\n\n")[0].splitlines())
+    for field, var in (("author", "GIT_AUTHOR_IDENT"), ("committer", "GIT_COMMITTER_IDENT")):
+        who, seconds, zone = lines[field].rsplit(" ", 2)
+        assert who == expected[var]
+        assert before <= int(seconds) <= after
+        assert zone == "+0530"
+
+
+def test_another_encoding_is_left_to_git(repo: Path) -> None:
+    main = Repo.discover(repo)
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    git(repo, "config", "i18n.commitEncoding", "ISO-8859-1")
+    commit = main.commit_tree(tree, [], "caf\u00e9\n")
+    assert "\nencoding ISO-8859-1\n" in git(repo, "cat-file", "commit", commit)
+    assert commit == git(repo, "commit-tree", tree, "-m", "caf\u00e9").strip()
+
+
+def test_an_unknown_identity_fails_as_git_commit_does(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("EMAIL", "")
+    git(repo, "config", "user.useConfigOnly", "true")
+    (Path.home() / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+    with pytest.raises(GitFailed, match="user.useConfigOnly|identity"):
+        Repo.discover(repo).commit_tree(git(repo, "rev-parse", "HEAD^{tree}").strip(), [], "x\n")
+
+
+POOL = ["a", "a.txt", "a-b", "a/x", "a/y/z", "b c/d", "ünï/côdé", "z0", "z/0", "q"]
+
+
+def test_tree_changes_lists_what_git_diff_tree_lists(repo: Path) -> None:
+    """Random edits (files, links, exec bits, a file replaced by a directory and
+    back) on random trees: the in-process diff equals `git diff-tree -r`."""
+    main = Repo.discover(repo)
+    rng = random.Random(7)
+    blobs = [main.write_blob(f"blob {i}\n".encode()) for i in range(4)]
+
+    def random_edits(tree: str) -> tuple[str, set[str]]:
+        edits: dict[str, Entry | None] = {}
+        for path in rng.sample(POOL, rng.randint(1, 5)):
+            # a path and its parent directory as a file cannot coexist: keep one
+            if any(path.startswith(p + "/") or p.startswith(path + "/") for p in edits):
+                continue
+            mode = rng.choice([0o100644, 0o100755, 0o120000, None])
+            edits[path] = None if mode is None else Entry(mode, rng.choice(blobs))
+        current = set(main.ls_tree(tree))
+        # what the edits displace: files below a path that becomes a file, a file
+        # that a path goes below
+        touched = set(edits) | {p for p in current for e in edits
+                                if p.startswith(e + "/") or e.startswith(p + "/")}
+        return main.build_tree(tree, {**dict.fromkeys(touched - set(edits)), **edits}), touched
+
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    compared = 0
+    for _ in range(60):
+        new, touched = random_edits(tree)
+        expected = main.diff_trees(tree, new)
+        assert main.tree_changes(tree, new, touched) == expected
+        compared += len(expected)
+        tree = new
+    assert compared > 100
