@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,26 @@ def test_a_same_size_edit_in_the_index_second_is_still_joined(split3, hf):
     r = hf("join", "b1", "--partial", "--json", cwd=repo)
     assert r.code == 0, r.out + r.err
     assert (repo / "src/ui/app.js").read_text() == "console.log(2)\n"
+
+
+def test_replaced_files_are_new_files_and_what_was_moved_aside_goes(split3, hf):
+    """The join moves the files it replaces or deletes aside (a rename, cheap on any
+    disk) and deletes them after it returns. Like git's checkout, a replaced
+    file is a new file: another hard link to the old one keeps the old text."""
+    repo, docs = split3["repo"], split3["docs"]
+    elsewhere = repo.parent / "readme-link"
+    os.link(repo / "README.md", elsewhere)
+    write(docs, {"README.md": "# demo, joined\n"})
+    (docs / "docs/old.md").unlink()
+    all_done(hf, split3, ("docs",))
+    r = hf("join", "b1", "--partial", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "README.md").read_text() == "# demo, joined\n"
+    assert not (repo / "docs/old.md").exists()
+    assert elsewhere.read_text() == "# demo\n"
+    assert git(repo, "status", "--porcelain") == ""
+    trash = repo / ".git/hf/trash"
+    deadline = time.monotonic() + 20
+    while trash.exists() and any(trash.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(trash.iterdir()), "what the join moved aside was not deleted"

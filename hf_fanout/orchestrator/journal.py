@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
+import subprocess
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from hf_fanout.errors import LockBusy, StateCorrupt
@@ -26,31 +31,85 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None],
 
     `while_writing` runs once the index is written, beside the writing of the
     files (it may read the index, not the work tree); its error is raised
-    after the files are written.
+    after the files are written. Called with the commit lock held.
     """
     main = ws.main
     deleted = [p for p, e in entries.items() if e is None]
     written = [p for p, e in entries.items() if e is not None]
     # one index update: deletions first, so a file can become a directory
     main.update_index({**dict.fromkeys(deleted), **{p: entries[p] for p in written}})
-    if while_writing is None:
-        _write_files(main, deleted, written)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    aside = _Aside(ws.store.trash_root / f"{os.getpid()}-{time.time_ns()}")
+    try:
+        if while_writing is None:
+            _write_files(main, deleted, written, aside)
+            return
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        files = pool.submit(_write_files, main, deleted, written)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            files = pool.submit(_write_files, main, deleted, written, aside)
+            try:
+                while_writing()
+            finally:
+                files.result()
+    finally:
+        _delete_later(ws.store.trash_root)
+
+
+class _Aside:
+    """Main-tree files a join replaces or deletes are first renamed into a trash
+    directory (its own, in hf's state dir), and deleted after the join by a
+    process of their own (`_delete_later`): freeing a file's blocks can wait
+    on the disk (ext4 mounted with `discard`, usual on cloud machines: 1000
+    small files took 0.65 s to delete and write again, 0.09 s to move aside
+    and write), and a rename never does."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.moved = 0
+
+    def move(self, target: Path) -> bool:
+        """True when nothing is at `target` any more; False for a directory or when
+        the rename fails (another filesystem): the caller removes it itself."""
         try:
-            while_writing()
-        finally:
-            files.result()
+            if stat.S_ISDIR(os.lstat(target).st_mode):
+                return False
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        try:
+            if not self.moved:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            target.rename(self.directory / str(self.moved))
+        except OSError:
+            return False
+        self.moved += 1
+        return True
 
 
-def _write_files(main: Repo, deleted: list[RepoPath], written: list[RepoPath]) -> None:
+def _delete_later(trash: Path) -> None:
+    """Delete what joins moved aside (this one's and any a killed process left), in
+    a process that outlives hf: the join does not wait for the disk."""
+    try:
+        leftovers = [str(p) for p in trash.iterdir()]
+    except OSError:
+        return
+    if not leftovers:
+        return
+    try:
+        subprocess.Popen(["nice", "-n", "19", "rm", "-rf", "--", *leftovers],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:  # no `nice` or `rm`: delete here and now
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_files(main: Repo, deleted: list[RepoPath], written: list[RepoPath],
+                 aside: _Aside) -> None:
     for path in deleted:
         target = main.workdir / path
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            target.unlink()
+        if not aside.move(target):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                target.unlink()
         parent = target.parent
         while parent != main.workdir:
             try:
@@ -58,6 +117,8 @@ def _write_files(main: Repo, deleted: list[RepoPath], written: list[RepoPath]) -
             except OSError:
                 break
             parent = parent.parent
+    for path in written:
+        aside.move(main.workdir / path)  # if it stays, checkout-index -f replaces it
     main.checkout_paths(written)
 
 

@@ -39,6 +39,11 @@ class Store:
     def journal_file(self) -> Path:
         return self.root / "journal" / "join.json"
 
+    @property
+    def trash_root(self) -> Path:
+        """Where the join moves the main-tree files it replaces, until they are deleted."""
+        return self.root / "trash"
+
     def lock_file(self, name: str) -> Path:
         return self.root / "locks" / f"{name}.lock"
 

@@ -29,6 +29,7 @@ alternates from one size to the next (git first at the first size). hf runs as a
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import random
 import shutil
@@ -522,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
         args.profile = args.profile.resolve()
     hermetic_env(work / "home")
+    # bytecode, as an installed hf has it (pip compiles at install time; with
+    # PYTHONDONTWRITEBYTECODE set, a checkout would be compiled on every run)
+    compileall.compile_dir(CHECKOUT / "hf_fanout", quiet=1)
     say(f"hf from {CHECKOUT}, python {sys.version.split()[0]}, "
         f"{sh(['git', '--version'], work).decode().strip()}; building in {work}")
     say(f"start: {load()}")
