@@ -111,3 +111,35 @@ def test_tree_changes_lists_what_git_diff_tree_lists(repo: Path) -> None:
         compared += len(expected)
         tree = new
     assert compared > 100
+
+
+def test_refs_read_from_git_files_are_what_git_resolves(repo: Path) -> None:
+    """Loose and packed refs are read from git's files (no process, no pygit2);
+    whatever they do not say plainly goes to pygit2."""
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "branch", "hf/b/packed")
+    git(repo, "pack-refs", "--all")
+    git(repo, "branch", "hf/b/loose")
+    git(repo, "update-ref", "refs/hf/results/b/p", head)
+    git(repo, "symbolic-ref", "refs/hf/alias", "refs/heads/hf/b/loose")
+    main = Repo.discover(repo)
+    for ref in ("refs/heads/hf/b/packed", "refs/heads/hf/b/loose", "refs/hf/results/b/p",
+                "refs/hf/alias", "refs/heads/main"):
+        assert main.ref_target(ref) == git(repo, "rev-parse", ref).strip(), ref
+    assert main._ref_from_files("refs/heads/hf/b/packed") == head
+    assert main._ref_from_files("refs/hf/alias") is None  # symbolic: pygit2 resolves it
+    assert main.ref_target("refs/heads/nothing/here") is None
+    assert main.ref_target("refs/heads/hf/b") is None  # a directory of refs, not a ref
+
+
+def test_refs_that_no_longer_descend_from_the_base_are_named(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    ahead = git(repo, "commit-tree", tree, "-p", base, "-m", "ahead").strip()
+    orphan = git(repo, "commit-tree", tree, "-m", "rewritten history").strip()
+    git(repo, "update-ref", "refs/heads/hf/b/ahead", ahead)
+    git(repo, "update-ref", "refs/heads/hf/b/orphan", orphan)
+    main = Repo.discover(repo)
+    refs = ["refs/heads/hf/b/ahead", "refs/heads/hf/b/orphan"]
+    assert main.not_descending(base, refs) == {"refs/heads/hf/b/orphan"}
+    assert main.not_descending(base, []) == set()

@@ -162,14 +162,14 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
             findings.append(Finding(target, "moved",
                                     f"{was[:12]} -> {now_at[:12] or 'deleted'} outside hf "
                                     f"({_last_reflog(ws, target)})"))
-    for part in parts:
-        ref = f"refs/heads/{part.branch}"
-        if ref not in old or part.state == JOINED:
-            continue
-        tip = ws.main.ref_target(ref)
+    tips = {f"refs/heads/{part.branch}": ws.main.ref_target(f"refs/heads/{part.branch}")
+            for part in parts if part.state != JOINED and f"refs/heads/{part.branch}" in old}
+    moved = [ref for ref, tip in tips.items() if tip is not None and tip != batch.base]
+    rewritten = ws.main.not_descending(batch.base, moved)
+    for ref, tip in tips.items():
         if tip is None:
             findings.append(Finding(ref, "missing", "the part's branch was deleted"))
-        elif not _descends(ws, tip, batch.base):
+        elif ref in rewritten:
             findings.append(Finding(ref, "rewritten",
                                     f"{tip[:12]} no longer descends from the base "
                                     f"{batch.base[:12]}"))
@@ -213,10 +213,6 @@ def _moved_by_hf(ws: Workspace, ref: str, was: str, now_at: str) -> bool:
 def _last_reflog(ws: Workspace, ref: str) -> str:
     entries = _reflog(ws, ref)
     return f"reflog: {entries[-1][2]!r}" if entries else "no reflog"
-
-
-def _descends(ws: Workspace, tip: str, base: str) -> bool:
-    return ws.main.is_ancestor(base, tip)
 
 
 def verify(ws: Workspace, batch: Batch) -> None:

@@ -139,9 +139,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     for check in PRE_JOIN_CHECKS:
         check(ws, batch)
 
-    base_tree = main.tree_of(batch.base)
     tips = {p.name: _part_tip(ws, p) for p in parts}
-    results = _part_results(ws, batch, base_tree, parts, tips)
+    results = _part_results(ws, batch, parts, tips)
     try:
         _refuse_bad_changes(results)
         with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
@@ -160,10 +159,10 @@ def _listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def _part_tip(ws: Workspace, part: Part) -> tuple[str, str]:
-    """The part's branch tip and its tree; refused unless its worktree is on it.
+def _part_tip(ws: Workspace, part: Part) -> str:
+    """The part's branch tip; refused unless its worktree is on it.
 
-    In-process reads (pygit2), done before the parts are scanned in parallel.
+    Read from git's ref files, before the part is scanned.
     """
     main = ws.main
     tip = main.ref_target(f"refs/heads/{part.branch}")
@@ -175,11 +174,11 @@ def _part_tip(ws: Workspace, part: Part) -> tuple[str, str]:
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
             f"in {part.worktree} run `git switch {part.branch}`",
         )
-    return tip, main.tree_of(tip)
+    return tip
 
 
-def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part],
-                  tips: dict[str, tuple[str, str]]) -> list[PartResult]:
+def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
+                  tips: dict[str, str]) -> list[PartResult]:
     """Each part's result: its branch tip plus what is uncommitted in its worktree.
 
     The worktrees are scanned by git processes in a pool, two at a time;
@@ -194,9 +193,9 @@ def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part]
     def scan(part: Part) -> tuple[WorktreeScan, list[RepoPath]]:
         """The worktree's uncommitted state, and the paths its commits changed."""
         found = main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
-        tip_tree = tips[part.name][1]
-        committed = [] if tip_tree == base_tree else [
-            c.path for c in main.diff_trees(base_tree, tip_tree)]
+        tip = tips[part.name]
+        committed = [] if tip == batch.base else [
+            c.path for c in main.diff_trees(batch.base, tip)]
         return found, committed
 
     # While the scans run (this thread mostly waits on git), load what the write
@@ -205,12 +204,13 @@ def _part_results(ws: Workspace, batch: Batch, base_tree: str, parts: list[Part]
     with ThreadPoolExecutor(max_workers=2) as pool:
         pool.submit(lambda: main.commit_identity)  # three small git processes, once
         scans = [pool.submit(scan, p) for p in parts]
+        base_tree = main.tree_of(batch.base)  # pygit2 loads now, beside the scans
         return [_result_of(ws, batch, base_tree, part, tips[part.name], *future.result())
                 for part, future in zip(parts, scans, strict=True)]
 
 
 def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
-               tip: tuple[str, str], scan: WorktreeScan,
+               tip_commit: str, scan: WorktreeScan,
                committed: list[RepoPath]) -> PartResult:
     """The part's result from its scan and the paths its commits changed: the
     tree (its tip's tree plus what the scan found), a commit of it when
@@ -218,10 +218,10 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     the part committed while it was being scanned (the scan would be
     relative to a HEAD the tree does not start from)."""
     main = ws.main
-    tip_commit, tip_tree = tip
     if main.worktree_head(Path(part.worktree)) != tip_commit:
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
+    tip_tree = main.tree_of(tip_commit)
     tree = main.tree_from_scan(tip_tree, scan)
     result_commit = tip_commit
     if tree != tip_tree:
@@ -504,15 +504,10 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
             ws.store.clear_journal()
             raise
         _crash_point("ref")
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            after = pool.submit(main.staged_paths, commit)
-            finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
-            ws.store.clear_journal()
-            leftover = after.result()
-        if leftover != staged_before:
-            # Not fatal (the commit is right), but the user must know.
-            ws.store.audit("join-index-mismatch", batch=plan.batch.id,
-                           extra=sorted(leftover ^ staged_before))
+        # (what stays staged now is what was staged before: the check above saw
+        # exactly the join's paths added to it, and the commit holds those)
+        finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
+        ws.store.clear_journal()
     return commit
 
 

@@ -33,22 +33,23 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None],
     files (it may read the index, not the work tree); its error is raised
     after the files are written. Called with the commit lock held.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     main = ws.main
     deleted = [p for p, e in entries.items() if e is None]
     written = [p for p, e in entries.items() if e is not None]
-    # one index update: deletions first, so a file can become a directory
-    main.update_index({**dict.fromkeys(deleted), **{p: entries[p] for p in written}})
     aside = _Aside(ws.store.trash_root / f"{os.getpid()}-{time.time_ns()}")
     try:
-        if while_writing is None:
-            _write_files(main, deleted, written, aside)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=1) as pool:
-            files = pool.submit(_write_files, main, deleted, written, aside)
+            # the old files go aside while the index is written (neither reads the other)
+            cleared = pool.submit(_clear, main, deleted, written, aside)
+            # one index update: deletions first, so a file can become a directory
+            main.update_index({**dict.fromkeys(deleted), **{p: entries[p] for p in written}})
+            cleared.result()
+            files = pool.submit(main.checkout_paths, written)
             try:
-                while_writing()
+                if while_writing is not None:
+                    while_writing()
             finally:
                 files.result()
     finally:
@@ -103,8 +104,10 @@ def _delete_later(trash: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_files(main: Repo, deleted: list[RepoPath], written: list[RepoPath],
-                 aside: _Aside) -> None:
+def _clear(main: Repo, deleted: list[RepoPath], written: list[RepoPath],
+           aside: _Aside) -> None:
+    """Remove the deleted paths (and directories left empty) and move the files
+    about to be written aside (those that stay, checkout-index -f replaces)."""
     for path in deleted:
         target = main.workdir / path
         if not aside.move(target):
@@ -118,8 +121,7 @@ def _write_files(main: Repo, deleted: list[RepoPath], written: list[RepoPath],
                 break
             parent = parent.parent
     for path in written:
-        aside.move(main.workdir / path)  # if it stays, checkout-index -f replaces it
-    main.checkout_paths(written)
+        aside.move(main.workdir / path)
 
 
 def _entries(raw: Any) -> dict[RepoPath, Entry | None]:

@@ -393,14 +393,49 @@ class Repo:
         return str(self.odb[commit].peel(_pygit2().Tree).id)
 
     def ref_target(self, ref: str) -> str | None:
-        """The commit a full ref name points to, read in-process (no git spawn)."""
-        found = self.odb.references.get(ref)
-        if found is None:
+        """The commit a full ref name points to, read in-process (no git spawn):
+        from git's ref files when they hold it plainly (no pygit2 either, so it is
+        safe in a thread), else by pygit2 (a symbolic ref, a ref that is not there)."""
+        found = self._ref_from_files(ref)
+        if found is not None:
+            return found
+        resolved = self.odb.references.get(ref)
+        if resolved is None:
             return None
-        return str(found.resolve().target)
+        return str(resolved.resolve().target)
 
-    def is_ancestor(self, ancestor: str, commit: str) -> bool:
-        return ancestor == commit or bool(self.odb.descendant_of(commit, ancestor))
+    def _ref_from_files(self, ref: str) -> str | None:
+        """`ref`'s object id from its loose file or `packed-refs` (shared refs only);
+        None when neither holds it as a plain object id."""
+        if not ref.startswith("refs/") or ref.startswith(("refs/bisect/", "refs/worktree/")):
+            return None
+        try:
+            value: bytes | None = (self.common_dir / ref).read_bytes().strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            value = None
+        except OSError:
+            return None
+        if value is None:
+            try:
+                packed = (self.common_dir / "packed-refs").read_bytes()
+            except OSError:
+                return None
+            end = packed.find(b" " + os.fsencode(ref) + b"\n")
+            if end < 0:
+                return None
+            value = packed[packed.rfind(b"\n", 0, end) + 1:end]
+        if len(value) not in (40, 64) or value.strip(b"0123456789abcdef"):
+            return None
+        return value.decode()
+
+    def not_descending(self, base: str, refs: Sequence[str]) -> set[str]:
+        """Those of `refs` whose commit does not have `base` in its history (one git
+        process for all of them)."""
+        if not refs:
+            return set()
+        listing = text(["for-each-ref", f"--no-contains={base}", "--format=%(refname)",
+                        *refs], self.workdir)
+        return set(listing.split("\n")) & set(refs)
 
     @staticmethod
     def worktree_gitdir(worktree: Path) -> Path:
