@@ -97,15 +97,12 @@ def install(main_repo: object, worktree: Path, batch: str, part: str) -> bool:
     """Guard one part's worktree: marker, hooks directory, per-worktree core.hooksPath.
 
     True when hf's shared hooks directory was (re)written."""
-    from hf_fanout.worktrees.git import Repo, run, text
+    from hf_fanout.worktrees.git import Repo, run
 
     assert isinstance(main_repo, Repo)
-    enabled = run(["config", "--bool", "--get", "extensions.worktreeConfig"],
-                  main_repo.workdir, check=False)
-    if enabled.stdout.strip() != b"true":
-        main_repo.git(["config", "extensions.worktreeConfig", "true"])
+    main_repo.enable_worktree_config()
     changed = write_hooks(main_repo.common_dir, chain_dir(main_repo))
-    git_dir = Path(text(["rev-parse", "--absolute-git-dir"], worktree))
+    git_dir = Path(os.path.realpath(Repo.worktree_gitdir(worktree)))
     marker = {"batch": batch, "part": part, "worktree": str(worktree),
               "git_dir": str(git_dir), "common_dir": str(main_repo.common_dir),
               "main_workdir": str(main_repo.workdir)}

@@ -89,11 +89,12 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
              estimate_minutes=p.estimate_minutes)
         for i, p in enumerate(plan.parts)
     ]
+    taken = ws.main.existing_refs([f"refs/heads/{part.branch}" for part in parts])
     for part in parts:
         if Path(part.worktree).exists():
             raise BatchExists(f"{part.worktree} already exists",
                               "remove it, or set another worktree_root")
-        if ws.main.ref_exists(f"refs/heads/{part.branch}"):
+        if f"refs/heads/{part.branch}" in taken:
             raise BatchExists(f"branch {part.branch} already exists",
                               f"delete it (git branch -D {part.branch}) or pick another batch id")
     if dry_run:
@@ -146,11 +147,6 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     workers = min(len(parts), 2 * cores)
     checkout_workers = max(1, (2 * cores) // workers)
 
-    for part in parts:
-        Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
-        ws.main.add_worktree(Path(part.worktree), part.branch, base)
-        made.append(part)  # only what this split made is undone
-
     def populate(part: Part) -> None:
         ws.main.populate_worktree(Path(part.worktree), workers=checkout_workers)
         progress(f"worktree {part.name}: {part.worktree}")
@@ -158,8 +154,15 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     # the finishing steps read refs in-process: load pygit2 while this thread waits
     preload("pygit2")
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(populate, part) for part in parts]
+        futures = []
         try:
+            # registered one after another (see add_worktree), each checkout
+            # starting as soon as its worktree is registered
+            for part in parts:
+                Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
+                ws.main.add_worktree(Path(part.worktree), part.branch, base)
+                made.append(part)  # only what this split made is undone
+                futures.append(pool.submit(populate, part))
             for future, part in zip(futures, parts, strict=True):
                 future.result()
                 prepare(part)

@@ -386,8 +386,27 @@ class Repo:
         return proc.stdout.decode().strip() if proc.returncode == 0 else "HEAD"
 
     def ref_exists(self, ref: str) -> bool:
+        if self._ref_from_files(ref) is not None:
+            return True
         proc = run(["show-ref", "--verify", "--quiet", ref], self.workdir, check=False)
         return proc.returncode == 0
+
+    def enable_worktree_config(self) -> None:
+        """Turn on per-worktree config (`config.worktree`), once per Repo."""
+        if self.__dict__.get("_worktree_config_on"):
+            return
+        enabled = run(["config", "--bool", "--get", "extensions.worktreeConfig"],
+                      self.workdir, check=False)
+        if enabled.stdout.strip() != b"true":
+            self.git(["config", "extensions.worktreeConfig", "true"])
+        self.__dict__["_worktree_config_on"] = True
+
+    def existing_refs(self, refs: Sequence[str]) -> set[str]:
+        """Those of `refs` (full names) that exist: one git process for all."""
+        if not refs:
+            return set()
+        listing = text(["for-each-ref", "--format=%(refname)", *refs], self.workdir)
+        return set(listing.split("\n")) & set(refs)
 
     def tree_of(self, commit: str) -> str:
         return str(self.odb[commit].peel(_pygit2().Tree).id)
@@ -629,7 +648,8 @@ class Repo:
 
         Registration is serial: `git worktree add` reads every other worktree's
         metadata and fails on one that another process is half way through
-        creating. The slow part, the checkout, runs in parallel afterwards.
+        creating. The slow part, the checkout (`populate_worktree`), runs in
+        parallel, each as soon as its worktree is registered.
         """
         self.git(["worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base])
 
