@@ -319,3 +319,26 @@ def test_option_values_are_converted_and_bad_ones_refused(split3, hf):
     assert r.code == 2 and "--max" in r.err  # its bound still holds
     r = hf("join", "b1", "--wait", "0.5", "--dry-run", "--json", cwd=split3["repo"])
     assert r.json["command"] == "join" and r.code in (0, 1)
+
+
+def test_each_command_is_built_alone_with_the_same_help_and_typos_still_get_a_hint(repo, hf):
+    """hf builds click's object for the invoked command only: every command's
+    help must be what the whole app renders for it, and a typo still sees
+    every command (click's suggestion)."""
+    from typer.main import get_command
+
+    from hf_fanout.cli.app import app
+
+    whole = get_command(app)
+    ctx = whole.make_context("hf", ["--help"], resilient_parsing=True)
+    names = whole.list_commands(ctx)  # type: ignore[attr-defined]
+    assert {"split", "join", "status", "guard", "next"} <= set(names)
+    for name in names:
+        sub = whole.get_command(ctx, name)  # type: ignore[attr-defined]
+        with sub.make_context(name, [], parent=ctx, resilient_parsing=True) as sub_ctx:
+            expected = sub.get_help(sub_ctx)
+        r = hf(name, "--help", cwd=repo)
+        assert r.code == 0 and r.out.rstrip("\n") == expected.rstrip("\n"), name
+    assert len(app.registered_commands) + len(app.registered_groups) == len(names)
+    r = hf("jion", "b1", cwd=repo)
+    assert r.code == 2 and "Did you mean 'join'?" in r.err

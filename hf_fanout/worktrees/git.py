@@ -659,7 +659,7 @@ class Repo:
         `prime_status_caches`."""
         out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
              "--no-recurse-submodules"], path)
-        head = text(["rev-parse", "HEAD"], path)
+        head = self.worktree_head(path) or text(["rev-parse", "HEAD"], path)
         out(["hook", "run", "--ignore-missing", "post-checkout", "--", ZERO_OID, head, "1"],
             path)
         self.prime_status_caches(path)
