@@ -7,7 +7,6 @@ Repository settings win over user settings; flags win over both.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc}", "check the file's permissions") from None
+    import tomllib  # only when there is a file to read
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

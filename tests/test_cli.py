@@ -342,3 +342,28 @@ def test_each_command_is_built_alone_with_the_same_help_and_typos_still_get_a_hi
     assert len(app.registered_commands) + len(app.registered_groups) == len(names)
     r = hf("jion", "b1", cwd=repo)
     assert r.code == 2 and "Did you mean 'join'?" in r.err
+
+
+def test_the_program_exits_fast_with_its_output_and_code_and_profilers_still_write(
+        split3, tmp_path):
+    """`hf` leaves without Python's teardown (os._exit after flushing): a piped
+    output is whole, the exit code is main()'s, and under cProfile (which
+    writes at shutdown) the normal exit runs."""
+    import subprocess
+    import sys
+
+    from conftest import hf_proc
+
+    repo = split3["repo"]
+    r = hf_proc("status", "b1", "--json", cwd=repo)
+    assert r.returncode == 0 and json.loads(r.stdout)["data"]["batches"][0]["id"] == "b1"
+    r = hf_proc("join", "nosuch", cwd=repo)
+    assert r.returncode == 1 and "nosuch" in r.stderr
+    r = hf_proc("status", "--wait-what", cwd=repo)
+    assert r.returncode == 2
+    prof = tmp_path / "status.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "hf_fanout",
+                           "status", "b1"], cwd=repo, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0 and "b1" in proc.stdout
+    assert prof.stat().st_size > 0
