@@ -51,8 +51,26 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 
 
 def atomic_write_json(path: Path, record: Any) -> None:
-    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write(path, text.encode("utf-8"))
+    atomic_write(path, json_bytes(record))
+
+
+def json_bytes(record: Any) -> bytes:
+    """A record as hf writes it: indented, sorted keys, UTF-8, a final newline."""
+    return (json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def atomic_write_many(files: list[tuple[Path, bytes]]) -> None:
+    """Several `atomic_write`s, their fsyncs overlapping instead of queueing one
+    by one (each file is still all old or all new after a crash)."""
+    if len(files) < 2:
+        for path, data in files:
+            atomic_write(path, data)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+        for future in [pool.submit(atomic_write, path, data) for path, data in files]:
+            future.result()
 
 
 def append_line(path: Path, line: str) -> None:

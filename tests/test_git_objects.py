@@ -143,3 +143,22 @@ def test_refs_that_no_longer_descend_from_the_base_are_named(repo: Path) -> None
     refs = ["refs/heads/hf/b/ahead", "refs/heads/hf/b/orphan"]
     assert main.not_descending(base, refs) == {"refs/heads/hf/b/orphan"}
     assert main.not_descending(base, []) == set()
+
+
+def test_head_read_from_files_is_what_git_says(repo: Path, tmp_path: Path) -> None:
+    def check(where: Path, ref: str, commit: str | None) -> None:
+        repo_here = Repo.discover(where)
+        assert repo_here.head_ref() == ref
+        assert repo_here.head() == commit
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    check(repo, "refs/heads/main", head)
+    git(repo, "pack-refs", "--all")  # the branch now lives in packed-refs only
+    check(repo, "refs/heads/main", head)
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(wt), "HEAD")
+    check(wt, "refs/heads/side", head)
+    git(repo, "checkout", "-q", "--detach", "HEAD")
+    check(repo, "HEAD", head)
+    git(repo, "checkout", "-q", "--orphan", "unborn")
+    check(repo, "refs/heads/unborn", None)

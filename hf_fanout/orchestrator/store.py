@@ -115,17 +115,11 @@ class Store:
         atomic.atomic_write_json(self.part_file(part.batch, part.name), part.to_dict())
 
     def save_parts(self, parts: list[Part]) -> None:
-        """Save several part records at once: each is an atomic, fsynced write of
-        its own file, and the fsyncs overlap instead of queueing one by one."""
-        if len(parts) < 2:
-            for part in parts:
-                self.save_part(part)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(8, len(parts))) as pool:
-            for future in [pool.submit(self.save_part, part) for part in parts]:
-                future.result()
+        """Save several part records at once (their fsyncs overlap)."""
+        for part in parts:
+            part.updated = now()
+        atomic.atomic_write_many([(self.part_file(part.batch, part.name),
+                                   atomic.json_bytes(part.to_dict())) for part in parts])
 
     def remove_batch(self, batch: str) -> None:
         import shutil

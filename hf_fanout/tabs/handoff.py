@@ -165,11 +165,13 @@ def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
 
     base_paths = [str(p) for p in ws.main.ls_tree(batch.base)]
     rules = Rules.from_settings(ws.settings.get("guard"))
+    files = []
     for part in parts:
         text = render(batch, part, [o for o in parts if o is not part], base_paths,
                       ws.main.workdir, rules)
         private_dir(Path(part.worktree))
-        atomic.atomic_write(task_file(Path(part.worktree)), text.encode("utf-8"))
+        files.append((task_file(Path(part.worktree)), text.encode("utf-8")))
+    atomic.atomic_write_many(files)
 
 
 def read_task(part: Part) -> tuple[Path, str]:

@@ -378,10 +378,28 @@ class Repo:
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
     def head(self) -> str | None:
-        return self.rev_parse("HEAD^{commit}")
+        """The commit HEAD points to (None on an unborn branch): from git's files
+        when they say it plainly, else `git rev-parse`."""
+        found = self._head_from_files()
+        return found if found is not None else self.rev_parse("HEAD^{commit}")
+
+    def _head_from_files(self) -> str | None:
+        try:
+            head = (self.git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if head.startswith("ref:"):
+            return self._ref_from_files(head.removeprefix("ref:").strip())
+        return head if len(head) in (40, 64) and not head.strip("0123456789abcdef") else None
 
     def head_ref(self) -> str:
         """The ref HEAD points to (refs/heads/...), or 'HEAD' when detached."""
+        try:
+            head = (self.git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            head = ""
+        if head.startswith("ref: refs/heads/"):
+            return head.removeprefix("ref:").strip()
         proc = run(["symbolic-ref", "--quiet", "HEAD"], self.workdir, check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else "HEAD"
 
