@@ -202,9 +202,11 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     # under the lock needs: filelock alone takes about 0.04 s to import.
     preload("filelock", "hf_fanout.orchestrator.journal")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pool.submit(lambda: main.commit_identity)  # three small git processes, once
         scans = [pool.submit(scan, p) for p in parts]
-        base_tree = main.tree_of(batch.base)  # pygit2 loads now, beside the scans
+        # while the first scans run: who commits (three small git processes, once)
+        # and the base's tree (pygit2 loads now)
+        _ = main.commit_identity
+        base_tree = main.tree_of(batch.base)
         return [_result_of(ws, batch, base_tree, part, tips[part.name], *future.result())
                 for part, future in zip(parts, scans, strict=True)]
 

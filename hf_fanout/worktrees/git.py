@@ -142,7 +142,7 @@ _STATUS = ["--no-optional-locks", "--literal-pathspecs", "status", "--porcelain=
 
 # `_changed`'s status: porcelain v2 also gives each tracked path's worktree mode
 # as git computes it for `git add` (core.fileMode, core.symlinks applied).
-_STATUS_V2 = [*_STATUS[:3], "--porcelain=v2", *_STATUS[4:]]
+_STATUS_V2 = ["--porcelain=v2" if a == "--porcelain=v1" else a for a in _STATUS]
 
 
 @dataclass(frozen=True)
