@@ -367,3 +367,17 @@ def test_the_program_exits_fast_with_its_output_and_code_and_profilers_still_wri
                           check=False)
     assert proc.returncode == 0 and "b1" in proc.stdout
     assert prof.stat().st_size > 0
+
+
+def test_the_fast_exit_still_runs_atexit_handlers(repo):
+    """A coverage tool or a sitecustomize registers atexit handlers: they run."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, sys; atexit.register(lambda: print('handler ran', flush=True)); "
+            "sys.argv = ['hf', 'status', '--json']; from hf_fanout.cli import entry; entry()")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("handler ran")
+    assert json.loads(proc.stdout.rstrip().removesuffix("handler ran"))["ok"] is True

@@ -162,3 +162,13 @@ def test_head_read_from_files_is_what_git_says(repo: Path, tmp_path: Path) -> No
     check(repo, "HEAD", head)
     git(repo, "checkout", "-q", "--orphan", "unborn")
     check(repo, "refs/heads/unborn", None)
+
+
+def test_an_empty_email_is_committed_as_git_does(repo: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "")
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    ours = Repo.discover(repo).commit_tree(tree, [], "x\n")
+    assert ours == git(repo, "commit-tree", tree, "-m", "x").strip()
+    assert "committer Test Committer <> " in git(repo, "cat-file", "commit", ours)

@@ -178,3 +178,11 @@ def test_a_second_batch_does_not_disturb_the_first_ones_baseline(split3, hf):
     assert "# an older hf" not in hook.read_text()
     findings = hf("doctor", "--json", cwd=repo).json["data"]["findings"]
     assert [f for f in findings if f["what"] == "tamper"] == []
+
+
+def test_guard_install_in_a_worktree_that_lost_its_git_file_is_one_clear_error(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    (api / ".git").rename(api.parent / "api.git-file")
+    r = hf("guard", "install", cwd=repo)
+    assert r.code == 1, r.err
+    assert "is not a git worktree any more" in r.err and "hint:" in r.err

@@ -402,3 +402,43 @@ def test_replaced_files_are_new_files_and_what_was_moved_aside_goes(split3, hf):
     while trash.exists() and any(trash.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(trash.iterdir()), "what the join moved aside was not deleted"
+
+
+def test_an_index_write_that_fails_leaves_every_file_where_it_was(split3, hf):
+    """A held index.lock makes the join's `update-index` fail: the files it was
+    about to replace are back in place at once (not only after recovery)."""
+    repo, api, docs = split3["repo"], split3["api"], split3["docs"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [2]\n"})
+    (docs / "docs/old.md").unlink()
+    all_done(hf, split3, ("api", "docs"))
+    before = snapshot(repo)
+    lock = repo / ".git/index.lock"
+    lock.write_text("")
+    r = hf("join", "b1", "--partial", cwd=repo)
+    assert r.code == 1 and "index.lock" in r.err
+    lock.unlink()
+    assert snapshot(repo) == before
+    assert git(repo, "status", "--porcelain") == ""
+    assert hf("join", "b1", "--partial", cwd=repo).code == 0  # recovers, then joins
+    assert (repo / "src/api/orders.py").read_text().endswith("[2]\n")
+    assert not (repo / "docs/old.md").exists()
+
+
+def test_a_dry_run_needs_no_identity_when_nothing_is_committed(split3, hf, monkeypatch):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [3]\n"})
+    git(api, "commit", "-qam", "committed by the part")
+    all_done(hf, split3, ("api",))
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("EMAIL", "")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")  # like `git -c user.useConfigOnly=true`
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.useConfigOnly")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "true")
+    (Path.home() / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
+    assert subprocess.run(["git", "var", "GIT_AUTHOR_IDENT"], cwd=repo, capture_output=True,
+                          check=False).returncode != 0, "the identity should be unknown here"
+    r = hf("join", "b1", "--partial", "--dry-run", cwd=repo)
+    assert r.code == 0, r.err
+    assert "part api: 1 file(s)" in r.out

@@ -145,16 +145,24 @@ def entry() -> None:
     cleanup) takes 0.05-0.07 s after a join, on the clock of every command,
     and nothing of hf's needs it: records are written and closed before
     main() returns, locks are released, child processes are waited for or
-    detached. The output is flushed first. Under a profiler or tracer (which
-    write their results at shutdown), and when flushing fails (a closed
-    pipe), the normal exit runs.
+    detached. The output is flushed and the atexit handlers run (filelock's,
+    a coverage tool's, a sitecustomize's), as at a normal exit. The normal
+    exit runs instead under a profiler or tracer, while another non-daemon
+    thread is alive (Python would wait for it), or when flushing fails (a
+    closed pipe).
     """
+    import atexit
+    import threading
+
     code = main()
-    if sys.getprofile() is None and sys.gettrace() is None:
+    if sys.getprofile() is None and sys.gettrace() is None and not any(
+            t.is_alive() and not t.daemon and t is not threading.main_thread()
+            for t in threading.enumerate()):
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except (OSError, ValueError):
             sys.exit(code)
+        atexit._run_exitfuncs()
         os._exit(code)
     sys.exit(code)

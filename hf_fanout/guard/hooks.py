@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from hf_fanout import atomic
+from hf_fanout.errors import HfError
 from hf_fanout.guard import locate
 
 # hf's own checks; every other hook name only chains to the repository's hook.
@@ -102,7 +103,11 @@ def install(main_repo: object, worktree: Path, batch: str, part: str) -> bool:
     assert isinstance(main_repo, Repo)
     main_repo.enable_worktree_config()
     changed = write_hooks(main_repo.common_dir, chain_dir(main_repo))
-    git_dir = Path(os.path.realpath(Repo.worktree_gitdir(worktree)))
+    try:
+        git_dir = Path(os.path.realpath(Repo.worktree_gitdir(worktree)))
+    except OSError as exc:
+        raise HfError(f"{worktree} is not a git worktree any more ({exc.strerror})",
+                      "recreate it (`git worktree add PATH BRANCH`) or drop the part") from None
     marker = {"batch": batch, "part": part, "worktree": str(worktree),
               "git_dir": str(git_dir), "common_dir": str(main_repo.common_dir),
               "main_workdir": str(main_repo.workdir)}

@@ -203,9 +203,11 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     preload("filelock", "hf_fanout.orchestrator.journal")
     with ThreadPoolExecutor(max_workers=2) as pool:
         scans = [pool.submit(scan, p) for p in parts]
-        # while the first scans run: who commits (three small git processes, once)
-        # and the base's tree (pygit2 loads now)
-        _ = main.commit_identity
+        # while the first scans run: who commits (three small git processes, once;
+        # an unknown identity fails later, where a commit is made) and the base's
+        # tree (pygit2 loads now)
+        with contextlib.suppress(GitFailed):
+            _ = main.commit_identity
         base_tree = main.tree_of(batch.base)
         return [_result_of(ws, batch, base_tree, part, tips[part.name], *future.result())
                 for part, future in zip(parts, scans, strict=True)]

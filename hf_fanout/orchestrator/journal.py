@@ -42,10 +42,17 @@ def apply_entries(ws: Workspace, entries: Mapping[RepoPath, Entry | None],
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             # the old files go aside while the index is written (neither reads the other)
-            cleared = pool.submit(_clear, main, deleted, written, aside)
-            # one index update: deletions first, so a file can become a directory
-            main.update_index({**dict.fromkeys(deleted), **{p: entries[p] for p in written}})
-            cleared.result()
+            moving = pool.submit(aside.move_all, [main.workdir / p for p in deleted + written])
+            try:
+                # one index update: deletions first, so a file can become a directory
+                main.update_index({**dict.fromkeys(deleted),
+                                   **{p: entries[p] for p in written}})
+            except BaseException:
+                moving.result()
+                aside.undo()  # the index was not written: nothing may change on disk
+                raise
+            moving.result()
+            _remove(main, deleted)
             files = pool.submit(main.checkout_paths, written)
             try:
                 if while_writing is not None:
@@ -66,24 +73,28 @@ class _Aside:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.moved = 0
+        self.moved: list[Path] = []
 
-    def move(self, target: Path) -> bool:
-        """True when nothing is at `target` any more; False for a directory or when
-        the rename fails (another filesystem): the caller removes it itself."""
-        try:
-            if stat.S_ISDIR(os.lstat(target).st_mode):
-                return False
-        except (FileNotFoundError, NotADirectoryError):
-            return True
-        try:
-            if not self.moved:
-                self.directory.mkdir(parents=True, exist_ok=True)
-            target.rename(self.directory / str(self.moved))
-        except OSError:
-            return False
-        self.moved += 1
-        return True
+    def move_all(self, targets: list[Path]) -> None:
+        """Move each file (or link) aside; a directory, or one that cannot be
+        renamed (another filesystem), stays where it is."""
+        for target in targets:
+            try:
+                if stat.S_ISDIR(os.lstat(target).st_mode):
+                    continue
+                if not self.moved:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                target.rename(self.directory / str(len(self.moved)))
+            except OSError:
+                continue
+            self.moved.append(target)
+
+    def undo(self) -> None:
+        """Put every moved file back (what cannot go back stays in the trash, and
+        the journal's recovery writes that path from HEAD)."""
+        for number, target in enumerate(self.moved):
+            with contextlib.suppress(OSError):
+                (self.directory / str(number)).rename(target)
 
 
 def _delete_later(trash: Path) -> None:
@@ -95,24 +106,28 @@ def _delete_later(trash: Path) -> None:
         return
     if not leftovers:
         return
+    # a shell that starts `rm` in the background of a session of its own and
+    # exits at once: nobody waits for the `rm`, and no zombie is left
+    script = 'nice -n 19 rm -rf -- "$@" </dev/null >/dev/null 2>&1 &'
     try:
-        subprocess.Popen(["nice", "-n", "19", "rm", "-rf", "--", *leftovers],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-    except OSError:  # no `nice` or `rm`: delete here and now
+        done = subprocess.run(["sh", "-c", script, "hf-trash", *leftovers],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True,
+                              check=False).returncode == 0
+    except OSError:
+        done = False
+    if not done:  # no shell: delete here and now
         for path in leftovers:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _clear(main: Repo, deleted: list[RepoPath], written: list[RepoPath],
-           aside: _Aside) -> None:
-    """Remove the deleted paths (and directories left empty) and move the files
-    about to be written aside (those that stay, checkout-index -f replaces)."""
+def _remove(main: Repo, deleted: list[RepoPath]) -> None:
+    """The deleted paths that are still there (a directory, a file on another
+    filesystem) are removed, and the directories they leave empty."""
     for path in deleted:
         target = main.workdir / path
-        if not aside.move(target):
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                target.unlink()
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            target.unlink()
         parent = target.parent
         while parent != main.workdir:
             try:
@@ -120,8 +135,6 @@ def _clear(main: Repo, deleted: list[RepoPath], written: list[RepoPath],
             except OSError:
                 break
             parent = parent.parent
-    for path in written:
-        aside.move(main.workdir / path)
 
 
 def _entries(raw: Any) -> dict[RepoPath, Entry | None]:

@@ -270,6 +270,8 @@ class Ident:
         if not sep or not email.endswith(">") or not seconds.isdigit() or \
                 len(zone) != 5 or zone[0] not in "+-" or not zone[1:].isdigit():
             return None
+        if not name or email == ">":  # git allows `T <>`; libgit2 does not
+            return None
         try:
             (name + email).encode("utf-8")
         except UnicodeEncodeError:  # surrogates: bytes that are not UTF-8
@@ -444,7 +446,8 @@ class Repo:
     def _ref_from_files(self, ref: str) -> str | None:
         """`ref`'s object id from its loose file or `packed-refs` (shared refs only);
         None when neither holds it as a plain object id."""
-        if not ref.startswith("refs/") or ref.startswith(("refs/bisect/", "refs/worktree/")):
+        if not ref.startswith("refs/") or ref.startswith(
+                ("refs/bisect/", "refs/worktree/", "refs/rewritten/")):  # per worktree
             return None
         try:
             value: bytes | None = (self.common_dir / ref).read_bytes().strip()
