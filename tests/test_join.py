@@ -442,3 +442,14 @@ def test_a_dry_run_needs_no_identity_when_nothing_is_committed(split3, hf, monke
     r = hf("join", "b1", "--partial", "--dry-run", cwd=repo)
     assert r.code == 0, r.err
     assert "part api: 1 file(s)" in r.out
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_in_one_line(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    (api / os.fsdecode(b"src/api/caf\xe9.py")).write_text("x = 1\n")
+    all_done(hf, split3, ("api",))
+    before = snapshot(repo)
+    r = hf("join", "b1", "--partial", cwd=repo)
+    assert r.code == 1, r.err
+    assert "not UTF-8" in r.err and "hint:" in r.err and "Traceback" not in r.err
+    assert snapshot(repo) == before

@@ -289,6 +289,16 @@ class Ident:
                 (time.localtime(seconds).tm_gmtoff or 0) // 60)
 
 
+def _refuse_non_utf8(path: RepoPath) -> None:
+    """libgit2 (trees built in-process) takes UTF-8 names only."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HfError(f"{path!r} is a file name that is not UTF-8: hf cannot record it",
+                      "rename the file to a UTF-8 name (git itself could store it, hf builds "
+                      "trees with libgit2, which cannot)") from None
+
+
 @dataclass(frozen=True)
 class Change:
     path: RepoPath
@@ -823,6 +833,7 @@ class Repo:
         odb = self.odb
         nested: dict[str, Any] = {}
         for path, entry in changes.items():
+            _refuse_non_utf8(path)
             node = nested
             *dirs, leaf = path.split("/")
             for name in dirs:
