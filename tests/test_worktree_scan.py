@@ -248,3 +248,31 @@ def test_building_a_tree_replaces_a_directory_by_a_file_and_back(repo: Path) -> 
     assert f"100644 blob {blob.oid}\tsrc/ui\n" in listing
     assert "src/ui/" not in listing
     assert f"100644 blob {blob.oid}\tdocs/old.md/inside.md\n" in listing
+
+
+def test_many_files_go_into_one_pack_and_filtered_ones_stay_as_git_writes_them(
+        repo: Path, part: Path, tmp_path: Path) -> None:
+    """From 16 files up the blobs are written as one pack; a file a filter changes
+    (eol, a clean filter) is written by git itself. Same tree as `git add -A`."""
+    git(part, "config", "filter.upper.clean", "tr a-z A-Z")
+    git(part, "config", "filter.upper.smudge", "cat")
+    files: dict[str, str | bytes] = {
+        ".gitattributes": "*.bat eol=crlf\n*.up filter=upper\n"}
+    files.update({f"many/plain_{i}.txt": f"plain {i}\n" * (i + 1) for i in range(30)})
+    files.update({f"many/win_{i}.bat": f"echo {i}\r\n" for i in range(4)})
+    files.update({f"many/loud_{i}.up": f"quiet {i}\n" for i in range(4)})
+    files["src/api/orders.py"] = "def orders():\n    return [1, 2]\n"  # a tracked file
+    write(part, files)
+    loose_before = set((repo / ".git/objects").glob("??/*"))
+    packs_before = set((repo / ".git/objects/pack").glob("*.pack"))
+    got = hf_tree(repo, part)
+    assert got == git_add_tree(part, tmp_path)
+    new_loose = set((repo / ".git/objects").glob("??/*")) - loose_before
+    new_packs = set((repo / ".git/objects/pack").glob("*.pack")) - packs_before
+    assert len(new_packs) == 1
+    plain = git(part, "rev-parse", f"{got}:many/plain_3.txt").strip()
+    loud = git(part, "rev-parse", f"{got}:many/loud_1.up").strip()
+    assert repo / ".git/objects" / plain[:2] / plain[2:] not in new_loose  # in the pack
+    assert repo / ".git/objects" / loud[:2] / loud[2:] in new_loose  # git wrote it
+    assert git(part, "cat-file", "-p", loud) == "QUIET 1\n"
+    assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""

@@ -7,10 +7,13 @@ it is faster; pygit2 (imported on first use) for object-database work.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import struct
 import subprocess
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -297,6 +300,78 @@ def _refuse_non_utf8(path: RepoPath) -> None:
         raise HfError(f"{path!r} is a file name that is not UTF-8: hf cannot record it",
                       "rename the file to a UTF-8 name (git itself could store it, hf builds "
                       "trees with libgit2, which cannot)") from None
+
+
+# From this many files up, a worktree's new blobs go into one pack (a file and its
+# index) instead of a loose object file each: on a disk where creating a small
+# file is slow (about 1 ms here) 125 loose objects took 0.13 s, hashing them
+# without writing 0.01 s.
+_PACK_FROM = 16
+_PACK_FILE_MAX = 32 << 20  # larger files: git streams them itself
+
+
+def _write_blobs(worktree: Path, paths: list[RepoPath]) -> list[str]:
+    """Write the blobs `git add` in `worktree` would make of `paths`; their ids.
+
+    git computes every id (`git hash-object --stdin-paths`: the path's
+    `.gitattributes` filters apply). Where a file's bytes are its blob (no
+    filter changed them; the id says so), the blobs are written as one pack
+    (`git index-pack`); the others (filtered, large, changed meanwhile) by
+    `git hash-object -w`, as git writes them."""
+    lines = b"".join(_stdin_path(p) for p in paths)
+    if len(paths) < _PACK_FROM:
+        return out(["hash-object", "-w", "--stdin-paths"], worktree, stdin=lines).decode().split()
+    oids = out(["hash-object", "--stdin-paths"], worktree, stdin=lines).decode().split()
+    blobs: list[bytes] = []
+    loose: list[int] = []
+    for number, (path, oid) in enumerate(zip(paths, oids, strict=True)):
+        data = _unfiltered_blob(worktree / path, oid)
+        if data is None:
+            loose.append(number)
+        else:
+            blobs.append(data)
+    if blobs:
+        out(["index-pack", "--stdin"], worktree, stdin=_pack(blobs))
+    if loose:
+        again = out(["hash-object", "-w", "--stdin-paths"], worktree,
+                    stdin=b"".join(_stdin_path(paths[n]) for n in loose)).decode().split()
+        for number, oid in zip(loose, again, strict=True):
+            oids[number] = oid
+    return oids
+
+
+def _unfiltered_blob(file: Path, oid: str) -> bytes | None:
+    """`file`'s bytes when they are the blob `oid` (SHA-1 repositories), else None."""
+    if len(oid) != 40:
+        return None
+    try:
+        with file.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size > _PACK_FILE_MAX:
+                return None
+            data = handle.read()
+    except OSError:
+        return None
+    if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != oid:  # noqa: S324
+        return None
+    return data
+
+
+def _pack(blobs: list[bytes]) -> bytes:
+    """A version 2 pack of whole (undeltified) blobs, as `git index-pack` reads it."""
+    chunks = [b"PACK", struct.pack(">II", 2, len(blobs))]
+    for data in blobs:
+        size = len(data)
+        head = bytearray()
+        byte = (3 << 4) | (size & 0x0F)  # type 3: blob; then the size, 7 bits a byte
+        size >>= 4
+        while size:
+            head.append(byte | 0x80)
+            byte = size & 0x7F
+            size >>= 7
+        head.append(byte)
+        chunks += [bytes(head), zlib.compress(data, 1)]
+    body = b"".join(chunks)
+    return body + hashlib.sha1(body).digest()  # noqa: S324 (the pack format's checksum)
 
 
 @dataclass(frozen=True)
@@ -776,10 +851,7 @@ class Repo:
             files.update(dict.fromkeys(executable, 0o100644))
         if files:
             names = list(files)
-            lines = b"".join(_stdin_path(p) for p in names)
-            oids = out(["hash-object", "-w", "--stdin-paths"], worktree,
-                       stdin=lines).decode().split()
-            for path, oid in zip(names, oids, strict=True):
+            for path, oid in zip(names, _write_blobs(worktree, names), strict=True):
                 scan.entries[path] = Entry(files[path], oid)
         return scan
 
