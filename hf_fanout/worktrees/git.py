@@ -624,9 +624,12 @@ class Repo:
                 parent, _, name = directory.rpartition("/")
                 above = tree_at(parent)
                 found = None
-                if above is not None and name in above:
-                    entry = above[name]
-                    found = entry if entry.filemode == MODE_TREE else None
+                if above is not None:
+                    try:
+                        entry = above[name]
+                    except KeyError:
+                        entry = None
+                    found = entry if entry is not None and entry.filemode == MODE_TREE else None
                 trees[directory] = found
             return trees[directory]
 
@@ -634,9 +637,12 @@ class Repo:
         for path in paths:
             directory, _, name = path.rpartition("/")
             tree = tree_at(directory)
-            if tree is None or name not in tree:
+            if tree is None:
                 continue
-            entry = tree[name]
+            try:
+                entry = tree[name]
+            except KeyError:
+                continue
             if entry.filemode != MODE_TREE:
                 result[path] = Entry(entry.filemode, str(entry.id))
         return result
