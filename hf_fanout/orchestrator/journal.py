@@ -108,9 +108,11 @@ def _delete_later(trash: Path) -> None:
         return
     # a shell that starts `rm` in the background of a session of its own and
     # exits at once: nobody waits for the `rm`, and no zombie is left
-    script = 'nice -n 19 rm -rf -- "$@" </dev/null >/dev/null 2>&1 &'
+    # (at the lowest CPU and, where `ionice` exists, idle disk priority)
+    script = ('if ionice -c3 -t true >/dev/null 2>&1; then set -- ionice -c3 -t "$@"; fi; '
+              'nice -n 19 "$@" </dev/null >/dev/null 2>&1 &')
     try:
-        done = subprocess.run(["sh", "-c", script, "hf-trash", *leftovers],
+        done = subprocess.run(["sh", "-c", script, "hf-trash", "rm", "-rf", "--", *leftovers],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True,
                               check=False).returncode == 0
