@@ -292,6 +292,19 @@ class Ident:
                 (time.localtime(seconds).tm_gmtoff or 0) // 60)
 
 
+def _is_oid(value: str) -> bool:
+    """A full object id (SHA-1 or SHA-256), in hex."""
+    return len(value) in (40, 64) and not value.strip("0123456789abcdef")
+
+
+def _read_head(git_dir: Path) -> str:
+    """The text of a git dir's HEAD file ('' when it cannot be read)."""
+    try:
+        return (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def _refuse_non_utf8(path: RepoPath) -> None:
     """libgit2 (trees built in-process) takes UTF-8 names only."""
     try:
@@ -467,24 +480,14 @@ class Repo:
     def head(self) -> str | None:
         """The commit HEAD points to (None on an unborn branch): from git's files
         when they say it plainly, else `git rev-parse`."""
-        found = self._head_from_files()
+        head = _read_head(self.git_dir)
+        found = (self._ref_from_files(head.removeprefix("ref:").strip())
+                 if head.startswith("ref:") else head if _is_oid(head) else None)
         return found if found is not None else self.rev_parse("HEAD^{commit}")
-
-    def _head_from_files(self) -> str | None:
-        try:
-            head = (self.git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-        if head.startswith("ref:"):
-            return self._ref_from_files(head.removeprefix("ref:").strip())
-        return head if len(head) in (40, 64) and not head.strip("0123456789abcdef") else None
 
     def head_ref(self) -> str:
         """The ref HEAD points to (refs/heads/...), or 'HEAD' when detached."""
-        try:
-            head = (self.git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            head = ""
+        head = _read_head(self.git_dir)
         if head.startswith("ref: refs/heads/"):
             return head.removeprefix("ref:").strip()
         proc = run(["symbolic-ref", "--quiet", "HEAD"], self.workdir, check=False)
@@ -506,11 +509,12 @@ class Repo:
             self.git(["config", "extensions.worktreeConfig", "true"])
         self.__dict__["_worktree_config_on"] = True
 
-    def existing_refs(self, refs: Sequence[str]) -> set[str]:
-        """Those of `refs` (full names) that exist: one git process for all."""
+    def existing_refs(self, refs: Sequence[str], *options: str) -> set[str]:
+        """Those of `refs` (full names) that exist and pass the `git for-each-ref`
+        `options` (`--no-contains=C`...): one git process for all."""
         if not refs:
             return set()
-        listing = text(["for-each-ref", "--format=%(refname)", *refs], self.workdir)
+        listing = text(["for-each-ref", *options, "--format=%(refname)", *refs], self.workdir)
         return set(listing.split("\n")) & set(refs)
 
     def tree_of(self, commit: str) -> str:
@@ -549,18 +553,12 @@ class Repo:
             if end < 0:
                 return None
             value = packed[packed.rfind(b"\n", 0, end) + 1:end]
-        if len(value) not in (40, 64) or value.strip(b"0123456789abcdef"):
-            return None
-        return value.decode()
+        text_value = value.decode("ascii", "replace")
+        return text_value if _is_oid(text_value) else None
 
     def not_descending(self, base: str, refs: Sequence[str]) -> set[str]:
-        """Those of `refs` whose commit does not have `base` in its history (one git
-        process for all of them)."""
-        if not refs:
-            return set()
-        listing = text(["for-each-ref", f"--no-contains={base}", "--format=%(refname)",
-                        *refs], self.workdir)
-        return set(listing.split("\n")) & set(refs)
+        """Those of `refs` whose commit does not have `base` in its history."""
+        return self.existing_refs(refs, f"--no-contains={base}")
 
     @staticmethod
     def worktree_gitdir(worktree: Path) -> Path:
@@ -575,8 +573,8 @@ class Repo:
     def worktree_head(self, worktree: Path) -> str | None:
         """The commit another worktree's HEAD points to (no git spawn)."""
         try:
-            head = (self.worktree_gitdir(worktree) / "HEAD").read_text().strip()
-        except OSError:
+            head = _read_head(self.worktree_gitdir(worktree))
+        except OSError:  # no .git file
             return None
         if head.startswith("ref:"):
             return self.ref_target(head.removeprefix("ref:").strip())
