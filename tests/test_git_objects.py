@@ -113,6 +113,31 @@ def test_tree_changes_lists_what_git_diff_tree_lists(repo: Path) -> None:
     assert compared > 100
 
 
+def test_one_diff_of_many_commits_is_each_commits_own_diff(repo: Path) -> None:
+    """`diff_commits` (one `git diff-tree --stdin`) gives every tip what `git
+    diff-tree BASE TIP` gives it alone: tips with changes, one with none, one on
+    a side line, paths that look like object ids, hold spaces or a newline."""
+    main = Repo.discover(repo)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    base_tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    blob = main.write_blob(b"new\n")
+    odd = ["0" * 40, f"{base} {base}", "a b/c d", "new\nline", ":100644 x"]
+    first = main.commit_tree(main.build_tree(base_tree, {p: Entry(0o100644, blob) for p in odd}),
+                             [base], "odd names\n")
+    second = main.commit_tree(main.build_tree(base_tree, {"README.md": None}), [first], "rm\n")
+    empty = main.commit_tree(base_tree, [base], "nothing\n")
+    side = main.commit_tree(main.build_tree(base_tree, {"z/y": Entry(0o100755, blob)}), [],
+                            "no common history\n")
+    tips = [first, second, empty, side, first]
+    found = main.diff_commits(base, tips)
+    assert list(found) == [first, second, empty, side]
+    for tip in tips:
+        assert found[tip] == main.diff_trees(base, tip), tip
+    assert sorted(c.path for c in found[first]) == sorted(odd)
+    assert found[empty] == []
+    assert main.diff_commits(base, []) == {}
+
+
 def test_refs_read_from_git_files_are_what_git_resolves(repo: Path) -> None:
     """Loose and packed refs are read from git's files (no process, no pygit2);
     whatever they do not say plainly goes to pygit2."""

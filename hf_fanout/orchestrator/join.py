@@ -190,26 +190,27 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
 
     main = ws.main
 
-    def scan(part: Part) -> tuple[WorktreeScan, list[RepoPath]]:
-        """The worktree's uncommitted state, and the paths its commits changed."""
-        found = main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
-        tip = tips[part.name]
-        committed = [] if tip == batch.base else [
-            c.path for c in main.diff_trees(batch.base, tip)]
-        return found, committed
+    def scan(part: Part) -> WorktreeScan:
+        """The worktree's uncommitted state."""
+        return main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
 
     # While the scans run (this thread mostly waits on git), load what the write
     # under the lock needs: filelock alone takes about 0.04 s to import.
     preload("filelock", "hf_fanout.orchestrator.journal")
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    committed = [tip for tip in tips.values() if tip != batch.base]
+    with ThreadPoolExecutor(max_workers=1) as side, ThreadPoolExecutor(max_workers=2) as pool:
+        # what every part committed: one `diff-tree`, beside the scans
+        diffs = side.submit(main.diff_commits, batch.base, committed)
         scans = [pool.submit(scan, p) for p in parts]
-        # while the first scans run: who commits (three small git processes, once;
-        # an unknown identity fails later, where a commit is made) and the base's
-        # tree (pygit2 loads now)
+        # while the first scans run (they need this thread only when they end):
+        # the base's tree (pygit2 loads now, holding the interpreter lock), then
+        # who commits (three small git processes, once; an unknown identity
+        # fails later, where a commit is made)
+        base_tree = main.tree_of(batch.base)
         with contextlib.suppress(GitFailed):
             _ = main.commit_identity
-        base_tree = main.tree_of(batch.base)
-        return [_result_of(ws, batch, base_tree, part, tips[part.name], *future.result())
+        return [_result_of(ws, batch, base_tree, part, tips[part.name], future.result(),
+                           [c.path for c in diffs.result().get(tips[part.name], [])])
                 for part, future in zip(parts, scans, strict=True)]
 
 

@@ -65,16 +65,16 @@ def _parse_iso(text: str) -> float:
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
-def part_status(ws: Workspace, batch: Batch, part: Part) -> PartStatus:
+def part_status(ws: Workspace, batch: Batch, part: Part,
+                committed: list[RepoPath]) -> PartStatus:
+    """`part`'s status, given the paths its branch changed since the base."""
     main = ws.main
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
     last = _parse_iso(part.updated)
     state = part.state
     if part.state != JOINED:
-        tip = main.rev_parse(f"refs/heads/{part.branch}")
-        if tip is not None and tip != batch.base:
-            changed.update(c.path for c in main.diff_trees(batch.base, tip))
+        changed.update(committed)
         if worktree.is_dir():
             with contextlib.suppress(GitFailed):
                 from hf_fanout.tabs.environment import copied_paths
@@ -101,8 +101,19 @@ def part_status(ws: Workspace, batch: Batch, part: Part) -> PartStatus:
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
     batch = ws.store.load_batch(batch_id)
     parts = ws.store.load_parts(batch)
+    # what each live part committed: its branch read from git's ref files, and
+    # one `diff-tree` for all of them
+    tips = {p.name: ws.main.ref_target(f"refs/heads/{p.branch}")
+            for p in parts if p.state != JOINED}
+    diffs = ws.main.diff_commits(batch.base, [
+        tip for tip in tips.values() if tip is not None and tip != batch.base])
+
+    def committed(part: Part) -> list[RepoPath]:
+        tip = tips.get(part.name)
+        return [c.path for c in diffs.get(tip, [])] if tip else []
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        statuses = list(pool.map(lambda p: part_status(ws, batch, p), parts))
+        statuses = list(pool.map(lambda p: part_status(ws, batch, p, committed(p)), parts))
     return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses)
 
 

@@ -396,12 +396,21 @@ class Change:
 
 def parse_raw_diff(data: bytes) -> list[Change]:
     """Parse `git diff-* --raw -z --no-renames` output."""
+    return [change for changes in parse_raw_diffs(data).values() for change in changes]
+
+
+def parse_raw_diffs(data: bytes) -> dict[str, list[Change]]:
+    """Parse `git diff-tree --stdin --raw -z --no-renames` output: the changes
+    under each commit id it prints ('' for those before any id)."""
     items = data.split(b"\0")
-    changes: list[Change] = []
+    found: dict[str, list[Change]] = {}
+    changes = found.setdefault("", [])
     i = 0
-    while i < len(items) - 1:
+    while i < len(items):
         meta = items[i]
-        if not meta.startswith(b":"):
+        if not meta.startswith(b":"):  # a commit id (a path follows its meta item)
+            if meta.strip():
+                changes = found.setdefault(meta.decode().strip(), [])
             i += 1
             continue
         old_mode, new_mode, old_oid, new_oid, _status = meta[1:].decode().split(" ")
@@ -410,7 +419,7 @@ def parse_raw_diff(data: bytes) -> list[Change]:
         new = None if int(new_mode, 8) == 0 else Entry(int(new_mode, 8), new_oid)
         changes.append(Change(path, old, new))
         i += 2
-    return changes
+    return found
 
 
 class Repo:
@@ -597,6 +606,17 @@ class Repo:
         data = self.git(["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-commit-id",
                          old, new])
         return parse_raw_diff(data)
+
+    def diff_commits(self, base: str, tips: Iterable[str]) -> dict[str, list[Change]]:
+        """`diff_trees(base, tip)` for each commit of `tips`, from one git process
+        (`diff-tree --stdin` reads each tip with `base` given as its parent)."""
+        wanted = list(dict.fromkeys(tips))
+        if not wanted:
+            return {}
+        data = self.git(["diff-tree", "--stdin", "-r", "-z", "--raw", "--no-renames"],
+                        stdin="".join(f"{tip} {base}\n" for tip in wanted).encode())
+        found = parse_raw_diffs(data)
+        return {tip: found.get(tip, []) for tip in wanted}
 
     def tree_changes(self, old_tree: str, new_tree: str,
                      paths: Iterable[RepoPath]) -> list[Change]:
