@@ -136,6 +136,10 @@ def test_one_diff_of_many_commits_is_each_commits_own_diff(repo: Path) -> None:
     assert sorted(c.path for c in found[first]) == sorted(odd)
     assert found[empty] == []
     assert main.diff_commits(base, []) == {}
+    # a tip that is not in the object database fails as `git diff-tree` does,
+    # instead of coming back with no changes
+    with pytest.raises(GitFailed, match="bad object"):
+        main.diff_commits(base, [first, "1" * 40])
 
 
 def test_refs_read_from_git_files_are_what_git_resolves(repo: Path) -> None:

@@ -609,14 +609,20 @@ class Repo:
 
     def diff_commits(self, base: str, tips: Iterable[str]) -> dict[str, list[Change]]:
         """`diff_trees(base, tip)` for each commit of `tips`, from one git process
-        (`diff-tree --stdin` reads each tip with `base` given as its parent)."""
+        (`diff-tree --stdin` reads each tip with `base` given as its parent).
+
+        `diff-tree --stdin` skips a line it cannot read (a missing object) and
+        still exits 0; `--always` names every tip it did read, and a tip it
+        did not gets `diff_trees` of its own, which fails as git does."""
         wanted = list(dict.fromkeys(tips))
         if not wanted:
             return {}
-        data = self.git(["diff-tree", "--stdin", "-r", "-z", "--raw", "--no-renames"],
+        data = self.git(["diff-tree", "--stdin", "--always", "-r", "-z", "--raw",
+                         "--no-renames"],
                         stdin="".join(f"{tip} {base}\n" for tip in wanted).encode())
         found = parse_raw_diffs(data)
-        return {tip: found.get(tip, []) for tip in wanted}
+        return {tip: found[tip] if tip in found else self.diff_trees(base, tip)
+                for tip in wanted}
 
     def tree_changes(self, old_tree: str, new_tree: str,
                      paths: Iterable[RepoPath]) -> list[Change]:
