@@ -45,7 +45,7 @@ elif part == "ui":
     (root / "src/ui/search.js").write_text("export const q = () => 1;\n")
 else:
     (root / "docs/guide.md").write_text("# Guide\n\nSearch with the box at the top.\n")
-print(f"agent {part}: edited its files")
+print("edited its files")
 """
 
 
