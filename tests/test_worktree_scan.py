@@ -261,6 +261,10 @@ def test_many_files_go_into_one_pack_and_filtered_ones_stay_as_git_writes_them(
     files.update({f"many/plain_{i}.txt": f"plain {i}\n" * (i + 1) for i in range(30)})
     files.update({f"many/win_{i}.bat": f"echo {i}\r\n" for i in range(4)})
     files.update({f"many/loud_{i}.up": f"quiet {i}\n" for i in range(4)})
+    # files with the same bytes: one object each in the pack (`git verify-pack`
+    # calls a pack that holds an object twice bad)
+    files.update({f"many/pkg_{i}/__init__.py": "" for i in range(3)})
+    files.update({f"many/copy_{i}.txt": "plain 0\n" for i in range(2)})
     files["src/api/orders.py"] = "def orders():\n    return [1, 2]\n"  # a tracked file
     write(part, files)
     loose_before = set((repo / ".git/objects").glob("??/*"))
@@ -276,3 +280,5 @@ def test_many_files_go_into_one_pack_and_filtered_ones_stay_as_git_writes_them(
     assert repo / ".git/objects" / loud[:2] / loud[2:] in new_loose  # git wrote it
     assert git(part, "cat-file", "-p", loud) == "QUIET 1\n"
     assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""
+    (pack,) = new_packs
+    git(repo, "verify-pack", str(pack.with_suffix(".idx")))  # fails on a duplicate

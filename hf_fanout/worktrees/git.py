@@ -335,16 +335,18 @@ def _write_blobs(worktree: Path, paths: list[RepoPath]) -> list[str]:
     if len(paths) < _PACK_FROM:
         return out(["hash-object", "-w", "--stdin-paths"], worktree, stdin=lines).decode().split()
     oids = out(["hash-object", "--stdin-paths"], worktree, stdin=lines).decode().split()
-    blobs: list[bytes] = []
+    blobs: dict[str, bytes] = {}  # one entry per object: a pack holds each once
     loose: list[int] = []
     for number, (path, oid) in enumerate(zip(paths, oids, strict=True)):
+        if oid in blobs:
+            continue
         data = _unfiltered_blob(worktree / path, oid)
         if data is None:
             loose.append(number)
         else:
-            blobs.append(data)
+            blobs[oid] = data
     if blobs:
-        out(["index-pack", "--stdin"], worktree, stdin=_pack(blobs))
+        out(["index-pack", "--stdin"], worktree, stdin=_pack(list(blobs.values())))
     if loose:
         again = out(["hash-object", "-w", "--stdin-paths"], worktree,
                     stdin=b"".join(_stdin_path(paths[n]) for n in loose)).decode().split()
