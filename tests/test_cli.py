@@ -105,6 +105,12 @@ def test_done_and_blocked_refusals(split3, hf):
     r = hf("done", "--json", cwd=repo)
     assert r.code == 1 and r.json["error"]["code"] == "not_found"
     assert "not a part's worktree" in r.json["error"]["message"]
+    assert r.json["error"]["hint"].endswith("name the part: BATCH/PART")
+    # commands that take the part as an option say so in the hint
+    for command in (["run", "--json", "--", "true"], ["heartbeat", "--json"]):
+        r = hf(*command, cwd=repo)
+        assert r.code == 1, command
+        assert r.json["error"]["hint"].endswith("name the part: --part BATCH/PART"), command
     assert hf("done", "b1", cwd=repo).code == 2
     assert hf("done", "b1/nope", cwd=repo).code == 1
     assert hf("done", "b9/api", cwd=repo).code == 1

@@ -46,7 +46,7 @@ def run(
     if not command:
         raise BadInput("no command to run", "hf run -- CMD ARGS..., e.g. hf run -- claude")
     ws = _ws(repo)
-    target = ws.resolve_part(part)
+    target = ws.resolve_part(part, named_by="--part BATCH/PART")
     interval = heartbeat_interval(ws, heartbeat_seconds)
     if dry_run:
         emit({"command": command, "env": marker_env(ws, target), "heartbeat_seconds": interval,
@@ -77,7 +77,7 @@ def heartbeat(
     from hf_fanout.orchestrator.workers import heartbeat as beat
 
     ws = _ws(repo)
-    target = ws.resolve_part(part)
+    target = ws.resolve_part(part, named_by="--part BATCH/PART")
     if dry_run:
         emit({"dry_run": True}, f"would beat for {target.batch}/{target.name}")
         return

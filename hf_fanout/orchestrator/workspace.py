@@ -57,8 +57,9 @@ class Workspace:
             raise damaged[0]  # it may have been this worktree's own record
         return None
 
-    def resolve_part(self, spec: str | None) -> Part:
-        """`BATCH/PART`, or the part of the current worktree when `spec` is None."""
+    def resolve_part(self, spec: str | None, *, named_by: str = "BATCH/PART") -> Part:
+        """`BATCH/PART`, or the part of the current worktree when `spec` is None
+        (`named_by`: how the command takes a part, for the hint)."""
         if spec:
             batch, sep, name = spec.partition("/")
             if not sep or not batch or not name:
@@ -68,5 +69,5 @@ class Workspace:
         part = self.current_part()
         if part is None:
             raise NotFound("this directory is not a part's worktree",
-                           "run it inside a part's worktree, or name the part as BATCH/PART")
+                           f"run it inside a part's worktree, or name the part: {named_by}")
         return part
