@@ -48,6 +48,27 @@ class Settings:
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
+    def number(self, key: str, default: float) -> float:
+        """A setting that must be a positive number: anything else is one clear
+        error naming the key, not a crash where it is first used."""
+        raw = self.values.get(key, default)
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw > 0:
+            raise BadInput(f"{key} = {raw!r} in the settings is not a positive number",
+                           f"e.g. {key} = {default:g} in .hf.toml (or in "
+                           f"{user_config_dir() / 'config.toml'})")
+        return float(raw)
+
+    def text(self, key: str, example: str) -> str | None:
+        """A setting that must be a non-empty string, or None when it is not set."""
+        raw = self.values.get(key)
+        if raw is None:
+            return None
+        if not isinstance(raw, str) or not raw.strip():
+            raise BadInput(f"{key} = {raw!r} in the settings is not a text",
+                           f"e.g. {key} = {example} in .hf.toml (or in "
+                           f"{user_config_dir() / 'config.toml'})")
+        return raw
+
     @classmethod
     def load(cls, main_workdir: Path) -> Settings:
         merged: dict[str, Any] = {}

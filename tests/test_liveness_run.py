@@ -257,3 +257,21 @@ def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp
     assert hf("heartbeat", "--part", "b1/ui", cwd=repo).code == 0
     r = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
     assert [p for p in r["parts"] if p["part"] == "ui"][0]["state"] == "running"
+
+
+def test_an_idle_limit_that_is_not_a_number_is_one_clear_error(split3, hf, tmp_path, procs):
+    """`idle_minutes = "soon"` is read only once a live worker is judged: it is
+    then one line naming the key (exit 2), not a crash (exit 3)."""
+    from hf_fanout.orchestrator import processes
+
+    repo, ui = split3["repo"], split3["ui"]
+    (repo / ".hf.toml").write_text('idle_minutes = "soon"\n')
+    quiet = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], ui)
+    ident = wait_for(lambda: processes.identity_of(quiet.pid), what="quiet agent")
+    _record_worker(repo, "ui", quiet.pid, ident.started)
+    r = hf("status", "b1", "--json", cwd=repo)
+    assert r.code == 2, r.out + r.err
+    assert r.json["error"]["message"] == (
+        "idle_minutes = 'soon' in the settings is not a positive number")
+    assert "idle_minutes = 20" in r.json["error"]["hint"]
+    assert alive(quiet.pid)

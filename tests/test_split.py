@@ -202,6 +202,23 @@ def test_worktree_root_inside_the_main_tree_is_refused(repo, hf):
     assert_nothing_created(repo)
 
 
+def test_settings_of_the_wrong_type_are_refused_before_anything_is_made(repo, hf):
+    """`worktree_root = 5` was taken as the directory "5" (and then refused as
+    inside the main tree); `setup_timeout = "long"` crashed once the first
+    worktree existed. Each is now one line naming the key, and nothing is
+    kept."""
+    for setting, key in (("worktree_root = 5", "worktree_root"),
+                         ('setup = ["true"]\nsetup_timeout = "long"', "setup_timeout")):
+        (repo / ".hf.toml").write_text(setting + "\n")
+        r = hf("split", "b1", "--part", "api=src/api/**", "--json", cwd=repo)
+        assert r.code == 2, (setting, r.out)
+        assert f"{key} = " in r.json["error"]["message"], r.json["error"]
+        assert "in the settings is not a" in r.json["error"]["message"]
+        assert f"e.g. {key} = " in r.json["error"]["hint"]
+        (repo / ".hf.toml").unlink()
+        assert_nothing_created(repo)
+
+
 def test_custom_worktree_root_and_base(repo, hf, tmp_path):
     first = git(repo, "rev-parse", "HEAD").strip()
     write(repo, {"src/api/later.py": "later\n"})

@@ -135,7 +135,7 @@ class Verdict:
 
 
 def idle_seconds(ws: Workspace) -> float:
-    return float(ws.settings.get("idle_minutes", DEFAULT_IDLE_MINUTES)) * 60
+    return ws.settings.number("idle_minutes", DEFAULT_IDLE_MINUTES) * 60
 
 
 def classify(ws: Workspace, part: Part, *, at: float | None = None,

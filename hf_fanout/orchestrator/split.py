@@ -48,7 +48,7 @@ class SplitResult:
 
 
 def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
-    configured = override or ws.settings.get("worktree_root")
+    configured = override or ws.settings.text("worktree_root", '"../worktrees"')
     if configured:
         root = Path(str(configured)).expanduser()
         if not root.is_absolute():

@@ -181,7 +181,7 @@ def run_setup(ws: Workspace, batch: Batch, part: Part) -> None:
         return
     worktree = Path(part.worktree)
     log = private_dir(worktree) / SETUP_LOG
-    timeout = float(ws.settings.get("setup_timeout", 1800))
+    timeout = ws.settings.number("setup_timeout", 1800)
     env = child_env(part_variables(ws, part), guard=False)
     env_record["setup_log"] = str(log)
     with open(log, "ab") as handle:
