@@ -316,6 +316,12 @@ def test_commands_do_not_load_pydantic_for_their_options(split3):
     out, modules = _modules_after(["status", "--json"], split3["repo"])
     assert json.loads(out)["ok"] is True
     assert "pydantic" not in modules and "typer" in modules
+    # options with bounds too (typer checks those through pydantic; hf itself)
+    for args in (["join", "b1", "--dry-run", "--wait", "1", "--json"],
+                 ["next", "--dry-run", "--max", "2", "--timeout", "0", "--json"]):
+        out, modules = _modules_after(args, split3["repo"])
+        assert json.loads(out)["command"] == args[0]
+        assert "pydantic" not in modules, args
 
 
 def test_option_values_are_converted_and_bad_ones_refused(split3, hf):
@@ -323,6 +329,13 @@ def test_option_values_are_converted_and_bad_ones_refused(split3, hf):
     assert r.code == 2 and "'soon' is not a valid number" in r.err
     r = hf("next", "--watch", "--dry-run", "--max", "0", cwd=split3["repo"])
     assert r.code == 2 and "--max" in r.err  # its bound still holds
+    assert "greater than or equal to 1" in r.err
+    # a bound of 0 is a bound (it once compared equal to "no bound", False)
+    for args in (["join", "b1", "--wait", "-1"], ["next", "--watch", "--timeout", "-0.5"],
+                 ["commit", "-m", "x", "README.md", "--wait", "-2"]):
+        r = hf(*args, cwd=split3["repo"])
+        assert r.code == 2, args
+        assert "greater than or equal to 0" in r.err, r.err
     r = hf("join", "b1", "--wait", "0.5", "--dry-run", "--json", cwd=split3["repo"])
     assert r.json["command"] == "join" and r.code in (0, 1)
 

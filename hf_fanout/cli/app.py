@@ -30,7 +30,8 @@ RepoOpt = Annotated[
     typer.Option("--repo", "-C", help="The repository (default: the current directory)."),
 ]
 Wait = Annotated[
-    float, typer.Option("--wait", help="Seconds to wait for the commit lock before giving up.")
+    float, typer.Option("--wait", min=0,
+                        help="Seconds to wait for the commit lock before giving up.")
 ]
 
 

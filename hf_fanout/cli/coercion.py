@@ -3,10 +3,11 @@
 Typer (0.29) converts every option value through a pydantic TypeAdapter, and
 importing pydantic costs about 0.1 s, on every hf command. hf's options are
 str, int, float, bool, Path, list[str] and their optional forms: `install`
-gives each such parameter a plain converter before the command runs (not an
-option with bounds or a parser of its own: typer keeps those). With a
-typer whose internals differ (older or newer), it changes nothing and typer's
-own conversion runs: the same values, just slower.
+gives each such parameter a plain converter before the command runs, which
+checks `min` and `max` too (not an option that clamps or has a parser of its
+own: typer keeps those). With a typer whose internals differ (older or
+newer), it changes nothing and typer's own conversion runs: the same values,
+just slower.
 """
 
 from __future__ import annotations
@@ -50,10 +51,21 @@ def _convert(kind: Any, value: Any) -> Any:
 
 
 def _constrained(info: Any) -> bool:
-    """The option has bounds or a parser of its own: typer's conversion checks
-    those, so it keeps the option (`hf next --max 0` is refused)."""
+    """The option clamps or has a parser of its own: typer's conversion does
+    those, so it keeps the option. (Plain bounds, `min` and `max`, are checked
+    here: typer checks them through pydantic.)"""
     return any(getattr(info, name, None) not in (None, False)
-               for name in ("min", "max", "clamp", "parser", "click_type"))
+               for name in ("clamp", "parser", "click_type"))
+
+
+def _out_of_bounds(info: Any, value: Any) -> str | None:
+    """Why `value` is outside the option's `min`/`max` (typer's words), or None."""
+    low, high = getattr(info, "min", None), getattr(info, "max", None)
+    if low is not None and value < low:
+        return f"Input should be greater than or equal to {low}"
+    if high is not None and value > high:
+        return f"Input should be less than or equal to {high}"
+    return None
 
 
 def install(command: Any) -> int:
@@ -73,13 +85,17 @@ def install(command: Any) -> int:
             assert plain is not None
             kind, many = plain
             try:
-                if many:
-                    return [_convert(kind, v) for v in value]
-                return _convert(kind, value)
+                converted = [_convert(kind, v) for v in value] if many else _convert(kind, value)
             except (TypeError, ValueError):
                 shown = list(value) if many else value
                 raise BadParameter(f"{shown!r} is not a valid {_SCALARS[kind]}.",
                                    ctx=ctx, param=param) from None
+            if kind in (int, float):
+                for number in converted if many else [converted]:
+                    problem = _out_of_bounds(self.parameter_info, number)
+                    if problem:
+                        raise BadParameter(problem, ctx=ctx, param=param)
+            return converted
 
     count = 0
     pending = [(command, ["--help"])]
