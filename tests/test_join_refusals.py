@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +164,17 @@ def test_missing_worktree(split3, hf):
     assert "missing worktree" in error["message"]
     assert "ui" in error["message"] and str(split3["ui"]) in error["message"]
     assert str(split3["ui"]) in err
+    # the hint's commands bring it back, and the join then goes through
+    restore = error["hint"].split("`")[1]
+    assert restore.startswith("git worktree prune && git worktree add ")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(restore.replace("hf guard", f"{sys.executable} -m hf_fanout guard"),
+                          shell=True, cwd=repo, env=env, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/new.py").read_text() == "n = 1\n"
 
 
 def test_worktree_switched_off_its_branch(split3, hf):

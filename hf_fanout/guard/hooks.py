@@ -107,7 +107,8 @@ def install(main_repo: object, worktree: Path, batch: str, part: str) -> bool:
         git_dir = Path(os.path.realpath(Repo.worktree_gitdir(worktree)))
     except OSError as exc:
         raise HfError(f"{worktree} is not a git worktree any more ({exc.strerror})",
-                      "recreate it (`git worktree add PATH BRANCH`) or drop the part") from None
+                      "recreate it (`git worktree prune && git worktree add PATH BRANCH`) "
+                      "or drop the part") from None
     marker = {"batch": batch, "part": part, "worktree": str(worktree),
               "git_dir": str(git_dir), "common_dir": str(main_repo.common_dir),
               "main_workdir": str(main_repo.workdir)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -130,11 +131,13 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     parts = select_parts(ws, batch, partial)
     missing = [p for p in parts if not Path(p.worktree).is_dir()]
     if missing:
+        first = missing[0]
         raise JoinRefused(
             "missing worktree: " + ", ".join(f"{p.name} ({p.worktree})" for p in missing),
-            "the part's committed work is on its branch (hf/BATCH/PART): restore the "
-            "worktree with `git worktree add PATH BRANCH`, or mark the part blocked "
-            "(`hf blocked BATCH/PART --reason ...`) and join the others with --partial",
+            "the part's committed work is on its branch: restore the worktree with "
+            f"`{restore_command(first)}`{' (and so for the others)' if missing[1:] else ''}, "
+            f"or mark the part blocked (`hf blocked {first.batch}/{first.name} --reason ...`) "
+            "and join the others with --partial",
         )
     for check in PRE_JOIN_CHECKS:
         check(ws, batch)
@@ -151,6 +154,14 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         _attach_preview(exc, results)
         raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial)
+
+
+def restore_command(part: Part) -> str:
+    """The commands that bring back a part's deleted worktree on its branch: git
+    still has it registered (`prune` clears that), and the new worktree needs
+    the guard's hooks again (without them the tamper check refuses the join)."""
+    return (f"git worktree prune && git worktree add {shlex.quote(part.worktree)} "
+            f"{shlex.quote(part.branch)} && hf guard install {part.batch}/{part.name}")
 
 
 def _listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
