@@ -202,6 +202,38 @@ def test_worktree_root_inside_the_main_tree_is_refused(repo, hf):
     assert_nothing_created(repo)
 
 
+def test_uncommitted_main_tree_changes_are_named_in_a_warning(repo, hf):
+    """The parts start from the commit: a local edit (an owned path) and a new
+    file in the main tree are not in them, and the split says so (the main
+    tree itself is left as it is)."""
+    r = hf("split", "b0", "--part", "api=src/api/**", "--part", "ui=src/ui/**", "--json",
+           cwd=repo)
+    assert not [w for w in r.json["data"]["warnings"] if "uncommitted" in w]  # clean tree
+    write(repo, {"src/api/orders.py": "def orders():\n    return ['local']\n",
+                 "notes.txt": "mine\n"})
+    before = snapshot(repo)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", "--dry-run",
+           cwd=repo)
+    assert r.code == 0, r.err
+    assert ("warning: the main tree has uncommitted changes the parts do not start from: "
+            "notes.txt, src/api/orders.py (owned by api); commit them first") in r.out
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", "--json",
+           cwd=repo)
+    assert r.code == 0, r.err
+    (warning,) = [w for w in r.json["data"]["warnings"] if "uncommitted" in w]
+    assert "src/api/orders.py (owned by api)" in warning
+    part_file = repo.parent / "repo.hf" / "b1" / "api" / "src/api/orders.py"
+    assert "local" not in part_file.read_text()
+    assert snapshot(repo) == before
+    # --base HEAD is a split from HEAD too
+    r = hf("split", "b2", "--part", "api=src/api/**", "--base", "HEAD", "--json", cwd=repo)
+    assert [w for w in r.json["data"]["warnings"] if "uncommitted" in w]
+    # from another commit than HEAD the main tree's changes are not news
+    git(repo, "commit", "-qam", "local")
+    r = hf("split", "b3", "--part", "api=src/api/**", "--base", "HEAD~1", "--json", cwd=repo)
+    assert not [w for w in r.json["data"]["warnings"] if "uncommitted" in w]
+
+
 def test_settings_of_the_wrong_type_are_refused_before_anything_is_made(repo, hf):
     """`worktree_root = 5` was taken as the directory "5" (and then refused as
     inside the main tree); `setup_timeout = "long"` crashed once the first

@@ -9,16 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hf_fanout.components import preload
-from hf_fanout.errors import BadInput, BatchExists, HfError
+from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError
+from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.plan import GlobReport, Plan, check_ownership
 from hf_fanout.orchestrator.records import Batch, Part, branch_name
 from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.paths import RepoPath
 
 Progress = Callable[[str], None]
 
@@ -74,6 +76,11 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         raise BadInput(f"base {base_rev!r} is not a commit in this repository",
                        "name a branch, tag or commit; a new repository needs a first commit")
     target_ref = ws.main.head_ref()
+    # what the main tree has that the parts will not (read beside the rest)
+    side = ThreadPoolExecutor(max_workers=1)
+    uncommitted = side.submit(ws.main.changed_paths, ws.main.workdir) \
+        if base == ws.main.head() else None
+    side.shutdown(wait=False)
     base_paths = ws.main.ls_tree(base)
     reports = check_ownership(plan, base_paths, count=dry_run)
     warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
@@ -98,7 +105,8 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             raise BatchExists(f"branch {part.branch} already exists",
                               f"delete it (git branch -D {part.branch}) or pick another batch id")
     if dry_run:
-        return SplitResult(batch, parts, reports, True, warnings)
+        return SplitResult(batch, parts, reports, True,
+                           warnings + _uncommitted_warning(plan, uncommitted))
 
     try:
         ws.store.batch_dir(plan.batch).mkdir(parents=True)  # claims the id
@@ -128,7 +136,28 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     except HfError as exc:  # the batch exists; the sweep just cannot find it yet
         warnings.append(f"not added to the sweep's registry: {exc.message} ({exc.hint})")
     ws.store.audit("split", batch=batch.id, base=base, parts=batch.parts)
-    return SplitResult(batch, parts, reports, False, warnings)
+    return SplitResult(batch, parts, reports, False,
+                       warnings + _uncommitted_warning(plan, uncommitted))
+
+
+def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None) -> list[str]:
+    """A warning naming the main tree's uncommitted changes (a split from HEAD):
+    the parts start from the commit, without them."""
+    try:
+        changed = sorted(uncommitted.result()) if uncommitted is not None else []
+    except GitFailed:
+        return []
+    if not changed:
+        return []
+    owners = [(p.name, Ownership.parse(p.owns)) for p in plan.parts]
+    shown = []
+    for path in changed[:5]:
+        owner = next((name for name, owns in owners if owns.owns(path)), None)
+        shown.append(f"{path} (owned by {owner})" if owner else path)
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    return [f"the main tree has uncommitted changes the parts do not start from: "
+            f"{', '.join(shown)}{more}; commit them first if a part needs them (the join "
+            "refuses to write a path the main tree has changed)"]
 
 
 def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Part],
