@@ -275,3 +275,18 @@ def test_an_idle_limit_that_is_not_a_number_is_one_clear_error(split3, hf, tmp_p
         "idle_minutes = 'soon' in the settings is not a positive number")
     assert "idle_minutes = 20" in r.json["error"]["hint"]
     assert alive(quiet.pid)
+
+
+def test_a_heartbeat_interval_that_is_not_a_positive_number_is_refused(split3, hf):
+    """From the settings the key is named; from the flag the flag is."""
+    repo, api = split3["repo"], split3["api"]
+    (repo / ".hf.toml").write_text('heartbeat_seconds = "often"\n')
+    r = hf("run", "--dry-run", "--json", "--", "true", cwd=api)
+    assert r.code == 2, r.out
+    assert r.json["error"]["message"] == (
+        "heartbeat_seconds = 'often' in the settings is not a positive number")
+    (repo / ".hf.toml").write_text("heartbeat_seconds = 5\n")
+    r = hf("run", "--dry-run", "--json", "--", "true", cwd=api)
+    assert r.code == 0 and r.json["data"]["heartbeat_seconds"] == 5.0
+    r = hf("run", "--dry-run", "--heartbeat", "0", "--json", "--", "true", cwd=api)
+    assert r.code == 2 and "--heartbeat" in r.json["error"]["hint"]

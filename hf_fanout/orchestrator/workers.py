@@ -34,16 +34,12 @@ def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
 
 
 def heartbeat_interval(ws: Workspace, override: float | None) -> float:
-    value = override if override is not None else ws.settings.get(
-        "heartbeat_seconds", liveness.DEFAULT_HEARTBEAT_SECONDS)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"heartbeat interval {value!r} is not a number",
-                       "give seconds, e.g. --heartbeat 30") from None
-    if seconds <= 0:
+    """`--heartbeat` (a number already), else heartbeat_seconds from the settings."""
+    if override is None:
+        return ws.settings.number("heartbeat_seconds", liveness.DEFAULT_HEARTBEAT_SECONDS)
+    if override <= 0:
         raise BadInput("the heartbeat interval must be positive", "e.g. --heartbeat 30")
-    return seconds
+    return override
 
 
 def _foreground_preexec(tty: int | None) -> Any:

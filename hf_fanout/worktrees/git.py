@@ -408,7 +408,7 @@ def parse_raw_diffs(data: bytes) -> dict[str, list[Change]]:
     found: dict[str, list[Change]] = {}
     changes = found.setdefault("", [])
     i = 0
-    while i < len(items):
+    while i < len(items) - 1:  # the last item is what follows the final NUL
         meta = items[i]
         if not meta.startswith(b":"):  # a commit id (a path follows its meta item)
             if meta.strip():
