@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,12 @@ from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath
 
 Progress = Callable[[str], None]
+
+# Inflate the base's objects once for all checkouts (`_create_worktrees`) from
+# this many parts and base-tree files: making the scratch pack costs about two
+# checkouts' worth of inflating, and each checkout reading it saves one.
+UNPACK_MIN_PARTS = 4
+UNPACK_MIN_FILES = 2000
 
 # Steps later components add for each new worktree (guard hooks, copied files,
 # the handoff file, setup commands). Each gets (workspace, batch, part).
@@ -120,7 +127,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
                 step(ws, batch, part)
             ws.store.save_part(part)
 
-        _create_worktrees(ws, base, parts, made, progress, prepare)
+        _create_worktrees(ws, base, parts, made, progress, prepare,
+                          unpack=len(parts) >= UNPACK_MIN_PARTS
+                          and len(base_paths) >= UNPACK_MIN_FILES)
         for finish in FINISH_STEPS:
             finish(ws, batch, parts)
         ws.store.save_batch(batch)  # last: a batch exists once its record does
@@ -161,10 +170,13 @@ def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None)
 
 
 def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Part],
-                      progress: Progress, prepare: Callable[[Part], None]) -> None:
+                      progress: Progress, prepare: Callable[[Part], None],
+                      unpack: bool) -> None:
     """Register every worktree, check them out in parallel, and `prepare` each
     part (in order, in this thread) as soon as its checkout is done, while the
-    other checkouts go on."""
+    other checkouts go on. With `unpack`, the base's objects are first
+    inflated once into a scratch pack (`Repo.unpacked_objects`), and every
+    checkout but the first (which runs meanwhile) reads them from there."""
     # Two checkouts per core at a time, each with one writer: a checkout waits
     # on the disk about a third of its time, and another one fills the gap.
     # git's parallel checkout workers (checkout.workers) only help when there
@@ -177,12 +189,17 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     checkout_workers = max(1, (2 * cores) // workers)
 
     def populate(part: Part) -> None:
-        ws.main.populate_worktree(Path(part.worktree), workers=checkout_workers)
+        objects = None
+        if unpacked is not None and (part is not parts[0] or unpacked.done()):
+            objects = unpacked.result()
+        ws.main.populate_worktree(Path(part.worktree), workers=checkout_workers,
+                                  objects=objects)
         progress(f"worktree {part.name}: {part.worktree}")
 
     # the finishing steps read refs in-process: load pygit2 while this thread waits
     preload("pygit2")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _unpacked_objects(ws, base, unpack) as unpacked, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
         futures = []
         try:
             # registered one after another (see add_worktree), each checkout
@@ -199,6 +216,23 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
             for future in futures:
                 future.cancel()
             raise
+
+
+@contextlib.contextmanager
+def _unpacked_objects(ws: Workspace, base: str,
+                      wanted: bool) -> Iterator[Future[Path | None] | None]:
+    """`Repo.unpacked_objects` of `base`, made in a thread of its own in a scratch
+    directory that is removed (after the thread ends) when the block does."""
+    if not wanted:
+        yield None
+        return
+    scratch = ws.store.scratch_dir("split")
+    maker = ThreadPoolExecutor(max_workers=1)
+    try:
+        yield maker.submit(ws.main.unpacked_objects, base, scratch / "objects")
+    finally:
+        maker.shutdown(wait=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _undo(ws: Workspace, batch: str, made: list[Part]) -> None:

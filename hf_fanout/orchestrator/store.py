@@ -5,20 +5,26 @@ Layout (see docs/protocol.md):
     batches/<batch>/parts/<part>.json  Part records
     locks/                             commit.lock, state.lock (+ .holder files)
     journal/join.json                  a join in progress
+    scratch/<kind>-<random>/           one command's temporary files (a split's unpacked objects)
     audit.log                          one JSON line per action
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic, locks
 from hf_fanout.errors import NotFound, StateCorrupt
 from hf_fanout.orchestrator.records import Batch, Part, now
+
+SCRATCH_MAX_AGE = 24 * 3600.0  # seconds
 
 
 class Store:
@@ -43,6 +49,19 @@ class Store:
     def trash_root(self) -> Path:
         """Where the join moves the main-tree files it replaces, until they are deleted."""
         return self.root / "trash"
+
+    def scratch_dir(self, kind: str) -> Path:
+        """A new private directory under `scratch/` for one command's temporary
+        files, on the repository's file system; the caller removes it. Ones older
+        than a day were left by a killed command and are removed first (no
+        command runs that long; an age works across hosts, a pid does not)."""
+        root = self.root / "scratch"
+        root.mkdir(parents=True, exist_ok=True)
+        for old in root.iterdir():
+            with suppress(OSError):
+                if time.time() - old.lstat().st_mtime > SCRATCH_MAX_AGE:
+                    shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=root))
 
     def lock_file(self, name: str) -> Path:
         return self.root / "locks" / f"{name}.lock"
@@ -145,3 +164,4 @@ class Store:
 
     def clear_journal(self) -> None:
         atomic.remove_durably(self.journal_file)
+

@@ -37,6 +37,9 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 MODE_TREE = 0o040000
 MODE_GITLINK = 0o160000
 MODE_SYMLINK = 0o120000
+# larger blobs stay compressed in the repository's packs (`unpacked_objects`):
+# a stored copy of them would cost more disk than the inflating it saves
+UNPACKED_BLOB_LIMIT = "1m"
 
 # Variables that point git at another repository, index or object store: a
 # parent process (a hook, an agent) may have set them, and they must not leak.
@@ -791,12 +794,47 @@ class Repo:
         """
         self.git(["worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base])
 
-    def populate_worktree(self, path: Path, *, workers: int = 1) -> None:
+    def unpacked_objects(self, commit: str, where: Path) -> Path | None:
+        """Make `where` an object directory whose one pack holds `commit`'s trees and
+        blobs stored without compression (blobs up to `UNPACKED_BLOB_LIMIT`), with
+        the repository's own objects as its alternate, and return it.
+
+        A checkout reading from it (`populate_worktree(objects=...)`) copies bytes
+        where it would inflate every blob: zlib is a third of a checkout's CPU, and
+        for several worktrees of one commit it is paid once here instead of once per
+        worktree. Nothing is written to the repository. None where that cannot be
+        done (a partial clone, whose missing blobs would be fetched into the scratch
+        directory; a path git cannot name as an alternate; any failure): the
+        checkout then reads the repository's objects as usual.
+        """
+        objects = self.common_dir / "objects"
+        if b"\n" in os.fsencode(objects):
+            return None
+        partial = run(["config", "--get", "extensions.partialClone"], self.workdir, check=False)
+        if partial.stdout.strip():
+            return None
+        try:
+            (where / "pack").mkdir(parents=True)
+            (where / "info").mkdir()
+            (where / "info" / "alternates").write_bytes(os.fsencode(objects) + b"\n")
+            listing = out(["rev-list", "--objects", "--no-walk",
+                           f"--filter=blob:limit={UNPACKED_BLOB_LIMIT}", commit], self.workdir)
+            out(["-c", "pack.compression=0", "pack-objects", "--quiet", "--no-reuse-object",
+                 "--window=0", "--depth=0", str(where / "pack" / "pack")], self.workdir,
+                stdin=listing)
+        except (OSError, GitFailed):
+            return None
+        return where
+
+    def populate_worktree(self, path: Path, *, workers: int = 1,
+                          objects: Path | None = None) -> None:
         """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
         would: `reset --hard` (filters apply), then the post-checkout hook; then
-        `prime_status_caches`."""
+        `prime_status_caches`. `objects` (from `unpacked_objects`) is where the
+        checkout reads objects first; only the checkout, which writes none."""
+        env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
         out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
-             "--no-recurse-submodules"], path)
+             "--no-recurse-submodules"], path, env=env)
         head = self.worktree_head(path) or text(["rev-parse", "HEAD"], path)
         out(["hook", "run", "--ignore-missing", "post-checkout", "--", ZERO_OID, head, "1"],
             path)
