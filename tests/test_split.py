@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +294,112 @@ def test_the_post_checkout_hook_runs_in_each_new_worktree(repo, hf, tmp_path):
     root = repo.parent / "repo.hf" / "b1"
     assert sorted(log.read_text().splitlines()) == [
         f"{root / 'api'} {'0' * 40} 1", f"{root / 'ui'} {'0' * 40} 1"]
+
+
+# --- a large split: the base's objects inflated once for all checkouts ---------
+
+AREAS = ("api", "ui", "docs", "tools")
+BIG = bytes(range(256)) * 6000  # 1.5 MB: over UNPACKED_BLOB_LIMIT
+
+
+@pytest.fixture
+def large_repo(tmp_path: Path) -> Path:
+    """Enough files and parts for the split's scratch pack (UNPACK_MIN_FILES, _PARTS),
+    with what a checkout must get right: a filter, a link, an exec bit, a large blob."""
+    from hf_fanout.orchestrator.split import UNPACK_MIN_FILES
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    per_area = UNPACK_MIN_FILES // len(AREAS) + 10
+    write(root, {f"{area}/m{i % 17}/f{i}.py": f"# {area} {i}\n" + "x = 1\n" * (i % 40)
+                 for area in AREAS for i in range(per_area)})
+    write(root, {".gitattributes": "*.bat eol=crlf\n", "tools/run.bat": "echo one\necho two\n",
+                 "tools/go.sh": "#!/bin/sh\necho go\n", "docs/big.bin": BIG})
+    (root / "tools/go.sh").chmod(0o755)
+    (root / "docs/latest").symlink_to("m1/f1.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "large")
+    return root
+
+
+def object_files(repo: Path) -> list[str]:
+    return sorted(str(p.relative_to(repo)) for p in (repo / ".git/objects").rglob("*"))
+
+
+def trace_starts(trace: Path) -> list[list[str]]:
+    return [event["argv"] for event in map(json.loads, trace.read_text().splitlines())
+            if event["event"] == "start"]
+
+
+def test_a_large_split_inflates_the_base_once_and_checks_out_what_git_would(
+        large_repo, hf, tmp_path, monkeypatch):
+    objects_before = object_files(large_repo)
+    stale, running = large_repo / ".git/hf/scratch/split-old", \
+        large_repo / ".git/hf/scratch/split-running"
+    for scratch in (stale, running):
+        (scratch / "objects").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    trace = tmp_path / "trace.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    r = hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
+           cwd=large_repo)
+    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    assert r.code == 0, r.err
+    argvs = trace_starts(trace)
+    packs = [a for a in argvs if "pack-objects" in a]
+    assert len(packs) == 1 and "--no-reuse-object" in packs[0]  # inflated once
+    assert sum("reset" in a and "--hard" in a for a in argvs) == len(AREAS)
+    # what each worktree holds is what `git worktree add` would have checked out
+    expected = git(large_repo, "ls-files", "-s")
+    for area in AREAS:
+        wt = large_repo.parent / "repo.hf/b1" / area
+        assert git(wt, "status", "--porcelain") == ""
+        assert git(wt, "ls-files", "-s") == expected
+        assert (wt / "tools/run.bat").read_bytes() == b"echo one\r\necho two\r\n"
+        assert (wt / "docs/big.bin").read_bytes() == BIG
+        assert os.readlink(wt / "docs/latest") == "m1/f1.py"
+        assert os.access(wt / "tools/go.sh", os.X_OK)
+        assert (wt / "api/m3/f3.py").read_text() == "# api 3\n" + "x = 1\n" * 3
+    # the scratch pack is gone, so is the one a killed split left; a running split's stays
+    assert sorted(p.name for p in (large_repo / ".git/hf/scratch").iterdir()) == \
+        ["split-running"]
+    assert object_files(large_repo) == objects_before  # nothing written to the repository
+    assert "error" not in git(large_repo, "fsck", "--no-progress").lower()
+
+
+def test_the_scratch_pack_holds_the_base_uncompressed_and_leaves_out_large_blobs(
+        large_repo, tmp_path):
+    from hf_fanout.worktrees.git import Repo
+
+    repo = Repo.discover(large_repo)
+    head = git(large_repo, "rev-parse", "HEAD").strip()
+    objects = repo.unpacked_objects(head, tmp_path / "scratch" / "objects")
+    assert objects is not None
+    (idx,) = (objects / "pack").glob("*.idx")
+    rows = [line.split() for line in git(large_repo, "verify-pack", "-v", str(idx)).splitlines()
+            if " blob " in line]
+    big = git(large_repo, "rev-parse", "HEAD:docs/big.bin").strip()
+    blobs = set(git(large_repo, "ls-tree", "-r", "--object-only", "HEAD").split()) - {big}
+    assert {row[0] for row in rows} == blobs  # every blob once, the large one left out
+    assert all(int(row[3]) >= int(row[2]) for row in rows)  # stored, not compressed
+    # a checkout reading it gets the same files as one reading the repository
+    wt = tmp_path / "wt"
+    git(large_repo, "worktree", "add", "-q", "--no-checkout", "-b", "w", str(wt), "HEAD")
+    repo.populate_worktree(wt, objects=objects)
+    assert git(wt, "status", "--porcelain") == ""
+    assert (wt / "docs/big.bin").read_bytes() == BIG
+    # a partial clone's missing blobs would be fetched into the scratch directory: none
+    git(large_repo, "config", "core.repositoryFormatVersion", "1")
+    git(large_repo, "config", "extensions.partialClone", "origin")
+    assert repo.unpacked_objects(head, tmp_path / "again" / "objects") is None
+
+
+def test_a_large_split_failing_half_way_removes_its_scratch_pack(large_repo, hf):
+    git(large_repo, "branch", "hf/b1/tools/x")  # the last part's branch cannot be made
+    r = hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
+           cwd=large_repo)
+    assert r.code == 1 and "nothing was kept" in r.err
+    assert_nothing_created(large_repo, refs=["refs/heads/hf/b1/tools/x"])
+    assert list((large_repo / ".git/hf/scratch").iterdir()) == []
