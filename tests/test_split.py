@@ -403,3 +403,25 @@ def test_a_large_split_failing_half_way_removes_its_scratch_pack(large_repo, hf)
     assert r.code == 1 and "nothing was kept" in r.err
     assert_nothing_created(large_repo, refs=["refs/heads/hf/b1/tools/x"])
     assert list((large_repo / ".git/hf/scratch").iterdir()) == []
+
+
+@pytest.mark.parametrize("obstacle", ["scratch is a file", "pack-objects fails"])
+def test_a_split_whose_scratch_pack_cannot_be_made_checks_out_as_usual(
+        large_repo, hf, obstacle):
+    if obstacle == "scratch is a file":
+        write(large_repo, {".git/hf/scratch": "in the way\n"})
+    else:  # a setting only pack-objects reads, and refuses
+        git(large_repo, "config", "pack.threads", "many")
+    r = hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
+           cwd=large_repo)
+    assert r.code == 0, r.err
+    expected = git(large_repo, "ls-files", "-s")
+    for area in AREAS:
+        wt = large_repo.parent / "repo.hf/b1" / area
+        assert git(wt, "status", "--porcelain") == ""
+        assert git(wt, "ls-files", "-s") == expected
+    scratch = large_repo / ".git/hf/scratch"
+    if obstacle == "scratch is a file":
+        assert scratch.read_text() == "in the way\n"
+    else:
+        assert list(scratch.iterdir()) == []

@@ -223,10 +223,13 @@ def _unpacked_objects(ws: Workspace, base: str,
                       wanted: bool) -> Iterator[Future[Path | None] | None]:
     """`Repo.unpacked_objects` of `base`, made in a thread of its own in a scratch
     directory that is removed (after the thread ends) when the block does."""
-    if not wanted:
+    scratch = None
+    if wanted:
+        with contextlib.suppress(OSError):  # no scratch directory: checkouts as usual
+            scratch = ws.store.scratch_dir("split")
+    if scratch is None:
         yield None
         return
-    scratch = ws.store.scratch_dir("split")
     maker = ThreadPoolExecutor(max_workers=1)
     try:
         yield maker.submit(ws.main.unpacked_objects, base, scratch / "objects")
