@@ -453,3 +453,43 @@ def test_a_file_name_that_is_not_utf8_is_refused_in_one_line(split3, hf):
     assert r.code == 1, r.err
     assert "not UTF-8" in r.err and "hint:" in r.err and "Traceback" not in r.err
     assert snapshot(repo) == before
+
+
+def object_store(repo: Path) -> tuple[list[str], list[str]]:
+    """The repository's loose objects and packs, by file name."""
+    objects = repo / ".git/objects"
+    loose = sorted(str(p.relative_to(objects)) for p in objects.glob("[0-9a-f][0-9a-f]/*"))
+    return loose, sorted(p.name for p in (objects / "pack").glob("*.pack"))
+
+
+def test_a_join_writes_its_objects_as_one_pack_and_a_json_dry_run_writes_none(split3, hf):
+    """What the join makes (the parts' new blobs, trees, commits) goes to the
+    repository as one pack, not a loose file per object and a pack per part:
+    `git gc --auto` packs everything once there are 50 packs or 6700 loose objects."""
+    repo = split3["repo"]
+    many = {f"src/api/gen_{i}.py": f"n = {i}\n" for i in range(40)}  # committed, uncommitted
+    write(split3["api"], many)
+    git(split3["api"], "add", "-A")
+    git(split3["api"], "commit", "-qm", "generated")
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [2]\n",
+                          **{f"src/api/new_{i}.py": f"m = {i}\n" for i in range(20)}})
+    write(split3["ui"], {"src/ui/page.html": "<h1>bye</h1>\n", "src/ui/one.js": "x\n"})
+    write(split3["docs"], {"docs/guide.md": "# guide v2\n"})
+    all_done(hf, split3)
+    before = object_store(repo)
+    r = hf("join", "b1", "--dry-run", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert object_store(repo) == before
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    loose, packs = object_store(repo)
+    assert loose == before[0]  # no loose object
+    (new_pack,) = set(packs) - set(before[1])  # and one pack
+    assert "error" not in git(repo, "fsck", "--no-progress").lower()
+    # it holds the uncommitted files' blobs, the trees and the commits of the join
+    listed = git(repo, "verify-pack", "-v", str(repo / ".git/objects/pack" / new_pack))
+    kinds = {line.split()[1] for line in listed.splitlines() if len(line.split()) > 4}
+    assert kinds == {"blob", "tree", "commit"}
+    assert git(repo, "rev-parse", "HEAD:src/api/new_7.py").strip() in listed
+    assert git(repo, "show", "HEAD:src/api/new_7.py") == "m = 7\n"
+    assert git(repo, "status", "--porcelain") == ""

@@ -251,17 +251,19 @@ def join(
     from hf_fanout.orchestrator.join import execute_join, plan_join
 
     ws = _ws(repo)
-    # a real join checks the main tree for edits under the commit lock (execute_join)
-    plan = plan_join(ws, batch, partial=partial, check_main=dry_run)
-    if plan.noop:
-        emit({**plan.to_data(), "commit": plan.batch.joined_commit},
-             f"batch {batch} is already joined (commit {(plan.batch.joined_commit or '')[:12]});"
-             " nothing to do")
-        return
-    if dry_run:
-        emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
-        return
-    commit = execute_join(ws, plan, wait=wait)
+    # the objects the join makes are written once, as one pack (holding_objects)
+    with ws.main.holding_objects():
+        # a real join checks the main tree for edits under the commit lock (execute_join)
+        plan = plan_join(ws, batch, partial=partial, check_main=dry_run)
+        if plan.noop:
+            emit({**plan.to_data(), "commit": plan.batch.joined_commit},
+                 f"batch {batch} is already joined "
+                 f"(commit {(plan.batch.joined_commit or '')[:12]}); nothing to do")
+            return
+        if dry_run:
+            emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
+            return
+        commit = execute_join(ws, plan, wait=wait)
     if not plan.entries and not plan.noop:
         emit({**plan.to_data(), "commit": None},
              f"batch {batch}: no part changed anything; nothing committed, batch marked joined")
@@ -284,6 +286,7 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                                        r.tree])
             return data.decode("utf-8", "replace")
 
+        ws.main.write_held_objects()  # `git diff` reads the parts' trees
         with ThreadPoolExecutor(max_workers=2) as pool:
             stats = list(pool.map(diffstat, plan.results))
     else:

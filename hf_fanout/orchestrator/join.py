@@ -459,15 +459,18 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
                            if c.old is not None}
         else:
             old_entries = main.entries_at(head, affected)
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             # the two reads of the main tree (git processes) run beside the
-            # commit's construction in the object database
+            # commit's construction in the object database, and the writing of
+            # the join's objects (one pack) beside what is left of them
             dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
             staged_then = pool.submit(main.staged_paths, head)
             new_tree = _final_tree(ws, plan, head)
             commit = main.commit_tree(new_tree, [head], commit_message(plan))
+            written = pool.submit(main.write_held_objects)  # before a ref names them
             refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
             staged_before = staged_then.result()
+            written.result()
         journal = {
             "schema": 1,
             "batch": plan.batch.id,

@@ -247,12 +247,13 @@ def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | N
 
     action: dict[str, Any] = {"action": "auto-join", "batch": batch.id}
     try:
-        plan = plan_join(ws, batch.id)
-        if plan.noop:
-            return None
-        if dry_run:
-            return action
-        commit = execute_join(ws, plan, wait=5)
+        with ws.main.holding_objects():
+            plan = plan_join(ws, batch.id)
+            if plan.noop:
+                return None
+            if dry_run:
+                return action
+            commit = execute_join(ws, plan, wait=5)
     except HfError as exc:
         action.update(action="auto-join-failed", error=exc.message, hint=exc.hint)
         if dry_run:
