@@ -462,7 +462,7 @@ def object_store(repo: Path) -> tuple[list[str], list[str]]:
     return loose, sorted(p.name for p in (objects / "pack").glob("*.pack"))
 
 
-def test_a_join_writes_its_objects_as_one_pack_and_a_json_dry_run_writes_none(split3, hf):
+def test_a_join_and_a_dry_run_each_write_their_objects_as_one_pack(split3, hf):
     """What the join makes (the parts' new blobs, trees, commits) goes to the
     repository as one pack, not a loose file per object and a pack per part:
     `git gc --auto` packs everything once there are 50 packs or 6700 loose objects."""
@@ -476,15 +476,17 @@ def test_a_join_writes_its_objects_as_one_pack_and_a_json_dry_run_writes_none(sp
     write(split3["ui"], {"src/ui/page.html": "<h1>bye</h1>\n", "src/ui/one.js": "x\n"})
     write(split3["docs"], {"docs/guide.md": "# guide v2\n"})
     all_done(hf, split3)
-    before = object_store(repo)
+    loose, packs = object_store(repo)
     r = hf("join", "b1", "--dry-run", "--json", cwd=repo)
     assert r.code == 0, r.out
-    assert object_store(repo) == before
+    for part in r.json["data"]["parts"]:  # what the preview names exists
+        git(repo, "cat-file", "-e", part["result"])
+    after_dry_run = object_store(repo)
+    assert after_dry_run[0] == loose and len(after_dry_run[1]) == len(packs) + 1
     r = hf("join", "b1", "--json", cwd=repo)
     assert r.code == 0, r.out
-    loose, packs = object_store(repo)
-    assert loose == before[0]  # no loose object
-    (new_pack,) = set(packs) - set(before[1])  # and one pack
+    assert object_store(repo)[0] == loose  # no loose object
+    (new_pack,) = set(object_store(repo)[1]) - set(after_dry_run[1])  # and one pack
     assert "error" not in git(repo, "fsck", "--no-progress").lower()
     # it holds the uncommitted files' blobs, the trees and the commits of the join
     listed = git(repo, "verify-pack", "-v", str(repo / ".git/objects/pack" / new_pack))

@@ -425,3 +425,23 @@ def test_a_split_whose_scratch_pack_cannot_be_made_checks_out_as_usual(
         assert scratch.read_text() == "in the way\n"
     else:
         assert list(scratch.iterdir()) == []
+
+
+def test_a_repository_whose_checkout_runs_hooks_gets_no_scratch_pack(
+        large_repo, hf, tmp_path, monkeypatch):
+    """`git reset --hard` runs reference-transaction hooks itself: one that
+    writes an object must write it into the repository, not the scratch pack."""
+    log = tmp_path / "hook.log"
+    hook = large_repo / ".git/hooks/reference-transaction"
+    hook.write_text(f'#!/bin/sh\necho "$1 [$GIT_OBJECT_DIRECTORY]" >> "{log}"\n')
+    hook.chmod(0o755)
+    trace = tmp_path / "trace.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    r = hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
+           cwd=large_repo)
+    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    assert r.code == 0, r.err
+    assert not [a for a in trace_starts(trace) if "pack-objects" in a]
+    assert "committed []" in log.read_text().splitlines()  # the hook ran, as before
+    for area in AREAS:
+        assert git(large_repo.parent / "repo.hf/b1" / area, "status", "--porcelain") == ""

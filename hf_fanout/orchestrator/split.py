@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -188,10 +189,14 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
     workers = min(len(parts), 2 * cores)
     checkout_workers = max(1, (2 * cores) // workers)
 
+    stop = threading.Event()  # the split failed or was interrupted: start no checkout
+
     def populate(part: Part) -> None:
         objects = None
         if unpacked is not None and (part is not parts[0] or unpacked.done()):
             objects = unpacked.result()
+        if stop.is_set():
+            return
         ws.main.populate_worktree(Path(part.worktree), workers=checkout_workers,
                                   objects=objects)
         progress(f"worktree {part.name}: {part.worktree}")
@@ -213,6 +218,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
                 future.result()
                 prepare(part)
         except BaseException:
+            stop.set()
             for future in futures:
                 future.cancel()
             raise

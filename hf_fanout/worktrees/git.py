@@ -7,6 +7,7 @@ it is faster; pygit2 (imported on first use) for object-database work.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -42,6 +43,8 @@ MODE_SYMLINK = 0o120000
 # larger blobs stay compressed in the repository's packs (`unpacked_objects`):
 # a stored copy of them would cost more disk than the inflating it saves
 UNPACKED_BLOB_LIMIT = "1m"
+# hooks `git reset --hard` runs (with `unpacked_objects`' variable set)
+_CHECKOUT_HOOKS = ("reference-transaction", "post-index-change")
 
 # Variables that point git at another repository, index or object store: a
 # parent process (a hook, an agent) may have set them, and they must not leak.
@@ -542,44 +545,52 @@ class Repo:
     @contextmanager
     def holding_objects(self) -> Iterator[None]:
         """Inside the block, the objects hf makes in this process (blobs from
-        scans, trees, commits) are kept in memory until `write_held_objects`
-        writes them all as one pack.
+        scans, trees, commits) are kept in memory and written as one pack: by
+        `write_held_objects`, before something outside this process names them,
+        and when the block ends.
 
         Otherwise libgit2 writes a tree or commit as a loose object, a file of its
         own (about 0.1 ms apiece here; a join at 20,000 files makes some 240), and
         each scan's blobs went into a pack of their own: `git gc --auto` packs
         everything once a repository has 50 packs, which 8-part joins reached
-        in six. What nothing outside this process needs (a `--json` dry run's)
-        is never written. Objects made after the block go to disk as before; ones
-        still held when it ends are dropped.
+        in six. Objects made after the block go to disk one by one as before.
         """
-        self._held = _held_objects()
-        # before the loose objects (priority 1), which would take the writes
-        self.odb.odb.add_backend(self._held, 3)
         try:
+            self._held = _held_objects()
+            # before the loose objects (priority 1), which would take the writes
+            self.odb.odb.add_backend(self._held, 3)
             yield
         finally:
+            with contextlib.suppress(HfError, OSError):  # what a refusal's preview names
+                self.write_held_objects()
             self._held = None
             self.__dict__.pop("odb", None)  # a fresh repository object, without the backend
 
     def write_held_objects(self) -> None:
         """Write the objects held since `holding_objects` began into the repository,
-        as one pack (`git index-pack`), before a ref or a git process names them."""
+        as one pack (`git index-pack`), and let go of their bytes: libgit2 finds
+        them in the pack from then on."""
         held = self._held
         if held is None or not held.unwritten:
             return
-        self.git(["index-pack", "--stdin"],
-                 stdin=_pack([held.objects[oid] for oid in held.unwritten]))
-        held.unwritten.clear()
+        count = len(held.unwritten)  # (only what is held now is written and let go)
+        done = held.unwritten[:count]
+        self.git(["index-pack", "--stdin"], stdin=_pack([held.objects[oid] for oid in done]))
+        for oid in done:
+            held.size -= len(held.objects.pop(oid)[1])
+        del held.unwritten[:count]
 
     def store_blobs(self, blobs: Mapping[str, bytes]) -> None:
         """Write blobs (id: bytes, the id known to be right): held in memory inside
-        `holding_objects`, else one pack, or loose objects when there are few."""
+        `holding_objects` (written as a pack once more than `_HELD_MAX` bytes are
+        held), else one pack, or loose objects when there are few."""
         if not blobs:
             return
-        if self._held is not None and self._held.size < _HELD_MAX:
+        if self._held is not None:
             for oid, data in blobs.items():
                 self._held.add(oid, _BLOB, data)
+            if self._held.size > _HELD_MAX:
+                self.write_held_objects()
         elif len(blobs) < _PACK_FROM:
             for data in blobs.values():
                 self.odb.odb.write(_BLOB, data)
@@ -925,15 +936,22 @@ class Repo:
         partial = run(["config", "--get", "extensions.partialClone"], self.workdir, check=False)
         if partial.stdout.strip():
             return None
+        # hooks the checkout itself runs would see the variable too, and what one
+        # of them wrote into the object store would go with the scratch directory
+        hooks = Path(text(["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+                          self.workdir))
+        if any(os.access(hooks / name, os.X_OK) for name in _CHECKOUT_HOOKS):
+            return None
         try:
             (where / "pack").mkdir(parents=True)
             (where / "info").mkdir()
             (where / "info" / "alternates").write_bytes(os.fsencode(objects) + b"\n")
             listing = out(["rev-list", "--objects", "--no-walk",
                            f"--filter=blob:limit={UNPACKED_BLOB_LIMIT}", commit], self.workdir)
+            # its temporary files in the scratch directory too, not the repository's
             out(["-c", "pack.compression=0", "pack-objects", "--quiet", "--no-reuse-object",
                  "--window=0", "--depth=0", str(where / "pack" / "pack")], self.workdir,
-                stdin=listing)
+                stdin=listing, env={"GIT_OBJECT_DIRECTORY": str(where)})
         except (OSError, GitFailed):
             return None
         return where
@@ -1059,6 +1077,7 @@ class Repo:
     def tree_from_scan(self, head_tree: str, scan: WorktreeScan) -> str:
         """`head_tree` with the scanned worktree state applied (its blobs written)."""
         self.store_blobs(scan.blobs)
+        scan.blobs = {}  # stored: the scan need not keep their bytes
         entries = dict(scan.entries)
         for path, target in scan.links.items():
             entries[path] = Entry(MODE_SYMLINK, self.write_blob(target))
