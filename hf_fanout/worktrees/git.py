@@ -957,18 +957,20 @@ class Repo:
         return where
 
     def populate_worktree(self, path: Path, *, workers: int = 1,
-                          objects: Path | None = None) -> None:
+                          objects: Path | None = None, prime: bool = True) -> None:
         """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
         would: `reset --hard` (filters apply), then the post-checkout hook; then
-        `prime_status_caches`. `objects` (from `unpacked_objects`) is where the
-        checkout reads objects first; only the checkout, which writes none."""
+        `prime_status_caches` (unless `prime` is false: the caller does it). `objects`
+        (from `unpacked_objects`) is where the checkout reads objects first; only
+        the checkout, which writes none."""
         env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
         out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
              "--no-recurse-submodules"], path, env=env)
         head = self.worktree_head(path) or text(["rev-parse", "HEAD"], path)
         out(["hook", "run", "--ignore-missing", "post-checkout", "--", ZERO_OID, head, "1"],
             path)
-        self.prime_status_caches(path)
+        if prime:
+            self.prime_status_caches(path)
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
