@@ -362,6 +362,10 @@ def test_a_large_split_inflates_the_base_once_and_checks_out_what_git_would(
         assert os.readlink(wt / "docs/latest") == "m1/f1.py"
         assert os.access(wt / "tools/go.sh", os.X_OK)
         assert (wt / "api/m3/f3.py").read_text() == "# api 3\n" + "x = 1\n" * 3
+        # primed: the index carries git's untracked cache (every later status is cheaper)
+        index = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-path", "index")
+                     .strip())
+        assert b"UNTR" in index.read_bytes()
     # the scratch pack is gone, so is the one a killed split left; a running split's stays
     assert sorted(p.name for p in (large_repo / ".git/hf/scratch").iterdir()) == \
         ["split-running"]
