@@ -327,6 +327,14 @@ def object_files(repo: Path) -> list[str]:
     return sorted(str(p.relative_to(repo)) for p in (repo / ".git/objects").rglob("*"))
 
 
+def split_traced(repo: Path, hf: Any, trace: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`hf split b1` of AREAS, one part each; every git command it ran is in `trace`."""
+    with monkeypatch.context() as m:
+        m.setenv("GIT_TRACE2_EVENT", str(trace))
+        return hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
+                  cwd=repo)
+
+
 def trace_starts(trace: Path) -> list[list[str]]:
     return [event["argv"] for event in map(json.loads, trace.read_text().splitlines())
             if event["event"] == "start"]
@@ -342,10 +350,7 @@ def test_a_large_split_inflates_the_base_once_and_checks_out_what_git_would(
     two_days_ago = time.time() - 2 * 86400
     os.utime(stale, (two_days_ago, two_days_ago))
     trace = tmp_path / "trace.json"
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
-    r = hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
-           cwd=large_repo)
-    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    r = split_traced(large_repo, hf, trace, monkeypatch)
     assert r.code == 0, r.err
     argvs = trace_starts(trace)
     packs = [a for a in argvs if "pack-objects" in a]
@@ -440,10 +445,7 @@ def test_a_repository_whose_checkout_runs_hooks_gets_no_scratch_pack(
     hook.write_text(f'#!/bin/sh\necho "$1 [$GIT_OBJECT_DIRECTORY]" >> "{log}"\n')
     hook.chmod(0o755)
     trace = tmp_path / "trace.json"
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
-    r = hf("split", "b1", *[a for area in AREAS for a in ("--part", f"{area}={area}/**")],
-           cwd=large_repo)
-    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    r = split_traced(large_repo, hf, trace, monkeypatch)
     assert r.code == 0, r.err
     assert not [a for a in trace_starts(trace) if "pack-objects" in a]
     assert "committed []" in log.read_text().splitlines()  # the hook ran, as before
