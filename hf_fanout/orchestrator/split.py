@@ -240,6 +240,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
             stop.set()
             for future in futures:
                 future.cancel()
+            primer.shutdown(wait=False, cancel_futures=True)  # what is undone needs no cache
             raise
 
 
