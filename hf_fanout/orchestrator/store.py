@@ -164,4 +164,3 @@ class Store:
 
     def clear_journal(self) -> None:
         atomic.remove_durably(self.journal_file)
-

@@ -17,7 +17,6 @@ import subprocess
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -385,7 +384,7 @@ _BLOB = 3  # the object types of packs (and of libgit2): commit 1, tree 2, blob 
 
 def _held_objects() -> Any:
     """A pygit2 object-database backend that keeps what is written to it in memory
-    (`Repo.hold_objects`). Its callbacks run Python: safe because pygit2 keeps the
+    (`Repo.holding_objects`). Its callbacks run Python: safe because pygit2 keeps the
     interpreter lock in every call hf makes (it lets go only in revision walks
     and filter streams)."""
     pygit2 = _pygit2()
@@ -542,7 +541,7 @@ class Repo:
 
         return pygit2.Repository(str(self.git_dir))
 
-    @contextmanager
+    @contextlib.contextmanager
     def holding_objects(self) -> Iterator[None]:
         """Inside the block, the objects hf makes in this process (blobs from
         scans, trees, commits) are kept in memory and written as one pack: by
@@ -936,13 +935,13 @@ class Repo:
         partial = run(["config", "--get", "extensions.partialClone"], self.workdir, check=False)
         if partial.stdout.strip():
             return None
-        # hooks the checkout itself runs would see the variable too, and what one
-        # of them wrote into the object store would go with the scratch directory
-        hooks = Path(text(["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
-                          self.workdir))
-        if any(os.access(hooks / name, os.X_OK) for name in _CHECKOUT_HOOKS):
-            return None
         try:
+            # hooks the checkout itself runs would see the variable too, and what one
+            # of them wrote into the object store would go with the scratch directory
+            hooks = Path(text(["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+                              self.workdir))
+            if any(os.access(hooks / name, os.X_OK) for name in _CHECKOUT_HOOKS):
+                return None
             (where / "pack").mkdir(parents=True)
             (where / "info").mkdir()
             (where / "info" / "alternates").write_bytes(os.fsencode(objects) + b"\n")
