@@ -325,7 +325,8 @@ def _refuse_non_utf8(path: RepoPath) -> None:
                       "trees with libgit2, which cannot)") from None
 
 
-# From this many files up, a worktree's new blobs go into one pack (a file and its
+# Outside a join (which holds all its objects for one pack, `Repo.holding_objects`),
+# from this many files up a worktree's new blobs go into one pack (a file and its
 # index) instead of a loose object file each: on a disk where creating a small
 # file is slow (about 1 ms here) 125 loose objects took 0.13 s, hashing them
 # without writing 0.01 s.
@@ -574,7 +575,7 @@ class Repo:
             return
         count = len(held.unwritten)  # (only what is held now is written and let go)
         done = held.unwritten[:count]
-        self.git(["index-pack", "--stdin"], stdin=_pack([held.objects[oid] for oid in done]))
+        self._write_pack([held.objects[oid] for oid in done])
         for oid in done:
             held.size -= len(held.objects.pop(oid)[1])
         del held.unwritten[:count]
@@ -594,8 +595,11 @@ class Repo:
             for data in blobs.values():
                 self.odb.odb.write(_BLOB, data)
         else:
-            self.git(["index-pack", "--stdin"],
-                     stdin=_pack([(_BLOB, data) for data in blobs.values()]))
+            self._write_pack([(_BLOB, data) for data in blobs.values()])
+
+    def _write_pack(self, objects: list[tuple[int, bytes]]) -> None:
+        """`objects` (type, data) into the repository as one pack, which git verifies."""
+        self.git(["index-pack", "--stdin"], stdin=_pack(objects))
 
     # --- plain git calls ---------------------------------------------------
 
