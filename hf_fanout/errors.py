@@ -80,6 +80,24 @@ class LockBusy(HfError):
     exit_code = EXIT_LOCK_BUSY
 
 
+class IndexLocked(LockBusy):
+    """git's own index lock (`index.lock`) is held by another process."""
+
+    code = "index_locked"
+
+
+class NoSpace(HfError):
+    """The disk (or a quota) is full: what was kept is said in the message."""
+
+    code = "no_space"
+
+
+class IoError(HfError):
+    """The file system failed (I/O error, read-only file system)."""
+
+    code = "io_error"
+
+
 class TamperDetected(HfError):
     code = "tamper_detected"
 
@@ -108,3 +126,33 @@ class GitFailed(HfError):
         self.argv = argv
         self.returncode = returncode
         self.stderr = stderr
+
+
+# errno values that mean "the disk is full" and "the file system failed"
+_NO_SPACE = {"ENOSPC", "EDQUOT"}
+_IO = {"EIO", "EROFS", "ENXIO"}
+# what git prints for them (its messages carry strerror's text)
+_NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded")
+_IO_TEXT = ("Input/output error", "Read-only file system")
+
+
+def storage_error(exc: BaseException, doing: str, kept: str) -> HfError | None:
+    """A full disk or a failing file system, from an OSError or from git's stderr,
+    as one clear error (`no_space` / `io_error`); None when `exc` is neither.
+
+    `doing`: what failed ("writing the part record"); `kept`: what is true now
+    ("nothing was changed"). Both go into the message, so the person knows
+    what is left and what to do."""
+    import errno
+
+    name = ""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, "")
+    text = exc.stderr if isinstance(exc, GitFailed) else ""
+    if name in _NO_SPACE or any(t in text for t in _NO_SPACE_TEXT):
+        return NoSpace(f"no space left on the device while {doing}; {kept}",
+                       "free some space (or raise the quota), then run the same command again")
+    if name in _IO or any(t in text for t in _IO_TEXT):
+        return IoError(f"the file system failed while {doing} ({exc}); {kept}",
+                       "check the disk (`dmesg`, `df -h`), then run the same command again")
+    return None

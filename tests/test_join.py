@@ -404,9 +404,10 @@ def test_replaced_files_are_new_files_and_what_was_moved_aside_goes(split3, hf):
     assert not any(trash.iterdir()), "what the join moved aside was not deleted"
 
 
-def test_an_index_write_that_fails_leaves_every_file_where_it_was(split3, hf):
-    """A held index.lock makes the join's `update-index` fail: the files it was
-    about to replace are back in place at once (not only after recovery)."""
+def test_a_foreign_index_lock_refuses_the_join_before_anything_is_written(split3, hf):
+    """git's index.lock held by someone else (a git command, or one that was killed):
+    the join waits for it, then refuses with exit 75 having written nothing, and
+    leaves no journal behind; `hf status` works meanwhile."""
     repo, api, docs = split3["repo"], split3["api"], split3["docs"]
     write(api, {"src/api/orders.py": "def orders():\n    return [2]\n"})
     (docs / "docs/old.md").unlink()
@@ -414,14 +415,52 @@ def test_an_index_write_that_fails_leaves_every_file_where_it_was(split3, hf):
     before = snapshot(repo)
     lock = repo / ".git/index.lock"
     lock.write_text("")
-    r = hf("join", "b1", "--partial", cwd=repo)
-    assert r.code == 1 and "index.lock" in r.err
+    started = time.monotonic()
+    r = hf("join", "b1", "--partial", "--wait", "0.5", "--json", cwd=repo)
+    assert time.monotonic() - started < 20
+    assert r.code == 75, r.out
+    assert r.json["error"]["code"] == "index_locked"
+    assert str(lock) in r.json["error"]["message"] and str(lock) in r.json["error"]["hint"]
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    status = hf("status", cwd=repo)
+    assert status.code == 0 and "hf: note" not in status.err, status.err
     lock.unlink()
     assert snapshot(repo) == before
     assert git(repo, "status", "--porcelain") == ""
-    assert hf("join", "b1", "--partial", cwd=repo).code == 0  # recovers, then joins
+    assert hf("join", "b1", "--partial", cwd=repo).code == 0
     assert (repo / "src/api/orders.py").read_text().endswith("[2]\n")
     assert not (repo / "docs/old.md").exists()
+
+
+def test_a_write_that_fails_half_way_puts_the_main_tree_and_index_back(repo, hf):
+    """A smudge filter that fails on one file makes `checkout-index` fail after it
+    wrote others: the join puts every file and the index back as they were."""
+    write(repo, {".gitattributes": "*.bin filter=boom\n"})
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-qm", "attributes")
+    git(repo, "config", "filter.boom.clean", "cat")
+    git(repo, "config", "filter.boom.smudge", "false")
+    git(repo, "config", "filter.boom.required", "true")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf/b1/api"
+    write(api, {"src/api/orders.py": "def orders():\n    return [9]\n",
+                "src/api/a-new.py": "new\n", "src/api/zz.bin": "data\n"})
+    (api / "src/api/users.py").unlink()
+    assert hf("done", cwd=api).code == 0
+    before = snapshot(repo)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1, r.err
+    assert "external filter 'false' failed" in r.err and "nothing was committed" in r.err
+    assert snapshot(repo) == before
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert not (repo / ".git/index.lock").exists()
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    git(repo, "config", "filter.boom.smudge", "cat")
+    assert hf("doctor", "--accept", cwd=repo).code == 0  # the config change is the user's
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/zz.bin").read_text() == "data\n"
+    assert not (repo / "src/api/users.py").exists()
 
 
 def test_a_dry_run_needs_no_identity_when_nothing_is_committed(split3, hf, monkeypatch):

@@ -248,3 +248,67 @@ def test_json_after_a_double_dash_belongs_to_the_child(split3, hf):
     assert r.returncode == 0, r.stderr
     assert "child says --json" in r.stdout
     assert '"hf": 1' not in r.stdout  # hf did not switch to JSON for the child's flag
+
+
+RACER = """\
+i=0
+while [ ! -e "$1" ]; do
+    i=$((i+1))
+    echo "$i" >> user.txt
+    if git commit -qam "user $i" 2>/dev/null; then echo ok; else echo refused; fi
+done
+"""
+
+
+def test_a_git_commit_loop_in_the_main_tree_never_commits_half_a_join(repo, hf, tmp_path):
+    """The person (or an editor) keeps running `git commit -a` in the main tree while
+    joins land: every user commit holds only the user's own file, every join commit
+    exactly the parts' files, and nothing is left half-written, over many rounds."""
+    write(repo, {"user.txt": "0\n"})
+    git(repo, "add", "user.txt")
+    git(repo, "commit", "-qm", "the user's file")
+    rounds, refused = 8, 0
+    for n in range(rounds):
+        batch = f"r{n}"
+        r = hf("split", batch, "--part", "api=src/api/**", "--part", "docs=docs/**", cwd=repo)
+        assert r.code == 0, r.err
+        api, docs = (repo.parent / "repo.hf" / batch / p for p in ("api", "docs"))
+        write(api, {"src/api/orders.py": f"def orders():\n    return [{n}]\n",
+                    **{f"src/api/new{n}/f{i}.py": f"{n}-{i}\n" for i in range(40)}})
+        if (api / "src/api/users.py").exists():
+            (api / "src/api/users.py").unlink()
+        write(docs, {"docs/guide.md": f"# guide {n}\n"})
+        assert hf("done", f"{batch}/api", cwd=repo).code == 0
+        assert hf("done", f"{batch}/docs", cwd=repo).code == 0
+        expected = {f"src/api/new{n}/f{i}.py" for i in range(40)} | {
+            "src/api/orders.py", "docs/guide.md"} | (
+            {"src/api/users.py"} if n == 0 else set())
+        before = head(repo)
+        stop = tmp_path / f"stop-{n}"
+        racer = subprocess.Popen(["sh", "-c", RACER, "racer", str(stop)], cwd=repo,
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            join = hf_proc("join", batch, "--wait", "60", cwd=repo, timeout=120)
+        finally:
+            stop.touch()
+            log, _ = racer.communicate(timeout=60)
+        assert join.returncode == 0, join.stderr
+        refused += log.split().count("refused")
+        if git(repo, "status", "--porcelain"):
+            git(repo, "commit", "-qam", "user: last")
+        commits = git(repo, "rev-list", "--reverse", f"{before}..HEAD").split()
+        joins = [c for c in commits
+                 if git(repo, "log", "-1", "--format=%(trailers:key=Hf-Batch,valueonly)",
+                        c).strip() == batch]
+        assert len(joins) == 1, commits
+        for c in commits:
+            files = set(git(repo, "show", "--name-only", "--format=", c).split())
+            assert files == (expected if c in joins else {"user.txt"}), (c, files)
+        assert (repo / "src/api/orders.py").read_text() == f"def orders():\n    return [{n}]\n"
+        assert (repo / "docs/guide.md").read_text() == f"# guide {n}\n"
+        assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+        assert not (repo / ".git/index.lock").exists()
+        assert not (repo / ".git/hf/journal/join.json").exists()
+        assert git(repo, "fsck", "--no-progress") == ""
+    # the racer really raced: some of its commits met the join's lock
+    print(f"user commits refused by the join's index lock: {refused}")

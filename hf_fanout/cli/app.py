@@ -38,7 +38,10 @@ Wait = Annotated[
 def _ws(repo: Path | None) -> Any:
     from hf_fanout.orchestrator.workspace import Workspace
 
-    return Workspace.open(repo)
+    ws = Workspace.open(repo)
+    for notice in ws.notices:
+        output.notice(notice.message, notice.hint)
+    return ws
 
 
 def _print_version(value: bool) -> None:

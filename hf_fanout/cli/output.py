@@ -57,6 +57,14 @@ def emit_error(code: str, message: str, hint: str, data: Any = None) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
+def notice(message: str, hint: str) -> None:
+    """Something the command found and went on despite (stderr, in --json mode too:
+    the envelope on stdout stays the command's own)."""
+    print(f"hf: note: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
 def error_details(details: Any) -> None:
     """After the one-line error, what a person needs to act: conflict hunks."""
     if not isinstance(details, dict):

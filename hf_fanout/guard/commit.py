@@ -112,7 +112,12 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
                 f"it owns {', '.join(part.owns)}; commit only those files here")
     _refuse_unknown(repo, paths)
     named = set(paths)
-    with ws.store.commit_lock(wait), tempfile.TemporaryDirectory(prefix="hf-commit-") as tmp:
+    from hf_fanout.orchestrator.journal import locked_main_index, stage
+
+    # git's own index lock too, from before the first write until the index holds
+    # the commit: a concurrent `git add` or `git commit` waits or fails on it
+    with ws.store.commit_lock(wait), locked_main_index(ws, wait=wait, repo=repo) as held, \
+            tempfile.TemporaryDirectory(prefix="hf-commit-") as tmp:
         head = repo.head()
         ref = repo.head_ref()
         against = head or EMPTY_TREE
@@ -150,7 +155,8 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
         first = message.strip().splitlines()[0] if message.strip() else ""
         repo.update_ref(ref, commit, head or "0" * 40, f"hf commit: {first}")
         entries = repo.entries_at(commit, paths)
-        repo.update_index({p: entries.get(p) for p in paths})
+        stage(ws, held, {p: entries.get(p) for p in paths}, repo=repo)
+        held.install()
         still = repo.staged_paths(commit)
         if verify:
             run(["hook", "run", "--ignore-missing", "post-commit"], repo.workdir, check=False)

@@ -24,6 +24,7 @@ from hf_fanout.errors import (
     MainMoved,
     MergeConflict,
     OwnershipViolation,
+    storage_error,
 )
 from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import DONE, JOINED, Batch, Part, now
@@ -74,6 +75,8 @@ class JoinPlan:
     merged: list[RepoPath] = field(default_factory=list)
     noop: bool = False
     partial: bool = False
+    # parts that committed while the join wrote: not in the join, left unjoined
+    late: list[str] = field(default_factory=list)
 
     @property
     def parts(self) -> list[Part]:
@@ -88,6 +91,7 @@ class JoinPlan:
             "affected": sorted(self.entries),
             "merged": self.merged,
             "noop": self.noop,
+            "late": self.late,
         }
 
 
@@ -427,107 +431,205 @@ def commit_message(plan: JoinPlan) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float) -> str:
-    """Write the planned join under the commit lock. Returns the new commit.
+def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
+                 progress: Callable[[str], None] | None = None) -> str:
+    """Write the planned join under the commit lock and git's own index lock
+    (held from before the first write until the branch has moved: a concurrent
+    git command in the main tree waits or fails on it, and never sees or commits
+    half a join). Returns the new commit.
 
-    If HEAD moved while the plan was made without the lock (another join or
-    `hf commit` landed first), the join is planned again under the lock, and
-    `plan` is updated in place to what is committed; a batch that another
-    process joined meanwhile becomes a no-op (`plan.noop`).
+    If HEAD, or a part's branch, moved while the plan was made without the locks
+    (another join or `hf commit` landed first, a part committed after `hf done`),
+    the join is planned again under the locks, and `plan` is updated in place
+    to what is committed; a batch that another process joined meanwhile becomes
+    a no-op (`plan.noop`). A part that commits while the join writes is left
+    out of the join (`plan.late`), never marked joined with its commit missing.
     """
-    from hf_fanout.orchestrator.journal import apply_entries, recover_join
+    from hf_fanout.orchestrator.journal import recover_join
 
-    main = ws.main
     with ws.store.commit_lock(wait):
         recover_join(ws, wait=None)  # already holding the lock
-        head = main.head()
-        if head != plan.head:
-            fresh = plan_join(ws, plan.batch.id, partial=plan.partial, check_main=False)
-            for name in fresh.__dataclass_fields__:
-                setattr(plan, name, getattr(fresh, name))
-            if plan.noop:
-                return plan.batch.joined_commit or ""
-            head = plan.head
-        if not plan.entries:
-            # Nothing to bring (no part changed anything, or main already has
-            # it all): no empty commit; the parts are joined as of HEAD.
-            finish_join(ws, plan.batch.id, [p.name for p in plan.parts], head)
-            return head
-        affected = list(plan.entries)
-        if head == plan.batch.base:  # what the parts changed is what HEAD has
-            old_entries = {c.path: c.old for r in plan.results for c in r.changes
-                           if c.old is not None}
-        else:
-            old_entries = main.entries_at(head, affected)
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            # the two reads of the main tree (git processes) run beside the
-            # commit's construction in the object database, and the writing of
-            # the join's objects (one pack) beside what is left of them
-            dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
-            staged_then = pool.submit(main.staged_paths, head)
-            new_tree = _final_tree(ws, plan, head)
-            commit = main.commit_tree(new_tree, [head], commit_message(plan))
-            written = pool.submit(main.write_held_objects)  # before a ref names them
-            refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
-            staged_before = staged_then.result()
-            written.result()
-        journal = {
-            "schema": 1,
-            "batch": plan.batch.id,
-            "parts": [p.name for p in plan.parts],
-            "ref": plan.target_ref,
-            "old": head,
-            "new": commit,
-            "old_entries": {p: _entry_data(old_entries.get(p)) for p in affected},
-            "new_entries": {p: _entry_data(plan.entries[p]) for p in affected},
-            "started": now(),
-        }
-        ws.store.write_journal(journal)
-        _crash_point("journal")
+        with _locked_index(ws, wait, progress) as held:
+            if ws.main.head() != plan.head or _moved_tips(ws, plan):
+                _replan(ws, plan)
+                if plan.noop:
+                    return plan.batch.joined_commit or ""
+            if not plan.entries:
+                # Nothing to bring (no part changed anything, or main already has
+                # it all): no empty commit; the parts are joined as of HEAD.
+                finish_join(ws, plan.batch.id, [p.name for p in plan.parts], plan.head)
+                return plan.head
+            return _write_join(ws, plan, held)
 
-        def keep_results() -> None:
-            """Beside the writing of the files: what the trailers name is kept
-            reachable (one transaction for all parts)."""
-            keep = "".join(f"update refs/hf/results/{plan.batch.id}/{r.part.name} "
-                           f"{r.result_commit}\n"
-                           for r in plan.results if r.result_commit != r.tip)
-            if keep:
-                main.git(["update-ref", "--stdin"], stdin=keep.encode())
 
+def _locked_index(ws: Workspace, wait: float, progress: Callable[[str], None] | None) -> Any:
+    from hf_fanout.orchestrator.journal import locked_main_index
+
+    return locked_main_index(ws, wait=wait, on_wait=progress)
+
+
+def _moved_tips(ws: Workspace, plan: JoinPlan) -> list[str]:
+    """The parts whose branch is no longer at the tip the plan read (they committed)."""
+    return [r.part.name for r in plan.results
+            if ws.main.ref_target(f"refs/heads/{r.part.branch}") != r.tip]
+
+
+def _replan(ws: Workspace, plan: JoinPlan) -> None:
+    """Plan again (under the locks) and make `plan` what is now planned."""
+    fresh = plan_join(ws, plan.batch.id, partial=plan.partial, check_main=False)
+    for name in fresh.__dataclass_fields__:
+        setattr(plan, name, getattr(fresh, name))
+
+
+def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
+    """The join's writes, holding both locks: the new index staged beside the
+    real one, the journal, the files, the staged-set check, the branch's
+    compare-and-swap, then the new index installed (which releases git's lock)."""
+    from hf_fanout.orchestrator.journal import Aside, entry_data, stage, write_files
+
+    main = ws.main
+    head = plan.head
+    affected = list(plan.entries)
+    if head == plan.batch.base:  # what the parts changed is what HEAD has
+        old_entries = {c.path: c.old for r in plan.results for c in r.changes
+                       if c.old is not None}
+    else:
+        old_entries = main.entries_at(head, affected)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        # the two reads of the main tree (git processes) run beside the
+        # commit's construction in the object database, and the writing of
+        # the join's objects (one pack) beside what is left of them
+        dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
+        staged_then = pool.submit(main.staged_paths, head)
+        new_tree = _final_tree(ws, plan, head)
+        commit = main.commit_tree(new_tree, [head], commit_message(plan))
+        written = pool.submit(main.write_held_objects)  # before a ref names them
+        refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
+        staged_before = staged_then.result()
+        written.result()
+    stage(ws, held, plan.entries)
+    ws.store.write_journal({
+        "schema": 1,
+        "batch": plan.batch.id,
+        "parts": [p.name for p in plan.parts],
+        "ref": plan.target_ref,
+        "old": head,
+        "new": commit,
+        "old_entries": {p: entry_data(old_entries.get(p)) for p in affected},
+        "new_entries": {p: entry_data(plan.entries[p]) for p in affected},
+        "index_lock": [list(i) for i in held.identities],
+        "started": now(),
+    })
+    _crash_point("journal")
+
+    def keep_results() -> None:
+        """Beside the writing of the files: what the trailers name is kept
+        reachable (one transaction for all parts)."""
+        keep = "".join(f"update refs/hf/results/{plan.batch.id}/{r.part.name} "
+                       f"{r.result_commit}\n"
+                       for r in plan.results if r.result_commit != r.tip)
+        if keep:
+            main.git(["update-ref", "--stdin"], stdin=keep.encode())
+
+    aside = Aside(ws)
+    try:
         try:
-            apply_entries(ws, plan.entries, while_writing=keep_results)
+            write_files(ws, plan.entries, index=held.scratch, aside=aside,
+                        while_writing=keep_results)
             _crash_point("applied")
             # last, right before the ref moves: the staged change must be exactly the join's
-            staged = main.staged_paths(head)
-            expected = staged_before | set(affected)
-            if staged != expected:
-                raise JoinRefused(
-                    "the staged change is not exactly the join's: "
-                    f"missing {_listing(sorted(expected - staged)) or 'none'}, "
-                    f"extra {_listing(sorted(staged - expected)) or 'none'}",
-                    "something wrote the index during the join; nothing was committed",
-                )
-            try:
-                main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
-            except GitFailed:
-                now_at = main.rev_parse(plan.target_ref)
-                if now_at == head:
-                    raise
-                raise MainMoved(
-                    f"{plan.target_ref} moved during the join ({head[:12]} -> "
-                    f"{(now_at or 'none')[:12]}), outside hf's commit lock; nothing committed",
-                    "run `hf join` again; it plans against the new HEAD",
-                ) from None
-        except BaseException:
-            apply_entries(ws, {p: old_entries.get(p) for p in affected})
-            ws.store.clear_journal()
-            raise
+            _check_staged(main.staged_paths(head, index=held.scratch),
+                          staged_before | set(affected))
+            _move_ref(ws, plan, commit, head)
+        except BaseException as exc:
+            _undo_write(ws, {p: old_entries.get(p) for p in affected}, aside, exc)
+            failure = _as_refusal(exc)
+            if failure is None:
+                raise
+            raise failure from exc
         _crash_point("ref")
+        held.install()
         # (what stays staged now is what was staged before: the check above saw
         # exactly the join's paths added to it, and the commit holds those)
-        finish_join(ws, plan.batch.id, [p.name for p in plan.parts], commit)
+        plan.late = _moved_tips(ws, plan)
+        finish_join(ws, plan.batch.id, [p.name for p in plan.parts if p.name not in plan.late],
+                    commit)
         ws.store.clear_journal()
+    finally:
+        aside.delete_later()
     return commit
+
+
+def _check_staged(staged: set[RepoPath], expected: set[RepoPath]) -> None:
+    if staged != expected:
+        raise JoinRefused(
+            "the staged change is not exactly the join's: "
+            f"missing {_listing(sorted(expected - staged)) or 'none'}, "
+            f"extra {_listing(sorted(staged - expected)) or 'none'}",
+            "something wrote the new index during the join (a hook?); nothing was "
+            "committed and the main tree is as it was",
+            details={"missing": sorted(expected - staged), "extra": sorted(staged - expected)})
+
+
+def _move_ref(ws: Workspace, plan: JoinPlan, commit: str, head: str) -> None:
+    """The branch moves by compare-and-swap, or the join is refused."""
+    main = ws.main
+    try:
+        main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
+    except GitFailed as exc:
+        now_at = main.rev_parse(plan.target_ref)
+        if now_at == head:
+            raise
+        raise MainMoved(
+            f"{plan.target_ref} moved during the join ({head[:12]} -> "
+            f"{(now_at or 'none')[:12]}), outside hf's commit lock; nothing committed",
+            "run `hf join` again; it plans against the new HEAD",
+        ) from exc
+
+
+def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any,
+                cause: BaseException) -> None:
+    """A write that failed or was refused half way: the main tree is put back
+    (the real index was never written) and the journal removed. If even that
+    fails, the journal and git's index lock stay, so no git command commits the
+    half-written files, and the next hf command finishes putting them back."""
+    from hf_fanout.orchestrator.journal import put_back
+
+    try:
+        put_back(ws, old, aside)
+    except (HfError, OSError) as exc:
+        why = storage_error(exc, "putting the main tree back", "") if isinstance(
+            exc, OSError) else exc
+        raise HfError(
+            f"the join failed ({_reason(cause)}) and the main tree could not be put back "
+            f"yet ({_reason(why or exc)}); git's index lock stays in place, so no git "
+            "command commits the half-written files",
+            "fix that (free space?), then run `hf doctor`: it finishes putting the main "
+            "tree back") from cause
+    ws.store.clear_journal()
+
+
+_KEPT = "nothing was committed; the main tree and its index are as they were"
+
+
+def _as_refusal(exc: BaseException) -> HfError | None:
+    """A failed write, put back, as one line that says so; None: raise `exc` as it is
+    (a refusal that says it already, Ctrl-C)."""
+    if isinstance(exc, OSError | GitFailed):
+        found = storage_error(exc, "writing the main tree", _KEPT)
+        if found is not None:
+            return found
+    if isinstance(exc, GitFailed):
+        return HfError(f"writing the main tree failed ({exc.message.removesuffix('.')}); "
+                       f"{_KEPT}", exc.hint, details=exc.details)
+    if isinstance(exc, OSError):
+        return HfError(f"writing the main tree failed ({exc}); {_KEPT}",
+                       "fix that, then run `hf join` again")
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, HfError) else f"{type(exc).__name__}: {exc}"
 
 
 def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str) -> None:
@@ -548,10 +650,6 @@ def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str
         batch.joined_commit = commit
         ws.store.save_batch(batch)
     ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit)
-
-
-def _entry_data(entry: Entry | None) -> list[Any] | None:
-    return None if entry is None else [entry.mode, entry.oid]
 
 
 def _crash_point(name: str) -> None:

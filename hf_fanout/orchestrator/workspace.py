@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from hf_fanout.config import Settings
-from hf_fanout.errors import BadInput, NotFound, StateCorrupt
+from hf_fanout.errors import BadInput, HfError, NotFound, StateCorrupt
 from hf_fanout.orchestrator.records import Part
 from hf_fanout.orchestrator.store import Store
 from hf_fanout.worktrees.git import Repo
@@ -18,6 +18,9 @@ class Workspace:
     here: Repo
     main: Repo
     store: Store
+    # what opening found but could not settle (an interrupted join that cannot be
+    # recovered yet): the command goes on, the CLI shows these
+    notices: list[HfError] = field(default_factory=list)
 
     @classmethod
     def open(cls, repo: Path | None = None, *, recover: bool = True) -> Workspace:
@@ -31,7 +34,10 @@ class Workspace:
         if recover and ws.store.journal_file.exists():
             from hf_fanout.orchestrator.journal import recover_join
 
-            recover_join(ws, wait=0)
+            try:
+                recover_join(ws, wait=0)
+            except HfError as exc:  # a command that writes the main tree meets it again
+                ws.notices.append(exc)
         return ws
 
     @cached_property

@@ -136,6 +136,12 @@ def _chunks(items: list[str], size: int = 1000) -> Iterable[list[str]]:
         yield items[i:i + size]
 
 
+def _index_env(index: Path | None) -> dict[str, str] | None:
+    """The environment that points git at the index file `index` (None: the
+    worktree's own)."""
+    return {"GIT_INDEX_FILE": str(index)} if index is not None else None
+
+
 def nul_split(data: bytes) -> list[bytes]:
     return [item for item in data.split(b"\0") if item]
 
@@ -696,6 +702,14 @@ class Repo:
         text_value = value.decode("ascii", "replace")
         return text_value if _is_oid(text_value) else None
 
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        """Whether `ancestor` is `commit` or in its history."""
+        proc = run(["merge-base", "--is-ancestor", ancestor, commit], self.workdir, check=False)
+        if proc.returncode not in (0, 1):
+            raise GitFailed(["merge-base", "--is-ancestor", ancestor, commit], proc.returncode,
+                            proc.stderr.decode("utf-8", "replace"))
+        return proc.returncode == 0
+
     def not_descending(self, base: str, refs: Sequence[str]) -> set[str]:
         """Those of `refs` whose commit does not have `base` in its history."""
         return self.existing_refs(refs, f"--no-contains={base}")
@@ -904,8 +918,11 @@ class Repo:
             found += [p for p in untracked if p not in listed]
         return found
 
-    def staged_paths(self, against: str) -> set[RepoPath]:
-        data = self.git(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against])
+    def staged_paths(self, against: str, *, index: Path | None = None) -> set[RepoPath]:
+        """Paths whose entry in the index (or the index file `index`) differs from
+        `against`."""
+        data = self.git(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against],
+                        env=_index_env(index))
         return {from_git(p) for p in nul_split(data)}
 
     # --- worktrees ---------------------------------------------------------
@@ -1275,7 +1292,10 @@ class Repo:
 
     # --- the main tree and index --------------------------------------------
 
-    def update_index(self, entries: Mapping[RepoPath, Entry | None]) -> None:
+    def update_index(self, entries: Mapping[RepoPath, Entry | None], *,
+                     index: Path | None = None) -> None:
+        """Set the index entries of `entries` (None: removed), in this worktree's
+        index or in the index file `index` (a `LockedIndex`'s scratch)."""
         lines = []
         for path, entry in entries.items():
             if entry is None:
@@ -1283,13 +1303,26 @@ class Repo:
             else:
                 lines.append(f"{entry.mode:o} {entry.oid}".encode() + b"\t" + os.fsencode(path))
         if lines:
-            self.git(["update-index", "-z", "--index-info"], stdin=b"\0".join(lines) + b"\0")
+            self.git(["update-index", "-z", "--index-info"], stdin=b"\0".join(lines) + b"\0",
+                     env=_index_env(index))
 
-    def checkout_paths(self, paths: Iterable[RepoPath]) -> None:
-        """Write `paths` from the index into the work tree (smudge filters, modes, links)."""
+    def checkout_paths(self, paths: Iterable[RepoPath], *, index: Path | None = None) -> None:
+        """Write `paths` from the index (or the index file `index`) into the work
+        tree (smudge filters, modes, links). The index itself is not written."""
         data = b"\0".join(os.fsencode(p) for p in paths)
         if data:
             # two writers: on a slow filesystem writing the files is most of a join's
             # time in the main tree (git uses them from 100 files up)
             self.git(["-c", "checkout.workers=2", "checkout-index", "-f", "-z", "--stdin"],
-                     stdin=data + b"\0")
+                     stdin=data + b"\0", env=_index_env(index))
+
+    def index_entries(self, *, index: Path | None = None) -> dict[RepoPath, Entry]:
+        """Every stage-0 entry of the index (or of the index file `index`)."""
+        data = self.git(["ls-files", "--stage", "-z"], env=_index_env(index))
+        found: dict[RepoPath, Entry] = {}
+        for item in nul_split(data):
+            meta, _, path = item.partition(b"\t")
+            mode, oid, stage = meta.decode().split(" ")
+            if stage == "0":
+                found[from_git(path)] = Entry(int(mode, 8), oid)
+        return found
