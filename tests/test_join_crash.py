@@ -312,3 +312,47 @@ def test_a_git_commit_loop_in_the_main_tree_never_commits_half_a_join(repo, hf, 
         assert git(repo, "fsck", "--no-progress") == ""
     # the racer really raced: some of its commits met the join's lock
     print(f"user commits refused by the join's index lock: {refused}")
+
+
+LATE_HOOK = """#!/bin/sh
+# a part commits while the join writes (the join's staging of its new index runs this)
+if [ -n "$GIT_INDEX_FILE" ] && [ -f "$LATE_TRIGGER" ]; then
+    rm -f "$LATE_TRIGGER"
+    cd "$LATE_PART" && cp "$LATE_SOURCE" src/api/orders.py && \\
+        env -u GIT_INDEX_FILE -u GIT_DIR -u GIT_WORK_TREE git commit -qam "late" >/dev/null 2>&1
+fi
+exit 0
+"""
+
+
+def test_a_part_commit_that_lands_while_the_join_writes_is_never_dropped(repo, hf, tmp_path):
+    hook = repo / ".git/hooks/post-index-change"
+    hook.write_text(LATE_HOOK)
+    hook.chmod(0o755)
+    assert hf("split", "b1", "--part", "api=src/api/**", "--part", "docs=docs/**",
+              cwd=repo).code == 0
+    api, docs = repo.parent / "repo.hf/b1/api", repo.parent / "repo.hf/b1/docs"
+    write(api, {"src/api/orders.py": "def orders():\n    return ['first']\n"})
+    write(docs, {"docs/guide.md": "# guide 2\n"})
+    assert hf("done", "b1/api", cwd=repo).code == 0
+    assert hf("done", "b1/docs", cwd=repo).code == 0
+    # what the part commits during the join: a later version of its file, which the
+    # join's reading of the part never saw
+    late = tmp_path / "late.py"
+    late.write_text("def orders():\n    return ['late']\n")
+    trigger = tmp_path / "trigger"
+    trigger.touch()
+    env = {**os.environ, "LATE_TRIGGER": str(trigger), "LATE_PART": str(api),
+           "LATE_SOURCE": str(late)}
+    proc = hf_proc("join", "b1", cwd=repo, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not trigger.exists()  # the part did commit during the join
+    assert "part api committed while the join wrote" in proc.stdout
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return ['first']\n"
+    assert part_states(repo) == {"api": "done", "docs": "joined"}
+    assert batch_record(repo)["state"] == "running"
+    r = hf("join", "b1", cwd=repo)  # the late commit is joined now, not lost
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return ['late']\n"
+    assert part_states(repo) == {"api": "joined", "docs": "joined"}
+    assert_clean_at(repo, head(repo))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -223,3 +224,46 @@ def test_actions_are_notified_on_the_desktop_where_notify_send_exists(
     assert said.read_text() == "hf sweep|rescue+block b1/api|"
     assert hf("sweep", "--json", cwd=repo).code == 0
     assert said.read_text() == "hf sweep|rescue+block b1/api|"  # nothing new, no notice
+
+
+SWEEPER = """
+import subprocess, sys, os
+repo, stop = sys.argv[1], sys.argv[2]
+n = 0
+while not os.path.exists(stop):
+    subprocess.run([sys.executable, "-m", "hf_fanout", "sweep", "--repo", repo, "--json"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    n += 1
+print(n)
+"""
+
+
+def test_the_sweep_never_overwrites_done_with_blocked(repo, hf, tmp_path):
+    """`hf run --done-on-success` racing a sweep loop over many rounds: every part
+    ends done, and the sweep never judged one an orphan."""
+    rounds = 20
+    write(repo, {f"area{i}/x.txt": f"{i}\n" for i in range(rounds)})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "areas")
+    args = [a for i in range(rounds) for a in ("--part", f"p{i}=area{i}/**")]
+    assert hf("split", "b1", *args, cwd=repo).code == 0
+    stop = tmp_path / "stop"
+    sweeper = subprocess.Popen([sys.executable, "-c", SWEEPER, str(repo), str(stop)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        for i in range(rounds):
+            wt = repo.parent / "repo.hf" / "b1" / f"p{i}"
+            # an agent whose exit lands at a different moment of the sweep each round
+            agent = f"import time; time.sleep({0.05 + (i % 7) * 0.09})"
+            r = hf_proc("run", "--done-on-success", "--heartbeat", "0.2", "--",
+                        sys.executable, "-c", agent, cwd=wt)
+            assert r.returncode == 0, r.stderr
+    finally:
+        stop.touch()
+        sweeps = int(sweeper.communicate(timeout=120)[0] or 0)
+    assert sweeps >= 3, "the sweep loop did not run alongside the agents"
+    states = {i: part_record(repo, "b1", f"p{i}")["state"] for i in range(rounds)}
+    assert states == dict.fromkeys(range(rounds), "done")
+    audit = (repo / ".git/hf/audit.log").read_text()
+    assert '"sweep-orphan"' not in audit
+    assert '"action": "blocked"' not in audit

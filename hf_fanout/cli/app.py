@@ -266,7 +266,7 @@ def join(
         if dry_run:
             emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
             return
-        commit = execute_join(ws, plan, wait=wait)
+        commit = execute_join(ws, plan, wait=wait, progress=progress)
     if not plan.entries and not plan.noop:
         emit({**plan.to_data(), "commit": None},
              f"batch {batch}: no part changed anything; nothing committed, batch marked joined")
@@ -306,6 +306,9 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
     if commit:
         print(f"joined batch {plan.batch.id}: commit {commit[:12]} "
               f"({len(plan.entries)} path(s) written; `git show --stat {commit[:12]}` lists them)")
+        for name in plan.late:
+            print(f"part {name} committed while the join wrote: that commit is not in this "
+                  f"join and the part stays done; `hf join {plan.batch.id}` brings it")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
 

@@ -26,6 +26,7 @@ from hf_fanout.errors import (
     OwnershipViolation,
     storage_error,
 )
+from hf_fanout.orchestrator import states
 from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import DONE, JOINED, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
@@ -253,6 +254,10 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     # where the result can differ from the base: what the part committed, and
     # what the scan found on top
     maybe = [*committed, *scan.entries, *scan.links]
+    since = _since(part)
+    if since is not None:  # what changed since its result that was joined before
+        return PartResult(part, tip_commit, tree, result_commit,
+                          main.diff_trees(main.tree_of(since), tree))
     return PartResult(part, tip_commit, tree, result_commit,
                       main.tree_changes(base_tree, tree, maybe))
 
@@ -554,6 +559,7 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
         plan.late = _moved_tips(ws, plan)
         finish_join(ws, plan.batch.id, [p.name for p in plan.parts if p.name not in plan.late],
                     commit)
+        _remember_late(ws, plan, commit)
         ws.store.clear_journal()
     finally:
         aside.delete_later()
@@ -640,8 +646,10 @@ def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str
         for name in part_names:
             part = ws.store.load_part(batch_id, name)
             if part.state != JOINED:
+                states.check(part, JOINED)
                 part.state = JOINED
                 part.joined_commit = commit
+                part.extra.pop("joined_result", None)
                 changed.append(part)
         ws.store.save_parts(changed)
         if all(ws.store.load_part(batch_id, n).state == JOINED for n in batch.parts):
@@ -650,6 +658,28 @@ def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str
         batch.joined_commit = commit
         ws.store.save_batch(batch)
     ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit)
+
+
+def _remember_late(ws: Workspace, plan: JoinPlan, commit: str) -> None:
+    """A part left out because it committed during the join had its earlier result
+    joined: the next join takes what changed since that result (so main holding
+    the part's own earlier version is no conflict)."""
+    if not plan.late:
+        return
+    with ws.store.state_lock():
+        for r in plan.results:
+            if r.part.name in plan.late:
+                part = ws.store.load_part(plan.batch.id, r.part.name)
+                part.extra["joined_result"] = {"result": r.result_commit, "commit": commit}
+                ws.store.save_part(part)
+    ws.store.audit("join-late", batch=plan.batch.id, parts=plan.late, commit=commit)
+
+
+def _since(part: Part) -> str | None:
+    """The result of the part joined before (`_remember_late`), if any."""
+    earlier = part.extra.get("joined_result")
+    found = earlier.get("result") if isinstance(earlier, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _crash_point(name: str) -> None:

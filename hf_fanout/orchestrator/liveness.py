@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic
-from hf_fanout.orchestrator import processes, status
-from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, RUNNING, Part, now
+from hf_fanout.orchestrator import processes, states, status
+from hf_fanout.orchestrator.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
 from hf_fanout.orchestrator.store import Store
 from hf_fanout.orchestrator.workspace import Workspace
 
@@ -84,27 +84,34 @@ def file_activity(ws: Workspace, part: Part) -> float | None:
 
 
 def record_worker(ws: Workspace, part: Part, worker: dict[str, Any]) -> Part:
-    with ws.store.state_lock():
-        fresh = ws.store.load_part(part.batch, part.name)
+    """A new worker for the part (`hf run`): a blocked part runs again."""
+
+    def start(fresh: Part) -> None:
         fresh.worker = worker
         fresh.exit = None
-        if fresh.state == BLOCKED:
-            fresh.state = RUNNING
-            fresh.reason = None
-        ws.store.save_part(fresh)
-    ws.store.audit("worker", batch=part.batch, part=part.name, pid=worker.get("pid"),
-                   command=worker.get("command"))
+
+    fresh, _ = states.change(ws, part.batch, part.name,
+                             RUNNING if part.state == BLOCKED else None, action="worker",
+                             update=start, when=lambda p: p.state not in (JOINED, DROPPED),
+                             pid=worker.get("pid"), command=worker.get("command"))
     return fresh
 
 
-def record_exit(ws: Workspace, part: Part, code: int | None, sig: int | None) -> Part:
-    with ws.store.state_lock():
-        fresh = ws.store.load_part(part.batch, part.name)
-        fresh.exit = {"code": code, "signal": sig, "at": now(),
-                      "pid": (fresh.worker or {}).get("pid")}
-        ws.store.save_part(fresh)
-    ws.store.audit("exit", batch=part.batch, part=part.name, code=code, signal=sig)
-    return fresh
+def record_exit(ws: Workspace, part: Part, code: int | None, sig: int | None, *,
+                done: bool = False) -> tuple[Part, bool]:
+    """The worker's exit, and with `done` (an exit of 0 under `--done-on-success`)
+    the part marked done in the same change: no reader ever sees the exit
+    without the done. Returns the part and whether it was marked done."""
+    fresh = ws.store.load_part(part.batch, part.name)
+    to_done = done and fresh.state in (RUNNING, BLOCKED)
+
+    def finish(p: Part) -> None:
+        p.exit = {"code": code, "signal": sig, "at": now(), "pid": (p.worker or {}).get("pid")}
+
+    after, _ = states.change(ws, part.batch, part.name, DONE if to_done else None,
+                             action="exit", update=finish, code=code, signal=sig,
+                             done=to_done)
+    return after, to_done and after.state == DONE
 
 
 def worker_identity(part: Part) -> processes.Identity | None:
@@ -121,6 +128,26 @@ def worker_alive(part: Part) -> bool | None:
     if part.exit is not None and part.exit.get("pid") == ident.pid:
         return False
     return processes.is_alive(ident)
+
+
+def supervisor_alive(part: Part) -> bool:
+    """Whether the `hf run` that supervises the worker still lives (pid + start
+    time; a record from before supervisors were recorded: no)."""
+    found = (part.worker or {}).get("supervisor")
+    ident = processes.Identity.from_dict(found) if isinstance(found, dict) else None
+    return ident is not None and processes.is_alive(ident) is True
+
+
+def still_orphan(ws: Workspace, seen: Part) -> states.Condition:
+    """The condition the sweep blocks an orphan under: the record as it is now is
+    the one the sweep judged (same worker, not marked done meanwhile), and it
+    still judges orphan."""
+
+    def holds(fresh: Part) -> bool:
+        return (fresh.state == RUNNING and fresh.worker == seen.worker
+                and classify(ws, fresh).state == ORPHAN)
+
+    return holds
 
 
 # --- classification ----------------------------------------------------------
@@ -153,6 +180,9 @@ def classify(ws: Workspace, part: Part, *, at: float | None = None,
         # to judge by but the record.
         return Verdict(RUNNING, "no worker recorded", None)
     worker = part.worker or {}
+    if not alive and part.exit is None and supervisor_alive(part):
+        # `hf run` is recording the exit (and, with --done-on-success, the done)
+        return Verdict(RUNNING, "worker exited; its `hf run` is recording the exit", True)
     if not alive:
         how = "is gone"
         if part.exit is not None:

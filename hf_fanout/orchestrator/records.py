@@ -20,10 +20,11 @@ RUNNING = "running"
 JOINED = "joined"
 DROPPED = "dropped"
 
-# Part states (the sweep adds derived ones: idle, orphan, missing)
+# Part states (the sweep adds derived ones: idle, orphan, missing); the
+# transitions between them are orchestrator/states.py's
 DONE = "done"
 BLOCKED = "blocked"
-PART_STATES = (RUNNING, DONE, BLOCKED, JOINED)
+PART_STATES = (RUNNING, DONE, BLOCKED, JOINED, DROPPED)
 BATCH_STATES = (RUNNING, JOINED, DROPPED)
 
 

@@ -217,7 +217,12 @@ def _orphan(ws: Workspace, part: Part, verdict: liveness.Verdict,
         return action
     action.update(saved)
     reason = f"orphan: {verdict.why}; work saved to {saved['ref']}"
-    mark_blocked(ws, part, reason)
+    # decided on the record as it is now, under the state lock: a part marked done
+    # (or given a new worker) since this sweep read it is left as it is
+    _, blocked = mark_blocked(ws, part, reason, when=liveness.still_orphan(ws, part))
+    if not blocked:
+        action.update(action="rescued", why=f"{verdict.why}; no longer an orphan when marked")
+        return action
     ws.store.audit("sweep-orphan", batch=part.batch, part=part.name, **saved)
     return action
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from hf_fanout.errors import BadInput, HfError
 from hf_fanout.orchestrator import liveness, processes
-from hf_fanout.orchestrator.lifecycle import mark_blocked, mark_done
+from hf_fanout.orchestrator.lifecycle import mark_blocked
 from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
 
@@ -92,6 +92,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         "command": shlex.join(command),
         "since": now(),
         "supervisor_pid": os.getpid(),
+        "supervisor": _own_identity(),
     }
     received: list[int] = []
 
@@ -125,12 +126,15 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 os.tcsetpgrp(tty, os.getpgrp())
                 signal.signal(signal.SIGTTOU, old)
     sig: int | None = -code if code < 0 else None
-    part = liveness.record_exit(ws, part, None if sig else code, sig)
-    marked_done = False
-    if done_on_success and code == 0:
-        _, marked_done = mark_done(ws, part, None)
+    part, marked_done = liveness.record_exit(ws, part, None if sig else code, sig,
+                                             done=done_on_success and code == 0)
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
+
+
+def _own_identity() -> dict[str, Any]:
+    ident = processes.identity_of(os.getpid())
+    return ident.to_dict() if ident is not None else {}
 
 
 def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,

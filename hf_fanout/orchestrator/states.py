@@ -1,0 +1,101 @@
+"""The part state machine: every change of a part's recorded state goes through here.
+
+A change is a compare-and-set on the record under the state lock: the record
+is read again under the lock, the caller's condition (`when`) is decided on
+that fresh record, the transition is checked against `ALLOWED`, and the record
+and the audit log are written. A decision taken from an older read (the sweep's
+"orphan", seen before the part was marked done) can so never overwrite a newer
+state.
+
+States (docs/protocol.md): running -> done | blocked | dropped; done -> blocked |
+joined | dropped | running; blocked -> done | running | dropped; joined -> done
+only when a join is taken back; dropped is final. The sweep shows derived states (idle,
+orphan, missing) without recording them, except where it acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hf_fanout.errors import HfError
+from hf_fanout.orchestrator.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
+from hf_fanout.orchestrator.workspace import Workspace
+
+ALLOWED: dict[str, frozenset[str]] = {
+    RUNNING: frozenset({DONE, BLOCKED, DROPPED}),
+    DONE: frozenset({BLOCKED, JOINED, DROPPED, RUNNING}),
+    BLOCKED: frozenset({DONE, RUNNING, DROPPED}),
+    JOINED: frozenset(),
+    DROPPED: frozenset(),
+}
+# Only taking a join back (`undo=True`) moves a part out of joined.
+UNDONE: dict[str, frozenset[str]] = {JOINED: frozenset({DONE})}
+
+
+Condition = Callable[[Part], bool]
+
+
+class IllegalTransition(HfError):
+    code = "illegal_transition"
+
+
+def check(part: Part, to: str, *, undo: bool = False) -> None:
+    """Refuse a change the state machine does not allow."""
+    allowed = ALLOWED.get(part.state, frozenset()) | (
+        UNDONE.get(part.state, frozenset()) if undo else frozenset())
+    if to == part.state or to in allowed:
+        return
+    where = f"part {part.batch}/{part.name}"
+    if part.state == JOINED:
+        raise IllegalTransition(f"{where} is already joined; it cannot become {to}",
+                                "nothing to change; `hf status` shows the batch")
+    if part.state == DROPPED:
+        raise IllegalTransition(f"{where} was dropped; it cannot become {to}",
+                                "split a new batch for that work")
+    raise IllegalTransition(f"{where} is {part.state}; it cannot become {to}",
+                            "`hf status` shows the part's state")
+
+
+def change(ws: Workspace, batch: str, name: str, to: str | None, *,
+           action: str, when: Condition | None = None,
+           update: Callable[[Part], None] | None = None, undo: bool = False,
+           **audit: Any) -> tuple[Part, bool]:
+    """Move part `batch/name` to state `to` (None: keep the state, change fields).
+
+    Under the state lock, on the record as it is now: `when(part)` false leaves
+    it as it is (returns it and False: someone changed it meanwhile); a
+    transition `ALLOWED` does not hold is refused; `update(part)` sets the
+    fields that go with it. The record is written only when something changed,
+    and then the audit log gets `action` with `audit`'s fields. Returns the
+    part as it is now and whether this call changed it.
+    """
+    with ws.store.state_lock():
+        part = ws.store.load_part(batch, name)
+        if when is not None and not when(part):
+            return part, False
+        before = part.to_dict()
+        if to is not None:
+            check(part, to, undo=undo)
+            if part.state != to:
+                part.state = to
+                stamp(part, to)
+        if update is not None:
+            update(part)
+        changed = part.to_dict() != before
+        if changed:
+            ws.store.save_part(part)
+    if changed:
+        ws.store.audit(action, batch=batch, part=name, **audit)
+    return part, changed
+
+
+def stamp(part: Part, state: str) -> None:
+    """The time fields that go with entering `state`."""
+    if state == DONE:
+        part.done_at = now()
+        part.reason = None
+    elif state == BLOCKED:
+        part.blocked_at = now()
+    elif state == RUNNING:
+        part.reason = None
