@@ -451,3 +451,93 @@ def test_a_repository_whose_checkout_runs_hooks_gets_no_scratch_pack(
     assert "committed []" in log.read_text().splitlines()  # the hook ran, as before
     for area in AREAS:
         assert git(large_repo.parent / "repo.hf/b1" / area, "status", "--porcelain") == ""
+
+
+def _kill_points(repo: Path, batch: str) -> list[tuple[str, Any]]:
+    """Observable moments of a split, in order: each is (name, true once reached)."""
+    hf_dir = repo / ".git/hf"
+    parts = hf_dir / "batches" / batch / "parts"
+    root = repo.parent / "repo.hf" / batch
+    points: list[tuple[str, Any]] = [
+        ("journal", lambda: (hf_dir / "journal" / f"split-{batch}.json").exists())]
+    for k in (1, 3, 5, 8):
+        points.append((f"{k} worktree(s) made",
+                       lambda k=k: root.is_dir() and len(list(root.iterdir())) >= k))
+    for k in (1, 4, 8):
+        points.append((f"{k} part record(s)",
+                       lambda k=k: parts.is_dir() and len(list(parts.glob("*.json"))) >= k))
+    points.append(("fingerprint", lambda: (hf_dir / "guard" / f"{batch}.json").exists()))
+    points.append(("batch record", lambda: (hf_dir / "batches" / batch / "batch.json").exists()))
+    return points
+
+
+def test_a_split_killed_at_any_point_is_taken_back_or_kept_whole(repo, hf):
+    """SIGKILL of an 8-part split at each observable moment: the next hf command
+    removes the batch (worktrees, branches, records) or keeps it whole, says
+    which, and the id of a removed one can be split again."""
+    import signal
+    import subprocess
+    import sys
+
+    areas = [f"area{i}" for i in range(8)]
+    write(repo, {f"{a}/m{i % 3}/f{i}.txt": f"{a} {i}\n" for a in areas for i in range(40)})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "areas")
+    parts = [x for a in areas for x in ("--part", f"{a}={a}/**")]
+    taken_back = 0
+    for round_no, (name, _) in enumerate(_kill_points(repo, "k")):
+        batch = f"k{round_no}"
+        proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "split", batch, *parts],
+                                cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        point = dict(_kill_points(repo, batch))[name]
+        deadline = time.monotonic() + 60
+        while not point() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        r = hf("status", "--json", cwd=repo)
+        assert r.code == 0, (name, r.err)
+        assert not (repo / f".git/hf/journal/split-{batch}.json").exists(), (name, r.err)
+        ids = [b["id"] for b in r.json["data"]["batches"]]
+        branches = [x for x in hf_refs(repo) if x.startswith(f"refs/heads/hf/{batch}/")]
+        if batch in ids:  # killed once its record was written: kept whole
+            found = next(b for b in r.json["data"]["batches"] if b["id"] == batch)
+            assert len(found["parts"]) == len(areas) == len(branches), name
+            assert all(Path(p["worktree"]).is_dir() for p in found["parts"]), name
+            assert hf("drop", batch, cwd=repo).code == 0
+            continue
+        # taken back, every piece of it
+        assert "cut off was removed" in r.err, (name, r.err)
+        assert branches == [], name
+        assert not [w for w in worktrees(repo) if f"/repo.hf/{batch}/" in w], name
+        assert not (repo / ".git/hf/batches" / batch).exists(), name
+        assert not (repo.parent / "repo.hf" / batch).exists(), name
+        r = hf("split", batch, *parts, cwd=repo)  # the id is free again
+        assert r.code == 0, (name, r.err)
+        assert hf("drop", batch, cwd=repo).code == 0
+        taken_back += 1
+    assert taken_back >= 6, "the kills did not land inside the split"
+    assert git(repo, "fsck", "--no-progress") == ""
+
+
+@pytest.mark.parametrize("point, kept", [("split-records", False), ("split-batch", True)])
+def test_a_split_killed_around_its_batch_record(repo, hf, point, kept):
+    import signal
+
+    from conftest import hf_proc
+
+    proc = hf_proc("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+                   cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": point})
+    assert proc.returncode == -signal.SIGKILL
+    r = hf("status", cwd=repo)
+    assert r.code == 0
+    if kept:
+        assert "had made everything: kept" in r.err and "batch b1" in r.out
+        assert len(hf_refs(repo)) == 2
+    else:
+        assert "a split of 'b1' that was cut off was removed (2 worktree(s), 2 branch(es))" \
+            in r.err
+        assert_nothing_created(repo)
+        assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    assert not (repo / ".git/hf/journal/split-b1.json").exists()
+    assert hf("status", cwd=repo).err == ""  # said once

@@ -39,8 +39,8 @@ def _ws(repo: Path | None) -> Any:
     from hf_fanout.orchestrator.workspace import Workspace
 
     ws = Workspace.open(repo)
-    for notice in ws.notices:
-        output.notice(notice.message, notice.hint)
+    for message, hint in ws.notices:
+        output.notice(message, hint)
     return ws
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.components import preload
-from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError
+from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
 from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.plan import GlobReport, Plan, check_ownership
 from hf_fanout.orchestrator.records import Batch, Part, branch_name
+from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath
 
@@ -118,29 +119,31 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         return SplitResult(batch, parts, reports, True,
                            warnings + _uncommitted_warning(plan, uncommitted))
 
-    try:
-        ws.store.batch_dir(plan.batch).mkdir(parents=True)  # claims the id
-    except FileExistsError:
-        raise BatchExists(f"batch {plan.batch!r} already exists",
-                          "another split of the same id is running or finished") from None
     made: list[Part] = []
-    try:
-        def prepare(part: Part) -> None:
-            for step in PREPARE_STEPS:
-                step(ws, batch, part)
-            ws.store.save_part(part)
+    journal = Made.of(batch, parts)
+    # the journal claims the id; a split cut off inside is taken back by the next command
+    with journaled(ws, journal):
+        try:
+            ws.store.batch_dir(plan.batch).mkdir(parents=True)
+        except FileExistsError:  # (not taken back: it is another split's)
+            raise BatchExists(f"batch {plan.batch!r} already exists",
+                              "another split of the same id finished first") from None
+        try:
+            def prepare(part: Part) -> None:
+                for step in PREPARE_STEPS:
+                    step(ws, batch, part)
+                ws.store.save_part(part)
 
-        _create_worktrees(ws, base, parts, made, progress, prepare,
-                          unpack=len(parts) >= UNPACK_MIN_PARTS
-                          and len(base_paths) >= UNPACK_MIN_FILES)
-        for finish in FINISH_STEPS:
-            finish(ws, batch, parts)
-        ws.store.save_batch(batch)  # last: a batch exists once its record does
-    except BaseException as exc:
-        _undo(ws, plan.batch, made)
-        if isinstance(exc, HfError):
-            exc.message = f"split of {plan.batch!r} failed, nothing was kept: {exc.message}"
-        raise
+            _create_worktrees(ws, base, parts, made, progress, prepare,
+                              unpack=len(parts) >= UNPACK_MIN_PARTS
+                              and len(base_paths) >= UNPACK_MIN_FILES)
+            for finish in FINISH_STEPS:
+                finish(ws, batch, parts)
+            _crash_point("records")
+            ws.store.save_batch(batch)  # last: a batch exists once its record does
+            _crash_point("batch")
+        except BaseException as exc:
+            raise _failed(ws, journal, exc) from None
     from hf_fanout import registry
 
     try:
@@ -292,14 +295,26 @@ def _unpacked_objects(ws: Workspace, base: str,
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _undo(ws: Workspace, batch: str, made: list[Part]) -> None:
-    for part in made:
-        with contextlib.suppress(Exception):
-            ws.main.remove_worktree(Path(part.worktree))
-        ws.main.delete_branch(part.branch)
-    ws.main.prune_worktrees()
-    root = Path(made[0].worktree).parent if made else None
-    if root is not None:
-        with contextlib.suppress(OSError):
-            root.rmdir()
-    ws.store.remove_batch(batch)
+def _failed(ws: Workspace, journal: Made, exc: BaseException) -> BaseException:
+    """Take back what the failed split made, and say what failed and what is left."""
+    left = take_back(ws, journal)
+    if isinstance(exc, OSError | GitFailed):
+        exc = storage_error(exc, f"splitting {journal.batch!r}", "") or exc
+    if not isinstance(exc, HfError):
+        return exc
+    if left:
+        exc.message = (f"split of {journal.batch!r} failed: {exc.message.rstrip('; ')}; "
+                       f"could not remove yet: {', '.join(left)} (the next hf command "
+                       "tries again)")
+    else:
+        exc.message = (f"split of {journal.batch!r} failed, nothing was kept: "
+                       f"{exc.message.rstrip('; ')}")
+    return exc
+
+
+def _crash_point(name: str) -> None:
+    """Tests kill the split here (HF_TEST_CRASH_AT=split-records|split-batch)."""
+    if os.environ.get("HF_TEST_CRASH_AT") == f"split-{name}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

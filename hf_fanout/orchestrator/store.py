@@ -5,6 +5,7 @@ Layout (see docs/protocol.md):
     batches/<batch>/parts/<part>.json  Part records
     locks/                             commit.lock, state.lock (+ .holder files)
     journal/join.json                  a join in progress
+    journal/split-<batch>.json         a split in progress
     scratch/<kind>-<random>/           one command's temporary files (a split's unpacked objects)
     audit.log                          one JSON line per action
 """
@@ -149,15 +150,6 @@ class Store:
     def audit(self, action: str, **fields: Any) -> None:
         record = {"at": now(), "action": action, **fields}
         atomic.append_line(self.root / "audit.log", json.dumps(record, sort_keys=True))
-
-    def read_journal(self) -> dict[str, Any] | None:
-        try:
-            data = self._read(self.journal_file)
-        except FileNotFoundError:
-            return None
-        if not isinstance(data, dict):
-            raise StateCorrupt(f"{self.journal_file}: not a JSON object", "run `hf doctor`")
-        return data
 
     def write_journal(self, data: dict[str, Any]) -> None:
         atomic.atomic_write_json(self.journal_file, data)

@@ -18,9 +18,10 @@ class Workspace:
     here: Repo
     main: Repo
     store: Store
-    # what opening found but could not settle (an interrupted join that cannot be
-    # recovered yet): the command goes on, the CLI shows these
-    notices: list[HfError] = field(default_factory=list)
+    # what opening found and settled or could not settle (a split that was cut
+    # off, an interrupted join that cannot be recovered yet): (message, hint)
+    # lines the CLI shows; the command goes on
+    notices: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def open(cls, repo: Path | None = None, *, recover: bool = True) -> Workspace:
@@ -31,14 +32,23 @@ class Workspace:
         main = here if here.is_main_worktree else Repo(
             here.main_workdir, here.common_dir, here.common_dir)
         ws = cls(here, main, Store(here.common_dir))
-        if recover and ws.store.journal_file.exists():
-            from hf_fanout.orchestrator.journal import recover_join
-
-            try:
-                recover_join(ws, wait=0)
-            except HfError as exc:  # a command that writes the main tree meets it again
-                ws.notices.append(exc)
+        if recover:
+            ws.recover()
         return ws
+
+    def recover(self) -> None:
+        """Finish or take back what a killed hf left: a split, a join."""
+        journals = self.store.root / "journal"
+        if not journals.is_dir():  # one stat: nothing was ever cut off
+            return
+        from hf_fanout.orchestrator.journal import recover_join
+        from hf_fanout.orchestrator.split_journal import recover_splits
+
+        try:
+            self.notices += [(line, "") for line in recover_splits(self)]
+            recover_join(self, wait=0)
+        except HfError as exc:  # a command that needs it meets it again, and says so
+            self.notices.append((exc.message, exc.hint))
 
     @cached_property
     def settings(self) -> Settings:

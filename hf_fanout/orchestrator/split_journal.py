@@ -1,0 +1,172 @@
+"""The split journal: what a split is making, so a split that was cut off (killed,
+a full disk) is finished or removed by the next hf command instead of leaving a
+batch nobody can see, re-split or remove.
+
+`<common>/hf/journal/split-<batch>.json` names the batch, its base, and every
+branch and worktree the split makes; it is written before the first of them,
+and removed once the batch record exists (or once everything was taken back).
+The split holds `locks/split-<batch>.lock` meanwhile: a journal whose lock is
+free belongs to a split that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout import atomic, locks
+from hf_fanout.errors import HfError, LockBusy
+from hf_fanout.orchestrator.records import Batch, Part, now
+from hf_fanout.orchestrator.workspace import Workspace
+
+
+def journal_file(ws: Workspace, batch: str) -> Path:
+    return ws.store.root / "journal" / f"split-{batch}.json"
+
+
+def _lock(ws: Workspace, batch: str) -> Any:
+    return locks.hold(ws.store.lock_file(f"split-{batch}"), wait=0, what="split")
+
+
+@dataclass
+class Made:
+    """What a split made, as its journal names it."""
+
+    batch: str
+    base: str
+    branches: list[str]
+    worktrees: list[str]
+    root: str
+    left: list[str] = field(default_factory=list)  # what could not be removed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": 1, "batch": self.batch, "base": self.base, "branches": self.branches,
+                "worktrees": self.worktrees, "root": self.root, "started": now()}
+
+    @classmethod
+    def of(cls, batch: Batch, parts: list[Part]) -> Made:
+        return cls(batch.id, batch.base, [p.branch for p in parts],
+                   [p.worktree for p in parts], batch.worktree_root)
+
+
+@contextlib.contextmanager
+def journaled(ws: Workspace, made: Made) -> Iterator[None]:
+    """Hold the split's lock and journal for the block. The journal is the claim
+    of the batch id (created exclusively: of two splits of one id, one goes on).
+    It goes when the block ends, unless the block failed and `made.left` says
+    what is still there (the next hf command removes it)."""
+    from hf_fanout.errors import BatchExists
+
+    with _lock(ws, made.batch):
+        if not atomic.create_exclusive(journal_file(ws, made.batch),
+                                       atomic.json_bytes(made.to_dict())):
+            raise BatchExists(f"batch {made.batch!r} is being split right now",
+                              "wait for that split to end, then `hf status` shows it")
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            if not failed or not made.left:
+                atomic.remove_durably(journal_file(ws, made.batch))
+
+
+def take_back(ws: Workspace, made: Made) -> list[str]:
+    """Remove what a split made: its worktrees, its branches (while they still
+    point at the base: nothing was committed on them), its records, its
+    directory. Returns what could not be removed (and so stays in the journal)."""
+    main = ws.main
+    left: list[str] = []
+    _wait_for_checkouts(made)
+    for worktree in made.worktrees:
+        path = Path(worktree)
+        if path.exists():
+            main.remove_worktree(path)
+        if path.exists():  # not (or half) registered: files the split made
+            shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            left.append(f"worktree {worktree}")
+    main.prune_worktrees()
+    refs = [f"refs/heads/{b}" for b in made.branches]
+    for ref in sorted(main.existing_refs(refs)):
+        if main.ref_target(ref) == made.base:
+            main.delete_branch(ref.removeprefix("refs/heads/"))
+    for ref in sorted(main.existing_refs(refs)):
+        left.append(f"branch {ref.removeprefix('refs/heads/')}")
+    if made.root:
+        with contextlib.suppress(OSError):
+            Path(made.root).rmdir()
+    ws.store.remove_batch(made.batch)
+    if ws.store.batch_dir(made.batch).exists():
+        left.append(f"records {ws.store.batch_dir(made.batch)}")
+    made.left = left
+    return left
+
+
+def _wait_for_checkouts(made: Made, timeout: float = 20.0) -> None:
+    """git processes a killed split left running in its worktrees (a checkout goes
+    on after its parent dies): wait, within `timeout`, for them to end before the
+    files they write are removed."""
+    import time
+
+    from hf_fanout.orchestrator import processes
+
+    roots = [w.rstrip("/") for w in made.worktrees]
+
+    def running() -> bool:
+        return any(name.startswith("git") and any(
+            cwd == root or cwd.startswith(root + "/") for root in roots)
+            for _pid, cwd, name in processes.cwds())
+
+    deadline = time.monotonic() + timeout
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def recover_splits(ws: Workspace) -> list[str]:
+    """Finish or remove every split that was cut off (its journal's lock is free).
+    Returns one line per split, saying which."""
+    directory = ws.store.root / "journal"
+    try:
+        found = sorted(directory.glob("split-*.json"))
+    except OSError:
+        return []
+    said = []
+    for path in found:
+        batch = path.stem.removeprefix("split-")
+        try:
+            with _lock(ws, batch):
+                said.append(_recover_one(ws, batch, path))
+        except LockBusy:
+            continue  # that split is running now
+    return said
+
+
+def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
+    try:
+        data = json.loads(path.read_bytes())
+        made = Made(str(data["batch"]), str(data["base"]), [str(b) for b in data["branches"]],
+                    [str(w) for w in data["worktrees"]], str(data.get("root", "")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
+                      f"look at what it names, remove it by hand ({path}), then `hf doctor`"
+                      ) from None
+    if ws.store.batch_file(batch).exists():
+        # the batch record is written last: everything was made
+        atomic.remove_durably(path)
+        ws.store.audit("split-recovered", batch=batch, outcome="finished")
+        return f"a split of {batch!r} that was cut off had made everything: kept"
+    left = take_back(ws, made)
+    if left:
+        ws.store.audit("split-recovered", batch=batch, outcome="partly-removed", left=left)
+        return (f"a split of {batch!r} that was cut off was removed except "
+                f"{', '.join(left)} (tried again by the next hf command)")
+    atomic.remove_durably(path)
+    ws.store.audit("split-recovered", batch=batch, outcome="removed")
+    return (f"a split of {batch!r} that was cut off was removed "
+            f"({len(made.worktrees)} worktree(s), {len(made.branches)} branch(es))")
