@@ -459,15 +459,15 @@ def _kill_points(repo: Path, batch: str) -> list[tuple[str, Any]]:
     parts = hf_dir / "batches" / batch / "parts"
     root = repo.parent / "repo.hf" / batch
     points: list[tuple[str, Any]] = [
-        ("journal", lambda: (hf_dir / "journal" / f"split-{batch}.json").exists())]
+        ("journal", (hf_dir / "journal" / f"split-{batch}.json").exists)]
     for k in (1, 3, 5, 8):
         points.append((f"{k} worktree(s) made",
                        lambda k=k: root.is_dir() and len(list(root.iterdir())) >= k))
     for k in (1, 4, 8):
         points.append((f"{k} part record(s)",
                        lambda k=k: parts.is_dir() and len(list(parts.glob("*.json"))) >= k))
-    points.append(("fingerprint", lambda: (hf_dir / "guard" / f"{batch}.json").exists()))
-    points.append(("batch record", lambda: (hf_dir / "batches" / batch / "batch.json").exists()))
+    points.append(("fingerprint", (hf_dir / "guard" / f"{batch}.json").exists))
+    points.append(("batch record", (hf_dir / "batches" / batch / "batch.json").exists))
     return points
 
 
