@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,38 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
             os.unlink(tmp)
     fsync_dir(path.parent)
     return True
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is one of `_write_temp`'s files (`.<final name>.<random>.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_stale_temps(directory: Path, older_than: float) -> list[str]:
+    """Remove the temp files in `directory` last written more than `older_than` s ago.
+
+    A writer's temp file lives for milliseconds; one that old was left by a
+    writer killed between writing it and linking or renaming it into place.
+    Returns the names removed; a file that cannot be removed is left (harmless).
+    """
+    try:
+        paths = [path for path in directory.iterdir() if is_temp_name(path.name)]
+    except OSError:
+        return []
+    cutoff = time.time() - older_than
+    removed: list[str] = []
+    for path in paths:
+        try:
+            if path.stat().st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path.name)
+    if removed:
+        with contextlib.suppress(OSError):
+            fsync_dir(directory)
+    return removed
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from hf_fanout.orchestrator import processes
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.tabs import queue as q
 from tests.conftest import git
@@ -16,6 +22,79 @@ from tests.conftest import git
 
 def queue_dir(repo: Path) -> Path:
     return repo / ".git" / "hf" / "queue"
+
+
+def acks_dir(repo: Path) -> Path:
+    return queue_dir(repo) / "acks"
+
+
+def read_ack(repo: Path, name: str) -> dict:
+    return json.loads((acks_dir(repo) / name).read_text())
+
+
+def audit_lines(repo: Path, action: str) -> list[dict]:
+    log = repo / ".git" / "hf" / "audit.log"
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [r for r in records if r["action"] == action]
+
+
+def crashed_taker(repo: Path) -> int:
+    """A real `hf next` SIGKILLed right after it claimed the oldest entry; its pid (gone)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hf_fanout", "next", "--launcher", "print"], cwd=repo,
+        env={**os.environ, "HF_TEST_CRASH_AT": "claimed"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=60)  # reaps it: its pid is gone, not a zombie
+    assert proc.returncode == -signal.SIGKILL, err
+    return proc.pid
+
+
+# Claims every pending entry through hf's own code, prints their ids, then holds
+# them until its stdin closes (argv[2] == "hold") or exits at once.
+CLAIMER = """
+import sys
+from pathlib import Path
+from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.tabs import queue as q
+ws = Workspace.open(Path(sys.argv[1]))
+print(" ".join(e.id for e in q.entries(ws) if e.state == "pending" and q.claim(ws, e)),
+      flush=True)
+if sys.argv[2] == "hold":
+    sys.stdin.read()
+"""
+
+
+def claimer(repo: Path, *, hold: bool) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", CLAIMER, str(repo),
+                             "hold" if hold else "exit"], cwd=repo, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_stopped(procs: list[subprocess.Popen[str]], timeout: float = 120) -> None:
+    """Until every process is stopped (state T in /proc/PID/stat)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(procs)
+    while waiting:
+        for p in list(waiting):
+            assert p.poll() is None, f"pid {p.pid} ended before stopping: {p.stderr.read()}"
+            stat = Path(f"/proc/{p.pid}/stat").read_text()
+            if stat.rpartition(")")[2].split()[0] == "T":
+                waiting.remove(p)
+        assert time.monotonic() < deadline, f"never stopped: {[p.pid for p in waiting]}"
+        time.sleep(0.02)
+
+
+def write_claim(repo: Path, entry_id: str, content: str) -> Path:
+    acks_dir(repo).mkdir(parents=True, exist_ok=True)
+    path = acks_dir(repo) / f"{entry_id}.spawned"
+    path.write_text(content)
+    return path
+
+
+def entry_data(hf, repo: Path, entry_id: str) -> dict:
+    r = hf("queue", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    return {e["id"]: e for e in r.json["data"]["entries"]}[entry_id]
 
 
 def test_handoff_writes_an_entry_with_a_header_and_queue_lists_it(repo, hf):
@@ -196,3 +275,172 @@ def test_two_watchers_racing_over_five_entries_take_each_exactly_once(repo, hf):
     spawned = sorted(p.name for p in (queue_dir(repo) / "acks").glob("*.spawned"))
     assert spawned == sorted(f"{i}.spawned" for i in written)
     assert q.watchers(ws) == []  # both said goodbye
+
+
+@pytest.mark.parametrize("taker", [["next"], ["next", "--watch", "--timeout", "0"]])
+def test_a_taker_killed_after_claiming_leaves_the_entry_pending_and_it_is_taken_once(
+        repo, hf, taker):
+    entry_id = hf("handoff", "--task", "t", "--next", "n", "--json", cwd=repo).json["data"]["id"]
+    dead = crashed_taker(repo)
+    claim = read_ack(repo, f"{entry_id}.spawned")
+    assert (claim["pid"], claim["host"]) == (dead, socket.gethostname())
+    assert claim["started"] > 0 and claim["at"]
+    assert not (acks_dir(repo) / f"{entry_id}.submitted").exists()
+
+    listed = entry_data(hf, repo, entry_id)
+    assert listed["state"] == "pending"
+    assert listed["lapsed_claim"]["pid"] == dead
+    assert listed["lapsed_claim"]["claim"] == f"{entry_id}.spawned"
+    assert f"pid {dead} on {socket.gethostname()}" in listed["lapsed_claim"]["reason"]
+    r = hf("queue", cwd=repo)
+    assert f"{entry_id}: pending again: its claimant, pid {dead}" in r.out
+
+    r = hf(*taker, "--launcher", "print", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    [taken] = r.json["data"]["taken"]
+    assert (taken["id"], taken["state"], taken["took_over"]["pid"]) == (entry_id, "submitted", dead)
+    assert read_ack(repo, f"{entry_id}.submitted")["pid"] == os.getpid()  # the new taker
+    new_claim = read_ack(repo, f"{entry_id}.spawned.1")
+    assert new_claim["pid"] == os.getpid() and new_claim["takes_over"]["pid"] == dead
+    assert read_ack(repo, f"{entry_id}.spawned") == claim  # the lapsed claim stays as it was
+    [audited] = audit_lines(repo, "queue-takeover")
+    assert (audited["entry"], audited["claim"], audited["lapsed"]["pid"]) == (
+        entry_id, f"{entry_id}.spawned.1", dead)
+
+    assert entry_data(hf, repo, entry_id)["state"] == "submitted"
+    assert hf("next", "--launcher", "print", "--json", cwd=repo).json["data"]["taken"] == []
+
+
+def test_racing_takers_take_an_entry_whose_claimant_died_exactly_once(repo, hf):
+    ws = Workspace.open(repo)
+    rounds = 10
+    written = []
+    for i in range(rounds):  # one lapsed entry per round: the losers find nothing else
+        entry_id = q.write_entry(ws, task=f"t{i}", text=f"step {i}").id
+        written.append(entry_id)
+        dead = claimer(repo, hold=False)
+        out, err = dead.communicate(timeout=60)
+        assert dead.returncode == 0 and out.split() == [entry_id], err
+        # each racer stops itself once it judged the claim lapsed, right before it
+        # links the next claim; all six are then let go at once
+        racers = [subprocess.Popen(
+            [sys.executable, "-m", "hf_fanout", "next", "--launcher", "print", "--json"],
+            cwd=repo, env={**os.environ, "HF_TEST_STOP_AT": "takeover"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(6)]
+        try:
+            wait_until_stopped(racers)
+            for p in racers:
+                os.kill(p.pid, signal.SIGCONT)
+            results = [(p.pid, *p.communicate(timeout=120), p.returncode) for p in racers]
+        finally:
+            for p in racers:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        winners = []
+        for pid, stdout, stderr, code in results:
+            assert code == 0, stderr
+            taken = json.loads(stdout)["data"]["taken"]
+            assert [t["id"] for t in taken] in ([], [entry_id])
+            winners += [pid] * len(taken)
+        assert len(winners) == 1, f"{entry_id} taken by {winners}"
+        assert read_ack(repo, f"{entry_id}.submitted")["pid"] == winners[0]
+        claims = sorted(p.name for p in acks_dir(repo).glob(f"{entry_id}.spawned*"))
+        assert claims == [f"{entry_id}.spawned", f"{entry_id}.spawned.1"]
+        assert read_ack(repo, f"{entry_id}.spawned.1")["pid"] == winners[0]
+
+    states = [e["state"] for e in hf("queue", "--json", cwd=repo).json["data"]["entries"]]
+    assert states == ["submitted"] * rounds
+    assert sorted(a["entry"] for a in audit_lines(repo, "queue-takeover")) == written
+
+
+def test_a_live_claimants_entry_is_never_taken(repo, hf):
+    entry_id = hf("handoff", "--task", "t", "--next", "n", "--json", cwd=repo).json["data"]["id"]
+    holder = claimer(repo, hold=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (acks_dir(repo) / f"{entry_id}.spawned").exists():
+            assert time.monotonic() < deadline and holder.poll() is None, holder.stderr.read()
+            time.sleep(0.02)
+        assert read_ack(repo, f"{entry_id}.spawned")["pid"] == holder.pid
+        listed = entry_data(hf, repo, entry_id)
+        assert (listed["state"], listed["lapsed_claim"]) == ("spawned", None)
+        r = hf("next", "--launcher", "print", "--json", cwd=repo)
+        assert r.code == 0 and r.json["data"]["taken"] == []
+        r = hf("next", "--watch", "--timeout", "0", "--launcher", "print", "--json", cwd=repo)
+        assert r.json["data"]["taken"] == []
+    finally:
+        holder.communicate(input="", timeout=60)  # it lets go by exiting
+    # once it is gone (and reaped), the same entry is pending again
+    listed = entry_data(hf, repo, entry_id)
+    assert (listed["state"], listed["lapsed_claim"]["pid"]) == ("pending", holder.pid)
+
+
+def test_a_claim_whose_pid_now_belongs_to_another_process_counts_as_dead(repo, hf):
+    me = processes.identity_of(os.getpid())
+    assert me is not None
+    held, reused = (hf("handoff", "--task", t, "--next", "n", "--json", cwd=repo)
+                    .json["data"]["id"] for t in ("held", "reused"))
+    write_claim(repo, held, json.dumps({**me.to_dict(), "at": "x"}))
+    # the same live pid, but the claimant started earlier: the kernel handed its pid on
+    write_claim(repo, reused, json.dumps({**me.to_dict(), "started": me.started - 1000}))
+
+    assert entry_data(hf, repo, held)["state"] == "spawned"
+    listed = entry_data(hf, repo, reused)
+    assert (listed["state"], listed["lapsed_claim"]["pid"]) == ("pending", os.getpid())
+    r = hf("next", "--launcher", "print", "--json", cwd=repo)
+    assert [t["id"] for t in r.json["data"]["taken"]] == [reused]  # skips the older, held one
+
+
+def test_a_claim_from_another_host_is_never_taken_back(repo, hf):
+    entry_id = hf("handoff", "--task", "t", "--next", "n", "--json", cwd=repo).json["data"]["id"]
+    write_claim(repo, entry_id, json.dumps({"pid": 999999, "started": 1.0,
+                                            "host": "elsewhere.invalid", "at": "x"}))
+    old = time.time() - 30 * 86400
+    os.utime(acks_dir(repo) / f"{entry_id}.spawned", (old, old))  # however old
+    assert entry_data(hf, repo, entry_id)["state"] == "spawned"
+    assert hf("next", "--launcher", "print", "--json", cwd=repo).json["data"]["taken"] == []
+
+
+def test_an_unreadable_claim_is_held_until_it_is_a_day_old(repo, hf):
+    entry_id = hf("handoff", "--task", "t", "--next", "n", "--json", cwd=repo).json["data"]["id"]
+    garbage = write_claim(repo, entry_id, '{"pid": 12')  # torn: not JSON
+
+    r = hf("queue", cwd=repo)
+    assert r.code == 0 and entry_id in r.out and "spawned" in r.out
+    listed = entry_data(hf, repo, entry_id)
+    assert (listed["state"], listed["acks"]["spawned"]) == ("spawned", {"unreadable": True})
+    r = hf("next", "--launcher", "print", cwd=repo)
+    assert r.code == 0 and "no pending entry" in r.out
+    assert garbage.read_text() == '{"pid": 12'
+
+    old = time.time() - q.UNREADABLE_CLAIM_AGE - 3600
+    os.utime(garbage, (old, old))
+    listed = entry_data(hf, repo, entry_id)
+    assert listed["state"] == "pending"
+    assert "cannot be read" in listed["lapsed_claim"]["reason"]
+    r = hf("next", "--launcher", "print", "--json", cwd=repo)
+    assert [t["id"] for t in r.json["data"]["taken"]] == [entry_id]
+    assert garbage.read_text() == '{"pid": 12'  # kept as it was, beside the new claim
+    assert read_ack(repo, f"{entry_id}.spawned.1")["pid"] == os.getpid()
+
+
+def test_old_temp_files_of_killed_writers_are_removed_when_the_queue_is_scanned(repo, hf):
+    entry_id = hf("handoff", "--task", "t", "--next", "n", "--json", cwd=repo).json["data"]["id"]
+    acks_dir(repo).mkdir(parents=True, exist_ok=True)
+    old_temps = [acks_dir(repo) / f".{entry_id}.spawned.k1ll3d.tmp",
+                 queue_dir(repo) / f".{entry_id}.md.k1ll3d.tmp"]
+    fresh_temps = [acks_dir(repo) / f".{entry_id}.submitted.wr1t1ng.tmp",
+                   queue_dir(repo) / ".next.md.wr1t1ng.tmp"]
+    for path in old_temps + fresh_temps:
+        path.write_text("{}")
+    old = time.time() - q.STALE_TEMP_AGE - 60
+    for path in old_temps:
+        os.utime(path, (old, old))
+
+    r = hf("queue", "--json", cwd=repo)
+    assert r.code == 0
+    assert [path.exists() for path in old_temps] == [False, False]
+    assert [path.exists() for path in fresh_temps] == [True, True]
+    assert [e["state"] for e in r.json["data"]["entries"]] == ["pending"]

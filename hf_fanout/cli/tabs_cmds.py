@@ -155,6 +155,9 @@ def queue(
         rows = [[e.id, e.state, e.task, e.header.get("status", ""),
                  (e.text.splitlines() or [""])[0][:60]] for e in found]
         output.table(["entry", "state", "task", "status", "next"], rows)
+        for e in found:
+            if e.lapsed:
+                print(f"{e.id}: pending again: {e.lapsed['reason']}")
 
     emit({"entries": [e.to_data() for e in found], "watchers": watching}, human)
 
@@ -188,7 +191,7 @@ def next_(
     taken: list[dict[str, Any]] = []
 
     if dry_run:
-        pending = [e for e in q.entries(ws) if e.state == "pending"]
+        pending = [e for e in q.entries(ws, tidy=False) if e.state == "pending"]
         first = pending[0] if pending else None
         data: dict[str, Any] = {"launcher": chosen.name, "dry_run": True,
                                 "entry": first.to_data() if first else None}
@@ -200,7 +203,8 @@ def next_(
             tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated,
                             dry_run=True)
             data["command"] = chosen.command(tab)
-        emit(data, f"would take {first.id}: {data['command']}" if first
+        again = f" (taking it back: {first.lapsed['reason']})" if first and first.lapsed else ""
+        emit(data, f"would take {first.id}{again}: {data['command']}" if first
              else "no pending entry")
         return
 
@@ -209,6 +213,11 @@ def next_(
         if entry is None:
             return None
         record: dict[str, Any] = {"id": entry.id, "task": entry.task}
+        took_over = entry.acks.get("spawned", {}).get("takes_over")
+        if took_over:
+            record["took_over"] = took_over
+            if not output.CURRENT.json:
+                print(f"{entry.id}: taken back: {took_over.get('reason')}")
         try:
             entry.check()
             tab = entry_tab(ws, entry.id, entry.task, entry.path, isolated=isolated)

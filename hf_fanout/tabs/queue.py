@@ -3,16 +3,24 @@
 Layout under `<git common dir>/hf/queue/`:
     <id>.md               one entry: a small header between `---` lines, then the text
     acks/<id>.spawned     a watcher took the entry (created exclusively: the claim)
+    acks/<id>.spawned.<n> the n-th claim after the one before it lapsed (n = 1, 2, ...)
     acks/<id>.submitted   its tab was opened with the task
     acks/<id>.failed      opening the tab failed (the error is inside)
 
 Ids start with the creation time (UTC, nanoseconds), so sorting them sorts
 the entries oldest first. Taking an entry is `link()` of a fully written
 claim record: of any number of racing watchers exactly one gets it.
+
+A claim is a lease held by a live process: it names its claimant (pid, start
+time, host). While no `submitted` or `failed` ack exists and the claimant is
+dead, the entry is pending again; the next taker links the claim of the next
+generation, so taking back is as exclusive as taking, and every claim file is
+made once and never renamed or removed (it stays as the record of who held it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,12 +34,20 @@ from typing import Any
 
 from hf_fanout import atomic
 from hf_fanout.errors import BadInput, NotFound
+from hf_fanout.orchestrator import processes
 from hf_fanout.orchestrator.records import now
 from hf_fanout.orchestrator.workspace import Workspace
 
 FORMAT = 1
 STATUSES = ("active", "done", "blocked")
-ACKS = ("spawned", "submitted", "failed")
+OUTCOMES = ("submitted", "failed")
+# A claim that names no claimant hf can check (not JSON, torn, or without a
+# start time) is held: breaking it might open the entry twice. Past this age it
+# lapses anyway: a live taker writes its outcome within minutes of claiming.
+UNREADABLE_CLAIM_AGE = 24 * 3600.0
+# `create_exclusive` temp files older than this were left by a killed writer.
+STALE_TEMP_AGE = 3600.0
+_CLAIM_NAME = re.compile(r"(?P<id>[^.].*)\.spawned(?:\.(?P<generation>[1-9][0-9]*))?")
 HEADER_KEYS = ("hf-handoff", "id", "task", "status", "created", "from", "tests", "files")
 
 
@@ -57,6 +73,10 @@ class Entry:
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # why the entry cannot be opened (no header, no task, unreadable), or None
     problem: str | None = None
+    # the generation of its newest claim (0: `<id>.spawned`), None while unclaimed
+    claim_generation: int | None = None
+    # the newest claim and why it lapsed (its claimant died), while that makes it pending
+    lapsed: dict[str, Any] | None = None
 
     @property
     def task(self) -> str:
@@ -64,9 +84,11 @@ class Entry:
 
     @property
     def state(self) -> str:
-        for ack in ("failed", "submitted", "spawned"):
+        for ack in ("failed", "submitted"):
             if ack in self.acks:
                 return ack
+        if "spawned" in self.acks and self.lapsed is None:
+            return "spawned"
         return "pending"
 
     def to_data(self) -> dict[str, Any]:
@@ -74,7 +96,8 @@ class Entry:
                 "status": self.header.get("status", ""), "state": self.state,
                 "created": self.header.get("created", ""), "from": self.header.get("from", ""),
                 "tests": self.header.get("tests", ""), "files": self.header.get("files", ""),
-                "next": self.text, "acks": self.acks, "problem": self.problem}
+                "next": self.text, "acks": self.acks, "problem": self.problem,
+                "lapsed_claim": self.lapsed}
 
     def check(self) -> None:
         """Refuse to open a malformed entry (BadInput naming the entry and the reason)."""
@@ -136,28 +159,128 @@ def write_entry(ws: Workspace, *, task: str, text: str, status: str = "done",
     return Entry(entry_id, path, header, text.strip())
 
 
+def _acks_dir(ws: Workspace) -> Path:
+    return queue_dir(ws) / "acks"
+
+
 def _ack_file(ws: Workspace, entry_id: str, ack: str) -> Path:
-    return queue_dir(ws) / "acks" / f"{entry_id}.{ack}"
+    return _acks_dir(ws) / f"{entry_id}.{ack}"
 
 
-def _read_acks(ws: Workspace, entry_id: str) -> dict[str, dict[str, Any]]:
+def claim_file(ws: Workspace, entry_id: str, generation: int) -> Path:
+    """Where the claim of `generation` lives: `<id>.spawned`, then `<id>.spawned.<n>`."""
+    suffix = f".{generation}" if generation else ""
+    return _acks_dir(ws) / f"{entry_id}.spawned{suffix}"
+
+
+def _ack_names(ws: Workspace) -> set[str]:
+    try:
+        return {path.name for path in _acks_dir(ws).iterdir()}
+    except FileNotFoundError:
+        return set()
+
+
+def _newest_claims(names: set[str]) -> dict[str, int]:
+    """Entry id -> the generation of its newest claim, from the names in `acks/`."""
+    newest: dict[str, int] = {}
+    for name in names:
+        match = _CLAIM_NAME.fullmatch(name)
+        if match:
+            generation = int(match["generation"] or 0)
+            newest[match["id"]] = max(generation, newest.get(match["id"], -1))
+    return newest
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """An ack's record; None when the file does not exist, `unreadable` when it is damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"unreadable": True}
+    return data if isinstance(data, dict) else {"unreadable": True}
+
+
+def _read_outcomes(ws: Workspace, entry_id: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for ack in ACKS:
-        try:
-            data = json.loads(_ack_file(ws, entry_id, ack).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            continue
-        except ValueError:
-            data = {"unreadable": True}
-        found[ack] = data if isinstance(data, dict) else {}
+    for ack in OUTCOMES:
+        record = _read_record(_ack_file(ws, entry_id, ack))
+        if record is not None:
+            found[ack] = record
     return found
 
 
-def entries(ws: Workspace) -> list[Entry]:
-    """Every entry, oldest first, with its acknowledgements."""
+def _file_age(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _why_lapsed(path: Path, record: dict[str, Any]) -> str | None:
+    """Why the claim in `path` no longer holds its entry, or None while it holds.
+
+    A claimant on another host cannot be checked from here: its claim holds.
+    """
+    claimant = processes.Identity.from_dict(record)
+    if claimant is None:
+        age = _file_age(path)
+        if age is not None and age > UNREADABLE_CLAIM_AGE:
+            return (f"its claim cannot be read (no claimant to check) and is "
+                    f"{age / 3600:.0f} h old")
+        return None
+    if processes.is_alive(claimant) is False:
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claimant.started))
+        return f"its claimant, pid {claimant.pid} on {claimant.host} (started {started}), has died"
+    return None
+
+
+def _settle(ws: Workspace, entry: Entry, newest: dict[str, int]) -> None:
+    """Fill in `entry`'s acks, and when its claim lapsed, why it is pending again.
+
+    The claimant is judged dead *before* the last look for an outcome or a newer
+    claim: a dead process writes nothing more, so what that look finds is final.
+    """
+    entry.acks, entry.claim_generation, entry.lapsed = _read_outcomes(ws, entry.id), None, None
+    generation = newest.get(entry.id)
+    if generation is None:
+        return
+    path = claim_file(ws, entry.id, generation)
+    record = _read_record(path) or {"unreadable": True}
+    entry.acks["spawned"], entry.claim_generation = record, generation
+    if entry.state != "spawned":
+        return
+    reason = _why_lapsed(path, record)
+    if reason is None:
+        return
+    if _read_outcomes(ws, entry.id) or claim_file(ws, entry.id, generation + 1).exists():
+        _refresh(ws, entry)  # it moved on meanwhile: look again
+        return
+    entry.lapsed = {"claim": path.name, "reason": reason,
+                    **{k: record[k] for k in ("pid", "host", "started", "at") if k in record}}
+
+
+def _refresh(ws: Workspace, entry: Entry) -> None:
+    _settle(ws, entry, _newest_claims(_ack_names(ws)))
+
+
+def _remove_stale_temps(ws: Workspace) -> None:
+    for directory in (queue_dir(ws), _acks_dir(ws)):
+        atomic.remove_stale_temps(directory, STALE_TEMP_AGE)
+
+
+def entries(ws: Workspace, *, tidy: bool = True) -> list[Entry]:
+    """Every entry, oldest first, with its acknowledgements.
+
+    With `tidy`, temp files killed writers left in the queue are removed first.
+    """
     directory = queue_dir(ws)
     if not directory.is_dir():
         return []
+    if tidy:
+        _remove_stale_temps(ws)
+    newest = _newest_claims(_ack_names(ws))
     found: list[Entry] = []
     for path in sorted(directory.glob("*.md")):
         try:
@@ -167,13 +290,13 @@ def entries(ws: Workspace) -> list[Entry]:
         except (OSError, UnicodeDecodeError) as exc:
             entry = Entry(path.stem, path, {"task": f"(unreadable: {exc})"}, "",
                           problem=f"unreadable: {exc}")
-        entry.acks = _read_acks(ws, entry.id)
+        _settle(ws, entry, newest)
         found.append(entry)
     return found
 
 
 def get(ws: Workspace, entry_id: str) -> Entry:
-    for entry in entries(ws):
+    for entry in entries(ws, tidy=False):
         if entry.id == entry_id:
             return entry
     raise NotFound(f"no queue entry {entry_id!r}", "`hf queue` lists the entries")
@@ -184,23 +307,64 @@ def _stamp(**fields: Any) -> bytes:
     return (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
 
 
+def _claim_record(generation: int, lapsed: dict[str, Any] | None) -> bytes:
+    """The claimant's identity (pid, start time, host) and the claim it takes over."""
+    me = processes.identity_of(os.getpid())
+    fields: dict[str, Any] = {"generation": generation, **(me.to_dict() if me else {})}
+    if lapsed is not None:
+        fields["takes_over"] = lapsed
+    return _stamp(**fields)
+
+
 def claim(ws: Workspace, entry: Entry) -> bool:
-    """Take `entry` for this process; True for exactly one of any racing callers."""
-    return atomic.create_exclusive(_ack_file(ws, entry.id, "spawned"), _stamp())
+    """Take the pending `entry` for this process; True for exactly one of any racing callers.
+
+    An entry whose claim lapsed is taken by linking the claim of the next
+    generation: link() fails when the name exists, so whoever saw the same
+    lapsed claim races for the same name and exactly one wins.
+    """
+    if entry.state != "pending":
+        return False
+    generation = 0 if entry.claim_generation is None else entry.claim_generation + 1
+    path = claim_file(ws, entry.id, generation)
+    if entry.lapsed is not None:
+        _test_point("takeover")
+    if not atomic.create_exclusive(path, _claim_record(generation, entry.lapsed)):
+        return False
+    if entry.lapsed is not None:
+        ws.store.audit("queue-takeover", entry=entry.id, claim=path.name, lapsed=entry.lapsed)
+    return True
 
 
 def acknowledge(ws: Workspace, entry: Entry, ack: str, **fields: Any) -> None:
-    if ack not in ACKS:
-        raise BadInput(f"unknown acknowledgement {ack!r}", f"one of {', '.join(ACKS)}")
+    if ack not in OUTCOMES:  # a claim is made by `claim` only, and never rewritten
+        raise BadInput(f"unknown acknowledgement {ack!r}", f"one of {', '.join(OUTCOMES)}")
     atomic.atomic_write(_ack_file(ws, entry.id, ack), _stamp(**fields))
-    entry.acks = _read_acks(ws, entry.id)
+    _refresh(ws, entry)
+
+
+def _test_point(name: str) -> None:
+    """Tests kill the process here (HF_TEST_CRASH_AT=claimed: a taker dies holding its
+    claim) or stop it until SIGCONT (HF_TEST_STOP_AT=takeover: racing takers all
+    judged the claim lapsed, then race for the next one at once)."""
+    import signal
+
+    for variable, sig in (("HF_TEST_CRASH_AT", signal.SIGKILL),
+                          ("HF_TEST_STOP_AT", signal.SIGSTOP)):
+        if os.environ.get(variable) == name:
+            with contextlib.suppress(Exception):
+                os.kill(os.getpid(), sig)
 
 
 def take_oldest(ws: Workspace) -> Entry | None:
-    """Claim the oldest pending entry, or None when none is pending."""
+    """Claim the oldest pending entry, or None when none is pending.
+
+    The entry returned says in `acks["spawned"]["takes_over"]` whose lapsed claim it took.
+    """
     for entry in entries(ws):
         if entry.state == "pending" and claim(ws, entry):
-            entry.acks = _read_acks(ws, entry.id)
+            _test_point("claimed")
+            _refresh(ws, entry)
             return entry
     return None
 
