@@ -144,3 +144,43 @@ def test_the_sweep_reports_tampering_and_audits_it(split3, hf):
     assert '"sweep-tamper"' in (repo / ".git/hf/audit.log").read_text()
     human = hf("sweep", "--repo", str(repo), "--dry-run", cwd=repo)
     assert "tamper b1:" in human.out and "post-merge" in human.out
+
+
+def test_a_hook_whose_mode_alone_changed_stops_the_join_until_accepted(repo, hf):
+    hooks = repo / ".git" / "hooks"
+    (hooks / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    (hooks / "pre-commit").chmod(0o755)  # the repository's own check, on
+    (hooks / "post-checkout").write_text("#!/bin/sh\nexit 0\n")
+    (hooks / "post-checkout").chmod(0o644)  # a hook file git does not run
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui"):
+        assert hf("done", cwd=repo.parent / "repo.hf" / "b1" / name).code == 0
+    contents = {name: (hooks / name).read_bytes() for name in ("pre-commit", "post-checkout")}
+    # From a part: the repository's check turned off, another hook turned on.
+    (hooks / "pre-commit").chmod(0o644)
+    (hooks / "post-checkout").chmod(0o755)
+    assert {name: (hooks / name).read_bytes() for name in contents} == contents
+    head = git(repo, "rev-parse", "HEAD")
+
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1
+    line = r.err.splitlines()[0]
+    assert line.startswith("hf: error: batch b1: 2 shared thing(s) changed since the split")
+    assert "hooks/pre-commit changed: mode 0o755 -> 0o644" in line
+    assert "hooks/post-checkout changed: mode 0o644 -> 0o755" in line
+    assert git(repo, "rev-parse", "HEAD") == head
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.json["error"]["code"] == "tamper_detected"
+    assert sorted((f["what"], f["change"]) for f in r.json["data"]["findings"]) == [
+        ("hooks/post-checkout", "changed"), ("hooks/pre-commit", "changed")]
+
+    r = hf("doctor", "--accept", cwd=repo)
+    assert r.code == 0, r.err
+    assert "tamper-accepted: b1: hooks/pre-commit changed: mode 0o755 -> 0o644" in r.out
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "rev-parse", "HEAD^") == head
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [1]\n"

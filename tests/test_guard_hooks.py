@@ -186,3 +186,57 @@ def test_guard_install_in_a_worktree_that_lost_its_git_file_is_one_clear_error(s
     r = hf("guard", "install", cwd=repo)
     assert r.code == 1, r.err
     assert "is not a git worktree any more" in r.err and "hint:" in r.err
+
+
+# One-level ref names, as git stores them when a linked worktree makes them:
+# a name of A-Z, '_' and '-' only (git's pseudoref syntax: ORIG_HEAD, FETCH_HEAD)
+# goes to the worktree's own git dir; any other goes to the common dir, where
+# every worktree (and the main tree) sees it.
+SHARED_ONE_LEVEL = ["Foo", "foo", "FOO1", "FOO.BAR", "Foo_HEAD", "\u00c9"]
+PER_WORKTREE_ONE_LEVEL = ["FOO", "FOO_HEAD", "FOO-BAR", "_"]
+
+
+def test_git_stores_one_level_refs_of_a_linked_worktree_where_the_hook_assumes(tmp_path):
+    """The premise of the hook's rule, checked against the real git in a plain
+    (unguarded) repository: which one-level names are shared, which are not."""
+    plain = tmp_path / "plain"
+    git(tmp_path, "init", "-q", "-b", "main", str(plain))
+    git(plain, "commit", "-q", "--allow-empty", "-m", "initial")
+    git(plain, "worktree", "add", "-q", str(tmp_path / "linked"), "-b", "linked")
+    linked = tmp_path / "linked"
+    own = Path(git(linked, "rev-parse", "--path-format=absolute", "--git-dir").strip())
+    common = plain / ".git"
+    for name in SHARED_ONE_LEVEL + PER_WORKTREE_ONE_LEVEL:
+        proc = real(linked, "update-ref", name, "HEAD")
+        assert proc.returncode == 0, (name, proc.stderr)
+    for name in SHARED_ONE_LEVEL:
+        assert (common / name).is_file() and not (own / name).exists(), name
+        assert real(plain, "rev-parse", "--verify", "-q", name).returncode == 0, name
+    for name in PER_WORKTREE_ONE_LEVEL:
+        assert (own / name).is_file() and not (common / name).exists(), name
+        assert real(plain, "rev-parse", "--verify", "-q", name).returncode != 0, name
+
+
+def test_a_shared_one_level_ref_from_a_part_is_refused_a_per_worktree_one_is_not(split3):
+    api, repo = split3["api"], split3["repo"]
+    common = repo / ".git"
+    own = Path(git(api, "rev-parse", "--path-format=absolute", "--git-dir").strip())
+    head = git(api, "rev-parse", "HEAD").strip()
+    for name in SHARED_ONE_LEVEL:
+        proc = real(api, "update-ref", name, head)
+        assert proc.returncode != 0, name
+        said = [line for line in proc.stderr.splitlines() if line.startswith("hf guard:")]
+        assert len(said) == 1, (name, proc.stderr)
+        assert said[0].startswith("hf guard: ref update refused in part b1/api: only "
+                                  "refs/heads/hf/b1/api may move here, not " + name + ";")
+        assert not (common / name).exists() and not (own / name).exists(), name
+        assert real(repo, "rev-parse", "--verify", "-q", name).returncode != 0, name
+    assert "Foo" not in git(repo, "for-each-ref")
+    for name in PER_WORKTREE_ONE_LEVEL:
+        proc = real(api, "update-ref", name, head)
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert (own / name).is_file() and not (common / name).exists(), name
+        assert git(api, "rev-parse", name).strip() == head
+    # and goes again (git itself refuses to delete a one-level name with '-')
+    assert real(api, "update-ref", "-d", "FOO_HEAD").returncode == 0
+    assert not (own / "FOO_HEAD").exists()

@@ -23,16 +23,18 @@ def wrapped_env() -> dict[str, str]:
     return env
 
 
-def wgit(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """`git ARGS` as a tab runs it: the wrapper first on PATH."""
-    return subprocess.run(["git", *args], cwd=cwd, env=wrapped_env(), input=input,
-                          capture_output=True, timeout=60, check=False)
+def wgit(cwd: Path, *args: str, input: bytes | None = None,
+         extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`git ARGS` as a tab runs it: the wrapper first on PATH (`extra`: more variables)."""
+    return subprocess.run(["git", *args], cwd=cwd, env={**wrapped_env(), **(extra or {})},
+                          input=input, capture_output=True, timeout=60, check=False)
 
 
-def rgit(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def rgit(cwd: Path, *args: str, input: bytes | None = None,
+         extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     """The real git binary, directly."""
     return subprocess.run([REAL_GIT, *args], cwd=cwd, input=input, capture_output=True,
-                          timeout=60, check=False)
+                          env={**os.environ, **(extra or {})}, timeout=60, check=False)
 
 
 def test_wrapper_is_found_first_on_path(repo):
@@ -314,3 +316,55 @@ def test_guard_env_output_can_be_evaluated_by_a_shell(hf, split3):
     twice = subprocess.run(["sh", "-c", r.out + "\n" + r.out + "\necho $PATH"],
                            capture_output=True, text=True, check=True).stdout
     assert twice.count(str(bin_dir())) == 1
+
+
+def _count_form(count: str, key: str) -> dict[str, str]:
+    return {"GIT_CONFIG_COUNT": count, "GIT_CONFIG_KEY_0": "user.name",
+            "GIT_CONFIG_VALUE_0": "someone", f"GIT_CONFIG_KEY_{int(count) - 1}": key,
+            f"GIT_CONFIG_VALUE_{int(count) - 1}": "/dev/null"}
+
+
+# core.hooksPath set through the environment rather than `-c`: git reads these
+# as command-line config, above the part's config.worktree.
+HOOKS_FROM_THE_ENVIRONMENT = [
+    {"GIT_CONFIG_PARAMETERS": "'core.hooksPath'='/dev/null'"},
+    {"GIT_CONFIG_PARAMETERS": "'user.name'='someone' 'core.hooksPATH'='/dev/null'"},
+    {"GIT_CONFIG_PARAMETERS": "'core.hooksPath=/dev/null'"},  # the older quoting
+    {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath",
+     "GIT_CONFIG_VALUE_0": "/dev/null"},
+    _count_form("2", "core.hooksPATH"),
+    # git reads the count with strtoul: leading blanks and a '+' are taken
+    {**_count_form("1", "core.hooksPath"), "GIT_CONFIG_COUNT": " 1"},
+    {**_count_form("1", "core.hooksPath"), "GIT_CONFIG_COUNT": "+1"},
+]
+
+
+def test_core_hooks_path_from_the_environment_is_refused_in_a_part(split3):
+    api, repo = split3["api"], split3["repo"]
+    (api / "src/api/orders.py").write_text("def orders():\n    return [1]\n")
+    git(api, "add", "src/api/orders.py")
+    head = git(api, "rev-parse", "HEAD")
+    staged = git(api, "diff", "--cached", "--name-only")
+    for extra in HOOKS_FROM_THE_ENVIRONMENT:
+        # the real git takes each form: the part's hooks would not run
+        seen = rgit(api, "config", "--get", "core.hooksPath", extra=extra)
+        assert seen.stdout == b"/dev/null\n", (extra, seen)
+        proc = wgit(api, "commit", "-q", "-m", "bypass", extra=extra)
+        lines = proc.stderr.decode().splitlines()
+        assert proc.returncode == 99, (extra, proc)
+        assert lines == ["hf guard: refused `git commit -q -m bypass` in part b1/api: "
+                         "overriding core.hooksPath skips the part's ownership checks; "
+                         "instead: commit without overriding core.hooksPath"], extra
+        assert proc.stdout == b""
+        assert git(api, "rev-parse", "HEAD") == head, extra  # nothing committed
+        assert git(api, "diff", "--cached", "--name-only") == staged
+    # other config from the environment is no reason to refuse
+    other = {**_count_form("1", "user.name"), "GIT_CONFIG_PARAMETERS": "'color.ui'='never'"}
+    proc = wgit(api, "commit", "--dry-run", "-q", extra=other)
+    assert proc.returncode == 0, proc.stderr
+    assert git(api, "rev-parse", "HEAD") == head
+    # the same commit without the variables goes through
+    proc = wgit(api, "commit", "-q", "-m", "orders return one")
+    assert proc.returncode == 0, proc.stderr
+    assert git(api, "log", "-1", "--format=%s") == "orders return one\n"
+    assert git(repo, "log", "-1", "--format=%s", "main") == "initial\n"

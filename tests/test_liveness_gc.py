@@ -4,9 +4,18 @@ and then only after a rescue ref holds it)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from conftest import git, write
-from liveness_support import part_record
+from liveness_support import Procs, agent_script, alive, part_record, wait_for
+
+
+@pytest.fixture
+def procs():
+    p = Procs()
+    yield p
+    p.end_all()
 
 
 def test_gc_removes_worktrees_and_branches_of_a_joined_batch(split3, hf):
@@ -155,3 +164,102 @@ def test_gc_keeps_a_worktree_whose_git_metadata_is_gone(split3, hf):
     api_result = next(p for p in r.json["data"]["parts"] if p["part"] == "api")
     assert api_result["action"] == "kept" and "not a readable git worktree" in api_result["why"]
     assert (api / "src/api/unsaved.py").read_text() == "only here\n"
+
+
+def test_gc_keeps_a_part_whose_worker_is_alive_even_forced(split3, hf, tmp_path, procs):
+    repo, api = split3["repo"], split3["api"]
+    assert hf("drop", "b1", cwd=repo).code == 0
+    # an agent started on the part after the drop, still at work
+    script = agent_script(tmp_path, "lingering", """
+        while True:
+            time.sleep(1)
+    """)
+    procs.hf_run(api, script)
+    pid = wait_for(lambda: (part_record(repo, "b1", "api").get("worker") or {}).get("pid"),
+                   what="worker recorded")
+    for argv in (["gc"], ["gc", "--force"]):
+        if argv == ["gc", "--force"]:  # now with work of its own, which --force would take
+            write(api, {"src/api/users.py": "in progress\n"})
+        r = hf(*argv, cwd=repo)
+        assert r.code == 0, r.err
+        assert "b1/api: kept (its worker is alive; `hf stop` it first)" in r.out.splitlines()
+        assert api.is_dir() and (api / "src/api/orders.py").is_file()
+        assert str(api) in git(repo, "worktree", "list")
+        assert git(repo, "branch", "--list", "hf/b1/api")
+        assert not git(repo, "for-each-ref", "refs/hf/rescue/b1/api")  # not touched at all
+        assert alive(pid)
+    assert not split3["ui"].exists() and not split3["docs"].exists()  # nothing held them
+    # once stopped (its work saved), nothing holds it
+    assert hf("stop", "b1/api", "--grace", "0.5", cwd=repo).code == 0
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert [(p["part"], p["action"]) for p in r.json["data"]["parts"]
+            if p["part"] == "api"] == [("api", "removed")]
+    assert not api.exists() and not git(repo, "branch", "--list", "hf/b1/api")
+    assert git(repo, "show", "refs/hf/rescue/b1/api:src/api/users.py") == "in progress\n"
+
+
+def _ref_log_hook(repo: Path, worktree: Path, log: Path) -> None:
+    """The repository's own reference-transaction hook: each committed ref update
+    with its new value and whether the part's worktree exists at that moment."""
+    hook = repo / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(f"""#!/bin/sh
+[ "$1" = committed ] || exit 0
+if [ -d '{worktree}' ]; then where=present; else where=gone; fi
+while read -r old new ref; do
+    echo "$ref $new worktree-$where" >> '{log}'
+done
+""")
+    hook.chmod(0o755)
+
+
+def test_gc_force_removes_a_worktree_only_once_its_rescue_ref_holds_the_work(split3, hf,
+                                                                             tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['committed']\n"})
+    git(api, "commit", "-qam", "orders, committed")
+    write(api, {"src/api/users.py": "uncommitted\n", "src/api/new.py": "untracked\n"})
+    assert hf("drop", "b1", cwd=repo).code == 0
+    log = tmp_path / "refs.log"
+    _ref_log_hook(repo, api, log)
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    result = next(p for p in r.json["data"]["parts"] if p["part"] == "api")
+    assert (result["action"], result["rescue"]) == ("removed", "refs/hf/rescue/b1/api")
+    assert not api.exists() and not git(repo, "branch", "--list", "hf/b1/api")
+    rescue = git(repo, "rev-parse", "refs/hf/rescue/b1/api").strip()
+    assert git(repo, "show", f"{rescue}:src/api/users.py") == "uncommitted\n"
+    assert git(repo, "show", f"{rescue}:src/api/new.py") == "untracked\n"
+    assert git(repo, "show", f"{rescue}:src/api/orders.py") == \
+        "def orders():\n    return ['committed']\n"
+    # the rescue ref got this very commit while the worktree was still there;
+    # the branch went after the worktree
+    events = log.read_text().splitlines()
+    assert f"refs/hf/rescue/b1/api {rescue} worktree-present" in events
+    gone = [e for e in events if e.startswith("refs/heads/hf/b1/api ")]
+    assert gone and gone[-1].endswith("worktree-gone")
+    assert events.index(f"refs/hf/rescue/b1/api {rescue} worktree-present") < \
+        events.index(gone[-1])
+
+
+def test_gc_force_keeps_a_part_whose_rescue_ref_cannot_be_written(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/users.py": "only here\n"})
+    assert hf("drop", "b1", cwd=repo).code == 0
+    # a git that crashed while writing the ref left its lock behind: git refuses the update
+    lock = repo / ".git" / "refs" / "hf" / "rescue" / "b1" / "api.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "kept"
+    assert parts["api"]["why"].startswith("could not save a rescue ref")
+    assert parts["ui"]["action"] == "removed"  # the others are still collected
+    assert (api / "src/api/users.py").read_text() == "only here\n"
+    assert git(repo, "branch", "--list", "hf/b1/api")
+    assert not git(repo, "for-each-ref", "refs/hf/rescue/b1/api")
+    # with the stale lock gone the forced gc saves it and removes it
+    lock.unlink()
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert [p["action"] for p in r.json["data"]["parts"] if p["part"] == "api"] == ["removed"]
+    assert git(repo, "show", "refs/hf/rescue/b1/api:src/api/users.py") == "only here\n"

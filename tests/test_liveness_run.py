@@ -237,6 +237,45 @@ def test_a_reused_pid_is_gone_and_that_process_is_left_alone(split3, hf, tmp_pat
     assert other.poll() is None
 
 
+@pytest.mark.parametrize(("offset", "exited", "why"), [
+    # the pid's process started 0.2 s after the recorded worker: a quick reuse
+    (-0.2, False, "worker pid {pid} is gone before `hf done`"),
+    # the same start time (a pid reused within one clock tick reads the same):
+    # only the recorded exit tells the two apart
+    (0.0, True, "worker pid {pid} exited with code 0 before `hf done`"),
+], ids=["started-later", "exit-recorded"])
+def test_an_exited_workers_reused_pid_is_never_alive(split3, hf, tmp_path, procs,
+                                                     offset, exited, why):
+    from hf_fanout.orchestrator import liveness, processes
+    from hf_fanout.orchestrator.workspace import Workspace
+
+    repo = split3["repo"]
+    other = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], tmp_path)
+    ident = wait_for(lambda: processes.identity_of(other.pid), what="other process")
+    _record_worker(repo, "api", other.pid, ident.started + offset)
+    if exited:
+        ws = Workspace.open(repo)
+        liveness.record_exit(ws, ws.store.load_part("b1", "api"), 0, None)
+
+    def api_state(parts: list[dict[str, object]]) -> object:
+        return next(p["state"] for p in parts if p["name"] == "api")
+
+    status = hf("status", "b1", "--json", cwd=repo)
+    assert status.code == 0, status.err
+    assert api_state(status.json["data"]["batches"][0]["parts"]) == "orphan"
+    dry = hf("stop", "b1/api", "--dry-run", "--json", cwd=repo)
+    assert dry.code == 0, dry.err
+    assert dry.json["data"]["parts"][0]["would_signal"] == {"groups": [], "marked": []}
+    sweep = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
+    api = next(p for p in sweep["parts"] if p["part"] == "api")
+    assert (api["state"], api["why"]) == ("orphan", why.format(pid=other.pid))
+    assert [(a["action"], a["part"]) for a in sweep["actions"]] == [("rescue+block", "api")]
+    r = hf("stop", "b1/api", "--grace", "0.5", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert r.json["data"]["parts"][0]["groups"] == []
+    assert alive(other.pid) and other.poll() is None, "only the pid is the same: left alone"
+
+
 def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp_path, procs):
     from hf_fanout.orchestrator import processes
 

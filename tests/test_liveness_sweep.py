@@ -98,6 +98,47 @@ def test_last_one_out_the_sweep_joins_the_batch(repo, hf, tmp_path, procs):
     assert hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]["actions"] == []
 
 
+def test_the_sweep_auto_joins_only_once_every_part_is_done(repo, hf):
+    assert hf("split", "b4", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              "--auto-join", cwd=repo).code == 0
+    # a batch that did not ask for it is never joined by the sweep, done or not
+    assert hf("split", "b5", "--part", "tools=tools/**", cwd=repo).code == 0
+    root = repo.parent / "repo.hf"
+    write(root / "b5" / "tools", {"tools/run.sh": "#!/bin/sh\necho b5\n"})
+    assert hf("done", cwd=root / "b5" / "tools").code == 0
+    write(root / "b4" / "api", {"src/api/orders.py": "def orders():\n    return [4]\n"})
+    assert hf("done", cwd=root / "b4" / "api").code == 0
+    head = git(repo, "rev-parse", "HEAD").strip()
+    main_tree = snapshot(repo)
+
+    def batch_state(batch: str) -> str:
+        return json.loads((repo / f".git/hf/batches/{batch}/batch.json").read_text())["state"]
+
+    for _ in range(2):  # one part of two done: nothing joins, however often it sweeps
+        r = hf("sweep", "--json", cwd=repo)
+        assert r.code == 0, r.err
+        assert r.json["data"]["repos"][0]["actions"] == []
+        assert snapshot(repo) == main_tree
+        assert batch_state("b4") == "running"
+        assert part_record(repo, "b4", "ui")["state"] == "running"
+
+    write(root / "b4" / "ui", {"src/ui/page.html": "<h1>b4</h1>\n"})
+    assert hf("done", cwd=root / "b4" / "ui").code == 0
+    r = hf("sweep", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    actions = r.json["data"]["repos"][0]["actions"]
+    assert [(a["action"], a["batch"]) for a in actions] == [("auto-join", "b4")], actions
+    assert git(repo, "rev-list", f"{head}..HEAD") == actions[0]["commit"] + "\n"  # one commit
+    assert git(repo, "log", "-1", "--format=%P").strip() == head
+    assert sorted(git(repo, "diff", "--name-only", head, "HEAD").split()) == [
+        "src/api/orders.py", "src/ui/page.html"]
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [4]\n"
+    assert (repo / "src/ui/page.html").read_text() == "<h1>b4</h1>\n"
+    assert batch_state("b4") == "joined"
+    assert batch_state("b5") == "running"
+    assert (repo / "tools/run.sh").read_text() == "#!/bin/sh\necho run\n"
+
+
 def test_a_failed_auto_join_leaves_the_batch_and_says_why(repo, hf):
     assert hf("split", "b3", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
               "--auto-join", cwd=repo).code == 0

@@ -35,6 +35,7 @@ ALL_HOOKS = (
 # Refs a part may update besides its own branch: hf's own, and per-worktree ones.
 _OK_PREFIXES = ("refs/hf/", "refs/bisect/", "refs/worktree/", "refs/rewritten/")
 ZERO = "0" * 40
+_PSEUDOREF_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 
 
 def hooks_dir(common_dir: Path) -> Path:
@@ -168,8 +169,11 @@ def _check(name: str, args: list[str], stdin: bytes, marker: locate.Marker,
 def ref_allowed(ref: str, branch: str) -> bool:
     if ref in ("HEAD", f"refs/heads/{branch}"):
         return True
-    if "/" not in ref:  # ORIG_HEAD, FETCH_HEAD, MERGE_HEAD...: per-worktree pseudo-refs
-        return ref.isupper()
+    if "/" not in ref:
+        # git keeps a one-level ref in the worktree's own git dir only when its name
+        # is all ASCII A-Z, '_' and '-' (ORIG_HEAD, FETCH_HEAD, MERGE_HEAD...); any
+        # other (foo, Foo, FOO1, FOO.BAR) lands in the common dir, shared by all.
+        return bool(ref) and set(ref) <= _PSEUDOREF_CHARS
     return ref.startswith(_OK_PREFIXES)
 
 

@@ -331,9 +331,9 @@ def _elsewhere(parsed: Parsed, ctx: PartContext) -> str:
 
 def _overrides_hooks(parsed: Parsed, env: Mapping[str, str]) -> bool:
     keys = [item.partition("=")[0].lower() for item in parsed.config]
-    count = env.get("GIT_CONFIG_COUNT", "0")
-    for n in range(int(count) if count.isdigit() else 0):
-        keys.append(env.get(f"GIT_CONFIG_KEY_{n}", "").lower())
+    # Every GIT_CONFIG_KEY_<n>, whatever GIT_CONFIG_COUNT says: git reads the count
+    # with strtoul (" 1" and "+1" count), so judging by the count misses keys git reads.
+    keys += [value.lower() for name, value in env.items() if name.startswith("GIT_CONFIG_KEY_")]
     if "core.hookspath" in env.get("GIT_CONFIG_PARAMETERS", "").lower():
         return True
     return "core.hookspath" in keys

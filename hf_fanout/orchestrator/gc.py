@@ -159,7 +159,12 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
                           f"changes not in {batch.target_ref}: {listing} (--force removes it "
                           "after saving a rescue ref)")
         if not dry_run:
-            saved = liveness.rescue(ws, part, "gc --force")
+            try:
+                saved = liveness.rescue(ws, part, "gc --force")
+            except HfError as exc:
+                # no rescue ref, no removal; the other parts are still collected
+                return GcPart(batch.id, part.name, "kept",
+                              f"could not save a rescue ref: {exc.message}")
             rescue_ref = saved["ref"]
             if not rescue_ref or not main.ref_exists(rescue_ref):
                 return GcPart(batch.id, part.name, "kept", "could not save a rescue ref")

@@ -178,8 +178,10 @@ def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict
     ident = liveness.worker_identity(part)
     groups = []
     # Signal the recorded group only while its leader is still the recorded
-    # process: a reused pid belongs to someone else.
-    if ident is not None and processes.is_alive(ident):
+    # process, by start time and by the exit `hf run` recorded (a pid reused
+    # within one clock tick reads the same start time): a reused pid belongs
+    # to someone else.
+    if ident is not None and liveness.worker_alive(part):
         groups.append(int((part.worker or {}).get("pgid") or ident.pid))
     result["groups"] = groups
     if dry_run:
