@@ -75,11 +75,19 @@ def atomic_write_many(files: list[tuple[Path, bytes]]) -> None:
 
 
 def append_line(path: Path, line: str) -> None:
-    """Append one line durably (the audit log): O_APPEND keeps concurrent writers whole."""
+    """Append one line durably (the audit log): O_APPEND keeps concurrent writers whole.
+
+    A last line left torn (a writer killed half way, a full disk) is ended first,
+    so this line is never glued onto it (the torn one is reported by its reader).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+        data = (line.rstrip("\n") + "\n").encode("utf-8")
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -136,21 +136,40 @@ _NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded")
 _IO_TEXT = ("Input/output error", "Read-only file system")
 
 
-def storage_error(exc: BaseException, doing: str, kept: str) -> HfError | None:
+# git failing on a file system with less than this free is taken to have met a full disk
+# (git often says only "couldn't write '...lock'")
+_NEARLY_FULL = 64 * 1024
+
+
+def storage_error(exc: BaseException, doing: str, kept: str,
+                  where: str | None = None, need: int = 0) -> HfError | None:
     """A full disk or a failing file system, from an OSError or from git's stderr,
     as one clear error (`no_space` / `io_error`); None when `exc` is neither.
 
     `doing`: what failed ("writing the part record"); `kept`: what is true now
     ("nothing was changed"). Both go into the message, so the person knows
-    what is left and what to do."""
+    what is left and what to do. `where`: a path on the file system git worked
+    on, looked at when git's message does not say why it could not write: with
+    less free than `need` bytes (what the failed step was writing, when known)
+    or nearly nothing, that was a full disk."""
     import errno
+    import os
 
     name = ""
     if isinstance(exc, OSError) and exc.errno is not None:
         name = errno.errorcode.get(exc.errno, "")
     text = exc.stderr if isinstance(exc, GitFailed) else ""
-    if name in _NO_SPACE or any(t in text for t in _NO_SPACE_TEXT):
-        return NoSpace(f"no space left on the device while {doing}; {kept}",
+    full = False
+    if isinstance(exc, GitFailed) and where is not None:
+        try:
+            st = os.statvfs(where)
+            full = st.f_bavail * st.f_frsize < max(_NEARLY_FULL, need)
+        except OSError:
+            full = False
+    if name in _NO_SPACE or full or any(t in text for t in _NO_SPACE_TEXT):
+        kept = kept.strip().rstrip(";")
+        return NoSpace(f"no space left on the device while {doing}" + (f"; {kept}" if kept
+                                                                       else ""),
                        "free some space (or raise the quota), then run the same command again")
     if name in _IO or any(t in text for t in _IO_TEXT):
         return IoError(f"the file system failed while {doing} ({exc}); {kept}",

@@ -52,7 +52,11 @@ def hold(lock_path: Path, *, wait: float, what: str) -> Iterator[None]:
         ) from None
     holder = lock_path.with_suffix(".holder")
     try:
-        holder.write_text(_holder_text())
+        try:
+            holder.write_text(_holder_text())
+        except OSError:  # (a full disk) the lock holds without its description
+            with suppress(OSError):
+                holder.unlink()
         yield
     finally:
         with suppress(FileNotFoundError):

@@ -148,3 +148,56 @@ def split3(repo: Path, hf: Any) -> Iterator[dict[str, Path]]:
     assert r.code == 0, r.err
     root = repo.parent / "repo.hf" / "b1"
     yield {"repo": repo, "api": root / "api", "ui": root / "ui", "docs": root / "docs"}
+
+
+@dataclass
+class SmallDisk:
+    """A tmpfs of a few MB mounted for one test: a disk that really fills up."""
+
+    root: Path
+
+    def fill(self, leave: int = 0) -> Path:
+        """Write a ballast file until the disk is full, less `leave` bytes."""
+        ballast = self.root / "ballast"
+        fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        if leave:
+            os.truncate(ballast, max(0, ballast.stat().st_size - leave))
+        return ballast
+
+    def free(self) -> None:
+        (self.root / "ballast").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 4 MB tmpfs at tmp/small (mounted when the tests run as root, as CI does)."""
+    if os.geteuid() != 0:
+        pytest.skip("a real full disk needs a tmpfs mount, which needs root (CI runs as root)")
+    root = tmp_path / "small"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield SmallDisk(root)
+    finally:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
+
+
+def small_repo(disk: SmallDisk) -> Path:
+    """A repository of BASE_FILES on the small disk (its worktrees land there too)."""
+    root = disk.root / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, BASE_FILES)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "initial")
+    return root

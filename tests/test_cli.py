@@ -400,3 +400,23 @@ def test_the_fast_exit_still_runs_atexit_handlers(repo):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip().endswith("handler ran")
     assert json.loads(proc.stdout.rstrip().removesuffix("handler ran"))["ok"] is True
+
+
+def test_a_full_disk_is_one_line_and_a_record_is_never_half_written(small_disk, hf):
+    from conftest import small_repo
+
+    repo = small_repo(small_disk)
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    record = repo / ".git/hf/batches/b1/parts/api.json"
+    before = record.read_bytes()
+    small_disk.fill()
+    r = hf("done", "b1/api", "--note", "x" * 20_000, "--json", cwd=repo)
+    assert r.code == 1, r.out
+    assert r.json["error"]["code"] == "no_space"
+    assert "nothing is half-written" in r.json["error"]["message"]
+    assert record.read_bytes() == before
+    assert [p.name for p in record.parent.iterdir()] == ["api.json"]  # no temp file left
+    small_disk.free()
+    r = hf("done", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert json.loads(record.read_text())["state"] == "done"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import git, snapshot, write
 
 
@@ -207,3 +208,31 @@ def test_unknown_batch_and_bad_input(split3, hf):
     r = hf("join", cwd=repo)
     assert r.code == 2
     assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("leave", [60_000, 400_000])
+def test_a_full_disk_during_a_join_is_one_line_and_changes_nothing(small_disk, hf, leave):
+    """Out of space while the join writes its objects (less room) or the main tree's
+    files (more room): one line, and the main tree, index and HEAD as they were."""
+    from conftest import small_repo
+
+    repo = small_repo(small_disk)
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf/b1/api"
+    write(api, {"src/api/blob.bin": os.urandom(300_000),
+                "src/api/orders.py": "def orders():\n    return [1]\n"})
+    assert hf("done", cwd=api).code == 0
+    before = snapshot(repo)
+    small_disk.fill(leave=leave)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    assert r.json["error"]["code"] == "no_space", r.json["error"]
+    assert "\n" not in r.json["error"]["message"]
+    assert snapshot(repo) == before
+    assert not (repo / ".git/index.lock").exists()
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    small_disk.free()
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/blob.bin").read_bytes() == (api / "src/api/blob.bin").read_bytes()
+    assert git(repo, "status", "--porcelain") == ""

@@ -541,3 +541,24 @@ def test_a_split_killed_around_its_batch_record(repo, hf, point, kept):
         assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
     assert not (repo / ".git/hf/journal/split-b1.json").exists()
     assert hf("status", cwd=repo).err == ""  # said once
+
+
+def test_a_full_disk_during_a_split_is_one_line_and_keeps_nothing(small_disk, hf):
+    from conftest import small_repo
+
+    repo = small_repo(small_disk)
+    write(repo, {f"src/api/big{i}.bin": os.urandom(60_000) for i in range(4)})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "big files")
+    small_disk.fill(leave=500_000)  # room for a worktree or two, not six
+    parts = [x for i in range(6) for x in ("--part", f"p{i}=area{i}/**")]
+    r = hf("split", "b1", *parts, "--json", cwd=repo)
+    assert r.code == 1, r.out
+    error = r.json["error"]
+    assert error["code"] == "no_space", error
+    assert "\n" not in error["message"] and "nothing was kept" in error["message"]
+    assert_nothing_created(repo)
+    assert not (repo / ".git/hf/journal/split-b1.json").exists()
+    small_disk.free()
+    r = hf("split", "b1", *parts, cwd=repo)
+    assert r.code == 0, r.err

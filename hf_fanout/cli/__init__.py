@@ -90,12 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
-    except HfError as exc:
-        output.emit_error(exc.code, exc.message, exc.hint,
-                          exc.details if output.CURRENT.json else None)
+    except (HfError, OSError) as exc:
+        known = _known(exc, _command_name(args))
+        if known is None:
+            return _bug(exc)
+        output.emit_error(known.code, known.message, known.hint,
+                          known.details if output.CURRENT.json else None)
         if not output.CURRENT.json:
-            output.error_details(exc.details)
-        return exc.exit_code
+            output.error_details(known.details)
+        return known.exit_code
     except NoArgsIsHelpError as exc:
         print(exc.format_message(), file=sys.stderr)
         return EXIT_USAGE
@@ -110,10 +113,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: keep the evidence, tell the user where
-        log = _save_crash(exc)
-        output.emit_error("bug", f"internal error: {type(exc).__name__}: {exc}",
-                          f"this is a bug in hf; the traceback is in {log}")
-        return EXIT_BUG
+        return _bug(exc)
+
+
+def _known(exc: BaseException, command: str) -> HfError | None:
+    """`exc` as the one-line error it is: a full disk or a failing file system is
+    said as such (also when git is what met it); None: a bug."""
+    from hf_fanout.errors import GitFailed, storage_error
+
+    if isinstance(exc, OSError | GitFailed):
+        found = storage_error(exc, f"running `hf {command}`",
+                              "nothing is half-written (hf replaces each file it writes "
+                              "whole), and what was written before stays as it was",
+                              where=".")
+        if found is not None:
+            return found
+    return exc if isinstance(exc, HfError) else None
+
+
+def _bug(exc: BaseException) -> int:
+    from hf_fanout.cli import output
+
+    log = _save_crash(exc)
+    output.emit_error("bug", f"internal error: {type(exc).__name__}: {exc}",
+                      f"this is a bug in hf; the traceback is in {log}")
+    return EXIT_BUG
 
 
 def _save_crash(exc: BaseException) -> str:

@@ -547,8 +547,8 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
                           staged_before | set(affected))
             _move_ref(ws, plan, commit, head)
         except BaseException as exc:
+            failure = _as_refusal(exc, main.workdir, lambda: _size_of(ws, plan.entries))
             _undo_write(ws, {p: old_entries.get(p) for p in affected}, aside, exc)
-            failure = _as_refusal(exc)
             if failure is None:
                 raise
             raise failure from exc
@@ -618,11 +618,24 @@ def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any,
 _KEPT = "nothing was committed; the main tree and its index are as they were"
 
 
-def _as_refusal(exc: BaseException) -> HfError | None:
-    """A failed write, put back, as one line that says so; None: raise `exc` as it is
-    (a refusal that says it already, Ctrl-C)."""
+def _size_of(ws: Workspace, entries: dict[RepoPath, Entry | None]) -> int:
+    """How many bytes of files `entries` make (to tell a full disk from git's words)."""
+    odb = ws.main.odb
+    total = 0
+    for entry in entries.values():
+        if entry is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                total += odb[entry.oid].size
+    return total
+
+
+def _as_refusal(exc: BaseException, where: Path, need: Callable[[], int]) -> HfError | None:
+    """A failed write, as one line that says so (taken before the write is undone:
+    undoing frees space); None: raise `exc` as it is (a refusal that says it
+    already, Ctrl-C)."""
     if isinstance(exc, OSError | GitFailed):
-        found = storage_error(exc, "writing the main tree", _KEPT)
+        found = storage_error(exc, "writing the main tree", _KEPT, where=str(where),
+                              need=need() if isinstance(exc, GitFailed) else 0)
         if found is not None:
             return found
     if isinstance(exc, GitFailed):

@@ -297,9 +297,10 @@ def _unpacked_objects(ws: Workspace, base: str,
 
 def _failed(ws: Workspace, journal: Made, exc: BaseException) -> BaseException:
     """Take back what the failed split made, and say what failed and what is left."""
+    if isinstance(exc, OSError | GitFailed):  # (before what is taken back frees space)
+        exc = storage_error(exc, "making its worktrees", "",
+                            where=str(ws.main.common_dir)) or exc
     left = take_back(ws, journal)
-    if isinstance(exc, OSError | GitFailed):
-        exc = storage_error(exc, f"splitting {journal.batch!r}", "") or exc
     if not isinstance(exc, HfError):
         return exc
     if left:
