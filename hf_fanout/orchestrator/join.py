@@ -620,12 +620,11 @@ _KEPT = "nothing was committed; the main tree and its index are as they were"
 
 def _size_of(ws: Workspace, entries: dict[RepoPath, Entry | None]) -> int:
     """How many bytes of files `entries` make (to tell a full disk from git's words)."""
-    odb = ws.main.odb
     total = 0
     for entry in entries.values():
         if entry is not None:
             with contextlib.suppress(KeyError, ValueError):
-                total += odb[entry.oid].size
+                total += len(ws.main.read_blob(entry.oid))
     return total
 
 
