@@ -231,8 +231,9 @@ def test_a_truncated_record_is_reported_and_left_untouched(split3, hf, record):
     r = hf("status", cwd=repo)
     assert r.code == 0 and f"batch b1: damaged: {path} is not valid JSON" in r.out
     r = hf("doctor", "--json", cwd=repo)
-    assert r.code == 0
-    assert any(str(path) in f["detail"] for f in r.json["data"]["findings"])
+    assert r.code == 1 and r.json["error"]["code"] == "problems_found"
+    assert any(str(path) in f["detail"] and f["level"] == "problem"
+               for f in r.json["data"]["findings"])
     assert path.read_bytes() == damaged
     assert snapshot(repo) == before
 

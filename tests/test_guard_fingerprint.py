@@ -76,9 +76,10 @@ def test_doctor_reports_tamper_and_accept_rebaselines(split3, hf):
     write(repo, {".git/info/exclude": "*.secret\n"})
     all_done(split3, hf)
     r = hf("doctor", "--json", cwd=repo)
-    assert r.code == 0
+    assert r.code == 1  # a problem to look at
+    assert r.json["error"]["hint"] == "look at the change; then `hf doctor --accept`"
     assert any(f["what"] == "tamper" and "info/exclude changed" in f["detail"]
-               for f in r.json["data"]["findings"])
+               and f["level"] == "problem" for f in r.json["data"]["findings"])
     assert hf("join", "b1", cwd=repo).code == 1
     r = hf("doctor", "--accept", "--dry-run", cwd=repo)
     assert hf("join", "b1", "--dry-run", cwd=repo).code == 1  # dry run accepted nothing

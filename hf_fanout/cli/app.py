@@ -316,54 +316,43 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
 # --------------------------------------------------------------------- doctor
 
 
-@app.command(epilog="Example: hf doctor --json   |   hf doctor --accept")
+@app.command(epilog="Example: hf doctor --json   |   hf doctor --accept   |   "
+             "hf doctor --discard-journal")
 def doctor(
     accept: Annotated[bool, typer.Option(
         "--accept", help="After a look: take the shared state as it is now as the new "
         "tamper baseline.")] = False,
+    discard_journal: Annotated[bool, typer.Option(
+        "--discard-journal", help="Save an interrupted join's journal aside and remove it "
+        "(when it is damaged or cannot be recovered); the main tree's files of its paths "
+        "are made to match the index.")] = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
-    """Check hf's state: finish or roll back an interrupted join, report damaged records."""
-    from hf_fanout.errors import HfError
-    from hf_fanout.orchestrator.journal import recover_join
+    """Check hf's state: settle what a killed command left, report what is damaged."""
+    from hf_fanout.orchestrator.doctor import ProblemsFound
+    from hf_fanout.orchestrator.doctor import doctor as run_doctor
     from hf_fanout.orchestrator.workspace import Workspace
 
     ws = Workspace.open(repo, recover=False)
-    findings: list[dict[str, str]] = []
-    journal = ws.store.journal_file.exists()
-    recovered = None
-    if journal:
-        if dry_run:
-            findings.append({"what": "journal", "detail": "an interrupted join would be recovered"})
-        else:
-            recovered = recover_join(ws, wait=5)
-            findings.append({"what": "journal", "detail": f"interrupted join {recovered}"})
-    for batch_id in ws.store.batch_ids():
-        try:
-            b = ws.store.load_batch(batch_id)
-            ws.store.load_parts(b)
-        except HfError as exc:
-            findings.append({"what": "record", "detail": exc.message})
-    if accept:
-        for take in DOCTOR_ACCEPT:
-            findings.extend(take(ws, dry_run))
-    for check in DOCTOR_CHECKS:
-        findings.extend(check(ws, dry_run))
+    report = run_doctor(ws, accept=accept, discard_journal=discard_journal, dry_run=dry_run)
 
     def human() -> None:
-        if not findings:
-            print("all good: no interrupted join, every record readable")
-        for f in findings:
-            print(f"{f['what']}: {f['detail']}")
+        for f in report.findings:
+            print(f"{f.what}: {f.detail}" + (f" ({f.level})" if f.level != "info" else ""))
+            if f.hint and f.level == "problem":
+                print(f"  hint: {f.hint}")
+        if not report.problems:
+            print("no problem found")
 
-    emit({"findings": findings, "recovered": recovered}, human)
-
-
-DOCTOR_CHECKS: list[Any] = []
-# Run before DOCTOR_CHECKS with `--accept` (fn(ws, dry_run) -> findings accepted).
-DOCTOR_ACCEPT: list[Any] = []
+    if report.problems:
+        if not json:
+            human()
+        first = report.problems[0]
+        raise ProblemsFound(f"hf doctor found {len(report.problems)} problem(s); first: "
+                            f"{first.detail}", first.hint, details=report.to_data())
+    emit(report.to_data(), human)
 
 
 # --------------------------------------------------------------------- demo

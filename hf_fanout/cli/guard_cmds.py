@@ -8,26 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.app import DOCTOR_ACCEPT, DOCTOR_CHECKS, DryRun, Json, RepoOpt, Wait, _ws, app
+from hf_fanout.cli.app import DryRun, Json, RepoOpt, Wait, _ws, app
 from hf_fanout.cli.output import emit
-
-
-def _doctor_tamper(ws: Any, dry_run: bool) -> list[dict[str, str]]:
-    from hf_fanout.guard import fingerprint
-
-    return fingerprint.doctor_check(ws, dry_run)
-
-
-def _doctor_accept(ws: Any, dry_run: bool) -> list[dict[str, str]]:
-    from hf_fanout.guard import fingerprint
-
-    return fingerprint.accept(ws, dry_run)
-
-
-if _doctor_tamper not in DOCTOR_CHECKS:
-    DOCTOR_CHECKS.append(_doctor_tamper)
-if _doctor_accept not in DOCTOR_ACCEPT:
-    DOCTOR_ACCEPT.append(_doctor_accept)
 
 guard = typer.Typer(
     help="The git guard for part worktrees: the wrapper, hooks and the policy. "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli.app import DOCTOR_CHECKS, DryRun, Json, RepoOpt, _ws, app
+from hf_fanout.cli.app import DryRun, Json, RepoOpt, _ws, app
 from hf_fanout.cli.output import emit
 
 PartOpt = Annotated[str | None, typer.Option(
@@ -182,19 +182,29 @@ def _would_stop(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------- drop / gc
 
 
-@app.command(epilog="Example: hf drop b1   |   hf drop b1 --dry-run")
+@app.command(epilog="Example: hf drop b1   |   hf drop b1/api   |   hf drop b1 --dry-run")
 def drop(
-    batch: Annotated[str, typer.Argument(help="The batch to abandon.")],
+    target: Annotated[str, typer.Argument(
+        help="BATCH (abandon it) or BATCH/PART (leave that part out of the batch).")],
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
-    """Abandon a batch: it will never be joined; `hf gc` may then remove it."""
+    """Abandon a batch, or leave one part out of it: it is never joined; `hf gc` may
+    then remove it."""
     from hf_fanout.orchestrator.gc import drop as do_drop
+    from hf_fanout.orchestrator.gc import drop_part
 
+    batch, part = _split_spec(target)
     ws = _ws(repo)
-    result = do_drop(ws, batch, dry_run=dry_run)
     verb = "would drop" if dry_run else "dropped"
+    if part is not None:
+        dropped = drop_part(ws, batch, part, dry_run=dry_run)
+        emit({"part": dropped.to_dict(), "dry_run": dry_run},
+             f"{verb} part {batch}/{part}: the join goes on without it; its worktree and "
+             "branch stay until `hf gc` collects the batch")
+        return
+    result = do_drop(ws, batch, dry_run=dry_run)
     emit({"batch": result.to_dict(), "dry_run": dry_run},
          f"{verb} batch {batch}; `hf gc` removes its worktrees and branches")
 
@@ -291,22 +301,3 @@ def uninstall(
             print(f"{verb} {item}")
 
     emit(result, human)
-
-
-# --------------------------------------------------------------------- doctor
-
-
-def _doctor_schedule(ws: Any, dry_run: bool) -> list[dict[str, str]]:
-    from hf_fanout.orchestrator import schedule
-    from hf_fanout.orchestrator.sweep import last_sweep
-
-    findings = [schedule.describe()]
-    last = last_sweep()
-    findings.append({"what": "sweep", "detail": (
-        f"last sweep {last.get('at')} ({last.get('actions')} action(s))" if last
-        else "the sweep has never run")})
-    return findings
-
-
-if _doctor_schedule not in DOCTOR_CHECKS:
-    DOCTOR_CHECKS.append(_doctor_schedule)

@@ -27,7 +27,7 @@ TEXT = (
     '  done       Mark a part done (idempotent).\n'
     '  blocked    Mark a part blocked, with the reason (idempotent).\n'
     "  join       Bring every part's owned files into the main tree as one...\n"
-    "  doctor     Check hf's state: finish or roll back an interrupted join,...\n"
+    "  doctor     Check hf's state: settle what a killed command left, report...\n"
     '  demo       Make a throwaway repo, split a task in three, let stand-in...\n'
     '  commit     Commit exactly the named files, under the commit lock; other...\n'
     '  open       Open a tab per part with its agent; a tab that is alive is...\n'
@@ -39,7 +39,7 @@ TEXT = (
     "  heartbeat  Say the part's agent is working (for agents not started with...\n"
     '  sweep      Classify every part (running, idle, orphan, missing, done,...\n'
     "  stop       End a part's (or a batch's) workers; rescue their work...\n"
-    '  drop       Abandon a batch: it will never be joined; `hf gc` may then...\n'
+    '  drop       Abandon a batch, or leave one part out of it: it is never...\n'
     '  gc         Remove worktrees and branches of joined or dropped batches;...\n'
     '  install    Run the sweep on a schedule (default: cron on Linux, launchd...\n'
     "  uninstall  Remove the sweep's schedule (exactly what `hf install` added).\n"

@@ -23,7 +23,7 @@ from typing import Any
 
 from hf_fanout import atomic
 from hf_fanout.errors import StateCorrupt, TamperDetected
-from hf_fanout.orchestrator.records import JOINED, RUNNING, Batch, Part, now
+from hf_fanout.orchestrator.records import DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
 
 SCHEMA = 1
@@ -162,8 +162,11 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
             findings.append(Finding(target, "moved",
                                     f"{was[:12]} -> {now_at[:12] or 'deleted'} outside hf "
                                     f"({_last_reflog(ws, target)})"))
+    # (a branch the baseline took as missing, `hf doctor --accept` after a look, and a
+    # dropped part's branch are not findings again)
     tips = {f"refs/heads/{part.branch}": ws.main.ref_target(f"refs/heads/{part.branch}")
-            for part in parts if part.state != JOINED and f"refs/heads/{part.branch}" in old}
+            for part in parts if part.state not in (JOINED, DROPPED)
+            and old.get(f"refs/heads/{part.branch}")}
     moved = [ref for ref, tip in tips.items() if tip is not None and tip != batch.base]
     rewritten = ws.main.not_descending(batch.base, moved)
     for ref, tip in tips.items():

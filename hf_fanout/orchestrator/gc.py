@@ -16,16 +16,43 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.errors import HfError
-from hf_fanout.orchestrator import liveness
+from hf_fanout.orchestrator import liveness, states
 from hf_fanout.orchestrator.records import DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
+
+
+def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
+    """Leave one part out of its batch for good: the join goes on without it (the
+    others need not wait for it, no --partial needed); its worktree and branch stay
+    until `hf gc` collects the batch, which keeps them while they hold work that is
+    not in main (unless --force, after a rescue ref)."""
+    batch = ws.store.load_batch(batch_id)
+    part = ws.store.load_part(batch_id, name)
+    if liveness.worker_alive(part):
+        raise HfError(f"part {batch_id}/{name} has a live worker "
+                      f"(pid {(part.worker or {}).get('pid')})",
+                      f"end it first: hf stop {batch_id}/{name}")
+    states.check(part, DROPPED)
+    if dry_run or part.state == DROPPED:
+        return part
+    fresh, _ = states.change(ws, batch_id, name, DROPPED, action="drop-part",
+                             when=lambda p: not liveness.worker_alive(p))
+    parts = ws.store.load_parts(batch)
+    if batch.state == RUNNING and all(p.state in (JOINED, DROPPED) for p in parts):
+        with ws.store.state_lock():
+            fresh_batch = ws.store.load_batch(batch_id)
+            joined = any(p.state == JOINED for p in parts)
+            fresh_batch.state = JOINED if joined else DROPPED
+            fresh_batch.extra["dropped_at" if not joined else "joined_at"] = now()
+            ws.store.save_batch(fresh_batch)
+    return fresh
 
 
 def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
     batch = ws.store.load_batch(batch_id)
     if batch.state == JOINED:
         raise HfError(f"batch {batch_id!r} is joined; there is nothing to drop",
-                      f"`hf gc` removes its worktrees; `hf undo {batch_id}` reverts the join")
+                      f"`hf gc {batch_id}` removes its worktrees and branches")
     live = [p.name for p in ws.store.load_parts(batch) if liveness.worker_alive(p)]
     if live:
         raise HfError(f"batch {batch_id!r} still has live workers: {', '.join(live)}",

@@ -28,7 +28,7 @@ from hf_fanout.errors import (
 )
 from hf_fanout.orchestrator import states
 from hf_fanout.orchestrator.ownership import Ownership
-from hf_fanout.orchestrator.records import DONE, JOINED, Batch, Part, now
+from hf_fanout.orchestrator.records import DONE, DROPPED, JOINED, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.git import MODE_GITLINK, Change, Entry, WorktreeScan
@@ -97,12 +97,15 @@ class JoinPlan:
 
 
 def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
-    parts = [p for p in ws.store.load_parts(batch) if p.state != JOINED]
+    parts = [p for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
     not_done = [p for p in parts if p.state != DONE]
     if not_done and not partial:
         listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
+        first = not_done[0]
         raise JoinRefused(f"not every part is done: {listing}",
-                          "finish them (`hf done`), or join the done ones with --partial",
+                          f"finish them (in each part's worktree `hf done`, or from here "
+                          f"`hf done {first.batch}/{first.name}`), or join the done ones: "
+                          f"`hf join {batch.id} --partial`",
                           details={"not_done": [p.name for p in not_done]})
     chosen = [p for p in parts if p.state == DONE]
     if not chosen:
@@ -183,8 +186,12 @@ def _part_tip(ws: Workspace, part: Part) -> str:
     main = ws.main
     tip = main.ref_target(f"refs/heads/{part.branch}")
     if tip is None:
+        last = main.last_head(Path(part.worktree))
+        restore = (f"restore it at its last commit: `git update-ref refs/heads/{part.branch} "
+                   f"{last}` (from its worktree's reflog), or " if last else "")
         raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
-                          "the work may be in its worktree; recreate the branch there")
+                          f"{restore}leave the part out of the batch: `hf drop "
+                          f"{part.batch}/{part.name}` (its worktree is kept)")
     if main.worktree_head(Path(part.worktree)) != tip:
         raise JoinRefused(
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
@@ -664,7 +671,8 @@ def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str
                 part.extra.pop("joined_result", None)
                 changed.append(part)
         ws.store.save_parts(changed)
-        if all(ws.store.load_part(batch_id, n).state == JOINED for n in batch.parts):
+        if all(ws.store.load_part(batch_id, n).state in (JOINED, DROPPED)
+               for n in batch.parts):
             batch.state = JOINED
             batch.joined_at = now()
         batch.joined_commit = commit

@@ -354,6 +354,21 @@ def _recovery_failed(ws: Workspace, exc: HfError, batch: str) -> HfError:
     return exc
 
 
+def _release_own_lock(ws: Workspace) -> bool:
+    """A journal that cannot be read cannot say which index lock is hf's: a lock
+    older than the journal is (the join takes it before it writes the journal;
+    a git command that came after the join was killed would have made a newer
+    one), and is removed."""
+    lock = ws.main.git_dir / "index.lock"
+    try:
+        if lock.stat().st_mtime <= ws.store.journal_file.stat().st_mtime:
+            lock.unlink()
+            return True
+    except OSError:
+        pass
+    return False
+
+
 def discard_journal(ws: Workspace, *, dry_run: bool) -> dict[str, Any] | None:
     """`hf doctor --discard-journal`: the journal (damaged, or not wanted) is saved
     aside and removed; a main index lock hf left is released, and the files of the
@@ -371,7 +386,9 @@ def discard_journal(ws: Workspace, *, dry_run: bool) -> dict[str, Any] | None:
     with ws.store.commit_lock(5):
         aside = Aside(ws)
         try:
-            if journal is not None:
+            if journal is None:
+                result["index_lock_released"] = _release_own_lock(ws)
+            else:
                 with locked_main_index(ws, wait=RECOVERY_INDEX_WAIT,
                                        adopt=journal["index_lock"]):
                     affected = set(journal["old_entries"]) | set(journal["new_entries"])

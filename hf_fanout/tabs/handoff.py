@@ -108,7 +108,8 @@ def render(batch: Batch, part: Part, others: list[Part], base_paths: list[str],
     setup_note = ""
     if part.state == BLOCKED and part.reason:
         setup_note = (f"\n> This part is **blocked**: {part.reason}\n"
-                      "> Fix it, then `hf resume` (or tell the person who split the task).\n")
+                      "> Fix it, then work the part as usual: `hf done` when it is finished "
+                      "ends the block (or tell the person who split the task).\n")
     return f"""# Task for part `{part.name}` of batch `{batch.id}`
 {setup_note}
 You work in `{part.worktree}` on branch `{part.branch}` (base `{batch.base[:12]}`).

@@ -734,6 +734,17 @@ class Repo:
             return self.ref_target(head.removeprefix("ref:").strip())
         return head or None
 
+    def last_head(self, worktree: Path) -> str | None:
+        """The commit a worktree's HEAD last pointed to, from its HEAD reflog (it
+        survives the deletion of the branch HEAD names); None without one."""
+        try:
+            lines = (self.worktree_gitdir(worktree) / "logs" / "HEAD").read_bytes().splitlines()
+        except OSError:
+            return None
+        fields = lines[-1].split(b" ") if lines else []
+        found = fields[1].decode("ascii", "replace") if len(fields) > 1 else ""
+        return found if _is_oid(found) and found.strip("0") else None
+
     def ls_tree(self, commit: str) -> list[RepoPath]:
         """Every file path of `commit`'s tree. Kept per commit id for the process's
         life (a split asks for the base's listing several times)."""

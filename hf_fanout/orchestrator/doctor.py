@@ -1,0 +1,138 @@
+"""`hf doctor`: find what a killed command left, what is damaged and what changed
+behind hf's back, settle what can be settled, and give every problem a way out.
+
+The steps, in order: splits that were cut off; the interrupted join (recovered,
+or discarded with `--discard-journal`); the records; the tamper baselines
+(taken anew with `--accept`); the sweep's schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hf_fanout.errors import HfError
+from hf_fanout.orchestrator.workspace import Workspace
+
+INFO, FIXED, PROBLEM = "info", "fixed", "problem"
+
+
+class ProblemsFound(HfError):
+    """`hf doctor` found something a person must look at (exit 1)."""
+
+    code = "problems_found"
+
+
+@dataclass
+class Finding:
+    what: str
+    detail: str
+    level: str = INFO
+    hint: str = ""
+
+
+@dataclass
+class DoctorReport:
+    findings: list[Finding] = field(default_factory=list)
+    recovered: str | None = None
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == PROBLEM]
+
+    def to_data(self) -> dict[str, Any]:
+        return {"findings": [asdict(f) for f in self.findings], "recovered": self.recovered}
+
+
+def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
+           dry_run: bool) -> DoctorReport:
+    """Every check in order; see the module docstring."""
+    from hf_fanout.guard import fingerprint
+
+    report = DoctorReport()
+    check_splits(ws, report, dry_run)
+    check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
+    check_records(ws, report)
+    if accept:
+        for found in fingerprint.accept(ws, dry_run):
+            report.findings.append(Finding(found["what"], found["detail"],
+                                           INFO if dry_run else FIXED))
+    for found in fingerprint.doctor_check(ws, dry_run):
+        report.findings.append(Finding(found["what"], found["detail"], PROBLEM,
+                                       "look at the change; then `hf doctor --accept`"))
+    check_schedule(report)
+    return report
+
+
+def check_splits(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
+    from hf_fanout.orchestrator.split_journal import recover_splits
+
+    if dry_run:
+        found = sorted((ws.store.root / "journal").glob("split-*.json"))
+        report.findings += [Finding("split", f"{p.name}: a split that was cut off would be "
+                                    "finished or removed") for p in found]
+        return
+    try:
+        report.findings += [Finding("split", line, FIXED) for line in recover_splits(ws)]
+    except HfError as exc:
+        report.findings.append(Finding("split", exc.message, PROBLEM, exc.hint))
+
+
+def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
+                       dry_run: bool) -> None:
+    from hf_fanout.orchestrator.journal import discard_journal, read_journal, recover_join
+
+    if not ws.store.journal_file.exists():
+        return
+    if discard:
+        done = discard_journal(ws, dry_run=dry_run)
+        if done is not None:
+            verb = "would save aside and remove" if dry_run else "saved aside and removed"
+            where = f" (kept at {done['saved']})" if done.get("saved") else ""
+            report.findings.append(Finding("journal", f"{verb} the join journal{where}",
+                                           INFO if dry_run else FIXED))
+            lock = ws.main.git_dir / "index.lock"
+            if not done["readable"] and lock.exists() and not dry_run:
+                report.findings.append(Finding(
+                    "journal", f"git's index lock {lock} is still there and the journal "
+                    "that could have said whose it was is unreadable", PROBLEM,
+                    f"if no git command is running there, remove {lock}"))
+        return
+    if dry_run:
+        try:
+            read_journal(ws)
+            report.findings.append(Finding("journal", "an interrupted join would be recovered"))
+        except HfError as exc:
+            report.findings.append(Finding("journal", exc.message, PROBLEM, exc.hint))
+        return
+    try:
+        report.recovered = recover_join(ws, wait=5)
+    except HfError as exc:
+        report.findings.append(Finding("journal", exc.message, PROBLEM, exc.hint))
+        return
+    if report.recovered:
+        report.findings.append(Finding("journal", f"interrupted join {report.recovered}",
+                                       FIXED))
+
+
+def check_records(ws: Workspace, report: DoctorReport) -> None:
+    for batch_id in ws.store.batch_ids():
+        try:
+            batch = ws.store.load_batch(batch_id)
+            ws.store.load_parts(batch)
+        except HfError as exc:
+            report.findings.append(Finding("record", exc.message, PROBLEM,
+                                           "look at the file, fix or remove it: hf leaves "
+                                           "it as it is"))
+
+
+def check_schedule(report: DoctorReport) -> None:
+    from hf_fanout.orchestrator import schedule
+    from hf_fanout.orchestrator.sweep import last_sweep
+
+    found = schedule.describe()
+    report.findings.append(Finding(found["what"], found["detail"]))
+    last = last_sweep()
+    report.findings.append(Finding("sweep", (
+        f"last sweep {last.get('at')} ({last.get('actions')} action(s))" if last
+        else "the sweep has never run")))

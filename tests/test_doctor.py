@@ -1,0 +1,150 @@
+"""`hf doctor` and the ways out: every state hf can be left in has a hint that leads
+somewhere. The tests put a repository in such a state, then follow the hints hf
+prints, as a person would in a shell, until the command works again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, hf_proc, write
+
+# A command in backticks that can be run as it is (no placeholder to fill in).
+_COMMAND = re.compile(r"`((?:hf|git) [^`]+)`")
+_PLACEHOLDER = re.compile(r"\.\.\.|\b[A-Z]{2,}\b|<|>")
+
+
+def shell_with_hf(tmp: Path) -> dict[str, str]:
+    """An environment where `hf` in a shell line is this checkout's hf."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "hf"
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m hf_fanout "$@"\n')
+    script.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def hinted(stderr: str) -> list[str]:
+    """The runnable commands of the `hint:` lines, in order."""
+    found = []
+    for line in stderr.splitlines():
+        if line.startswith("hint:") or line.startswith("  hint:"):
+            found += [c for c in _COMMAND.findall(line) if not _PLACEHOLDER.search(c)]
+    return found
+
+
+def follow_hints(argv: list[str], cwd: Path, env: dict[str, str],
+                 max_steps: int = 6) -> list[str]:
+    """Run `hf ARGV`; while it fails, run the commands its hint names, in order,
+    until one makes progress (the failure changes, or it works). Returns the
+    commands that made progress. Fails on a dead end: a failure whose hint names
+    no command that changes anything."""
+    taken: list[str] = []
+    for _ in range(max_steps):
+        r = subprocess.run(["hf", *argv], cwd=cwd, env=env, capture_output=True, text=True)
+        if r.returncode == 0:
+            return taken
+        commands = hinted(r.stderr)
+        assert commands, f"dead end: `hf {' '.join(argv)}` says\n{r.stderr}"
+        for command in commands:
+            ran = subprocess.run(["sh", "-c", command], cwd=cwd, env=env, capture_output=True,
+                                 text=True)
+            assert ran.returncode != 2, f"the hint names a bad command: {command}\n{ran.stderr}"
+            again = subprocess.run(["hf", *argv], cwd=cwd, env=env, capture_output=True,
+                                   text=True)
+            if again.returncode == 0 or again.stderr != r.stderr:
+                taken.append(command)
+                break
+        else:
+            raise AssertionError(f"no hinted command made progress: {commands}\n{r.stderr}")
+    raise AssertionError(f"still failing after {max_steps} steps: {taken}")
+
+
+def _parts_done(split3: dict[str, Path], hf: Any) -> None:
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [7]\n"})
+    write(split3["docs"], {"docs/guide.md": "# guide 7\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+
+
+def test_a_damaged_join_journal_has_a_way_out(split3, hf, tmp_path):
+    repo = split3["repo"]
+    _parts_done(split3, hf)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "journal"})
+    assert proc.returncode == -signal.SIGKILL
+    journal = repo / ".git/hf/journal/join.json"
+    journal.write_text('{"schema": 1, "batch": "b1", "torn')
+    r = hf("status", cwd=repo)  # a damaged journal does not stop what only reads
+    assert r.code == 0 and "hf doctor --discard-journal" in r.err
+    r = hf("doctor", cwd=repo)
+    assert r.code == 1 and "damaged" in r.err and "--discard-journal" in r.err
+    taken = follow_hints(["join", "b1"], repo, shell_with_hf(tmp_path))
+    assert "hf doctor --discard-journal" in taken
+    assert not journal.exists() and not (repo / ".git/index.lock").exists()
+    kept = list((repo / ".git/hf/journal/set-aside").iterdir())
+    assert len(kept) == 1 and "torn" in kept[0].read_text()  # saved, not lost
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [7]\n"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_deleted_part_branch_has_a_way_out(split3, hf, tmp_path):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [8]\n"})
+    git(split3["api"], "commit", "-qam", "api work")
+    _parts_done(split3, hf)
+    git(repo, "update-ref", "-d", "refs/heads/hf/b1/api")
+    taken = follow_hints(["join", "b1"], repo, shell_with_hf(tmp_path))
+    assert "hf doctor --accept" in taken
+    assert any(t.startswith("git update-ref refs/heads/hf/b1/api ") for t in taken), taken
+    # the part's own commit was found again and joined
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [7]\n"
+    assert "api work" in git(repo, "log", "--all", "--format=%s")
+
+
+def test_a_part_can_be_left_out_when_its_branch_is_gone(split3, hf):
+    repo = split3["repo"]
+    _parts_done(split3, hf)
+    git(repo, "update-ref", "-d", "refs/heads/hf/b1/ui")
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1 and "`hf drop b1/ui`" in r.err
+    assert hf("drop", "b1/ui", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    r = hf("status", "b1", "--json", cwd=repo)
+    states = {p["name"]: p["state"] for p in r.json["data"]["batches"][0]["parts"]}
+    assert states == {"api": "joined", "ui": "dropped", "docs": "joined"}
+    assert r.json["data"]["batches"][0]["state"] == "joined"
+
+
+def test_a_missing_worktree_and_a_blocked_part_have_a_way_out(split3, hf, tmp_path):
+    repo = split3["repo"]
+    _parts_done(split3, hf)
+    assert hf("blocked", "b1/ui", "--reason", "waiting", cwd=repo).code == 0
+    import shutil
+
+    shutil.rmtree(split3["docs"])
+    taken = follow_hints(["join", "b1"], repo, shell_with_hf(tmp_path))
+    assert "hf done b1/ui" in taken
+    assert any("git worktree add" in t for t in taken), taken
+    assert (repo / "docs/guide.md").read_text() == "# guide\n"  # its work was uncommitted
+
+
+@pytest.mark.parametrize("change", ["hook", "config"])
+def test_a_tamper_finding_has_a_way_out(split3, hf, tmp_path, change):
+    repo = split3["repo"]
+    _parts_done(split3, hf)
+    if change == "hook":
+        hook = repo / ".git/hooks/post-merge"
+        hook.write_text("#!/bin/sh\nexit 0\n")
+        hook.chmod(0o755)
+    else:
+        git(repo, "config", "user.signingkey", "abc")
+    taken = follow_hints(["join", "b1"], repo, shell_with_hf(tmp_path))
+    assert taken == ["hf doctor --accept"]
