@@ -39,6 +39,10 @@ def hinted(stderr: str) -> list[str]:
     return found
 
 
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
 def follow_hints(argv: list[str], cwd: Path, env: dict[str, str],
                  max_steps: int = 6) -> list[str]:
     """Run `hf ARGV`; while it fails, run the commands its hint names, in order,
@@ -47,17 +51,15 @@ def follow_hints(argv: list[str], cwd: Path, env: dict[str, str],
     no command that changes anything."""
     taken: list[str] = []
     for _ in range(max_steps):
-        r = subprocess.run(["hf", *argv], cwd=cwd, env=env, capture_output=True, text=True)
+        r = run(["hf", *argv], cwd, env)
         if r.returncode == 0:
             return taken
         commands = hinted(r.stderr)
         assert commands, f"dead end: `hf {' '.join(argv)}` says\n{r.stderr}"
         for command in commands:
-            ran = subprocess.run(["sh", "-c", command], cwd=cwd, env=env, capture_output=True,
-                                 text=True)
+            ran = run(["sh", "-c", command], cwd, env)
             assert ran.returncode != 2, f"the hint names a bad command: {command}\n{ran.stderr}"
-            again = subprocess.run(["hf", *argv], cwd=cwd, env=env, capture_output=True,
-                                   text=True)
+            again = run(["hf", *argv], cwd, env)
             if again.returncode == 0 or again.stderr != r.stderr:
                 taken.append(command)
                 break
