@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -37,14 +37,25 @@ def describe_holder(lock_path: Path) -> str:
 
 
 @contextmanager
-def hold(lock_path: Path, *, wait: float, what: str) -> Iterator[None]:
-    """Hold `lock_path` exclusively, waiting up to `wait` seconds, else raise LockBusy."""
+def hold(lock_path: Path, *, wait: float, what: str,
+         on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold `lock_path` exclusively, waiting up to `wait` seconds, else raise LockBusy.
+
+    `on_wait` is told once, with who holds it, when the lock is not free at once."""
     from filelock import FileLock, Timeout
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(lock_path), timeout=wait)
     try:
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if wait <= 0:
+                raise
+            if on_wait is not None:
+                on_wait(f"waiting up to {wait:g} s for the {what} lock, held by "
+                        f"{describe_holder(lock_path)}")
+            lock.acquire()
     except Timeout:
         raise LockBusy(
             f"the {what} lock is held by {describe_holder(lock_path)}",

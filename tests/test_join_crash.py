@@ -201,6 +201,16 @@ def lock_held_by_another_process(repo: Path) -> Iterator[subprocess.Popen[str]]:
         holder.wait(timeout=30)
 
 
+def wait_until_it_waits_for(proc: subprocess.Popen[str], what: str) -> str:
+    """Read `proc`'s stderr until it says it waits for the `what` lock (it is past
+    planning then); returns that line."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if f"for the {what} lock" in line:
+            return line
+    raise AssertionError(f"{proc.args} ended without waiting for the {what} lock")
+
+
 def test_join_gives_up_on_a_held_lock_with_exit_75_naming_the_holder(split3, hf):
     repo = split3["repo"]
     prepare(split3, hf)
@@ -225,15 +235,14 @@ def test_join_gives_up_on_a_held_lock_with_exit_75_naming_the_holder(split3, hf)
 def test_ctrl_c_while_waiting_for_the_lock_prints_the_envelope_and_exits_130(split3, hf):
     repo = split3["repo"]
     prepare(split3, hf)
-    with lock_held_by_another_process(repo):
+    with lock_held_by_another_process(repo) as holder:
         before = snapshot(repo)
         joiner = subprocess.Popen([sys.executable, "-m", "hf_fanout", "join", "b1", "--wait",
                                    "60", "--json"], cwd=repo, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-        # Let it start (it will plan, then wait for the lock). What is asserted holds
-        # wherever the signal lands: the envelope, exit 130, nothing written.
-        time.sleep(1.0)
-        assert joiner.poll() is None  # still planning or waiting: the lock is held
+        # It plans, then waits for the lock: the signal lands while it waits.
+        line = wait_until_it_waits_for(joiner, "commit")
+        assert f"pid {holder.pid}" in line
         joiner.send_signal(signal.SIGINT)
         out, _err = joiner.communicate(timeout=30)
         assert joiner.returncode == 130
@@ -358,3 +367,63 @@ def test_a_part_commit_that_lands_while_the_join_writes_is_never_dropped(repo, h
     assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return ['late']\n"
     assert part_states(repo) == {"api": "joined", "docs": "joined"}
     assert_clean_at(repo, head(repo))
+
+
+def test_the_join_plans_again_under_the_lock_when_head_moved_meanwhile(split3, hf):
+    """A commit lands in the main tree after the join planned and before it got the
+    lock: the join plans again against the new HEAD (three-way), so both changes
+    are in the result and nothing is lost."""
+    repo = split3["repo"]
+    prepare(split3, hf)
+    with lock_held_by_another_process(repo):
+        joiner = subprocess.Popen([sys.executable, "-m", "hf_fanout", "join", "b1", "--wait",
+                                   "60", "--json"], cwd=repo, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        wait_until_it_waits_for(joiner, "commit")
+        # meanwhile, in the main tree: a path a part changed and one no part owns
+        write(repo, {"src/api/orders.py": "# the lead's note\ndef orders():\n    return []\n",
+                     "tools/run.sh": "#!/bin/sh\necho lead\n"})
+        git(repo, "commit", "-qam", "the lead's commit")
+        lead = head(repo)
+    out, err = joiner.communicate(timeout=120)
+    assert joiner.returncode == 0, out + err
+    assert git(repo, "rev-parse", "HEAD^").strip() == lead
+    assert (repo / "src/api/orders.py").read_text() == \
+        "# the lead's note\ndef orders():\n    return [1]\n"
+    assert (repo / "tools/run.sh").read_text() == "#!/bin/sh\necho lead\n"
+    assert json.loads(out)["data"]["merged"] == ["src/api/orders.py"]
+    assert_clean_at(repo, head(repo))
+
+
+EXTRA_HOOK = """#!/bin/sh
+# stages one more path into whatever index git just wrote, when it is hf's new index
+[ -n "$EXTRA_STAGED" ] && exit 0  # (its own write runs this hook again)
+case "$GIT_INDEX_FILE" in
+*/hf/scratch/*)
+    oid=$(echo extra | git hash-object -w --stdin)
+    EXTRA_STAGED=1 git update-index --add --cacheinfo "100644,$oid,extra.txt"
+    ;;
+esac
+exit 0
+"""
+
+
+def test_a_path_slipped_into_the_join_s_index_is_refused_as_extra(repo, hf):
+    """A post-index-change hook stages a path nobody asked for into the join's new
+    index: the staged set is then a superset of the join's, and the join refuses,
+    commits nothing and leaves the main tree as it was."""
+    hook = repo / ".git/hooks/post-index-change"
+    hook.write_text(EXTRA_HOOK)
+    hook.chmod(0o755)
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf/b1/api"
+    write(api, {"src/api/orders.py": "def orders():\n    return [5]\n"})
+    assert hf("done", cwd=api).code == 0
+    before = snapshot(repo)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    assert "extra extra.txt" in r.json["error"]["message"]
+    assert "missing none" in r.json["error"]["message"]
+    assert snapshot(repo) == before
+    assert not (repo / ".git/index.lock").exists()
+    assert git(repo, "ls-files", "extra.txt") == ""

@@ -308,3 +308,20 @@ def test_the_sweep_never_overwrites_done_with_blocked(repo, hf, tmp_path):
     audit = (repo / ".git/hf/audit.log").read_text()
     assert '"sweep-orphan"' not in audit
     assert '"action": "blocked"' not in audit
+
+
+def test_an_unreadable_batch_record_fails_the_sweep_after_the_rest_is_swept(split3, hf):
+    repo = split3["repo"]
+    assert hf("split", "b2", "--part", "tools=tools/**", cwd=repo).code == 0
+    record = repo / ".git/hf/batches/b1/batch.json"
+    record.write_text('{"schema": 1, "kind": "batch", "id": "b1"')
+    r = hf("sweep", "--repo", str(repo), cwd=repo)
+    assert r.code == 1
+    assert "b2/tools: running" in r.out  # the other batch was swept
+    assert f"hf: error: hf sweep could not read 1 record(s): {record}" in r.err
+    assert "hf doctor" in r.err
+    r = hf("sweep", "--repo", str(repo), "--json", cwd=repo)
+    assert r.code == 1 and r.json["ok"] is False
+    assert r.json["error"]["code"] == "state_corrupt"
+    assert [p["part"] for p in r.json["data"]["repos"][0]["parts"]] == ["tools"]
+    assert record.read_text() == '{"schema": 1, "kind": "batch", "id": "b1"'

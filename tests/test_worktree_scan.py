@@ -282,3 +282,26 @@ def test_many_files_go_into_one_pack_and_filtered_ones_stay_as_git_writes_them(
     assert git(repo, "fsck", "--strict", "--no-dangling").strip() == ""
     (pack,) = new_packs
     git(repo, "verify-pack", str(pack.with_suffix(".idx")))  # fails on a duplicate
+
+
+def test_a_file_git_s_untracked_cache_misses_is_still_joined(split3, hf):
+    """git's untracked cache trusts a directory whose mtime (in seconds, without
+    nanosecond timestamps) did not move: a file made in the same second as the
+    cache's look at the directory, with the index written later, is missed by
+    `git status` for good. The join must not miss it."""
+    api, repo = split3["api"], split3["repo"]
+    index = repo / ".git/worktrees/api/index"
+    directory = api / "src/api"
+    git(api, "-c", "core.untrackedCache=true", "status", "--porcelain")  # the cache is made
+    seen = directory.stat()
+    write(api, {"src/api/new.py": "made in the same second\n"})
+    os.utime(directory, ns=(seen.st_atime_ns, seen.st_mtime_ns))  # that second's mtime
+    later = index.stat().st_mtime + 5
+    os.utime(index, (later, later))  # the index written after it (not racy)
+    assert "new.py" not in git(api, "status", "--porcelain")  # git itself misses it
+    assert hf("done", cwd=api).code == 0
+    for name in ("ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/new.py").read_text() == "made in the same second\n"

@@ -266,7 +266,7 @@ def join(
         if dry_run:
             emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
             return
-        commit = execute_join(ws, plan, wait=wait, progress=progress)
+        commit = execute_join(ws, plan, wait=wait, on_wait=output.waiting)
     if not plan.entries and not plan.noop:
         emit({**plan.to_data(), "commit": None},
              f"batch {batch}: no part changed anything; nothing committed, batch marked joined")

@@ -123,6 +123,15 @@ def sweep(
             for e in r.errors:
                 print(f"  error: {e}")
 
+    errors = [e for r in report.repos for e in r.errors]
+    if errors:  # the rest was swept; what could not be read is the command's failure
+        from hf_fanout.errors import StateCorrupt
+
+        if not json:
+            human()
+        raise StateCorrupt(f"hf sweep could not read {len(errors)} record(s): {errors[0]}",
+                           "`hf doctor` shows every damaged record; hf leaves them as they "
+                           "are", details=report.to_data())
     emit(report.to_data(), human)
 
 

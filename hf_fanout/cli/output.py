@@ -65,6 +65,12 @@ def notice(message: str, hint: str) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
+def waiting(message: str) -> None:
+    """A command is blocked on someone else (a lock): said once on stderr, also in a
+    pipe, so a person or an agent knows why nothing happens."""
+    print(f"hf: {message}", file=sys.stderr, flush=True)
+
+
 def error_details(details: Any) -> None:
     """After the one-line error, what a person needs to act: conflict hunks."""
     if not isinstance(details, dict):

@@ -444,7 +444,7 @@ def commit_message(plan: JoinPlan) -> str:
 
 
 def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
-                 progress: Callable[[str], None] | None = None) -> str:
+                 on_wait: Callable[[str], None] | None = None) -> str:
     """Write the planned join under the commit lock and git's own index lock
     (held from before the first write until the branch has moved: a concurrent
     git command in the main tree waits or fails on it, and never sees or commits
@@ -459,9 +459,9 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
     """
     from hf_fanout.orchestrator.journal import recover_join
 
-    with ws.store.commit_lock(wait):
+    with ws.store.commit_lock(wait, on_wait):
         recover_join(ws, wait=None)  # already holding the lock
-        with _locked_index(ws, wait, progress) as held:
+        with _locked_index(ws, wait, on_wait) as held:
             if ws.main.head() != plan.head or _moved_tips(ws, plan):
                 _replan(ws, plan)
                 if plan.noop:
@@ -474,10 +474,10 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
             return _write_join(ws, plan, held)
 
 
-def _locked_index(ws: Workspace, wait: float, progress: Callable[[str], None] | None) -> Any:
+def _locked_index(ws: Workspace, wait: float, on_wait: Callable[[str], None] | None) -> Any:
     from hf_fanout.orchestrator.journal import locked_main_index
 
-    return locked_main_index(ws, wait=wait, on_wait=progress)
+    return locked_main_index(ws, wait=wait, on_wait=on_wait)
 
 
 def _moved_tips(ws: Workspace, plan: JoinPlan) -> list[str]:

@@ -16,7 +16,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -69,9 +69,10 @@ class Store:
 
     # --- locks ---
     @contextmanager
-    def commit_lock(self, wait: float) -> Iterator[None]:
+    def commit_lock(self, wait: float,
+                    on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Held by anything that writes the main tree, its index or its branch."""
-        with locks.hold(self.lock_file("commit"), wait=wait, what="commit"):
+        with locks.hold(self.lock_file("commit"), wait=wait, what="commit", on_wait=on_wait):
             yield
 
     @contextmanager

@@ -864,13 +864,22 @@ class Repo:
         ls-files --others`: the same list as `--untracked-files=all`, without
         walking every directory of the worktree each time.
         """
-        return [listed.path for listed in Repo._changed(worktree)]
+        return [listed.path for listed in Repo._changed(worktree, exact=False)]
 
     @staticmethod
-    def _changed(worktree: Path) -> list[Listed]:
+    def _changed(worktree: Path, *, exact: bool) -> list[Listed]:
         """`changed_paths` with each path's status code and worktree mode (`??` for
-        the untracked files found inside untracked directories)."""
-        items = _parse_status_v2(out([*_STATUS_V2, "--untracked-files=normal"], worktree))
+        the untracked files found inside untracked directories).
+
+        `exact` (what the join and a rescue record): without git's untracked
+        cache. The cache trusts a directory whose mtime, in whole seconds, did not
+        move; a file made in the second the cache looked at its directory, with
+        the index written in a later second (by any git command), is missed for
+        good. Without it git reads every directory: exact, at the cost of a walk
+        (about 0.1 s at 90,000 files). A status shown to a person uses it."""
+        cache = ["-c", "core.untrackedCache=false"] if exact else []
+        items = _parse_status_v2(out([*cache, *_STATUS_V2, "--untracked-files=normal"],
+                                     worktree))
         # an untracked directory is listed as `dir/`; a tracked file that is now a
         # directory is listed only as deleted (its files are untracked too)
         dirs = [i.path for i in items if i.path.endswith("/") or (
@@ -880,7 +889,8 @@ class Repo:
         specs = [":(literal)" + os.fsencode(d.rstrip("/")).decode("utf-8", "surrogateescape")
                  + "/" for d in dirs]
         inside = [Listed("??", from_git(p)) for chunk in _chunks(specs) for p in nul_split(
-            out(["ls-files", "-z", "--others", "--exclude-standard", "--", *chunk], worktree))]
+            out([*cache, "ls-files", "-z", "--others", "--exclude-standard", "--", *chunk],
+                worktree))]
         return [i for i in items if not i.path.endswith("/")] + inside
 
     @staticmethod
@@ -1038,7 +1048,7 @@ class Repo:
         threads; `tree_from_scan` does the object-database part.
         """
         skip = {RepoPath(p.rstrip("/")) for p in exclude}
-        changed = self._changed(worktree)
+        changed = self._changed(worktree, exact=True)
         untracked = {i.path for i in changed if i.code == "??"}
         # A path the index no longer has (`D ` in the first column) that git does not
         # list as untracked is either gone from the disk or ignored: `git add -A`

@@ -116,7 +116,8 @@ def acquire(index: Path, scratch: Path, *, wait: float,
                     f"if no git is running there, remove {lock} (git says the same)",
                     details={"lock": str(lock)}) from None
             if not said and on_wait is not None:
-                on_wait(f"waiting for git's index lock {lock} (another git command)")
+                on_wait(f"waiting up to {wait:g} s for git's index lock {lock} (another git "
+                        "command holds it)")
                 said = True
             time.sleep(_POLL)
             continue
