@@ -277,9 +277,9 @@ def test_a_part_record_with_a_wrong_field_is_reported_not_a_crash(split3, hf, fi
         assert r.code == 1, (args, r.out)
         assert r.json["error"]["code"] == "state_corrupt", (args, r.out)
         assert str(path) in r.json["error"]["message"]
-    # the sweep visits every repository: it reports the damage and goes on
+    # the sweep visits every repository: it reports the damage, goes on, and fails
     r = hf("sweep", "--json", cwd=repo)
-    assert r.code == 0
+    assert r.code == 1 and r.json["error"]["code"] == "state_corrupt"
     assert any(str(path) in e for e in r.json["data"]["repos"][0]["errors"])
     assert path.read_bytes() == damaged
 
