@@ -421,3 +421,16 @@ def test_a_full_disk_is_one_line_and_a_record_is_never_half_written(small_disk, 
     r = hf("done", "b1/api", cwd=repo)
     assert r.code == 0, r.err
     assert json.loads(record.read_text())["state"] == "done"
+
+
+def test_a_record_after_a_torn_audit_line_starts_a_line_of_its_own(split3, hf):
+    repo = split3["repo"]
+    audit = repo / ".git/hf/audit.log"
+    torn = '{"action": "done", "batch": "b1", "pa'
+    with open(audit, "a") as handle:
+        handle.write(torn)  # a writer killed half way through its line
+    assert hf("done", cwd=split3["api"]).code == 0
+    lines = audit.read_text().splitlines()
+    assert lines[-2] == torn  # kept as it was, never glued to
+    record = json.loads(lines[-1])
+    assert record["action"] == "done" and record["part"] == "api"
