@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.worktrees import git
+from hf_fanout.worktrees import process as git
+from hf_fanout.worktrees.repository import Worktree
 
 Say = Callable[[str], None] | None
 
@@ -141,4 +142,4 @@ def _unregister(repo: Path) -> None:
     if not (repo / ".git").is_dir():  # never made: do not find an enclosing repository
         return
     with contextlib.suppress(HfError, OSError):
-        registry.unregister(git.Repo.discover(repo).common_dir)
+        registry.unregister(Worktree.discover(repo).repository.common_dir)

@@ -13,13 +13,15 @@ import pytest
 from conftest import git
 
 from hf_fanout.errors import GitFailed
-from hf_fanout.worktrees.git import Entry, Repo
+from hf_fanout.worktrees import refs as ref_files
+from hf_fanout.worktrees.repository import Worktree
+from hf_fanout.worktrees.zparse import Entry
 
 MESSAGE = "hf: join batch b (api, ui)\n\nA task\nwith lines.\n\nHf-Batch: b\n"
 
 
 def test_a_commit_is_byte_for_byte_what_git_commit_tree_makes(repo: Path) -> None:
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo).repository
     head = git(repo, "rev-parse", "HEAD").strip()
     tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
     other = git(repo, "commit-tree", tree, "-p", head, "-m", "side").strip()
@@ -38,7 +40,7 @@ def test_an_undated_commit_carries_gits_identity_and_now(
     monkeypatch.setenv("TZ", "Asia/Kolkata")
     time.tzset()
     try:
-        main = Repo.discover(repo)
+        main = Worktree.discover(repo).repository
         before = int(time.time())
         commit = main.commit_tree(git(repo, "rev-parse", "HEAD^{tree}").strip(), [], "x\n")
         after = int(time.time())
@@ -57,7 +59,7 @@ def test_an_undated_commit_carries_gits_identity_and_now(
 
 
 def test_another_encoding_is_left_to_git(repo: Path) -> None:
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo).repository
     tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
     git(repo, "config", "i18n.commitEncoding", "ISO-8859-1")
     commit = main.commit_tree(tree, [], "caf\u00e9\n")
@@ -74,7 +76,8 @@ def test_an_unknown_identity_fails_as_git_commit_does(
     git(repo, "config", "user.useConfigOnly", "true")
     (Path.home() / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
     with pytest.raises(GitFailed, match="user.useConfigOnly|identity"):
-        Repo.discover(repo).commit_tree(git(repo, "rev-parse", "HEAD^{tree}").strip(), [], "x\n")
+        Worktree.discover(repo).repository.commit_tree(
+            git(repo, "rev-parse", "HEAD^{tree}").strip(), [], "x\n")
 
 
 POOL = ["a", "a.txt", "a-b", "a/x", "a/y/z", "b c/d", "ünï/côdé", "z0", "z/0", "q"]
@@ -83,7 +86,7 @@ POOL = ["a", "a.txt", "a-b", "a/x", "a/y/z", "b c/d", "ünï/côdé", "z0", "z/0
 def test_tree_changes_lists_what_git_diff_tree_lists(repo: Path) -> None:
     """Random edits (files, links, exec bits, a file replaced by a directory and
     back) on random trees: the in-process diff equals `git diff-tree -r`."""
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo).repository
     rng = random.Random(7)
     blobs = [main.write_blob(f"blob {i}\n".encode()) for i in range(4)]
 
@@ -117,7 +120,7 @@ def test_one_diff_of_many_commits_is_each_commits_own_diff(repo: Path) -> None:
     """`diff_commits` (one `git diff-tree --stdin`) gives every tip what `git
     diff-tree BASE TIP` gives it alone: tips with changes, one with none, one on
     a side line, paths that look like object ids, hold spaces or a newline."""
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo).repository
     base = git(repo, "rev-parse", "HEAD").strip()
     base_tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
     blob = main.write_blob(b"new\n")
@@ -143,20 +146,20 @@ def test_one_diff_of_many_commits_is_each_commits_own_diff(repo: Path) -> None:
 
 
 def test_refs_read_from_git_files_are_what_git_resolves(repo: Path) -> None:
-    """Loose and packed refs are read from git's files (no process, no pygit2);
-    whatever they do not say plainly goes to pygit2."""
+    """Loose, packed and symbolic refs are read from git's files (no process, no
+    pygit2), as git resolves them."""
     head = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "branch", "hf/b/packed")
     git(repo, "pack-refs", "--all")
     git(repo, "branch", "hf/b/loose")
     git(repo, "update-ref", "refs/hf/results/b/p", head)
     git(repo, "symbolic-ref", "refs/hf/alias", "refs/heads/hf/b/loose")
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo).repository
     for ref in ("refs/heads/hf/b/packed", "refs/heads/hf/b/loose", "refs/hf/results/b/p",
                 "refs/hf/alias", "refs/heads/main"):
         assert main.ref_target(ref) == git(repo, "rev-parse", ref).strip(), ref
-    assert main._ref_from_files("refs/heads/hf/b/packed") == head
-    assert main._ref_from_files("refs/hf/alias") is None  # symbolic: pygit2 resolves it
+    assert ref_files.packed(repo / ".git", "refs/heads/hf/b/packed") == head
+    assert ref_files.loose_value(repo / ".git", "refs/hf/alias") is None  # symbolic: followed
     assert main.ref_target("refs/heads/nothing/here") is None
     assert main.ref_target("refs/heads/hf/b") is None  # a directory of refs, not a ref
 
@@ -168,7 +171,7 @@ def test_refs_that_no_longer_descend_from_the_base_are_named(repo: Path) -> None
     orphan = git(repo, "commit-tree", tree, "-m", "rewritten history").strip()
     git(repo, "update-ref", "refs/heads/hf/b/ahead", ahead)
     git(repo, "update-ref", "refs/heads/hf/b/orphan", orphan)
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo).repository
     refs = ["refs/heads/hf/b/ahead", "refs/heads/hf/b/orphan"]
     assert main.not_descending(base, refs) == {"refs/heads/hf/b/orphan"}
     assert main.not_descending(base, []) == set()
@@ -176,7 +179,7 @@ def test_refs_that_no_longer_descend_from_the_base_are_named(repo: Path) -> None
 
 def test_head_read_from_files_is_what_git_says(repo: Path, tmp_path: Path) -> None:
     def check(where: Path, ref: str, commit: str | None) -> None:
-        repo_here = Repo.discover(where)
+        repo_here = Worktree.discover(where)
         assert repo_here.head_ref() == ref
         assert repo_here.head() == commit
 
@@ -198,6 +201,6 @@ def test_an_empty_email_is_committed_as_git_does(repo: Path,
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "")
     tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
-    ours = Repo.discover(repo).commit_tree(tree, [], "x\n")
+    ours = Worktree.discover(repo).repository.commit_tree(tree, [], "x\n")
     assert ours == git(repo, "commit-tree", tree, "-m", "x").strip()
     assert "committer Test Committer <> " in git(repo, "cat-file", "commit", ours)

@@ -52,6 +52,7 @@ def assert_clean_at(repo: Path, commit: str) -> None:
 @pytest.mark.parametrize("crash_at, next_command", [
     ("journal", ("status",)), ("journal", ("doctor",)),
     ("applied", ("status",)), ("applied", ("done", "b1/api")),
+    ("swapped", ("status",)), ("swapped", ("doctor",)),
 ])
 def test_killed_before_the_ref_moved_rolls_back(split3, hf, crash_at, next_command):
     repo = split3["repo"]
@@ -61,7 +62,7 @@ def test_killed_before_the_ref_moved_rolls_back(split3, hf, crash_at, next_comma
     proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": crash_at})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert (repo / ".git/hf/journal/join.json").exists()
-    if crash_at == "applied":  # the main tree holds half a join: new files, old HEAD
+    if crash_at in ("applied", "swapped"):  # the main tree holds half a join: old HEAD
         assert (repo / "src/api/search.py").exists()
         assert git(repo, "status", "--porcelain") != ""
     r = hf(*next_command, cwd=repo)
@@ -305,7 +306,11 @@ def test_a_git_commit_loop_in_the_main_tree_never_commits_half_a_join(repo, hf, 
         refused += log.split().count("refused")
         left = git(repo, "status", "--porcelain", "--untracked-files=all")
         if left:
-            assert left == " M user.txt\n", left  # only the racer's last edit
+            debug = (left[:300], git(repo, "log", "--format=%h %s", "-5"),
+                     git(repo, "ls-files", "src/api/new4")[:200],
+                     git(repo, "show", "--stat", "--format=%s", "HEAD~1")[:400],
+                     (repo / ".git/hf/audit.log").read_text()[-1500:], join.stderr, log[-300:])
+            assert left == " M user.txt\n", "\n".join(map(str, debug))
             git(repo, "commit", "-qam", "user: last")
         commits = git(repo, "rev-list", "--reverse", f"{before}..HEAD").split()
         joins = [c for c in commits

@@ -380,9 +380,9 @@ def test_a_large_split_inflates_the_base_once_and_checks_out_what_git_would(
 
 def test_the_scratch_pack_holds_the_base_uncompressed_and_leaves_out_large_blobs(
         large_repo, tmp_path):
-    from hf_fanout.worktrees.git import Repo
+    from hf_fanout.worktrees.repository import Worktree
 
-    repo = Repo.discover(large_repo)
+    repo = Worktree.discover(large_repo).repository
     head = git(large_repo, "rev-parse", "HEAD").strip()
     objects = repo.unpacked_objects(head, tmp_path / "scratch" / "objects")
     assert objects is not None
@@ -396,7 +396,7 @@ def test_the_scratch_pack_holds_the_base_uncompressed_and_leaves_out_large_blobs
     # a checkout reading it gets the same files as one reading the repository
     wt = tmp_path / "wt"
     git(large_repo, "worktree", "add", "-q", "--no-checkout", "-b", "w", str(wt), "HEAD")
-    repo.populate_worktree(wt, objects=objects)
+    repo.worktree(wt).populate(objects=objects)
     assert git(wt, "status", "--porcelain") == ""
     assert (wt / "docs/big.bin").read_bytes() == BIG
     # a partial clone's missing blobs would be fetched into the scratch directory: none

@@ -1,4 +1,4 @@
-"""`Repo.status_paths` for many paths (no pathspec per path) answers what git's pathspec does.
+"""`Worktree.status_paths` for many paths (no pathspec per path) answers what git's pathspec does.
 
 The join asks which of the (often thousands of) paths it writes have
 uncommitted edits in the main tree; a status limited by a pathspec per path
@@ -11,7 +11,8 @@ from pathlib import Path
 from conftest import git, write
 
 from hf_fanout.paths import RepoPath
-from hf_fanout.worktrees.git import _FEW_PATHS, Repo
+from hf_fanout.worktrees.repository import Worktree
+from hf_fanout.worktrees.status import FEW_PATHS as _FEW_PATHS
 
 
 def pathspec_status(root: Path, paths: list[str]) -> set[str]:
@@ -44,7 +45,7 @@ def test_many_paths_give_the_same_answer_as_a_pathspec(repo: Path):
     wanted += ["src/new.py", "src/newdir", "src/debug.log", "src/absent.py", "docs/gone/x.md"]
     assert len(wanted) > _FEW_PATHS
 
-    got = Repo.discover(repo).status_paths([RepoPath(p) for p in wanted])
+    got = Worktree.discover(repo).status_paths([RepoPath(p) for p in wanted])
 
     expected = pathspec_status(repo, wanted)
     assert set(got) == expected
@@ -55,7 +56,7 @@ def test_many_paths_give_the_same_answer_as_a_pathspec(repo: Path):
 
 
 def test_a_few_paths_and_a_clean_tree(repo: Path):
-    main = Repo.discover(repo)
+    main = Worktree.discover(repo)
     assert main.status_paths([RepoPath("README.md")]) == []
     many = [RepoPath(f"missing/{i}.txt") for i in range(_FEW_PATHS + 5)] + [RepoPath("README.md")]
     assert main.status_paths(many) == []

@@ -18,7 +18,7 @@ import pytest
 from conftest import git, write
 
 from hf_fanout.errors import HfError
-from hf_fanout.worktrees.git import Repo
+from hf_fanout.worktrees.repository import Worktree
 
 
 def git_add_tree(worktree: Path, tmp: Path) -> str:
@@ -42,10 +42,10 @@ def part(repo: Path) -> Path:
 
 
 def hf_tree(repo: Path, worktree: Path, exclude: tuple[str, ...] = ()) -> str:
-    main = Repo.discover(repo)
-    head = main.rev_parse_in(worktree, "HEAD")
+    part = Worktree.discover(worktree)
+    head = part.rev_parse("HEAD")
     assert head is not None
-    return main.worktree_tree(worktree, main.tree_of(head), exclude=exclude)
+    return part.tree(part.repository.tree_of(head), exclude=exclude)
 
 
 def make_exec_and_modes(wt: Path) -> None:
@@ -205,10 +205,10 @@ def test_overlaying_parts_trees_equals_building_from_entries(repo: Path) -> None
     entry by entry, including parts meeting in one directory, deletions that
     empty a directory, a file replaced by a directory, and new directories."""
     from hf_fanout.paths import RepoPath
-    from hf_fanout.worktrees.git import Entry
+    from hf_fanout.worktrees.zparse import Entry
 
-    main = Repo.discover(repo)
-    base = main.tree_of(main.head() or "")
+    main = Worktree.discover(repo).repository
+    base = main.tree_of(main.main.head() or "")
     blob = Entry(0o100644, main.write_blob(b"new\n"))
     tool = Entry(0o100755, main.write_blob(b"#!/bin/sh\n"))
     changes: list[dict[str, Entry | None]] = [
@@ -233,10 +233,10 @@ def test_overlaying_parts_trees_equals_building_from_entries(repo: Path) -> None
 
 def test_building_a_tree_replaces_a_directory_by_a_file_and_back(repo: Path) -> None:
     from hf_fanout.paths import RepoPath
-    from hf_fanout.worktrees.git import Entry
+    from hf_fanout.worktrees.zparse import Entry
 
-    main = Repo.discover(repo)
-    base = main.tree_of(main.head() or "")
+    main = Worktree.discover(repo).repository
+    base = main.tree_of(main.main.head() or "")
     blob = Entry(0o100644, main.write_blob(b"now a file\n"))
     # src/ui (a directory) becomes a file; docs/old.md (a file) becomes a directory
     # (in the order `git diff-tree` lists them: the file before the directory's entries)

@@ -255,7 +255,7 @@ def join(
 
     ws = _ws(repo)
     # the objects the join makes are written once, as one pack (holding_objects)
-    with ws.main.holding_objects():
+    with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
         plan = plan_join(ws, batch, partial=partial, check_main=dry_run)
         if plan.noop:
@@ -289,7 +289,7 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                                        r.tree])
             return data.decode("utf-8", "replace")
 
-        ws.main.write_held_objects()  # `git diff` reads the parts' trees
+        ws.repo.write_held_objects()  # `git diff` reads the parts' trees
         with ThreadPoolExecutor(max_workers=2) as pool:
             stats = list(pool.map(diffstat, plan.results))
     else:

@@ -118,10 +118,10 @@ def install_cmd(
     names = [f"{p.batch}/{p.name}" for p in targets]
     if not dry_run:
         for p in targets:
-            hooks.install(ws.main, Path(p.worktree), p.batch, p.name)
+            hooks.install(ws.repo, Path(p.worktree), p.batch, p.name)
         fingerprint.rebaseline_guard_files(ws)
     verb = "would install" if dry_run else "installed"
-    emit({"parts": names, "hooks": str(hooks.hooks_dir(ws.main.common_dir)),
+    emit({"parts": names, "hooks": str(hooks.hooks_dir(ws.repo.common_dir)),
           "dry_run": dry_run},
          f"{verb} the guard hooks in {len(names)} part(s): {', '.join(names) or 'none'}")
 

@@ -125,7 +125,7 @@ def handoff(
     from hf_fanout.tabs.queue import write_entry
 
     ws = _ws(repo)
-    origin = str(ws.here.workdir)
+    origin = str(ws.here.path)
     if os.environ.get("HF_BATCH") and os.environ.get("HF_PART"):
         origin += f" ({os.environ['HF_BATCH']}/{os.environ['HF_PART']})"
     entry = write_entry(ws, task=task_id, text=next_text, status=status, tests=tests,

@@ -18,7 +18,11 @@ from typing import Any
 from hf_fanout.errors import BadInput, HfError, MainMoved, OwnershipViolation
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath, repo_path
-from hf_fanout.worktrees.git import EMPTY_TREE, Repo, nul_split, out, run
+from hf_fanout.worktrees.objects import EMPTY_TREE
+from hf_fanout.worktrees.process import out, run
+from hf_fanout.worktrees.refs import zero_oid
+from hf_fanout.worktrees.repository import Worktree
+from hf_fanout.worktrees.zparse import nul_split
 
 
 class StagedSetMismatch(HfError):
@@ -40,11 +44,11 @@ class CommitResult:
                 "dry_run": self.dry_run}
 
 
-def named_paths(repo: Repo, cwd: Path, raw: list[str]) -> list[RepoPath]:
+def named_paths(repo: Worktree, cwd: Path, raw: list[str]) -> list[RepoPath]:
     """Command-line paths (relative to `cwd`) as repository paths; files, not directories."""
     if not raw:
         raise BadInput("name the paths to commit", "hf commit -m MSG PATH...")
-    top = os.path.realpath(repo.workdir)
+    top = os.path.realpath(repo.path)
     paths: list[RepoPath] = []
     for arg in raw:
         absolute = os.path.normpath(os.path.join(os.path.realpath(cwd), arg))
@@ -59,14 +63,14 @@ def named_paths(repo: Repo, cwd: Path, raw: list[str]) -> list[RepoPath]:
     return paths
 
 
-def _refuse_unknown(repo: Repo, paths: list[RepoPath]) -> None:
+def _refuse_unknown(repo: Worktree, paths: list[RepoPath]) -> None:
     """A named path that is neither on disk nor in HEAD (so no deletion either): bad input,
     said in one line rather than git's pathspec error."""
-    absent = [p for p in paths if not os.path.lexists(repo.workdir / p)]
+    absent = [p for p in paths if not os.path.lexists(repo.path / p)]
     if not absent:
         return
     head = repo.head()
-    known = repo.entries_at(head, absent) if head else {}
+    known = repo.repository.entries_at(head, absent) if head else {}
     unknown = [p for p in absent if p not in known]
     if unknown:
         raise BadInput(f"no such file: {', '.join(unknown)} (not in the work tree, not in HEAD)",
@@ -74,9 +78,9 @@ def _refuse_unknown(repo: Repo, paths: list[RepoPath]) -> None:
                        "has and you deleted")
 
 
-def _changed(repo: Repo, against: str, env: dict[str, str]) -> set[RepoPath]:
+def _changed(repo: Worktree, against: str, env: dict[str, str]) -> set[RepoPath]:
     data = out(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against],
-               repo.workdir, env=env)
+               repo.path, env=env)
     return {RepoPath(os.fsdecode(p)) for p in nul_split(data)}
 
 
@@ -84,8 +88,8 @@ def _listing(paths: set[RepoPath]) -> str:
     return ", ".join(sorted(paths)) or "none"
 
 
-def _run_hook(repo: Repo, name: str, args: list[str], env: dict[str, str]) -> None:
-    proc = run(["hook", "run", "--ignore-missing", name, "--", *args], repo.workdir,
+def _run_hook(repo: Worktree, name: str, args: list[str], env: dict[str, str]) -> None:
+    proc = run(["hook", "run", "--ignore-missing", name, "--", *args], repo.path,
                env=env, check=False)
     if proc.returncode != 0:
         text = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
@@ -123,12 +127,12 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
         against = head or EMPTY_TREE
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if head:
-            out(["read-tree", head], repo.workdir, env=env)
+            out(["read-tree", head], repo.path, env=env)
         else:
-            out(["read-tree", "--empty"], repo.workdir, env=env)
+            out(["read-tree", "--empty"], repo.path, env=env)
         pathspecs = [os.fsencode(p) for p in paths]
         out(["--literal-pathspecs", "add", "-A", "--pathspec-from-file=-",
-             "--pathspec-file-nul"], repo.workdir, env=env,
+             "--pathspec-file-nul"], repo.path, env=env,
             stdin=b"\0".join(pathspecs) + b"\0")
         staged = _changed(repo, against, env)
         if staged != named:
@@ -139,7 +143,7 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
                 "committed", details={"missing": sorted(named - staged),
                                       "extra": sorted(staged - named)})
         staged_before = repo.staged_paths(against) if head else set()
-        tree = out(["write-tree"], repo.workdir, env=env).decode().strip()
+        tree = out(["write-tree"], repo.path, env=env).decode().strip()
         if dry_run:
             return CommitResult("", head, ref, paths, sorted(staged_before - named), True)
         if verify:
@@ -148,17 +152,24 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
             msg_file.write_text(message if message.endswith("\n") else message + "\n")
             _run_hook(repo, "commit-msg", [str(msg_file)], env)
             message = msg_file.read_text()
-        commit = repo.commit_tree(tree, [head] if head else [], message)
+        commit = repo.repository.commit_tree(tree, [head] if head else [], message)
         if repo.head() != head:
             raise MainMoved("HEAD moved while hf commit was running",
                             "run hf commit again; nothing was committed")
         first = message.strip().splitlines()[0] if message.strip() else ""
-        repo.update_ref(ref, commit, head or "0" * 40, f"hf commit: {first}")
-        entries = repo.entries_at(commit, paths)
+        entries = repo.repository.entries_at(commit, paths)
+        # the index with the commit's entries goes in place before the branch moves,
+        # under the lock (see worktrees/index_lock.py)
         stage(ws, held, {p: entries.get(p) for p in paths}, repo=repo)
-        held.install()
+        held.swap_in()
+        try:
+            repo.repository.update_ref(ref, commit, head or zero_oid(commit),
+                                       f"hf commit: {first}")
+        except BaseException:
+            held.swap_back()
+            raise
         still = repo.staged_paths(commit)
         if verify:
-            run(["hook", "run", "--ignore-missing", "post-commit"], repo.workdir, check=False)
+            run(["hook", "run", "--ignore-missing", "post-commit"], repo.path, check=False)
     ws.store.audit("commit", ref=ref, commit=commit, parent=head, paths=sorted(paths))
     return CommitResult(commit, head, ref, paths, sorted(still))

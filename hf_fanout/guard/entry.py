@@ -1,6 +1,6 @@
 """The guard's processes: `hf-guard wrap ARGV` (the wrapper's slow path inside a part)
 and `hf-guard hook NAME ARGS` (the part hooks). Both run the real git only through
-`worktrees/git.py`, and never raise: a refusal is one line and an exit code.
+`worktrees/process.py`, and never raise: a refusal is one line and an exit code.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class GitProbe:
         self.cwd = cwd
 
     def alias(self, name: str, config_args: list[str]) -> str | None:
-        from hf_fanout.worktrees import git
+        from hf_fanout.worktrees import process as git
 
         proc = git.run([*config_args, "config", "--get", f"alias.{name}"], self.cwd,
                        check=False)
@@ -32,7 +32,7 @@ class GitProbe:
         return proc.stdout.decode("utf-8", "surrogateescape").strip()
 
     def is_revision(self, word: str) -> bool:
-        from hf_fanout.worktrees import git
+        from hf_fanout.worktrees import process as git
 
         proc = git.run(["rev-parse", "--verify", "--quiet", "--end-of-options",
                         f"{word}^{{tree}}"], self.cwd, check=False)

@@ -25,6 +25,7 @@ from hf_fanout import atomic
 from hf_fanout.errors import StateCorrupt, TamperDetected
 from hf_fanout.orchestrator.records import DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.worktrees import refs
 
 SCHEMA = 1
 _SCANNED_DIRS = ("hooks", "info", "hf/hooks")
@@ -56,7 +57,7 @@ def _file_entry(path: Path, keep_text: bool) -> dict[str, Any]:
 
 
 def _files(ws: Workspace, parts: list[Part]) -> dict[str, dict[str, Any]]:
-    common = ws.main.common_dir
+    common = ws.repo.common_dir
     found: dict[str, dict[str, Any]] = {}
     singles = ["config"]
     for part in parts:
@@ -87,9 +88,9 @@ def _part_git_dir(part: Part) -> Path | None:
 
 
 def take(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
-    refs = {batch.target_ref: ws.main.ref_target(batch.target_ref) or ""}
+    refs = {batch.target_ref: ws.repo.ref_target(batch.target_ref) or ""}
     for part in parts:
-        refs[f"refs/heads/{part.branch}"] = ws.main.ref_target(f"refs/heads/{part.branch}") or ""
+        refs[f"refs/heads/{part.branch}"] = ws.repo.ref_target(f"refs/heads/{part.branch}") or ""
     return {"schema": SCHEMA, "batch": batch.id, "taken": now(), "base": batch.base,
             "files": _files(ws, parts), "refs": refs}
 
@@ -157,18 +158,18 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
     findings = []
     target = batch.target_ref
     if target in old:
-        was, now_at = old[target], ws.main.ref_target(target) or ""
+        was, now_at = old[target], ws.repo.ref_target(target) or ""
         if was != now_at and not _moved_by_hf(ws, target, was, now_at):
             findings.append(Finding(target, "moved",
                                     f"{was[:12]} -> {now_at[:12] or 'deleted'} outside hf "
                                     f"({_last_reflog(ws, target)})"))
     # (a branch the baseline took as missing, `hf doctor --accept` after a look, and a
     # dropped part's branch are not findings again)
-    tips = {f"refs/heads/{part.branch}": ws.main.ref_target(f"refs/heads/{part.branch}")
+    tips = {f"refs/heads/{part.branch}": ws.repo.ref_target(f"refs/heads/{part.branch}")
             for part in parts if part.state not in (JOINED, DROPPED)
             and old.get(f"refs/heads/{part.branch}")}
     moved = [ref for ref, tip in tips.items() if tip is not None and tip != batch.base]
-    rewritten = ws.main.not_descending(batch.base, moved)
+    rewritten = ws.repo.not_descending(batch.base, moved)
     for ref, tip in tips.items():
         if tip is None:
             findings.append(Finding(ref, "missing", "the part's branch was deleted"))
@@ -180,18 +181,7 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
 
 
 def _reflog(ws: Workspace, ref: str) -> list[tuple[str, str, str]]:
-    path = ws.main.common_dir / "logs" / ref
-    try:
-        raw = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    entries = []
-    for line in raw.splitlines():
-        head, _, message = line.partition("\t")
-        fields = head.split(" ")
-        if len(fields) >= 2:
-            entries.append((fields[0], fields[1], message))
-    return entries
+    return refs.reflog(ws.repo.common_dir, ref)
 
 
 def _moved_by_hf(ws: Workspace, ref: str, was: str, now_at: str) -> bool:
@@ -207,10 +197,15 @@ def _moved_by_hf(ws: Workspace, ref: str, was: str, now_at: str) -> bool:
     start = max((i for i, (_old, new, _m) in enumerate(entries) if new == was), default=None)
     if start is None:
         return False
-    tail = entries[start + 1:]
+    # up to the entry that put the ref where it was read (a move made since, which
+    # the reflog may already show, is the next check's)
+    end = max((i for i, (_old, new, _m) in enumerate(entries) if new == now_at and i > start),
+              default=None)
+    if end is None:
+        return False
     main_head = {(o, n) for o, n, _m in _reflog(ws, "HEAD")}
-    return bool(tail) and tail[-1][1] == now_at and all(
-        m.startswith("hf ") or (o, n) in main_head for o, n, m in tail)
+    return all(m.startswith("hf ") or (o, n) in main_head
+               for o, n, m in entries[start + 1:end + 1])
 
 
 def _last_reflog(ws: Workspace, ref: str) -> str:

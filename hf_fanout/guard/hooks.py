@@ -14,10 +14,14 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hf_fanout import atomic
 from hf_fanout.errors import HfError
 from hf_fanout.guard import locate
+
+if TYPE_CHECKING:
+    from hf_fanout.worktrees.repository import Repository
 
 # hf's own checks; every other hook name only chains to the repository's hook.
 CHECKED = ("pre-commit", "reference-transaction", "pre-push")
@@ -42,11 +46,10 @@ def hooks_dir(common_dir: Path) -> Path:
     return common_dir / "hf" / "hooks"
 
 
-def chain_dir(main_repo: object) -> str:
+def chain_dir(main_repo: Repository) -> str:
     """Where the repository's own hooks are: its core.hooksPath, else <common>/hooks."""
-    from hf_fanout.worktrees.git import Repo, run
+    from hf_fanout.worktrees.process import run
 
-    assert isinstance(main_repo, Repo)
     proc = run(["config", "--get", "core.hooksPath"], main_repo.workdir, check=False)
     value = proc.stdout.decode("utf-8", "surrogateescape").strip()
     if proc.returncode == 0 and value:
@@ -95,17 +98,17 @@ def write_hooks(common_dir: Path, chain: str) -> bool:
     return changed
 
 
-def install(main_repo: object, worktree: Path, batch: str, part: str) -> bool:
+def install(main_repo: Repository, worktree: Path, batch: str, part: str) -> bool:
     """Guard one part's worktree: marker, hooks directory, per-worktree core.hooksPath.
 
     True when hf's shared hooks directory was (re)written."""
-    from hf_fanout.worktrees.git import Repo, run
+    from hf_fanout.worktrees.process import run
+    from hf_fanout.worktrees.refs import gitdir_of
 
-    assert isinstance(main_repo, Repo)
     main_repo.enable_worktree_config()
     changed = write_hooks(main_repo.common_dir, chain_dir(main_repo))
     try:
-        git_dir = Path(os.path.realpath(Repo.worktree_gitdir(worktree)))
+        git_dir = Path(os.path.realpath(gitdir_of(worktree)))
     except OSError as exc:
         raise HfError(f"{worktree} is not a git worktree any more ({exc.strerror})",
                       "recreate it (`git worktree prune && git worktree add PATH BRANCH`) "
@@ -245,7 +248,9 @@ def _check_refs(stdin: bytes, branch: str, where: str, common_dir: Path) -> list
 
 def _check_staged(record: dict[str, object], where: str) -> list[str]:
     from hf_fanout.orchestrator.ownership import Ownership
-    from hf_fanout.worktrees import git
+    from hf_fanout.worktrees import process as git
+    from hf_fanout.worktrees.objects import EMPTY_TREE
+    from hf_fanout.worktrees.zparse import nul_split
 
     owns = record.get("owns", [])
     ownership = Ownership.parse([str(g) for g in owns] if isinstance(owns, list) else [])
@@ -255,10 +260,10 @@ def _check_staged(record: dict[str, object], where: str) -> list[str]:
         env["GIT_INDEX_FILE"] = os.path.abspath(index)
     cwd = Path.cwd()
     against = "HEAD" if git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd,
-                                check=False).returncode == 0 else git.EMPTY_TREE
+                                check=False).returncode == 0 else EMPTY_TREE
     data = git.out(["diff-index", "--cached", "-z", "--name-only", "--no-renames",
                     "--ignore-submodules=none", against], cwd, env=env)
-    staged = [os.fsdecode(p) for p in git.nul_split(data)]
+    staged = [os.fsdecode(p) for p in nul_split(data)]
     outside = sorted(p for p in staged if not ownership.owns(p))
     if not outside:
         return []

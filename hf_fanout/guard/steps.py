@@ -13,7 +13,7 @@ def install_step(ws: Workspace, batch: Batch, part: Part) -> None:
     """split.PREPARE_STEPS: hooks and marker in each new worktree."""
     from hf_fanout.guard import fingerprint, hooks
 
-    if hooks.install(ws.main, Path(part.worktree), batch.id, part.name):
+    if hooks.install(ws.repo, Path(part.worktree), batch.id, part.name):
         # hf rewrote its own hooks (another python or hf path): not tampering
         fingerprint.rebaseline_guard_files(ws)
 

@@ -112,22 +112,23 @@ def disk_usage(root: Path) -> int:
 def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     """Paths the part changed whose content is not what the main branch has now."""
     main = ws.main
+    repo = ws.repo
     worktree = Path(part.worktree)
     tip = main.rev_parse(f"refs/heads/{part.branch}")
-    head = main.rev_parse_in(worktree, "HEAD") if worktree.is_dir() else None
+    head = ws.repo.worktree(worktree).rev_parse("HEAD") if worktree.is_dir() else None
     if head is not None:
         from hf_fanout.tabs.environment import copied_paths
 
-        tree = main.worktree_tree(worktree, main.tree_of(head), exclude=copied_paths(part))
+        tree = ws.repo.worktree(worktree).tree(repo.tree_of(head), exclude=copied_paths(part))
     elif tip is not None:
-        tree = main.tree_of(tip)
+        tree = repo.tree_of(tip)
     else:
         return []
-    changes = main.diff_trees(batch.base, tree)
+    changes = repo.diff_trees(batch.base, tree)
     if not changes:
         return []
     target = main.rev_parse(batch.target_ref) or main.head() or batch.base
-    have = main.entries_at(target, [c.path for c in changes])
+    have = repo.entries_at(target, [c.path for c in changes])
     return sorted(c.path for c in changes if have.get(c.path) != c.new)
 
 
@@ -152,7 +153,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
                 with contextlib.suppress(OSError):
                     root.rmdir()
     if not dry_run:
-        ws.main.prune_worktrees()
+        ws.repo.prune_worktrees()
         _maybe_unregister(ws)
     report.freed_bytes = sum(p.freed_bytes for p in report.parts)
     if not dry_run and report.parts:
@@ -163,14 +164,14 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
 
 def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
              dry_run: bool) -> GcPart:
-    main = ws.main
+    repo = ws.repo
     worktree = Path(part.worktree)
-    has_branch = main.ref_exists(f"refs/heads/{part.branch}")
+    has_branch = repo.ref_exists(f"refs/heads/{part.branch}")
     if not worktree.exists() and not has_branch:
         return GcPart(batch.id, part.name, "gone", "already removed")
     if liveness.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
-    if worktree.is_dir() and main.rev_parse_in(worktree, "HEAD") is None:
+    if worktree.is_dir() and ws.repo.worktree(worktree).rev_parse("HEAD") is None:
         # files hf cannot read as a worktree (its git metadata is gone): they may
         # hold work nobody committed, and no rescue ref can be made of them
         return GcPart(batch.id, part.name, "kept",
@@ -193,19 +194,19 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
                 return GcPart(batch.id, part.name, "kept",
                               f"could not save a rescue ref: {exc.message}")
             rescue_ref = saved["ref"]
-            if not rescue_ref or not main.ref_exists(rescue_ref):
+            if not rescue_ref or not repo.ref_exists(rescue_ref):
                 return GcPart(batch.id, part.name, "kept", "could not save a rescue ref")
     freed = disk_usage(worktree) if worktree.exists() else 0
     if dry_run:
         return GcPart(batch.id, part.name, "would-remove",
                       "changes not in main (forced)" if pending else "integrated", freed)
     if worktree.exists():
-        main.remove_worktree(worktree)
+        repo.remove_worktree(worktree)
         if worktree.exists():  # not a registered worktree any more: plain files
             import shutil
 
             shutil.rmtree(worktree, ignore_errors=True)
-    main.delete_branch(part.branch)
+    repo.delete_branch(part.branch)
     with contextlib.suppress(FileNotFoundError):
         liveness.heartbeat_file(ws.store, batch.id, part.name).unlink()
     with ws.store.state_lock():
@@ -234,4 +235,4 @@ def _maybe_unregister(ws: Workspace) -> None:
         with contextlib.suppress(HfError):
             if ws.store.load_batch(bid).state == RUNNING:
                 return
-    registry.unregister(ws.main.common_dir)
+    registry.unregister(ws.repo.common_dir)

@@ -31,7 +31,8 @@ from hf_fanout.orchestrator.ownership import Ownership
 from hf_fanout.orchestrator.records import DONE, DROPPED, JOINED, Batch, Part, now
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath
-from hf_fanout.worktrees.git import MODE_GITLINK, Change, Entry, WorktreeScan
+from hf_fanout.worktrees.scan import WorktreeScan
+from hf_fanout.worktrees.zparse import MODE_GITLINK, Change, Entry
 
 # Checks later components add before a join writes anything (the tamper check).
 PRE_JOIN_CHECKS: list[Callable[[Workspace, Batch], None]] = []
@@ -183,16 +184,16 @@ def _part_tip(ws: Workspace, part: Part) -> str:
 
     Read from git's ref files, before the part is scanned.
     """
-    main = ws.main
-    tip = main.ref_target(f"refs/heads/{part.branch}")
+    repo = ws.repo
+    tip = repo.ref_target(f"refs/heads/{part.branch}")
     if tip is None:
-        last = main.last_head(Path(part.worktree))
+        last = ws.repo.worktree(Path(part.worktree)).last_head()
         restore = (f"restore it at its last commit: `git update-ref refs/heads/{part.branch} "
                    f"{last}` (from its worktree's reflog), or " if last else "")
         raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
                           f"{restore}leave the part out of the batch: `hf drop "
                           f"{part.batch}/{part.name}` (its worktree is kept)")
-    if main.worktree_head(Path(part.worktree)) != tip:
+    if ws.repo.worktree(Path(part.worktree)).head() != tip:
         raise JoinRefused(
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
             f"in {part.worktree} run `git switch {part.branch}`",
@@ -211,11 +212,12 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     """
     from hf_fanout.tabs.environment import copied_paths
 
-    main = ws.main
+
+    repo = ws.repo
 
     def scan(part: Part) -> WorktreeScan:
         """The worktree's uncommitted state."""
-        return main.scan_worktree(Path(part.worktree), exclude=copied_paths(part))
+        return ws.repo.worktree(Path(part.worktree)).scan(exclude=copied_paths(part))
 
     # While the scans run (this thread mostly waits on git), load what the write
     # under the lock needs: filelock alone takes about 0.04 s to import.
@@ -223,15 +225,15 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     committed = [tip for tip in tips.values() if tip != batch.base]
     with ThreadPoolExecutor(max_workers=1) as side, ThreadPoolExecutor(max_workers=2) as pool:
         # what every part committed: one `diff-tree`, beside the scans
-        diffs = side.submit(main.diff_commits, batch.base, committed)
+        diffs = side.submit(repo.diff_commits, batch.base, committed)
         scans = [pool.submit(scan, p) for p in parts]
         # while the first scans run (they need this thread only when they end):
         # the base's tree (pygit2 loads now, holding the interpreter lock), then
         # who commits (three small git processes, once; an unknown identity
         # fails later, where a commit is made)
-        base_tree = main.tree_of(batch.base)
+        base_tree = repo.tree_of(batch.base)
         with contextlib.suppress(GitFailed):
-            _ = main.commit_identity
+            _ = repo.commit_identity
         return [_result_of(ws, batch, base_tree, part, tips[part.name], future.result(),
                            [c.path for c in diffs.result().get(tips[part.name], [])])
                 for part, future in zip(parts, scans, strict=True)]
@@ -245,28 +247,28 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     something is uncommitted, and the changes against the base. Refused if
     the part committed while it was being scanned (the scan would be
     relative to a HEAD the tree does not start from)."""
-    main = ws.main
-    if main.worktree_head(Path(part.worktree)) != tip_commit:
+    repo = ws.repo
+    if ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
-    tip_tree = main.tree_of(tip_commit)
-    tree = main.tree_from_scan(tip_tree, scan)
+    tip_tree = repo.tree_of(tip_commit)
+    tree = repo.tree_from_scan(tip_tree, scan)
     result_commit = tip_commit
     if tree != tip_tree:
         # Uncommitted work: record it as a commit of its own so the trailer
         # names exactly what was joined and it stays reachable.
         # (an object only: the ref that keeps it is written by the join itself)
         message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
-        result_commit = main.commit_tree(tree, [tip_commit], message)
+        result_commit = repo.commit_tree(tree, [tip_commit], message)
     # where the result can differ from the base: what the part committed, and
     # what the scan found on top
     maybe = [*committed, *scan.entries, *scan.links]
     since = _since(part)
     if since is not None:  # what changed since its result that was joined before
         return PartResult(part, tip_commit, tree, result_commit,
-                          main.diff_trees(main.tree_of(since), tree))
+                          repo.diff_trees(repo.tree_of(since), tree))
     return PartResult(part, tip_commit, tree, result_commit,
-                      main.tree_changes(base_tree, tree, maybe))
+                      repo.tree_changes(base_tree, tree, maybe))
 
 
 def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
@@ -330,12 +332,12 @@ def _refuse_bad_changes(results: list[PartResult]) -> None:
 def _combine(ws: Workspace, batch: Batch, head: str, results: list[PartResult],
              scratch: Path) -> tuple[dict[RepoPath, Entry | None], list[RepoPath]]:
     """The entries to write: each part's changes, merged three-way if main moved."""
-    main = ws.main
+    repo = ws.repo
     changes = [c for r in results for c in r.changes]
     owner = {c.path: r.part.name for r in results for c in r.changes}
     if head == batch.base:
         return {c.path: c.new for c in changes}, []
-    ours = main.entries_at(head, [c.path for c in changes])
+    ours = repo.entries_at(head, [c.path for c in changes])
     entries: dict[RepoPath, Entry | None] = {}
     merged: list[RepoPath] = []
     conflicts: list[dict[str, Any]] = []
@@ -387,7 +389,7 @@ def _merge_one(ws: Workspace, c: Change, mine: Entry | None, scratch: Path,
         return {**conflict, "reason": "mode changed differently on both sides", "hunks": ""}
     if 0o120000 in (mine.mode, theirs.mode) and mine.oid != theirs.oid:
         return {**conflict, "reason": "symlink changed on both sides", "hunks": ""}
-    repo = ws.main
+    repo = ws.repo
     merged_data, nconflicts = repo.merge_file(
         repo.read_blob(base.oid) if base else b"",
         repo.read_blob(mine.oid),
@@ -419,13 +421,13 @@ def _final_tree(ws: Workspace, plan: JoinPlan, head: str) -> str:
     """HEAD's tree with the join's entries. When main has not moved since the
     base, each part's tree already holds its changes on the same base: the
     directories only one part changed are taken from it as they are."""
-    main = ws.main
+    repo = ws.repo
     if head == plan.batch.base:
-        overlaid = main.overlay_trees(
-            main.tree_of(head), [(r.tree, [c.path for c in r.changes]) for r in plan.results])
+        overlaid = repo.overlay_trees(
+            repo.tree_of(head), [(r.tree, [c.path for c in r.changes]) for r in plan.results])
         if overlaid is not None:
             return overlaid
-    return main.build_tree(main.tree_of(head), plan.entries)
+    return repo.build_tree(repo.tree_of(head), plan.entries)
 
 
 def commit_message(plan: JoinPlan) -> str:
@@ -483,7 +485,7 @@ def _locked_index(ws: Workspace, wait: float, on_wait: Callable[[str], None] | N
 def _moved_tips(ws: Workspace, plan: JoinPlan) -> list[str]:
     """The parts whose branch is no longer at the tip the plan read (they committed)."""
     return [r.part.name for r in plan.results
-            if ws.main.ref_target(f"refs/heads/{r.part.branch}") != r.tip]
+            if ws.repo.ref_target(f"refs/heads/{r.part.branch}") != r.tip]
 
 
 def _replan(ws: Workspace, plan: JoinPlan) -> None:
@@ -495,18 +497,20 @@ def _replan(ws: Workspace, plan: JoinPlan) -> None:
 
 def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
     """The join's writes, holding both locks: the new index staged beside the
-    real one, the journal, the files, the staged-set check, the branch's
-    compare-and-swap, then the new index installed (which releases git's lock)."""
+    real one, the journal, the files, the staged-set check, the new index put in
+    place, then the branch's compare-and-swap (git's lock goes after)."""
     from hf_fanout.orchestrator.journal import Aside, entry_data, stage, write_files
 
     main = ws.main
+
+    repo = ws.repo
     head = plan.head
     affected = list(plan.entries)
     if head == plan.batch.base:  # what the parts changed is what HEAD has
         old_entries = {c.path: c.old for r in plan.results for c in r.changes
                        if c.old is not None}
     else:
-        old_entries = main.entries_at(head, affected)
+        old_entries = repo.entries_at(head, affected)
     with ThreadPoolExecutor(max_workers=3) as pool:
         # the two reads of the main tree (git processes) run beside the
         # commit's construction in the object database, and the writing of
@@ -514,8 +518,8 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
         dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
         staged_then = pool.submit(main.staged_paths, head)
         new_tree = _final_tree(ws, plan, head)
-        commit = main.commit_tree(new_tree, [head], commit_message(plan))
-        written = pool.submit(main.write_held_objects)  # before a ref names them
+        commit = repo.commit_tree(new_tree, [head], commit_message(plan))
+        written = pool.submit(repo.write_held_objects)  # before a ref names them
         refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
         staged_before = staged_then.result()
         written.result()
@@ -552,15 +556,18 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
             # last, right before the ref moves: the staged change must be exactly the join's
             _check_staged(main.staged_paths(head, index=held.scratch),
                           staged_before | set(affected))
+            # the new index goes in place before the branch moves, under the lock:
+            # nothing ever reads the new commit with the old index
+            held.swap_in()
+            _crash_point("swapped")
             _move_ref(ws, plan, commit, head)
         except BaseException as exc:
-            failure = _as_refusal(exc, main.workdir, lambda: _size_of(ws, plan.entries))
-            _undo_write(ws, {p: old_entries.get(p) for p in affected}, aside, exc)
+            failure = _as_refusal(exc, main.path, lambda: _size_of(ws, plan.entries))
+            _undo_write(ws, {p: old_entries.get(p) for p in affected}, aside, held, exc)
             if failure is None:
                 raise
             raise failure from exc
         _crash_point("ref")
-        held.install()
         # (what stays staged now is what was staged before: the check above saw
         # exactly the join's paths added to it, and the commit holds those)
         plan.late = _moved_tips(ws, plan)
@@ -587,8 +594,9 @@ def _check_staged(staged: set[RepoPath], expected: set[RepoPath]) -> None:
 def _move_ref(ws: Workspace, plan: JoinPlan, commit: str, head: str) -> None:
     """The branch moves by compare-and-swap, or the join is refused."""
     main = ws.main
+    repo = ws.repo
     try:
-        main.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
+        repo.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
     except GitFailed as exc:
         now_at = main.rev_parse(plan.target_ref)
         if now_at == head:
@@ -600,17 +608,20 @@ def _move_ref(ws: Workspace, plan: JoinPlan, commit: str, head: str) -> None:
         ) from exc
 
 
-def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any,
+def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any, held: Any,
                 cause: BaseException) -> None:
-    """A write that failed or was refused half way: the main tree is put back
-    (the real index was never written) and the journal removed. If even that
-    fails, the journal and git's index lock stay, so no git command commits the
-    half-written files, and the next hf command finishes putting them back."""
+    """A write that failed or was refused half way: the old index back in place
+    (when the new one was), the main tree's files put back, the journal removed.
+    If even that fails, the journal and git's index lock stay, so no git command
+    commits the half-written files, and the next hf command finishes putting
+    them back."""
     from hf_fanout.orchestrator.journal import put_back
 
     try:
+        held.swap_back()
         put_back(ws, old, aside)
     except (HfError, OSError) as exc:
+        held.kept = True
         why = storage_error(exc, "putting the main tree back", "") if isinstance(
             exc, OSError) else exc
         raise HfError(
@@ -631,7 +642,7 @@ def _size_of(ws: Workspace, entries: dict[RepoPath, Entry | None]) -> int:
     for entry in entries.values():
         if entry is not None:
             with contextlib.suppress(KeyError, ValueError):
-                total += len(ws.main.read_blob(entry.oid))
+                total += len(ws.repo.read_blob(entry.oid))
     return total
 
 
@@ -703,7 +714,8 @@ def _since(part: Part) -> str | None:
 
 
 def _crash_point(name: str) -> None:
-    """Tests kill the process here (HF_TEST_CRASH_AT=journal|applied|ref) to prove recovery."""
+    """Tests kill the process here (HF_TEST_CRASH_AT=journal|applied|swapped|ref) to
+    prove recovery."""
     if os.environ.get("HF_TEST_CRASH_AT") == name:
         import signal
 

@@ -8,7 +8,7 @@ waits or fails on the lock and never sees, or commits, half a join. `hf join`
 writes `<common>/hf/journal/join.json` (old commit, new commit, the ref, old
 and new entries of every affected path, the identity of the lock it holds)
 before it touches the main tree. Whoever finds it next, holding the commit
-lock, looks at the ref: at the new commit (or below it), the join is
+lock, looks at the ref: at the new commit (or beyond it), the join is
 finished; at the old one, the affected paths are put back; anywhere else,
 the main tree is made to match its index and the journal is set aside. See
 docs/protocol.md.
@@ -32,8 +32,9 @@ from hf_fanout.errors import HfError, IndexLocked, LockBusy, StateCorrupt, stora
 from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath, repo_path
 from hf_fanout.worktrees import index_lock
-from hf_fanout.worktrees.git import Entry, Repo
 from hf_fanout.worktrees.index_lock import LockedIndex
+from hf_fanout.worktrees.repository import Worktree
+from hf_fanout.worktrees.zparse import Entry
 
 # How long recovery waits for a git command that holds the index lock.
 RECOVERY_INDEX_WAIT = 5.0
@@ -43,10 +44,10 @@ RECOVERY_INDEX_WAIT = 5.0
 def locked_main_index(ws: Workspace, *, wait: float,
                       on_wait: Callable[[str], None] | None = None,
                       adopt: list[tuple[int, int]] | None = None,
-                      repo: Repo | None = None) -> Iterator[LockedIndex]:
+                      repo: Worktree | None = None) -> Iterator[LockedIndex]:
     """The main worktree's `index.lock` (or `repo`'s, a worktree of the same
-    repository), held for the block (see the module docstring). Released at
-    the end unless the block installed a new index."""
+    repository), held for the block (see the module docstring) and released at
+    its end, whatever index the block put in place."""
     scratch = ws.store.scratch_dir("index") / "index"
     try:
         held = index_lock.acquire((repo or ws.main).git_dir / "index", scratch, wait=wait,
@@ -57,13 +58,12 @@ def locked_main_index(ws: Workspace, *, wait: float,
     try:
         yield held
     finally:
-        if not held.installed:
-            held.release()
+        held.release()
         shutil.rmtree(scratch.parent, ignore_errors=True)
 
 
 def stage(ws: Workspace, held: LockedIndex, entries: Mapping[RepoPath, Entry | None], *,
-          repo: Repo | None = None) -> None:
+          repo: Worktree | None = None) -> None:
     """Build the new index in `held`'s scratch: the current index with `entries`
     (None: removed). Deletions go first, so a file can become a directory."""
     held.prepare()
@@ -71,7 +71,6 @@ def stage(ws: Workspace, held: LockedIndex, entries: Mapping[RepoPath, Entry | N
     (repo or ws.main).update_index({**dict.fromkeys(deleted),
                           **{p: e for p, e in entries.items() if e is not None}},
                          index=held.scratch)
-    held.seal()
 
 
 class Aside:
@@ -133,9 +132,10 @@ def write_files(ws: Workspace, entries: Mapping[RepoPath, Entry | None], *,
     from concurrent.futures import ThreadPoolExecutor
 
     main = ws.main
+
     deleted = [p for p, e in entries.items() if e is None]
     written = [p for p, e in entries.items() if e is not None]
-    aside.move_all([main.workdir / p for p in deleted + written])
+    aside.move_all([main.path / p for p in deleted + written])
     _remove(main, deleted)
     with ThreadPoolExecutor(max_workers=1) as pool:
         files = pool.submit(main.checkout_paths, written, index=index)
@@ -153,14 +153,14 @@ def put_back(ws: Workspace, old: Mapping[RepoPath, Entry | None], aside: Aside) 
     the real index, which still holds `old` (the index lock kept it untouched)."""
     main = ws.main
     for path in old:
-        target = main.workdir / path
+        target = main.path / path
         with contextlib.suppress(OSError):
             if not stat.S_ISDIR(os.lstat(target).st_mode):
                 target.unlink()
     aside.undo()
     _remove(main, [p for p, e in old.items() if e is None])
     missing = [p for p, e in old.items() if e is not None
-               and not os.path.lexists(main.workdir / p)]
+               and not os.path.lexists(main.path / p)]
     main.checkout_paths(missing)
 
 
@@ -190,15 +190,15 @@ def _delete_later(trash: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _remove(main: Repo, deleted: list[RepoPath]) -> None:
+def _remove(main: Worktree, deleted: list[RepoPath]) -> None:
     """The deleted paths that are still there (a directory, a file on another
     filesystem) are removed, and the directories they leave empty."""
     for path in deleted:
-        target = main.workdir / path
+        target = main.path / path
         with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
             target.unlink()
         parent = target.parent
-        while parent != main.workdir:
+        while parent != main.path:
             try:
                 parent.rmdir()
             except OSError:
@@ -282,6 +282,7 @@ def _recover(ws: Workspace) -> str | None:
     if journal is None:
         return None
     main = ws.main
+    repo = ws.repo
     ref, old, new = journal["ref"], journal["old"], journal["new"]
     old_entries, new_entries = journal["old_entries"], journal["new_entries"]
     batch, parts = journal["batch"], journal["parts"]
@@ -291,18 +292,16 @@ def _recover(ws: Workspace) -> str | None:
         with locked_main_index(ws, wait=RECOVERY_INDEX_WAIT,
                                adopt=journal["index_lock"]) as held:
             if current == new:
-                stage(ws, held, new_entries)
-                write_files(ws, new_entries, index=held.scratch, aside=aside)
-                held.install()
+                _put_in_place(ws, held, new_entries, aside)
                 finish_join(ws, batch, parts, new)
                 outcome = "finished"
-            elif current is not None and main.is_ancestor(new, current):
+            elif current is not None and repo.is_ancestor(new, current):
                 # the join landed and the branch went on from it: the main tree is
                 # someone's newer work; only the records are finished
                 finish_join(ws, batch, parts, new)
                 outcome = "finished"
-            elif current == old:
-                write_files(ws, old_entries, index=None, aside=aside)
+            elif current == old:  # (the index may hold the new entries already)
+                _put_in_place(ws, held, old_entries, aside)
                 outcome = "rolled-back"
             else:
                 _abandon(ws, journal, aside, current)
@@ -319,6 +318,14 @@ def _recover(ws: Workspace) -> str | None:
     ws.store.audit("join-recovered", batch=batch, outcome=outcome, pid=os.getpid(),
                    ref=ref, at_commit=current)
     return outcome
+
+
+def _put_in_place(ws: Workspace, held: LockedIndex, entries: Mapping[RepoPath, Entry | None],
+                  aside: Aside) -> None:
+    """The index entries and files of `entries`' paths made what `entries` says."""
+    stage(ws, held, entries)
+    write_files(ws, entries, index=held.scratch, aside=aside)
+    held.swap_in()
 
 
 def _abandon(ws: Workspace, journal: dict[str, Any], aside: Aside, current: str | None) -> None:

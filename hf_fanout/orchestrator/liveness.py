@@ -67,7 +67,7 @@ def file_activity(ws: Workspace, part: Part) -> float | None:
 
     worktree = Path(part.worktree)
     try:
-        paths = ws.main.status_paths(worktree=worktree, exclude=copied_paths(part))
+        paths = ws.repo.worktree(worktree).status_paths(exclude=copied_paths(part))
     except GitFailed:
         return None
     newest = None
@@ -247,20 +247,20 @@ def rescue(ws: Workspace, part: Part, why: str) -> dict[str, Any]:
     """
     from hf_fanout.tabs.environment import copied_paths
 
-    main = ws.main
-    worktree = Path(part.worktree)
-    head = main.rev_parse_in(worktree, "HEAD") or main.rev_parse(f"refs/heads/{part.branch}")
+    repo = ws.repo
+    worktree = ws.worktree(part.worktree)
+    head = worktree.rev_parse("HEAD") or repo.ref_target(f"refs/heads/{part.branch}")
     if head is None:
         return {"ref": None, "commit": None, "uncommitted": False, "why": "no commit to rescue"}
-    tree = main.worktree_tree(worktree, main.tree_of(head), exclude=copied_paths(part))
-    uncommitted = tree != main.tree_of(head)
+    tree = worktree.tree(repo.tree_of(head), exclude=copied_paths(part))
+    uncommitted = tree != repo.tree_of(head)
     commit = head
     if uncommitted:
         message = (f"hf rescue: {part.batch}/{part.name}\n\n{why}\n\n"
                    f"Hf-Batch: {part.batch}\nHf-Part: {part.name} {head}\n")
-        commit = main.commit_tree(tree, [head], message)
+        commit = repo.commit_tree(tree, [head], message)
     ref = rescue_ref(part)
-    main.git(["update-ref", "--create-reflog", "-m", f"hf rescue: {why}", ref, commit])
+    repo.git(["update-ref", "--create-reflog", "-m", f"hf rescue: {why}", ref, commit])
     ws.store.audit("rescue", batch=part.batch, part=part.name, ref=ref, commit=commit,
                    uncommitted=uncommitted, why=why)
     return {"ref": ref, "commit": commit, "uncommitted": uncommitted}

@@ -65,11 +65,11 @@ def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
     if configured:
         root = Path(str(configured)).expanduser()
         if not root.is_absolute():
-            root = ws.main.workdir / root
+            root = ws.main.path / root
     else:
-        root = ws.main.workdir.parent / f"{ws.main.workdir.name}.hf"
+        root = ws.main.path.parent / f"{ws.main.path.name}.hf"
     root = root.resolve() / batch
-    main = ws.main.workdir.resolve()
+    main = ws.main.path.resolve()
     if root == main or main in root.parents:
         raise BadInput(f"worktree root {root} is inside the main tree",
                        "pick a directory outside the repository (worktree_root in .hf.toml)")
@@ -89,10 +89,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     target_ref = ws.main.head_ref()
     # what the main tree has that the parts will not (read beside the rest)
     side = ThreadPoolExecutor(max_workers=1)
-    uncommitted = side.submit(ws.main.changed_paths, ws.main.workdir) \
+    uncommitted = side.submit(ws.main.changed_paths) \
         if base == ws.main.head() else None
     side.shutdown(wait=False)
-    base_paths = ws.main.ls_tree(base)
+    base_paths = ws.repo.ls_tree(base)
     reports = check_ownership(plan, base_paths, count=dry_run)
     warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
                 for r in reports if r.matches == 0]
@@ -107,7 +107,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
              estimate_minutes=p.estimate_minutes)
         for i, p in enumerate(plan.parts)
     ]
-    taken = ws.main.existing_refs([f"refs/heads/{part.branch}" for part in parts])
+    taken = ws.repo.existing_refs([f"refs/heads/{part.branch}" for part in parts])
     for part in parts:
         if Path(part.worktree).exists():
             raise BatchExists(f"{part.worktree} already exists",
@@ -147,7 +147,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     from hf_fanout import registry
 
     try:
-        registry.register(ws.main.common_dir)
+        registry.register(ws.repo.common_dir)
     except HfError as exc:  # the batch exists; the sweep just cannot find it yet
         warnings.append(f"not added to the sweep's registry: {exc.message} ({exc.hint})")
     ws.store.audit("split", batch=batch.id, base=base, parts=batch.parts)
@@ -207,7 +207,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
             return None
         worktree = Path(part.worktree)
         try:
-            ws.main.populate_worktree(worktree, workers=checkout_workers, objects=objects,
+            ws.repo.worktree(worktree).populate(workers=checkout_workers, objects=objects,
                                       prime=False)
         finally:
             remaining.down()
@@ -215,9 +215,9 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
 
     def prime(part: Part) -> None:
         worktree = Path(part.worktree)
-        _past_index_second(ws.main.worktree_gitdir(worktree) / "index",
+        _past_index_second(ws.worktree(worktree).index_file,
                            lambda: remaining.value > 0 and not stop.is_set())
-        ws.main.prime_status_caches(worktree)
+        ws.repo.worktree(worktree).prime_status_caches()
         progress(f"worktree {part.name}: {part.worktree}")
 
     # the finishing steps read refs in-process: load pygit2 while this thread waits
@@ -231,7 +231,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
             # starting as soon as its worktree is registered
             for part in parts:
                 Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
-                ws.main.add_worktree(Path(part.worktree), part.branch, base)
+                ws.repo.add_worktree(Path(part.worktree), part.branch, base)
                 made.append(part)  # only what this split made is undone
                 futures.append(pool.submit(populate, part))
             for future, part in zip(futures, parts, strict=True):
@@ -289,7 +289,7 @@ def _unpacked_objects(ws: Workspace, base: str,
         return
     maker = ThreadPoolExecutor(max_workers=1)
     try:
-        yield maker.submit(ws.main.unpacked_objects, base, scratch / "objects")
+        yield maker.submit(ws.repo.unpacked_objects, base, scratch / "objects")
     finally:
         maker.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -299,7 +299,7 @@ def _failed(ws: Workspace, journal: Made, exc: BaseException) -> BaseException:
     """Take back what the failed split made, and say what failed and what is left."""
     if isinstance(exc, OSError | GitFailed):  # (before what is taken back frees space)
         exc = storage_error(exc, "making its worktrees", "",
-                            where=str(ws.main.common_dir)) or exc
+                            where=str(ws.repo.common_dir)) or exc
     left = take_back(ws, journal)
     if not isinstance(exc, HfError):
         return exc

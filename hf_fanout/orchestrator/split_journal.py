@@ -80,23 +80,23 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
     """Remove what a split made: its worktrees, its branches (while they still
     point at the base: nothing was committed on them), its records, its
     directory. Returns what could not be removed (and so stays in the journal)."""
-    main = ws.main
+    repo = ws.repo
     left: list[str] = []
     _wait_for_checkouts(made)
     for worktree in made.worktrees:
         path = Path(worktree)
         if path.exists():
-            main.remove_worktree(path)
+            repo.remove_worktree(path)
         if path.exists():  # not (or half) registered: files the split made
             shutil.rmtree(path, ignore_errors=True)
         if path.exists():
             left.append(f"worktree {worktree}")
-    main.prune_worktrees()
+    repo.prune_worktrees()
     refs = [f"refs/heads/{b}" for b in made.branches]
-    for ref in sorted(main.existing_refs(refs)):
-        if main.ref_target(ref) == made.base:
-            main.delete_branch(ref.removeprefix("refs/heads/"))
-    for ref in sorted(main.existing_refs(refs)):
+    for ref in sorted(repo.existing_refs(refs)):
+        if repo.ref_target(ref) == made.base:
+            repo.delete_branch(ref.removeprefix("refs/heads/"))
+    for ref in sorted(repo.existing_refs(refs)):
         left.append(f"branch {ref.removeprefix('refs/heads/')}")
     if made.root:
         with contextlib.suppress(OSError):

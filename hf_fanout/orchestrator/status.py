@@ -68,7 +68,6 @@ def _parse_iso(text: str) -> float:
 def part_status(ws: Workspace, batch: Batch, part: Part,
                 committed: list[RepoPath]) -> PartStatus:
     """`part`'s status, given the paths its branch changed since the base."""
-    main = ws.main
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
     last = _parse_iso(part.updated)
@@ -79,8 +78,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
             with contextlib.suppress(GitFailed):
                 from hf_fanout.tabs.environment import copied_paths
 
-                changed.update(main.status_paths(worktree=worktree,
-                                                 exclude=copied_paths(part)))
+                changed.update(ws.repo.worktree(worktree).status_paths(exclude=copied_paths(part)))
             for path in changed:
                 try:
                     last = max(last, os.lstat(worktree / path).st_mtime)
@@ -103,9 +101,9 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
     parts = ws.store.load_parts(batch)
     # what each live part committed: its branch read from git's ref files, and
     # one `diff-tree` for all of them
-    tips = {p.name: ws.main.ref_target(f"refs/heads/{p.branch}")
+    tips = {p.name: ws.repo.ref_target(f"refs/heads/{p.branch}")
             for p in parts if p.state != JOINED}
-    diffs = ws.main.diff_commits(batch.base, [
+    diffs = ws.repo.diff_commits(batch.base, [
         tip for tip in tips.values() if tip is not None and tip != batch.base])
 
     def committed(part: Part) -> list[RepoPath]:

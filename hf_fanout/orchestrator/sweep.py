@@ -112,7 +112,7 @@ def sweep(repos: list[Path] | None, *, dry_run: bool = False,
         except HfError as exc:
             rr.skipped = exc.message
             continue
-        rr.repo = str(ws.main.workdir)
+        rr.repo = str(ws.main.path)
         try:
             with _sweep_lock(ws):
                 sweep_repo(ws, rr, dry_run=dry_run, cwd_table=cwd_table, report=report)
@@ -176,7 +176,7 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             if action:
                 rr.actions.append(action)
     if missing_seen and not dry_run:
-        ws.main.prune_worktrees()
+        ws.repo.prune_worktrees()
     if cwd_table is not None and worktrees:
         t = time.perf_counter()
         rr.unknown_processes = _unknown(cwd_table, worktrees, known_pids)
@@ -252,7 +252,7 @@ def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | N
 
     action: dict[str, Any] = {"action": "auto-join", "batch": batch.id}
     try:
-        with ws.main.holding_objects():
+        with ws.repo.holding_objects():
             plan = plan_join(ws, batch.id)
             if plan.noop:
                 return None

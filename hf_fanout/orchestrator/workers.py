@@ -30,7 +30,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
     return {"HF_BATCH": part.batch, "HF_PART": part.name, "HF_WORKTREE": part.worktree,
-            "HF_REPO": str(ws.main.common_dir)}
+            "HF_REPO": str(ws.repo.common_dir)}
 
 
 def heartbeat_interval(ws: Workspace, override: float | None) -> float:
@@ -186,14 +186,14 @@ def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict
     result["groups"] = groups
     if dry_run:
         result["would_signal"] = {"groups": groups, "marked": processes.marked(
-            str(ws.main.common_dir), part.batch, part.name)}
+            str(ws.repo.common_dir), part.batch, part.name)}
         return result
     if part.state != JOINED and Path(part.worktree).is_dir():
         try:
             result["rescue"] = liveness.rescue(ws, part, "stopped by `hf stop`")
         except HfError as exc:
             result["rescue"] = {"error": exc.message}
-    repo = str(ws.main.common_dir)
+    repo = str(ws.repo.common_dir)
     result.update(processes.end_processes(groups, repo, part.batch, part.name, grace))
     result["left"] = processes.marked(repo, part.batch, part.name)
     if part.state not in (JOINED, DONE):

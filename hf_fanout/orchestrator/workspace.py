@@ -10,13 +10,13 @@ from hf_fanout.config import Settings
 from hf_fanout.errors import BadInput, HfError, NotFound, StateCorrupt
 from hf_fanout.orchestrator.records import Part
 from hf_fanout.orchestrator.store import Store
-from hf_fanout.worktrees.git import Repo
+from hf_fanout.worktrees.repository import Repository, Worktree
 
 
 @dataclass
 class Workspace:
-    here: Repo
-    main: Repo
+    here: Worktree  # where the command runs
+    repo: Repository
     store: Store
     # what opening found and settled or could not settle (a split that was cut
     # off, an interrupted join that cannot be recovered yet): (message, hint)
@@ -28,10 +28,8 @@ class Workspace:
         from hf_fanout import components
 
         components.load()
-        here = Repo.discover(repo)
-        main = here if here.is_main_worktree else Repo(
-            here.main_workdir, here.common_dir, here.common_dir)
-        ws = cls(here, main, Store(here.common_dir))
+        here = Worktree.discover(repo)
+        ws = cls(here, here.repository, Store(here.repository.common_dir))
         if recover:
             ws.recover()
         return ws
@@ -51,14 +49,23 @@ class Workspace:
             self.notices.append((exc.message, exc.hint))
 
     @cached_property
+    def main(self) -> Worktree:
+        """The main worktree (the main tree)."""
+        return self.repo.main
+
+    def worktree(self, path: str | Path) -> Worktree:
+        """Another worktree of the repository (a part's)."""
+        return self.repo.worktree(Path(path))
+
+    @cached_property
     def settings(self) -> Settings:
-        return Settings.load(self.main.workdir)
+        return Settings.load(self.main.path)
 
     def current_part(self) -> Part | None:
         """The part whose worktree this command runs in, if any."""
-        if self.here.is_main_worktree:
+        if self.here.is_main:
             return None
-        workdir = str(self.here.workdir)
+        workdir = str(self.here.path)
         damaged: list[StateCorrupt] = []
         for batch_id in self.store.batch_ids():
             try:  # another batch's damaged record must not stop this part's agent

@@ -135,7 +135,7 @@ def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
     warnings: list[str] = env.setdefault("warnings", [])
     for raw in entries:
         rel = repo_path(raw.rstrip("/"))
-        source = ws.main.workdir / rel
+        source = ws.main.path / rel
         target = worktree / rel
         if not source.exists() and not source.is_symlink():
             warnings.append(f"copy: {rel} does not exist in the main tree; not copied")
@@ -147,7 +147,7 @@ def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
         how = copy_entry(source, target, fallback)
         copied.append({"path": rel, "how": how})
     if copied:
-        unignored = ws.main.not_ignored(worktree, [c["path"] for c in copied])
+        unignored = ws.repo.worktree(worktree).not_ignored([c["path"] for c in copied])
         warnings.extend(f"copy: {p} is not ignored by git: `git status` in the part shows it; "
                         "hf leaves it out of the part's changes and of the join"
                         for p in unignored)

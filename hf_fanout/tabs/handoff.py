@@ -78,7 +78,7 @@ def check_no_tracked_private_dir(ws: Workspace, batch: Batch, part: Part) -> Non
     """A repository that tracks `.hf/` itself would get its files changed: refuse."""
     if part.index != 0:
         return
-    clash = [p for p in ws.main.ls_tree(batch.base) if p.split("/", 1)[0] == PRIVATE_DIR]
+    clash = [p for p in ws.repo.ls_tree(batch.base) if p.split("/", 1)[0] == PRIVATE_DIR]
     if clash:
         raise HfError(f"the base tree tracks {clash[0]}; hf keeps each worktree's handoff "
                       f"file in an untracked {PRIVATE_DIR}/ directory",
@@ -164,12 +164,12 @@ def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
     """FINISH_STEP: one TASK.md per part."""
     from hf_fanout.guard.wrapper import Rules
 
-    base_paths = [str(p) for p in ws.main.ls_tree(batch.base)]
+    base_paths = [str(p) for p in ws.repo.ls_tree(batch.base)]
     rules = Rules.from_settings(ws.settings.get("guard"))
     files = []
     for part in parts:
         text = render(batch, part, [o for o in parts if o is not part], base_paths,
-                      ws.main.workdir, rules)
+                      ws.main.path, rules)
         private_dir(Path(part.worktree))
         files.append((task_file(Path(part.worktree)), text.encode("utf-8")))
     atomic.atomic_write_many(files)

@@ -142,8 +142,8 @@ def entry_worktree(ws: Workspace, entry_id: str, *, dry_run: bool = False) -> tu
         except OSError as exc:
             raise LaunchFailed(f"cannot make {path.parent}: {exc}",
                                "check worktree_root in .hf.toml") from None
-        ws.main.add_worktree(path, branch, ws.main.head() or "HEAD")
-        ws.main.populate_worktree(path, workers=2)
+        ws.repo.add_worktree(path, branch, ws.main.head() or "HEAD")
+        ws.repo.worktree(path).populate(workers=2)
     return path, branch
 
 
@@ -152,7 +152,7 @@ def entry_tab(ws: Workspace, entry_id: str, task: str, handoff: Path, *, isolate
     if isolated:
         worktree, branch = entry_worktree(ws, entry_id, dry_run=dry_run)
     else:
-        worktree = ws.main.workdir
+        worktree = ws.main.path
         branch = ws.main.head_ref().removeprefix("refs/heads/")
     variables = {"HF_QUEUE_ENTRY": entry_id, "HF_HANDOFF": str(handoff),
                  "HF_WORKTREE": str(worktree)}

@@ -4,9 +4,15 @@ Whoever writes a worktree's index and files holds `<git dir>/index.lock` from
 before the first write until the change is complete: every other git command
 that would write the index (`git add`, `git commit -a`, an editor's background
 refresh) fails on the lock meanwhile instead of reading a half-written state.
-The new index is built in a copy (`scratch`), through `GIT_INDEX_FILE`, and at
-the end renamed over the lock file and then onto `index`: the second rename
-is what releases the lock, exactly as git's own lock files work.
+
+The new index is built in a copy (`scratch`), through `GIT_INDEX_FILE`, and put
+in place (`swap_in`: one rename onto `index`) while the lock is still held,
+before the branch moves; the lock is let go (`release`) only after. So a git
+command that reads HEAD and then the index never sees the new HEAD with the
+old index: a `git commit` that read them around the change fails on its ref's
+compare-and-swap instead of committing the old index over the new commit. If
+the branch cannot move, `swap_back` puts the old index back, still under the
+lock.
 """
 
 from __future__ import annotations
@@ -39,15 +45,22 @@ class LockedIndex:
 
     index: Path
     scratch: Path
-    # (device, inode) of every file that has been this lock: the empty file made
-    # to take it, then the scratch index renamed over it (recovery tells by
-    # these that a lock left behind is hf's own)
+    # (device, inode) of the lock file hf made: recovery tells by it that a lock
+    # left behind is hf's own
     identities: list[tuple[int, int]] = field(default_factory=list)
-    installed: bool = False
+    swapped: bool = False
+    # left held on purpose (the main tree could not be put back): the next hf
+    # command adopts it, and no git command commits what is half-written
+    kept: bool = False
 
     @property
     def lock(self) -> Path:
         return self.index.with_name(self.index.name + ".lock")
+
+    @property
+    def saved(self) -> Path:
+        """The index as it was, kept (a hard link) while the new one is in place."""
+        return self.scratch.with_name("index.before")
 
     def prepare(self) -> None:
         """Start the new index as a copy of the current one."""
@@ -56,32 +69,37 @@ class LockedIndex:
         else:
             self.scratch.unlink(missing_ok=True)  # no index: git starts from an empty one
 
-    def seal(self) -> None:
-        """The new index is complete (git wrote it through `GIT_INDEX_FILE`): from
-        here on it is one of the lock's identities, since `install` renames it
-        over the lock."""
+    def swap_in(self) -> None:
+        """Make the new index the worktree's index (the lock stays held)."""
         fd = os.open(self.scratch, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        found = _identity(self.scratch)
-        if found is not None and found not in self.identities:
-            self.identities.append(found)
+        self.saved.unlink(missing_ok=True)
+        if self.index.exists():
+            os.link(self.index, self.saved)
+        os.replace(self.scratch, self.index)
+        self.swapped = True
 
-    def install(self) -> None:
-        """Make the new index the worktree's index, and so release the lock."""
-        if _identity(self.scratch) not in self.identities:
-            self.seal()
-        os.replace(self.scratch, self.lock)
-        os.replace(self.lock, self.index)
-        self.installed = True
+    def swap_back(self) -> None:
+        """Put the index that was there before `swap_in` back (the lock still held)."""
+        if not self.swapped:
+            return
+        if self.saved.exists():
+            os.replace(self.saved, self.index)
+        else:
+            self.index.unlink(missing_ok=True)
+        self.swapped = False
 
     def release(self) -> None:
-        """Give the lock up without changing the index."""
-        if not self.installed and _identity(self.lock) in self.identities:
+        """Let the lock go (the index stays as it is now), unless it is `kept`."""
+        if self.kept:
+            return
+        if self.owns_lock():
             self.lock.unlink(missing_ok=True)
         self.scratch.unlink(missing_ok=True)
+        self.saved.unlink(missing_ok=True)
 
     def owns_lock(self) -> bool:
         return _identity(self.lock) in self.identities

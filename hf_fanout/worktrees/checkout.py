@@ -1,0 +1,114 @@
+"""Worktrees made, checked out and removed: the part of `Repository` that manages
+its worktrees, and the checkout of a new one (git's own `reset --hard`, so
+filters, hooks and sparse settings hold)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import GitFailed
+from hf_fanout.worktrees.process import out, run, text
+from hf_fanout.worktrees.refs import gitdir_of, resolve, zero_oid
+from hf_fanout.worktrees.status import prime_status_caches
+
+# larger blobs stay compressed in the repository's packs (`unpacked_objects`):
+# a stored copy of them would cost more disk than the inflating it saves
+UNPACKED_BLOB_LIMIT = "1m"
+# hooks `git reset --hard` runs (with `unpacked_objects`' variable set)
+_CHECKOUT_HOOKS = ("reference-transaction", "post-index-change")
+
+
+class WorktreeAdmin:
+    common_dir: Path
+    workdir: Path
+
+    def git(self, args: Sequence[str], **kwargs: Any) -> bytes:
+        raise NotImplementedError
+
+    def add_worktree(self, path: Path, branch: str, base: str) -> None:
+        """Register a worktree on a new branch, without checking files out.
+
+        Registration is serial: `git worktree add` reads every other worktree's
+        metadata and fails on one that another process is half way through
+        creating. The slow part, the checkout (`populate`), runs in
+        parallel, each as soon as its worktree is registered.
+        """
+        self.git(["worktree", "add", "--quiet", "--no-checkout", "-b", branch, str(path), base])
+
+    def unpacked_objects(self, commit: str, where: Path) -> Path | None:
+        """Make `where` an object directory whose one pack holds `commit`'s trees and
+        blobs stored without compression (blobs up to `UNPACKED_BLOB_LIMIT`), with
+        the repository's own objects as its alternate, and return it.
+
+        A checkout reading from it (`populate(objects=...)`) copies bytes
+        where it would inflate every blob: zlib is a third of a checkout's CPU, and
+        for several worktrees of one commit it is paid once here instead of once per
+        worktree. Nothing is written to the repository. None where that cannot be
+        done (a partial clone, whose missing blobs would be fetched into the scratch
+        directory; a path git cannot name as an alternate; any failure): the
+        checkout then reads the repository's objects as usual.
+        """
+        objects = self.common_dir / "objects"
+        if b"\n" in os.fsencode(objects):
+            return None
+        partial = run(["config", "--get", "extensions.partialClone"], self.workdir, check=False)
+        if partial.stdout.strip():
+            return None
+        try:
+            # hooks the checkout itself runs would see the variable too, and what one
+            # of them wrote into the object store would go with the scratch directory
+            hooks = Path(text(["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+                              self.workdir))
+            if any(os.access(hooks / name, os.X_OK) for name in _CHECKOUT_HOOKS):
+                return None
+            (where / "pack").mkdir(parents=True)
+            (where / "info").mkdir()
+            (where / "info" / "alternates").write_bytes(os.fsencode(objects) + b"\n")
+            listing = out(["rev-list", "--objects", "--no-walk",
+                           f"--filter=blob:limit={UNPACKED_BLOB_LIMIT}", commit], self.workdir)
+            # its temporary files in the scratch directory too, not the repository's
+            out(["-c", "pack.compression=0", "pack-objects", "--quiet", "--no-reuse-object",
+                 "--window=0", "--depth=0", str(where / "pack" / "pack")], self.workdir,
+                stdin=listing, env={"GIT_OBJECT_DIRECTORY": str(where)})
+        except (OSError, GitFailed):
+            return None
+        return where
+
+    def remove_worktree(self, path: Path) -> None:
+        run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
+
+    def delete_branch(self, branch: str) -> None:
+        run(["update-ref", "-d", f"refs/heads/{branch}"], self.workdir, check=False)
+
+    def prune_worktrees(self) -> None:
+        run(["worktree", "prune"], self.workdir, check=False)
+
+    def enable_worktree_config(self) -> None:
+        """Turn on per-worktree config (`config.worktree`), once per Repo."""
+        if self.__dict__.get("_worktree_config_on"):
+            return
+        enabled = run(["config", "--bool", "--get", "extensions.worktreeConfig"],
+                      self.workdir, check=False)
+        if enabled.stdout.strip() != b"true":
+            self.git(["config", "extensions.worktreeConfig", "true"])
+        self.__dict__["_worktree_config_on"] = True
+
+
+def populate(path: Path, common_dir: Path, *, workers: int = 1,
+             objects: Path | None = None, prime: bool = True) -> None:
+    """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
+    would: `reset --hard` (filters apply), then the post-checkout hook; then
+    `prime_status_caches` (unless `prime` is false: the caller does it). `objects`
+    (from `unpacked_objects`) is where the checkout reads objects first; only
+    the checkout, which writes none."""
+    env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
+    out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
+         "--no-recurse-submodules"], path, env=env)
+    head = resolve(common_dir, "HEAD", gitdir_of(path)) or text(["rev-parse", "HEAD"], path)
+    out(["hook", "run", "--ignore-missing", "post-checkout", "--", zero_oid(head), head, "1"],
+        path)
+    if prime:
+        prime_status_caches(path)

@@ -1,0 +1,108 @@
+"""Running git: the real binary, with a clean environment, bytes in and out.
+
+Every git process hf starts goes through `run`. Variables that would point git
+at another repository, index or object store (a parent process, a hook or an
+agent may have set them) are dropped; hf's own guard wrapper is taken off
+PATH, so hf always talks to the real git.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import GitFailed
+
+# Variables that point git at another repository, index or object store: a
+# parent process (a hook, an agent) may have set them, and they must not leak.
+_KEEP_GIT_VARS = {
+    "GIT_EXEC_PATH",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_NO_VERIFY",
+    "GIT_ASKPASS",
+    "GIT_TERMINAL_PROMPT",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_AUTHOR_DATE",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_COMMITTER_DATE",
+    "GIT_TRACE",
+    "GIT_TRACE2",
+    "GIT_TRACE2_EVENT",
+}
+
+
+def git_executable() -> str:
+    """The real git: the one the guard wrapper recorded, else `git` on the PATH."""
+    return os.environ.get("HF_REAL_GIT") or "git"
+
+
+@functools.lru_cache(maxsize=8)
+def _without_guard(path: str) -> str:
+    """PATH minus hf's guard wrapper directory: hf's own git calls go to the real git."""
+    guard = str(Path(__file__).resolve().parent.parent / "guard" / "bin")
+    return os.pathsep.join(d for d in path.split(os.pathsep) if d.rstrip("/") != guard)
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS or key.startswith("GIT_CONFIG_")
+    }
+    # GIT_CONFIG_KEY_n / VALUE_n / COUNT are kept (they are `git -c` for children), but
+    # GIT_CONFIG (a whole other config file) is not.
+    env.pop("GIT_CONFIG", None)
+    env["GIT_OPTIONAL_LOCKS"] = env.get("GIT_OPTIONAL_LOCKS", "0")
+    env["LC_ALL"] = "C"
+    if "PATH" in env:
+        env["PATH"] = _without_guard(env["PATH"])
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` in `cwd`; raise GitFailed (with stderr) on a non-zero exit if `check`."""
+    proc = subprocess.run(
+        [git_executable(), *args],
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=clean_env(env),
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise GitFailed(list(args), proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    return proc
+
+
+def out(args: Sequence[str], cwd: Path, **kwargs: Any) -> bytes:
+    return run(args, cwd, **kwargs).stdout
+
+
+def text(args: Sequence[str], cwd: Path, **kwargs: Any) -> str:
+    return out(args, cwd, **kwargs).decode("utf-8", "surrogateescape").strip()
+
+
+def index_env(index: Path | None) -> dict[str, str] | None:
+    """The environment that points git at the index file `index` (None: the
+    worktree's own)."""
+    return {"GIT_INDEX_FILE": str(index)} if index is not None else None

@@ -1,0 +1,257 @@
+"""The two types of the git adapter: `Repository` (the common dir: refs, objects,
+config, its worktrees) and `Worktree` (one worktree: its index, HEAD, files).
+
+Every git call in hf goes through this package; the CLI is used where git's own
+semantics must hold (filters, hooks, worktrees, the index, reflogs) or where
+it is faster, pygit2 (loaded on first use) for object-database work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.errors import GitFailed, NotARepo
+from hf_fanout.paths import RepoPath, from_git
+from hf_fanout.worktrees import refs, status
+from hf_fanout.worktrees import scan as scanning
+from hf_fanout.worktrees.checkout import WorktreeAdmin, populate
+from hf_fanout.worktrees.commits import CommitWriter
+from hf_fanout.worktrees.objects import ObjectStore
+from hf_fanout.worktrees.process import index_env, out, run, text
+from hf_fanout.worktrees.trees import TreeWriter
+from hf_fanout.worktrees.zparse import MODE_SYMLINK, Entry, nul_split
+
+
+class Repository(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
+    """A repository: its common dir, and the main worktree git runs in."""
+
+    def __init__(self, common_dir: Path, workdir: Path) -> None:
+        refs.refuse_reftable(common_dir)
+        self.common_dir = common_dir
+        self.workdir = workdir  # the main worktree
+        self._held: Any = None  # see ObjectStore.holding_objects
+
+    def git(self, args: Sequence[str], **kwargs: Any) -> bytes:
+        return out(args, self.workdir, **kwargs)
+
+    @property
+    def main(self) -> Worktree:
+        return Worktree(self.workdir, self.common_dir, self)
+
+    def worktree(self, path: Path) -> Worktree:
+        """Another worktree of this repository (its own git dir found from `.git`)."""
+        try:
+            git_dir = refs.gitdir_of(path)
+        except OSError:
+            git_dir = path / ".git"
+        return Worktree(path, git_dir, self)
+
+    # --- refs ----------------------------------------------------------------
+
+    def ref_target(self, ref: str) -> str | None:
+        """The commit a full ref name points to (symbolic refs followed), read in-process."""
+        return refs.resolve(self.common_dir, ref)
+
+    def ref_exists(self, ref: str) -> bool:
+        return self.ref_target(ref) is not None
+
+    def existing_refs(self, names: Sequence[str], *options: str) -> set[str]:
+        """Those of `names` (full names) that exist and pass the `git for-each-ref`
+        `options` (`--no-contains=C`...): one git process for all."""
+        if not names:
+            return set()
+        listing = text(["for-each-ref", *options, "--format=%(refname)", *names], self.workdir)
+        return set(listing.split("\n")) & set(names)
+
+    def not_descending(self, base: str, names: Sequence[str]) -> set[str]:
+        """Those of `names` whose commit does not have `base` in its history."""
+        return self.existing_refs(names, f"--no-contains={base}")
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        """Whether `ancestor` is `commit` or in its history."""
+        proc = run(["merge-base", "--is-ancestor", ancestor, commit], self.workdir, check=False)
+        if proc.returncode not in (0, 1):
+            raise GitFailed(["merge-base", "--is-ancestor", ancestor, commit], proc.returncode,
+                            proc.stderr.decode("utf-8", "replace"))
+        return proc.returncode == 0
+
+    def update_ref(self, ref: str, new: str, old: str, message: str) -> None:
+        """Compare-and-swap: move `ref` to `new` only if it still points at `old`."""
+        self.git(["update-ref", "-m", message, ref, new, old])
+
+    def rev_parse(self, rev: str) -> str | None:
+        return self.main.rev_parse(rev)
+
+    # --- a worktree's state as a tree ---------------------------------------
+
+    def tree_from_scan(self, head_tree: str, found: scanning.WorktreeScan) -> str:
+        """`head_tree` with the scanned worktree state applied (its blobs written)."""
+        self.store_blobs(found.blobs)
+        found.blobs = {}  # stored: the scan need not keep their bytes
+        entries = dict(found.entries)
+        for path, target in found.links.items():
+            entries[path] = Entry(MODE_SYMLINK, self.write_blob(target))
+        return self.build_tree(head_tree, entries) if entries else head_tree
+
+
+@dataclass
+class Worktree:
+    """One worktree of `repository`: `path` (its files) and `git_dir` (its own git
+    dir: HEAD, index; the common dir for the main worktree)."""
+
+    path: Path
+    git_dir: Path
+    repository: Repository
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Worktree:
+        """The worktree `start` (default: the current directory) is in."""
+        start = (start or Path.cwd()).resolve()
+        if not start.is_dir():
+            raise NotARepo(f"{start} is not a directory", "pass --repo PATH to a git repository")
+        proc = run(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+                   start, check=False)
+        if proc.returncode != 0:
+            raise NotARepo(f"{start} is not inside a git work tree",
+                           "cd into your repository, or pass --repo PATH")
+        top, git_dir, common = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        common_path = Path(common)
+        if not common_path.is_absolute():
+            common_path = (start / common_path).resolve()
+        here = Path(top)
+        main = here if Path(git_dir) == common_path else _main_workdir(here)
+        return cls(here, Path(git_dir), Repository(common_path, main))
+
+    @property
+    def is_main(self) -> bool:
+        return self.git_dir == self.repository.common_dir
+
+    def git(self, args: Sequence[str], **kwargs: Any) -> bytes:
+        return out(args, self.path, **kwargs)
+
+    # --- HEAD ------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """The commit HEAD points to (None on an unborn branch), from git's files."""
+        return refs.resolve(self.repository.common_dir, "HEAD", self.git_dir)
+
+    def head_ref(self) -> str:
+        """The ref HEAD points to (refs/heads/...), or 'HEAD' when detached."""
+        return refs.symbolic_target(self.git_dir) or "HEAD"
+
+    def last_head(self) -> str | None:
+        """The commit HEAD last pointed to, from its reflog (which survives the
+        deletion of the branch HEAD names); None without one."""
+        entries = refs.reflog(self.git_dir, "HEAD")
+        found = entries[-1][1] if entries else ""
+        return found if refs.is_oid(found) and not refs.is_zero(found) else None
+
+    def rev_parse(self, rev: str) -> str | None:
+        proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], self.path,
+                   check=False)
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    # --- what differs --------------------------------------------------------
+
+    def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
+                     exclude: Sequence[str] = (),
+                     in_head: Mapping[RepoPath, Entry] | None = None) -> list[RepoPath]:
+        """Paths with any uncommitted difference (staged, unstaged, untracked), of
+        all or of `paths` (`status.status_paths`). `in_head`: the entries of
+        `paths` in HEAD, when the caller has them; given, this runs git
+        processes only (safe in a thread)."""
+        if paths is not None and in_head is None:
+            paths = set(paths)
+            head = self.head()
+            in_head = self.repository.entries_at(head, paths) if head else {}
+        return status.status_paths(self.path, paths, in_head=in_head or {}, exclude=exclude)
+
+    def changed_paths(self) -> list[RepoPath]:
+        return status.changed_paths(self.path)
+
+    def staged_paths(self, against: str, *, index: Path | None = None) -> set[RepoPath]:
+        return status.staged_paths(self.path, against, index=index)
+
+    def scan(self, *, exclude: Sequence[str] = ()) -> scanning.WorktreeScan:
+        return scanning.scan(self.path, exclude=exclude)
+
+    def tree(self, head_tree: str, *, exclude: Sequence[str] = ()) -> str:
+        """The tree of everything in the worktree as `git add -A` would record it,
+        given the tree of its HEAD."""
+        return self.repository.tree_from_scan(head_tree, self.scan(exclude=exclude))
+
+    def not_ignored(self, paths: Sequence[str]) -> list[str]:
+        """Those of `paths` (existing here) that git does not ignore."""
+        if not paths:
+            return []
+        stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
+        proc = run(["check-ignore", "-z", "--stdin"], self.path, stdin=stdin, check=False)
+        if proc.returncode not in (0, 1):
+            raise GitFailed(["check-ignore", "-z", "--stdin"], proc.returncode,
+                            proc.stderr.decode("utf-8", "replace"))
+        ignored = {os.fsdecode(p) for p in nul_split(proc.stdout)}
+        return [p for p in paths if p not in ignored]
+
+    # --- the index and the files ----------------------------------------------
+
+    def update_index(self, entries: Mapping[RepoPath, Entry | None], *,
+                     index: Path | None = None) -> None:
+        """Set the index entries of `entries` (None: removed), in this worktree's
+        index or in the index file `index` (a `LockedIndex`'s scratch)."""
+        zero = refs.zero_oid(next((e.oid for e in entries.values() if e), 40))
+        lines = []
+        for path, entry in entries.items():
+            if entry is None:
+                lines.append(f"0 {zero}".encode() + b"\t" + os.fsencode(path))
+            else:
+                lines.append(f"{entry.mode:o} {entry.oid}".encode() + b"\t" + os.fsencode(path))
+        if lines:
+            self.git(["update-index", "-z", "--index-info"], stdin=b"\0".join(lines) + b"\0",
+                     env=index_env(index))
+
+    def checkout_paths(self, paths: Iterable[RepoPath], *, index: Path | None = None) -> None:
+        """Write `paths` from the index (or the index file `index`) into the work
+        tree (smudge filters, modes, links). The index itself is not written."""
+        data = b"\0".join(os.fsencode(p) for p in paths)
+        if data:
+            # two writers: on a slow filesystem writing the files is most of a join's
+            # time in the main tree (git uses them from 100 files up)
+            self.git(["-c", "checkout.workers=2", "checkout-index", "-f", "-z", "--stdin"],
+                     stdin=data + b"\0", env=index_env(index))
+
+    def index_entries(self, *, index: Path | None = None) -> dict[RepoPath, Entry]:
+        """Every stage-0 entry of the index (or of the index file `index`)."""
+        data = self.git(["ls-files", "--stage", "-z"], env=index_env(index))
+        found: dict[RepoPath, Entry] = {}
+        for item in nul_split(data):
+            meta, _, path = item.partition(b"\t")
+            mode, oid, stage = meta.decode().split(" ")
+            if stage == "0":
+                found[from_git(path)] = Entry(int(mode, 8), oid)
+        return found
+
+    # --- a new worktree ------------------------------------------------------
+
+    def populate(self, *, workers: int = 1, objects: Path | None = None,
+                 prime: bool = True) -> None:
+        populate(self.path, self.repository.common_dir, workers=workers, objects=objects,
+                 prime=prime)
+
+    def prime_status_caches(self) -> None:
+        status.prime_status_caches(self.path)
+
+    @cached_property
+    def index_file(self) -> Path:
+        return self.git_dir / "index"
+
+
+def _main_workdir(linked: Path) -> Path:
+    """The main worktree of the repository a linked worktree belongs to."""
+    listing = out(["worktree", "list", "--porcelain", "-z"], linked)
+    first = nul_split(listing)[0]
+    return Path(os.fsdecode(first.removeprefix(b"worktree ")))

@@ -1,0 +1,176 @@
+"""What `git add -A` in a worktree would record, for the paths that differ from its
+HEAD: read with git's own status and hashing, written nowhere.
+
+Functions of a worktree's path; `Worktree.scan` calls `scan`, and
+`Repository.tree_from_scan` turns the result into a tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hf_fanout.errors import HfError
+from hf_fanout.paths import RepoPath
+from hf_fanout.worktrees.process import out, run
+from hf_fanout.worktrees.status import changed
+from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Entry, stdin_path, under_any
+
+_PACK_FILE_MAX = 32 << 20  # larger files: git streams them itself
+
+
+@dataclass
+class WorktreeScan:
+    """A worktree's uncommitted state: the new entry (None: gone) of every path
+    `git status` lists, and the targets of the symlinks among them."""
+
+    entries: dict[RepoPath, Entry | None]
+    links: dict[RepoPath, bytes]
+    # the bytes of new blobs among the entries, not written yet (`tree_from_scan` does)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+
+def scan(worktree: Path, *, exclude: Sequence[str] = ()) -> WorktreeScan:
+    """What `git add -A` in `worktree` would record, for the paths that differ.
+
+    One `git status` (the index's stat cache: only entries whose stat
+    data changed are re-read; racily clean ones are re-read as git always
+    does), then one `git hash-object -w --stdin-paths` for the regular
+    files it lists: `.gitattributes` filters apply per path, as for `git
+    add`. Nothing is written to the worktree or its index
+    (`--no-optional-locks`: an agent's own git calls never find the index
+    locked by hf). Paths in `exclude` (and
+    below them) are left out. Git processes only, so it may run in
+    threads; `Repository.tree_from_scan` does the object-database part.
+    """
+    skip = {RepoPath(p.rstrip("/")) for p in exclude}
+    changed_items = changed(worktree, exact=True)
+    untracked = {i.path for i in changed_items if i.code == "??"}
+    # A path the index no longer has (`D ` in the first column) that git does not
+    # list as untracked is either gone from the disk or ignored: `git add -A`
+    # leaves it out either way (a file dropped with `git rm --cached` and then
+    # ignored stays out of the commit).
+    dropped = {i.path for i in changed_items if i.code == "D " and i.path not in untracked}
+    git_modes = {i.path: i.mode for i in changed_items if i.mode}
+    listed = list(dict.fromkeys(i.path for i in changed_items))
+    scan = WorktreeScan({}, {})
+    files: dict[RepoPath, int] = {}
+    executable: list[RepoPath] = []  # new files with an exec bit: core.fileMode decides
+    links_seen: dict[str, bool] = {}
+    for item in listed:
+        path = RepoPath(item.rstrip("/"))  # an untracked nested repository: `sub/`
+        if skip and under_any(path, skip):
+            continue
+        full = worktree / path
+        if path in dropped:
+            scan.entries[path] = None
+            continue
+        try:
+            st = None if _behind_symlink(worktree, path, links_seen) else os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        if st is None:
+            scan.entries[path] = None
+        elif stat.S_ISLNK(st.st_mode):
+            scan.links[path] = os.readlink(os.fsencode(full))  # noqa: PTH115 (bytes)
+        elif stat.S_ISDIR(st.st_mode):
+            scan.entries[path] = _nested_repo(full, path)
+        elif stat.S_ISREG(st.st_mode):
+            # a tracked path: the mode git itself reported (its `ce_mode_from_stat`:
+            # the index entry's mode where core.fileMode or core.symlinks is false)
+            mode = git_modes.get(path, 0)
+            if mode not in (0o100644, 0o100755, MODE_SYMLINK):
+                mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+                if mode == 0o100755:
+                    executable.append(path)
+            files[path] = mode
+        else:  # a fifo or socket: `git add` cannot record it either
+            scan.entries[path] = None
+    if executable and not _trusts_exec_bit(worktree):
+        files.update(dict.fromkeys(executable, 0o100644))
+    if files:
+        names = list(files)
+        oids, scan.blobs = _hash_blobs(worktree, names)
+        for path, oid in zip(names, oids, strict=True):
+            scan.entries[path] = Entry(files[path], oid)
+    return scan
+
+
+def _trusts_exec_bit(worktree: Path) -> bool:
+    """core.fileMode in `worktree` (false: new files are recorded 0644)."""
+    value = run(["config", "--type=bool", "core.filemode"], worktree, check=False).stdout
+    return value.strip() != b"false"
+
+
+def _nested_repo(full: Path, path: RepoPath) -> Entry | None:
+    """A directory `git status` lists: a nested repository (a gitlink, as `git
+    add` would record it), or a tracked file replaced by a directory (gone)."""
+    if not (full / ".git").exists():
+        return None
+    head = run(["rev-parse", "--verify", "--quiet", "HEAD"], full, check=False)
+    if head.returncode != 0:
+        raise HfError(f"{full} is a git repository without a commit: it cannot be "
+                      "recorded (`git add` refuses it too)",
+                      "remove it, or make a first commit in it")
+    return Entry(MODE_GITLINK, head.stdout.decode().strip())
+
+
+def _behind_symlink(worktree: Path, path: RepoPath, seen: dict[str, bool]) -> bool:
+    """A leading directory of `path` is a symlink: git sees no file there."""
+    parts = path.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if prefix not in seen:
+            seen[prefix] = (worktree / prefix).is_symlink()
+        if seen[prefix]:
+            return True
+    return False
+
+
+def _hash_blobs(worktree: Path, paths: list[RepoPath]) -> tuple[list[str], dict[str, bytes]]:
+    """The ids of the blobs `git add` in `worktree` would make of `paths`, and the
+    bytes of those that are not written yet (`Repository.store_blobs` writes them).
+
+    git computes every id (`git hash-object --stdin-paths`: the path's
+    `.gitattributes` filters apply). Where a file's bytes are its blob (no
+    filter changed them; the id says so), they are returned; the others
+    (filtered, large, changed meanwhile) are written by `git hash-object -w`,
+    as git writes them."""
+    lines = b"".join(stdin_path(p) for p in paths)
+    oids = out(["hash-object", "--stdin-paths"], worktree, stdin=lines).decode().split()
+    blobs: dict[str, bytes] = {}  # one entry per object: a pack holds each once
+    loose: list[int] = []
+    for number, (path, oid) in enumerate(zip(paths, oids, strict=True)):
+        if oid in blobs:
+            continue
+        data = _unfiltered_blob(worktree / path, oid)
+        if data is None:
+            loose.append(number)
+        else:
+            blobs[oid] = data
+    if loose:
+        again = out(["hash-object", "-w", "--stdin-paths"], worktree,
+                    stdin=b"".join(stdin_path(paths[n]) for n in loose)).decode().split()
+        for number, oid in zip(loose, again, strict=True):
+            oids[number] = oid
+    return oids, blobs
+
+
+def _unfiltered_blob(file: Path, oid: str) -> bytes | None:
+    """`file`'s bytes when they are the blob `oid` (SHA-1 repositories), else None."""
+    if len(oid) != 40:
+        return None
+    try:
+        with file.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size > _PACK_FILE_MAX:
+                return None
+            data = handle.read()
+    except OSError:
+        return None
+    if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != oid:  # noqa: S324
+        return None
+    return data
