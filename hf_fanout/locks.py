@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from hf_fanout import timefmt
 from hf_fanout.errors import LockBusy
 
 
@@ -23,7 +23,7 @@ def _holder_text() -> str:
             "pid": os.getpid(),
             "host": os.uname().nodename,
             "command": " ".join(["hf", *sys.argv[1:]])[:200],
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "since": timefmt.iso(),
         }
     )
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from hf_fanout.cli.app import app
+from hf_fanout.cli import app
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -11,7 +11,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def command_names() -> list[str]:
     import typer.main
 
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(app.build())
     return sorted(group.commands)  # type: ignore[attr-defined]
 
 

@@ -123,7 +123,7 @@ def test_commit_waits_for_the_commit_lock_and_says_who_holds_it(repo):
         [sys.executable, "-c",
          "import sys, time\n"
          "from pathlib import Path\n"
-         "from hf_fanout.orchestrator.store import Store\n"
+         "from hf_fanout.core.store import Store\n"
          "with Store(Path(sys.argv[1])).commit_lock(5):\n"
          "    print('held', flush=True)\n"
          "    sys.stdin.read()\n", str(repo / ".git")],

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from conftest import git, hf_proc, snapshot, write
 
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.guard import fingerprint
-from hf_fanout.orchestrator.workspace import Workspace
 
 REAL_GIT = shutil.which("git")
 

@@ -84,14 +84,15 @@ def test_gc_sees_content_already_in_main_without_the_commits(split3, hf):
 def test_drop_refuses_while_a_worker_lives(split3, hf):
     import os
 
-    from hf_fanout.orchestrator import liveness, processes
-    from hf_fanout.orchestrator.workspace import Workspace
+    from hf_fanout import processes
+    from hf_fanout.core.workspace import Workspace
+    from hf_fanout.liveness import judge
 
     repo = split3["repo"]
     ws = Workspace.open(repo)
     me = processes.identity_of(os.getpid())
     assert me is not None
-    liveness.record_worker(ws, ws.store.load_part("b1", "ui"), {
+    judge.record_worker(ws, ws.store.load_part("b1", "ui"), {
         **me.to_dict(), "pgid": 0, "command": "me", "since": "2026-01-01T00:00:00Z"})
     r = hf("drop", "b1", cwd=repo)
     assert r.code == 1 and "hf stop b1" in r.err

@@ -182,18 +182,19 @@ def test_killed_supervisor_and_agent_is_judged_by_pid_and_start_time(
 
 
 def _record_worker(repo: Path, part: str, pid: int, started: float) -> None:
-    from hf_fanout.orchestrator import liveness, processes
-    from hf_fanout.orchestrator.workspace import Workspace
+    from hf_fanout import processes
+    from hf_fanout.core.workspace import Workspace
+    from hf_fanout.liveness import judge
 
     ws = Workspace.open(repo)
-    liveness.record_worker(ws, ws.store.load_part("b1", part), {
+    judge.record_worker(ws, ws.store.load_part("b1", part), {
         "pid": pid, "started": started, "host": processes.host(), "pgid": pid,
         "command": "stand-in",
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))})
 
 
 def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
-    from hf_fanout.orchestrator import processes
+    from hf_fanout import processes
 
     repo = split3["repo"]
     go = tmp_path / "go"
@@ -221,7 +222,7 @@ def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
 
 
 def test_a_reused_pid_is_gone_and_that_process_is_left_alone(split3, hf, tmp_path, procs):
-    from hf_fanout.orchestrator import processes
+    from hf_fanout import processes
 
     repo = split3["repo"]
     other = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], tmp_path)
@@ -246,8 +247,9 @@ def test_a_reused_pid_is_gone_and_that_process_is_left_alone(split3, hf, tmp_pat
 ], ids=["started-later", "exit-recorded"])
 def test_an_exited_workers_reused_pid_is_never_alive(split3, hf, tmp_path, procs,
                                                      offset, exited, why):
-    from hf_fanout.orchestrator import liveness, processes
-    from hf_fanout.orchestrator.workspace import Workspace
+    from hf_fanout import processes
+    from hf_fanout.core.workspace import Workspace
+    from hf_fanout.liveness import judge
 
     repo = split3["repo"]
     other = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], tmp_path)
@@ -255,7 +257,7 @@ def test_an_exited_workers_reused_pid_is_never_alive(split3, hf, tmp_path, procs
     _record_worker(repo, "api", other.pid, ident.started + offset)
     if exited:
         ws = Workspace.open(repo)
-        liveness.record_exit(ws, ws.store.load_part("b1", "api"), 0, None)
+        judge.record_exit(ws, ws.store.load_part("b1", "api"), 0, None)
 
     def api_state(parts: list[dict[str, object]]) -> object:
         return next(p["state"] for p in parts if p["name"] == "api")
@@ -277,7 +279,7 @@ def test_an_exited_workers_reused_pid_is_never_alive(split3, hf, tmp_path, procs
 
 
 def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp_path, procs):
-    from hf_fanout.orchestrator import processes
+    from hf_fanout import processes
 
     repo, ui = split3["repo"], split3["ui"]
     config = Path(os.environ["XDG_CONFIG_HOME"]) / "hf" / "config.toml"
@@ -301,7 +303,7 @@ def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp
 def test_an_idle_limit_that_is_not_a_number_is_one_clear_error(split3, hf, tmp_path, procs):
     """`idle_minutes = "soon"` is read only once a live worker is judged: it is
     then one line naming the key (exit 2), not a crash (exit 3)."""
-    from hf_fanout.orchestrator import processes
+    from hf_fanout import processes
 
     repo, ui = split3["repo"], split3["ui"]
     (repo / ".hf.toml").write_text('idle_minutes = "soon"\n')

@@ -29,7 +29,7 @@ def crontab_saved():
 
 
 def _ours() -> list[str]:
-    from hf_fanout.orchestrator import schedule
+    from hf_fanout.liveness import schedule
 
     proc = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
     return schedule.our_cron_lines(proc.stdout.splitlines() if proc.returncode == 0 else [])
@@ -38,7 +38,7 @@ def _ours() -> list[str]:
 @needs_crontab
 def test_install_cron_once_idempotent_uninstall_and_the_line_runs_a_sweep(
         split3, hf, crontab_saved, tmp_path):
-    from hf_fanout.orchestrator import schedule
+    from hf_fanout.liveness import schedule
 
     other = "17 3 * * * echo someone-elses-job"
     subprocess.run(["crontab", "-"], input=other + "\n", text=True, check=True)
@@ -89,7 +89,7 @@ def test_install_dry_run_changes_nothing(hf, crontab_saved, tmp_path):
 
 
 def test_systemd_where_it_cannot_work_is_a_clear_error(hf, tmp_path):
-    from hf_fanout.orchestrator import schedule
+    from hf_fanout.liveness import schedule
 
     if schedule.systemd_usable() is None:
         r = hf("install", "--systemd", "--json", cwd=tmp_path)

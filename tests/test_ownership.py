@@ -8,14 +8,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hf_fanout.errors import InvalidPlan
-from hf_fanout.orchestrator.ownership import (
+from hf_fanout.core.ownership import (
     Glob,
     Ownership,
     globs_overlap,
     ownerships_overlap,
     validate_glob,
 )
+from hf_fanout.errors import InvalidPlan
 from hf_fanout.paths import path_problem
 
 

@@ -169,18 +169,13 @@ def test_a_split_failing_half_way_leaves_nothing(repo, hf):
     assert r.code == 0, r.err
 
 
-def test_a_failing_prepare_step_undoes_the_split(repo, hf, monkeypatch):
-    from hf_fanout.errors import HfError
-    from hf_fanout.orchestrator import split as split_module
-
-    def explode(ws: Any, batch: Any, part: Any) -> None:
-        if part.name == "ui":
-            raise HfError("setup command failed in ui", "fix it")
-
-    monkeypatch.setattr(split_module, "PREPARE_STEPS", [explode])
+def test_a_failing_prepare_step_undoes_the_split(repo, hf):
+    """A step that fails once a worktree exists (here: preparing its copied files,
+    with a setting of the wrong kind) takes back every worktree made so far."""
+    write(repo, {".hf.toml": 'copy = [".env"]\ncopy_fallback = "bogus"\n', ".env": "X=1\n"})
     r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
-    assert r.code == 1
-    assert "nothing was kept" in r.err and "setup command failed in ui" in r.err
+    assert r.code == 2, r.err
+    assert "nothing was kept" in r.err and "copy_fallback = 'bogus'" in r.err
     assert_nothing_created(repo)
 
 

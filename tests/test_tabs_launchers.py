@@ -19,19 +19,9 @@ from tests.conftest import git
 GUARD_BIN = str(Path(hf_fanout.guard.__file__).parent / "bin")
 
 
-def has_run_command() -> bool:
-    import typer.main
-
-    from hf_fanout.cli.app import app
-
-    return "run" in typer.main.get_command(app).commands  # type: ignore[attr-defined]
-
-
 def supervised(argv: list[str]) -> list[str]:
-    """The tab's command: under `hf run` when this hf has it (see docs/tabs.md)."""
-    if has_run_command():
-        return [sys.executable, "-m", "hf_fanout", "run", "--", *argv]
-    return argv
+    """The tab's command: under `hf run` (see docs/tabs.md)."""
+    return [sys.executable, "-m", "hf_fanout", "run", "--", *argv]
 
 
 @pytest.fixture

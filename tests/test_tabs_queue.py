@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_fanout.orchestrator import processes
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout import processes
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.tabs import queue as q
 from tests.conftest import git
 
@@ -54,7 +54,7 @@ def crashed_taker(repo: Path) -> int:
 CLAIMER = """
 import sys
 from pathlib import Path
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.tabs import queue as q
 ws = Workspace.open(Path(sys.argv[1]))
 print(" ".join(e.id for e in q.entries(ws) if e.state == "pending" and q.claim(ws, e)),

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
+from hf_fanout import timefmt
 from hf_fanout.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, HfError
 
 
@@ -24,29 +23,6 @@ def _own_args(argv: Sequence[str]) -> list[str]:
 
 def _command_name(argv: Sequence[str]) -> str:
     return next((a for a in _own_args(argv) if not a.startswith("-")), "hf")
-
-
-@contextmanager
-def _only(app: Any, name: str) -> Iterator[None]:
-    """`app` with only the command (or command group) `name` while click's commands
-    are built: typer builds every command's click object up front (about 0.03 s
-    for hf's thirty), and one is used. When `name` is not exactly one command
-    (`hf`, `hf --help`, a typo) the whole app is built, so click can list them
-    or suggest one."""
-    from typer.main import get_command_name
-
-    commands = [c for c in app.registered_commands
-                if (c.name or get_command_name(c.callback.__name__)) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if len(commands) + len(groups) != 1:
-        yield
-        return
-    every = app.registered_commands, app.registered_groups
-    app.registered_commands, app.registered_groups = commands, groups
-    try:
-        yield
-    finally:
-        app.registered_commands, app.registered_groups = every
 
 
 def _wide_terminal() -> bool:
@@ -69,18 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hf_fanout.cli import output
 
     output.start(_command_name(args), "--json" in _own_args(args))
+    if not args:  # click's usage, then bad usage (2), whatever typer or click does
+        from hf_fanout.cli.roothelp import TEXT
+
+        sys.stdout.write(TEXT)
+        return EXIT_USAGE
     from typer import Abort, Exit
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     try:
         from typer.main import get_command
 
-        from hf_fanout.cli import coercion
-        from hf_fanout.cli.app import app
+        from hf_fanout.cli import app, plain_values
 
-        with _only(app, _command_name(args)):
-            command = get_command(app)
-        coercion.install(command)
+        name = _command_name(args)
+        command = get_command(app.build(name if name in app.names() else None))
+        plain_values.install(command, app.functions())
         try:
             result = command.main(args=args, prog_name="hf", standalone_mode=False)
         except Exit as exc:
@@ -90,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
+    except BrokenPipeError:
+        return 1
+    except (KeyboardInterrupt, Abort):
+        output.emit_error("interrupted", "interrupted (Ctrl-C)",
+                          "nothing half-written is left: state writes are atomic and a "
+                          "killed join is recovered by the next hf command")
+        return EXIT_INTERRUPTED
     except (HfError, OSError) as exc:
         known = _known(exc, _command_name(args))
         if known is None:
@@ -99,21 +85,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not output.CURRENT.json:
             output.error_details(known.details)
         return known.exit_code
-    except NoArgsIsHelpError as exc:
-        print(exc.format_message(), file=sys.stderr)
-        return EXIT_USAGE
-    except ClickException as exc:
-        output.emit_error("usage", exc.format_message(), "see `hf --help` or `hf COMMAND --help`")
-        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
-    except (KeyboardInterrupt, Abort):
-        output.emit_error("interrupted", "interrupted (Ctrl-C)",
-                          "nothing half-written is left: state writes are atomic and a "
-                          "killed join is recovered by the next hf command")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 1
-    except Exception as exc:  # a bug: keep the evidence, tell the user where
-        return _bug(exc)
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            return _bug(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its command
+            print(exc.format_message(), file=sys.stderr)  # type: ignore[attr-defined]
+            return EXIT_USAGE
+        output.emit_error("usage", exc.format_message(),  # type: ignore[attr-defined]
+                          "see `hf --help` or `hf COMMAND --help`")
+        code = exc.exit_code  # type: ignore[attr-defined]
+        return EXIT_USAGE if code == 2 else int(code)
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """click's own errors (bad usage, a bad value), by their documented interface:
+    click is typer's to import (older typers use click itself, newer ones carry
+    their own copy)."""
+    return callable(getattr(exc, "format_message", None)) and \
+        isinstance(getattr(exc, "exit_code", None), int)
 
 
 def _known(exc: BaseException, command: str) -> HfError | None:
@@ -141,7 +130,6 @@ def _bug(exc: BaseException) -> int:
 
 
 def _save_crash(exc: BaseException) -> str:
-    import time
     import traceback
 
     from hf_fanout import __version__
@@ -152,7 +140,7 @@ def _save_crash(exc: BaseException) -> str:
         directory.mkdir(parents=True, exist_ok=True)
         import os
 
-        path = directory / (time.strftime("crash-%Y%m%dT%H%M%S") + f"-{os.getpid()}.log")
+        path = directory / f"crash-{timefmt.compact()}-{os.getpid()}.log"
         path.write_text(
             f"hf {__version__}\npython {sys.version}\nargv {sys.argv!r}\n\n"
             + "".join(traceback.format_exception(exc))

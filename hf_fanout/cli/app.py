@@ -1,47 +1,77 @@
-"""The typer application: one function per command; each parses, calls, renders."""
+"""The typer application, put together in one place: every command, in the order
+`hf --help` lists them. Each is a function of a `*_cmds.py` module that parses,
+calls one library function and renders its result (`options.command` marks
+how it is shown)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli import output
-from hf_fanout.cli.output import emit, progress
+from hf_fanout.cli import core_cmds, guard_cmds, liveness_cmds, tabs_cmds
 
-app = typer.Typer(
-    name="hf",
-    help="Run one coding task as parallel parts, each in its own git worktree, "
-    "and join the results back as one safe commit.\n\n"
-    "Example: hf split b1 --part api='src/api/**' --part ui='src/ui/**' --task 'add search'",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+HELP = ("Run one coding task as parallel parts, each in its own git worktree, "
+        "and join the results back as one safe commit.\n\n"
+        "Example: hf split b1 --part api='src/api/**' --part ui='src/ui/**' --task 'add search'")
 
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON envelope (for agents).")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")]
-RepoOpt = Annotated[
-    Path | None,
-    typer.Option("--repo", "-C", help="The repository (default: the current directory)."),
+COMMANDS: list[Callable[..., Any]] = [
+    core_cmds.split, core_cmds.status, core_cmds.done, core_cmds.blocked, core_cmds.join,
+    core_cmds.doctor, core_cmds.demo,
+    guard_cmds.commit,
+    tabs_cmds.open_, tabs_cmds.task, tabs_cmds.handoff, tabs_cmds.queue, tabs_cmds.next_,
+    liveness_cmds.run, liveness_cmds.heartbeat, liveness_cmds.sweep, liveness_cmds.stop,
+    liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
 ]
-Wait = Annotated[
-    float, typer.Option("--wait", min=0,
-                        help="Seconds to wait for the commit lock before giving up.")
-]
+# Command groups: name -> (help, their commands).
+GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {
+    "guard": (guard_cmds.GROUP_HELP,
+              [guard_cmds.guard_env_cmd, guard_cmds.explain, guard_cmds.install_cmd]),
+}
 
 
-def _ws(repo: Path | None) -> Any:
-    from hf_fanout.orchestrator.workspace import Workspace
+def names() -> list[str]:
+    """Every command and group name, in order."""
+    return [c.hf_command["name"] for c in COMMANDS] + list(GROUPS)  # type: ignore[attr-defined]
 
-    ws = Workspace.open(repo)
-    for message, hint in ws.notices:
-        output.notice(message, hint)
-    return ws
+
+def functions() -> dict[str, Callable[..., Any]]:
+    """The function behind each command path ('' is the root, `guard env` a group's)."""
+    found: dict[str, Callable[..., Any]] = {"": _root}
+    found.update({c.hf_command["name"]: c for c in COMMANDS})  # type: ignore[attr-defined]
+    for group, (_help, members) in GROUPS.items():
+        found.update({f"{group} {c.hf_command['name']}": c  # type: ignore[attr-defined]
+                      for c in members})
+    return found
+
+
+def build(only: str | None = None) -> typer.Typer:
+    """The app; with `only` (a command or group name), just that one: typer builds
+    click's object of every command it holds before parsing (about 0.03 s for
+    all of hf's), and a call uses one."""
+    app = typer.Typer(
+        name="hf", help=HELP, no_args_is_help=True, add_completion=False,
+        pretty_exceptions_enable=False, rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]})
+    app.callback()(_root)
+    for function in COMMANDS:
+        if only is None or function.hf_command["name"] == only:  # type: ignore[attr-defined]
+            _add(app, function)
+    for name, (help_text, functions) in GROUPS.items():
+        if only is None or name == only:
+            group = typer.Typer(help=help_text, no_args_is_help=True)
+            for function in functions:
+                _add(group, function)
+            app.add_typer(group, name=name)
+    return app
+
+
+def _add(app: typer.Typer, function: Callable[..., Any]) -> None:
+    shown = function.hf_command  # type: ignore[attr-defined]
+    settings = {"context_settings": shown["context_settings"]} if shown["context_settings"] \
+        else {}
+    app.command(shown["name"], epilog=shown["epilog"], **settings)(function)
 
 
 def _print_version(value: bool) -> None:
@@ -52,7 +82,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: Annotated[bool, typer.Option(
         "--version", help="Print hf's version.", callback=_print_version,
@@ -60,329 +89,3 @@ def _root(
 ) -> None:
     # --version is eager: it must answer before click asks for a command.
     return None
-
-
-# --------------------------------------------------------------------- split
-
-
-@app.command(epilog="Example: hf split b1 --part api='src/api/**' --part docs='docs/**' "
-             "--task 'add search'   |   hf split --plan plan.toml --dry-run")
-def split(
-    batch: Annotated[str | None, typer.Argument(help="Batch id (or give it in --plan).")] = None,
-    plan_file: Annotated[Path | None, typer.Option("--plan", help="A TOML plan file.")] = None,
-    part: Annotated[list[str] | None, typer.Option(
-        "--part", help="NAME=GLOB[,GLOB...]; repeat per part.")] = None,
-    task: Annotated[str, typer.Option("--task", help="The shared task text.")] = "",
-    base: Annotated[str | None, typer.Option("--base", help="Base commit (default HEAD).")] = None,
-    worktree_root: Annotated[Path | None, typer.Option(
-        "--worktree-root",
-        help="Where worktrees go (default: <repo>.hf/ beside the repo).")] = None,
-    auto_join: Annotated[bool, typer.Option(
-        "--auto-join", help="Join automatically when the last part is done.")] = False,
-    open_tabs: Annotated[bool, typer.Option(
-        "--open", help="Open a tab per part with its agent (see `hf open`).")] = False,
-    launcher: Annotated[str | None, typer.Option(
-        "--launcher", help="With --open: tmux, vscode, cursor, terminal, print, or a "
-        "command template.")] = None,
-    dry_run: DryRun = False,
-    json: Json = False,
-    repo: RepoOpt = None,
-) -> None:
-    """Split a task into parts: a branch and a worktree per part, with owned files."""
-    from hf_fanout.errors import BadInput
-    from hf_fanout.orchestrator import plan as plans
-    from hf_fanout.orchestrator.split import split as do_split
-
-    if plan_file is not None:
-        if part:
-            raise BadInput("give either --plan or --part, not both", "see `hf split --help`")
-        try:
-            text = plan_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot read plan {plan_file}: {exc}",
-                           "pass the path of a TOML plan file") from None
-        the_plan = plans.parse_plan_toml(text, str(plan_file))
-        if batch and batch != the_plan.batch:
-            raise BadInput(f"batch {batch!r} differs from the plan's {the_plan.batch!r}",
-                           "leave the argument out, or make them agree")
-        if base or task or auto_join:
-            the_plan = plans.Plan(the_plan.batch, the_plan.parts, task or the_plan.task,
-                                  base or the_plan.base, auto_join or the_plan.auto_join)
-    else:
-        if not batch:
-            raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
-        the_plan = plans.plan_from_flags(batch, part or [], task, base, auto_join)
-    ws = _ws(repo)
-    chosen = None
-    if open_tabs:  # an unavailable launcher fails before anything is made
-        from hf_fanout.tabs.launchers import choose
-
-        chosen = choose(ws.settings, launcher)
-    result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, progress=progress)
-    tabs: list[Any] = []
-    if chosen is not None and not dry_run:
-        from hf_fanout.cli.tabs_cmds import open_after_split
-
-        tabs = open_after_split(ws, result, chosen)
-
-    def human() -> None:
-        verb = "would create" if dry_run else "created"
-        print(f"batch {result.batch.id}: {verb} {len(result.parts)} parts at base "
-              f"{result.batch.base[:12]}")
-        for p in result.parts:
-            print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
-            print(f"    owns {', '.join(p.owns)}")
-            for r in result.reports:
-                if r.part == p.name:
-                    print(f"      {r.glob}: {r.matches} file(s) in the base tree")
-        for warning in result.warnings:
-            print(f"warning: {warning}")
-        from hf_fanout.cli.tabs_cmds import print_split_notes
-
-        print_split_notes(result.parts, tabs)
-        if not dry_run:
-            print("next: work each part in its worktree, `hf done` there, then `hf join "
-                  f"{result.batch.id}`")
-
-    emit({**result.to_data(), "tabs": [t.to_data() for t in tabs]}, human)
-
-
-# --------------------------------------------------------------------- status
-
-
-@app.command(epilog="Example: hf status   |   hf status b1 --json")
-def status(
-    batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
-    json: Json = False,
-    repo: RepoOpt = None,
-) -> None:
-    """Show every part: state, branch, worktree, changed files, files outside ownership."""
-    from hf_fanout.orchestrator.status import all_status
-
-    ws = _ws(repo)
-    batches = all_status(ws, batch)
-
-    def human() -> None:
-        if not batches:
-            print("no batches in this repository (start one with `hf split`)")
-            return
-        for b in batches:
-            if b.error:
-                print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
-                continue
-            rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
-                     p.branch, p.worktree] for p in b.parts]
-            output.table(["part", "state", "changed", "outside", "last activity", "branch",
-                          "worktree"], rows,
-                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
-            for p in b.parts:
-                if p.outside:
-                    print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
-                if p.reason:
-                    print(f"  {p.name}: blocked: {p.reason}")
-
-    emit({"batches": [b.to_data() for b in batches]}, human)
-
-
-# --------------------------------------------------------------------- done / blocked
-
-PartArg = Annotated[str | None, typer.Argument(
-    help="BATCH/PART (default: the part of the current worktree).")]
-
-
-@app.command(epilog="Example: hf done --note 'tests pass'   |   hf done b1/api")
-def done(
-    part: PartArg = None,
-    note: Annotated[str | None, typer.Option("--note", help="A note for the joiner.")] = None,
-    dry_run: DryRun = False,
-    json: Json = False,
-    repo: RepoOpt = None,
-) -> None:
-    """Mark a part done (idempotent)."""
-    from hf_fanout.orchestrator.lifecycle import mark_done
-
-    _mark_part(part, repo, dry_run, "done", lambda ws, target: mark_done(ws, target, note))
-
-
-def _mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
-               change: Any) -> None:
-    """done / blocked: find the part (BATCH/PART or the current worktree), change, say so."""
-    ws = _ws(repo)
-    target = ws.resolve_part(spec)
-    if dry_run:
-        emit({"part": target.to_dict(), "dry_run": True},
-             f"would mark {target.batch}/{target.name} {state}")
-        return
-    result, changed = change(ws, target)
-    detail = f": {result.reason}" if state == "blocked" else ""
-    emit({"part": result.to_dict(), "changed": changed},
-         f"{result.batch}/{result.name} is {state}{detail}" + ("" if changed else " (already)"))
-
-
-@app.command(epilog="Example: hf blocked --reason 'needs the API key'")
-def blocked(
-    part: PartArg = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why the part cannot go on.")] = "",
-    dry_run: DryRun = False,
-    json: Json = False,
-    repo: RepoOpt = None,
-) -> None:
-    """Mark a part blocked, with the reason (idempotent)."""
-    from hf_fanout.errors import BadInput
-    from hf_fanout.orchestrator.lifecycle import mark_blocked
-
-    if not reason.strip():
-        raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
-    _mark_part(part, repo, dry_run, "blocked",
-               lambda ws, target: mark_blocked(ws, target, reason))
-
-
-# --------------------------------------------------------------------- join
-
-
-@app.command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60")
-def join(
-    batch: Annotated[str, typer.Argument(help="The batch to join.")],
-    partial: Annotated[bool, typer.Option(
-        "--partial", help="Join the done parts; leave the others running.")] = False,
-    wait: Wait = 30.0,
-    dry_run: DryRun = False,
-    json: Json = False,
-    repo: RepoOpt = None,
-) -> None:
-    """Bring every part's owned files into the main tree as one commit."""
-    from hf_fanout.orchestrator.join import execute_join, plan_join
-
-    ws = _ws(repo)
-    # the objects the join makes are written once, as one pack (holding_objects)
-    with ws.repo.holding_objects():
-        # a real join checks the main tree for edits under the commit lock (execute_join)
-        plan = plan_join(ws, batch, partial=partial, check_main=dry_run)
-        if plan.noop:
-            emit({**plan.to_data(), "commit": plan.batch.joined_commit},
-                 f"batch {batch} is already joined "
-                 f"(commit {(plan.batch.joined_commit or '')[:12]}); nothing to do")
-            return
-        if dry_run:
-            emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
-            return
-        commit = execute_join(ws, plan, wait=wait, on_wait=output.waiting)
-    if not plan.entries and not plan.noop:
-        emit({**plan.to_data(), "commit": None},
-             f"batch {batch}: no part changed anything; nothing committed, batch marked joined")
-        return
-    if plan.noop:  # another process joined it while this one waited for the lock
-        emit({**plan.to_data(), "commit": commit},
-             f"batch {batch} was joined meanwhile (commit {commit[:12]}); nothing to do")
-        return
-    emit({**plan.to_data(), "commit": commit}, lambda: _print_join(ws, plan, commit))
-
-
-def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
-    """Per part what it brings: a diffstat for a dry run; counts for a real join
-    (`git show --stat` has the rest, and the join does not wait for it)."""
-    if commit is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        def diffstat(r: Any) -> str:
-            data: bytes = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base,
-                                       r.tree])
-            return data.decode("utf-8", "replace")
-
-        ws.repo.write_held_objects()  # `git diff` reads the parts' trees
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            stats = list(pool.map(diffstat, plan.results))
-    else:
-        stats = ["" for _ in plan.results]
-    for r, stat in zip(plan.results, stats, strict=True):
-        kinds = Counter(f["change"] for f in r.to_data()["files"])
-        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-        print(f"part {r.part.name}: {len(r.changes)} file(s)"
-              + (f" ({summary})" if summary else ""))
-        for line in stat.splitlines():
-            print(f"  {line.strip()}")
-    if plan.merged:
-        print(f"merged three-way with main: {', '.join(plan.merged)}")
-    if commit:
-        print(f"joined batch {plan.batch.id}: commit {commit[:12]} "
-              f"({len(plan.entries)} path(s) written; `git show --stat {commit[:12]}` lists them)")
-        for name in plan.late:
-            print(f"part {name} committed while the join wrote: that commit is not in this "
-                  f"join and the part stays done; `hf join {plan.batch.id}` brings it")
-    else:
-        print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
-
-
-# --------------------------------------------------------------------- doctor
-
-
-@app.command(epilog="Example: hf doctor --json   |   hf doctor --accept   |   "
-             "hf doctor --discard-journal")
-def doctor(
-    accept: Annotated[bool, typer.Option(
-        "--accept", help="After a look: take the shared state as it is now as the new "
-        "tamper baseline.")] = False,
-    discard_journal: Annotated[bool, typer.Option(
-        "--discard-journal", help="Save an interrupted join's journal aside and remove it "
-        "(when it is damaged or cannot be recovered); the main tree's files of its paths "
-        "are made to match the index.")] = False,
-    dry_run: DryRun = False,
-    json: Json = False,
-    repo: RepoOpt = None,
-) -> None:
-    """Check hf's state: settle what a killed command left, report what is damaged."""
-    from hf_fanout.orchestrator.doctor import ProblemsFound
-    from hf_fanout.orchestrator.doctor import doctor as run_doctor
-    from hf_fanout.orchestrator.workspace import Workspace
-
-    ws = Workspace.open(repo, recover=False)
-    report = run_doctor(ws, accept=accept, discard_journal=discard_journal, dry_run=dry_run)
-
-    def human() -> None:
-        for f in report.findings:
-            print(f"{f.what}: {f.detail}" + (f" ({f.level})" if f.level != "info" else ""))
-            if f.hint and f.level == "problem":
-                print(f"  hint: {f.hint}")
-        if not report.problems:
-            print("no problem found")
-
-    if report.problems:
-        if not json:
-            human()
-        first = report.problems[0]
-        raise ProblemsFound(f"hf doctor found {len(report.problems)} problem(s); first: "
-                            f"{first.detail}", first.hint, details=report.to_data())
-    emit(report.to_data(), human)
-
-
-# --------------------------------------------------------------------- demo
-
-
-@app.command(epilog="Example: hf demo   |   hf demo --keep --dir /tmp/hf-demo")
-def demo(
-    directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Where to make the throwaway repository (default: a temp dir).")] = None,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo repository.")] = False,
-    json: Json = False,
-) -> None:
-    """Make a throwaway repo, split a task in three, let stand-in agents work, join."""
-    from hf_fanout.demo import run_demo
-
-    steps = run_demo(directory, keep=keep, say=None if json else print)
-    emit({"steps": steps})
-
-
-def register(module: str) -> None:
-    """Commands of later components live in their own modules."""
-    import importlib
-
-    importlib.import_module(module)
-
-
-COMPONENT_COMMANDS: tuple[str, ...] = (
-    "hf_fanout.cli.guard_cmds",
-    "hf_fanout.cli.tabs_cmds",
-    "hf_fanout.cli.liveness_cmds",
-)
-for _module in COMPONENT_COMMANDS:
-    register(_module)

@@ -8,16 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.app import DryRun, Json, RepoOpt, Wait, _ws, app
+from hf_fanout.cli.options import DryRun, Json, RepoOpt, Wait, command, open_ws
 from hf_fanout.cli.output import emit
 
-guard = typer.Typer(
-    help="The git guard for part worktrees: the wrapper, hooks and the policy. "
-    "Every subcommand takes --json.\n\n"
-    "Example: eval \"$(hf guard env)\"   |   hf guard explain reset --hard",
-    no_args_is_help=True,
-)
-app.add_typer(guard, name="guard")
+GROUP_HELP = ("The git guard for part worktrees: the wrapper, hooks and the policy. "
+              "Every subcommand takes --json.\n\n"
+              "Example: eval \"$(hf guard env)\"   |   hf guard explain reset --hard")
 
 
 def _subcommand(name: str) -> None:
@@ -25,7 +21,7 @@ def _subcommand(name: str) -> None:
     output.CURRENT.command = f"guard {name}"
 
 
-@guard.command("env", epilog="Example: eval \"$(hf guard env)\"")
+@command(name="env", epilog="Example: eval \"$(hf guard env)\"")
 def guard_env_cmd(json: Json = False) -> None:
     """Print shell lines that put hf's git wrapper first on PATH (for eval)."""
     _subcommand("env")
@@ -37,8 +33,8 @@ def guard_env_cmd(json: Json = False) -> None:
          "\n".join(lines))
 
 
-@guard.command(
-    "explain",
+@command(
+    name="explain",
     epilog="Example: hf guard explain reset --hard   |   hf guard explain --part b1/api "
     "checkout main -- src/ui/app.js",
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
@@ -61,7 +57,7 @@ def explain(
 
     argv = command[1:] if command and command[0] == "git" else list(command)
     cwd = (repo or Path.cwd()).resolve()
-    ws = _ws(repo)
+    ws = open_ws(repo)
     rules = Rules.from_settings(ws.settings.get("guard"))
     ctx: Any = None
     if part:
@@ -96,7 +92,7 @@ def explain(
     emit(data, human)
 
 
-@guard.command("install", epilog="Example: hf guard install   |   hf guard install b1/api")
+@command(name="install", epilog="Example: hf guard install   |   hf guard install b1/api")
 def install_cmd(
     part: Annotated[str | None, typer.Argument(
         help="BATCH/PART (default: this part, or every part of every running batch).")]
@@ -109,7 +105,7 @@ def install_cmd(
     _subcommand("install")
     from hf_fanout.guard import fingerprint, hooks
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     if part or ws.current_part() is not None:
         targets = [ws.resolve_part(part)]
     else:
@@ -126,7 +122,7 @@ def install_cmd(
          f"{verb} the guard hooks in {len(names)} part(s): {', '.join(names) or 'none'}")
 
 
-@app.command(epilog="Example: hf commit -m 'fix the parser' src/parse.py tests/test_parse.py")
+@command(epilog="Example: hf commit -m 'fix the parser' src/parse.py tests/test_parse.py")
 def commit(
     paths: Annotated[list[str], typer.Argument(help="Exactly the files to commit.")],
     message: Annotated[str, typer.Option("--message", "-m", help="The commit message.")],
@@ -140,7 +136,7 @@ def commit(
     """Commit exactly the named files, under the commit lock; other staged files stay staged."""
     from hf_fanout.guard.commit import commit_paths
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     result = commit_paths(ws, message, paths, cwd=Path.cwd(), wait=wait,
                           verify=not no_verify, dry_run=dry_run)
 

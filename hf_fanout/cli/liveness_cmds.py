@@ -7,22 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli.app import DryRun, Json, RepoOpt, _ws, app
+from hf_fanout.cli.options import DryRun, Json, PartOpt, RepoOpt, command, open_ws, split_spec
 from hf_fanout.cli.output import emit
-
-PartOpt = Annotated[str | None, typer.Option(
-    "--part", help="BATCH/PART (default: the part of the current worktree).")]
-
-
-def _split_spec(spec: str) -> tuple[str, str | None]:
-    batch, _, part = spec.partition("/")
-    return batch, part or None
-
 
 # --------------------------------------------------------------------- run
 
 
-@app.command(
+@command(
     epilog="Example: hf run -- claude   |   hf run --done-on-success -- aider --yes -m 'fix'",
     context_settings={"allow_interspersed_args": False},
 )
@@ -45,7 +36,7 @@ def run(
 
     if not command:
         raise BadInput("no command to run", "hf run -- CMD ARGS..., e.g. hf run -- claude")
-    ws = _ws(repo)
+    ws = open_ws(repo)
     target = ws.resolve_part(part, named_by="--part BATCH/PART")
     interval = heartbeat_interval(ws, heartbeat_seconds)
     if dry_run:
@@ -66,7 +57,7 @@ def run(
         raise typer.Exit(int(result["returncode"]))
 
 
-@app.command(epilog="Example: hf heartbeat   |   hf heartbeat --part b1/api --json")
+@command(epilog="Example: hf heartbeat   |   hf heartbeat --part b1/api --json")
 def heartbeat(
     part: PartOpt = None,
     dry_run: DryRun = False,
@@ -74,9 +65,9 @@ def heartbeat(
     repo: RepoOpt = None,
 ) -> None:
     """Say the part's agent is working (for agents not started with `hf run`)."""
-    from hf_fanout.orchestrator.workers import heartbeat as beat
+    from hf_fanout.orchestrator.workers import beat_for as beat
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     target = ws.resolve_part(part, named_by="--part BATCH/PART")
     if dry_run:
         emit({"dry_run": True}, f"would beat for {target.batch}/{target.name}")
@@ -89,7 +80,7 @@ def heartbeat(
 # --------------------------------------------------------------------- sweep
 
 
-@app.command(epilog="Example: hf sweep   |   hf sweep --dry-run   |   hf sweep --repo . --json")
+@command(epilog="Example: hf sweep   |   hf sweep --dry-run   |   hf sweep --repo . --json")
 def sweep(
     dry_run: DryRun = False,
     json: Json = False,
@@ -138,7 +129,7 @@ def sweep(
 # --------------------------------------------------------------------- stop
 
 
-@app.command(epilog="Example: hf stop b1   |   hf stop b1/api --grace 10")
+@command(epilog="Example: hf stop b1   |   hf stop b1/api --grace 10")
 def stop(
     target: Annotated[str, typer.Argument(help="BATCH or BATCH/PART.")],
     grace: Annotated[float, typer.Option(
@@ -150,8 +141,8 @@ def stop(
     """End a part's (or a batch's) workers; rescue their work first; parts become blocked."""
     from hf_fanout.orchestrator.workers import stop_parts
 
-    batch, part = _split_spec(target)
-    ws = _ws(repo)
+    batch, part = split_spec(target)
+    ws = open_ws(repo)
     results = stop_parts(ws, batch, part, grace=grace, dry_run=dry_run)
 
     def human() -> None:
@@ -191,7 +182,7 @@ def _would_stop(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------- drop / gc
 
 
-@app.command(epilog="Example: hf drop b1   |   hf drop b1/api   |   hf drop b1 --dry-run")
+@command(epilog="Example: hf drop b1   |   hf drop b1/api   |   hf drop b1 --dry-run")
 def drop(
     target: Annotated[str, typer.Argument(
         help="BATCH (abandon it) or BATCH/PART (leave that part out of the batch).")],
@@ -204,8 +195,8 @@ def drop(
     from hf_fanout.orchestrator.gc import drop as do_drop
     from hf_fanout.orchestrator.gc import drop_part
 
-    batch, part = _split_spec(target)
-    ws = _ws(repo)
+    batch, part = split_spec(target)
+    ws = open_ws(repo)
     verb = "would drop" if dry_run else "dropped"
     if part is not None:
         dropped = drop_part(ws, batch, part, dry_run=dry_run)
@@ -218,7 +209,7 @@ def drop(
          f"{verb} batch {batch}; `hf gc` removes its worktrees and branches")
 
 
-@app.command(epilog="Example: hf gc --dry-run   |   hf gc b1 --force")
+@command(epilog="Example: hf gc --dry-run   |   hf gc b1 --force")
 def gc(
     batch: Annotated[str | None, typer.Argument(
         help="One batch (default: every joined or dropped batch).")] = None,
@@ -232,7 +223,7 @@ def gc(
     """Remove worktrees and branches of joined or dropped batches; report the space freed."""
     from hf_fanout.orchestrator.gc import gc as do_gc
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     report = do_gc(ws, batch, force=force, dry_run=dry_run)
 
     def human() -> None:
@@ -260,7 +251,7 @@ def _size(n: int) -> str:
 # --------------------------------------------------------------------- schedule
 
 
-@app.command(epilog="Example: hf install --cron   |   hf install --systemd --every 5")
+@command(epilog="Example: hf install --cron   |   hf install --systemd --every 5")
 def install(
     cron: Annotated[bool, typer.Option("--cron", help="A line in your crontab.")] = False,
     systemd: Annotated[bool, typer.Option(
@@ -272,7 +263,7 @@ def install(
 ) -> None:
     """Run the sweep on a schedule (default: cron on Linux, launchd on macOS)."""
     from hf_fanout.errors import BadInput
-    from hf_fanout.orchestrator import schedule
+    from hf_fanout.liveness import schedule
 
     chosen = [k for k, on in (("cron", cron), ("systemd", systemd), ("launchd", launchd)) if on]
     if len(chosen) > 1:
@@ -292,13 +283,13 @@ def install(
     emit(result, human)
 
 
-@app.command(epilog="Example: hf uninstall   |   hf uninstall --dry-run")
+@command(epilog="Example: hf uninstall   |   hf uninstall --dry-run")
 def uninstall(
     dry_run: DryRun = False,
     json: Json = False,
 ) -> None:
     """Remove the sweep's schedule (exactly what `hf install` added)."""
-    from hf_fanout.orchestrator import schedule
+    from hf_fanout.liveness import schedule
 
     result = schedule.uninstall(dry_run=dry_run)
 

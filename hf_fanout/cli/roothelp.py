@@ -55,14 +55,14 @@ def render() -> str:
 
     from typer.main import get_command
 
-    from hf_fanout.cli.app import app
+    from hf_fanout.cli import app
 
     buffer = io.StringIO()
     old = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "80"
     try:
         with contextlib.redirect_stdout(buffer), contextlib.suppress(BaseException):
-            get_command(app).main(["--help"], prog_name="hf", standalone_mode=False)
+            get_command(app.build()).main(["--help"], prog_name="hf", standalone_mode=False)
     finally:
         if old is None:
             del os.environ["COLUMNS"]

@@ -8,60 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.app import DryRun, Json, RepoOpt, _ws, app
+from hf_fanout.cli.options import DryRun, Json, LauncherOpt, RepoOpt, command, open_ws
 from hf_fanout.cli.output import emit
-
-LauncherOpt = Annotated[str | None, typer.Option(
-    "--launcher", help="tmux, vscode, cursor, terminal, print, custom, or a command template "
-    "with {worktree} {branch} {batch} {part} {handoff} (default: `launcher` in the config, "
-    "else tmux when installed, else print).")]
-
-
-def supervise() -> bool:
-    """Agents run under `hf run` when this hf has that command."""
-    return any((c.name or (c.callback.__name__ if c.callback else "")) == "run"
-               for c in app.registered_commands)
-
-
-def print_opened(results: list[Any]) -> None:
-    for r in results:
-        where = f" ({r.target})" if r.target else ""
-        if r.action == "printed":
-            print(f"# {r.tab}\n{r.command}")
-        elif r.action == "would-open":
-            print(f"{r.tab}: would run: {r.command}")
-        elif r.action == "skipped":
-            print(f"{r.tab}: not opened: {r.hint}")
-        else:
-            print(f"{r.tab}: {'tab is alive' if r.action == 'alive' else 'opened'} "
-                  f"with {r.launcher}{where}")
-    hints = {r.hint for r in results if r.hint and r.action in ("opened", "alive")}
-    for hint in sorted(hints):
-        print(f"  {hint}")
-
-
-def print_split_notes(parts: list[Any], tabs: list[Any]) -> None:
-    """What `hf split` adds to its output: environment warnings, blocked parts, tabs."""
-    for part in parts:
-        for warning in part.extra.get("environment", {}).get("warnings", []):
-            print(f"warning: {part.name}: {warning}")
-        if part.state == "blocked" and part.reason:
-            print(f"{part.name} is blocked: {part.reason}")
-    if tabs:
-        print_opened(tabs)
-
-
-def open_after_split(ws: Any, result: Any, launcher: Any) -> list[Any]:
-    """`hf split --open`: a tab per new part."""
-    from hf_fanout.tabs.opening import open_tabs
-
-    return open_tabs(ws, result.batch, result.parts, launcher, supervise=supervise())
-
+from hf_fanout.cli.render import print_opened
 
 # --------------------------------------------------------------------- open
 
 
-@app.command("open", epilog="Example: hf open b1   |   hf open b1/api --launcher print")
+@command(name="open", epilog="Example: hf open b1   |   hf open b1/api --launcher print")
 def open_(
     target: Annotated[str | None, typer.Argument(
         help="BATCH or BATCH/PART (default: the part of the current worktree).")] = None,
@@ -74,12 +28,12 @@ def open_(
     from hf_fanout.tabs.launchers import choose
     from hf_fanout.tabs.opening import open_parts
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     if target is None:
         part = ws.resolve_part(None)
         target = f"{part.batch}/{part.name}"
     chosen = choose(ws.settings, launcher)
-    results = open_parts(ws, target, chosen, supervise=supervise(), dry_run=dry_run)
+    results = open_parts(ws, target, chosen, supervise=True, dry_run=dry_run)
     emit({"launcher": chosen.name, "tabs": [r.to_data() for r in results],
           "dry_run": dry_run}, lambda: print_opened(results))
 
@@ -87,7 +41,7 @@ def open_(
 # --------------------------------------------------------------------- task
 
 
-@app.command(epilog="Example: hf task   |   hf task b1/api --json")
+@command(epilog="Example: hf task   |   hf task b1/api --json")
 def task(
     part: Annotated[str | None, typer.Argument(
         help="BATCH/PART (default: the part of the current worktree).")] = None,
@@ -97,7 +51,7 @@ def task(
     """Print the part's handoff file: its task, files, limits, how to finish, its state."""
     from hf_fanout.tabs.handoff import read_task
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     target = ws.resolve_part(part)
     path, text = read_task(target)
     emit({"part": f"{target.batch}/{target.name}", "path": str(path), "text": text},
@@ -107,7 +61,7 @@ def task(
 # --------------------------------------------------------------------- handoff / queue / next
 
 
-@app.command(epilog="Example: hf handoff --task login --status done --next 'add logout' "
+@command(epilog="Example: hf handoff --task login --status done --next 'add logout' "
              "--tests 'pytest: 40 passed' --files src/auth.py")
 def handoff(
     task_id: Annotated[str, typer.Option("--task", help="The task this tab worked on.")] = "",
@@ -124,7 +78,7 @@ def handoff(
     """Hand the next task on: write a queue entry that `hf next` opens in a new tab."""
     from hf_fanout.tabs.queue import write_entry
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     origin = str(ws.here.path)
     if os.environ.get("HF_BATCH") and os.environ.get("HF_PART"):
         origin += f" ({os.environ['HF_BATCH']}/{os.environ['HF_PART']})"
@@ -134,7 +88,7 @@ def handoff(
     emit({**entry.to_data(), "dry_run": dry_run}, f"{verb} {entry.id}: {entry.path}")
 
 
-@app.command(epilog="Example: hf queue   |   hf queue --json")
+@command(epilog="Example: hf queue   |   hf queue --json")
 def queue(
     json: Json = False,
     repo: RepoOpt = None,
@@ -142,7 +96,7 @@ def queue(
     """List the handoff queue: each entry with its state (pending, spawned, submitted, failed)."""
     from hf_fanout.tabs.queue import entries, watchers
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     found = entries(ws)
     watching = watchers(ws)
 
@@ -162,7 +116,7 @@ def queue(
     emit({"entries": [e.to_data() for e in found], "watchers": watching}, human)
 
 
-@app.command("next", epilog="Example: hf next   |   hf next --watch --launcher tmux   |   "
+@command(name="next", epilog="Example: hf next   |   hf next --watch --launcher tmux   |   "
              "hf next --watch --max 3 --timeout 600 --isolated")
 def next_(
     watch: Annotated[bool, typer.Option(
@@ -186,7 +140,7 @@ def next_(
     from hf_fanout.tabs.launchers import choose
     from hf_fanout.tabs.opening import entry_tab
 
-    ws = _ws(repo)
+    ws = open_ws(repo)
     chosen = choose(ws.settings, launcher)
     taken: list[dict[str, Any]] = []
 

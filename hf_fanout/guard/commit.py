@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, MainMoved, OwnershipViolation
-from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath, repo_path
 from hf_fanout.worktrees.objects import EMPTY_TREE
 from hf_fanout.worktrees.process import out, run
@@ -107,7 +107,7 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
     paths = named_paths(repo, cwd, raw_paths)
     part = ws.current_part()
     if part is not None:
-        from hf_fanout.orchestrator.ownership import Ownership
+        from hf_fanout.core.ownership import Ownership
 
         outside = [p for p in paths if not Ownership.parse(part.owns).owns(p)]
         if outside:
@@ -116,7 +116,7 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
                 f"it owns {', '.join(part.owns)}; commit only those files here")
     _refuse_unknown(repo, paths)
     named = set(paths)
-    from hf_fanout.orchestrator.journal import locked_main_index, stage
+    from hf_fanout.core.maintree import locked_main_index, stage
 
     # git's own index lock too, from before the first write until the index holds
     # the commit: a concurrent `git add` or `git commit` waits or fails on it

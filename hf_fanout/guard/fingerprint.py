@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic
+from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import StateCorrupt, TamperDetected
-from hf_fanout.orchestrator.records import DROPPED, JOINED, RUNNING, Batch, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.worktrees import refs
 
 SCHEMA = 1

@@ -247,7 +247,7 @@ def _check_refs(stdin: bytes, branch: str, where: str, common_dir: Path) -> list
 
 
 def _check_staged(record: dict[str, object], where: str) -> list[str]:
-    from hf_fanout.orchestrator.ownership import Ownership
+    from hf_fanout.core.ownership import Ownership
     from hf_fanout.worktrees import process as git
     from hf_fanout.worktrees.objects import EMPTY_TREE
     from hf_fanout.worktrees.zparse import nul_split

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hf_fanout.errors import BadInput
 
 if TYPE_CHECKING:
-    from hf_fanout.orchestrator.ownership import Ownership
+    from hf_fanout.core.ownership import Ownership
 
 # Every rule the guard knows, by name; `[guard] allow = [...]` in .hf.toml turns
 # rules off, `[guard] refuse = [...]` refuses more subcommands outright.
@@ -176,7 +176,7 @@ class PartContext:
 @lru_cache(maxsize=8)
 def _ownership(globs: tuple[str, ...]) -> Ownership:
     # Imported on first use: compiling ownership costs more than most git commands.
-    from hf_fanout.orchestrator.ownership import Ownership
+    from hf_fanout.core.ownership import Ownership
 
     return Ownership.parse(list(globs))
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.orchestrator.workspace import Workspace
 
 INFO, FIXED, PROBLEM = "info", "fixed", "problem"
 
@@ -127,7 +127,7 @@ def check_records(ws: Workspace, report: DoctorReport) -> None:
 
 
 def check_schedule(report: DoctorReport) -> None:
-    from hf_fanout.orchestrator import schedule
+    from hf_fanout.liveness import schedule
     from hf_fanout.orchestrator.sweep import last_sweep
 
     found = schedule.describe()

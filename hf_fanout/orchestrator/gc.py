@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.core import states
+from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.orchestrator import liveness, states
-from hf_fanout.orchestrator.records import DROPPED, JOINED, RUNNING, Batch, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.liveness import heartbeat, judge, rescue
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -28,7 +29,7 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
     not in main (unless --force, after a rescue ref)."""
     batch = ws.store.load_batch(batch_id)
     part = ws.store.load_part(batch_id, name)
-    if liveness.worker_alive(part):
+    if judge.worker_alive(part):
         raise HfError(f"part {batch_id}/{name} has a live worker "
                       f"(pid {(part.worker or {}).get('pid')})",
                       f"end it first: hf stop {batch_id}/{name}")
@@ -36,7 +37,7 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
     if dry_run or part.state == DROPPED:
         return part
     fresh, _ = states.change(ws, batch_id, name, DROPPED, action="drop-part",
-                             when=lambda p: not liveness.worker_alive(p))
+                             when=lambda p: not judge.worker_alive(p))
     parts = ws.store.load_parts(batch)
     if batch.state == RUNNING and all(p.state in (JOINED, DROPPED) for p in parts):
         with ws.store.state_lock():
@@ -53,7 +54,7 @@ def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
     if batch.state == JOINED:
         raise HfError(f"batch {batch_id!r} is joined; there is nothing to drop",
                       f"`hf gc {batch_id}` removes its worktrees and branches")
-    live = [p.name for p in ws.store.load_parts(batch) if liveness.worker_alive(p)]
+    live = [p.name for p in ws.store.load_parts(batch) if judge.worker_alive(p)]
     if live:
         raise HfError(f"batch {batch_id!r} still has live workers: {', '.join(live)}",
                       f"end them first: hf stop {batch_id}")
@@ -117,7 +118,7 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     tip = main.rev_parse(f"refs/heads/{part.branch}")
     head = ws.repo.worktree(worktree).rev_parse("HEAD") if worktree.is_dir() else None
     if head is not None:
-        from hf_fanout.tabs.environment import copied_paths
+        from hf_fanout.core.records import copied_paths
 
         tree = ws.repo.worktree(worktree).tree(repo.tree_of(head), exclude=copied_paths(part))
     elif tip is not None:
@@ -169,7 +170,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     has_branch = repo.ref_exists(f"refs/heads/{part.branch}")
     if not worktree.exists() and not has_branch:
         return GcPart(batch.id, part.name, "gone", "already removed")
-    if liveness.worker_alive(part):
+    if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
     if worktree.is_dir() and ws.repo.worktree(worktree).rev_parse("HEAD") is None:
         # files hf cannot read as a worktree (its git metadata is gone): they may
@@ -188,7 +189,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
                           "after saving a rescue ref)")
         if not dry_run:
             try:
-                saved = liveness.rescue(ws, part, "gc --force")
+                saved = rescue.rescue(ws, part, "gc --force")
             except HfError as exc:
                 # no rescue ref, no removal; the other parts are still collected
                 return GcPart(batch.id, part.name, "kept",
@@ -208,7 +209,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
             shutil.rmtree(worktree, ignore_errors=True)
     repo.delete_branch(part.branch)
     with contextlib.suppress(FileNotFoundError):
-        liveness.heartbeat_file(ws.store, batch.id, part.name).unlink()
+        heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()
     with ws.store.state_lock():
         fresh = ws.store.load_part(batch.id, part.name)
         fresh.extra["gc_at"] = now()

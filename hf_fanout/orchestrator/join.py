@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.components import preload
+from hf_fanout.core import states
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     GitFailed,
     HfError,
@@ -26,16 +29,11 @@ from hf_fanout.errors import (
     OwnershipViolation,
     storage_error,
 )
-from hf_fanout.orchestrator import states
-from hf_fanout.orchestrator.ownership import Ownership
-from hf_fanout.orchestrator.records import DONE, DROPPED, JOINED, Batch, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.guard import fingerprint
 from hf_fanout.paths import RepoPath
+from hf_fanout.preload import preload
 from hf_fanout.worktrees.scan import WorktreeScan
 from hf_fanout.worktrees.zparse import MODE_GITLINK, Change, Entry
-
-# Checks later components add before a join writes anything (the tamper check).
-PRE_JOIN_CHECKS: list[Callable[[Workspace, Batch], None]] = []
 
 
 @dataclass
@@ -148,8 +146,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
             f"or mark the part blocked (`hf blocked {first.batch}/{first.name} --reason ...`) "
             "and join the others with --partial",
         )
-    for check in PRE_JOIN_CHECKS:
-        check(ws, batch)
+    # git runs config-defined programs: nothing runs in a part's worktree before this
+    fingerprint.verify(ws, batch)
 
     tips = {p.name: _part_tip(ws, p) for p in parts}
     results = _part_results(ws, batch, parts, tips)
@@ -210,7 +208,7 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     part's tree, its result commit and its changes in the object database
     while the other scans go on.
     """
-    from hf_fanout.tabs.environment import copied_paths
+    from hf_fanout.core.records import copied_paths
 
 
     repo = ws.repo
@@ -471,13 +469,13 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
             if not plan.entries:
                 # Nothing to bring (no part changed anything, or main already has
                 # it all): no empty commit; the parts are joined as of HEAD.
-                finish_join(ws, plan.batch.id, [p.name for p in plan.parts], plan.head)
+                states.mark_joined(ws, plan.batch.id, [p.name for p in plan.parts], plan.head)
                 return plan.head
             return _write_join(ws, plan, held)
 
 
 def _locked_index(ws: Workspace, wait: float, on_wait: Callable[[str], None] | None) -> Any:
-    from hf_fanout.orchestrator.journal import locked_main_index
+    from hf_fanout.core.maintree import locked_main_index
 
     return locked_main_index(ws, wait=wait, on_wait=on_wait)
 
@@ -499,7 +497,8 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
     """The join's writes, holding both locks: the new index staged beside the
     real one, the journal, the files, the staged-set check, the new index put in
     place, then the branch's compare-and-swap (git's lock goes after)."""
-    from hf_fanout.orchestrator.journal import Aside, entry_data, stage, write_files
+    from hf_fanout.core.maintree import Aside, stage, write_files
+    from hf_fanout.orchestrator.journal import entry_data
 
     main = ws.main
 
@@ -571,8 +570,8 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
         # (what stays staged now is what was staged before: the check above saw
         # exactly the join's paths added to it, and the commit holds those)
         plan.late = _moved_tips(ws, plan)
-        finish_join(ws, plan.batch.id, [p.name for p in plan.parts if p.name not in plan.late],
-                    commit)
+        states.mark_joined(ws, plan.batch.id,
+                           [p.name for p in plan.parts if p.name not in plan.late], commit)
         _remember_late(ws, plan, commit)
         ws.store.clear_journal()
     finally:
@@ -615,7 +614,7 @@ def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any, he
     If even that fails, the journal and git's index lock stay, so no git command
     commits the half-written files, and the next hf command finishes putting
     them back."""
-    from hf_fanout.orchestrator.journal import put_back
+    from hf_fanout.core.maintree import put_back
 
     try:
         held.swap_back()
@@ -666,29 +665,6 @@ def _as_refusal(exc: BaseException, where: Path, need: Callable[[], int]) -> HfE
 
 def _reason(exc: BaseException) -> str:
     return exc.message if isinstance(exc, HfError) else f"{type(exc).__name__}: {exc}"
-
-
-def finish_join(ws: Workspace, batch_id: str, part_names: list[str], commit: str) -> None:
-    """Mark the joined parts (and the batch, when every part is in) — idempotent."""
-    with ws.store.state_lock():
-        batch = ws.store.load_batch(batch_id)
-        changed = []
-        for name in part_names:
-            part = ws.store.load_part(batch_id, name)
-            if part.state != JOINED:
-                states.check(part, JOINED)
-                part.state = JOINED
-                part.joined_commit = commit
-                part.extra.pop("joined_result", None)
-                changed.append(part)
-        ws.store.save_parts(changed)
-        if all(ws.store.load_part(batch_id, n).state in (JOINED, DROPPED)
-               for n in batch.parts):
-            batch.state = JOINED
-            batch.joined_at = now()
-        batch.joined_commit = commit
-        ws.store.save_batch(batch)
-    ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit)
 
 
 def _remember_late(ws: Workspace, plan: JoinPlan, commit: str) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hf_fanout.orchestrator import states
-from hf_fanout.orchestrator.records import BLOCKED, DONE, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.core import states
+from hf_fanout.core.records import BLOCKED, DONE, Part, now
+from hf_fanout.core.workspace import Workspace
 
 
 def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:

@@ -18,14 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.components import preload
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.plan import GlobReport, Plan, check_ownership
+from hf_fanout.core.records import Batch, Part, branch_name
+from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
-from hf_fanout.orchestrator.ownership import Ownership
-from hf_fanout.orchestrator.plan import GlobReport, Plan, check_ownership
-from hf_fanout.orchestrator.records import Batch, Part, branch_name
+from hf_fanout.guard import fingerprint, hooks
 from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
-from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import RepoPath
+from hf_fanout.preload import preload
+from hf_fanout.tabs import environment, handoff
+from hf_fanout.tabs.launchers import Opened
+from hf_fanout.tabs.launchers import choose as choose_launcher
+from hf_fanout.tabs.opening import open_tabs as open_part_tabs
 
 Progress = Callable[[str], None]
 
@@ -35,11 +40,6 @@ Progress = Callable[[str], None]
 UNPACK_MIN_PARTS = 4
 UNPACK_MIN_FILES = 2000
 
-# Steps later components add for each new worktree (guard hooks, copied files,
-# the handoff file, setup commands). Each gets (workspace, batch, part).
-PREPARE_STEPS: list[Callable[[Workspace, Batch, Part], None]] = []
-# Steps run once the whole batch exists (e.g. the tamper fingerprint).
-FINISH_STEPS: list[Callable[[Workspace, Batch, list[Part]], None]] = []
 
 
 @dataclass
@@ -49,6 +49,7 @@ class SplitResult:
     reports: list[GlobReport]
     dry_run: bool
     warnings: list[str] = field(default_factory=list)
+    tabs: list[Opened] = field(default_factory=list)  # with --open
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -57,27 +58,65 @@ class SplitResult:
             "ownership": [r.__dict__ for r in self.reports],
             "dry_run": self.dry_run,
             "warnings": self.warnings,
+            "tabs": [t.to_data() for t in self.tabs],
         }
 
 
-def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
-    configured = override or ws.settings.text("worktree_root", '"../worktrees"')
-    if configured:
-        root = Path(str(configured)).expanduser()
-        if not root.is_absolute():
-            root = ws.main.path / root
-    else:
-        root = ws.main.path.parent / f"{ws.main.path.name}.hf"
-    root = root.resolve() / batch
-    main = ws.main.path.resolve()
-    if root == main or main in root.parents:
-        raise BadInput(f"worktree root {root} is inside the main tree",
-                       "pick a directory outside the repository (worktree_root in .hf.toml)")
-    return root
-
-
 def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None = None,
+          launcher: str | None = None, open_tabs: bool = False,
           progress: Progress = lambda _msg: None) -> SplitResult:
+    """Make the batch `plan` describes, in this order: the plan checked against the
+    base (nothing exists yet, and a refusal leaves nothing); the journal that
+    claims the id; per part its branch and worktree, checked out, then guarded,
+    given its environment and its record; the tamper baseline; the handoff
+    files; the batch record (a batch exists once its record does); with
+    `open_tabs`, a tab per part. A failure takes back everything made."""
+    chosen = choose_launcher(ws.settings, launcher) if open_tabs else None  # fails first
+    draft = draft_batch(ws, plan, root, count=dry_run)
+    if dry_run:
+        return draft.result(dry_run=True)
+    batch, parts = draft.batch, draft.parts
+    journal = Made.of(batch, parts)
+    with journaled(ws, journal):  # a split cut off inside is taken back by the next command
+        claim_batch_dir(ws, batch)
+        try:
+            _create_worktrees(ws, batch.base, parts, progress,
+                              lambda part: prepare_part(ws, batch, part),
+                              unpack=len(parts) >= UNPACK_MIN_PARTS
+                              and len(draft.base_paths) >= UNPACK_MIN_FILES)
+            fingerprint.save(ws, batch, parts)
+            handoff.write_handoffs(ws, batch, parts)
+            _crash_point("records")
+            ws.store.save_batch(batch)
+            _crash_point("batch")
+        except BaseException as exc:
+            raise _failed(ws, journal, exc) from None
+    result = draft.result(dry_run=False)
+    result.warnings += register_repo(ws)
+    ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts)
+    if chosen is not None:
+        result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
+    return result
+
+
+@dataclass
+class Draft:
+    """A batch as the plan makes it, checked against the base, not made yet."""
+
+    batch: Batch
+    parts: list[Part]
+    base_paths: list[RepoPath]
+    reports: list[GlobReport]
+    warnings: list[str]
+
+    def result(self, *, dry_run: bool) -> SplitResult:
+        return SplitResult(self.batch, self.parts, self.reports, dry_run, list(self.warnings))
+
+
+def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) -> Draft:
+    """The plan against the repository: the base, the ownership (overlaps refused,
+    with `count` the files each glob matches), the records to write, and every
+    refusal that can be known before anything is made."""
     if ws.store.has_batch(plan.batch):
         raise BatchExists(f"batch {plan.batch!r} already exists",
                           f"pick another id, or `hf status {plan.batch}` to see it")
@@ -86,19 +125,15 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     if base is None:
         raise BadInput(f"base {base_rev!r} is not a commit in this repository",
                        "name a branch, tag or commit; a new repository needs a first commit")
-    target_ref = ws.main.head_ref()
     # what the main tree has that the parts will not (read beside the rest)
     side = ThreadPoolExecutor(max_workers=1)
-    uncommitted = side.submit(ws.main.changed_paths) \
-        if base == ws.main.head() else None
+    uncommitted = side.submit(ws.main.changed_paths) if base == ws.main.head() else None
     side.shutdown(wait=False)
     base_paths = ws.repo.ls_tree(base)
-    reports = check_ownership(plan, base_paths, count=dry_run)
-    warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
-                for r in reports if r.matches == 0]
-
+    handoff.refuse_tracked_private_dir(base_paths)
+    reports = check_ownership(plan, base_paths, count=count)
     where = worktree_root(ws, plan.batch, root)
-    batch = Batch(id=plan.batch, base=base, target_ref=target_ref,
+    batch = Batch(id=plan.batch, base=base, target_ref=ws.main.head_ref(),
                   parts=[p.name for p in plan.parts], task=plan.task,
                   worktree_root=str(where), auto_join=plan.auto_join)
     parts = [
@@ -115,44 +150,42 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         if f"refs/heads/{part.branch}" in taken:
             raise BatchExists(f"branch {part.branch} already exists",
                               f"delete it (git branch -D {part.branch}) or pick another batch id")
-    if dry_run:
-        return SplitResult(batch, parts, reports, True,
-                           warnings + _uncommitted_warning(plan, uncommitted))
+    warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
+                for r in reports if r.matches == 0]
+    return Draft(batch, parts, base_paths, reports,
+                 warnings + _uncommitted_warning(plan, uncommitted))
 
-    made: list[Part] = []
-    journal = Made.of(batch, parts)
-    # the journal claims the id; a split cut off inside is taken back by the next command
-    with journaled(ws, journal):
-        try:
-            ws.store.batch_dir(plan.batch).mkdir(parents=True)
-        except FileExistsError:  # (not taken back: it is another split's)
-            raise BatchExists(f"batch {plan.batch!r} already exists",
-                              "another split of the same id finished first") from None
-        try:
-            def prepare(part: Part) -> None:
-                for step in PREPARE_STEPS:
-                    step(ws, batch, part)
-                ws.store.save_part(part)
 
-            _create_worktrees(ws, base, parts, made, progress, prepare,
-                              unpack=len(parts) >= UNPACK_MIN_PARTS
-                              and len(base_paths) >= UNPACK_MIN_FILES)
-            for finish in FINISH_STEPS:
-                finish(ws, batch, parts)
-            _crash_point("records")
-            ws.store.save_batch(batch)  # last: a batch exists once its record does
-            _crash_point("batch")
-        except BaseException as exc:
-            raise _failed(ws, journal, exc) from None
+def claim_batch_dir(ws: Workspace, batch: Batch) -> None:
+    """The batch's record directory (the journal holds the id already)."""
+    try:
+        ws.store.batch_dir(batch.id).mkdir(parents=True)
+    except FileExistsError:  # (not taken back: it is another split's)
+        raise BatchExists(f"batch {batch.id!r} already exists",
+                          "another split of the same id finished first") from None
+
+
+def prepare_part(ws: Workspace, batch: Batch, part: Part) -> None:
+    """A new worktree, once checked out: the guard's hooks and marker, the copied
+    files, the setup commands, then its record."""
+    if hooks.install(ws.repo, Path(part.worktree), batch.id, part.name):
+        # hf rewrote its own hooks (another python or hf path): not tampering
+        fingerprint.rebaseline_guard_files(ws)
+    environment.copy_files(ws, batch, part)
+    environment.run_setup(ws, batch, part)
+    ws.store.save_part(part)
+
+
+def register_repo(ws: Workspace) -> list[str]:
+    """The repository in the user's registry (so the sweep finds it); a warning when
+    that fails (the batch exists all the same)."""
     from hf_fanout import registry
 
     try:
         registry.register(ws.repo.common_dir)
-    except HfError as exc:  # the batch exists; the sweep just cannot find it yet
-        warnings.append(f"not added to the sweep's registry: {exc.message} ({exc.hint})")
-    ws.store.audit("split", batch=batch.id, base=base, parts=batch.parts)
-    return SplitResult(batch, parts, reports, False,
-                       warnings + _uncommitted_warning(plan, uncommitted))
+    except HfError as exc:
+        return [f"not added to the sweep's registry: {exc.message} ({exc.hint})"]
+    return []
 
 
 def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None) -> list[str]:
@@ -175,13 +208,13 @@ def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None)
             "refuses to write a path the main tree has changed)"]
 
 
-def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Part],
+def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
                       progress: Progress, prepare: Callable[[Part], None],
                       unpack: bool) -> None:
     """Register every worktree, check them out in parallel, and `prepare` each
     part (in order, in this thread) as soon as its checkout is done, while the
     other checkouts go on. With `unpack`, the base's objects are first
-    inflated once into a scratch pack (`Repo.unpacked_objects`), and every
+    inflated once into a scratch pack (`Repository.unpacked_objects`), and every
     checkout but the first (which runs meanwhile) reads them from there."""
     # Two checkouts per core at a time, each with one writer: a checkout waits
     # on the disk about a third of its time, and another one fills the gap.
@@ -232,7 +265,6 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part], made: list[Pa
             for part in parts:
                 Path(part.worktree).parent.mkdir(parents=True, exist_ok=True)
                 ws.repo.add_worktree(Path(part.worktree), part.branch, base)
-                made.append(part)  # only what this split made is undone
                 futures.append(pool.submit(populate, part))
             for future, part in zip(futures, parts, strict=True):
                 primed = future.result()
@@ -278,7 +310,7 @@ def _past_index_second(index: Path, worth_waiting: Callable[[], bool]) -> None:
 @contextlib.contextmanager
 def _unpacked_objects(ws: Workspace, base: str,
                       wanted: bool) -> Iterator[Future[Path | None] | None]:
-    """`Repo.unpacked_objects` of `base`, made in a thread of its own in a scratch
+    """`Repository.unpacked_objects` of `base`, made in a thread of its own in a scratch
     directory that is removed (after the thread ends) when the block does."""
     scratch = None
     if wanted:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic, locks
+from hf_fanout.core.records import Batch, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
-from hf_fanout.orchestrator.records import Batch, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
 
 
 def journal_file(ws: Workspace, batch: str) -> Path:
@@ -114,7 +114,7 @@ def _wait_for_checkouts(made: Made, timeout: float = 20.0) -> None:
     files they write are removed."""
     import time
 
-    from hf_fanout.orchestrator import processes
+    from hf_fanout import processes
 
     roots = [w.rstrip("/") for w in made.worktrees]
 

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hf_fanout import timefmt
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
-from hf_fanout.orchestrator.ownership import Ownership
-from hf_fanout.orchestrator.records import JOINED, Batch, Part
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.liveness import heartbeat, judge
 from hf_fanout.paths import RepoPath
-
-# Later components refine a part's state (the sweep: idle, orphan, missing)
-# and its last activity (heartbeats). Each returns a new state or None.
-STATE_REFINERS: list[Callable[[Workspace, Part], str | None]] = []
-ACTIVITY_SOURCES: list[Callable[[Workspace, Part], float | None]] = []
 
 
 @dataclass
@@ -55,45 +50,34 @@ class BatchStatus:
         return asdict(self)
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def _parse_iso(text: str) -> float:
-    import calendar
-
-    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
-
-
 def part_status(ws: Workspace, batch: Batch, part: Part,
                 committed: list[RepoPath]) -> PartStatus:
-    """`part`'s status, given the paths its branch changed since the base."""
+    """`part`'s status, given the paths its branch changed since the base: what it
+    changed (committed and not), what of that it does not own, its state as
+    liveness judges it (idle, orphan, missing beside the recorded ones), its
+    last activity (files, heartbeats)."""
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
-    last = _parse_iso(part.updated)
+    last = timefmt.parse_iso(part.updated) or 0.0
     state = part.state
-    if part.state != JOINED:
+    if part.state not in (JOINED, DROPPED):
         changed.update(committed)
         if worktree.is_dir():
             with contextlib.suppress(GitFailed):
-                from hf_fanout.tabs.environment import copied_paths
-
-                changed.update(ws.repo.worktree(worktree).status_paths(exclude=copied_paths(part)))
+                changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
             for path in changed:
                 try:
                     last = max(last, os.lstat(worktree / path).st_mtime)
                 except OSError:
                     continue
-        for refine in STATE_REFINERS:
-            state = refine(ws, part) or state
-        for source in ACTIVITY_SOURCES:
-            stamp = source(ws, part)
-            if stamp:
-                last = max(last, stamp)
+        verdict = judge.classify(ws, part)
+        if verdict.state in (judge.IDLE, judge.ORPHAN, judge.MISSING):
+            state = verdict.state
+        last = max(last, heartbeat.last_activity(ws.store, part) or 0.0)
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
-                      outside[:20], _iso(last), part.note, part.reason)
+                      outside[:20], timefmt.iso(last), part.note, part.reason)
 
 
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:

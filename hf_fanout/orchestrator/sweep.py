@@ -12,22 +12,19 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import atomic
+from hf_fanout import atomic, processes, timefmt
 from hf_fanout.config import user_state_dir
+from hf_fanout.core.records import DONE, RUNNING, Batch, Part
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
-from hf_fanout.orchestrator import liveness, processes
+from hf_fanout.guard import fingerprint
+from hf_fanout.liveness import judge, rescue
 from hf_fanout.orchestrator.lifecycle import mark_blocked
-from hf_fanout.orchestrator.records import DONE, RUNNING, Batch, Part
-from hf_fanout.orchestrator.workspace import Workspace
-
-# Checks later components add per running batch (the guard's tamper check).
-# Each returns findings as lines; the sweep reports and audits them, never acts.
-SWEEP_CHECKS: list[Callable[[Workspace, Batch], list[str]]] = []
+from hf_fanout.orchestrator.workspace_open import open_workspace
 
 
 @dataclass
@@ -108,7 +105,7 @@ def sweep(repos: list[Path] | None, *, dry_run: bool = False,
         rr = RepoReport(str(target))
         report.repos.append(rr)
         try:
-            ws = Workspace.open(target)
+            ws = open_workspace(target)
         except HfError as exc:
             rr.skipped = exc.message
             continue
@@ -121,7 +118,7 @@ def sweep(repos: list[Path] | None, *, dry_run: bool = False,
     report.seconds = time.perf_counter() - started
     if not dry_run:
         atomic.atomic_write_json(last_sweep_file(), {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "at": timefmt.iso(),
             "repos": len(report.repos), "actions": len(report.actions),
             "seconds": round(report.seconds, 3)})
         if report.actions:
@@ -151,14 +148,14 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             continue
         if batch.state != RUNNING:
             continue
-        for check in SWEEP_CHECKS:
-            for line in check(ws, batch):
-                rr.tamper.append({"batch": batch.id, "finding": line})
-                if not dry_run:
-                    store.audit("sweep-tamper", batch=batch.id, finding=line)
+        # what changed behind hf's back: reported and audited, never acted on
+        for finding in fingerprint.check(ws, batch):
+            rr.tamper.append({"batch": batch.id, "finding": finding.line()})
+            if not dry_run:
+                store.audit("sweep-tamper", batch=batch.id, finding=finding.line())
         for part in parts:
             t = time.perf_counter()
-            verdict = liveness.classify(ws, part, at=now)
+            verdict = judge.classify(ws, part, at=now)
             if part.worker:
                 report.psutil_seconds += time.perf_counter() - t
                 known_pids.add(int(part.worker.get("pid", 0)))
@@ -166,9 +163,9 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             worktrees[part.worktree] = (batch.id, part.name)
             rr.parts.append(PartReport(batch.id, part.name, verdict.state, verdict.why,
                                        part.worktree))
-            if verdict.state == liveness.ORPHAN:
+            if verdict.state == judge.ORPHAN:
                 rr.actions.append(_orphan(ws, part, verdict, dry_run))
-            elif verdict.state == liveness.MISSING and not part.extra.get("missing_at"):
+            elif verdict.state == judge.MISSING and not part.extra.get("missing_at"):
                 missing_seen = True
                 rr.actions.append(_missing(ws, part, dry_run))
         if batch.auto_join and parts and all(p.state == DONE for p in parts):
@@ -200,14 +197,14 @@ def _unknown(cwd_table: list[tuple[int, str, str]], worktrees: dict[str, tuple[s
     return found
 
 
-def _orphan(ws: Workspace, part: Part, verdict: liveness.Verdict,
+def _orphan(ws: Workspace, part: Part, verdict: judge.Verdict,
             dry_run: bool) -> dict[str, Any]:
     action: dict[str, Any] = {"action": "rescue+block", "batch": part.batch, "part": part.name,
-                              "why": verdict.why, "ref": liveness.rescue_ref(part)}
+                              "why": verdict.why, "ref": rescue.rescue_ref(part)}
     if dry_run:
         return action
     try:
-        saved = liveness.rescue(ws, part, f"orphan: {verdict.why}")
+        saved = rescue.rescue(ws, part, f"orphan: {verdict.why}")
     except HfError as exc:
         # Never mark a part whose work could not be saved as handled: the next
         # sweep tries again, and the person is told.
@@ -219,7 +216,7 @@ def _orphan(ws: Workspace, part: Part, verdict: liveness.Verdict,
     reason = f"orphan: {verdict.why}; work saved to {saved['ref']}"
     # decided on the record as it is now, under the state lock: a part marked done
     # (or given a new worker) since this sweep read it is left as it is
-    _, blocked = mark_blocked(ws, part, reason, when=liveness.still_orphan(ws, part))
+    _, blocked = mark_blocked(ws, part, reason, when=judge.still_orphan(ws, part))
     if not blocked:
         action.update(action="rescued", why=f"{verdict.why}; no longer an orphan when marked")
         return action
@@ -232,7 +229,7 @@ def _missing(ws: Workspace, part: Part, dry_run: bool) -> dict[str, Any]:
               "worktree": part.worktree, "branch": part.branch}
     if dry_run:
         return action
-    from hf_fanout.orchestrator.records import BLOCKED, now
+    from hf_fanout.core.records import BLOCKED, now
 
     with ws.store.state_lock():
         fresh = ws.store.load_part(part.batch, part.name)
@@ -267,8 +264,7 @@ def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | N
         with ws.store.state_lock():
             fresh = ws.store.load_batch(batch.id)
             fresh.extra["auto_join_error"] = {"error": exc.message, "hint": exc.hint,
-                                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                  time.gmtime())}
+                                              "at": timefmt.iso()}
             ws.store.save_batch(fresh)
         ws.store.audit("sweep-auto-join-failed", batch=batch.id, error=exc.message)
         if previous and previous.get("error") == exc.message:

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hf_fanout import processes
+from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
-from hf_fanout.orchestrator import liveness, processes
+from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.lifecycle import mark_blocked
-from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -36,7 +37,7 @@ def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
 def heartbeat_interval(ws: Workspace, override: float | None) -> float:
     """`--heartbeat` (a number already), else heartbeat_seconds from the settings."""
     if override is None:
-        return ws.settings.number("heartbeat_seconds", liveness.DEFAULT_HEARTBEAT_SECONDS)
+        return ws.settings.number("heartbeat_seconds", heartbeat.DEFAULT_HEARTBEAT_SECONDS)
     if override <= 0:
         raise BadInput("the heartbeat interval must be positive", "e.g. --heartbeat 30")
     return override
@@ -65,7 +66,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     if part.state == JOINED:
         raise HfError(f"part {part.batch}/{part.name} is already joined",
                       "nothing to work on; start a new batch")
-    if liveness.worker_alive(part):
+    if judge.worker_alive(part):
         raise HfError(
             f"part {part.batch}/{part.name} already has a live worker "
             f"(pid {(part.worker or {}).get('pid')})",
@@ -103,8 +104,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     stop_beating = threading.Event()
     try:
-        part = liveness.record_worker(ws, part, worker)
-        liveness.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
+        part = judge.record_worker(ws, part, worker)
+        heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
         if on_start is not None:
             on_start(worker)
         beater = threading.Thread(target=_beat_loop, daemon=True,
@@ -126,7 +127,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 os.tcsetpgrp(tty, os.getpgrp())
                 signal.signal(signal.SIGTTOU, old)
     sig: int | None = -code if code < 0 else None
-    part, marked_done = liveness.record_exit(ws, part, None if sig else code, sig,
+    part, marked_done = judge.record_exit(ws, part, None if sig else code, sig,
                                              done=done_on_success and code == 0)
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
@@ -150,13 +151,13 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
         active = time.time() if last_cpu is None or cpu > last_cpu + 0.01 else None
         last_cpu = cpu
         with contextlib.suppress(OSError):
-            liveness.beat(ws.store, part.batch, part.name, active=active, by="hf run")
+            heartbeat.beat(ws.store, part.batch, part.name, active=active, by="hf run")
 
 
-def heartbeat(ws: Workspace, part: Part) -> dict[str, Any]:
+def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
     """`hf heartbeat`: an agent says it is working."""
-    liveness.beat(ws.store, part.batch, part.name, active=time.time(), by="hf heartbeat")
-    return liveness.read_heartbeat(ws.store, part.batch, part.name) or {}
+    heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf heartbeat")
+    return heartbeat.read_heartbeat(ws.store, part.batch, part.name) or {}
 
 
 # --- stop --------------------------------------------------------------------
@@ -175,13 +176,13 @@ def stop_parts(ws: Workspace, batch_id: str, part_name: str | None, *, grace: fl
 
 def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"batch": part.batch, "part": part.name, "state": part.state}
-    ident = liveness.worker_identity(part)
+    ident = judge.worker_identity(part)
     groups = []
     # Signal the recorded group only while its leader is still the recorded
     # process, by start time and by the exit `hf run` recorded (a pid reused
     # within one clock tick reads the same start time): a reused pid belongs
     # to someone else.
-    if ident is not None and liveness.worker_alive(part):
+    if ident is not None and judge.worker_alive(part):
         groups.append(int((part.worker or {}).get("pgid") or ident.pid))
     result["groups"] = groups
     if dry_run:
@@ -190,7 +191,7 @@ def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict
         return result
     if part.state != JOINED and Path(part.worktree).is_dir():
         try:
-            result["rescue"] = liveness.rescue(ws, part, "stopped by `hf stop`")
+            result["rescue"] = rescue.rescue(ws, part, "stopped by `hf stop`")
         except HfError as exc:
             result["rescue"] = {"error": exc.message}
     repo = str(ws.repo.common_dir)

@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.core.records import BLOCKED, Batch, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput
-from hf_fanout.orchestrator import split as splitting
-from hf_fanout.orchestrator.records import BLOCKED, Batch, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.paths import repo_path
 from hf_fanout.tabs.handoff import private_dir, task_file
 
@@ -122,7 +121,7 @@ def copy_entry(source: Path, target: Path, fallback: str) -> str:
 
 
 def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
-    """PREPARE_STEP: the configured untracked files, from the main tree."""
+    """The configured untracked files, from the main tree (a step of `hf split`)."""
     del batch
     entries = _string_list(ws, "copy")
     fallback = ws.settings.get("copy_fallback", "copy")
@@ -154,25 +153,12 @@ def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
     env["copied"] = copied
 
 
-def copied_paths(part: Part) -> list[str]:
-    """The paths `copy` put into the part's worktree: never part of its change.
-
-    The join leaves them out of the part's tree and `hf status` out of its
-    changes, ignored by git or not.
-    """
-    env = part.extra.get("environment")
-    copied = env.get("copied") if isinstance(env, dict) else None
-    if not isinstance(copied, list):
-        return []
-    return [c["path"] for c in copied
-            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]]
-
-
 # --------------------------------------------------------------------- setup
 
 
 def run_setup(ws: Workspace, batch: Batch, part: Part) -> None:
-    """PREPARE_STEP: the setup commands, in order; the first failure blocks the part."""
+    """The setup commands, in order; the first failure blocks the part (a step of
+    `hf split`)."""
     del batch
     commands = _string_list(ws, "setup")
     env_record: dict[str, Any] = part.extra.setdefault("environment", {})
@@ -215,12 +201,3 @@ def _block(part: Part, command: str, code: int, log: Path) -> None:
     part.blocked_at = now()
     part.reason = f"setup `{command}` failed (exit {code}), log {log}:\n{last}"
     part.extra["environment"]["setup"] = {"failed": command, "exit": code, "tail": last}
-
-
-def _register() -> None:
-    for step in (copy_files, run_setup):
-        if step not in splitting.PREPARE_STEPS:
-            splitting.PREPARE_STEPS.append(step)
-
-
-_register()

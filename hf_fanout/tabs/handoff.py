@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hf_fanout import atomic
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.records import BLOCKED, Batch, Part
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.orchestrator import split as splitting
-from hf_fanout.orchestrator.ownership import Ownership
-from hf_fanout.orchestrator.records import BLOCKED, Batch, Part
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout.paths import RepoPath
 
 if TYPE_CHECKING:
     from hf_fanout.guard.wrapper import Rules
@@ -74,13 +74,12 @@ def task_file(worktree: Path) -> Path:
     return worktree / PRIVATE_DIR / TASK_FILE
 
 
-def check_no_tracked_private_dir(ws: Workspace, batch: Batch, part: Part) -> None:
-    """A repository that tracks `.hf/` itself would get its files changed: refuse."""
-    if part.index != 0:
-        return
-    clash = [p for p in ws.repo.ls_tree(batch.base) if p.split("/", 1)[0] == PRIVATE_DIR]
+def refuse_tracked_private_dir(base_paths: list[RepoPath]) -> None:
+    """A repository that tracks `.hf/` itself would get its files changed: refused
+    before a split makes anything."""
+    clash = next((p for p in base_paths if p.split("/", 1)[0] == PRIVATE_DIR), None)
     if clash:
-        raise HfError(f"the base tree tracks {clash[0]}; hf keeps each worktree's handoff "
+        raise HfError(f"the base tree tracks {clash}; hf keeps each worktree's handoff "
                       f"file in an untracked {PRIVATE_DIR}/ directory",
                       f"rename the tracked {PRIVATE_DIR}/ directory in the repository")
 
@@ -161,7 +160,7 @@ Update this section as you work: a new tab resumes from it.
 
 
 def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
-    """FINISH_STEP: one TASK.md per part."""
+    """One TASK.md per part (a step of `hf split`, once every worktree exists)."""
     from hf_fanout.guard.wrapper import Rules
 
     base_paths = [str(p) for p in ws.repo.ls_tree(batch.base)]
@@ -182,13 +181,3 @@ def read_task(part: Part) -> tuple[Path, str]:
     except FileNotFoundError:
         raise HfError(f"no handoff file at {path}",
                       "it is written at split; the worktree may predate it") from None
-
-
-def _register() -> None:
-    if check_no_tracked_private_dir not in splitting.PREPARE_STEPS:
-        splitting.PREPARE_STEPS.insert(0, check_no_tracked_private_dir)
-    if write_handoffs not in splitting.FINISH_STEPS:
-        splitting.FINISH_STEPS.append(write_handoffs)
-
-
-_register()

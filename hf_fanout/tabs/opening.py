@@ -12,9 +12,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput
-from hf_fanout.orchestrator.records import BLOCKED, DONE, JOINED, Batch, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
 from hf_fanout.tabs.environment import part_variables
 from hf_fanout.tabs.handoff import task_file
 from hf_fanout.tabs.launchers import (
@@ -132,7 +132,7 @@ QUEUE_PROMPT = ("A previous agent handed this task on to you. Read {handoff}: th
 
 def entry_worktree(ws: Workspace, entry_id: str, *, dry_run: bool = False) -> tuple[Path, str]:
     """A worktree of its own for a queue entry (`hf next --isolated`), at HEAD."""
-    from hf_fanout.orchestrator.split import worktree_root
+    from hf_fanout.core.workspace import worktree_root
 
     path = worktree_root(ws, "queue", None) / entry_id
     branch = f"hf/queue/{entry_id}"

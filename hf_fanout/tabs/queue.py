@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import atomic
+from hf_fanout import atomic, processes, timefmt
+from hf_fanout.core.records import now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, NotFound
-from hf_fanout.orchestrator import processes
-from hf_fanout.orchestrator.records import now
-from hf_fanout.orchestrator.workspace import Workspace
 
 FORMAT = 1
 STATUSES = ("active", "done", "blocked")
@@ -231,7 +230,7 @@ def _why_lapsed(path: Path, record: dict[str, Any]) -> str | None:
                     f"{age / 3600:.0f} h old")
         return None
     if processes.is_alive(claimant) is False:
-        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claimant.started))
+        started = timefmt.iso(claimant.started)
         return f"its claimant, pid {claimant.pid} on {claimant.host} (started {started}), has died"
     return None
 

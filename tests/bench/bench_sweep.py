@@ -29,9 +29,10 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def build(root: Path) -> tuple[Path, list[subprocess.Popen[bytes]]]:
-    from hf_fanout.orchestrator import liveness, processes
-    from hf_fanout.orchestrator.records import BLOCKED, DONE, Batch, Part, branch_name
-    from hf_fanout.orchestrator.workspace import Workspace
+    from hf_fanout import processes
+    from hf_fanout.core.records import BLOCKED, DONE, Batch, Part, branch_name
+    from hf_fanout.core.workspace import Workspace
+    from hf_fanout.liveness import heartbeat
 
     repo = root / "repo"
     repo.mkdir()
@@ -67,7 +68,7 @@ def build(root: Path) -> tuple[Path, list[subprocess.Popen[bytes]]]:
                 assert ident
                 part.worker = {**ident.to_dict(), "pgid": proc.pid, "command": "sleep",
                                "since": part.created}
-                liveness.beat(ws.store, bid, name, active=time.time(), by="bench")
+                heartbeat.beat(ws.store, bid, name, active=time.time(), by="bench")
             elif p % 4 == 1:
                 part.state = DONE
             elif p % 4 == 2:

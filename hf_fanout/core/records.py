@@ -6,10 +6,10 @@ Pure: no I/O here. `store.py` reads and writes these as versioned JSON.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Self
 
+from hf_fanout import timefmt
 from hf_fanout.errors import InvalidPlan, StateCorrupt
 
 SCHEMA = 1
@@ -29,7 +29,7 @@ BATCH_STATES = (RUNNING, JOINED, DROPPED)
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return timefmt.iso()
 
 
 def check_slug(kind: str, value: str) -> str:
@@ -165,3 +165,17 @@ class Batch(_Record):
         if self.state not in BATCH_STATES:
             return f"unknown batch state {self.state!r}"
         return ""
+
+
+def copied_paths(part: Part) -> list[str]:
+    """The paths `copy` put into the part's worktree: never part of its change.
+
+    The join leaves them out of the part's tree and `hf status` out of its
+    changes, ignored by git or not.
+    """
+    env = part.extra.get("environment")
+    copied = env.get("copied") if isinstance(env, dict) else None
+    if not isinstance(copied, list):
+        return []
+    return [c["path"] for c in copied
+            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]]

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hf_fanout.core.ownership import Ownership, ownerships_overlap
+from hf_fanout.core.records import check_slug
 from hf_fanout.errors import InvalidPlan, OwnershipOverlap
-from hf_fanout.orchestrator.ownership import Ownership, ownerships_overlap
-from hf_fanout.orchestrator.records import check_slug
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic, locks
+from hf_fanout.core.records import Batch, Part, now
 from hf_fanout.errors import NotFound, StateCorrupt
-from hf_fanout.orchestrator.records import Batch, Part, now
 
 SCRATCH_MAX_AGE = 24 * 3600.0  # seconds
 

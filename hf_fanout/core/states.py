@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hf_fanout.core.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
+from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.orchestrator.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
-from hf_fanout.orchestrator.workspace import Workspace
 
 ALLOWED: dict[str, frozenset[str]] = {
     RUNNING: frozenset({DONE, BLOCKED, DROPPED}),
@@ -99,3 +99,26 @@ def stamp(part: Part, state: str) -> None:
         part.blocked_at = now()
     elif state == RUNNING:
         part.reason = None
+
+
+def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str) -> None:
+    """Mark the joined parts (and the batch, when every part is in) — idempotent."""
+    with ws.store.state_lock():
+        batch = ws.store.load_batch(batch_id)
+        changed = []
+        for name in part_names:
+            part = ws.store.load_part(batch_id, name)
+            if part.state != JOINED:
+                check(part, JOINED)
+                part.state = JOINED
+                part.joined_commit = commit
+                part.extra.pop("joined_result", None)
+                changed.append(part)
+        ws.store.save_parts(changed)
+        if all(ws.store.load_part(batch_id, n).state in (JOINED, DROPPED)
+               for n in batch.parts):
+            batch.state = JOINED
+            batch.joined_at = now()
+        batch.joined_commit = commit
+        ws.store.save_batch(batch)
+    ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit)

@@ -7,9 +7,9 @@ from functools import cached_property
 from pathlib import Path
 
 from hf_fanout.config import Settings
-from hf_fanout.errors import BadInput, HfError, NotFound, StateCorrupt
-from hf_fanout.orchestrator.records import Part
-from hf_fanout.orchestrator.store import Store
+from hf_fanout.core.records import Part
+from hf_fanout.core.store import Store
+from hf_fanout.errors import BadInput, NotFound, StateCorrupt
 from hf_fanout.worktrees.repository import Repository, Worktree
 
 
@@ -24,29 +24,12 @@ class Workspace:
     notices: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def open(cls, repo: Path | None = None, *, recover: bool = True) -> Workspace:
-        from hf_fanout import components
-
-        components.load()
+    def open(cls, repo: Path | None = None) -> Workspace:
+        """The workspace of the repository `repo` (default: the current directory)
+        is in. (`orchestrator.workspace_open` also settles what a killed command
+        left.)"""
         here = Worktree.discover(repo)
-        ws = cls(here, here.repository, Store(here.repository.common_dir))
-        if recover:
-            ws.recover()
-        return ws
-
-    def recover(self) -> None:
-        """Finish or take back what a killed hf left: a split, a join."""
-        journals = self.store.root / "journal"
-        if not journals.is_dir():  # one stat: nothing was ever cut off
-            return
-        from hf_fanout.orchestrator.journal import recover_join
-        from hf_fanout.orchestrator.split_journal import recover_splits
-
-        try:
-            self.notices += [(line, "") for line in recover_splits(self)]
-            recover_join(self, wait=0)
-        except HfError as exc:  # a command that needs it meets it again, and says so
-            self.notices.append((exc.message, exc.hint))
+        return cls(here, here.repository, Store(here.repository.common_dir))
 
     @cached_property
     def main(self) -> Worktree:
@@ -94,3 +77,21 @@ class Workspace:
             raise NotFound("this directory is not a part's worktree",
                            f"run it inside a part's worktree, or name the part: {named_by}")
         return part
+
+
+def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
+    """Where the worktrees of `batch` go: `override`, else `worktree_root` of the
+    settings, else `<repo>.hf/` beside the main tree; never inside the main tree."""
+    configured = override or ws.settings.text("worktree_root", '"../worktrees"')
+    if configured:
+        root = Path(str(configured)).expanduser()
+        if not root.is_absolute():
+            root = ws.main.path / root
+    else:
+        root = ws.main.path.parent / f"{ws.main.path.name}.hf"
+    root = root.resolve() / batch
+    main = ws.main.path.resolve()
+    if root == main or main in root.parents:
+        raise BadInput(f"worktree root {root} is inside the main tree",
+                       "pick a directory outside the repository (worktree_root in .hf.toml)")
+    return root

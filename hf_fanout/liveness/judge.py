@@ -1,4 +1,4 @@
-"""Liveness of a part: its worker's identity and exit, heartbeats, and the derived state.
+"""Liveness of a part: its worker's identity and exit, and the state it is judged in.
 
 States (see docs/liveness.md): running, idle (worker alive, no activity for
 longer than the idle threshold), orphan (worker gone, part not done), missing
@@ -7,63 +7,29 @@ longer than the idle threshold), orphan (worker gone, part not done), missing
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import atomic
-from hf_fanout.orchestrator import processes, states, status
-from hf_fanout.orchestrator.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
-from hf_fanout.orchestrator.store import Store
-from hf_fanout.orchestrator.workspace import Workspace
+from hf_fanout import processes, timefmt
+from hf_fanout.core import states
+from hf_fanout.core.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.liveness import heartbeat
 
 IDLE = "idle"
 ORPHAN = "orphan"
 MISSING = "missing"
 
-DEFAULT_HEARTBEAT_SECONDS = 30.0
 DEFAULT_IDLE_MINUTES = 20.0
-
-
-def heartbeat_file(store: Store, batch: str, part: str) -> Path:
-    return store.batch_dir(batch) / "heartbeats" / part
-
-
-def beat(store: Store, batch: str, part: str, *, active: float | None, by: str) -> None:
-    """Write the heartbeat: `at` (the beater lives) and `active` (last sign of work)."""
-    path = heartbeat_file(store, batch, part)
-    at = time.time()
-    previous = read_heartbeat(store, batch, part)
-    last_active = active if active is not None else (previous or {}).get("active")
-    record = {"at": at, "active": last_active, "by": by, "pid": os.getpid()}
-    atomic.atomic_write(path, (json.dumps(record) + "\n").encode())
-
-
-def read_heartbeat(store: Store, batch: str, part: str) -> dict[str, Any] | None:
-    path = heartbeat_file(store, batch, part)
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def last_activity(store: Store, part: Part) -> float | None:
-    """The last sign of work from heartbeats (not from files: see `file_activity`)."""
-    hb = read_heartbeat(store, part.batch, part.name)
-    if not hb:
-        return None
-    active = hb.get("active")
-    return float(active) if isinstance(active, int | float) else None
 
 
 def file_activity(ws: Workspace, part: Part) -> float | None:
     """The newest mtime of any uncommitted file in the part's worktree (costs a git status)."""
+    from hf_fanout.core.records import copied_paths
     from hf_fanout.errors import GitFailed
-    from hf_fanout.tabs.environment import copied_paths
 
     worktree = Path(part.worktree)
     try:
@@ -193,8 +159,9 @@ def classify(ws: Workspace, part: Part, *, at: float | None = None,
         return Verdict(ORPHAN, f"worker pid {worker.get('pid')} {how} before `hf done`", False,
                        {"exit": part.exit})
     limit = idle_seconds(ws) if idle_after is None else idle_after
-    started = _parse_iso(worker.get("since"))
-    last = max(x for x in (last_activity(ws.store, part), started, 0.0) if x is not None)
+    started = timefmt.parse_iso(worker.get("since"))
+    last = max(x for x in (heartbeat.last_activity(ws.store, part), started, 0.0)
+               if x is not None)
     if at - last > limit:
         files = file_activity(ws, part)  # only now: it costs a git status
         if files is not None:
@@ -203,64 +170,3 @@ def classify(ws: Workspace, part: Part, *, at: float | None = None,
         return Verdict(IDLE, f"no activity for {int((at - last) // 60)} min", True,
                        {"last_activity": last})
     return Verdict(RUNNING, "worker alive", True, {"last_activity": last})
-
-
-def _parse_iso(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    import calendar
-
-    try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        return None
-
-
-def _refine(ws: Workspace, part: Part) -> str | None:
-    verdict = classify(ws, part)
-    return verdict.state if verdict.state in (IDLE, ORPHAN, MISSING) else None
-
-
-def _activity(ws: Workspace, part: Part) -> float | None:
-    return last_activity(ws.store, part)
-
-
-if _refine not in status.STATE_REFINERS:
-    status.STATE_REFINERS.append(_refine)
-if _activity not in status.ACTIVITY_SOURCES:
-    status.ACTIVITY_SOURCES.append(_activity)
-
-
-# --- rescue ------------------------------------------------------------------
-
-
-def rescue_ref(part: Part) -> str:
-    return f"refs/hf/rescue/{part.batch}/{part.name}"
-
-
-def rescue(ws: Workspace, part: Part, why: str) -> dict[str, Any]:
-    """Save the worktree's full state (untracked files too) as a commit at the rescue ref.
-
-    Reads the worktree as `git add -A` would record it: the worktree and its
-    own index are never written. With nothing uncommitted the ref points at the branch tip, so
-    a rescue ref always holds the part's whole work.
-    """
-    from hf_fanout.tabs.environment import copied_paths
-
-    repo = ws.repo
-    worktree = ws.worktree(part.worktree)
-    head = worktree.rev_parse("HEAD") or repo.ref_target(f"refs/heads/{part.branch}")
-    if head is None:
-        return {"ref": None, "commit": None, "uncommitted": False, "why": "no commit to rescue"}
-    tree = worktree.tree(repo.tree_of(head), exclude=copied_paths(part))
-    uncommitted = tree != repo.tree_of(head)
-    commit = head
-    if uncommitted:
-        message = (f"hf rescue: {part.batch}/{part.name}\n\n{why}\n\n"
-                   f"Hf-Batch: {part.batch}\nHf-Part: {part.name} {head}\n")
-        commit = repo.commit_tree(tree, [head], message)
-    ref = rescue_ref(part)
-    repo.git(["update-ref", "--create-reflog", "-m", f"hf rescue: {why}", ref, commit])
-    ws.store.audit("rescue", batch=part.batch, part=part.name, ref=ref, commit=commit,
-                   uncommitted=uncommitted, why=why)
-    return {"ref": ref, "commit": commit, "uncommitted": uncommitted}

@@ -12,11 +12,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import atomic
+from hf_fanout import atomic, timefmt
 from hf_fanout.config import user_config_dir, user_state_dir
 from hf_fanout.errors import BadInput, HfError
 
@@ -230,7 +229,7 @@ def install(kind: str, minutes: int, *, dry_run: bool) -> dict[str, Any]:
     if not dry_run:
         atomic.atomic_write_json(record_file(), {
             "kind": kind, "every_minutes": minutes, "command": result["command"],
-            "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "installed_at": timefmt.iso(),
             "line": result.get("line"), "files": result.get("files", [])})
     return result
 

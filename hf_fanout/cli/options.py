@@ -1,0 +1,65 @@
+"""What every command module shares: the option types, the mark that says how a
+function is shown as a command (read by `app.py`, which adds them), and opening
+the workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from hf_fanout.cli import output
+
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON envelope (for agents).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")]
+RepoOpt = Annotated[
+    Path | None,
+    typer.Option("--repo", "-C", help="The repository (default: the current directory)."),
+]
+Wait = Annotated[
+    float, typer.Option("--wait", min=0,
+                        help="Seconds to wait for the commit lock before giving up.")
+]
+PartArg = Annotated[str | None, typer.Argument(
+    help="BATCH/PART (default: the part of the current worktree).")]
+PartOpt = Annotated[str | None, typer.Option(
+    "--part", help="BATCH/PART (default: the part of the current worktree).")]
+LauncherOpt = Annotated[str | None, typer.Option(
+    "--launcher", help="tmux, vscode, cursor, terminal, print, custom, or a command template "
+    "with {worktree} {branch} {batch} {part} {handoff} (default: `launcher` in the config, "
+    "else tmux when installed, else print).")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def command(*, epilog: str, name: str | None = None,
+            context_settings: dict[str, Any] | None = None) -> Callable[[F], F]:
+    """How `app.py` shows the function as a command: its example line (epilog), its
+    name when it is not the function's, and click context settings. Only marks
+    the function; adding it to the app is `app.py`'s, in one list."""
+
+    def mark(function: F) -> F:
+        shown = {"epilog": epilog, "name": name or function.__name__.rstrip("_"),
+                 "context_settings": context_settings}
+        setattr(function, "hf_command", shown)  # noqa: B010 (a function attribute, typed Any)
+        return function
+
+    return mark
+
+
+def open_ws(repo: Path | None) -> Any:
+    """The workspace (what a killed command left settled first), its notices shown."""
+    from hf_fanout.orchestrator.workspace_open import open_workspace
+
+    ws = open_workspace(repo)
+    for message, hint in ws.notices:
+        output.notice(message, hint)
+    return ws
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """`BATCH` or `BATCH/PART`."""
+    batch, _, part = spec.partition("/")
+    return batch, part or None

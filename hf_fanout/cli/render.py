@@ -1,0 +1,33 @@
+"""Human renderings shared by several commands (the JSON side is `output.emit`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def print_opened(results: list[Any]) -> None:
+    for r in results:
+        where = f" ({r.target})" if r.target else ""
+        if r.action == "printed":
+            print(f"# {r.tab}\n{r.command}")
+        elif r.action == "would-open":
+            print(f"{r.tab}: would run: {r.command}")
+        elif r.action == "skipped":
+            print(f"{r.tab}: not opened: {r.hint}")
+        else:
+            print(f"{r.tab}: {'tab is alive' if r.action == 'alive' else 'opened'} "
+                  f"with {r.launcher}{where}")
+    hints = {r.hint for r in results if r.hint and r.action in ("opened", "alive")}
+    for hint in sorted(hints):
+        print(f"  {hint}")
+
+
+def print_split_notes(parts: list[Any], tabs: list[Any]) -> None:
+    """What `hf split` adds to its output: environment warnings, blocked parts, tabs."""
+    for part in parts:
+        for warning in part.extra.get("environment", {}).get("warnings", []):
+            print(f"warning: {part.name}: {warning}")
+        if part.state == "blocked" and part.reason:
+            print(f"{part.name} is blocked: {part.reason}")
+    if tabs:
+        print_opened(tabs)

@@ -1,0 +1,1 @@
+"""Liveness: who works a part, whether it lives, heartbeats, rescue, the schedule."""

@@ -1,0 +1,29 @@
+"""The one timestamp format of hf's records and output: UTC, ISO 8601, to the second
+(`2026-11-21T12:00:00Z`), and the compact form used in file names."""
+
+from __future__ import annotations
+
+import calendar
+import time
+
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def iso(ts: float | None = None) -> str:
+    """`ts` (seconds since the epoch; default: now) as `2026-11-21T12:00:00Z`."""
+    return time.strftime(_ISO, time.gmtime(ts))
+
+
+def compact(ts: float | None = None) -> str:
+    """`ts` (default: now) as `20261121T120000Z`, for file names."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
+
+
+def parse_iso(text: object) -> float | None:
+    """Seconds since the epoch of an `iso` timestamp; None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, _ISO)))
+    except ValueError:
+        return None
