@@ -1,5 +1,6 @@
-"""The sweep's schedule with the real `crontab`, systemd/launchd refusals, `hf doctor`,
-and install/install.sh in a throwaway HOME."""
+"""The sweep's schedule through a stand-in `crontab` (the user's own table is never
+touched), systemd/launchd refusals, `hf doctor`, and install/install.sh in a
+throwaway HOME."""
 
 from __future__ import annotations
 
@@ -12,20 +13,32 @@ import sys
 import pytest
 from conftest import PROJECT_ROOT
 
-needs_crontab = pytest.mark.skipif(shutil.which("crontab") is None,
-                                   reason="needs the cron package (.ci/run installs it)")
+CRONTAB = """#!/bin/sh
+# a stand-in crontab: one user's table in a file, every call recorded
+store="$HF_TEST_CRONTAB"
+echo "$*" >> "$store.calls"
+case "$1" in
+    -l) if [ -f "$store" ]; then cat "$store"; else echo "no crontab for $(id -un)" >&2; exit 1; fi ;;
+    -r) rm -f "$store" ;;
+    -) cat > "$store" ;;
+    *) echo "crontab stand-in: unknown arguments: $*" >&2; exit 2 ;;
+esac
+"""
 
 
 @pytest.fixture
-def crontab_saved():
-    """The real crontab is the user's: save it and put it back whatever happens."""
-    proc = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
-    saved = proc.stdout if proc.returncode == 0 else None
-    yield
-    if saved is None:
-        subprocess.run(["crontab", "-r"], capture_output=True, check=False)
-    else:
-        subprocess.run(["crontab", "-"], input=saved, text=True, check=True)
+def crontab(tmp_path, monkeypatch):
+    """A stand-in `crontab` first on PATH (the real one is the user's, never touched):
+    it keeps the table in a file and records its calls. Returns the table's path."""
+    bin_dir = tmp_path / "cron-bin"
+    bin_dir.mkdir()
+    program = bin_dir / "crontab"
+    program.write_text(CRONTAB)
+    program.chmod(0o755)
+    table = tmp_path / "crontab.table"
+    monkeypatch.setenv("HF_TEST_CRONTAB", str(table))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return table
 
 
 def _ours() -> list[str]:
@@ -35,9 +48,8 @@ def _ours() -> list[str]:
     return schedule.our_cron_lines(proc.stdout.splitlines() if proc.returncode == 0 else [])
 
 
-@needs_crontab
 def test_install_cron_once_idempotent_uninstall_and_the_line_runs_a_sweep(
-        split3, hf, crontab_saved, tmp_path):
+        split3, hf, crontab, tmp_path):
     from hf_fanout.liveness import schedule
 
     other = "17 3 * * * echo someone-elses-job"
@@ -80,8 +92,7 @@ def test_install_cron_once_idempotent_uninstall_and_the_line_runs_a_sweep(
     assert details["schedule"].startswith("no sweep schedule installed")
 
 
-@needs_crontab
-def test_install_dry_run_changes_nothing(hf, crontab_saved, tmp_path):
+def test_install_dry_run_changes_nothing(hf, crontab, tmp_path):
     r = hf("install", "--cron", "--every", "5", "--dry-run", "--json", cwd=tmp_path)
     assert r.code == 0, r.err
     assert r.json["data"]["line"].startswith("*/5 * * * * ")
@@ -110,8 +121,7 @@ def test_launchd_off_macos_is_a_clear_error(hf, tmp_path):
     assert r.code == 1 and "macOS only" in r.err
 
 
-@needs_crontab
-def test_install_sh_in_a_throwaway_home(tmp_path, crontab_saved):
+def test_install_sh_in_a_throwaway_home(tmp_path, crontab):
     home = tmp_path / "home"
     home.mkdir()
     # a copy of the checkout: building it writes egg-info next to the sources
@@ -122,6 +132,7 @@ def test_install_sh_in_a_throwaway_home(tmp_path, crontab_saved):
         shutil.copy(PROJECT_ROOT / name, src / name)
     env = {
         "HOME": str(home), "PATH": os.environ["PATH"], "HF_SOURCE": str(src),
+        "HF_TEST_CRONTAB": os.environ["HF_TEST_CRONTAB"],
         "HF_INSTALL_METHOD": "venv", "HF_PYTHON": sys.executable,
         # offline CI: take the dependencies from this Python instead of the index
         "HF_VENV_ARGS": "--system-site-packages",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import git
+from conftest import git
 
 
 def part_record(repo: Path, batch: str, part: str) -> dict:

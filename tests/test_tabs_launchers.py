@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import hf_fanout.guard
-from tests.conftest import git
+from conftest import git
 
 GUARD_BIN = str(Path(hf_fanout.guard.__file__).parent / "bin")
 

@@ -17,7 +17,7 @@ import pytest
 from hf_fanout import processes
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.tabs import queue as q
-from tests.conftest import git
+from conftest import git
 
 
 def queue_dir(repo: Path) -> Path:

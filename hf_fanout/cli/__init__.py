@@ -92,9 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(exc.format_message(), file=sys.stderr)  # type: ignore[attr-defined]
             return EXIT_USAGE
         output.emit_error("usage", exc.format_message(),  # type: ignore[attr-defined]
-                          "see `hf --help` or `hf COMMAND --help`")
+                          _usage_hint(_command_name(args)))
         code = exc.exit_code  # type: ignore[attr-defined]
         return EXIT_USAGE if code == 2 else int(code)
+
+
+def _usage_hint(name: str) -> str:
+    """Where to look, and the command a mistyped name was most likely meant as."""
+    import difflib
+
+    from hf_fanout.cli import app
+
+    known = app.names()
+    close = difflib.get_close_matches(name, known, n=1) if name not in known else []
+    meant = f"did you mean `hf {close[0]}`? " if close else ""
+    return f"{meant}see `hf --help` or `hf COMMAND --help`"
 
 
 def _is_usage_error(exc: BaseException) -> bool:

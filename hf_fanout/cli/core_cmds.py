@@ -189,31 +189,20 @@ def join(
     repo: RepoOpt = None,
 ) -> None:
     """Bring every part's owned files into the main tree as one commit."""
-    from hf_fanout.orchestrator.join import execute_join, plan_join
+    from hf_fanout.orchestrator.join import join_batch
 
     ws = open_ws(repo)
-    # the objects the join makes are written once, as one pack (holding_objects)
-    with ws.repo.holding_objects():
-        # a real join checks the main tree for edits under the commit lock (execute_join)
-        plan = plan_join(ws, batch, partial=partial, check_main=dry_run)
-        if plan.noop:
-            emit({**plan.to_data(), "commit": plan.batch.joined_commit},
-                 f"batch {batch} is already joined "
-                 f"(commit {(plan.batch.joined_commit or '')[:12]}); nothing to do")
-            return
-        if dry_run:
-            emit({**plan.to_data(), "dry_run": True}, lambda: _print_join(ws, plan, None))
-            return
-        commit = execute_join(ws, plan, wait=wait, on_wait=output.waiting)
-    if not plan.entries and not plan.noop:
-        emit({**plan.to_data(), "commit": None},
+    outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
+                         on_wait=output.waiting)
+    plan, commit = outcome.plan, outcome.commit
+    if plan.noop:  # joined before, or by another process while this one waited
+        emit(outcome.to_data(), f"batch {batch} is already joined (commit "
+                                f"{(commit or '')[:12]}); nothing to do")
+    elif outcome.nothing_to_bring:
+        emit(outcome.to_data(),
              f"batch {batch}: no part changed anything; nothing committed, batch marked joined")
-        return
-    if plan.noop:  # another process joined it while this one waited for the lock
-        emit({**plan.to_data(), "commit": commit},
-             f"batch {batch} was joined meanwhile (commit {commit[:12]}); nothing to do")
-        return
-    emit({**plan.to_data(), "commit": commit}, lambda: _print_join(ws, plan, commit))
+    else:
+        emit(outcome.to_data(), lambda: _print_join(ws, plan, commit))
 
 
 def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
@@ -227,7 +216,6 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                                        r.tree])
             return data.decode("utf-8", "replace")
 
-        ws.repo.write_held_objects()  # `git diff` reads the parts' trees
         with ThreadPoolExecutor(max_workers=2) as pool:
             stats = list(pool.map(diffstat, plan.results))
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -135,66 +135,18 @@ def next_(
     repo: RepoOpt = None,
 ) -> None:
     """Take the oldest pending queue entry (exactly once) and open a tab for it."""
-    from hf_fanout.errors import HfError
-    from hf_fanout.tabs import queue as q
-    from hf_fanout.tabs.launchers import choose
-    from hf_fanout.tabs.opening import entry_tab
+    from hf_fanout.tabs.opening import preview_next, take_queue
 
     ws = open_ws(repo)
-    chosen = choose(ws.settings, launcher)
-    taken: list[dict[str, Any]] = []
-
     if dry_run:
-        pending = [e for e in q.entries(ws, tidy=False) if e.state == "pending"]
-        first = pending[0] if pending else None
-        data: dict[str, Any] = {"launcher": chosen.name, "dry_run": True,
-                                "entry": first.to_data() if first else None}
-        if first is not None and first.problem:
-            emit(data, f"would take {first.id} and mark it failed: it is malformed: "
-                       f"{first.problem}")
-            return
-        if first is not None:
-            tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated,
-                            dry_run=True)
-            data["command"] = chosen.command(tab)
-        again = f" (taking it back: {first.lapsed['reason']})" if first and first.lapsed else ""
-        emit(data, f"would take {first.id}{again}: {data['command']}" if first
-             else "no pending entry")
+        preview = preview_next(ws, launcher, isolated=isolated)
+        emit(preview.to_data(), preview.line())
         return
-
-    def take_one() -> q.Entry | None:
-        entry = q.take_oldest(ws)
-        if entry is None:
-            return None
-        record: dict[str, Any] = {"id": entry.id, "task": entry.task}
-        took_over = entry.acks.get("spawned", {}).get("takes_over")
-        if took_over:
-            record["took_over"] = took_over
-            if not output.CURRENT.json:
-                print(f"{entry.id}: taken back: {took_over.get('reason')}")
-        try:
-            entry.check()
-            tab = entry_tab(ws, entry.id, entry.task, entry.path, isolated=isolated)
-            opened = chosen.open(tab)
-        except HfError as exc:
-            q.acknowledge(ws, entry, "failed", error=exc.message)
-            record.update(state="failed", error=exc.message)
-            taken.append(record)
-            if not watch:
-                raise
-            if not output.CURRENT.json:
-                print(f"{entry.id}: failed: {exc.message}")
-            return entry
-        q.acknowledge(ws, entry, "submitted", launcher=opened.launcher, target=opened.target,
-                      worktree=str(tab.worktree))
-        record.update(state="submitted", tab=opened.to_data())
-        taken.append(record)
-        if not output.CURRENT.json:
-            print_opened([opened])
-        return entry
-
-    if watch:
-        q.watch(ws, take_one, max_entries=max_entries, idle_timeout=timeout)
-    elif take_one() is None and not output.CURRENT.json:
+    quiet = output.CURRENT.json
+    report = take_queue(ws, launcher, watch=watch, isolated=isolated, max_entries=max_entries,
+                        idle_timeout=timeout,
+                        say=None if quiet else print,
+                        opened=None if quiet else lambda tab: print_opened([tab]))
+    if not report.taken and not watch and not quiet:
         print("no pending entry in the handoff queue")
-    emit({"launcher": chosen.name, "taken": taken})
+    emit(report.to_data())

@@ -95,6 +95,40 @@ class JoinPlan:
         }
 
 
+@dataclass
+class JoinOutcome:
+    """What `join_batch` did: the plan (what each part brings) and the commit made
+    (None for a dry run, or when nothing was committed)."""
+
+    plan: JoinPlan
+    commit: str | None
+    dry_run: bool
+
+    @property
+    def nothing_to_bring(self) -> bool:
+        return not self.plan.noop and not self.plan.entries and not self.dry_run
+
+    def to_data(self) -> dict[str, Any]:
+        return {**self.plan.to_data(), "commit": self.commit, "dry_run": self.dry_run}
+
+
+def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
+               dry_run: bool = False,
+               on_wait: Callable[[str], None] | None = None) -> JoinOutcome:
+    """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
+    the batch is joined already) write under the locks. The objects the join
+    makes are held in memory and written once, as one pack."""
+    with ws.repo.holding_objects():
+        # a real join checks the main tree for edits under the commit lock (execute_join)
+        plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run)
+        if plan.noop:
+            return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
+        if dry_run:
+            return JoinOutcome(plan, None, True)
+        commit = execute_join(ws, plan, wait=wait, on_wait=on_wait)
+    return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False)
+
+
 def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
     parts = [p for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
     not_done = [p for p in parts if p.state != DONE]

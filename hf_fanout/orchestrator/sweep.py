@@ -245,17 +245,16 @@ def _missing(ws: Workspace, part: Part, dry_run: bool) -> dict[str, Any]:
 
 
 def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | None:
-    from hf_fanout.orchestrator.join import execute_join, plan_join
+    from hf_fanout.orchestrator.join import join_batch
 
     action: dict[str, Any] = {"action": "auto-join", "batch": batch.id}
     try:
-        with ws.repo.holding_objects():
-            plan = plan_join(ws, batch.id)
-            if plan.noop:
-                return None
-            if dry_run:
-                return action
-            commit = execute_join(ws, plan, wait=5)
+        outcome = join_batch(ws, batch.id, wait=5, dry_run=dry_run)
+        if outcome.plan.noop:
+            return None
+        if dry_run:
+            return action
+        commit = outcome.commit
     except HfError as exc:
         action.update(action="auto-join-failed", error=exc.message, hint=exc.hint)
         if dry_run:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput
+from hf_fanout.errors import BadInput, HfError
+from hf_fanout.tabs import queue
 from hf_fanout.tabs.environment import part_variables
 from hf_fanout.tabs.handoff import task_file
 from hf_fanout.tabs.launchers import (
@@ -24,6 +28,7 @@ from hf_fanout.tabs.launchers import (
     Opened,
     Tab,
     check_template,
+    choose,
 )
 
 AGENT_FIELDS = ("prompt", "handoff", "worktree", "branch", "batch", "part", "port")
@@ -164,3 +169,98 @@ def entry_tab(ws: Workspace, entry_id: str, task: str, handoff: Path, *, isolate
     return Tab(name=name, group="queue", worktree=worktree, branch=branch, batch="",
                part="", handoff=handoff, variables=variables,
                argv=tab_argv(ws, values, supervise=False))
+
+
+# --------------------------------------------------------------------- taking entries
+
+
+@dataclass
+class NextPreview:
+    """What `hf next --dry-run` would do."""
+
+    launcher: str
+    entry: queue.Entry | None
+    command: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        return {"launcher": self.launcher, "dry_run": True,
+                "entry": self.entry.to_data() if self.entry else None,
+                **({"command": self.command} if self.command else {})}
+
+    def line(self) -> str:
+        first = self.entry
+        if first is None:
+            return "no pending entry"
+        if first.problem:
+            return f"would take {first.id} and mark it failed: it is malformed: {first.problem}"
+        again = f" (taking it back: {first.lapsed['reason']})" if first.lapsed else ""
+        return f"would take {first.id}{again}: {self.command}"
+
+
+def preview_next(ws: Workspace, launcher_name: str | None, *, isolated: bool) -> NextPreview:
+    chosen = choose(ws.settings, launcher_name)
+    pending = [e for e in queue.entries(ws, tidy=False) if e.state == "pending"]
+    first = pending[0] if pending else None
+    preview = NextPreview(chosen.name, first)
+    if first is not None and not first.problem:
+        tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated, dry_run=True)
+        preview.command = chosen.command(tab)
+    return preview
+
+
+@dataclass
+class TakeReport:
+    launcher: str
+    taken: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"launcher": self.launcher, "taken": self.taken}
+
+
+def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolated: bool,
+               max_entries: int | None = None, idle_timeout: float | None = None,
+               say: Callable[[str], None] | None = None,
+               opened: Callable[[Opened], None] | None = None) -> TakeReport:
+    """`hf next`: take the oldest pending entry (exactly once: the claim is a lease,
+    see tabs/queue.py) and open its tab; with `watch`, go on as entries arrive. A
+    tab that cannot be opened marks its entry failed (and, without `watch`, fails
+    the command). `say` and `opened` hear of each entry as it is taken."""
+    chosen = choose(ws.settings, launcher_name)
+    report = TakeReport(chosen.name)
+
+    def take_one() -> queue.Entry | None:
+        entry = queue.take_oldest(ws)
+        if entry is None:
+            return None
+        record: dict[str, Any] = {"id": entry.id, "task": entry.task}
+        took_over = entry.acks.get("spawned", {}).get("takes_over")
+        if took_over:
+            record["took_over"] = took_over
+            if say is not None:
+                say(f"{entry.id}: taken back: {took_over.get('reason')}")
+        try:
+            entry.check()
+            tab = entry_tab(ws, entry.id, entry.task, entry.path, isolated=isolated)
+            done = chosen.open(tab)
+        except HfError as exc:
+            queue.acknowledge(ws, entry, "failed", error=exc.message)
+            record.update(state="failed", error=exc.message)
+            report.taken.append(record)
+            if not watch:
+                raise
+            if say is not None:
+                say(f"{entry.id}: failed: {exc.message}")
+            return entry
+        queue.acknowledge(ws, entry, "submitted", launcher=done.launcher, target=done.target,
+                          worktree=str(tab.worktree))
+        record.update(state="submitted", tab=done.to_data())
+        report.taken.append(record)
+        if opened is not None:
+            opened(done)
+        return entry
+
+    if watch:
+        queue.watch(ws, take_one, max_entries=max_entries, idle_timeout=idle_timeout)
+    else:
+        take_one()
+    return report
