@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ def fsync_dir(directory: Path) -> None:
 def _write_temp(path: Path, data: bytes, mode: int) -> str:
     """`data` in a fsynced temp file beside `path`; returns the temp file's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # (only where a file is written: readers stay light)
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -151,11 +152,17 @@ def remove_stale_temps(directory: Path, older_than: float) -> list[str]:
     return removed
 
 
-def read_json(path: Path, what: str) -> Any:
-    """A JSON state file, or None when it does not exist.
+DAMAGED_HINT = "run `hf doctor`; hf leaves the file as it is"
 
-    A file that exists but cannot be read or parsed raises StateCorrupt: hf
-    never treats a damaged file as empty (and so never overwrites it).
+
+def read_json(path: Path, what: str = "record", hint: str = DAMAGED_HINT) -> Any:
+    """The one reader of hf's JSON files: the content, or None when the file does
+    not exist.
+
+    A file that exists but cannot be read or parsed raises StateCorrupt naming
+    it, with `hint`: hf never treats a damaged file as empty (and so never
+    overwrites it). A caller for whom the file is only a nicety (a lock's holder)
+    catches that and says less.
     """
     from hf_fanout.errors import StateCorrupt
 
@@ -164,10 +171,8 @@ def read_json(path: Path, what: str) -> Any:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StateCorrupt(f"cannot read the {what} {path}: {exc}",
-                           "check the file's permissions") from None
+        raise StateCorrupt(f"cannot read {path}: {exc}", "check the file's permissions") from None
     try:
         return json.loads(raw)
     except ValueError:
-        raise StateCorrupt(f"the {what} {path} is not valid JSON (torn or edited)",
-                           "look at it and fix or remove it; hf leaves it as it is") from None
+        raise StateCorrupt(f"{path} is not valid JSON (torn or edited {what})", hint) from None

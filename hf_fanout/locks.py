@@ -29,10 +29,13 @@ def _holder_text() -> str:
 
 
 def describe_holder(lock_path: Path) -> str:
+    from hf_fanout.atomic import read_json
+    from hf_fanout.errors import StateCorrupt
+
     try:
-        info = json.loads(lock_path.with_suffix(".holder").read_text())
+        info = read_json(lock_path.with_suffix(".holder"), "lock holder")
         return f"pid {info['pid']} ({info['command']}) since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (StateCorrupt, KeyError, TypeError):  # (only a description of the holder)
         return "another process"
 
 

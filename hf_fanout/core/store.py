@@ -23,7 +23,7 @@ from typing import Any
 
 from hf_fanout import atomic, locks
 from hf_fanout.core.records import Batch, Part, now
-from hf_fanout.errors import NotFound, StateCorrupt
+from hf_fanout.errors import NotFound
 
 SCRATCH_MAX_AGE = 24 * 3600.0  # seconds
 
@@ -83,19 +83,10 @@ class Store:
 
     # --- records ---
     def _read(self, path: Path) -> Any:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise StateCorrupt(f"cannot read {path}: {exc}", "check its permissions") from None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise StateCorrupt(
-                f"{path} is not valid JSON (torn or edited record)",
-                "run `hf doctor`; hf leaves the file as it is",
-            ) from None
+        data = atomic.read_json(path)
+        if data is None:
+            raise FileNotFoundError(path)
+        return data
 
     def batch_ids(self) -> list[str]:
         base = self.root / "batches"

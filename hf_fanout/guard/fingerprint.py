@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,18 +99,19 @@ def save(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
 
 
 def finish_step(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
-    """split.FINISH_STEPS: the baseline, once every worktree exists and is guarded."""
+    """The baseline, once every worktree exists and is guarded (a step of `hf split`)."""
     save(ws, batch, parts)
 
 
 def load(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
-    path = fingerprint_file(ws, batch_id)
+    """The batch's baseline; None when it has none. A damaged one reads as schema
+    None, which `check` reports as a finding (it is what a part would damage)."""
     try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
+        data = atomic.read_json(fingerprint_file(ws, batch_id), "tamper baseline")
+    except StateCorrupt:
         return {"schema": None}
+    if data is None:
+        return None
     return data if isinstance(data, dict) else {"schema": None}
 
 

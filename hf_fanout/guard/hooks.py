@@ -38,7 +38,6 @@ ALL_HOOKS = (
 )
 # Refs a part may update besides its own branch: hf's own, and per-worktree ones.
 _OK_PREFIXES = ("refs/hf/", "refs/bisect/", "refs/worktree/", "refs/rewritten/")
-ZERO = "0" * 40
 _PSEUDOREF_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 
 
@@ -133,14 +132,17 @@ def _say(*lines: str) -> None:
 def run_hook(name: str, args: list[str]) -> int:
     """Run hf's check for hook `name` in the current worktree, then the chained hook."""
     stdin = sys.stdin.buffer.read() if name in _STDIN_HOOKS else None
-    marker = locate.find_part(Path.cwd())
-    if marker is not None:
-        record = locate.load_part_record(marker)
-        if record is not None and record.get("state") != "joined":
-            refusal = _check(name, args, stdin or b"", marker, record)
-            if refusal:
-                _say(*refusal)
-                return 1
+    try:
+        marker = locate.find_part(Path.cwd())
+        record = locate.load_part_record(marker) if marker is not None else None
+    except HfError as exc:  # a damaged marker or record: refuse rather than run unguarded
+        _say(f"hf guard: {name} refused: {exc.message}; instead: {exc.hint}")
+        return 1
+    if marker is not None and record is not None and record.get("state") != "joined":
+        refusal = _check(name, args, stdin or b"", marker, record)
+        if refusal:
+            _say(*refusal)
+            return 1
     return _chain(name, args, stdin)
 
 
@@ -180,39 +182,12 @@ def ref_allowed(ref: str, branch: str) -> bool:
     return ref.startswith(_OK_PREFIXES)
 
 
-def _loose_value(common_dir: Path, ref: str) -> str | None:
-    try:
-        value = (common_dir / ref).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return value if len(value) in (40, 64) and "ref:" not in value else None
-
-
-def _packed_values(common_dir: Path) -> dict[str, str]:
-    try:
-        data = (common_dir / "packed-refs").read_text(encoding="utf-8",
-                                                      errors="surrogateescape")
-    except OSError:
-        return {}
-    values = {}
-    for line in data.splitlines():
-        if line and line[0] not in "#^":
-            oid, _, name = line.partition(" ")
-            values[name] = oid
-    return values
-
-
 class _RefState:
-    """A ref's value as the common dir holds it now, read from the files (no git)."""
+    """A ref's value as the common dir holds it now, read from git's files (the one
+    ref reader, worktrees/refs.py: no git process)."""
 
     def __init__(self, common_dir: Path) -> None:
         self.common_dir = common_dir
-        self._packed: dict[str, str] | None = None
-
-    def packed(self, ref: str) -> str | None:
-        if self._packed is None:
-            self._packed = _packed_values(self.common_dir)
-        return self._packed.get(ref)
 
     def unchanged_by(self, old: str, new: str, ref: str) -> bool:
         """The entry leaves what `ref` resolves to as it is.
@@ -223,12 +198,15 @@ class _RefState:
         packed-refs holds X. A real deletion shows `0 0 ref` (or its loose and
         packed values differ), a real update a new value the ref does not have.
         """
+        from hf_fanout.worktrees import refs
+
         if old == new:
-            return old != ZERO  # `0 0`: a deletion without an expected old value
-        loose = _loose_value(self.common_dir, ref)
-        if new != ZERO:
-            return (loose if loose is not None else self.packed(ref)) == new
-        return old == loose and old == self.packed(ref)
+            return not refs.is_zero(old)  # `0 0`: a deletion without an expected old value
+        loose = refs.loose_value(self.common_dir, ref)
+        packed = refs.packed(self.common_dir, ref)
+        if not refs.is_zero(new):
+            return (loose if loose is not None else packed) == new
+        return old == loose and old == packed
 
 
 def _check_refs(stdin: bytes, branch: str, where: str, common_dir: Path) -> list[str]:

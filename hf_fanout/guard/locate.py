@@ -6,11 +6,14 @@ A part's worktree is a linked worktree whose own git dir holds hf's marker
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hf_fanout.atomic import read_json
+from hf_fanout.errors import StateCorrupt
+from hf_fanout.worktrees.refs import gitdir_of
 
 MARKER = "hf-part.json"
 
@@ -34,21 +37,24 @@ def find_worktree(start: Path) -> tuple[Path, Path] | None:
             return None
         if dot_git.is_file():
             try:
-                line = dot_git.read_text(encoding="utf-8", errors="surrogateescape")
+                return directory, Path(os.path.realpath(gitdir_of(directory)))
             except OSError:
                 return None
-            target = line.strip().removeprefix("gitdir:").strip()
-            git_dir = Path(target) if os.path.isabs(target) else directory / target
-            return directory, Path(os.path.realpath(git_dir))
     return None
 
 
 def read_marker(git_dir: Path) -> Marker | None:
-    try:
-        data = json.loads((git_dir / MARKER).read_bytes())
-        return Marker(**{k: str(data[k]) for k in Marker.__dataclass_fields__})
-    except (OSError, ValueError, KeyError, TypeError):
+    """The part marker of a worktree's git dir; None when it has none. A damaged
+    marker raises StateCorrupt: the guard then refuses instead of letting git
+    run unguarded."""
+    data = read_json(git_dir / MARKER, "part marker")
+    if data is None:
         return None
+    try:
+        return Marker(**{k: str(data[k]) for k in Marker.__dataclass_fields__})
+    except (KeyError, TypeError):
+        raise StateCorrupt(f"{git_dir / MARKER} is not a part marker hf wrote",
+                           "reinstall the guard there: hf guard install BATCH/PART") from None
 
 
 def find_part(start: Path) -> Marker | None:
@@ -60,8 +66,5 @@ def load_part_record(marker: Marker) -> dict[str, Any] | None:
     """The part's record from the store, read directly (None when the part is gone)."""
     path = Path(marker.common_dir) / "hf" / "batches" / marker.batch / "parts" / \
         f"{marker.part}.json"
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
+    data = read_json(path)
     return data if isinstance(data, dict) else None

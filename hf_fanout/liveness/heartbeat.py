@@ -31,11 +31,9 @@ def beat(store: Store, batch: str, part: str, *, active: float | None, by: str) 
 
 
 def read_heartbeat(store: Store, batch: str, part: str) -> dict[str, Any] | None:
-    path = heartbeat_file(store, batch, part)
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
+    """The part's heartbeat; None when it never beat. (Written whole each time: a
+    damaged one is reported, StateCorrupt, like any record.)"""
+    data = atomic.read_json(heartbeat_file(store, batch, part), "heartbeat")
     return data if isinstance(data, dict) else None
 
 

@@ -13,7 +13,6 @@ docs/protocol.md.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,15 +59,10 @@ DISCARD_HINT = ("`hf doctor` shows it; `hf doctor --discard-journal` saves it as
 
 def read_journal(ws: Workspace) -> dict[str, Any] | None:
     """The join journal, checked; StateCorrupt (with the way out) when it is damaged."""
-    try:
-        raw = ws.store.journal_file.read_bytes()
-    except FileNotFoundError:
+    journal = atomic.read_json(ws.store.journal_file, "join journal", DISCARD_HINT)
+    if journal is None:
         return None
-    except OSError as exc:
-        raise StateCorrupt(f"cannot read the join journal {ws.store.journal_file}: {exc}",
-                           DISCARD_HINT) from None
     try:
-        journal = json.loads(raw)
         parsed = {
             "ref": str(journal["ref"]), "old": str(journal["old"]), "new": str(journal["new"]),
             "old_entries": _entries(journal["old_entries"]),

@@ -12,7 +12,6 @@ free belongs to a split that is gone.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -148,14 +147,14 @@ def recover_splits(ws: Workspace) -> list[str]:
 
 
 def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
+    hint = f"look at what it names, remove it by hand ({path}), then `hf doctor`"
+    data = atomic.read_json(path, "split journal", hint)
     try:
-        data = json.loads(path.read_bytes())
         made = Made(str(data["batch"]), str(data["base"]), [str(b) for b in data["branches"]],
                     [str(w) for w in data["worktrees"]], str(data.get("root", "")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
-                      f"look at what it names, remove it by hand ({path}), then `hf doctor`"
-                      ) from None
+                      hint) from None
     if ws.store.batch_file(batch).exists():
         # the batch record is written last: everything was made
         atomic.remove_durably(path)

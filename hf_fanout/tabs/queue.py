@@ -35,7 +35,7 @@ from typing import Any
 from hf_fanout import atomic, processes, timefmt
 from hf_fanout.core.records import now
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput, NotFound
+from hf_fanout.errors import BadInput, NotFound, StateCorrupt
 
 FORMAT = 1
 STATUSES = ("active", "done", "blocked")
@@ -193,11 +193,11 @@ def _newest_claims(names: set[str]) -> dict[str, int]:
 def _read_record(path: Path) -> dict[str, Any] | None:
     """An ack's record; None when the file does not exist, `unreadable` when it is damaged."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
+        data = atomic.read_json(path, "queue acknowledgement")
+    except StateCorrupt:
         return {"unreadable": True}
+    if data is None:
+        return None
     return data if isinstance(data, dict) else {"unreadable": True}
 
 
@@ -373,9 +373,9 @@ def watchers(ws: Workspace) -> list[dict[str, Any]]:
     found = []
     for path in sorted((queue_dir(ws) / "watchers").glob("*.json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+            data = atomic.read_json(path, "watcher's note")
+        except StateCorrupt:
+            continue  # (a note a watcher left while it was killed)
         if isinstance(data, dict):
             found.append(data)
     return found
