@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 import hf_fanout.guard
-from conftest import git
 
 GUARD_BIN = str(Path(hf_fanout.guard.__file__).parent / "bin")
 

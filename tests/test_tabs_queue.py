@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 from hf_fanout import processes
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.tabs import queue as q
-from conftest import git
 
 
 def queue_dir(repo: Path) -> Path:
