@@ -25,7 +25,7 @@ def tab(root: Path, *args: str) -> None:
 
 
 def test_plain_git_commit_sweeps_in_another_tabs_staging_and_hf_commit_does_not(repo):
-    # DESIGN.md problem 2, for real: tab A stages its file ...
+    # the shared-index problem, for real: tab A stages its file ...
     write(repo, {"src/api/orders.py": "tab A's half-done work\n",
                  "src/ui/app.js": "tab B's finished work\n"})
     tab(repo, "add", "src/api/orders.py")

@@ -1,1 +1,1 @@
-"""Layers that keep parallel agents from reaching outside their part (filled by the guard issue)."""
+"""The guard: the layers that keep parallel agents from reaching outside their part."""

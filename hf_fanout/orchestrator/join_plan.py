@@ -1,0 +1,331 @@
+"""Planning a join, without writing anything: each done part's result (its branch
+tip and what is uncommitted in its worktree, read as `git add -A` would), the
+refusals (a path outside ownership, two parts on one path, a gitlink, edits in
+the main tree on an affected path), and the entries to write (merged three-way
+when main moved: merge.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import (
+    GitFailed,
+    HfError,
+    JoinRefused,
+    OwnershipViolation,
+)
+from hf_fanout.guard import fingerprint
+from hf_fanout.orchestrator.merge import combine
+from hf_fanout.paths import RepoPath
+from hf_fanout.preload import preload
+from hf_fanout.worktrees.scan import WorktreeScan
+from hf_fanout.worktrees.zparse import MODE_GITLINK, Change, Entry
+
+
+@dataclass
+class PartResult:
+    part: Part
+    tip: str
+    tree: str
+    result_commit: str
+    changes: list[Change]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "part": self.part.name,
+            "tip": self.tip,
+            "result": self.result_commit,
+            "files": [
+                {"path": c.path, "change": _kind(c)} for c in self.changes
+            ],
+        }
+
+
+def _kind(change: Change) -> str:
+    if change.old is None:
+        return "added"
+    if change.new is None:
+        return "deleted"
+    if change.old.oid == change.new.oid:
+        return "mode"
+    return "modified"
+
+
+@dataclass
+class JoinPlan:
+    batch: Batch
+    head: str
+    target_ref: str
+    results: list[PartResult]
+    entries: dict[RepoPath, Entry | None] = field(default_factory=dict)
+    merged: list[RepoPath] = field(default_factory=list)
+    noop: bool = False
+    partial: bool = False
+    # parts that committed while the join wrote: not in the join, left unjoined
+    late: list[str] = field(default_factory=list)
+
+    @property
+    def parts(self) -> list[Part]:
+        return [r.part for r in self.results]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch.id,
+            "head": self.head,
+            "ref": self.target_ref,
+            "parts": [r.to_data() for r in self.results],
+            "affected": sorted(self.entries),
+            "merged": self.merged,
+            "noop": self.noop,
+            "late": self.late,
+        }
+
+
+def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
+    parts = [p for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
+    not_done = [p for p in parts if p.state != DONE]
+    if not_done and not partial:
+        listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
+        first = not_done[0]
+        raise JoinRefused(f"not every part is done: {listing}",
+                          f"finish them (in each part's worktree `hf done`, or from here "
+                          f"`hf done {first.batch}/{first.name}`), or join the done ones: "
+                          f"`hf join {batch.id} --partial`",
+                          details={"not_done": [p.name for p in not_done]})
+    chosen = [p for p in parts if p.state == DONE]
+    if not chosen:
+        raise JoinRefused(f"no part of batch {batch.id!r} is done yet",
+                          "mark finished parts with `hf done` first")
+    return chosen
+
+
+def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
+              check_main: bool = True) -> JoinPlan:
+    """What joining `batch_id` would write, or a refusal (nothing is written).
+
+    `check_main=False` leaves out the check for main-tree edits on the
+    affected paths: `execute_join` makes it under the commit lock anyway.
+    """
+    batch = ws.store.load_batch(batch_id)
+    main = ws.main
+    head = main.head()
+    if batch.state == JOINED:
+        return JoinPlan(batch, head or "", batch.target_ref, [], noop=True, partial=partial)
+    if batch.state != "running":
+        raise JoinRefused(f"batch {batch.id!r} is {batch.state}", "only running batches join")
+    ref = main.head_ref()
+    if ref != batch.target_ref:
+        raise JoinRefused(
+            f"the main tree is on {ref}, batch {batch.id!r} was split from {batch.target_ref}",
+            "switch the main tree back: git switch "
+            + batch.target_ref.removeprefix("refs/heads/"),
+        )
+    assert head is not None
+    parts = select_parts(ws, batch, partial)
+    missing = [p for p in parts if not Path(p.worktree).is_dir()]
+    if missing:
+        first = missing[0]
+        raise JoinRefused(
+            "missing worktree: " + ", ".join(f"{p.name} ({p.worktree})" for p in missing),
+            "the part's committed work is on its branch: restore the worktree with "
+            f"`{restore_command(first)}`{' (and so for the others)' if missing[1:] else ''}, "
+            f"or mark the part blocked (`hf blocked {first.batch}/{first.name} --reason ...`) "
+            "and join the others with --partial",
+        )
+    # git runs config-defined programs: nothing runs in a part's worktree before this
+    fingerprint.verify(ws, batch)
+
+    tips = {p.name: _part_tip(ws, p) for p in parts}
+    results = _part_results(ws, batch, parts, tips)
+    try:
+        _refuse_bad_changes(results)
+        with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
+            entries, merged = combine(ws, batch, head,
+                                     [(r.part.name, c) for r in results for c in r.changes],
+                                     Path(scratch))
+        if check_main:
+            refuse_main_edits(ws, list(entries), results)
+    except HfError as exc:
+        _attach_preview(exc, results)
+        raise
+    return JoinPlan(batch, head, ref, results, entries, merged, partial=partial)
+
+
+def restore_command(part: Part) -> str:
+    """The commands that bring back a part's deleted worktree on its branch: git
+    still has it registered (`prune` clears that), and the new worktree needs
+    the guard's hooks again (without them the tamper check refuses the join)."""
+    return (f"git worktree prune && git worktree add {shlex.quote(part.worktree)} "
+            f"{shlex.quote(part.branch)} && hf guard install {part.batch}/{part.name}")
+
+
+def _part_tip(ws: Workspace, part: Part) -> str:
+    """The part's branch tip; refused unless its worktree is on it.
+
+    Read from git's ref files, before the part is scanned.
+    """
+    repo = ws.repo
+    tip = repo.ref_target(f"refs/heads/{part.branch}")
+    if tip is None:
+        last = ws.repo.worktree(Path(part.worktree)).last_head()
+        restore = (f"restore it at its last commit: `git update-ref refs/heads/{part.branch} "
+                   f"{last}` (from its worktree's reflog), or " if last else "")
+        raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
+                          f"{restore}leave the part out of the batch: `hf drop "
+                          f"{part.batch}/{part.name}` (its worktree is kept)")
+    if ws.repo.worktree(Path(part.worktree)).head() != tip:
+        raise JoinRefused(
+            f"part {part.name!r}: its worktree is not on its branch {part.branch}",
+            f"in {part.worktree} run `git switch {part.branch}`",
+        )
+    return tip
+
+
+def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
+                  tips: dict[str, str]) -> list[PartResult]:
+    """Each part's result: its branch tip plus what is uncommitted in its worktree.
+
+    The worktrees are scanned by git processes in a pool, two at a time;
+    this thread takes each scan as it arrives (in part order) and makes the
+    part's tree, its result commit and its changes in the object database
+    while the other scans go on.
+    """
+    from hf_fanout.core.records import copied_paths
+
+
+    repo = ws.repo
+
+    def scan(part: Part) -> WorktreeScan:
+        """The worktree's uncommitted state."""
+        return ws.repo.worktree(Path(part.worktree)).scan(exclude=copied_paths(part))
+
+    # While the scans run (this thread mostly waits on git), load what the write
+    # under the lock needs: filelock alone takes about 0.04 s to import.
+    preload("filelock", "hf_fanout.orchestrator.journal")
+    committed = [tip for tip in tips.values() if tip != batch.base]
+    with ThreadPoolExecutor(max_workers=1) as side, ThreadPoolExecutor(max_workers=2) as pool:
+        # what every part committed: one `diff-tree`, beside the scans
+        diffs = side.submit(repo.diff_commits, batch.base, committed)
+        scans = [pool.submit(scan, p) for p in parts]
+        # while the first scans run (they need this thread only when they end):
+        # the base's tree (pygit2 loads now, holding the interpreter lock), then
+        # who commits (three small git processes, once; an unknown identity
+        # fails later, where a commit is made)
+        base_tree = repo.tree_of(batch.base)
+        with contextlib.suppress(GitFailed):
+            _ = repo.commit_identity
+        return [_result_of(ws, batch, base_tree, part, tips[part.name], future.result(),
+                           [c.path for c in diffs.result().get(tips[part.name], [])])
+                for part, future in zip(parts, scans, strict=True)]
+
+
+def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
+               tip_commit: str, scan: WorktreeScan,
+               committed: list[RepoPath]) -> PartResult:
+    """The part's result from its scan and the paths its commits changed: the
+    tree (its tip's tree plus what the scan found), a commit of it when
+    something is uncommitted, and the changes against the base. Refused if
+    the part committed while it was being scanned (the scan would be
+    relative to a HEAD the tree does not start from)."""
+    repo = ws.repo
+    if ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
+        raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
+                          "run `hf join` again")
+    tip_tree = repo.tree_of(tip_commit)
+    tree = repo.tree_from_scan(tip_tree, scan)
+    result_commit = tip_commit
+    if tree != tip_tree:
+        # Uncommitted work: record it as a commit of its own so the trailer
+        # names exactly what was joined and it stays reachable.
+        # (an object only: the ref that keeps it is written by the join itself)
+        message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
+        result_commit = repo.commit_tree(tree, [tip_commit], message)
+    # where the result can differ from the base: what the part committed, and
+    # what the scan found on top
+    maybe = [*committed, *scan.entries, *scan.links]
+    since = _since(part)
+    if since is not None:  # what changed since its result that was joined before
+        return PartResult(part, tip_commit, tree, result_commit,
+                          repo.diff_trees(repo.tree_of(since), tree))
+    return PartResult(part, tip_commit, tree, result_commit,
+                      repo.tree_changes(base_tree, tree, maybe))
+
+
+def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
+    """What each part would bring, beside a refusal (for --dry-run and people)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    exc.details = {**details, "preview": [r.to_data() for r in results]}
+
+
+def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[PartResult],
+                      dirty: list[RepoPath] | None = None) -> None:
+    """Refuse when the main tree has uncommitted edits (staged or not, or an
+    untracked file) on a path the join would write (`dirty`: those paths,
+    when the caller already asked)."""
+    if dirty is None:
+        dirty = ws.main.status_paths(affected)
+    if dirty:
+        exc = JoinRefused(
+            "the main tree has uncommitted edits on paths this join would write: "
+            + listing(dirty),
+            "commit or stash those edits in the main tree, then join again",
+            details={"paths": sorted(dirty)},
+        )
+        _attach_preview(exc, results)
+        raise exc
+
+
+def _refuse_bad_changes(results: list[PartResult]) -> None:
+    gitlinks = [f"{r.part.name}: {c.path}" for r in results for c in r.changes
+                if MODE_GITLINK in (c.old and c.old.mode, c.new and c.new.mode)]
+    if gitlinks:
+        raise JoinRefused("submodule (gitlink) changes cannot be joined: " + listing(gitlinks),
+                          "change submodules in the main tree yourself, outside the batch",
+                          details={"paths": gitlinks})
+    outside: dict[str, list[RepoPath]] = {}
+    for r in results:
+        ownership = Ownership.parse(r.part.owns)
+        bad = [c.path for c in r.changes if not ownership.owns(c.path)]
+        if bad:
+            outside[r.part.name] = bad
+    if outside:
+        text = "; ".join(f"{name}: {listing(paths)}" for name, paths in outside.items())
+        raise OwnershipViolation(
+            f"changed paths outside the part's ownership: {text}",
+            "revert those files in the part's worktree (or move them to the part that "
+            "owns them), then join again",
+            details={"outside": outside},
+        )
+    seen: dict[RepoPath, str] = {}
+    clashes: list[str] = []
+    for r in results:
+        for c in r.changes:
+            other = seen.setdefault(c.path, r.part.name)
+            if other != r.part.name:
+                clashes.append(f"{c.path} ({other}, {r.part.name})")
+    if clashes:
+        raise JoinRefused("two parts changed the same path: " + listing(clashes),
+                          "only one part may change a path; fix the ownership and redo one part",
+                          details={"paths": clashes})
+
+
+def _since(part: Part) -> str | None:
+    """The result of the part joined before (`_remember_late`), if any."""
+    earlier = part.extra.get("joined_result")
+    found = earlier.get("result") if isinstance(earlier, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
+    shown = ", ".join(sorted(paths)[:limit])
+    more = len(paths) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
