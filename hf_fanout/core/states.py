@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hf_fanout.core.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
+from hf_fanout.core.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 
@@ -31,6 +31,12 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Only taking a join back (`undo=True`) moves a part out of joined.
 UNDONE: dict[str, frozenset[str]] = {JOINED: frozenset({DONE})}
+# A batch: running until every part is joined (or dropped), or it is dropped.
+BATCH_ALLOWED: dict[str, frozenset[str]] = {
+    RUNNING: frozenset({JOINED, DROPPED}),
+    JOINED: frozenset(),
+    DROPPED: frozenset(),
+}
 
 
 Condition = Callable[[Part], bool]
@@ -88,6 +94,40 @@ def change(ws: Workspace, batch: str, name: str, to: str | None, *,
     if changed:
         ws.store.audit(action, batch=batch, part=name, **audit)
     return part, changed
+
+
+def change_batch(ws: Workspace, batch_id: str, to: str | None, *, action: str,
+                 update: Callable[[Batch], None] | None = None,
+                 **audit: Any) -> tuple[Batch, bool]:
+    """`change` for a batch record: `to` checked against `BATCH_ALLOWED`."""
+    with ws.store.state_lock():
+        batch = ws.store.load_batch(batch_id)
+        before = batch.to_dict()
+        if to is not None and to != batch.state:
+            if to not in BATCH_ALLOWED.get(batch.state, frozenset()):
+                raise IllegalTransition(f"batch {batch_id} is {batch.state}; it cannot become "
+                                        f"{to}", "`hf status` shows the batch")
+            batch.state = to
+            if to == DROPPED:
+                batch.extra["dropped_at"] = now()
+            elif to == JOINED:
+                batch.joined_at = now()
+        if update is not None:
+            update(batch)
+        changed = batch.to_dict() != before
+        if changed:
+            ws.store.save_batch(batch)
+    if changed:
+        ws.store.audit(action, batch=batch_id, **audit)
+    return batch, changed
+
+
+def enter(part: Part, to: str) -> None:
+    """`part` (a record being made, not saved yet) moved to `to`, as `change` would."""
+    check(part, to)
+    if part.state != to:
+        part.state = to
+        stamp(part, to)
 
 
 def stamp(part: Part, state: str) -> None:

@@ -40,12 +40,9 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
                              when=lambda p: not judge.worker_alive(p))
     parts = ws.store.load_parts(batch)
     if batch.state == RUNNING and all(p.state in (JOINED, DROPPED) for p in parts):
-        with ws.store.state_lock():
-            fresh_batch = ws.store.load_batch(batch_id)
-            joined = any(p.state == JOINED for p in parts)
-            fresh_batch.state = JOINED if joined else DROPPED
-            fresh_batch.extra["dropped_at" if not joined else "joined_at"] = now()
-            ws.store.save_batch(fresh_batch)
+        joined = any(p.state == JOINED for p in parts)
+        states.change_batch(ws, batch_id, JOINED if joined else DROPPED,
+                            action="batch-joined" if joined else "drop")
     return fresh
 
 
@@ -60,13 +57,8 @@ def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
                       f"end them first: hf stop {batch_id}")
     if dry_run or batch.state == DROPPED:
         return batch
-    with ws.store.state_lock():
-        batch = ws.store.load_batch(batch_id)
-        batch.state = DROPPED
-        batch.extra["dropped_at"] = now()
-        ws.store.save_batch(batch)
-    ws.store.audit("drop", batch=batch_id)
-    return batch
+    dropped, _ = states.change_batch(ws, batch_id, DROPPED, action="drop")
+    return dropped
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from hf_fanout import atomic, processes, timefmt
 from hf_fanout.config import user_state_dir
+from hf_fanout.core import states
 from hf_fanout.core.records import DONE, RUNNING, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
@@ -229,18 +230,19 @@ def _missing(ws: Workspace, part: Part, dry_run: bool) -> dict[str, Any]:
               "worktree": part.worktree, "branch": part.branch}
     if dry_run:
         return action
+    from hf_fanout.core import states
     from hf_fanout.core.records import BLOCKED, now
 
-    with ws.store.state_lock():
-        fresh = ws.store.load_part(part.batch, part.name)
+    def note(fresh: Part) -> None:
         fresh.extra["missing_at"] = now()
-        if fresh.state == RUNNING:
-            fresh.state = BLOCKED
+        if fresh.state == BLOCKED:
             fresh.reason = (f"missing: worktree {part.worktree} is gone; its branch "
                             f"{part.branch} is kept")
-            fresh.blocked_at = now()
-        ws.store.save_part(fresh)
-    ws.store.audit("sweep-missing", batch=part.batch, part=part.name, worktree=part.worktree)
+
+    fresh = ws.store.load_part(part.batch, part.name)
+    states.change(ws, part.batch, part.name, BLOCKED if fresh.state == RUNNING else None,
+                  action="sweep-missing", update=note,
+                  when=lambda p: not Path(p.worktree).is_dir(), worktree=part.worktree)
     return action
 
 
@@ -260,12 +262,14 @@ def _auto_join(ws: Workspace, batch: Batch, dry_run: bool) -> dict[str, Any] | N
         if dry_run:
             return action
         previous = batch.extra.get("auto_join_error")
-        with ws.store.state_lock():
-            fresh = ws.store.load_batch(batch.id)
-            fresh.extra["auto_join_error"] = {"error": exc.message, "hint": exc.hint,
-                                              "at": timefmt.iso()}
-            ws.store.save_batch(fresh)
-        ws.store.audit("sweep-auto-join-failed", batch=batch.id, error=exc.message)
+
+        failure = {"error": exc.message, "hint": exc.hint, "at": timefmt.iso()}
+
+        def note(fresh: Batch) -> None:
+            fresh.extra["auto_join_error"] = failure
+
+        states.change_batch(ws, batch.id, None, action="sweep-auto-join-failed", update=note,
+                            error=exc.message)
         if previous and previous.get("error") == exc.message:
             action["repeat"] = True  # said already; not notified again
         return action

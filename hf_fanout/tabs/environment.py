@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.core.records import BLOCKED, Batch, Part, now
+from hf_fanout.core import states
+from hf_fanout.core.records import BLOCKED, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput
 from hf_fanout.paths import repo_path
@@ -197,7 +198,6 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 def _block(part: Part, command: str, code: int, log: Path) -> None:
     last = tail(log)
-    part.state = BLOCKED
-    part.blocked_at = now()
+    states.enter(part, BLOCKED)
     part.reason = f"setup `{command}` failed (exit {code}), log {log}:\n{last}"
     part.extra["environment"]["setup"] = {"failed": command, "exit": code, "tail": last}
