@@ -76,16 +76,20 @@ BASE_FILES: dict[str, str | bytes] = {
 }
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A fresh repository with one commit of BASE_FILES, at tmp/repo."""
-    root = tmp_path / "repo"
+def make_repo(root: Path) -> Path:
+    """A fresh repository with one commit of BASE_FILES at `root`."""
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     write(root, BASE_FILES)
     git(root, "add", "-A")
     git(root, "commit", "-qm", "initial")
     return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh repository with one commit of BASE_FILES, at tmp/repo."""
+    return make_repo(tmp_path / "repo")
 
 
 @dataclass
@@ -194,10 +198,4 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
 
 def small_repo(disk: SmallDisk) -> Path:
     """A repository of BASE_FILES on the small disk (its worktrees land there too)."""
-    root = disk.root / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    write(root, BASE_FILES)
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
-    return root
+    return make_repo(disk.root / "repo")

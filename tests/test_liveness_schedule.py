@@ -18,7 +18,8 @@ CRONTAB = """#!/bin/sh
 store="$HF_TEST_CRONTAB"
 echo "$*" >> "$store.calls"
 case "$1" in
-    -l) if [ -f "$store" ]; then cat "$store"; else echo "no crontab for $(id -un)" >&2; exit 1; fi ;;
+    -l) [ -f "$store" ] && exec cat "$store"
+        echo "no crontab for $(id -un)" >&2; exit 1 ;;
     -r) rm -f "$store" ;;
     -) cat > "$store" ;;
     *) echo "crontab stand-in: unknown arguments: $*" >&2; exit 2 ;;

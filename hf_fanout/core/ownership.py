@@ -169,6 +169,15 @@ def _escaped(text: str, index: int) -> bool:
     return run % 2 == 1
 
 
+def _class_member(text: str, i: int, unterminated: InvalidPlan) -> tuple[str, int]:
+    """The character of a class at text[i] (`\\x` is x); returns it and the next index."""
+    if text[i] == "\\":
+        i += 1
+        if i >= len(text):
+            raise unterminated
+    return text[i], i + 1
+
+
 def _parse_class(text: str, start: int, pattern: str) -> tuple[_CharSet, int]:
     """Parse the class opening at text[start] == '['; return it and the index after ']'."""
     unterminated = _bad(
@@ -195,22 +204,10 @@ def _parse_class(text: str, start: int, pattern: str) -> tuple[_CharSet, int]:
                 "POSIX classes like [:alpha:] are not supported",
                 "spell the class out with ranges, e.g. 'src/[a-zA-Z]*.py'",
             )
-        if char == "\\":
-            i += 1
-            if i >= len(text):
-                raise unterminated
-            char = text[i]
-        i += 1
+        char, i = _class_member(text, i, unterminated)
         high = char
         if i + 1 < len(text) and text[i] == "-" and text[i + 1] != "]":
-            i += 1
-            high = text[i]
-            if high == "\\":
-                i += 1
-                if i >= len(text):
-                    raise unterminated
-                high = text[i]
-            i += 1
+            high, i = _class_member(text, i + 1, unterminated)
             if ord(high) < ord(char):
                 raise _bad(pattern, f"reversed range {char}-{high} in a character class")
         if "/" in (char, high):

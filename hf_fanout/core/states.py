@@ -86,14 +86,21 @@ def change(ws: Workspace, batch: str, name: str, to: str | None, *,
             if part.state != to:
                 part.state = to
                 stamp(part, to)
-        if update is not None:
-            update(part)
-        changed = part.to_dict() != before
-        if changed:
-            ws.store.save_part(part)
+        changed = _updated(part, before, update, ws.store.save_part)
     if changed:
         ws.store.audit(action, batch=batch, part=name, **audit)
     return part, changed
+
+
+def _updated(record: Any, before: dict[str, Any], update: Callable[[Any], None] | None,
+             save: Callable[[Any], None]) -> bool:
+    """`update` applied to `record`, which is saved when it now differs from `before`."""
+    if update is not None:
+        update(record)
+    changed: bool = record.to_dict() != before
+    if changed:
+        save(record)
+    return changed
 
 
 def change_batch(ws: Workspace, batch_id: str, to: str | None, *, action: str,
@@ -112,11 +119,7 @@ def change_batch(ws: Workspace, batch_id: str, to: str | None, *, action: str,
                 batch.extra["dropped_at"] = now()
             elif to == JOINED:
                 batch.joined_at = now()
-        if update is not None:
-            update(batch)
-        changed = batch.to_dict() != before
-        if changed:
-            ws.store.save_batch(batch)
+        changed = _updated(batch, before, update, ws.store.save_batch)
     if changed:
         ws.store.audit(action, batch=batch_id, **audit)
     return batch, changed
