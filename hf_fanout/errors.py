@@ -6,7 +6,6 @@ exit code; nothing else in hf prints an error.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_BUG = 3
@@ -104,11 +103,6 @@ class TamperDetected(HfError):
 
 class StateCorrupt(HfError):
     code = "state_corrupt"
-
-
-class GuardBlocked(HfError):
-    code = "guard_blocked"
-    exit_code = EXIT_GUARD
 
 
 class GitFailed(HfError):

@@ -68,15 +68,6 @@ def is_alive(ident: Identity) -> bool | None:
         return True  # it exists; we may not look at it
 
 
-def is_zombie(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _own_lineage() -> set[int]:
     """This process and its ancestors: never signalled (hf stop run from inside a part)."""
     import psutil

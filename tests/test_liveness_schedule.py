@@ -42,6 +42,14 @@ def crontab(tmp_path, monkeypatch):
     return table
 
 
+def cron_command(line: str) -> str:
+    """The shell command of an installed crontab line (as cron would run it)."""
+    from hf_fanout.liveness import schedule
+
+    fields = line.split(None, 5)[5]
+    return fields.removesuffix(schedule.cron_marker()).rstrip().replace("\\%", "%")
+
+
 def _ours() -> list[str]:
     from hf_fanout.liveness import schedule
 
@@ -70,7 +78,7 @@ def test_install_cron_once_idempotent_uninstall_and_the_line_runs_a_sweep(
     assert line.startswith("* * * * * ")
     env = {"HOME": os.environ["HOME"], "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin",
            "LOGNAME": "cron"}
-    proc = subprocess.run(["/bin/sh", "-c", schedule.cron_command(line)], env=env,
+    proc = subprocess.run(["/bin/sh", "-c", cron_command(line)], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     log = schedule.log_file().read_text().strip().splitlines()

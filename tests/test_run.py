@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import git, hf_proc
 from liveness_support import Procs, agent_script, alive, part_record, wait_for
@@ -215,7 +216,8 @@ def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
     assert ident is not None
     _record_worker(repo, "ui", child, ident.started)
     go.write_text("1")
-    wait_for(lambda: processes.is_zombie(child), what="child to become a zombie")
+    wait_for(lambda: psutil.Process(child).status() == psutil.STATUS_ZOMBIE,
+             what="child to become a zombie")
     r = hf("sweep", "--json", cwd=repo).json["data"]
     ui = [p for p in r["repos"][0]["parts"] if p["part"] == "ui"][0]
     assert ui["state"] == "orphan", ui

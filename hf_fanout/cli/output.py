@@ -20,7 +20,6 @@ ENVELOPE_VERSION = 1
 class Invocation:
     command: str = ""
     json: bool = False
-    emitted: bool = False
 
 
 CURRENT = Invocation()
@@ -29,7 +28,6 @@ CURRENT = Invocation()
 def start(command: str, json_mode: bool) -> None:
     CURRENT.command = command
     CURRENT.json = json_mode
-    CURRENT.emitted = False
 
 
 def envelope(command: str, ok: bool, data: Any, error: dict[str, str] | None) -> dict[str, Any]:
@@ -38,7 +36,6 @@ def envelope(command: str, ok: bool, data: Any, error: dict[str, str] | None) ->
 
 def emit(data: Any, human: Callable[[], None] | str | None = None) -> None:
     """The command's result: an envelope with --json, else the human rendering."""
-    CURRENT.emitted = True
     if CURRENT.json:
         _print_json(envelope(CURRENT.command, True, data, None))
     elif callable(human):

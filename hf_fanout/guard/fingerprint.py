@@ -98,11 +98,6 @@ def save(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
     atomic.atomic_write_json(fingerprint_file(ws, batch.id), take(ws, batch, parts))
 
 
-def finish_step(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
-    """The baseline, once every worktree exists and is guarded (a step of `hf split`)."""
-    save(ws, batch, parts)
-
-
 def load(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
     """The batch's baseline; None when it has none. A damaged one reads as schema
     None, which `check` reports as a finding (it is what a part would damage)."""

@@ -632,12 +632,3 @@ _CHECKS: dict[str, Check] = {
     "notes": _subcommand_write("notes", ["", "list", "show", "get-ref"]),
     "replace": _replace,
 }
-
-
-def describe_rules(rules: Rules) -> list[dict[str, Any]]:
-    """Every rule with whether it is on, for `hf guard explain`."""
-    rows = [{"rule": name, "on": rules.on(name), "why": why} for name, why in RULES.items()]
-    rows += [{"rule": name, "on": rules.enabled, "why": "refused by [guard] refuse"}
-             for name in sorted(rules.refuse)]
-    return rows
-

@@ -70,12 +70,6 @@ def cron_line(minutes: int) -> str:
     return f"{when} {command.replace('%', chr(92) + '%')} {cron_marker()}"
 
 
-def cron_command(line: str) -> str:
-    """The shell command of an installed crontab line (as cron would run it)."""
-    fields = line.split(None, 5)[5]
-    return fields.removesuffix(cron_marker()).rstrip().replace("\\%", "%")
-
-
 def _crontab() -> str:
     exe = shutil.which("crontab")
     if exe is None:

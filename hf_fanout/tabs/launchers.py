@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -367,12 +367,6 @@ class Custom(Launcher):
 # --------------------------------------------------------------------- choosing one
 
 BUILT_IN = ("tmux", "vscode", "cursor", "terminal", "print")
-
-
-@dataclass
-class Choice:
-    launcher: Launcher
-    available: list[str] = field(default_factory=list)
 
 
 def all_launchers(settings: Any) -> dict[str, Launcher]:
