@@ -557,3 +557,37 @@ def test_a_full_disk_during_a_split_is_one_line_and_keeps_nothing(small_disk, hf
     small_disk.free()
     r = hf("split", "b1", *parts, cwd=repo)
     assert r.code == 0, r.err
+
+
+def test_a_plan_file_is_read_bounded(repo, hf, tmp_path):
+    """What is not a plan gets one line and exit 2, never a read without end, a
+    crash on nesting, or an internal error."""
+    r = hf("split", "--plan", "/dev/zero", cwd=repo)
+    assert r.code == 2 and "is not a regular file" in r.err, r.err
+    big = tmp_path / "big.toml"
+    big.write_text('batch = "b1"\n# ' + "x" * (2 << 20) + "\n")
+    r = hf("split", "--plan", str(big), cwd=repo)
+    assert r.code == 2 and "larger than 1024 KiB" in r.err, r.err
+    deep = tmp_path / "deep.toml"
+    deep.write_text('batch = "b1"\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n")
+    r = hf("split", "--plan", str(deep), cwd=repo)
+    assert r.code == 2 and "nested too deeply" in r.err, r.err
+    assert len(r.err.splitlines()) == 2  # one line and the hint
+    assert_nothing_created(repo)
+
+
+def test_thousands_of_parts_are_checked_for_overlap_in_seconds():
+    """The overlap check compares only parts whose globs can share a path (about
+    parts x globs): 4,000 parts in directories of their own, and one clash among
+    them still found."""
+    from hf_fanout.core.plan import PartPlan, Plan, check_ownership, validate
+    from hf_fanout.errors import OwnershipOverlap
+
+    parts = tuple(PartPlan(f"p{i}", (f"mod{i}/**", f"docs/mod{i}.md")) for i in range(4000))
+    plan = validate(Plan("big", parts))
+    started = time.monotonic()
+    assert check_ownership(plan, [], count=False) == []
+    assert time.monotonic() - started < 20
+    clash = validate(Plan("big", (*parts, PartPlan("late", ("mod123/x/**",)))))
+    with pytest.raises(OwnershipOverlap, match="'p123'.*'late'"):
+        check_ownership(clash, [], count=False)

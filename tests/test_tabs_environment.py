@@ -138,3 +138,21 @@ def test_unignored_copies_never_travel_to_the_join_or_count_as_outside(repo, hf)
     assert (repo / ".env").read_text() == "API_KEY=secret\n"
     assert git(repo, "status", "--porcelain").split() == ["??", ".env", "??", ".hf.toml",
                                                           "??", "cache/"]
+
+
+def test_copy_refuses_what_leads_outside_the_repository(repo, hf, tmp_path):
+    """A copied entry, or a link inside a copied directory, that resolves outside
+    the main tree (a secret elsewhere) is refused before anything is made."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text("s3cret\n")
+    (repo / "conf").symlink_to(secret)
+    (repo / "cache").mkdir()
+    (repo / "cache" / "inner").symlink_to(secret / "key")
+    for entry in ("conf/key", "cache"):
+        (repo / ".hf.toml").write_text(f'copy = ["{entry}"]\n')
+        r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+        assert r.code == 2, r.err
+        assert "leads outside the repository" in r.err and str(secret) in r.err
+        assert not (repo.parent / "repo.hf/b1").exists()
+        assert git(repo, "branch", "--list", "hf/*") == ""

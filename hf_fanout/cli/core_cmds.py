@@ -41,29 +41,11 @@ def split(
     repo: RepoOpt = None,
 ) -> None:
     """Split a task into parts: a branch and a worktree per part, with owned files."""
-    from hf_fanout.core import plan as plans
-    from hf_fanout.errors import BadInput
+    from hf_fanout.orchestrator.split import plan_from_input
     from hf_fanout.orchestrator.split import split as do_split
 
-    if plan_file is not None:
-        if part:
-            raise BadInput("give either --plan or --part, not both", "see `hf split --help`")
-        try:
-            text = plan_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot read plan {plan_file}: {exc}",
-                           "pass the path of a TOML plan file") from None
-        the_plan = plans.parse_plan_toml(text, str(plan_file))
-        if batch and batch != the_plan.batch:
-            raise BadInput(f"batch {batch!r} differs from the plan's {the_plan.batch!r}",
-                           "leave the argument out, or make them agree")
-        if base or task or auto_join:
-            the_plan = plans.Plan(the_plan.batch, the_plan.parts, task or the_plan.task,
-                                  base or the_plan.base, auto_join or the_plan.auto_join)
-    else:
-        if not batch:
-            raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
-        the_plan = plans.plan_from_flags(batch, part or [], task, base, auto_join)
+    the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
+                               auto_join=auto_join)
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
                       open_tabs=open_tabs, progress=progress)

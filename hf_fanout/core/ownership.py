@@ -19,7 +19,8 @@ from typing import Final
 from hf_fanout.errors import InvalidPlan
 from hf_fanout.paths import path_problem
 
-__all__ = ["Glob", "Ownership", "globs_overlap", "ownerships_overlap", "validate_glob"]
+__all__ = ["Glob", "Ownership", "globs_overlap", "literal_segments", "ownerships_overlap",
+           "validate_glob"]
 
 _HINT: Final = (
     "globs are relative to the repository root, e.g. 'src/api/**', 'docs/' or '**/*_test.py'"
@@ -529,15 +530,20 @@ class Ownership:
         return [g.pattern for g in self.globs]
 
 
-def _literal_prefix(pattern: str) -> str:
-    """The leading segments of a normalised glob that hold no metacharacter
-    (and no escape), joined; '' when the first segment has one."""
+def literal_segments(pattern: str) -> tuple[str, ...]:
+    """The leading segments of a normalised glob that hold no metacharacter (and
+    no escape): every path the glob owns starts with them."""
     literal = []
     for segment in pattern.split("/"):
         if any(c in segment for c in "*?[\\"):
             break
         literal.append(segment)
-    return "/".join(literal)
+    return tuple(literal)
+
+
+def _literal_prefix(pattern: str) -> str:
+    """`literal_segments` joined ('' when the first segment has a metacharacter)."""
+    return "/".join(literal_segments(pattern))
 
 
 _State = tuple[int, int, int]  # (state of a, state of b, state of _VALID_PATH)

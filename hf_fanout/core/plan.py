@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hf_fanout.core.ownership import Ownership, ownerships_overlap
+from hf_fanout.core.ownership import Ownership, literal_segments, ownerships_overlap
 from hf_fanout.core.records import check_slug
 from hf_fanout.errors import InvalidPlan, OwnershipOverlap
 
@@ -51,6 +51,8 @@ def parse_plan_toml(text: str, source: str) -> Plan:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidPlan(f"{source}: not valid TOML: {exc}", _PLAN_HINT) from None
+    except RecursionError:  # tomllib reads nested tables and arrays recursively
+        raise InvalidPlan(f"{source}: nested too deeply to be a plan", _PLAN_HINT) from None
     unknown = set(data) - _PLAN_KEYS
     if unknown:
         raise InvalidPlan(f"{source}: unknown key(s) {', '.join(sorted(unknown))}", _PLAN_HINT)
@@ -132,6 +134,32 @@ class GlobReport:
     matches: int
 
 
+def _maybe_overlapping(ownerships: list[tuple[str, Ownership]]) -> list[tuple[int, int]]:
+    """The pairs of parts (by index, in order) that could share a path, found by the
+    globs' literal leading directories: a path a glob owns starts with them, so two
+    globs can share one only if one's literal directories lead to the other's. A
+    plan of thousands of parts in their own directories is so checked in about
+    parts x globs, not parts squared; globs that start with a wildcard meet all."""
+    exact: dict[tuple[str, ...], set[int]] = {}  # literal prefix -> parts with it
+    below: dict[tuple[str, ...], set[int]] = {}  # a prefix -> parts with it or one under it
+    prefixes: list[list[tuple[str, ...]]] = []
+    for index, (_name, ownership) in enumerate(ownerships):
+        mine = [literal_segments(glob.pattern) for glob in ownership.globs]
+        prefixes.append(mine)
+        for prefix in mine:
+            exact.setdefault(prefix, set()).add(index)
+            for k in range(len(prefix) + 1):
+                below.setdefault(prefix[:k], set()).add(index)
+    pairs: set[tuple[int, int]] = set()
+    for index, mine in enumerate(prefixes):
+        for prefix in mine:
+            others = set(below.get(prefix, set()))
+            for k in range(len(prefix)):
+                others |= exact.get(prefix[:k], set())
+            pairs.update((min(index, o), max(index, o)) for o in others if o != index)
+    return sorted(pairs)
+
+
 def check_ownership(plan: Plan, base_paths: Sequence[str], *, count: bool) -> list[GlobReport]:
     """Refuse any path two parts could both own; with `count`, report glob hit counts.
 
@@ -141,21 +169,21 @@ def check_ownership(plan: Plan, base_paths: Sequence[str], *, count: bool) -> li
     as the example when there is one.
     """
     ownerships = [(p.name, p.ownership) for p in plan.parts]
-    for i, (name_a, own_a) in enumerate(ownerships):
-        for name_b, own_b in ownerships[i + 1:]:
-            clash = ownerships_overlap(own_a, own_b)
-            if clash is None:
-                continue
-            glob_a, glob_b, example = clash
-            real = next((p for p in base_paths if own_a.owns(p) and own_b.owns(p)), None)
-            where = (f"both own {real!r}" if real else
-                     f"could both own a new file such as {example!r}")
-            raise OwnershipOverlap(
-                f"parts {name_a!r} ({glob_a}) and {name_b!r} ({glob_b}) {where}",
-                "make their globs disjoint; every path may belong to one part only",
-                details={"parts": [name_a, name_b], "globs": [glob_a, glob_b],
-                         "example": real or example},
-            )
+    for i, j in _maybe_overlapping(ownerships):
+        (name_a, own_a), (name_b, own_b) = ownerships[i], ownerships[j]
+        clash = ownerships_overlap(own_a, own_b)
+        if clash is None:
+            continue
+        glob_a, glob_b, example = clash
+        real = next((p for p in base_paths if own_a.owns(p) and own_b.owns(p)), None)
+        where = (f"both own {real!r}" if real else
+                 f"could both own a new file such as {example!r}")
+        raise OwnershipOverlap(
+            f"parts {name_a!r} ({glob_a}) and {name_b!r} ({glob_b}) {where}",
+            "make their globs disjoint; every path may belong to one part only",
+            details={"parts": [name_a, name_b], "globs": [glob_a, glob_b],
+                     "example": real or example},
+        )
     if not count:
         return []
     return [

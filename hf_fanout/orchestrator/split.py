@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.plan import GlobReport, Plan, check_ownership
+from hf_fanout.core.plan import (
+    GlobReport,
+    Plan,
+    check_ownership,
+    parse_plan_toml,
+    plan_from_flags,
+)
 from hf_fanout.core.records import Batch, Part, branch_name
 from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
@@ -97,6 +104,48 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     if chosen is not None:
         result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
     return result
+
+
+PLAN_MAX_BYTES = 1 << 20  # a plan is a few kB; a larger file is not one
+
+
+def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[str], *,
+                    task: str, base: str | None, auto_join: bool) -> Plan:
+    """The plan of `hf split`: from a plan file (its values overridden by the flags
+    given), or from `--part` flags. A plan file is read bounded: a regular file
+    of at most PLAN_MAX_BYTES."""
+    if plan_file is None:
+        if not batch:
+            raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
+        return plan_from_flags(batch, part_specs, task, base, auto_join)
+    if part_specs:
+        raise BadInput("give either --plan or --part, not both", "see `hf split --help`")
+    plan = parse_plan_toml(_read_plan(plan_file), str(plan_file))
+    if batch and batch != plan.batch:
+        raise BadInput(f"batch {batch!r} differs from the plan's {plan.batch!r}",
+                       "leave the argument out, or make them agree")
+    if base or task or auto_join:
+        plan = Plan(plan.batch, plan.parts, task or plan.task, base or plan.base,
+                    auto_join or plan.auto_join)
+    return plan
+
+
+def _read_plan(path: Path) -> str:
+    hint = "pass the path of a TOML plan file"
+    try:
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise BadInput(f"plan {path} is not a regular file", hint)
+            data = handle.read(PLAN_MAX_BYTES + 1)
+    except OSError as exc:
+        raise BadInput(f"cannot read plan {path}: {exc.strerror or exc}", hint) from None
+    if len(data) > PLAN_MAX_BYTES:
+        raise BadInput(f"plan {path} is larger than {PLAN_MAX_BYTES // 1024} KiB: not a plan",
+                       hint)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"plan {path} is not UTF-8 text", hint) from None
 
 
 @dataclass

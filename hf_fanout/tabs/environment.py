@@ -121,6 +121,25 @@ def copy_entry(source: Path, target: Path, fallback: str) -> str:
     return "copy"
 
 
+def refuse_outside(source: Path, root: Path, rel: str) -> None:
+    """`copy` takes what is in the repository only: an entry, or a link below a
+    copied directory, that resolves outside the main tree (a secret elsewhere on
+    the disk) is refused, before anything is copied."""
+    top = root.resolve()
+    candidates = [source]
+    if source.is_dir() and not source.is_symlink():
+        for directory, dirs, files in os.walk(source):
+            candidates += [Path(directory) / n for n in (*dirs, *files)
+                           if (Path(directory) / n).is_symlink()]
+    for path in candidates:
+        real = path.resolve()
+        if real != top and top not in real.parents:
+            shown = path.relative_to(root) if path.is_relative_to(root) else path
+            raise BadInput(f"copy: {rel} leads outside the repository ({shown} -> {real})",
+                           "copy only what lies in the main tree; remove the link, or "
+                           "the entry from `copy` in .hf.toml")
+
+
 def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
     """The configured untracked files, from the main tree (a step of `hf split`)."""
     del batch
@@ -144,6 +163,7 @@ def copy_files(ws: Workspace, batch: Batch, part: Part) -> None:
             warnings.append(f"copy: {rel} already exists in the worktree (tracked?); "
                             "left as it is")
             continue
+        refuse_outside(source, ws.main.path, rel)
         how = copy_entry(source, target, fallback)
         copied.append({"path": rel, "how": how})
     if copied:
