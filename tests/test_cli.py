@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,25 @@ def test_a_record_after_a_torn_audit_line_starts_a_line_of_its_own(split3, hf):
     assert lines[-2] == torn  # kept as it was, never glued to
     record = json.loads(lines[-1])
     assert record["action"] == "done" and record["part"] == "api"
+
+
+def test_a_git_older_than_2_36_is_refused_in_one_line(repo, tmp_path):
+    """git 2.36 brought `git hook run`, which the part hooks need: an older git on
+    PATH is named, before anything runs."""
+    import shutil
+    import subprocess
+
+    real = shutil.which("git")
+    bin_dir = tmp_path / "old-git"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "git"
+    stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "git version 2.30.2"; '
+                        f'exit 0; }}\nexec {real} "$@"\n')
+    stand_in.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "status"], cwd=repo, env=env,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == ("hf: error: hf needs git 2.36 or newer; `git` is "
+                                        "2.30.2")
+    assert not (repo / ".git/hf").exists()

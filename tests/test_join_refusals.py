@@ -236,3 +236,28 @@ def test_a_full_disk_during_a_join_is_one_line_and_changes_nothing(small_disk, h
     assert r.code == 0, r.err
     assert (repo / "src/api/blob.bin").read_bytes() == (api / "src/api/blob.bin").read_bytes()
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_symlinks_out_of_the_repository_or_into_git_are_refused_unless_allowed(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    (api / "src/api/outside").symlink_to("../../../elsewhere")
+    (api / "src/api/into-git").symlink_to("../../.git/config")
+    (api / "src/api/absolute").symlink_to("/etc/passwd")
+    (api / "src/api/inside").symlink_to("users.py")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    before = snapshot(repo)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    message = r.json["error"]["message"]
+    assert message.startswith("symbolic links point out of the repository or into .git")
+    for shown in ("src/api/outside (outside the repository)", "src/api/into-git (into .git)",
+                  "src/api/absolute (an absolute path)"):
+        assert shown in message
+    assert "inside" not in message.replace("inside the repository", "")
+    assert "--allow-outside-symlinks" in r.json["error"]["hint"]
+    assert snapshot(repo) == before
+    r = hf("join", "b1", "--allow-outside-symlinks", cwd=repo)
+    assert r.code == 0, r.err
+    assert os.readlink(repo / "src/api/absolute") == "/etc/passwd"
+    assert os.readlink(repo / "src/api/inside") == "users.py"

@@ -183,3 +183,24 @@ def test_next_opens_a_queue_entry_in_a_tmux_window_of_session_hf_queue(
     seen = json.loads(out.read_text())
     assert seen == {"cwd": str(repo), "path0": GUARD_BIN, "entry": entry["id"],
                     "handoff": entry["path"]}
+
+
+def test_a_path_with_tmux_formats_in_it_is_never_expanded(hf, seal, tmp_path, tmux,
+                                                           monkeypatch):
+    """tmux runs `#(command)` where it expands formats (a window's name, `-c DIR`): a
+    repository whose directory holds one opens its tabs in the right place and
+    runs nothing."""
+    from conftest import make_repo
+
+    proof = tmp_path / "expanded"
+    monkeypatch.setenv("HF_PROOF", str(proof))  # (a path of its own holds no slash)
+    repo = make_repo(tmp_path / "r#(touch $HF_PROOF)#{pane_id}")
+    out, stop = configure_agent(seal, tmp_path)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--open", "--launcher", "tmux",
+           "--json", cwd=repo)
+    assert r.code == 0, r.out + r.err
+    wait_for([out / "api.json"])
+    seen = json.loads((out / "api.json").read_text())
+    assert seen["cwd"] == str(repo.parent / f"{repo.name}.hf" / "b1" / "api")
+    assert not proof.exists()
+    stop.write_text("")

@@ -5,6 +5,7 @@ The oracles are `git commit-tree`, `git var` and `git diff-tree`.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -204,3 +205,28 @@ def test_an_empty_email_is_committed_as_git_does(repo: Path,
     ours = Worktree.discover(repo).repository.commit_tree(tree, [], "x\n")
     assert ours == git(repo, "commit-tree", tree, "-m", "x").strip()
     assert "committer Test Committer <> " in git(repo, "cat-file", "commit", ours)
+
+
+@pytest.mark.parametrize("variables", [
+    {"GIT_CONFIG_PARAMETERS": "'core.fsmonitor'='touch PROOF'"},
+    {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath",
+     "GIT_CONFIG_VALUE_0": "/tmp/elsewhere"},
+])
+def test_hf_refuses_to_run_git_with_program_config_from_the_environment(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        variables: dict[str, str]) -> None:
+    """A shell (or an agent) that sets hooks or an fsmonitor for every git command
+    does not get them run by hf's own git calls: one line, nothing run."""
+    import subprocess
+    import sys
+
+    proof = tmp_path / "proof"
+    env = {**os.environ, **{k: v.replace("PROOF", str(proof)) for k, v in variables.items()}}
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "status"], cwd=repo, env=env,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("hf: error: the environment sets core.")
+    assert "unset GIT_CONFIG_PARAMETERS" in r.stderr
+    assert not proof.exists()
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'user.name'='Someone'")  # harmless: kept
+    assert Worktree.discover(repo).head() is not None

@@ -165,6 +165,9 @@ def join(
     batch: Annotated[str, typer.Argument(help="The batch to join.")],
     partial: Annotated[bool, typer.Option(
         "--partial", help="Join the done parts; leave the others running.")] = False,
+    allow_outside_symlinks: Annotated[bool, typer.Option(
+        "--allow-outside-symlinks", help="Take symbolic links that point out of the "
+        "repository or into .git (refused otherwise).")] = False,
     wait: Wait = 30.0,
     dry_run: DryRun = False,
     json: Json = False,
@@ -175,7 +178,7 @@ def join(
 
     ws = open_ws(repo)
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
-                         on_wait=output.waiting)
+                         allow_outside_links=allow_outside_symlinks, on_wait=output.waiting)
     plan, commit = outcome.plan, outcome.commit
     if plan.noop:  # joined before, or by another process while this one waited
         emit(outcome.to_data(), f"batch {batch} is already joined (commit "

@@ -330,13 +330,13 @@ def _elsewhere(parsed: Parsed, ctx: PartContext) -> str:
 
 
 def _overrides_hooks(parsed: Parsed, env: Mapping[str, str]) -> bool:
+    from hf_fanout.worktrees.process import environment_config_keys
+
     keys = [item.partition("=")[0].lower() for item in parsed.config]
-    # Every GIT_CONFIG_KEY_<n>, whatever GIT_CONFIG_COUNT says: git reads the count
-    # with strtoul (" 1" and "+1" count), so judging by the count misses keys git reads.
-    keys += [value.lower() for name, value in env.items() if name.startswith("GIT_CONFIG_KEY_")]
-    if "core.hookspath" in env.get("GIT_CONFIG_PARAMETERS", "").lower():
-        return True
-    return "core.hookspath" in keys
+    keys += environment_config_keys(env)
+    # (a key hidden in a value that does not parse as words is looked for whole)
+    return "core.hookspath" in keys or \
+        "core.hookspath" in env.get("GIT_CONFIG_PARAMETERS", "").lower()
 
 
 # --------------------------------------------------------------------- per command

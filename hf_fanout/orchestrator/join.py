@@ -34,14 +34,15 @@ class JoinOutcome:
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
-               dry_run: bool = False,
+               dry_run: bool = False, allow_outside_links: bool = False,
                on_wait: Callable[[str], None] | None = None) -> JoinOutcome:
     """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
     the batch is joined already) write under the locks. The objects the join
     makes are held in memory and written once, as one pack."""
     with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
-        plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run)
+        plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run,
+                         allow_outside_links=allow_outside_links)
         if plan.noop:
             return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
         if dry_run:

@@ -28,7 +28,7 @@ from hf_fanout.orchestrator.merge import combine
 from hf_fanout.paths import RepoPath
 from hf_fanout.preload import preload
 from hf_fanout.worktrees.scan import WorktreeScan
-from hf_fanout.worktrees.zparse import MODE_GITLINK, Change, Entry
+from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Change, Entry
 
 
 @dataclass
@@ -70,6 +70,7 @@ class JoinPlan:
     merged: list[RepoPath] = field(default_factory=list)
     noop: bool = False
     partial: bool = False
+    allow_outside_links: bool = False
     # parts that committed while the join wrote: not in the join, left unjoined
     late: list[str] = field(default_factory=list)
 
@@ -109,7 +110,7 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
 
 
 def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
-              check_main: bool = True) -> JoinPlan:
+              check_main: bool = True, allow_outside_links: bool = False) -> JoinPlan:
     """What joining `batch_id` would write, or a refusal (nothing is written).
 
     `check_main=False` leaves out the check for main-tree edits on the
@@ -148,6 +149,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     results = _part_results(ws, batch, parts, tips)
     try:
         _refuse_bad_changes(results)
+        if not allow_outside_links:
+            _refuse_outside_links(ws, results)
         with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
             entries, merged = combine(ws, batch, head,
                                      [(r.part.name, c) for r in results for c in r.changes],
@@ -157,7 +160,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     except HfError as exc:
         _attach_preview(exc, results)
         raise
-    return JoinPlan(batch, head, ref, results, entries, merged, partial=partial)
+    return JoinPlan(batch, head, ref, results, entries, merged, partial=partial,
+                    allow_outside_links=allow_outside_links)
 
 
 def restore_command(part: Part) -> str:
@@ -282,6 +286,39 @@ def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[Par
         )
         _attach_preview(exc, results)
         raise exc
+
+
+def link_escape(path: str, target: bytes) -> str | None:
+    """Where a symlink at repository path `path` with `target` points that a join
+    should not bring silently: out of the repository, or into `.git`."""
+    import posixpath
+
+    text = target.decode("utf-8", "surrogateescape")
+    if text.startswith("/"):
+        return "an absolute path"
+    landed = posixpath.normpath(posixpath.join(posixpath.dirname(path), text))
+    if landed == ".." or landed.startswith("../"):
+        return "outside the repository"
+    if any(part.lower() == ".git" for part in landed.split("/")):
+        return "into .git"
+    return None
+
+
+def _refuse_outside_links(ws: Workspace, results: list[PartResult]) -> None:
+    """A symlink a part adds or changes that points out of the repository or into
+    `.git` is refused (`--allow-outside-symlinks` takes it)."""
+    found = []
+    for r in results:
+        for c in r.changes:
+            if c.new is not None and c.new.mode == MODE_SYMLINK:
+                where = link_escape(c.path, ws.repo.read_blob(c.new.oid))
+                if where is not None:
+                    found.append(f"{r.part.name}: {c.path} ({where})")
+    if found:
+        raise JoinRefused("symbolic links point out of the repository or into .git: "
+                          + listing(found),
+            "make them point inside the repository, or join with --allow-outside-symlinks "
+            "when that is meant", details={"links": found})
 
 
 def _refuse_bad_changes(results: list[PartResult]) -> None:

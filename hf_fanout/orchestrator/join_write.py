@@ -99,7 +99,8 @@ def _moved_tips(ws: Workspace, plan: JoinPlan) -> list[str]:
 
 def _replan(ws: Workspace, plan: JoinPlan) -> None:
     """Plan again (under the locks) and make `plan` what is now planned."""
-    fresh = plan_join(ws, plan.batch.id, partial=plan.partial, check_main=False)
+    fresh = plan_join(ws, plan.batch.id, partial=plan.partial, check_main=False,
+                      allow_outside_links=plan.allow_outside_links)
     for name in fresh.__dataclass_fields__:
         setattr(plan, name, getattr(fresh, name))
 

@@ -166,13 +166,14 @@ class Tmux(Launcher):
     def _window_args(self, tab: Tab) -> list[str]:
         # tmux gives a new pane the PATH of the client that asks for it (not -e PATH):
         # the client runs with the tab's environment, see open().
-        args = ["-n", tab.name, "-c", str(tab.worktree)]
-        for key, value in tab.variables.items():
+        # tmux expands formats (`#(command)` runs a shell command) in a window's name
+        # and in `-c DIR`, not in `-e` values nor in the command's words: the name's
+        # `#` is doubled, and the directory travels in a variable the command cd's to.
+        args = ["-n", tab.name.replace("#", "##")]
+        for key, value in {**tab.variables, "HF_TAB_DIR": str(tab.worktree)}.items():
             args += ["-e", f"{key}={value}"]
-        # More than one argument: tmux runs the command directly, no shell involved;
-        # a single one goes through the shell, so it is quoted.
-        argv = tab.argv if len(tab.argv) > 1 else [shlex.join(tab.argv)]
-        return [*args, "--", *argv]
+        # more than one word: tmux runs the command directly, no shell of its own
+        return [*args, "--", "sh", "-c", 'cd "$HF_TAB_DIR" && exec "$@"', "hf-tab", *tab.argv]
 
     def _new_session(self, tab: Tab) -> list[str]:
         return ["new-session", "-d", "-s", self.session(tab), "-x", "200", "-y", "50",

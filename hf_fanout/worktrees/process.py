@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.errors import GitFailed
+from hf_fanout.errors import BadInput, GitFailed
 
 # Variables that point git at another repository, index or object store: a
 # parent process (a hook, an agent) may have set them, and they must not leak.
@@ -53,7 +53,50 @@ def _without_guard(path: str) -> str:
     return os.pathsep.join(d for d in path.split(os.pathsep) if d.rstrip("/") != guard)
 
 
+# Config keys that make git run a program on a command that runs none otherwise:
+# set from the environment (the user's shell, an agent) they would reach hf's own
+# git calls, in the main tree too.
+_RUNS_PROGRAMS = ("core.hookspath", "core.fsmonitor")
+
+
+def environment_config_keys(env: Mapping[str, str]) -> list[str]:
+    """The config keys the environment sets for every git command (lowercase):
+    `GIT_CONFIG_PARAMETERS` (`git -c` of a parent git) and `GIT_CONFIG_KEY_<n>`
+    (every one, whatever `GIT_CONFIG_COUNT` says: git reads " 1" and "+1" too)."""
+    found = [k.lower() for k in _parameter_keys(env.get("GIT_CONFIG_PARAMETERS", ""))]
+    found += [v.lower() for k, v in env.items() if k.startswith("GIT_CONFIG_KEY_")]
+    return found
+
+
+def _parameter_keys(text: str) -> list[str]:
+    """The keys of `GIT_CONFIG_PARAMETERS` ('key'='value' 'key2'='value', or older
+    'key=value' words)."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return [text]  # unparsable: looked at whole
+    return [w.partition("=")[0] for w in words]
+
+
+def refuse_program_config(env: Mapping[str, str]) -> None:
+    """hf does not run git where the environment points hooks or an fsmonitor
+    somewhere (one line, before anything runs)."""
+    bad = sorted({k for k in environment_config_keys(env) if k in _RUNS_PROGRAMS})
+    if bad:
+        raise BadInput(f"the environment sets {', '.join(bad)} for every git command "
+                       "(GIT_CONFIG_PARAMETERS / GIT_CONFIG_COUNT): hf does not run git that "
+                       "way", "unset GIT_CONFIG_PARAMETERS and GIT_CONFIG_COUNT (and the "
+                       "GIT_CONFIG_KEY_n / VALUE_n it counts), then run hf again")
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of hf's own git processes: no variable that points git at
+    another repository, index or object store; no guard wrapper on PATH; and no
+    config from the environment that would run a program (refused)."""
+    if "GIT_CONFIG_PARAMETERS" in os.environ or "GIT_CONFIG_COUNT" in os.environ:
+        refuse_program_config(os.environ)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -100,6 +143,28 @@ def out(args: Sequence[str], cwd: Path, **kwargs: Any) -> bytes:
 
 def text(args: Sequence[str], cwd: Path, **kwargs: Any) -> str:
     return out(args, cwd, **kwargs).decode("utf-8", "surrogateescape").strip()
+
+
+# `git hook run` (the part hooks' chaining, the post-checkout of a new worktree)
+# came in git 2.36.
+MIN_GIT = (2, 36)
+
+
+@functools.lru_cache(maxsize=1)
+def check_git_version() -> None:
+    """Refuse, in one line, a git older than MIN_GIT (once per process)."""
+    found = text(["--version"], Path.cwd() if Path.cwd().is_dir() else Path("/"))
+    numbers = found.removeprefix("git version ").split(".")
+    try:
+        version = (int(numbers[0]), int(numbers[1].split()[0]))
+    except (IndexError, ValueError):
+        return  # a build that names itself otherwise: taken as new enough
+    if version < MIN_GIT:
+        from hf_fanout.errors import HfError
+
+        raise HfError(f"hf needs git {MIN_GIT[0]}.{MIN_GIT[1]} or newer; `{git_executable()}` "
+                      f"is {found.removeprefix('git version ')}",
+                      "install a newer git (or put one first on PATH), then run hf again")
 
 
 def index_env(index: Path | None) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from hf_fanout.worktrees import scan as scanning
 from hf_fanout.worktrees.checkout import WorktreeAdmin, populate
 from hf_fanout.worktrees.commits import CommitWriter
 from hf_fanout.worktrees.objects import ObjectStore
-from hf_fanout.worktrees.process import index_env, out, run, text
+from hf_fanout.worktrees.process import check_git_version, index_env, out, run, text
 from hf_fanout.worktrees.trees import TreeWriter
 from hf_fanout.worktrees.zparse import MODE_SYMLINK, Entry, nul_split
 
@@ -114,6 +114,7 @@ class Worktree:
         start = (start or Path.cwd()).resolve()
         if not start.is_dir():
             raise NotARepo(f"{start} is not a directory", "pass --repo PATH to a git repository")
+        check_git_version()
         proc = run(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
                    start, check=False)
         if proc.returncode != 0:
