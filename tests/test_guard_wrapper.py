@@ -368,3 +368,41 @@ def test_core_hooks_path_from_the_environment_is_refused_in_a_part(split3):
     assert proc.returncode == 0, proc.stderr
     assert git(api, "log", "-1", "--format=%s") == "orders return one\n"
     assert git(repo, "log", "-1", "--format=%s", "main") == "initial\n"
+
+
+def test_variables_that_point_git_at_another_worktree_are_refused(split3):
+    api, repo = split3["api"], split3["repo"]
+    main_index = repo / ".git/index"
+    before = main_index.read_bytes()
+    cases = [
+        ({"GIT_INDEX_FILE": str(main_index)}, ["rm", "--cached", "-q", "README.md"],
+         f"GIT_INDEX_FILE={main_index}"),
+        ({"GIT_OBJECT_DIRECTORY": str(repo / "elsewhere")}, ["status"],
+         f"GIT_OBJECT_DIRECTORY={repo / 'elsewhere'}"),
+        ({"GIT_COMMON_DIR": str(api)}, ["status"], f"GIT_COMMON_DIR={api}"),
+    ]
+    for extra, argv, shown in cases:
+        proc = wgit(api, *argv, extra=extra)
+        assert proc.returncode == 99, (extra, proc)
+        line = proc.stderr.decode().strip()
+        assert f"{shown} is outside the part's worktree" in line, line
+    assert main_index.read_bytes() == before  # the main index was never touched
+    # an index of the part's own, or a temporary one, is the agent's business
+    own = wgit(api, "ls-files", extra={"GIT_INDEX_FILE": str(api / ".git-tmp-index")})
+    assert own.returncode == 0, own.stderr
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["reflog", "expire", "--all", "--expire=now"], "git reflog expire"),
+    (["reflog", "delete", "HEAD@{0}"], "git reflog delete"),
+    (["gc", "--prune=now"], "git gc --prune=now"),
+    (["prune"], "git prune"),
+])
+def test_what_destroys_recovery_data_is_refused(split3, argv, shown):
+    api, repo = split3["api"], split3["repo"]
+    reflog = git(repo, "reflog", "show", "hf/b1/api")
+    proc = wgit(api, *argv)
+    assert proc.returncode == 99
+    assert proc.stderr.decode().startswith(f"hf guard: refused `{shown}")
+    assert git(repo, "reflog", "show", "hf/b1/api") == reflog
+    assert wgit(api, "reflog").returncode == 0  # reading it is fine

@@ -61,7 +61,8 @@ def context_for(cwd: Path, top: Path | None = None) -> PartContext | None:
         batch=marker.batch, part=marker.part, branch=str(record.get("branch", "")),
         worktree=os.path.realpath(found[0]), git_dir=os.path.realpath(found[1]),
         cwd=os.path.realpath(cwd), owns_globs=tuple(record.get("owns", [])),
-        rules=rules, env=dict(os.environ))
+        rules=rules, env=dict(os.environ), common_dir=os.path.realpath(marker.common_dir),
+        private_objects=os.path.realpath(locate.private_objects(marker)))
 
 
 def wrap(argv: list[str]) -> int:
