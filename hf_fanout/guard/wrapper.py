@@ -338,13 +338,18 @@ def _elsewhere(parsed: Parsed, ctx: PartContext) -> str:
     return _elsewhere_in_environment(cwd, ctx)
 
 
+# A scratch index in a temporary directory is how tools (and hf) stage without
+# touching the real one; only the system's shared temporary directories count.
+_SYSTEM_TEMP = ("/tmp", "/var/tmp")  # noqa: S108
+
+
 def _elsewhere_in_environment(cwd: str, ctx: PartContext) -> str:
     """GIT_INDEX_FILE / GIT_OBJECT_DIRECTORY outside the part, GIT_COMMON_DIR other
     than its own: each points git at what another worktree (or repository) uses."""
     index = ctx.env.get("GIT_INDEX_FILE")
     if index:
         real = _real(cwd, index)
-        temp = [os.path.realpath(t) for t in (ctx.env.get("TMPDIR"), "/tmp", "/var/tmp") if t]
+        temp = [os.path.realpath(t) for t in (ctx.env.get("TMPDIR"), *_SYSTEM_TEMP) if t]
         if not (_inside(real, ctx.git_dir) or _inside(real, ctx.worktree)
                 or (any(_inside(real, t) for t in temp)
                     and not _inside(real, ctx.common_dir or "/nonexistent"))):
