@@ -267,9 +267,13 @@ def test_stdin_and_exit_codes_pass_through(split3):
         assert wgit(cwd, "no-such-command").returncode == 1
 
 
-def test_guard_list_is_configurable_in_hf_toml(split3):
+def test_guard_list_is_configurable_in_hf_toml(split3, hf):
     repo, api = split3["repo"], split3["api"]
     (repo / ".hf.toml").write_text('[guard]\nallow = ["clean"]\nrefuse = ["gc"]\n')
+    proc = wgit(api, "clean", "-f")
+    assert proc.returncode == 99, "an allow list loosens the guard: not before `hf trust`"
+    assert "you have not trusted this content" in proc.stderr.decode()
+    assert hf("trust", cwd=repo).code == 0
     (api / "scratch.tmp").write_text("x\n")
     assert wgit(api, "clean", "-f").returncode == 0
     assert not (api / "scratch.tmp").exists()
@@ -278,6 +282,7 @@ def test_guard_list_is_configurable_in_hf_toml(split3):
     assert "refused by [guard] refuse" in proc.stderr.decode()
     assert wgit(api, "reset", "--hard").returncode == 99  # the rest still holds
     (repo / ".hf.toml").write_text('[guard]\nallow = ["nonsense"]\n')
+    assert hf("trust", cwd=repo).code == 0
     proc = wgit(api, "status")
     assert proc.returncode == 99
     assert "unknown rules: nonsense" in proc.stderr.decode()

@@ -119,21 +119,24 @@ def done(
     repo: RepoOpt = None,
 ) -> None:
     """Mark a part done (idempotent)."""
-    from hf_fanout.orchestrator.lifecycle import mark_done
+    from hf_fanout.orchestrator.lifecycle import report_done
 
-    _mark_part(part, repo, dry_run, "done", lambda ws, target: mark_done(ws, target, note))
+    _mark_part(part, repo, dry_run, "done", lambda ws, target: report_done(ws, target, note))
 
 
 def _mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
                change: Any) -> None:
     """done / blocked: find the part (BATCH/PART or the current worktree), change, say so."""
     ws = open_ws(repo)
+    seen = len(ws.notices)
     target = ws.resolve_part(spec)
     if dry_run:
         emit({"part": target.to_dict(), "dry_run": True},
              f"would mark {target.batch}/{target.name} {state}")
         return
     result, changed = change(ws, target)
+    for message, hint in ws.notices[seen:]:
+        output.notice(message, hint)
     detail = f": {result.reason}" if state == "blocked" else ""
     emit({"part": result.to_dict(), "changed": changed},
          f"{result.batch}/{result.name} is {state}{detail}" + ("" if changed else " (already)"))
@@ -149,12 +152,12 @@ def blocked(
 ) -> None:
     """Mark a part blocked, with the reason (idempotent)."""
     from hf_fanout.errors import BadInput
-    from hf_fanout.orchestrator.lifecycle import mark_blocked
+    from hf_fanout.orchestrator.lifecycle import report_blocked
 
     if not reason.strip():
         raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
     _mark_part(part, repo, dry_run, "blocked",
-               lambda ws, target: mark_blocked(ws, target, reason))
+               lambda ws, target: report_blocked(ws, target, reason))
 
 
 # --------------------------------------------------------------------- join

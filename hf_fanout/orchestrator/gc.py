@@ -161,6 +161,10 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     worktree = Path(part.worktree)
     has_branch = repo.ref_exists(f"refs/heads/{part.branch}")
     if not worktree.exists() and not has_branch:
+        if not dry_run:
+            from hf_fanout.guard import sandbox
+
+            sandbox.forget_part(Path(repo.common_dir), part)
         return GcPart(batch.id, part.name, "gone", "already removed")
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
@@ -193,6 +197,11 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     if dry_run:
         return GcPart(batch.id, part.name, "would-remove",
                       "changes not in main (forced)" if pending else "integrated", freed)
+    # what the part committed in its sandbox joins the shared object store first:
+    # the join's commit and the rescue refs may need it
+    from hf_fanout.guard import sandbox
+
+    sandbox.forget_part(Path(repo.common_dir), part)
     if worktree.exists():
         repo.remove_worktree(worktree)
         if worktree.exists():  # not a registered worktree any more: plain files
