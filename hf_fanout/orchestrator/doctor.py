@@ -50,7 +50,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     from hf_fanout.guard import fingerprint
 
     if accept or discard_journal:
-        from hf_fanout.orchestrator.trusting import refuse_inside_part
+        from hf_fanout.orchestrator.boundary import refuse_inside_part
 
         refuse_inside_part("hf doctor --accept" if accept else "hf doctor --discard-journal")
     report = DoctorReport()

@@ -7,18 +7,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import config, processes, trust
+from hf_fanout import config, trust
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput, InsidePart
-
-
-def refuse_inside_part(what: str) -> None:
-    """Refuse a decision that is the person's when an agent asks for it."""
-    part = processes.inside_part()
-    if part is not None:
-        raise InsidePart(f"{what} from inside part {part}",
-                         "only the person decides this: run it in a terminal of the "
-                         "main tree, not under an agent")
+from hf_fanout.errors import BadInput
+from hf_fanout.orchestrator.boundary import refuse_inside_part
 
 
 def trust_repository(ws: Workspace, *, revoke: bool, dry_run: bool) -> dict[str, Any]:

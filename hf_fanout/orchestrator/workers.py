@@ -227,6 +227,11 @@ def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
 
 def stop_parts(ws: Workspace, batch_id: str, part_name: str | None, *, grace: float,
                dry_run: bool) -> list[dict[str, Any]]:
+    from hf_fanout.orchestrator.boundary import refuse_inside_part
+
+    if not dry_run:
+        refuse_inside_part(f"hf stop {batch_id}" + (f"/{part_name}" if part_name else ""),
+                           own=f"{batch_id}/{part_name}" if part_name else None)
     batch = ws.store.load_batch(batch_id)
     names = [part_name] if part_name else batch.parts
     results = []
