@@ -37,7 +37,7 @@ def test_commands_on_other_parts_or_the_batch_are_refused_inside_a_part(split3):
 
 
 def test_an_agent_that_clears_its_own_marker_is_still_below_one(split3):
-    repo, api = split3["repo"], split3["api"]
+    repo = split3["repo"]
     script = ("import os, subprocess, sys; env = {k: v for k, v in os.environ.items() "
               "if not k.startswith('HF_')}; sys.exit(subprocess.run([sys.executable, '-m', "
               "'hf_fanout', 'join', 'b1'], env=env).returncode)")
