@@ -70,14 +70,59 @@ def _scripts(chain: str) -> dict[str, str]:
         if name not in CHECKED:
             body = f'if [ -x {theirs} ]; then exec {theirs} "$@"; fi\nexit 0\n'
         elif name == "reference-transaction":
-            # Only "prepared" can refuse; the other states go straight on.
+            # Only "prepared" can refuse; the other states go straight on. A
+            # transaction that moves only HEAD and the part's branch passes in sh.
             body = (f'if [ "$1" != prepared ]; then\n'
                     f'    if [ -x {theirs} ]; then exec {theirs} "$@"; fi\n    exit 0\nfi\n'
+                    f'{_FAST_FILE_SH}'
+                    'buffer=\nall=1\n'
+                    'while IFS= read -r entry; do\n'
+                    '    buffer="$buffer$entry\n"\n'
+                    '    ref=${entry#* }; ref=${ref#* }\n'
+                    '    case $ref in HEAD|"${hf_fast_branch-}") ;; *) all= ;; esac\n'
+                    'done\n'
+                    'if [ -n "$fast" ] && [ -n "$all" ]; then\n'
+                    f'    if [ -x {theirs} ]; then printf %s "$buffer" | {theirs} "$@"; '
+                    'exit $?; fi\n    exit 0\nfi\n'
+                    f'printf %s "$buffer" | HF_HOOK_CHAIN={q(chain)} {run} hook {name} "$@"\n'
+                    'exit $?\n')
+        elif name == "pre-commit":
+            # Every staged path owned by a glob sh matches exactly: passes in sh.
+            body = (f'{_FAST_FILE_SH}'
+                    'if [ -n "$fast" ] && names=$("${HF_REAL_GIT:-git}" -c core.quotePath=true '
+                    'diff-index --cached --name-only --no-renames --ignore-submodules=none '
+                    'HEAD 2>/dev/null); then\n'
+                    '    all=1\n'
+                    '    while IFS= read -r path; do\n'
+                    '        [ -n "$path" ] || continue\n'
+                    '        case $path in \\"*) all= ;; esac\n'
+                    '        hf_fast_owned "$path" || all=\n'
+                    '    done <<HF_STAGED\n$names\nHF_STAGED\n'
+                    f'    if [ -n "$all" ]; then\n'
+                    f'        if [ -x {theirs} ]; then exec {theirs} "$@"; fi\n'
+                    '        exit 0\n    fi\nfi\n'
                     f'HF_HOOK_CHAIN={q(chain)} exec {run} hook {name} "$@"\n')
         else:
             body = f'HF_HOOK_CHAIN={q(chain)} exec {run} hook {name} "$@"\n'
         scripts[name] = head + body
     return scripts
+
+
+# In a hook (run at the top of the part's worktree): `fast` names the part's fast
+# file (guard/fast.py) when it exists and is not stale, after sourcing it.
+_FAST_FILE_SH = (
+    'fast=\n'
+    'if IFS= read -r line < .git 2>/dev/null; then\n'
+    '    gitdir=${line#gitdir: }\n'
+    '    case $gitdir in /*) ;; *) gitdir=$PWD/$gitdir ;; esac\n'
+    '    if [ -f "$gitdir/hf-fast.sh" ] && [ -f "$gitdir/hf-part.json" ] '
+    '&& . "$gitdir/hf-fast.sh" \\\n'
+    '            && ! [ "$hf_fast_repo_settings" -nt "$gitdir/hf-fast.sh" ] \\\n'
+    '            && ! [ "$hf_fast_user_settings" -nt "$gitdir/hf-fast.sh" ] \\\n'
+    '            && ! [ "$hf_fast_trust" -nt "$gitdir/hf-fast.sh" ]; then\n'
+    '        fast=$gitdir/hf-fast.sh\n'
+    '    fi\n'
+    'fi\n')
 
 
 def write_hooks(common_dir: Path, chain: str) -> bool:
@@ -138,6 +183,10 @@ def run_hook(name: str, args: list[str]) -> int:
     except HfError as exc:  # a damaged marker or record: refuse rather than run unguarded
         _say(f"hf guard: {name} refused: {exc.message}; instead: {exc.hint}")
         return 1
+    if marker is not None:
+        from hf_fanout.guard import fast
+
+        fast.refresh(marker.git_dir, marker.main_workdir, record)
     if marker is not None and record is not None and record.get("state") != "joined":
         refusal = _check(name, args, stdin or b"", marker, record)
         if refusal:
