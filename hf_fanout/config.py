@@ -29,6 +29,12 @@ def user_state_dir() -> Path:
     return Path(base) / "hf"
 
 
+def guard_bin_dir() -> Path:
+    """Where hf keeps the guard's `git` wrapper and entry for this user: a place that
+    outlives one installation of hf (see guard/env.py)."""
+    return user_state_dir() / "guard" / "bin"
+
+
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")

@@ -230,12 +230,15 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
 # --------------------------------------------------------------------- doctor
 
 
-@command(epilog="Example: hf doctor --json   |   hf doctor --accept   |   "
+@command(epilog="Example: hf doctor --json   |   hf doctor --accept   |   hf doctor --fix   |   "
              "hf doctor --discard-journal")
 def doctor(
     accept: Annotated[bool, typer.Option(
         "--accept", help="After a look: take the shared state as it is now as the new "
         "tamper baseline.")] = False,
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Reinstall the guard of every live part whose guard is broken "
+        "(a missing marker, hooks path or hook, a moved installation of hf).")] = False,
     discard_journal: Annotated[bool, typer.Option(
         "--discard-journal", help="Save an interrupted join's journal aside and remove it "
         "(when it is damaged or cannot be recovered); the main tree's files of its paths "
@@ -250,7 +253,8 @@ def doctor(
     from hf_fanout.orchestrator.workspace_open import open_workspace
 
     ws = open_workspace(repo, recover=False)
-    report = run_doctor(ws, accept=accept, discard_journal=discard_journal, dry_run=dry_run)
+    report = run_doctor(ws, accept=accept, discard_journal=discard_journal, dry_run=dry_run,
+                        fix=fix)
 
     def human() -> None:
         for f in report.findings:

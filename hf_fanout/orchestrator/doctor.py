@@ -45,7 +45,7 @@ class DoctorReport:
 
 
 def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
-           dry_run: bool) -> DoctorReport:
+           dry_run: bool, fix: bool = False) -> DoctorReport:
     """Every check in order; see the module docstring."""
     from hf_fanout.guard import fingerprint
 
@@ -57,6 +57,8 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_splits(ws, report, dry_run)
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
     check_records(ws, report)
+    # before the tamper check: what --fix reinstalls is re-baselined, not reported
+    check_guards(ws, report, fix=fix, dry_run=dry_run)
     if accept:
         for found in fingerprint.accept(ws, dry_run):
             report.findings.append(Finding(found["what"], found["detail"],
@@ -67,6 +69,41 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_schedule(report)
     check_isolation(ws, report)
     return report
+
+
+def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: bool) -> None:
+    """Every live part's guard whole (marker, hooks path, hook scripts, entry); with
+    `fix`, reinstalled where it is not."""
+    from pathlib import Path
+
+    from hf_fanout.core.records import DROPPED, JOINED
+    from hf_fanout.guard import hooks
+    from hf_fanout.guard.fingerprint import rebaseline_guard_files, running_batches
+
+    repaired = False
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for part in parts:
+            if part.state in (JOINED, DROPPED) or not Path(part.worktree).is_dir():
+                continue
+            found = hooks.problems(ws.repo, Path(part.worktree), part.batch, part.name)
+            if not found:
+                continue
+            where = f"{part.batch}/{part.name}"
+            if fix and not dry_run:
+                hooks.install(ws.repo, Path(part.worktree), part.batch, part.name)
+                repaired = True
+                report.findings.append(Finding("guard", f"{where}: reinstalled ("
+                                               f"{'; '.join(found)})", FIXED))
+            else:
+                report.findings.append(Finding(
+                    "guard", f"{where}: {'; '.join(found)}", PROBLEM,
+                    "`hf doctor --fix` reinstalls the part's guard"))
+    if repaired:
+        rebaseline_guard_files(ws)
 
 
 def check_isolation(ws: Workspace, report: DoctorReport) -> None:
