@@ -154,7 +154,13 @@ def test_a_repo_core_hooks_path_still_runs_in_parts(repo, hf, tmp_path):
     git(api, "add", "src/ui/app.js")
     proc = real(api, "commit", "-qm", "not ok")
     assert proc.returncode != 0 and "src/ui/app.js" in proc.stderr  # hf's check first
-    assert git(repo, "config", "core.hooksPath") == ".githooks\n"  # the main tree untouched
+    # the repository's setting untouched; in the main tree its hooks still run, after
+    # hf's main-tree hook (which only watches ref moves from below an agent)
+    assert git(repo, "config", "--file", ".git/config", "core.hooksPath") == ".githooks\n"
+    write(repo, {"notes.txt": "mine\n"})
+    git(repo, "add", "notes.txt")
+    assert real(repo, "commit", "-qm", "the person's").returncode == 0
+    assert f"pre-commit {repo}" in log.read_text()
 
 
 def test_guard_install_is_idempotent_and_leaves_the_baseline_clean(split3, hf):

@@ -174,7 +174,7 @@ def test_without_the_sandbox_hf_run_says_so_and_the_join_reports_what_reached_ou
     r = hf("doctor", "--json", cwd=repo)
     assert r.code != 0
     found = " | ".join(f["detail"] for f in r.json["data"]["findings"])
-    for seen in ("config changed", "config.worktree added", "hooks/post-checkout added",
+    for seen in ("config changed", "config.worktree changed", "hooks/post-checkout added",
                  "b1/api ownership changed", ".hf.toml added"):
         assert seen in found, (seen, found)
 
@@ -203,7 +203,9 @@ def test_normal_work_runs_inside_the_sandbox_and_joins(split3, hf, tmp_path):
                      ["stash", "list"]):
             run(git, *args)
         open("src/api/orders.py", "a").write("# more\\n")
-        run({sys.executable!r}, "-m", "hf_fanout", "commit", "-m", "orders", "src/api/orders.py")
+        made = subprocess.run([{sys.executable!r}, "-m", "hf_fanout", "commit", "-m", "orders",
+                               "src/api/orders.py"], capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
         run({sys.executable!r}, "-m", "hf_fanout", "heartbeat")
         run({sys.executable!r}, "-m", "hf_fanout", "done", "--note", "calc added")
     """)

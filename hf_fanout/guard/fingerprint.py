@@ -29,7 +29,7 @@ from hf_fanout.errors import StateCorrupt, TamperDetected
 from hf_fanout.worktrees import refs
 
 SCHEMA = 1
-_SCANNED_DIRS = ("hooks", "info", "hf/hooks")
+_SCANNED_DIRS = ("hooks", "info", "hf/hooks", "hf/main-hooks")
 _TEXT_FILES_MAX = 64 * 1024
 MAIN_SETTINGS = "main tree .hf.toml"  # the one entry outside the common dir
 
@@ -315,7 +315,8 @@ def rebaseline_guard_files(ws: Workspace) -> None:
         current = _files(ws, parts)
 
         def ours(rel: str) -> bool:
-            return rel.startswith("hf/hooks/") or rel.endswith("/config.worktree")
+            return rel.startswith(("hf/hooks/", "hf/main-hooks/")) or \
+                rel.endswith("/config.worktree")
 
         files = {k: v for k, v in base["files"].items() if not ours(k)}
         files.update({k: v for k, v in current.items() if ours(k)})

@@ -45,17 +45,28 @@ def hooks_dir(common_dir: Path) -> Path:
     return common_dir / "hf" / "hooks"
 
 
+def main_hooks_dir(common_dir: Path) -> Path:
+    """The main worktree's hooks while a batch runs (guard/mainhook.py)."""
+    return common_dir / "hf" / "main-hooks"
+
+
 def chain_dir(main_repo: Repository) -> str:
-    """Where the repository's own hooks are: its core.hooksPath, else <common>/hooks."""
+    """Where the repository's own hooks are: its core.hooksPath from any scope but a
+    worktree's own (where hf's settings are, the main tree's while a batch runs),
+    else <common>/hooks."""
     from hf_fanout.worktrees.process import run
 
-    proc = run(["config", "--get", "core.hooksPath"], main_repo.workdir, check=False)
-    value = proc.stdout.decode("utf-8", "surrogateescape").strip()
-    if proc.returncode == 0 and value:
-        value = os.path.expanduser(value)
-        if str(Path(value).resolve()) != str(hooks_dir(main_repo.common_dir).resolve()):
-            return value
-    return str(main_repo.common_dir / "hooks")
+    proc = run(["config", "--show-scope", "--get-all", "core.hooksPath"], main_repo.workdir,
+               check=False)
+    ours = {str(hooks_dir(main_repo.common_dir).resolve()),
+            str(main_hooks_dir(main_repo.common_dir).resolve())}
+    value = ""
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        scope, _, found = line.partition("\t")
+        found = os.path.expanduser(found)
+        if scope != "worktree" and found and str(Path(found).resolve()) not in ours:
+            value = found
+    return value or str(main_repo.common_dir / "hooks")
 
 
 def _scripts(chain: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from hf_fanout.core import states
 from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
+from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 
@@ -63,6 +64,7 @@ def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
     if dry_run or batch.state == DROPPED:
         return batch
     dropped, _ = states.change_batch(ws, batch_id, DROPPED, action="drop")
+    mainhook.settle(ws)
     return dropped
 
 
@@ -155,6 +157,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
     if not dry_run:
         ws.repo.prune_worktrees()
         _maybe_unregister(ws)
+        mainhook.settle(ws)
     report.freed_bytes = sum(p.freed_bytes for p in report.parts)
     if not dry_run and report.parts:
         ws.store.audit("gc", parts=[f"{p.batch}/{p.part}:{p.action}" for p in report.parts],

@@ -39,6 +39,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
     the batch is joined already) write under the locks. The objects the join
     makes are held in memory and written once, as one pack."""
+    from hf_fanout.guard import mainhook
     from hf_fanout.orchestrator.boundary import refuse_inside_part
     from hf_fanout.orchestrator.inbox import apply_all
 
@@ -54,4 +55,5 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         if dry_run:
             return JoinOutcome(plan, None, True)
         commit = execute_join(ws, plan, wait=wait, on_wait=on_wait)
+    mainhook.settle(ws)  # the last running batch joined: the main tree's hook goes
     return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False)

@@ -30,7 +30,7 @@ from hf_fanout.core.plan import (
 from hf_fanout.core.records import Batch, Part, branch_name
 from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
-from hf_fanout.guard import fingerprint, hooks
+from hf_fanout.guard import fingerprint, hooks, mainhook
 from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
 from hf_fanout.paths import RepoPath
 from hf_fanout.preload import preload
@@ -95,6 +95,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
                               lambda part: prepare_part(ws, batch, part),
                               unpack=len(parts) >= UNPACK_MIN_PARTS
                               and len(draft.base_paths) >= UNPACK_MIN_FILES)
+            mainhook.install(ws.repo)  # before the baseline: it changes config.worktree
             fingerprint.save(ws, batch, parts)
             handoff.write_handoffs(ws, batch, parts)
             _crash_point("records")

@@ -24,6 +24,7 @@ from hf_fanout.core import inbox
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
+from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.lifecycle import mark_blocked
 
@@ -128,6 +129,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     stop_beating = threading.Event()
     try:
         part = judge.record_worker(ws, part, worker)
+        mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)  # guard/mainhook.py
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
         if on_start is not None:
             on_start(worker)
@@ -143,6 +145,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 continue
     finally:
         stop_beating.set()
+        with contextlib.suppress(HfError, OSError):
+            mainhook.remove_worker(ws.repo.common_dir, child.pid)
         for forwarded, handler in previous.items():
             signal.signal(forwarded, handler)
         if tty is not None:

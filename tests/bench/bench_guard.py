@@ -84,6 +84,12 @@ def main() -> int:
         through = median_ms(["git", *commit], part, wrapped, rounds)
         print(f"{'git commit':<19}{'inside':<9}{direct:>9.1f}{through:>9.1f}"
               f"{through - direct:>+9.1f}   (direct: no hooks at all; wrapped: hf's hooks)")
+        own_hooks = str(repo / ".git" / "hooks")
+        direct = median_ms([real, "-c", f"core.hooksPath={own_hooks}", *commit], repo, env,
+                           rounds)
+        through = median_ms([real, *commit], repo, env, rounds)
+        print(f"{'git commit':<19}{'main':<9}{direct:>9.1f}{through:>9.1f}"
+              f"{through - direct:>+9.1f}   (the main tree's hook while a batch runs)")
         refused = median_refused(["git", "push"], part, wrapped, rounds)
         print(f"{'git push':<19}{'inside':<9}{'':>9}{refused:>9.1f}   (refused: python)")
     return 0

@@ -1,0 +1,73 @@
+"""The main worktree's hook: while a batch runs, a ref move in the main tree from
+below a part's agent is refused, however it got there; the person's own commits
+pass, through their own hooks; when no batch runs the main tree has no hf hook."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+from conftest import git, hf_proc, write
+from liveness_support import agent_script, part_record
+
+REAL_GIT = shutil.which("git") or "git"
+
+
+def _hooks_path(repo):
+    return subprocess.run([REAL_GIT, "config", "--worktree", "--get", "core.hooksPath"],
+                          cwd=repo, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def test_a_ref_move_in_main_from_below_an_agent_is_refused(split3, tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    head = git(repo, "rev-parse", "HEAD").strip()
+    out = tmp_path / "attempts.txt"
+    script = agent_script(tmp_path, "reacher", f"""
+        import subprocess
+        env = {{k: v for k, v in os.environ.items() if not k.startswith("HF_")}}
+        results = []
+        for argv in ([{REAL_GIT!r}, "-C", {str(repo)!r}, "commit", "-q", "--allow-empty",
+                      "-m", "from a part"],
+                     [{REAL_GIT!r}, "--git-dir", {str(repo / ".git")!r}, "update-ref",
+                      "-m", "hf join b1", "refs/heads/evil", "HEAD"]):
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+            results.append(f"{{proc.returncode}} {{proc.stderr.strip()!r}}")
+        open({str(out)!r}, "w").write("\\n".join(results))
+    """)
+    r = hf_proc("run", "--no-sandbox", "--", sys.executable, str(script), cwd=api)
+    assert r.returncode == 0, r.stderr
+    attempts = out.read_text().splitlines()
+    for attempt in attempts:
+        assert not attempt.startswith("0 "), attempts
+        assert "ref update in the main tree refused: it comes from below a part's agent" \
+            in attempt
+    assert "evil" not in git(repo, "branch", "--list")
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    assert git(repo, "log", "-1", "--format=%s").strip() != "from a part"
+
+
+def test_the_persons_commits_pass_through_their_own_hooks(split3, tmp_path):
+    repo = split3["repo"]
+    assert _hooks_path(repo) == str(repo / ".git" / "hf" / "main-hooks")
+    seen = tmp_path / "their-hook-ran"
+    hook = repo / ".git" / "hooks" / "post-commit"
+    hook.write_text(f"#!/bin/sh\necho ran >> {seen}\n")
+    hook.chmod(0o755)
+    write(repo, {"notes.txt": "mine\n"})
+    git(repo, "add", "notes.txt")
+    start = time.perf_counter()
+    git(repo, "commit", "-qm", "the person's own commit")
+    assert time.perf_counter() - start < 2
+    assert git(repo, "log", "-1", "--format=%s").strip() == "the person's own commit"
+    assert seen.read_text() == "ran\n"
+
+
+def test_no_batch_running_no_hook(split3, hf):
+    repo = split3["repo"]
+    for part in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert _hooks_path(repo) == ""
+    assert part_record(repo, "b1", "api")["state"] == "joined"
