@@ -1,4 +1,4 @@
-"""The core commands: split, status, done, blocked, join, doctor, demo. Each parses,
+"""The core commands: split, status, done, blocked, join, sync, doctor, demo. Each parses,
 calls one library function, renders its result."""
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def status(
             if b.error:
                 print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
                 continue
-            rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
+            rows = [[p.name, p.state + (f", main +{p.behind}" if p.behind else ""),
+                     str(p.changed), str(p.outside), p.last_activity,
                      p.branch, p.worktree] for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
@@ -222,6 +223,65 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
+
+
+# --------------------------------------------------------------------- sync
+
+
+@command(epilog="Example: hf sync b1   |   hf sync b1/api --merge   |   hf sync --continue")
+def sync(
+    target: Annotated[str | None, typer.Argument(
+        help="BATCH (its live parts) or BATCH/PART (default: the part of the current "
+        "worktree).")] = None,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Merge main into the part instead of rebasing its commits.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--continue", help="Go on with a stopped sync once its conflicts are resolved "
+        "and added.")] = False,
+    abort: Annotated[bool, typer.Option(
+        "--abort", help="Take a stopped sync back: branch, index and files as before.")
+    ] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Bring parts up to date with main: rebase (or merge) in each part's worktree."""
+    from hf_fanout.orchestrator.sync import SyncStopped
+    from hf_fanout.orchestrator.sync import sync as do_sync
+
+    ws = open_ws(repo)
+    report = do_sync(ws, target, merge=merge, resume=resume, abort=abort, dry_run=dry_run)
+
+    def human() -> None:
+        for p in report.parts:
+            where = f"{p.batch}/{p.part}"
+            onto = f" onto {p.onto[:12]}" if p.onto else ""
+            if p.outcome == "up-to-date":
+                print(f"{where}: up to date with main")
+            elif p.outcome == "would-sync":
+                print(f"{where}: would {p.mode}{onto} (main +{p.behind})")
+            elif p.outcome == "synced":
+                print(f"{where}: {'rebased' if p.mode == 'rebase' else 'merged'}{onto}")
+            elif p.outcome == "aborted":
+                print(f"{where}: sync taken back; branch, index and files as before")
+            elif p.outcome == "conflict":
+                print(f"{where}: stopped, {len(p.conflicts)} file(s) in conflict: "
+                      f"{', '.join(p.conflicts)}")
+            else:
+                print(f"{where}: skipped: {p.reason}")
+            if p.owned_on_main:
+                print(f"  main changed {len(p.owned_on_main)} file(s) this part owns: "
+                      f"{', '.join(p.owned_on_main)}")
+            if p.work_conflicts:
+                print(f"  uncommitted work in conflict: {', '.join(p.work_conflicts)}")
+            if p.reason and p.outcome != "skipped":
+                print(f"  next: {p.reason}")
+
+    if report.stopped and not dry_run:
+        if not json:
+            human()
+        raise SyncStopped.of(report)
+    emit(report.to_data(), human)
 
 
 # --------------------------------------------------------------------- doctor

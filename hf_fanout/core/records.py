@@ -179,3 +179,10 @@ def copied_paths(part: Part) -> list[str]:
         return []
     return [c["path"] for c in copied
             if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]]
+
+
+def part_base(batch: Batch, part: Part) -> str:
+    """The commit the part's work starts from: the batch's base, or where `hf sync`
+    last brought it (main's tip then)."""
+    moved = part.extra.get("base")
+    return moved if isinstance(moved, str) and moved else batch.base

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part
+from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part, part_base
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     GitFailed,
@@ -77,6 +77,10 @@ class JoinPlan:
     @property
     def parts(self) -> list[Part]:
         return [r.part for r in self.results]
+
+    def on_head(self, head: str) -> bool:
+        """Every part starts from `head`: main has not moved under any of them."""
+        return _on_head(self.batch, self.parts, head)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -152,7 +156,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         if not allow_outside_links:
             _refuse_outside_links(ws, results)
         with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
-            entries, merged = combine(ws, batch, head,
+            entries, merged = combine(ws, _on_head(batch, parts, head), head,
                                      [(r.part.name, c) for r in results for c in r.changes],
                                      Path(scratch))
         if check_main:
@@ -162,6 +166,10 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial,
                     allow_outside_links=allow_outside_links)
+
+
+def _on_head(batch: Batch, parts: list[Part], head: str) -> bool:
+    return all(part_base(batch, p) == head for p in parts)
 
 
 def restore_command(part: Part) -> str:
@@ -215,20 +223,24 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     # While the scans run (this thread mostly waits on git), load what the write
     # under the lock needs: filelock alone takes about 0.04 s to import.
     preload("filelock", "hf_fanout.orchestrator.journal")
-    committed = [tip for tip in tips.values() if tip != batch.base]
+    # a part `hf sync` brought onto main's tip starts from there, not the batch's base
+    bases = {p.name: part_base(batch, p) for p in parts}
     with ThreadPoolExecutor(max_workers=1) as side, ThreadPoolExecutor(max_workers=2) as pool:
-        # what every part committed: one `diff-tree`, beside the scans
-        diffs = side.submit(repo.diff_commits, batch.base, committed)
+        # what every part committed: one `diff-tree` per base, beside the scans
+        diffs = {base: side.submit(repo.diff_commits, base, [
+            tips[name] for name, b in bases.items() if b == base and tips[name] != base])
+            for base in sorted(set(bases.values()))}
         scans = [pool.submit(scan, p) for p in parts]
         # while the first scans run (they need this thread only when they end):
         # the base's tree (pygit2 loads now, holding the interpreter lock), then
         # who commits (three small git processes, once; an unknown identity
         # fails later, where a commit is made)
-        base_tree = repo.tree_of(batch.base)
+        base_trees = {base: repo.tree_of(base) for base in diffs}
         with contextlib.suppress(GitFailed):
             _ = repo.commit_identity
-        return [_result_of(ws, batch, base_tree, part, tips[part.name], future.result(),
-                           [c.path for c in diffs.result().get(tips[part.name], [])])
+        return [_result_of(ws, batch, base_trees[bases[part.name]], part, tips[part.name],
+                           future.result(), [c.path for c in diffs[bases[part.name]].result()
+                                             .get(tips[part.name], [])])
                 for part, future in zip(parts, scans, strict=True)]
 
 

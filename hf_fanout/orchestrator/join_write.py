@@ -31,7 +31,7 @@ def _final_tree(ws: Workspace, plan: JoinPlan, head: str) -> str:
     base, each part's tree already holds its changes on the same base: the
     directories only one part changed are taken from it as they are."""
     repo = ws.repo
-    if head == plan.batch.base:
+    if plan.on_head(head):
         overlaid = repo.overlay_trees(
             repo.tree_of(head), [(r.tree, [c.path for c in r.changes]) for r in plan.results])
         if overlaid is not None:
@@ -117,7 +117,7 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
     repo = ws.repo
     head = plan.head
     affected = list(plan.entries)
-    if head == plan.batch.base:  # what the parts changed is what HEAD has
+    if plan.on_head(head):  # what the parts changed is what HEAD has
         old_entries = {c.path: c.old for r in plan.results for c in r.changes
                        if c.old is not None}
     else:
