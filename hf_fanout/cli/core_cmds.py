@@ -1,4 +1,4 @@
-"""The core commands: split, status, done, blocked, join, sync, doctor, demo. Each parses,
+"""The core commands: split, status, done, blocked, join, sync, publish, doctor, demo. Each parses,
 calls one library function, renders its result."""
 
 from __future__ import annotations
@@ -169,17 +169,37 @@ def join(
     allow_outside_symlinks: Annotated[bool, typer.Option(
         "--allow-outside-symlinks", help="Take symbolic links that point out of the "
         "repository or into .git (refused otherwise).")] = False,
+    push: Annotated[bool, typer.Option(
+        "--push", help="Then publish the joined commit (see `hf publish`).")] = False,
+    branch: Annotated[bool, typer.Option(
+        "--branch", help="With --push: to a branch of its own, hf/BATCH.")] = False,
+    pr: Annotated[bool, typer.Option(
+        "--pr", help="With --push --branch: open a pull request for it.")] = False,
     wait: Wait = 30.0,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
     """Bring every part's owned files into the main tree as one commit."""
+    from hf_fanout.errors import BadInput
     from hf_fanout.orchestrator.join import join_batch
+    from hf_fanout.orchestrator.publish import PublishOptions
 
+    if (branch or pr) and not push:
+        raise BadInput("--branch and --pr go with --push", f"hf join {batch} --push --branch --pr")
     ws = open_ws(repo)
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
-                         allow_outside_links=allow_outside_symlinks, on_wait=output.waiting)
+                         allow_outside_links=allow_outside_symlinks, on_wait=output.waiting,
+                         push=PublishOptions(new_branch=branch, pr=pr) if push else None)
+    if outcome.published is not None:
+        published = outcome.published
+
+        def human() -> None:
+            _print_join(ws, outcome.plan, outcome.commit)
+            print_published(published)
+
+        emit(outcome.to_data(), human)
+        return
     plan, commit = outcome.plan, outcome.commit
     if plan.noop:  # joined before, or by another process while this one waited
         emit(outcome.to_data(), f"batch {batch} is already joined (commit "
@@ -282,6 +302,53 @@ def sync(
             human()
         raise SyncStopped.of(report)
     emit(report.to_data(), human)
+
+
+# --------------------------------------------------------------------- publish
+
+
+@command(epilog="Example: hf publish b1   |   hf publish b1 --branch --pr   |   "
+             "hf publish b1 --remote origin --force-with-lease")
+def publish(
+    batch: Annotated[str, typer.Argument(help="The joined batch to publish.")],
+    remote: Annotated[str | None, typer.Option(
+        "--remote", help="The remote (default: the branch's upstream's, else origin).")
+    ] = None,
+    branch: Annotated[bool, typer.Option(
+        "--branch", help="Push to a branch of its own, hf/BATCH (default: the upstream of "
+        "the branch the batch was joined into).")] = False,
+    force_with_lease: Annotated[bool, typer.Option(
+        "--force-with-lease", help="Replace the remote branch if it is still where it was "
+        "last fetched.")] = False,
+    pr: Annotated[bool, typer.Option(
+        "--pr", help="Open a pull request (gh or glab; else print the forge's page for "
+        "one).")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Push a joined batch's commit to a remote branch; with --pr open a pull request."""
+    from hf_fanout.orchestrator.publish import PublishOptions
+    from hf_fanout.orchestrator.publish import publish as do_publish
+
+    ws = open_ws(repo)
+    result = do_publish(ws, batch, PublishOptions(remote, branch, force_with_lease, pr),
+                        dry_run=dry_run)
+    emit(result.to_data(), lambda: print_published(result))
+
+
+def print_published(result: Any) -> None:
+    verb = "would push" if result.dry_run else "pushed"
+    print(f"{verb} {result.commit[:12]} to {result.remote}/{result.branch} ({result.url})")
+    if result.web:
+        print(f"  {result.web}")
+    if result.pr_tool:
+        print(f"pull request opened with {result.pr_tool}: {result.pr_url or '(no URL shown)'}")
+    elif result.pr_title and result.dry_run:
+        print(f"would open a pull request: {result.pr_title}")
+    elif result.pr_title:
+        print("neither gh nor glab is installed: open the pull request at "
+              + (result.pr_url or f"your forge, for branch {result.branch}"))
 
 
 # --------------------------------------------------------------------- doctor

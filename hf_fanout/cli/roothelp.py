@@ -28,6 +28,7 @@ TEXT = (
     '  blocked    Mark a part blocked, with the reason (idempotent).\n'
     "  join       Bring every part's owned files into the main tree as one...\n"
     '  sync       Bring parts up to date with main: rebase (or merge) in each...\n'
+    "  publish    Push a joined batch's commit to a remote branch; with --pr...\n"
     "  doctor     Check hf's state: settle what a killed command left, report...\n"
     '  demo       Make a throwaway repo, split a task in three, let stand-in...\n'
     '  commit     Commit exactly the named files, under the commit lock; other...\n'
