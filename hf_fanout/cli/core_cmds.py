@@ -169,6 +169,10 @@ def join(
     allow_outside_symlinks: Annotated[bool, typer.Option(
         "--allow-outside-symlinks", help="Take symbolic links that point out of the "
         "repository or into .git (refused otherwise).")] = False,
+    keep_history: Annotated[bool | None, typer.Option(
+        "--keep-history/--squash", help="One merge commit of main and each part's "
+        "commits (same tree), or one plain commit (default: keep_history in .hf.toml, "
+        "else --squash).", show_default=False)] = None,
     push: Annotated[bool, typer.Option(
         "--push", help="Then publish the joined commit (see `hf publish`).")] = False,
     branch: Annotated[bool, typer.Option(
@@ -190,7 +194,8 @@ def join(
     ws = open_ws(repo)
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
                          allow_outside_links=allow_outside_symlinks, on_wait=output.waiting,
-                         push=PublishOptions(new_branch=branch, pr=pr) if push else None)
+                         push=PublishOptions(new_branch=branch, pr=pr) if push else None,
+                         keep_history=keep_history)
     if outcome.published is not None:
         published = outcome.published
 

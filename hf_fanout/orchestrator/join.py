@@ -40,13 +40,19 @@ class JoinOutcome:
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
                dry_run: bool = False, allow_outside_links: bool = False,
                on_wait: Callable[[str], None] | None = None,
-               push: PublishOptions | None = None) -> JoinOutcome:
+               push: PublishOptions | None = None,
+               keep_history: bool | None = None) -> JoinOutcome:
     """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
     the batch is joined already) write under the locks. The objects the join
     makes are held in memory and written once, as one pack. With `push`
-    (`hf join --push`), the joined commit is published after (`publish.publish`)."""
+    (`hf join --push`), the joined commit is published after (`publish.publish`).
+    `keep_history` (None: `keep_history` of the settings, else no) makes the commit a
+    merge of main and the parts' results."""
+    if keep_history is None:
+        keep_history = ws.settings.flag("keep_history", False)
     outcome = _join(ws, batch_id, partial=partial, wait=wait, dry_run=dry_run,
-                    allow_outside_links=allow_outside_links, on_wait=on_wait)
+                    allow_outside_links=allow_outside_links, on_wait=on_wait,
+                    keep_history=keep_history)
     if push is None or dry_run or outcome.nothing_to_bring:
         return outcome
     try:
@@ -58,11 +64,12 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
 
 
 def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: bool,
-          allow_outside_links: bool, on_wait: Callable[[str], None] | None) -> JoinOutcome:
+          allow_outside_links: bool, on_wait: Callable[[str], None] | None,
+          keep_history: bool) -> JoinOutcome:
     with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
         plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run,
-                         allow_outside_links=allow_outside_links)
+                         allow_outside_links=allow_outside_links, keep_history=keep_history)
         if plan.noop:
             return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
         if dry_run:

@@ -71,6 +71,8 @@ class JoinPlan:
     noop: bool = False
     partial: bool = False
     allow_outside_links: bool = False
+    # the commit's parents: main and every part's result (not main alone)
+    keep_history: bool = False
     # parts that committed while the join wrote: not in the join, left unjoined
     late: list[str] = field(default_factory=list)
 
@@ -91,6 +93,7 @@ class JoinPlan:
             "affected": sorted(self.entries),
             "merged": self.merged,
             "noop": self.noop,
+            "keep_history": self.keep_history,
             "late": self.late,
         }
 
@@ -114,7 +117,8 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
 
 
 def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
-              check_main: bool = True, allow_outside_links: bool = False) -> JoinPlan:
+              check_main: bool = True, allow_outside_links: bool = False,
+              keep_history: bool = False) -> JoinPlan:
     """What joining `batch_id` would write, or a refusal (nothing is written).
 
     `check_main=False` leaves out the check for main-tree edits on the
@@ -165,7 +169,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         _attach_preview(exc, results)
         raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial,
-                    allow_outside_links=allow_outside_links)
+                    allow_outside_links=allow_outside_links, keep_history=keep_history)
 
 
 def _on_head(batch: Batch, parts: list[Part], head: str) -> bool:
