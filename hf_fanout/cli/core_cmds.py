@@ -1,5 +1,5 @@
-"""The core commands: split, status, done, blocked, join, sync, publish, doctor, demo. Each parses,
-calls one library function, renders its result."""
+"""The core commands: split, status, done, blocked, join, sync, publish, doctor, demo.
+Each parses, calls one library function, renders its result."""
 
 from __future__ import annotations
 
@@ -74,9 +74,12 @@ def split(
 # --------------------------------------------------------------------- status
 
 
-@command(epilog="Example: hf status   |   hf status b1 --json")
+@command(epilog="Example: hf status   |   hf status b1 --json   |   hf status --all")
 def status(
-    batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
+    batch: Annotated[str | None, typer.Argument(
+        help="One batch (default: every running one).")] = None,
+    everything: Annotated[bool, typer.Option(
+        "--all", help="Also the joined, dropped and collected batches.")] = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
@@ -84,11 +87,14 @@ def status(
     from hf_fanout.orchestrator.status import all_status
 
     ws = open_ws(repo)
-    batches = all_status(ws, batch)
+    batches, hidden = all_status(ws, batch, everything=everything)
 
     def human() -> None:
+        later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
+                 if hidden else "")
         if not batches:
-            print("no batches in this repository (start one with `hf split`)")
+            print(f"no running batch; {later}" if hidden else
+                  "no batches in this repository (start one with `hf split`)")
             return
         for b in batches:
             if b.error:
@@ -99,14 +105,17 @@ def status(
                      p.branch, p.worktree] for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
-                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
+                         title=f"batch {b.id} ({b.state}{', collected' if b.collected else ''}"
+                               f", base {b.base[:12]})")
             for p in b.parts:
                 if p.outside:
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
                 if p.reason:
                     print(f"  {p.name}: blocked: {p.reason}")
+        if later:
+            print(later)
 
-    emit({"batches": [b.to_data() for b in batches]}, human)
+    emit({"batches": [b.to_data() for b in batches], "hidden": hidden}, human)
 
 
 # --------------------------------------------------------------------- done / blocked

@@ -16,7 +16,16 @@ from typing import Any
 
 from hf_fanout import timefmt
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
+from hf_fanout.core.records import (
+    DROPPED,
+    JOINED,
+    RUNNING,
+    Batch,
+    Part,
+    collected,
+    copied_paths,
+    part_base,
+)
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
 from hf_fanout.liveness import heartbeat, judge
@@ -46,6 +55,7 @@ class BatchStatus:
     created: str
     parts: list[PartStatus]
     error: str | None = None
+    collected: bool = False  # `hf gc` removed its worktrees and branches
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +117,8 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
         for status, part in zip(statuses, parts, strict=True):
             if part.state not in (JOINED, DROPPED):
                 status.behind = behind.get(bases[part.name], 0)
-    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses)
+    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
+                       collected=collected(batch))
 
 
 def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:
@@ -125,13 +136,20 @@ def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:
     return counts
 
 
-def all_status(ws: Workspace, batch_id: str | None) -> list[BatchStatus]:
+def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False
+               ) -> tuple[list[BatchStatus], int]:
+    """The batches to show and how many finished ones were left out: without
+    `everything`, only the running (and damaged) ones; a named batch always."""
     if batch_id:
-        return [batch_status(ws, batch_id)]
+        return [batch_status(ws, batch_id)], 0
     result = []
+    hidden = 0
     for b in ws.store.batch_ids():
         try:
+            if not everything and ws.store.load_batch(b).state != RUNNING:
+                hidden += 1
+                continue
             result.append(batch_status(ws, b))
         except StateCorrupt as exc:  # one damaged batch must not hide the others
             result.append(BatchStatus(b, "damaged", "", "", [], error=exc.message))
-    return result
+    return result, hidden
