@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.options import DryRun, Json, PartArg, RepoOpt, Wait, command, open_ws
+from hf_fanout.cli.options import (
+    DryRun,
+    Json,
+    PartArg,
+    RepoOpt,
+    Wait,
+    batch_names,
+    command,
+    open_ws,
+    part_names,
+)
 from hf_fanout.cli.output import emit, progress
 from hf_fanout.cli.render import print_split_notes
 
@@ -77,7 +87,7 @@ def split(
 @command(epilog="Example: hf status   |   hf status b1 --json   |   hf status --all")
 def status(
     batch: Annotated[str | None, typer.Argument(
-        help="One batch (default: every running one).")] = None,
+        help="One batch (default: every running one).", autocompletion=batch_names)] = None,
     everything: Annotated[bool, typer.Option(
         "--all", help="Also the joined, dropped and collected batches.")] = False,
     json: Json = False,
@@ -172,7 +182,8 @@ def blocked(
 
 @command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60")
 def join(
-    batch: Annotated[str, typer.Argument(help="The batch to join.")],
+    batch: Annotated[str, typer.Argument(help="The batch to join.",
+                                         autocompletion=batch_names)],
     partial: Annotated[bool, typer.Option(
         "--partial", help="Join the done parts; leave the others running.")] = False,
     allow_outside_symlinks: Annotated[bool, typer.Option(
@@ -266,7 +277,7 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
 def sync(
     target: Annotated[str | None, typer.Argument(
         help="BATCH (its live parts) or BATCH/PART (default: the part of the current "
-        "worktree).")] = None,
+        "worktree).", autocompletion=part_names)] = None,
     merge: Annotated[bool, typer.Option(
         "--merge", help="Merge main into the part instead of rebasing its commits.")] = False,
     resume: Annotated[bool, typer.Option(
@@ -324,7 +335,8 @@ def sync(
 @command(epilog="Example: hf publish b1   |   hf publish b1 --branch --pr   |   "
              "hf publish b1 --remote origin --force-with-lease")
 def publish(
-    batch: Annotated[str, typer.Argument(help="The joined batch to publish.")],
+    batch: Annotated[str, typer.Argument(help="The joined batch to publish.",
+                                         autocompletion=batch_names)],
     remote: Annotated[str | None, typer.Option(
         "--remote", help="The remote (default: the branch's upstream's, else origin).")
     ] = None,
