@@ -163,3 +163,25 @@ def test_the_agent_cannot_rebase_but_hf_sync_can(split3, hf):
 
     assert "hf sync" in INSTEAD["rebase"] and "hf sync" in INSTEAD["merge"]
     assert "hf sync" in (split3["api"] / ".hf" / "TASK.md").read_text()
+
+
+def test_git_refusing_without_a_conflict_puts_everything_back(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    hook = repo / ".git" / "hooks" / "pre-rebase"
+    hook.write_text("#!/bin/sh\necho 'no rebase today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    # a changed hook is a finding of the tamper check: sync refuses before git runs
+    move_main(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"}, "main: run")
+    refused = hf("sync", "b1/api", cwd=repo)
+    assert refused.code == 1 and "changed since the split" in refused.err
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    write(api, {"src/api/new.py": "new\n", "src/api/orders.py": "changed\n"})
+    git(api, "add", "src/api/new.py")
+    before = state_of(api)
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 1
+    assert "no rebase today" in r.err or "pre-rebase" in r.err
+    assert state_of(api) == before
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    again = hf("sync", "b1/api", "--dry-run", cwd=repo)
+    assert again.code == 0 and "would rebase" in again.out  # nothing left stopped

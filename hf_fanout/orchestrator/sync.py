@@ -20,6 +20,7 @@ from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, NotFound
+from hf_fanout.guard import fingerprint
 from hf_fanout.worktrees import rebase
 
 # outcomes of one part
@@ -87,6 +88,9 @@ def sync(ws: Workspace, target: str | None, *, merge: bool = False, resume: bool
         raise BadInput("--merge starts a sync; --continue and --abort finish one",
                        "drop --merge: the stopped sync goes on the way it started")
     batch, parts = _targets(ws, target)
+    # git runs config-defined programs (hooks, filters): nothing runs in a part's
+    # worktree before the shared state is checked against the split's fingerprint
+    fingerprint.verify(ws, batch)
     single = target is None or "/" in target
     results = []
     for part in parts:
@@ -176,8 +180,13 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
     # 2. git's rebase or merge, on a clean worktree
     if saved is not None:
         rebase.clear(worktree, keep=copied_paths(part))
-    conflicts = rebase.start(worktree, mode, onto,
-                             f"hf: sync part {part.name} of batch {part.batch} with main")
+    try:
+        conflicts = rebase.start(worktree, mode, onto,
+                                 f"hf: sync part {part.name} of batch {part.batch} with main")
+    except HfError:
+        # git refused without a conflict (a hook, a damaged object): everything back
+        _abort(ws, batch, ws.store.load_part(part.batch, part.name), False, True)
+        raise
     if conflicts:
         result.outcome, result.conflicts = STOPPED, conflicts
         result.reason = (f"resolve the files in {part.worktree}, `git add` them, then "
