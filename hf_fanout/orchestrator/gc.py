@@ -26,6 +26,7 @@ from hf_fanout.core.records import (
     collected,
     ended_at,
     now,
+    part_base,
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
@@ -130,7 +131,7 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
         tree = repo.tree_of(tip)
     else:
         return []
-    changes = repo.diff_trees(batch.base, tree)
+    changes = repo.diff_trees(part_base(batch, part), tree)  # where `hf sync` left it
     if not changes:
         return []
     target = main.rev_parse(batch.target_ref) or main.head() or batch.base
