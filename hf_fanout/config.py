@@ -77,6 +77,15 @@ class Settings:
                            f"{user_config_dir() / 'config.toml'})")
         return float(raw)
 
+    def flag(self, key: str, default: bool) -> bool:
+        """A setting that must be true or false."""
+        raw = self.values.get(key, default)
+        if not isinstance(raw, bool):
+            raise BadInput(f"{key} = {raw!r} in the settings is not true or false",
+                           f"e.g. {key} = true in .hf.toml (or in "
+                           f"{user_config_dir() / 'config.toml'})")
+        return raw
+
     def text(self, key: str, example: str) -> str | None:
         """A setting that must be a non-empty string, or None when it is not set."""
         raw = self.get(key)

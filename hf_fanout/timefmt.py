@@ -4,14 +4,23 @@
 from __future__ import annotations
 
 import calendar
+import os
 import time
 
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
+def now() -> float:
+    """Seconds since the epoch: the clock of records and of ages hf acts on (`hf gc`
+    forgetting old batches). `HF_CLOCK` (an `iso` timestamp) sets it, for tests and
+    demos that need days to pass."""
+    fixed = parse_iso(os.environ.get("HF_CLOCK"))
+    return time.time() if fixed is None else fixed
+
+
 def iso(ts: float | None = None) -> str:
     """`ts` (seconds since the epoch; default: now) as `2026-11-21T12:00:00Z`."""
-    return time.strftime(_ISO, time.gmtime(ts))
+    return time.strftime(_ISO, time.gmtime(now() if ts is None else ts))
 
 
 def compact(ts: float | None = None) -> str:

@@ -52,7 +52,7 @@ def test_status_counts_changed_and_outside_files(split3, hf):
 def test_status_of_all_batches_and_of_none(repo, hf):
     r = hf("status", cwd=repo)
     assert r.code == 0 and "no batches" in r.out
-    assert hf("status", "--json", cwd=repo).json["data"] == {"batches": []}
+    assert hf("status", "--json", cwd=repo).json["data"] == {"batches": [], "hidden": 0}
     for batch in ("b1", "b2"):
         assert hf("split", batch, "--part", f"{batch}-api=src/api/{batch}/**", cwd=repo).code == 0
     r = hf("status", "--json", cwd=repo)
@@ -183,7 +183,7 @@ def test_exit_codes(repo, hf, tmp_path, monkeypatch):
 
     from hf_fanout.orchestrator import status
 
-    def bug(*_args: Any) -> Any:
+    def bug(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(status, "all_status", bug)
@@ -195,7 +195,7 @@ def test_exit_codes(repo, hf, tmp_path, monkeypatch):
     assert str(crash_logs[0]) in r.json["error"]["hint"]
     assert "RuntimeError: boom" in crash_logs[0].read_text()
 
-    def interrupted(*_args: Any) -> Any:
+    def interrupted(*_args: Any, **_kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(status, "all_status", interrupted)

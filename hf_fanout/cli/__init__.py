@@ -35,6 +35,9 @@ def _wide_terminal() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run hf with `argv` (default: sys.argv[1:]); return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    for name, variable in (("hf-fanout", "_HF_FANOUT_COMPLETE"), ("hf", "_HF_COMPLETE")):
+        if os.environ.get(variable):  # the shell asks for completions (`hf shell-init`)
+            return _complete(name, variable, os.environ[variable])
     if args in (["--help"], ["-h"]) and _wide_terminal():
         # the one call that must be instant: printed from text rendered ahead of
         # time (hf_fanout/cli/roothelp.py), without loading typer
@@ -95,6 +98,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                           _usage_hint(_command_name(args)))
         code = exc.exit_code  # type: ignore[attr-defined]
         return EXIT_USAGE if code == 2 else int(code)
+
+
+def _complete(name: str, variable: str, instruction: str) -> int:
+    """Answer the shell's completion request (`_HF_COMPLETE=complete_bash hf`), from
+    every command, with typer's completion classes registered (the app is built
+    without typer's own --install-completion)."""
+    from typer.completion import get_completion_inspect_parameters, shell_complete
+    from typer.main import get_command
+
+    from hf_fanout.cli import app
+
+    get_completion_inspect_parameters()
+    return shell_complete(get_command(app.build()), {}, name, variable, instruction)
 
 
 def _usage_hint(name: str) -> str:

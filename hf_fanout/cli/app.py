@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli import core_cmds, guard_cmds, liveness_cmds, tabs_cmds
+from hf_fanout.cli import core_cmds, guard_cmds, liveness_cmds, shell_cmds, tabs_cmds
 
 HELP = ("Run one coding task as parallel parts, each in its own git worktree, "
         "and join the results back as one safe commit.\n\n"
@@ -18,11 +18,12 @@ HELP = ("Run one coding task as parallel parts, each in its own git worktree, "
 
 COMMANDS: list[Callable[..., Any]] = [
     core_cmds.split, core_cmds.status, core_cmds.done, core_cmds.blocked, core_cmds.join,
-    core_cmds.doctor, core_cmds.demo,
+    core_cmds.sync, core_cmds.publish, core_cmds.doctor, core_cmds.demo,
     guard_cmds.commit, guard_cmds.trust,
     tabs_cmds.open_, tabs_cmds.task, tabs_cmds.handoff, tabs_cmds.queue, tabs_cmds.next_,
     liveness_cmds.run, liveness_cmds.heartbeat, liveness_cmds.sweep, liveness_cmds.stop,
     liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
+    shell_cmds.cd, shell_cmds.shell_init,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {

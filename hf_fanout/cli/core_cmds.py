@@ -1,5 +1,5 @@
-"""The core commands: split, status, done, blocked, join, doctor, demo. Each parses,
-calls one library function, renders its result."""
+"""The core commands: split, status, done, blocked, join, sync, publish, doctor, demo.
+Each parses, calls one library function, renders its result."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.options import DryRun, Json, PartArg, RepoOpt, Wait, command, open_ws
+from hf_fanout.cli.options import (
+    DryRun,
+    Json,
+    PartArg,
+    RepoOpt,
+    Wait,
+    batch_names,
+    command,
+    open_ws,
+    part_names,
+)
 from hf_fanout.cli.output import emit, progress
 from hf_fanout.cli.render import print_split_notes
 
@@ -74,9 +84,12 @@ def split(
 # --------------------------------------------------------------------- status
 
 
-@command(epilog="Example: hf status   |   hf status b1 --json")
+@command(epilog="Example: hf status   |   hf status b1 --json   |   hf status --all")
 def status(
-    batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
+    batch: Annotated[str | None, typer.Argument(
+        help="One batch (default: every running one).", autocompletion=batch_names)] = None,
+    everything: Annotated[bool, typer.Option(
+        "--all", help="Also the joined, dropped and collected batches.")] = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
@@ -84,28 +97,35 @@ def status(
     from hf_fanout.orchestrator.status import all_status
 
     ws = open_ws(repo)
-    batches = all_status(ws, batch)
+    batches, hidden = all_status(ws, batch, everything=everything)
 
     def human() -> None:
+        later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
+                 if hidden else "")
         if not batches:
-            print("no batches in this repository (start one with `hf split`)")
+            print(f"no running batch; {later}" if hidden else
+                  "no batches in this repository (start one with `hf split`)")
             return
         for b in batches:
             if b.error:
                 print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
                 continue
-            rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
+            rows = [[p.name, p.state + (f", main +{p.behind}" if p.behind else ""),
+                     str(p.changed), str(p.outside), p.last_activity,
                      p.branch, p.worktree] for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
-                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
+                         title=f"batch {b.id} ({b.state}{', collected' if b.collected else ''}"
+                               f", base {b.base[:12]})")
             for p in b.parts:
                 if p.outside:
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
                 if p.reason:
                     print(f"  {p.name}: blocked: {p.reason}")
+        if later:
+            print(later)
 
-    emit({"batches": [b.to_data() for b in batches]}, human)
+    emit({"batches": [b.to_data() for b in batches], "hidden": hidden}, human)
 
 
 # --------------------------------------------------------------------- done / blocked
@@ -165,23 +185,49 @@ def blocked(
 
 @command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60")
 def join(
-    batch: Annotated[str, typer.Argument(help="The batch to join.")],
+    batch: Annotated[str, typer.Argument(help="The batch to join.",
+                                         autocompletion=batch_names)],
     partial: Annotated[bool, typer.Option(
         "--partial", help="Join the done parts; leave the others running.")] = False,
     allow_outside_symlinks: Annotated[bool, typer.Option(
         "--allow-outside-symlinks", help="Take symbolic links that point out of the "
         "repository or into .git (refused otherwise).")] = False,
+    keep_history: Annotated[bool | None, typer.Option(
+        "--keep-history/--squash", help="One merge commit of main and each part's "
+        "commits (same tree), or one plain commit (default: keep_history in .hf.toml, "
+        "else --squash).", show_default=False)] = None,
+    push: Annotated[bool, typer.Option(
+        "--push", help="Then publish the joined commit (see `hf publish`).")] = False,
+    branch: Annotated[bool, typer.Option(
+        "--branch", help="With --push: to a branch of its own, hf/BATCH.")] = False,
+    pr: Annotated[bool, typer.Option(
+        "--pr", help="With --push --branch: open a pull request for it.")] = False,
     wait: Wait = 30.0,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
     """Bring every part's owned files into the main tree as one commit."""
+    from hf_fanout.errors import BadInput
     from hf_fanout.orchestrator.join import join_batch
+    from hf_fanout.orchestrator.publish import PublishOptions
 
+    if (branch or pr) and not push:
+        raise BadInput("--branch and --pr go with --push", f"hf join {batch} --push --branch --pr")
     ws = open_ws(repo)
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
-                         allow_outside_links=allow_outside_symlinks, on_wait=output.waiting)
+                         allow_outside_links=allow_outside_symlinks, on_wait=output.waiting,
+                         push=PublishOptions(new_branch=branch, pr=pr) if push else None,
+                         keep_history=keep_history)
+    if outcome.published is not None:
+        published = outcome.published
+
+        def human() -> None:
+            _print_join(ws, outcome.plan, outcome.commit)
+            print_published(published)
+
+        emit(outcome.to_data(), human)
+        return
     plan, commit = outcome.plan, outcome.commit
     if plan.noop:  # joined before, or by another process while this one waited
         emit(outcome.to_data(), f"batch {batch} is already joined (commit "
@@ -225,6 +271,113 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
+
+
+# --------------------------------------------------------------------- sync
+
+
+@command(epilog="Example: hf sync b1   |   hf sync b1/api --merge   |   hf sync --continue")
+def sync(
+    target: Annotated[str | None, typer.Argument(
+        help="BATCH (its live parts) or BATCH/PART (default: the part of the current "
+        "worktree).", autocompletion=part_names)] = None,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Merge main into the part instead of rebasing its commits.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--continue", help="Go on with a stopped sync once its conflicts are resolved "
+        "and added.")] = False,
+    abort: Annotated[bool, typer.Option(
+        "--abort", help="Take a stopped sync back: branch, index and files as before.")
+    ] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Bring parts up to date with main: rebase (or merge) in each part's worktree."""
+    from hf_fanout.orchestrator.sync import SyncStopped
+    from hf_fanout.orchestrator.sync import sync as do_sync
+
+    ws = open_ws(repo)
+    report = do_sync(ws, target, merge=merge, resume=resume, abort=abort, dry_run=dry_run)
+
+    def human() -> None:
+        for p in report.parts:
+            where = f"{p.batch}/{p.part}"
+            onto = f" onto {p.onto[:12]}" if p.onto else ""
+            if p.outcome == "up-to-date":
+                print(f"{where}: up to date with main")
+            elif p.outcome == "would-sync":
+                print(f"{where}: would {p.mode}{onto} (main +{p.behind})")
+            elif p.outcome == "synced":
+                print(f"{where}: {'rebased' if p.mode == 'rebase' else 'merged'}{onto}")
+            elif p.outcome == "aborted":
+                print(f"{where}: sync taken back; branch, index and files as before")
+            elif p.outcome == "conflict":
+                print(f"{where}: stopped, {len(p.conflicts)} file(s) in conflict: "
+                      f"{', '.join(p.conflicts)}")
+            else:
+                print(f"{where}: skipped: {p.reason}")
+            if p.owned_on_main:
+                print(f"  main changed {len(p.owned_on_main)} file(s) this part owns: "
+                      f"{', '.join(p.owned_on_main)}")
+            if p.work_conflicts:
+                print(f"  uncommitted work in conflict: {', '.join(p.work_conflicts)}")
+            if p.reason and p.outcome != "skipped":
+                print(f"  next: {p.reason}")
+
+    if report.stopped and not dry_run:
+        if not json:
+            human()
+        raise SyncStopped.of(report)
+    emit(report.to_data(), human)
+
+
+# --------------------------------------------------------------------- publish
+
+
+@command(epilog="Example: hf publish b1   |   hf publish b1 --branch --pr   |   "
+             "hf publish b1 --remote origin --force-with-lease")
+def publish(
+    batch: Annotated[str, typer.Argument(help="The joined batch to publish.",
+                                         autocompletion=batch_names)],
+    remote: Annotated[str | None, typer.Option(
+        "--remote", help="The remote (default: the branch's upstream's, else origin).")
+    ] = None,
+    branch: Annotated[bool, typer.Option(
+        "--branch", help="Push to a branch of its own, hf/BATCH (default: the upstream of "
+        "the branch the batch was joined into).")] = False,
+    force_with_lease: Annotated[bool, typer.Option(
+        "--force-with-lease", help="Replace the remote branch if it is still where it was "
+        "last fetched.")] = False,
+    pr: Annotated[bool, typer.Option(
+        "--pr", help="Open a pull request (gh or glab; else print the forge's page for "
+        "one).")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Push a joined batch's commit to a remote branch; with --pr open a pull request."""
+    from hf_fanout.orchestrator.publish import PublishOptions
+    from hf_fanout.orchestrator.publish import publish as do_publish
+
+    ws = open_ws(repo)
+    result = do_publish(ws, batch, PublishOptions(remote, branch, force_with_lease, pr),
+                        dry_run=dry_run)
+    emit(result.to_data(), lambda: print_published(result))
+
+
+def print_published(result: Any) -> None:
+    verb = "would push" if result.dry_run else "pushed"
+    print(f"{verb} {result.commit[:12]} to {result.remote}/{result.branch} ({result.url})")
+    if result.web:
+        print(f"  {result.web}")
+    if result.pr_tool:
+        print(f"pull request opened with {result.pr_tool}: {result.pr_url or '(no URL shown)'}")
+    elif result.pr_title and result.dry_run:
+        print(f"would open a pull request: {result.pr_title}")
+    elif result.pr_title:
+        print("neither gh nor glab is installed: open the pull request at "
+              + (result.pr_url or f"your forge, for branch {result.branch}"))
 
 
 # --------------------------------------------------------------------- doctor

@@ -239,6 +239,8 @@ def gc(
             print(f"{p.batch}/{p.part}: {p.action} ({p.why})")
         for ref in report.refs_removed:
             print(f"removed ref {ref}")
+        for bid in report.forgotten:
+            print(f"forgot batch {bid} (collected, ended over forget_after_days ago)")
         verb = "would free" if dry_run else "freed"
         print(f"{verb} {_size(report.freed_bytes)}")
 

@@ -22,8 +22,34 @@ Wait = Annotated[
     float, typer.Option("--wait", min=0,
                         help="Seconds to wait for the commit lock before giving up.")
 ]
+def batch_names(incomplete: str) -> list[str]:
+    """Shell completion: the batch ids of the repository the shell is in."""
+    try:
+        from hf_fanout.core.workspace import Workspace
+
+        return [b for b in Workspace.open().store.batch_ids() if b.startswith(incomplete)]
+    except Exception:  # completion must never print a traceback
+        return []
+
+
+def part_names(incomplete: str) -> list[str]:
+    """Shell completion: BATCH/PART of every part (and the batch ids)."""
+    try:
+        from hf_fanout.core.workspace import Workspace
+
+        store = Workspace.open().store
+        found = []
+        for batch in store.batch_ids():
+            found.append(batch)
+            found += [f"{batch}/{p}" for p in store.load_batch(batch).parts]
+        return [name for name in found if name.startswith(incomplete)]
+    except Exception:  # completion must never print a traceback
+        return []
+
+
 PartArg = Annotated[str | None, typer.Argument(
-    help="BATCH/PART (default: the part of the current worktree).")]
+    help="BATCH/PART (default: the part of the current worktree).",
+    autocompletion=part_names)]
 PartOpt = Annotated[str | None, typer.Option(
     "--part", help="BATCH/PART (default: the part of the current worktree).")]
 LauncherOpt = Annotated[str | None, typer.Option(

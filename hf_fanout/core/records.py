@@ -179,3 +179,22 @@ def copied_paths(part: Part) -> list[str]:
         return []
     return [c["path"] for c in copied
             if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]]
+
+
+def collected(batch: Batch) -> bool:
+    """`hf gc` removed every worktree and branch of the batch: only its record is left
+    (shown by `hf status --all`, forgotten later; its id can be used again)."""
+    return batch.state in (JOINED, DROPPED) and isinstance(batch.extra.get("gc_at"), str)
+
+
+def ended_at(batch: Batch) -> str:
+    """When a joined or dropped batch ended."""
+    dropped = batch.extra.get("dropped_at")
+    return batch.joined_at or (dropped if isinstance(dropped, str) else "") or batch.updated
+
+
+def part_base(batch: Batch, part: Part) -> str:
+    """The commit the part's work starts from: the batch's base, or where `hf sync`
+    last brought it (main's tip then)."""
+    moved = part.extra.get("base")
+    return moved if isinstance(moved, str) and moved else batch.base

@@ -56,14 +56,14 @@ RULES: dict[str, str] = {
 
 INSTEAD: dict[str, str] = {
     "push": "run `hf done` here; push from the main tree after `hf join`",
-    "pull": "finish with `hf done`; `hf join` merges main three-way",
+    "pull": "`hf sync` brings this part onto main's tip (rebase; `--merge` merges)",
     "fetch": "fetch in the main tree",
-    "rebase": "keep committing on this branch; `hf join` merges main three-way",
+    "rebase": "`hf sync` rebases this part onto main's tip, its uncommitted work kept",
     "reset": "use `git restore FILE` for files you own, or `git reset --soft/--mixed`",
     "checkout": "stay on this branch; `git restore --source=REV FILE` works for files you own",
     "switch": "stay on this branch; run other work as another part",
     "restore": "restore only files this part owns",
-    "merge": "`hf join` merges main three-way when the batch is joined",
+    "merge": "`hf sync --merge` merges main into this part; `hf join` merges three-way",
     "cherry-pick": "copy the change by hand into files this part owns",
     "revert": "edit the files this part owns and commit",
     "am": "apply the patch with `git apply` to files this part owns",

@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout import timefmt
 from hf_fanout.core import states
-from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
+from hf_fanout.core.records import (
+    DROPPED,
+    JOINED,
+    RUNNING,
+    Batch,
+    Part,
+    collected,
+    ended_at,
+    now,
+    part_base,
+)
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.guard import mainhook
+from hf_fanout.guard import fingerprint, mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 
@@ -83,10 +94,12 @@ class GcReport:
     parts: list[GcPart] = field(default_factory=list)
     refs_removed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+    # collected batches older than `forget_after_days` whose records went
+    forgotten: list[str] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
-                "freed_bytes": self.freed_bytes}
+                "freed_bytes": self.freed_bytes, "forgotten": self.forgotten}
 
 
 def disk_usage(root: Path) -> int:
@@ -124,7 +137,7 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
         tree = repo.tree_of(tip)
     else:
         return []
-    changes = repo.diff_trees(batch.base, tree)
+    changes = repo.diff_trees(part_base(batch, part), tree)  # where `hf sync` left it
     if not changes:
         return []
     target = main.rev_parse(batch.target_ref) or main.head() or batch.base
@@ -145,6 +158,8 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
                               "dropped batches",
                               f"join it (`hf join {bid}`) or abandon it (`hf drop {bid}`)")
             continue
+        if collected(batch) and not batch_id:
+            continue  # collected before: only its record is left, for `hf status --all`
         done = [_gc_part(ws, batch, part, force=force, dry_run=dry_run)
                 for part in ws.store.load_parts(batch)]
         report.parts += done
@@ -152,9 +167,16 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             report.refs_removed += _stale_refs(ws, batch)
             root = Path(batch.worktree_root) if batch.worktree_root else None
             if root is not None:
-                with contextlib.suppress(OSError):
-                    root.rmdir()
+                # the batch's folder, and the folder of batches beside the repository
+                # when it was the last one there
+                for directory in (root, root.parent):
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+            if "gc_at" not in batch.extra:
+                states.change_batch(ws, bid, None, action="gc-batch",
+                                    update=lambda b: b.extra.__setitem__("gc_at", now()))
     if not dry_run:
+        report.forgotten = _forget_old(ws, None if batch_id is None else [batch_id])
         ws.repo.prune_worktrees()
         _maybe_unregister(ws)
         mainhook.settle(ws)
@@ -228,6 +250,25 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     return GcPart(batch.id, part.name, "removed",
                   "changes not in main; saved at " + str(rescue_ref) if pending else "integrated",
                   freed, rescue_ref)
+
+
+def _forget_old(ws: Workspace, only: list[str] | None) -> list[str]:
+    """The records of collected batches that ended more than `forget_after_days`
+    (default 14) ago, removed."""
+    days = ws.settings.number("forget_after_days", 14)
+    cutoff = timefmt.now() - days * 86400
+    gone = []
+    for bid in only if only is not None else ws.store.batch_ids():
+        with contextlib.suppress(HfError):
+            batch = ws.store.load_batch(bid)
+            ended = timefmt.parse_iso(ended_at(batch))
+            if collected(batch) and ended is not None and ended < cutoff:
+                ws.store.remove_batch(bid)
+                with contextlib.suppress(FileNotFoundError):
+                    fingerprint.fingerprint_file(ws, bid).unlink()
+                ws.store.audit("forget", batch=bid, ended=ended_at(batch))
+                gone.append(bid)
+    return gone
 
 
 def _stale_refs(ws: Workspace, batch: Batch) -> list[str]:

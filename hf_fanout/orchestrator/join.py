@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import HfError
 from hf_fanout.orchestrator.join_plan import JoinPlan, plan_join
 from hf_fanout.orchestrator.join_write import execute_join
+from hf_fanout.orchestrator.publish import Published, PublishOptions, PushFailed, publish
 
 
 @dataclass
@@ -24,32 +26,58 @@ class JoinOutcome:
     plan: JoinPlan
     commit: str | None
     dry_run: bool
+    published: Published | None = None
 
     @property
     def nothing_to_bring(self) -> bool:
         return not self.plan.noop and not self.plan.entries and not self.dry_run
 
     def to_data(self) -> dict[str, Any]:
-        return {**self.plan.to_data(), "commit": self.commit, "dry_run": self.dry_run}
+        return {**self.plan.to_data(), "commit": self.commit, "dry_run": self.dry_run,
+                "published": self.published.to_data() if self.published else None}
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
                dry_run: bool = False, allow_outside_links: bool = False,
-               on_wait: Callable[[str], None] | None = None) -> JoinOutcome:
+               on_wait: Callable[[str], None] | None = None,
+               push: PublishOptions | None = None,
+               keep_history: bool | None = None) -> JoinOutcome:
     """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
     the batch is joined already) write under the locks. The objects the join
-    makes are held in memory and written once, as one pack."""
-    from hf_fanout.guard import mainhook
+    makes are held in memory and written once, as one pack. With `push`
+    (`hf join --push`), the joined commit is published after (`publish.publish`).
+    `keep_history` (None: `keep_history` of the settings, else no) makes the commit a
+    merge of main and the parts' results."""
     from hf_fanout.orchestrator.boundary import refuse_inside_part
     from hf_fanout.orchestrator.inbox import apply_all
 
     if not dry_run:
         refuse_inside_part(f"hf join {batch_id}")
         apply_all(ws)  # a sandboxed part's `hf done` not applied yet
+    if keep_history is None:
+        keep_history = ws.settings.flag("keep_history", False)
+    outcome = _join(ws, batch_id, partial=partial, wait=wait, dry_run=dry_run,
+                    allow_outside_links=allow_outside_links, on_wait=on_wait,
+                    keep_history=keep_history)
+    if push is None or dry_run or outcome.nothing_to_bring:
+        return outcome
+    try:
+        outcome.published = publish(ws, batch_id, push)
+    except HfError as exc:
+        joined = f"joined as {(outcome.commit or '')[:12]}, but not published: "
+        raise PushFailed(joined + exc.message, exc.hint, details=exc.details) from None
+    return outcome
+
+
+def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: bool,
+          allow_outside_links: bool, on_wait: Callable[[str], None] | None,
+          keep_history: bool) -> JoinOutcome:
+    from hf_fanout.guard import mainhook
+
     with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
         plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run,
-                         allow_outside_links=allow_outside_links)
+                         allow_outside_links=allow_outside_links, keep_history=keep_history)
         if plan.noop:
             return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
         if dry_run:

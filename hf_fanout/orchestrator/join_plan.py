@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part
+from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part, part_base
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     GitFailed,
@@ -71,12 +71,18 @@ class JoinPlan:
     noop: bool = False
     partial: bool = False
     allow_outside_links: bool = False
+    # the commit's parents: main and every part's result (not main alone)
+    keep_history: bool = False
     # parts that committed while the join wrote: not in the join, left unjoined
     late: list[str] = field(default_factory=list)
 
     @property
     def parts(self) -> list[Part]:
         return [r.part for r in self.results]
+
+    def on_head(self, head: str) -> bool:
+        """Every part starts from `head`: main has not moved under any of them."""
+        return _on_head(self.batch, self.parts, head)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -87,6 +93,7 @@ class JoinPlan:
             "affected": sorted(self.entries),
             "merged": self.merged,
             "noop": self.noop,
+            "keep_history": self.keep_history,
             "late": self.late,
         }
 
@@ -110,7 +117,8 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
 
 
 def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
-              check_main: bool = True, allow_outside_links: bool = False) -> JoinPlan:
+              check_main: bool = True, allow_outside_links: bool = False,
+              keep_history: bool = False) -> JoinPlan:
     """What joining `batch_id` would write, or a refusal (nothing is written).
 
     `check_main=False` leaves out the check for main-tree edits on the
@@ -152,7 +160,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         if not allow_outside_links:
             _refuse_outside_links(ws, results)
         with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
-            entries, merged = combine(ws, batch, head,
+            entries, merged = combine(ws, _on_head(batch, parts, head), head,
                                      [(r.part.name, c) for r in results for c in r.changes],
                                      Path(scratch))
         if check_main:
@@ -161,7 +169,11 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         _attach_preview(exc, results)
         raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial,
-                    allow_outside_links=allow_outside_links)
+                    allow_outside_links=allow_outside_links, keep_history=keep_history)
+
+
+def _on_head(batch: Batch, parts: list[Part], head: str) -> bool:
+    return all(part_base(batch, p) == head for p in parts)
 
 
 def restore_command(part: Part) -> str:
@@ -215,20 +227,24 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     # While the scans run (this thread mostly waits on git), load what the write
     # under the lock needs: filelock alone takes about 0.04 s to import.
     preload("filelock", "hf_fanout.orchestrator.journal")
-    committed = [tip for tip in tips.values() if tip != batch.base]
+    # a part `hf sync` brought onto main's tip starts from there, not the batch's base
+    bases = {p.name: part_base(batch, p) for p in parts}
     with ThreadPoolExecutor(max_workers=1) as side, ThreadPoolExecutor(max_workers=2) as pool:
-        # what every part committed: one `diff-tree`, beside the scans
-        diffs = side.submit(repo.diff_commits, batch.base, committed)
+        # what every part committed: one `diff-tree` per base, beside the scans
+        diffs = {base: side.submit(repo.diff_commits, base, [
+            tips[name] for name, b in bases.items() if b == base and tips[name] != base])
+            for base in sorted(set(bases.values()))}
         scans = [pool.submit(scan, p) for p in parts]
         # while the first scans run (they need this thread only when they end):
         # the base's tree (pygit2 loads now, holding the interpreter lock), then
         # who commits (three small git processes, once; an unknown identity
         # fails later, where a commit is made)
-        base_tree = repo.tree_of(batch.base)
+        base_trees = {base: repo.tree_of(base) for base in diffs}
         with contextlib.suppress(GitFailed):
             _ = repo.commit_identity
-        return [_result_of(ws, batch, base_tree, part, tips[part.name], future.result(),
-                           [c.path for c in diffs.result().get(tips[part.name], [])])
+        return [_result_of(ws, batch, base_trees[bases[part.name]], part, tips[part.name],
+                           future.result(), [c.path for c in diffs[bases[part.name]].result()
+                                             .get(tips[part.name], [])])
                 for part, future in zip(parts, scans, strict=True)]
 
 

@@ -31,12 +31,25 @@ def _final_tree(ws: Workspace, plan: JoinPlan, head: str) -> str:
     base, each part's tree already holds its changes on the same base: the
     directories only one part changed are taken from it as they are."""
     repo = ws.repo
-    if head == plan.batch.base:
+    if plan.on_head(head):
         overlaid = repo.overlay_trees(
             repo.tree_of(head), [(r.tree, [c.path for c in r.changes]) for r in plan.results])
         if overlaid is not None:
             return overlaid
     return repo.build_tree(repo.tree_of(head), plan.entries)
+
+
+def parents(plan: JoinPlan, head: str) -> list[str]:
+    """The join commit's parents: main's HEAD; with `keep_history` also each part's
+    result (its tip, or the commit of its uncommitted work on it) that brings a
+    change, so `git log` and `git blame` reach the parts' own commits."""
+    if not plan.keep_history:
+        return [head]
+    found = [head]
+    for r in plan.results:
+        if r.changes and r.result_commit not in found:
+            found.append(r.result_commit)
+    return found
 
 
 def commit_message(plan: JoinPlan) -> str:
@@ -100,7 +113,8 @@ def _moved_tips(ws: Workspace, plan: JoinPlan) -> list[str]:
 def _replan(ws: Workspace, plan: JoinPlan) -> None:
     """Plan again (under the locks) and make `plan` what is now planned."""
     fresh = plan_join(ws, plan.batch.id, partial=plan.partial, check_main=False,
-                      allow_outside_links=plan.allow_outside_links)
+                      allow_outside_links=plan.allow_outside_links,
+                      keep_history=plan.keep_history)
     for name in fresh.__dataclass_fields__:
         setattr(plan, name, getattr(fresh, name))
 
@@ -117,7 +131,7 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
     repo = ws.repo
     head = plan.head
     affected = list(plan.entries)
-    if head == plan.batch.base:  # what the parts changed is what HEAD has
+    if plan.on_head(head):  # what the parts changed is what HEAD has
         old_entries = {c.path: c.old for r in plan.results for c in r.changes
                        if c.old is not None}
     else:
@@ -129,7 +143,7 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
         dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
         staged_then = pool.submit(main.staged_paths, head)
         new_tree = _final_tree(ws, plan, head)
-        commit = repo.commit_tree(new_tree, [head], commit_message(plan))
+        commit = repo.commit_tree(new_tree, parents(plan, head), commit_message(plan))
         written = pool.submit(repo.write_held_objects)  # before a ref names them
         refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
         staged_before = staged_then.result()

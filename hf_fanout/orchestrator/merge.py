@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.core.records import Batch
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     MergeConflict,
@@ -15,14 +14,15 @@ from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Change, Entry
 
 
-def combine(ws: Workspace, batch: Batch, head: str, owned: list[tuple[str, Change]],
+def combine(ws: Workspace, on_head: bool, head: str, owned: list[tuple[str, Change]],
             scratch: Path) -> tuple[dict[RepoPath, Entry | None], list[RepoPath]]:
     """The entries to write: each part's changes (`owned`: the part's name and one
-    change), merged three-way when main moved since the base."""
+    change), merged three-way when main moved since the base (`on_head`: every
+    part's base is `head`)."""
     repo = ws.repo
     changes = [c for _name, c in owned]
     owner = {c.path: name for name, c in owned}
-    if head == batch.base:
+    if on_head:
         return {c.path: c.new for c in changes}, []
     ours = repo.entries_at(head, [c.path for c in changes])
     entries: dict[RepoPath, Entry | None] = {}
@@ -46,8 +46,8 @@ def combine(ws: Workspace, batch: Batch, head: str, owned: list[tuple[str, Chang
         names = ", ".join(f"{c['path']} ({c['part']})" for c in conflicts)
         raise MergeConflict(
             f"main moved since the split and {len(conflicts)} file(s) conflict: {names}",
-            "bring the part up to date with main in its worktree (edit the files), "
-            "or undo the change on main, then join again",
+            f"bring part {conflicts[0]['part']} onto main (`hf sync` in its worktree) and "
+            "resolve the files there, or undo the change on main, then join again",
             details={"conflicts": conflicts},
         )
     return entries, merged

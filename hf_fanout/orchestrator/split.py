@@ -89,6 +89,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     batch, parts = draft.batch, draft.parts
     journal = Made.of(batch, parts)
     with journaled(ws, journal):  # a split cut off inside is taken back by the next command
+        if ws.store.has_batch(batch.id):  # collected by `hf gc`: its id is free again
+            ws.store.remove_batch(batch.id)
+            ws.store.audit("forget", batch=batch.id, why="id used again")
         claim_batch_dir(ws, batch)
         try:
             _create_worktrees(ws, batch.base, parts, progress,
@@ -171,7 +174,7 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     """The plan against the repository: the base, the ownership (overlaps refused,
     with `count` the files each glob matches), the records to write, and every
     refusal that can be known before anything is made."""
-    if ws.store.has_batch(plan.batch):
+    if ws.store.has_batch(plan.batch) and not _collected(ws, plan.batch):
         raise BatchExists(f"batch {plan.batch!r} already exists",
                           f"pick another id, or `hf status {plan.batch}` to see it")
     base_rev = plan.base or "HEAD"
@@ -208,6 +211,16 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
                 for r in reports if r.matches == 0]
     return Draft(batch, parts, base_paths, reports,
                  warnings + _uncommitted_warning(plan, uncommitted))
+
+
+def _collected(ws: Workspace, batch_id: str) -> bool:
+    from hf_fanout.core.records import collected
+    from hf_fanout.errors import StateCorrupt
+
+    try:
+        return collected(ws.store.load_batch(batch_id))
+    except StateCorrupt:
+        return False
 
 
 def claim_batch_dir(ws: Workspace, batch: Batch) -> None:

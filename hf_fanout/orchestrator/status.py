@@ -16,7 +16,16 @@ from typing import Any
 
 from hf_fanout import timefmt
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
+from hf_fanout.core.records import (
+    DROPPED,
+    JOINED,
+    RUNNING,
+    Batch,
+    Part,
+    collected,
+    copied_paths,
+    part_base,
+)
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
 from hf_fanout.liveness import heartbeat, judge
@@ -35,6 +44,7 @@ class PartStatus:
     last_activity: str
     note: str | None
     reason: str | None
+    behind: int = 0  # commits main has that the part's base has not ("main +3")
 
 
 @dataclass
@@ -45,6 +55,7 @@ class BatchStatus:
     created: str
     parts: list[PartStatus]
     error: str | None = None
+    collected: bool = False  # `hf gc` removed its worktrees and branches
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,25 +98,58 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
     # one `diff-tree` for all of them
     tips = {p.name: ws.repo.ref_target(f"refs/heads/{p.branch}")
             for p in parts if p.state != JOINED}
-    diffs = ws.repo.diff_commits(batch.base, [
-        tip for tip in tips.values() if tip is not None and tip != batch.base])
+    # one `diff-tree` per base (a part `hf sync` moved has its own)
+    bases = {p.name: part_base(batch, p) for p in parts}
+    diffs: dict[str, dict[str, Any]] = {}
+    for base in set(bases.values()):
+        diffs[base] = ws.repo.diff_commits(base, [
+            tip for name, tip in tips.items() if tip is not None and tip != base
+            and bases[name] == base])
 
     def committed(part: Part) -> list[RepoPath]:
         tip = tips.get(part.name)
-        return [c.path for c in diffs.get(tip, [])] if tip else []
+        return [c.path for c in diffs[bases[part.name]].get(tip, [])] if tip else []
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(lambda p: part_status(ws, batch, p, committed(p)), parts))
-    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses)
+    if batch.state == "running":
+        behind = _behind(ws, batch, set(bases.values()))
+        for status, part in zip(statuses, parts, strict=True):
+            if part.state not in (JOINED, DROPPED):
+                status.behind = behind.get(bases[part.name], 0)
+    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
+                       collected=collected(batch))
 
 
-def all_status(ws: Workspace, batch_id: str | None) -> list[BatchStatus]:
+def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:
+    """How many commits main's tip has that each base has not."""
+    tip = ws.repo.ref_target(batch.target_ref)
+    if tip is None:
+        return {}
+    counts = {}
+    for base in bases:
+        if base == tip:
+            counts[base] = 0
+            continue
+        with contextlib.suppress(GitFailed):
+            counts[base] = int(ws.repo.git(["rev-list", "--count", f"{base}..{tip}"]).strip())
+    return counts
+
+
+def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False
+               ) -> tuple[list[BatchStatus], int]:
+    """The batches to show and how many finished ones were left out: without
+    `everything`, only the running (and damaged) ones; a named batch always."""
     if batch_id:
-        return [batch_status(ws, batch_id)]
+        return [batch_status(ws, batch_id)], 0
     result = []
+    hidden = 0
     for b in ws.store.batch_ids():
         try:
+            if not everything and ws.store.load_batch(b).state != RUNNING:
+                hidden += 1
+                continue
             result.append(batch_status(ws, b))
         except StateCorrupt as exc:  # one damaged batch must not hide the others
             result.append(BatchStatus(b, "damaged", "", "", [], error=exc.message))
-    return result
+    return result, hidden

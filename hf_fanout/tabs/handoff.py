@@ -148,6 +148,14 @@ You may create, change, delete and rename files matching your globs, and nothing
 - If you cannot go on: `hf blocked --reason "what you need"`
 - `hf task` prints this file again; `hf status` shows every part.
 
+## When main moves on
+
+`hf status` shows `main +N` when main has commits your base has not. `hf sync`
+(here) rebases your commits onto main's tip (`hf sync --merge` merges main in
+instead); uncommitted work is set aside and comes back on top. On a conflict it
+stops with the files listed: edit them, `git add` them, then `hf sync --continue`;
+`hf sync --abort` puts branch, index and files back as they were.
+
 ## State (keep this section current)
 
 Update this section as you work: a new tab resumes from it.

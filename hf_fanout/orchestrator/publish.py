@@ -1,0 +1,223 @@
+"""`hf publish BATCH` (and `hf join --push`): the joined commit pushed to a remote
+branch, and with `--pr` a pull request opened for it.
+
+Steps: the batch's joined commit; the remote and branch (the target branch's
+upstream, or `hf/<batch>` with `--branch`); git's push (no force unless
+`--force-with-lease`); then `gh pr create` or `glab mr create` when installed,
+else the forge's URL for making one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hf_fanout.core.records import Batch
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import HfError, NotFound
+from hf_fanout.worktrees import remote as remotes
+
+
+class PushFailed(HfError):
+    code = "push_failed"
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    remote: str | None = None
+    new_branch: bool = False  # hf/<batch> instead of the upstream
+    force_with_lease: bool = False
+    pr: bool = False
+
+
+@dataclass
+class Published:
+    batch: str
+    commit: str
+    remote: str
+    url: str  # the remote's URL
+    branch: str
+    web: str | None  # the branch on the forge's web pages, when hf knows the forge
+    pr_tool: str | None = None  # gh or glab, when one opened the request
+    pr_url: str | None = None  # what the tool printed, or the forge's page for one
+    pr_title: str = ""
+    dry_run: bool = False
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
+            dry_run: bool = False) -> Published:
+    batch = ws.store.load_batch(batch_id)
+    if not batch.joined_commit:
+        raise NotFound(f"batch {batch_id} is not joined yet ({batch.state})",
+                       f"join it first: `hf join {batch_id}` (or `hf join {batch_id} --push`)")
+    commit = batch.joined_commit
+    remote, branch, base = _destination(ws, batch, options)
+    where = remotes.url(ws.main.path, remote)
+    # the forge (for its pages) from the URL git pushes to, else the one configured
+    forge_url = where if _forge(where) else remotes.configured_url(ws.main.path, remote)
+    outcome = remotes.push(ws.main.path, remote, commit, branch,
+                           force_with_lease=options.force_with_lease, dry_run=dry_run)
+    if not outcome.ok:
+        raise _push_error(outcome, remote, branch, batch_id)
+    result = Published(batch.id, commit, remote, where, branch, _forge_page(forge_url, branch),
+                       dry_run=dry_run)
+    if not dry_run:
+        ws.store.audit("publish", batch=batch.id, remote=remote, branch=branch, commit=commit)
+    if options.pr:
+        title, body = pr_text(ws, batch)
+        result.pr_title = title
+        if not dry_run:
+            result.pr_tool, result.pr_url = _open_pr(ws, forge_url, branch, base, title, body)
+    return result
+
+
+def _destination(ws: Workspace, batch: Batch, options: PublishOptions
+                 ) -> tuple[str, str, str | None]:
+    """(remote, branch to push to, the branch a pull request goes into)."""
+    main = ws.main.path
+    local = batch.target_ref.removeprefix("refs/heads/")
+    upstream = remotes.upstream(main, local)
+    known = remotes.remotes(main)
+    if not known:
+        raise PushFailed("this repository has no remote to publish to",
+                         "add one: git remote add origin URL")
+    remote = options.remote or (upstream.remote if upstream else None) \
+        or ("origin" if "origin" in known else known[0] if len(known) == 1 else None)
+    if remote is None:
+        raise PushFailed(f"{local} has no upstream and there are several remotes "
+                         f"({', '.join(known)})", "name one: --remote NAME")
+    if remote not in known:
+        raise PushFailed(f"no remote named {remote!r} (there are: {', '.join(known)})",
+                         "name one of them with --remote")
+    into = upstream.branch if upstream and upstream.remote == remote else local
+    if options.new_branch:
+        return remote, f"hf/{batch.id}", into
+    if upstream is None or upstream.remote != remote:
+        raise PushFailed(f"{local} has no upstream on {remote}",
+                         f"push to a branch of its own: --branch (pushes hf/{batch.id}), or "
+                         f"set one: git branch --set-upstream-to={remote}/{local}")
+    if options.pr:
+        raise PushFailed(f"--pr would ask to merge {upstream.branch} into itself",
+                         f"publish to a branch of its own: --branch --pr (pushes hf/{batch.id})")
+    return remote, upstream.branch, None
+
+
+def _push_error(outcome: remotes.PushOutcome, remote: str, branch: str,
+                batch_id: str) -> PushFailed:
+    text = outcome.stderr
+    if outcome.rejected:
+        reason = _rejection(text)
+        if "stale info" in reason:
+            return PushFailed(f"push to {remote}/{branch} refused: the remote branch moved "
+                              f"since it was last fetched ({reason})",
+                              "fetch and look at it first: `git fetch` then `git log "
+                              f"{remote}/{branch}`")
+        return PushFailed(f"push to {remote}/{branch} rejected: the remote branch has commits "
+                          f"this one has not ({reason})",
+                          "bring main up to date (`git pull --rebase` in the main tree; "
+                          f"`hf sync` for parts still running), then `hf publish {batch_id}`; "
+                          "or replace it knowingly: --force-with-lease")
+    lines = [line for line in text.splitlines() if line.strip()]
+    why = next((line for line in lines if line.startswith(("fatal:", "error:", "remote:"))),
+               lines[0] if lines else "git push failed")
+    return PushFailed(f"push to {remote}/{branch} failed: {why.strip()}",
+                      "check the remote's URL and your access to it "
+                      f"(`git remote get-url {remote}`, `git push` by hand)")
+
+
+def _rejection(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("!"):
+            found = line.split("\t")[-1].strip()
+            return found or "rejected"
+    return "rejected"
+
+
+# --------------------------------------------------------------------- the forge
+
+_SCP = re.compile(r"^(?:[^@/]+@)?([^:/]+):(.+?)(?:\.git)?/?$")
+_URL = re.compile(r"^(?:https?|ssh|git)://(?:[^@/]+@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$")
+
+
+def _forge(url: str) -> tuple[str, str, str] | None:
+    """(kind, host, owner/name) for a GitHub or GitLab URL; None for another remote."""
+    found = _URL.match(url) or (None if "://" in url else _SCP.match(url))
+    if not found:
+        return None
+    host, path = found.group(1), found.group(2)
+    if "github" in host:
+        return "github", host, path
+    if "gitlab" in host:
+        return "gitlab", host, path
+    return None
+
+
+def _forge_page(url: str, branch: str) -> str | None:
+    forge = _forge(url)
+    if forge is None:
+        return None
+    kind, host, path = forge
+    return (f"https://{host}/{path}/tree/{branch}" if kind == "github"
+            else f"https://{host}/{path}/-/tree/{branch}")
+
+
+def _new_pr_page(url: str, branch: str, base: str | None) -> str | None:
+    forge = _forge(url)
+    if forge is None:
+        return None
+    kind, host, path = forge
+    if kind == "github":
+        return f"https://{host}/{path}/compare/{base + '...' if base else ''}{branch}?expand=1"
+    target = f"&merge_request[target_branch]={base}" if base else ""
+    return (f"https://{host}/{path}/-/merge_requests/new?"
+            f"merge_request[source_branch]={branch}{target}")
+
+
+def pr_text(ws: Workspace, batch: Batch) -> tuple[str, str]:
+    """The pull request's title and body: the batch's task and its parts."""
+    task = batch.task.strip()
+    first = task.splitlines()[0] if task else ""
+    title = first[:72] if first else f"hf batch {batch.id}"
+    lines = [task or f"Joined batch `{batch.id}`.", "", f"Parts of batch `{batch.id}`:", ""]
+    for part in ws.store.load_parts(batch):
+        owns = ", ".join(f"`{g}`" for g in part.owns)
+        note = f": {part.note}" if part.note else ""
+        lines.append(f"- **{part.name}** ({part.state}; owns {owns}){note}")
+    lines += ["", f"Joined as {batch.joined_commit} by hf."]
+    return title, "\n".join(lines) + "\n"
+
+
+def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
+             body: str) -> tuple[str | None, str | None]:
+    """(the tool that opened it, its URL), or (None, the forge's page for one)."""
+    kind = (_forge(url) or ("",))[0]
+    tools = ["glab", "gh"] if kind == "gitlab" else ["gh", "glab"]
+    for tool in tools:
+        path = shutil.which(tool)
+        if path is None:
+            continue
+        if tool == "gh":
+            argv = [path, "pr", "create", "--head", branch, "--title", title, "--body", body]
+            argv += ["--base", base] if base else []
+        else:
+            argv = [path, "mr", "create", "--source-branch", branch, "--title", title,
+                    "--description", body, "--yes"]
+            argv += ["--target-branch", base] if base else []
+        proc = subprocess.run(argv, cwd=ws.main.path, capture_output=True, text=True,
+                              env=dict(os.environ), check=False)
+        if proc.returncode != 0:
+            why = (proc.stderr or proc.stdout).strip().splitlines()
+            raise HfError(f"the branch is pushed, but `{tool}` could not open the request: "
+                          f"{why[0] if why else f'exit {proc.returncode}'}",
+                          "open it by hand: " + (_new_pr_page(url, branch, base)
+                                                 or f"`{tool}` in the main tree"))
+        shown = [w for w in proc.stdout.split() if w.startswith("http")]
+        return tool, shown[-1] if shown else proc.stdout.strip() or None
+    return None, _new_pr_page(url, branch, base)

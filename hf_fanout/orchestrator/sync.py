@@ -1,0 +1,286 @@
+"""`hf sync`: bring parts up to date with main, in each part's own worktree.
+
+Per part, in this order: the part's uncommitted work saved (two commits kept by
+`refs/hf/sync/<batch>/<part>/{index,work}`) and the record told what is under
+way; the worktree cleared; git's rebase of the part's commits onto main's tip
+(or, with `--merge`, a merge of main's tip); the saved work applied again on top;
+the part's recorded base moved to main's tip. A conflict stops that part with
+git's conflict state in its worktree (`--continue` once resolved, `--abort` puts
+branch, index and files back exactly); the other parts go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.core import states
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import BadInput, HfError, NotFound
+from hf_fanout.guard import fingerprint
+from hf_fanout.worktrees import rebase
+
+# outcomes of one part
+SYNCED = "synced"
+UP_TO_DATE = "up-to-date"
+STOPPED = "conflict"
+ABORTED = "aborted"
+WOULD = "would-sync"
+SKIPPED = "skipped"
+
+
+@dataclass
+class PartSync:
+    batch: str
+    part: str
+    outcome: str
+    mode: str = rebase.REBASE
+    behind: int = 0  # main's commits the part did not have
+    onto: str | None = None
+    conflicts: list[str] = field(default_factory=list)
+    # files main changed since the part's base that the part owns
+    owned_on_main: list[str] = field(default_factory=list)
+    saved_ref: str | None = None  # where its uncommitted work is kept, while it is
+    work_conflicts: list[str] = field(default_factory=list)  # in re-applying that work
+    reason: str = ""
+    worktree: str = ""
+
+
+@dataclass
+class SyncReport:
+    parts: list[PartSync]
+    dry_run: bool
+
+    @property
+    def stopped(self) -> list[PartSync]:
+        return [p for p in self.parts if p.outcome == STOPPED or p.work_conflicts]
+
+    def to_data(self) -> dict[str, Any]:
+        return {"parts": [asdict(p) for p in self.parts], "dry_run": self.dry_run}
+
+
+class SyncStopped(HfError):
+    """Some part's sync stopped on a conflict (the others went on)."""
+
+    code = "sync_conflict"
+
+    @classmethod
+    def of(cls, report: SyncReport) -> SyncStopped:
+        stopped = report.stopped
+        listing = "; ".join(f"{p.batch}/{p.part} ({', '.join(p.conflicts or p.work_conflicts)})"
+                            for p in stopped)
+        first = stopped[0]
+        hint = first.reason if first.outcome == STOPPED else (
+            f"edit the files in {first.worktree} (its work as it was: {first.saved_ref})")
+        return cls(f"sync stopped on a conflict in {len(stopped)} part(s): {listing}", hint,
+                   details=report.to_data())
+
+
+def sync(ws: Workspace, target: str | None, *, merge: bool = False, resume: bool = False,
+         abort: bool = False, dry_run: bool = False) -> SyncReport:
+    """`hf sync [BATCH|BATCH/PART]` (default: the part of the current worktree)."""
+    if resume and abort:
+        raise BadInput("--continue and --abort exclude each other", "pick one")
+    if merge and (resume or abort):
+        raise BadInput("--merge starts a sync; --continue and --abort finish one",
+                       "drop --merge: the stopped sync goes on the way it started")
+    batch, parts = _targets(ws, target)
+    # git runs config-defined programs (hooks, filters): nothing runs in a part's
+    # worktree before the shared state is checked against the split's fingerprint
+    fingerprint.verify(ws, batch)
+    single = target is None or "/" in target
+    results = []
+    for part in parts:
+        if resume:
+            results.append(_resume(ws, batch, part, dry_run, single))
+        elif abort:
+            results.append(_abort(ws, batch, part, dry_run, single))
+        else:
+            results.append(_start(ws, batch, part, rebase.MERGE if merge else rebase.REBASE,
+                                  dry_run))
+    return SyncReport(results, dry_run)
+
+
+def _targets(ws: Workspace, target: str | None) -> tuple[Batch, list[Part]]:
+    if target is None or "/" in target:
+        part = ws.resolve_part(target, named_by="hf sync BATCH/PART")
+        return ws.store.load_batch(part.batch), [part]
+    batch = ws.store.load_batch(target)
+    parts = [p for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
+    if not parts:
+        raise NotFound(f"batch {batch.id} has no live part to sync",
+                       "`hf status --all` shows its parts")
+    return batch, parts
+
+
+def _pending(part: Part) -> dict[str, Any] | None:
+    found = part.extra.get("sync")
+    return found if isinstance(found, dict) else None
+
+
+def _saved(pending: dict[str, Any]) -> rebase.Saved | None:
+    saved = pending.get("saved")
+    if isinstance(saved, dict) and isinstance(saved.get("index"), str) \
+            and isinstance(saved.get("work"), str):
+        return rebase.Saved(saved["index"], saved["work"])
+    return None
+
+
+def saved_ref(part: Part, kind: str) -> str:
+    return f"refs/hf/sync/{part.batch}/{part.name}/{kind}"
+
+
+def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) -> PartSync:
+    result = PartSync(part.batch, part.name, UP_TO_DATE, mode, worktree=part.worktree)
+    pending = _pending(part)
+    worktree = ws.worktree(part.worktree)
+    if pending is not None:
+        result.outcome, result.mode = STOPPED, str(pending.get("mode", mode))
+        result.conflicts = rebase.conflicted(worktree) if Path(part.worktree).is_dir() else []
+        result.reason = ("a sync stopped here before: resolve the files, `git add` them, "
+                         f"then `hf sync {part.batch}/{part.name} --continue` (or --abort)")
+        return result
+    if part.state in (JOINED, DROPPED):
+        return _skip(result, f"the part is {part.state}")
+    if not Path(part.worktree).is_dir():
+        return _skip(result, f"its worktree {part.worktree} is missing")
+    onto = ws.repo.ref_target(batch.target_ref)
+    head = worktree.head()
+    if onto is None or head is None:
+        return _skip(result, f"{batch.target_ref} or the part's HEAD cannot be read")
+    if head != ws.repo.ref_target(f"refs/heads/{part.branch}"):
+        return _skip(result, f"its worktree is not on its branch {part.branch}")
+    if rebase.in_progress(worktree) is not None:
+        return _skip(result, "a rebase or merge is under way in its worktree")
+    result.onto = onto
+    if ws.repo.is_ancestor(onto, head):
+        return result
+    base = part_base(batch, part)
+    result.behind = int(ws.repo.git(["rev-list", "--count", f"{head}..{onto}"]).strip())
+    ownership = Ownership.parse(part.owns)
+    result.owned_on_main = sorted(c.path for c in ws.repo.diff_trees(base, onto)
+                                  if ownership.owns(c.path))
+    if dry_run:
+        result.outcome = WOULD
+        return result
+    # 1. the uncommitted work set aside, and the record told before anything moves
+    saved = rebase.save(worktree, head, exclude=copied_paths(part))
+    if saved is not None:
+        for kind, commit in (("index", saved.index), ("work", saved.work)):
+            ws.repo.git(["update-ref", "-m", "hf sync: uncommitted work",
+                         saved_ref(part, kind), commit])
+        result.saved_ref = saved_ref(part, "work")
+    pending = {"mode": mode, "from": head, "onto": onto, "base": base,
+               "saved": asdict(saved) if saved else None}
+    _record(ws, part, lambda p: p.extra.__setitem__("sync", pending), "sync-start",
+            mode=mode, onto=onto)
+    # 2. git's rebase or merge, on a clean worktree
+    if saved is not None:
+        rebase.clear(worktree, keep=copied_paths(part))
+    try:
+        conflicts = rebase.start(worktree, mode, onto,
+                                 f"hf: sync part {part.name} of batch {part.batch} with main")
+    except HfError:
+        # git refused without a conflict (a hook, a damaged object): everything back
+        _abort(ws, batch, ws.store.load_part(part.batch, part.name), False, True)
+        raise
+    if conflicts:
+        result.outcome, result.conflicts = STOPPED, conflicts
+        result.reason = (f"resolve the files in {part.worktree}, `git add` them, then "
+                         f"`hf sync {part.batch}/{part.name} --continue` (or --abort)")
+        return result
+    return _finish(ws, part, pending, result)
+
+
+def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync) -> PartSync:
+    """After git's step went through: the saved work back on top, the base moved."""
+    worktree = ws.worktree(part.worktree)
+    saved = _saved(pending)
+    if saved is not None:
+        result.work_conflicts = rebase.reapply(worktree, saved)
+        result.saved_ref = saved_ref(part, "work")
+    onto = str(pending["onto"])
+    result.outcome, result.onto = SYNCED, onto
+
+    def moved(p: Part) -> None:
+        p.extra.pop("sync", None)
+        p.extra["base"] = onto
+
+    _record(ws, part, moved, "sync", mode=result.mode, onto=onto)
+    if saved is not None and not result.work_conflicts:
+        _drop_saved(ws, part)
+        result.saved_ref = None
+    if result.work_conflicts:
+        result.reason = ("its uncommitted work conflicts with main there: the files hold "
+                         f"conflict markers; the work as it was is kept at {result.saved_ref}")
+    return result
+
+
+def _resume(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool) -> PartSync:
+    pending = _pending(part)
+    result = PartSync(part.batch, part.name, UP_TO_DATE, worktree=part.worktree)
+    if pending is None:
+        if single:
+            raise NotFound(f"no sync of part {part.batch}/{part.name} is stopped",
+                           f"`hf sync {part.batch}/{part.name}` starts one")
+        return _skip(result, "no sync stopped here")
+    result.mode = str(pending.get("mode", rebase.REBASE))
+    worktree = ws.worktree(part.worktree)
+    result.conflicts = rebase.conflicted(worktree)
+    if dry_run:
+        result.outcome = WOULD if not result.conflicts else STOPPED
+        return result
+    if rebase.in_progress(worktree) is not None:
+        result.conflicts = rebase.resume(worktree, result.mode)
+    if result.conflicts:
+        result.outcome = STOPPED
+        result.reason = ("still in conflict: edit the files, `git add` them, then "
+                         f"`hf sync {part.batch}/{part.name} --continue`")
+        return result
+    return _finish(ws, part, pending, result)
+
+
+def _abort(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool) -> PartSync:
+    pending = _pending(part)
+    result = PartSync(part.batch, part.name, ABORTED, worktree=part.worktree)
+    if pending is None:
+        if single:
+            raise NotFound(f"no sync of part {part.batch}/{part.name} is stopped",
+                           "nothing to take back")
+        return _skip(result, "no sync stopped here")
+    result.mode = str(pending.get("mode", rebase.REBASE))
+    if dry_run:
+        return result
+    worktree = ws.worktree(part.worktree)
+    rebase.abort(worktree, result.mode)
+    start = str(pending["from"])
+    if worktree.head() != start:
+        raise HfError(f"part {part.batch}/{part.name}: its branch is not back at "
+                      f"{start[:12]} after the abort",
+                      f"look at `git reflog` in {part.worktree}; the uncommitted work is "
+                      f"kept at {saved_ref(part, 'work')}")
+    saved = _saved(pending)
+    if saved is not None:
+        rebase.clear(worktree, keep=copied_paths(part))
+        rebase.restore(worktree, saved)
+    _record(ws, part, lambda p: p.extra.pop("sync", None), "sync-abort")
+    if saved is not None:
+        _drop_saved(ws, part)
+    return result
+
+
+def _skip(result: PartSync, why: str) -> PartSync:
+    result.outcome, result.reason = SKIPPED, why
+    return result
+
+
+def _record(ws: Workspace, part: Part, update: Any, action: str, **audit: Any) -> None:
+    states.change(ws, part.batch, part.name, None, action=action, update=update, **audit)
+
+
+def _drop_saved(ws: Workspace, part: Part) -> None:
+    for kind in ("index", "work"):
+        ws.repo.git(["update-ref", "-d", saved_ref(part, kind)])

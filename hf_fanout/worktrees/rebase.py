@@ -1,0 +1,165 @@
+"""Bringing a worktree's branch onto another commit: git's own rebase or merge, run in
+that worktree, their conflict state, and the uncommitted work set aside around them.
+
+Uncommitted work is saved as two commits on the worktree's HEAD (its index's tree,
+and its files as `git add -A` would record them, untracked ones too), kept by refs
+the caller names; it comes back as changes on top of the new HEAD (a three-way
+apply), or exactly as it was (index and files) when the operation is taken back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hf_fanout.errors import GitFailed
+from hf_fanout.paths import from_git
+from hf_fanout.worktrees.process import run
+from hf_fanout.worktrees.repository import Worktree
+from hf_fanout.worktrees.zparse import nul_split
+
+REBASE = "rebase"
+MERGE = "merge"
+# rebase --continue and merge --continue ask for a message: git's own is taken
+_NO_EDITOR = {"GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true"}
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Uncommitted work set aside: commits of the index and of the files, both
+    with the HEAD they were taken on as their parent."""
+
+    index: str
+    work: str
+
+
+def conflicted(worktree: Worktree) -> list[str]:
+    """The paths left unmerged in the worktree's index."""
+    data = worktree.git(["diff", "--name-only", "-z", "--diff-filter=U"])
+    return sorted(from_git(p) for p in nul_split(data))
+
+
+def in_progress(worktree: Worktree) -> str | None:
+    """REBASE or MERGE when one stopped in this worktree, else None."""
+    git_dir = worktree.git_dir
+    if (git_dir / "rebase-merge").is_dir() or (git_dir / "rebase-apply").is_dir():
+        return REBASE
+    if (git_dir / "MERGE_HEAD").exists():
+        return MERGE
+    return None
+
+
+def save(worktree: Worktree, head: str, *, exclude: Sequence[str] = ()) -> Saved | None:
+    """The worktree's uncommitted work as commits on `head` (None: nothing to save)."""
+    repo = worktree.repository
+    head_tree = repo.tree_of(head)
+    index_tree = worktree.git(["write-tree"]).decode().strip()
+    work_tree = worktree.tree(head_tree, exclude=exclude)
+    if index_tree == head_tree and work_tree == head_tree:
+        return None
+    index = repo.commit_tree(index_tree, [head], "hf: index before sync\n")
+    work = repo.commit_tree(work_tree, [head], "hf: uncommitted work before sync\n")
+    return Saved(index, work)
+
+
+def clear(worktree: Worktree, *, keep: Sequence[str] = ()) -> None:
+    """Files and index back to HEAD: tracked changes undone, untracked files that git
+    does not ignore removed (those in `keep` stay). Only after `save`."""
+    data = worktree.git(["ls-files", "--others", "--exclude-standard", "-z"])
+    kept = set(keep)
+    for raw in nul_split(data):
+        rel = from_git(raw)
+        if rel in kept:
+            continue
+        path = worktree.path / rel
+        path.unlink()
+        _remove_empty_parents(path.parent, worktree.path)
+    worktree.git(["reset", "-q", "--hard", "HEAD"])
+
+
+def _remove_empty_parents(directory: Path, top: Path) -> None:
+    while directory != top and top in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
+def start(worktree: Worktree, mode: str, onto: str, message: str) -> list[str]:
+    """Rebase the worktree's branch onto `onto`, or merge `onto` into it; the paths
+    in conflict when git stopped ([] when it went through)."""
+    if mode == REBASE:
+        args = ["rebase", "--no-autostash", onto]
+    else:
+        args = ["merge", "--no-ff", "--no-edit", "-m", message, onto]
+    return _step(worktree, args)
+
+
+def resume(worktree: Worktree, mode: str) -> list[str]:
+    """`--continue` of the stopped rebase or merge, once its conflicts are resolved and
+    added; the paths in conflict when it stops again."""
+    still = conflicted(worktree)
+    if still:
+        return still
+    if mode == REBASE:
+        return _step(worktree, ["rebase", "--continue"])
+    return _step(worktree, ["commit", "--no-edit", "--no-verify"])
+
+
+def abort(worktree: Worktree, mode: str) -> None:
+    """Take the stopped rebase or merge back: the branch and files as before it."""
+    if in_progress(worktree) is not None:
+        worktree.git(["rebase" if mode == REBASE else "merge", "--abort"], env=_NO_EDITOR)
+
+
+def _step(worktree: Worktree, args: list[str]) -> list[str]:
+    proc = run(args, worktree.path, check=False, env=_NO_EDITOR)
+    if proc.returncode == 0:
+        return []
+    found = conflicted(worktree)
+    if found:
+        return found
+    if in_progress(worktree) is not None:
+        # stopped without an unmerged path (an empty commit, a hook): git's reason
+        raise GitFailed(args, proc.returncode, (proc.stderr or proc.stdout).decode(
+            "utf-8", "replace"), "resolve it in the worktree, then `hf sync --continue`, "
+            "or `hf sync --abort`")
+    raise GitFailed(args, proc.returncode, (proc.stderr or proc.stdout).decode(
+        "utf-8", "replace"))
+
+
+def reapply(worktree: Worktree, saved: Saved) -> list[str]:
+    """The saved work applied three-way on the worktree's new HEAD, as changes not
+    staged (new files untracked); the paths in conflict, left with conflict markers."""
+    proc = run(["cherry-pick", "--no-commit", saved.work], worktree.path, check=False,
+               env=_NO_EDITOR)
+    if proc.returncode != 0:
+        found = conflicted(worktree)
+        if not found:
+            raise GitFailed(["cherry-pick", "--no-commit", saved.work], proc.returncode,
+                            proc.stderr.decode("utf-8", "replace"))
+        _forget_pick(worktree)
+        return found
+    _forget_pick(worktree)
+    worktree.git(["reset", "-q"])
+    return []
+
+
+def _forget_pick(worktree: Worktree) -> None:
+    # the pick leaves its state behind on a conflict: the files hold the markers,
+    # nothing is left to continue
+    for name in ("CHERRY_PICK_HEAD", "MERGE_MSG"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(worktree.git_dir / name)
+    run(["cherry-pick", "--quit"], worktree.path, check=False)
+
+
+def restore(worktree: Worktree, saved: Saved) -> None:
+    """The saved work back exactly on the HEAD it was taken on: files and index."""
+    worktree.git(["read-tree", "--reset", "-u", saved.work])
+    worktree.git(["read-tree", "--reset", saved.index])
+    worktree.git(["update-index", "-q", "--refresh"], check=False)

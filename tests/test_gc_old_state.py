@@ -1,0 +1,74 @@
+"""Old state goes away: `hf status` shows running batches (the rest under `--all`),
+`hf gc` forgets collected batches after `forget_after_days`, leaves no empty folder,
+and a collected batch's id can be used again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import write
+
+
+def split_and_join(hf: Any, repo, batch: str) -> None:
+    r = hf("split", batch, "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / batch / "api"
+    write(api, {"src/api/orders.py": f"def orders():\n    return ['{batch}']\n"})
+    for part in ("api", "ui"):
+        assert hf("done", f"{batch}/{part}", cwd=repo).code == 0
+    assert hf("join", batch, cwd=repo).code == 0
+
+
+def names(hf: Any, repo, *args: str) -> list[str]:
+    r = hf("status", *args, "--json", cwd=repo)
+    assert r.code == 0, r.err
+    return [b["id"] for b in r.json["data"]["batches"]]
+
+
+def test_status_lists_live_batches_and_gc_forgets_old_ones(repo, hf, monkeypatch):
+    monkeypatch.setenv("HF_CLOCK", "2026-03-01T10:00:00Z")
+    split_and_join(hf, repo, "old")
+    r = hf("split", "live", "--part", "docs=docs/**", cwd=repo)
+    assert r.code == 0, r.err
+    assert names(hf, repo) == ["live"]
+    assert hf("status", "--json", cwd=repo).json["data"]["hidden"] == 1
+    assert "1 finished batch(es) not shown (`hf status --all`)" in hf("status", cwd=repo).out
+    assert names(hf, repo, "--all") == ["live", "old"]
+    assert names(hf, repo, "old") == ["old"]  # a named batch is always shown
+
+    gc = hf("gc", cwd=repo)
+    assert gc.code == 0, gc.err
+    assert not (repo.parent / "repo.hf" / "old").exists()
+    assert "(joined, collected" in hf("status", "--all", cwd=repo).out
+    # the next gc has nothing to say about it, and forgets it only once it is old
+    again = hf("gc", "--json", cwd=repo).json["data"]
+    assert again["parts"] == [] and again["forgotten"] == []
+    monkeypatch.setenv("HF_CLOCK", "2026-03-14T10:00:00Z")  # 13 days later: kept
+    assert hf("gc", "--json", cwd=repo).json["data"]["forgotten"] == []
+    monkeypatch.setenv("HF_CLOCK", "2026-03-16T10:00:01Z")  # 15 days later
+    again = hf("gc", "--json", cwd=repo).json["data"]
+    assert again["forgotten"] == ["old"]
+    assert names(hf, repo, "--all") == ["live"]
+    assert names(hf, repo) == ["live"]
+
+
+def test_forget_after_days_is_a_setting(repo, hf, monkeypatch):
+    monkeypatch.setenv("HF_CLOCK", "2026-03-01T10:00:00Z")
+    write(repo, {".hf.toml": "forget_after_days = 1\n"})
+    split_and_join(hf, repo, "b1")
+    assert hf("gc", cwd=repo).code == 0
+    monkeypatch.setenv("HF_CLOCK", "2026-03-02T10:00:01Z")
+    assert hf("gc", "--json", cwd=repo).json["data"]["forgotten"] == ["b1"]
+
+
+def test_a_collected_batch_id_is_used_again_and_no_folder_is_left(repo, hf):
+    split_and_join(hf, repo, "b1")
+    again = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert again.code != 0 and "already exists" in again.err  # not collected yet
+    assert hf("gc", cwd=repo).code == 0
+    # the batch folder and the folder of batches beside the repository are gone
+    assert not (repo.parent / "repo.hf").exists()
+    split_and_join(hf, repo, "b1")
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return ['b1']\n"
+    data = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    assert data["state"] == "joined" and not data["collected"]

@@ -1,0 +1,93 @@
+"""`hf join --keep-history`: one merge commit, the squash join's tree exactly, with
+main and each part's commits as parents; after `hf gc` the parts' commits are still
+reachable from main."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import git, make_repo, write
+
+
+def split_and_work(root: Path, hf: Any) -> dict[str, Path]:
+    """The same batch, the same work, in a fresh repository at `root`."""
+    repo = make_repo(root)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+           "--part", "docs=docs/**,README.md", "--task", "add search", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {n: root.parent / f"{root.name}.hf" / "b1" / n for n in ("api", "ui", "docs")}
+    api, ui, docs = parts["api"], parts["ui"], parts["docs"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    git(api, "commit", "-qam", "api: orders return one")
+    write(api, {"src/api/search.py": "def search():\n    return []\n"})
+    git(api, "add", "-A")
+    git(api, "commit", "-qm", "api: search")
+    write(api, {"src/api/users.py": "def users():\n    return ['uncommitted']\n"})
+    (ui / "src/ui/page.html").unlink()
+    git(ui, "commit", "-qam", "ui: no page")
+    write(docs, {"README.md": "# demo, searched\n"})  # uncommitted only
+    # main moves on a path no part owns: the join merges three-way
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho main\n"})
+    git(repo, "commit", "-qam", "main: run")
+    for worktree in parts.values():
+        assert hf("done", cwd=worktree).code == 0
+    return {"repo": repo, **parts}
+
+
+def test_keep_history_has_the_squash_tree_and_the_parts_as_parents(tmp_path, hf):
+    squash = split_and_work(tmp_path / "one", hf)
+    kept = split_and_work(tmp_path / "two", hf)
+    assert hf("join", "b1", cwd=squash["repo"]).code == 0
+    main_before = git(kept["repo"], "rev-parse", "HEAD").strip()
+    tips = {n: git(kept[n], "rev-parse", "HEAD").strip() for n in ("api", "ui", "docs")}
+    r = hf("join", "b1", "--keep-history", cwd=kept["repo"])
+    assert r.code == 0, r.err
+
+    tree = git(kept["repo"], "rev-parse", "HEAD^{tree}").strip()
+    assert tree == git(squash["repo"], "rev-parse", "HEAD^{tree}").strip()
+    assert git(squash["repo"], "log", "-1", "--format=%P").split() == [
+        git(squash["repo"], "rev-parse", "HEAD~1").strip()]
+    parents = git(kept["repo"], "log", "-1", "--format=%P").split()
+    assert parents[0] == main_before
+    assert len(parents) == 4
+    # ui committed everything: its tip itself; api and docs had uncommitted work,
+    # committed by hf on their tips
+    assert parents[2] == tips["ui"]
+    for index, name in ((1, "api"), (3, "docs")):
+        assert git(kept["repo"], "rev-parse", f"{parents[index]}~1").strip() == tips[name]
+        assert git(kept["repo"], "log", "-1", "--format=%s", parents[index]).strip() == \
+            f"hf: uncommitted work of part {name} of batch b1"
+    subjects = git(kept["repo"], "log", "--format=%s").splitlines()
+    for subject in ("api: orders return one", "api: search", "ui: no page", "main: run"):
+        assert subject in subjects
+    assert git(kept["repo"], "status", "--porcelain").strip() == ""
+    blame = git(kept["repo"], "blame", "--porcelain", "src/api/search.py")
+    assert "summary api: search" in blame
+
+    # gc removes the branches; nothing of the parts is lost
+    assert hf("gc", "b1", cwd=kept["repo"]).code == 0
+    assert git(kept["repo"], "branch", "--list", "hf/*").strip() == ""
+    for name in ("api", "ui", "docs"):
+        git(kept["repo"], "merge-base", "--is-ancestor", tips[name], "HEAD")
+
+
+def test_keep_history_is_a_setting_too(tmp_path, hf):
+    kept = split_and_work(tmp_path / "one", hf)
+    write(kept["repo"], {".hf.toml": "keep_history = true\n"})
+    git(kept["repo"], "add", ".hf.toml")
+    git(kept["repo"], "commit", "-qm", "config")
+    r = hf("join", "b1", cwd=kept["repo"])
+    assert r.code == 0, r.err
+    assert len(git(kept["repo"], "log", "-1", "--format=%P").split()) == 4
+    # and --squash overrides it
+    again = split_and_work(tmp_path / "two", hf)
+    write(again["repo"], {".hf.toml": "keep_history = true\n"})
+    git(again["repo"], "add", ".hf.toml")
+    git(again["repo"], "commit", "-qm", "config")
+    assert hf("join", "b1", "--squash", cwd=again["repo"]).code == 0
+    assert len(git(again["repo"], "log", "-1", "--format=%P").split()) == 1
+    bad = split_and_work(tmp_path / "three", hf)
+    write(bad["repo"], {".hf.toml": "keep_history = 'yes'\n"})
+    r = hf("join", "b1", cwd=bad["repo"])
+    assert r.code == 2 and "keep_history = 'yes'" in r.err

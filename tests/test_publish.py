@@ -1,0 +1,164 @@
+"""`hf publish` and `hf join --push` against a real bare remote; `--pr` through a
+stand-in `gh` on PATH that records its argv."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import git, snapshot, write
+
+GH = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["GH_RECORD"], "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+print("https://github.example/acme/demo/pull/7")
+"""
+
+
+def bare_remote(repo: Path, tmp_path: Path) -> Path:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "-u", "origin", "main")
+    return remote
+
+
+@pytest.fixture
+def published(repo: Path, hf: Any, tmp_path: Path) -> dict[str, Path]:
+    """Batch b1 (api, ui, docs) split from a repository whose main tracks a bare remote
+    (made before the split: the remote is part of the shared config it fingerprints)."""
+    remote = bare_remote(repo, tmp_path)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+           "--part", "docs=docs/**,README.md", "--task", "add search", cwd=repo)
+    assert r.code == 0, r.err
+    root = repo.parent / "repo.hf" / "b1"
+    return {"repo": repo, "remote": remote, "api": root / "api", "ui": root / "ui",
+            "docs": root / "docs"}
+
+
+def joined(hf: Any, split3: dict[str, Path]) -> str:
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", "--note", f"{name} ok", cwd=split3[name]).code == 0
+    r = hf("join", "b1", cwd=split3["repo"])
+    assert r.code == 0, r.err
+    return git(split3["repo"], "rev-parse", "HEAD").strip()
+
+
+def stand_in_gh(tmp_path: Path, monkeypatch: Any) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(GH)
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    record = tmp_path / "gh.jsonl"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GH_RECORD", str(record))
+    return record
+
+
+def test_publish_pushes_the_join_commit_to_the_upstream(published, hf, tmp_path):
+    repo = published["repo"]
+    remote = published["remote"]
+    commit = joined(hf, published)
+    dry = hf("publish", "b1", "--dry-run", cwd=repo)
+    assert dry.code == 0, dry.err
+    assert git(remote, "rev-parse", "main").strip() != commit
+    r = hf("publish", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert f"pushed {commit[:12]} to origin/main ({remote})" in r.out
+    assert git(remote, "rev-parse", "main").strip() == commit
+
+
+def test_join_push_branch_pr_opens_a_pull_request_through_gh(published, hf, tmp_path,
+                                                             monkeypatch):
+    repo = published["repo"]
+    remote = published["remote"]
+    record = stand_in_gh(tmp_path, monkeypatch)
+    write(published["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", "--note", f"{name} ok", cwd=published[name]).code == 0
+    r = hf("join", "b1", "--push", "--branch", "--pr", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    data = r.json["data"]
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    assert data["commit"] == commit
+    assert git(remote, "rev-parse", "hf/b1").strip() == commit
+    assert git(remote, "rev-parse", "main").strip() != commit  # main itself untouched
+    assert data["published"]["pr_url"] == "https://github.example/acme/demo/pull/7"
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(calls) == 1
+    argv = calls[0]
+    assert argv[:2] == ["pr", "create"]
+    assert argv[argv.index("--head") + 1] == "hf/b1"
+    assert argv[argv.index("--base") + 1] == "main"
+    assert argv[argv.index("--title") + 1] == "add search"
+    body = argv[argv.index("--body") + 1]
+    assert "add search" in body
+    assert "**api** (joined; owns `src/api/**`): api ok" in body
+    assert commit in body
+
+
+def test_without_gh_the_forge_page_for_a_pull_request_is_printed(published, hf, tmp_path,
+                                                                  monkeypatch):
+    repo = published["repo"]
+    remote = published["remote"]
+    commit = joined(hf, published)
+    # a GitHub-looking push URL for the same bare repository
+    git(repo, "config", f"url.{remote}.insteadOf", "git@github.com:acme/demo.git")
+    git(repo, "remote", "set-url", "origin", "git@github.com:acme/demo.git")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no gh, no glab
+    r = hf("publish", "b1", "--branch", "--pr", cwd=repo)
+    assert r.code == 0, r.err
+    assert "https://github.com/acme/demo/compare/main...hf/b1?expand=1" in r.out
+    assert git(remote, "rev-parse", "hf/b1").strip() == commit
+
+
+def test_a_rejected_push_is_one_line_and_changes_nothing_locally(published, hf, tmp_path):
+    repo = published["repo"]
+    remote = published["remote"]
+    # someone else moves the remote's main
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(remote), str(other))
+    write(other, {"tools/run.sh": "#!/bin/sh\necho elsewhere\n"})
+    git(other, "commit", "-qam", "elsewhere")
+    git(other, "push", "-q", "origin", "main")
+    remote_main = git(remote, "rev-parse", "main").strip()
+    joined(hf, published)
+    before = snapshot(repo)
+    refs = git(repo, "for-each-ref")
+    r = hf("publish", "b1", cwd=repo)
+    assert r.code == 1
+    lines = r.err.strip().splitlines()
+    assert lines[0].startswith("hf: error: push to origin/main rejected"), r.err
+    assert "git pull --rebase" in lines[1] and "hf sync" in lines[1]
+    assert len(lines) == 2
+    assert snapshot(repo) == before
+    assert git(repo, "for-each-ref") == refs
+    assert git(remote, "rev-parse", "main").strip() == remote_main
+
+
+def test_no_remote_and_a_broken_remote_are_refused_clearly(split3, hf, tmp_path):
+    repo = split3["repo"]
+    joined(hf, split3)
+    r = hf("publish", "b1", cwd=repo)
+    assert r.code == 1
+    assert "no remote to publish to" in r.err and "git remote add origin URL" in r.err
+    git(repo, "remote", "add", "origin", str(tmp_path / "nowhere.git"))
+    r = hf("publish", "b1", "--branch", cwd=repo)
+    assert r.code == 1
+    first = r.err.splitlines()[0]
+    assert first.startswith("hf: error: push to origin/hf/b1 failed: fatal:"), r.err
+    # a push to the upstream needs one
+    r = hf("publish", "b1", cwd=repo)
+    assert r.code == 1 and "no upstream on origin" in r.err and "--branch" in r.err
+
+
+def test_publish_refuses_a_batch_not_joined(published, hf, tmp_path):
+    r = hf("publish", "b1", cwd=published["repo"])
+    assert r.code == 1 and "not joined yet" in r.err and "hf join b1" in r.err

@@ -1,0 +1,187 @@
+"""`hf sync`: parts brought onto main's tip in their own worktrees; uncommitted work
+kept byte for byte; a conflict stops that part, `--abort` puts it back exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import git, write
+
+
+def head(path: Path) -> str:
+    return git(path, "rev-parse", "HEAD").strip()
+
+
+def move_main(repo: Path, files: dict[str, str | bytes], message: str) -> str:
+    write(repo, files)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return head(repo)
+
+
+def test_rebase_keeps_both_sides_and_uncommitted_work_byte_for_byte(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    git(api, "commit", "-qam", "api: orders")
+    part_commit = head(api)
+    # main moves: on a file the part owns (another one) and on one it does not
+    tip = move_main(repo, {"src/api/users.py": "def users():\n    return ['u']\n",
+                           "tools/run.sh": "#!/bin/sh\necho moved\n"}, "main: users, run")
+    # uncommitted work: a modified tracked file, a staged new file, an untracked one
+    binary = bytes(range(256)) + b"\r\n\0"
+    write(api, {"src/api/orders.py": "def orders():\n    return [1, 2]\n",
+                "src/api/staged.py": "staged = 1\n", "src/api/loose.bin": binary})
+    git(api, "add", "src/api/staged.py")
+
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert "b1/api: rebased onto" in r.out
+    assert "main changed 1 file(s) this part owns: src/api/users.py" in r.out
+    # the part's commit sits on main's tip, main's changes are in the worktree
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    assert git(api, "log", "-1", "--format=%s").strip() == "api: orders"
+    assert head(api) != part_commit
+    assert (api / "tools/run.sh").read_text() == "#!/bin/sh\necho moved\n"
+    assert (api / "src/api/users.py").read_text() == "def users():\n    return ['u']\n"
+    # the uncommitted work is back, byte for byte
+    assert (api / "src/api/orders.py").read_text() == "def orders():\n    return [1, 2]\n"
+    assert (api / "src/api/staged.py").read_text() == "staged = 1\n"
+    assert (api / "src/api/loose.bin").read_bytes() == binary
+    assert (api / ".hf" / "TASK.md").is_file()  # hf's own ignored files untouched
+    # no saved-work ref is left once it is back
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    # the recorded base moved: status counts only the part's own files, the join takes
+    # exactly them
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    api_status = next(p for p in status["parts"] if p["name"] == "api")
+    assert api_status["outside"] == 0, api_status
+    assert api_status["behind"] == 0
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    j = hf("join", "b1", cwd=repo)
+    assert j.code == 0, j.err
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [1, 2]\n"
+    assert (repo / "src/api/loose.bin").read_bytes() == binary
+    assert (repo / "tools/run.sh").read_text() == "#!/bin/sh\necho moved\n"
+    assert git(repo, "status", "--porcelain").strip() == ""
+
+
+def test_status_marks_parts_behind_main(split3, hf):
+    repo = split3["repo"]
+    for n in range(3):
+        move_main(repo, {"tools/run.sh": f"#!/bin/sh\necho {n}\n"}, f"main {n}")
+    r = hf("status", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "main +3" in r.out
+    data = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    assert {p["name"]: p["behind"] for p in data["parts"]} == {"api": 3, "ui": 3, "docs": 3}
+    assert hf("sync", "b1", cwd=repo).code == 0
+    data = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    assert {p["behind"] for p in data["parts"]} == {0}
+    assert "main +" not in hf("status", "b1", cwd=repo).out
+
+
+def state_of(worktree: Path) -> dict[str, Any]:
+    files = {str(p.relative_to(worktree)): p.read_bytes() for p in worktree.rglob("*")
+             if p.is_file() and ".git" not in p.relative_to(worktree).parts}
+    return {"head": head(worktree), "index": git(worktree, "ls-files", "-s"),
+            "status": git(worktree, "status", "--porcelain=v2", "--untracked-files=all"),
+            "files": files}
+
+
+def test_overlapping_change_stops_lists_the_file_and_abort_restores_exactly(split3, hf):
+    repo, api, ui = split3["repo"], split3["api"], split3["ui"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(api, {"src/api/users.py": "dirty\n", "src/api/new.py": "new\n",
+                "src/api/staged.py": "s\n"})
+    git(api, "add", "src/api/staged.py")
+    (api / "src/api/users.py").write_text("dirty, unstaged on top\n")
+    before = state_of(api)
+    move_main(repo, {"src/api/orders.py": "def orders():\n    return ['main']\n"},
+              "main: orders")
+
+    r = hf("sync", "b1", cwd=repo)
+    assert r.code == 1
+    assert "b1/api: stopped, 1 file(s) in conflict: src/api/orders.py" in r.out
+    assert "hf sync b1/api --continue" in r.err
+    assert "b1/ui: rebased" in r.out  # the other parts went on
+    assert head(ui) == head(repo)
+    # git's conflict state, in the part's worktree, for its agent
+    assert "<<<<<<<" in (api / "src/api/orders.py").read_text()
+    assert git(api, "diff", "--name-only", "--diff-filter=U").split() == ["src/api/orders.py"]
+    # a second sync says it is stopped, and does not start another
+    again = hf("sync", "b1/api", cwd=repo)
+    assert again.code == 1 and "stopped" in again.out
+
+    r = hf("sync", "b1/api", "--abort", cwd=repo)
+    assert r.code == 0, r.err
+    assert state_of(api) == before
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    assert hf("sync", "b1/api", "--abort", cwd=repo).code != 0  # nothing stopped now
+
+
+def test_continue_after_resolving_finishes_the_sync(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(api, {"src/api/extra.py": "kept\n"})
+    tip = move_main(repo, {"src/api/orders.py": "def orders():\n    return ['main']\n"},
+                    "main: orders")
+    assert hf("sync", "b1/api", cwd=repo).code == 1
+    assert hf("sync", "b1/api", "--continue", cwd=repo).code == 1  # not resolved yet
+    write(api, {"src/api/orders.py": "def orders():\n    return ['main', 'part']\n"})
+    git(api, "add", "src/api/orders.py")
+    r = hf("sync", "--continue", cwd=api)  # from the part's own worktree
+    assert r.code == 0, r.err
+    assert "b1/api: rebased onto" in r.out
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    assert (api / "src/api/extra.py").read_text() == "kept\n"
+    assert git(api, "status", "--porcelain").strip() == "?? src/api/extra.py"
+
+
+def test_merge_mode_merges_main_in(split3, hf):
+    repo, ui = split3["repo"], split3["ui"]
+    write(ui, {"src/ui/app.js": "console.log(2)\n"})
+    git(ui, "commit", "-qam", "ui: log 2")
+    mine = head(ui)
+    tip = move_main(repo, {"README.md": "# moved\n"}, "main: readme")
+    dry = hf("sync", "b1/ui", "--merge", "--dry-run", cwd=repo)
+    assert dry.code == 0 and "would merge" in dry.out and head(ui) == mine
+    r = hf("sync", "b1/ui", "--merge", cwd=repo)
+    assert r.code == 0, r.err
+    parents = git(ui, "log", "-1", "--format=%P").split()
+    assert parents == [mine, tip]
+    assert (ui / "README.md").read_text() == "# moved\n"
+    up = hf("sync", "b1/ui", "--json", cwd=repo).json["data"]["parts"][0]
+    assert up["outcome"] == "up-to-date"
+
+
+def test_the_agent_cannot_rebase_but_hf_sync_can(split3, hf):
+    from hf_fanout.guard.wrapper import INSTEAD
+
+    assert "hf sync" in INSTEAD["rebase"] and "hf sync" in INSTEAD["merge"]
+    assert "hf sync" in (split3["api"] / ".hf" / "TASK.md").read_text()
+
+
+def test_git_refusing_without_a_conflict_puts_everything_back(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    hook = repo / ".git" / "hooks" / "pre-rebase"
+    hook.write_text("#!/bin/sh\necho 'no rebase today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    # a changed hook is a finding of the tamper check: sync refuses before git runs
+    move_main(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"}, "main: run")
+    refused = hf("sync", "b1/api", cwd=repo)
+    assert refused.code == 1 and "changed since the split" in refused.err
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    write(api, {"src/api/new.py": "new\n", "src/api/orders.py": "changed\n"})
+    git(api, "add", "src/api/new.py")
+    before = state_of(api)
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 1
+    assert "no rebase today" in r.err or "pre-rebase" in r.err
+    assert state_of(api) == before
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    again = hf("sync", "b1/api", "--dry-run", cwd=repo)
+    assert again.code == 0 and "would rebase" in again.out  # nothing left stopped
