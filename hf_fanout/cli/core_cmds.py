@@ -81,6 +81,7 @@ def status(
     repo: RepoOpt = None,
 ) -> None:
     """Show every part: state, branch, worktree, changed files, files outside ownership."""
+    from hf_fanout import timefmt
     from hf_fanout.orchestrator.status import all_status
 
     ws = open_ws(repo)
@@ -94,11 +95,14 @@ def status(
             if b.error:
                 print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
                 continue
-            rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
-                     p.branch, p.worktree] for p in b.parts]
+            rows = [[p.name, " ".join(filter(None, (p.state, timefmt.ago(p.since)))),
+                     str(p.changed), str(p.outside),
+                     f"{timefmt.ago(p.last_activity)} ago", p.branch, p.worktree]
+                    for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
                          title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
+            print(b.summary())
             for p in b.parts:
                 if p.outside:
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")

@@ -16,10 +16,19 @@ from typing import Any
 
 from hf_fanout import timefmt
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
+from hf_fanout.core.records import (
+    BLOCKED,
+    DONE,
+    DROPPED,
+    JOINED,
+    RUNNING,
+    Batch,
+    Part,
+    copied_paths,
+)
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
-from hf_fanout.liveness import heartbeat, judge
+from hf_fanout.liveness import agent, heartbeat, judge
 from hf_fanout.paths import RepoPath
 
 
@@ -35,6 +44,8 @@ class PartStatus:
     last_activity: str
     note: str | None
     reason: str | None
+    since: str = ""  # when the part entered `state`
+    agent: dict[str, Any] | None = None  # what the agent last reported (liveness.agent)
 
 
 @dataclass
@@ -47,7 +58,26 @@ class BatchStatus:
     error: str | None = None
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "summary": self.summary()}
+
+    def summary(self) -> str:
+        """One line on the whole batch: `2/3 done · 1 waiting · next: hf join b1`."""
+        live = [p for p in self.parts if p.state != DROPPED]
+        finished = sum(p.state in (DONE, JOINED) for p in live)
+        counts: dict[str, int] = {}
+        for p in live:
+            if p.state not in (DONE, JOINED):
+                counts[p.state] = counts.get(p.state, 0) + 1
+        words = [f"{finished}/{len(live)} done"] + [f"{n} {state}" for state, n in
+                                                     sorted(counts.items())]
+        if self.state == JOINED:
+            words.append("joined")
+        elif live and finished == len(live):
+            words.append(f"next: `hf join {self.id}`")
+        elif counts.get("waiting"):
+            first = next(p.name for p in live if p.state == "waiting")
+            words.append(f"next: part {first} waits for you (`hf open {self.id}/{first}`)")
+        return " · ".join(words)
 
 
 def part_status(ws: Workspace, batch: Batch, part: Part,
@@ -74,10 +104,32 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
         if verdict.state in (judge.IDLE, judge.ORPHAN, judge.MISSING):
             state = verdict.state
         last = max(last, heartbeat.last_activity(ws.store, part) or 0.0)
+    reported = agent.read_state(ws.store.batch_dir(batch.id), part.name)
+    if reported is not None:
+        last = max(last, timefmt.parse_iso(reported.get("at")) or 0.0)
+    state, since = shown_state(part, state, reported, last)
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
-                      outside[:20], timefmt.iso(last), part.note, part.reason)
+                      outside[:20], timefmt.iso(last), part.note, part.reason, since, reported)
+
+
+def shown_state(part: Part, judged: str, reported: dict[str, Any] | None,
+                last: float) -> tuple[str, str]:
+    """The state a person sees and since when: what a person recorded (done,
+    blocked, joined, dropped) and what liveness found (missing, orphan) first;
+    then what the agent says (waiting before idle: it needs the person; working
+    unless liveness judged it idle); else running."""
+    if judged == part.state and part.state != RUNNING:
+        since = {DONE: part.done_at, BLOCKED: part.blocked_at}.get(part.state) or part.updated
+        return part.state, since
+    if judged in (judge.MISSING, judge.ORPHAN):
+        return judged, str((part.exit or {}).get("at") or timefmt.iso(last))
+    if reported is not None and (reported["state"] != agent.WORKING or judged != judge.IDLE):
+        return str(reported["state"]), str(reported.get("since") or "")
+    if judged == judge.IDLE:
+        return judged, timefmt.iso(last)
+    return judged, str((part.worker or {}).get("since") or part.created)
 
 
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
