@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import git
+from conftest import git
 
 # A stand-in for Claude Code: it runs the hook commands of the worktree's settings
 # for one event, with the documented payload on stdin, as Claude Code does.

@@ -105,6 +105,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
             state = verdict.state
         last = max(last, heartbeat.last_activity(ws.store, part) or 0.0)
     reported = agent.read_state(ws.store.batch_dir(batch.id), part.name)
+    if state == RUNNING and part.state == RUNNING:
+        reported = screen_state(ws, part, reported)
     if reported is not None:
         last = max(last, timefmt.parse_iso(reported.get("at")) or 0.0)
     state, since = shown_state(part, state, reported, last)
@@ -112,6 +114,44 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
                       outside[:20], timefmt.iso(last), part.note, part.reason, since, reported)
+
+
+def screen_state(ws: Workspace, part: Part,
+                 reported: dict[str, Any] | None) -> dict[str, Any] | None:
+    """For an agent without hooks (Aider, anything else) in a tmux tab: the last line
+    the tab shows against `waiting_pattern` (a regex from the settings) -> waiting; output
+    that no longer matches -> working again. An agent's own report wins."""
+    import re
+
+    pattern = ws.settings.text("waiting_pattern", "'\\? \\(y/n\\)'")
+    tab = part.extra.get("tab") or {}
+    if not pattern or tab.get("launcher") != "tmux" or not tab.get("target"):
+        return reported
+    if reported is not None and reported.get("event") not in ("pattern", "output"):
+        return reported
+    from hf_fanout.tabs.launchers import Tmux, all_launchers
+
+    tmux = all_launchers(ws.settings)["tmux"]
+    screen = tmux.capture(str(tab["target"])) if isinstance(tmux, Tmux) else None
+    if screen is None:
+        return reported
+    # the last line shown: a prompt waits there; once answered, it scrolls up
+    last = next((line for line in reversed(screen.splitlines()) if line.strip()), "")
+    try:
+        matched = re.search(pattern, last, flags=re.MULTILINE) is not None
+    except re.error as exc:
+        from hf_fanout.errors import BadInput
+
+        raise BadInput(f"waiting_pattern {pattern!r} is not a regular expression: {exc}",
+                       "e.g. waiting_pattern = '\\(y/n\\)' in .hf.toml") from None
+    event = "pattern" if matched else "output"
+    if reported is None and not matched:
+        return reported
+    if reported is None or agent.EVENTS[event] != reported.get("state"):
+        found = agent.record(ws.store.batch_dir(part.batch), part.name, event,
+                             detail="the tab's output" if matched else "")
+        return {k: v for k, v in found.items() if k != "changed"}
+    return reported
 
 
 def shown_state(part: Part, judged: str, reported: dict[str, Any] | None,

@@ -212,6 +212,12 @@ class Tmux(Launcher):
     def _socket_flag(self) -> str:
         return f"-L {shlex.quote(self.socket)} " if self.socket else ""
 
+    def capture(self, target: str, lines: int = 20) -> str | None:
+        """The last `lines` lines a window shows (`capture-pane`); None when it is gone."""
+        proc = self._tmux("capture-pane", "-p", "-t", f"={target}", "-S", f"-{lines}",
+                          check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
     def focus(self, tab: Tab) -> Opened:
         session = self.session(tab)
         window = (self.windows(session) or {}).get(tab.name)
