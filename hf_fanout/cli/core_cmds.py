@@ -226,6 +226,54 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
+        print(f"the patch per part: hf diff {plan.batch.id}")
+
+
+# --------------------------------------------------------------------- diff
+
+
+@command(epilog="Example: hf diff b1   |   hf diff b1 api --stat   |   hf diff --name-only --json")
+def diff(
+    batch: Annotated[str | None, typer.Argument(
+        help="The batch (default: the current part's, or the only running one).")] = None,
+    part: Annotated[str | None, typer.Argument(help="One part (default: every part).")] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="A diffstat instead of the patch.")] = False,
+    name_only: Annotated[bool, typer.Option(
+        "--name-only", help="Only the names of the changed files.")] = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Show what the join would bring per part, and what it would refuse (outside ownership)."""
+    from hf_fanout.cli.render import page
+    from hf_fanout.orchestrator.diff import batch_diff, diff_colors, pager
+
+    ws = open_ws(repo)
+    fmt = "name-only" if name_only else "stat" if stat else "patch"
+    terminal = output.on_terminal()
+    result = batch_diff(ws, batch, part, fmt=fmt, color=terminal and diff_colors(ws))
+
+    def human() -> None:
+        lines: list[str] = []
+        for p in result.parts:
+            if p.note:
+                lines.append(f"# part {p.part}: {p.note}")
+                continue
+            lines.append(f"# part {p.part}: {len(p.owned)} owned change(s) the join brings")
+            if p.text:
+                lines.append(p.text.rstrip("\n"))
+            if p.outside:
+                lines.append(f"# part {p.part}: {len(p.outside)} change(s) outside its "
+                             "ownership: the join refuses them")
+                lines += [f"#   {o['path']}" + (f" (owned by part {o['owner']})"
+                                               if o["owner"] else " (owned by no part)")
+                          for o in p.outside]
+        text = "\n".join(lines) + "\n"
+        if terminal:
+            page(text, pager(ws))
+        else:
+            print(text, end="")
+
+    emit(result.to_data(), human)
 
 
 # --------------------------------------------------------------------- doctor

@@ -31,3 +31,21 @@ def print_split_notes(parts: list[Any], tabs: list[Any]) -> None:
             print(f"{part.name} is blocked: {part.reason}")
     if tabs:
         print_opened(tabs)
+
+
+def page(text: str, pager: str) -> None:
+    """`text` through the user's pager (git's: `less` with FRX unless LESS says
+    otherwise), as `git diff` does; printed when there is none."""
+    import os
+    import subprocess
+
+    if not pager or pager == "cat":
+        print(text, end="")
+        return
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX"),
+           "LV": os.environ.get("LV", "-c")}
+    try:
+        subprocess.run(["sh", "-c", pager], input=text.encode("utf-8", "surrogateescape"),
+                       env=env, check=False)
+    except OSError:
+        print(text, end="")

@@ -44,6 +44,7 @@ TEXT = (
     '  install      Run the sweep on a schedule (default: cron on Linux,...\n'
     "  uninstall    Remove the sweep's schedule (exactly what `hf install`...\n"
     "  agent-event  Record what the part's agent is doing (run by the agent's...\n"
+    '  diff         Show what the join would bring per part, and what it would...\n'
     '  guard        The git guard for part worktrees: the wrapper, hooks and...\n'
 )
 
