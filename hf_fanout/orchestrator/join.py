@@ -48,4 +48,8 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         if dry_run:
             return JoinOutcome(plan, None, True)
         commit = execute_join(ws, plan, wait=wait, on_wait=on_wait)
+    from hf_fanout.orchestrator import notify
+
+    notify.transition(ws.repo.common_dir, batch_id, "", "joined",
+                      f"commit {(commit or '')[:12]}", settings=ws.settings)
     return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False)
