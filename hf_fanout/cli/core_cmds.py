@@ -74,9 +74,11 @@ def split(
 # --------------------------------------------------------------------- status
 
 
-@command(epilog="Example: hf status   |   hf status b1 --json")
+@command(epilog="Example: hf status   |   hf status b1 --json   |   hf status --watch")
 def status(
     batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="A live board, redrawn as parts change (q quits).")] = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
@@ -85,6 +87,11 @@ def status(
     from hf_fanout.orchestrator.status import all_status
 
     ws = open_ws(repo)
+    if watch and output.on_terminal():
+        from hf_fanout.cli.board import watch as live_board
+
+        live_board(lambda: all_status(ws, batch))
+        return
     batches = all_status(ws, batch)
 
     def human() -> None:
@@ -110,6 +117,16 @@ def status(
                     print(f"  {p.name}: blocked: {p.reason}")
 
     emit({"batches": [b.to_data() for b in batches]}, human)
+
+
+@command(epilog="Example: hf board   |   hf board b1")
+def board(
+    batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """The live board: `hf status --watch`."""
+    status(batch, watch=True, json=json, repo=repo)
 
 
 # --------------------------------------------------------------------- done / blocked

@@ -45,6 +45,7 @@ TEXT = (
     "  uninstall    Remove the sweep's schedule (exactly what `hf install`...\n"
     "  agent-event  Record what the part's agent is doing (run by the agent's...\n"
     '  diff         Show what the join would bring per part, and what it would...\n'
+    '  board        The live board: `hf status --watch`.\n'
     '  guard        The git guard for part worktrees: the wrapper, hooks and...\n'
 )
 
