@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import calendar
 import time
 
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -23,6 +22,8 @@ def parse_iso(text: object) -> float | None:
     """Seconds since the epoch of an `iso` timestamp; None when it is not one."""
     if not isinstance(text, str):
         return None
+    import calendar  # (here: it costs start-up time, and agents' hooks run hf often)
+
     try:
         return float(calendar.timegm(time.strptime(text, _ISO)))
     except ValueError:

@@ -38,6 +38,8 @@ def agent_event(
         return
     outcome = record_event(ws.repo.common_dir, target.batch, target.name, event,
                            parse_payload(payload_text(payload)))
-    code = render(outcome, REFUSED)
+    from hf_fanout.cli import output
+
+    code = render(outcome, REFUSED, json_mode=output.CURRENT.json)
     if code:
         raise typer.Exit(code)

@@ -48,26 +48,29 @@ def fast(args: list[str]) -> int | None:
     common = os.environ.get("HF_REPO")
     if not (batch and name and common) or not 1 <= len(positional) <= 2:
         return None
-    from hf_fanout.cli import output
     from hf_fanout.errors import HfError
     from hf_fanout.orchestrator.agents import REFUSED, parse_payload, record_event
 
-    output.start("agent-event", json_mode)
     event = positional[0]
     payload = parse_payload(payload_text(positional[1] if len(positional) > 1 else None))
     try:
         outcome = record_event(Path(common), batch, name, event, payload)
     except HfError as exc:
+        from hf_fanout.cli import output
+
+        output.start("agent-event", json_mode)
         output.emit_error(exc.code, exc.message, exc.hint)
         return exc.exit_code
-    return render(outcome, REFUSED)
+    return render(outcome, REFUSED, json_mode=json_mode)
 
 
-def render(outcome: object, refused_code: int) -> int:
-    from hf_fanout.cli import output
-
+def render(outcome: object, refused_code: int, *, json_mode: bool = True) -> int:
     data = outcome.to_data()  # type: ignore[attr-defined]
-    output.emit(data)  # nothing on stdout without --json: a hook's stdout reaches the agent
+    if json_mode:  # nothing on stdout without --json: a hook's stdout reaches the agent
+        from hf_fanout.cli import output
+
+        output.start("agent-event", True)
+        output.emit(data)
     if data["refused"]:
         print(data["refused"], file=sys.stderr)
         return refused_code

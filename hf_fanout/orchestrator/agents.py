@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,14 @@ REFUSED = 2  # Claude Code: exit 2 of a PreToolUse hook refuses the tool, stderr
 MAX_PAYLOAD = 1 << 20
 
 
-@dataclass
 class EventOutcome:
-    batch: str
-    part: str
-    event: str
-    state: str
-    changed: bool
-    refused: str = ""  # why a write was refused (the line the agent reads)
+    """What `record_event` did. (A plain class: dataclasses cost a hook's start-up.)"""
+
+    def __init__(self, batch: str, part: str, event: str, state: str, changed: bool,
+                 refused: str = "") -> None:
+        self.batch, self.part, self.event = batch, part, event
+        self.state, self.changed = state, changed
+        self.refused = refused  # why a write was refused (the line the agent reads)
 
     def to_data(self) -> dict[str, Any]:
         return dict(self.__dict__)
