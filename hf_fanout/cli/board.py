@@ -45,7 +45,8 @@ def cells(part: Any, now: float) -> dict[str, Any]:
             "branch": part.branch}
 
 
-def render(batches: list[Any], width: int, now: float | None = None) -> Any:
+def render(batches: list[Any], width: int, now: float | None = None,
+           selected: tuple[str, str] | None = None, message: str = "") -> Any:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -67,23 +68,35 @@ def render(batches: list[Any], width: int, now: float | None = None) -> Any:
                              else "fold")
         for p in b.parts:
             row = cells(p, now)
-            table.add_row(*(row[name] for name in shown))
+            table.add_row(*(row[name] for name in shown),
+                          style="reverse" if selected == (b.id, p.name) else None)
         blocks.append(table)
         blocks.append(Text(b.summary()))
         for p in b.parts:
             if p.outside:
                 blocks.append(Text(f"  {p.name}: outside its ownership: "
                                    f"{', '.join(p.outside_paths)}", style="red"))
-    blocks.append(Text("q quits", style="dim"))
+    if message:
+        blocks.append(Text(message, style="bold"))
+    blocks.append(Text("↑↓ choose · Enter its tmux window · d its diff · j join (all done) · "
+                       "q quit", style="dim"))
     return Group(*blocks)
 
 
-def watch(load: Callable[[], list[Any]], *, interval: float = 2.0) -> None:
-    """Redraw the board while it changes, until `q` or Ctrl-C. Read-only: it runs
-    the same status a plain `hf status` does every `interval` seconds and draws
-    only when what it shows changed."""
-    import select
+class Actions:
+    """What the board's keys do, given the chosen part: the CLI passes the library
+    functions in, so the board stays drawing and keys."""
 
+    def __init__(self, focus: Callable[[str, str], str], diff: Callable[[str, str], None],
+                 join: Callable[[str], str]) -> None:
+        self.focus, self.diff, self.join = focus, diff, join
+
+
+def watch(load: Callable[[], list[Any]], actions: Actions | None = None, *,
+          interval: float = 2.0) -> None:
+    """Redraw the board while it changes, until `q` or Ctrl-C. It runs the same
+    status a plain `hf status` does every `interval` seconds and draws only when
+    what it shows changed (or every 30 s, for the relative times)."""
     from rich.console import Console
     from rich.live import Live
 
@@ -91,22 +104,49 @@ def watch(load: Callable[[], list[Any]], *, interval: float = 2.0) -> None:
     keys = _Keys()
     last: Any = None
     drawn = 0.0
-    with keys, Live(console=console, screen=True, auto_refresh=False) as live:
-        while True:
+    chosen = 0
+    message = ""
+    with keys:
+        live = Live(console=console, screen=True, auto_refresh=False)
+        live.start()
+        try:
             batches = load()
-            seen = [b.to_data() for b in batches]
-            # what changed, or the relative times once they are a while old
-            if seen != last or time.monotonic() - drawn > 30:
-                live.update(render(batches, console.width), refresh=True)
-                last, drawn = seen, time.monotonic()
-            deadline = time.monotonic() + interval
-            while time.monotonic() < deadline:
-                if keys.tty:
-                    ready, _, _ = select.select([sys.stdin], [], [], 0.2)
-                    if ready and sys.stdin.read(1) in ("q", "Q"):
-                        return
-                else:
-                    time.sleep(0.2)
+            while True:
+                rows = [(b.id, p.name) for b in batches for p in b.parts]
+                chosen = min(chosen, max(len(rows) - 1, 0))
+                selected = rows[chosen] if rows else None
+                seen = ([b.to_data() for b in batches], selected, message)
+                if seen != last or time.monotonic() - drawn > 30:
+                    live.update(render(batches, console.width, selected=selected,
+                                       message=message), refresh=True)
+                    last, drawn = seen, time.monotonic()
+                key = keys.read(interval)
+                if key is None:
+                    batches = load()
+                    continue
+                if key in ("q", "Q"):
+                    return
+                if key == "up":
+                    chosen = max(chosen - 1, 0)
+                elif key == "down":
+                    chosen = min(chosen + 1, max(len(rows) - 1, 0))
+                elif actions is not None and selected is not None:
+                    if key == "enter":
+                        message = actions.focus(*selected)
+                    elif key == "d":
+                        live.stop()
+                        actions.diff(*selected)
+                        live.start()
+                        last = None
+                    elif key == "j":
+                        message = actions.join(selected[0])
+                        batches = load()
+        finally:
+            live.stop()
+
+
+_SEQUENCES = (("\x1b[A", "up"), ("\x1bOA", "up"), ("\x1b[B", "down"), ("\x1bOB", "down"),
+              ("\r", "enter"), ("\n", "enter"))
 
 
 class _Keys:
@@ -115,6 +155,7 @@ class _Keys:
     def __init__(self) -> None:
         self.tty = sys.stdin.isatty()
         self.saved: Any = None
+        self.pending = ""
 
     def __enter__(self) -> _Keys:
         if self.tty:
@@ -124,6 +165,27 @@ class _Keys:
             self.saved = termios.tcgetattr(sys.stdin)
             tty.setcbreak(sys.stdin.fileno())
         return self
+
+    def read(self, timeout: float) -> str | None:
+        """The next key within `timeout` seconds ("up", "down", "enter", or the
+        character); None when none came."""
+        import os
+        import select
+
+        if not self.pending:
+            if not self.tty:
+                time.sleep(timeout)
+                return None
+            ready, _, _ = select.select([sys.stdin], [], [], timeout)
+            if not ready:
+                return None
+            self.pending = os.read(sys.stdin.fileno(), 64).decode("utf-8", "replace")
+        for sequence, key in _SEQUENCES:  # keys typed quickly arrive in one read
+            if self.pending.startswith(sequence):
+                self.pending = self.pending[len(sequence):]
+                return key
+        key, self.pending = self.pending[:1], self.pending[1:]
+        return key
 
     def __exit__(self, *exc: object) -> None:
         if self.saved is not None:

@@ -90,7 +90,7 @@ def status(
     if watch and output.on_terminal():
         from hf_fanout.cli.board import watch as live_board
 
-        live_board(lambda: all_status(ws, batch))
+        live_board(lambda: all_status(ws, batch), _board_actions(ws))
         return
     batches = all_status(ws, batch)
 
@@ -117,6 +117,29 @@ def status(
                     print(f"  {p.name}: blocked: {p.reason}")
 
     emit({"batches": [b.to_data() for b in batches]}, human)
+
+
+def _board_actions(ws: Any) -> Any:
+    """The board's keys: Enter goes to the part's tmux window, d pages its diff, j
+    joins the batch once every part is done."""
+    from hf_fanout.cli.board import Actions
+    from hf_fanout.cli.render import diff_text, page
+    from hf_fanout.errors import HfError
+    from hf_fanout.orchestrator.diff import batch_diff, diff_colors, pager
+    from hf_fanout.orchestrator.join import join_batch
+    from hf_fanout.orchestrator.status import focus_part
+
+    def diff(batch_id: str, part_name: str) -> None:
+        page(diff_text(batch_diff(ws, batch_id, part_name, color=diff_colors(ws))), pager(ws))
+
+    def join_all(batch_id: str) -> str:
+        try:
+            outcome = join_batch(ws, batch_id)
+        except HfError as exc:
+            return f"join {batch_id}: {exc.message}"
+        return f"joined {batch_id}: commit {(outcome.commit or '')[:12] or 'none needed'}"
+
+    return Actions(lambda b, p: focus_part(ws, b, p), diff, join_all)
 
 
 @command(epilog="Example: hf board   |   hf board b1")
@@ -261,7 +284,7 @@ def diff(
     repo: RepoOpt = None,
 ) -> None:
     """Show what the join would bring per part, and what it would refuse (outside ownership)."""
-    from hf_fanout.cli.render import page
+    from hf_fanout.cli.render import diff_text, page
     from hf_fanout.orchestrator.diff import batch_diff, diff_colors, pager
 
     ws = open_ws(repo)
@@ -270,21 +293,7 @@ def diff(
     result = batch_diff(ws, batch, part, fmt=fmt, color=terminal and diff_colors(ws))
 
     def human() -> None:
-        lines: list[str] = []
-        for p in result.parts:
-            if p.note:
-                lines.append(f"# part {p.part}: {p.note}")
-                continue
-            lines.append(f"# part {p.part}: {len(p.owned)} owned change(s) the join brings")
-            if p.text:
-                lines.append(p.text.rstrip("\n"))
-            if p.outside:
-                lines.append(f"# part {p.part}: {len(p.outside)} change(s) outside its "
-                             "ownership: the join refuses them")
-                lines += [f"#   {o['path']}" + (f" (owned by part {o['owner']})"
-                                               if o["owner"] else " (owned by no part)")
-                          for o in p.outside]
-        text = "\n".join(lines) + "\n"
+        text = diff_text(result)
         if terminal:
             page(text, pager(ws))
         else:

@@ -49,3 +49,22 @@ def page(text: str, pager: str) -> None:
                        env=env, check=False)
     except OSError:
         print(text, end="")
+
+
+def diff_text(result: Any) -> str:
+    """`hf diff` for people: per part its owned patch, then what the join refuses."""
+    lines: list[str] = []
+    for p in result.parts:
+        if p.note:
+            lines.append(f"# part {p.part}: {p.note}")
+            continue
+        lines.append(f"# part {p.part}: {len(p.owned)} owned change(s) the join brings")
+        if p.text:
+            lines.append(p.text.rstrip("\n"))
+        if p.outside:
+            lines.append(f"# part {p.part}: {len(p.outside)} change(s) outside its "
+                         "ownership: the join refuses them")
+            lines += [f"#   {o['path']}" + (f" (owned by part {o['owner']})"
+                                           if o["owner"] else " (owned by no part)")
+                      for o in p.outside]
+    return "\n".join(lines) + "\n"

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -94,6 +91,10 @@ def _first_within(path: Path, key: str) -> bool:
 
 def send(title: str, message: str) -> bool:
     """One notification, the best way this machine has; whether one was shown."""
+    import shutil
+    import subprocess
+    import sys
+
     argv: list[str] | None = None
     if shutil.which("notify-send") and (os.environ.get("DISPLAY")
                                          or os.environ.get("WAYLAND_DISPLAY")

@@ -201,3 +201,22 @@ def all_status(ws: Workspace, batch_id: str | None) -> list[BatchStatus]:
         except StateCorrupt as exc:  # one damaged batch must not hide the others
             result.append(BatchStatus(b, "damaged", "", "", [], error=exc.message))
     return result
+
+
+def focus_part(ws: Workspace, batch_id: str, name: str) -> str:
+    """Bring the part's tmux window to the front (the board's Enter); what happened."""
+    import os
+
+    from hf_fanout.tabs.launchers import Tmux, all_launchers
+    from hf_fanout.tabs.opening import part_tab
+
+    batch = ws.store.load_batch(batch_id)
+    part = ws.store.load_part(batch_id, name)
+    tmux = all_launchers(ws.settings)["tmux"]
+    tab = part_tab(ws, batch, part, supervise=True)
+    if not isinstance(tmux, Tmux) or not tmux.available() or not tmux.alive(tab):
+        return f"{batch_id}/{name} has no tmux window (`hf open {batch_id}/{name}` opens one)"
+    if not os.environ.get("TMUX"):
+        return f"outside tmux: `tmux attach -t {tmux.session(tab)}` shows {name}"
+    tmux.focus(tab)
+    return f"went to {tmux.session(tab)}:{name}"
