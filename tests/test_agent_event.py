@@ -195,8 +195,7 @@ def test_codex_gets_hfs_notify_program_and_its_turn_means_waiting(split3, hf, se
     (config / "config.toml").write_text('agent = "codex {prompt}"\n')
     r = hf("open", "b1/ui", "--launcher", "print", "--json", cwd=split3["repo"])
     assert r.code == 0, r.err
-    command = r.json["data"]["tabs"][0]["command"] if "tabs" in r.json["data"] else \
-        r.json["data"]["opened"][0]["command"]
+    command = r.json["data"]["tabs"][0]["command"]
     assert "notify=[" in command and "codex-notify" in command
     env = {**os.environ, "HF_REPO": str(split3["repo"] / ".git"), "HF_BATCH": "b1",
            "HF_PART": "ui"}

@@ -4,14 +4,14 @@ Claude Code: hook entries in the part worktree's `.claude/settings.local.json`
 (the per-user, uncommitted settings file), merged with what is there; the
 committed `.claude/settings.json` is never touched. Every entry runs
 `hf agent-event EVENT` (its fast form, `python -S .../hf-agent-event`), known
-again by that program's name: installing twice replaces hf's entries, removing
-takes out only them. Codex CLI: `-c notify=[...]` on its command line.
+again by that program's name: installing twice replaces hf's entries and
+leaves the others. The file goes with the worktree (`hf gc`).
+Codex CLI: `-c notify=[...]` on its command line.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -109,24 +109,3 @@ def install_claude(worktree: Path, common_dir: Path, batch: str, part: str) -> d
     data["hooks"] = hooks
     atomic.atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
     return {"path": SETTINGS, "created": existing is None}
-
-
-def remove_claude(worktree: Path, created: bool) -> bool:
-    """hf's entries taken out again (the file removed when hf made it and nothing
-    else is left); whether anything changed."""
-    path = worktree / SETTINGS
-    try:
-        data = _read(path)
-    except AgentSettingsUnreadable:
-        return False
-    if data is None:
-        return False
-    hooks = {name: kept for name, entries in (data.get("hooks") or {}).items()
-             if (kept := [e for e in entries or [] if not _ours(e)])}
-    rest = {k: v for k, v in data.items() if k != "hooks"}
-    if created and not hooks and not rest:
-        os.unlink(path)
-        return True
-    atomic.atomic_write(path, (json.dumps({**rest, **({"hooks": hooks} if hooks else {})},
-                                          indent=2) + "\n").encode())
-    return True
