@@ -52,6 +52,22 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def replace_unsynced(path: Path, data: bytes) -> None:
+    """Replace `path` whole (rename), without fsync: for a small file written very
+    often whose loss in a power cut costs nothing (the agent's state, rewritten
+    on its next step). Readers still never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_json(path: Path, record: Any) -> None:
     atomic_write(path, json_bytes(record))
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import calendar
 import os
 import time
 
@@ -32,7 +31,21 @@ def parse_iso(text: object) -> float | None:
     """Seconds since the epoch of an `iso` timestamp; None when it is not one."""
     if not isinstance(text, str):
         return None
+    import calendar  # (here: it costs start-up time, and agents' hooks run hf often)
+
     try:
         return float(calendar.timegm(time.strptime(text, _ISO)))
     except ValueError:
         return None
+
+
+def ago(text: object, now: float | None = None) -> str:
+    """An `iso` timestamp as a short relative time (`12s`, `4m`, `3h`, `2d`); "" if none."""
+    ts = parse_iso(text)
+    if ts is None:
+        return ""
+    seconds = max(0, int((time.time() if now is None else now) - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

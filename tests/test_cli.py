@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,10 @@ def test_status_counts_changed_and_outside_files(split3, hf):
     header, *rows = [line for line in r.out.splitlines() if line.startswith(("part ", "api ",
                                                                                "ui ", "docs "))]
     assert header.split()[:4] == ["part", "state", "changed", "outside"]
-    assert rows[0].split()[:4] == ["api", "running", "3", "1"]
+    name, state, since, changed, outside = rows[0].split()[:5]
+    assert (name, state, changed, outside) == ("api", "running", "3", "1")
+    assert re.fullmatch(r"\d+[smhd]", since)  # running since, relative
+    assert "0/3 done · 3 running" in r.out
     assert "api: outside its ownership: src/ui/page.html" in r.out
 
 

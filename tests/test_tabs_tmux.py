@@ -204,3 +204,49 @@ def test_a_path_with_tmux_formats_in_it_is_never_expanded(hf, seal, tmp_path, tm
     assert seen["cwd"] == str(repo.parent / f"{repo.name}.hf" / "b1" / "api")
     assert not proof.exists()
     stop.write_text("")
+
+
+CRASHER = """\
+import sys
+with open(sys.argv[1], "a") as f:
+    f.write("ran\\n")
+print("boom: something went wrong", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_window_whose_agent_exits_stays_open_with_the_code_and_open_respawns_it(
+        split3, hf, seal, tmp_path, tmux):
+    script = tmp_path / "crasher.py"
+    script.write_text(CRASHER)
+    runs = tmp_path / "runs"
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    agent = " ".join(shlex.quote(w) for w in (sys.executable, str(script), str(runs)))
+    config.write_text(f"agent = {json.dumps(agent)}\n")
+    repo = split3["repo"]
+    assert hf("open", "b1/api", "--launcher", "tmux", cwd=repo).code == 0
+
+    def pane() -> tuple[str, str]:
+        shown = tmux("list-windows", "-t", "=hf-b1", "-F",
+                     "#{window_name} #{pane_dead} #{pane_dead_status}").stdout.split("\n")
+        return next((line for line in shown if line.startswith("api ")), ""), tmux(
+            "capture-pane", "-p", "-S", "-", "-t", "=hf-b1:api").stdout
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not pane()[0].startswith("api 1"):
+        time.sleep(0.1)
+    window, screen = pane()
+    assert window == "api 1 3", window  # dead, kept, exit status 3
+    assert "boom: something went wrong" in screen
+    assert "[hf] the agent exited with code 3; `hf status`, or `hf open b1/api`" in screen
+
+    r = hf("open", "b1/api", "--launcher", "tmux", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert r.json["data"]["tabs"][0]["action"] == "opened"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and runs.read_text().count("ran") < 2:
+        time.sleep(0.1)
+    assert runs.read_text() == "ran\nran\n"  # started again...
+    names = tmux("list-windows", "-t", "=hf-b1", "-F", "#{window_name}").stdout.split()
+    assert names.count("api") == 1  # ...in the same window

@@ -45,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(TEXT)
         return 0
+    if args[:1] == ["agent-event"]:  # run by agents' hooks on every step: no typer, no git
+        from hf_fanout.cli.agent_fast import fast
+
+        answered = fast(args)
+        if answered is not None:
+            return answered
     from hf_fanout.cli import output
 
     output.start(_command_name(args), "--json" in _own_args(args))

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli import core_cmds, guard_cmds, liveness_cmds, shell_cmds, tabs_cmds
+from hf_fanout.cli import (
+    agent_cmds,
+    core_cmds,
+    guard_cmds,
+    liveness_cmds,
+    shell_cmds,
+    tabs_cmds,
+)
 
 HELP = ("Run one coding task as parallel parts, each in its own git worktree, "
         "and join the results back as one safe commit.\n\n"
@@ -24,6 +31,7 @@ COMMANDS: list[Callable[..., Any]] = [
     liveness_cmds.run, liveness_cmds.heartbeat, liveness_cmds.sweep, liveness_cmds.stop,
     liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
     shell_cmds.cd, shell_cmds.shell_init,
+    agent_cmds.agent_event, core_cmds.diff, core_cmds.board,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {

@@ -84,19 +84,29 @@ def split(
 # --------------------------------------------------------------------- status
 
 
-@command(epilog="Example: hf status   |   hf status b1 --json   |   hf status --all")
+@command(epilog="Example: hf status   |   hf status b1 --json   |   hf status --all   |   "
+             "hf status --watch")
 def status(
     batch: Annotated[str | None, typer.Argument(
         help="One batch (default: every running one).", autocompletion=batch_names)] = None,
     everything: Annotated[bool, typer.Option(
         "--all", help="Also the joined, dropped and collected batches.")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="A live board, redrawn as parts change (q quits).")] = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
     """Show every part: state, branch, worktree, changed files, files outside ownership."""
+    from hf_fanout import timefmt
     from hf_fanout.orchestrator.status import all_status
 
     ws = open_ws(repo)
+    if watch and output.on_terminal():
+        from hf_fanout.cli.board import watch as live_board
+
+        live_board(lambda: all_status(ws, batch, everything=everything)[0],
+                   _board_actions(ws))
+        return
     batches, hidden = all_status(ws, batch, everything=everything)
 
     def human() -> None:
@@ -110,13 +120,16 @@ def status(
             if b.error:
                 print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
                 continue
-            rows = [[p.name, p.state + (f", main +{p.behind}" if p.behind else ""),
-                     str(p.changed), str(p.outside), p.last_activity,
-                     p.branch, p.worktree] for p in b.parts]
+            rows = [[p.name, " ".join(filter(None, (p.state, timefmt.ago(p.since))))
+                     + (f", main +{p.behind}" if p.behind else ""),
+                     str(p.changed), str(p.outside),
+                     f"{timefmt.ago(p.last_activity)} ago", p.branch, p.worktree]
+                    for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
                          title=f"batch {b.id} ({b.state}{', collected' if b.collected else ''}"
                                f", base {b.base[:12]})")
+            print(b.summary())
             for p in b.parts:
                 if p.outside:
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
@@ -126,6 +139,39 @@ def status(
             print(later)
 
     emit({"batches": [b.to_data() for b in batches], "hidden": hidden}, human)
+
+
+def _board_actions(ws: Any) -> Any:
+    """The board's keys: Enter goes to the part's tmux window, d pages its diff, j
+    joins the batch once every part is done."""
+    from hf_fanout.cli.board import Actions
+    from hf_fanout.cli.render import diff_text, page
+    from hf_fanout.errors import HfError
+    from hf_fanout.orchestrator.diff import batch_diff, diff_colors, pager
+    from hf_fanout.orchestrator.join import join_batch
+    from hf_fanout.orchestrator.status import focus_part
+
+    def diff(batch_id: str, part_name: str) -> None:
+        page(diff_text(batch_diff(ws, batch_id, part_name, color=diff_colors(ws))), pager(ws))
+
+    def join_all(batch_id: str) -> str:
+        try:
+            outcome = join_batch(ws, batch_id)
+        except HfError as exc:
+            return f"join {batch_id}: {exc.message}"
+        return f"joined {batch_id}: commit {(outcome.commit or '')[:12] or 'none needed'}"
+
+    return Actions(lambda b, p: focus_part(ws, b, p), diff, join_all)
+
+
+@command(epilog="Example: hf board   |   hf board b1")
+def board(
+    batch: Annotated[str | None, typer.Argument(help="One batch (default: all).")] = None,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """The live board: `hf status --watch`."""
+    status(batch, watch=True, json=json, repo=repo)
 
 
 # --------------------------------------------------------------------- done / blocked
@@ -271,6 +317,40 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
+        print(f"the patch per part: hf diff {plan.batch.id}")
+
+
+# --------------------------------------------------------------------- diff
+
+
+@command(epilog="Example: hf diff b1   |   hf diff b1 api --stat   |   hf diff --name-only --json")
+def diff(
+    batch: Annotated[str | None, typer.Argument(
+        help="The batch (default: the current part's, or the only running one).")] = None,
+    part: Annotated[str | None, typer.Argument(help="One part (default: every part).")] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="A diffstat instead of the patch.")] = False,
+    name_only: Annotated[bool, typer.Option(
+        "--name-only", help="Only the names of the changed files.")] = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Show what the join would bring per part, and what it would refuse (outside ownership)."""
+    from hf_fanout.cli.render import diff_text, page
+    from hf_fanout.orchestrator.diff import batch_diff, diff_colors, pager
+
+    ws = open_ws(repo)
+    fmt = "name-only" if name_only else "stat" if stat else "patch"
+    terminal = output.on_terminal()
+    result = batch_diff(ws, batch, part, fmt=fmt, color=terminal and diff_colors(ws))
+
+    def human() -> None:
+        text = diff_text(result)
+        if terminal:
+            page(text, pager(ws))
+        else:
+            print(text, end="")
+
+    emit(result.to_data(), human)
 
 
 # --------------------------------------------------------------------- sync

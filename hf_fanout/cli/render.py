@@ -31,3 +31,40 @@ def print_split_notes(parts: list[Any], tabs: list[Any]) -> None:
             print(f"{part.name} is blocked: {part.reason}")
     if tabs:
         print_opened(tabs)
+
+
+def page(text: str, pager: str) -> None:
+    """`text` through the user's pager (git's: `less` with FRX unless LESS says
+    otherwise), as `git diff` does; printed when there is none."""
+    import os
+    import subprocess
+
+    if not pager or pager == "cat":
+        print(text, end="")
+        return
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX"),
+           "LV": os.environ.get("LV", "-c")}
+    try:
+        subprocess.run(["sh", "-c", pager], input=text.encode("utf-8", "surrogateescape"),
+                       env=env, check=False)
+    except OSError:
+        print(text, end="")
+
+
+def diff_text(result: Any) -> str:
+    """`hf diff` for people: per part its owned patch, then what the join refuses."""
+    lines: list[str] = []
+    for p in result.parts:
+        if p.note:
+            lines.append(f"# part {p.part}: {p.note}")
+            continue
+        lines.append(f"# part {p.part}: {len(p.owned)} owned change(s) the join brings")
+        if p.text:
+            lines.append(p.text.rstrip("\n"))
+        if p.outside:
+            lines.append(f"# part {p.part}: {len(p.outside)} change(s) outside its "
+                         "ownership: the join refuses them")
+            lines += [f"#   {o['path']}" + (f" (owned by part {o['owner']})"
+                                           if o["owner"] else " (owned by no part)")
+                      for o in p.outside]
+    return "\n".join(lines) + "\n"

@@ -22,33 +22,36 @@ TEXT = (
     '  -h, --help  Show this message and exit.\n'
     '\n'
     'Commands:\n'
-    '  split       Split a task into parts: a branch and a worktree per part,...\n'
-    '  status      Show every part: state, branch, worktree, changed files,...\n'
-    '  done        Mark a part done (idempotent).\n'
-    '  blocked     Mark a part blocked, with the reason (idempotent).\n'
-    "  join        Bring every part's owned files into the main tree as one...\n"
-    '  sync        Bring parts up to date with main: rebase (or merge) in each...\n'
-    "  publish     Push a joined batch's commit to a remote branch; with --pr...\n"
-    "  doctor      Check hf's state: settle what a killed command left, report...\n"
-    '  demo        Make a throwaway repo, split a task in three, let stand-in...\n'
-    '  commit      Commit exactly the named files, under the commit lock;...\n'
-    "  trust       Trust the repository's .hf.toml as it is now: its setup,...\n"
-    '  open        Open a tab per part with its agent; a tab that is alive is...\n'
-    "  task        Print the part's handoff file: its task, files, limits, how...\n"
-    '  handoff     Hand the next task on: write a queue entry that `hf next`...\n'
-    '  queue       List the handoff queue: each entry with its state (pending,...\n'
-    '  next        Take the oldest pending queue entry (exactly once) and open...\n'
-    "  run         Run the part's worker in its sandbox: own process group,...\n"
-    "  heartbeat   Say the part's agent is working (for agents not started...\n"
-    '  sweep       Classify every part (running, idle, orphan, missing, done,...\n'
-    "  stop        End a part's (or a batch's) workers; rescue their work...\n"
-    '  drop        Abandon a batch, or leave one part out of it: it is never...\n'
-    '  gc          Remove worktrees and branches of joined or dropped batches;...\n'
-    '  install     Run the sweep on a schedule (default: cron on Linux,...\n'
-    "  uninstall   Remove the sweep's schedule (exactly what `hf install` added).\n"
-    "  cd          Print a part's worktree; with `hf shell-init` in the shell,...\n"
-    '  shell-init  Print shell completion for hf and hf-fanout, and the `hf...\n'
-    '  guard       The git guard for part worktrees: the wrapper, hooks and...\n'
+    '  split        Split a task into parts: a branch and a worktree per part,...\n'
+    '  status       Show every part: state, branch, worktree, changed files,...\n'
+    '  done         Mark a part done (idempotent).\n'
+    '  blocked      Mark a part blocked, with the reason (idempotent).\n'
+    "  join         Bring every part's owned files into the main tree as one...\n"
+    '  sync         Bring parts up to date with main: rebase (or merge) in...\n'
+    "  publish      Push a joined batch's commit to a remote branch; with --pr...\n"
+    "  doctor       Check hf's state: settle what a killed command left,...\n"
+    '  demo         Make a throwaway repo, split a task in three, let stand-in...\n'
+    '  commit       Commit exactly the named files, under the commit lock;...\n'
+    "  trust        Trust the repository's .hf.toml as it is now: its setup,...\n"
+    '  open         Open a tab per part with its agent; a tab that is alive is...\n'
+    "  task         Print the part's handoff file: its task, files, limits,...\n"
+    '  handoff      Hand the next task on: write a queue entry that `hf next`...\n'
+    '  queue        List the handoff queue: each entry with its state...\n'
+    '  next         Take the oldest pending queue entry (exactly once) and...\n'
+    "  run          Run the part's worker in its sandbox: own process group,...\n"
+    "  heartbeat    Say the part's agent is working (for agents not started...\n"
+    '  sweep        Classify every part (running, idle, orphan, missing, done,...\n'
+    "  stop         End a part's (or a batch's) workers; rescue their work...\n"
+    '  drop         Abandon a batch, or leave one part out of it: it is never...\n'
+    '  gc           Remove worktrees and branches of joined or dropped...\n'
+    '  install      Run the sweep on a schedule (default: cron on Linux,...\n'
+    "  uninstall    Remove the sweep's schedule (exactly what `hf install`...\n"
+    "  cd           Print a part's worktree; with `hf shell-init` in the...\n"
+    '  shell-init   Print shell completion for hf and hf-fanout, and the `hf...\n'
+    "  agent-event  Record what the part's agent is doing (run by the agent's...\n"
+    '  diff         Show what the join would bring per part, and what it would...\n'
+    '  board        The live board: `hf status --watch`.\n'
+    '  guard        The git guard for part worktrees: the wrapper, hooks and...\n'
 )
 
 

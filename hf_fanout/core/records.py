@@ -168,17 +168,22 @@ class Batch(_Record):
 
 
 def copied_paths(part: Part) -> list[str]:
-    """The paths `copy` put into the part's worktree: never part of its change.
+    """The paths hf put into the part's worktree (`copy`'s files, the agent's hook
+    settings): never part of its change.
 
     The join leaves them out of the part's tree and `hf status` out of its
     changes, ignored by git or not.
     """
     env = part.extra.get("environment")
     copied = env.get("copied") if isinstance(env, dict) else None
-    if not isinstance(copied, list):
-        return []
-    return [c["path"] for c in copied
-            if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]]
+    found = [c["path"] for c in copied
+             if isinstance(c, dict) and isinstance(c.get("path"), str) and c["path"]] \
+        if isinstance(copied, list) else []
+    # the agent's hook settings hf merged in (tabs/agent_hooks.py): hf's, not the part's
+    hooks = part.extra.get("agent_hooks")
+    if isinstance(hooks, dict) and isinstance(hooks.get("path"), str) and hooks["path"]:
+        found.append(hooks["path"])
+    return found
 
 
 def collected(batch: Batch) -> bool:

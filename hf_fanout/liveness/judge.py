@@ -17,7 +17,7 @@ from hf_fanout import processes, timefmt
 from hf_fanout.core import states
 from hf_fanout.core.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.liveness import heartbeat
+from hf_fanout.liveness import agent, heartbeat
 
 IDLE = "idle"
 ORPHAN = "orphan"
@@ -160,7 +160,8 @@ def classify(ws: Workspace, part: Part, *, at: float | None = None,
                        {"exit": part.exit})
     limit = idle_seconds(ws) if idle_after is None else idle_after
     started = timefmt.parse_iso(worker.get("since"))
-    last = max(x for x in (heartbeat.last_activity(ws.store, part), started, 0.0)
+    last = max(x for x in (heartbeat.last_activity(ws.store, part), started, 0.0,
+                           agent.last_event(ws.store.batch_dir(part.batch), part.name))
                if x is not None)
     if at - last > limit:
         files = file_activity(ws, part)  # only now: it costs a git status

@@ -83,5 +83,9 @@ def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: 
         if dry_run:
             return JoinOutcome(plan, None, True)
         commit = execute_join(ws, plan, wait=wait, on_wait=on_wait)
+    from hf_fanout.orchestrator import notify
+
+    notify.transition(ws.repo.common_dir, batch_id, "", "joined",
+                      f"commit {(commit or '')[:12]}", settings=ws.settings)
     mainhook.settle(ws)  # the last running batch joined: the main tree's hook goes
     return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False)

@@ -14,8 +14,11 @@ def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
         if note is not None:
             fresh.note = note
 
-    return states.change(ws, part.batch, part.name, DONE, action="done", update=with_note,
-                         note=note)
+    fresh, changed = states.change(ws, part.batch, part.name, DONE, action="done",
+                                   update=with_note, note=note)
+    if changed and part.state != DONE:
+        _notify(ws, fresh, DONE, note or "")
+    return fresh, changed
 
 
 def mark_blocked(ws: Workspace, part: Part, reason: str,
@@ -28,8 +31,18 @@ def mark_blocked(ws: Workspace, part: Part, reason: str,
             fresh.reason = reason
             fresh.blocked_at = now()
 
-    return states.change(ws, part.batch, part.name, BLOCKED, action="blocked",
-                         update=with_reason, when=when, reason=reason)
+    fresh, changed = states.change(ws, part.batch, part.name, BLOCKED, action="blocked",
+                                   update=with_reason, when=when, reason=reason)
+    if changed and when is None:  # the sweep notifies its orphans itself, in one line
+        _notify(ws, fresh, BLOCKED, reason)
+    return fresh, changed
+
+
+def _notify(ws: Workspace, part: Part, state: str, detail: str) -> None:
+    from hf_fanout.orchestrator import notify
+
+    notify.transition(ws.repo.common_dir, part.batch, part.name, state, detail,
+                      settings=ws.settings)
 
 
 def report_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:

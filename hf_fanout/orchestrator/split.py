@@ -7,6 +7,7 @@ the error says what failed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import shutil
@@ -313,12 +314,14 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
             remaining.down()
         return primer.submit(prime, part)
 
+    ready = itertools.count(1)  # (next() on a count is atomic: primes run in threads)
+
     def prime(part: Part) -> None:
         worktree = Path(part.worktree)
         _past_index_second(ws.worktree(worktree).index_file,
                            lambda: remaining.value > 0 and not stop.is_set())
         ws.repo.worktree(worktree).prime_status_caches()
-        progress(f"worktree {part.name}: {part.worktree}")
+        progress(f"{next(ready)}/{len(parts)} worktrees: {part.name} ({part.worktree})")
 
     # the finishing steps read refs in-process: load pygit2 while this thread waits
     preload("pygit2")

@@ -17,6 +17,8 @@ from typing import Any
 from hf_fanout import timefmt
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import (
+    BLOCKED,
+    DONE,
     DROPPED,
     JOINED,
     RUNNING,
@@ -28,7 +30,7 @@ from hf_fanout.core.records import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
-from hf_fanout.liveness import heartbeat, judge
+from hf_fanout.liveness import agent, heartbeat, judge
 from hf_fanout.paths import RepoPath
 
 
@@ -45,6 +47,8 @@ class PartStatus:
     note: str | None
     reason: str | None
     behind: int = 0  # commits main has that the part's base has not ("main +3")
+    since: str = ""  # when the part entered `state`
+    agent: dict[str, Any] | None = None  # what the agent last reported (liveness.agent)
 
 
 @dataclass
@@ -58,7 +62,26 @@ class BatchStatus:
     collected: bool = False  # `hf gc` removed its worktrees and branches
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "summary": self.summary()}
+
+    def summary(self) -> str:
+        """One line on the whole batch: `2/3 done · 1 waiting · next: hf join b1`."""
+        live = [p for p in self.parts if p.state != DROPPED]
+        finished = sum(p.state in (DONE, JOINED) for p in live)
+        counts: dict[str, int] = {}
+        for p in live:
+            if p.state not in (DONE, JOINED):
+                counts[p.state] = counts.get(p.state, 0) + 1
+        words = [f"{finished}/{len(live)} done"] + [f"{n} {state}" for state, n in
+                                                     sorted(counts.items())]
+        if self.state == JOINED:
+            words.append("joined")
+        elif live and finished == len(live):
+            words.append(f"next: `hf join {self.id}`")
+        elif counts.get("waiting"):
+            first = next(p.name for p in live if p.state == "waiting")
+            words.append(f"next: part {first} waits for you (`hf open {self.id}/{first}`)")
+        return " · ".join(words)
 
 
 def part_status(ws: Workspace, batch: Batch, part: Part,
@@ -85,10 +108,73 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
         if verdict.state in (judge.IDLE, judge.ORPHAN, judge.MISSING):
             state = verdict.state
         last = max(last, heartbeat.last_activity(ws.store, part) or 0.0)
+    reported = agent.read_state(ws.store.batch_dir(batch.id), part.name)
+    if state == RUNNING and part.state == RUNNING:
+        reported = screen_state(ws, part, reported)
+    if reported is not None:
+        last = max(last, timefmt.parse_iso(reported.get("at")) or 0.0)
+    state, since = shown_state(part, state, reported, last)
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
-                      outside[:20], timefmt.iso(last), part.note, part.reason)
+                      outside[:20], timefmt.iso(last), part.note, part.reason, since=since,
+                      agent=reported)
+
+
+def screen_state(ws: Workspace, part: Part,
+                 reported: dict[str, Any] | None) -> dict[str, Any] | None:
+    """For an agent without hooks (Aider, anything else) in a tmux tab: the last line
+    the tab shows against `waiting_pattern` (a regex from the settings) -> waiting; output
+    that no longer matches -> working again. An agent's own report wins."""
+    import re
+
+    pattern = ws.settings.text("waiting_pattern", "'\\? \\(y/n\\)'")
+    tab = part.extra.get("tab") or {}
+    if not pattern or tab.get("launcher") != "tmux" or not tab.get("target"):
+        return reported
+    if reported is not None and reported.get("event") not in ("pattern", "output"):
+        return reported
+    from hf_fanout.tabs.launchers import Tmux, all_launchers
+
+    tmux = all_launchers(ws.settings)["tmux"]
+    screen = tmux.capture(str(tab["target"])) if isinstance(tmux, Tmux) else None
+    if screen is None:
+        return reported
+    # the last line shown: a prompt waits there; once answered, it scrolls up
+    last = next((line for line in reversed(screen.splitlines()) if line.strip()), "")
+    try:
+        matched = re.search(pattern, last, flags=re.MULTILINE) is not None
+    except re.error as exc:
+        from hf_fanout.errors import BadInput
+
+        raise BadInput(f"waiting_pattern {pattern!r} is not a regular expression: {exc}",
+                       "e.g. waiting_pattern = '\\(y/n\\)' in .hf.toml") from None
+    event = "pattern" if matched else "output"
+    if reported is None and not matched:
+        return reported
+    if reported is None or agent.EVENTS[event] != reported.get("state"):
+        found = agent.record(ws.store.batch_dir(part.batch), part.name, event,
+                             detail="the tab's output" if matched else "")
+        return {k: v for k, v in found.items() if k != "changed"}
+    return reported
+
+
+def shown_state(part: Part, judged: str, reported: dict[str, Any] | None,
+                last: float) -> tuple[str, str]:
+    """The state a person sees and since when: what a person recorded (done,
+    blocked, joined, dropped) and what liveness found (missing, orphan) first;
+    then what the agent says (waiting before idle: it needs the person; working
+    unless liveness judged it idle); else running."""
+    if judged == part.state and part.state != RUNNING:
+        since = {DONE: part.done_at, BLOCKED: part.blocked_at}.get(part.state) or part.updated
+        return part.state, since
+    if judged in (judge.MISSING, judge.ORPHAN):
+        return judged, str((part.exit or {}).get("at") or timefmt.iso(last))
+    if reported is not None and (reported["state"] != agent.WORKING or judged != judge.IDLE):
+        return str(reported["state"]), str(reported.get("since") or "")
+    if judged == judge.IDLE:
+        return judged, timefmt.iso(last)
+    return judged, str((part.worker or {}).get("since") or part.created)
 
 
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
@@ -153,3 +239,22 @@ def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False
         except StateCorrupt as exc:  # one damaged batch must not hide the others
             result.append(BatchStatus(b, "damaged", "", "", [], error=exc.message))
     return result, hidden
+
+
+def focus_part(ws: Workspace, batch_id: str, name: str) -> str:
+    """Bring the part's tmux window to the front (the board's Enter); what happened."""
+    import os
+
+    from hf_fanout.tabs.launchers import Tmux, all_launchers
+    from hf_fanout.tabs.opening import part_tab
+
+    batch = ws.store.load_batch(batch_id)
+    part = ws.store.load_part(batch_id, name)
+    tmux = all_launchers(ws.settings)["tmux"]
+    tab = part_tab(ws, batch, part, supervise=True)
+    if not isinstance(tmux, Tmux) or not tmux.available() or not tmux.alive(tab):
+        return f"{batch_id}/{name} has no tmux window (`hf open {batch_id}/{name}` opens one)"
+    if not os.environ.get("TMUX"):
+        return f"outside tmux: `tmux attach -t {tmux.session(tab)}` shows {name}"
+    tmux.focus(tab)
+    return f"went to {tmux.session(tab)}:{name}"

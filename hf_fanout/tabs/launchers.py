@@ -150,16 +150,18 @@ class Tmux(Launcher):
     def session(tab: Tab) -> str:
         return f"hf-{tab.group}"
 
-    def windows(self, session: str) -> dict[str, str] | None:
-        """name -> window id of `session`'s windows; None when it does not exist."""
+    def windows(self, session: str, *, dead: bool = False) -> dict[str, str] | None:
+        """name -> window id of `session`'s windows whose agent lives (with `dead`:
+        those whose agent exited, kept open to be read); None when there is no
+        such session."""
         proc = self._tmux("list-windows", "-t", f"={session}", "-F",
                           "#{window_name}\t#{window_id}\t#{pane_dead}", check=False)
         if proc.returncode != 0:
             return None
         found: dict[str, str] = {}
         for line in proc.stdout.splitlines():
-            name, window_id, dead = line.split("\t")
-            if dead != "1":
+            name, window_id, is_dead = line.split("\t")
+            if (is_dead == "1") == dead:
                 found.setdefault(name, window_id)
         return found
 
@@ -172,8 +174,24 @@ class Tmux(Launcher):
         args = ["-n", tab.name.replace("#", "##")]
         for key, value in {**tab.variables, "HF_TAB_DIR": str(tab.worktree)}.items():
             args += ["-e", f"{key}={value}"]
-        # more than one word: tmux runs the command directly, no shell of its own
-        return [*args, "--", "sh", "-c", 'cd "$HF_TAB_DIR" && exec "$@"', "hf-tab", *tab.argv]
+        return [*args, "--", *self._shell(tab)]
+
+    @staticmethod
+    def _shell(tab: Tab) -> list[str]:
+        # More than one word: tmux runs the command directly, no shell of its own.
+        # The window stays open when the agent exits (remain-on-exit), so its last
+        # output can be read; the line below it says what now.
+        hint = (f"[hf] the agent exited with code %s; `hf status`, or `hf open "
+                f"{tab.batch}/{tab.part}` to start it again here\n") if tab.part else \
+            "[hf] the command exited with code %s\n"
+        return ["sh", "-c", 'cd "$HF_TAB_DIR" || exit; "$@"; code=$?; '
+                f"printf {shlex.quote(hint)} \"$code\"; exit \"$code\"", "hf-tab", *tab.argv]
+
+    def _keep(self, tab: Tab) -> list[str]:
+        """The tmux command, after the one making the window, that keeps it open once
+        its agent exits (run in the same client call: before the agent can end)."""
+        target = f"={self.session(tab)}:{tab.name.replace('#', '##')}"
+        return [";", "set-option", "-w", "-t", target, "remain-on-exit", "on"]
 
     def _new_session(self, tab: Tab) -> list[str]:
         return ["new-session", "-d", "-s", self.session(tab), "-x", "200", "-y", "50",
@@ -192,16 +210,21 @@ class Tmux(Launcher):
 
     def open(self, tab: Tab) -> Opened:
         session = self.session(tab)
+        exited = (self.windows(session, dead=True) or {}).get(tab.name)
+        if exited:  # its agent exited and the window was kept: start it again in place
+            args = ["respawn-window", "-k", "-t", exited, *self._window_args(tab)[2:]]
+            self._tmux(*args, env=tab.env())
+            return self._opened(tab, args)
         if self.windows(session) is None:
             args = self._new_session(tab)
-            proc = self._tmux(*args, check=False, env=tab.env())
+            proc = self._tmux(*args, *self._keep(tab), check=False, env=tab.env())
             if proc.returncode != 0 and "duplicate session" not in proc.stderr:
                 raise LaunchFailed(f"`tmux new-session` failed: {proc.stderr.strip()}",
                                    "run `tmux new-session` yourself to see why")
             if proc.returncode == 0:
                 return self._opened(tab, args)
         args = self._new_window(tab)
-        self._tmux(*args, env=tab.env())
+        self._tmux(*args, *self._keep(tab), env=tab.env())
         return self._opened(tab, args)
 
     def _opened(self, tab: Tab, args: list[str]) -> Opened:
@@ -211,6 +234,12 @@ class Tmux(Launcher):
 
     def _socket_flag(self) -> str:
         return f"-L {shlex.quote(self.socket)} " if self.socket else ""
+
+    def capture(self, target: str, lines: int = 20) -> str | None:
+        """The last `lines` lines a window shows (`capture-pane`); None when it is gone."""
+        proc = self._tmux("capture-pane", "-p", "-t", f"={target}", "-S", f"-{lines}",
+                          check=False)
+        return proc.stdout if proc.returncode == 0 else None
 
     def focus(self, tab: Tab) -> Opened:
         session = self.session(tab)

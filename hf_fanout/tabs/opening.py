@@ -18,7 +18,7 @@ from typing import Any
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
-from hf_fanout.tabs import queue
+from hf_fanout.tabs import agent_hooks, queue
 from hf_fanout.tabs.environment import part_variables
 from hf_fanout.tabs.handoff import task_file
 from hf_fanout.tabs.launchers import (
@@ -61,7 +61,16 @@ def tab_argv(ws: Workspace, values: dict[str, str], *, supervise: bool) -> list[
         raise BadInput("`agent` in the config must be a string",
                        'e.g. agent = "claude {prompt}"')
     argv = agent_argv(template, values)
+    if agent_hooks.agent_kind(ws.settings, argv) == "codex":
+        argv = agent_hooks.codex_argv(argv)
     return [*hf_argv(), "run", "--", *argv] if supervise else argv
+
+
+def agent_kind(ws: Workspace) -> str:
+    """What the configured agent is (claude, codex, or "" for any other)."""
+    template = ws.settings.get("agent")
+    return agent_hooks.agent_kind(ws.settings, agent_argv(
+        template if isinstance(template, str) else None, {}))
 
 
 def part_tab(ws: Workspace, batch: Batch, part: Part, *, supervise: bool) -> Tab:
@@ -112,18 +121,28 @@ def open_tabs(ws: Workspace, batch: Batch, parts: list[Part], launcher: Launcher
             results.append(Opened(part.name, launcher.name, "would-open",
                                   launcher.command(tab)))
             continue
+        hooks = None
+        if agent_kind(ws) == "claude":  # before the agent starts: it reads them once
+            hooks = agent_hooks.install_claude(Path(part.worktree), ws.repo.common_dir,
+                                               batch.id, part.name)
         opened = launcher.open(tab)
         results.append(opened)
-        if opened.action == "opened":
-            _record(ws, part, opened)
+        if opened.action == "opened" or hooks:
+            _record(ws, part, opened, hooks)
     return results
 
 
-def _record(ws: Workspace, part: Part, opened: Opened) -> None:
+def _record(ws: Workspace, part: Part, opened: Opened,
+            hooks: dict[str, Any] | None = None) -> None:
     with ws.store.state_lock():
         fresh = ws.store.load_part(part.batch, part.name)
-        fresh.extra["tab"] = {"launcher": opened.launcher, "target": opened.target,
-                              "opened": now()}
+        if opened.action == "opened":
+            fresh.extra["tab"] = {"launcher": opened.launcher, "target": opened.target,
+                                  "opened": now()}
+        if hooks:
+            # created: whether hf made the file (then gc may remove it whole)
+            created = (fresh.extra.get("agent_hooks") or {}).get("created", hooks["created"])
+            fresh.extra["agent_hooks"] = {**hooks, "created": created}
         ws.store.save_part(fresh)
     ws.store.audit("open", batch=part.batch, part=part.name, launcher=opened.launcher,
                    target=opened.target)

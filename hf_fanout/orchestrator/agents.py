@@ -1,0 +1,156 @@
+"""`hf agent-event EVENT`: what an agent's hook reports, recorded for its part; and
+the one check a hook can make before the agent writes a file: does the part own it.
+
+Runs on every step of an agent, so it reads no git and loads no record types
+for a plain event: the hook's JSON, one small file written. Only a file write
+(`pre-tool-use` of Edit, Write, MultiEdit, NotebookEdit) reads the batch's
+ownership.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.liveness import agent
+
+WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit")
+REFUSED = 2  # Claude Code: exit 2 of a PreToolUse hook refuses the tool, stderr to the agent
+MAX_PAYLOAD = 1 << 20
+
+
+class EventOutcome:
+    """What `record_event` did. (A plain class: dataclasses cost a hook's start-up.)"""
+
+    def __init__(self, batch: str, part: str, event: str, state: str, changed: bool,
+                 refused: str = "") -> None:
+        self.batch, self.part, self.event = batch, part, event
+        self.state, self.changed = state, changed
+        self.refused = refused  # why a write was refused (the line the agent reads)
+
+    def to_data(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parse_payload(text: str) -> dict[str, Any]:
+    """The hook's JSON (stdin, or Codex's argument); anything else is no payload:
+    a hook must never stop the agent because hf could not read it."""
+    try:
+        data = json.loads(text[:MAX_PAYLOAD]) if text.strip() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def batch_dir(common_dir: Path, batch: str) -> Path:
+    # Store.batch_dir's layout, without loading the record types (start-up time)
+    return common_dir / "hf" / "batches" / batch
+
+
+def record_event(common_dir: Path, batch: str, part: str, event: str,
+                 payload: dict[str, Any]) -> EventOutcome:
+    """Record `event` for `batch/part`; for a file write, first the ownership check."""
+    from hf_fanout.errors import BadInput
+
+    if event not in agent.EVENTS:
+        raise BadInput(f"unknown agent event {event!r}",
+                       "events: " + ", ".join(sorted(agent.EVENTS)))
+    where = batch_dir(common_dir, batch)
+    if not (where / "parts" / f"{part}.json").is_file():
+        from hf_fanout.errors import NotFound
+
+        raise NotFound(f"no part {part!r} in batch {batch!r}",
+                       f"`hf status {batch}` lists its parts")
+    refused = ""
+    if event == "pre-tool-use" and payload.get("tool_name") in WRITE_TOOLS:
+        refused = write_refusal(where, batch, part, payload)
+    detail = str(payload.get("notification_type") or payload.get("message")
+                 or payload.get("tool_name") or payload.get("type") or "")
+    found = agent.record(where, part, event, detail=detail,
+                         agent="codex" if event == "codex-notify" else
+                         ("claude" if payload.get("hook_event_name") else ""))
+    if found["changed"] and found["state"] == agent.WAITING:
+        notify_transition(common_dir, batch, part, agent.WAITING, detail)
+    return EventOutcome(batch, part, event, found["state"], bool(found["changed"]), refused)
+
+
+def _target_path(payload: dict[str, Any]) -> str:
+    tool_input = payload.get("tool_input")
+    if not isinstance(tool_input, dict):
+        return ""
+    for key in ("file_path", "notebook_path", "path"):
+        value = tool_input.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def write_refusal(where: Path, batch: str, part: str, payload: dict[str, Any]) -> str:
+    """Why the part may not write the file the tool names ("" when it may)."""
+    from hf_fanout.atomic import read_json
+    from hf_fanout.core.ownership import Ownership
+
+    target = _target_path(payload)
+    record = read_json(where / "parts" / f"{part}.json")
+    if not target or not isinstance(record, dict):
+        return ""
+    worktree = os.path.realpath(str(record.get("worktree", "")))
+    cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else worktree
+    full = os.path.realpath(Path(str(cwd)) / target)
+    if not full.startswith(worktree + os.sep):
+        return _outside_worktree(where, full, worktree)
+    path = os.path.relpath(full, worktree).replace(os.sep, "/")
+    if path.split("/", 1)[0] in (".hf", ".claude"):  # hf's handoff, the agent's settings
+        return ""
+    if Ownership.parse(record.get("owns") or []).owns(path):
+        return ""
+    owner = _owner(where, part, path)
+    who = f"part {owner} owns it" if owner else "no part of the batch owns it"
+    return (f"hf: {path} is not owned by part {batch}/{part} ({who}); "
+            f"write only the files this part owns (see .hf/TASK.md)")
+
+
+def _outside_worktree(where: Path, full: str, worktree: str) -> str:
+    """A path outside the part's worktree: refused in the main tree or another part's."""
+    from hf_fanout.atomic import read_json
+
+    batch = read_json(where / "batch.json")
+    if not isinstance(batch, dict):
+        return ""
+    for name in batch.get("parts") or []:
+        other = read_json(where / "parts" / f"{name}.json")
+        tree = os.path.realpath(str(other.get("worktree", ""))) if isinstance(other, dict) \
+            else ""
+        if tree and tree != worktree and full.startswith(tree + os.sep):
+            return (f"hf: {full} is in part {name}'s worktree; write only in this "
+                    f"part's worktree ({worktree})")
+    from hf_fanout.orchestrator.notify import main_tree
+
+    main = main_tree(where.parent.parent.parent)
+    if main and full.startswith(main + os.sep):
+        return (f"hf: {full} is in the main tree, which only `hf join` writes; write "
+                f"in this part's worktree ({worktree})")
+    return ""
+
+
+def _owner(where: Path, part: str, path: str) -> str:
+    from hf_fanout.atomic import read_json
+    from hf_fanout.core.ownership import Ownership
+
+    batch = read_json(where / "batch.json")
+    for name in (batch.get("parts") or []) if isinstance(batch, dict) else []:
+        other = read_json(where / "parts" / f"{name}.json")
+        if name != part and isinstance(other, dict) and \
+                Ownership.parse(other.get("owns") or []).owns(path):
+            return str(name)
+    return ""
+
+
+def notify_transition(common_dir: Path, batch: str, part: str, state: str,
+                      detail: str) -> None:
+    """A notification for a part that entered `state` (coalesced; see notify)."""
+    from hf_fanout.orchestrator import notify
+
+    notify.transition(common_dir, batch, part, state, detail)

@@ -1,0 +1,93 @@
+"""`hf status` for agents without hooks: a tmux tab's last output against
+`waiting_pattern` makes the part waiting, and new output makes it working again."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+# An agent with no hooks: it asks, waits for an answer, then works on.
+ASKER = """\
+import sys, time
+print("Apply these edits to src/api/orders.py? (y/n)", flush=True)
+answer = sys.stdin.readline().strip()
+print(f"got {answer}; applying the edits now", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def tmux(monkeypatch):
+    sockets = tempfile.mkdtemp(prefix="hfs-")
+    monkeypatch.setenv("TMUX_TMPDIR", sockets)
+    monkeypatch.delenv("TMUX", raising=False)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False)
+
+    yield run
+    run("kill-server")
+    shutil.rmtree(sockets, ignore_errors=True)
+
+
+def api_state(hf, repo: Path) -> dict[str, object]:
+    r = hf("status", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    return next(p for p in r.json["data"]["batches"][0]["parts"] if p["name"] == "api")
+
+
+def poll(check, what: str, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"never: {what}")
+
+
+def test_waiting_pattern_over_the_tabs_output(split3, hf, seal, tmp_path, tmux):
+    script = tmp_path / "asker.py"
+    script.write_text(ASKER)
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    agent = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+    config.write_text(f"agent = {json.dumps(agent)}\nwaiting_pattern = '\\(y/n\\)\\s*$'\n")
+    repo = split3["repo"]
+    r = hf("open", "b1/api", "--launcher", "tmux", cwd=repo)
+    assert r.code == 0, r.err
+    waiting = poll(lambda: (s := api_state(hf, repo))["state"] == "waiting" and s,
+                   "the part shows waiting at the prompt")
+    assert waiting["since"].endswith("Z")
+    tmux("send-keys", "-t", "=hf-b1:api", "y", "Enter")
+    try:
+        working = poll(lambda: (s := api_state(hf, repo))["state"] == "working" and s,
+                       "the part works again after the answer")
+    except AssertionError:
+        raise AssertionError(tmux("capture-pane", "-p", "-t", "=hf-b1:api").stdout
+                             + json.dumps(api_state(hf, repo))) from None
+    assert working["agent"]["event"] == "output"
+    # the other parts have no tab: their state is liveness's as before
+    r = hf("status", "b1", "--json", cwd=repo)
+    states = {p["name"]: p["state"] for p in r.json["data"]["batches"][0]["parts"]}
+    assert states["ui"] == "running"
+
+
+def test_a_bad_waiting_pattern_is_one_line(split3, hf, seal, tmux):
+    repo = split3["repo"]
+    (repo / ".hf.toml").write_text("waiting_pattern = '(unclosed'\n")
+    # a pattern is only read for a part with a tmux tab
+    hf("open", "b1/api", "--launcher", "tmux", cwd=repo)
+    r = hf("status", "b1", cwd=repo)
+    assert r.code == 2
+    assert "waiting_pattern '(unclosed' is not a regular expression" in r.err
