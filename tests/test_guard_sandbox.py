@@ -207,11 +207,24 @@ def test_normal_work_runs_inside_the_sandbox_and_joins(split3, hf, tmp_path):
                                "src/api/orders.py"], capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         run({sys.executable!r}, "-m", "hf_fanout", "heartbeat")
+        # Claude Code's hooks inside the sandbox: the state is recorded, a write
+        # outside ownership is refused back to the agent
+        run({sys.executable!r}, "-m", "hf_fanout", "agent-event", "stop", input="{{}}")
+        refused = subprocess.run([{sys.executable!r}, "-m", "hf_fanout", "agent-event",
+                                  "pre-tool-use"], capture_output=True, text=True,
+                                 input=json.dumps({{"tool_name": "Write", "tool_input":
+                                                   {{"file_path": "src/ui/app.js"}}}}))
+        open({str(tmp_path / "refused.txt")!r}, "w").write(
+            f"{{refused.returncode}} {{refused.stderr}}")
         run({sys.executable!r}, "-m", "hf_fanout", "done", "--note", "calc added")
     """)
     r = hf_proc("run", "--", sys.executable, str(script), cwd=api)
     assert r.returncode == 0, r.stderr
     assert "1 passed" in (tmp_path / "pytest.txt").read_text()
+    code, reason = (tmp_path / "refused.txt").read_text().split(" ", 1)
+    assert code == "2" and "ui" in reason, reason
+    agent_state = json.loads((repo / ".git/hf/batches/b1/agent/api/state.json").read_text())
+    assert agent_state["event"] == "pre-tool-use" and agent_state["state"] == "working"
     record = part_record(repo, "b1", "api")
     assert record["state"] == "done" and record["worker"]["sandbox"] == "bubblewrap"
     assert git(repo, "log", "--format=%s", "hf/b1/api").splitlines()[:2] == \

@@ -99,6 +99,23 @@ def _files(ws: Workspace, parts: list[Part]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _settings_committed(ws: Workspace) -> bool:
+    """The main tree's `.hf.toml` is as the person committed it at HEAD (a commit in
+    the main tree, which no part can make while a batch runs: guard/mainhook.py), or
+    absent there and in HEAD alike. What it asks to run still needs `hf trust`."""
+    from hf_fanout.errors import GitFailed
+
+    path = Path(ws.main.path) / ".hf.toml"
+    try:
+        committed = ws.main.git(["cat-file", "blob", "HEAD:.hf.toml"])
+    except GitFailed:
+        return not path.exists()
+    try:
+        return path.read_bytes() == committed
+    except OSError:
+        return False
+
+
 def _part_git_dir(part: Part) -> Path | None:
     from hf_fanout.guard import locate
 
@@ -155,7 +172,8 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
     if _read(fingerprint_file(ws, batch.id)) != base:
         findings.append(Finding(str(fingerprint_file(ws, batch.id)), "changed",
                                 "it no longer matches its copy outside the repository"))
-    findings += _compare_files(base.get("files", {}), _files(ws, parts))
+    findings += [f for f in _compare_files(base.get("files", {}), _files(ws, parts))
+                 if not (f.what == MAIN_SETTINGS and _settings_committed(ws))]
     findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
     for name, owns in sorted(base.get("owns", {}).items()):
         now_owns = _owns(parts).get(name)

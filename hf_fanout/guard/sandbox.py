@@ -105,6 +105,9 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
     _make_private_objects(common, private)
     requests = inbox_dir(common, part)
     requests.mkdir(parents=True, exist_ok=True)
+    # what the agent says it is doing (`hf agent-event`): its own directory only
+    agent_state = common / "hf" / "batches" / part.batch / "agent" / part.name
+    agent_state.mkdir(parents=True, exist_ok=True)
     ref_file = common / "refs" / "heads" / part.branch
     siblings = _loose_siblings(ws, part, ref_file)
     reflog = common / "logs" / "refs" / "heads" / part.branch
@@ -129,7 +132,8 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
     args += ["--bind", str(ref_file.parent), str(ref_file.parent)]
     for sibling in siblings:
         args += ["--ro-bind", str(sibling), str(sibling)]
-    args += ["--bind", str(reflog), str(reflog), "--bind", str(requests), str(requests)]
+    args += ["--bind", str(reflog), str(reflog), "--bind", str(requests), str(requests),
+             "--bind", str(agent_state), str(agent_state)]
     # objects: the shared store read-only beside, the private one in its place
     args += ["--ro-bind", str(common / "objects"), str(shared_objects_view(common)),
              "--bind", str(private), str(common / "objects"),

@@ -1,4 +1,5 @@
-"""What the agent itself says it is doing: `<batch dir>/agent/<part>.json`.
+"""What the agent itself says it is doing: `<batch dir>/agent/<part>/state.json`
+(a directory per part: the one a sandboxed part may write).
 
 Agents with hooks (Claude Code's hooks, Codex's notify) call `hf agent-event
 EVENT` on each step; the event becomes a state: working (the agent acts),
@@ -39,7 +40,7 @@ EVENTS: dict[str, str] = {
 
 
 def state_file(batch_dir: Path, part: str) -> Path:
-    return batch_dir / "agent" / f"{part}.json"
+    return batch_dir / "agent" / part / "state.json"
 
 
 def read_state(batch_dir: Path, part: str) -> dict[str, Any] | None:
