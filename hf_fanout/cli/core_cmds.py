@@ -36,6 +36,12 @@ def split(
     launcher: Annotated[str | None, typer.Option(
         "--launcher", help="With --open: tmux, vscode, cursor, terminal, print, or a "
         "command template.")] = None,
+    sparse: Annotated[bool | None, typer.Option(
+        "--sparse/--full", help="Check out only what each part owns plus --context "
+        "(default: `sparse` in .hf.toml, else full).")] = None,
+    context: Annotated[list[str] | None, typer.Option(
+        "--context", help="GLOB[,GLOB...] every sparse part also gets (to read or build "
+        "with); repeat.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -45,7 +51,9 @@ def split(
     from hf_fanout.orchestrator.split import split as do_split
 
     the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
-                               auto_join=auto_join)
+                               auto_join=auto_join, sparse=sparse,
+                               context=[g.strip() for c in context or [] for g in c.split(",")
+                                        if g.strip()])
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
                       open_tabs=open_tabs, progress=progress)
@@ -58,6 +66,9 @@ def split(
         for p in result.parts:
             print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
             print(f"    owns {', '.join(p.owns)}")
+            if p.sparse:
+                print("    sparse checkout: its own files"
+                      + (f" and {', '.join(p.context)}" if p.context else ""))
             for r in result.reports:
                 if r.part == p.name:
                     print(f"      {r.glob}: {r.matches} file(s) in the base tree")
@@ -104,6 +115,10 @@ def status(
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
                 if p.reason:
                     print(f"  {p.name}: blocked: {p.reason}")
+                if p.sparse:
+                    print(f"  {p.name}: sparse checkout: its own files"
+                          + (f" and {', '.join(p.context)}" if p.context else "")
+                          + f" (`hf widen {b.id}/{p.name} GLOB` adds more)")
 
     emit({"batches": [b.to_data() for b in batches]}, human)
 
@@ -155,6 +170,33 @@ def blocked(
         raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
     _mark_part(part, repo, dry_run, "blocked",
                lambda ws, target: mark_blocked(ws, target, reason))
+
+
+# --------------------------------------------------------------------- widen
+
+
+@command(epilog="Example: hf widen b1/api 'src/**/*.h'   |   hf widen b1/docs pyproject.toml "
+             "--dry-run")
+def widen(
+    part: Annotated[str, typer.Argument(help="BATCH/PART (a part split with --sparse).")],
+    globs: Annotated[list[str], typer.Argument(
+        help="Globs of what the part must also read or build with.")],
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Add files to a sparse part's checkout, to read (it still owns only its own)."""
+    from hf_fanout.orchestrator.widen import widen as do_widen
+
+    ws = open_ws(repo)
+    result = do_widen(ws, ws.resolve_part(part), globs, dry_run=dry_run)
+    name = f"{result.part.batch}/{result.part.name}"
+    if not result.added:
+        text = f"{name} has {', '.join(globs)} in its checkout already; nothing to do"
+    else:
+        verb = "would add" if dry_run else "added"
+        text = f"{name}: {verb} {', '.join(result.added)} to its sparse checkout"
+    emit(result.to_data(), text)
 
 
 # --------------------------------------------------------------------- join

@@ -43,6 +43,7 @@ TEXT = (
     '  gc         Remove worktrees and branches of joined or dropped batches;...\n'
     '  install    Run the sweep on a schedule (default: cron on Linux, launchd...\n'
     "  uninstall  Remove the sweep's schedule (exactly what `hf install` added).\n"
+    "  widen      Add files to a sparse part's checkout, to read (it still...\n"
     '  guard      The git guard for part worktrees: the wrapper, hooks and the...\n'
 )
 

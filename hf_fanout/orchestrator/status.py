@@ -35,6 +35,8 @@ class PartStatus:
     last_activity: str
     note: str | None
     reason: str | None
+    sparse: bool = False  # a sparse checkout: its own files and `context` only
+    context: list[str] | None = None
 
 
 @dataclass
@@ -77,7 +79,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
-                      outside[:20], timefmt.iso(last), part.note, part.reason)
+                      outside[:20], timefmt.iso(last), part.note, part.reason, part.sparse,
+                      list(part.context) if part.sparse else None)
 
 
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:

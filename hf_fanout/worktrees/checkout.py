@@ -97,13 +97,39 @@ class WorktreeAdmin:
         self.__dict__["_worktree_config_on"] = True
 
 
+def sparse_patterns(globs: Sequence[str]) -> bytes:
+    """hf's globs (anchored at the root, gitignore syntax otherwise) as lines of git's
+    non-cone sparse-checkout patterns: each anchored with a leading `/` (which
+    also keeps a leading `!` or `#` literal), a trailing space kept by escaping
+    it. A glob matching a directory takes everything beneath, in both."""
+    lines = []
+    for glob in globs:
+        stripped = glob.rstrip(" ")
+        lines.append("/" + stripped + "\\ " * (len(glob) - len(stripped)))
+    return os.fsencode("\n".join(lines) + "\n")
+
+
+def set_sparse(path: Path, globs: Sequence[str], *, add: bool = False) -> None:
+    """Make the worktree at `path` a sparse checkout of `globs` (git's own
+    sparse-checkout, in the worktree's own config; `extensions.worktreeConfig`
+    must be on), or with `add` widen the one it is by them: `add` checks out
+    the files they bring at once. Before a worktree's first checkout it only
+    sets the patterns that checkout follows."""
+    out(["sparse-checkout", "add" if add else "set", *([] if add else ["--no-cone"]),
+         "--stdin"], path, stdin=sparse_patterns(globs))
+
+
 def populate(path: Path, common_dir: Path, *, workers: int = 1,
-             objects: Path | None = None, prime: bool = True) -> None:
+             objects: Path | None = None, prime: bool = True,
+             sparse: Sequence[str] | None = None) -> None:
     """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
     would: `reset --hard` (filters apply), then the post-checkout hook; then
     `prime_status_caches` (unless `prime` is false: the caller does it). `objects`
     (from `unpacked_objects`) is where the checkout reads objects first; only
-    the checkout, which writes none."""
+    the checkout, which writes none. With `sparse`, only the paths those globs
+    match are checked out (`set_sparse`)."""
+    if sparse is not None:
+        set_sparse(path, sparse)
     env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
     out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
          "--no-recurse-submodules"], path, env=env)
