@@ -77,9 +77,9 @@ def _add(app: typer.Typer, function: Callable[..., Any]) -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        from hf_fanout import __version__
+        from hf_fanout.cli import light
 
-        print(f"hf {__version__}")
+        light.version()
         raise typer.Exit(0)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli import output
+from hf_fanout.cli import light, output
 from hf_fanout.cli.options import DryRun, Json, PartArg, RepoOpt, Wait, command, open_ws
 from hf_fanout.cli.output import emit, progress
 from hf_fanout.cli.render import print_split_notes
@@ -92,35 +92,7 @@ def status(
     repo: RepoOpt = None,
 ) -> None:
     """Show every part: state, branch, worktree, changed files, files outside ownership."""
-    from hf_fanout.orchestrator.status import all_status
-
-    ws = open_ws(repo)
-    batches = all_status(ws, batch)
-
-    def human() -> None:
-        if not batches:
-            print("no batches in this repository (start one with `hf split`)")
-            return
-        for b in batches:
-            if b.error:
-                print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
-                continue
-            rows = [[p.name, p.state, str(p.changed), str(p.outside), p.last_activity,
-                     p.branch, p.worktree] for p in b.parts]
-            output.table(["part", "state", "changed", "outside", "last activity", "branch",
-                          "worktree"], rows,
-                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
-            for p in b.parts:
-                if p.outside:
-                    print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
-                if p.reason:
-                    print(f"  {p.name}: blocked: {p.reason}")
-                if p.sparse:
-                    print(f"  {p.name}: sparse checkout: its own files"
-                          + (f" and {', '.join(p.context)}" if p.context else "")
-                          + f" (`hf widen {b.id}/{p.name} GLOB` adds more)")
-
-    emit({"batches": [b.to_data() for b in batches]}, human)
+    light.status(batch, repo)
 
 
 # --------------------------------------------------------------------- done / blocked
@@ -134,24 +106,7 @@ def done(
     repo: RepoOpt = None,
 ) -> None:
     """Mark a part done (idempotent)."""
-    from hf_fanout.orchestrator.lifecycle import mark_done
-
-    _mark_part(part, repo, dry_run, "done", lambda ws, target: mark_done(ws, target, note))
-
-
-def _mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
-               change: Any) -> None:
-    """done / blocked: find the part (BATCH/PART or the current worktree), change, say so."""
-    ws = open_ws(repo)
-    target = ws.resolve_part(spec)
-    if dry_run:
-        emit({"part": target.to_dict(), "dry_run": True},
-             f"would mark {target.batch}/{target.name} {state}")
-        return
-    result, changed = change(ws, target)
-    detail = f": {result.reason}" if state == "blocked" else ""
-    emit({"part": result.to_dict(), "changed": changed},
-         f"{result.batch}/{result.name} is {state}{detail}" + ("" if changed else " (already)"))
+    light.done(part, note, dry_run, repo)
 
 
 @command(epilog="Example: hf blocked --reason 'needs the API key'")
@@ -168,7 +123,7 @@ def blocked(
 
     if not reason.strip():
         raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
-    _mark_part(part, repo, dry_run, "blocked",
+    light.mark_part(part, repo, dry_run, "blocked",
                lambda ws, target: mark_blocked(ws, target, reason))
 
 

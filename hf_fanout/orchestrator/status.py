@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hf_fanout import timefmt
-from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
-from hf_fanout.liveness import heartbeat, judge
 from hf_fanout.paths import RepoPath
+
+# (what only a batch needs is imported where it is used: `hf status` with no
+# batch stays light; tests/test_cli_light.py pins what it loads)
 
 
 @dataclass
@@ -58,6 +58,9 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     changed (committed and not), what of that it does not own, its state as
     liveness judges it (idle, orphan, missing beside the recorded ones), its
     last activity (files, heartbeats)."""
+    from hf_fanout.core.ownership import Ownership
+    from hf_fanout.liveness import heartbeat, judge
+
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
     last = timefmt.parse_iso(part.updated) or 0.0
@@ -84,6 +87,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
 
 
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
+    from concurrent.futures import ThreadPoolExecutor
+
     batch = ws.store.load_batch(batch_id)
     parts = ws.store.load_parts(batch)
     # what each live part committed: its branch read from git's ref files, and
