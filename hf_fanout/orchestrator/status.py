@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,9 @@ class BatchStatus:
 
 
 def part_status(ws: Workspace, batch: Batch, part: Part,
-                committed: list[RepoPath]) -> PartStatus:
-    """`part`'s status, given the paths its branch changed since the base: what it
+                committed: Callable[[], list[RepoPath]]) -> PartStatus:
+    """`part`'s status, given the paths its branch changed since the base (asked for
+    once its worktree's status is read, so that they can be found meanwhile): what it
     changed (committed and not), what of that it does not own, its state as
     liveness judges it (idle, orphan, missing beside the recorded ones), its
     last activity (files, heartbeats)."""
@@ -66,10 +68,11 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     last = timefmt.parse_iso(part.updated) or 0.0
     state = part.state
     if part.state not in (JOINED, DROPPED):
-        changed.update(committed)
         if worktree.is_dir():
             with contextlib.suppress(GitFailed):
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
+        changed.update(committed())
+        if worktree.is_dir():
             for path in changed:
                 try:
                     last = max(last, os.lstat(worktree / path).st_mtime)
@@ -95,15 +98,19 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
     # one `diff-tree` for all of them
     tips = {p.name: ws.repo.ref_target(f"refs/heads/{p.branch}")
             for p in parts if p.state != JOINED}
-    diffs = ws.repo.diff_commits(batch.base, [
+    # (beside the first worktrees' statuses, in a thread of its own)
+    differ = ThreadPoolExecutor(max_workers=1)
+    diffs = differ.submit(ws.repo.diff_commits, batch.base, [
         tip for tip in tips.values() if tip is not None and tip != batch.base])
+    differ.shutdown(wait=False)
 
     def committed(part: Part) -> list[RepoPath]:
         tip = tips.get(part.name)
-        return [c.path for c in diffs.get(tip, [])] if tip else []
+        return [c.path for c in diffs.result().get(tip, [])] if tip else []
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        statuses = list(pool.map(lambda p: part_status(ws, batch, p, committed(p)), parts))
+        statuses = list(pool.map(
+            lambda p: part_status(ws, batch, p, lambda: committed(p)), parts))
     return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses)
 
 
