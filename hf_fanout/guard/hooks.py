@@ -46,16 +46,22 @@ def hooks_dir(common_dir: Path) -> Path:
 
 
 def chain_dir(main_repo: Repository) -> str:
-    """Where the repository's own hooks are: its core.hooksPath, else <common>/hooks."""
+    """Where the repository's own hooks are: its core.hooksPath, else <common>/hooks
+    (read once per Repository: a split guards every part with the same)."""
     from hf_fanout.worktrees.process import run
 
+    known: str | None = main_repo.__dict__.get("_hf_chain_dir")
+    if known is not None:
+        return known
+    found = str(main_repo.common_dir / "hooks")
     proc = run(["config", "--get", "core.hooksPath"], main_repo.workdir, check=False)
     value = proc.stdout.decode("utf-8", "surrogateescape").strip()
     if proc.returncode == 0 and value:
         value = os.path.expanduser(value)
         if str(Path(value).resolve()) != str(hooks_dir(main_repo.common_dir).resolve()):
-            return value
-    return str(main_repo.common_dir / "hooks")
+            found = value
+    main_repo.__dict__["_hf_chain_dir"] = found
+    return found
 
 
 def _scripts(chain: str) -> dict[str, str]:

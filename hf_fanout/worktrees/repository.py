@@ -241,7 +241,8 @@ class Worktree:
     def populate(self, *, workers: int = 1, objects: Path | None = None,
                  prime: bool = True, sparse: Sequence[str] | None = None) -> None:
         populate(self.path, self.repository.common_dir, workers=workers, objects=objects,
-                 prime=prime, sparse=sparse)
+                 prime=prime, sparse=sparse,
+                 post_checkout=self.repository.has_hook("post-checkout"))
 
     def widen_sparse(self, globs: Sequence[str]) -> None:
         set_sparse(self.path, globs, add=True)
