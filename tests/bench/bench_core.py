@@ -45,6 +45,9 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 TOPS = ["app", "core", "docs", "lib", "plugins", "services", "tests", "tools"]
+# the directories the 8 parts own in the tree being measured (TOPS for a synthetic
+# tree; chosen from the tree itself with --source)
+PARTS = list(TOPS)
 WORDS = [
     "alpha", "beta", "gamma", "delta", "api", "model", "view", "util", "config", "parser",
     "render", "cache", "store", "queue", "worker", "client", "server", "auth", "user", "order",
@@ -248,6 +251,54 @@ def make_layout(nfiles: int, seed: int) -> Layout:
     return layout
 
 
+def source_layout(source: Path, parts: int = 8, minimum: int = 130) -> Layout:
+    """A real source tree's layout, and the `parts` directories the parts own: the
+    top-level directories, the largest split into its subdirectories until
+    `parts` of them hold at least `minimum` files each (the files directly in a
+    split directory are owned by nobody, as in a real plan)."""
+    files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*")
+                   if p.is_file() and not p.is_symlink() and ".git" not in p.parts)
+    def under(group: str) -> list[str]:
+        return [f for f in files if f.startswith(group + "/")]
+
+    groups = {f.split("/")[0]: [] for f in files if "/" in f}
+    for group in groups:
+        groups[group] = under(group)
+    while sum(len(v) >= minimum for v in groups.values()) < parts:
+        largest = max(groups, key=lambda g: len(groups[g]))
+        subdirs = {f[len(largest) + 1:].split("/")[0] for f in groups[largest]
+                   if "/" in f[len(largest) + 1:]}
+        if not subdirs:
+            raise SystemExit(f"{source}: fewer than {parts} directories of {minimum} files")
+        del groups[largest]
+        for sub in subdirs:
+            groups[f"{largest}/{sub}"] = under(f"{largest}/{sub}")
+    chosen = sorted(sorted(groups, key=lambda g: -len(groups[g]))[:parts])
+    dirs = sorted({f.rsplit("/", 1)[0] for f in files if "/" in f})
+    layout = Layout(files, dirs)
+    for group in chosen:
+        layout.by_top[group] = groups[group]
+        layout.dirs_by_top[group] = [d for d in dirs if d == group or d.startswith(group + "/")]
+    return layout
+
+
+def write_source_stream(source: Path, layout: Layout, target: Path) -> None:
+    """A `git fast-import` stream of one commit of the real tree's files."""
+    with open(target, "wb") as stream:
+        for mark, path in enumerate(layout.files, start=1):
+            data = (source / path).read_bytes()
+            stream.write(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)) + data + b"\n")
+        message = b"source tree\n"
+        stream.write(b"commit refs/heads/main\nmark :%d\n" % (len(layout.files) + 1))
+        for who in (b"author", b"committer"):
+            stream.write(who + b" Bench <bench@example.invalid> %d +0000\n" % EPOCH)
+        stream.write(b"data %d\n" % len(message) + message)
+        for mark, path in enumerate(layout.files, start=1):
+            mode = b"100755" if os.access(source / path, os.X_OK) else b"100644"
+            stream.write(b"M %s :%d %s\n" % (mode, mark, path.encode()))
+        stream.write(b"\n")
+
+
 def text_pool(seed: int) -> bytes:
     rng = random.Random(seed)
     lines = []
@@ -309,7 +360,7 @@ class PartChanges:
 def plan_changes(layout: Layout, seed: int) -> list[PartChanges]:
     rng = random.Random(seed + 3)
     plans = []
-    for i, top in enumerate(TOPS):
+    for i, top in enumerate(PARTS):
         pick = rng.sample(layout.by_top[top], COMMITTED_MOD + COMMITTED_DEL + UNCOMMITTED_MOD)
         dirs = layout.dirs_by_top[top]
         adds = [f"{rng.choice(dirs)}/new_{i}_{k}.py"
@@ -349,7 +400,7 @@ def apply_changes(worktree: Path, part: int, changes: PartChanges) -> None:
 def git_worktrees(main: Path, root: Path) -> list[Path]:
     """8 sequential `git worktree add -b`, as a person would type them."""
     paths = []
-    for i in range(len(TOPS)):
+    for i in range(len(PARTS)):
         path = root / f"p{i}"
         git(main, "worktree", "add", "--quiet", "-b", f"work/p{i}", str(path), "HEAD")
         paths.append(path)
@@ -391,11 +442,11 @@ def git_gc(main: Path, worktrees: list[Path]) -> None:
 
 def hf_split(main: Path, profile: Path | None, *extra: str) -> list[Path]:
     args = ["split", "b1", "--task", "bench", *extra]
-    for i, top in enumerate(TOPS):
+    for i, top in enumerate(PARTS):
         args += ["--part", f"p{i}={top}/**"]
     sh(hf_cmd(*args, profile=profile), main)
     root = main.parent / f"{main.name}.hf" / "b1"
-    return [root / f"p{i}" for i in range(len(TOPS))]
+    return [root / f"p{i}" for i in range(len(PARTS))]
 
 
 # --------------------------------------------------------------------------- the run
@@ -447,15 +498,25 @@ def say(message: str) -> None:
 
 
 def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
-               hf_first: bool, round_no: int = 0) -> list[Row]:
+               hf_first: bool, round_no: int = 0, source: Path | None = None) -> list[Row]:
     label = f"{nfiles // 1000}k" if nfiles >= 1000 else str(nfiles)
+    if source is not None:
+        label = source.name
     if round_no:
         label += f"#{round_no + 1}"
     seed = nfiles
     t0 = time.perf_counter()
-    layout = make_layout(nfiles, seed)
     stream = work / f"stream-{label}.fi"
-    write_stream(layout, seed, stream)
+    if source is None:
+        layout = make_layout(nfiles, seed)
+        write_stream(layout, seed, stream)
+        PARTS[:] = TOPS
+    else:
+        layout = source_layout(source)
+        write_source_stream(source, layout, stream)
+        PARTS[:] = sorted(layout.by_top)
+        say(f"{label}: {len(layout.files)} files; the parts own " + ", ".join(
+            f"{g}/** ({len(layout.by_top[g])})" for g in PARTS))
     hf_main = work / f"hf-{label}" / "repo"
     git_main = work / f"git-{label}" / "repo"
     sparse_main = work / f"sparse-{label}" / "repo"
@@ -465,7 +526,7 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
     stream.unlink()
     base = git(hf_main, "rev-parse", "HEAD").decode().strip()
     assert base == git(git_main, "rev-parse", "HEAD").decode().strip()
-    say(f"{label}: built two repositories of {len(layout.files)} files in "
+    say(f"{label}: built three repositories of {len(layout.files)} files in "
         f"{len(layout.dirs)} directories ({time.perf_counter() - t0:.1f} s)")
 
     def prof(name: str) -> Path | None:
@@ -632,6 +693,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each size N times on fresh repositories; the verdict "
                              "is on the median ratio (the figures move a lot between runs)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="also measure on this real source tree (a directory: e.g. an "
+                             "unpacked sdist), committed into fresh repositories")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run hf split and join under cProfile, .prof files to this dir "
                              "(their timings then include the profiler)")
@@ -662,6 +726,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in range(max(1, args.rounds)):
                 measured += bench_size(n, work, args.profile, reps, hf_first=step % 2 == 1,
                                        round_no=r)
+                step += 1
+            rows += measured if args.rounds <= 1 else medians(measured)
+        if args.source is not None:
+            measured = []
+            for r in range(max(1, args.rounds)):
+                measured += bench_size(0, work, args.profile, reps, hf_first=step % 2 == 1,
+                                       round_no=r, source=args.source.resolve())
                 step += 1
             rows += measured if args.rounds <= 1 else medians(measured)
         say(f"end: {load()}")
