@@ -284,19 +284,9 @@ def source_layout(source: Path, parts: int = 8, minimum: int = 130) -> Layout:
 
 def write_source_stream(source: Path, layout: Layout, target: Path) -> None:
     """A `git fast-import` stream of one commit of the real tree's files."""
-    with open(target, "wb") as stream:
-        for mark, path in enumerate(layout.files, start=1):
-            data = (source / path).read_bytes()
-            stream.write(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)) + data + b"\n")
-        message = b"source tree\n"
-        stream.write(b"commit refs/heads/main\nmark :%d\n" % (len(layout.files) + 1))
-        for who in (b"author", b"committer"):
-            stream.write(who + b" Bench <bench@example.invalid> %d +0000\n" % EPOCH)
-        stream.write(b"data %d\n" % len(message) + message)
-        for mark, path in enumerate(layout.files, start=1):
-            mode = b"100755" if os.access(source / path, os.X_OK) else b"100644"
-            stream.write(b"M %s :%d %s\n" % (mode, mark, path.encode()))
-        stream.write(b"\n")
+    write_commit_stream(layout, target, b"source tree\n",
+                        lambda path: (source / path).read_bytes(),
+                        lambda path: os.access(source / path, os.X_OK))
 
 
 def text_pool(seed: int) -> bytes:
@@ -320,17 +310,24 @@ def write_stream(layout: Layout, seed: int, target: Path) -> None:
     """A `git fast-import` stream of one commit holding every file."""
     rng = random.Random(seed + 1)
     pool = text_pool(seed + 2)
+    write_commit_stream(layout, target, b"synthetic source tree\n",
+                        lambda path: file_bytes(path, rng, pool), lambda _path: False)
+
+
+def write_commit_stream(layout: Layout, target: Path, message: bytes,
+                        content: Callable[[str], bytes],
+                        executable: Callable[[str], bool]) -> None:
     with open(target, "wb") as stream:
         for mark, path in enumerate(layout.files, start=1):
-            data = file_bytes(path, rng, pool)
+            data = content(path)
             stream.write(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)) + data + b"\n")
-        message = b"synthetic source tree\n"
         stream.write(b"commit refs/heads/main\nmark :%d\n" % (len(layout.files) + 1))
         for who in (b"author", b"committer"):
             stream.write(who + b" Bench <bench@example.invalid> %d +0000\n" % EPOCH)
         stream.write(b"data %d\n" % len(message) + message)
         for mark, path in enumerate(layout.files, start=1):
-            stream.write(b"M 100644 :%d %s\n" % (mark, path.encode()))
+            mode = b"100755" if executable(path) else b"100644"
+            stream.write(b"M %s :%d %s\n" % (mode, mark, path.encode()))
         stream.write(b"\n")
 
 
