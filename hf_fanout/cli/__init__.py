@@ -51,36 +51,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         answered = fast(args)
         if answered is not None:
             return answered
-    from hf_fanout.cli import output
+    from hf_fanout.cli import light, output
 
+    if args == ["--version"]:
+        light.version()
+        return 0
     output.start(_command_name(args), "--json" in _own_args(args))
     if not args:  # click's usage, then bad usage (2), whatever typer or click does
         from hf_fanout.cli.roothelp import TEXT
 
         sys.stdout.write(TEXT)
         return EXIT_USAGE
-    from typer import Abort, Exit
-
     try:
-        from typer.main import get_command
-
-        from hf_fanout.cli import app, plain_values
-
-        name = _command_name(args)
-        command = get_command(app.build(name if name in app.names() else None))
-        plain_values.install(command, app.functions())
-        try:
-            result = command.main(args=args, prog_name="hf", standalone_mode=False)
-        except Exit as exc:
-            if exc.exit_code == EXIT_INTERRUPTED:  # typer's translation of Ctrl-C
-                raise KeyboardInterrupt from None
-            return exc.exit_code
-        if result == EXIT_INTERRUPTED:
-            raise KeyboardInterrupt
-        return result if isinstance(result, int) else 0
+        plain = light.parse(args)  # the frequent commands, without loading typer
+        if plain is not None:
+            plain()
+            return 0
+        return _typer_main(args)
     except BrokenPipeError:
         return 1
-    except (KeyboardInterrupt, Abort):
+    except KeyboardInterrupt:
         output.emit_error("interrupted", "interrupted (Ctrl-C)",
                           "nothing half-written is left: state writes are atomic and a "
                           "killed join is recovered by the next hf command")
@@ -117,6 +107,30 @@ def _complete(name: str, variable: str, instruction: str) -> int:
 
     get_completion_inspect_parameters()
     return shell_complete(get_command(app.build()), {}, name, variable, instruction)
+
+
+def _typer_main(args: list[str]) -> int:
+    """The command `args` name, parsed and run by typer (click's object built for
+    that command only)."""
+    from typer import Abort, Exit
+    from typer.main import get_command
+
+    from hf_fanout.cli import app, plain_values
+
+    name = _command_name(args)
+    command = get_command(app.build(name if name in app.names() else None))
+    plain_values.install(command, app.functions())
+    try:
+        result = command.main(args=args, prog_name="hf", standalone_mode=False)
+    except Exit as exc:
+        if exc.exit_code == EXIT_INTERRUPTED:  # typer's translation of Ctrl-C
+            raise KeyboardInterrupt from None
+        return int(exc.exit_code)
+    except Abort:  # click's Ctrl-C
+        raise KeyboardInterrupt from None
+    if result == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt
+    return result if isinstance(result, int) else 0
 
 
 def _usage_hint(name: str) -> str:

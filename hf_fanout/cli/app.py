@@ -32,6 +32,7 @@ COMMANDS: list[Callable[..., Any]] = [
     liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
     shell_cmds.cd, shell_cmds.shell_init,
     agent_cmds.agent_event, core_cmds.diff, core_cmds.board,
+    core_cmds.widen,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {
@@ -85,9 +86,9 @@ def _add(app: typer.Typer, function: Callable[..., Any]) -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        from hf_fanout import __version__
+        from hf_fanout.cli import light
 
-        print(f"hf {__version__}")
+        light.version()
         raise typer.Exit(0)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli import output
+from hf_fanout.cli import light, output
 from hf_fanout.cli.options import (
     DryRun,
     Json,
@@ -46,6 +46,12 @@ def split(
     launcher: Annotated[str | None, typer.Option(
         "--launcher", help="With --open: tmux, vscode, cursor, terminal, print, or a "
         "command template.")] = None,
+    sparse: Annotated[bool | None, typer.Option(
+        "--sparse/--full", help="Check out only what each part owns plus --context "
+        "(default: `sparse` in .hf.toml, else full).")] = None,
+    context: Annotated[list[str] | None, typer.Option(
+        "--context", help="GLOB[,GLOB...] every sparse part also gets (to read or build "
+        "with); repeat.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -55,7 +61,9 @@ def split(
     from hf_fanout.orchestrator.split import split as do_split
 
     the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
-                               auto_join=auto_join)
+                               auto_join=auto_join, sparse=sparse,
+                               context=[g.strip() for c in context or [] for g in c.split(",")
+                                        if g.strip()])
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
                       open_tabs=open_tabs, progress=progress)
@@ -68,6 +76,9 @@ def split(
         for p in result.parts:
             print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
             print(f"    owns {', '.join(p.owns)}")
+            if p.sparse:
+                print("    sparse checkout: its own files"
+                      + (f" and {', '.join(p.context)}" if p.context else ""))
             for r in result.reports:
                 if r.part == p.name:
                     print(f"      {r.glob}: {r.matches} file(s) in the base tree")
@@ -97,71 +108,7 @@ def status(
     repo: RepoOpt = None,
 ) -> None:
     """Show every part: state, branch, worktree, changed files, files outside ownership."""
-    from hf_fanout import timefmt
-    from hf_fanout.orchestrator.status import all_status
-
-    ws = open_ws(repo)
-    if watch and output.on_terminal():
-        from hf_fanout.cli.board import watch as live_board
-
-        live_board(lambda: all_status(ws, batch, everything=everything)[0],
-                   _board_actions(ws))
-        return
-    batches, hidden = all_status(ws, batch, everything=everything)
-
-    def human() -> None:
-        later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
-                 if hidden else "")
-        if not batches:
-            print(f"no running batch; {later}" if hidden else
-                  "no batches in this repository (start one with `hf split`)")
-            return
-        for b in batches:
-            if b.error:
-                print(f"batch {b.id}: damaged: {b.error} (see `hf doctor`)")
-                continue
-            rows = [[p.name, " ".join(filter(None, (p.state, timefmt.ago(p.since))))
-                     + (f", main +{p.behind}" if p.behind else ""),
-                     str(p.changed), str(p.outside),
-                     f"{timefmt.ago(p.last_activity)} ago", p.branch, p.worktree]
-                    for p in b.parts]
-            output.table(["part", "state", "changed", "outside", "last activity", "branch",
-                          "worktree"], rows,
-                         title=f"batch {b.id} ({b.state}{', collected' if b.collected else ''}"
-                               f", base {b.base[:12]})")
-            print(b.summary())
-            for p in b.parts:
-                if p.outside:
-                    print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
-                if p.reason:
-                    print(f"  {p.name}: blocked: {p.reason}")
-        if later:
-            print(later)
-
-    emit({"batches": [b.to_data() for b in batches], "hidden": hidden}, human)
-
-
-def _board_actions(ws: Any) -> Any:
-    """The board's keys: Enter goes to the part's tmux window, d pages its diff, j
-    joins the batch once every part is done."""
-    from hf_fanout.cli.board import Actions
-    from hf_fanout.cli.render import diff_text, page
-    from hf_fanout.errors import HfError
-    from hf_fanout.orchestrator.diff import batch_diff, diff_colors, pager
-    from hf_fanout.orchestrator.join import join_batch
-    from hf_fanout.orchestrator.status import focus_part
-
-    def diff(batch_id: str, part_name: str) -> None:
-        page(diff_text(batch_diff(ws, batch_id, part_name, color=diff_colors(ws))), pager(ws))
-
-    def join_all(batch_id: str) -> str:
-        try:
-            outcome = join_batch(ws, batch_id)
-        except HfError as exc:
-            return f"join {batch_id}: {exc.message}"
-        return f"joined {batch_id}: commit {(outcome.commit or '')[:12] or 'none needed'}"
-
-    return Actions(lambda b, p: focus_part(ws, b, p), diff, join_all)
+    light.status(batch, repo, everything=everything, watch=watch)
 
 
 @command(epilog="Example: hf board   |   hf board b1")
@@ -185,27 +132,7 @@ def done(
     repo: RepoOpt = None,
 ) -> None:
     """Mark a part done (idempotent)."""
-    from hf_fanout.orchestrator.lifecycle import report_done
-
-    _mark_part(part, repo, dry_run, "done", lambda ws, target: report_done(ws, target, note))
-
-
-def _mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
-               change: Any) -> None:
-    """done / blocked: find the part (BATCH/PART or the current worktree), change, say so."""
-    ws = open_ws(repo)
-    seen = len(ws.notices)
-    target = ws.resolve_part(spec)
-    if dry_run:
-        emit({"part": target.to_dict(), "dry_run": True},
-             f"would mark {target.batch}/{target.name} {state}")
-        return
-    result, changed = change(ws, target)
-    for message, hint in ws.notices[seen:]:
-        output.notice(message, hint)
-    detail = f": {result.reason}" if state == "blocked" else ""
-    emit({"part": result.to_dict(), "changed": changed},
-         f"{result.batch}/{result.name} is {state}{detail}" + ("" if changed else " (already)"))
+    light.done(part, note, dry_run, repo)
 
 
 @command(epilog="Example: hf blocked --reason 'needs the API key'")
@@ -222,8 +149,35 @@ def blocked(
 
     if not reason.strip():
         raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
-    _mark_part(part, repo, dry_run, "blocked",
-               lambda ws, target: report_blocked(ws, target, reason))
+    light.mark_part(part, repo, dry_run, "blocked",
+                    lambda ws, target: report_blocked(ws, target, reason))
+
+
+# --------------------------------------------------------------------- widen
+
+
+@command(epilog="Example: hf widen b1/api 'src/**/*.h'   |   hf widen b1/docs pyproject.toml "
+             "--dry-run")
+def widen(
+    part: Annotated[str, typer.Argument(help="BATCH/PART (a part split with --sparse).")],
+    globs: Annotated[list[str], typer.Argument(
+        help="Globs of what the part must also read or build with.")],
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Add files to a sparse part's checkout, to read (it still owns only its own)."""
+    from hf_fanout.orchestrator.widen import widen as do_widen
+
+    ws = open_ws(repo)
+    result = do_widen(ws, ws.resolve_part(part), globs, dry_run=dry_run)
+    name = f"{result.part.batch}/{result.part.name}"
+    if not result.added:
+        text = f"{name} has {', '.join(globs)} in its checkout already; nothing to do"
+    else:
+        verb = "would add" if dry_run else "added"
+        text = f"{name}: {verb} {', '.join(result.added)} to its sparse checkout"
+    emit(result.to_data(), text)
 
 
 # --------------------------------------------------------------------- join

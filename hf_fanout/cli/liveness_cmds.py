@@ -71,16 +71,9 @@ def heartbeat(
     repo: RepoOpt = None,
 ) -> None:
     """Say the part's agent is working (for agents not started with `hf run`)."""
-    from hf_fanout.orchestrator.workers import beat_for as beat
+    from hf_fanout.cli import light
 
-    ws = open_ws(repo)
-    target = ws.resolve_part(part, named_by="--part BATCH/PART")
-    if dry_run:
-        emit({"dry_run": True}, f"would beat for {target.batch}/{target.name}")
-        return
-    data = beat(ws, target)
-    emit({"batch": target.batch, "part": target.name, "heartbeat": data},
-         f"heartbeat for {target.batch}/{target.name}")
+    light.heartbeat(part, dry_run, repo)
 
 
 # --------------------------------------------------------------------- sweep

@@ -10,7 +10,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from hf_fanout.cli import output
+from hf_fanout.cli.light import open_ws
+
+__all__ = ["DryRun", "Json", "LauncherOpt", "PartArg", "PartOpt", "RepoOpt", "Wait", "command",
+           "open_ws", "split_spec"]
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON envelope (for agents).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")]
@@ -73,16 +76,6 @@ def command(*, epilog: str, name: str | None = None,
         return function
 
     return mark
-
-
-def open_ws(repo: Path | None) -> Any:
-    """The workspace (what a killed command left settled first), its notices shown."""
-    from hf_fanout.orchestrator.workspace_open import open_workspace
-
-    ws = open_workspace(repo)
-    for message, hint in ws.notices:
-        output.notice(message, hint)
-    return ws
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:

@@ -51,6 +51,7 @@ TEXT = (
     "  agent-event  Record what the part's agent is doing (run by the agent's...\n"
     '  diff         Show what the join would bring per part, and what it would...\n'
     '  board        The live board: `hf status --watch`.\n'
+    "  widen        Add files to a sparse part's checkout, to read (it still...\n"
     '  guard        The git guard for part worktrees: the wrapper, hooks and...\n'
 )
 

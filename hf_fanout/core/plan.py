@@ -22,6 +22,7 @@ class PartPlan:
     owns: tuple[str, ...]
     task: str = ""
     estimate_minutes: int | None = None
+    context: tuple[str, ...] = ()  # with a sparse checkout: what it needs beside its own
 
     @property
     def ownership(self) -> Ownership:
@@ -36,10 +37,13 @@ class Plan:
     base: str | None = None
     auto_join: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # a sparse checkout per part (None: the settings say; `sparse` in .hf.toml)
+    sparse: bool | None = None
+    context: tuple[str, ...] = ()  # every part's context globs
 
 
-_PLAN_KEYS = {"batch", "base", "task", "part", "auto_join"}
-_PART_KEYS = {"name", "owns", "task", "estimate_minutes"}
+_PLAN_KEYS = {"batch", "base", "task", "part", "auto_join", "sparse", "context"}
+_PART_KEYS = {"name", "owns", "task", "estimate_minutes", "context"}
 _PLAN_HINT = (
     'a plan looks like: batch = "b1", task = "...", then per part a [[part]] table with '
     'name = "api", owns = ["src/api/**"], task = "..." (see docs/cli.md)'
@@ -85,13 +89,33 @@ def parse_plan_toml(text: str, source: str) -> Plan:
         if estimate is not None and (not isinstance(estimate, int) or estimate < 0):
             raise InvalidPlan(f"{source}: part {name!r}: `estimate_minutes` must be a "
                               "non-negative integer", _PLAN_HINT)
-        parts.append(PartPlan(name, tuple(owns), task, estimate))
+        context = _globs(raw.get("context", []), f"{source}: part {name!r}: `context`")
+        parts.append(PartPlan(name, tuple(owns), task, estimate, context))
     task, base, auto_join = data.get("task", ""), data.get("base"), data.get("auto_join", False)
     if not isinstance(task, str) or (base is not None and not isinstance(base, str)):
         raise InvalidPlan(f"{source}: `task` and `base` must be strings", _PLAN_HINT)
     if not isinstance(auto_join, bool):
         raise InvalidPlan(f"{source}: `auto_join` must be true or false", _PLAN_HINT)
-    return validate(Plan(batch, tuple(parts), task, base, auto_join))
+    sparse = data.get("sparse")
+    if sparse is not None and not isinstance(sparse, bool):
+        raise InvalidPlan(f"{source}: `sparse` must be true or false", _PLAN_HINT)
+    return validate(Plan(batch, tuple(parts), task, base, auto_join, sparse=sparse,
+                         context=_globs(data.get("context", []), f"{source}: `context`")))
+
+
+def _globs(raw: Any, where: str) -> tuple[str, ...]:
+    """A list of globs (one string is a list of one)."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(g, str) for g in raw):
+        raise InvalidPlan(f"{where} must be a list of globs", _PLAN_HINT)
+    return tuple(raw)
+
+
+def context_globs(globs: Sequence[str]) -> tuple[str, ...]:
+    """Context globs checked as ownership globs are (relative, nothing under .git),
+    normalised; they may overlap anything: a context is only read."""
+    return tuple(Ownership.parse(globs).patterns()) if globs else ()
 
 
 def plan_from_flags(batch: str, part_specs: Sequence[str], task: str, base: str | None,
@@ -123,8 +147,9 @@ def validate(plan: Plan) -> Plan:
                               "give it at least one glob, e.g. owns = [\"src/api/**\"]")
         ownership = Ownership.parse(part.owns)  # raises InvalidPlan on a bad glob
         parts.append(PartPlan(part.name, tuple(ownership.patterns()), part.task,
-                              part.estimate_minutes))
-    return Plan(plan.batch, tuple(parts), plan.task, plan.base, plan.auto_join, plan.extra)
+                              part.estimate_minutes, context_globs(part.context)))
+    return Plan(plan.batch, tuple(parts), plan.task, plan.base, plan.auto_join, plan.extra,
+                plan.sparse, context_globs(plan.context))
 
 
 @dataclass(frozen=True)

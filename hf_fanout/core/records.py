@@ -128,7 +128,14 @@ class Part(_Record):
     joined_commit: str | None = None
     worker: dict[str, Any] | None = None
     exit: dict[str, Any] | None = None
+    # a sparse checkout: only the owned paths and `context` are in the worktree
+    sparse: bool = False
+    context: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def checkout_globs(self) -> list[str]:
+        """What a sparse checkout of the part holds: its own paths, then its context."""
+        return list(dict.fromkeys([*self.owns, *self.context]))
 
     def _problem(self) -> str:
         if not SLUG.fullmatch(self.name) or not SLUG.fullmatch(self.batch):

@@ -53,9 +53,13 @@ def main_hooks_dir(common_dir: Path) -> Path:
 def chain_dir(main_repo: Repository) -> str:
     """Where the repository's own hooks are: its core.hooksPath from any scope but a
     worktree's own (where hf's settings are, the main tree's while a batch runs),
-    else <common>/hooks."""
+    else <common>/hooks (read once per Repository: a split guards every part with
+    the same)."""
     from hf_fanout.worktrees.process import run
 
+    known: str | None = main_repo.__dict__.get("_hf_chain_dir")
+    if known is not None:
+        return known
     proc = run(["config", "--show-scope", "--get-all", "core.hooksPath"], main_repo.workdir,
                check=False)
     ours = {str(hooks_dir(main_repo.common_dir).resolve()),
@@ -66,7 +70,9 @@ def chain_dir(main_repo: Repository) -> str:
         found = os.path.expanduser(found)
         if scope != "worktree" and found and str(Path(found).resolve()) not in ours:
             value = found
-    return value or str(main_repo.common_dir / "hooks")
+    chain = value or str(main_repo.common_dir / "hooks")
+    main_repo.__dict__["_hf_chain_dir"] = chain
+    return chain
 
 
 def _scripts(chain: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ the error says what failed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -14,7 +15,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from hf_fanout.core.plan import (
     GlobReport,
     Plan,
     check_ownership,
+    context_globs,
     parse_plan_toml,
     plan_from_flags,
 )
@@ -98,7 +100,8 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             _create_worktrees(ws, batch.base, parts, progress,
                               lambda part: prepare_part(ws, batch, part),
                               unpack=len(parts) >= UNPACK_MIN_PARTS
-                              and len(draft.base_paths) >= UNPACK_MIN_FILES)
+                              and len(draft.base_paths) >= UNPACK_MIN_FILES
+                              and not any(part.sparse for part in parts))
             mainhook.install(ws.repo)  # before the baseline: it changes config.worktree
             fingerprint.save(ws, batch, parts)
             handoff.write_handoffs(ws, batch, parts)
@@ -119,24 +122,27 @@ PLAN_MAX_BYTES = 1 << 20  # a plan is a few kB; a larger file is not one
 
 
 def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[str], *,
-                    task: str, base: str | None, auto_join: bool) -> Plan:
+                    task: str, base: str | None, auto_join: bool, sparse: bool | None = None,
+                    context: Sequence[str] = ()) -> Plan:
     """The plan of `hf split`: from a plan file (its values overridden by the flags
     given), or from `--part` flags. A plan file is read bounded: a regular file
     of at most PLAN_MAX_BYTES."""
     if plan_file is None:
         if not batch:
             raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
-        return plan_from_flags(batch, part_specs, task, base, auto_join)
-    if part_specs:
-        raise BadInput("give either --plan or --part, not both", "see `hf split --help`")
-    plan = parse_plan_toml(_read_plan(plan_file), str(plan_file))
-    if batch and batch != plan.batch:
-        raise BadInput(f"batch {batch!r} differs from the plan's {plan.batch!r}",
-                       "leave the argument out, or make them agree")
-    if base or task or auto_join:
-        plan = Plan(plan.batch, plan.parts, task or plan.task, base or plan.base,
-                    auto_join or plan.auto_join)
-    return plan
+        plan = plan_from_flags(batch, part_specs, task, base, auto_join)
+    else:
+        if part_specs:
+            raise BadInput("give either --plan or --part, not both", "see `hf split --help`")
+        plan = parse_plan_toml(_read_plan(plan_file), str(plan_file))
+        if batch and batch != plan.batch:
+            raise BadInput(f"batch {batch!r} differs from the plan's {plan.batch!r}",
+                           "leave the argument out, or make them agree")
+        plan = dataclasses.replace(plan, task=task or plan.task, base=base or plan.base,
+                                   auto_join=auto_join or plan.auto_join)
+    return dataclasses.replace(
+        plan, sparse=plan.sparse if sparse is None else sparse,
+        context=tuple(dict.fromkeys(plan.context + context_globs(context))))
 
 
 def _read_plan(path: Path) -> str:
@@ -191,13 +197,15 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     handoff.refuse_tracked_private_dir(base_paths)
     reports = check_ownership(plan, base_paths, count=count)
     where = worktree_root(ws, plan.batch, root)
+    sparse, context = _sparse_settings(ws, plan)
     batch = Batch(id=plan.batch, base=base, target_ref=ws.main.head_ref(),
                   parts=[p.name for p in plan.parts], task=plan.task,
                   worktree_root=str(where), auto_join=plan.auto_join)
     parts = [
         Part(batch=plan.batch, name=p.name, index=i, branch=branch_name(plan.batch, p.name),
              worktree=str(where / p.name), owns=list(p.owns), task=p.task,
-             estimate_minutes=p.estimate_minutes)
+             estimate_minutes=p.estimate_minutes, sparse=sparse,
+             context=list(dict.fromkeys(context + p.context)) if sparse else [])
         for i, p in enumerate(plan.parts)
     ]
     taken = ws.repo.existing_refs([f"refs/heads/{part.branch}" for part in parts])
@@ -222,6 +230,26 @@ def _collected(ws: Workspace, batch_id: str) -> bool:
         return collected(ws.store.load_batch(batch_id))
     except StateCorrupt:
         return False
+
+
+def _sparse_settings(ws: Workspace, plan: Plan) -> tuple[bool, tuple[str, ...]]:
+    """Whether the parts are sparse checkouts (the plan or flag, else `sparse` in the
+    settings), and the context globs every part gets (the plan's and `context`
+    in the settings)."""
+    sparse = plan.sparse
+    if sparse is None:
+        setting = ws.settings.get("sparse", False)
+        if not isinstance(setting, bool):
+            raise BadInput(f"sparse = {setting!r} in the settings is not true or false",
+                           "e.g. sparse = true in .hf.toml")
+        sparse = setting
+    setting = ws.settings.get("context", [])
+    if isinstance(setting, str):
+        setting = [setting]
+    if not isinstance(setting, list) or not all(isinstance(g, str) for g in setting):
+        raise BadInput(f"context = {setting!r} in the settings is not a list of globs",
+                       'e.g. context = ["pyproject.toml", "src/**/*.h"] in .hf.toml')
+    return sparse, tuple(dict.fromkeys(context_globs(setting) + plan.context))
 
 
 def claim_batch_dir(ws: Workspace, batch: Batch) -> None:
@@ -308,8 +336,9 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
             return None
         worktree = Path(part.worktree)
         try:
-            ws.repo.worktree(worktree).populate(workers=checkout_workers, objects=objects,
-                                      prime=False)
+            ws.repo.worktree(worktree).populate(
+                workers=checkout_workers, objects=objects, prime=False,
+                sparse=part.checkout_globs() if part.sparse else None)
         finally:
             remaining.down()
         return primer.submit(prime, part)
@@ -323,6 +352,8 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
         ws.repo.worktree(worktree).prime_status_caches()
         progress(f"{next(ready)}/{len(parts)} worktrees: {part.name} ({part.worktree})")
 
+    if any(part.sparse for part in parts):  # once, before checkouts write their config
+        ws.repo.enable_worktree_config()
     # the finishing steps read refs in-process: load pygit2 while this thread waits
     preload("pygit2")
     with _unpacked_objects(ws, base, unpack) as unpacked, \

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hf_fanout import timefmt
-from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import (
     BLOCKED,
     DONE,
@@ -30,8 +29,10 @@ from hf_fanout.core.records import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
-from hf_fanout.liveness import agent, heartbeat, judge
 from hf_fanout.paths import RepoPath
+
+# (what only a batch needs is imported where it is used: `hf status` with no
+# batch stays light; tests/test_cli_light.py pins what it loads)
 
 
 @dataclass
@@ -49,6 +50,8 @@ class PartStatus:
     behind: int = 0  # commits main has that the part's base has not ("main +3")
     since: str = ""  # when the part entered `state`
     agent: dict[str, Any] | None = None  # what the agent last reported (liveness.agent)
+    sparse: bool = False  # a sparse checkout: its own files and `context` only
+    context: list[str] | None = None
 
 
 @dataclass
@@ -85,20 +88,25 @@ class BatchStatus:
 
 
 def part_status(ws: Workspace, batch: Batch, part: Part,
-                committed: list[RepoPath]) -> PartStatus:
-    """`part`'s status, given the paths its branch changed since the base: what it
+                committed: Callable[[], list[RepoPath]]) -> PartStatus:
+    """`part`'s status, given the paths its branch changed since the base (asked for
+    once its worktree's status is read, so that they can be found meanwhile): what it
     changed (committed and not), what of that it does not own, its state as
     liveness judges it (idle, orphan, missing beside the recorded ones), its
     last activity (files, heartbeats)."""
+    from hf_fanout.core.ownership import Ownership
+    from hf_fanout.liveness import agent, heartbeat, judge
+
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
     last = timefmt.parse_iso(part.updated) or 0.0
     state = part.state
     if part.state not in (JOINED, DROPPED):
-        changed.update(committed)
         if worktree.is_dir():
             with contextlib.suppress(GitFailed):
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
+        changed.update(committed())
+        if worktree.is_dir():
             for path in changed:
                 try:
                     last = max(last, os.lstat(worktree / path).st_mtime)
@@ -117,8 +125,10 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
-                      outside[:20], timefmt.iso(last), part.note, part.reason, since=since,
-                      agent=reported)
+                      outside[:20], timefmt.iso(last), part.note, part.reason,
+                      sparse=part.sparse,
+                      context=list(part.context) if part.sparse else None,
+                      since=since, agent=reported)
 
 
 def screen_state(ws: Workspace, part: Part,
@@ -127,6 +137,8 @@ def screen_state(ws: Workspace, part: Part,
     the tab shows against `waiting_pattern` (a regex from the settings) -> waiting; output
     that no longer matches -> working again. An agent's own report wins."""
     import re
+
+    from hf_fanout.liveness import agent
 
     pattern = ws.settings.text("waiting_pattern", "'\\? \\(y/n\\)'")
     tab = part.extra.get("tab") or {}
@@ -165,6 +177,8 @@ def shown_state(part: Part, judged: str, reported: dict[str, Any] | None,
     blocked, joined, dropped) and what liveness found (missing, orphan) first;
     then what the agent says (waiting before idle: it needs the person; working
     unless liveness judged it idle); else running."""
+    from hf_fanout.liveness import agent, judge
+
     if judged == part.state and part.state != RUNNING:
         since = {DONE: part.done_at, BLOCKED: part.blocked_at}.get(part.state) or part.updated
         return part.state, since
@@ -178,6 +192,8 @@ def shown_state(part: Part, judged: str, reported: dict[str, Any] | None,
 
 
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
+    from concurrent.futures import ThreadPoolExecutor
+
     batch = ws.store.load_batch(batch_id)
     parts = ws.store.load_parts(batch)
     # what each live part committed: its branch read from git's ref files, and
@@ -197,7 +213,8 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
         return [c.path for c in diffs[bases[part.name]].get(tip, [])] if tip else []
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        statuses = list(pool.map(lambda p: part_status(ws, batch, p, committed(p)), parts))
+        statuses = list(pool.map(
+            lambda p: part_status(ws, batch, p, lambda: committed(p)), parts))
     if batch.state == "running":
         behind = _behind(ws, batch, set(bases.values()))
         for status, part in zip(statuses, parts, strict=True):

@@ -24,7 +24,6 @@ from hf_fanout.core import inbox
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
-from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.lifecycle import mark_blocked
 
@@ -129,7 +128,9 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     stop_beating = threading.Event()
     try:
         part = judge.record_worker(ws, part, worker)
-        mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)  # guard/mainhook.py
+        from hf_fanout.guard import mainhook  # (here: `hf heartbeat` loads this module)
+
+        mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
         if on_start is not None:
             on_start(worker)
@@ -146,6 +147,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     finally:
         stop_beating.set()
         with contextlib.suppress(HfError, OSError):
+            from hf_fanout.guard import mainhook
+
             mainhook.remove_worker(ws.repo.common_dir, child.pid)
         for forwarded, handler in previous.items():
             signal.signal(forwarded, handler)

@@ -22,7 +22,12 @@ def open_workspace(repo: Path | None = None, *, recover: bool = True) -> Workspa
 def settle(ws: Workspace) -> None:
     """Finish or take back what a killed hf left: a split, a join. What cannot be
     settled yet becomes a notice; a command that needs it meets it again."""
-    if not (ws.store.root / "journal").is_dir():  # one stat: nothing was ever cut off
+    try:  # one directory read: the journals of a split or a join that may be cut off
+        names = [entry.name for entry in (ws.store.root / "journal").iterdir()]
+    except OSError:  # (none: nothing was ever cut off)
+        return
+    if not any(n == ws.store.journal_file.name or (n.startswith("split-") and n.endswith(".json"))
+               for n in names):
         return
     from hf_fanout.orchestrator.journal import recover_join
     from hf_fanout.orchestrator.split_journal import recover_splits

@@ -60,9 +60,7 @@ class WorktreeAdmin:
         try:
             # hooks the checkout itself runs would see the variable too, and what one
             # of them wrote into the object store would go with the scratch directory
-            hooks = Path(text(["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
-                              self.workdir))
-            if any(os.access(hooks / name, os.X_OK) for name in _CHECKOUT_HOOKS):
+            if any(self.has_hook(name) for name in _CHECKOUT_HOOKS):
                 return None
             (where / "pack").mkdir(parents=True)
             (where / "info").mkdir()
@@ -76,6 +74,17 @@ class WorktreeAdmin:
         except (OSError, GitFailed):
             return None
         return where
+
+    def has_hook(self, name: str) -> bool:
+        """Whether the repository has hook `name` (an executable file where git looks
+        for its hooks: core.hooksPath, else <common dir>/hooks), as a new worktree
+        sees it; the hooks directory is asked for once."""
+        hooks = self.__dict__.get("_hooks_dir")
+        if hooks is None:
+            hooks = Path(text(["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+                              self.workdir))
+            self.__dict__["_hooks_dir"] = hooks
+        return os.access(hooks / name, os.X_OK)
 
     def remove_worktree(self, path: Path) -> None:
         run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
@@ -97,18 +106,46 @@ class WorktreeAdmin:
         self.__dict__["_worktree_config_on"] = True
 
 
+def sparse_patterns(globs: Sequence[str]) -> bytes:
+    """hf's globs (anchored at the root, gitignore syntax otherwise) as lines of git's
+    non-cone sparse-checkout patterns: each anchored with a leading `/` (which
+    also keeps a leading `!` or `#` literal), a trailing space kept by escaping
+    it. A glob matching a directory takes everything beneath, in both."""
+    lines = []
+    for glob in globs:
+        stripped = glob.rstrip(" ")
+        lines.append("/" + stripped + "\\ " * (len(glob) - len(stripped)))
+    return os.fsencode("\n".join(lines) + "\n")
+
+
+def set_sparse(path: Path, globs: Sequence[str], *, add: bool = False) -> None:
+    """Make the worktree at `path` a sparse checkout of `globs` (git's own
+    sparse-checkout, in the worktree's own config; `extensions.worktreeConfig`
+    must be on), or with `add` widen the one it is by them: `add` checks out
+    the files they bring at once. Before a worktree's first checkout it only
+    sets the patterns that checkout follows."""
+    out(["sparse-checkout", "add" if add else "set", *([] if add else ["--no-cone"]),
+         "--stdin"], path, stdin=sparse_patterns(globs))
+
+
 def populate(path: Path, common_dir: Path, *, workers: int = 1,
-             objects: Path | None = None, prime: bool = True) -> None:
+             objects: Path | None = None, prime: bool = True,
+             sparse: Sequence[str] | None = None, post_checkout: bool = True) -> None:
     """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
     would: `reset --hard` (filters apply), then the post-checkout hook; then
     `prime_status_caches` (unless `prime` is false: the caller does it). `objects`
     (from `unpacked_objects`) is where the checkout reads objects first; only
-    the checkout, which writes none."""
+    the checkout, which writes none. With `sparse`, only the paths those globs
+    match are checked out (`set_sparse`). `post_checkout` false: the caller knows
+    there is no such hook (`has_hook`), and no `git hook run` is started."""
+    if sparse is not None:
+        set_sparse(path, sparse)
     env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
     out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
          "--no-recurse-submodules"], path, env=env)
-    head = resolve(common_dir, "HEAD", gitdir_of(path)) or text(["rev-parse", "HEAD"], path)
-    out(["hook", "run", "--ignore-missing", "post-checkout", "--", zero_oid(head), head, "1"],
-        path)
+    if post_checkout:
+        head = resolve(common_dir, "HEAD", gitdir_of(path)) or text(["rev-parse", "HEAD"], path)
+        out(["hook", "run", "--ignore-missing", "post-checkout", "--", zero_oid(head), head,
+             "1"], path)
     if prime:
         prime_status_caches(path)

@@ -19,7 +19,7 @@ from hf_fanout.errors import GitFailed, NotARepo
 from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees import refs, status
 from hf_fanout.worktrees import scan as scanning
-from hf_fanout.worktrees.checkout import WorktreeAdmin, populate
+from hf_fanout.worktrees.checkout import WorktreeAdmin, populate, set_sparse
 from hf_fanout.worktrees.commits import CommitWriter
 from hf_fanout.worktrees.objects import ObjectStore
 from hf_fanout.worktrees.process import check_git_version, index_env, out, run, text
@@ -239,9 +239,13 @@ class Worktree:
     # --- a new worktree ------------------------------------------------------
 
     def populate(self, *, workers: int = 1, objects: Path | None = None,
-                 prime: bool = True) -> None:
+                 prime: bool = True, sparse: Sequence[str] | None = None) -> None:
         populate(self.path, self.repository.common_dir, workers=workers, objects=objects,
-                 prime=prime)
+                 prime=prime, sparse=sparse,
+                 post_checkout=self.repository.has_hook("post-checkout"))
+
+    def widen_sparse(self, globs: Sequence[str]) -> None:
+        set_sparse(self.path, globs, add=True)
 
     def prime_status_caches(self) -> None:
         status.prime_status_caches(self.path)

@@ -7,7 +7,6 @@ Functions of a worktree's path; `Worktree.scan` calls `scan`, and
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Sequence
@@ -171,6 +170,8 @@ def _unfiltered_blob(file: Path, oid: str) -> bytes | None:
             data = handle.read()
     except OSError:
         return None
+    import hashlib  # (here: a command that scans nothing does not load it)
+
     if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != oid:  # noqa: S324
         return None
     return data

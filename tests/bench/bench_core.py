@@ -32,6 +32,7 @@ import argparse
 import compileall
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +45,9 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 TOPS = ["app", "core", "docs", "lib", "plugins", "services", "tests", "tools"]
+# the directories the 8 parts own in the tree being measured (TOPS for a synthetic
+# tree; chosen from the tree itself with --source)
+PARTS = list(TOPS)
 WORDS = [
     "alpha", "beta", "gamma", "delta", "api", "model", "view", "util", "config", "parser",
     "render", "cache", "store", "queue", "worker", "client", "server", "auth", "user", "order",
@@ -62,13 +66,29 @@ CHANGED_PER_PART = (COMMITTED_MOD + COMMITTED_ADD + COMMITTED_DEL
 
 # --------------------------------------------------------------------------- helpers
 
+# the largest resident set of a process `sh` ran since `timed` started (KiB)
+PEAK = {"rss": 0}
+
+
 def sh(args: Sequence[str], cwd: Path, stdin: bytes | None = None) -> bytes:
-    proc = subprocess.run(list(args), cwd=cwd, input=stdin, capture_output=True, check=False)
+    """Run a process to its end (its output in files, so that it can be waited for
+    with its resource usage: the peak RSS of it and what it waited for)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryFile() as given:
+        given.write(stdin or b"")
+        given.seek(0)
+        proc = subprocess.Popen(list(args), cwd=cwd, stdin=given, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        PEAK["rss"] = max(PEAK["rss"], usage.ru_maxrss)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(args)} in {cwd}\n"
-                         f"{proc.stdout.decode(errors='replace')[-2000:]}"
-                         f"{proc.stderr.decode(errors='replace')[-2000:]}")
-    return proc.stdout
+                         f"{stdout.decode(errors='replace')[-2000:]}"
+                         f"{stderr.decode(errors='replace')[-2000:]}")
+    return stdout
 
 
 def git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
@@ -81,20 +101,58 @@ def hf_cmd(*args: str, profile: Path | None = None) -> list[str]:
     return [sys.executable, "-m", "hf_fanout", *args]
 
 
+@dataclass
+class Usage:
+    """One measured step: wall seconds, CPU seconds of every process it ran (user
+    and system, children included), the largest peak RSS among them (MiB)."""
+
+    wall: float
+    cpu: float
+    rss: float
+
+
+LAST = Usage(0.0, 0.0, 0.0)  # what `timed` measured last
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(fn: Callable[[], object]) -> float:
+    PEAK["rss"] = 0
+    cpu = children_cpu()
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    LAST.wall, LAST.cpu, LAST.rss = wall, children_cpu() - cpu, PEAK["rss"] / 1024
+    return wall
+
+
+def usage_of(fn: Callable[[], object]) -> Usage:
+    timed(fn)
+    return Usage(LAST.wall, LAST.cpu, LAST.rss)
+
+
+def median_usage(reps: int, fn: Callable[[], object]) -> Usage:
+    runs = [usage_of(fn) for _ in range(reps)]
+    return Usage(statistics.median(u.wall for u in runs), statistics.median(u.cpu for u in runs),
+                 max(u.rss for u in runs))
 
 
 def both(hf_side: Callable[[], float], git_side: Callable[[], float],
-         hf_first: bool) -> tuple[float, float]:
-    """(hf's time, git's time), measured in the order asked for."""
+         hf_first: bool) -> tuple[Usage, Usage]:
+    """(hf's usage, git's usage), each side a function that calls `timed`,
+    measured in the order asked for."""
+    def one(side: Callable[[], float]) -> Usage:
+        side()
+        return Usage(LAST.wall, LAST.cpu, LAST.rss)
+
     if hf_first:
-        t_hf = hf_side()
-        return t_hf, git_side()
-    t_git = git_side()
-    return hf_side(), t_git
+        u_hf = one(hf_side)
+        return u_hf, one(git_side)
+    u_git = one(git_side)
+    return one(hf_side), u_git
 
 
 def median_of(reps: int, fn: Callable[[], object]) -> float:
@@ -193,6 +251,44 @@ def make_layout(nfiles: int, seed: int) -> Layout:
     return layout
 
 
+def source_layout(source: Path, parts: int = 8, minimum: int = 130) -> Layout:
+    """A real source tree's layout, and the `parts` directories the parts own: the
+    top-level directories, the largest split into its subdirectories until
+    `parts` of them hold at least `minimum` files each (the files directly in a
+    split directory are owned by nobody, as in a real plan)."""
+    files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*")
+                   if p.is_file() and not p.is_symlink() and ".git" not in p.parts)
+    def under(group: str) -> list[str]:
+        return [f for f in files if f.startswith(group + "/")]
+
+    groups = {f.split("/")[0]: [] for f in files if "/" in f}
+    for group in groups:
+        groups[group] = under(group)
+    while sum(len(v) >= minimum for v in groups.values()) < parts:
+        largest = max(groups, key=lambda g: len(groups[g]))
+        subdirs = {f[len(largest) + 1:].split("/")[0] for f in groups[largest]
+                   if "/" in f[len(largest) + 1:]}
+        if not subdirs:
+            raise SystemExit(f"{source}: fewer than {parts} directories of {minimum} files")
+        del groups[largest]
+        for sub in subdirs:
+            groups[f"{largest}/{sub}"] = under(f"{largest}/{sub}")
+    chosen = sorted(sorted(groups, key=lambda g: -len(groups[g]))[:parts])
+    dirs = sorted({f.rsplit("/", 1)[0] for f in files if "/" in f})
+    layout = Layout(files, dirs)
+    for group in chosen:
+        layout.by_top[group] = groups[group]
+        layout.dirs_by_top[group] = [d for d in dirs if d == group or d.startswith(group + "/")]
+    return layout
+
+
+def write_source_stream(source: Path, layout: Layout, target: Path) -> None:
+    """A `git fast-import` stream of one commit of the real tree's files."""
+    write_commit_stream(layout, target, b"source tree\n",
+                        lambda path: (source / path).read_bytes(),
+                        lambda path: os.access(source / path, os.X_OK))
+
+
 def text_pool(seed: int) -> bytes:
     rng = random.Random(seed)
     lines = []
@@ -214,17 +310,24 @@ def write_stream(layout: Layout, seed: int, target: Path) -> None:
     """A `git fast-import` stream of one commit holding every file."""
     rng = random.Random(seed + 1)
     pool = text_pool(seed + 2)
+    write_commit_stream(layout, target, b"synthetic source tree\n",
+                        lambda path: file_bytes(path, rng, pool), lambda _path: False)
+
+
+def write_commit_stream(layout: Layout, target: Path, message: bytes,
+                        content: Callable[[str], bytes],
+                        executable: Callable[[str], bool]) -> None:
     with open(target, "wb") as stream:
         for mark, path in enumerate(layout.files, start=1):
-            data = file_bytes(path, rng, pool)
+            data = content(path)
             stream.write(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)) + data + b"\n")
-        message = b"synthetic source tree\n"
         stream.write(b"commit refs/heads/main\nmark :%d\n" % (len(layout.files) + 1))
         for who in (b"author", b"committer"):
             stream.write(who + b" Bench <bench@example.invalid> %d +0000\n" % EPOCH)
         stream.write(b"data %d\n" % len(message) + message)
         for mark, path in enumerate(layout.files, start=1):
-            stream.write(b"M 100644 :%d %s\n" % (mark, path.encode()))
+            mode = b"100755" if executable(path) else b"100644"
+            stream.write(b"M %s :%d %s\n" % (mode, mark, path.encode()))
         stream.write(b"\n")
 
 
@@ -254,7 +357,7 @@ class PartChanges:
 def plan_changes(layout: Layout, seed: int) -> list[PartChanges]:
     rng = random.Random(seed + 3)
     plans = []
-    for i, top in enumerate(TOPS):
+    for i, top in enumerate(PARTS):
         pick = rng.sample(layout.by_top[top], COMMITTED_MOD + COMMITTED_DEL + UNCOMMITTED_MOD)
         dirs = layout.dirs_by_top[top]
         adds = [f"{rng.choice(dirs)}/new_{i}_{k}.py"
@@ -294,7 +397,7 @@ def apply_changes(worktree: Path, part: int, changes: PartChanges) -> None:
 def git_worktrees(main: Path, root: Path) -> list[Path]:
     """8 sequential `git worktree add -b`, as a person would type them."""
     paths = []
-    for i in range(len(TOPS)):
+    for i in range(len(PARTS)):
         path = root / f"p{i}"
         git(main, "worktree", "add", "--quiet", "-b", f"work/p{i}", str(path), "HEAD")
         paths.append(path)
@@ -327,13 +430,20 @@ def git_join(main: Path, worktrees: list[Path], base: str) -> None:
     git(main, "commit", "-q", "--no-verify", "-m", "join the worktrees")
 
 
-def hf_split(main: Path, profile: Path | None) -> list[Path]:
-    args = ["split", "b1", "--task", "bench"]
-    for i, top in enumerate(TOPS):
+def git_gc(main: Path, worktrees: list[Path]) -> None:
+    """The plain-git way of removing 8 joined worktrees and their branches."""
+    for i, wt in enumerate(worktrees):
+        git(main, "worktree", "remove", "--force", str(wt))
+        git(main, "branch", "-D", "-q", f"work/p{i}")
+
+
+def hf_split(main: Path, profile: Path | None, *extra: str) -> list[Path]:
+    args = ["split", "b1", "--task", "bench", *extra]
+    for i, top in enumerate(PARTS):
         args += ["--part", f"p{i}={top}/**"]
     sh(hf_cmd(*args, profile=profile), main)
     root = main.parent / f"{main.name}.hf" / "b1"
-    return [root / f"p{i}" for i in range(len(TOPS))]
+    return [root / f"p{i}" for i in range(len(PARTS))]
 
 
 # --------------------------------------------------------------------------- the run
@@ -349,6 +459,22 @@ class Row:
     absolute: bool = False  # the target is on hf's seconds, not on the ratio
     load: str = field(default_factory=lambda: f"{os.getloadavg()[0]:.1f}")
     median_ratio: float | None = None  # a median row: the median of the rounds' ratios
+    hf_cpu: float | None = None  # CPU seconds, children included
+    git_cpu: float | None = None
+    hf_rss: float | None = None  # the largest peak RSS of one process (MiB)
+    git_rss: float | None = None
+
+    @classmethod
+    def of(cls, operation: str, size: str, u_hf: Usage, u_git: Usage, target: str,
+           limit: float | None = None) -> Row:
+        return cls(operation, size, u_hf.wall, u_git.wall, target, limit, hf_cpu=u_hf.cpu,
+                   git_cpu=u_git.cpu, hf_rss=u_hf.rss, git_rss=u_git.rss)
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        if self.hf_cpu is None or not self.git_cpu:
+            return None
+        return self.hf_cpu / self.git_cpu
 
     @property
     def ratio(self) -> float | None:
@@ -369,23 +495,35 @@ def say(message: str) -> None:
 
 
 def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
-               hf_first: bool, round_no: int = 0) -> list[Row]:
+               hf_first: bool, round_no: int = 0, source: Path | None = None) -> list[Row]:
     label = f"{nfiles // 1000}k" if nfiles >= 1000 else str(nfiles)
+    if source is not None:
+        label = source.name
     if round_no:
         label += f"#{round_no + 1}"
     seed = nfiles
     t0 = time.perf_counter()
-    layout = make_layout(nfiles, seed)
     stream = work / f"stream-{label}.fi"
-    write_stream(layout, seed, stream)
+    if source is None:
+        layout = make_layout(nfiles, seed)
+        write_stream(layout, seed, stream)
+        PARTS[:] = TOPS
+    else:
+        layout = source_layout(source)
+        write_source_stream(source, layout, stream)
+        PARTS[:] = sorted(layout.by_top)
+        say(f"{label}: {len(layout.files)} files; the parts own " + ", ".join(
+            f"{g}/** ({len(layout.by_top[g])})" for g in PARTS))
     hf_main = work / f"hf-{label}" / "repo"
     git_main = work / f"git-{label}" / "repo"
+    sparse_main = work / f"sparse-{label}" / "repo"
     build_repo(stream, hf_main)
     build_repo(stream, git_main)
+    build_repo(stream, sparse_main)
     stream.unlink()
     base = git(hf_main, "rev-parse", "HEAD").decode().strip()
     assert base == git(git_main, "rev-parse", "HEAD").decode().strip()
-    say(f"{label}: built two repositories of {len(layout.files)} files in "
+    say(f"{label}: built three repositories of {len(layout.files)} files in "
         f"{len(layout.dirs)} directories ({time.perf_counter() - t0:.1f} s)")
 
     def prof(name: str) -> Path | None:
@@ -406,9 +544,18 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
         flush()
         return timed(lambda: hf_wts.extend(hf_split(hf_main, prof("split"))))
 
-    t_hf, t_git = both(split_hf, split_git, hf_first)
-    say(f"{label}: split hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
-    rows.append(Row("split 8 parts", label, t_hf, t_git, "ratio <= 0.6", 0.6))
+    u_hf, u_git = both(split_hf, split_git, hf_first)
+    say(f"{label}: split hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s), git {u_git.wall:.2f} s "
+        f"({u_git.cpu:.2f} CPU-s) ({load()})")
+    rows.append(Row.of("split 8 parts", label, u_hf, u_git, "ratio <= 0.5", 0.5))
+
+    # a sparse split (each part owns an eighth of the tree) on a third fresh
+    # repository, against the full split just measured
+    flush()
+    u_sparse = usage_of(lambda: hf_split(sparse_main, None, "--sparse"))
+    say(f"{label}: sparse split hf {u_sparse.wall:.2f} s ({u_sparse.cpu:.2f} CPU-s) ({load()})")
+    rows.append(Row.of("split 8 sparse vs full", label, u_sparse, u_hf, "ratio <= 0.33", 0.33))
+    rows.append(Row.of("split 8 sparse vs git", label, u_sparse, u_git, "-"))
 
     # the same work in both sets of worktrees (not timed)
     for i, changes in enumerate(plan_changes(layout, seed)):
@@ -417,11 +564,21 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
         sh(hf_cmd("done", f"b1/p{i}"), hf_main)
     flush()
 
-    # status with 8 live parts, each with 125 changed files
-    t_hf = median_of(reps, lambda: sh(hf_cmd("status", "b1"), hf_main))
-    t_git = median_of(reps, lambda: git(hf_main, "status", "--porcelain"))
-    say(f"{label}: status hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
-    rows.append(Row("status (8 live parts)", label, t_hf, t_git, "-"))
+    # status with 8 live parts, each with 125 changed files, against a
+    # `git status --porcelain` in each of the 8 worktrees, interleaved
+    def status_git() -> None:
+        for wt in git_wts:
+            git(wt, "status", "--porcelain")
+
+    runs_hf, runs_git = [], []
+    for _ in range(reps):
+        runs_git.append(usage_of(status_git))
+        runs_hf.append(usage_of(lambda: sh(hf_cmd("status", "b1"), hf_main)))
+    u_hf, u_git = (Usage(statistics.median(u.wall for u in runs),
+                         statistics.median(u.cpu for u in runs), max(u.rss for u in runs))
+                   for runs in (runs_hf, runs_git))
+    say(f"{label}: status hf {u_hf.wall:.3f} s, 8 x git status {u_git.wall:.3f} s ({load()})")
+    rows.append(Row.of("status (8 live parts)", label, u_hf, u_git, "ratio <= 0.7", 0.7))
 
     # join, in the same order as the split
     def join_git() -> float:
@@ -432,9 +589,11 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
         flush()
         return timed(lambda: sh(hf_cmd("join", "b1", profile=prof("join")), hf_main))
 
-    t_hf, t_git = both(join_hf, join_git, hf_first)
-    say(f"{label}: join hf {t_hf:.2f} s, git {t_git:.2f} s ({load()})")
-    rows.append(Row(f"join 8x{CHANGED_PER_PART} files", label, t_hf, t_git, "ratio <= 0.5", 0.5))
+    u_hf, u_git = both(join_hf, join_git, hf_first)
+    say(f"{label}: join hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s), git {u_git.wall:.2f} s "
+        f"({u_git.cpu:.2f} CPU-s) ({load()})")
+    rows.append(Row.of(f"join 8x{CHANGED_PER_PART} files", label, u_hf, u_git,
+                       "ratio <= 0.35", 0.35))
 
     hf_tree = git(hf_main, "rev-parse", "HEAD^{tree}").decode().strip()
     git_tree = git(git_main, "rev-parse", "HEAD^{tree}").decode().strip()
@@ -446,7 +605,29 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
     changed = len(nul_paths(git(hf_main, "diff", "--name-only", "-z", base, "HEAD")))
     say(f"{label}: both joins made tree {hf_tree[:12]} ({changed} paths changed); "
         "main tree clean")
+
+    # gc of the joined batch against removing the worktrees and branches by hand:
+    # after every other step of every size (`LATER`), since file creation is
+    # several times slower right after a large delete
+    def gc_git() -> float:
+        flush()
+        return timed(lambda: git_gc(git_main, git_wts))
+
+    def gc_hf() -> float:
+        flush()
+        return timed(lambda: sh(hf_cmd("gc", "b1"), hf_main))
+
+    def gc_row() -> Row:
+        u_hf, u_git = both(gc_hf, gc_git, hf_first)
+        say(f"{label}: gc hf {u_hf.wall:.2f} s, git {u_git.wall:.2f} s ({load()})")
+        return Row.of("gc 8 joined parts", label, u_hf, u_git, "ratio <= 1.0", 1.0)
+
+    LATER.setdefault(label.split("#")[0], []).append(gc_row)
     return rows
+
+
+# per size, the gc steps, measured once everything else is (see bench_size)
+LATER: dict[str, list[Callable[[], Row]]] = {}
 
 
 def bench_help(reps: int, cwd: Path) -> list[Row]:
@@ -463,7 +644,8 @@ def medians(measured: list[Row]) -> list[Row]:
     (median seconds on each side; the verdict on the median ratio)."""
     out: list[Row] = []
     for r in measured:
-        out.append(Row(r.operation, r.size, r.hf, r.git, r.target, None, r.absolute, r.load))
+        out.append(Row(r.operation, r.size, r.hf, r.git, r.target, None, r.absolute, r.load,
+                       None, r.hf_cpu, r.git_cpu, r.hf_rss, r.git_rss))
     by_op: dict[str, list[Row]] = {}
     for r in measured:
         by_op.setdefault(r.operation, []).append(r)
@@ -473,7 +655,10 @@ def medians(measured: list[Row]) -> list[Row]:
         git_s = statistics.median(r.git for r in group if r.git is not None) \
             if all(r.git is not None for r in group) else None
         row = Row(op, size, hf_s, git_s, group[0].target, group[0].limit, group[0].absolute,
-                  "-")
+                  "-", None, *(statistics.median(v) if all(x is not None for x in v) else None
+                               for v in ([r.hf_cpu for r in group], [r.git_cpu for r in group],
+                                         [r.hf_rss for r in group],
+                                         [r.git_rss for r in group])))
         ratios = [r.ratio for r in group if r.ratio is not None]
         if ratios:
             row.median_ratio = statistics.median(ratios)
@@ -482,18 +667,24 @@ def medians(measured: list[Row]) -> list[Row]:
 
 
 def print_table(rows: list[Row]) -> None:
-    headers = ["operation", "size", "hf s", "git s", "ratio", "target", "result", "load"]
-    cells = [[r.operation, r.size, f"{r.hf:.3f}",
-              "-" if r.git is None else f"{r.git:.3f}",
-              "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, r.verdict, r.load]
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    headers = ["operation", "size", "hf s", "git s", "ratio", "target", "result", "hf cpu",
+               "git cpu", "cpu ratio", "hf MiB", "git MiB", "load"]
+    cells = [[r.operation, r.size, f"{r.hf:.3f}", num(r.git, ".3f"), num(r.ratio, ".2f"),
+              r.target, r.verdict, num(r.hf_cpu, ".2f"), num(r.git_cpu, ".2f"),
+              num(r.cpu_ratio, ".2f"), num(r.hf_rss, ".0f"), num(r.git_rss, ".0f"), r.load]
              for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for c in cells:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
-    print("(hf --help: the git column is `python -c pass`, for reference; "
-          "load: 1-minute load average when the row was measured)")
+    print("(hf --help: the git column is `python -c pass`, for reference; sparse vs full: "
+          "the git column is hf's full split of the same run; cpu: CPU seconds of every "
+          "process, user and system; MiB: the largest peak RSS of one process; load: "
+          "1-minute load average when the row was measured)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -508,6 +699,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat each size N times on fresh repositories; the verdict "
                              "is on the median ratio (the figures move a lot between runs)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="also measure on this real source tree (a directory: e.g. an "
+                             "unpacked sdist), committed into fresh repositories")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run hf split and join under cProfile, .prof files to this dir "
                              "(their timings then include the profiler)")
@@ -540,6 +734,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        round_no=r)
                 step += 1
             rows += measured if args.rounds <= 1 else medians(measured)
+        if args.source is not None:
+            measured = []
+            for r in range(max(1, args.rounds)):
+                measured += bench_size(0, work, args.profile, reps, hf_first=step % 2 == 1,
+                                       round_no=r, source=args.source.resolve())
+                step += 1
+            rows += measured if args.rounds <= 1 else medians(measured)
+        for _size, steps in LATER.items():
+            measured = [step_row() for step_row in steps]
+            rows += measured if len(measured) <= 1 else medians(measured)
         say(f"end: {load()}")
         print()
         print_table(rows)
