@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hf_fanout.cli import core_cmds, guard_cmds, liveness_cmds, tabs_cmds
+from hf_fanout.cli import core_cmds, guard_cmds, liveness_cmds, record_cmds, tabs_cmds
 
 HELP = ("Run one coding task as parallel parts, each in its own git worktree, "
         "and join the results back as one safe commit.\n\n"
@@ -23,6 +23,7 @@ COMMANDS: list[Callable[..., Any]] = [
     tabs_cmds.open_, tabs_cmds.task, tabs_cmds.handoff, tabs_cmds.queue, tabs_cmds.next_,
     liveness_cmds.run, liveness_cmds.heartbeat, liveness_cmds.sweep, liveness_cmds.stop,
     liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
+    record_cmds.log,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {

@@ -43,6 +43,7 @@ TEXT = (
     '  gc         Remove worktrees and branches of joined or dropped batches;...\n'
     '  install    Run the sweep on a schedule (default: cron on Linux, launchd...\n'
     "  uninstall  Remove the sweep's schedule (exactly what `hf install` added).\n"
+    '  log        Show the audit log: every state change with its time, actor,...\n'
     '  guard      The git guard for part worktrees: the wrapper, hooks and the...\n'
 )
 

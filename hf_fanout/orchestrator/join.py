@@ -7,6 +7,7 @@ journal, for the affected paths only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
     the batch is joined already) write under the locks. The objects the join
     makes are held in memory and written once, as one pack."""
+    started = time.time()
     with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
         plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run,
@@ -47,5 +49,5 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
             return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
         if dry_run:
             return JoinOutcome(plan, None, True)
-        commit = execute_join(ws, plan, wait=wait, on_wait=on_wait)
+        commit = execute_join(ws, plan, wait=wait, on_wait=on_wait, started=started)
     return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False)

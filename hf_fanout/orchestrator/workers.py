@@ -16,10 +16,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import processes
+from hf_fanout import processes, timefmt
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
@@ -103,13 +104,15 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     stop_beating = threading.Event()
+    seen = _Activity(started=time.time())
     try:
         part = judge.record_worker(ws, part, worker)
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
         if on_start is not None:
             on_start(worker)
         beater = threading.Thread(target=_beat_loop, daemon=True,
-                                  args=(ws, part, child.pid, interval, stop_beating))
+                                  args=(ws, part, child.pid, interval, stop_beating, seen,
+                                        judge.idle_seconds(ws)))
         beater.start()
         while True:
             try:
@@ -128,7 +131,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 signal.signal(signal.SIGTTOU, old)
     sig: int | None = -code if code < 0 else None
     part, marked_done = judge.record_exit(ws, part, None if sig else code, sig,
-                                             done=done_on_success and code == 0)
+                                          done=done_on_success and code == 0,
+                                          ran=seen.summary(time.time()))
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
 
@@ -138,20 +142,54 @@ def _own_identity() -> dict[str, Any]:
     return ident.to_dict() if ident is not None else {}
 
 
+@dataclass
+class _Activity:
+    """What the heartbeat thread saw of the worker: its idle spans (alive, no CPU
+    used for the idle threshold), read by `run_worker` when the worker ends."""
+
+    started: float
+    idle_since: float | None = None  # its last sign of work, while it is idle
+    idle_total: float = 0.0
+
+    def summary(self, ended: float) -> dict[str, float]:
+        idle = self.idle_total + (ended - self.idle_since if self.idle_since else 0.0)
+        return {"seconds": round(ended - self.started, 3), "idle_seconds": round(idle, 3)}
+
+
 def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
-               stop: threading.Event) -> None:
+               stop: threading.Event, seen: _Activity, idle_after: float) -> None:
     """Beat every `interval` while the worker lives; `active` moves only when the
     worker's process tree used CPU since the last beat (an agent waiting at its
-    prompt is alive but idle)."""
+    prompt is alive but idle). The audit log gets the worker's idle spans
+    (`worker-idle` once no CPU moved for `idle_after` s, `worker-active` when it
+    moves again) and a gap between beats far longer than the interval (this
+    process was suspended: a sleeping laptop, SIGSTOP), `heartbeat-gap`."""
     last_cpu = processes.cpu_seconds(pid)
+    last_active = last_beat = time.time()
+    where = {"batch": part.batch, "part": part.name, "pid": pid}
     while not stop.wait(interval):
         cpu = processes.cpu_seconds(pid)
         if cpu is None:
             return
-        active = time.time() if last_cpu is None or cpu > last_cpu + 0.01 else None
-        last_cpu = cpu
+        now = time.time()
         with contextlib.suppress(OSError):
-            heartbeat.beat(ws.store, part.batch, part.name, active=active, by="hf run")
+            if now - last_beat > 3 * interval + 1:
+                ws.store.audit("heartbeat-gap", seconds=round(now - last_beat, 1), **where)
+            last_beat = now
+            moved = last_cpu is None or cpu > last_cpu + 0.01
+            last_cpu = cpu
+            if moved:
+                last_active = now
+                if seen.idle_since is not None:
+                    idle = now - seen.idle_since
+                    seen.idle_total, seen.idle_since = seen.idle_total + idle, None
+                    ws.store.audit("worker-active", idle_seconds=round(idle, 1), **where)
+            elif seen.idle_since is None and now - last_active >= idle_after:
+                seen.idle_since = last_active
+                ws.store.audit("worker-idle", since=timefmt.iso(last_active),
+                               since_t=round(last_active, 3), **where)
+            heartbeat.beat(ws.store, part.batch, part.name, active=now if moved else None,
+                           by="hf run")
 
 
 def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:

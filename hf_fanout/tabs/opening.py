@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.core import audit
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
@@ -260,7 +261,8 @@ def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolate
         return entry
 
     if watch:
-        queue.watch(ws, take_one, max_entries=max_entries, idle_timeout=idle_timeout)
+        with audit.acting_as("watcher"):
+            queue.watch(ws, take_one, max_entries=max_entries, idle_timeout=idle_timeout)
     else:
         take_one()
     return report
