@@ -1,7 +1,11 @@
 """Settings: the repository's `.hf.toml` (committed by the team if they like)
 and the user's own config file (`$XDG_CONFIG_HOME/hf/config.toml`).
 
-Repository settings win over user settings; flags win over both.
+Repository settings win over user settings, except `agent` (the user's own
+agent is the one that runs) and what needs trust (see trust.py): a repository
+key that runs code or loosens protection is honoured only when the user
+trusted that exact file; reading an untrusted one is refused with a hint.
+Flags win over both.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout import trust
 from hf_fanout.errors import BadInput
 
 
@@ -22,6 +27,12 @@ def user_config_dir() -> Path:
 def user_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "hf"
+
+
+def guard_bin_dir() -> Path:
+    """Where hf keeps the guard's `git` wrapper and entry for this user: a place that
+    outlives one installation of hf (see guard/env.py)."""
+    return user_state_dir() / "guard" / "bin"
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -44,14 +55,22 @@ class Settings:
     """Merged settings for one repository."""
 
     values: dict[str, Any] = field(default_factory=dict)
+    untrusted: tuple[str, ...] = ()  # repository keys set but not trusted
+    repo_file: Path | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
+        if key in self.untrusted:
+            what = "runs commands" if key in trust.RUNS_CODE else "loosens hf's protection"
+            raise BadInput(f"{self.repo_file} sets `{key}` ({what}) and you have not "
+                           "trusted this content",
+                           "read the file; then run `hf trust` in the main tree, "
+                           f"or set `{key}` in {user_config_dir() / 'config.toml'} instead")
         return self.values.get(key, default)
 
     def number(self, key: str, default: float) -> float:
         """A setting that must be a positive number: anything else is one clear
         error naming the key, not a crash where it is first used."""
-        raw = self.values.get(key, default)
+        raw = self.get(key, default)
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw > 0:
             raise BadInput(f"{key} = {raw!r} in the settings is not a positive number",
                            f"e.g. {key} = {default:g} in .hf.toml (or in "
@@ -60,7 +79,7 @@ class Settings:
 
     def text(self, key: str, example: str) -> str | None:
         """A setting that must be a non-empty string, or None when it is not set."""
-        raw = self.values.get(key)
+        raw = self.get(key)
         if raw is None:
             return None
         if not isinstance(raw, str) or not raw.strip():
@@ -71,7 +90,25 @@ class Settings:
 
     @classmethod
     def load(cls, main_workdir: Path) -> Settings:
-        merged: dict[str, Any] = {}
-        merged.update(_load_toml(user_config_dir() / "config.toml"))
-        merged.update(_load_toml(main_workdir / ".hf.toml"))
-        return cls(merged)
+        user = _load_toml(user_config_dir() / "config.toml")
+        repo_file = main_workdir / REPO_FILE
+        repo = _load_toml(repo_file)
+        if "agent" in user:
+            repo.pop("agent", None)  # the user's own agent runs, whatever the repository says
+        untrusted: tuple[str, ...] = ()
+        wanted = trust.needs_trust(repo)
+        if wanted and not trust.is_trusted(user_state_dir(), repo_file, _bytes(repo_file)):
+            untrusted = tuple(wanted)
+            for key in wanted:
+                repo.pop(key)
+        return cls({**user, **repo}, untrusted, repo_file)
+
+
+REPO_FILE = ".hf.toml"
+
+
+def _bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

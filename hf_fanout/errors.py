@@ -46,6 +46,12 @@ class OwnershipOverlap(BadInput):
     code = "ownership_overlap"
 
 
+class InsidePart(HfError):
+    """A decision for the person, asked from inside a part (an agent)."""
+
+    code = "inside_part"
+
+
 class NotFound(HfError):
     code = "not_found"
 

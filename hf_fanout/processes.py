@@ -186,3 +186,24 @@ def end_processes(groups: list[int], repo: str, batch: str, part: str,
             marked(repo, batch, part) or any(group_alive(g) for g in groups)):
         time.sleep(0.05)
     return {"groups": groups, "terminated": termed, "killed": killed}
+
+
+def inside_part() -> str | None:
+    """`BATCH/PART` when this process works for a part (an agent or anything it
+    started): the marker in its own environment or in an ancestor's (an agent
+    can unset its own variables, not its parents'), or the sandbox's mark.
+    Commands that decide for the person (trusting configuration, accepting a
+    changed fingerprint) refuse there."""
+    import psutil
+
+    if os.environ.get("HF_SANDBOX") == "1":
+        return os.environ.get("HF_BATCH", "?") + "/" + os.environ.get("HF_PART", "?")
+    if os.environ.get("HF_PART"):
+        return f"{os.environ.get('HF_BATCH', '?')}/{os.environ['HF_PART']}"
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process().parents():
+            with contextlib.suppress(psutil.Error, OSError):
+                env = proc.environ()
+                if env.get("HF_PART"):
+                    return f"{env.get('HF_BATCH', '?')}/{env['HF_PART']}"
+    return None

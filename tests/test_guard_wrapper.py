@@ -267,9 +267,13 @@ def test_stdin_and_exit_codes_pass_through(split3):
         assert wgit(cwd, "no-such-command").returncode == 1
 
 
-def test_guard_list_is_configurable_in_hf_toml(split3):
+def test_guard_list_is_configurable_in_hf_toml(split3, hf):
     repo, api = split3["repo"], split3["api"]
     (repo / ".hf.toml").write_text('[guard]\nallow = ["clean"]\nrefuse = ["gc"]\n')
+    proc = wgit(api, "clean", "-f")
+    assert proc.returncode == 99, "an allow list loosens the guard: not before `hf trust`"
+    assert "you have not trusted this content" in proc.stderr.decode()
+    assert hf("trust", cwd=repo).code == 0
     (api / "scratch.tmp").write_text("x\n")
     assert wgit(api, "clean", "-f").returncode == 0
     assert not (api / "scratch.tmp").exists()
@@ -278,6 +282,7 @@ def test_guard_list_is_configurable_in_hf_toml(split3):
     assert "refused by [guard] refuse" in proc.stderr.decode()
     assert wgit(api, "reset", "--hard").returncode == 99  # the rest still holds
     (repo / ".hf.toml").write_text('[guard]\nallow = ["nonsense"]\n')
+    assert hf("trust", cwd=repo).code == 0
     proc = wgit(api, "status")
     assert proc.returncode == 99
     assert "unknown rules: nonsense" in proc.stderr.decode()
@@ -368,3 +373,41 @@ def test_core_hooks_path_from_the_environment_is_refused_in_a_part(split3):
     assert proc.returncode == 0, proc.stderr
     assert git(api, "log", "-1", "--format=%s") == "orders return one\n"
     assert git(repo, "log", "-1", "--format=%s", "main") == "initial\n"
+
+
+def test_variables_that_point_git_at_another_worktree_are_refused(split3):
+    api, repo = split3["api"], split3["repo"]
+    main_index = repo / ".git/index"
+    before = main_index.read_bytes()
+    cases = [
+        ({"GIT_INDEX_FILE": str(main_index)}, ["rm", "--cached", "-q", "README.md"],
+         f"GIT_INDEX_FILE={main_index}"),
+        ({"GIT_OBJECT_DIRECTORY": str(repo / "elsewhere")}, ["status"],
+         f"GIT_OBJECT_DIRECTORY={repo / 'elsewhere'}"),
+        ({"GIT_COMMON_DIR": str(api)}, ["status"], f"GIT_COMMON_DIR={api}"),
+    ]
+    for extra, argv, shown in cases:
+        proc = wgit(api, *argv, extra=extra)
+        assert proc.returncode == 99, (extra, proc)
+        line = proc.stderr.decode().strip()
+        assert f"{shown} is outside the part's worktree" in line, line
+    assert main_index.read_bytes() == before  # the main index was never touched
+    # an index of the part's own, or a temporary one, is the agent's business
+    own = wgit(api, "ls-files", extra={"GIT_INDEX_FILE": str(api / ".git-tmp-index")})
+    assert own.returncode == 0, own.stderr
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["reflog", "expire", "--all", "--expire=now"], "git reflog expire"),
+    (["reflog", "delete", "HEAD@{0}"], "git reflog delete"),
+    (["gc", "--prune=now"], "git gc --prune=now"),
+    (["prune"], "git prune"),
+])
+def test_what_destroys_recovery_data_is_refused(split3, argv, shown):
+    api, repo = split3["api"], split3["repo"]
+    reflog = git(repo, "reflog", "show", "hf/b1/api")
+    proc = wgit(api, *argv)
+    assert proc.returncode == 99
+    assert proc.stderr.decode().startswith(f"hf guard: refused `{shown}")
+    assert git(repo, "reflog", "show", "hf/b1/api") == reflog
+    assert wgit(api, "reflog").returncode == 0  # reading it is fine

@@ -75,6 +75,11 @@ def test_two_parts_changing_one_path(split3, hf):
     write(split3["api"], {"src/api/orders.py": "# api\n"})
     write(split3["ui"], {"src/api/orders.py": "# ui\n", "src/ui/app.js": "ui\n"})
     all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert error["code"] == "tamper_detected"
+    assert "b1/ui ownership changed: ['src/ui/**'] -> ['src/**']" in error["message"]
+    # a person who accepts the edited record still gets no silent overlap
+    assert hf("doctor", "--accept", cwd=repo).code == 0
     error, err = refused(hf, repo)
     assert error["code"] == "join_refused"
     for text in (error["message"], err.splitlines()[0]):

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hf_fanout"
 # Lowest first. A module may import its own layer's modules and the layers below.
 LAYERS = [
     ("base", {"hf_fanout", "hf_fanout.errors", "hf_fanout.atomic",
-              "hf_fanout.locks", "hf_fanout.paths", "hf_fanout.config", "hf_fanout.registry",
+              "hf_fanout.locks", "hf_fanout.paths", "hf_fanout.config", "hf_fanout.trust",
+              "hf_fanout.registry",
               "hf_fanout.timefmt", "hf_fanout.preload", "hf_fanout.processes"}),
     ("worktrees", {"hf_fanout.worktrees"}),
     ("core", {"hf_fanout.core"}),

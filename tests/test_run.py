@@ -42,7 +42,7 @@ def test_run_gives_the_marker_records_the_worker_and_the_exit(split3, hf, tmp_pa
         keys = ("HF_BATCH", "HF_PART", "HF_WORKTREE", "HF_REPO")
         open({str(tmp_path / "env.json")!r}, "w").write(
             json.dumps({{k: os.environ.get(k) for k in keys}} | {{"pgid": os.getpgid(0),
-                        "pid": os.getpid()}}))
+                        "pid": os.getpid(), "ppid": os.getppid()}}))
         sys.exit(3)
     """)
     r = hf_proc("run", "--json", "--", sys.executable, str(script), cwd=api)
@@ -50,9 +50,13 @@ def test_run_gives_the_marker_records_the_worker_and_the_exit(split3, hf, tmp_pa
     env = json.loads((tmp_path / "env.json").read_text())
     assert env["HF_BATCH"] == "b1" and env["HF_PART"] == "api"
     assert env["HF_WORKTREE"] == str(api)
-    assert env["pgid"] == env["pid"], "the worker has its own process group"
     record = part_record(repo, "b1", "api")
-    assert record["worker"]["pid"] == env["pid"]
+    worker = record["worker"]
+    assert env["pgid"] == worker["pgid"] == worker["pid"], "the worker has its own group"
+    if worker["sandbox"] == "bubblewrap":  # the sandbox's process, the agent below it
+        assert worker["pid"] == env["ppid"]
+    else:
+        assert worker["pid"] == env["pid"]
     assert record["worker"]["command"].endswith("envdump.py")
     assert record["worker"]["host"] and record["worker"]["started"] > 0
     assert record["exit"]["code"] == 3 and record["exit"]["signal"] is None

@@ -239,6 +239,7 @@ def test_settings_of_the_wrong_type_are_refused_before_anything_is_made(repo, hf
     for setting, key in (("worktree_root = 5", "worktree_root"),
                          ('setup = ["true"]\nsetup_timeout = "long"', "setup_timeout")):
         (repo / ".hf.toml").write_text(setting + "\n")
+        assert hf("trust", cwd=repo).code == 0
         r = hf("split", "b1", "--part", "api=src/api/**", "--json", cwd=repo)
         assert r.code == 2, (setting, r.out)
         assert f"{key} = " in r.json["error"]["message"], r.json["error"]

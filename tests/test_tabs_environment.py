@@ -75,6 +75,7 @@ def test_failing_setup_blocks_that_part_with_the_log_tail(repo, hf):
         'setup = ["echo preparing $HF_PART", '
         '"if [ $HF_PART = ui ]; then echo npm ERR! missing peer; exit 7; fi", '
         '"echo after > .hf/after.txt"]\n')
+    assert hf("trust", cwd=repo).code == 0
     r = split(hf, repo, "api=src/api/**", "ui=src/ui/**")
     assert r.code == 0, r.err
     root = repo.parent / "repo.hf" / "b1"
@@ -101,6 +102,7 @@ def test_failing_setup_blocks_that_part_with_the_log_tail(repo, hf):
 def test_ports_differ_per_part_and_follow_port_base(repo, hf):
     (repo / ".hf.toml").write_text(
         'port_base = 5200\nsetup = ["echo $HF_PORT > .hf/port"]\n')
+    assert hf("trust", cwd=repo).code == 0
     r = split(hf, repo, "api=src/api/**", "ui=src/ui/**", "docs=docs/**")
     assert r.code == 0, r.err
     root = repo.parent / "repo.hf" / "b1"

@@ -115,6 +115,7 @@ def test_custom_template_fills_quoted_placeholders_and_runs(spaced, hf):
 def test_custom_launcher_from_config_and_unknown_placeholder(spaced, hf):
     (spaced["repo"] / ".hf.toml").write_text(
         'launcher = "custom"\nlauncher_command = "my-term --cwd {worktree} -e sh -c {command}"\n')
+    assert hf("trust", cwd=spaced["repo"]).code == 0
     r = hf("open", "b1/api", "--dry-run", "--json", cwd=spaced["repo"])
     command = r.json["data"]["tabs"][0]["command"]
     printed = hf("open", "b1/api", "--launcher", "print", "--json", cwd=spaced["repo"])
@@ -165,6 +166,7 @@ def test_handoff_file_says_task_files_limits_finish_and_state(split3, hf):
 
 def test_handoff_guard_section_follows_the_repos_guard_settings(repo, hf):
     (repo / ".hf.toml").write_text('[guard]\nallow = ["tag", "stash"]\nrefuse = ["gc"]\n')
+    assert hf("trust", cwd=repo).code == 0
     r = hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo)
     assert r.code == 0, r.err
     text = (repo.parent / "repo.hf" / "b1" / "api" / ".hf" / "TASK.md").read_text()
@@ -175,6 +177,7 @@ def test_handoff_guard_section_follows_the_repos_guard_settings(repo, hf):
     assert "- `git push`: push publishes the branch" in guard
 
     (repo / ".hf.toml").write_text("[guard]\nenabled = false\n")
+    assert hf("trust", cwd=repo).code == 0
     assert hf("split", "b2", "--part", "api=src/api/**", cwd=repo).code == 0
     text = (repo.parent / "repo.hf" / "b2" / "api" / ".hf" / "TASK.md").read_text()
     assert "The guard is off in this repository" in text

@@ -119,21 +119,24 @@ def done(
     repo: RepoOpt = None,
 ) -> None:
     """Mark a part done (idempotent)."""
-    from hf_fanout.orchestrator.lifecycle import mark_done
+    from hf_fanout.orchestrator.lifecycle import report_done
 
-    _mark_part(part, repo, dry_run, "done", lambda ws, target: mark_done(ws, target, note))
+    _mark_part(part, repo, dry_run, "done", lambda ws, target: report_done(ws, target, note))
 
 
 def _mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
                change: Any) -> None:
     """done / blocked: find the part (BATCH/PART or the current worktree), change, say so."""
     ws = open_ws(repo)
+    seen = len(ws.notices)
     target = ws.resolve_part(spec)
     if dry_run:
         emit({"part": target.to_dict(), "dry_run": True},
              f"would mark {target.batch}/{target.name} {state}")
         return
     result, changed = change(ws, target)
+    for message, hint in ws.notices[seen:]:
+        output.notice(message, hint)
     detail = f": {result.reason}" if state == "blocked" else ""
     emit({"part": result.to_dict(), "changed": changed},
          f"{result.batch}/{result.name} is {state}{detail}" + ("" if changed else " (already)"))
@@ -149,12 +152,12 @@ def blocked(
 ) -> None:
     """Mark a part blocked, with the reason (idempotent)."""
     from hf_fanout.errors import BadInput
-    from hf_fanout.orchestrator.lifecycle import mark_blocked
+    from hf_fanout.orchestrator.lifecycle import report_blocked
 
     if not reason.strip():
         raise BadInput("--reason is required", "say why, e.g. --reason 'waiting for the schema'")
     _mark_part(part, repo, dry_run, "blocked",
-               lambda ws, target: mark_blocked(ws, target, reason))
+               lambda ws, target: report_blocked(ws, target, reason))
 
 
 # --------------------------------------------------------------------- join
@@ -227,12 +230,15 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
 # --------------------------------------------------------------------- doctor
 
 
-@command(epilog="Example: hf doctor --json   |   hf doctor --accept   |   "
+@command(epilog="Example: hf doctor --json   |   hf doctor --accept   |   hf doctor --fix   |   "
              "hf doctor --discard-journal")
 def doctor(
     accept: Annotated[bool, typer.Option(
         "--accept", help="After a look: take the shared state as it is now as the new "
         "tamper baseline.")] = False,
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Reinstall the guard of every live part whose guard is broken "
+        "(a missing marker, hooks path or hook, a moved installation of hf).")] = False,
     discard_journal: Annotated[bool, typer.Option(
         "--discard-journal", help="Save an interrupted join's journal aside and remove it "
         "(when it is damaged or cannot be recovered); the main tree's files of its paths "
@@ -247,7 +253,8 @@ def doctor(
     from hf_fanout.orchestrator.workspace_open import open_workspace
 
     ws = open_workspace(repo, recover=False)
-    report = run_doctor(ws, accept=accept, discard_journal=discard_journal, dry_run=dry_run)
+    report = run_doctor(ws, accept=accept, discard_journal=discard_journal, dry_run=dry_run,
+                        fix=fix)
 
     def human() -> None:
         for f in report.findings:

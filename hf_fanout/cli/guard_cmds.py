@@ -151,3 +151,30 @@ def commit(
             print(f"still staged, not committed: {', '.join(result.still_staged)}")
 
     emit(result.to_data(), human)
+
+
+@command(epilog="Example: hf trust   |   hf trust --dry-run   |   hf trust --revoke")
+def trust(
+    revoke: Annotated[bool, typer.Option(
+        "--revoke", help="Stop trusting this repository's .hf.toml.")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Trust the repository's .hf.toml as it is now: its setup, agent, launcher_command
+    and loosened guard or sandbox settings are used (any later change needs trust again)."""
+    from hf_fanout.orchestrator.trusting import trust_repository
+
+    result = trust_repository(open_ws(repo), revoke=revoke, dry_run=dry_run)
+
+    def human() -> None:
+        verb = ("would " if dry_run else "") + ("stop trusting" if revoke else "trust")
+        if not dry_run:
+            verb = "no longer trusted" if revoke else "trusted"
+        print(f"{verb}: {result['file']} (sha256 {result['digest'][:12]})")
+        for key, value in result["settings"].items():
+            print(f"  {key} = {value!r}")
+        if not result["keys"]:
+            print("  it sets nothing that needs trust")
+
+    emit(result, human)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hf_fanout.cli import output
 from hf_fanout.cli.options import DryRun, Json, PartOpt, RepoOpt, command, open_ws, split_spec
 from hf_fanout.cli.output import emit
 
@@ -26,11 +27,15 @@ def run(
         "heartbeat_seconds in .hf.toml).")] = None,
     done_on_success: Annotated[bool, typer.Option(
         "--done-on-success", help="Mark the part done when the command exits 0.")] = False,
+    no_sandbox: Annotated[bool, typer.Option(
+        "--no-sandbox", help="Run without the part's sandbox (said loudly; see "
+        "docs/guard.md).")] = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
-    """Run the part's worker: own process group, HF_* marker, heartbeat, exit recorded."""
+    """Run the part's worker in its sandbox: own process group, HF_* marker,
+    heartbeat, exit recorded."""
     from hf_fanout.errors import BadInput
     from hf_fanout.orchestrator.workers import heartbeat_interval, marker_env, run_worker
 
@@ -44,7 +49,8 @@ def run(
               "dry_run": True},
              f"would run {' '.join(command)} as the worker of {target.batch}/{target.name}")
         return
-    result = run_worker(ws, target, command, interval=interval, done_on_success=done_on_success)
+    result = run_worker(ws, target, command, interval=interval, done_on_success=done_on_success,
+                        sandboxed=False if no_sandbox else None, say=output.notice)
 
     def human() -> None:
         ex = result["exit"] or {}

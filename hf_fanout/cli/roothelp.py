@@ -30,12 +30,13 @@ TEXT = (
     "  doctor     Check hf's state: settle what a killed command left, report...\n"
     '  demo       Make a throwaway repo, split a task in three, let stand-in...\n'
     '  commit     Commit exactly the named files, under the commit lock; other...\n'
+    "  trust      Trust the repository's .hf.toml as it is now: its setup,...\n"
     '  open       Open a tab per part with its agent; a tab that is alive is...\n'
     "  task       Print the part's handoff file: its task, files, limits, how...\n"
     '  handoff    Hand the next task on: write a queue entry that `hf next`...\n'
     '  queue      List the handoff queue: each entry with its state (pending,...\n'
     '  next       Take the oldest pending queue entry (exactly once) and open...\n'
-    "  run        Run the part's worker: own process group, HF_* marker,...\n"
+    "  run        Run the part's worker in its sandbox: own process group,...\n"
     "  heartbeat  Say the part's agent is working (for agents not started with...\n"
     '  sweep      Classify every part (running, idle, orphan, missing, done,...\n'
     "  stop       End a part's (or a batch's) workers; rescue their work...\n"

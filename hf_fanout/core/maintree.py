@@ -16,10 +16,12 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from hf_fanout.core import inbox
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees import index_lock
@@ -36,9 +38,13 @@ def locked_main_index(ws: Workspace, *, wait: float,
     """The main worktree's `index.lock` (or `repo`'s, a worktree of the same
     repository), held for the block (see the module docstring) and released at
     its end, whatever index the block put in place."""
-    scratch = ws.store.scratch_dir("index") / "index"
+    git_dir = (repo or ws.main).git_dir
+    if inbox.sandboxed():  # hf's own directories are read-only there: beside the index
+        scratch = Path(tempfile.mkdtemp(prefix="hf-index-", dir=git_dir)) / "index"
+    else:
+        scratch = ws.store.scratch_dir("index") / "index"
     try:
-        held = index_lock.acquire((repo or ws.main).git_dir / "index", scratch, wait=wait,
+        held = index_lock.acquire(git_dir / "index", scratch, wait=wait,
                                   on_wait=on_wait, adopt=adopt or [])
     except BaseException:
         shutil.rmtree(scratch.parent, ignore_errors=True)

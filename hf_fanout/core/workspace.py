@@ -71,12 +71,25 @@ class Workspace:
             if not sep or not batch or not name:
                 raise BadInput(f"bad part {spec!r}", "name a part as BATCH/PART, e.g. b1/api")
             self.store.load_batch(batch)
-            return self.store.load_part(batch, name)
+            named = self.store.load_part(batch, name)
+            _refuse_another_part(spec)
+            return named
         part = self.current_part()
         if part is None:
             raise NotFound("this directory is not a part's worktree",
                            f"run it inside a part's worktree, or name the part: {named_by}")
         return part
+
+
+def _refuse_another_part(spec: str) -> None:
+    """A process inside one part may not name another (`hf done b1/ui` from api)."""
+    from hf_fanout import processes
+    from hf_fanout.errors import InsidePart
+
+    inside = processes.inside_part()
+    if inside is not None and inside != spec:
+        raise InsidePart(f"{spec} named from inside part {inside}",
+                         "a part acts on itself only: run it in a terminal of the main tree")
 
 
 def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.core import inbox
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, MainMoved, OwnershipViolation
 from hf_fanout.paths import RepoPath, repo_path
@@ -99,6 +100,17 @@ def _run_hook(repo: Worktree, name: str, args: list[str], env: dict[str, str]) -
                       details={"output": text})
 
 
+def _commit_lock(ws: Workspace, repo: Worktree, wait: float) -> Any:
+    """The repository's commit lock; inside a part's sandbox (where hf's locks are
+    read-only) a lock of the part's own, in its git dir: the branch's
+    compare-and-swap keeps a commit from outside it exact all the same."""
+    if not inbox.sandboxed():
+        return ws.store.commit_lock(wait)
+    from hf_fanout import locks
+
+    return locks.hold(repo.git_dir / "hf-commit.lock", wait=wait, what="commit")
+
+
 def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path,
                  wait: float, verify: bool = True, dry_run: bool = False) -> CommitResult:
     if not message.strip():
@@ -120,7 +132,7 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
 
     # git's own index lock too, from before the first write until the index holds
     # the commit: a concurrent `git add` or `git commit` waits or fails on it
-    with ws.store.commit_lock(wait), locked_main_index(ws, wait=wait, repo=repo) as held, \
+    with _commit_lock(ws, repo, wait), locked_main_index(ws, wait=wait, repo=repo) as held, \
             tempfile.TemporaryDirectory(prefix="hf-commit-") as tmp:
         head = repo.head()
         ref = repo.head_ref()
@@ -171,5 +183,9 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
         still = repo.staged_paths(commit)
         if verify:
             run(["hook", "run", "--ignore-missing", "post-commit"], repo.path, check=False)
-    ws.store.audit("commit", ref=ref, commit=commit, parent=head, paths=sorted(paths))
+    record = {"ref": ref, "commit": commit, "parent": head, "paths": sorted(paths)}
+    if part is not None and inbox.sandboxed():
+        inbox.post(ws.repo.common_dir, part.batch, part.name, "audit", what="commit", **record)
+    else:
+        ws.store.audit("commit", **record)
     return CommitResult(commit, head, ref, paths, sorted(still))

@@ -45,8 +45,9 @@ class GitProbe:
 def context_for(cwd: Path, top: Path | None = None) -> PartContext | None:
     """The PartContext for a command run in `cwd`, or None outside any part."""
     from hf_fanout.config import Settings
-    from hf_fanout.guard import locate
+    from hf_fanout.guard import fast, locate
     from hf_fanout.guard.wrapper import PartContext, Rules
+
     found = locate.find_worktree(top or cwd)
     if found is None:
         return None
@@ -57,11 +58,13 @@ def context_for(cwd: Path, top: Path | None = None) -> PartContext | None:
     if record is None or record.get("state") == "joined":
         return None
     rules = Rules.from_settings(Settings.load(Path(marker.main_workdir)).get("guard"))
+    fast.refresh(str(found[1]), marker.main_workdir, record)
     return PartContext(
         batch=marker.batch, part=marker.part, branch=str(record.get("branch", "")),
         worktree=os.path.realpath(found[0]), git_dir=os.path.realpath(found[1]),
         cwd=os.path.realpath(cwd), owns_globs=tuple(record.get("owns", [])),
-        rules=rules, env=dict(os.environ))
+        rules=rules, env=dict(os.environ), common_dir=os.path.realpath(marker.common_dir),
+        private_objects=os.path.realpath(locate.private_objects(marker)))
 
 
 def wrap(argv: list[str]) -> int:

@@ -1,28 +1,70 @@
-"""The environment that puts the git wrapper first on PATH (for tabs and shells)."""
+"""The environment that puts the git wrapper first on PATH (for tabs and shells).
+
+The wrapper a tab runs, and the entry the hooks call, live in a directory of the
+user's (`config.guard_bin_dir()`), not inside one installation of hf: every hf
+command that hands out the guard rewrites them when they differ, and the entry
+finds hf where it was, else through the `hf` on PATH (a reinstall or upgrade
+elsewhere), else refuses. Open parts stay guarded across a reinstall."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import shutil
-import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from hf_fanout import atomic
+from hf_fanout.config import guard_bin_dir
 from hf_fanout.errors import HfError
+
+ENTRY = "hf-guard-entry"
+_PACKAGE_BIN = Path(__file__).resolve().parent / "bin"
+
+
+def entry_script() -> str:
+    """The stable entry: the guard of this installation, else of the `hf` on PATH."""
+    q = shlex.quote
+    package_root = str(_PACKAGE_BIN.parent.parent.parent)
+    guard = str(_PACKAGE_BIN / "hf-guard")
+    return (
+        "#!/bin/sh\n"
+        "# hf's guard entry (wrapper slow path and hooks): written by hf, edits are\n"
+        "# overwritten. It runs the guard of the hf installed where it was written, else\n"
+        "# of the hf on PATH, else refuses rather than let git run unguarded.\n"
+        f"if [ -x {q(sys.executable)} ] && [ -f {q(guard)} ]; then\n"
+        f"    exec {q(sys.executable)} -S {q(guard)} \"$@\"\n"
+        "fi\n"
+        "hf=$(command -v hf 2>/dev/null) || hf=\n"
+        'if [ -n "$hf" ] && IFS= read -r first < "$hf" && [ "${first#\\#!}" != "$first" ]; then\n'
+        "    exec ${first#\\#!} -c 'import sys; from hf_fanout.guard.entry import main; "
+        "sys.exit(main(sys.argv[1:]))' \"$@\"\n"
+        "fi\n"
+        f"echo \"hf guard: hf is no longer at {package_root} and no hf is on PATH; git is "
+        "refused rather than run unguarded; instead: reinstall hf, then run \\`hf doctor "
+        "--fix\\` in the main tree\" >&2\n"
+        "exit 99\n")
 
 
 def bin_dir() -> Path:
-    """The directory holding hf's `git` wrapper (made executable if it is not)."""
-    directory = Path(__file__).resolve().parent / "bin"
-    wrapper = directory / "git"
-    if not os.access(wrapper, os.X_OK):
+    """The directory holding hf's `git` wrapper and guard entry, brought up to date
+    with this installation."""
+    directory = guard_bin_dir()
+    wanted = {"git": (_PACKAGE_BIN / "git").read_bytes(), ENTRY: entry_script().encode()}
+    for name, data in wanted.items():
+        path = directory / name
         try:
-            wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            if path.read_bytes() == data and os.access(path, os.X_OK):
+                continue
+        except OSError:
+            pass
+        try:
+            atomic.atomic_write(path, data, mode=0o755)
         except OSError as exc:
-            raise HfError(f"hf's git wrapper {wrapper} is not executable: {exc}",
-                          f"chmod +x {wrapper}, or reinstall hf") from None
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise HfError(f"cannot write hf's git wrapper {path}: {exc.strerror}",
+                              f"check the permissions of {directory}") from None
     return directory
 
 

@@ -1,10 +1,12 @@
 """Layer 5: tamper visibility for what every worktree shares.
 
-At split hf fingerprints the common config, the hooks directories (the
-repository's and hf's own), `info/`, each part's `config.worktree`, and the
-protected refs (the branch the batch joins into, the parts' branches). `hf
-join` (PRE_JOIN_CHECKS) and the sweep (`check`) compare; `hf doctor --accept`
-re-baselines after a person looked.
+At split hf fingerprints the common config, the main worktree's and each
+part's `config.worktree`, the main tree's `.hf.toml`, the hooks directories
+(the repository's and hf's own), `info/`, the protected refs (the branch the
+batch joins into, the parts' branches) and each part's ownership, with a copy
+outside the repository. `hf join` (`verify`, from the join's plan), the sweep
+and `hf doctor` (`check`) compare; `hf doctor --accept` re-baselines after a
+person looked.
 
 A move of the target branch is not tampering when every reflog entry since the
 baseline was written by hf itself (`hf join ...`, `hf commit: ...`) or made in
@@ -29,6 +31,7 @@ from hf_fanout.worktrees import refs
 SCHEMA = 1
 _SCANNED_DIRS = ("hooks", "info", "hf/hooks")
 _TEXT_FILES_MAX = 64 * 1024
+MAIN_SETTINGS = "main tree .hf.toml"  # the one entry outside the common dir
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,20 @@ def fingerprint_file(ws: Workspace, batch_id: str) -> Path:
     return ws.store.root / "guard" / f"{batch_id}.json"
 
 
+def copy_file(ws: Workspace, batch_id: str) -> Path:
+    """The baseline's copy outside the repository, in the user's state dir (read-only
+    inside a sandbox; elsewhere a part would have to know to change both)."""
+    from hf_fanout.config import user_state_dir
+
+    key = hashlib.sha256(os.path.realpath(ws.repo.common_dir).encode()).hexdigest()[:16]
+    return user_state_dir() / "baselines" / key / f"{batch_id}.json"
+
+
+def _write(ws: Workspace, batch_id: str, data: dict[str, Any]) -> None:
+    atomic.atomic_write_json(copy_file(ws, batch_id), data)
+    atomic.atomic_write_json(fingerprint_file(ws, batch_id), data)
+
+
 def _file_entry(path: Path, keep_text: bool) -> dict[str, Any]:
     data = path.read_bytes()
     entry: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(),
@@ -58,7 +75,7 @@ def _file_entry(path: Path, keep_text: bool) -> dict[str, Any]:
 def _files(ws: Workspace, parts: list[Part]) -> dict[str, dict[str, Any]]:
     common = ws.repo.common_dir
     found: dict[str, dict[str, Any]] = {}
-    singles = ["config"]
+    singles = ["config", "config.worktree"]  # the main worktree's own too
     for part in parts:
         git_dir = _part_git_dir(part)
         if git_dir is not None:
@@ -67,6 +84,9 @@ def _files(ws: Workspace, parts: list[Part]) -> dict[str, dict[str, Any]]:
         path = common / rel
         if path.is_file():
             found[rel] = _file_entry(path, keep_text=True)
+    settings = Path(ws.main.path) / ".hf.toml"
+    if settings.is_file():
+        found[MAIN_SETTINGS] = _file_entry(settings, keep_text=True)
     for rel_dir in _SCANNED_DIRS:
         root = common / rel_dir
         if not root.is_dir():
@@ -91,23 +111,35 @@ def take(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
     for part in parts:
         refs[f"refs/heads/{part.branch}"] = ws.repo.ref_target(f"refs/heads/{part.branch}") or ""
     return {"schema": SCHEMA, "batch": batch.id, "taken": now(), "base": batch.base,
-            "files": _files(ws, parts), "refs": refs}
+            "files": _files(ws, parts), "refs": refs, "owns": _owns(parts)}
+
+
+def _owns(parts: list[Part]) -> dict[str, list[str]]:
+    return {part.name: list(part.owns) for part in parts}
 
 
 def save(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
-    atomic.atomic_write_json(fingerprint_file(ws, batch.id), take(ws, batch, parts))
+    _write(ws, batch.id, take(ws, batch, parts))
 
 
-def load(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
-    """The batch's baseline; None when it has none. A damaged one reads as schema
-    None, which `check` reports as a finding (it is what a part would damage)."""
+def _read(path: Path) -> dict[str, Any] | None:
     try:
-        data = atomic.read_json(fingerprint_file(ws, batch_id), "tamper baseline")
+        data = atomic.read_json(path, "tamper baseline")
     except StateCorrupt:
         return {"schema": None}
     if data is None:
         return None
     return data if isinstance(data, dict) else {"schema": None}
+
+
+def load(ws: Workspace, batch_id: str) -> dict[str, Any] | None:
+    """The batch's baseline; None when it has none. A damaged one reads as schema
+    None, which `check` reports as a finding (it is what a part would damage).
+    The copy outside the repository wins: `check` reports when the two differ."""
+    copy = _read(copy_file(ws, batch_id))
+    if copy is not None and copy.get("schema") == SCHEMA:
+        return copy
+    return _read(fingerprint_file(ws, batch_id))
 
 
 def check(ws: Workspace, batch: Batch) -> list[Finding]:
@@ -119,8 +151,17 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
         return [Finding(str(fingerprint_file(ws, batch.id)), "changed",
                         "the fingerprint itself is unreadable")]
     parts = ws.store.load_parts(batch)
-    findings = _compare_files(base.get("files", {}), _files(ws, parts))
+    findings = []
+    if _read(fingerprint_file(ws, batch.id)) != base:
+        findings.append(Finding(str(fingerprint_file(ws, batch.id)), "changed",
+                                "it no longer matches its copy outside the repository"))
+    findings += _compare_files(base.get("files", {}), _files(ws, parts))
     findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
+    for name, owns in sorted(base.get("owns", {}).items()):
+        now_owns = _owns(parts).get(name)
+        if now_owns is not None and now_owns != owns:
+            findings.append(Finding(f"{batch.id}/{name} ownership", "changed",
+                                    f"{owns} -> {now_owns}"))
     return findings
 
 
@@ -209,7 +250,7 @@ def _last_reflog(ws: Workspace, ref: str) -> str:
 
 
 def verify(ws: Workspace, batch: Batch) -> None:
-    """join.PRE_JOIN_CHECKS: refuse to join when something shared changed behind hf's back."""
+    """From the join's plan: refuse to join when something shared changed behind hf's back."""
     findings = check(ws, batch)
     if findings:
         raise TamperDetected(
@@ -250,7 +291,7 @@ def accept(ws: Workspace, dry_run: bool) -> list[dict[str, str]]:
 
 
 def doctor_check(ws: Workspace, dry_run: bool) -> list[dict[str, str]]:
-    """DOCTOR_CHECKS: report (never fix) tampering in running batches."""
+    """For `hf doctor`: report (never fix) tampering in running batches."""
     found = []
     for batch in running_batches(ws):
         try:
@@ -279,4 +320,4 @@ def rebaseline_guard_files(ws: Workspace) -> None:
         files = {k: v for k, v in base["files"].items() if not ours(k)}
         files.update({k: v for k, v in current.items() if ours(k)})
         base["files"] = files
-        atomic.atomic_write_json(fingerprint_file(ws, batch.id), base)
+        _write(ws, batch.id, base)

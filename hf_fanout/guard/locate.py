@@ -68,3 +68,10 @@ def load_part_record(marker: Marker) -> dict[str, Any] | None:
         f"{marker.part}.json"
     data = read_json(path)
     return data if isinstance(data, dict) else None
+
+
+def private_objects(marker: Marker) -> Path:
+    """Where the part's new objects go while it works in a sandbox: a directory of
+    hf's own in the common dir, listed in the repository's alternates, so the shared
+    object store stays read-only to the part (see docs/guard.md)."""
+    return Path(marker.common_dir) / "hf" / "objects" / marker.batch / marker.part

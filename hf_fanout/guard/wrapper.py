@@ -50,6 +50,8 @@ RULES: dict[str, str] = {
     "commit": "commit --no-verify skips the part's ownership check",
     "elsewhere": "-C, --git-dir and --work-tree reach outside the part's worktree",
     "hooks": "overriding core.hooksPath skips the part's ownership checks",
+    "reflog": "reflog expire/delete destroy the record that recovery reads",
+    "prune": "pruning deletes unreachable objects: the work recovery would bring back",
 }
 
 INSTEAD: dict[str, str] = {
@@ -80,6 +82,8 @@ INSTEAD: dict[str, str] = {
     "commit": "commit without --no-verify; files outside the part belong to another part",
     "elsewhere": "cd into the other directory first",
     "hooks": "commit without overriding core.hooksPath",
+    "reflog": "read it with `git reflog`; the main tree's maintenance expires it",
+    "prune": "leave pruning to the main tree; `git gc` without --prune is fine",
 }
 
 # Global options of git that take the next word as their value.
@@ -166,7 +170,12 @@ class PartContext:
     owns_globs: tuple[str, ...]
     rules: Rules = field(default_factory=Rules)
     env: Mapping[str, str] = field(default_factory=dict)
+    common_dir: str = ""  # real path of the repository's common dir
+    private_objects: str = ""  # where the sandbox puts the part's new objects
 
+    @property
+    def objects_dir(self) -> str:
+        return os.path.join(self.common_dir, "objects")
 
     @property
     def owns(self) -> Ownership:
@@ -326,6 +335,33 @@ def _elsewhere(parsed: Parsed, ctx: PartContext) -> str:
         real = _real(cwd, work_tree)
         if real != ctx.worktree:
             return f"--work-tree {real}"
+    return _elsewhere_in_environment(cwd, ctx)
+
+
+# A scratch index in a temporary directory is how tools (and hf) stage without
+# touching the real one; only the system's shared temporary directories count.
+_SYSTEM_TEMP = ("/tmp", "/var/tmp")  # noqa: S108
+
+
+def _elsewhere_in_environment(cwd: str, ctx: PartContext) -> str:
+    """GIT_INDEX_FILE / GIT_OBJECT_DIRECTORY outside the part, GIT_COMMON_DIR other
+    than its own: each points git at what another worktree (or repository) uses."""
+    index = ctx.env.get("GIT_INDEX_FILE")
+    if index:
+        real = _real(cwd, index)
+        temp = [os.path.realpath(t) for t in (ctx.env.get("TMPDIR"), *_SYSTEM_TEMP) if t]
+        if not (_inside(real, ctx.git_dir) or _inside(real, ctx.worktree)
+                or (any(_inside(real, t) for t in temp)
+                    and not _inside(real, ctx.common_dir or "/nonexistent"))):
+            return f"GIT_INDEX_FILE={real}"
+    objects = ctx.env.get("GIT_OBJECT_DIRECTORY")
+    if objects:
+        real = _real(cwd, objects)
+        if real not in (ctx.objects_dir, ctx.private_objects):
+            return f"GIT_OBJECT_DIRECTORY={real}"
+    common = ctx.env.get("GIT_COMMON_DIR")
+    if common and _real(cwd, common) != ctx.common_dir:
+        return f"GIT_COMMON_DIR={_real(cwd, common)}"
     return ""
 
 
@@ -582,6 +618,17 @@ def _commit(args: list[str], ctx: PartContext, probe: Probe) -> Verdict:
     return ("commit", f"commit {skip}", "") if skip else None
 
 
+def _reflog(args: list[str], ctx: PartContext, probe: Probe) -> Verdict:
+    sub = args[0] if args else ""
+    return ("reflog", f"reflog {sub}", "") if sub in ("expire", "delete") else None
+
+
+def _gc(args: list[str], ctx: PartContext, probe: Probe) -> Verdict:
+    options, _, _ = _split_args(args)
+    prune = next((o for o in options if o.startswith("--prune")), None)
+    return ("prune", f"gc {prune}", "") if prune else None
+
+
 def _subcommand_write(rule: str, reads: Iterable[str]) -> Check:
     allowed = set(reads)
 
@@ -631,4 +678,7 @@ _CHECKS: dict[str, Check] = {
     "remote": _subcommand_write("remote", ["", "show", "get-url", "-v", "--verbose"]),
     "notes": _subcommand_write("notes", ["", "list", "show", "get-ref"]),
     "replace": _replace,
+    "reflog": _reflog,
+    "gc": _gc,
+    "prune": _always("prune"),
 }

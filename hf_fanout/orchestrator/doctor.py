@@ -45,14 +45,20 @@ class DoctorReport:
 
 
 def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
-           dry_run: bool) -> DoctorReport:
+           dry_run: bool, fix: bool = False) -> DoctorReport:
     """Every check in order; see the module docstring."""
     from hf_fanout.guard import fingerprint
 
+    if accept or discard_journal:
+        from hf_fanout.orchestrator.boundary import refuse_inside_part
+
+        refuse_inside_part("hf doctor --accept" if accept else "hf doctor --discard-journal")
     report = DoctorReport()
     check_splits(ws, report, dry_run)
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
     check_records(ws, report)
+    # before the tamper check: what --fix reinstalls is re-baselined, not reported
+    check_guards(ws, report, fix=fix, dry_run=dry_run)
     if accept:
         for found in fingerprint.accept(ws, dry_run):
             report.findings.append(Finding(found["what"], found["detail"],
@@ -61,7 +67,73 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
         report.findings.append(Finding(found["what"], found["detail"], PROBLEM,
                                        "look at the change; then `hf doctor --accept`"))
     check_schedule(report)
+    check_isolation(ws, report)
     return report
+
+
+def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: bool) -> None:
+    """Every live part's guard whole (marker, hooks path, hook scripts, entry); with
+    `fix`, reinstalled where it is not."""
+    from pathlib import Path
+
+    from hf_fanout.core.records import DROPPED, JOINED
+    from hf_fanout.guard import hooks
+    from hf_fanout.guard.fingerprint import rebaseline_guard_files, running_batches
+
+    repaired = False
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for part in parts:
+            if part.state in (JOINED, DROPPED) or not Path(part.worktree).is_dir():
+                continue
+            found = hooks.problems(ws.repo, Path(part.worktree), part.batch, part.name)
+            if not found:
+                continue
+            where = f"{part.batch}/{part.name}"
+            if fix and not dry_run:
+                hooks.install(ws.repo, Path(part.worktree), part.batch, part.name)
+                repaired = True
+                report.findings.append(Finding("guard", f"{where}: reinstalled ("
+                                               f"{'; '.join(found)})", FIXED))
+            else:
+                report.findings.append(Finding(
+                    "guard", f"{where}: {'; '.join(found)}", PROBLEM,
+                    "`hf doctor --fix` reinstalls the part's guard"))
+    if repaired:
+        rebaseline_guard_files(ws)
+
+
+def check_isolation(ws: Workspace, report: DoctorReport) -> None:
+    """Whether agents get a sandbox here, which live workers run without one, and
+    repository settings that wait for the person's trust."""
+    from hf_fanout.guard import sandbox
+    from hf_fanout.guard.fingerprint import running_batches
+    from hf_fanout.liveness import judge
+
+    found = sandbox.availability()
+    report.findings.append(Finding(
+        "sandbox", "bubblewrap works: `hf run` starts agents in a sandbox" if found.usable
+        else f"not available ({found.reason}): agents run unsandboxed, the guard only "
+             "refuses git commands and reports the rest", INFO))
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for part in parts:
+            kind = (part.worker or {}).get("sandbox")
+            if kind and kind != sandbox.KIND and judge.worker_alive(part):
+                report.findings.append(Finding(
+                    f"{part.batch}/{part.name}", f"its agent runs without a sandbox ({kind})",
+                    INFO))
+    untrusted = ws.settings.untrusted
+    if untrusted:
+        report.findings.append(Finding(
+            "settings", f"{ws.settings.repo_file} sets {', '.join(untrusted)}, not trusted: "
+            "commands that need them refuse until `hf trust`", INFO))
 
 
 def check_splits(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:

@@ -20,6 +20,7 @@ from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.liveness import heartbeat, judge, rescue
+from hf_fanout.orchestrator.boundary import refuse_inside_part
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -27,6 +28,8 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
     others need not wait for it, no --partial needed); its worktree and branch stay
     until `hf gc` collects the batch, which keeps them while they hold work that is
     not in main (unless --force, after a rescue ref)."""
+    if not dry_run:
+        refuse_inside_part(f"hf drop {batch_id}/{name}")
     batch = ws.store.load_batch(batch_id)
     part = ws.store.load_part(batch_id, name)
     if judge.worker_alive(part):
@@ -47,6 +50,8 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
 
 
 def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
+    if not dry_run:
+        refuse_inside_part(f"hf drop {batch_id}")
     batch = ws.store.load_batch(batch_id)
     if batch.state == JOINED:
         raise HfError(f"batch {batch_id!r} is joined; there is nothing to drop",
@@ -126,6 +131,8 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
 
 
 def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
+    if not dry_run:
+        refuse_inside_part("hf gc")
     report = GcReport()
     ids = [batch_id] if batch_id else ws.store.batch_ids()
     for bid in ids:
@@ -162,6 +169,10 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     worktree = Path(part.worktree)
     has_branch = repo.ref_exists(f"refs/heads/{part.branch}")
     if not worktree.exists() and not has_branch:
+        if not dry_run:
+            from hf_fanout.guard import sandbox
+
+            sandbox.forget_part(Path(repo.common_dir), part)
         return GcPart(batch.id, part.name, "gone", "already removed")
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
@@ -194,6 +205,11 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     if dry_run:
         return GcPart(batch.id, part.name, "would-remove",
                       "changes not in main (forced)" if pending else "integrated", freed)
+    # what the part committed in its sandbox joins the shared object store first:
+    # the join's commit and the rescue refs may need it
+    from hf_fanout.guard import sandbox
+
+    sandbox.forget_part(Path(repo.common_dir), part)
     if worktree.exists():
         repo.remove_worktree(worktree)
         if worktree.exists():  # not a registered worktree any more: plain files

@@ -40,7 +40,13 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     """`hf join` and the sweep's automatic join: plan, then (unless `dry_run`, or
     the batch is joined already) write under the locks. The objects the join
     makes are held in memory and written once, as one pack."""
+    from hf_fanout.orchestrator.boundary import refuse_inside_part
+    from hf_fanout.orchestrator.inbox import apply_all
+
     started = time.time()
+    if not dry_run:
+        refuse_inside_part(f"hf join {batch_id}")
+        apply_all(ws)  # a sandboxed part's `hf done` not applied yet
     with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
         plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run,

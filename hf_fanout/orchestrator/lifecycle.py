@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hf_fanout.core import states
+from hf_fanout.core import inbox, states
 from hf_fanout.core.records import BLOCKED, DONE, Part, now
 from hf_fanout.core.workspace import Workspace
 
@@ -30,3 +30,32 @@ def mark_blocked(ws: Workspace, part: Part, reason: str,
 
     return states.change(ws, part.batch, part.name, BLOCKED, action="blocked",
                          update=with_reason, when=when, reason=reason)
+
+
+def report_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
+    """`hf done`: marked at once, or from inside a sandbox asked of hf outside it."""
+    if inbox.sandboxed():
+        return _request(ws, part, "done", note=note)
+    return mark_done(ws, part, note)
+
+
+def report_blocked(ws: Workspace, part: Part, reason: str) -> tuple[Part, bool]:
+    """`hf blocked`: as `report_done`."""
+    if inbox.sandboxed():
+        return _request(ws, part, "blocked", reason=reason)
+    return mark_blocked(ws, part, reason)
+
+
+def _request(ws: Workspace, part: Part, action: str, **fields: str | None) -> tuple[Part, bool]:
+    """Post the request, wait (bounded) for the part's `hf run` to apply it; the
+    part as it is then. Not applied in time: a notice says who will."""
+
+    before = part.state
+    path = inbox.post(ws.repo.common_dir, part.batch, part.name, action, **fields)
+    if not inbox.wait_applied(path):
+        ws.notices.append((f"{part.batch}/{part.name}: `{action}` is waiting in the part's "
+                           "inbox; hf outside the sandbox applies it",
+                           "it is applied by the part's `hf run`, `hf status` or `hf sweep`"))
+        return part, True
+    fresh = ws.store.load_part(part.batch, part.name)
+    return fresh, fresh.state != before or action == "blocked"

@@ -78,6 +78,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     given its environment and its record; the tamper baseline; the handoff
     files; the batch record (a batch exists once its record does); with
     `open_tabs`, a tab per part. A failure takes back everything made."""
+    if not dry_run:
+        from hf_fanout.orchestrator.boundary import refuse_inside_part
+
+        refuse_inside_part(f"hf split {plan.batch}")
     chosen = choose_launcher(ws.settings, launcher) if open_tabs else None  # fails first
     draft = draft_batch(ws, plan, root, count=dry_run)
     if dry_run:

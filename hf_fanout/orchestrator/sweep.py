@@ -142,7 +142,11 @@ def _sweep_lock(ws: Workspace) -> Any:
 
 def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
                cwd_table: list[tuple[int, str, str]] | None, report: SweepReport) -> None:
+    from hf_fanout.orchestrator.inbox import apply_all
+
     store = ws.store
+    if not dry_run:
+        apply_all(ws)  # what sandboxed parts asked for (a done whose `hf run` died)
     now = time.time()
     known_pids: set[int] = set()
     worktrees: dict[str, tuple[str, str]] = {}

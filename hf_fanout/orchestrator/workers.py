@@ -15,12 +15,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hf_fanout import processes, timefmt
+from hf_fanout.core import inbox
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
@@ -44,11 +45,14 @@ def heartbeat_interval(ws: Workspace, override: float | None) -> float:
     return override
 
 
-def _foreground_preexec(tty: int | None) -> Any:
+def _foreground_preexec(tty: int | None, ignored: Sequence[int] = ()) -> Any:
     """In the child: its own process group, made the terminal's foreground group
-    so an interactive agent can read the keyboard and gets Ctrl-C itself."""
+    so an interactive agent can read the keyboard and gets Ctrl-C itself; the
+    `ignored` signals ignored (the sandbox's own process, see guard/sandbox.py)."""
 
     def preexec() -> None:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
         os.setpgid(0, 0)
         if tty is not None:
             with contextlib.suppress(OSError):
@@ -60,8 +64,11 @@ def _foreground_preexec(tty: int | None) -> Any:
 
 
 def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: float,
-               done_on_success: bool, on_start: Any = None) -> dict[str, Any]:
-    """Run `command` as the part's worker until it ends. Returns the exit record."""
+               done_on_success: bool, on_start: Any = None, sandboxed: bool | None = None,
+               say: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Run `command` as the part's worker until it ends, in the part's sandbox
+    unless `sandboxed` is False (None: the `sandbox` setting). Returns the exit
+    record."""
     if not command:
         raise BadInput("no command to run", "hf run -- CMD ARGS..., e.g. hf run -- claude")
     if part.state == JOINED:
@@ -72,7 +79,21 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             f"part {part.batch}/{part.name} already has a live worker "
             f"(pid {(part.worker or {}).get('pid')})",
             f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
+    if inbox.sandboxed():
+        raise HfError("hf run inside a part's sandbox", "the part's worker already runs; "
+                      "start other work from the main tree")
     env = {**os.environ, **marker_env(ws, part)}
+    box, why = choose_sandbox(ws, part, sandboxed)
+    argv = list(command)
+    ignored: Sequence[int] = ()
+    if box is not None:
+        argv = [*box.prefix, *command]
+        env.update(box.env)
+        ignored = box.ignored_signals
+    elif say is not None:
+        say(f"hf run: no sandbox for {part.batch}/{part.name}: {why}; the agent can write "
+            "the main tree and other parts, the guard only refuses git commands and "
+            "reports the rest", "see `hf doctor` and docs/guard.md")
     tty: int | None = None
     with contextlib.suppress(OSError):
         if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
@@ -80,8 +101,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     cwd = Path.cwd() if Path(part.worktree) in (Path.cwd(), *Path.cwd().parents) \
         else Path(part.worktree)
     try:
-        child = subprocess.Popen(list(command), cwd=cwd, env=env,
-                                 preexec_fn=_foreground_preexec(tty))  # noqa: PLW1509
+        child = subprocess.Popen(argv, cwd=cwd, env=env,
+                                 preexec_fn=_foreground_preexec(tty, ignored))  # noqa: PLW1509
     except OSError as exc:
         raise BadInput(f"cannot start {command[0]!r}: {exc.strerror}",
                        "check the command name and that it is on PATH") from None
@@ -95,6 +116,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         "since": now(),
         "supervisor_pid": os.getpid(),
         "supervisor": _own_identity(),
+        "sandbox": box.kind if box is not None else f"none: {why}",
     }
     received: list[int] = []
 
@@ -103,6 +125,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         processes.signal_group(child.pid, signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    code = 1
     stop_beating = threading.Event()
     seen = _Activity(started=time.time())
     try:
@@ -112,7 +135,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             on_start(worker)
         beater = threading.Thread(target=_beat_loop, daemon=True,
                                   args=(ws, part, child.pid, interval, stop_beating, seen,
-                                        judge.idle_seconds(ws)))
+                                        judge.idle_seconds(ws), box is not None))
         beater.start()
         while True:
             try:
@@ -129,12 +152,38 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
                 os.tcsetpgrp(tty, os.getpgrp())
                 signal.signal(signal.SIGTTOU, old)
+    if box is not None:
+        # bubblewrap reports a command killed by signal N as exit 128+N
+        apply_inbox(ws, part)
+        if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+            code = -(code - 128)
+        part = ws.store.load_part(part.batch, part.name)
     sig: int | None = -code if code < 0 else None
     part, marked_done = judge.record_exit(ws, part, None if sig else code, sig,
                                           done=done_on_success and code == 0,
                                           ran=seen.summary(time.time()))
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
+
+
+def choose_sandbox(ws: Workspace, part: Part, wanted: bool | None) -> tuple[Any, str]:
+    """(the part's sandbox, "") or (None, why there is none)."""
+    from hf_fanout.guard import sandbox
+
+    if wanted is None:
+        wanted = ws.settings.get("sandbox", True) is not False
+    if not wanted:
+        return None, "switched off (--no-sandbox, or sandbox = false)"
+    found = sandbox.availability()
+    if not found.usable:
+        return None, found.reason
+    return sandbox.prepare(ws, part, found.path), ""
+
+
+def apply_inbox(ws: Workspace, part: Part) -> None:
+    from hf_fanout.orchestrator.inbox import apply
+
+    apply(ws, part)
 
 
 def _own_identity() -> dict[str, Any]:
@@ -157,17 +206,26 @@ class _Activity:
 
 
 def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
-               stop: threading.Event, seen: _Activity, idle_after: float) -> None:
+               stop: threading.Event, seen: _Activity, idle_after: float,
+               inbox_too: bool = False) -> None:
     """Beat every `interval` while the worker lives; `active` moves only when the
     worker's process tree used CPU since the last beat (an agent waiting at its
     prompt is alive but idle). The audit log gets the worker's idle spans
     (`worker-idle` once no CPU moved for `idle_after` s, `worker-active` when it
     moves again) and a gap between beats far longer than the interval (this
-    process was suspended: a sleeping laptop, SIGSTOP), `heartbeat-gap`."""
+    process was suspended: a sleeping laptop, SIGSTOP), `heartbeat-gap`. With
+    `inbox_too`, the part's inbox is applied every half second between beats."""
     last_cpu = processes.cpu_seconds(pid)
     last_active = last_beat = time.time()
     where = {"batch": part.batch, "part": part.name, "pid": pid}
-    while not stop.wait(interval):
+    next_beat = time.monotonic() + interval
+    while not stop.wait(min(0.5, interval) if inbox_too else interval):
+        if inbox_too:
+            with contextlib.suppress(HfError, OSError):
+                apply_inbox(ws, part)
+            if time.monotonic() < next_beat:
+                continue
+        next_beat = time.monotonic() + interval
         cpu = processes.cpu_seconds(pid)
         if cpu is None:
             return
@@ -193,7 +251,11 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
 
 
 def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
-    """`hf heartbeat`: an agent says it is working."""
+    """`hf heartbeat`: an agent says it is working (inside a sandbox: asked of hf
+    outside it, which beats when it takes the request)."""
+    if inbox.sandboxed():
+        inbox.post(ws.repo.common_dir, part.batch, part.name, "heartbeat")
+        return {"queued": True, "at": time.time()}
     heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf heartbeat")
     return heartbeat.read_heartbeat(ws.store, part.batch, part.name) or {}
 
@@ -203,6 +265,11 @@ def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
 
 def stop_parts(ws: Workspace, batch_id: str, part_name: str | None, *, grace: float,
                dry_run: bool) -> list[dict[str, Any]]:
+    from hf_fanout.orchestrator.boundary import refuse_inside_part
+
+    if not dry_run:
+        refuse_inside_part(f"hf stop {batch_id}" + (f"/{part_name}" if part_name else ""),
+                           own=f"{batch_id}/{part_name}" if part_name else None)
     batch = ws.store.load_batch(batch_id)
     names = [part_name] if part_name else batch.parts
     results = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hf_fanout.core import inbox
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 
@@ -13,7 +14,7 @@ def open_workspace(repo: Path | None = None, *, recover: bool = True) -> Workspa
     """The workspace of `repo` (default: the current directory), recovered first
     unless `recover` is false (`hf doctor` recovers step by step itself)."""
     ws = Workspace.open(repo)
-    if recover:
+    if recover and not inbox.sandboxed():  # (inside a sandbox hf's records are read-only)
         settle(ws)
     return ws
 

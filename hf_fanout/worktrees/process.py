@@ -48,9 +48,13 @@ def git_executable() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _without_guard(path: str) -> str:
-    """PATH minus hf's guard wrapper directory: hf's own git calls go to the real git."""
-    guard = str(Path(__file__).resolve().parent.parent / "guard" / "bin")
-    return os.pathsep.join(d for d in path.split(os.pathsep) if d.rstrip("/") != guard)
+    """PATH minus hf's guard wrapper directories (the installation's and the stable
+    one): hf's own git calls go to the real git."""
+    from hf_fanout.config import guard_bin_dir
+
+    guards = {str(Path(__file__).resolve().parent.parent / "guard" / "bin"),
+              str(guard_bin_dir())}
+    return os.pathsep.join(d for d in path.split(os.pathsep) if d.rstrip("/") not in guards)
 
 
 # Config keys that make git run a program on a command that runs none otherwise:

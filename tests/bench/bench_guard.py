@@ -1,10 +1,12 @@
-"""Wrapper overhead: `git --version` and `git status`, direct vs through hf's wrapper,
-outside and inside a part. Not part of the test suite; run it by hand:
+"""Guard overhead: git commands direct vs through hf's wrapper, outside and inside
+a part, and a commit inside a part with hf's hooks vs the real git without any
+hooks. Not part of the test suite; run it by hand:
 
     PYTHONPATH=. python3 tests/bench/bench_guard.py [ROUNDS]
 
-Prints the median wall-clock time per call of each, and the milliseconds the
-wrapper adds (target: <= 5 ms outside parts).
+Prints the median wall-clock time per call of each and the milliseconds the
+guard adds (targets: <= 5 ms per allowed command, <= 20 ms per commit), and a
+refused command (python's policy) for scale.
 """
 
 from __future__ import annotations
@@ -67,14 +69,33 @@ def main() -> int:
         print(f"git {version}, {rounds} rounds, "
               f"median ms per call, {os.cpu_count()} cores, load "
               f"{os.getloadavg()[0]:.2f}")
-        print(f"{'command':<16}{'where':<9}{'direct':>9}{'wrapped':>9}{'added':>9}")
+        print(f"{'command':<19}{'where':<9}{'direct':>9}{'wrapped':>9}{'added':>9}")
+        run(["git", "stash", "list"], part, wrapped)  # the first guarded command
+        time.sleep(2.5)  # writes the part's fast file; past its margin it is used
         for where, cwd in (("outside", repo), ("inside", part)):
-            for argv in (["--version"], ["status"]):
+            for argv in (["--version"], ["status"], ["log", "-1"], ["diff", "HEAD"],
+                         ["rev-parse", "HEAD"]):
                 direct = median_ms([real, *argv], cwd, env, rounds)
                 through = median_ms(["git", *argv], cwd, wrapped, rounds)
-                print(f"{'git ' + ' '.join(argv):<16}{where:<9}{direct:>9.1f}{through:>9.1f}"
+                print(f"{'git ' + ' '.join(argv):<19}{where:<9}{direct:>9.1f}{through:>9.1f}"
                       f"{through - direct:>+9.1f}")
+        commit = ["commit", "-q", "--allow-empty", "-m", "bench"]
+        direct = median_ms([real, "-c", "core.hooksPath=/dev/null", *commit], part, env, rounds)
+        through = median_ms(["git", *commit], part, wrapped, rounds)
+        print(f"{'git commit':<19}{'inside':<9}{direct:>9.1f}{through:>9.1f}"
+              f"{through - direct:>+9.1f}   (direct: no hooks at all; wrapped: hf's hooks)")
+        refused = median_refused(["git", "push"], part, wrapped, rounds)
+        print(f"{'git push':<19}{'inside':<9}{'':>9}{refused:>9.1f}   (refused: python)")
     return 0
+
+
+def median_refused(argv: list[str], cwd: Path, env: dict[str, str], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

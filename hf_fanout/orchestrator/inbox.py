@@ -1,0 +1,84 @@
+"""Applying a sandboxed part's requests (see core/inbox.py): each one is checked
+against what that part may ask, applied through the state machine, then removed.
+A request that is not valid is removed and audited (`inbox-rejected`); it never
+changes a record."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.core import inbox
+from hf_fanout.core.records import Part
+from hf_fanout.core.states import IllegalTransition
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import HfError
+from hf_fanout.liveness import heartbeat
+from hf_fanout.orchestrator.lifecycle import mark_blocked, mark_done
+
+
+def apply(ws: Workspace, part: Part) -> list[dict[str, Any]]:
+    """Apply the part's pending requests, oldest first; what was done with each."""
+    results = []
+    common = Path(ws.repo.common_dir)
+    for path, data in inbox.pending(common, part.batch, part.name):
+        outcome = _apply_one(ws, part, data)
+        results.append(outcome)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if not outcome.get("applied"):
+            ws.store.audit("inbox-rejected", batch=part.batch, part=part.name,
+                           why=outcome.get("why", ""), file=path.name)
+    return results
+
+
+def apply_all(ws: Workspace) -> int:
+    """Apply every part's pending requests (the sweep, status, join); how many."""
+    root = ws.store.root / "inbox"
+    if not root.is_dir():  # one stat: no part ever ran in a sandbox
+        return 0
+    count = 0
+    for batch_dir in sorted(root.iterdir()):
+        for part_dir in sorted(batch_dir.iterdir()) if batch_dir.is_dir() else []:
+            if not any(part_dir.glob("*.json")):
+                continue
+            try:
+                part = ws.store.load_part(batch_dir.name, part_dir.name)
+            except (HfError, FileNotFoundError):
+                continue  # a part that is gone: its requests go with gc
+            count += len(apply(ws, part))
+    return count
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value)[:inbox.MAX_TEXT]
+
+
+def _apply_one(ws: Workspace, part: Part, data: Any) -> dict[str, Any]:
+    if data is None:
+        return {"applied": False, "why": "not a request hf writes"}
+    action = data.get("action")
+    fresh = ws.store.load_part(part.batch, part.name)
+    try:
+        if action == "done":
+            mark_done(ws, fresh, _text(data.get("note")))
+        elif action == "blocked":
+            reason = _text(data.get("reason")) or ""
+            if not reason.strip():
+                return {"applied": False, "action": action, "why": "blocked without a reason"}
+            mark_blocked(ws, fresh, reason)
+        elif action == "heartbeat":
+            heartbeat.beat(ws.store, part.batch, part.name, active=time.time(),
+                           by="hf heartbeat (sandbox)")
+        elif action == "audit" and data.get("what") == "commit":
+            fields = {k: data.get(k) for k in ("ref", "commit", "parent", "paths")}
+            ws.store.audit("commit", batch=part.batch, part=part.name, sandbox=True, **fields)
+        else:
+            return {"applied": False, "action": action, "why": f"unknown request {action!r}"}
+    except IllegalTransition as exc:
+        return {"applied": False, "action": action, "why": exc.message}
+    return {"applied": True, "action": action}

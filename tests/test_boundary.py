@@ -1,0 +1,55 @@
+"""From inside a part (an agent, or anything below one) hf acts on that part
+only: batch-wide commands and commands aimed at another part are refused with
+one line, and nothing changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import git, hf_proc
+from liveness_support import part_record
+
+
+def _as_agent(part: str) -> dict[str, str]:
+    return {**os.environ, "HF_BATCH": "b1", "HF_PART": part}
+
+
+def test_commands_on_other_parts_or_the_batch_are_refused_inside_a_part(split3):
+    repo, api = split3["repo"], split3["api"]
+    head = git(repo, "rev-parse", "HEAD")
+    for args in (["done", "b1/ui"], ["blocked", "b1/docs", "--reason", "x"],
+                 ["stop", "b1/ui"], ["drop", "b1/ui"], ["join", "b1"], ["gc", "b1"],
+                 ["split", "b2", "--part", "xx=src/**"]):
+        r = hf_proc(*args, cwd=api, env=_as_agent("api"))
+        assert r.returncode == 1, (args, r.stderr)
+        assert "from inside part b1/api" in r.stderr or \
+            "named from inside part b1/api" in r.stderr, (args, r.stderr)
+    assert part_record(repo, "b1", "ui")["state"] == "running"
+    assert part_record(repo, "b1", "docs")["state"] == "running"
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert not (repo / ".git" / "hf" / "batches" / "b2").exists()
+    # its own part it may act on
+    r = hf_proc("done", "b1/api", cwd=api, env=_as_agent("api"))
+    assert r.returncode == 0, r.stderr
+    assert part_record(repo, "b1", "api")["state"] == "done"
+
+
+def test_an_agent_that_clears_its_own_marker_is_still_below_one(split3):
+    repo = split3["repo"]
+    script = ("import os, subprocess, sys; env = {k: v for k, v in os.environ.items() "
+              "if not k.startswith('HF_')}; sys.exit(subprocess.run([sys.executable, '-m', "
+              "'hf_fanout', 'join', 'b1'], env=env).returncode)")
+    r = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True,
+                       text=True, env=_as_agent("api"), check=False)
+    assert r.returncode == 1 and "hf join b1 from inside part b1/api" in r.stderr
+    assert "only the person decides this" in r.stderr
+
+
+def test_the_person_in_the_main_tree_is_not_refused(split3):
+    repo = split3["repo"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    r = hf_proc("drop", "b1/ui", cwd=repo, env=clean)
+    assert r.returncode == 0, r.stderr
+    assert part_record(repo, "b1", "ui")["state"] == "dropped"

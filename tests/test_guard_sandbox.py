@@ -1,0 +1,268 @@
+"""The sandbox around `hf run`: each attack class run the way an agent would (a
+real process in the part, the real git binary, hooks off), refused inside the
+sandbox with nothing outside the part changed; and the normal work of an agent
+(edits, git, a real pytest run, hf done) still works there."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git, hf_proc, snapshot
+from liveness_support import agent_script, part_record
+
+from hf_fanout.guard import sandbox
+
+FOUND = sandbox.availability()
+needs_sandbox = pytest.mark.skipif(not FOUND.usable, reason=f"no sandbox: {FOUND.reason}")
+REAL_GIT = shutil.which("git") or "git"
+
+
+def _state(repo: Path) -> dict[str, object]:
+    """What a user would see change outside the part: the main tree, its index
+    and HEAD, every ref, the shared config files and hf's records (but the
+    attacking part's own, which its worker changes)."""
+    common = repo / ".git"
+    records = {str(p.relative_to(common)): p.read_bytes()
+               for p in sorted((common / "hf" / "batches").rglob("*.json"))
+               if "heartbeats" not in p.parts and p.name != "api.json"}
+    shared = {name: (common / name).read_bytes() if (common / name).exists() else None
+              for name in ("config", "config.worktree", "packed-refs")}
+    return {"main": snapshot(repo), "records": records, "shared": shared,
+            "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)")}
+
+
+ATTACKS = r'''
+import os, subprocess, sys, json
+REPO, UI, GIT, OUT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+COMMON = os.path.join(REPO, ".git")
+NOHOOKS = ["-c", "core.hooksPath=/dev/null"]
+results = {}
+
+def attempt(name, action):
+    try:
+        action()
+        results[name] = "done"
+    except subprocess.CalledProcessError as exc:
+        results[name] = "failed: " + (exc.stderr or b"").decode(errors="replace")[-300:]
+    except OSError as exc:
+        results[name] = "failed: " + str(exc)
+
+def git(*args, env=None, cwd=None):
+    subprocess.run([GIT, *NOHOOKS, *args], check=True, capture_output=True, cwd=cwd,
+                   env={**os.environ, **(env or {})})
+
+def write(path, text, mode="w"):
+    with open(path, mode) as f:
+        f.write(text)
+
+head = subprocess.run([GIT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+# the real git reaches the main tree
+attempt("main tree file", lambda: write(os.path.join(REPO, "README.md"), "owned\n", "a"))
+attempt("git -C main commit", lambda: git("-C", REPO, "commit", "--allow-empty", "-m", "x"))
+attempt("GIT_DIR commit", lambda: git("commit", "--allow-empty", "-m", "x",
+                                      env={"GIT_DIR": COMMON, "GIT_WORK_TREE": REPO}))
+attempt("update-ref main as hf join", lambda: git("-C", REPO, "update-ref", "-m",
+                                                  "hf join b1", "refs/heads/main", head))
+attempt("GIT_INDEX_FILE main index", lambda: git(
+    "rm", "--cached", "-q", "README.md", env={"GIT_INDEX_FILE": os.path.join(COMMON, "index")}))
+attempt("forged reflog line", lambda: write(
+    os.path.join(COMMON, "logs", "refs", "heads", "main"), "0 1 x <x> 0 +0000\thf join\n", "a"))
+# another part's work
+attempt("other part's file", lambda: write(os.path.join(UI, "src", "ui", "app.js"), "x\n"))
+tree = subprocess.run([GIT, "rev-parse", "HEAD^{tree}"], capture_output=True,
+                      text=True).stdout.strip()
+forged = subprocess.run([GIT, "commit-tree", tree, "-p", head, "-m", "forged"],
+                        capture_output=True, text=True).stdout.strip()
+attempt("other part's branch", lambda: git("update-ref", "refs/heads/hf/b1/ui", forged))
+attempt("remove other worktree", lambda: git("worktree", "remove", "--force", UI))
+# code planted for the user's next git command
+attempt("fsmonitor in main config.worktree", lambda: write(
+    os.path.join(COMMON, "config.worktree"), "[core]\n\tfsmonitor = touch /tmp/pwned\n"))
+attempt("fsmonitor in common config", lambda: git(
+    "config", "--file", os.path.join(COMMON, "config"), "core.fsmonitor", "touch /tmp/x"))
+attempt("hook", lambda: write(os.path.join(COMMON, "hooks", "post-checkout"), "#!/bin/sh\n"))
+attempt("user gitconfig", lambda: write(os.path.expanduser("~/.gitconfig"),
+                                        "[core]\n\tfsmonitor = x\n", "a"))
+attempt("main .hf.toml", lambda: write(os.path.join(REPO, ".hf.toml"), 'setup = ["x"]\n'))
+attempt("delete baseline", lambda: os.unlink(os.path.join(COMMON, "hf", "guard", "b1.json")))
+# hf's own state
+def widen():
+    path = os.path.join(COMMON, "hf", "batches", "b1", "parts", "api.json")
+    record = json.load(open(path))
+    record["owns"] = ["**"]
+    write(path, json.dumps(record))
+attempt("widen ownership", widen)
+gitdir = subprocess.run([GIT, "rev-parse", "--absolute-git-dir"], capture_output=True,
+                        text=True).stdout.strip()
+attempt("delete marker", lambda: os.unlink(os.path.join(gitdir, "hf-part.json")))
+attempt("unset config.worktree", lambda: write(os.path.join(gitdir, "config.worktree"), ""))
+attempt("trust list", lambda: write(os.path.join(
+    os.environ["XDG_STATE_HOME"], "hf", "trusted.json"), "{}"))
+# recovery data
+def expire_and_prune():
+    git("reflog", "expire", "--all", "--expire=now", cwd=REPO)
+attempt("reflog expire main", expire_and_prune)
+attempt("gc prune", lambda: git("gc", "--prune=now", "-q"))
+def delete_objects():
+    # the repository's own objects (the part's new ones are its own to delete)
+    shared = os.path.join(COMMON, "hf", "shared-objects")
+    found = [os.path.join(d, n) for d, _dirs, names in os.walk(shared) for n in names]
+    deleted, last = 0, OSError("no object found to delete")
+    for path in found:
+        try:
+            os.unlink(path)
+            deleted += 1
+        except OSError as exc:
+            last = exc
+    if not deleted:
+        raise last
+attempt("delete an object", delete_objects)
+json.dump(results, open(OUT, "w"), indent=1)
+'''
+
+
+@needs_sandbox
+def test_every_attack_class_fails_inside_the_sandbox_and_nothing_outside_changes(
+        split3, tmp_path):
+    repo, api, ui = split3["repo"], split3["api"], split3["ui"]
+    script = tmp_path / "attacks.py"
+    script.write_text(ATTACKS)
+    out = tmp_path / "results.json"
+    before = _state(repo)
+    r = hf_proc("run", "--", sys.executable, str(script), str(repo), str(ui), REAL_GIT,
+                str(out), cwd=api)
+    assert r.returncode == 0, r.stderr
+    assert "no sandbox" not in r.stderr
+    results = json.loads(out.read_text())
+    assert len(results) == 22
+    succeeded = [name for name, how in results.items() if how == "done"]
+    assert succeeded == [], results
+    assert all("Read-only file system" in how or "Device or resource busy" in how
+               or "Permission denied" in how for how in results.values()), results
+    assert _state(repo) == before
+    assert (ui / "src" / "ui" / "app.js").exists()
+    record = part_record(repo, "b1", "api")
+    assert record["worker"]["sandbox"] == "bubblewrap" and record["owns"] == ["src/api/**"]
+    fsck = subprocess.run([REAL_GIT, "fsck", "--strict"], cwd=repo, capture_output=True,
+                          text=True, check=False)
+    assert fsck.returncode == 0, fsck.stderr
+
+
+def test_without_the_sandbox_hf_run_says_so_and_the_join_reports_what_reached_out(
+        split3, hf, tmp_path):
+    repo, api, ui = split3["repo"], split3["api"], split3["ui"]
+    script = tmp_path / "attacks.py"
+    script.write_text(ATTACKS)
+    out = tmp_path / "results.json"
+    r = hf_proc("run", "--no-sandbox", "--", sys.executable, str(script), str(repo), str(ui),
+                REAL_GIT, str(out), cwd=api)
+    assert "no sandbox for b1/api: switched off" in r.stderr
+    results = json.loads(out.read_text())
+    assert results["fsmonitor in common config"] == "done", "nothing stops it unsandboxed"
+    assert results["widen ownership"] == "done"
+    for part in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    head = git(repo, "rev-parse", "HEAD")
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code != 0 and git(repo, "rev-parse", "HEAD") == head, "nothing joined"
+    assert "missing worktree: ui" in r.json["error"]["message"]
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code != 0
+    found = " | ".join(f["detail"] for f in r.json["data"]["findings"])
+    for seen in ("config changed", "config.worktree added", "hooks/post-checkout added",
+                 "b1/api ownership changed", ".hf.toml added"):
+        assert seen in found, (seen, found)
+
+
+def _project(api: Path) -> None:
+    (api / "src" / "api" / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (api / "src" / "api" / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+
+
+@needs_sandbox
+def test_normal_work_runs_inside_the_sandbox_and_joins(split3, hf, tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    _project(api)
+    script = agent_script(tmp_path, "worker", f"""
+        import subprocess
+        def run(*args, **kw):
+            return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw)
+        tests = run({sys.executable!r}, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "src/api", cwd=os.getcwd(), env={{**os.environ, "PYTHONPATH": "src/api"}})
+        open({str(tmp_path / "pytest.txt")!r}, "w").write(tests.stdout)
+        git = {REAL_GIT!r}
+        run(git, "add", "src/api")
+        run(git, "commit", "-q", "-m", "calc with its test")
+        for args in (["log", "--oneline"], ["diff", "HEAD~1", "--stat"], ["status"],
+                     ["stash", "list"]):
+            run(git, *args)
+        open("src/api/orders.py", "a").write("# more\\n")
+        run({sys.executable!r}, "-m", "hf_fanout", "commit", "-m", "orders", "src/api/orders.py")
+        run({sys.executable!r}, "-m", "hf_fanout", "heartbeat")
+        run({sys.executable!r}, "-m", "hf_fanout", "done", "--note", "calc added")
+    """)
+    r = hf_proc("run", "--", sys.executable, str(script), cwd=api)
+    assert r.returncode == 0, r.stderr
+    assert "1 passed" in (tmp_path / "pytest.txt").read_text()
+    record = part_record(repo, "b1", "api")
+    assert record["state"] == "done" and record["worker"]["sandbox"] == "bubblewrap"
+    assert git(repo, "log", "--format=%s", "hf/b1/api").splitlines()[:2] == \
+        ["orders", "calc with its test"]
+    for other in ("ui", "docs"):
+        assert hf("done", cwd=split3[other]).code == 0
+    tip = git(repo, "rev-parse", "hf/b1/api").strip()
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert (repo / "src" / "api" / "calc.py").read_text().startswith("def add")
+    assert "# more" in (repo / "src" / "api" / "orders.py").read_text()
+    fsck = subprocess.run([REAL_GIT, "fsck", "--strict"], cwd=repo, capture_output=True,
+                          text=True, check=False)
+    assert fsck.returncode == 0, fsck.stderr
+    # gc moves the part's private objects home: history stays readable afterwards
+    assert hf("gc", "b1", cwd=repo).code == 0, "gc"
+    assert not (repo / ".git" / "hf" / "objects" / "b1").exists()
+    assert git(repo, "log", "--format=%s", "-1", tip).strip() == "orders"
+    fsck = subprocess.run([REAL_GIT, "fsck", "--strict"], cwd=repo, capture_output=True,
+                          text=True, check=False)
+    assert fsck.returncode == 0, fsck.stderr
+
+
+@needs_sandbox
+def test_a_request_hf_did_not_write_is_rejected_and_audited(split3, tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    script = agent_script(tmp_path, "forger", """
+        inbox = os.path.join(os.environ["HF_REPO"], "hf", "inbox", "b1", "api")
+        open(os.path.join(inbox, "0-1.json"), "w").write(json.dumps(
+            {"action": "widen", "owns": ["**"]}))
+        open(os.path.join(inbox, "0-2.json"), "w").write("not json")
+    """)
+    r = hf_proc("run", "--", sys.executable, str(script), cwd=api)
+    assert r.returncode == 0, r.stderr
+    record = part_record(repo, "b1", "api")
+    assert record["owns"] == ["src/api/**"] and record["state"] == "running"
+    audit = [json.loads(line) for line in (repo / ".git" / "hf" / "audit.log").read_text()
+             .splitlines()]
+    rejected = [a for a in audit if a["action"] == "inbox-rejected"]
+    assert [a["why"] for a in rejected] == ["unknown request 'widen'", "not a request hf writes"]
+    assert not list((repo / ".git" / "hf" / "inbox" / "b1" / "api").iterdir())
+
+
+def test_a_done_left_in_the_inbox_is_applied_by_the_join(split3, hf):
+    """A sandboxed `hf done` whose `hf run` died before applying it: the join (and
+    the sweep) apply it through the state machine before they look."""
+    from hf_fanout.core import inbox
+
+    repo = split3["repo"]
+    for part in ("api", "ui", "docs"):
+        inbox.post(repo / ".git", "b1", part, "done", note="finished")
+    assert part_record(repo, "b1", "api")["state"] == "running"
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert part_record(repo, "b1", "api")["state"] == "joined"
+    assert not list((repo / ".git" / "hf" / "inbox" / "b1" / "api").iterdir())
