@@ -52,6 +52,12 @@ class InsidePart(HfError):
     code = "inside_part"
 
 
+class Paused(HfError):
+    """Something would start while a pause (`hf pause`) is in force."""
+
+    code = "paused"
+
+
 class NotFound(HfError):
     code = "not_found"
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.options import Json, RepoOpt, command, open_ws
+from hf_fanout.cli.options import DryRun, Json, RepoOpt, command, open_ws
 from hf_fanout.cli.output import emit
 
 # --------------------------------------------------------------------- log
@@ -92,3 +92,68 @@ def _value(value: Any) -> str:
         text = jsonlib.dumps(value, sort_keys=True, default=str)
     text = " ".join(text.split())
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ------------------------------------------------------------- pause / resume
+
+
+@command(epilog="Example: hf pause b1 --reason 'review first'   |   hf pause --all --freeze"
+             "   |   hf pause b1 --stop")
+def pause(
+    batch: Annotated[str | None, typer.Argument(
+        help="Only this batch (default: the whole repository).")] = None,
+    everywhere: Annotated[bool, typer.Option(
+        "--all", help="Every repository in the registry (user-wide).")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why; shown in every refusal.")] = "",
+    stop: Annotated[bool, typer.Option(
+        "--stop", help="Also end the running agents, rescuing their work (as hf stop).")
+    ] = False,
+    freeze: Annotated[bool, typer.Option(
+        "--freeze", help="Also suspend the running agents (SIGSTOP); hf resume continues "
+        "them.")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Stop anything new from starting (open, run, next, split --open, auto-join)."""
+    from hf_fanout.orchestrator.pausing import pause as pause_all
+
+    ws = open_ws(repo)
+    result = pause_all(ws, batch, everywhere=everywhere, reason=reason, stop=stop,
+                       freeze=freeze, dry_run=dry_run)
+
+    def human() -> None:
+        verb = "would pause" if dry_run else ("still paused" if result["already"] else "paused")
+        scope = result["pause"]["scope"]
+        print(f"{verb}: {scope}" + (f" ({reason})" if reason else ""))
+        for entry in result["parts"]:
+            print(f"  {entry['batch']}/{entry['part']}: {entry['action']}")
+
+    emit(result, human)
+
+
+@command(epilog="Example: hf resume b1   |   hf resume   |   hf resume --all")
+def resume(
+    batch: Annotated[str | None, typer.Argument(
+        help="The paused batch (default: the repository's pause).")] = None,
+    everywhere: Annotated[bool, typer.Option(
+        "--all", help="Lift the user-wide pause.")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Lift a pause; agents frozen by it continue (SIGCONT)."""
+    from hf_fanout.orchestrator.pausing import resume as resume_all
+
+    ws = open_ws(repo)
+    result = resume_all(ws, batch, everywhere=everywhere, dry_run=dry_run)
+
+    def human() -> None:
+        if not result["was_paused"]:
+            print(f"not paused: {result['scope']}")
+            return
+        print(("would resume" if dry_run else "resumed") + f": {result['scope']}")
+        for entry in result["continued"]:
+            print(f"  {entry['batch']}/{entry['part']}: continued")
+
+    emit(result, human)

@@ -45,6 +45,8 @@ TEXT = (
     '  install    Run the sweep on a schedule (default: cron on Linux, launchd...\n'
     "  uninstall  Remove the sweep's schedule (exactly what `hf install` added).\n"
     '  log        Show the audit log: every state change with its time, actor,...\n'
+    '  pause      Stop anything new from starting (open, run, next, split...\n'
+    '  resume     Lift a pause; agents frozen by it continue (SIGCONT).\n'
     '  guard      The git guard for part worktrees: the wrapper, hooks and the...\n'
 )
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from hf_fanout import atomic, processes, timefmt
 from hf_fanout.config import user_state_dir
-from hf_fanout.core import audit, states
+from hf_fanout.core import audit, pauses, states
 from hf_fanout.core.records import DONE, RUNNING, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
@@ -180,7 +180,8 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             elif verdict.state == judge.MISSING and not part.extra.get("missing_at"):
                 missing_seen = True
                 rr.actions.append(_missing(ws, part, dry_run))
-        if batch.auto_join and parts and all(p.state == DONE for p in parts):
+        if batch.auto_join and parts and all(p.state == DONE for p in parts) \
+                and not pauses.in_force(ws, batch.id):
             action = _auto_join(ws, batch, dry_run)
             if action:
                 rr.actions.append(action)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import processes, timefmt
-from hf_fanout.core import inbox
+from hf_fanout.core import inbox, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
@@ -79,6 +79,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             f"part {part.batch}/{part.name} already has a live worker "
             f"(pid {(part.worker or {}).get('pid')})",
             f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
+    pauses.refuse_if_paused(ws, f"hf run {part.batch}/{part.name}", part.batch)
     if inbox.sandboxed():
         raise HfError("hf run inside a part's sandbox", "the part's worker already runs; "
                       "start other work from the main tree")
