@@ -95,3 +95,14 @@ def test_sweep_does_not_auto_join_a_paused_batch(repo, hf):
     assert hf("resume", "b2", cwd=repo).code == 0
     assert hf("sweep", cwd=repo).code == 0
     assert "sweep-auto-join" in audit_actions(repo)
+
+
+def test_status_shows_the_pause(split3, hf):
+    repo = split3["repo"]
+    assert hf("pause", "--reason", "lunch", cwd=repo).code == 0
+    shown = hf("status", cwd=repo)
+    assert "PAUSED: the repository is paused" in shown.out and "lunch" in shown.out
+    data = json.loads(hf("status", "--json", cwd=repo).out)["data"]
+    assert "lunch" in data["batches"][0]["paused"]
+    assert hf("resume", cwd=repo).code == 0
+    assert "PAUSED" not in hf("status", cwd=repo).out

@@ -98,7 +98,10 @@ def status(
                      p.branch, p.worktree] for p in b.parts]
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
-                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})")
+                         title=f"batch {b.id} ({b.state}, base {b.base[:12]})"
+                         + (" PAUSED" if b.paused else ""))
+            if b.paused:
+                print(f"  PAUSED: {b.paused}")
             for p in b.parts:
                 if p.outside:
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")

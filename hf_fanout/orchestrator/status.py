@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import timefmt
+from hf_fanout.core import pauses
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
 from hf_fanout.core.workspace import Workspace
@@ -45,6 +46,7 @@ class BatchStatus:
     created: str
     parts: list[PartStatus]
     error: str | None = None
+    paused: str | None = None  # the pause in force over it (`hf pause`), described
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +98,9 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(lambda p: part_status(ws, batch, p, committed(p)), parts))
-    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses)
+    pause = next(iter(pauses.in_force(ws, batch.id)), None)
+    return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
+                       paused=pause.describe() if pause else None)
 
 
 def all_status(ws: Workspace, batch_id: str | None) -> list[BatchStatus]:
