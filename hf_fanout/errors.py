@@ -58,6 +58,12 @@ class Paused(HfError):
     code = "paused"
 
 
+class LimitReached(HfError):
+    """Starting one more would go over a configured limit (`max_live_agents`)."""
+
+    code = "limit_reached"
+
+
 class NotFound(HfError):
     code = "not_found"
 

@@ -65,10 +65,11 @@ def _foreground_preexec(tty: int | None, ignored: Sequence[int] = ()) -> Any:
 
 def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: float,
                done_on_success: bool, on_start: Any = None, sandboxed: bool | None = None,
-               say: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+               say: Callable[[str, str], None] | None = None,
+               force: bool = False) -> dict[str, Any]:
     """Run `command` as the part's worker until it ends, in the part's sandbox
-    unless `sandboxed` is False (None: the `sandbox` setting). Returns the exit
-    record."""
+    unless `sandboxed` is False (None: the `sandbox` setting). `force` goes over
+    the live-agent limit. Returns the exit record."""
     if not command:
         raise BadInput("no command to run", "hf run -- CMD ARGS..., e.g. hf run -- claude")
     if part.state == JOINED:
@@ -80,6 +81,9 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             f"(pid {(part.worker or {}).get('pid')})",
             f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
     pauses.refuse_if_paused(ws, f"hf run {part.batch}/{part.name}", part.batch)
+    from hf_fanout.orchestrator.limits import check_live_agents
+
+    check_live_agents(ws, f"hf run {part.batch}/{part.name}", force=force)
     if inbox.sandboxed():
         raise HfError("hf run inside a part's sandbox", "the part's worker already runs; "
                       "start other work from the main tree")
