@@ -106,3 +106,17 @@ def test_status_shows_the_pause(split3, hf):
     assert "lunch" in data["batches"][0]["paused"]
     assert hf("resume", cwd=repo).code == 0
     assert "PAUSED" not in hf("status", cwd=repo).out
+
+
+def test_a_watcher_takes_nothing_while_paused_and_next_refuses(repo, hf):
+    entry = hf("handoff", "--task", "t", "--next", "n", "--json", cwd=repo).json["data"]
+    assert hf("pause", "--reason", "night", cwd=repo).code == 0
+    r = hf("next", "--launcher", "print", cwd=repo)
+    assert r.code == 1 and "night" in r.err
+    r = hf("next", "--watch", "--timeout", "0", "--launcher", "print", "--json", cwd=repo)
+    assert r.code == 0 and r.json["data"]["taken"] == []
+    states = [e["state"] for e in hf("queue", "--json", cwd=repo).json["data"]["entries"]]
+    assert states == ["pending"]
+    assert hf("resume", cwd=repo).code == 0
+    r = hf("next", "--launcher", "print", "--json", cwd=repo)
+    assert r.json["data"]["taken"][0]["id"] == entry["id"]
