@@ -23,7 +23,7 @@ COMMANDS: list[Callable[..., Any]] = [
     tabs_cmds.open_, tabs_cmds.task, tabs_cmds.handoff, tabs_cmds.queue, tabs_cmds.next_,
     liveness_cmds.run, liveness_cmds.heartbeat, liveness_cmds.sweep, liveness_cmds.stop,
     liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
-    record_cmds.log, record_cmds.pause, record_cmds.resume,
+    record_cmds.log, record_cmds.pause, record_cmds.resume, record_cmds.init,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {

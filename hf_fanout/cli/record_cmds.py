@@ -157,3 +157,31 @@ def resume(
             print(f"  {entry['batch']}/{entry['part']}: continued")
 
     emit(result, human)
+
+
+# --------------------------------------------------------------------- init
+
+
+@command(epilog="Example: hf init --dry-run   |   hf init   |   hf init --force")
+def init(
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing .hf.toml.")] = False,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Write a commented .hf.toml: environment files to copy, setup, launcher."""
+    from hf_fanout.orchestrator.init import init_config
+
+    ws = open_ws(repo)
+    result = init_config(ws, force=force, dry_run=dry_run)
+
+    def human() -> None:
+        if dry_run:
+            print(result["text"], end="")
+            return
+        chose = result["chose"]
+        print(f"wrote {result['file']}: copy {chose['copy'] or 'nothing'}, setup "
+              f"{chose['setup'] or 'nothing'}, launcher {chose['launcher']}")
+
+    emit(result, human)

@@ -47,6 +47,7 @@ TEXT = (
     '  log        Show the audit log: every state change with its time, actor,...\n'
     '  pause      Stop anything new from starting (open, run, next, split...\n'
     '  resume     Lift a pause; agents frozen by it continue (SIGCONT).\n'
+    '  init       Write a commented .hf.toml: environment files to copy,...\n'
     '  guard      The git guard for part worktrees: the wrapper, hooks and the...\n'
 )
 
