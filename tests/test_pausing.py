@@ -120,3 +120,11 @@ def test_a_watcher_takes_nothing_while_paused_and_next_refuses(repo, hf):
     assert hf("resume", cwd=repo).code == 0
     r = hf("next", "--launcher", "print", "--json", cwd=repo)
     assert r.json["data"]["taken"][0]["id"] == entry["id"]
+
+
+def test_split_open_is_refused_while_the_repository_is_paused(repo, hf):
+    assert hf("pause", cwd=repo).code == 0
+    r = hf("split", "b3", "--part", "api=src/api/**", "--task", "t", "--open",
+           "--launcher", "print", cwd=repo)
+    assert r.code == 1 and "the repository is paused" in r.err
+    assert not (repo / ".git/hf/batches/b3").exists()
