@@ -1,5 +1,5 @@
 """Limits on how much runs at once: `max_live_agents` (per repository; default
-the number of CPU cores) is checked before `hf run` starts a worker. Going over
+the number of CPU cores, at least 4) is checked before `hf run` starts a worker. Going over
 refuses with the limit and the current count; `force` overrides it for one
 call, and the override is audited."""
 
@@ -26,7 +26,7 @@ def live_agents(ws: Workspace) -> int:
 
 
 def max_live_agents(ws: Workspace) -> int:
-    return int(ws.settings.number("max_live_agents", float(os.cpu_count() or 1)))
+    return int(ws.settings.number("max_live_agents", float(max(4, os.cpu_count() or 1))))
 
 
 def check_live_agents(ws: Workspace, what: str, *, force: bool) -> None:
