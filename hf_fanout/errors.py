@@ -52,6 +52,18 @@ class InsidePart(HfError):
     code = "inside_part"
 
 
+class Paused(HfError):
+    """Something would start while a pause (`hf pause`) is in force."""
+
+    code = "paused"
+
+
+class LimitReached(HfError):
+    """Starting one more would go over a configured limit (`max_live_agents`)."""
+
+    code = "limit_reached"
+
+
 class NotFound(HfError):
     code = "not_found"
 

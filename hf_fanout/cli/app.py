@@ -15,6 +15,7 @@ from hf_fanout.cli import (
     core_cmds,
     guard_cmds,
     liveness_cmds,
+    record_cmds,
     shell_cmds,
     tabs_cmds,
 )
@@ -33,6 +34,7 @@ COMMANDS: list[Callable[..., Any]] = [
     shell_cmds.cd, shell_cmds.shell_init,
     agent_cmds.agent_event, core_cmds.diff, core_cmds.board,
     core_cmds.widen,
+    record_cmds.log, record_cmds.pause, record_cmds.resume, record_cmds.init,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {

@@ -76,7 +76,9 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
             output.table(["part", "state", "changed", "outside", "last activity", "branch",
                           "worktree"], rows,
                          title=f"batch {b.id} ({b.state}{', collected' if b.collected else ''}"
-                               f", base {b.base[:12]})")
+                               f", base {b.base[:12]})" + (" PAUSED" if b.paused else ""))
+            if b.paused:
+                print(f"  PAUSED: {b.paused}")
             print(b.summary())
             for p in b.parts:
                 if p.outside:

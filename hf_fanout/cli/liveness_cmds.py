@@ -30,6 +30,8 @@ def run(
     no_sandbox: Annotated[bool, typer.Option(
         "--no-sandbox", help="Run without the part's sandbox (said loudly; see "
         "docs/guard.md).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Start even over max_live_agents (audited).")] = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -50,7 +52,8 @@ def run(
              f"would run {' '.join(command)} as the worker of {target.batch}/{target.name}")
         return
     result = run_worker(ws, target, command, interval=interval, done_on_success=done_on_success,
-                        sandboxed=False if no_sandbox else None, say=output.notice)
+                        sandboxed=False if no_sandbox else None, say=output.notice,
+                        force=force)
 
     def human() -> None:
         ex = result["exit"] or {}

@@ -52,6 +52,10 @@ TEXT = (
     '  diff         Show what the join would bring per part, and what it would...\n'
     '  board        The live board: `hf status --watch`.\n'
     "  widen        Add files to a sparse part's checkout, to read (it still...\n"
+    '  log          Show the audit log: every state change with its time,...\n'
+    '  pause        Stop anything new from starting (open, run, next, split...\n'
+    '  resume       Lift a pause; agents frozen by it continue (SIGCONT).\n'
+    '  init         Write a commented .hf.toml: environment files to copy,...\n'
     '  guard        The git guard for part worktrees: the wrapper, hooks and...\n'
 )
 

@@ -144,8 +144,10 @@ def stamp(part: Part, state: str) -> None:
         part.reason = None
 
 
-def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str) -> None:
-    """Mark the joined parts (and the batch, when every part is in) — idempotent."""
+def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str,
+                **audit: Any) -> None:
+    """Mark the joined parts (and the batch, when every part is in) — idempotent.
+    `audit`: more fields for the audit line (how long the join took)."""
     with ws.store.state_lock():
         batch = ws.store.load_batch(batch_id)
         changed = []
@@ -164,4 +166,4 @@ def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str
             batch.joined_at = now()
         batch.joined_commit = commit
         ws.store.save_batch(batch)
-    ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit)
+    ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit, **audit)

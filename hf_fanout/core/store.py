@@ -12,7 +12,6 @@ Layout (see docs/protocol.md):
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic, locks
+from hf_fanout.core import audit
 from hf_fanout.core.records import Batch, Part, now
 from hf_fanout.errors import NotFound
 
@@ -139,9 +139,14 @@ class Store:
         shutil.rmtree(self.batch_dir(batch), ignore_errors=True)
 
     # --- audit ---
+    @property
+    def audit_file(self) -> Path:
+        return self.root / audit.LOG_NAME
+
     def audit(self, action: str, **fields: Any) -> None:
-        record = {"at": now(), "action": action, **fields}
-        atomic.append_line(self.root / "audit.log", json.dumps(record, sort_keys=True))
+        """One line in the audit log (core/audit.py): `action`, the time, the actor
+        and `fields` (the batch, the part, what changed)."""
+        atomic.append_line(self.audit_file, audit.line(action, fields))
 
     def write_journal(self, data: dict[str, Any]) -> None:
         atomic.atomic_write_json(self.journal_file, data)

@@ -64,19 +64,22 @@ def record_worker(ws: Workspace, part: Part, worker: dict[str, Any]) -> Part:
 
 
 def record_exit(ws: Workspace, part: Part, code: int | None, sig: int | None, *,
-                done: bool = False) -> tuple[Part, bool]:
-    """The worker's exit, and with `done` (an exit of 0 under `--done-on-success`)
-    the part marked done in the same change: no reader ever sees the exit
-    without the done. Returns the part and whether it was marked done."""
+                done: bool = False, ran: dict[str, float] | None = None) -> tuple[Part, bool]:
+    """The worker's exit (with `ran`: how long it ran, how long of that idle), and
+    with `done` (an exit of 0 under `--done-on-success`) the part marked done in
+    the same change: no reader ever sees the exit without the done. Returns the
+    part and whether it was marked done."""
     fresh = ws.store.load_part(part.batch, part.name)
     to_done = done and fresh.state in (RUNNING, BLOCKED)
 
     def finish(p: Part) -> None:
-        p.exit = {"code": code, "signal": sig, "at": now(), "pid": (p.worker or {}).get("pid")}
+        p.exit = {"code": code, "signal": sig, "at": now(), "pid": (p.worker or {}).get("pid"),
+                  **(ran or {})}
 
+    how_long: dict[str, Any] = dict(ran or {})
     after, _ = states.change(ws, part.batch, part.name, DONE if to_done else None,
                              action="exit", update=finish, code=code, signal=sig,
-                             done=to_done)
+                             done=to_done, **how_long)
     return after, to_done and after.state == DONE
 
 

@@ -163,6 +163,10 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
         done = [_gc_part(ws, batch, part, force=force, dry_run=dry_run)
                 for part in ws.store.load_parts(batch)]
         report.parts += done
+        if not dry_run and done:
+            ws.store.audit("gc", batch=bid, parts=[p.part for p in done],
+                           actions={p.part: p.action for p in done},
+                           freed_bytes=sum(p.freed_bytes for p in done))
         if not dry_run and all(p.action in ("removed", "gone") for p in done):
             report.refs_removed += _stale_refs(ws, batch)
             root = Path(batch.worktree_root) if batch.worktree_root else None
@@ -181,9 +185,6 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
         _maybe_unregister(ws)
         mainhook.settle(ws)
     report.freed_bytes = sum(p.freed_bytes for p in report.parts)
-    if not dry_run and report.parts:
-        ws.store.audit("gc", parts=[f"{p.batch}/{p.part}:{p.action}" for p in report.parts],
-                       freed_bytes=report.freed_bytes)
     return report
 
 

@@ -7,6 +7,7 @@ journal, for the affected paths only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     from hf_fanout.orchestrator.boundary import refuse_inside_part
     from hf_fanout.orchestrator.inbox import apply_all
 
+    started = time.time()
     if not dry_run:
         refuse_inside_part(f"hf join {batch_id}")
         apply_all(ws)  # a sandboxed part's `hf done` not applied yet
@@ -58,7 +60,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         keep_history = ws.settings.flag("keep_history", False)
     outcome = _join(ws, batch_id, partial=partial, wait=wait, dry_run=dry_run,
                     allow_outside_links=allow_outside_links, on_wait=on_wait,
-                    keep_history=keep_history)
+                    keep_history=keep_history, started=started)
     if push is None or dry_run or outcome.nothing_to_bring:
         return outcome
     try:
@@ -71,7 +73,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
 
 def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: bool,
           allow_outside_links: bool, on_wait: Callable[[str], None] | None,
-          keep_history: bool) -> JoinOutcome:
+          keep_history: bool, started: float) -> JoinOutcome:
     from hf_fanout.guard import mainhook
 
     with ws.repo.holding_objects():
@@ -82,7 +84,7 @@ def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: 
             return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
         if dry_run:
             return JoinOutcome(plan, None, True)
-        commit = execute_join(ws, plan, wait=wait, on_wait=on_wait)
+        commit = execute_join(ws, plan, wait=wait, on_wait=on_wait, started=started)
     from hf_fanout.orchestrator import notify
 
     notify.transition(ws.repo.common_dir, batch_id, "", "joined",

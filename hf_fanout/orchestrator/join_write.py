@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,7 +69,8 @@ def commit_message(plan: JoinPlan) -> str:
 
 
 def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
-                 on_wait: Callable[[str], None] | None = None) -> str:
+                 on_wait: Callable[[str], None] | None = None,
+                 started: float | None = None) -> str:
     """Write the planned join under the commit lock and git's own index lock
     (held from before the first write until the branch has moved: a concurrent
     git command in the main tree waits or fails on it, and never sees or commits
@@ -80,6 +82,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
     to what is committed; a batch that another process joined meanwhile becomes
     a no-op (`plan.noop`). A part that commits while the join writes is left
     out of the join (`plan.late`), never marked joined with its commit missing.
+    `started`: when the join began (its audit line says how long it took).
     """
     from hf_fanout.orchestrator.journal import recover_join
 
@@ -93,9 +96,10 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
             if not plan.entries:
                 # Nothing to bring (no part changed anything, or main already has
                 # it all): no empty commit; the parts are joined as of HEAD.
-                states.mark_joined(ws, plan.batch.id, [p.name for p in plan.parts], plan.head)
+                states.mark_joined(ws, plan.batch.id, [p.name for p in plan.parts], plan.head,
+                                   **_took(started))
                 return plan.head
-            return _write_join(ws, plan, held)
+            return _write_join(ws, plan, held, started)
 
 
 def _locked_index(ws: Workspace, wait: float, on_wait: Callable[[str], None] | None) -> Any:
@@ -119,7 +123,11 @@ def _replan(ws: Workspace, plan: JoinPlan) -> None:
         setattr(plan, name, getattr(fresh, name))
 
 
-def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
+def _took(started: float | None) -> dict[str, float]:
+    return {} if started is None else {"seconds": round(time.time() - started, 3)}
+
+
+def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None) -> str:
     """The join's writes, holding both locks: the new index staged beside the
     real one, the journal, the files, the staged-set check, the new index put in
     place, then the branch's compare-and-swap (git's lock goes after)."""
@@ -197,7 +205,8 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any) -> str:
         # exactly the join's paths added to it, and the commit holds those)
         plan.late = _moved_tips(ws, plan)
         states.mark_joined(ws, plan.batch.id,
-                           [p.name for p in plan.parts if p.name not in plan.late], commit)
+                           [p.name for p in plan.parts if p.name not in plan.late], commit,
+                           **_took(started))
         _remember_late(ws, plan, commit)
         ws.store.clear_journal()
     finally:

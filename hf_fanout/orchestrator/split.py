@@ -85,6 +85,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         from hf_fanout.orchestrator.boundary import refuse_inside_part
 
         refuse_inside_part(f"hf split {plan.batch}")
+        if open_tabs:
+            from hf_fanout.core.pauses import refuse_if_paused
+
+            refuse_if_paused(ws, f"hf split {plan.batch} --open", plan.batch)
     chosen = choose_launcher(ws.settings, launcher) if open_tabs else None  # fails first
     draft = draft_batch(ws, plan, root, count=dry_run)
     if dry_run:

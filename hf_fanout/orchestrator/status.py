@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import timefmt
+from hf_fanout.core import pauses
 from hf_fanout.core.records import (
     BLOCKED,
     DONE,
@@ -63,6 +64,7 @@ class BatchStatus:
     parts: list[PartStatus]
     error: str | None = None
     collected: bool = False  # `hf gc` removed its worktrees and branches
+    paused: str | None = None  # the pause in force over it (`hf pause`), described
 
     def to_data(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary()}
@@ -220,8 +222,10 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
         for status, part in zip(statuses, parts, strict=True):
             if part.state not in (JOINED, DROPPED):
                 status.behind = behind.get(bases[part.name], 0)
+    pause = next(iter(pauses.in_force(ws, batch.id)), None)
     return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
-                       collected=collected(batch))
+                       collected=collected(batch),
+                       paused=pause.describe() if pause else None)
 
 
 def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from hf_fanout import atomic, processes, timefmt
 from hf_fanout.config import user_state_dir
-from hf_fanout.core import states
+from hf_fanout.core import audit, pauses, states
 from hf_fanout.core.records import DONE, RUNNING, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
@@ -81,6 +81,13 @@ def workdir_of(common_dir: Path) -> Path:
 
 def sweep(repos: list[Path] | None, *, dry_run: bool = False,
           scan_processes: bool = True) -> SweepReport:
+    """Every registered repository (or `repos`) swept; what it does is audited as
+    the sweep's."""
+    with audit.acting_as("sweep"):
+        return _sweep(repos, dry_run=dry_run, scan_processes=scan_processes)
+
+
+def _sweep(repos: list[Path] | None, *, dry_run: bool, scan_processes: bool) -> SweepReport:
     from hf_fanout import registry
 
     started = time.perf_counter()
@@ -173,7 +180,8 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             elif verdict.state == judge.MISSING and not part.extra.get("missing_at"):
                 missing_seen = True
                 rr.actions.append(_missing(ws, part, dry_run))
-        if batch.auto_join and parts and all(p.state == DONE for p in parts):
+        if batch.auto_join and parts and all(p.state == DONE for p in parts) \
+                and not pauses.in_force(ws, batch.id):
             action = _auto_join(ws, batch, dry_run)
             if action:
                 rr.actions.append(action)

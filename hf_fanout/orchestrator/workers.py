@@ -16,11 +16,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import processes
-from hf_fanout.core import inbox
+from hf_fanout import processes, timefmt
+from hf_fanout.core import inbox, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
@@ -64,10 +65,11 @@ def _foreground_preexec(tty: int | None, ignored: Sequence[int] = ()) -> Any:
 
 def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: float,
                done_on_success: bool, on_start: Any = None, sandboxed: bool | None = None,
-               say: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+               say: Callable[[str, str], None] | None = None,
+               force: bool = False) -> dict[str, Any]:
     """Run `command` as the part's worker until it ends, in the part's sandbox
-    unless `sandboxed` is False (None: the `sandbox` setting). Returns the exit
-    record."""
+    unless `sandboxed` is False (None: the `sandbox` setting). `force` goes over
+    the live-agent limit. Returns the exit record."""
     if not command:
         raise BadInput("no command to run", "hf run -- CMD ARGS..., e.g. hf run -- claude")
     if part.state == JOINED:
@@ -78,6 +80,10 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             f"part {part.batch}/{part.name} already has a live worker "
             f"(pid {(part.worker or {}).get('pid')})",
             f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
+    pauses.refuse_if_paused(ws, f"hf run {part.batch}/{part.name}", part.batch)
+    from hf_fanout.orchestrator.limits import check_live_agents
+
+    check_live_agents(ws, f"hf run {part.batch}/{part.name}", force=force)
     if inbox.sandboxed():
         raise HfError("hf run inside a part's sandbox", "the part's worker already runs; "
                       "start other work from the main tree")
@@ -126,6 +132,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     code = 1
     stop_beating = threading.Event()
+    seen = _Activity(started=time.time())
     try:
         part = judge.record_worker(ws, part, worker)
         from hf_fanout.guard import mainhook  # (here: `hf heartbeat` loads this module)
@@ -135,8 +142,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         if on_start is not None:
             on_start(worker)
         beater = threading.Thread(target=_beat_loop, daemon=True,
-                                  args=(ws, part, child.pid, interval, stop_beating,
-                                        box is not None))
+                                  args=(ws, part, child.pid, interval, stop_beating, seen,
+                                        judge.idle_seconds(ws), box is not None))
         beater.start()
         while True:
             try:
@@ -165,7 +172,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         part = ws.store.load_part(part.batch, part.name)
     sig: int | None = -code if code < 0 else None
     part, marked_done = judge.record_exit(ws, part, None if sig else code, sig,
-                                             done=done_on_success and code == 0)
+                                          done=done_on_success and code == 0,
+                                          ran=seen.summary(time.time()))
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
 
@@ -195,13 +203,33 @@ def _own_identity() -> dict[str, Any]:
     return ident.to_dict() if ident is not None else {}
 
 
+@dataclass
+class _Activity:
+    """What the heartbeat thread saw of the worker: its idle spans (alive, no CPU
+    used for the idle threshold), read by `run_worker` when the worker ends."""
+
+    started: float
+    idle_since: float | None = None  # its last sign of work, while it is idle
+    idle_total: float = 0.0
+
+    def summary(self, ended: float) -> dict[str, float]:
+        idle = self.idle_total + (ended - self.idle_since if self.idle_since else 0.0)
+        return {"seconds": round(ended - self.started, 3), "idle_seconds": round(idle, 3)}
+
+
 def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
-               stop: threading.Event, inbox_too: bool = False) -> None:
+               stop: threading.Event, seen: _Activity, idle_after: float,
+               inbox_too: bool = False) -> None:
     """Beat every `interval` while the worker lives; `active` moves only when the
     worker's process tree used CPU since the last beat (an agent waiting at its
-    prompt is alive but idle). With `inbox_too`, the part's inbox is applied
-    every half second between beats."""
+    prompt is alive but idle). The audit log gets the worker's idle spans
+    (`worker-idle` once no CPU moved for `idle_after` s, `worker-active` when it
+    moves again) and a gap between beats far longer than the interval (this
+    process was suspended: a sleeping laptop, SIGSTOP), `heartbeat-gap`. With
+    `inbox_too`, the part's inbox is applied every half second between beats."""
     last_cpu = processes.cpu_seconds(pid)
+    last_active = last_beat = time.time()
+    where = {"batch": part.batch, "part": part.name, "pid": pid}
     next_beat = time.monotonic() + interval
     while not stop.wait(min(0.5, interval) if inbox_too else interval):
         if inbox_too:
@@ -213,10 +241,25 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
         cpu = processes.cpu_seconds(pid)
         if cpu is None:
             return
-        active = time.time() if last_cpu is None or cpu > last_cpu + 0.01 else None
-        last_cpu = cpu
+        now = time.time()
         with contextlib.suppress(OSError):
-            heartbeat.beat(ws.store, part.batch, part.name, active=active, by="hf run")
+            if now - last_beat > 3 * interval + 1:
+                ws.store.audit("heartbeat-gap", seconds=round(now - last_beat, 1), **where)
+            last_beat = now
+            moved = last_cpu is None or cpu > last_cpu + 0.01
+            last_cpu = cpu
+            if moved:
+                last_active = now
+                if seen.idle_since is not None:
+                    idle = now - seen.idle_since
+                    seen.idle_total, seen.idle_since = seen.idle_total + idle, None
+                    ws.store.audit("worker-active", idle_seconds=round(idle, 1), **where)
+            elif seen.idle_since is None and now - last_active >= idle_after:
+                seen.idle_since = last_active
+                ws.store.audit("worker-idle", since=timefmt.iso(last_active),
+                               since_t=round(last_active, 3), **where)
+            heartbeat.beat(ws.store, part.batch, part.name, active=now if moved else None,
+                           by="hf run")
 
 
 def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:

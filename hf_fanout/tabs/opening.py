@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout.core import audit, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
@@ -89,6 +90,8 @@ def open_parts(ws: Workspace, spec: str, launcher: Launcher, *, supervise: bool,
     """Open (or find alive) the tab of each running part of `BATCH` or `BATCH/PART`."""
     batch_id, _, name = spec.partition("/")
     batch = ws.store.load_batch(batch_id)
+    if not dry_run:
+        pauses.refuse_if_paused(ws, f"hf open {spec}", batch_id)
     if name:  # a part named on its own opens whatever its state, e.g. to fix a blocked one
         parts = [ws.store.load_part(batch.id, name)]
         return open_tabs(ws, batch, parts, launcher, supervise=supervise, dry_run=dry_run,
@@ -248,6 +251,10 @@ def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolate
     report = TakeReport(chosen.name)
 
     def take_one() -> queue.Entry | None:
+        if watch and pauses.in_force(ws):
+            return None  # a watcher spawns nothing while paused, and keeps watching
+        if not watch:
+            pauses.refuse_if_paused(ws, "hf next")
         entry = queue.take_oldest(ws)
         if entry is None:
             return None
@@ -279,7 +286,8 @@ def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolate
         return entry
 
     if watch:
-        queue.watch(ws, take_one, max_entries=max_entries, idle_timeout=idle_timeout)
+        with audit.acting_as("watcher"):
+            queue.watch(ws, take_one, max_entries=max_entries, idle_timeout=idle_timeout)
     else:
         take_one()
     return report

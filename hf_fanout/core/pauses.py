@@ -1,0 +1,94 @@
+"""Pauses: while one is in force nothing new starts in its batch (or anywhere in
+the repository, or, user-wide, in any repository). A pause is a small JSON file:
+`<common>/hf/pauses/<BATCH>.json` or `<common>/hf/pauses/_repo.json` for the
+repository, `<state>/pause.json` for the user; it survives a reboot because it is
+only a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hf_fanout import atomic
+from hf_fanout.config import user_state_dir
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import Paused
+
+REPO = "_repo"  # the file name of a repository-wide pause
+USER = "_all"  # the scope name of a user-wide pause
+
+
+@dataclass(frozen=True)
+class Pause:
+    scope: str  # a batch id, REPO or USER
+    by: str
+    reason: str
+    at: str
+    frozen: bool = False
+
+    def describe(self) -> str:
+        where = {REPO: "the repository", USER: "every repository (hf pause --all)"}.get(
+            self.scope, f"batch {self.scope}")
+        why = f": {self.reason}" if self.reason else ""
+        return f"{where} is paused by {self.by} since {self.at}{why}"
+
+    def to_data(self) -> dict[str, Any]:
+        return {"scope": self.scope, "by": self.by, "reason": self.reason, "at": self.at,
+                "frozen": self.frozen}
+
+
+def pause_file(ws: Workspace | None, scope: str) -> Path:
+    if scope == USER or ws is None:
+        return user_state_dir() / "pause.json"
+    return ws.store.root / "pauses" / f"{scope}.json"
+
+
+def read(ws: Workspace | None, scope: str) -> Pause | None:
+    data = atomic.read_json(pause_file(ws, scope), "pause")
+    if not isinstance(data, dict):
+        return None
+    return Pause(scope=scope, by=str(data.get("by", "")), reason=str(data.get("reason", "")),
+                 at=str(data.get("at", "")), frozen=bool(data.get("frozen", False)))
+
+
+def write(ws: Workspace | None, pause: Pause) -> None:
+    atomic.atomic_write_json(pause_file(ws, pause.scope), {"schema": 1, **pause.to_data()})
+
+
+def remove(ws: Workspace | None, scope: str) -> bool:
+    path = pause_file(ws, scope)
+    if not path.exists():
+        return False
+    atomic.remove_durably(path)
+    return True
+
+
+def in_force(ws: Workspace, batch: str | None = None) -> list[Pause]:
+    """Every pause covering `batch` (None: the repository as a whole), widest first."""
+    scopes = [USER, REPO] + ([batch] if batch else [])
+    return [p for p in (read(ws, s) for s in scopes) if p is not None]
+
+
+def all_in_force(ws: Workspace) -> list[Pause]:
+    """Every pause in this repository and the user's, for `hf status` and `hf doctor`."""
+    found = [p for p in (read(ws, USER), read(ws, REPO)) if p is not None]
+    base = ws.store.root / "pauses"
+    if base.is_dir():
+        for path in sorted(base.glob("*.json")):
+            if path.stem != REPO:
+                pause = read(ws, path.stem)
+                if pause is not None:
+                    found.append(pause)
+    return found
+
+
+def refuse_if_paused(ws: Workspace, what: str, batch: str | None = None) -> None:
+    """Refuse `what` (e.g. `hf run b1/api`) with one line naming the pause."""
+    pauses = in_force(ws, batch)
+    if pauses:
+        pause = pauses[0]
+        ws.store.audit("refused-paused", what=what, scope=pause.scope, batch=batch)
+        resume = "hf resume --all" if pause.scope == USER else (
+            "hf resume" if pause.scope == REPO else f"hf resume {pause.scope}")
+        raise Paused(f"{what} refused: {pause.describe()}", f"lift it with `{resume}`")
