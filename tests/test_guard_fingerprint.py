@@ -185,3 +185,26 @@ def test_a_hook_whose_mode_alone_changed_stops_the_join_until_accepted(repo, hf)
     assert r.code == 0, r.err
     assert git(repo, "rev-parse", "HEAD^") == head
     assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [1]\n"
+
+
+def test_a_move_that_only_says_it_is_hfs_is_reported(split3, hf):
+    """The reflog message is anyone's to write: a move of main with the message
+    `hf join b1` that hf's audit log does not hold is tamper; hf's own joins and
+    commits (in the log) are not."""
+    repo = split3["repo"]
+    all_done(split3, hf)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    forged = git(repo, "commit-tree", tree, "-p", head, "-m", "forged").strip()
+    # from a part, hooks off: logged in main's reflog only, with hf's words
+    git(split3["api"], "-c", "core.hooksPath=/dev/null", "update-ref", "-m", "hf join b1",
+        "refs/heads/main", forged, head)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "tamper_detected"
+    assert "refs/heads/main" in r.json["error"]["message"]
+    git(split3["api"], "-c", "core.hooksPath=/dev/null", "update-ref", "refs/heads/main",
+        head, forged)
+    assert hf("doctor", "--accept", cwd=repo).code == 0  # a person looked
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho lead\n"})
+    assert hf("commit", "-m", "lead fix", "tools/run.sh", cwd=repo).code == 0
+    assert hf("join", "b1", "--dry-run", cwd=repo).code == 0, "hf's own commit is no tamper"

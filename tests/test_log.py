@@ -84,7 +84,7 @@ def test_log_is_a_readable_timeline_filtered_by_batch_part_and_time(split3, hf, 
     assert [(e["action"], e.get("part")) for e in only] == [("split", None), ("done", "api")]
     assert hf("log", "b1", "--part", "api", "--json", cwd=repo).json["data"]["events"] == only
     # --since against a clock set three hours ahead
-    monkeypatch.setenv("HF_CLOCK", timefmt.iso(time.time() + 3 * 3600))
+    monkeypatch.setenv("HF_CLOCK", timefmt.iso(time.time() + 3 * 3600 + 1))  # (whole seconds)
     assert hf("log", "--since", "2h", "--json", cwd=repo).json["data"]["events"] == []
     assert len(hf("log", "--since", "4h", "--json", cwd=repo).json["data"]["events"]) == 4
     assert "3 h 00 min ago" in hf("log", cwd=repo).out

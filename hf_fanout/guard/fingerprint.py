@@ -9,8 +9,9 @@ and `hf doctor` (`check`) compare; `hf doctor --accept` re-baselines after a
 person looked.
 
 A move of the target branch is not tampering when every reflog entry since the
-baseline was written by hf itself (`hf join ...`, `hf commit: ...`) or made in
-the main tree through its HEAD (the user's own commits there).
+baseline is a move hf recorded in its audit log (a join's `ref-move`, a
+`commit` of `hf commit`) or was made in the main tree through its HEAD (the
+user's own commits there).
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def _reflog(ws: Workspace, ref: str) -> list[tuple[str, str, str]]:
 def _moved_by_hf(ws: Workspace, ref: str, was: str, now_at: str) -> bool:
     """Whether the reflog leads from `was` to `now_at` through legitimate moves only.
 
-    Legitimate: hf's own updates (`hf join ...`, `hf commit: ...`), and moves
+    Legitimate: hf's own updates (recorded in its audit log), and moves
     made in the main tree through its HEAD (the user's own commits, merges,
     pulls there): git logs those in the main worktree's HEAD reflog as well. A
     part moving the branch (`git update-ref`, hooks bypassed) is logged only in
@@ -258,8 +259,26 @@ def _moved_by_hf(ws: Workspace, ref: str, was: str, now_at: str) -> bool:
     if end is None:
         return False
     main_head = {(o, n) for o, n, _m in _reflog(ws, "HEAD")}
-    return all(m.startswith("hf ") or (o, n) in main_head
-               for o, n, m in entries[start + 1:end + 1])
+    ours = _moves_by_hf(ws, ref)
+    return all((o, n) in ours or (o, n) in main_head for o, n, _m in entries[start + 1:end + 1])
+
+
+def _moves_by_hf(ws: Workspace, ref: str) -> set[tuple[str, str]]:
+    """The moves of `ref` hf itself made, from its audit log (`ref-move` of a join,
+    `commit` of `hf commit`): facts hf wrote, not a reflog message anyone can write."""
+    from hf_fanout.core import audit
+
+    moves = set()
+    for event in audit.read(ws.store.audit_file).events:
+        data = event.data
+        if data.get("ref") != ref:
+            continue
+        if event.action == "ref-move":
+            moves.add((str(data.get("old")), str(data.get("new"))))
+        elif event.action == "commit" and not data.get("sandbox"):
+            moves.add((str(data.get("parent") or refs.zero_oid(str(data.get("commit")))),
+                       str(data.get("commit"))))
+    return moves
 
 
 def _last_reflog(ws: Workspace, ref: str) -> str:

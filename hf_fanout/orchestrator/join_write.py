@@ -231,6 +231,9 @@ def _move_ref(ws: Workspace, plan: JoinPlan, commit: str, head: str) -> None:
     repo = ws.repo
     try:
         repo.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
+        # hf's own record of the move: the tamper check trusts this, not reflog text
+        ws.store.audit("ref-move", batch=plan.batch.id, ref=plan.target_ref, old=head,
+                       new=commit, by="hf join")
     except GitFailed as exc:
         now_at = main.rev_parse(plan.target_ref)
         if now_at == head:
