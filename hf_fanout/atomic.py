@@ -1,6 +1,9 @@
 """Atomic file writes: temp file in the same directory, fsync, rename, fsync the directory.
 
 The only module that writes hf's state files; a reader never sees half a record.
+Agents' hooks write through it on every step (liveness/agent.py), so it loads
+only os and json: pathlib and typing are for the type checker alone, and the
+functions the hooks use take a path as a str or a Path.
 """
 
 from __future__ import annotations
@@ -9,8 +12,13 @@ import contextlib
 import json
 import os
 import time
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, TypeAlias
+
+    AnyPath: TypeAlias = str | os.PathLike[str]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -52,12 +60,13 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def replace_unsynced(path: Path, data: bytes) -> None:
+def replace_unsynced(path: AnyPath, data: bytes) -> None:
     """Replace `path` whole (rename), without fsync: for a small file written very
     often whose loss in a power cut costs nothing (the agent's state, rewritten
     on its next step). Readers still never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    directory, name = os.path.split(os.fspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -171,7 +180,7 @@ def remove_stale_temps(directory: Path, older_than: float) -> list[str]:
 DAMAGED_HINT = "run `hf doctor`; hf leaves the file as it is"
 
 
-def read_json(path: Path, what: str = "record", hint: str = DAMAGED_HINT) -> Any:
+def read_json(path: AnyPath, what: str = "record", hint: str = DAMAGED_HINT) -> Any:
     """The one reader of hf's JSON files: the content, or None when the file does
     not exist.
 
@@ -183,7 +192,8 @@ def read_json(path: Path, what: str = "record", hint: str = DAMAGED_HINT) -> Any
     from hf_fanout.errors import StateCorrupt
 
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -213,3 +213,108 @@ def test_an_unknown_event_is_one_line_and_bad_input(split3, hf):
     r = hf("agent-event", "nap", "--part", "b1/api", cwd=split3["repo"])
     assert r.code == 2
     assert "unknown agent event 'nap'" in r.err
+
+
+# What the hook command may load: os, json and the few hf modules of the record.
+HOOK_MODULES = {"hf_fanout", "hf_fanout.cli", "hf_fanout.cli.agent_fast", "hf_fanout.errors",
+                "hf_fanout.timefmt", "hf_fanout.orchestrator", "hf_fanout.orchestrator.agents",
+                "hf_fanout.liveness", "hf_fanout.liveness.agent", "hf_fanout.atomic"}
+
+
+def hook_imports(command: str, cwd: Path, payload: dict[str, object]) -> set[str]:
+    """The modules one run of the installed hook `command` loads (a real process)."""
+    proc = subprocess.run(["sh", "-c", command], input=json.dumps(payload), text=True,
+                          cwd=cwd, capture_output=True, check=False,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def hook_command(worktree: Path, event: str) -> str:
+    data = json.loads((worktree / ".claude" / "settings.local.json").read_text())
+    entry = next(e for e in data["hooks"][event] if "hf-agent-event" in str(e))
+    return str(entry["hooks"][0]["command"])
+
+
+def test_the_hook_loads_only_os_json_and_the_record_writer(claude_part):
+    api = claude_part["api"]
+    base = {"session_id": "s1", "cwd": str(api)}
+    for event, payload in (("UserPromptSubmit", {"prompt": "go"}),  # a transition
+                           ("PreToolUse", {"tool_name": "Bash",  # the same state again
+                                           "tool_input": {"command": "ls"}}),
+                           ("PreToolUse", {"tool_name": "Read",
+                                           "tool_input": {"file_path": "README.md"}})):
+        found = hook_imports(hook_command(api, event), api,
+                             {**base, "hook_event_name": event, **payload})
+        assert "hf_fanout.liveness.agent" in found  # it did record
+        loaded = {m for m in found if m.startswith("hf_fanout")}
+        assert loaded <= HOOK_MODULES, (event, loaded - HOOK_MODULES)
+        if event == "PreToolUse":  # not a transition: nothing but os and json's own
+            heavy = {"pathlib", "typing", "dataclasses", "subprocess", "shutil", "tomllib"}
+            assert not found & heavy, (event, found & heavy)
+    # a file write still gets its ownership check (and may load what that needs)
+    refused = subprocess.run(["sh", "-c", hook_command(api, "PreToolUse")], cwd=api,
+                             input=json.dumps({**base, "hook_event_name": "PreToolUse",
+                                               "tool_name": "Write",
+                                               "tool_input": {"file_path": "setup.cfg"}}),
+                             text=True, capture_output=True, check=False)
+    assert refused.returncode == 2 and "no part of the batch owns it" in refused.stderr
+
+
+def test_hooks_run_hf_through_the_stable_entry_and_survive_a_reinstall(claude_part, hf,
+                                                                        seal, tmp_path):
+    api, repo = claude_part["api"], claude_part["repo"]
+    command = hook_command(api, "Stop")
+    stable = seal / ".local" / "state" / "hf" / "guard" / "bin" / "hf-agent-event"
+    assert command.split()[1] == str(stable), command
+    assert str(Path(__file__).resolve().parent.parent) not in command
+    # the installation the entry was written by goes away; another hf is on PATH
+    entry = stable.read_text()
+    stable.write_text(entry.replace(str(Path(__file__).resolve().parent.parent),
+                                    str(tmp_path / "uninstalled")))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "hf").write_text(f"#!/bin/sh\nPYTHONPATH={Path(__file__).resolve().parent.parent}"
+                               f" exec {sys.executable} -m hf_fanout \"$@\"\n")
+    (bindir / "hf").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["sh", "-c", command], input='{"hook_event_name": "Stop"}',
+                          text=True, cwd=api, env=env, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert part_state(hf, repo, "api")["state"] == "waiting"
+    # no hf anywhere: one line saying so, exit 1 (Claude Code shows it and goes on)
+    gone = subprocess.run(["sh", "-c", command], input="{}", text=True, cwd=api,
+                          env={**os.environ, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, check=False)
+    assert gone.returncode == 1
+    assert len(gone.stderr.strip().splitlines()) == 1
+    assert "no hf is on PATH" in gone.stderr and "hf doctor --fix" in gone.stderr
+
+
+def test_doctor_reports_a_hook_that_runs_a_gone_program_and_fix_writes_it_again(
+        claude_part, hf):
+    api, repo = claude_part["api"], claude_part["repo"]
+    settings = api / ".claude" / "settings.local.json"
+    data = json.loads(settings.read_text())
+    for entries in data["hooks"].values():
+        for entry in entries:
+            for hook in (h for h in entry["hooks"] if "hf-agent-event" in h["command"]):
+                hook["command"] = hook["command"].replace(
+                    hook["command"].split()[1], "/opt/old-hf/hf_fanout/cli/bin/hf-agent-event")
+    settings.write_text(json.dumps(data))
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    found = [f for f in r.json["data"]["findings"] if f["what"] == "agent hooks"]
+    assert len(found) == 1 and found[0]["level"] == "problem", found
+    assert "b1/api" in found[0]["detail"] and "/opt/old-hf/" in found[0]["detail"]
+    assert "is gone" in found[0]["detail"] and "hf doctor --fix" in found[0]["hint"]
+    fixed = hf("doctor", "--fix", "--json", cwd=repo)
+    assert [f["level"] for f in fixed.json["data"]["findings"]
+            if f["what"] == "agent hooks"] == ["fixed"]
+    assert "/opt/old-hf/" not in settings.read_text()
+    assert json.loads(settings.read_text())["permissions"] == {"allow": ["Bash(npm test)"]}
+    assert hf("doctor", cwd=repo).code == 0
+    codes = fire(claude_part["agent"], api, "Stop")
+    assert [c["code"] for c in codes] == [0, 0]
+    assert part_state(hf, repo, "api")["state"] == "waiting"

@@ -4,13 +4,13 @@
 the part is known from the environment or `--part` and the repository from
 `HF_REPO`: the hook's cost is the agent's wait. Everything else (`--help`,
 `--repo`, a part found from the directory) goes through the typed command.
+Like the writer it calls (orchestrator/agents.py), it loads no pathlib or typing.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 
 def payload_text(argument: str | None) -> str:
@@ -54,7 +54,7 @@ def fast(args: list[str]) -> int | None:
     event = positional[0]
     payload = parse_payload(payload_text(positional[1] if len(positional) > 1 else None))
     try:
-        outcome = record_event(Path(common), batch, name, event, payload)
+        outcome = record_event(common, batch, name, event, payload)
     except HfError as exc:
         from hf_fanout.cli import output
 

@@ -1,10 +1,12 @@
 """The environment that puts the git wrapper first on PATH (for tabs and shells).
 
-The wrapper a tab runs, and the entry the hooks call, live in a directory of the
-user's (`config.guard_bin_dir()`), not inside one installation of hf: every hf
-command that hands out the guard rewrites them when they differ, and the entry
-finds hf where it was, else through the `hf` on PATH (a reinstall or upgrade
-elsewhere), else refuses. Open parts stay guarded across a reinstall."""
+The wrapper a tab runs, the entry the git hooks call and the entry agents' hooks
+call (`hf-agent-event`) live in a directory of the user's
+(`config.guard_bin_dir()`), not inside one installation of hf: every hf command
+that hands them out rewrites them when they differ (`hf doctor --fix` too), and
+each entry finds hf where it was, else through the `hf` on PATH (a reinstall or
+upgrade elsewhere), else says so. Open parts stay guarded, and their agents'
+hooks keep working, across a reinstall."""
 
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ from hf_fanout.config import guard_bin_dir
 from hf_fanout.errors import HfError
 
 ENTRY = "hf-guard-entry"
+AGENT_EVENT = "hf-agent-event"
 _PACKAGE_BIN = Path(__file__).resolve().parent / "bin"
+# the fast `hf agent-event` of this installation (a script run with `python -S`)
+_AGENT_EVENT_PROGRAM = _PACKAGE_BIN.parent.parent / "cli" / "bin" / AGENT_EVENT
 
 
 def entry_script() -> str:
@@ -47,11 +52,34 @@ def entry_script() -> str:
         "exit 99\n")
 
 
+def agent_event_script() -> str:
+    """The stable entry of agents' hooks: `hf agent-event` of this installation (its
+    fast form), else of the `hf` on PATH. Failing, it exits 1: a hook error the
+    agent shows the person without stopping (2 would refuse the agent's step)."""
+    q = shlex.quote
+    program, package_root = str(_AGENT_EVENT_PROGRAM), str(_PACKAGE_BIN.parent.parent.parent)
+    return (
+        "#!/bin/sh\n"
+        "# hf's entry for agents' hooks (`hf agent-event`): written by hf, edits are\n"
+        "# overwritten. It runs the hf installed where it was written, else the hf on PATH.\n"
+        f"if [ -x {q(sys.executable)} ] && [ -f {q(program)} ]; then\n"
+        f"    exec {q(sys.executable)} -S {q(program)} \"$@\"\n"
+        "fi\n"
+        "if hf=$(command -v hf 2>/dev/null); then\n"
+        '    exec "$hf" agent-event "$@"\n'
+        "fi\n"
+        f"echo \"hf agent-event: hf is no longer at {package_root}"
+        " and no hf is on PATH; the agent's step was not recorded; instead: reinstall hf, "
+        "then run \\`hf doctor --fix\\` in the main tree\" >&2\n"
+        "exit 1\n")
+
+
 def bin_dir() -> Path:
-    """The directory holding hf's `git` wrapper and guard entry, brought up to date
-    with this installation."""
+    """The directory holding hf's `git` wrapper, guard entry and agents' hook entry,
+    brought up to date with this installation."""
     directory = guard_bin_dir()
-    wanted = {"git": (_PACKAGE_BIN / "git").read_bytes(), ENTRY: entry_script().encode()}
+    wanted = {"git": (_PACKAGE_BIN / "git").read_bytes(), ENTRY: entry_script().encode(),
+              AGENT_EVENT: agent_event_script().encode()}
     for name, data in wanted.items():
         path = directory / name
         try:

@@ -5,7 +5,9 @@ Agents with hooks (Claude Code's hooks, Codex's notify) call `hf agent-event
 EVENT` on each step; the event becomes a state: working (the agent acts),
 waiting (it needs the person: a prompt, a question, a finished turn) or exited.
 The file keeps the state, when it began (`since`) and the last event (`at`).
-Stdlib only: this runs on every tool call of an agent and must stay fast.
+This module is the one writer and reader of that record, for the hooks and for
+`hf status` alike; it runs on every tool call of an agent, so it loads os and
+json only (paths are str or Path; no pathlib, no typing at run time).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
-from typing import Any
 
 from hf_fanout import atomic, timefmt
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from hf_fanout.atomic import AnyPath
 
 WORKING = "working"
 WAITING = "waiting"
@@ -39,18 +45,18 @@ EVENTS: dict[str, str] = {
 }
 
 
-def state_file(batch_dir: Path, part: str) -> Path:
-    return batch_dir / "agent" / part / "state.json"
+def state_file(batch_dir: AnyPath, part: str) -> str:
+    return os.path.join(batch_dir, "agent", part, "state.json")
 
 
-def read_state(batch_dir: Path, part: str) -> dict[str, Any] | None:
+def read_state(batch_dir: AnyPath, part: str) -> dict[str, Any] | None:
     """The agent's state record; None when it never reported (a damaged one is
     reported, StateCorrupt, like any record)."""
     data = atomic.read_json(state_file(batch_dir, part), "agent state")
     return data if isinstance(data, dict) and data.get("state") in STATES else None
 
 
-def record(batch_dir: Path, part: str, event: str, *, detail: str = "",
+def record(batch_dir: AnyPath, part: str, event: str, *, detail: str = "",
            agent: str = "") -> dict[str, Any]:
     """Record `event` for the part; `since` moves only when the state changes.
     Returns the record with `changed` (whether the state is new)."""
@@ -73,7 +79,7 @@ def record(batch_dir: Path, part: str, event: str, *, detail: str = "",
     return {**data, "changed": changed}
 
 
-def last_event(batch_dir: Path, part: str) -> float | None:
+def last_event(batch_dir: AnyPath, part: str) -> float | None:
     """When the agent last reported anything (a sign of work for the idle check)."""
     found = read_state(batch_dir, part)
     return timefmt.parse_iso(found.get("at")) if found else None

@@ -2,19 +2,24 @@
 the one check a hook can make before the agent writes a file: does the part own it.
 
 Runs on every step of an agent, so it reads no git and loads no record types
-for a plain event: the hook's JSON, one small file written. Only a file write
+for a plain event: the hook's JSON, one small file written, with os and json
+alone (tests/test_agent_event.py pins what it imports). Only a file write
 (`pre-tool-use` of Edit, Write, MultiEdit, NotebookEdit) reads the batch's
-ownership.
+ownership, and only a transition notifies.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
 
 from hf_fanout.liveness import agent
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from hf_fanout.atomic import AnyPath
 
 WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit")
 REFUSED = 2  # Claude Code: exit 2 of a PreToolUse hook refuses the tool, stderr to the agent
@@ -44,12 +49,12 @@ def parse_payload(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def batch_dir(common_dir: Path, batch: str) -> Path:
+def batch_dir(common_dir: AnyPath, batch: str) -> str:
     # Store.batch_dir's layout, without loading the record types (start-up time)
-    return common_dir / "hf" / "batches" / batch
+    return os.path.join(common_dir, "hf", "batches", batch)
 
 
-def record_event(common_dir: Path, batch: str, part: str, event: str,
+def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
                  payload: dict[str, Any]) -> EventOutcome:
     """Record `event` for `batch/part`; for a file write, first the ownership check."""
     from hf_fanout.errors import BadInput
@@ -58,7 +63,7 @@ def record_event(common_dir: Path, batch: str, part: str, event: str,
         raise BadInput(f"unknown agent event {event!r}",
                        "events: " + ", ".join(sorted(agent.EVENTS)))
     where = batch_dir(common_dir, batch)
-    if not (where / "parts" / f"{part}.json").is_file():
+    if not os.path.isfile(os.path.join(where, "parts", f"{part}.json")):
         from hf_fanout.errors import NotFound
 
         raise NotFound(f"no part {part!r} in batch {batch!r}",
@@ -87,18 +92,18 @@ def _target_path(payload: dict[str, Any]) -> str:
     return ""
 
 
-def write_refusal(where: Path, batch: str, part: str, payload: dict[str, Any]) -> str:
+def write_refusal(where: str, batch: str, part: str, payload: dict[str, Any]) -> str:
     """Why the part may not write the file the tool names ("" when it may)."""
     from hf_fanout.atomic import read_json
     from hf_fanout.core.ownership import Ownership
 
     target = _target_path(payload)
-    record = read_json(where / "parts" / f"{part}.json")
+    record = read_json(os.path.join(where, "parts", f"{part}.json"))
     if not target or not isinstance(record, dict):
         return ""
     worktree = os.path.realpath(str(record.get("worktree", "")))
     cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else worktree
-    full = os.path.realpath(Path(str(cwd)) / target)
+    full = os.path.realpath(os.path.join(str(cwd), target))
     if not full.startswith(worktree + os.sep):
         return _outside_worktree(where, full, worktree)
     path = os.path.relpath(full, worktree).replace(os.sep, "/")
@@ -112,15 +117,15 @@ def write_refusal(where: Path, batch: str, part: str, payload: dict[str, Any]) -
             f"write only the files this part owns (see .hf/TASK.md)")
 
 
-def _outside_worktree(where: Path, full: str, worktree: str) -> str:
+def _outside_worktree(where: str, full: str, worktree: str) -> str:
     """A path outside the part's worktree: refused in the main tree or another part's."""
     from hf_fanout.atomic import read_json
 
-    batch = read_json(where / "batch.json")
+    batch = read_json(os.path.join(where, "batch.json"))
     if not isinstance(batch, dict):
         return ""
     for name in batch.get("parts") or []:
-        other = read_json(where / "parts" / f"{name}.json")
+        other = read_json(os.path.join(where, "parts", f"{name}.json"))
         tree = os.path.realpath(str(other.get("worktree", ""))) if isinstance(other, dict) \
             else ""
         if tree and tree != worktree and full.startswith(tree + os.sep):
@@ -128,27 +133,27 @@ def _outside_worktree(where: Path, full: str, worktree: str) -> str:
                     f"part's worktree ({worktree})")
     from hf_fanout.orchestrator.notify import main_tree
 
-    main = main_tree(where.parent.parent.parent)
+    main = main_tree(os.path.dirname(os.path.dirname(os.path.dirname(where))))
     if main and full.startswith(main + os.sep):
         return (f"hf: {full} is in the main tree, which only `hf join` writes; write "
                 f"in this part's worktree ({worktree})")
     return ""
 
 
-def _owner(where: Path, part: str, path: str) -> str:
+def _owner(where: str, part: str, path: str) -> str:
     from hf_fanout.atomic import read_json
     from hf_fanout.core.ownership import Ownership
 
-    batch = read_json(where / "batch.json")
+    batch = read_json(os.path.join(where, "batch.json"))
     for name in (batch.get("parts") or []) if isinstance(batch, dict) else []:
-        other = read_json(where / "parts" / f"{name}.json")
+        other = read_json(os.path.join(where, "parts", f"{name}.json"))
         if name != part and isinstance(other, dict) and \
                 Ownership.parse(other.get("owns") or []).owns(path):
             return str(name)
     return ""
 
 
-def notify_transition(common_dir: Path, batch: str, part: str, state: str,
+def notify_transition(common_dir: AnyPath, batch: str, part: str, state: str,
                       detail: str) -> None:
     """A notification for a part that entered `state` (coalesced; see notify)."""
     from hf_fanout.orchestrator import notify

@@ -2,7 +2,8 @@
 behind hf's back, settle what can be settled, and give every problem a way out.
 
 The steps, in order: splits that were cut off; the interrupted join (recovered,
-or discarded with `--discard-journal`); the records; the tamper baselines
+or discarded with `--discard-journal`); the records; the parts' guards and
+their agents' hook entries (reinstalled with `--fix`); the tamper baselines
 (taken anew with `--accept`); the sweep's schedule.
 """
 
@@ -59,6 +60,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_records(ws, report)
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
+    check_agent_hooks(ws, report, fix=fix, dry_run=dry_run)
     if accept:
         for found in fingerprint.accept(ws, dry_run):
             report.findings.append(Finding(found["what"], found["detail"],
@@ -104,6 +106,44 @@ def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: boo
                     "`hf doctor --fix` reinstalls the part's guard"))
     if repaired:
         rebaseline_guard_files(ws)
+
+
+def check_agent_hooks(ws: Workspace, report: DoctorReport, *, fix: bool,
+                      dry_run: bool) -> None:
+    """Every live part's agent hook entries (`.claude/settings.local.json`) run a
+    program that is there; with `fix`, written again through the stable entry."""
+    from pathlib import Path
+
+    from hf_fanout.core.records import DROPPED, JOINED
+    from hf_fanout.guard.fingerprint import running_batches
+    from hf_fanout.tabs import agent_hooks
+
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for part in parts:
+            if part.state in (JOINED, DROPPED) or not Path(part.worktree).is_dir():
+                continue
+            where = f"{part.batch}/{part.name}"
+            try:
+                found = agent_hooks.problems(Path(part.worktree))
+            except HfError as exc:
+                report.findings.append(Finding("agent hooks", f"{where}: {exc.message}",
+                                               PROBLEM, exc.hint))
+                continue
+            if not found:
+                continue
+            if fix and not dry_run:
+                agent_hooks.install_claude(Path(part.worktree), ws.repo.common_dir,
+                                           part.batch, part.name)
+                report.findings.append(Finding("agent hooks", f"{where}: written again ("
+                                               f"{'; '.join(found)})", FIXED))
+            else:
+                report.findings.append(Finding(
+                    "agent hooks", f"{where}: {'; '.join(found)}", PROBLEM,
+                    "`hf doctor --fix` writes the part's agent hooks again"))
 
 
 def check_isolation(ws: Workspace, report: DoctorReport) -> None:

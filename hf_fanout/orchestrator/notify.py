@@ -30,22 +30,22 @@ def enabled(settings: Any, event: str) -> bool:
     return event in (wanted if isinstance(wanted, list) else EVENTS)
 
 
-def main_tree(common_dir: Path) -> str:
+def main_tree(common_dir: str | os.PathLike[str]) -> str:
     """The main tree of a common dir `<main>/.git` ("" for any other layout: then
     hf does not guess)."""
     common = Path(os.path.realpath(common_dir))
     return str(common.parent) if common.name == ".git" else ""
 
 
-def _settings(common_dir: Path) -> Any:
+def _settings(common_dir: str | os.PathLike[str]) -> Any:
     from hf_fanout.config import Settings
 
     main = main_tree(common_dir)
     return Settings.load(Path(main)) if main else Settings.load(Path("/nonexistent"))
 
 
-def transition(common_dir: Path, batch: str, part: str, state: str, detail: str = "",
-               settings: Any = None) -> bool:
+def transition(common_dir: str | os.PathLike[str], batch: str, part: str, state: str,
+               detail: str = "", settings: Any = None) -> bool:
     """Notify that `batch/part` entered `state` (part "" for the batch); whether
     a notification went out."""
     try:
@@ -55,7 +55,7 @@ def transition(common_dir: Path, batch: str, part: str, state: str, detail: str 
     if not enabled(settings, state):
         return False
     where = f"{batch}/{part}" if part else batch
-    if not _first_within(common_dir / "hf" / "notified.json", f"{where} {state}"):
+    if not _first_within(Path(common_dir) / "hf" / "notified.json", f"{where} {state}"):
         return False
     title = f"hf: {where} {state}"
     return send(title, detail or _DEFAULT.get(state, state))

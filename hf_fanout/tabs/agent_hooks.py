@@ -3,17 +3,19 @@
 Claude Code: hook entries in the part worktree's `.claude/settings.local.json`
 (the per-user, uncommitted settings file), merged with what is there; the
 committed `.claude/settings.json` is never touched. Every entry runs
-`hf agent-event EVENT` (its fast form, `python -S .../hf-agent-event`), known
-again by that program's name: installing twice replaces hf's entries and
-leaves the others. The file goes with the worktree (`hf gc`).
+`hf agent-event EVENT` through the stable entry in the user's guard directory
+(guard/env.py: it outlives a reinstall of hf, and `hf doctor --fix` repairs
+it), known again by that program's name: installing twice replaces hf's entries
+and leaves the others; `remove_claude` takes hf's entries out again (`hf gc` of
+a worktree it keeps), and the file too when hf made it and nothing else is left.
 Codex CLI: `-c notify=[...]` on its command line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,14 @@ class AgentSettingsUnreadable(HfError):
 
 
 def program() -> Path:
-    import hf_fanout
+    """The stable entry of `hf agent-event`, written (or brought up to date) now."""
+    from hf_fanout.guard.env import AGENT_EVENT, bin_dir
 
-    return Path(hf_fanout.__file__).resolve().parent / "cli" / "bin" / PROGRAM
+    return bin_dir() / AGENT_EVENT
 
 
 def event_argv(event: str) -> list[str]:
-    return [sys.executable, "-S", str(program()), event]
+    return [str(program()), event]
 
 
 def agent_kind(settings: Any, argv: list[str]) -> str:
@@ -109,3 +112,63 @@ def install_claude(worktree: Path, common_dir: Path, batch: str, part: str) -> d
     data["hooks"] = hooks
     atomic.atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
     return {"path": SETTINGS, "created": existing is None}
+
+
+def _hf_programs(data: dict[str, Any]) -> list[str]:
+    """The programs hf's entries in `data` run (the first word naming PROGRAM)."""
+    found: list[str] = []
+    for entries in (data.get("hooks") or {}).values():
+        for entry in entries if isinstance(entries, list) else []:
+            for hook in (entry.get("hooks") or []) if _ours(entry) else []:
+                try:
+                    words = shlex.split(str(hook.get("command", "")))
+                except ValueError:
+                    words = []
+                found.extend(w for w in words if Path(w).name == PROGRAM)
+    return found
+
+
+def problems(worktree: Path) -> list[str]:
+    """What is wrong with hf's hook entries in the worktree's settings: an entry whose
+    program is gone, or one that runs a single installation of hf (not the stable
+    entry: a reinstall elsewhere would break it)."""
+    data = _read(worktree / SETTINGS)
+    if data is None:
+        return []
+    from hf_fanout.config import guard_bin_dir
+
+    stable = (guard_bin_dir() / PROGRAM).resolve()
+    found: list[str] = []
+    for used in sorted(set(_hf_programs(data))):
+        if not Path(used).is_file():
+            found.append(f"{SETTINGS} runs {used}, which is gone")
+        elif Path(used).resolve() != stable:
+            found.append(f"{SETTINGS} runs {used}, of one installation of hf")
+        elif not os.access(used, os.X_OK):
+            found.append(f"{SETTINGS} runs {used}, which is not executable")
+    return found
+
+
+def remove_claude(worktree: Path, created: bool) -> str:
+    """hf's entries taken out of the worktree's settings, the others left as they are;
+    the file removed when hf `created` it and nothing but hf's entries was in it.
+    Returns what was done: "removed", "cleaned" or "" (nothing of hf's there)."""
+    path = worktree / SETTINGS
+    data = _read(path)
+    if data is None:
+        return ""
+    hooks: dict[str, Any] = dict(data.get("hooks") or {})
+    kept = {name: [e for e in entries if not _ours(e)] if isinstance(entries, list)
+            else entries for name, entries in hooks.items()}
+    if kept == hooks:
+        return ""
+    kept = {name: entries for name, entries in kept.items() if entries != []}
+    rest = {k: v for k, v in data.items() if k != "hooks"}
+    if created and not rest and not kept:
+        atomic.remove_durably(path)
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
+        return "removed"
+    atomic.atomic_write(path, (json.dumps({**rest, "hooks": kept} if kept else rest,
+                                          indent=2) + "\n").encode())
+    return "cleaned"
