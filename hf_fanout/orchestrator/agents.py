@@ -76,8 +76,8 @@ def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
     found = agent.record(where, part, event, detail=detail,
                          agent="codex" if event == "codex-notify" else
                          ("claude" if payload.get("hook_event_name") else ""))
-    if found["changed"] and found["state"] == agent.WAITING:
-        notify_transition(common_dir, batch, part, agent.WAITING, detail)
+    if found["changed"] and found["state"] in (agent.WAITING, agent.WORKING):
+        notify_transition(common_dir, batch, part, str(found["state"]), detail)
     return EventOutcome(batch, part, event, found["state"], bool(found["changed"]), refused)
 
 
@@ -155,7 +155,12 @@ def _owner(where: str, part: str, path: str) -> str:
 
 def notify_transition(common_dir: AnyPath, batch: str, part: str, state: str,
                       detail: str) -> None:
-    """A notification for a part that entered `state` (coalesced; see notify)."""
-    from hf_fanout.orchestrator import notify
+    """The person told that the part entered `state`: its tmux window's name, and a
+    notification for waiting (coalesced; see notify)."""
+    from hf_fanout.tabs import window_marks
 
-    notify.transition(common_dir, batch, part, state, detail)
+    window_marks.show(batch, part, state)
+    if state == agent.WAITING:
+        from hf_fanout.orchestrator import notify
+
+        notify.transition(common_dir, batch, part, state, detail)

@@ -39,8 +39,11 @@ def mark_blocked(ws: Workspace, part: Part, reason: str,
 
 
 def _notify(ws: Workspace, part: Part, state: str, detail: str) -> None:
+    """The person told of the transition: its tmux window's name, a notification."""
     from hf_fanout.orchestrator import notify
+    from hf_fanout.tabs import window_marks
 
+    window_marks.show(part.batch, part.name, state)
     notify.transition(ws.repo.common_dir, part.batch, part.name, state, detail,
                       settings=ws.settings)
 

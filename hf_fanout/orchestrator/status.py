@@ -169,6 +169,11 @@ def screen_state(ws: Workspace, part: Part,
     if reported is None or agent.EVENTS[event] != reported.get("state"):
         found = agent.record(ws.store.batch_dir(part.batch), part.name, event,
                              detail="the tab's output" if matched else "")
+        if found["changed"]:
+            from hf_fanout.orchestrator.agents import notify_transition
+
+            notify_transition(ws.repo.common_dir, part.batch, part.name,
+                              str(found["state"]), str(found["detail"]))
         return {k: v for k, v in found.items() if k != "changed"}
     return reported
 

@@ -234,6 +234,9 @@ def _orphan(ws: Workspace, part: Part, verdict: judge.Verdict,
         action.update(action="rescued", why=f"{verdict.why}; no longer an orphan when marked")
         return action
     ws.store.audit("sweep-orphan", batch=part.batch, part=part.name, **saved)
+    from hf_fanout.tabs import window_marks
+
+    window_marks.show(part.batch, part.name, "orphan")
     return action
 
 

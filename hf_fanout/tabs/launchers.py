@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.errors import BadInput, HfError
+from hf_fanout.tabs import window_marks
 from hf_fanout.tabs.environment import child_env, guard_bin
 
 
@@ -151,18 +152,20 @@ class Tmux(Launcher):
         return f"hf-{tab.group}"
 
     def windows(self, session: str, *, dead: bool = False) -> dict[str, str] | None:
-        """name -> window id of `session`'s windows whose agent lives (with `dead`:
+        """tab name -> window id of `session`'s windows whose agent lives (with `dead`:
         those whose agent exited, kept open to be read); None when there is no
-        such session."""
+        such session. A window is known by its `@hf_part` option (its name shows
+        the part's state, see window_marks.py), else by its name."""
         proc = self._tmux("list-windows", "-t", f"={session}", "-F",
-                          "#{window_name}\t#{window_id}\t#{pane_dead}", check=False)
+                          f"#{{{window_marks.OPTION}}}\t#{{window_name}}\t#{{window_id}}"
+                          "\t#{pane_dead}", check=False)
         if proc.returncode != 0:
             return None
         found: dict[str, str] = {}
         for line in proc.stdout.splitlines():
-            name, window_id, is_dead = line.split("\t")
+            tab_name, name, window_id, is_dead = line.split("\t")
             if (is_dead == "1") == dead:
-                found.setdefault(name, window_id)
+                found.setdefault(tab_name or name, window_id)
         return found
 
     def _window_args(self, tab: Tab) -> list[str]:
@@ -191,7 +194,8 @@ class Tmux(Launcher):
         """The tmux command, after the one making the window, that keeps it open once
         its agent exits (run in the same client call: before the agent can end)."""
         target = f"={self.session(tab)}:{tab.name.replace('#', '##')}"
-        return [";", "set-option", "-w", "-t", target, "remain-on-exit", "on"]
+        return [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
+                ";", "set-option", "-w", "-t", target, window_marks.OPTION, tab.name]
 
     def _new_session(self, tab: Tab) -> list[str]:
         return ["new-session", "-d", "-s", self.session(tab), "-x", "200", "-y", "50",
@@ -213,7 +217,9 @@ class Tmux(Launcher):
         exited = (self.windows(session, dead=True) or {}).get(tab.name)
         if exited:  # its agent exited and the window was kept: start it again in place
             args = ["respawn-window", "-k", "-t", exited, *self._window_args(tab)[2:]]
-            self._tmux(*args, env=tab.env())
+            # its name showed the state it ended in: plain again, it works anew
+            self._tmux(*args, ";", "rename-window", "-t", exited,
+                       window_marks.label(tab.name, ""), env=tab.env())
             return self._opened(tab, args)
         if self.windows(session) is None:
             args = self._new_session(tab)
@@ -236,8 +242,13 @@ class Tmux(Launcher):
         return f"-L {shlex.quote(self.socket)} " if self.socket else ""
 
     def capture(self, target: str, lines: int = 20) -> str | None:
-        """The last `lines` lines a window shows (`capture-pane`); None when it is gone."""
-        proc = self._tmux("capture-pane", "-p", "-t", f"={target}", "-S", f"-{lines}",
+        """The last `lines` lines the window `target` (`session:tab name`, as `open`
+        records it) shows (`capture-pane`); None when it is gone."""
+        session, _, name = target.partition(":")
+        window = (self.windows(session) or {}).get(name)
+        if window is None:
+            return None
+        proc = self._tmux("capture-pane", "-p", "-t", window, "-S", f"-{lines}",
                           check=False)
         return proc.stdout if proc.returncode == 0 else None
 
