@@ -24,6 +24,9 @@ ORPHAN = "orphan"
 MISSING = "missing"
 
 DEFAULT_IDLE_MINUTES = 20.0
+# a part in a tmux tab: no output there, no heartbeat, no event, no changed file
+# for this long is idle (`tab_idle_seconds`)
+DEFAULT_TAB_IDLE_SECONDS = 300.0
 
 
 def file_activity(ws: Workspace, part: Part) -> float | None:
@@ -134,8 +137,15 @@ def idle_seconds(ws: Workspace) -> float:
     return ws.settings.number("idle_minutes", DEFAULT_IDLE_MINUTES) * 60
 
 
+def tab_idle_seconds(ws: Workspace) -> float:
+    return ws.settings.number("tab_idle_seconds", DEFAULT_TAB_IDLE_SECONDS)
+
+
 def classify(ws: Workspace, part: Part, *, at: float | None = None,
-             idle_after: float | None = None) -> Verdict:
+             idle_after: float | None = None, output_at: float | None = None) -> Verdict:
+    """The part's state as liveness sees it. `output_at`: when its tab last showed
+    output (a tmux window's activity), if it has such a tab: then that counts as
+    activity, and the tab's own threshold (`tab_idle_seconds`) applies."""
     at = time.time() if at is None else at
     if part.state == JOINED:
         return Verdict(JOINED, "joined")
@@ -161,10 +171,12 @@ def classify(ws: Workspace, part: Part, *, at: float | None = None,
                 how = f"exited with code {part.exit.get('code')}"
         return Verdict(ORPHAN, f"worker pid {worker.get('pid')} {how} before `hf done`", False,
                        {"exit": part.exit})
-    limit = idle_seconds(ws) if idle_after is None else idle_after
+    limit = idle_after if idle_after is not None else \
+        tab_idle_seconds(ws) if output_at is not None else idle_seconds(ws)
     started = timefmt.parse_iso(worker.get("since"))
     last = max(x for x in (heartbeat.last_activity(ws.store, part), started, 0.0,
-                           agent.last_event(ws.store.batch_dir(part.batch), part.name))
+                           agent.last_event(ws.store.batch_dir(part.batch), part.name),
+                           output_at)
                if x is not None)
     if at - last > limit:
         files = file_activity(ws, part)  # only now: it costs a git status

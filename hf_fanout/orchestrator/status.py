@@ -90,12 +90,13 @@ class BatchStatus:
 
 
 def part_status(ws: Workspace, batch: Batch, part: Part,
-                committed: Callable[[], list[RepoPath]]) -> PartStatus:
+                committed: Callable[[], list[RepoPath]],
+                output_at: float | None = None) -> PartStatus:
     """`part`'s status, given the paths its branch changed since the base (asked for
     once its worktree's status is read, so that they can be found meanwhile): what it
     changed (committed and not), what of that it does not own, its state as
     liveness judges it (idle, orphan, missing beside the recorded ones), its
-    last activity (files, heartbeats)."""
+    last activity (files, heartbeats, its tmux tab's output: `output_at`)."""
     from hf_fanout.core.ownership import Ownership
     from hf_fanout.liveness import agent, heartbeat, judge
 
@@ -114,10 +115,10 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                     last = max(last, os.lstat(worktree / path).st_mtime)
                 except OSError:
                     continue
-        verdict = judge.classify(ws, part)
+        verdict = judge.classify(ws, part, output_at=output_at)
         if verdict.state in (judge.IDLE, judge.ORPHAN, judge.MISSING):
             state = verdict.state
-        last = max(last, heartbeat.last_activity(ws.store, part) or 0.0)
+        last = max(last, heartbeat.last_activity(ws.store, part) or 0.0, output_at or 0.0)
     reported = agent.read_state(ws.store.batch_dir(batch.id), part.name)
     if state == RUNNING and part.state == RUNNING:
         reported = screen_state(ws, part, reported)
@@ -198,6 +199,23 @@ def shown_state(part: Part, judged: str, reported: dict[str, Any] | None,
     return judged, str((part.worker or {}).get("since") or part.created)
 
 
+def tab_output(ws: Workspace, batch_id: str, parts: list[Part]) -> dict[str, float]:
+    """part -> when its tmux window last showed output, for the running parts hf
+    opened in tmux: one `list-windows` for the batch's session."""
+    running = [p for p in parts if p.state == RUNNING
+               and (p.extra.get("tab") or {}).get("launcher") == "tmux"]
+    if not running:
+        return {}
+    from hf_fanout.tabs import window_marks
+    from hf_fanout.tabs.launchers import Tmux, all_launchers
+
+    tmux = all_launchers(ws.settings)["tmux"]
+    if not isinstance(tmux, Tmux) or not tmux.available():
+        return {}
+    found = tmux.activity(window_marks.session(batch_id))
+    return {p.name: found[p.name] for p in running if p.name in found}
+
+
 def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -219,9 +237,11 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
         tip = tips.get(part.name)
         return [c.path for c in diffs[bases[part.name]].get(tip, [])] if tip else []
 
+    outputs = tab_output(ws, batch.id, parts)
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(
-            lambda p: part_status(ws, batch, p, lambda: committed(p)), parts))
+            lambda p: part_status(ws, batch, p, lambda: committed(p), outputs.get(p.name)),
+            parts))
     if batch.state == "running":
         behind = _behind(ws, batch, set(bases.values()))
         for status, part in zip(statuses, parts, strict=True):

@@ -149,7 +149,7 @@ class Tmux(Launcher):
 
     @staticmethod
     def session(tab: Tab) -> str:
-        return f"hf-{tab.group}"
+        return window_marks.session(tab.group)
 
     def windows(self, session: str, *, dead: bool = False) -> dict[str, str] | None:
         """tab name -> window id of `session`'s windows whose agent lives (with `dead`:
@@ -166,6 +166,19 @@ class Tmux(Launcher):
             tab_name, name, window_id, is_dead = line.split("\t")
             if (is_dead == "1") == dead:
                 found.setdefault(tab_name or name, window_id)
+        return found
+
+    def activity(self, session: str) -> dict[str, float]:
+        """tab name -> when each live window of `session` last showed output (tmux's
+        `window_activity`), in one `list-windows`; empty without such a session."""
+        proc = self._tmux("list-windows", "-t", f"={session}", "-F",
+                          f"#{{{window_marks.OPTION}}}\t#{{window_name}}\t"
+                          "#{window_activity}\t#{pane_dead}", check=False)
+        found: dict[str, float] = {}
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+            tab_name, name, activity, is_dead = line.split("\t")
+            if is_dead != "1" and activity.isdigit():
+                found.setdefault(tab_name or name, float(activity))
         return found
 
     def _window_args(self, tab: Tab) -> list[str]:

@@ -18,6 +18,11 @@ OPTION = "@hf_part"  # the window's tab name: the part's name (or the queue entr
 MARKS = {"waiting": "⏳", "done": "✔", "blocked": "✖", "orphan": "✖"}
 
 
+def session(group: str) -> str:
+    """The tmux session of a batch's tabs (`group`: the batch id, or "queue")."""
+    return f"hf-{group}"
+
+
 def label(name: str, state: str) -> str:
     """The window name of tab `name` in `state` (as tmux is given it: `#` doubled,
     tmux expands formats in names)."""
@@ -25,16 +30,15 @@ def label(name: str, state: str) -> str:
     return (f"{name} {mark}" if mark else name).replace("#", "##")
 
 
-def show(batch: str, part: str, state: str, session: str = "") -> bool:
+def show(batch: str, part: str, state: str) -> bool:
     """Rename the window of `batch/part` to show `state`; whether it was renamed.
     Only inside tmux (`$TMUX`), on that server; anything failing is no rename."""
     socket = os.environ.get("TMUX", "").split(",")[0]
     if not socket:
         return False
-    session = session or f"hf-{batch}"
     base = ["tmux", "-S", socket]
     try:
-        found = subprocess.run([*base, "list-windows", "-t", f"={session}", "-F",
+        found = subprocess.run([*base, "list-windows", "-t", f"={session(batch)}", "-F",
                                 f"#{{{OPTION}}}\t#{{window_id}}"], capture_output=True,
                                text=True, stdin=subprocess.DEVNULL, timeout=5, check=False)
         window = next((line.split("\t")[1] for line in found.stdout.splitlines()
