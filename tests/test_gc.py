@@ -264,3 +264,48 @@ def test_gc_force_keeps_a_part_whose_rescue_ref_cannot_be_written(split3, hf):
     r = hf("gc", "--force", "--json", cwd=repo)
     assert [p["action"] for p in r.json["data"]["parts"] if p["part"] == "api"] == ["removed"]
     assert git(repo, "show", "refs/hf/rescue/b1/api:src/api/users.py") == "only here\n"
+
+
+def open_with_claude_hooks(hf, seal, repo: Path, *parts: str) -> None:
+    """The parts opened with Claude Code as their agent: hf's hooks in their worktrees."""
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('agent = "claude {prompt}"\n')
+    for name in parts:
+        assert hf("open", f"b1/{name}", "--launcher", "print", cwd=repo).code == 0
+
+
+def test_gc_takes_hfs_agent_hooks_out_of_a_worktree_it_keeps(split3, hf, seal):
+    repo, api, ui = split3["repo"], split3["api"], split3["ui"]
+    (api / ".claude").mkdir()
+    mine = {"permissions": {"allow": ["Bash(make)"]},
+            "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "echo mine"}]}]}}
+    (api / ".claude" / "settings.local.json").write_text(json.dumps(mine))
+    open_with_claude_hooks(hf, seal, repo, "api", "ui")
+    assert "hf-agent-event" in (ui / ".claude" / "settings.local.json").read_text()
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    # work done after the join: gc keeps both worktrees
+    write(api, {"src/api/late.py": "late\n"})
+    write(ui, {"src/ui/late.py": "late\n"})
+    r = hf("gc", "b1", "--json", cwd=repo)
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert (parts["api"]["action"], parts["api"]["agent_hooks"]) == ("kept", "cleaned")
+    assert (parts["ui"]["action"], parts["ui"]["agent_hooks"]) == ("kept", "removed")
+    assert json.loads((api / ".claude" / "settings.local.json").read_text()) == mine
+    assert not (ui / ".claude").exists()  # hf made it, nothing else was in it
+    assert (ui / "src/ui/late.py").read_text() == "late\n"
+    again = hf("gc", "b1", "--json", cwd=repo)
+    assert [p["agent_hooks"] for p in again.json["data"]["parts"]] == ["", "", ""]
+
+
+def test_drop_takes_hfs_agent_hooks_out_of_the_dropped_parts(split3, hf, seal):
+    repo, api = split3["repo"], split3["api"]
+    open_with_claude_hooks(hf, seal, repo, "api")
+    (api / ".claude" / "settings.local.json").write_text(json.dumps({
+        **json.loads((api / ".claude" / "settings.local.json").read_text()),
+        "model": "opus"}))  # the user added a setting meanwhile
+    assert hf("drop", "b1/api", cwd=repo).code == 0
+    assert json.loads((api / ".claude" / "settings.local.json").read_text()) == {
+        "model": "opus"}

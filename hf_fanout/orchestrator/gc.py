@@ -1,5 +1,8 @@
 """`hf drop` and `hf gc`: abandon a batch; remove what joined or dropped batches left.
 
+A worktree that stays (gc keeps it, or a dropped part until gc) loses the agent
+hooks hf wrote into it: the part no longer reports.
+
 gc never removes a part whose changes are not in the main branch. Join brings
 files, not commits, so "in the main branch" is a content comparison: every
 path the part changed (committed or not) has the part's content at the main
@@ -53,6 +56,7 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
         return part
     fresh, _ = states.change(ws, batch_id, name, DROPPED, action="drop-part",
                              when=lambda p: not judge.worker_alive(p))
+    remove_agent_hooks(fresh)
     parts = ws.store.load_parts(batch)
     if batch.state == RUNNING and all(p.state in (JOINED, DROPPED) for p in parts):
         joined = any(p.state == JOINED for p in parts)
@@ -75,8 +79,25 @@ def drop(ws: Workspace, batch_id: str, *, dry_run: bool) -> Batch:
     if dry_run or batch.state == DROPPED:
         return batch
     dropped, _ = states.change_batch(ws, batch_id, DROPPED, action="drop")
+    for part in ws.store.load_parts(dropped):
+        remove_agent_hooks(part)
     mainhook.settle(ws)
     return dropped
+
+
+def remove_agent_hooks(part: Part) -> str:
+    """hf's agent hook entries out of a worktree that stays (see
+    tabs/agent_hooks.remove_claude): "removed", "cleaned" or "" (none there, or a
+    settings file hf cannot read, which it leaves as it is)."""
+    from hf_fanout.tabs import agent_hooks
+
+    hooks = part.extra.get("agent_hooks")
+    if not isinstance(hooks, dict) or not Path(part.worktree).is_dir():
+        return ""
+    try:
+        return agent_hooks.remove_claude(Path(part.worktree), bool(hooks.get("created")))
+    except (HfError, OSError):
+        return ""
 
 
 @dataclass
@@ -87,6 +108,7 @@ class GcPart:
     why: str = ""
     freed_bytes: int = 0
     rescue: str | None = None
+    agent_hooks: str = ""  # a kept worktree: hf's hook entries "removed" or "cleaned"
 
 
 @dataclass
@@ -215,7 +237,8 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
         if not force:
             return GcPart(batch.id, part.name, "kept",
                           f"changes not in {batch.target_ref}: {listing} (--force removes it "
-                          "after saving a rescue ref)")
+                          "after saving a rescue ref)",
+                          agent_hooks="" if dry_run else remove_agent_hooks(part))
         if not dry_run:
             try:
                 saved = rescue.rescue(ws, part, "gc --force")
