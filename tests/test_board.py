@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 from conftest import write
+from test_tabs_tmux import tmux  # noqa: F401  (the private tmux server fixture)
 
 
 def draw(split3, width: int) -> str:
@@ -56,9 +57,9 @@ def test_the_board_at_200_columns_shows_every_column(split3, hf):
     text = draw(split3, 200)
     shown = rows(text)
     assert set(shown) == {"api", "ui", "docs"}
-    assert re.match(r"waiting \d+s claude 2 1 \d+s ago hf/b1/api", shown["api"]), shown["api"]
-    assert re.match(r"done \d+s 0 0 \d+s ago hf/b1/docs", shown["docs"]), shown["docs"]
-    assert re.match(r"running \d+[sm] 0 0 ", shown["ui"]), shown["ui"]
+    assert re.match(r"waiting \d+s claude 2 3 1 \d+s ago hf/b1/api", shown["api"]), shown["api"]
+    assert re.match(r"done \d+s 0 3 0 \d+s ago hf/b1/docs", shown["docs"]), shown["docs"]
+    assert re.match(r"running \d+[sm] 0 2 0 ", shown["ui"]), shown["ui"]
     assert "1/3 done · 1 running · 1 waiting · next: part api waits for you" in text
     assert "api: outside its ownership: src/ui/page.html" in text
     assert max(len(line) for line in text.splitlines()) <= 200
@@ -70,7 +71,7 @@ def test_the_board_at_80_columns_drops_columns_not_rows(split3, hf):
     shown = rows(text)
     assert set(shown) == {"api", "ui", "docs"}
     assert "hf/b1/api" not in text  # the branch column went first
-    assert re.match(r"waiting \d+s claude 2 1 \d+s ago$", shown["api"]), shown["api"]
+    assert re.match(r"waiting \d+s claude 2 3 1 \d+s ago$", shown["api"]), shown["api"]
     assert max(len(line) for line in text.splitlines()) <= 80
     flat = " ".join(text.split())
     assert "1/3 done · 1 running · 1 waiting · next: part api waits for you" in flat
@@ -82,7 +83,7 @@ def test_the_board_at_80_columns_drops_columns_not_rows(split3, hf):
 class Terminal:
     """`hf board` on a real pseudo-terminal of 160x40; `until` reads what it draws."""
 
-    def __init__(self, repo) -> None:
+    def __init__(self, repo, env: dict[str, str] | None = None) -> None:
         import fcntl
         import pty
         import struct
@@ -90,7 +91,7 @@ class Terminal:
 
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "GIT_PAGER": "cat"}
+        env = {**os.environ, "TERM": "xterm-256color", "GIT_PAGER": "cat", **(env or {})}
         env.pop("COLUMNS", None)
         self.proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "board", "b1"],
                                      cwd=repo, stdin=slave, stdout=slave, stderr=slave,
@@ -159,3 +160,45 @@ def test_the_board_joins_with_j_once_every_part_is_done(split3, hf):
     term.press(b"q")
     assert term.close() == 0
     assert "Hf-Batch: b1" in last_message(repo)
+
+
+def test_the_board_shows_how_far_main_moved_past_each_part(split3, hf):
+    repo = split3["repo"]
+    write(repo, {"NEWS.md": "news\n"})
+    subprocess.run(["git", "add", "NEWS.md"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "news"], cwd=repo, check=True)
+    shown = rows(draw(split3, 200))
+    assert all(re.match(r"running \d+[sm] main \+1 ", row) for row in shown.values()), shown
+    assert "main +1" in hf("status", "b1", cwd=repo).out
+
+
+def test_enter_on_the_board_inside_tmux_goes_to_the_parts_window(split3, hf, seal,
+                                                                 tmp_path, tmux):
+    import shlex
+    import time
+
+    agent = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
+    config = seal / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"agent = {json.dumps(agent)}\n")
+    repo = split3["repo"]
+    assert hf("open", "b1", "--launcher", "tmux", cwd=repo).code == 0
+
+    def active() -> str:
+        shown = tmux("list-windows", "-t", "=hf-b1", "-F", "#{window_active} #{@hf_part}")
+        return next((line[2:] for line in shown.stdout.splitlines()
+                     if line.startswith("1 ")), "")
+
+    assert active() == "api"  # the session's first window
+    socket = tmux("list-sessions", "-F", "#{socket_path}").stdout.split()[0]
+    term = Terminal(repo, env={"TMUX": f"{socket},1,0"})  # as if run in a tmux pane
+    term.until(b"0/3 done")
+    term.press(b"\x1b[B")  # down: ui
+    term.press(b"\r")
+    term.until(b"went to hf-b1:ui")
+    deadline = time.monotonic() + 10
+    while active() != "ui" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert active() == "ui"
+    term.press(b"q")
+    assert term.close() == 0

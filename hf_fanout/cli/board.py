@@ -15,8 +15,8 @@ from typing import Any
 from hf_fanout import timefmt
 
 # (header, the least width it needs, dropped in this order when there is no room)
-COLUMNS = [("part", 8, 0), ("state", 12, 0), ("agent", 7, 3), ("changed", 7, 2),
-           ("outside", 7, 1), ("last activity", 13, 4), ("branch", 14, 5)]
+COLUMNS = [("part", 8, 0), ("state", 12, 0), ("agent", 7, 4), ("changed", 7, 2),
+           ("owned", 5, 3), ("outside", 7, 1), ("last activity", 13, 5), ("branch", 14, 6)]
 STATE_STYLE = {"waiting": "bold yellow", "working": "green", "done": "bold green",
                "blocked": "bold red", "orphan": "bold red", "missing": "red", "idle": "yellow",
                "joined": "dim", "dropped": "dim"}
@@ -37,10 +37,13 @@ def cells(part: Any, now: float) -> dict[str, Any]:
     since = timefmt.ago(part.since, now)
     outside = Text(str(part.outside), style="bold red" if part.outside else "")
     agent = (part.agent or {}).get("agent") or ""
-    return {"part": part.name,
-            "state": Text(" ".join(filter(None, (part.state, since))),
-                          style=STATE_STYLE.get(part.state, "")),
-            "agent": agent, "changed": str(part.changed), "outside": outside,
+    state = Text(" ".join(filter(None, (part.state, since))),
+                 style=STATE_STYLE.get(part.state, ""))
+    if part.behind:  # main moved on since the part's base (`hf sync` brings it)
+        state.append(f" main +{part.behind}", style="cyan")
+    return {"part": part.name, "state": state,
+            "agent": agent, "changed": str(part.changed), "owned": str(part.owned),
+            "outside": outside,
             "last activity": f"{timefmt.ago(part.last_activity, now)} ago",
             "branch": part.branch}
 

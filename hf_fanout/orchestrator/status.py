@@ -32,6 +32,10 @@ from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
 from hf_fanout.paths import RepoPath
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hf_fanout.core.ownership import Ownership
+
 # (what only a batch needs is imported where it is used: `hf status` with no
 # batch stays light; tests/test_cli_light.py pins what it loads)
 
@@ -53,6 +57,7 @@ class PartStatus:
     agent: dict[str, Any] | None = None  # what the agent last reported (liveness.agent)
     sparse: bool = False  # a sparse checkout: its own files and `context` only
     context: list[str] | None = None
+    owned: int = 0  # files it owns: at its base, and those it added
 
 
 @dataclass
@@ -131,7 +136,20 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       outside[:20], timefmt.iso(last), part.note, part.reason,
                       sparse=part.sparse,
                       context=list(part.context) if part.sparse else None,
-                      since=since, agent=reported)
+                      since=since, agent=reported,
+                      owned=owned_count(ws, part_base(batch, part), ownership,
+                                        changed.difference(outside)))
+
+
+def owned_count(ws: Workspace, base: str, ownership: Ownership,
+                changed_owned: set[RepoPath]) -> int:
+    """How many files the part owns: those of its base it owns, and the owned ones
+    it added (the base's listing is read once per process, see ls_tree)."""
+    try:
+        at_base = ws.repo.ls_tree(base)
+    except GitFailed:
+        return len(changed_owned)
+    return sum(1 for p in at_base if ownership.owns(p)) + len(changed_owned - set(at_base))
 
 
 def screen_state(ws: Workspace, part: Part,
@@ -237,6 +255,9 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
         tip = tips.get(part.name)
         return [c.path for c in diffs[bases[part.name]].get(tip, [])] if tip else []
 
+    for base in set(bases.values()):  # read once here, not by each part's thread
+        with contextlib.suppress(GitFailed):
+            ws.repo.ls_tree(base)
     outputs = tab_output(ws, batch.id, parts)
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(
