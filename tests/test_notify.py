@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,52 @@ def test_no_notification_in_ci_or_when_turned_off(split3, hf, notify_log, monkey
     (repo / ".hf.toml").write_text('notify_events = ["waiting"]\n')
     assert hf("done", "b1/docs", cwd=repo).code == 0
     assert notify_log() == []
+
+
+def run_on_a_terminal(args: list[str], cwd, env: dict[str, str]) -> tuple[int, bytes]:
+    """`hf ARGS` as a real process whose controlling terminal is a new pty; its exit
+    code and every byte that reached the terminal."""
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal
+        os.chdir(cwd)
+        os.execve(sys.executable, [sys.executable, "-m", "hf_fanout", *args], env)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), seen
+
+
+def test_the_terminal_bell_when_nothing_else_can_show_it(split3, seal):
+    repo = split3["repo"]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI", "DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS",
+                        "TMUX", "HF_NOTIFY")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    code, seen = run_on_a_terminal(["done", "b1/api"], repo, env)
+    assert code == 0, seen
+    assert seen.count(b"\a") == 1, seen
+    # per event: `notify_events` without done rings nothing
+    (repo / ".hf.toml").write_text('notify_events = ["waiting"]\n')
+    code, seen = run_on_a_terminal(["done", "b1/ui"], repo, env)
+    assert code == 0, seen
+    assert b"\a" not in seen, seen
+    # in CI nothing either
+    (repo / ".hf.toml").unlink()
+    code, seen = run_on_a_terminal(["done", "b1/docs"], repo, {**env, "CI": "1"})
+    assert code == 0 and b"\a" not in seen, seen

@@ -2,8 +2,10 @@
 orphan, or a join finished.
 
 A desktop notification where one can be shown (`notify-send` with a display on
-Linux, `osascript` on macOS), else a tmux `display-message` inside tmux; nothing
-in CI (`CI` set) or with `notify = false`. `notify_events` in the settings picks
+Linux, `osascript` on macOS), else a tmux `display-message` inside tmux, else
+the terminal bell on the controlling terminal (`/dev/tty`: never stdout, which
+an agent's hook shares with the agent); nothing in CI (`CI` set) or with
+`notify = false`. `notify_events` in the settings picks
 the events (default all of EVENTS). One notification per transition: the same
 part and state again within COALESCE seconds is not said twice
 (`<common>/hf/notified.json` remembers when each was said).
@@ -107,10 +109,21 @@ def send(title: str, message: str) -> bool:
         # tmux expands formats (`#(...)` runs a command) in the message: `#` doubled
         argv = ["tmux", "display-message", f"{title}: {message}".replace("#", "##")]
     if argv is None:
-        return False
+        return bell()
     try:
         subprocess.run(argv, capture_output=True, timeout=5, check=False,
                        stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def bell() -> bool:
+    """The terminal bell on the controlling terminal; False without one (cron, a
+    daemon)."""
+    try:
+        with open("/dev/tty", "wb", buffering=0) as tty:
+            tty.write(b"\a")
+    except OSError:
         return False
     return True
