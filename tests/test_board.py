@@ -173,7 +173,7 @@ def test_the_board_shows_how_far_main_moved_past_each_part(split3, hf):
 
 
 def test_enter_on_the_board_inside_tmux_goes_to_the_parts_window(split3, hf, seal,
-                                                                 tmp_path, tmux):
+                                                                 tmp_path, tmux):  # noqa: F811
     import shlex
     import time
 
