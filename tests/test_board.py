@@ -23,7 +23,7 @@ def draw(split3, width: int) -> str:
 
     ws = Workspace.open(split3["repo"])
     console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
-    console.print(render(all_status(ws, "b1")[0], width))
+    console.print(render(all_status(ws, "b1", owned=True)[0], width))
     return console.export_text()
 
 

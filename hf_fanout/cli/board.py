@@ -42,8 +42,8 @@ def cells(part: Any, now: float) -> dict[str, Any]:
     if part.behind:  # main moved on since the part's base (`hf sync` brings it)
         state.append(f" main +{part.behind}", style="cyan")
     return {"part": part.name, "state": state,
-            "agent": agent, "changed": str(part.changed), "owned": str(part.owned),
-            "outside": outside,
+            "agent": agent, "changed": str(part.changed),
+            "owned": "" if part.owned is None else str(part.owned), "outside": outside,
             "last activity": f"{timefmt.ago(part.last_activity, now)} ago",
             "branch": part.branch}
 

@@ -52,7 +52,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     if watch and output.on_terminal():
         from hf_fanout.cli.board import watch as live_board
 
-        live_board(lambda: all_status(ws, batch, everything=everything)[0],
+        live_board(lambda: all_status(ws, batch, everything=everything, owned=True)[0],
                    board_actions(ws))
         return
     batches, hidden = all_status(ws, batch, everything=everything)

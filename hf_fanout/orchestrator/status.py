@@ -57,7 +57,7 @@ class PartStatus:
     agent: dict[str, Any] | None = None  # what the agent last reported (liveness.agent)
     sparse: bool = False  # a sparse checkout: its own files and `context` only
     context: list[str] | None = None
-    owned: int = 0  # files it owns: at its base, and those it added
+    owned: int | None = None  # files it owns, at its base and added (the board asks)
 
 
 @dataclass
@@ -96,7 +96,7 @@ class BatchStatus:
 
 def part_status(ws: Workspace, batch: Batch, part: Part,
                 committed: Callable[[], list[RepoPath]],
-                output_at: float | None = None) -> PartStatus:
+                output_at: float | None = None, *, owned: bool = False) -> PartStatus:
     """`part`'s status, given the paths its branch changed since the base (asked for
     once its worktree's status is read, so that they can be found meanwhile): what it
     changed (committed and not), what of that it does not own, its state as
@@ -138,18 +138,24 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       context=list(part.context) if part.sparse else None,
                       since=since, agent=reported,
                       owned=owned_count(ws, part_base(batch, part), ownership,
-                                        changed.difference(outside)))
+                                        changed.difference(outside)) if owned else None)
 
 
 def owned_count(ws: Workspace, base: str, ownership: Ownership,
                 changed_owned: set[RepoPath]) -> int:
-    """How many files the part owns: those of its base it owns, and the owned ones
-    it added (the base's listing is read once per process, see ls_tree)."""
+    """How many files the part owns: those of its base it owns (counted once per
+    process: the board asks every few seconds), and the owned ones it added."""
     try:
         at_base = ws.repo.ls_tree(base)
     except GitFailed:
         return len(changed_owned)
-    return sum(1 for p in at_base if ownership.owns(p)) + len(changed_owned - set(at_base))
+    key = (base, tuple(ownership.patterns()))
+    if key not in _OWNED_AT_BASE:
+        _OWNED_AT_BASE[key] = len(ownership.owned(at_base))
+    return _OWNED_AT_BASE[key] + len(changed_owned - set(at_base))
+
+
+_OWNED_AT_BASE: dict[tuple[str, tuple[str, ...]], int] = {}  # filled as counted
 
 
 def screen_state(ws: Workspace, part: Part,
@@ -234,7 +240,7 @@ def tab_output(ws: Workspace, batch_id: str, parts: list[Part]) -> dict[str, flo
     return {p.name: found[p.name] for p in running if p.name in found}
 
 
-def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
+def batch_status(ws: Workspace, batch_id: str, *, owned: bool = False) -> BatchStatus:
     from concurrent.futures import ThreadPoolExecutor
 
     batch = ws.store.load_batch(batch_id)
@@ -255,14 +261,14 @@ def batch_status(ws: Workspace, batch_id: str) -> BatchStatus:
         tip = tips.get(part.name)
         return [c.path for c in diffs[bases[part.name]].get(tip, [])] if tip else []
 
-    for base in set(bases.values()):  # read once here, not by each part's thread
+    for base in set(bases.values()) if owned else ():  # once, not by each part's thread
         with contextlib.suppress(GitFailed):
             ws.repo.ls_tree(base)
     outputs = tab_output(ws, batch.id, parts)
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(
-            lambda p: part_status(ws, batch, p, lambda: committed(p), outputs.get(p.name)),
-            parts))
+            lambda p: part_status(ws, batch, p, lambda: committed(p), outputs.get(p.name),
+                                  owned=owned), parts))
     if batch.state == "running":
         behind = _behind(ws, batch, set(bases.values()))
         for status, part in zip(statuses, parts, strict=True):
@@ -289,12 +295,14 @@ def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:
     return counts
 
 
-def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False
-               ) -> tuple[list[BatchStatus], int]:
+def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False,
+               owned: bool = False) -> tuple[list[BatchStatus], int]:
     """The batches to show and how many finished ones were left out: without
-    `everything`, only the running (and damaged) ones; a named batch always."""
+    `everything`, only the running (and damaged) ones; a named batch always.
+    `owned`: count each part's owned files (the board's column; it reads the
+    base's whole listing)."""
     if batch_id:
-        return [batch_status(ws, batch_id)], 0
+        return [batch_status(ws, batch_id, owned=owned)], 0
     result = []
     hidden = 0
     for b in ws.store.batch_ids():
@@ -302,7 +310,7 @@ def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False
             if not everything and ws.store.load_batch(b).state != RUNNING:
                 hidden += 1
                 continue
-            result.append(batch_status(ws, b))
+            result.append(batch_status(ws, b, owned=owned))
         except StateCorrupt as exc:  # one damaged batch must not hide the others
             result.append(BatchStatus(b, "damaged", "", "", [], error=exc.message))
     return result, hidden
