@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -196,14 +197,17 @@ def test_codex_gets_hfs_notify_program_and_its_turn_means_waiting(split3, hf, se
     r = hf("open", "b1/ui", "--launcher", "print", "--json", cwd=split3["repo"])
     assert r.code == 0, r.err
     command = r.json["data"]["tabs"][0]["command"]
-    assert "notify=[" in command and "codex-notify" in command
-    env = {**os.environ, "HF_REPO": str(split3["repo"] / ".git"), "HF_BATCH": "b1",
-           "HF_PART": "ui"}
-    program = Path(__file__).resolve().parent.parent / "hf_fanout/cli/bin/hf-agent-event"
+    setting = next(w for w in shlex.split(command) if w.startswith("notify="))
+    notify = json.loads(setting.removeprefix("notify="))
+    assert "codex-notify" in notify and "b1/ui" in notify
+    # Codex runs the program itself (no shell), the turn's JSON appended; the part
+    # and the repository come from the program's own words, not the environment
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     turn = json.dumps({"type": "agent-turn-complete", "turn-id": "1",
                        "last-assistant-message": "done for now"})
-    subprocess.run([sys.executable, "-S", str(program), "codex-notify", turn], env=env,
-                   check=True, cwd=split3["ui"])
+    proc = subprocess.run([*notify, turn], env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+                          cwd=split3["ui"], capture_output=True, text=True, check=True)
+    assert "typer" not in proc.stderr  # the fast way, not the typed command
     shown = part_state(hf, split3["repo"], "ui")
     assert shown["state"] == "waiting"
     assert shown["agent"]["agent"] == "codex"

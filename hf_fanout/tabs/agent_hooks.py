@@ -58,10 +58,14 @@ def agent_kind(settings: Any, argv: list[str]) -> str:
     return name if name in ("claude", "codex") else ""
 
 
-def codex_argv(argv: list[str]) -> list[str]:
-    """Codex's command with its `notify` program set to hf's (Codex appends the JSON)."""
-    notify = json.dumps(event_argv("codex-notify"))
-    return [argv[0], "-c", f"notify={notify}", *argv[1:]]
+def codex_argv(argv: list[str], common_dir: Path, batch: str, part: str) -> list[str]:
+    """Codex's command with its `notify` program set to hf's (Codex appends the JSON),
+    the part and the common dir given as the Claude Code hooks give them (`env`
+    sets HF_REPO: Codex runs the program without a shell), so it takes the fast way."""
+    program = event_argv("codex-notify")
+    if batch and part:
+        program = ["env", f"HF_REPO={common_dir}", *program, "--part", f"{batch}/{part}"]
+    return [argv[0], "-c", f"notify={json.dumps(program)}", *argv[1:]]
 
 
 def _command(common_dir: Path, batch: str, part: str, event: str) -> str:

@@ -63,7 +63,8 @@ def tab_argv(ws: Workspace, values: dict[str, str], *, supervise: bool) -> list[
                        'e.g. agent = "claude {prompt}"')
     argv = agent_argv(template, values)
     if agent_hooks.agent_kind(ws.settings, argv) == "codex":
-        argv = agent_hooks.codex_argv(argv)
+        argv = agent_hooks.codex_argv(argv, ws.repo.common_dir, values.get("batch", ""),
+                                      values.get("part", ""))
     return [*hf_argv(), "run", "--", *argv] if supervise else argv
 
 
