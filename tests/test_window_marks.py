@@ -135,3 +135,22 @@ def test_a_window_whose_agent_ended_is_plain_again_when_opened_anew(windows, hf)
     assert r.json["data"]["tabs"][0]["action"] == "opened"
     wait_name(server, "api", "api")
     assert len(names(server)) == 3
+
+
+def test_the_sweep_marks_an_orphans_window_from_inside_tmux(windows, hf, monkeypatch):
+    server, inboxes, repo = windows["server"], windows["inboxes"], windows["repo"]
+    in_window(inboxes, "api", "zz", "agent-event", "working")  # then the agent ends
+    deadline = time.monotonic() + 30
+    while True:  # `hf run` records the exit: the part, not done, is an orphan
+        r = hf("sweep", "--dry-run", "--json", cwd=repo)
+        if '"rescue+block"' in r.out:
+            break
+        assert time.monotonic() < deadline, r.out
+        time.sleep(0.1)
+    assert names(server)["api"] == "api"
+    socket = server("list-sessions", "-F", "#{socket_path}").stdout.split()[0]
+    monkeypatch.setenv("TMUX", f"{socket},1,0")  # the sweep run from a tmux pane
+    r = hf("sweep", cwd=repo)
+    assert r.code == 0, r.err
+    wait_name(server, "api", "api ✖")
+    assert names(server)["ui"] == "ui"
