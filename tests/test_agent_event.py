@@ -109,6 +109,10 @@ def test_hooks_drive_the_part_through_working_waiting_working_exited(claude_part
         assert shown["since"].endswith("Z") and shown["since"][:4] == time.strftime("%Y")
         seen.append(shown["state"])
     assert seen == ["working", "waiting", "working", "waiting", "exited"]
+    # each change of state is an audit line (`hf report` counts the waiting from them)
+    log = [json.loads(line) for line in (repo / ".git/hf/audit.log").read_text().splitlines()]
+    assert [(e["part"], e["state"]) for e in log if e["action"] == "agent-state"] == \
+        [("api", s) for s in seen]
     # the other parts' agents said nothing: their states are liveness's as before
     assert part_state(hf, repo, "ui")["state"] == "running"
     plain = hf("status", "b1", cwd=repo)
