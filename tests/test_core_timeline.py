@@ -92,3 +92,13 @@ def test_calibration_sums_the_batches_and_says_how_estimates_run():
 def test_the_progress_bar_fills_by_the_parts_done():
     assert state_summary.progress_bar(1, 4, width=8) == "[##------] 1/4"
     assert state_summary.progress_bar(0, 0, width=4) == "[----] 0/0"
+
+
+def test_a_join_taken_back_reopens_the_run_until_the_next_join():
+    log = events((0, "split", {"parts": ["api"]}), (0, "worker", {"part": "api"}),
+                 (2, "exit", {"part": "api", "done": True}), (3, "join", {"parts": ["api"]}),
+                 (5, "undo", {}), (9, "join", {"parts": ["api"]}))
+    [run] = timeline.runs(log)
+    assert run.end == T0 + 9 and run.joins == 2
+    batch = timeline.build(run, now=T0)
+    assert spans(batch.parts[0]) == [("running", 0, 2), ("done", 2, 3), ("done", 5, 9)]

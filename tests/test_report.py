@@ -230,3 +230,20 @@ def test_handoff_attaches_the_state_summary_to_the_queue_entry(repo, hf):
     r = hf("handoff", "--task", "b1", "--next", "x", "--report", "b9", cwd=repo)
     assert r.code != 0 and "b9" in r.err
     assert len(hf("queue", "--json", cwd=repo).json["data"]["entries"]) == 1
+
+
+def test_a_batch_gc_forgot_is_still_reported_from_the_log(repo, hf, monkeypatch):
+    monkeypatch.setenv("HF_CLOCK", "2026-03-01T10:00:00Z")
+    assert hf("split", "b1", "--part", "api=src/api/**", "--estimate", "5", cwd=repo).code == 0
+    assert hf("done", "b1/api", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    before = hf("report", "b1", "--json", cwd=repo).json["data"]["report"]
+    assert hf("gc", cwd=repo).code == 0
+    monkeypatch.setenv("HF_CLOCK", "2026-03-16T10:00:01Z")  # 15 days later: forgotten
+    assert hf("gc", "--json", cwd=repo).json["data"]["forgotten"] == ["b1"]
+    after = hf("report", "b1", "--json", cwd=repo).json["data"]
+    assert after["report"]["wall_seconds"] == before["wall_seconds"]
+    assert [p["name"] for p in after["report"]["parts"]] == ["api"]
+    assert [h["batch"] for h in after["history"]] == ["b1"]  # its estimate is in the log
+    r = hf("report", "b1", "--state", cwd=repo)  # the state needs the records
+    assert r.code == 1 and "no batch 'b1'" in r.err

@@ -158,6 +158,8 @@ def runs(events: Iterable[Event]) -> list[Run]:
             found.append(current[batch])
             continue
         run = current.get(batch)
+        if run is not None and run.end is not None and event.action == "undo":
+            run.end, run.joined = None, set()  # the join taken back: the batch goes on
         if run is None or run.end is not None:
             continue  # before its split (a record older than the log), or after its end
         run.events.append(event)
@@ -205,10 +207,13 @@ def _changes(run: Run, part: str) -> list[tuple[float, int, str, Any]]:
     """The part's changes of condition, as (when, order, what, value)."""
     out: list[tuple[float, int, str, Any]] = []
     for event in run.events:
-        if not event.names(part):
-            continue
         t, n, data = event.time, event.number, event.data
         action = event.action
+        if action == "undo" and (event.names(part) or not data.get("parts")):
+            out += [(t, n, "joined", False), (t, n, "done", True)]  # back to done
+            continue
+        if not event.names(part):
+            continue
         if action == "worker":
             out += [(t, n, "working", True), (t, n, "blocked", False), (t, n, "idle", False)]
         elif action == "exit":

@@ -52,7 +52,12 @@ def report(ws: Workspace, batch_id: str | None, *, svg: Path | None = None,
     result = Report(None, past, calibration.sentence(past))
     if batch_id is None:
         return result
-    result.time = batch_time(ws, ws.store.load_batch(batch_id), events)
+    logged = [r for r in timeline.runs(events) if r.batch == batch_id]
+    if not ws.store.has_batch(batch_id) and logged and not state:
+        # forgotten by `hf gc`: its record is gone, its log lines are not
+        result.time = timeline.build(logged[-1], timefmt.clock())
+    else:
+        result.time = batch_time(ws, ws.store.load_batch(batch_id), events)
     if svg is not None:
         result.svg = write_svg(result.time, svg)
     if state:
