@@ -4,6 +4,7 @@ calibration of estimates over past batches, and the handoff that carries it."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -24,18 +25,21 @@ def procs():
     p.end_all()
 
 
-def run_part(procs: Procs, worktree: Path, *command: str, batch: str = "b1") -> Any:
-    """`hf run --done-on-success -- COMMAND` in the part's worktree, as a tab runs it."""
+def run_part(procs: Procs, worktree: Path, *command: str, batch: str = "b1",
+             sandbox: bool = False) -> Any:
+    """`hf run --done-on-success -- COMMAND` in the part's worktree, as a tab runs it
+    (without the sandbox unless asked: its set-up is time the agent did not work)."""
     procs.markers.append((batch, worktree.name, worktree.parent.parent.parent / "repo"))
     return procs.start([sys.executable, "-m", "hf_fanout", "run", "--heartbeat", "0.2",
-                        "--done-on-success", "--", *command], worktree)
+                        "--done-on-success", *([] if sandbox else ["--no-sandbox"]), "--",
+                        *command], worktree)
 
 
 def all_done(repo: Path, batch: str, parts: list[str]) -> bool:
     return all(part_record(repo, batch, p)["state"] == "done" for p in parts)
 
 
-DURATIONS = {"api": 1.5, "ui": 2.5, "docs": 3.5}
+DURATIONS = {"api": 2.0, "ui": 3.0, "docs": 4.0}
 
 
 def test_three_agents_of_known_durations_give_speedup_and_efficiency(repo, hf, procs,
@@ -58,10 +62,12 @@ def test_three_agents_of_known_durations_give_speedup_and_efficiency(repo, hf, p
     data = r.json["data"]["report"]
     parts = {p["name"]: p for p in data["parts"]}
     for name, seconds in DURATIONS.items():
-        assert parts[name]["active_seconds"] == pytest.approx(seconds, rel=0.1)
+        # (the time `hf run` takes to record the start and the exit is in it)
+        assert parts[name]["active_seconds"] == pytest.approx(seconds, abs=0.4)
         assert parts[name]["state"] == "joined"
     assert parts["docs"]["estimate_minutes"] == 0.1 and parts["api"]["estimate_minutes"] == 0.05
-    assert parts["api"]["ratio"] == pytest.approx(1.5 / 3, rel=0.1)  # 1.5 s of 3 s
+    assert parts["api"]["ratio"] == pytest.approx(parts["api"]["active_seconds"] / 3,
+                                                  abs=0.002)  # of 3 s
     assert data["ended"] and data["wall_seconds"] == pytest.approx(wall, rel=0.1)
     assert data["serial_seconds"] == pytest.approx(serial, rel=0.1)
     assert data["speedup"] == pytest.approx(serial / wall, rel=0.1)
@@ -73,7 +79,9 @@ def test_three_agents_of_known_durations_give_speedup_and_efficiency(repo, hf, p
 
     # the terminal picture (a pipe: plain characters), one bar per part
     out = hf("report", "b1", cwd=repo).out
-    assert f"speedup {speedup:.2f}x" in out
+    shown = re.search(r"speedup (\d+\.\d\d)x, efficiency (\d+)%", out)
+    assert shown and float(shown[1]) == pytest.approx(speedup, abs=0.006)
+    assert int(shown[2]) == pytest.approx(speedup / 3 * 100, abs=0.6)
     bars = {line.split()[0]: line for line in out.splitlines() if line.count("|") == 2
             and line.split()[0] in DURATIONS}
     assert set(bars) == set(DURATIONS)
@@ -124,8 +132,10 @@ def test_state_summary_has_each_section_with_the_right_counts(repo, hf, procs):
     assert f"`{root / 'ui'}`" in continuity and "branch `hf/b1/ui`" in continuity
     assert "resume: `hf open b1/ui`" in continuity
     assert f"resume: `cd {root / 'docs'} && hf run -- sh -c 'exit 3'`" in continuity
-    # the same Markdown in the envelope
-    assert hf("report", "b1", "--state", "--json", cwd=repo).json["data"]["state"] == text
+    # the same Markdown in the envelope (a moment later: the times go on)
+    again = hf("report", "b1", "--state", "--json", cwd=repo).json["data"]["state"]
+    assert [line for line in again.splitlines() if line.startswith("## ")] == sections
+    assert section(again, "Continuity") == continuity
 
 
 def section(text: str, title: str) -> str:
@@ -149,19 +159,23 @@ def test_calibration_over_two_past_batches(repo, hf, procs):
     assert "your estimates run" in hf("split", "c2", "--part", "api=src/api/**",
                                       "--estimate", "0.02", "--dry-run", cwd=repo).out
     finished_batch(hf, procs, repo, "c2", 1.2, "0.02")
+    actual = [hf("report", b, "--json", cwd=repo).json["data"]["report"]["parts"][0]
+              ["active_seconds"] for b in ("c1", "c2")]
+    assert actual == pytest.approx([2.4, 1.2], abs=0.4)
 
     data = hf("report", "--history", "--json", cwd=repo).json["data"]
     assert [h["batch"] for h in data["history"]] == ["c1", "c2"]
-    assert data["history"][0]["ratio"] == pytest.approx(2.0, rel=0.1)
-    assert data["history"][1]["ratio"] == pytest.approx(1.0, rel=0.1)
-    assert data["calibration"]["ratio"] == pytest.approx(1.5, rel=0.1)
+    assert [h["ratio"] for h in data["history"]] == pytest.approx(
+        [actual[0] / 1.2, actual[1] / 1.2], abs=0.002)
+    ratio = data["calibration"]["ratio"]
+    assert ratio == pytest.approx(sum(actual) / 2.4, abs=0.002)
+    assert ratio == pytest.approx(1.5, abs=0.3)
     assert data["calibration"]["trend"] == "closer"
     out = hf("report", "--history", cwd=repo).out
     assert "c1" in out and "c2" in out and "trend: closer" in out
 
     r = hf("split", "c3", "--part", "api=src/api/**", cwd=repo)
     assert r.code == 0, r.err
-    ratio = data["calibration"]["ratio"]
     assert f"note: your estimates run {ratio:.1f}x long (2 past batches)" in r.out
     assert hf("split", "c4", "--dry-run", "--json", "--part", "ui=src/ui/**",
               cwd=repo).json["data"]["calibration"].startswith("your estimates run")
@@ -208,7 +222,7 @@ def test_waiting_for_the_person_is_counted_apart(repo, hf, procs, tmp_path):
         subprocess.run([*hf, "working"], check=True)
         time.sleep(0.5)
     """)
-    run_part(procs, api, sys.executable, str(script))
+    run_part(procs, api, sys.executable, str(script), sandbox=True)  # (via its inbox)
     wait_for(lambda: all_done(repo, "b1", ["api"]), timeout=60, what="api done")
     part = hf("report", "b1", "--json", cwd=repo).json["data"]["report"]["parts"][0]
     assert part["waiting_seconds"] == pytest.approx(1.5, abs=0.5)
