@@ -79,6 +79,8 @@ def split(
         for p in result.parts:
             print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
             print(f"    owns {', '.join(p.owns)}")
+            if p.estimate_minutes is not None:
+                print(f"    estimate {p.estimate_minutes:g} min")
             if p.sparse:
                 print("    sparse checkout: its own files"
                       + (f" and {', '.join(p.context)}" if p.context else ""))
