@@ -102,3 +102,13 @@ def test_a_join_taken_back_reopens_the_run_until_the_next_join():
     assert run.end == T0 + 9 and run.joins == 2
     batch = timeline.build(run, now=T0)
     assert spans(batch.parts[0]) == [("running", 0, 2), ("done", 2, 3), ("done", 5, 9)]
+
+
+def test_a_worker_gone_without_its_exit_line_stops_where_it_was_last_seen():
+    log = events((0, "split", {"parts": ["api"]}), (1, "worker", {"part": "api"}))
+    run = timeline.runs(log)[0]
+    batch = timeline.build(run, now=T0 + 10, last_seen={"api": T0 + 4})
+    assert spans(batch.parts[0]) == [("running", 1, 4)]
+    # a heartbeat older than the last start is another run's: not applied
+    again = timeline.build(run, now=T0 + 10, last_seen={"api": T0 + 0.5})
+    assert spans(again.parts[0]) == [("running", 1, 10)]

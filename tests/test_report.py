@@ -4,7 +4,10 @@ calibration of estimates over past batches, and the handoff that carries it."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -13,7 +16,9 @@ from typing import Any
 
 import pytest
 from conftest import git, hf_proc
-from liveness_support import Procs, agent_script, part_record, wait_for
+from liveness_support import Procs, agent_script, alive, part_record, wait_for
+
+from hf_fanout import timefmt
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -261,3 +266,23 @@ def test_a_batch_gc_forgot_is_still_reported_from_the_log(repo, hf, monkeypatch)
     assert [h["batch"] for h in after["history"]] == ["b1"]  # its estimate is in the log
     r = hf("report", "b1", "--state", cwd=repo)  # the state needs the records
     assert r.code == 1 and "no batch 'b1'" in r.err
+
+
+def test_a_part_whose_run_was_killed_stops_counting_at_its_last_heartbeat(repo, hf, procs):
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    supervisor = run_part(procs, api, "sleep", "60")
+    worker = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="worker")
+    beats = repo / ".git/hf/batches/b1/heartbeats/api"
+    wait_for(lambda: beats.exists() and json.loads(beats.read_text())["at"]
+             - timefmt.parse_iso(worker["since"]) >= 1.0, what="a second of beats")
+    os.killpg(supervisor.pid, signal.SIGKILL)  # the tab is gone: `hf run` and its agent
+    os.killpg(worker["pgid"], signal.SIGKILL)
+    supervisor.wait(timeout=10)
+    wait_for(lambda: not alive(worker["pid"]), what="the worker gone")
+    killed = time.time()
+    last = json.loads(beats.read_text())["at"]
+    wait_for(lambda: time.time() - killed > 1.0, what="a second after")
+    part = hf("report", "b1", "--json", cwd=repo).json["data"]["report"]["parts"][0]
+    assert part["spans"][-1]["end"] == pytest.approx(last, abs=0.01)
+    assert part["active_seconds"] == pytest.approx(last - part["spans"][0]["start"], abs=0.01)

@@ -91,11 +91,11 @@ def _print_timeline(t: Any) -> None:
 
         console = Console()
         for name, cells in bars:
-            line = Text(f"{name:<{width}} ")
+            line = Text(f"{name:<{width}}  ")
             for cell in cells:
                 line.append("█" if cell else " ", style=STYLES.get(cell or "", ""))
             console.print(line)
-        legend = Text(" " * (width + 1))
+        legend = Text(" " * (width + 2))
         for state in SPAN_STATES:
             legend.append("█ ", style=STYLES[state])
             legend.append(f"{state}  ")

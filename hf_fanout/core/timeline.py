@@ -242,10 +242,15 @@ def _changes(run: Run, part: str) -> list[tuple[float, int, str, Any]]:
     return sorted(out, key=lambda c: (c[0], c[1]))
 
 
-def part_time(run: Run, part: str, end: float) -> PartTime:
-    """The part's spans from the run's start to `end`."""
+def part_time(run: Run, part: str, end: float, last_seen: float | None = None) -> PartTime:
+    """The part's spans from the run's start to `end`; `last_seen`: when its last
+    worker, gone without an `exit` line (its `hf run` killed too), was last seen."""
     changes = _changes(run, part)
-    supervised = any(what == "working" for _t, _n, what, _v in changes)
+    started = [t for t, _n, what, value in changes if what == "working" and value]
+    if last_seen is not None and started and last_seen >= started[-1]:
+        changes.append((last_seen, 1 << 61, "working", False))
+        changes.sort(key=lambda c: (c[0], c[1]))
+    supervised = bool(started)
     flags = _Flags(working=not supervised)  # no `hf run`: worked from the split until done
     spans: list[Span] = []
     done_at: float | None = None
@@ -272,14 +277,16 @@ def part_time(run: Run, part: str, end: float) -> PartTime:
 
 def build(run: Run, now: float, *, parts: list[str] | None = None,
           estimates: dict[str, float | None] | None = None,
-          states: dict[str, str] | None = None) -> BatchTime:
+          states: dict[str, str] | None = None,
+          last_seen: dict[str, float] | None = None) -> BatchTime:
     """The run's figures up to its end (or `now`, while it lasts); `parts`,
-    `estimates` and `states` from the batch's records when it has them."""
+    `estimates` and `states` from the batch's records when it has them, and
+    `last_seen` (see `part_time`) from the parts' heartbeats."""
     end = run.end if run.end is not None else max(now, run.start)
     names = parts if parts is not None else run.parts
     times = []
     for name in names:
-        found = part_time(run, name, end)
+        found = part_time(run, name, end, (last_seen or {}).get(name))
         if estimates is not None and name in estimates:
             found.estimate_minutes = estimates[name]
         found.state = (states or {}).get(name) or _last_state(found)

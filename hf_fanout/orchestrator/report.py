@@ -62,7 +62,7 @@ def report(ws: Workspace, batch_id: str | None, *, svg: Path | None = None,
         result.svg = write_svg(result.time, svg)
     if state:
         result.state = state_summary.state_markdown(
-            state_facts(ws, batch_id, result.time, result.calibration))
+            state_facts(ws, batch_id, result.time, result.calibration, events))
     return result
 
 
@@ -79,7 +79,23 @@ def batch_time(ws: Workspace, batch: Batch, events: list[audit.Event] | None = N
         run.end = timefmt.parse_iso(batch.joined_at)
     return timeline.build(run, timefmt.clock(), parts=[p.name for p in parts],
                           estimates={p.name: _estimate(p) for p in parts},
-                          states={p.name: p.state for p in parts})
+                          states={p.name: p.state for p in parts},
+                          last_seen=_last_seen(ws, parts))
+
+
+def _last_seen(ws: Workspace, parts: list[Part]) -> dict[str, float]:
+    """When each part's worker that died without its exit recorded (its `hf run`
+    killed too) was last seen alive: its last heartbeat."""
+    from hf_fanout.liveness import heartbeat, judge
+
+    seen = {}
+    for part in parts:
+        if part.worker is None or part.exit is not None or judge.worker_alive(part) is not False:
+            continue
+        beat = heartbeat.read_heartbeat(ws.store, part.batch, part.name) or {}
+        if isinstance(beat.get("at"), int | float):
+            seen[part.name] = float(beat["at"])
+    return seen
 
 
 def _estimate(part: Part) -> float | None:
@@ -120,8 +136,8 @@ def write_svg(batch: BatchTime, path: Path) -> str:
 # --- the state summary -------------------------------------------------------
 
 
-def state_facts(ws: Workspace, batch_id: str, time: BatchTime,
-                calibration_line: str | None) -> state_summary.StateFacts:
+def state_facts(ws: Workspace, batch_id: str, time: BatchTime, calibration_line: str | None,
+                events: list[audit.Event]) -> state_summary.StateFacts:
     """What the state summary says, from the records, the log and liveness."""
     from hf_fanout.liveness import judge
     from hf_fanout.liveness.rescue import rescue_ref
@@ -129,7 +145,7 @@ def state_facts(ws: Workspace, batch_id: str, time: BatchTime,
     batch = ws.store.load_batch(batch_id)
     parts = ws.store.load_parts(batch)
     facts = state_summary.StateFacts(batch.id, batch.state, batch.base, time, {},
-                                     decisions(ws, batch, parts, time.start),
+                                     decisions(events, batch, parts, time.start),
                                      calibration=calibration_line)
     for part in parts:
         verdict = judge.classify(ws, part)
@@ -155,11 +171,11 @@ def resume_command(part: Part, *, alive: bool) -> str:
     return f"cd {shlex.quote(part.worktree)} && hf run -- {command}"
 
 
-def decisions(ws: Workspace, batch: Batch, parts: list[Part],
+def decisions(events: list[audit.Event], batch: Batch, parts: list[Part],
               since: float) -> list[state_summary.Decision]:
     """The decisions parts recorded (`hf note --decision`) and their done notes."""
     found = []
-    for event in audit.read(ws.store.audit_file).events:
+    for event in events:
         if event.batch != batch.id or event.time < since or not event.part:
             continue
         text = event.data.get("text") if event.action == "decision" else \
@@ -184,9 +200,9 @@ def state_markdown(ws: Workspace, batch_id: str) -> str:
 def markdown(ws: Workspace, batch_id: str) -> str:
     """The batch's report in Markdown: its figures and each part's times (the body
     of `hf publish --pr` uses it)."""
-    found = report(ws, batch_id)
-    assert found.time is not None
-    return state_summary.report_markdown(found.time, found.calibration)
+    events = audit.read(ws.store.audit_file).events
+    return state_summary.report_markdown(batch_time(ws, ws.store.load_batch(batch_id), events),
+                                         calibration.sentence(past_batches(events)))
 
 
 def handoff_entry(ws: Workspace, *, report: str | None = None, text: str,
