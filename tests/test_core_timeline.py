@@ -26,13 +26,13 @@ def spans(part: timeline.PartTime) -> list[tuple[str, float, float]]:
 def test_a_supervised_part_runs_waits_idles_and_is_done_until_the_join():
     log = events(
         (0, "split", {"parts": ["api", "ui"], "estimates": {"api": 0.1}}),
-        (1, "worker", {"part": "api"}),
+        (1.2, "worker", {"part": "api"}),  # written a moment after the process began
         (3, "agent-state", {"part": "api", "state": "waiting", "since_t": T0 + 3}),
         (5, "agent-state", {"part": "api", "state": "working", "since_t": T0 + 5}),
         # the idle line is written when the threshold passed; the span starts at since_t
         (7, "worker-idle", {"part": "api", "since_t": T0 + 6}),
         (8, "worker-active", {"part": "api"}),
-        (10, "exit", {"part": "api", "done": True}),
+        (10, "exit", {"part": "api", "done": True, "seconds": 9}),  # it began at 1
         (4, "blocked", {"part": "ui", "reason": "needs the schema"}),
         (9, "done", {"part": "ui", "note": "ok"}),
         (12, "join", {"parts": ["api", "ui"], "seconds": 0.4}),

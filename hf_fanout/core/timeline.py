@@ -206,6 +206,7 @@ class _Flags:
 def _changes(run: Run, part: str) -> list[tuple[float, int, str, Any]]:
     """The part's changes of condition, as (when, order, what, value)."""
     out: list[tuple[float, int, str, Any]] = []
+    started: int | None = None  # where the last worker's start is in `out`
     for event in run.events:
         t, n, data = event.time, event.number, event.data
         action = event.action
@@ -215,8 +216,18 @@ def _changes(run: Run, part: str) -> list[tuple[float, int, str, Any]]:
         if not event.names(part):
             continue
         if action == "worker":
+            started = len(out)
             out += [(t, n, "working", True), (t, n, "blocked", False), (t, n, "idle", False)]
         elif action == "exit":
+            # `seconds` is how long `hf run` saw the process run: it started then,
+            # a moment before the `worker` line was written (more under load)
+            seconds = data.get("seconds")
+            if started is not None and isinstance(seconds, int | float):
+                began = t - float(seconds)
+                if out[started][0] - 60 < began < out[started][0]:
+                    out[started:started + 3] = [(began, m, w, v)
+                                                for _t, m, w, v in out[started:started + 3]]
+            started = None
             out += [(t, n, "working", False), (t, n, "idle", False), (t, n, "waiting", False)]
             if data.get("done"):
                 out.append((t, n, "done", True))
