@@ -110,6 +110,10 @@ def test_hooks_drive_the_part_through_working_waiting_working_exited(claude_part
         assert shown["since"].endswith("Z") and shown["since"][:4] == time.strftime("%Y")
         seen.append(shown["state"])
     assert seen == ["working", "waiting", "working", "waiting", "exited"]
+    # each change of state is an audit line (`hf report` counts the waiting from them)
+    log = [json.loads(line) for line in (repo / ".git/hf/audit.log").read_text().splitlines()]
+    assert [(e["part"], e["state"]) for e in log if e["action"] == "agent-state"] == \
+        [("api", s) for s in seen]
     # the other parts' agents said nothing: their states are liveness's as before
     assert part_state(hf, repo, "ui")["state"] == "running"
     plain = hf("status", "b1", cwd=repo)
@@ -254,7 +258,10 @@ def test_the_hook_loads_only_os_json_and_the_record_writer(claude_part):
         assert "hf_fanout.liveness.agent" in found  # it did record
         loaded = {m for m in found if m.startswith("hf_fanout")}
         # a transition also renames the part's tmux window (tabs/window_marks.py)
-        allowed = HOOK_MODULES | ({"hf_fanout.tabs", "hf_fanout.tabs.window_marks"}
+        # and writes its audit line (core/audit.py, or the inbox from a sandbox)
+        allowed = HOOK_MODULES | ({"hf_fanout.tabs", "hf_fanout.tabs.window_marks",
+                                   "hf_fanout.core", "hf_fanout.core.audit",
+                                   "hf_fanout.core.inbox"}
                                   if event == "UserPromptSubmit" else set())
         assert loaded <= allowed, (event, loaded - allowed)
         if event == "PreToolUse":  # not a transition: nothing but os and json's own

@@ -102,6 +102,10 @@ def test_join_push_branch_pr_opens_a_pull_request_through_gh(published, hf, tmp_
     assert "add search" in body
     assert "**api** (joined; owns `src/api/**`): api ok" in body
     assert commit in body
+    # the batch's report (`hf report`'s figures) follows, a table row per part
+    report = body.split("## How it went", 1)[1]
+    assert "Wall time" in report and "speedup" in report
+    assert all(f"| {name} |" in report for name in ("api", "ui", "docs"))
 
 
 def test_without_gh_the_forge_page_for_a_pull_request_is_printed(published, hf, tmp_path,

@@ -71,6 +71,24 @@ def test_split_from_a_plan_file(repo, hf, tmp_path):
     assert not (repo / ".git/hf/batches/b3").exists()
 
 
+def test_estimates_from_the_plan_and_from_the_flags(repo, hf, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('batch = "b2"\n[[part]]\nname = "api"\nowns = ["src/api/**"]\n'
+                    'estimate_minutes = 1.5\n[[part]]\nname = "ui"\nowns = "src/ui/**"\n'
+                    '[[part]]\nname = "docs"\nowns = "docs/**"\nestimate_minutes = 4\n')
+    r = hf("split", "--plan", str(plan), "--estimate", "ui=12", cwd=repo)
+    assert r.code == 0, r.err
+    assert "    estimate 1.5 min" in r.out and "    estimate 12 min" in r.out
+    records = [json.loads((repo / f".git/hf/batches/b2/parts/{p}.json").read_text())
+               for p in ("api", "ui", "docs")]
+    assert [p["estimate_minutes"] for p in records] == [1.5, 12, 4]
+    plan.write_text('batch = "b3"\n[[part]]\nname = "api"\nowns = ["src/**"]\n'
+                    'estimate_minutes = true\n')
+    r = hf("split", "--plan", str(plan), cwd=repo)
+    assert r.code == 2 and "`estimate_minutes` must be a number of minutes" in r.err
+    assert not (repo / ".git/hf/batches/b3").exists()
+
+
 @pytest.mark.parametrize("args, needle", [
     (("B1", "--part", "api=src/**"), "'B1'"),
     (("b", "--part", "api=src/**"), "'b'"),

@@ -16,6 +16,7 @@ from hf_fanout.cli import (
     guard_cmds,
     liveness_cmds,
     record_cmds,
+    report_cmds,
     shell_cmds,
     tabs_cmds,
 )
@@ -34,7 +35,8 @@ COMMANDS: list[Callable[..., Any]] = [
     shell_cmds.cd, shell_cmds.shell_init,
     agent_cmds.agent_event, core_cmds.diff, core_cmds.board,
     core_cmds.widen,
-    record_cmds.log, record_cmds.pause, record_cmds.resume, record_cmds.init,
+    record_cmds.log, report_cmds.report, report_cmds.note,
+    record_cmds.pause, record_cmds.resume, record_cmds.init,
 ]
 # Command groups: name -> (help, their commands).
 GROUPS: dict[str, tuple[str, list[Callable[..., Any]]]] = {

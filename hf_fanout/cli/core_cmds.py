@@ -52,6 +52,9 @@ def split(
     context: Annotated[list[str] | None, typer.Option(
         "--context", help="GLOB[,GLOB...] every sparse part also gets (to read or build "
         "with); repeat.")] = None,
+    estimate: Annotated[list[str] | None, typer.Option(
+        "--estimate", help="MIN (every part) or NAME=MIN (one part): the minutes you "
+        "expect a part to take, for `hf report`; repeat.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -63,7 +66,7 @@ def split(
     the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
                                auto_join=auto_join, sparse=sparse,
                                context=[g.strip() for c in context or [] for g in c.split(",")
-                                        if g.strip()])
+                                        if g.strip()], estimates=estimate or [])
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
                       open_tabs=open_tabs, progress=progress)
@@ -76,6 +79,8 @@ def split(
         for p in result.parts:
             print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
             print(f"    owns {', '.join(p.owns)}")
+            if p.estimate_minutes is not None:
+                print(f"    estimate {p.estimate_minutes:g} min")
             if p.sparse:
                 print("    sparse checkout: its own files"
                       + (f" and {', '.join(p.context)}" if p.context else ""))
@@ -85,6 +90,8 @@ def split(
         for warning in result.warnings:
             print(f"warning: {warning}")
         print_split_notes(result.parts, tabs)
+        if result.calibration:
+            print(f"note: {result.calibration}; `hf report --history` shows them")
         if not dry_run:
             print("next: work each part in its worktree, `hf done` there, then `hf join "
                   f"{result.batch.id}`")

@@ -53,6 +53,8 @@ TEXT = (
     '  board        The live board: `hf status --watch`.\n'
     "  widen        Add files to a sparse part's checkout, to read (it still...\n"
     '  log          Show the audit log: every state change with its time,...\n'
+    '  report       Report a batch: wall and serial time, speedup, efficiency,...\n'
+    '  note         Record a decision of the part this runs in (its worktree,...\n'
     '  pause        Stop anything new from starting (open, run, next, split...\n'
     '  resume       Lift a pause; agents frozen by it continue (SIGCONT).\n'
     '  init         Write a commented .hf.toml: environment files to copy,...\n'

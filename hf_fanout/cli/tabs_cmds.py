@@ -71,19 +71,22 @@ def handoff(
     tests: Annotated[str, typer.Option("--tests", help="Test state, e.g. '40 passed'.")] = "",
     files: Annotated[list[str] | None, typer.Option(
         "--files", help="A file involved; repeat the option.")] = None,
+    report: Annotated[str | None, typer.Option(
+        "--report", help="Attach BATCH's state summary (`hf report BATCH --state`) to "
+        "the entry.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
     """Hand the next task on: write a queue entry that `hf next` opens in a new tab."""
-    from hf_fanout.tabs.queue import write_entry
+    from hf_fanout.orchestrator.report import handoff_entry
 
     ws = open_ws(repo)
     origin = str(ws.here.path)
     if os.environ.get("HF_BATCH") and os.environ.get("HF_PART"):
         origin += f" ({os.environ['HF_BATCH']}/{os.environ['HF_PART']})"
-    entry = write_entry(ws, task=task_id, text=next_text, status=status, tests=tests,
-                        files=files or [], origin=origin, dry_run=dry_run)
+    entry = handoff_entry(ws, task=task_id, text=next_text, status=status, tests=tests,
+                          files=files or [], origin=origin, dry_run=dry_run, report=report)
     verb = "would write" if dry_run else "queued"
     emit({**entry.to_data(), "dry_run": dry_run}, f"{verb} {entry.id}: {entry.path}")
 

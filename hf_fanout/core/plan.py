@@ -6,6 +6,7 @@ Pure: parsing and validation only. A plan comes from a TOML file or from
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ class PartPlan:
     name: str
     owns: tuple[str, ...]
     task: str = ""
-    estimate_minutes: int | None = None
+    estimate_minutes: float | None = None
     context: tuple[str, ...] = ()  # with a sparse checkout: what it needs beside its own
 
     @property
@@ -86,9 +87,10 @@ def parse_plan_toml(text: str, source: str) -> Plan:
         estimate = raw.get("estimate_minutes")
         if not isinstance(task, str):
             raise InvalidPlan(f"{source}: part {name!r}: `task` must be a string", _PLAN_HINT)
-        if estimate is not None and (not isinstance(estimate, int) or estimate < 0):
+        if estimate is not None and (not isinstance(estimate, int | float)
+                                     or isinstance(estimate, bool) or not 0 <= estimate < 1e6):
             raise InvalidPlan(f"{source}: part {name!r}: `estimate_minutes` must be a "
-                              "non-negative integer", _PLAN_HINT)
+                              "number of minutes, e.g. 30 or 1.5", _PLAN_HINT)
         context = _globs(raw.get("context", []), f"{source}: part {name!r}: `context`")
         parts.append(PartPlan(name, tuple(owns), task, estimate, context))
     task, base, auto_join = data.get("task", ""), data.get("base"), data.get("auto_join", False)
@@ -216,3 +218,29 @@ def check_ownership(plan: Plan, base_paths: Sequence[str], *, count: bool) -> li
         for name, ownership in ownerships
         for glob in ownership.globs
     ]
+
+
+def with_estimates(plan: Plan, specs: Sequence[str]) -> Plan:
+    """The plan with `hf split --estimate` applied: `MIN` sets every part's estimate,
+    `NAME=MIN` one part's (over `MIN`); minutes, e.g. 30 or 1.5. Over a plan file's
+    `estimate_minutes`."""
+    hint = "use --estimate MIN for every part or --estimate NAME=MIN for one, e.g. api=30"
+    estimates: dict[str | None, float] = {}
+    names = {p.name for p in plan.parts}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        try:
+            minutes = float(value)
+        except ValueError:
+            minutes = -1.0
+        if not 0 <= minutes < 1e6:
+            raise InvalidPlan(f"bad --estimate {spec!r}: not a number of minutes", hint)
+        if sep and name.strip() not in names:
+            raise InvalidPlan(f"--estimate {spec!r}: the plan has no part {name.strip()!r}",
+                              hint + f"; parts: {', '.join(sorted(names))}")
+        estimates[name.strip() if sep else None] = minutes
+    if not estimates:
+        return plan
+    parts = tuple(dataclasses.replace(p, estimate_minutes=estimates.get(
+        p.name, estimates.get(None, p.estimate_minutes))) for p in plan.parts)
+    return dataclasses.replace(plan, parts=parts)

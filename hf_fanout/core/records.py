@@ -95,6 +95,8 @@ def _type_ok(annotation: str, value: Any) -> bool:
             return True
         if option == "int" and isinstance(value, int) and not isinstance(value, bool):
             return True
+        if option == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+            return True
         if option == "list[str]" and isinstance(value, list) and all(
                 isinstance(v, str) for v in value):
             return True
@@ -117,7 +119,7 @@ class Part(_Record):
     worktree: str
     owns: list[str]
     task: str = ""
-    estimate_minutes: int | None = None
+    estimate_minutes: float | None = None  # minutes, from the plan or `--estimate`
     state: str = RUNNING
     note: str | None = None
     reason: str | None = None

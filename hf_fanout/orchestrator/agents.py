@@ -5,7 +5,7 @@ Runs on every step of an agent, so it reads no git and loads no record types
 for a plain event: the hook's JSON, one small file written, with os and json
 alone (tests/test_agent_event.py pins what it imports). Only a file write
 (`pre-tool-use` of Edit, Write, MultiEdit, NotebookEdit) reads the batch's
-ownership, and only a transition notifies.
+ownership, and only a transition is audited and notifies.
 """
 
 from __future__ import annotations
@@ -76,9 +76,33 @@ def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
     found = agent.record(where, part, event, detail=detail,
                          agent="codex" if event == "codex-notify" else
                          ("claude" if payload.get("hook_event_name") else ""))
+    if found["changed"]:
+        audit_state(common_dir, batch, part, str(found["state"]), event)
     if found["changed"] and found["state"] in (agent.WAITING, agent.WORKING):
         notify_transition(common_dir, batch, part, str(found["state"]), detail)
     return EventOutcome(batch, part, event, found["state"], bool(found["changed"]), refused)
+
+
+def audit_state(common_dir: AnyPath, batch: str, part: str, state: str, event: str) -> None:
+    """The audit line of a new agent state (`agent-state`; `hf report` counts the
+    time spent waiting from them); from a sandbox, a request to hf outside it.
+    Only on a change of state, so not on every step."""
+    import time
+    from pathlib import Path
+
+    from hf_fanout.core import inbox
+
+    common_dir = Path(common_dir)
+    if inbox.sandboxed():
+        inbox.post(common_dir, batch, part, "audit", what="agent-state", state=state,
+                   event=event, pid=os.getpid())
+        return
+    from hf_fanout import atomic
+    from hf_fanout.core import audit
+
+    atomic.append_line(common_dir / "hf" / audit.LOG_NAME, audit.line(
+        "agent-state", {"batch": batch, "part": part, "state": state, "event": event,
+                        "since_t": round(time.time(), 3)}))
 
 
 def _target_path(payload: dict[str, Any]) -> str:

@@ -58,6 +58,13 @@ def _text(value: Any) -> str | None:
     return str(value)[:inbox.MAX_TEXT]
 
 
+def _worker(part: Part, data: dict[str, Any]) -> dict[str, Any]:
+    """The actor of a request: the part's worker that asked (in the sandbox)."""
+    pid = data.get("pid")
+    return {"kind": "worker", "name": f"{part.batch}/{part.name}",
+            "pid": pid if isinstance(pid, int) else None}
+
+
 def _apply_one(ws: Workspace, part: Part, data: Any) -> dict[str, Any]:
     if data is None:
         return {"applied": False, "why": "not a request hf writes"}
@@ -77,6 +84,19 @@ def _apply_one(ws: Workspace, part: Part, data: Any) -> dict[str, Any]:
         elif action == "audit" and data.get("what") == "commit":
             fields = {k: data.get(k) for k in ("ref", "commit", "parent", "paths")}
             ws.store.audit("commit", batch=part.batch, part=part.name, sandbox=True, **fields)
+        elif action == "audit" and data.get("what") == "agent-state":
+            state, at = data.get("state"), data.get("at")
+            if state not in ("working", "waiting", "exited") or not isinstance(at, int | float):
+                return {"applied": False, "action": action, "why": "not an agent state"}
+            ws.store.audit("agent-state", batch=part.batch, part=part.name, state=state,
+                           event=_text(data.get("event")), since_t=round(float(at), 3),
+                           actor=_worker(part, data))
+        elif action == "decision":
+            text = _text(data.get("text")) or ""
+            if not text.strip():
+                return {"applied": False, "action": action, "why": "a decision without text"}
+            ws.store.audit("decision", batch=part.batch, part=part.name, text=text,
+                           actor=_worker(part, data))
         else:
             return {"applied": False, "action": action, "why": f"unknown request {action!r}"}
     except IllegalTransition as exc:

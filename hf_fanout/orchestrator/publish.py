@@ -181,7 +181,10 @@ def _new_pr_page(url: str, branch: str, base: str | None) -> str | None:
 
 
 def pr_text(ws: Workspace, batch: Batch) -> tuple[str, str]:
-    """The pull request's title and body: the batch's task and its parts."""
+    """The pull request's title and body: the batch's task, its parts, and its report
+    (`hf report`'s figures, in Markdown)."""
+    from hf_fanout.orchestrator.report import markdown
+
     task = batch.task.strip()
     first = task.splitlines()[0] if task else ""
     title = first[:72] if first else f"hf batch {batch.id}"
@@ -190,8 +193,9 @@ def pr_text(ws: Workspace, batch: Batch) -> tuple[str, str]:
         owns = ", ".join(f"`{g}`" for g in part.owns)
         note = f": {part.note}" if part.note else ""
         lines.append(f"- **{part.name}** ({part.state}; owns {owns}){note}")
-    lines += ["", f"Joined as {batch.joined_commit} by hf."]
-    return title, "\n".join(lines) + "\n"
+    lines += ["", f"Joined as {batch.joined_commit} by hf.", "", "## How it went", "",
+              markdown(ws, batch.id)]
+    return title, "\n".join(lines)
 
 
 def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,

@@ -29,6 +29,7 @@ from hf_fanout.core.plan import (
     context_globs,
     parse_plan_toml,
     plan_from_flags,
+    with_estimates,
 )
 from hf_fanout.core.records import Batch, Part, branch_name
 from hf_fanout.core.workspace import Workspace, worktree_root
@@ -60,6 +61,8 @@ class SplitResult:
     dry_run: bool
     warnings: list[str] = field(default_factory=list)
     tabs: list[Opened] = field(default_factory=list)  # with --open
+    # how past estimates compared with the time parts took (None: no history)
+    calibration: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class SplitResult:
             "dry_run": self.dry_run,
             "warnings": self.warnings,
             "tabs": [t.to_data() for t in self.tabs],
+            "calibration": self.calibration,
         }
 
 
@@ -92,7 +96,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     chosen = choose_launcher(ws.settings, launcher) if open_tabs else None  # fails first
     draft = draft_batch(ws, plan, root, count=dry_run)
     if dry_run:
-        return draft.result(dry_run=True)
+        return with_calibration(ws, draft.result(dry_run=True))
     batch, parts = draft.batch, draft.parts
     journal = Made.of(batch, parts)
     with journaled(ws, journal):  # a split cut off inside is taken back by the next command
@@ -116,9 +120,19 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             raise _failed(ws, journal, exc) from None
     result = draft.result(dry_run=False)
     result.warnings += register_repo(ws)
-    ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts)
+    ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts,
+                   estimates={p.name: p.estimate_minutes for p in parts
+                              if p.estimate_minutes is not None})
     if chosen is not None:
         result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
+    return with_calibration(ws, result)
+
+
+def with_calibration(ws: Workspace, result: SplitResult) -> SplitResult:
+    """The result with the line on how past estimates compared with actual time."""
+    from hf_fanout.orchestrator.report import calibration_note
+
+    result.calibration = calibration_note(ws)
     return result
 
 
@@ -127,7 +141,7 @@ PLAN_MAX_BYTES = 1 << 20  # a plan is a few kB; a larger file is not one
 
 def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[str], *,
                     task: str, base: str | None, auto_join: bool, sparse: bool | None = None,
-                    context: Sequence[str] = ()) -> Plan:
+                    context: Sequence[str] = (), estimates: Sequence[str] = ()) -> Plan:
     """The plan of `hf split`: from a plan file (its values overridden by the flags
     given), or from `--part` flags. A plan file is read bounded: a regular file
     of at most PLAN_MAX_BYTES."""
@@ -144,9 +158,9 @@ def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[
                            "leave the argument out, or make them agree")
         plan = dataclasses.replace(plan, task=task or plan.task, base=base or plan.base,
                                    auto_join=auto_join or plan.auto_join)
-    return dataclasses.replace(
+    return with_estimates(dataclasses.replace(
         plan, sparse=plan.sparse if sparse is None else sparse,
-        context=tuple(dict.fromkeys(plan.context + context_globs(context))))
+        context=tuple(dict.fromkeys(plan.context + context_globs(context)))), estimates)
 
 
 def _read_plan(path: Path) -> str:
