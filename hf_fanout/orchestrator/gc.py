@@ -96,10 +96,13 @@ class GcReport:
     freed_bytes: int = 0
     # collected batches older than `forget_after_days` whose records went
     forgotten: list[str] = field(default_factory=list)
+    # the worktrees of queue entries (`hf next --isolated`), batch "queue", part the entry
+    queue: list[GcPart] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
-                "freed_bytes": self.freed_bytes, "forgotten": self.forgotten}
+                "freed_bytes": self.freed_bytes, "forgotten": self.forgotten,
+                "queue": [p.__dict__ for p in self.queue]}
 
 
 def disk_usage(root: Path) -> int:
@@ -124,23 +127,31 @@ def disk_usage(root: Path) -> int:
 
 def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     """Paths the part changed whose content is not what the main branch has now."""
-    main = ws.main
-    repo = ws.repo
-    worktree = Path(part.worktree)
-    tip = main.rev_parse(f"refs/heads/{part.branch}")
-    head = ws.repo.worktree(worktree).rev_parse("HEAD") if worktree.is_dir() else None
-    if head is not None:
-        from hf_fanout.core.records import copied_paths
+    from hf_fanout.core.records import copied_paths
 
-        tree = ws.repo.worktree(worktree).tree(repo.tree_of(head), exclude=copied_paths(part))
+    target = ws.main.rev_parse(batch.target_ref) or ws.main.head() or batch.base
+    return unintegrated_work(ws, Path(part.worktree), part.branch, part_base(batch, part),
+                             target, exclude=copied_paths(part))  # base: where `hf sync` left it
+
+
+def unintegrated_work(ws: Workspace, worktree: Path | None, branch: str, base: str,
+                      target: str, *, exclude: list[str] | None = None) -> list[str]:
+    """The one data-safety gate of every removal: the paths a worktree (its files as
+    `git add -A` sees them, else, when it is gone, its branch's tip) changed since
+    `base` whose content is not what `target` has."""
+    repo = ws.repo
+    tip = repo.ref_target(f"refs/heads/{branch}")
+    head = (repo.worktree(worktree).rev_parse("HEAD")
+            if worktree is not None and worktree.is_dir() else None)
+    if worktree is not None and head is not None:
+        tree = repo.worktree(worktree).tree(repo.tree_of(head), exclude=exclude or [])
     elif tip is not None:
         tree = repo.tree_of(tip)
     else:
         return []
-    changes = repo.diff_trees(part_base(batch, part), tree)  # where `hf sync` left it
+    changes = repo.diff_trees(base, tree)
     if not changes:
         return []
-    target = main.rev_parse(batch.target_ref) or main.head() or batch.base
     have = repo.entries_at(target, [c.path for c in changes])
     return sorted(c.path for c in changes if have.get(c.path) != c.new)
 
@@ -179,13 +190,113 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             if "gc_at" not in batch.extra:
                 states.change_batch(ws, bid, None, action="gc-batch",
                                     update=lambda b: b.extra.__setitem__("gc_at", now()))
+    if batch_id is None:
+        report.queue = _gc_queue(ws, force=force, dry_run=dry_run)
     if not dry_run:
         report.forgotten = _forget_old(ws, None if batch_id is None else [batch_id])
         ws.repo.prune_worktrees()
         _maybe_unregister(ws)
         mainhook.settle(ws)
-    report.freed_bytes = sum(p.freed_bytes for p in report.parts)
+    report.freed_bytes = sum(p.freed_bytes for p in report.parts + report.queue)
     return report
+
+
+def _gc_queue(ws: Workspace, *, force: bool, dry_run: bool) -> list[GcPart]:
+    """The worktrees of queue entries: removed with their branch once nothing works in
+    them and their work is in main (the same gate as a part's, `--force` the same)."""
+    from hf_fanout import processes
+    from hf_fanout.tabs import isolated, queue
+
+    found = isolated.found(ws)
+    if not found:
+        return []
+    states = {e.id: e.state for e in queue.entries(ws, tidy=False)}
+    me = os.getpid()
+    cwds = [(pid, Path(cwd), name) for pid, cwd, name in processes.cwds() if pid != me]
+    done = []
+    for item in found:
+        result = _gc_isolated(ws, item, states.get(item.entry), cwds, force=force,
+                              dry_run=dry_run)
+        if not dry_run and result.action != "kept":
+            ws.store.audit("gc-queue", entry=item.entry, outcome=result.action,
+                           freed_bytes=result.freed_bytes, rescue=result.rescue)
+        done.append(result)
+    return done
+
+
+def _gc_isolated(ws: Workspace, item: Any, state: str | None,
+                 cwds: list[tuple[int, Path, str]], *, force: bool, dry_run: bool) -> GcPart:
+    from hf_fanout.tabs import isolated
+
+    repo = ws.repo
+    path = item.worktree
+    here = path is not None and path.exists()
+
+    def kept(why: str) -> GcPart:
+        return GcPart("queue", item.entry, "kept", why)
+
+    if state == "spawned":
+        return kept("a taker is opening its tab")
+    if here:
+        users = [(pid, name) for pid, cwd, name in cwds if cwd == path or path in cwd.parents]
+        if users:
+            pid, name = users[0]
+            return kept(f"in use: pid {pid} ({name}) works in {path}")
+        if repo.worktree(path).rev_parse("HEAD") is None:
+            return kept(f"{path} is not a readable git worktree any more; look at its "
+                        "files, then remove the directory yourself")
+    target = ws.main.head()
+    base = repo.merge_base(item.tip, target) if target else None
+    if target is None or base is None:
+        return kept("its branch shares no history with the main tree's HEAD")
+    where = path if here and path is not None else None
+    pending = unintegrated_work(ws, where, item.branch, base, target)
+    rescue_ref = None
+    if pending:
+        listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
+                                            if len(pending) > 5 else "")
+        if not force:
+            return kept(f"changes not in {ws.main.head_ref()}: {listing} (--force removes it "
+                        "after saving a rescue ref)")
+        if not dry_run:
+            try:
+                saved = rescue.save_worktree(
+                    ws, where, item.branch, isolated.rescue_ref(item.entry), "gc --force",
+                    f"hf rescue: queue entry {item.entry}", f"Hf-Queue-Entry: {item.entry}")
+            except HfError as exc:
+                return kept(f"could not save a rescue ref: {exc.message}")
+            rescue_ref = saved["ref"]
+            if not rescue_ref or not repo.ref_exists(rescue_ref):
+                return kept("could not save a rescue ref")
+            ws.store.audit("rescue", entry=item.entry, ref=rescue_ref,
+                           commit=saved["commit"], uncommitted=saved["uncommitted"],
+                           why="gc --force")
+    freed = disk_usage(where) if where is not None else 0
+    why = "changes not in main; saved at " + str(rescue_ref) if pending else "integrated"
+    if dry_run:
+        return GcPart("queue", item.entry, "would-remove",
+                      "changes not in main (forced)" if pending else "integrated", freed)
+    if path is None:  # its registration pruned: where hf made it, for the folders above
+        with contextlib.suppress(HfError):
+            path = isolated.path_of(ws, item.entry)
+    if path is not None:  # (a directory removed by hand: the folders above it)
+        _remove_worktree(ws, path)
+    repo.delete_branch(item.branch)
+    return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
+
+
+def _remove_worktree(ws: Workspace, path: Path) -> None:
+    """A worktree and its files, and the folders above it it leaves empty (the batch's
+    or the queue's, then the folder of worktrees beside the repository)."""
+    if path.exists():
+        ws.repo.remove_worktree(path)
+    if path.exists():  # not a registered worktree any more: plain files
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    for directory in (path.parent, path.parent.parent):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
@@ -235,12 +346,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     from hf_fanout.guard import sandbox
 
     sandbox.forget_part(Path(repo.common_dir), part)
-    if worktree.exists():
-        repo.remove_worktree(worktree)
-        if worktree.exists():  # not a registered worktree any more: plain files
-            import shutil
-
-            shutil.rmtree(worktree, ignore_errors=True)
+    _remove_worktree(ws, worktree)
     repo.delete_branch(part.branch)
     with contextlib.suppress(FileNotFoundError):
         heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()
