@@ -4,9 +4,10 @@ and a collected batch's id can be used again."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from conftest import write
+from conftest import git, write
 
 
 def split_and_join(hf: Any, repo, batch: str) -> None:
@@ -72,3 +73,31 @@ def test_a_collected_batch_id_is_used_again_and_no_folder_is_left(repo, hf):
     assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return ['b1']\n"
     data = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
     assert data["state"] == "joined" and not data["collected"]
+
+
+def empty_folders(root: Path) -> set[str]:
+    return {str(d.relative_to(root)) for d in root.rglob("*")
+            if d.is_dir() and not any(d.iterdir())}
+
+
+def test_gc_leaves_no_empty_folder_behind(repo, hf, monkeypatch):
+    monkeypatch.setenv("HF_CLOCK", "2026-03-01T10:00:00Z")
+    before = empty_folders(repo / ".git")
+    split_and_join(hf, repo, "b1")
+    assert hf("split", "b2", "--part", "docs=docs/**", cwd=repo).code == 0
+    assert hf("drop", "b2", cwd=repo).code == 0
+    hf("handoff", "--task", "t", "--next", "n", cwd=repo)
+    assert hf("next", "--isolated", "--launcher", "print", cwd=repo).code == 0
+    assert sorted(p.name for p in (repo.parent / "repo.hf").iterdir()) == ["b1", "b2", "queue"]
+
+    assert hf("gc", cwd=repo).code == 0
+    # nothing beside the repository: no worktree, no batch folder, no `queue/`, no repo.hf/
+    assert [p.name for p in repo.parent.iterdir()] == ["repo"]
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    monkeypatch.setenv("HF_CLOCK", "2026-03-16T10:00:01Z")
+    assert hf("gc", "--json", cwd=repo).json["data"]["forgotten"] == ["b1", "b2"]
+    # in the git dir, only hf's own standing folders may be empty, none of a batch
+    left = empty_folders(repo / ".git") - before
+    assert left <= {"hf/journal", "hf/trash", "hf/scratch", "hf/batches", "hf/guard"}, left
+    named = [p for p in (repo / ".git").rglob("*") if p.name in ("b1", "b2", "api", "ui", "docs")]
+    assert named == []

@@ -33,6 +33,7 @@ from hf_fanout.errors import HfError
 from hf_fanout.guard import fingerprint, mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.boundary import refuse_inside_part
+from hf_fanout.worktrees import refs
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -195,6 +196,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
     if not dry_run:
         report.forgotten = _forget_old(ws, None if batch_id is None else [batch_id])
         ws.repo.prune_worktrees()
+        refs.prune_empty_folders(ws.repo.common_dir, "refs/hf")  # (git leaves `refs/hf/`)
         _maybe_unregister(ws)
         mainhook.settle(ws)
     report.freed_bytes = sum(p.freed_bytes for p in report.parts + report.queue)
