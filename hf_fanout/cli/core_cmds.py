@@ -269,6 +269,13 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
         for name in plan.late:
             print(f"part {name} committed while the join wrote: that commit is not in this "
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
+        for r in plan.results:
+            moved = plan.branches.get(r.part.name)
+            if moved == "moved":
+                print(f"part {r.part.name}: its uncommitted work is commit "
+                      f"{r.result_commit[:12]}, now the tip of {r.part.branch}")
+            elif moved:
+                print(f"part {r.part.name}: {r.part.branch} {moved}")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
         print(f"the patch per part: hf diff {plan.batch.id}")

@@ -85,6 +85,10 @@ def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: 
         if dry_run:
             return JoinOutcome(plan, None, True)
         commit = execute_join(ws, plan, wait=wait, on_wait=on_wait, started=started)
+    if keep_history and not plan.noop:
+        from hf_fanout.orchestrator.join_history import commit_on_branches
+
+        plan.branches = commit_on_branches(ws, plan)
     from hf_fanout.orchestrator import notify
 
     notify.transition(ws.repo.common_dir, batch_id, "", "joined",
