@@ -370,6 +370,9 @@ def sync(
                       f"{', '.join(p.owned_on_main)}")
             if p.work_conflicts:
                 print(f"  uncommitted work in conflict: {', '.join(p.work_conflicts)}")
+            if p.unstaged:
+                print(f"  staged before, unstaged now (main changed them where they were "
+                      f"staged): {', '.join(p.unstaged)}")
             if p.reason and p.outcome != "skipped":
                 print(f"  next: {p.reason}")
 
