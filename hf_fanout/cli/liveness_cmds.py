@@ -238,6 +238,8 @@ def gc(
             print(f"removed ref {ref}")
         for bid in report.forgotten:
             print(f"forgot batch {bid} (collected, ended over forget_after_days ago)")
+        for old, new in report.refs_kept.items():
+            print(f"kept {old} as {new}: it holds work that is not in main")
         verb = "would free" if dry_run else "freed"
         print(f"{verb} {_size(report.freed_bytes)}")
 

@@ -30,9 +30,10 @@ from hf_fanout.core.records import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.guard import fingerprint, mainhook
+from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.boundary import refuse_inside_part
+from hf_fanout.orchestrator.safety import target_of, unintegrated_work
 from hf_fanout.worktrees import refs
 
 
@@ -97,12 +98,15 @@ class GcReport:
     freed_bytes: int = 0
     # collected batches older than `forget_after_days` whose records went
     forgotten: list[str] = field(default_factory=list)
+    # refs a forgotten batch left that hold work main has not: old name -> new name
+    refs_kept: dict[str, str] = field(default_factory=dict)
     # the worktrees of queue entries (`hf next --isolated`), batch "queue", part the entry
     queue: list[GcPart] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
                 "freed_bytes": self.freed_bytes, "forgotten": self.forgotten,
+                "refs_kept": self.refs_kept,
                 "queue": [p.__dict__ for p in self.queue]}
 
 
@@ -130,31 +134,9 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     """Paths the part changed whose content is not what the main branch has now."""
     from hf_fanout.core.records import copied_paths
 
-    target = ws.main.rev_parse(batch.target_ref) or ws.main.head() or batch.base
-    return unintegrated_work(ws, Path(part.worktree), part.branch, part_base(batch, part),
-                             target, exclude=copied_paths(part))  # base: where `hf sync` left it
-
-
-def unintegrated_work(ws: Workspace, worktree: Path | None, branch: str, base: str,
-                      target: str, *, exclude: list[str] | None = None) -> list[str]:
-    """The one data-safety gate of every removal: the paths a worktree (its files as
-    `git add -A` sees them, else, when it is gone, its branch's tip) changed since
-    `base` whose content is not what `target` has."""
-    repo = ws.repo
-    tip = repo.ref_target(f"refs/heads/{branch}")
-    head = (repo.worktree(worktree).rev_parse("HEAD")
-            if worktree is not None and worktree.is_dir() else None)
-    if worktree is not None and head is not None:
-        tree = repo.worktree(worktree).tree(repo.tree_of(head), exclude=exclude or [])
-    elif tip is not None:
-        tree = repo.tree_of(tip)
-    else:
-        return []
-    changes = repo.diff_trees(base, tree)
-    if not changes:
-        return []
-    have = repo.entries_at(target, [c.path for c in changes])
-    return sorted(c.path for c in changes if have.get(c.path) != c.new)
+    return unintegrated_work(ws, Path(part.worktree), ws.repo.ref_target(
+        f"refs/heads/{part.branch}"), part_base(batch, part),  # base: where `hf sync` left it
+        target_of(ws, batch), exclude=copied_paths(part))
 
 
 def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
@@ -194,7 +176,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
     if batch_id is None:
         report.queue = _gc_queue(ws, force=force, dry_run=dry_run)
     if not dry_run:
-        report.forgotten = _forget_old(ws, None if batch_id is None else [batch_id])
+        _forget_old(ws, None if batch_id is None else [batch_id], report)
         ws.repo.prune_worktrees()
         refs.prune_empty_folders(ws.repo.common_dir, "refs/hf")  # (git leaves `refs/hf/`)
         _maybe_unregister(ws)
@@ -252,7 +234,7 @@ def _gc_isolated(ws: Workspace, item: Any, state: str | None,
     if target is None or base is None:
         return kept("its branch shares no history with the main tree's HEAD")
     where = path if here and path is not None else None
-    pending = unintegrated_work(ws, where, item.branch, base, target)
+    pending = unintegrated_work(ws, where, item.tip, base, target)
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
@@ -361,23 +343,22 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
                   freed, rescue_ref)
 
 
-def _forget_old(ws: Workspace, only: list[str] | None) -> list[str]:
-    """The records of collected batches that ended more than `forget_after_days`
-    (default 14) ago, removed."""
+def _forget_old(ws: Workspace, only: list[str] | None, report: GcReport) -> None:
+    """The collected batches that ended more than `forget_after_days` (default 14)
+    ago, forgotten (orchestrator/forget.py)."""
+    from hf_fanout.orchestrator.forget import forget_batch
+
     days = ws.settings.number("forget_after_days", 14)
     cutoff = timefmt.now() - days * 86400
-    gone = []
     for bid in only if only is not None else ws.store.batch_ids():
         with contextlib.suppress(HfError):
             batch = ws.store.load_batch(bid)
             ended = timefmt.parse_iso(ended_at(batch))
             if collected(batch) and ended is not None and ended < cutoff:
-                ws.store.remove_batch(bid)
-                with contextlib.suppress(FileNotFoundError):
-                    fingerprint.fingerprint_file(ws, bid).unlink()
-                ws.store.audit("forget", batch=bid, ended=ended_at(batch))
-                gone.append(bid)
-    return gone
+                done = forget_batch(ws, batch, f"ended over {days:g} days ago")
+                report.forgotten.append(bid)
+                report.refs_removed += done.refs_removed
+                report.refs_kept.update(done.refs_kept)
 
 
 def _stale_refs(ws: Workspace, batch: Batch) -> list[str]:
