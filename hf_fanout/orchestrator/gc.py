@@ -34,6 +34,7 @@ from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 from hf_fanout.orchestrator.safety import target_of, unintegrated_work
+from hf_fanout.tabs.isolated import Isolated
 from hf_fanout.worktrees import refs
 
 
@@ -208,32 +209,31 @@ def _gc_queue(ws: Workspace, *, force: bool, dry_run: bool) -> list[GcPart]:
     return done
 
 
-def _gc_isolated(ws: Workspace, item: Any, state: str | None,
+def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
                  cwds: list[tuple[int, Path, str]], *, force: bool, dry_run: bool) -> GcPart:
     from hf_fanout.tabs import isolated
 
     repo = ws.repo
     path = item.worktree
-    here = path is not None and path.exists()
+    where = path if path is not None and path.exists() else None  # None: gone
 
     def kept(why: str) -> GcPart:
         return GcPart("queue", item.entry, "kept", why)
 
     if state == "spawned":
         return kept("a taker is opening its tab")
-    if here:
-        users = [(pid, name) for pid, cwd, name in cwds if cwd == path or path in cwd.parents]
+    if where is not None:
+        users = [(pid, name) for pid, cwd, name in cwds if cwd == where or where in cwd.parents]
         if users:
             pid, name = users[0]
-            return kept(f"in use: pid {pid} ({name}) works in {path}")
-        if repo.worktree(path).rev_parse("HEAD") is None:
-            return kept(f"{path} is not a readable git worktree any more; look at its "
+            return kept(f"in use: pid {pid} ({name}) works in {where}")
+        if repo.worktree(where).rev_parse("HEAD") is None:
+            return kept(f"{where} is not a readable git worktree any more; look at its "
                         "files, then remove the directory yourself")
     target = ws.main.head()
     base = repo.merge_base(item.tip, target) if target else None
     if target is None or base is None:
         return kept("its branch shares no history with the main tree's HEAD")
-    where = path if here and path is not None else None
     pending = unintegrated_work(ws, where, item.tip, base, target)
     rescue_ref = None
     if pending:
