@@ -129,6 +129,12 @@ def test_keep_history_moves_the_part_branch_onto_its_uncommitted_work(tmp_path, 
     moves = [line for line in (kept["repo"] / ".git/hf/audit.log").read_text().splitlines()
              if '"hf join --keep-history"' in line]
     assert len(moves) == 2
+    # gc removes the branches; the commits they pointed at are in main's history
+    moved = [git(kept["repo"], "rev-parse", f"hf/b1/{n}").strip() for n in ("api", "docs")]
+    assert hf("gc", "b1", cwd=kept["repo"]).code == 0
+    assert git(kept["repo"], "branch", "--list", "hf/*").strip() == ""
+    for commit in moved:
+        git(kept["repo"], "merge-base", "--is-ancestor", commit, "HEAD")
 
 
 def test_a_branch_whose_index_is_locked_stays_at_its_tip_and_nothing_is_lost(tmp_path, hf):
