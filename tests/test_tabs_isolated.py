@@ -125,3 +125,15 @@ def test_a_branch_whose_worktree_was_deleted_is_judged_by_its_commits(repo, hf):
     assert git(repo, "show", f"refs/hf/rescue/queue/{entry}:docs/new.md") == "kept work\n"
     assert branches(repo) == ["main"]
     assert [p.name for p in repo.parent.iterdir()] == ["repo"]  # no empty folder left
+
+
+def test_a_worktree_switched_to_a_branch_of_its_own_is_left_alone(repo, hf):
+    entry, worktree = take_isolated(hf, repo, "mine")
+    git(worktree, "switch", "-q", "-c", "mine")
+    write(worktree, {"mine.txt": "my own work\n"})
+    [gone] = hf("gc", "--json", cwd=repo).json["data"]["queue"]
+    # the entry's branch held nothing; the directory is someone's worktree now
+    assert gone["action"] == "removed"
+    assert branches(repo) == ["main", "mine"]
+    assert (worktree / "mine.txt").read_text() == "my own work\n"
+    assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD").strip() == "mine"

@@ -260,11 +260,11 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
     if dry_run:
         return GcPart("queue", item.entry, "would-remove",
                       "changes not in main (forced)" if pending else "integrated", freed)
-    if path is None:  # its registration pruned: where hf made it, for the folders above
+    if where is not None:
+        _remove_worktree(ws, where)
+    else:  # its directory is gone (or is no worktree of this branch): only empty folders
         with contextlib.suppress(HfError):
-            path = isolated.path_of(ws, item.entry)
-    if path is not None:  # (a directory removed by hand: the folders above it)
-        _remove_worktree(ws, path)
+            _remove_empty_folders(path or isolated.path_of(ws, item.entry))
     repo.delete_branch(item.branch)
     return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
 
@@ -278,7 +278,12 @@ def _remove_worktree(ws: Workspace, path: Path) -> None:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
-    for directory in (path.parent, path.parent.parent):
+    _remove_empty_folders(path)
+
+
+def _remove_empty_folders(path: Path) -> None:
+    """`path` and the two folders above it, each only if it is empty."""
+    for directory in (path, path.parent, path.parent.parent):
         with contextlib.suppress(OSError):
             directory.rmdir()
 
