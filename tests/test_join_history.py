@@ -38,7 +38,10 @@ def split_and_work(root: Path, hf: Any) -> dict[str, Path]:
 def test_keep_history_has_the_squash_tree_and_the_parts_as_parents(tmp_path, hf):
     squash = split_and_work(tmp_path / "one", hf)
     kept = split_and_work(tmp_path / "two", hf)
+    squash_tip = git(squash["api"], "rev-parse", "HEAD").strip()
     assert hf("join", "b1", cwd=squash["repo"]).code == 0
+    # a squash join leaves the parts' branches where they were
+    assert git(squash["repo"], "rev-parse", "hf/b1/api").strip() == squash_tip
     main_before = git(kept["repo"], "rev-parse", "HEAD").strip()
     tips = {n: git(kept[n], "rev-parse", "HEAD").strip() for n in ("api", "ui", "docs")}
     r = hf("join", "b1", "--keep-history", cwd=kept["repo"])
@@ -57,7 +60,8 @@ def test_keep_history_has_the_squash_tree_and_the_parts_as_parents(tmp_path, hf)
     for index, name in ((1, "api"), (3, "docs")):
         assert git(kept["repo"], "rev-parse", f"{parents[index]}~1").strip() == tips[name]
         assert git(kept["repo"], "log", "-1", "--format=%s", parents[index]).strip() == \
-            f"hf: uncommitted work of part {name} of batch b1"
+            f"hf: uncommitted work of part {name} at join"
+        assert "Hf-Batch: b1" in git(kept["repo"], "log", "-1", "--format=%b", parents[index])
     subjects = git(kept["repo"], "log", "--format=%s").splitlines()
     for subject in ("api: orders return one", "api: search", "ui: no page", "main: run"):
         assert subject in subjects
@@ -91,3 +95,64 @@ def test_keep_history_is_a_setting_too(tmp_path, hf):
     write(bad["repo"], {".hf.toml": "keep_history = 'yes'\n"})
     r = hf("join", "b1", cwd=bad["repo"])
     assert r.code == 2 and "keep_history = 'yes'" in r.err
+
+
+def files_of(worktree: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(worktree)): p.read_bytes() for p in sorted(worktree.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(worktree).parts}
+
+
+def test_keep_history_moves_the_part_branch_onto_its_uncommitted_work(tmp_path, hf):
+    kept = split_and_work(tmp_path / "one", hf)
+    api, ui = kept["api"], kept["ui"]
+    git(api, "add", "src/api/users.py")  # staged; the rest of its work is not
+    tips = {n: git(kept[n], "rev-parse", "HEAD").strip() for n in ("api", "ui", "docs")}
+    before = {n: files_of(kept[n]) for n in ("api", "ui", "docs")}
+    r = hf("join", "b1", "--keep-history", "--json", cwd=kept["repo"])
+    assert r.code == 0, r.err
+    assert r.json["data"]["branches"] == {"api": "moved", "docs": "moved"}
+    parents = git(kept["repo"], "log", "-1", "--format=%P").split()
+    for name in ("api", "docs"):
+        tip = git(kept["repo"], "rev-parse", f"hf/b1/{name}").strip()
+        assert tip in parents and git(kept["repo"], "rev-parse", f"{tip}~1").strip() == \
+            tips[name]
+        assert git(kept["repo"], "log", "-1", "--format=%s", f"hf/b1/{name}").strip() == \
+            f"hf: uncommitted work of part {name} at join"
+        # the worktree shows nothing new: no work staged in reverse, no change left
+        worktree = kept[name]
+        assert git(worktree, "rev-parse", "HEAD").strip() == tip
+        assert git(worktree, "status", "--porcelain", "--untracked-files=all").strip() == ""
+        assert git(worktree, "diff", "--cached", "--name-only").strip() == ""
+        assert files_of(worktree) == before[name]
+    assert git(kept["repo"], "rev-parse", "hf/b1/ui").strip() == tips["ui"]  # all committed
+    assert files_of(ui) == before["ui"]
+    moves = [line for line in (kept["repo"] / ".git/hf/audit.log").read_text().splitlines()
+             if '"hf join --keep-history"' in line]
+    assert len(moves) == 2
+    # gc removes the branches; the commits they pointed at are in main's history
+    moved = [git(kept["repo"], "rev-parse", f"hf/b1/{n}").strip() for n in ("api", "docs")]
+    assert hf("gc", "b1", cwd=kept["repo"]).code == 0
+    assert git(kept["repo"], "branch", "--list", "hf/*").strip() == ""
+    for commit in moved:
+        git(kept["repo"], "merge-base", "--is-ancestor", commit, "HEAD")
+
+
+def test_a_branch_whose_index_is_locked_stays_at_its_tip_and_nothing_is_lost(tmp_path, hf):
+    kept = split_and_work(tmp_path / "one", hf)
+    api = kept["api"]
+    tip = git(api, "rev-parse", "HEAD").strip()
+    lock = Path(git(api, "rev-parse", "--absolute-git-dir").strip()) / "index.lock"
+    lock.write_bytes(b"")  # a git command of the agent's holds its index
+    r = hf("join", "b1", "--keep-history", cwd=kept["repo"])
+    assert r.code == 0, r.err
+    assert "part api: hf/b1/api left at its tip: its index could not be written" in r.out
+    assert "part docs: its uncommitted work is commit" in r.out
+    assert git(kept["repo"], "rev-parse", "hf/b1/api").strip() == tip
+    lock.unlink()
+    # the work is in the merge all the same, and still in the worktree
+    parents = git(kept["repo"], "log", "-1", "--format=%P").split()
+    result = next(p for p in parents[1:]
+                  if git(kept["repo"], "rev-parse", f"{p}~1").strip() == tip)
+    assert git(kept["repo"], "show", f"{result}:src/api/users.py") == \
+        "def users():\n    return ['uncommitted']\n"
+    assert git(api, "status", "--porcelain").strip() == "M src/api/users.py"

@@ -83,7 +83,7 @@ def test_join_push_branch_pr_opens_a_pull_request_through_gh(published, hf, tmp_
     write(published["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
     for name in ("api", "ui", "docs"):
         assert hf("done", "--note", f"{name} ok", cwd=published[name]).code == 0
-    r = hf("join", "b1", "--push", "--branch", "--pr", "--json", cwd=repo)
+    r = hf("join", "b1", "--push", "--branch", "hf/b1", "--pr", "--json", cwd=repo)
     assert r.code == 0, r.out
     data = r.json["data"]
     commit = git(repo, "rev-parse", "HEAD").strip()
@@ -117,7 +117,7 @@ def test_without_gh_the_forge_page_for_a_pull_request_is_printed(published, hf, 
     git(repo, "config", f"url.{remote}.insteadOf", "git@github.com:acme/demo.git")
     git(repo, "remote", "set-url", "origin", "git@github.com:acme/demo.git")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no gh, no glab
-    r = hf("publish", "b1", "--branch", "--pr", cwd=repo)
+    r = hf("publish", "b1", "--branch", "hf/b1", "--pr", cwd=repo)
     assert r.code == 0, r.err
     assert "https://github.com/acme/demo/compare/main...hf/b1?expand=1" in r.out
     assert git(remote, "rev-parse", "hf/b1").strip() == commit
@@ -154,7 +154,7 @@ def test_no_remote_and_a_broken_remote_are_refused_clearly(split3, hf, tmp_path)
     assert r.code == 1
     assert "no remote to publish to" in r.err and "git remote add origin URL" in r.err
     git(repo, "remote", "add", "origin", str(tmp_path / "nowhere.git"))
-    r = hf("publish", "b1", "--branch", cwd=repo)
+    r = hf("publish", "b1", "--branch", "hf/b1", cwd=repo)
     assert r.code == 1
     first = r.err.splitlines()[0]
     assert first.startswith("hf: error: push to origin/hf/b1 failed: fatal:"), r.err
@@ -166,3 +166,76 @@ def test_no_remote_and_a_broken_remote_are_refused_clearly(split3, hf, tmp_path)
 def test_publish_refuses_a_batch_not_joined(published, hf, tmp_path):
     r = hf("publish", "b1", cwd=published["repo"])
     assert r.code == 1 and "not joined yet" in r.err and "hf join b1" in r.err
+
+
+def parts_done(published: dict[str, Path], hf: Any) -> None:
+    write(published["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=published[name]).code == 0
+
+
+def test_join_push_takes_a_remote_and_a_branch_name(repo, hf, tmp_path):
+    remote = bare_remote(repo, tmp_path)
+    backup = tmp_path / "backup.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(backup))
+    git(repo, "remote", "add", "backup", str(backup))
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    assert hf("done", cwd=api).code == 0
+    r = hf("join", "b1", "--push", "--remote", "backup", "--branch", "feature/search",
+           "--json", cwd=repo)
+    assert r.code == 0, r.out
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    assert r.json["data"]["published"]["remote"] == "backup"
+    assert r.json["data"]["published"]["branch"] == "feature/search"
+    assert git(backup, "rev-parse", "feature/search").strip() == commit
+    assert git(remote, "for-each-ref", "--format=%(refname)").split() == ["refs/heads/main"]
+
+
+def someone_else_pushes(remote: Path, where: Path) -> str:
+    git(where.parent, "clone", "-q", str(remote), str(where))
+    write(where, {"tools/run.sh": f"#!/bin/sh\necho {where.name}\n"})
+    git(where, "commit", "-qam", f"from {where.name}")
+    git(where, "push", "-q", "origin", "main")
+    return git(remote, "rev-parse", "main").strip()
+
+
+def test_join_push_force_with_lease_replaces_only_what_was_fetched(published, hf, tmp_path):
+    repo = published["repo"]
+    remote = published["remote"]
+    someone_else_pushes(remote, tmp_path / "other")
+    git(repo, "fetch", "-q", "origin")  # the lease: what origin/main says now
+    parts_done(published, hf)
+    r = hf("join", "b1", "--push", "--force-with-lease", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(remote, "rev-parse", "main").strip() == git(repo, "rev-parse", "HEAD").strip()
+    # moved again since the last fetch: the lease refuses, with git's reason
+    moved = someone_else_pushes(remote, tmp_path / "again")
+    r = hf("publish", "b1", "--force-with-lease", cwd=repo)
+    assert r.code == 1 and "the remote branch moved since it was last fetched" in r.err
+    assert git(remote, "rev-parse", "main").strip() == moved
+
+
+def test_bad_push_options_are_refused_before_anything_is_joined(published, hf):
+    repo = published["repo"]
+    parts_done(published, hf)
+    before = snapshot(repo)
+    # (a name is needed: `--pr` right after --branch is no branch name)
+    r = hf("join", "b1", "--push", "--branch", "--pr", cwd=repo)
+    assert r.code == 2
+    assert r.err.splitlines()[0] == "hf: error: --branch '--pr' is not a valid branch name"
+    assert "--branch hf/b1" in r.err
+    r = hf("join", "b1", "--push", "--branch", "a..b", cwd=repo)
+    assert r.code == 2 and "'a..b' is not a valid branch name" in r.err
+    r = hf("join", "b1", "--push", "--remote", "nope", cwd=repo)
+    assert r.code == 1 and "no remote named 'nope'" in r.err
+    r = hf("join", "b1", "--remote", "origin", cwd=repo)
+    assert r.code == 2 and "go with --push" in r.err
+    assert snapshot(repo) == before
+    assert hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["state"] == \
+        "running"
+    assert hf("join", "b1", cwd=repo).code == 0
+    r = hf("publish", "b1", "--branch", "a..b", cwd=repo)
+    assert r.code == 2 and "not a valid branch name" in r.err

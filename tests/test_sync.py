@@ -185,3 +185,97 @@ def test_git_refusing_without_a_conflict_puts_everything_back(split3, hf):
     assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
     again = hf("sync", "b1/api", "--dry-run", cwd=repo)
     assert again.code == 0 and "would rebase" in again.out  # nothing left stopped
+
+
+def lines(*items: str) -> str:
+    return "".join(f"{i}\n" for i in items)
+
+
+def index_and_files(worktree: Path) -> dict[str, Any]:
+    files = {str(p.relative_to(worktree)): p.read_bytes() for p in sorted(worktree.rglob("*"))
+             if p.is_file() and ".git" not in p.relative_to(worktree).parts}
+    return {"staged": git(worktree, "diff", "--cached", "--name-only").split(),
+            "unstaged": git(worktree, "diff", "--name-only").split(),
+            "untracked": git(worktree, "ls-files", "--others", "--exclude-standard").split(),
+            "files": files}
+
+
+def test_the_staged_set_comes_back_after_a_sync(repo, hf):
+    ten = [str(n) for n in range(1, 11)]
+    move_main(repo, {"src/api/long.py": lines(*ten), "src/api/whole.py": lines(*"abcde"),
+                     "src/api/clash.py": lines(*ten), "src/api/gone.py": "gone\n",
+                     "src/api/plain.py": "plain\n"}, "main: more api files")
+    assert hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    # staged whole, main leaves it alone
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n",
+                "src/api/new.py": "new = 1\n"})
+    git(api, "add", "src/api/orders.py", "src/api/new.py")
+    git(api, "rm", "-q", "src/api/gone.py")
+    # staged in part, main leaves it alone
+    write(api, {"src/api/users.py": "def users():\n    return ['staged']\n"})
+    git(api, "add", "src/api/users.py")
+    write(api, {"src/api/users.py": "def users():\n    return ['staged', 'work']\n"})
+    # main changes what is staged: another line of it
+    write(api, {"src/api/long.py": lines(*ten[:8], "9 staged", "10")})
+    git(api, "add", "src/api/long.py")
+    write(api, {"src/api/long.py": lines(*ten[:8], "9 staged", "10 work")})
+    write(api, {"src/api/whole.py": lines(*"abcd", "e staged")})
+    git(api, "add", "src/api/whole.py")
+    # staged, then taken back in the file only: the staged version clashes with main's
+    write(api, {"src/api/clash.py": lines(*ten[:4], "5 staged", *ten[5:])})
+    git(api, "add", "src/api/clash.py")
+    write(api, {"src/api/clash.py": lines(*ten)})
+    # not staged at all, and untracked
+    write(api, {"src/api/plain.py": "plain, changed\n", "src/api/loose.txt": "loose\n"})
+    before = index_and_files(api)
+    move_main(repo, {"src/api/long.py": lines("1 main", *ten[1:]),
+                     "src/api/whole.py": lines("a main", *"bcde"),
+                     "src/api/clash.py": lines(*ten[:4], "5 main", *ten[5:]),
+                     "tools/run.sh": "#!/bin/sh\necho main\n"}, "main moves")
+
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert "b1/api: rebased onto" in r.out
+    assert "staged before, unstaged now (main changed them where they were staged): " \
+        "src/api/clash.py" in r.out
+    assert "the staged version is kept at refs/hf/sync/b1/api/index" in r.out
+    after = index_and_files(api)
+    # every path staged before is staged again but the one whose staged version clashed
+    # (its file holds main's line now, as a file with no work of its own does)
+    assert after["staged"] == [p for p in before["staged"] if p != "src/api/clash.py"]
+    assert after["unstaged"] == [p for p in before["unstaged"] if p != "src/api/clash.py"]
+    assert after["untracked"] == before["untracked"]
+    # bytes: as before where main changed nothing, main's lines merged in where it did
+    merged = {"src/api/long.py": lines("1 main", *ten[1:8], "9 staged", "10 work"),
+              "src/api/whole.py": lines("a main", *"bcd", "e staged"),
+              "src/api/clash.py": lines(*ten[:4], "5 main", *ten[5:]),
+              "tools/run.sh": "#!/bin/sh\necho main\n"}
+    assert after["files"] == {**before["files"], **{k: v.encode() for k, v in merged.items()}}
+    # what is staged is what was staged, carried onto main's change
+    assert git(api, "show", ":src/api/users.py") == "def users():\n    return ['staged']\n"
+    assert git(api, "show", ":src/api/long.py") == lines("1 main", *ten[1:8], "9 staged", "10")
+    assert git(api, "show", ":src/api/whole.py") == lines("a main", *"bcd", "e staged")
+    assert git(api, "show", ":src/api/new.py") == "new = 1\n"
+    assert "src/api/gone.py" not in git(api, "ls-files").split()
+    # the staged version that could not come back is kept
+    kept = git(repo, "show", "refs/hf/sync/b1/api/index:src/api/clash.py")
+    assert kept == lines(*ten[:4], "5 staged", *ten[5:])
+
+
+def test_merge_mode_brings_the_staged_set_back_too(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['staged']\n",
+                "src/api/new.py": "new = 1\n"})
+    git(api, "add", "-A")
+    write(api, {"src/api/orders.py": "def orders():\n    return ['work']\n"})
+    before = index_and_files(api)
+    move_main(repo, {"tools/run.sh": "#!/bin/sh\necho main\n"}, "main moves")
+    r = hf("sync", "b1/api", "--merge", cwd=repo)
+    assert r.code == 0, r.err
+    assert "unstaged now" not in r.out
+    after = index_and_files(api)
+    assert (after["staged"], after["unstaged"]) == (before["staged"], before["unstaged"])
+    assert git(api, "show", ":src/api/orders.py") == "def orders():\n    return ['staged']\n"
+    assert after["files"] == {**before["files"], "tools/run.sh": b"#!/bin/sh\necho main\n"}

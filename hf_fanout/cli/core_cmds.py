@@ -11,9 +11,13 @@ import typer
 
 from hf_fanout.cli import light, output
 from hf_fanout.cli.options import (
+    BranchOpt,
     DryRun,
+    ForceWithLeaseOpt,
     Json,
     PartArg,
+    PrOpt,
+    RemoteOpt,
     RepoOpt,
     Wait,
     batch_names,
@@ -190,7 +194,8 @@ def widen(
 # --------------------------------------------------------------------- join
 
 
-@command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60")
+@command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60   |   "
+             "hf join b1 --push --branch hf/b1 --pr")
 def join(
     batch: Annotated[str, typer.Argument(help="The batch to join.",
                                          autocompletion=batch_names)],
@@ -204,11 +209,12 @@ def join(
         "commits (same tree), or one plain commit (default: keep_history in .hf.toml, "
         "else --squash).", show_default=False)] = None,
     push: Annotated[bool, typer.Option(
-        "--push", help="Then publish the joined commit (see `hf publish`).")] = False,
-    branch: Annotated[bool, typer.Option(
-        "--branch", help="With --push: to a branch of its own, hf/BATCH.")] = False,
-    pr: Annotated[bool, typer.Option(
-        "--pr", help="With --push --branch: open a pull request for it.")] = False,
+        "--push", help="Then publish the joined commit, as `hf publish` does (--remote, "
+        "--branch, --force-with-lease, --pr go with it).")] = False,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = None,
+    force_with_lease: ForceWithLeaseOpt = False,
+    pr: PrOpt = False,
     wait: Wait = 30.0,
     dry_run: DryRun = False,
     json: Json = False,
@@ -219,13 +225,14 @@ def join(
     from hf_fanout.orchestrator.join import join_batch
     from hf_fanout.orchestrator.publish import PublishOptions
 
-    if (branch or pr) and not push:
-        raise BadInput("--branch and --pr go with --push", f"hf join {batch} --push --branch --pr")
+    options = PublishOptions(remote, branch, force_with_lease, pr)
+    if options != PublishOptions() and not push:
+        raise BadInput("--remote, --branch, --force-with-lease and --pr go with --push",
+                       f"hf join {batch} --push --branch hf/{batch} --pr")
     ws = open_ws(repo)
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
                          allow_outside_links=allow_outside_symlinks, on_wait=output.waiting,
-                         push=PublishOptions(new_branch=branch, pr=pr) if push else None,
-                         keep_history=keep_history)
+                         push=options if push else None, keep_history=keep_history)
     if outcome.published is not None:
         published = outcome.published
 
@@ -276,6 +283,13 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
         for name in plan.late:
             print(f"part {name} committed while the join wrote: that commit is not in this "
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
+        for r in plan.results:
+            moved = plan.branches.get(r.part.name)
+            if moved == "moved":
+                print(f"part {r.part.name}: its uncommitted work is commit "
+                      f"{r.result_commit[:12]}, now the tip of {r.part.branch}")
+            elif moved:
+                print(f"part {r.part.name}: {r.part.branch} {moved}")
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
         print(f"the patch per part: hf diff {plan.batch.id}")
@@ -363,6 +377,9 @@ def sync(
                       f"{', '.join(p.owned_on_main)}")
             if p.work_conflicts:
                 print(f"  uncommitted work in conflict: {', '.join(p.work_conflicts)}")
+            if p.unstaged:
+                print(f"  staged before, unstaged now (main changed them where they were "
+                      f"staged): {', '.join(p.unstaged)}")
             if p.reason and p.outcome != "skipped":
                 print(f"  next: {p.reason}")
 
@@ -376,23 +393,15 @@ def sync(
 # --------------------------------------------------------------------- publish
 
 
-@command(epilog="Example: hf publish b1   |   hf publish b1 --branch --pr   |   "
+@command(epilog="Example: hf publish b1   |   hf publish b1 --branch hf/b1 --pr   |   "
              "hf publish b1 --remote origin --force-with-lease")
 def publish(
     batch: Annotated[str, typer.Argument(help="The joined batch to publish.",
                                          autocompletion=batch_names)],
-    remote: Annotated[str | None, typer.Option(
-        "--remote", help="The remote (default: the branch's upstream's, else origin).")
-    ] = None,
-    branch: Annotated[bool, typer.Option(
-        "--branch", help="Push to a branch of its own, hf/BATCH (default: the upstream of "
-        "the branch the batch was joined into).")] = False,
-    force_with_lease: Annotated[bool, typer.Option(
-        "--force-with-lease", help="Replace the remote branch if it is still where it was "
-        "last fetched.")] = False,
-    pr: Annotated[bool, typer.Option(
-        "--pr", help="Open a pull request (gh or glab; else print the forge's page for "
-        "one).")] = False,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = None,
+    force_with_lease: ForceWithLeaseOpt = False,
+    pr: PrOpt = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,

@@ -45,8 +45,10 @@ def open_ws(repo: Path | None) -> Any:
 
 def status(batch: str | None = None, repo: Path | None = None, everything: bool = False,
            watch: bool = False) -> None:
+    from dataclasses import asdict
+
     from hf_fanout import timefmt
-    from hf_fanout.orchestrator.status import all_status
+    from hf_fanout.orchestrator.status import all_status, queue_status
 
     ws = open_ws(repo)
     if watch and output.on_terminal():
@@ -56,6 +58,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                    board_actions(ws))
         return
     batches, hidden = all_status(ws, batch, everything=everything)
+    isolated = [] if batch else queue_status(ws)  # a named batch is all that is asked
 
     def human() -> None:
         later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
@@ -63,6 +66,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
         if not batches:
             print(f"no running batch; {later}" if hidden else
                   "no batches in this repository (start one with `hf split`)")
+            queue_table()
             return
         for b in batches:
             if b.error:
@@ -91,8 +95,21 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                           + f" (`hf widen {b.id}/{p.name} GLOB` adds more)")
         if later:
             print(later)
+        queue_table()
 
-    output.emit({"batches": [b.to_data() for b in batches], "hidden": hidden}, human)
+    def queue_table() -> None:
+        if not isolated:
+            return
+        rows = [[q.entry, q.task, q.entry_state, str(q.changed),
+                 f"{timefmt.ago(q.last_activity)} ago" if q.last_activity else "",
+                 q.branch, "(missing)" if q.missing else q.worktree] for q in isolated]
+        output.table(["entry", "task", "entry state", "changed", "last activity", "branch",
+                      "worktree"], rows, title="queue worktrees (`hf next --isolated`)")
+        print(f"{len(isolated)} queue worktree(s); `hf gc` removes those whose work is in "
+              "main and that no process works in")
+
+    output.emit({"batches": [b.to_data() for b in batches], "hidden": hidden,
+                 "queue": [asdict(q) for q in isolated]}, human)
 
 
 def board_actions(ws: Any) -> Any:

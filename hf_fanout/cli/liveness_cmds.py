@@ -214,7 +214,7 @@ def drop(
 @command(epilog="Example: hf gc --dry-run   |   hf gc b1 --force")
 def gc(
     batch: Annotated[str | None, typer.Argument(
-        help="One batch (default: every joined or dropped batch).")] = None,
+        help="One batch (default: every joined or dropped batch, and queue worktrees).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Also remove parts whose changes are not in main (after a rescue "
         "ref holds them).")] = False,
@@ -222,21 +222,24 @@ def gc(
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
-    """Remove worktrees and branches of joined or dropped batches; report the space freed."""
+    """Remove worktrees and branches of joined or dropped batches (and of queue entries
+    whose work is in main); report the space freed."""
     from hf_fanout.orchestrator.gc import gc as do_gc
 
     ws = open_ws(repo)
     report = do_gc(ws, batch, force=force, dry_run=dry_run)
 
     def human() -> None:
-        if not report.parts:
+        if not report.parts and not report.queue:
             print("nothing to collect (no joined or dropped batch)")
-        for p in report.parts:
+        for p in report.parts + report.queue:
             print(f"{p.batch}/{p.part}: {p.action} ({p.why})")
         for ref in report.refs_removed:
             print(f"removed ref {ref}")
         for bid in report.forgotten:
             print(f"forgot batch {bid} (collected, ended over forget_after_days ago)")
+        for old, new in report.refs_kept.items():
+            print(f"kept {old} as {new}: it holds work that is not in main")
         verb = "would free" if dry_run else "freed"
         print(f"{verb} {_size(report.freed_bytes)}")
 

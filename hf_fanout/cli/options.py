@@ -12,8 +12,9 @@ import typer
 
 from hf_fanout.cli.light import open_ws
 
-__all__ = ["DryRun", "Json", "LauncherOpt", "PartArg", "PartOpt", "RepoOpt", "Wait", "command",
-           "open_ws", "split_spec"]
+__all__ = ["BranchOpt", "DryRun", "ForceWithLeaseOpt", "Json", "LauncherOpt", "PartArg",
+           "PartOpt", "PrOpt", "RemoteOpt", "RepoOpt", "Wait", "command", "open_ws",
+           "split_spec"]
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON envelope (for agents).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")]
@@ -25,6 +26,21 @@ Wait = Annotated[
     float, typer.Option("--wait", min=0,
                         help="Seconds to wait for the commit lock before giving up.")
 ]
+# where `hf publish` and `hf join --push` push: the same options, one meaning
+RemoteOpt = Annotated[str | None, typer.Option(
+    "--remote", help="The remote (default: the branch's upstream's, else origin).",
+    metavar="NAME")]
+BranchOpt = Annotated[str | None, typer.Option(
+    "--branch", help="Push to the branch NAME of its own, e.g. hf/BATCH (default: the "
+    "upstream of the branch the batch was joined into).", metavar="NAME")]
+ForceWithLeaseOpt = Annotated[bool, typer.Option(
+    "--force-with-lease", help="Replace the remote branch if it is still where it was "
+    "last fetched.")]
+PrOpt = Annotated[bool, typer.Option(
+    "--pr", help="With --branch: open a pull request (gh or glab; else print the forge's "
+    "page for one).")]
+
+
 def batch_names(incomplete: str) -> list[str]:
     """Shell completion: the batch ids of the repository the shell is in."""
     try:

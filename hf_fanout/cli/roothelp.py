@@ -43,7 +43,7 @@ TEXT = (
     '  sweep        Classify every part (running, idle, orphan, missing, done,...\n'
     "  stop         End a part's (or a batch's) workers; rescue their work...\n"
     '  drop         Abandon a batch, or leave one part out of it: it is never...\n'
-    '  gc           Remove worktrees and branches of joined or dropped...\n'
+    '  gc           Remove worktrees and branches of joined or dropped batches...\n'
     '  install      Run the sweep on a schedule (default: cron on Linux,...\n'
     "  uninstall    Remove the sweep's schedule (exactly what `hf install`...\n"
     "  cd           Print a part's worktree; with `hf shell-init` in the...\n"

@@ -4,6 +4,7 @@ the worktree."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hf_fanout.core.records import Part, copied_paths
@@ -22,20 +23,31 @@ def rescue(ws: Workspace, part: Part, why: str) -> dict[str, Any]:
     a rescue ref always holds the part's whole work.
     """
 
+    saved = save_worktree(ws, Path(part.worktree), part.branch, rescue_ref(part),
+                          why, f"hf rescue: {part.batch}/{part.name}",
+                          f"Hf-Batch: {part.batch}\nHf-Part: {part.name}",
+                          exclude=copied_paths(part))
+    if saved["ref"] is not None:
+        ws.store.audit("rescue", batch=part.batch, part=part.name, ref=saved["ref"],
+                       commit=saved["commit"], uncommitted=saved["uncommitted"], why=why)
+    return saved
+
+
+def save_worktree(ws: Workspace, path: Path | None, branch: str, ref: str, why: str, title: str,
+                  trailer: str, *, exclude: list[str] | None = None) -> dict[str, Any]:
+    """A worktree's whole work at `ref`: its HEAD, or a commit on it of what is not
+    committed (`trailer`: the lines naming whose it is, the HEAD's id added to the last)."""
     repo = ws.repo
-    worktree = ws.worktree(part.worktree)
-    head = worktree.rev_parse("HEAD") or repo.ref_target(f"refs/heads/{part.branch}")
+    worktree = ws.worktree(path) if path is not None and path.is_dir() else None  # gone: its branch
+    head = (worktree.rev_parse("HEAD") if worktree is not None else None) \
+        or repo.ref_target(f"refs/heads/{branch}")
     if head is None:
         return {"ref": None, "commit": None, "uncommitted": False, "why": "no commit to rescue"}
-    tree = worktree.tree(repo.tree_of(head), exclude=copied_paths(part))
+    tree = repo.tree_of(head) if worktree is None else \
+        worktree.tree(repo.tree_of(head), exclude=exclude or [])
     uncommitted = tree != repo.tree_of(head)
     commit = head
     if uncommitted:
-        message = (f"hf rescue: {part.batch}/{part.name}\n\n{why}\n\n"
-                   f"Hf-Batch: {part.batch}\nHf-Part: {part.name} {head}\n")
-        commit = repo.commit_tree(tree, [head], message)
-    ref = rescue_ref(part)
+        commit = repo.commit_tree(tree, [head], f"{title}\n\n{why}\n\n{trailer} {head}\n")
     repo.git(["update-ref", "--create-reflog", "-m", f"hf rescue: {why}", ref, commit])
-    ws.store.audit("rescue", batch=part.batch, part=part.name, ref=ref, commit=commit,
-                   uncommitted=uncommitted, why=why)
     return {"ref": ref, "commit": commit, "uncommitted": uncommitted}

@@ -33,9 +33,12 @@ from hf_fanout.core.records import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.guard import fingerprint, mainhook
+from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.boundary import refuse_inside_part
+from hf_fanout.orchestrator.safety import target_of, unintegrated_work
+from hf_fanout.tabs.isolated import Isolated
+from hf_fanout.worktrees import refs
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -118,10 +121,16 @@ class GcReport:
     freed_bytes: int = 0
     # collected batches older than `forget_after_days` whose records went
     forgotten: list[str] = field(default_factory=list)
+    # refs a forgotten batch left that hold work main has not: old name -> new name
+    refs_kept: dict[str, str] = field(default_factory=dict)
+    # the worktrees of queue entries (`hf next --isolated`), batch "queue", part the entry
+    queue: list[GcPart] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
-                "freed_bytes": self.freed_bytes, "forgotten": self.forgotten}
+                "freed_bytes": self.freed_bytes, "forgotten": self.forgotten,
+                "refs_kept": self.refs_kept,
+                "queue": [p.__dict__ for p in self.queue]}
 
 
 def disk_usage(root: Path) -> int:
@@ -146,25 +155,11 @@ def disk_usage(root: Path) -> int:
 
 def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
     """Paths the part changed whose content is not what the main branch has now."""
-    main = ws.main
-    repo = ws.repo
-    worktree = Path(part.worktree)
-    tip = main.rev_parse(f"refs/heads/{part.branch}")
-    head = ws.repo.worktree(worktree).rev_parse("HEAD") if worktree.is_dir() else None
-    if head is not None:
-        from hf_fanout.core.records import copied_paths
+    from hf_fanout.core.records import copied_paths
 
-        tree = ws.repo.worktree(worktree).tree(repo.tree_of(head), exclude=copied_paths(part))
-    elif tip is not None:
-        tree = repo.tree_of(tip)
-    else:
-        return []
-    changes = repo.diff_trees(part_base(batch, part), tree)  # where `hf sync` left it
-    if not changes:
-        return []
-    target = main.rev_parse(batch.target_ref) or main.head() or batch.base
-    have = repo.entries_at(target, [c.path for c in changes])
-    return sorted(c.path for c in changes if have.get(c.path) != c.new)
+    return unintegrated_work(ws, Path(part.worktree), ws.repo.ref_target(
+        f"refs/heads/{part.branch}"), part_base(batch, part),  # base: where `hf sync` left it
+        target_of(ws, batch), exclude=copied_paths(part))
 
 
 def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
@@ -201,13 +196,118 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             if "gc_at" not in batch.extra:
                 states.change_batch(ws, bid, None, action="gc-batch",
                                     update=lambda b: b.extra.__setitem__("gc_at", now()))
+    if batch_id is None:
+        report.queue = _gc_queue(ws, force=force, dry_run=dry_run)
     if not dry_run:
-        report.forgotten = _forget_old(ws, None if batch_id is None else [batch_id])
+        _forget_old(ws, None if batch_id is None else [batch_id], report)
         ws.repo.prune_worktrees()
+        refs.prune_empty_folders(ws.repo.common_dir, "refs/hf")  # (git leaves `refs/hf/`)
         _maybe_unregister(ws)
         mainhook.settle(ws)
-    report.freed_bytes = sum(p.freed_bytes for p in report.parts)
+    report.freed_bytes = sum(p.freed_bytes for p in report.parts + report.queue)
     return report
+
+
+def _gc_queue(ws: Workspace, *, force: bool, dry_run: bool) -> list[GcPart]:
+    """The worktrees of queue entries: removed with their branch once nothing works in
+    them and their work is in main (the same gate as a part's, `--force` the same)."""
+    from hf_fanout import processes
+    from hf_fanout.tabs import isolated, queue
+
+    found = isolated.found(ws)
+    if not found:
+        return []
+    states = {e.id: e.state for e in queue.entries(ws, tidy=False)}
+    me = os.getpid()
+    cwds = [(pid, Path(cwd), name) for pid, cwd, name in processes.cwds() if pid != me]
+    done = []
+    for item in found:
+        result = _gc_isolated(ws, item, states.get(item.entry), cwds, force=force,
+                              dry_run=dry_run)
+        if not dry_run and result.action != "kept":
+            ws.store.audit("gc-queue", entry=item.entry, outcome=result.action,
+                           freed_bytes=result.freed_bytes, rescue=result.rescue)
+        done.append(result)
+    return done
+
+
+def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
+                 cwds: list[tuple[int, Path, str]], *, force: bool, dry_run: bool) -> GcPart:
+    from hf_fanout.tabs import isolated
+
+    repo = ws.repo
+    path = item.worktree
+    where = path if path is not None and path.exists() else None  # None: gone
+
+    def kept(why: str) -> GcPart:
+        return GcPart("queue", item.entry, "kept", why)
+
+    if state == "spawned":
+        return kept("a taker is opening its tab")
+    if where is not None:
+        users = [(pid, name) for pid, cwd, name in cwds if cwd == where or where in cwd.parents]
+        if users:
+            pid, name = users[0]
+            return kept(f"in use: pid {pid} ({name}) works in {where}")
+        if repo.worktree(where).rev_parse("HEAD") is None:
+            return kept(f"{where} is not a readable git worktree any more; look at its "
+                        "files, then remove the directory yourself")
+    target = ws.main.head()
+    base = repo.merge_base(item.tip, target) if target else None
+    if target is None or base is None:
+        return kept("its branch shares no history with the main tree's HEAD")
+    pending = unintegrated_work(ws, where, item.tip, base, target)
+    rescue_ref = None
+    if pending:
+        listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
+                                            if len(pending) > 5 else "")
+        if not force:
+            return kept(f"changes not in {ws.main.head_ref()}: {listing} (--force removes it "
+                        "after saving a rescue ref)")
+        if not dry_run:
+            try:
+                saved = rescue.save_worktree(
+                    ws, where, item.branch, isolated.rescue_ref(item.entry), "gc --force",
+                    f"hf rescue: queue entry {item.entry}", f"Hf-Queue-Entry: {item.entry}")
+            except HfError as exc:
+                return kept(f"could not save a rescue ref: {exc.message}")
+            rescue_ref = saved["ref"]
+            if not rescue_ref or not repo.ref_exists(rescue_ref):
+                return kept("could not save a rescue ref")
+            ws.store.audit("rescue", entry=item.entry, ref=rescue_ref,
+                           commit=saved["commit"], uncommitted=saved["uncommitted"],
+                           why="gc --force")
+    freed = disk_usage(where) if where is not None else 0
+    why = "changes not in main; saved at " + str(rescue_ref) if pending else "integrated"
+    if dry_run:
+        return GcPart("queue", item.entry, "would-remove",
+                      "changes not in main (forced)" if pending else "integrated", freed)
+    if where is not None:
+        _remove_worktree(ws, where)
+    else:  # its directory is gone (or is no worktree of this branch): only empty folders
+        with contextlib.suppress(HfError):
+            _remove_empty_folders(path or isolated.path_of(ws, item.entry))
+    repo.delete_branch(item.branch)
+    return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
+
+
+def _remove_worktree(ws: Workspace, path: Path) -> None:
+    """A worktree and its files, and the folders above it it leaves empty (the batch's
+    or the queue's, then the folder of worktrees beside the repository)."""
+    if path.exists():
+        ws.repo.remove_worktree(path)
+    if path.exists():  # not a registered worktree any more: plain files
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    _remove_empty_folders(path)
+
+
+def _remove_empty_folders(path: Path) -> None:
+    """`path` and the two folders above it, each only if it is empty."""
+    for directory in (path, path.parent, path.parent.parent):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
@@ -258,12 +358,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
     from hf_fanout.guard import sandbox
 
     sandbox.forget_part(Path(repo.common_dir), part)
-    if worktree.exists():
-        repo.remove_worktree(worktree)
-        if worktree.exists():  # not a registered worktree any more: plain files
-            import shutil
-
-            shutil.rmtree(worktree, ignore_errors=True)
+    _remove_worktree(ws, worktree)
     repo.delete_branch(part.branch)
     with contextlib.suppress(FileNotFoundError):
         heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()
@@ -276,23 +371,22 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
                   freed, rescue_ref)
 
 
-def _forget_old(ws: Workspace, only: list[str] | None) -> list[str]:
-    """The records of collected batches that ended more than `forget_after_days`
-    (default 14) ago, removed."""
+def _forget_old(ws: Workspace, only: list[str] | None, report: GcReport) -> None:
+    """The collected batches that ended more than `forget_after_days` (default 14)
+    ago, forgotten (orchestrator/forget.py)."""
+    from hf_fanout.orchestrator.forget import forget_batch
+
     days = ws.settings.number("forget_after_days", 14)
     cutoff = timefmt.now() - days * 86400
-    gone = []
     for bid in only if only is not None else ws.store.batch_ids():
         with contextlib.suppress(HfError):
             batch = ws.store.load_batch(bid)
             ended = timefmt.parse_iso(ended_at(batch))
             if collected(batch) and ended is not None and ended < cutoff:
-                ws.store.remove_batch(bid)
-                with contextlib.suppress(FileNotFoundError):
-                    fingerprint.fingerprint_file(ws, bid).unlink()
-                ws.store.audit("forget", batch=bid, ended=ended_at(batch))
-                gone.append(bid)
-    return gone
+                done = forget_batch(ws, batch, f"ended over {days:g} days ago")
+                report.forgotten.append(bid)
+                report.refs_removed += done.refs_removed
+                report.refs_kept.update(done.refs_kept)
 
 
 def _stale_refs(ws: Workspace, batch: Batch) -> list[str]:

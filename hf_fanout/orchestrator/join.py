@@ -16,7 +16,13 @@ from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.orchestrator.join_plan import JoinPlan, plan_join
 from hf_fanout.orchestrator.join_write import execute_join
-from hf_fanout.orchestrator.publish import Published, PublishOptions, PushFailed, publish
+from hf_fanout.orchestrator.publish import (
+    Published,
+    PublishOptions,
+    PushFailed,
+    destination,
+    publish,
+)
 
 
 @dataclass
@@ -58,6 +64,8 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         apply_all(ws)  # a sandboxed part's `hf done` not applied yet
     if keep_history is None:
         keep_history = ws.settings.flag("keep_history", False)
+    if push is not None:  # a push that cannot go anywhere is refused before the join
+        destination(ws, ws.store.load_batch(batch_id), push)
     outcome = _join(ws, batch_id, partial=partial, wait=wait, dry_run=dry_run,
                     allow_outside_links=allow_outside_links, on_wait=on_wait,
                     keep_history=keep_history, started=started)
@@ -85,6 +93,10 @@ def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: 
         if dry_run:
             return JoinOutcome(plan, None, True)
         commit = execute_join(ws, plan, wait=wait, on_wait=on_wait, started=started)
+    if keep_history and not plan.noop:
+        from hf_fanout.orchestrator.join_history import commit_on_branches
+
+        plan.branches = commit_on_branches(ws, plan)
     from hf_fanout.orchestrator import notify
 
     notify.transition(ws.repo.common_dir, batch_id, "", "joined",

@@ -75,6 +75,9 @@ class JoinPlan:
     keep_history: bool = False
     # parts that committed while the join wrote: not in the join, left unjoined
     late: list[str] = field(default_factory=list)
+    # with keep_history, after the join: part -> `moved` (its branch now at the commit
+    # of its uncommitted work) or why its branch stayed (orchestrator/join_history.py)
+    branches: dict[str, str] = field(default_factory=dict)
 
     @property
     def parts(self) -> list[Part]:
@@ -95,6 +98,7 @@ class JoinPlan:
             "noop": self.noop,
             "keep_history": self.keep_history,
             "late": self.late,
+            "branches": self.branches,
         }
 
 
@@ -267,7 +271,7 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
         # Uncommitted work: record it as a commit of its own so the trailer
         # names exactly what was joined and it stays reachable.
         # (an object only: the ref that keeps it is written by the join itself)
-        message = f"hf: uncommitted work of part {part.name} of batch {batch.id}\n"
+        message = f"hf: uncommitted work of part {part.name} at join\n\nHf-Batch: {batch.id}\n"
         result_commit = repo.commit_tree(tree, [tip_commit], message)
     # where the result can differ from the base: what the part committed, and
     # what the scan found on top

@@ -2,7 +2,7 @@
 branch, and with `--pr` a pull request opened for it.
 
 Steps: the batch's joined commit; the remote and branch (the target branch's
-upstream, or `hf/<batch>` with `--branch`); git's push (no force unless
+upstream, or the one `--branch NAME` names); git's push (no force unless
 `--force-with-lease`); then `gh pr create` or `glab mr create` when installed,
 else the forge's URL for making one.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from hf_fanout.core.records import Batch
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import HfError, NotFound
+from hf_fanout.errors import BadInput, HfError, NotFound
 from hf_fanout.worktrees import remote as remotes
 
 
@@ -29,7 +29,7 @@ class PushFailed(HfError):
 @dataclass(frozen=True)
 class PublishOptions:
     remote: str | None = None
-    new_branch: bool = False  # hf/<batch> instead of the upstream
+    branch: str | None = None  # a branch of its own (`hf/<batch>`, say) instead of the upstream
     force_with_lease: bool = False
     pr: bool = False
 
@@ -58,7 +58,7 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
         raise NotFound(f"batch {batch_id} is not joined yet ({batch.state})",
                        f"join it first: `hf join {batch_id}` (or `hf join {batch_id} --push`)")
     commit = batch.joined_commit
-    remote, branch, base = _destination(ws, batch, options)
+    remote, branch, base = destination(ws, batch, options)
     where = remotes.url(ws.main.path, remote)
     # the forge (for its pages) from the URL git pushes to, else the one configured
     forge_url = where if _forge(where) else remotes.configured_url(ws.main.path, remote)
@@ -78,9 +78,12 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
     return result
 
 
-def _destination(ws: Workspace, batch: Batch, options: PublishOptions
-                 ) -> tuple[str, str, str | None]:
-    """(remote, branch to push to, the branch a pull request goes into)."""
+def destination(ws: Workspace, batch: Batch, options: PublishOptions
+                ) -> tuple[str, str, str | None]:
+    """(remote, branch to push to, the branch a pull request goes into); refused
+    (one line) when there is none. `hf join --push` asks before it joins."""
+    if options.branch is not None:
+        _check_branch(ws, batch.id, options.branch)
     main = ws.main.path
     local = batch.target_ref.removeprefix("refs/heads/")
     upstream = remotes.upstream(main, local)
@@ -97,16 +100,27 @@ def _destination(ws: Workspace, batch: Batch, options: PublishOptions
         raise PushFailed(f"no remote named {remote!r} (there are: {', '.join(known)})",
                          "name one of them with --remote")
     into = upstream.branch if upstream and upstream.remote == remote else local
-    if options.new_branch:
-        return remote, f"hf/{batch.id}", into
+    if options.branch is not None:
+        if options.pr and options.branch == into:
+            raise PushFailed(f"--pr would ask to merge {into} into itself",
+                             f"publish to a branch of its own: --branch hf/{batch.id} --pr")
+        return remote, options.branch, into
     if upstream is None or upstream.remote != remote:
         raise PushFailed(f"{local} has no upstream on {remote}",
-                         f"push to a branch of its own: --branch (pushes hf/{batch.id}), or "
+                         f"push to a branch of its own: --branch hf/{batch.id}, or "
                          f"set one: git branch --set-upstream-to={remote}/{local}")
     if options.pr:
         raise PushFailed(f"--pr would ask to merge {upstream.branch} into itself",
-                         f"publish to a branch of its own: --branch --pr (pushes hf/{batch.id})")
+                         f"publish to a branch of its own: --branch hf/{batch.id} --pr")
     return remote, upstream.branch, None
+
+
+def _check_branch(ws: Workspace, batch_id: str, name: str) -> None:
+    """Refuse a `--branch` that git would not take as a branch name (before anything
+    is joined or pushed)."""
+    if name.startswith("-") or not remotes.valid_branch(ws.main.path, name):
+        raise BadInput(f"--branch {name!r} is not a valid branch name",
+                       f"--branch takes the name to push to, e.g. --branch hf/{batch_id}")
 
 
 def _push_error(outcome: remotes.PushOutcome, remote: str, branch: str,

@@ -101,8 +101,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     journal = Made.of(batch, parts)
     with journaled(ws, journal):  # a split cut off inside is taken back by the next command
         if ws.store.has_batch(batch.id):  # collected by `hf gc`: its id is free again
-            ws.store.remove_batch(batch.id)
-            ws.store.audit("forget", batch=batch.id, why="id used again")
+            from hf_fanout.orchestrator.forget import forget_batch
+
+            forget_batch(ws, ws.store.load_batch(batch.id), "id used again")
         claim_batch_dir(ws, batch)
         try:
             _create_worktrees(ws, batch.base, parts, progress,

@@ -295,6 +295,51 @@ def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class QueueWorktreeStatus:
+    """A worktree `hf next --isolated` made for a queue entry, until `hf gc` takes it."""
+
+    entry: str
+    task: str
+    entry_state: str  # the entry's state in the queue (submitted, failed...), or "gone"
+    branch: str
+    worktree: str  # "" when only the branch is left
+    changed: int  # paths that differ from main's history (committed or not)
+    last_activity: str
+    missing: bool = False  # its worktree directory is gone, the branch is not
+
+
+def queue_status(ws: Workspace) -> list[QueueWorktreeStatus]:
+    """Every queue entry's own worktree (and branch left without one)."""
+    from hf_fanout.tabs import isolated, queue
+
+    found = isolated.found(ws)
+    if not found:
+        return []
+    entries = {e.id: e for e in queue.entries(ws, tidy=False)}
+    head = ws.main.head()
+    result = []
+    for item in found:
+        entry = entries.get(item.entry)
+        changed: set[RepoPath] = set()
+        last = 0.0
+        base = ws.repo.merge_base(item.tip, head) if head else None
+        if base is not None and base != item.tip:
+            changed.update(c.path for c in ws.repo.diff_trees(base, item.tip))
+        here = item.worktree is not None and item.worktree.is_dir()
+        if item.worktree is not None and here:
+            with contextlib.suppress(GitFailed):
+                changed.update(ws.worktree(item.worktree).status_paths())
+            for where in [item.worktree, *(item.worktree / path for path in changed)]:
+                with contextlib.suppress(OSError):
+                    last = max(last, os.lstat(where).st_mtime)
+        result.append(QueueWorktreeStatus(
+            item.entry, entry.task if entry else "", entry.state if entry else "gone",
+            item.branch, str(item.worktree or ""), len(changed),
+            timefmt.iso(last) if last else "", missing=not here))
+    return result
+
+
 def all_status(ws: Workspace, batch_id: str | None, *, everything: bool = False,
                owned: bool = False) -> tuple[list[BatchStatus], int]:
     """The batches to show and how many finished ones were left out: without

@@ -45,6 +45,8 @@ class PartSync:
     owned_on_main: list[str] = field(default_factory=list)
     saved_ref: str | None = None  # where its uncommitted work is kept, while it is
     work_conflicts: list[str] = field(default_factory=list)  # in re-applying that work
+    # staged before, whose staged version could not be carried over: now unstaged
+    unstaged: list[str] = field(default_factory=list)
     reason: str = ""
     worktree: str = ""
 
@@ -200,7 +202,7 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
     worktree = ws.worktree(part.worktree)
     saved = _saved(pending)
     if saved is not None:
-        result.work_conflicts = rebase.reapply(worktree, saved)
+        result.work_conflicts, result.unstaged = rebase.reapply(worktree, saved)
         result.saved_ref = saved_ref(part, "work")
     onto = str(pending["onto"])
     result.outcome, result.onto = SYNCED, onto
@@ -210,12 +212,16 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
         p.extra["base"] = onto
 
     _record(ws, part, moved, "sync", mode=result.mode, onto=onto)
-    if saved is not None and not result.work_conflicts:
+    if saved is not None and not result.work_conflicts and not result.unstaged:
         _drop_saved(ws, part)
         result.saved_ref = None
     if result.work_conflicts:
         result.reason = ("its uncommitted work conflicts with main there: the files hold "
                          f"conflict markers; the work as it was is kept at {result.saved_ref}")
+    elif result.unstaged:
+        result.reason = (f"what was staged of {', '.join(result.unstaged)} conflicts with "
+                         "main's change there, so it is not staged now; the staged version "
+                         f"is kept at {saved_ref(part, 'index')}")
     return result
 
 

@@ -160,10 +160,10 @@ QUEUE_PROMPT = ("A previous agent handed this task on to you. Read {handoff}: th
 
 def entry_worktree(ws: Workspace, entry_id: str, *, dry_run: bool = False) -> tuple[Path, str]:
     """A worktree of its own for a queue entry (`hf next --isolated`), at HEAD."""
-    from hf_fanout.core.workspace import worktree_root
+    from hf_fanout.tabs import isolated
 
-    path = worktree_root(ws, "queue", None) / entry_id
-    branch = f"hf/queue/{entry_id}"
+    path = isolated.path_of(ws, entry_id)
+    branch = isolated.branch_of(entry_id)
     if not dry_run:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,28 @@ class WorktreeAdmin:
     def delete_branch(self, branch: str) -> None:
         run(["update-ref", "-d", f"refs/heads/{branch}"], self.workdir, check=False)
 
+    def branches(self, prefix: str) -> dict[str, str]:
+        """The branches under `prefix` (e.g. `hf/queue/`): name -> commit."""
+        listing = out(["for-each-ref", "--format=%(refname)%00%(objectname)",
+                       f"refs/heads/{prefix}"], self.workdir)
+        found = {}
+        for line in listing.decode("utf-8", "surrogateescape").splitlines():
+            ref, _, oid = line.partition("\0")
+            found[ref.removeprefix("refs/heads/")] = oid
+        return found
+
+    def worktree_branches(self) -> dict[str, Path]:
+        """The branch each registered worktree is on (name -> path), from `git
+        worktree list` (a detached or bare one is left out)."""
+        found: dict[str, Path] = {}
+        for record in out(["worktree", "list", "--porcelain", "-z"],
+                          self.workdir).split(b"\0\0"):
+            fields = dict(item.partition(b" ")[::2] for item in record.split(b"\0") if item)
+            if b"worktree" in fields and b"branch" in fields:
+                name = os.fsdecode(fields[b"branch"]).removeprefix("refs/heads/")
+                found[name] = Path(os.fsdecode(fields[b"worktree"]))
+        return found
+
     def prune_worktrees(self) -> None:
         run(["worktree", "prune"], self.workdir, check=False)
 

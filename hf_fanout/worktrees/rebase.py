@@ -4,22 +4,24 @@ that worktree, their conflict state, and the uncommitted work set aside around t
 Uncommitted work is saved as two commits on the worktree's HEAD (its index's tree,
 and its files as `git add -A` would record them, untracked ones too), kept by refs
 the caller names; it comes back as changes on top of the new HEAD (a three-way
-apply), or exactly as it was (index and files) when the operation is taken back.
+apply, with what was staged staged again), or exactly as it was (index and files)
+when the operation is taken back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hf_fanout.errors import GitFailed
-from hf_fanout.paths import from_git
+from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees.process import run
 from hf_fanout.worktrees.repository import Worktree
-from hf_fanout.worktrees.zparse import nul_split
+from hf_fanout.worktrees.zparse import Entry, nul_split
 
 REBASE = "rebase"
 MERGE = "merge"
@@ -132,9 +134,11 @@ def _step(worktree: Worktree, args: list[str]) -> list[str]:
         "utf-8", "replace"))
 
 
-def reapply(worktree: Worktree, saved: Saved) -> list[str]:
-    """The saved work applied three-way on the worktree's new HEAD, as changes not
-    staged (new files untracked); the paths in conflict, left with conflict markers."""
+def reapply(worktree: Worktree, saved: Saved) -> tuple[list[str], list[str]]:
+    """The saved work applied three-way on the worktree's new HEAD, and what was
+    staged staged again (`_restage`). Returns the paths in conflict (left with
+    conflict markers, nothing restaged), and the paths whose staged version could
+    not be carried over (left unstaged)."""
     proc = run(["cherry-pick", "--no-commit", saved.work], worktree.path, check=False,
                env=_NO_EDITOR)
     if proc.returncode != 0:
@@ -143,10 +147,60 @@ def reapply(worktree: Worktree, saved: Saved) -> list[str]:
             raise GitFailed(["cherry-pick", "--no-commit", saved.work], proc.returncode,
                             proc.stderr.decode("utf-8", "replace"))
         _forget_pick(worktree)
-        return found
+        return found, []
     _forget_pick(worktree)
+    picked = worktree.index_entries()  # the work as merged onto the new HEAD
     worktree.git(["reset", "-q"])
-    return []
+    return [], _restage(worktree, saved, picked)
+
+
+def _restage(worktree: Worktree, saved: Saved, picked: dict[RepoPath, Entry]) -> list[str]:
+    """The index set to what was staged, on the new HEAD, path by path: what main
+    did not change is staged as it was; a path whose whole work was staged is
+    staged as merged; a partly staged path main changed gets the three-way merge
+    of its staged version, or, when that conflicts, is left unstaged (returned)."""
+    repo = worktree.repository
+    old_head = worktree.rev_parse(f"{saved.index}^")
+    new_head = worktree.head()
+    if old_head is None or new_head is None:
+        return []
+    staged = [c.path for c in repo.diff_trees(old_head, saved.index)]
+    if not staged:
+        return []
+    was, now = repo.entries_at(old_head, staged), repo.entries_at(new_head, staged)
+    index, work = repo.entries_at(saved.index, staged), repo.entries_at(saved.work, staged)
+    entries: dict[RepoPath, Entry | None] = {}
+    lost = []
+    for path in staged:
+        if now.get(path) == was.get(path):  # main left it alone
+            entries[path] = index.get(path)
+        elif index.get(path) == work.get(path):  # all of its work was staged
+            entries[path] = picked.get(path)
+        else:
+            merged = _merge_staged(worktree, was.get(path), now.get(path), index.get(path))
+            if merged is None:
+                lost.append(path)
+            else:
+                entries[path] = merged
+    worktree.update_index(entries)
+    return sorted(lost)
+
+
+def _merge_staged(worktree: Worktree, was: Entry | None, now: Entry | None,
+                  staged: Entry | None) -> Entry | None:
+    """The staged version of a file main changed, merged three-way onto main's (None:
+    it conflicts, or is not a plain file on every side)."""
+    if was is None or now is None or staged is None or len({was.mode, now.mode,
+                                                             staged.mode}) != 1:
+        return None
+    repo = worktree.repository
+    with tempfile.TemporaryDirectory(dir=worktree.git_dir) as scratch:
+        merged, conflicts = repo.merge_file(repo.read_blob(was.oid), repo.read_blob(now.oid),
+                                            repo.read_blob(staged.oid), Path(scratch),
+                                            ("main", "base", "staged"))
+    if conflicts:
+        return None
+    return Entry(staged.mode, repo.write_blob(merged))
 
 
 def _forget_pick(worktree: Worktree) -> None:

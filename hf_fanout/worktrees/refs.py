@@ -12,6 +12,7 @@ stores its refs as a reftable is refused where it is opened (`refuse_reftable`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -86,6 +87,16 @@ def packed(common_dir: Path, ref: str) -> str | None:
             return value
         end = data.find(b" " + os.fsencode(ref) + b"\n", end + 1)
     return None
+
+
+def prune_empty_folders(common_dir: Path, folder: str) -> None:
+    """Remove the empty loose-ref folders in `folder` (`refs/hf`), itself included:
+    deleting a ref, git removes the folders it leaves empty only up to the one
+    right under `refs/`. (A folder is made again by whoever writes a ref there.)"""
+    top = common_dir / folder
+    for where, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):
+            Path(where).rmdir()
 
 
 def loose_value(common_dir: Path, ref: str, git_dir: Path | None = None) -> str | None:

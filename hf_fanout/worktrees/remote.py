@@ -38,6 +38,11 @@ def upstream(workdir: Path, branch: str) -> Upstream | None:
     return Upstream(name, ref.removeprefix("refs/heads/"))
 
 
+def valid_branch(workdir: Path, name: str) -> bool:
+    """Whether git takes `name` as a branch name (`git check-ref-format`)."""
+    return run(["check-ref-format", f"refs/heads/{name}"], workdir, check=False).returncode == 0
+
+
 def url(workdir: Path, remote: str) -> str:
     """Where a push goes (insteadOf rules applied)."""
     return text(["remote", "get-url", "--push", remote], workdir)

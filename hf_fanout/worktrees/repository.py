@@ -80,6 +80,14 @@ class Repository(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
                             proc.stderr.decode("utf-8", "replace"))
         return proc.returncode == 0
 
+    def merge_base(self, one: str, other: str) -> str | None:
+        """The best common ancestor of two commits (None when they share no history)."""
+        proc = run(["merge-base", one, other], self.workdir, check=False)
+        if proc.returncode not in (0, 1):
+            raise GitFailed(["merge-base", one, other], proc.returncode,
+                            proc.stderr.decode("utf-8", "replace"))
+        return proc.stdout.decode().strip() or None
+
     def update_ref(self, ref: str, new: str, old: str, message: str) -> None:
         """Compare-and-swap: move `ref` to `new` only if it still points at `old`."""
         self.git(["update-ref", "-m", message, ref, new, old])
