@@ -610,3 +610,38 @@ def test_thousands_of_parts_are_checked_for_overlap_in_seconds():
     clash = validate(Plan("big", (*parts, PartPlan("late", ("mod123/x/**",)))))
     with pytest.raises(OwnershipOverlap, match="'p123'.*'late'"):
         check_ownership(clash, [], count=False)
+
+
+def test_split_counts_worktrees_on_a_terminal_and_is_quiet_in_a_pipe(repo):
+    import pty
+    import subprocess
+    import sys
+
+    def split(batch: str, stderr_on_tty: bool) -> str:
+        master, slave = pty.openpty()
+        err = slave if stderr_on_tty else subprocess.PIPE
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hf_fanout", "split", batch, "--part", "api=src/api/**",
+             "--part", "docs=docs/**", "--part", "top=README.md"],
+            cwd=repo, stdout=subprocess.PIPE, stderr=err)
+        os.close(slave)
+        seen = b""
+        while True:  # read the terminal until the split closes it
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last writer is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out, piped = proc.communicate(timeout=120)
+        os.close(master)
+        assert proc.returncode == 0, out
+        return (seen + (piped or b"")).decode()
+
+    shown = split("b1", stderr_on_tty=True)
+    counts = [line.split(" worktrees:")[0].strip() for line in shown.splitlines()
+              if " worktrees: " in line]
+    assert sorted(counts) == ["1/3", "2/3", "3/3"], shown
+    assert str(repo.parent / "repo.hf" / "b1") in shown
+    assert "worktrees:" not in split("b2", stderr_on_tty=False)
