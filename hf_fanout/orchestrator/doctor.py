@@ -172,18 +172,20 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
         return
     if dry_run:
         try:
-            read_journal(ws)
-            report.findings.append(Finding("journal", "an interrupted join would be recovered"))
+            what = (read_journal(ws) or {}).get("action", "join")
+            report.findings.append(Finding("journal",
+                                           f"an interrupted {what} would be recovered"))
         except HfError as exc:
             report.findings.append(Finding("journal", exc.message, PROBLEM, exc.hint))
         return
     try:
+        what = (read_journal(ws) or {}).get("action", "join")  # a join, or an undo
         report.recovered = recover_join(ws, wait=5)
     except HfError as exc:
         report.findings.append(Finding("journal", exc.message, PROBLEM, exc.hint))
         return
     if report.recovered:
-        report.findings.append(Finding("journal", f"interrupted join {report.recovered}",
+        report.findings.append(Finding("journal", f"interrupted {what} {report.recovered}",
                                        FIXED))
 
 
