@@ -52,6 +52,8 @@ def split(
     context: Annotated[list[str] | None, typer.Option(
         "--context", help="GLOB[,GLOB...] every sparse part also gets (to read or build "
         "with); repeat.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Split even over max_parts_per_batch (audited).")] = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -66,7 +68,7 @@ def split(
                                         if g.strip()])
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
-                      open_tabs=open_tabs, progress=progress)
+                      open_tabs=open_tabs, progress=progress, force=force)
     tabs = result.tabs
 
     def human() -> None:

@@ -46,6 +46,7 @@ def open_ws(repo: Path | None) -> Any:
 def status(batch: str | None = None, repo: Path | None = None, everything: bool = False,
            watch: bool = False) -> None:
     from hf_fanout import timefmt
+    from hf_fanout.orchestrator.limits import usage
     from hf_fanout.orchestrator.status import all_status
 
     ws = open_ws(repo)
@@ -56,6 +57,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                    board_actions(ws))
         return
     batches, hidden = all_status(ws, batch, everything=everything)
+    limits = usage(ws)
+    limits_line = "limits: " + ", ".join(f"{u.limit} {u.count}/{u.max}" for u in limits)
 
     def human() -> None:
         later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
@@ -63,6 +66,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
         if not batches:
             print(f"no running batch; {later}" if hidden else
                   "no batches in this repository (start one with `hf split`)")
+            print(limits_line)
             return
         for b in batches:
             if b.error:
@@ -91,8 +95,10 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                           + f" (`hf widen {b.id}/{p.name} GLOB` adds more)")
         if later:
             print(later)
+        print(limits_line)
 
-    output.emit({"batches": [b.to_data() for b in batches], "hidden": hidden}, human)
+    output.emit({"batches": [b.to_data() for b in batches], "hidden": hidden,
+                 "limits": [limit.to_data() for limit in limits]}, human)
 
 
 def board_actions(ws: Any) -> Any:
