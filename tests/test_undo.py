@@ -313,3 +313,26 @@ def test_the_join_s_hint_to_take_it_back_works(split3, hf):
     assert command == ["undo", "b1"]
     assert hf(*command, cwd=repo).code == 0
     assert head(repo) == before
+
+
+def test_what_the_user_staged_stays_staged_and_out_of_the_undo(split3, hf):
+    repo = split3["repo"]
+    before, _, _ = joined(split3, hf)
+    write(repo, {"notes.txt": "mine\n"})
+    git(repo, "add", "notes.txt")
+    r = hf("undo", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert head(repo) == before
+    assert git(repo, "status", "--porcelain") == "A  notes.txt\n"
+    assert git(repo, "diff", "--cached", "--name-only") == "notes.txt\n"
+
+
+def test_a_join_main_already_took_back_by_hand_changes_only_the_records(repo, hf):
+    _, join = long_batch(repo, hf)
+    git(repo, "revert", "--no-edit", join)
+    reverted = head(repo)
+    r = hf("undo", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "has none of its changes any more" in r.out
+    assert head(repo) == reverted
+    assert part_states(repo) == {"api": "done", "docs": "done"}

@@ -300,12 +300,16 @@ def undo(
 def _print_undo(plan: Any) -> None:
     join, parts = plan.join[:12], ", ".join(plan.parts)
     verb = "would take" if plan.dry_run else "took"
-    if plan.how == "records" or not plan.entries:
-        print(f"{verb} back the join of {plan.batch.id} ({parts}): it made no change to "
-              f"{plan.ref.removeprefix('refs/heads/')}, so only the records change")
+    branch = plan.ref.removeprefix("refs/heads/")
+    if plan.how == "records":
+        print(f"{verb} back the join of {plan.batch.id} ({parts}): it made no commit "
+              "(nothing to bring), so only the records change")
+    elif not plan.entries:
+        print(f"{verb} back the join {join} of {plan.batch.id} ({parts}): {branch} has "
+              "none of its changes any more, so only the records change")
     elif plan.how == "fast":
         print(f"{verb} back the join {join} of {plan.batch.id} ({parts}): "
-              f"{plan.ref.removeprefix('refs/heads/')} {'would move' if plan.dry_run else 'moved'}"
+              f"{branch} {'would move' if plan.dry_run else 'moved'}"
               f" back to {(plan.new or '')[:12]}, {len(plan.entries)} path(s) put back")
     else:
         made = ("a revert commit on top" if plan.dry_run

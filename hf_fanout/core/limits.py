@@ -26,7 +26,7 @@ def default(key: str) -> int:
     normal)."""
     if key in (MAX_LIVE_AGENTS, MAX_LIVE_AGENTS_PER_USER):
         return max(4, os.cpu_count() or 1)
-    return {MAX_SPAWNS_PER_HOUR: 20, MAX_PARTS_PER_BATCH: 16}[key]
+    return {MAX_SPAWNS_PER_HOUR: 20, MAX_PARTS_PER_BATCH: 32}[key]
 
 
 def maximum(ws: Workspace, key: str) -> int:

@@ -198,6 +198,7 @@ def mark_undone(ws: Workspace, batch_id: str, part_names: list[str], join: str,
             batch.joined_at = None
         # the sweep would join it right back: after an undo, joining is the person's
         batch.auto_join = False
+        batch.extra.pop("gc_at", None)  # running again: not a collected batch
         if changed or was != batch.state or batch.joined_commit == join:
             batch.joined_commit = joined_after
             ws.store.save_batch(batch)

@@ -78,7 +78,9 @@ def undo_batch(ws: Workspace, batch_id: str, *, dry_run: bool = False, wait: flo
         recover_join(ws, wait=None)  # already holding the lock
         with locked_main_index(ws, wait=wait, on_wait=on_wait) as held:
             plan = plan_undo(ws, batch_id)
-            if plan.how == RECORDS or not plan.entries:
+            if plan.how == RECORDS or (plan.how == REVERT and not plan.entries):
+                # (nothing to write: the join made no commit, or main took its
+                # changes back already)
                 _mark(ws, plan, plan.head)
             else:
                 _write(ws, plan, held)
