@@ -182,6 +182,8 @@ def test_the_queue_watcher_spawns_at_most_max_spawns_per_hour(repo, hf):
         "and max_spawns_per_hour is 2")
     status = hf("status", cwd=repo).out
     assert "max_spawns_per_hour 2/2" in status
+    dry = hf("next", "--dry-run", "--launcher", "print", cwd=repo)
+    assert dry.code == 0 and dry.out.startswith("would take nothing: 2 tabs were opened")
     forced = hf("next", "--force", "--launcher", "print", "--json", cwd=repo)
     assert forced.code == 0, forced.err
     assert len(forced.json["data"]["taken"]) == 1

@@ -203,16 +203,20 @@ class NextPreview:
     launcher: str
     entry: queue.Entry | None
     command: str = ""
+    over_limit: str = ""  # why nothing would be taken: max_spawns_per_hour reached
 
     def to_data(self) -> dict[str, Any]:
         return {"launcher": self.launcher, "dry_run": True,
                 "entry": self.entry.to_data() if self.entry else None,
-                **({"command": self.command} if self.command else {})}
+                **({"command": self.command} if self.command else {}),
+                **({"over_limit": self.over_limit} if self.over_limit else {})}
 
     def line(self) -> str:
         first = self.entry
         if first is None:
             return "no pending entry"
+        if self.over_limit:
+            return f"would take nothing: {self.over_limit}"
         if first.problem:
             return f"would take {first.id} and mark it failed: it is malformed: {first.problem}"
         again = f" (taking it back: {first.lapsed['reason']})" if first.lapsed else ""
@@ -224,6 +228,10 @@ def preview_next(ws: Workspace, launcher_name: str | None, *, isolated: bool) ->
     pending = [e for e in queue.entries(ws, tidy=False) if e.state == "pending"]
     first = pending[0] if pending else None
     preview = NextPreview(chosen.name, first)
+    count, most = limits.spawns_in_last_hour(ws), limits.maximum(ws, limits.MAX_SPAWNS_PER_HOUR)
+    if count >= most:
+        preview.over_limit = (f"{count} tabs were opened from the queue in the last hour "
+                              f"and {limits.MAX_SPAWNS_PER_HOUR} is {most}")
     if first is not None and not first.problem:
         tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated, dry_run=True)
         preview.command = chosen.command(tab)
