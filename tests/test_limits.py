@@ -133,10 +133,10 @@ def test_split_over_max_parts_per_batch_is_refused_and_makes_nothing(repo, hf):
     assert dry.err.splitlines()[0] == ("hf: error: hf split b1 refused: 3 parts in the plan "
                                        "and max_parts_per_batch is 2")
     assert not (repo / ".git/hf/audit.log").exists()  # a dry run writes nothing
-    r = hf("split", "b1", *parts, "--json", cwd=repo)
-    assert r.code == 1
-    assert r.json["error"]["code"] == "limit_reached"
-    assert "max_parts_per_batch" in r.json["error"]["hint"]
+    proc = hf_proc("split", "b1", *parts, "--json", cwd=repo)  # as a real process
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == "limit_reached" and "max_parts_per_batch" in error["hint"]
     assert git(repo, "branch", "--list", "hf/*") == ""
     assert not (repo.parent / "repo.hf/b1").exists()
     assert [e["count"] for e in audit_of(repo, "limit-refused")] == [3]

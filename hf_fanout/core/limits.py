@@ -58,5 +58,5 @@ def spawns_in_last_hour(ws: Workspace, now: float | None = None) -> int:
     """Tabs the queue's takers (`hf next`, `hf next --watch`) opened in the last
     hour: their `spawn` lines in the audit log."""
     since = (time.time() if now is None else now) - SPAWN_WINDOW
-    return sum(1 for event in audit.read(ws.store.audit_file).events
-               if event.action == "spawn" and event.time >= since)
+    return sum(1 for event in audit.recent(ws.store.audit_file, since)
+               if event.action == "spawn")

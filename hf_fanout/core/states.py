@@ -32,7 +32,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Only taking a join back (`undo=True`) moves a part out of joined.
 UNDONE: dict[str, frozenset[str]] = {JOINED: frozenset({DONE})}
-# A batch: running until every part is joined (or dropped), or it is dropped.
+# A batch: running until every part is joined (or dropped), or it is dropped; a
+# joined one runs again only when its join is taken back (`mark_undone`).
 BATCH_ALLOWED: dict[str, frozenset[str]] = {
     RUNNING: frozenset({JOINED, DROPPED}),
     JOINED: frozenset(),
