@@ -84,6 +84,10 @@ class JoinRefused(HfError):
     code = "join_refused"
 
 
+class UndoRefused(HfError):
+    code = "undo_refused"
+
+
 class MergeConflict(HfError):
     code = "merge_conflict"
 

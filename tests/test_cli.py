@@ -56,8 +56,12 @@ def test_status_counts_changed_and_outside_files(split3, hf):
 def test_status_of_all_batches_and_of_none(repo, hf):
     r = hf("status", cwd=repo)
     assert r.code == 0 and "no batches" in r.out
-    assert hf("status", "--json", cwd=repo).json["data"] == {"batches": [], "hidden": 0,
-                                                             "queue": []}
+    data = hf("status", "--json", cwd=repo).json["data"]
+    assert {k: data[k] for k in ("batches", "hidden", "queue")} == {"batches": [], "hidden": 0,
+                                                               "queue": []}
+    assert [u["limit"] for u in data["limits"]] == [
+        "max_live_agents", "max_live_agents_per_user", "max_spawns_per_hour",
+        "max_parts_per_batch"]
     for batch in ("b1", "b2"):
         assert hf("split", batch, "--part", f"{batch}-api=src/api/{batch}/**", cwd=repo).code == 0
     r = hf("status", "--json", cwd=repo)

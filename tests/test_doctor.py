@@ -150,3 +150,44 @@ def test_a_tamper_finding_has_a_way_out(split3, hf, tmp_path, change):
         git(repo, "config", "user.signingkey", "abc")
     taken = follow_hints(["join", "b1"], repo, shell_with_hf(tmp_path))
     assert taken == ["hf doctor --accept"]
+
+
+def test_doctor_shows_every_pause_in_force_and_each_limit_with_its_count(split3, hf, tmp_path):
+    """Paused user-wide, repository-wide and one batch; a live agent: doctor lists the
+    three pauses (who, why) and every limit with what it is at; pausing is no problem."""
+    from liveness_support import Procs, agent_script, part_record, wait_for
+
+    from hf_fanout.config import user_config_dir
+
+    repo = split3["repo"]
+    user_config_dir().mkdir(parents=True, exist_ok=True)
+    (user_config_dir() / "config.toml").write_text("max_live_agents = 3\n"
+                                                   "max_parts_per_batch = 3\n")
+    procs = Procs()
+    try:
+        procs.hf_run(split3["api"], agent_script(tmp_path, "sleeps", "time.sleep(60)"))
+        wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="b1/api live")
+        assert hf("pause", "b1", "--reason", "review first", cwd=repo).code == 0
+        assert hf("pause", "--reason", "lunch", cwd=repo).code == 0
+        assert hf("pause", "--all", "--reason", "battery low", cwd=repo).code == 0
+        r = hf("doctor", "--json", cwd=repo)
+        assert r.code == 0, r.out
+        findings = r.json["data"]["findings"]
+        paused = [f["detail"] for f in findings if f["what"] == "pause"]
+        assert len(paused) == 3
+        assert paused[0].startswith("every repository (hf pause --all) is paused by user ")
+        assert paused[0].endswith(": battery low")
+        assert paused[1].startswith("the repository is paused") and paused[1].endswith("lunch")
+        assert paused[2].startswith("batch b1 is paused") and "review first" in paused[2]
+        limits = {f["detail"].split()[0]: f["detail"] for f in findings if f["what"] == "limit"}
+        assert limits["max_live_agents"] == "max_live_agents 1/3 (live agents in this repository)"
+        assert limits["max_parts_per_batch"] == (
+            "max_parts_per_batch 3/3 (parts of the largest running batch) (reached: what "
+            "would go over it is refused)")
+        assert limits["max_spawns_per_hour"].startswith("max_spawns_per_hour 0/20")
+        assert hf("resume", "--all", cwd=repo).code == 0
+        human = hf("doctor", cwd=repo).out
+        assert "every repository" not in human and "pause: the repository is paused" in human
+        assert "limit: max_live_agents_per_user 1/" in human
+    finally:
+        procs.end_all()

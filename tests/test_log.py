@@ -176,3 +176,26 @@ def test_run_audits_idle_spans_gaps_and_how_long_it_ran(split3, tmp_path, procs)
     (exited,) = events("exit")
     assert exited["seconds"] > 3 and 0.5 < exited["idle_seconds"] < exited["seconds"]
     assert part_record(repo, "b1", "api")["exit"]["idle_seconds"] == exited["idle_seconds"]
+
+
+def test_recent_events_are_read_from_the_log_s_tail_and_match_a_full_read(tmp_path):
+    """A log of a few hundred kB, most of it old: `audit.recent` (what the spawn
+    limit counts with) gives exactly the events a full read filters to, across
+    windows that must grow, a torn line in the old part and one in the new."""
+    from hf_fanout.core import audit
+
+    log = tmp_path / "audit.log"
+    now = time.time()
+    lines = [json.dumps({"action": "old", "t": now - 7200 + i, "pad": "x" * 100})
+             for i in range(2000)]
+    lines.append('{"action": "torn-old", "t"')
+    lines += [json.dumps({"action": "spawn" if i % 3 == 0 else "new", "t": now - 1800 + i,
+                          "pad": "y" * 100}) for i in range(1500)]
+    lines.append('{"torn at the end')
+    log.write_text("\n".join(lines) + "\n")
+    since = now - 3600
+    full = [e.data for e in audit.read(log).events if e.time >= since]
+    tail = [e.data for e in audit.recent(log, since)]
+    assert tail == full and len(tail) == 1500
+    assert sum(1 for e in tail if e["action"] == "spawn") == 500
+    assert audit.recent(tmp_path / "none.log", since) == []

@@ -27,6 +27,7 @@ HELP = ("Run one coding task as parallel parts, each in its own git worktree, "
 
 COMMANDS: list[Callable[..., Any]] = [
     core_cmds.split, core_cmds.status, core_cmds.done, core_cmds.blocked, core_cmds.join,
+    core_cmds.undo,
     core_cmds.sync, core_cmds.publish, core_cmds.doctor, core_cmds.demo,
     guard_cmds.commit, guard_cmds.trust,
     tabs_cmds.open_, tabs_cmds.task, tabs_cmds.handoff, tabs_cmds.queue, tabs_cmds.next_,

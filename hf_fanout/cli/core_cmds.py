@@ -59,6 +59,8 @@ def split(
     estimate: Annotated[list[str] | None, typer.Option(
         "--estimate", help="MIN (every part) or NAME=MIN (one part): the minutes you "
         "expect a part to take, for `hf report`; repeat.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Split even over max_parts_per_batch (audited).")] = False,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -73,7 +75,7 @@ def split(
                                         if g.strip()], estimates=estimate or [])
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
-                      open_tabs=open_tabs, progress=progress)
+                      open_tabs=open_tabs, progress=progress, force=force)
     tabs = result.tabs
 
     def human() -> None:
@@ -280,6 +282,7 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
     if commit:
         print(f"joined batch {plan.batch.id}: commit {commit[:12]} "
               f"({len(plan.entries)} path(s) written; `git show --stat {commit[:12]}` lists them)")
+        print(f"to take it back: hf undo {plan.batch.id}")
         for name in plan.late:
             print(f"part {name} committed while the join wrote: that commit is not in this "
                   f"join and the part stays done; `hf join {plan.batch.id}` brings it")
@@ -293,6 +296,53 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
     else:
         print(f"dry run: would write {len(plan.entries)} path(s) as one commit; nothing changed")
         print(f"the patch per part: hf diff {plan.batch.id}")
+
+
+# --------------------------------------------------------------------- undo
+
+
+@command(epilog="Example: hf undo b1 --dry-run   |   hf undo b1 --json")
+def undo(
+    batch: Annotated[str, typer.Argument(help="The batch whose last join to take back.",
+                                         autocompletion=batch_names)],
+    wait: Wait = 30.0,
+    dry_run: DryRun = False,
+    json: Json = False,
+    repo: RepoOpt = None,
+) -> None:
+    """Take back a batch's last join; its parts are done again, ready to rejoin."""
+    from hf_fanout.orchestrator.undo import undo_batch
+
+    ws = open_ws(repo)
+    plan = undo_batch(ws, batch, dry_run=dry_run, wait=wait, on_wait=output.waiting)
+    emit(plan.to_data(), lambda: _print_undo(plan))
+
+
+def _print_undo(plan: Any) -> None:
+    join, parts = plan.join[:12], ", ".join(plan.parts)
+    verb = "would take" if plan.dry_run else "took"
+    branch = plan.ref.removeprefix("refs/heads/")
+    if plan.how == "records":
+        print(f"{verb} back the join of {plan.batch.id} ({parts}): it made no commit "
+              "(nothing to bring), so only the records change")
+    elif not plan.entries:
+        print(f"{verb} back the join {join} of {plan.batch.id} ({parts}): {branch} has "
+              "none of its changes any more, so only the records change")
+    elif plan.how == "fast":
+        print(f"{verb} back the join {join} of {plan.batch.id} ({parts}): "
+              f"{branch} {'would move' if plan.dry_run else 'moved'}"
+              f" back to {(plan.new or '')[:12]}, {len(plan.entries)} path(s) put back")
+    else:
+        made = ("a revert commit on top" if plan.dry_run
+                else f"revert commit {(plan.new or '')[:12]}")
+        print(f"{verb} back the join {join} of {plan.batch.id} ({parts}) with {made}: "
+              f"{len(plan.entries)} path(s)"
+              + (f", merged with main's later changes: {', '.join(plan.merged)}"
+                 if plan.merged else ""))
+    if plan.dry_run:
+        print("dry run: nothing changed")
+    else:
+        print(f"parts {parts} are done again; join them again with `hf join {plan.batch.id}`")
 
 
 # --------------------------------------------------------------------- diff

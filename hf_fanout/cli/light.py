@@ -48,6 +48,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     from dataclasses import asdict
 
     from hf_fanout import timefmt
+    from hf_fanout.orchestrator.limits import usage
     from hf_fanout.orchestrator.status import all_status, queue_status
 
     ws = open_ws(repo)
@@ -59,6 +60,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
         return
     batches, hidden = all_status(ws, batch, everything=everything)
     isolated = [] if batch else queue_status(ws)  # a named batch is all that is asked
+    limits = usage(ws)
+    limits_line = "limits: " + ", ".join(f"{u.limit} {u.count}/{u.max}" for u in limits)
 
     def human() -> None:
         later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
@@ -67,6 +70,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
             print(f"no running batch; {later}" if hidden else
                   "no batches in this repository (start one with `hf split`)")
             queue_table()
+            print(limits_line)
             return
         for b in batches:
             if b.error:
@@ -96,6 +100,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
         if later:
             print(later)
         queue_table()
+        print(limits_line)
 
     def queue_table() -> None:
         if not isolated:
@@ -109,7 +114,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
               "main and that no process works in")
 
     output.emit({"batches": [b.to_data() for b in batches], "hidden": hidden,
-                 "queue": [asdict(q) for q in isolated]}, human)
+                 "queue": [asdict(q) for q in isolated],
+                 "limits": [limit.to_data() for limit in limits]}, human)
 
 
 def board_actions(ws: Any) -> Any:

@@ -27,6 +27,7 @@ TEXT = (
     '  done         Mark a part done (idempotent).\n'
     '  blocked      Mark a part blocked, with the reason (idempotent).\n'
     "  join         Bring every part's owned files into the main tree as one...\n"
+    "  undo         Take back a batch's last join; its parts are done again,...\n"
     '  sync         Bring parts up to date with main: rebase (or merge) in...\n'
     "  publish      Push a joined batch's commit to a remote branch; with --pr...\n"
     "  doctor       Check hf's state: settle what a killed command left,...\n"

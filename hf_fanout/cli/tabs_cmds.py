@@ -132,6 +132,8 @@ def next_(
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0, help="With --watch: stop after this many seconds with nothing "
         "new.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Take entries even over max_spawns_per_hour (audited).")] = False,
     launcher: LauncherOpt = None,
     dry_run: DryRun = False,
     json: Json = False,
@@ -147,7 +149,7 @@ def next_(
         return
     quiet = output.CURRENT.json
     report = take_queue(ws, launcher, watch=watch, isolated=isolated, max_entries=max_entries,
-                        idle_timeout=timeout,
+                        idle_timeout=timeout, force=force,
                         say=None if quiet else print,
                         opened=None if quiet else lambda tab: print_opened([tab]))
     if not report.taken and not watch and not quiet:

@@ -9,7 +9,8 @@ state.
 
 States (docs/protocol.md): running -> done | blocked | dropped; done -> blocked |
 joined | dropped | running; blocked -> done | running | dropped; joined -> done
-only when a join is taken back; dropped is final. The sweep shows derived states (idle,
+only when a join is taken back (`hf undo`, which makes a joined batch running
+again); dropped is final. The sweep shows derived states (idle,
 orphan, missing) without recording them, except where it acts.
 """
 
@@ -31,7 +32,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Only taking a join back (`undo=True`) moves a part out of joined.
 UNDONE: dict[str, frozenset[str]] = {JOINED: frozenset({DONE})}
-# A batch: running until every part is joined (or dropped), or it is dropped.
+# A batch: running until every part is joined (or dropped), or it is dropped; a
+# joined one runs again only when its join is taken back (`mark_undone`).
 BATCH_ALLOWED: dict[str, frozenset[str]] = {
     RUNNING: frozenset({JOINED, DROPPED}),
     JOINED: frozenset(),
@@ -167,3 +169,41 @@ def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str
         batch.joined_commit = commit
         ws.store.save_batch(batch)
     ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit, **audit)
+
+
+def mark_undone(ws: Workspace, batch_id: str, part_names: list[str], join: str,
+                joined_after: str | None, **audit: Any) -> bool:
+    """The parts a join took in (`join`, its commit) back to done, and the batch
+    running again with `joined_after` as its last joined commit (an earlier
+    partial join's, or None) — idempotent. A part left out of that join because
+    it committed meanwhile forgets that its earlier result was joined. Returns
+    whether anything changed; the audit line `undo` is written then."""
+    with ws.store.state_lock():
+        batch = ws.store.load_batch(batch_id)
+        changed = []
+        for part in ws.store.load_parts(batch):
+            earlier = part.extra.get("joined_result")
+            if part.name in part_names and part.state == JOINED \
+                    and part.joined_commit == join:
+                check(part, DONE, undo=True)
+                part.state = DONE
+                part.joined_commit = None
+                changed.append(part)
+            elif isinstance(earlier, dict) and earlier.get("commit") == join:
+                part.extra.pop("joined_result")
+                changed.append(part)
+        ws.store.save_parts(changed)
+        was = batch.state
+        if batch.state == JOINED:
+            batch.state = RUNNING
+            batch.joined_at = None
+        # the sweep would join it right back: after an undo, joining is the person's
+        batch.auto_join = False
+        batch.extra.pop("gc_at", None)  # running again: not a collected batch
+        if changed or was != batch.state or batch.joined_commit == join:
+            batch.joined_commit = joined_after
+            ws.store.save_batch(batch)
+    if not changed and was == batch.state:
+        return False
+    ws.store.audit("undo", batch=batch_id, parts=part_names, join=join, **audit)
+    return True

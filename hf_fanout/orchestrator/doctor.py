@@ -4,7 +4,8 @@ behind hf's back, settle what can be settled, and give every problem a way out.
 The steps, in order: splits that were cut off; the interrupted join (recovered,
 or discarded with `--discard-journal`); the records; the parts' guards and
 their agents' hook entries (reinstalled with `--fix`); the tamper baselines
-(taken anew with `--accept`); the sweep's schedule.
+(taken anew with `--accept`); the sweep's schedule; the sandbox; the pauses in
+force; the limits and what they are at.
 """
 
 from __future__ import annotations
@@ -70,7 +71,34 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
                                        "look at the change; then `hf doctor --accept`"))
     check_schedule(report)
     check_isolation(ws, report)
+    check_pauses(ws, report)
+    check_limits(ws, report)
     return report
+
+
+def check_pauses(ws: Workspace, report: DoctorReport) -> None:
+    """Every pause in force: user-wide, the repository's, each batch's."""
+    from hf_fanout.core import pauses
+
+    for pause in pauses.all_in_force(ws):
+        frozen = " (its agents are frozen)" if pause.frozen else ""
+        report.findings.append(Finding("pause", pause.describe() + frozen))
+
+
+def check_limits(ws: Workspace, report: DoctorReport) -> None:
+    """Each limit with what it is at now; one reached is said so (not a problem:
+    it refuses what would go over, with a way out)."""
+    from hf_fanout.orchestrator.limits import usage
+
+    try:
+        found = usage(ws)
+    except HfError as exc:  # a setting that is not a number
+        report.findings.append(Finding("limits", exc.message, PROBLEM, exc.hint))
+        return
+    for limit in found:
+        reached = " (reached: what would go over it is refused)" \
+            if limit.count >= limit.max else ""
+        report.findings.append(Finding("limit", limit.line() + reached))
 
 
 def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: bool) -> None:
@@ -212,18 +240,20 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
         return
     if dry_run:
         try:
-            read_journal(ws)
-            report.findings.append(Finding("journal", "an interrupted join would be recovered"))
+            what = (read_journal(ws) or {}).get("action", "join")
+            report.findings.append(Finding("journal",
+                                           f"an interrupted {what} would be recovered"))
         except HfError as exc:
             report.findings.append(Finding("journal", exc.message, PROBLEM, exc.hint))
         return
     try:
+        what = (read_journal(ws) or {}).get("action", "join")  # a join, or an undo
         report.recovered = recover_join(ws, wait=5)
     except HfError as exc:
         report.findings.append(Finding("journal", exc.message, PROBLEM, exc.hint))
         return
     if report.recovered:
-        report.findings.append(Finding("journal", f"interrupted join {report.recovered}",
+        report.findings.append(Finding("journal", f"interrupted {what} {report.recovered}",
                                        FIXED))
 
 

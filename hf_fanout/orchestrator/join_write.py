@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,7 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None)
     """The join's writes, holding both locks: the new index staged beside the
     real one, the journal, the files, the staged-set check, the new index put in
     place, then the branch's compare-and-swap (git's lock goes after)."""
-    from hf_fanout.core.maintree import Aside, stage, write_files
-    from hf_fanout.orchestrator.journal import entry_data
-
     main = ws.main
-
     repo = ws.repo
     head = plan.head
     affected = list(plan.entries)
@@ -156,20 +153,6 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None)
         refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
         staged_before = staged_then.result()
         written.result()
-    stage(ws, held, plan.entries)
-    ws.store.write_journal({
-        "schema": 1,
-        "batch": plan.batch.id,
-        "parts": [p.name for p in plan.parts],
-        "ref": plan.target_ref,
-        "old": head,
-        "new": commit,
-        "old_entries": {p: entry_data(old_entries.get(p)) for p in affected},
-        "new_entries": {p: entry_data(plan.entries[p]) for p in affected},
-        "index_lock": [list(i) for i in held.identities],
-        "started": now(),
-    })
-    _crash_point("journal")
 
     def keep_results() -> None:
         """Beside the writing of the files: what the trailers name is kept
@@ -180,73 +163,134 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None)
         if keep:
             main.git(["update-ref", "--stdin"], stdin=keep.encode())
 
-    aside = Aside(ws)
-    try:
-        try:
-            write_files(ws, plan.entries, index=held.scratch, aside=aside,
-                        while_writing=keep_results)
-            _crash_point("applied")
-            # last, right before the ref moves: the staged change must be exactly the join's
-            _check_staged(main.staged_paths(head, index=held.scratch),
-                          staged_before | set(affected))
-            # the new index goes in place before the branch moves, under the lock:
-            # nothing ever reads the new commit with the old index
-            held.swap_in()
-            _crash_point("swapped")
-            _move_ref(ws, plan, commit, head)
-        except BaseException as exc:
-            failure = _as_refusal(exc, main.path, lambda: _size_of(ws, plan.entries))
-            _undo_write(ws, {p: old_entries.get(p) for p in affected}, aside, held, exc)
-            if failure is None:
-                raise
-            raise failure from exc
-        _crash_point("ref")
-        # (what stays staged now is what was staged before: the check above saw
+    def landed() -> None:
+        # (what stays staged now is what was staged before: the check saw
         # exactly the join's paths added to it, and the commit holds those)
         plan.late = _moved_tips(ws, plan)
         states.mark_joined(ws, plan.batch.id,
                            [p.name for p in plan.parts if p.name not in plan.late], commit,
                            **_took(started))
         _remember_late(ws, plan, commit)
-        ws.store.clear_journal()
-    finally:
-        aside.delete_later()
+
+    change = MainChange(
+        action="join", batch=plan.batch.id, parts=[p.name for p in plan.parts],
+        ref=plan.target_ref, old=head, new=commit,
+        old_entries={p: old_entries.get(p) for p in affected}, new_entries=plan.entries,
+        staged_before=staged_before)
+    apply_change(ws, held, change, while_writing=keep_results, landed=landed)
     return commit
 
 
-def _check_staged(staged: set[RepoPath], expected: set[RepoPath]) -> None:
+@dataclass
+class MainChange:
+    """One write of the main tree and a move of its branch, as a join (or the undo
+    of one) makes it: the affected paths go from `old_entries` to `new_entries`,
+    the branch `ref` from `old` to `new`. `staged_before`: what was staged against
+    `old` before (it stays staged). `extra`: more fields for the journal."""
+
+    action: str
+    batch: str
+    parts: list[str]
+    ref: str
+    old: str
+    new: str
+    old_entries: dict[RepoPath, Entry | None]
+    new_entries: dict[RepoPath, Entry | None]
+    staged_before: set[RepoPath]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_change(ws: Workspace, held: Any, change: MainChange, *,
+                 while_writing: Callable[[], None] | None = None,
+                 landed: Callable[[], None]) -> None:
+    """The writes, holding the commit lock and the index lock: the new index
+    staged beside the real one, the journal, the files, the staged-set check, the
+    new index put in place, then the branch's compare-and-swap; `landed` (the
+    records) after, then the journal goes. Anything failing before the branch
+    moved puts the main tree back (`_undo_write`)."""
+    from hf_fanout.core.maintree import Aside, stage, write_files
+    from hf_fanout.orchestrator.journal import entry_data
+
+    main = ws.main
+    affected = list(change.new_entries)
+    stage(ws, held, change.new_entries)
+    ws.store.write_journal({
+        "schema": 1,
+        "action": change.action,
+        "batch": change.batch,
+        "parts": change.parts,
+        "ref": change.ref,
+        "old": change.old,
+        "new": change.new,
+        "old_entries": {p: entry_data(change.old_entries.get(p)) for p in affected},
+        "new_entries": {p: entry_data(change.new_entries[p]) for p in affected},
+        "index_lock": [list(i) for i in held.identities],
+        "started": now(),
+        **change.extra,
+    })
+    _crash_point("journal")
+    aside = Aside(ws)
+    try:
+        try:
+            write_files(ws, change.new_entries, index=held.scratch, aside=aside,
+                        while_writing=while_writing)
+            _crash_point("applied")
+            # last, right before the ref moves: the staged change must be exactly this one's
+            _check_staged(main.staged_paths(change.old, index=held.scratch),
+                          change.staged_before | set(affected), change.action)
+            # the new index goes in place before the branch moves, under the lock:
+            # nothing ever reads the new commit with the old index
+            held.swap_in()
+            _crash_point("swapped")
+            _move_ref(ws, change)
+        except BaseException as exc:
+            failure = _as_refusal(exc, main.path, lambda: _size_of(ws, change.new_entries),
+                                  change.action)
+            _undo_write(ws, change.old_entries, aside, held, exc, change.action)
+            if failure is None:
+                raise
+            raise failure from exc
+        _crash_point("ref")
+        landed()
+        ws.store.clear_journal()
+    finally:
+        aside.delete_later()
+
+
+def _check_staged(staged: set[RepoPath], expected: set[RepoPath], action: str) -> None:
     if staged != expected:
         raise JoinRefused(
-            "the staged change is not exactly the join's: "
+            f"the staged change is not exactly the {action}'s: "
             f"missing {listing(sorted(expected - staged)) or 'none'}, "
             f"extra {listing(sorted(staged - expected)) or 'none'}",
-            "something wrote the new index during the join (a hook?); nothing was "
+            f"something wrote the new index during the {action} (a hook?); nothing was "
             "committed and the main tree is as it was",
             details={"missing": sorted(expected - staged), "extra": sorted(staged - expected)})
 
 
-def _move_ref(ws: Workspace, plan: JoinPlan, commit: str, head: str) -> None:
-    """The branch moves by compare-and-swap, or the join is refused."""
+def _move_ref(ws: Workspace, change: MainChange) -> None:
+    """The branch moves by compare-and-swap, or the join (or undo) is refused."""
     main = ws.main
     repo = ws.repo
+    by = f"hf {change.action}"
+    ref, old = change.ref, change.old
     try:
-        repo.update_ref(plan.target_ref, commit, head, f"hf join {plan.batch.id}")
+        repo.update_ref(ref, change.new, old, f"{by} {change.batch}")
         # hf's own record of the move: the tamper check trusts this, not reflog text
-        ws.store.audit("ref-move", batch=plan.batch.id, ref=plan.target_ref, old=head,
-                       new=commit, by="hf join")
+        ws.store.audit("ref-move", batch=change.batch, ref=ref, old=old, new=change.new, by=by)
     except GitFailed as exc:
-        now_at = main.rev_parse(plan.target_ref)
-        if now_at == head:
+        now_at = main.rev_parse(ref)
+        if now_at == old:
             raise
         raise MainMoved(
-            f"{plan.target_ref} moved during the join ({head[:12]} -> "
+            f"{ref} moved during the {change.action} ({old[:12]} -> "
             f"{(now_at or 'none')[:12]}), outside hf's commit lock; nothing committed",
-            "run `hf join` again; it plans against the new HEAD",
+            f"run `{by} {change.batch}` again; it plans against the new HEAD",
         ) from exc
 
 
 def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any, held: Any,
-                cause: BaseException) -> None:
+                cause: BaseException, action: str) -> None:
     """A write that failed or was refused half way: the old index back in place
     (when the new one was), the main tree's files put back, the journal removed.
     If even that fails, the journal and git's index lock stay, so no git command
@@ -262,7 +306,7 @@ def _undo_write(ws: Workspace, old: dict[RepoPath, Entry | None], aside: Any, he
         why = storage_error(exc, "putting the main tree back", "") if isinstance(
             exc, OSError) else exc
         raise HfError(
-            f"the join failed ({_reason(cause)}) and the main tree could not be put back "
+            f"the {action} failed ({_reason(cause)}) and the main tree could not be put back "
             f"yet ({_reason(why or exc)}); git's index lock stays in place, so no git "
             "command commits the half-written files",
             "fix that (free space?), then run `hf doctor`: it finishes putting the main "
@@ -283,7 +327,8 @@ def _size_of(ws: Workspace, entries: dict[RepoPath, Entry | None]) -> int:
     return total
 
 
-def _as_refusal(exc: BaseException, where: Path, need: Callable[[], int]) -> HfError | None:
+def _as_refusal(exc: BaseException, where: Path, need: Callable[[], int],
+                action: str) -> HfError | None:
     """A failed write, as one line that says so (taken before the write is undone:
     undoing frees space); None: raise `exc` as it is (a refusal that says it
     already, Ctrl-C)."""
@@ -297,7 +342,7 @@ def _as_refusal(exc: BaseException, where: Path, need: Callable[[], int]) -> HfE
                        f"{_KEPT}", exc.hint, details=exc.details)
     if isinstance(exc, OSError):
         return HfError(f"writing the main tree failed ({exc}); {_KEPT}",
-                       "fix that, then run `hf join` again")
+                       f"fix that, then run `hf {action}` again")
     return None
 
 

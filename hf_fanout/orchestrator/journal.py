@@ -57,6 +57,12 @@ DISCARD_HINT = ("`hf doctor` shows it; `hf doctor --discard-journal` saves it as
                 "it and puts the main tree's files back to what its index holds")
 
 
+def _optional(raw: Any) -> str | None:
+    if raw is not None and not isinstance(raw, str):
+        raise TypeError("joined_after")
+    return raw
+
+
 def read_journal(ws: Workspace) -> dict[str, Any] | None:
     """The join journal, checked; StateCorrupt (with the way out) when it is damaged."""
     journal = atomic.read_json(ws.store.journal_file, "join journal", DISCARD_HINT)
@@ -69,6 +75,11 @@ def read_journal(ws: Workspace) -> dict[str, Any] | None:
             "new_entries": _entries(journal["new_entries"]),
             "batch": str(journal["batch"]), "parts": [str(p) for p in journal["parts"]],
             "index_lock": _identities(journal.get("index_lock", [])),
+            # `undo`: the journal of an undo (`orchestrator/undo.py`), which names
+            # the join it takes back and what the batch's joined commit becomes
+            "action": str(journal.get("action", "join")),
+            "join": str(journal.get("join", "")),
+            "joined_after": _optional(journal.get("joined_after")),
         }
     except (KeyError, TypeError, ValueError, IndexError, HfError) as exc:
         raise StateCorrupt(f"the join journal {ws.store.journal_file} is damaged ({exc})",
@@ -106,21 +117,29 @@ def _recover(ws: Workspace) -> str | None:
     batch, parts = journal["batch"], journal["parts"]
     current = main.rev_parse(ref)
     aside = Aside(ws)
+
+    def finish_records() -> None:
+        if journal["action"] == "undo":
+            states.mark_undone(ws, batch, parts, journal["join"], journal["joined_after"],
+                               commit=new, recovered=True)
+        else:
+            states.mark_joined(ws, batch, parts, new)
+
     try:
         with locked_main_index(ws, wait=RECOVERY_INDEX_WAIT,
                                adopt=journal["index_lock"]) as held:
             if current == new:
                 _put_in_place(ws, held, new_entries, aside)
-                states.mark_joined(ws, batch, parts, new)
-                outcome = "finished"
-            elif current is not None and repo.is_ancestor(new, current):
-                # the join landed and the branch went on from it: the main tree is
-                # someone's newer work; only the records are finished
-                states.mark_joined(ws, batch, parts, new)
+                finish_records()
                 outcome = "finished"
             elif current == old:  # (the index may hold the new entries already)
                 _put_in_place(ws, held, old_entries, aside)
                 outcome = "rolled-back"
+            elif current is not None and _went_on_from(repo, old, new, current):
+                # it landed and the branch went on from it: the main tree is
+                # someone's newer work; only the records are finished
+                finish_records()
+                outcome = "finished"
             else:
                 _abandon(ws, journal, aside, current)
                 outcome = "abandoned"
@@ -133,9 +152,22 @@ def _recover(ws: Workspace) -> str | None:
     finally:
         aside.delete_later()
     ws.store.clear_journal()
-    ws.store.audit("join-recovered", batch=batch, outcome=outcome, pid=os.getpid(),
+    if journal["action"] == "undo" and outcome == "finished":
+        from hf_fanout.guard import mainhook
+
+        mainhook.settle(ws)  # the batch runs again: the main tree's hook comes back
+    ws.store.audit(f"{journal['action']}-recovered", batch=batch, outcome=outcome, pid=os.getpid(),
                    ref=ref, at_commit=current)
     return outcome
+
+
+def _went_on_from(repo: Any, old: str, new: str, current: str) -> bool:
+    """Whether the branch, now at `current`, went on from `new` after moving there
+    from `old`. A move back (an undo that puts the branch on the join's parent)
+    landed only if `current` descends from `new` without holding `old`."""
+    if not repo.is_ancestor(new, current):
+        return False
+    return repo.is_ancestor(old, new) or not repo.is_ancestor(old, current)
 
 
 def _put_in_place(ws: Workspace, held: LockedIndex, entries: Mapping[RepoPath, Entry | None],

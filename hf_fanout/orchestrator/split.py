@@ -78,13 +78,16 @@ class SplitResult:
 
 def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None = None,
           launcher: str | None = None, open_tabs: bool = False,
-          progress: Progress = lambda _msg: None) -> SplitResult:
+          progress: Progress = lambda _msg: None, force: bool = False) -> SplitResult:
     """Make the batch `plan` describes, in this order: the plan checked against the
     base (nothing exists yet, and a refusal leaves nothing); the journal that
     claims the id; per part its branch and worktree, checked out, then guarded,
     given its environment and its record; the tamper baseline; the handoff
     files; the batch record (a batch exists once its record does); with
-    `open_tabs`, a tab per part. A failure takes back everything made."""
+    `open_tabs`, a tab per part. A failure takes back everything made. `force`
+    goes over `max_parts_per_batch`."""
+    from hf_fanout.orchestrator.limits import check_parts
+
     if not dry_run:
         from hf_fanout.orchestrator.boundary import refuse_inside_part
 
@@ -93,6 +96,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             from hf_fanout.core.pauses import refuse_if_paused
 
             refuse_if_paused(ws, f"hf split {plan.batch} --open", plan.batch)
+    check_parts(ws, plan.batch, len(plan.parts), force=force, dry_run=dry_run)
     chosen = choose_launcher(ws.settings, launcher) if open_tabs else None  # fails first
     draft = draft_batch(ws, plan, root, count=dry_run)
     if dry_run:

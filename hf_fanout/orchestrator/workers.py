@@ -81,48 +81,16 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             f"(pid {(part.worker or {}).get('pid')})",
             f"end it first (`hf stop {part.batch}/{part.name}`), or work in that tab")
     pauses.refuse_if_paused(ws, f"hf run {part.batch}/{part.name}", part.batch)
-    from hf_fanout.orchestrator.limits import check_live_agents
-
-    check_live_agents(ws, f"hf run {part.batch}/{part.name}", force=force)
     if inbox.sandboxed():
         raise HfError("hf run inside a part's sandbox", "the part's worker already runs; "
                       "start other work from the main tree")
-    env = {**os.environ, **marker_env(ws, part)}
-    box, why = choose_sandbox(ws, part, sandboxed)
-    argv = list(command)
-    ignored: Sequence[int] = ()
-    if box is not None:
-        argv = [*box.prefix, *command]
-        env.update(box.env)
-        ignored = box.ignored_signals
-    elif say is not None:
-        say(f"hf run: no sandbox for {part.batch}/{part.name}: {why}; the agent can write "
-            "the main tree and other parts, the guard only refuses git commands and "
-            "reports the rest", "see `hf doctor` and docs/guard.md")
-    tty: int | None = None
-    with contextlib.suppress(OSError):
-        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
-            tty = 0
-    cwd = Path.cwd() if Path(part.worktree) in (Path.cwd(), *Path.cwd().parents) \
-        else Path(part.worktree)
-    try:
-        child = subprocess.Popen(argv, cwd=cwd, env=env,
-                                 preexec_fn=_foreground_preexec(tty, ignored))  # noqa: PLW1509
-    except OSError as exc:
-        raise BadInput(f"cannot start {command[0]!r}: {exc.strerror}",
-                       "check the command name and that it is on PATH") from None
-    ident = processes.identity_of(child.pid)
-    worker = {
-        "pid": child.pid,
-        "started": ident.started if ident else time.time(),
-        "host": processes.host(),
-        "pgid": child.pid,
-        "command": shlex.join(command),
-        "since": now(),
-        "supervisor_pid": os.getpid(),
-        "supervisor": _own_identity(),
-        "sandbox": box.kind if box is not None else f"none: {why}",
-    }
+    from hf_fanout.orchestrator.limits import agent_slot
+
+    # the limits are checked holding the user's agents lock, let go once the worker
+    # is recorded: a second `hf run` started meanwhile counts this one
+    with agent_slot(ws, f"hf run {part.batch}/{part.name}", force=force):
+        child, worker, box, tty = _start(ws, part, command, sandboxed, say)
+        part = judge.record_worker(ws, part, worker)
     received: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
@@ -134,7 +102,6 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     stop_beating = threading.Event()
     seen = _Activity(started=time.time())
     try:
-        part = judge.record_worker(ws, part, worker)
         from hf_fanout.guard import mainhook  # (here: `hf heartbeat` loads this module)
 
         mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)
@@ -176,6 +143,51 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                                           ran=seen.summary(time.time()))
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
+
+
+def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | None,
+           say: Callable[[str, str], None] | None) -> tuple[Any, dict[str, Any], Any,
+                                                           int | None]:
+    """Start `command` as the part's worker (in its sandbox where there is one), in a
+    process group of its own, the terminal's foreground group when there is a
+    terminal. Returns the child, its worker record, the sandbox and the terminal."""
+    env = {**os.environ, **marker_env(ws, part)}
+    box, why = choose_sandbox(ws, part, sandboxed)
+    argv = list(command)
+    ignored: Sequence[int] = ()
+    if box is not None:
+        argv = [*box.prefix, *command]
+        env.update(box.env)
+        ignored = box.ignored_signals
+    elif say is not None:
+        say(f"hf run: no sandbox for {part.batch}/{part.name}: {why}; the agent can write "
+            "the main tree and other parts, the guard only refuses git commands and "
+            "reports the rest", "see `hf doctor` and docs/guard.md")
+    tty: int | None = None
+    with contextlib.suppress(OSError):
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+            tty = 0
+    cwd = Path.cwd() if Path(part.worktree) in (Path.cwd(), *Path.cwd().parents) \
+        else Path(part.worktree)
+    try:
+        child = subprocess.Popen(argv, cwd=cwd, env=env,
+                                 preexec_fn=_foreground_preexec(tty, ignored))  # noqa: PLW1509
+    except OSError as exc:
+        raise BadInput(f"cannot start {command[0]!r}: {exc.strerror}",
+                       "check the command name and that it is on PATH") from None
+    ident = processes.identity_of(child.pid)
+    worker = {
+        "pid": child.pid,
+        "started": ident.started if ident else time.time(),
+        "host": processes.host(),
+        "pgid": child.pid,
+        "command": shlex.join(command),
+        "since": now(),
+        "supervisor_pid": os.getpid(),
+        "supervisor": _own_identity(),
+        "sandbox": box.kind if box is not None else f"none: {why}",
+    }
+    return child, worker, box, tty
 
 
 def choose_sandbox(ws: Workspace, part: Part, wanted: bool | None) -> tuple[Any, str]:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.core import audit, pauses
+from hf_fanout.core import audit, limits, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput, HfError
+from hf_fanout.errors import BadInput, HfError, LimitReached
 from hf_fanout.tabs import agent_hooks, queue
 from hf_fanout.tabs.environment import part_variables
 from hf_fanout.tabs.handoff import task_file
@@ -204,16 +204,20 @@ class NextPreview:
     launcher: str
     entry: queue.Entry | None
     command: str = ""
+    over_limit: str = ""  # why nothing would be taken: max_spawns_per_hour reached
 
     def to_data(self) -> dict[str, Any]:
         return {"launcher": self.launcher, "dry_run": True,
                 "entry": self.entry.to_data() if self.entry else None,
-                **({"command": self.command} if self.command else {})}
+                **({"command": self.command} if self.command else {}),
+                **({"over_limit": self.over_limit} if self.over_limit else {})}
 
     def line(self) -> str:
         first = self.entry
         if first is None:
             return "no pending entry"
+        if self.over_limit:
+            return f"would take nothing: {self.over_limit}"
         if first.problem:
             return f"would take {first.id} and mark it failed: it is malformed: {first.problem}"
         again = f" (taking it back: {first.lapsed['reason']})" if first.lapsed else ""
@@ -225,6 +229,10 @@ def preview_next(ws: Workspace, launcher_name: str | None, *, isolated: bool) ->
     pending = [e for e in queue.entries(ws, tidy=False) if e.state == "pending"]
     first = pending[0] if pending else None
     preview = NextPreview(chosen.name, first)
+    count, most = limits.spawns_in_last_hour(ws), limits.maximum(ws, limits.MAX_SPAWNS_PER_HOUR)
+    if count >= most:
+        preview.over_limit = (f"{count} tabs were opened from the queue in the last hour "
+                              f"and {limits.MAX_SPAWNS_PER_HOUR} is {most}")
     if first is not None and not first.problem:
         tab = entry_tab(ws, first.id, first.task, first.path, isolated=isolated, dry_run=True)
         preview.command = chosen.command(tab)
@@ -243,20 +251,55 @@ class TakeReport:
 def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolated: bool,
                max_entries: int | None = None, idle_timeout: float | None = None,
                say: Callable[[str], None] | None = None,
-               opened: Callable[[Opened], None] | None = None) -> TakeReport:
+               opened: Callable[[Opened], None] | None = None,
+               force: bool = False) -> TakeReport:
     """`hf next`: take the oldest pending entry (exactly once: the claim is a lease,
     see tabs/queue.py) and open its tab; with `watch`, go on as entries arrive. A
     tab that cannot be opened marks its entry failed (and, without `watch`, fails
-    the command). `say` and `opened` hear of each entry as it is taken."""
+    the command). `say` and `opened` hear of each entry as it is taken. Each
+    entry taken is a spawn (audit `spawn`), at most `max_spawns_per_hour`: over
+    it `hf next` refuses and a watcher holds until the oldest is an hour old
+    (`force` goes over it)."""
     chosen = choose(ws.settings, launcher_name)
     report = TakeReport(chosen.name)
+    what = "hf next --watch" if watch else "hf next"
+    holding: list[bool] = [False]  # a watcher over the limit says so once
+
+    def may_spawn() -> bool:
+        count = limits.spawns_in_last_hour(ws)
+        if holding[0] and count >= limits.maximum(ws, limits.MAX_SPAWNS_PER_HOUR):
+            return False
+        try:
+            limits.refuse_over(ws, limits.MAX_SPAWNS_PER_HOUR, count, what,
+                               "tabs were opened from the queue in the last hour",
+                               "wait until the oldest is an hour old", force=force)
+        except LimitReached as exc:
+            if not watch:
+                raise
+            holding[0] = True
+            if say is not None:
+                say(f"{exc.message}; holding until the oldest is an hour old")
+            return False
+        holding[0] = False
+        return True
+
+    def claim_one() -> queue.Entry | None:
+        """The oldest pending entry, claimed and counted as a spawn, if the limit
+        allows one more. (Not under a lock: takers racing for the last place can
+        both take one; the claim itself stays exactly once, see docs/decisions.md.)"""
+        if not queue.has_pending(ws) or not may_spawn():
+            return None
+        entry = queue.take_oldest(ws)
+        if entry is not None:
+            ws.store.audit("spawn", entry=entry.id, task=entry.task, by=what)
+        return entry
 
     def take_one() -> queue.Entry | None:
         if watch and pauses.in_force(ws):
             return None  # a watcher spawns nothing while paused, and keeps watching
         if not watch:
             pauses.refuse_if_paused(ws, "hf next")
-        entry = queue.take_oldest(ws)
+        entry = claim_one()
         if entry is None:
             return None
         record: dict[str, Any] = {"id": entry.id, "task": entry.task}

@@ -355,6 +355,11 @@ def _test_point(name: str) -> None:
                 os.kill(os.getpid(), sig)
 
 
+def has_pending(ws: Workspace) -> bool:
+    """Whether an entry waits to be taken."""
+    return any(entry.state == "pending" for entry in entries(ws, tidy=False))
+
+
 def take_oldest(ws: Workspace) -> Entry | None:
     """Claim the oldest pending entry, or None when none is pending.
 

@@ -199,6 +199,16 @@ class ObjectStore:
     def write_blob(self, data: bytes) -> str:
         return str(self.odb.create_blob(data))
 
+    def has_object(self, oid: str) -> bool:
+        return oid in self.odb
+
+    def commit_parents(self, commit: str) -> list[str]:
+        return [str(p) for p in self.odb[commit].peel(pygit2_module().Commit).parent_ids]
+
+    def commit_message(self, commit: str) -> str:
+        message: str = self.odb[commit].peel(pygit2_module().Commit).message
+        return message
+
     def tree_of(self, commit: str) -> str:
         return str(self.odb[commit].peel(pygit2_module().Tree).id)
 

@@ -1,0 +1,265 @@
+"""`hf undo BATCH`: take back a batch's last join.
+
+While the join commit is still the branch's tip, the branch moves back to the
+join's first parent (compare-and-swap) and the main tree's affected paths are
+put back to it; once main went on from the join, a revert commit is made on
+top instead (main's later changes are kept, merged three-way where they touch
+the same files). Either way the write goes through the join's own machinery
+(`join_write.apply_change`: the commit lock, git's index lock, the journal,
+the staged-set check), so `hf doctor` settles an undo cut off half way as it
+does a join. The parts go back to done; their branches and worktrees are not
+touched, so the batch can be joined again.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout.core import states
+from hf_fanout.core.records import JOINED, Batch, Part
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import MergeConflict, UndoRefused
+from hf_fanout.orchestrator.join_plan import listing
+from hf_fanout.paths import RepoPath
+from hf_fanout.worktrees.zparse import Change, Entry
+
+FAST = "fast"  # the branch moves back to the join's parent
+REVERT = "revert"  # a commit on top takes the join's changes back
+RECORDS = "records"  # the join made no commit (nothing to bring): records only
+
+
+@dataclass
+class UndoPlan:
+    """What taking back `join` (a commit of batch `batch`) writes: the branch
+    `ref` from `head` to `new` (None: a revert commit, made under the lock), and
+    the affected paths from `old_entries` to `entries`."""
+
+    batch: Batch
+    join: str
+    parts: list[str]
+    ref: str
+    head: str
+    how: str
+    new: str | None = None
+    entries: dict[RepoPath, Entry | None] = field(default_factory=dict)
+    old_entries: dict[RepoPath, Entry | None] = field(default_factory=dict)
+    merged: list[RepoPath] = field(default_factory=list)
+    joined_after: str | None = None
+    dry_run: bool = False
+
+    def to_data(self) -> dict[str, Any]:
+        return {"batch": self.batch.id, "join": self.join, "parts": self.parts,
+                "ref": self.ref, "head": self.head, "how": self.how, "commit": self.new,
+                "affected": sorted(self.entries), "merged": self.merged,
+                "dry_run": self.dry_run}
+
+
+def undo_batch(ws: Workspace, batch_id: str, *, dry_run: bool = False, wait: float = 30.0,
+               on_wait: Callable[[str], None] | None = None) -> UndoPlan:
+    """`hf undo`: plan, then (unless `dry_run`) plan again and write under the
+    commit lock and the main index lock."""
+    from hf_fanout.core.maintree import locked_main_index
+    from hf_fanout.guard import mainhook
+    from hf_fanout.orchestrator.boundary import refuse_inside_part
+    from hf_fanout.orchestrator.journal import recover_join
+
+    if dry_run:
+        with ws.repo.holding_objects():
+            plan = plan_undo(ws, batch_id)
+            _refuse_main_edits(ws, plan)
+        plan.dry_run = True
+        return plan
+    refuse_inside_part(f"hf undo {batch_id}")
+    with ws.store.commit_lock(wait, on_wait), ws.repo.holding_objects():
+        recover_join(ws, wait=None)  # already holding the lock
+        with locked_main_index(ws, wait=wait, on_wait=on_wait) as held:
+            plan = plan_undo(ws, batch_id)
+            if plan.how == RECORDS or (plan.how == REVERT and not plan.entries):
+                # (nothing to write: the join made no commit, or main took its
+                # changes back already)
+                _mark(ws, plan, plan.head)
+            else:
+                _write(ws, plan, held)
+    mainhook.settle(ws)  # the batch runs again: the main tree's hook comes back
+    return plan
+
+
+def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
+    """What undoing the batch's last join would write, or a refusal (one line,
+    nothing written)."""
+    batch = ws.store.load_batch(batch_id)
+    parts = ws.store.load_parts(batch)
+    joined = [p for p in parts if p.state == JOINED and p.joined_commit]
+    if not joined:
+        states_now = ", ".join(f"{p.name} {p.state}" for p in parts)
+        raise UndoRefused(f"batch {batch_id!r} has no join to take back ({states_now})",
+                          f"`hf log {batch_id}` shows what happened to it")
+    join = _last_join(ws, batch, joined)
+    taken = [p for p in joined if p.joined_commit == join]
+    joined_after = _last_join(ws, batch, [p for p in joined if p.joined_commit != join]) \
+        if len(taken) < len(joined) else None
+    main = ws.main
+    ref = main.head_ref()
+    if ref != batch.target_ref:
+        raise UndoRefused(
+            f"the main tree is on {ref}, batch {batch_id!r} was joined into {batch.target_ref}",
+            "switch the main tree back: git switch " + batch.target_ref.removeprefix("refs/heads/"))
+    head = main.head() or ""
+    plan = UndoPlan(batch, join, [p.name for p in taken], ref, head, RECORDS,
+                    joined_after=joined_after)
+    repo = ws.repo
+    if not _is_join_commit(ws, batch, join):
+        return plan  # the join brought nothing and made no commit
+    if head != join and not repo.is_ancestor(join, head):
+        raise UndoRefused(
+            f"the join commit {join[:12]} of batch {batch_id!r} is not in the history of "
+            f"{ref} any more (the branch was reset or rewritten); there is nothing to take back",
+            f"`git reflog {ref.removeprefix('refs/heads/')}` shows where the branch went")
+    _refuse_lost_work(ws, batch, taken, join)
+    parent = repo.commit_parents(join)[0]
+    changes = repo.diff_trees(repo.tree_of(parent), repo.tree_of(join))
+    if head == join:
+        plan.how, plan.new = FAST, parent
+        plan.entries = {c.path: c.old for c in changes}
+        plan.old_entries = {c.path: c.new for c in changes}
+        return plan
+    plan.how = REVERT
+    back = [("undo", Change(c.path, c.new, c.old)) for c in changes]
+    plan.entries, plan.merged = _merged(ws, batch, join, head, back)
+    now_at = repo.entries_at(head, list(plan.entries))
+    plan.old_entries = {p: now_at.get(p) for p in plan.entries}
+    return plan
+
+
+def _last_join(ws: Workspace, batch: Batch, joined: list[Part]) -> str:
+    """The newest of the commits `joined` were joined in: the batch's own when it
+    is one of them, else the one no other has in its history."""
+    commits = list(dict.fromkeys(p.joined_commit for p in joined if p.joined_commit))
+    if batch.joined_commit in commits:
+        return batch.joined_commit
+    newest = commits[0]
+    for commit in commits[1:]:
+        if ws.repo.is_ancestor(newest, commit):
+            newest = commit
+    return newest
+
+
+def _is_join_commit(ws: Workspace, batch: Batch, commit: str) -> bool:
+    """Whether `commit` is a join of `batch` (its `Hf-Batch:` trailer), not the HEAD
+    a join that brought nothing marked its parts with."""
+    return f"Hf-Batch: {batch.id}" in trailers(ws.repo.commit_message(commit))
+
+
+def trailers(message: str) -> list[str]:
+    """The lines of a commit message's last paragraph."""
+    return message.strip().split("\n\n")[-1].splitlines()
+
+
+def _results(ws: Workspace, batch: Batch, join: str) -> dict[str, str]:
+    """Each part's result as the join's `Hf-Part: NAME COMMIT` trailers name it."""
+    found = {}
+    for line in trailers(ws.repo.commit_message(join)):
+        key, _, value = line.partition(": ")
+        name, _, commit = value.partition(" ")
+        if key == "Hf-Part" and commit:
+            found[name] = commit.strip()
+    return found
+
+
+def _refuse_lost_work(ws: Workspace, batch: Batch, taken: list[Part], join: str) -> None:
+    """Refuse when a part's result (what the join took from it) is held by no ref
+    but the target branch: its branch was removed (`hf gc`, by hand) and nothing
+    else keeps it. Taken back, the part would be done with nothing to join again,
+    and on the fast path its work would be left to the reflog (docs/decisions.md)."""
+    results = _results(ws, batch, join)
+    lost = []
+    for part in taken:
+        result = results.get(part.name)
+        if result is None or not ws.repo.has_object(result):
+            lost.append((part, result))
+            continue
+        holders = ws.main.git(["for-each-ref", f"--contains={result}",
+                               "--format=%(refname)"]).decode("utf-8", "replace").split()
+        if not [r for r in holders if r != batch.target_ref]:
+            lost.append((part, result))
+    if not lost:
+        return
+    first, result = lost[0]
+    restore = (f"restore the branches from the join's Hf-Part trailers (`git branch "
+               f"{first.branch} {result[:12]}`, and so for the others), then run "
+               f"`hf undo {batch.id}` again, or " if result is not None else "")
+    raise UndoRefused(
+        f"batch {batch.id!r}: the branch of {', '.join(p.name for p, _ in lost)} was removed "
+        f"and the join commit {join[:12]} is the only place that work is kept; taking it "
+        "back would leave it nowhere else",
+        f"{restore}take the changes back by hand with `git revert {join[:12]}`")
+
+
+def _merged(ws: Workspace, batch: Batch, join: str, head: str,
+            back: list[tuple[str, Change]]) -> tuple[dict[RepoPath, Entry | None],
+                                                     list[RepoPath]]:
+    """The revert's entries: each affected path back to the join's parent, merged
+    three-way (the join's version, main's now, the parent's) where main changed it
+    since; a conflict refuses, naming the files."""
+    from hf_fanout.orchestrator.merge import combine
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="hf-undo-") as scratch:
+            return combine(ws, False, head, back, Path(scratch))
+    except MergeConflict as exc:
+        conflicts = exc.details.get("conflicts", []) if isinstance(exc.details, dict) else []
+        paths = [str(c.get("path")) for c in conflicts]
+        raise UndoRefused(
+            f"main changed {len(paths)} file(s) of batch {batch.id!r} since its join, and "
+            f"taking the join back conflicts with that: {listing(paths)}",
+            f"take it back by hand: `git revert {join[:12]}`, resolve, commit; then the "
+            f"parts' records stay joined", details={"conflicts": conflicts}) from None
+
+
+def _refuse_main_edits(ws: Workspace, plan: UndoPlan) -> None:
+    """Refuse when the main tree has uncommitted edits on a path the undo writes."""
+    if not plan.entries:
+        return
+    dirty = ws.main.status_paths(list(plan.entries), in_head={
+        p: e for p, e in plan.old_entries.items() if e is not None})
+    if dirty:
+        raise UndoRefused(
+            "the main tree has uncommitted edits on paths this undo would write: "
+            + listing(dirty), "commit or stash those edits in the main tree, then undo again",
+            details={"paths": sorted(dirty)})
+
+
+def _revert_message(plan: UndoPlan) -> str:
+    return (f"hf: undo batch {plan.batch.id} ({', '.join(plan.parts)})\n\n"
+            f"This takes back the join {plan.join}.\n\n"
+            f"Hf-Batch: {plan.batch.id}\nHf-Undo: {plan.join}\n")
+
+
+def _write(ws: Workspace, plan: UndoPlan, held: Any) -> None:
+    """The undo's writes (holding both locks), as a join makes them."""
+    from hf_fanout.orchestrator.join_write import MainChange, apply_change
+
+    repo = ws.repo
+    _refuse_main_edits(ws, plan)
+    if plan.how == REVERT:
+        tree = repo.build_tree(repo.tree_of(plan.head), plan.entries)
+        plan.new = repo.commit_tree(tree, [plan.head], _revert_message(plan))
+        repo.write_held_objects()  # before a ref names it
+    assert plan.new is not None
+    new = plan.new
+    change = MainChange(
+        action="undo", batch=plan.batch.id, parts=plan.parts, ref=plan.ref, old=plan.head,
+        new=new, old_entries=plan.old_entries, new_entries=plan.entries,
+        staged_before=ws.main.staged_paths(plan.head),
+        extra={"join": plan.join, "joined_after": plan.joined_after, "how": plan.how})
+    apply_change(ws, held, change, landed=lambda: _mark(ws, plan, new))
+
+
+def _mark(ws: Workspace, plan: UndoPlan, commit: str) -> None:
+    """The records: the parts back to done, the batch running (audit `undo`)."""
+    states.mark_undone(ws, plan.batch.id, plan.parts, plan.join, plan.joined_after,
+                       commit=commit, how=plan.how)
