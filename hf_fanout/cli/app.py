@@ -16,6 +16,7 @@ from hf_fanout.cli import (
     guard_cmds,
     liveness_cmds,
     record_cmds,
+    remote_cmds,
     shell_cmds,
     tabs_cmds,
 )
@@ -29,6 +30,7 @@ COMMANDS: list[Callable[..., Any]] = [
     core_cmds.sync, core_cmds.publish, core_cmds.doctor, core_cmds.demo,
     guard_cmds.commit, guard_cmds.trust,
     tabs_cmds.open_, tabs_cmds.task, tabs_cmds.handoff, tabs_cmds.queue, tabs_cmds.next_,
+    remote_cmds.take,
     liveness_cmds.run, liveness_cmds.heartbeat, liveness_cmds.sweep, liveness_cmds.stop,
     liveness_cmds.drop, liveness_cmds.gc, liveness_cmds.install, liveness_cmds.uninstall,
     shell_cmds.cd, shell_cmds.shell_init,

@@ -52,6 +52,9 @@ def split(
     context: Annotated[list[str] | None, typer.Option(
         "--context", help="GLOB[,GLOB...] every sparse part also gets (to read or build "
         "with); repeat.")] = None,
+    remote: Annotated[str | None, typer.Option(
+        "--remote", help="Every part is worked on another machine through this git remote "
+        "(per part: `remote` in the plan file); see docs/remote.md.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -63,7 +66,7 @@ def split(
     the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
                                auto_join=auto_join, sparse=sparse,
                                context=[g.strip() for c in context or [] for g in c.split(",")
-                                        if g.strip()])
+                                        if g.strip()], remote=remote)
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
                       open_tabs=open_tabs, progress=progress)
@@ -74,7 +77,11 @@ def split(
         print(f"batch {result.batch.id}: {verb} {len(result.parts)} parts at base "
               f"{result.batch.base[:12]}")
         for p in result.parts:
-            print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
+            where = p.extra.get("remote")
+            print(f"  {p.name}: branch {p.branch}, " + (
+                f"remote part on {where['name']} (`hf take {where['name']} "
+                f"{result.batch.id}/{p.name}` on the machine that works it)"
+                if isinstance(where, dict) else f"worktree {p.worktree}"))
             print(f"    owns {', '.join(p.owns)}")
             if p.sparse:
                 print("    sparse checkout: its own files"

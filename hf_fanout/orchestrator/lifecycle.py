@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from hf_fanout.core import inbox, states
 from hf_fanout.core.records import BLOCKED, DONE, Part, now
+from hf_fanout.core.remote_refs import taken_from
 from hf_fanout.core.workspace import Workspace
 
 
 def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
-    """Returns the part and whether anything changed."""
+    """Returns the part and whether anything changed. A part taken from a remote
+    (`hf take`) is first pushed there, with its done ref: no push, no done."""
+    pushed = None
+    if taken_from(part) is not None:
+        from hf_fanout.orchestrator.take import push_done
+
+        states.check(part, DONE)
+        pushed = push_done(ws, part)
 
     def with_note(fresh: Part) -> None:
         if note is not None:
             fresh.note = note
+        if pushed is not None:
+            fresh.extra.setdefault("taken", {})["done_tip"] = pushed["tip"]
 
     fresh, changed = states.change(ws, part.batch, part.name, DONE, action="done",
                                    update=with_note, note=note)
+    if pushed is not None and pushed["left_behind"]:
+        ws.notices.append((f"{part.batch}/{part.name}: not pushed, outside the part's "
+                           f"ownership and uncommitted: {', '.join(pushed['left_behind'][:10])}",
+                           "they stay in the worktree here; the join never takes them"))
     if changed and part.state != DONE:
         _notify(ws, fresh, DONE, note or "")
     return fresh, changed

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from hf_fanout import atomic
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import BLOCKED, Batch, Part
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.paths import RepoPath
@@ -175,6 +176,8 @@ def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
     rules = Rules.from_settings(ws.settings.get("guard"))
     files = []
     for part in parts:
+        if remote_of(part):  # no worktree here: its task is on the remote (docs/remote.md)
+            continue
         text = render(batch, part, [o for o in parts if o is not part], base_paths,
                       ws.main.path, rules)
         private_dir(Path(part.worktree))
