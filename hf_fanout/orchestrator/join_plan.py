@@ -16,6 +16,7 @@ from typing import Any
 
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part, part_base
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     GitFailed,
@@ -140,7 +141,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         )
     assert head is not None
     parts = select_parts(ws, batch, partial)
-    missing = [p for p in parts if not Path(p.worktree).is_dir()]
+    missing = [p for p in parts if not Path(p.worktree).is_dir() and remote_of(p) is None]
     if missing:
         first = missing[0]
         raise JoinRefused(
@@ -198,7 +199,7 @@ def _part_tip(ws: Workspace, part: Part) -> str:
         raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
                           f"{restore}leave the part out of the batch: `hf drop "
                           f"{part.batch}/{part.name}` (its worktree is kept)")
-    if ws.repo.worktree(Path(part.worktree)).head() != tip:
+    if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip:
         raise JoinRefused(
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
             f"in {part.worktree} run `git switch {part.branch}`",
@@ -221,7 +222,9 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     repo = ws.repo
 
     def scan(part: Part) -> WorktreeScan:
-        """The worktree's uncommitted state."""
+        """The worktree's uncommitted state (a remote part has its fetched tip only)."""
+        if remote_of(part) is not None:
+            return WorktreeScan({}, {})
         return ws.repo.worktree(Path(part.worktree)).scan(exclude=copied_paths(part))
 
     # While the scans run (this thread mostly waits on git), load what the write
@@ -257,7 +260,7 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     the part committed while it was being scanned (the scan would be
     relative to a HEAD the tree does not start from)."""
     repo = ws.repo
-    if ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
+    if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
     tip_tree = repo.tree_of(tip_commit)

@@ -45,7 +45,8 @@ def publish_tasks(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
         by_remote.setdefault(name, []).extend([
             f"{batch.base}:refs/heads/{part.branch}", f"{task}:{task_ref(batch.id, part.name)}"])
     for name, updates in by_remote.items():
-        outcome = remotes.push_refs(ws.main.path, name, updates)
+        # to the URL, not the remote's name: no remote-tracking ref is made here
+        outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, name), updates)
         if not outcome.ok:
             why = remotes.git_error(outcome.stderr, "git push failed")
             hint = (f"a branch hf/{batch.id}/... is on {name} already: pick another batch id, "
@@ -78,7 +79,7 @@ def prompt(ws: Workspace, batch: Batch, part: Part, parts: list[Part]) -> str:
     owned = Ownership.parse(part.owns).owned(base_paths)
     where = remote_of(part)
     url = _url(ws, where) if where else ""
-    others = "".join(f"- {o.name}: `{'`, `'.join(o.owns)}`\n" for o in parts if o is not part)
+    others = "".join(f"  - {o.name}: `{'`, `'.join(o.owns)}`\n" for o in parts if o is not part)
     listed = "".join(f"- `{p}`\n" for p in owned[:200]) + (
         f"- ... and {len(owned) - 200} more\n" if len(owned) > 200 else "")
     return f"""# Task for part `{part.name}` of batch `{batch.id}`
@@ -122,6 +123,20 @@ You may create, change, delete and rename files matching your globs, and nothing
 - Without hf: commit, `git push {where or "origin"} HEAD:{part.branch}`, and say that
   you are finished; the person who split the task marks it done.
 """
+
+
+def task_text(ws: Workspace, part: Part, *, as_prompt: bool) -> tuple[str | None, str]:
+    """`hf task`: (the handoff file's path, its text); with `as_prompt`, or for a remote
+    part (whose worktree is elsewhere), (None, the self-contained prompt)."""
+    if not as_prompt and remote_of(part) is None:
+        from hf_fanout.tabs.handoff import read_task
+
+        path, text = read_task(part)
+        return str(path), text
+    batch = ws.store.load_batch(part.batch)
+    parts = ws.store.load_parts(batch)
+    mine = next((p for p in parts if p.name == part.name), part)
+    return None, prompt(ws, batch, mine, parts)
 
 
 def _url(ws: Workspace, name: str) -> str:
