@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import Batch, Part
-from hf_fanout.core.remote_refs import PART_FILE, TASK_FILE, part_data, remote_of, task_ref
+from hf_fanout.core.remote_refs import (
+    PART_FILE,
+    TASK_FILE,
+    part_data,
+    part_refs,
+    remote_of,
+    task_ref,
+)
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput, HfError
+from hf_fanout.errors import BadInput, BatchExists, HfError
 from hf_fanout.worktrees import remote as remotes
 
 
@@ -23,6 +30,14 @@ def check_remotes(ws: Workspace, parts: list[Part]) -> None:
         if name not in known:
             raise BadInput(f"no remote named {name!r} (there are: {', '.join(known) or 'none'})",
                            "add it first (git remote add NAME URL), or name one of those")
+    for name in wanted:  # the remote may hold an earlier batch of this id: never reused
+        mine = [p for p in parts if remote_of(p) == name]
+        taken = sorted(remotes.list_refs(ws.main.path, name, [
+            ref for p in mine for ref in part_refs(p.batch, p.name)]))
+        if taken:
+            raise BatchExists(f"{name} has {', '.join(taken[:4])} already",
+                              "pick another batch id, or delete them there first "
+                              f"(git push {name} --delete REF)")
 
 
 def make_local(ws: Workspace, batch: Batch, part: Part) -> None:
