@@ -69,7 +69,8 @@ def make_machine(tmp: Path, name: str) -> Path:
     home = tmp / f"home-{name}"
     home.mkdir()
     (home / ".gitconfig").write_text(
-        f"[init]\n\tdefaultBranch = main\n[user]\n\tname = {name}\n\temail = {name}@example.invalid\n")
+        f"[init]\n\tdefaultBranch = main\n[user]\n\tname = {name}\n"
+        f"\temail = {name}@example.invalid\n")
     return home
 
 
