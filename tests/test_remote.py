@@ -289,3 +289,21 @@ def test_a_split_refused_pushes_nothing(world, tmp_path):
     assert remote_refs(remote) == {**before, "refs/heads/hf/b1/ui": before["refs/heads/main"]}
     assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
     assert json.loads(a.hf("status", "--json").stdout)["data"]["batches"] == []
+
+
+def test_a_push_the_remote_refuses_takes_the_whole_split_back(world, tmp_path):
+    remote, a, b = world
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'no pushes today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = remote_refs(remote)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    proc = a.hf("split", "--plan", str(plan))
+    assert proc.returncode == 1
+    assert "split of 'b1' failed, nothing was kept" in proc.stderr
+    assert "no pushes today" in proc.stderr
+    assert remote_refs(remote) == before
+    assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
+    assert not a.worktree("b1", "docs").exists()  # the local part is taken back too
+    assert json.loads(a.hf("status", "--json").stdout)["data"]["batches"] == []

@@ -93,8 +93,11 @@ def split(
             print(f"warning: {warning}")
         print_split_notes(result.parts, tabs)
         if not dry_run:
-            print("next: work each part in its worktree, `hf done` there, then `hf join "
-                  f"{result.batch.id}`")
+            remote = any(p.extra.get("remote") for p in result.parts)
+            print("next: work each part in its worktree, `hf done` there"
+                  + (" (a remote part: `hf take` on its machine, or `hf task BATCH/PART "
+                     "--prompt` for a hosted agent)" if remote else "")
+                  + f", then `hf join {result.batch.id}`")
 
     emit(result.to_data(), human)
 
