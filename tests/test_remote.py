@@ -307,3 +307,15 @@ def test_a_push_the_remote_refuses_takes_the_whole_split_back(world, tmp_path):
     assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
     assert not a.worktree("b1", "docs").exists()  # the local part is taken back too
     assert json.loads(a.hf("status", "--json").stdout)["data"]["batches"] == []
+
+
+def test_the_sweep_auto_joins_once_the_remote_parts_are_done_there(world, tmp_path):
+    remote, a, b = world
+    made = a.hf("split", "b1", "--part", "api=src/api/**", "--remote", "origin", "--auto-join")
+    assert made.returncode == 0, made.stderr
+    sweep = a.hf_json("sweep", "--repo", str(a.repo))
+    assert not [x for r in sweep["repos"] for x in r["actions"]]
+    tip = _take_and_finish(b, "api", "src/api/users.py", "def users(): return [7]\n")
+    sweep = a.hf_json("sweep", "--repo", str(a.repo))
+    assert [x["action"] for r in sweep["repos"] for x in r["actions"]] == ["auto-join"]
+    assert f"Hf-Part: api {tip} remote=origin" in a.git("log", "-1", "--format=%B")

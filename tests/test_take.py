@@ -139,3 +139,33 @@ def test_a_done_part_cannot_be_taken(world):
     subprocess.run(["git", "clone", "-q", str(remote), str(other)], env=b.env, check=True)
     proc = b.hf("take", "origin", "b1/api", cwd=other)
     assert proc.returncode == 1 and "is done on origin already" in proc.stderr
+
+
+def test_a_sandboxed_agents_done_that_cannot_push_is_refused_not_looped(world, tmp_path):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    log = tmp_path / "agent.log"
+    script = ('echo more >> src/api/orders.py; "$HF_PYTHON" -m hf_fanout done; '
+              f'echo "done $?" > {log}')
+    proc = subprocess.run([sys.executable, "-m", "hf_fanout", "run", "--", "sh", "-c", script],
+                          cwd=wt, env={**b.env, "HF_PYTHON": sys.executable},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text().strip() == "done 1"
+    assert "refs/hf/done/b1/api" not in remote_refs(remote)
+    assert b.hf_json("status", "b1")["batches"][0]["parts"][0]["state"] != "done"
+    rejected = [e for e in b.hf_json("log")["events"] if e.get("action") == "inbox-rejected"]
+    assert rejected and "uncommitted changes to files the part owns" in rejected[-1]["why"]
+
+
+def test_take_opens_a_tab_with_the_same_launchers_and_dry_run_makes_nothing(world):
+    remote, a, b = world
+    dry = b.hf_json("take", "origin", "b1/ui", "--dry-run")
+    assert dry["dry_run"] is True and not b.worktree("b1", "ui").exists()
+    assert b.git("for-each-ref", "refs/heads/hf/").strip() == ""
+    assert b.hf_json("status")["batches"] == []
+    taken = b.hf_json("take", "origin", "b1/ui", "--open", "--launcher", "print")
+    [tab] = taken["tabs"]
+    assert tab["launcher"] == "print" and tab["action"] == "printed"
+    assert str(b.worktree("b1", "ui")) in tab["command"]

@@ -358,7 +358,10 @@ def _refuse_bad_changes(results: list[PartResult]) -> None:
         raise OwnershipViolation(
             f"changed paths outside the part's ownership: {text}",
             "revert those files in the part's worktree (or move them to the part that "
-            "owns them), then join again",
+            "owns them), then join again" + ("; for a remote part, push the fix to its "
+                                             "branch (`hf done` again where it is worked)"
+                                             if any(remote_of(r.part) for r in results
+                                                    if r.part.name in outside) else ""),
             details={"outside": outside},
         )
     seen: dict[RepoPath, str] = {}

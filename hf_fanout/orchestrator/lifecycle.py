@@ -85,4 +85,10 @@ def _request(ws: Workspace, part: Part, action: str, **fields: str | None) -> tu
                            "it is applied by the part's `hf run`, `hf status` or `hf sweep`"))
         return part, True
     fresh = ws.store.load_part(part.batch, part.name)
+    if action == "done" and fresh.state != DONE:
+        from hf_fanout.errors import HfError
+
+        raise HfError(f"{part.batch}/{part.name}: `hf done` was refused by hf outside the "
+                      "sandbox", "its reason is in `hf log` (inbox-rejected); fix it, then "
+                      "`hf done` again")
     return fresh, fresh.state != before or action == "blocked"

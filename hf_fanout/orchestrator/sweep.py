@@ -185,7 +185,9 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             elif verdict.state == judge.MISSING and not part.extra.get("missing_at"):
                 missing_seen = True
                 rr.actions.append(_missing(ws, part, dry_run))
-        if batch.auto_join and parts and all(p.state == DONE for p in parts) \
+        if batch.auto_join and parts and all(
+                p.state == DONE or getattr(remote.get(p.name), "state", "") == DONE
+                for p in parts) \
                 and not pauses.in_force(ws, batch.id):
             action = _auto_join(ws, batch, dry_run)
             if action:
