@@ -121,6 +121,9 @@ def test_take_by_url_outside_a_repository_clones(world, tmp_path):
     worktree = Path(taken["part"]["worktree"])
     assert worktree == elsewhere / "remote.hf" / "b1" / "ui"
     assert (worktree / "src" / "ui" / "page.html").is_file()
+    clone = elsewhere / "remote"
+    # what the take fetched is on the branch; no scratch ref of hf's is left
+    assert b.git("for-each-ref", "--format=%(refname)", "refs/hf/", cwd=clone).strip() == ""
     task = (worktree / ".hf" / "TASK.md").read_text()
     assert "This part was taken from `origin`" in task and "`src/ui/**`" in task
     # the guard is installed: a commit of a file ui does not own is refused

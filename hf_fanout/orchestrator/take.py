@@ -141,9 +141,13 @@ def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | 
              task: str, found: dict[str, str]) -> tuple[Batch, Part]:
     """The batch (new, or the one an earlier take of the same remote made) and the part,
     from the task's part.json (fetched into this repository's objects)."""
-    remotes.fetch_refs(ws.main.path, remote, [f"+{task}:{task}"])
-    data = parse_part_data(remotes.read_file(ws.main.path, found[task], PART_FILE),
-                           f"{remote} {task}")
+    scratch = f"refs/hf/incoming-task/{batch_id}/{name}"  # (removed once read)
+    try:
+        remotes.fetch_refs(ws.main.path, remote, [f"+{task}:{scratch}"])
+        raw = remotes.read_file(ws.main.path, found[task], PART_FILE)
+    finally:
+        ws.repo.git(["update-ref", "-d", scratch])
+    data = parse_part_data(raw, f"{remote} {task}")
     if (data.batch, data.part) != (batch_id, name):
         raise BadInput(f"{remote} {task} describes {data.batch}/{data.part}",
                        "the task ref was not written by hf: split the part again")
@@ -208,10 +212,9 @@ def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
         ws.store.batch_dir(batch.id).mkdir(parents=True, exist_ok=True)
         prepare_part(ws, batch, part)
         mainhook.install(ws.repo)
-        ws.store.save_batch(batch)
-        parts = ws.store.load_parts(batch)
-        fingerprint.save(ws, batch, parts)
+        fingerprint.save(ws, batch, ws.store.load_parts(batch))
         write_handoff(ws, batch, part)
+        ws.store.save_batch(batch)  # last: the part is in its batch once all is made
     except BaseException:
         ws.repo.remove_worktree(worktree)
         shutil.rmtree(worktree, ignore_errors=True)
