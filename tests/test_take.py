@@ -107,6 +107,10 @@ def test_take_refusals(world, tmp_path):
     assert b.hf("take", "origin", "b1/api").returncode == 0
     proc = b.hf("take", "origin", "b1/api")
     assert proc.returncode == 1 and "taken here already" in proc.stderr
+    # its base stays the batch's: `hf sync` leaves it alone, saying why
+    proc = b.hf("sync", cwd=b.worktree("b1", "api"))
+    assert "keeps the batch's base" in proc.stdout + proc.stderr
+    assert b.git("rev-parse", "hf/b1/api").strip() == a.git("rev-parse", "HEAD").strip()
     # the batch joins where it was split
     proc = b.hf("join", "b1", "--partial")
     assert proc.returncode == 1 and "it joins on the machine that split it" in proc.stderr
@@ -126,6 +130,7 @@ def test_take_by_url_outside_a_repository_clones(world, tmp_path):
     assert b.git("for-each-ref", "--format=%(refname)", "refs/hf/", cwd=clone).strip() == ""
     task = (worktree / ".hf" / "TASK.md").read_text()
     assert "This part was taken from `origin`" in task and "`src/ui/**`" in task
+    assert "only committed work\n  travels" in task and "the join takes both" not in task
     # the guard is installed: a commit of a file ui does not own is refused
     (worktree / "README.md").write_text("# mine now\n")
     b.git("add", "README.md", cwd=worktree)
