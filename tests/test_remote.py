@@ -319,3 +319,13 @@ def test_the_sweep_auto_joins_once_the_remote_parts_are_done_there(world, tmp_pa
     sweep = a.hf_json("sweep", "--repo", str(a.repo))
     assert [x["action"] for r in sweep["repos"] for x in r["actions"]] == ["auto-join"]
     assert f"Hf-Part: api {tip} remote=origin" in a.git("log", "-1", "--format=%B")
+
+
+def test_open_on_the_splitting_machine_skips_the_remote_parts(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    opened = a.hf_json("open", "b1", "--launcher", "print")
+    tabs = {t["tab"]: t for t in opened["tabs"]}
+    assert tabs["docs"]["action"] == "printed"
+    assert tabs["api"]["action"] == tabs["ui"]["action"] == "skipped"
+    assert "`hf take origin b1/api` on its machine" in tabs["api"]["hint"]
