@@ -114,6 +114,10 @@ def test_take_refusals(world, tmp_path):
     # the batch joins where it was split
     proc = b.hf("join", "b1", "--partial")
     assert proc.returncode == 1 and "it joins on the machine that split it" in proc.stderr
+    # on A, a join before the remote parts are done says where they are finished
+    proc = a.hf("join", "b1")
+    assert proc.returncode == 1
+    assert "a remote part (api, ui) is done once `hf done` ran where it is worked" in proc.stderr
 
 
 def test_take_by_url_outside_a_repository_clones(world, tmp_path):

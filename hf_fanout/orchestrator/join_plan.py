@@ -105,10 +105,13 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
     if not_done and not partial:
         listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
         first = not_done[0]
+        remote = [p.name for p in not_done if remote_of(p)]
         raise JoinRefused(f"not every part is done: {listing}",
                           f"finish them (in each part's worktree `hf done`, or from here "
                           f"`hf done {first.batch}/{first.name}`), or join the done ones: "
-                          f"`hf join {batch.id} --partial`",
+                          f"`hf join {batch.id} --partial`" + (
+                              f"; a remote part ({', '.join(remote)}) is done once `hf done` "
+                              "ran where it is worked" if remote else ""),
                           details={"not_done": [p.name for p in not_done]})
     chosen = [p for p in parts if p.state == DONE]
     if not chosen:
