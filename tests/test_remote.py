@@ -214,6 +214,11 @@ def test_a_hosted_agents_unowned_change_is_refused(world, tmp_path):
     assert "outside the part's ownership: api: README.md" in proc.stderr
     assert snapshot(a.repo) == before
     assert a.git("rev-parse", "HEAD").strip() == base
+    # what was fetched can be looked at: `hf diff` reads the part's branch here
+    parts = {p["part"]: p for p in a.hf_json("diff", "b1", "--name-only")["parts"]}
+    assert parts["api"]["owned"] == ["src/api/orders.py"]
+    assert parts["api"]["outside"] == [{"path": "README.md", "owner": "docs"}]
+    assert parts["ui"]["owned"] == [] and parts["ui"]["outside"] == []
 
 
 def test_an_unreachable_remote_refuses_or_partial_joins_the_rest(world, tmp_path):
@@ -329,3 +334,21 @@ def test_open_on_the_splitting_machine_skips_the_remote_parts(world, tmp_path):
     assert tabs["docs"]["action"] == "printed"
     assert tabs["api"]["action"] == tabs["ui"]["action"] == "skipped"
     assert "`hf take origin b1/api` on its machine" in tabs["api"]["hint"]
+
+
+def test_a_second_remote_refusing_takes_back_what_the_first_got(world, tmp_path):
+    remote, a, b = world
+    mirror = tmp_path / "mirror.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(mirror)], check=True)
+    hook = mirror / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'closed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    a.git("remote", "add", "mirror", str(mirror))
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.replace('name = "ui"\nowns = ["src/ui/**"]\nremote = "origin"',
+                                 'name = "ui"\nowns = ["src/ui/**"]\nremote = "mirror"'))
+    before = remote_refs(remote)
+    proc = a.hf("split", "--plan", str(plan))
+    assert proc.returncode == 1 and "pushing the remote parts to mirror failed" in proc.stderr
+    assert remote_refs(remote) == before  # api's branch and task ref went again
+    assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""

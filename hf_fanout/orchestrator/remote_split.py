@@ -59,15 +59,20 @@ def publish_tasks(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
         task = task_commit(ws, batch, part, parts)
         by_remote.setdefault(name, []).extend([
             f"{batch.base}:refs/heads/{part.branch}", f"{task}:{task_ref(batch.id, part.name)}"])
+    pushed: list[str] = []
     for name, updates in by_remote.items():
         # to the URL, not the remote's name: no remote-tracking ref is made here
         outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, name), updates)
         if not outcome.ok:
+            for earlier in pushed:  # what landed on the remotes before: taken back too
+                remotes.push_refs(ws.main.path, remotes.url(ws.main.path, earlier),
+                                  [f":{u.split(':', 1)[1]}" for u in by_remote[earlier]])
             why = remotes.git_error(outcome.stderr, "git push failed")
             hint = (f"a branch hf/{batch.id}/... is on {name} already: pick another batch id, "
                     "or delete it there" if outcome.rejected else
                     f"check the remote's URL and your access to it (`git ls-remote {name}`)")
             raise HfError(f"pushing the remote parts to {name} failed: {why}", hint)
+        pushed.append(name)
     if by_remote:
         ws.store.audit("remote-publish", batch=batch.id,
                        parts=[p.name for p in parts if remote_of(p)],
