@@ -165,6 +165,8 @@ def test_a_sandboxed_agents_done_that_cannot_push_is_refused_not_looped(world, t
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert log.read_text().strip() == "done 1"
+    assert "refused by hf outside the sandbox: uncommitted changes to files the part owns" \
+        in proc.stderr
     assert "refs/hf/done/b1/api" not in remote_refs(remote)
     assert b.hf_json("status", "b1")["batches"][0]["parts"][0]["state"] != "done"
     rejected = [e for e in b.hf_json("log")["events"] if e.get("action") == "inbox-rejected"]

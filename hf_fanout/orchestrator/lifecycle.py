@@ -73,6 +73,15 @@ def report_blocked(ws: Workspace, part: Part, reason: str) -> tuple[Part, bool]:
     return mark_blocked(ws, part, reason)
 
 
+def _rejection(ws: Workspace, request: str) -> str:
+    """Why hf outside the sandbox did not apply the request file `request` (its audit line)."""
+    from hf_fanout.core import audit
+
+    found = [e for e in audit.read(ws.store.audit_file).events
+             if e.action == "inbox-rejected" and e.data.get("file") == request]
+    return str(found[-1].data.get("why")) if found else "see `hf log`"
+
+
 def _request(ws: Workspace, part: Part, action: str, **fields: str | None) -> tuple[Part, bool]:
     """Post the request, wait (bounded) for the part's `hf run` to apply it; the
     part as it is then. Not applied in time: a notice says who will."""
@@ -89,6 +98,6 @@ def _request(ws: Workspace, part: Part, action: str, **fields: str | None) -> tu
         from hf_fanout.errors import HfError
 
         raise HfError(f"{part.batch}/{part.name}: `hf done` was refused by hf outside the "
-                      "sandbox", "its reason is in `hf log` (inbox-rejected); fix it, then "
-                      "`hf done` again")
+                      f"sandbox: {_rejection(ws, path.name)}",
+                      "fix that, then `hf done` again (`hf log` has it as inbox-rejected)")
     return fresh, fresh.state != before or action == "blocked"
