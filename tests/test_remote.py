@@ -328,7 +328,11 @@ def test_the_sweep_auto_joins_once_the_remote_parts_are_done_there(world, tmp_pa
 
 def test_open_on_the_splitting_machine_skips_the_remote_parts(world, tmp_path):
     remote, a, b = world
-    split_b1(a, tmp_path)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    made = a.hf_json("split", "--plan", str(plan), "--open", "--launcher", "print")
+    assert {t["tab"]: t["action"] for t in made["tabs"]} == \
+        {"docs": "printed", "api": "skipped", "ui": "skipped"}
     opened = a.hf_json("open", "b1", "--launcher", "print")
     tabs = {t["tab"]: t for t in opened["tabs"]}
     assert tabs["docs"]["action"] == "printed"

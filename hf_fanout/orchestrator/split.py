@@ -126,8 +126,7 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     result.warnings += register_repo(ws)
     ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts)
     if chosen is not None:
-        result.tabs = open_part_tabs(ws, batch, remote_split.worked_here(parts), chosen,
-                                     supervise=True)
+        result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
     return result
 
 
