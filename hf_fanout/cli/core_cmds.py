@@ -61,6 +61,9 @@ def split(
         "expect a part to take, for `hf report`; repeat.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Split even over max_parts_per_batch (audited).")] = False,
+    remote: Annotated[str | None, typer.Option(
+        "--remote", help="Every part is worked on another machine through this git remote "
+        "(per part: `remote` in the plan file); see docs/remote.md.")] = None,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -72,7 +75,8 @@ def split(
     the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
                                auto_join=auto_join, sparse=sparse,
                                context=[g.strip() for c in context or [] for g in c.split(",")
-                                        if g.strip()], estimates=estimate or [])
+                                        if g.strip()], estimates=estimate or [],
+                               remote=remote)
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,
                       open_tabs=open_tabs, progress=progress, force=force)
@@ -83,7 +87,11 @@ def split(
         print(f"batch {result.batch.id}: {verb} {len(result.parts)} parts at base "
               f"{result.batch.base[:12]}")
         for p in result.parts:
-            print(f"  {p.name}: branch {p.branch}, worktree {p.worktree}")
+            where = p.extra.get("remote")
+            print(f"  {p.name}: branch {p.branch}, " + (
+                f"remote part on {where['name']} (`hf take {where['name']} "
+                f"{result.batch.id}/{p.name}` on the machine that works it)"
+                if isinstance(where, dict) else f"worktree {p.worktree}"))
             print(f"    owns {', '.join(p.owns)}")
             if p.estimate_minutes is not None:
                 print(f"    estimate {p.estimate_minutes:g} min")
@@ -99,8 +107,11 @@ def split(
         if result.calibration:
             print(f"note: {result.calibration}; `hf report --history` shows them")
         if not dry_run:
-            print("next: work each part in its worktree, `hf done` there, then `hf join "
-                  f"{result.batch.id}`")
+            remote = any(p.extra.get("remote") for p in result.parts)
+            print("next: work each part in its worktree, `hf done` there"
+                  + (" (a remote part: `hf take` on its machine, or `hf task BATCH/PART "
+                     "--prompt` for a hosted agent)" if remote else "")
+                  + f", then `hf join {result.batch.id}`")
 
     emit(result.to_data(), human)
 

@@ -93,6 +93,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
                 if p.reason:
                     print(f"  {p.name}: blocked: {p.reason}")
+                if p.remote:
+                    print(f"  {p.name}: remote part on {p.remote['remote']}: {p.remote['seen']}")
                 if p.sparse:
                     print(f"  {p.name}: sparse checkout: its own files"
                           + (f" and {', '.join(p.context)}" if p.context else "")

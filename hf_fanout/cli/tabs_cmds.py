@@ -41,20 +41,23 @@ def open_(
 # --------------------------------------------------------------------- task
 
 
-@command(epilog="Example: hf task   |   hf task b1/api --json")
+@command(epilog="Example: hf task   |   hf task b1/api --json   |   hf task b1/api --prompt")
 def task(
     part: Annotated[str | None, typer.Argument(
         help="BATCH/PART (default: the part of the current worktree).")] = None,
+    prompt: Annotated[bool, typer.Option(
+        "--prompt", help="A self-contained prompt for an agent without hf (a hosted one): "
+        "the task, the owned globs, the one branch to push.")] = False,
     json: Json = False,
     repo: RepoOpt = None,
 ) -> None:
     """Print the part's handoff file: its task, files, limits, how to finish, its state."""
-    from hf_fanout.tabs.handoff import read_task
+    from hf_fanout.orchestrator.remote_split import task_text
 
     ws = open_ws(repo)
     target = ws.resolve_part(part)
-    path, text = read_task(target)
-    emit({"part": f"{target.batch}/{target.name}", "path": str(path), "text": text},
+    path, text = task_text(ws, target, as_prompt=prompt)
+    emit({"part": f"{target.batch}/{target.name}", "path": path, "text": text},
          lambda: print(text, end=""))
 
 

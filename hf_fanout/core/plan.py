@@ -14,6 +14,7 @@ from typing import Any
 
 from hf_fanout.core.ownership import Ownership, literal_segments, ownerships_overlap
 from hf_fanout.core.records import check_slug
+from hf_fanout.core.remote_refs import check_remote_name
 from hf_fanout.errors import InvalidPlan, OwnershipOverlap
 
 
@@ -24,6 +25,7 @@ class PartPlan:
     task: str = ""
     estimate_minutes: float | None = None
     context: tuple[str, ...] = ()  # with a sparse checkout: what it needs beside its own
+    remote: str | None = None  # worked on another machine, through this git remote
 
     @property
     def ownership(self) -> Ownership:
@@ -44,7 +46,7 @@ class Plan:
 
 
 _PLAN_KEYS = {"batch", "base", "task", "part", "auto_join", "sparse", "context"}
-_PART_KEYS = {"name", "owns", "task", "estimate_minutes", "context"}
+_PART_KEYS = {"name", "owns", "task", "estimate_minutes", "context", "remote"}
 _PLAN_HINT = (
     'a plan looks like: batch = "b1", task = "...", then per part a [[part]] table with '
     'name = "api", owns = ["src/api/**"], task = "..." (see docs/cli.md)'
@@ -92,7 +94,11 @@ def parse_plan_toml(text: str, source: str) -> Plan:
             raise InvalidPlan(f"{source}: part {name!r}: `estimate_minutes` must be a "
                               "number of minutes, e.g. 30 or 1.5", _PLAN_HINT)
         context = _globs(raw.get("context", []), f"{source}: part {name!r}: `context`")
-        parts.append(PartPlan(name, tuple(owns), task, estimate, context))
+        remote = raw.get("remote")
+        if remote is not None and not isinstance(remote, str):
+            raise InvalidPlan(f"{source}: part {name!r}: `remote` must be a remote's name",
+                              _PLAN_HINT)
+        parts.append(PartPlan(name, tuple(owns), task, estimate, context, remote))
     task, base, auto_join = data.get("task", ""), data.get("base"), data.get("auto_join", False)
     if not isinstance(task, str) or (base is not None and not isinstance(base, str)):
         raise InvalidPlan(f"{source}: `task` and `base` must be strings", _PLAN_HINT)
@@ -148,8 +154,10 @@ def validate(plan: Plan) -> Plan:
             raise InvalidPlan(f"part {part.name!r} owns nothing",
                               "give it at least one glob, e.g. owns = [\"src/api/**\"]")
         ownership = Ownership.parse(part.owns)  # raises InvalidPlan on a bad glob
+        remote = None if part.remote is None else check_remote_name(
+            part.remote, f"part {part.name!r}: remote")
         parts.append(PartPlan(part.name, tuple(ownership.patterns()), part.task,
-                              part.estimate_minutes, context_globs(part.context)))
+                              part.estimate_minutes, context_globs(part.context), remote))
     return Plan(plan.batch, tuple(parts), plan.task, plan.base, plan.auto_join, plan.extra,
                 plan.sparse, context_globs(plan.context))
 

@@ -16,6 +16,7 @@ from typing import Any
 from hf_fanout import processes, timefmt
 from hf_fanout.core import states
 from hf_fanout.core.records import BLOCKED, DONE, DROPPED, JOINED, RUNNING, Part, now
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.liveness import agent, heartbeat
 
@@ -149,6 +150,8 @@ def classify(ws: Workspace, part: Part, *, at: float | None = None,
     at = time.time() if at is None else at
     if part.state == JOINED:
         return Verdict(JOINED, "joined")
+    if remote_of(part) is not None:  # its worktree, worker and heartbeats are elsewhere
+        return Verdict(part.state, f"worked through remote {remote_of(part)}")
     if not Path(part.worktree).is_dir():
         return Verdict(MISSING, f"worktree {part.worktree} is gone")
     if part.state in (DONE, BLOCKED):

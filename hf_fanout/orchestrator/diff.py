@@ -16,6 +16,7 @@ from typing import Any
 
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import NotFound
 
@@ -84,10 +85,15 @@ def part_diff(ws: Workspace, batch: Batch, part: Part, owners: list[tuple[str, O
               *, fmt: str, color: bool) -> PartDiff:
     if part.state in (JOINED, DROPPED):
         return PartDiff(part.name, part.state, [], [], note=f"part is {part.state}")
-    if not Path(part.worktree).is_dir():
+    remote = remote_of(part)
+    if not Path(part.worktree).is_dir() and remote is None:
         return PartDiff(part.name, part.state, [], [],
                         note=f"worktree {part.worktree} is missing")
-    tree = result_tree(ws, part)
+    # a remote part: its branch here, as the last join fetched it (the base before)
+    tip = ws.repo.ref_target(f"refs/heads/{part.branch}") if remote else None
+    if remote and tip is None:
+        return PartDiff(part.name, part.state, [], [], note=f"its branch {part.branch} is gone")
+    tree = ws.repo.tree_of(tip) if tip else result_tree(ws, part)
     raw: bytes = ws.main.git(["diff", "--name-only", "-z", "--no-renames", batch.base, tree])
     changed = [p for p in raw.decode("utf-8", "surrogateescape").split("\0") if p]
     ownership = Ownership.parse(part.owns)

@@ -35,6 +35,7 @@ from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
+from hf_fanout.orchestrator import remote_parts
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 from hf_fanout.orchestrator.safety import target_of, unintegrated_work
 from hf_fanout.tabs.isolated import Isolated
@@ -186,6 +187,8 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
                            freed_bytes=sum(p.freed_bytes for p in done))
         if not dry_run and all(p.action in ("removed", "gone") for p in done):
             report.refs_removed += _stale_refs(ws, batch)
+            # what hf wrote on the remotes of parts worked elsewhere (only that)
+            report.refs_removed += remote_parts.remove_remote_refs(ws, batch, dry_run=False)
             root = Path(batch.worktree_root) if batch.worktree_root else None
             if root is not None:
                 # the batch's folder, and the folder of batches beside the repository

@@ -72,7 +72,10 @@ def _apply_one(ws: Workspace, part: Part, data: Any) -> dict[str, Any]:
     fresh = ws.store.load_part(part.batch, part.name)
     try:
         if action == "done":
-            mark_done(ws, fresh, _text(data.get("note")))
+            try:
+                mark_done(ws, fresh, _text(data.get("note")))
+            except HfError as exc:  # a taken part's push refused: said, not retried
+                return {"applied": False, "action": action, "why": exc.message}
         elif action == "blocked":
             reason = _text(data.get("reason")) or ""
             if not reason.strip():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hf_fanout.core.workspace import Workspace
@@ -34,6 +34,8 @@ class JoinOutcome:
     commit: str | None
     dry_run: bool
     published: Published | None = None
+    # remote parts left out with --partial: their remote could not be reached
+    remote_left_out: list[str] = field(default_factory=list)
 
     @property
     def nothing_to_bring(self) -> bool:
@@ -41,7 +43,8 @@ class JoinOutcome:
 
     def to_data(self) -> dict[str, Any]:
         return {**self.plan.to_data(), "commit": self.commit, "dry_run": self.dry_run,
-                "published": self.published.to_data() if self.published else None}
+                "published": self.published.to_data() if self.published else None,
+                "remote_left_out": self.remote_left_out}
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
@@ -66,9 +69,11 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         keep_history = ws.settings.flag("keep_history", False)
     if push is not None:  # a push that cannot go anywhere is refused before the join
         destination(ws, ws.store.load_batch(batch_id), push)
+    left_out = _fetch_remote_parts(ws, batch_id, partial=partial)
     outcome = _join(ws, batch_id, partial=partial, wait=wait, dry_run=dry_run,
                     allow_outside_links=allow_outside_links, on_wait=on_wait,
                     keep_history=keep_history, started=started)
+    outcome.remote_left_out = left_out
     if push is None or dry_run or outcome.nothing_to_bring:
         return outcome
     try:
@@ -77,6 +82,19 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         joined = f"joined as {(outcome.commit or '')[:12]}, but not published: "
         raise PushFailed(joined + exc.message, exc.hint, details=exc.details) from None
     return outcome
+
+
+def _fetch_remote_parts(ws: Workspace, batch_id: str, *, partial: bool) -> list[str]:
+    """The parts worked on other machines, fetched (a batch without any: nothing to do;
+    one `hf take` brought here: refused, it joins where it was split)."""
+    from hf_fanout.core.records import RUNNING
+    from hf_fanout.orchestrator import remote_parts
+
+    batch = ws.store.load_batch(batch_id)
+    remote_parts.refuse_taken(batch)
+    if batch.state != RUNNING:
+        return []
+    return remote_parts.fetch_for_join(ws, batch, partial=partial)
 
 
 def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: bool,

@@ -16,6 +16,7 @@ from typing import Any
 
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part, part_base
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     GitFailed,
@@ -108,10 +109,13 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
     if not_done and not partial:
         listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
         first = not_done[0]
+        remote = [p.name for p in not_done if remote_of(p)]
         raise JoinRefused(f"not every part is done: {listing}",
                           f"finish them (in each part's worktree `hf done`, or from here "
                           f"`hf done {first.batch}/{first.name}`), or join the done ones: "
-                          f"`hf join {batch.id} --partial`",
+                          f"`hf join {batch.id} --partial`" + (
+                              f"; a remote part ({', '.join(remote)}) is done once `hf done` "
+                              "ran where it is worked" if remote else ""),
                           details={"not_done": [p.name for p in not_done]})
     chosen = [p for p in parts if p.state == DONE]
     if not chosen:
@@ -144,7 +148,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         )
     assert head is not None
     parts = select_parts(ws, batch, partial)
-    missing = [p for p in parts if not Path(p.worktree).is_dir()]
+    missing = [p for p in parts if not Path(p.worktree).is_dir() and remote_of(p) is None]
     if missing:
         first = missing[0]
         raise JoinRefused(
@@ -202,7 +206,7 @@ def _part_tip(ws: Workspace, part: Part) -> str:
         raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
                           f"{restore}leave the part out of the batch: `hf drop "
                           f"{part.batch}/{part.name}` (its worktree is kept)")
-    if ws.repo.worktree(Path(part.worktree)).head() != tip:
+    if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip:
         raise JoinRefused(
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",
             f"in {part.worktree} run `git switch {part.branch}`",
@@ -225,7 +229,9 @@ def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
     repo = ws.repo
 
     def scan(part: Part) -> WorktreeScan:
-        """The worktree's uncommitted state."""
+        """The worktree's uncommitted state (a remote part has its fetched tip only)."""
+        if remote_of(part) is not None:
+            return WorktreeScan({}, {})
         return ws.repo.worktree(Path(part.worktree)).scan(exclude=copied_paths(part))
 
     # While the scans run (this thread mostly waits on git), load what the write
@@ -261,7 +267,7 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     the part committed while it was being scanned (the scan would be
     relative to a HEAD the tree does not start from)."""
     repo = ws.repo
-    if ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
+    if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
     tip_tree = repo.tree_of(tip_commit)
@@ -359,7 +365,10 @@ def _refuse_bad_changes(results: list[PartResult]) -> None:
         raise OwnershipViolation(
             f"changed paths outside the part's ownership: {text}",
             "revert those files in the part's worktree (or move them to the part that "
-            "owns them), then join again",
+            "owns them), then join again" + ("; for a remote part, push the fix to its "
+                                             "branch (`hf done` again where it is worked)"
+                                             if any(remote_of(r.part) for r in results
+                                                    if r.part.name in outside) else ""),
             details={"outside": outside},
         )
     seen: dict[RepoPath, str] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 from hf_fanout.core import states
 from hf_fanout.core.records import now
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import (
     GitFailed,
@@ -60,7 +61,8 @@ def commit_message(plan: JoinPlan) -> str:
     subject = f"hf: join batch {batch.id} ({names})"
     body = batch.task.strip()
     trailers = [f"Hf-Batch: {batch.id}"] + [
-        f"Hf-Part: {r.part.name} {r.result_commit}" for r in plan.results
+        f"Hf-Part: {r.part.name} {r.result_commit}"
+        + (f" remote={remote_of(r.part)}" if remote_of(r.part) else "") for r in plan.results
     ]
     parts = [subject]
     if body:

@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from hf_fanout.core import inbox, states
 from hf_fanout.core.records import BLOCKED, DONE, Part, now
+from hf_fanout.core.remote_refs import taken_from
 from hf_fanout.core.workspace import Workspace
 
 
 def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
-    """Returns the part and whether anything changed."""
+    """Returns the part and whether anything changed. A part taken from a remote
+    (`hf take`) is first pushed there, with its done ref: no push, no done."""
+    pushed = None
+    if taken_from(part) is not None:
+        from hf_fanout.orchestrator.take import push_done
+
+        states.check(part, DONE)
+        pushed = push_done(ws, part)
 
     def with_note(fresh: Part) -> None:
         if note is not None:
             fresh.note = note
+        if pushed is not None:
+            fresh.extra.setdefault("taken", {})["done_tip"] = pushed["tip"]
 
     fresh, changed = states.change(ws, part.batch, part.name, DONE, action="done",
                                    update=with_note, note=note)
+    if pushed is not None and pushed["left_behind"]:
+        ws.notices.append((f"{part.batch}/{part.name}: not pushed, outside the part's "
+                           f"ownership and uncommitted: {', '.join(pushed['left_behind'][:10])}",
+                           "they stay in the worktree here; the join never takes them"))
     if changed and part.state != DONE:
         _notify(ws, fresh, DONE, note or "")
     return fresh, changed
@@ -62,6 +76,15 @@ def report_blocked(ws: Workspace, part: Part, reason: str) -> tuple[Part, bool]:
     return mark_blocked(ws, part, reason)
 
 
+def _rejection(ws: Workspace, request: str) -> str:
+    """Why hf outside the sandbox did not apply the request file `request` (its audit line)."""
+    from hf_fanout.core import audit
+
+    found = [e for e in audit.read(ws.store.audit_file).events
+             if e.action == "inbox-rejected" and e.data.get("file") == request]
+    return str(found[-1].data.get("why")) if found else "see `hf log`"
+
+
 def _request(ws: Workspace, part: Part, action: str, **fields: str | None) -> tuple[Part, bool]:
     """Post the request, wait (bounded) for the part's `hf run` to apply it; the
     part as it is then. Not applied in time: a notice says who will."""
@@ -74,4 +97,10 @@ def _request(ws: Workspace, part: Part, action: str, **fields: str | None) -> tu
                            "it is applied by the part's `hf run`, `hf status` or `hf sweep`"))
         return part, True
     fresh = ws.store.load_part(part.batch, part.name)
+    if action == "done" and fresh.state != DONE:
+        from hf_fanout.errors import HfError
+
+        raise HfError(f"{part.batch}/{part.name}: `hf done` was refused by hf outside the "
+                      f"sandbox: {_rejection(ws, path.name)}",
+                      "fix that, then `hf done` again (`hf log` has it as inbox-rejected)")
     return fresh, fresh.state != before or action == "blocked"

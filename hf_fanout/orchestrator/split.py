@@ -32,9 +32,11 @@ from hf_fanout.core.plan import (
     with_estimates,
 )
 from hf_fanout.core.records import Batch, Part, branch_name
+from hf_fanout.core.remote_refs import check_remote_name
 from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
 from hf_fanout.guard import fingerprint, hooks, mainhook
+from hf_fanout.orchestrator import remote_split
 from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
 from hf_fanout.paths import RepoPath
 from hf_fanout.preload import preload
@@ -109,15 +111,21 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
 
             forget_batch(ws, ws.store.load_batch(batch.id), "id used again")
         claim_batch_dir(ws, batch)
+        local = remote_split.worked_here(parts)  # the others: on another machine
         try:
-            _create_worktrees(ws, batch.base, parts, progress,
-                              lambda part: prepare_part(ws, batch, part),
-                              unpack=len(parts) >= UNPACK_MIN_PARTS
-                              and len(draft.base_paths) >= UNPACK_MIN_FILES
-                              and not any(part.sparse for part in parts))
+            if local:
+                _create_worktrees(ws, batch.base, local, progress,
+                                  lambda part: prepare_part(ws, batch, part),
+                                  unpack=len(local) >= UNPACK_MIN_PARTS
+                                  and len(draft.base_paths) >= UNPACK_MIN_FILES
+                                  and not any(part.sparse for part in local))
+            for part in parts:
+                if part not in local:
+                    remote_split.make_local(ws, batch, part)
             mainhook.install(ws.repo)  # before the baseline: it changes config.worktree
             fingerprint.save(ws, batch, parts)
             handoff.write_handoffs(ws, batch, parts)
+            remote_split.publish_tasks(ws, batch, parts)
             _crash_point("records")
             ws.store.save_batch(batch)
             _crash_point("batch")
@@ -146,10 +154,11 @@ PLAN_MAX_BYTES = 1 << 20  # a plan is a few kB; a larger file is not one
 
 def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[str], *,
                     task: str, base: str | None, auto_join: bool, sparse: bool | None = None,
-                    context: Sequence[str] = (), estimates: Sequence[str] = ()) -> Plan:
+                    context: Sequence[str] = (), estimates: Sequence[str] = (),
+                    remote: str | None = None) -> Plan:
     """The plan of `hf split`: from a plan file (its values overridden by the flags
     given), or from `--part` flags. A plan file is read bounded: a regular file
-    of at most PLAN_MAX_BYTES."""
+    of at most PLAN_MAX_BYTES. `remote` (`--remote`) makes every part remote."""
     if plan_file is None:
         if not batch:
             raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
@@ -163,6 +172,10 @@ def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[
                            "leave the argument out, or make them agree")
         plan = dataclasses.replace(plan, task=task or plan.task, base=base or plan.base,
                                    auto_join=auto_join or plan.auto_join)
+    if remote is not None:
+        check_remote_name(remote)
+        plan = dataclasses.replace(plan, parts=tuple(
+            dataclasses.replace(p, remote=remote) for p in plan.parts))
     return with_estimates(dataclasses.replace(
         plan, sparse=plan.sparse if sparse is None else sparse,
         context=tuple(dict.fromkeys(plan.context + context_globs(context)))), estimates)
@@ -228,9 +241,11 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
         Part(batch=plan.batch, name=p.name, index=i, branch=branch_name(plan.batch, p.name),
              worktree=str(where / p.name), owns=list(p.owns), task=p.task,
              estimate_minutes=p.estimate_minutes, sparse=sparse,
-             context=list(dict.fromkeys(context + p.context)) if sparse else [])
+             context=list(dict.fromkeys(context + p.context)) if sparse else [],
+             extra={"remote": {"name": p.remote}} if p.remote else {})
         for i, p in enumerate(plan.parts)
     ]
+    remote_split.check_remotes(ws, parts)
     taken = ws.repo.existing_refs([f"refs/heads/{part.branch}" for part in parts])
     for part in parts:
         if Path(part.worktree).exists():

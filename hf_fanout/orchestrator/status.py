@@ -58,6 +58,8 @@ class PartStatus:
     sparse: bool = False  # a sparse checkout: its own files and `context` only
     context: list[str] | None = None
     owned: int | None = None  # files it owns, at its base and added (the board asks)
+    # a part worked on another machine: how its remote shows it (remote_parts.Seen)
+    remote: dict[str, Any] | None = None
 
 
 @dataclass
@@ -269,6 +271,8 @@ def batch_status(ws: Workspace, batch_id: str, *, owned: bool = False) -> BatchS
         statuses = list(pool.map(
             lambda p: part_status(ws, batch, p, lambda: committed(p), outputs.get(p.name),
                                   owned=owned), parts))
+    if any(p.extra.get("remote") for p in parts):
+        _show_remote(ws, batch, parts, statuses)
     if batch.state == "running":
         behind = _behind(ws, batch, set(bases.values()))
         for status, part in zip(statuses, parts, strict=True):
@@ -278,6 +282,26 @@ def batch_status(ws: Workspace, batch_id: str, *, owned: bool = False) -> BatchS
     return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
                        collected=collected(batch),
                        paused=pause.describe() if pause else None)
+
+
+def _show_remote(ws: Workspace, batch: Batch, parts: list[Part],
+                 statuses: list[PartStatus]) -> None:
+    """Remote parts as their remote shows them (one `git ls-remote` per remote): last
+    seen when and where, stale, done there; never orphan or missing here."""
+    from hf_fanout.orchestrator import remote_parts
+
+    now = timefmt.now()
+    seen = remote_parts.sightings(ws, batch, parts)
+    for status, part in zip(statuses, parts, strict=True):
+        found = seen.get(part.name)
+        if found is None:
+            continue
+        status.remote = {**found.to_data(), "seen": found.describe(now)}
+        status.worktree = f"(on {found.remote})"
+        if part.state == RUNNING:
+            status.state, status.since = found.state, found.at or status.since
+        if found.at:
+            status.last_activity = max(status.last_activity, found.at)
 
 
 def _behind(ws: Workspace, batch: Batch, bases: set[str]) -> dict[str, int]:

@@ -165,7 +165,12 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             rr.tamper.append({"batch": batch.id, "finding": finding.line()})
             if not dry_run:
                 store.audit("sweep-tamper", batch=batch.id, finding=finding.line())
+        remote = _remote_sightings(ws, batch, parts)
         for part in parts:
+            if part.name in remote:  # worked elsewhere: shown, never rescued here
+                rr.parts.append(PartReport(batch.id, part.name, remote[part.name].state,
+                                           remote[part.name].describe(timefmt.now()), ""))
+                continue
             t = time.perf_counter()
             verdict = judge.classify(ws, part, at=now)
             if part.worker:
@@ -180,7 +185,9 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             elif verdict.state == judge.MISSING and not part.extra.get("missing_at"):
                 missing_seen = True
                 rr.actions.append(_missing(ws, part, dry_run))
-        if batch.auto_join and parts and all(p.state == DONE for p in parts) \
+        if batch.auto_join and parts and all(
+                p.state == DONE or getattr(remote.get(p.name), "state", "") == DONE
+                for p in parts) \
                 and not pauses.in_force(ws, batch.id):
             action = _auto_join(ws, batch, dry_run)
             if action:
@@ -191,6 +198,15 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
         t = time.perf_counter()
         rr.unknown_processes = _unknown(cwd_table, worktrees, known_pids)
         report.psutil_seconds += time.perf_counter() - t
+
+
+def _remote_sightings(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
+    """The batch's remote parts as their remotes show them (none: no git call)."""
+    if not any(p.extra.get("remote") for p in parts):
+        return {}
+    from hf_fanout.orchestrator.remote_parts import sightings
+
+    return sightings(ws, batch, parts)
 
 
 def _unknown(cwd_table: list[tuple[int, str, str]], worktrees: dict[str, tuple[str, str]],

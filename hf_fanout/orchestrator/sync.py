@@ -18,6 +18,7 @@ from typing import Any
 from hf_fanout.core import states
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
+from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, NotFound
 from hf_fanout.guard import fingerprint
@@ -147,6 +148,9 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
         return result
     if part.state in (JOINED, DROPPED):
         return _skip(result, f"the part is {part.state}")
+    if remote_of(part) or taken_from(part):  # (its main is the splitting machine's)
+        return _skip(result, "a part worked through a remote keeps the batch's base: the "
+                             "join, where the batch was split, merges it three-way")
     if not Path(part.worktree).is_dir():
         return _skip(result, f"its worktree {part.worktree} is missing")
     onto = ws.repo.ref_target(batch.target_ref)

@@ -23,6 +23,7 @@ from typing import Any
 from hf_fanout import processes, timefmt
 from hf_fanout.core import inbox, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
+from hf_fanout.core.remote_refs import taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
 from hf_fanout.liveness import heartbeat, judge, rescue
@@ -106,6 +107,9 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
 
         mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
+        if taken_from(part) is not None:
+            with contextlib.suppress(HfError, OSError):
+                _beat_remote(ws, part)
         if on_start is not None:
             on_start(worker)
         beater = threading.Thread(target=_beat_loop, daemon=True,
@@ -272,6 +276,15 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
                                since_t=round(last_active, 3), **where)
             heartbeat.beat(ws.store, part.batch, part.name, active=now if moved else None,
                            by="hf run")
+        if taken_from(part) is not None:  # a part taken from a remote: seen there too
+            with contextlib.suppress(HfError, OSError):
+                _beat_remote(ws, part)
+
+
+def _beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
+    from hf_fanout.orchestrator.take import beat_remote
+
+    return beat_remote(ws, part)
 
 
 def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
@@ -281,7 +294,10 @@ def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
         inbox.post(ws.repo.common_dir, part.batch, part.name, "heartbeat")
         return {"queued": True, "at": time.time()}
     heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf heartbeat")
-    return heartbeat.read_heartbeat(ws.store, part.batch, part.name) or {}
+    found = heartbeat.read_heartbeat(ws.store, part.batch, part.name) or {}
+    if taken_from(part) is not None:  # a part taken from a remote: seen there too
+        found = {**found, "remote": _beat_remote(ws, part)}
+    return found
 
 
 # --- stop --------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from hf_fanout import atomic
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import BLOCKED, Batch, Part
+from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.paths import RepoPath
@@ -136,8 +137,7 @@ You may create, change, delete and rename files matching your globs, and nothing
 - every path your globs do not match; `hf join` refuses the whole part if you change one
 - the other parts' files:
 {others_md}- the main tree at `{main_workdir}`: only `hf join` writes there
-- other branches and refs: commit on `{part.branch}` only (or leave work uncommitted:
-  the join takes both)
+- other branches and refs: commit on `{part.branch}` only {_uncommitted(part)}
 
 ## What the guard blocks
 
@@ -167,6 +167,12 @@ Update this section as you work: a new tab resumes from it.
 """
 
 
+def _uncommitted(part: Part) -> str:
+    if taken_from(part):  # pushed by `hf done`: only commits travel
+        return "(only committed work\n  travels: `hf done` pushes the branch)"
+    return "(or leave work uncommitted:\n  the join takes both)"
+
+
 def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
     """One TASK.md per part (a step of `hf split`, once every worktree exists)."""
     from hf_fanout.guard.wrapper import Rules
@@ -175,6 +181,8 @@ def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
     rules = Rules.from_settings(ws.settings.get("guard"))
     files = []
     for part in parts:
+        if remote_of(part):  # no worktree here: its task is on the remote (docs/remote.md)
+            continue
         text = render(batch, part, [o for o in parts if o is not part], base_paths,
                       ws.main.path, rules)
         private_dir(Path(part.worktree))

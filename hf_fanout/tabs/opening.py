@@ -17,6 +17,7 @@ from typing import Any
 
 from hf_fanout.core import audit, limits, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, LimitReached
 from hf_fanout.tabs import agent_hooks, queue
@@ -107,6 +108,12 @@ def open_tabs(ws: Workspace, batch: Batch, parts: list[Part], launcher: Launcher
     """One tab per part not in a `skip` state; an alive tab is focused, not doubled."""
     results: list[Opened] = []
     for part in parts:
+        remote = remote_of(part)
+        if remote is not None:  # its worktree is on another machine (docs/remote.md)
+            results.append(Opened(part.name, launcher.name, "skipped", "",
+                                  hint=f"worked through {remote}: `hf take {remote} "
+                                       f"{batch.id}/{part.name}` on its machine"))
+            continue
         tab = part_tab(ws, batch, part, supervise=supervise)
         if part.state in skip:
             why = part.reason.splitlines()[0] if part.state == BLOCKED and part.reason else ""

@@ -1,11 +1,17 @@
-"""Remotes: which there are, a branch's upstream, a remote's URL, and pushing a
-commit to a remote branch (git's own rules: no force unless with a lease)."""
+"""Remotes: which there are, a branch's upstream, a remote's URL, pushing a
+commit to a remote branch (git's own rules: no force unless with a lease), and
+the refs of parts worked elsewhere: listed (`git ls-remote`), fetched, pushed
+and deleted as one atomic push. Never a prompt for a password: credentials are
+git's business, and a failure is git's own line."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
 
+from hf_fanout.errors import HfError
 from hf_fanout.worktrees.process import run, text
 
 
@@ -64,6 +70,65 @@ def remote_tip(workdir: Path, remote: str, branch: str) -> str | None:
     return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
 
+class RemoteFailed(HfError):
+    """A remote could not be read or written: git's own line, and what to check."""
+
+    code = "remote_failed"
+
+
+_QUIET = {"GIT_TERMINAL_PROMPT": "0"}
+
+
+def git_error(stderr: str, fallback: str) -> str:
+    """git's one line that says why (fatal:, error:, remote:), else its first."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith(("fatal:", "error:", "remote:"))),
+                lines[0] if lines else fallback)
+
+
+def _failed(what: str, remote: str, proc: CompletedProcess[bytes]) -> RemoteFailed:
+    stderr = proc.stderr.decode("utf-8", "replace")
+    return RemoteFailed(f"{what} {remote} failed: {git_error(stderr, f'exit {proc.returncode}')}",
+                        f"check the remote's URL and your access to it (`git remote get-url "
+                        f"{remote}`, `git ls-remote {remote}`)",
+                        details={"stderr": stderr})
+
+
+def list_refs(workdir: Path, remote: str, patterns: Sequence[str]) -> dict[str, str]:
+    """The refs of `remote` matching `patterns` (`git ls-remote` patterns: a trailing
+    part of the name, `*` allowed), name -> commit: one network round trip."""
+    proc = run(["ls-remote", "--refs", remote, *patterns], workdir, check=False, env=_QUIET)
+    if proc.returncode != 0:
+        raise _failed("reading", remote, proc)
+    found = {}
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        oid, _, name = line.partition("\t")
+        if name:
+            found[name] = oid
+    return found
+
+
+def fetch_refs(workdir: Path, remote: str, refspecs: Sequence[str]) -> None:
+    """Fetch exactly `refspecs` (`+SRC:DST`, no tags, no FETCH_HEAD)."""
+    if not refspecs:
+        return
+    proc = run(["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote, *refspecs],
+               workdir, check=False, env=_QUIET)
+    if proc.returncode != 0:
+        raise _failed("fetching from", remote, proc)
+
+
+def push_refs(workdir: Path, remote: str, updates: Sequence[str]) -> PushOutcome:
+    """One atomic push of `updates` (`COMMIT:REF` to write, `:REF` to delete; no
+    force): all of them land, or none."""
+    proc = run(["push", "--porcelain", "--atomic", remote, *updates], workdir,
+               check=False, env=_QUIET)
+    report = proc.stdout.decode("utf-8", "replace")
+    stderr = proc.stderr.decode("utf-8", "replace")
+    rejected = any(line.startswith("!") for line in report.splitlines())
+    return PushOutcome(proc.returncode == 0, (stderr + report).strip(), rejected)
+
+
 def push(workdir: Path, remote: str, commit: str, branch: str, *,
          force_with_lease: bool = False, dry_run: bool = False) -> PushOutcome:
     """Push `commit` to `refs/heads/<branch>` of `remote`; never a prompt for a password
@@ -79,3 +144,27 @@ def push(workdir: Path, remote: str, commit: str, branch: str, *,
     stderr = proc.stderr.decode("utf-8", "replace")
     rejected = any(line.startswith("!") for line in report.splitlines())
     return PushOutcome(proc.returncode == 0, (stderr + report).strip(), rejected)
+
+
+def clone(source: str, dest: Path) -> None:
+    """`git clone SOURCE DEST` (its remote is `origin`)."""
+    proc = run(["clone", "--quiet", source, str(dest)], dest.parent,
+               check=False, env=_QUIET)
+    if proc.returncode != 0:
+        raise _failed("cloning", source, proc)
+
+
+def find_remote(workdir: Path, given: str) -> str | None:
+    """The name of this repository's remote `given` names (its name, or its URL)."""
+    known = remotes(workdir)
+    if given in known:
+        return given
+    for name in known:
+        if given in (configured_url(workdir, name), url(workdir, name)):
+            return name
+    return None
+
+
+def read_file(workdir: Path, commit: str, path: str) -> bytes:
+    """A file of a commit's tree (`git cat-file blob COMMIT:PATH`)."""
+    return run(["cat-file", "blob", f"{commit}:{path}"], workdir).stdout

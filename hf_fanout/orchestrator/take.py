@@ -1,0 +1,330 @@
+"""`hf take REMOTE BATCH/PART`: work a remote part on this machine (docs/remote.md).
+
+Steps: the repository (this one, whose remote REMOTE names; outside one, a clone
+of REMOTE); the part's refs on the remote (its task must be there, its done not);
+its task and branch fetched; the batch and part records here, marked taken; the
+worktree on the part branch at its fetched tip, guarded as a split's; the handoff
+file; with `open_tab`, a tab. Anything made is taken back on a failure.
+
+Then, in that worktree, `hf done` (`push_done`) pushes the part branch and the done
+ref, and `hf heartbeat` / `hf run` (`beat_remote`) the heartbeat ref.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hf_fanout import timefmt
+from hf_fanout.core.ownership import Ownership
+from hf_fanout.core.records import Batch, Part, branch_name, check_slug, copied_paths
+from hf_fanout.core.remote_refs import (
+    HEARTBEAT_EVERY,
+    PART_FILE,
+    done_ref,
+    heartbeat_prefix,
+    heartbeat_ref,
+    parse_part_data,
+    part_refs,
+    taken_from,
+)
+from hf_fanout.core.workspace import Workspace, worktree_root
+from hf_fanout.errors import BadInput, BatchExists, HfError, NotARepo, NotFound
+from hf_fanout.tabs.launchers import Opened
+from hf_fanout.worktrees import remote as remotes
+
+
+@dataclass
+class Taken:
+    batch: Batch
+    part: Part
+    remote: str
+    tip: str
+    cloned: str | None = None  # the clone made for it, if any
+    tabs: list[Opened] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_data(self) -> dict[str, Any]:
+        return {"batch": self.batch.id, "part": self.part.to_dict(), "remote": self.remote,
+                "tip": self.tip, "cloned": self.cloned, "dry_run": self.dry_run,
+                "tabs": [t.to_data() for t in self.tabs]}
+
+
+def take(given: str, spec: str, *, here: Path, into: Path | None = None,
+         root: Path | None = None, launcher: str | None = None, open_tab: bool = False,
+         dry_run: bool = False) -> Taken:
+    """Make the remote part `spec` (BATCH/PART) of `given` (a remote's name or URL)
+    a part worked on this machine."""
+    from hf_fanout.orchestrator.boundary import refuse_inside_part
+    from hf_fanout.orchestrator.workspace_open import open_workspace
+
+    batch_id, name = _parse_spec(spec)
+    if not dry_run:
+        refuse_inside_part(f"hf take {given} {spec}")
+    chosen = None
+    ws_path, remote, cloned = _repository(given, here, into, dry_run)
+    ws = open_workspace(ws_path)
+    if open_tab:
+        from hf_fanout.tabs.launchers import choose as choose_launcher
+
+        chosen = choose_launcher(ws.settings, launcher)  # an unavailable one fails first
+    branch_ref, task, done = part_refs(batch_id, name)
+    found = remotes.list_refs(ws.main.path, remote, [branch_ref, task, done])
+    if task not in found or branch_ref not in found:
+        raise NotFound(f"{remote} has no remote part {spec} (no {task} and {branch_ref})",
+                       f"see the parts there: git ls-remote {remote} 'refs/hf/task/*'")
+    if done in found:
+        raise HfError(f"part {spec} is done on {remote} already (at {found[done][:12]})",
+                      "it joins on the machine that split it: `hf join "
+                      f"{batch_id}` there")
+    batch, part = _records(ws, remote, batch_id, name, root, task, found)
+    if dry_run:
+        return Taken(batch, part, remote, found[branch_ref], cloned, dry_run=True)
+    tip = _fetch(ws, remote, batch_id, name)
+    _make(ws, batch, part, tip)
+    ws.store.audit("take", batch=batch.id, part=part.name, remote=remote, tip=tip)
+    taken = Taken(batch, part, remote, tip, cloned)
+    if chosen is not None:
+        from hf_fanout.tabs.opening import open_tabs
+
+        taken.tabs = open_tabs(ws, batch, [part], chosen, supervise=True)
+    return taken
+
+
+def _parse_spec(spec: str) -> tuple[str, str]:
+    batch, sep, name = spec.partition("/")
+    if not sep:
+        raise BadInput(f"bad part {spec!r}", "name a part as BATCH/PART, e.g. b1/api")
+    return check_slug("batch", batch), check_slug("part", name)
+
+
+def _repository(given: str, here: Path, into: Path | None,
+                dry_run: bool) -> tuple[Path, str, str | None]:
+    """(the repository to work in, the name of its remote, the clone made if any)."""
+    from hf_fanout.worktrees.repository import Worktree
+
+    if into is None:
+        try:
+            found = Worktree.discover(here)
+        except NotARepo:
+            found = None
+        if found is not None:
+            main = found.repository.workdir
+            name = remotes.find_remote(main, given)
+            if name is None:
+                raise BadInput(f"this repository has no remote {given!r}",
+                               "name one of `git remote`, add it (git remote add NAME URL), "
+                               "or run `hf take` outside a repository to clone it")
+            return main, name, None
+    dest = into if into is not None else here / _clone_name(given)
+    if dest.exists() and any(dest.iterdir()):
+        raise BadInput(f"{dest} exists and is not empty",
+                       "name another directory for the clone: --into DIR")
+    if dry_run:
+        raise BadInput(f"--dry-run would have to clone {given} into {dest} first",
+                       "clone it yourself, then `hf take --dry-run` inside the clone")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remotes.clone(given, dest)
+    return dest, "origin", str(dest)
+
+
+def _clone_name(given: str) -> str:
+    tail = given.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return tail.removesuffix(".git") or "repo"
+
+
+def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | None,
+             task: str, found: dict[str, str]) -> tuple[Batch, Part]:
+    """The batch (new, or the one an earlier take of the same remote made) and the part,
+    from the task's part.json (fetched into this repository's objects)."""
+    scratch = f"refs/hf/incoming-task/{batch_id}/{name}"  # (removed once read)
+    try:
+        remotes.fetch_refs(ws.main.path, remote, [f"+{task}:{scratch}"])
+        raw = remotes.read_file(ws.main.path, found[task], PART_FILE)
+    finally:
+        ws.repo.git(["update-ref", "-d", scratch])
+    data = parse_part_data(raw, f"{remote} {task}")
+    if (data.batch, data.part) != (batch_id, name):
+        raise BadInput(f"{remote} {task} describes {data.batch}/{data.part}",
+                       "the task ref was not written by hf: split the part again")
+    taken = {"remote": remote, "url": remotes.url(ws.main.path, remote)}
+    if ws.store.has_batch(batch_id):
+        batch = ws.store.load_batch(batch_id)
+        if batch.extra.get("taken", {}).get("remote") != remote or batch.base != data.base:
+            raise BatchExists(f"batch {batch_id!r} exists here already, not taken from {remote}",
+                              "take it in another clone of the repository (--into DIR)")
+        if name in batch.parts:
+            part = ws.store.load_part(batch_id, name)
+            raise BatchExists(f"part {batch_id}/{name} is taken here already "
+                              f"(worktree {part.worktree})", f"work there: hf cd {batch_id}/{name}")
+        batch.parts.append(name)
+    else:
+        batch = Batch(id=batch_id, base=data.base, target_ref=ws.main.head_ref(),
+                      parts=[name], task=data.batch_task,
+                      worktree_root=str(worktree_root(ws, batch_id, root)),
+                      extra={"taken": taken})
+    where = Path(batch.worktree_root) / name
+    if where.exists():
+        raise BatchExists(f"{where} already exists", "remove it, or pass --worktree-root")
+    if ws.repo.ref_exists(f"refs/heads/{branch_name(batch_id, name)}"):
+        raise BatchExists(f"branch {branch_name(batch_id, name)} exists here already",
+                          f"delete it (git branch -D {branch_name(batch_id, name)}) first")
+    part = Part(batch=batch_id, name=name, index=len(batch.parts) - 1,
+                branch=branch_name(batch_id, name), worktree=str(where), owns=data.owns,
+                task=data.task, estimate_minutes=data.estimate_minutes, sparse=data.sparse,
+                context=data.context, extra={"taken": dict(taken)})
+    return batch, part
+
+
+def _fetch(ws: Workspace, remote: str, batch_id: str, name: str) -> str:
+    """The part branch's tip on the remote, fetched (into a ref of hf's, removed once
+    the branch exists here)."""
+    incoming = f"refs/hf/incoming/{batch_id}/{name}"
+    remotes.fetch_refs(ws.main.path, remote,
+                       [f"+refs/heads/{branch_name(batch_id, name)}:{incoming}"])
+    tip = ws.repo.ref_target(incoming)
+    if tip is None:
+        raise HfError(f"fetching {branch_name(batch_id, name)} from {remote} brought nothing",
+                      f"look at it: git ls-remote {remote} {branch_name(batch_id, name)}")
+    return tip
+
+
+def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
+    """The worktree, guarded and prepared as a split's part, the records, the handoff
+    file; on any failure, what was made is removed again."""
+    from hf_fanout.guard import fingerprint, mainhook
+    from hf_fanout.orchestrator.split import prepare_part, register_repo
+
+    incoming = f"refs/hf/incoming/{batch.id}/{part.name}"
+    worktree = Path(part.worktree)
+    new_batch = not ws.store.has_batch(batch.id)
+    try:
+        worktree.parent.mkdir(parents=True, exist_ok=True)
+        if part.sparse:
+            ws.repo.enable_worktree_config()
+        ws.repo.add_worktree(worktree, part.branch, tip)
+        ws.repo.worktree(worktree).populate(sparse=part.checkout_globs() if part.sparse
+                                            else None)
+        ws.store.batch_dir(batch.id).mkdir(parents=True, exist_ok=True)
+        prepare_part(ws, batch, part)
+        mainhook.install(ws.repo)
+        fingerprint.save(ws, batch, ws.store.load_parts(batch))
+        write_handoff(ws, batch, part)
+        ws.store.save_batch(batch)  # last: the part is in its batch once all is made
+    except BaseException:
+        ws.repo.remove_worktree(worktree)
+        shutil.rmtree(worktree, ignore_errors=True)
+        ws.repo.delete_branch(part.branch)
+        with contextlib.suppress(OSError):
+            ws.store.part_file(batch.id, part.name).unlink()
+        if new_batch:
+            with contextlib.suppress(HfError, OSError):
+                ws.store.remove_batch(batch.id)
+        raise
+    finally:
+        ws.repo.git(["update-ref", "-d", incoming])
+    register_repo(ws)
+
+
+def write_handoff(ws: Workspace, batch: Batch, part: Part) -> None:
+    """The part's TASK.md, as a split writes it, and what is different for a taken part."""
+    from hf_fanout import atomic
+    from hf_fanout.guard.wrapper import Rules
+    from hf_fanout.tabs import handoff
+
+    base_paths = [str(p) for p in ws.repo.ls_tree(batch.base)]
+    text = handoff.render(batch, part, [], base_paths, ws.main.path,
+                          Rules.from_settings(ws.settings.get("guard")))
+    remote = taken_from(part)
+    text += f"""
+## This part was taken from `{remote}`
+
+The batch was split on another machine; it joins there. `hf done` here pushes
+`{part.branch}` to `{remote}` and records it done (git refuses your own `git push`
+here; push nothing else). Commit your work first: only the branch travels.
+"""
+    handoff.private_dir(Path(part.worktree))
+    atomic.atomic_write(handoff.task_file(Path(part.worktree)), text.encode("utf-8"))
+
+
+# --------------------------------------------------------------------- done, heartbeat
+
+
+def push_done(ws: Workspace, part: Part) -> dict[str, Any]:
+    """`hf done` of a taken part: the branch tip and the done ref pushed in one atomic
+    push (no force: a remote branch with commits this one has not refuses it).
+    Refused, nothing pushed: uncommitted changes to owned files (only the branch
+    travels), a branch that does not descend from the base."""
+    remote = taken_from(part)
+    assert remote is not None
+    batch = ws.store.load_batch(part.batch)
+    tip = ws.repo.ref_target(f"refs/heads/{part.branch}")
+    if tip is None:
+        raise HfError(f"part {part.batch}/{part.name}: its branch {part.branch} is gone",
+                      f"restore it in its worktree (git switch -c {part.branch})")
+    left: list[str] = []
+    worktree = Path(part.worktree)
+    if worktree.is_dir():
+        changed = ws.worktree(worktree).status_paths(exclude=copied_paths(part))
+        owns = Ownership.parse(part.owns)
+        mine = sorted(p for p in changed if owns.owns(p))
+        if mine:
+            raise HfError(f"uncommitted changes to files the part owns: {', '.join(mine[:10])}"
+                          " (`hf done` pushes the branch only)",
+                          "commit them in the part's worktree (git add ... && git commit), "
+                          "then `hf done` again")
+        left = sorted(p for p in changed if not owns.owns(p))
+    if not ws.repo.is_ancestor(batch.base, tip):
+        raise HfError(f"{part.branch} does not descend from the batch's base "
+                      f"{batch.base[:12]}: the join would refuse it",
+                      "put the part's commits back on top of the base, then `hf done` again")
+    # to the URL, not the remote's name: no remote-tracking ref moves here
+    target = remotes.url(ws.main.path, remote)
+    outcome = remotes.push_refs(ws.main.path, target, [
+        f"{tip}:refs/heads/{part.branch}", f"{tip}:{done_ref(part.batch, part.name)}"])
+    if not outcome.ok:
+        why = remotes.git_error(outcome.stderr, "git push failed")
+        raise HfError(f"pushing {part.branch} to {remote} failed: {why}",
+                      f"the remote branch has commits this one has not: look at them (git "
+                      f"fetch {remote}, git log {remote}/{part.branch})" if outcome.rejected
+                      else f"check the remote's URL and your access to it (`git ls-remote "
+                      f"{remote}`)")
+    ws.store.audit("remote-done", batch=part.batch, part=part.name, remote=remote, tip=tip)
+    return {"remote": remote, "tip": tip, "left_behind": left}
+
+
+def beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
+    """The heartbeat ref of a taken part, at most once every HEARTBEAT_EVERY seconds
+    (`timefmt.now`: HF_CLOCK sets it): the new one pushed and the older ones deleted in
+    one atomic push. None when it was not yet time. A remote that cannot be reached
+    costs the local heartbeat nothing: the failure is returned."""
+    remote = taken_from(part)
+    if remote is None:
+        return None
+    part = ws.store.load_part(part.batch, part.name)  # (a long `hf run` holds an old one)
+    now = timefmt.now()
+    last = timefmt.parse_iso((part.extra.get("taken") or {}).get("beat_at"))
+    if last is not None and 0 <= now - last < HEARTBEAT_EVERY:
+        return None
+    host = socket.gethostname()
+    ref = heartbeat_ref(part.batch, part.name, host, now)
+    batch = ws.store.load_batch(part.batch)
+    try:
+        old = remotes.list_refs(ws.main.path, remote, [heartbeat_prefix(part.batch, part.name)
+                                                        + "*"])
+        outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, remote),
+                                    [f"{batch.base}:{ref}",
+                                     *(f":{name}" for name in sorted(old) if name != ref)])
+    except HfError as exc:
+        return {"ok": False, "error": exc.message}
+    if not outcome.ok:
+        return {"ok": False, "error": remotes.git_error(outcome.stderr, "git push failed")}
+    with ws.store.state_lock():
+        fresh = ws.store.load_part(part.batch, part.name)
+        fresh.extra.setdefault("taken", {})["beat_at"] = timefmt.iso(now)
+        ws.store.save_part(fresh)
+    return {"ok": True, "ref": ref, "host": host, "at": timefmt.iso(now)}

@@ -1,0 +1,358 @@
+"""Parts on other machines, end to end: a real bare repository as the remote, machine
+A (splits, joins, collects) and machine B (takes parts, works them, `hf done`), each
+with its own HOME, running hf as real processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import snapshot
+from remote_support import Machine, fsck_clean, remote_refs, two_machines
+
+PLAN = """\
+batch = "b1"
+task = "add search"
+
+[[part]]
+name = "docs"
+owns = ["docs/**", "README.md"]
+
+[[part]]
+name = "api"
+owns = ["src/api/**"]
+remote = "origin"
+task = "the search endpoint"
+
+[[part]]
+name = "ui"
+owns = ["src/ui/**"]
+remote = "origin"
+"""
+
+# The stand-in agent of a taken part: it edits an owned and an unowned file, tries to
+# commit both (the guard refuses), commits the owned one, tries to push (the guard
+# refuses), then `hf done`.
+AGENT = """\
+echo "$OWNED_LINE" >> "$OWNED"
+echo "not mine" >> "$UNOWNED"
+if git add -A && git commit -qm everything; then echo committed-all >> "$LOG"; fi
+git reset -q
+git add "$OWNED" && git commit -qm "$PART: work" && echo committed-owned >> "$LOG"
+git push origin HEAD:refs/heads/elsewhere; echo "push $?" >> "$LOG"
+"$HF_PYTHON" -m hf_fanout done --note "$PART done"; echo "done $?" >> "$LOG"
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Path, Machine, Machine]:
+    return two_machines(tmp_path)
+
+
+def split_b1(a: Machine, tmp: Path) -> dict[str, object]:
+    plan = tmp / "plan.toml"
+    plan.write_text(PLAN)
+    return a.hf_json("split", "--plan", str(plan))  # type: ignore[no-any-return]
+
+
+def work_taken(b: Machine, part: str, owned: str, unowned: str, tmp: Path) -> list[str]:
+    """B's agent works `part` under `hf run` (guard on PATH); what it logged."""
+    worktree = b.worktree("b1", part)
+    script = tmp / f"agent-{part}.sh"
+    script.write_text(AGENT)
+    log = tmp / f"agent-{part}.log"
+    env = {**b.guarded_env(), "OWNED": owned, "UNOWNED": unowned, "LOG": str(log),
+           "PART": part, "OWNED_LINE": f"# {part} searched"}
+    proc = subprocess.run([sys.executable, "-m", "hf_fanout", "run", "--", "sh", str(script)],
+                          cwd=worktree, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return log.read_text().split("\n")
+
+
+def test_one_local_and_two_remote_parts_join_as_one_commit(world, tmp_path):
+    remote, a, b = world
+    made = split_b1(a, tmp_path)
+    parts = {p["name"]: p for p in made["parts"]}  # type: ignore[attr-defined]
+    # the remote parts have no worktree on A; their branch and task are on the remote
+    assert not Path(parts["api"]["worktree"]).exists()
+    assert Path(parts["docs"]["worktree"]).is_dir()
+    base = a.git("rev-parse", "HEAD").strip()
+    refs = remote_refs(remote)
+    assert refs["refs/heads/hf/b1/api"] == refs["refs/heads/hf/b1/ui"] == base
+    assert "refs/heads/hf/b1/docs" not in refs and "refs/hf/task/b1/docs" not in refs
+    task = a.git("show", f"{refs['refs/hf/task/b1/api']}:TASK.md", cwd=a.repo)
+    assert "Push your work to branch `hf/b1/api` and touch nothing else" in task
+    assert "the search endpoint" in task
+
+    # machine B takes both remote parts, its agents work them
+    for part in ("api", "ui"):
+        taken = b.hf_json("take", "origin", f"b1/{part}")
+        assert taken["tip"] == base
+        assert (b.worktree("b1", part) / ".hf" / "TASK.md").is_file()
+    api_log = work_taken(b, "api", "src/api/orders.py", "src/ui/app.js", tmp_path)
+    ui_log = work_taken(b, "ui", "src/ui/page.html", "docs/guide.md", tmp_path)
+    for log in (api_log, ui_log):
+        assert "committed-all" not in log and "committed-owned" in log
+        assert "push 99" in log  # the agent's own push: refused by the guard
+        assert "done 0" in log
+    refs = remote_refs(remote)
+    assert "refs/heads/elsewhere" not in refs
+    api_tip = b.git("rev-parse", "hf/b1/api").strip()
+    ui_tip = b.git("rev-parse", "hf/b1/ui").strip()
+    assert refs["refs/heads/hf/b1/api"] == refs["refs/hf/done/b1/api"] == api_tip
+    assert refs["refs/heads/hf/b1/ui"] == refs["refs/hf/done/b1/ui"] == ui_tip
+
+    # machine A: its local part, then the join
+    docs = Path(parts["docs"]["worktree"])
+    (docs / "docs" / "guide.md").write_text("# guide\nsearch is here\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    status = a.hf_json("status", "b1")["batches"][0]
+    shown = {p["name"]: p for p in status["parts"]}
+    assert shown["api"]["state"] == shown["ui"]["state"] == "done"
+    assert shown["api"]["remote"]["done_tip"] == api_tip
+    joined = a.hf_json("join", "b1")
+    head = a.git("rev-parse", "HEAD").strip()
+    assert joined["commit"] == head
+    changed = a.git("diff", "--name-only", base, head).split()
+    assert sorted(changed) == ["docs/guide.md", "src/api/orders.py", "src/ui/page.html"]
+    assert a.git("show", f"{head}:src/api/orders.py").endswith("# api searched\n")
+    assert "not mine" not in a.git("show", f"{head}:src/ui/app.js")
+    message = a.git("log", "-1", "--format=%B")
+    assert f"Hf-Part: api {api_tip} remote=origin" in message
+    assert f"Hf-Part: ui {ui_tip} remote=origin" in message
+    assert a.git("rev-list", "--count", f"{base}..{head}").strip() == "1"
+    assert a.git("status", "--porcelain").strip() == ""
+    # B kept its unowned edits where they were: never pushed, never joined
+    assert "not mine" in (b.worktree("b1", "api") / "src/ui/app.js").read_text()
+    fsck_clean(a)
+    fsck_clean(b)
+
+
+def _take_and_finish(b: Machine, part: str, path: str, text: str) -> str:
+    assert b.hf("take", "origin", f"b1/{part}").returncode == 0
+    worktree = b.worktree("b1", part)
+    (worktree / path).write_text(text)
+    b.git("commit", "-qam", f"{part} work", cwd=worktree)
+    done = b.hf("done", cwd=worktree)
+    assert done.returncode == 0, done.stderr
+    return b.git("rev-parse", "HEAD", cwd=worktree).strip()
+
+
+def _a_unchanged(a: Machine, before: dict[str, object], base: str) -> None:
+    assert snapshot(a.repo) == before
+    assert a.git("rev-parse", "hf/b1/api").strip() == base  # the fetched tip not taken
+    records = a.hf_json("status", "b1")["batches"][0]["parts"]
+    assert {p["name"]: p["state"] for p in records}["docs"] == "done"
+
+
+def test_a_branch_force_pushed_after_done_is_refused(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    base = a.git("rev-parse", "HEAD").strip()
+    assert a.hf("done", "b1/docs").returncode == 0
+    done_tip = _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    # someone replaces the branch after done (real git, bypassing everything)
+    worktree = b.worktree("b1", "api")
+    b.git("commit", "-q", "--amend", "-m", "rewritten", cwd=worktree)
+    rewritten = b.git("rev-parse", "HEAD", cwd=worktree).strip()
+    b.git("push", "-q", "-f", "origin", f"{rewritten}:refs/heads/hf/b1/api")
+    before = snapshot(a.repo)
+    proc = a.hf("join", "b1", "--partial")
+    assert proc.returncode == 1
+    assert "moved after it was done" in proc.stderr
+    assert done_tip[:12] in proc.stderr and rewritten[:12] in proc.stderr
+    _a_unchanged(a, before, base)
+
+
+def test_a_branch_not_descending_from_the_base_is_refused(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    base = a.git("rev-parse", "HEAD").strip()
+    assert a.hf("done", "b1/docs").returncode == 0
+    # a hosted agent without hf pushes a history of its own to the part branch
+    hosted = tmp_path / "hosted"
+    subprocess.run(["git", "clone", "-q", str(remote), str(hosted)], check=True, env=b.env)
+    b.git("switch", "-q", "--orphan", "fresh", cwd=hosted)
+    (hosted / "src" / "api").mkdir(parents=True)
+    (hosted / "src" / "api" / "orders.py").write_text("def orders(): return [2]\n")
+    b.git("add", "-A", cwd=hosted)
+    b.git("commit", "-qm", "from scratch", cwd=hosted)
+    b.git("push", "-q", "-f", "origin", "HEAD:refs/heads/hf/b1/api", cwd=hosted)
+    assert a.hf("done", "b1/api").returncode == 0  # the person says the agent finished
+    before = snapshot(a.repo)
+    proc = a.hf("join", "b1", "--partial")
+    assert proc.returncode == 1
+    assert "does not descend from the batch's base" in proc.stderr
+    _a_unchanged(a, before, base)
+
+
+def test_a_hosted_agents_unowned_change_is_refused(world, tmp_path):
+    """Whatever a hosted agent pushed, the join's ownership check holds."""
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    base = a.git("rev-parse", "HEAD").strip()
+    prompt = a.hf("task", "b1/api", "--prompt")
+    assert "push your work to branch `hf/b1/api` and touch nothing else" in prompt.stdout.lower()
+    assert "`src/api/**`" in prompt.stdout
+    hosted = tmp_path / "hosted"
+    subprocess.run(["git", "clone", "-q", "-b", "hf/b1/api", str(remote), str(hosted)],
+                   check=True, env=b.env)
+    (hosted / "src" / "api" / "orders.py").write_text("def orders(): return [3]\n")
+    (hosted / "README.md").write_text("# taken over\n")
+    b.git("commit", "-qam", "hosted work", cwd=hosted)
+    b.git("push", "-q", "origin", "HEAD:hf/b1/api", cwd=hosted)
+    assert a.hf("done", "b1/api").returncode == 0
+    assert a.hf("done", "b1/docs").returncode == 0
+    before = snapshot(a.repo)
+    proc = a.hf("join", "b1", "--partial")
+    assert proc.returncode == 1
+    assert "outside the part's ownership: api: README.md" in proc.stderr
+    assert snapshot(a.repo) == before
+    assert a.git("rev-parse", "HEAD").strip() == base
+    # what was fetched can be looked at: `hf diff` reads the part's branch here
+    parts = {p["part"]: p for p in a.hf_json("diff", "b1", "--name-only")["parts"]}
+    assert parts["api"]["owned"] == ["src/api/orders.py"]
+    assert parts["api"]["outside"] == [{"path": "README.md", "owner": "docs"}]
+    assert parts["ui"]["owned"] == [] and parts["ui"]["outside"] == []
+
+
+def test_an_unreachable_remote_refuses_or_partial_joins_the_rest(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    base = a.git("rev-parse", "HEAD").strip()
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    docs = a.worktree("b1", "docs")
+    (docs / "README.md").write_text("# demo, searched\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    shutil.move(remote, tmp_path / "away.git")
+    before = snapshot(a.repo)
+    proc = a.hf("join", "b1")
+    assert proc.returncode == 1
+    assert "reading origin failed: fatal:" in proc.stderr
+    assert snapshot(a.repo) == before
+    joined = a.hf_json("join", "b1", "--partial")
+    assert [p["part"] for p in joined["parts"]] == ["docs"]
+    assert "api, ui" in joined["remote_left_out"][0]
+    assert a.git("diff", "--name-only", base, "HEAD").split() == ["README.md"]
+    status = a.hf_json("status", "b1")["batches"][0]
+    states = {p["name"]: p["state"] for p in status["parts"]}
+    assert states["docs"] == "joined" and states["api"] == states["ui"] == "unreachable"
+    # back again: the rest joins, on top of the moved main
+    shutil.move(tmp_path / "away.git", remote)
+    joined = a.hf_json("join", "b1", "--partial")
+    assert [p["part"] for p in joined["parts"]] == ["api"]
+    assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
+
+
+def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
+    remote, a, b = world
+    before_split = remote_refs(remote)
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    wt = b.worktree("b1", "ui")
+    assert b.hf("heartbeat", cwd=wt).returncode == 0
+    # refs others made: a hosted agent's other branch, a person's branch
+    b.git("push", "-q", "origin", "hf/b1/ui:refs/heads/hf/b1/ui-extra")
+    b.git("push", "-q", "origin", "main:refs/heads/feature")
+    assert a.hf("done", "b1/docs").returncode == 0
+    assert a.hf("join", "b1").returncode == 0
+    before = remote_refs(remote)
+    hf_refs = {r for r in before if r.startswith(("refs/hf/", "refs/heads/hf/b1/"))
+               and r != "refs/heads/hf/b1/ui-extra"}
+    assert any(r.startswith("refs/hf/heartbeat/b1/ui/") for r in hf_refs)
+    assert len(hf_refs) == 2 * 3 + 1  # branch, task, done per part; one heartbeat
+    gc = a.hf_json("gc", "b1")
+    after = remote_refs(remote)
+    assert set(before) - set(after) == hf_refs
+    assert sorted(gc["refs_removed"]) == sorted(f"origin:{r}" for r in hf_refs)
+    assert set(after) == set(before_split) | {"refs/heads/hf/b1/ui-extra", "refs/heads/feature"}
+    assert a.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
+    fsck_clean(a)
+
+
+def test_a_split_refused_pushes_nothing(world, tmp_path):
+    remote, a, b = world
+    before = remote_refs(remote)
+    proc = a.hf("split", "b1", "--part", "api=src/api/**", "--part", "all=src/**",
+                "--remote", "origin")
+    assert proc.returncode == 2 and "both own" in proc.stderr
+    proc = a.hf("split", "b1", "--part", "api=src/api/**", "--remote", "nosuch")
+    assert proc.returncode == 2
+    assert "no remote named 'nosuch'" in proc.stderr
+    # a part's branch on the remote already (an earlier batch b1): refused, nothing made
+    a.git("push", "-q", "origin", "main:refs/heads/hf/b1/ui")
+    proc = a.hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+                "--remote", "origin")
+    assert proc.returncode == 1
+    assert "origin has refs/heads/hf/b1/ui already" in proc.stderr
+    assert remote_refs(remote) == {**before, "refs/heads/hf/b1/ui": before["refs/heads/main"]}
+    assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
+    assert json.loads(a.hf("status", "--json").stdout)["data"]["batches"] == []
+
+
+def test_a_push_the_remote_refuses_takes_the_whole_split_back(world, tmp_path):
+    remote, a, b = world
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'no pushes today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = remote_refs(remote)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    proc = a.hf("split", "--plan", str(plan))
+    assert proc.returncode == 1
+    assert "split of 'b1' failed, nothing was kept" in proc.stderr
+    assert "no pushes today" in proc.stderr
+    assert remote_refs(remote) == before
+    assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
+    assert not a.worktree("b1", "docs").exists()  # the local part is taken back too
+    assert json.loads(a.hf("status", "--json").stdout)["data"]["batches"] == []
+
+
+def test_the_sweep_auto_joins_once_the_remote_parts_are_done_there(world, tmp_path):
+    remote, a, b = world
+    made = a.hf("split", "b1", "--part", "api=src/api/**", "--remote", "origin", "--auto-join")
+    assert made.returncode == 0, made.stderr
+    sweep = a.hf_json("sweep", "--repo", str(a.repo))
+    assert not [x for r in sweep["repos"] for x in r["actions"]]
+    tip = _take_and_finish(b, "api", "src/api/users.py", "def users(): return [7]\n")
+    sweep = a.hf_json("sweep", "--repo", str(a.repo))
+    assert [x["action"] for r in sweep["repos"] for x in r["actions"]] == ["auto-join"]
+    assert f"Hf-Part: api {tip} remote=origin" in a.git("log", "-1", "--format=%B")
+
+
+def test_open_on_the_splitting_machine_skips_the_remote_parts(world, tmp_path):
+    remote, a, b = world
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    made = a.hf_json("split", "--plan", str(plan), "--open", "--launcher", "print")
+    assert {t["tab"]: t["action"] for t in made["tabs"]} == \
+        {"docs": "printed", "api": "skipped", "ui": "skipped"}
+    opened = a.hf_json("open", "b1", "--launcher", "print")
+    tabs = {t["tab"]: t for t in opened["tabs"]}
+    assert tabs["docs"]["action"] == "printed"
+    assert tabs["api"]["action"] == tabs["ui"]["action"] == "skipped"
+    assert "`hf take origin b1/api` on its machine" in tabs["api"]["hint"]
+
+
+def test_a_second_remote_refusing_takes_back_what_the_first_got(world, tmp_path):
+    remote, a, b = world
+    mirror = tmp_path / "mirror.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(mirror)], check=True)
+    hook = mirror / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'closed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    a.git("remote", "add", "mirror", str(mirror))
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.replace('name = "ui"\nowns = ["src/ui/**"]\nremote = "origin"',
+                                 'name = "ui"\nowns = ["src/ui/**"]\nremote = "mirror"'))
+    before = remote_refs(remote)
+    proc = a.hf("split", "--plan", str(plan))
+    assert proc.returncode == 1 and "pushing the remote parts to mirror failed" in proc.stderr
+    assert remote_refs(remote) == before  # api's branch and task ref went again
+    assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""

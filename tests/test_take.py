@@ -1,0 +1,185 @@
+"""`hf take` and what a taken part does on the machine that works it: `hf done`
+pushes, heartbeats reach the remote at most once a minute and the machine that split
+sees them (`hf status`, `hf sweep`); the refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from remote_support import Machine, remote_refs, two_machines
+
+T0 = "2026-12-03T10:00:00Z"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Path, Machine, Machine]:
+    remote, a, b = two_machines(tmp_path)
+    made = a.hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+                "--remote", "origin", "--task", "add search", extra={"HF_CLOCK": T0})
+    assert made.returncode == 0, made.stderr
+    return remote, a, b
+
+
+def heartbeats(remote: Path, part: str) -> list[str]:
+    return sorted(r for r in remote_refs(remote) if r.startswith(f"refs/hf/heartbeat/b1/{part}/"))
+
+
+def test_heartbeats_reach_the_remote_once_a_minute_and_a_sees_them(world):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    host = b.hf_json("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T10:01:00Z"})
+    seen = host["heartbeat"]["remote"]
+    assert seen["ok"] is True
+    first = heartbeats(remote, "api")
+    assert first == [seen["ref"]] and seen["ref"].endswith("/20261203T100100Z")
+    # 30 s later: not again
+    again = b.hf_json("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T10:01:30Z"})
+    assert again["heartbeat"]["remote"] is None
+    assert heartbeats(remote, "api") == first
+    # a minute later: the new one, and the old one gone
+    later = b.hf_json("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T10:02:00Z"})
+    assert heartbeats(remote, "api") == [later["heartbeat"]["remote"]["ref"]]
+
+    # A: seen within a minute
+    status = a.hf_json("status", "b1", extra={"HF_CLOCK": "2026-12-03T10:02:40Z"})
+    api = {p["name"]: p for p in status["batches"][0]["parts"]}["api"]
+    assert api["state"] == "remote"
+    assert api["remote"]["seen"] == f"last seen 40 s ago on {seen['host']}"
+    shown = a.hf("status", "b1", extra={"HF_CLOCK": "2026-12-03T10:02:40Z"})
+    assert f"api: remote part on origin: last seen 40 s ago on {seen['host']}" in shown.stdout
+    # gone for longer than the threshold (10 min by default): stale, never rescued
+    late = {"HF_CLOCK": "2026-12-03T10:13:00Z"}
+    status = a.hf_json("status", "b1", extra=late)
+    api = {p["name"]: p for p in status["batches"][0]["parts"]}["api"]
+    assert api["state"] == "stale" and "last seen 11 min ago" in api["remote"]["seen"]
+    sweep = a.hf_json("sweep", "--repo", str(a.repo), extra=late)
+    parts = {p["part"]: p for r in sweep["repos"] for p in r["parts"]}
+    assert parts["api"]["state"] == "stale"
+    assert not [x for r in sweep["repos"] for x in r["actions"]]
+    assert a.git("for-each-ref", "refs/hf/rescue/").strip() == ""
+    # the threshold is a setting
+    (a.repo / ".hf.toml").write_text('remote_stale_after = "1h"\n')
+    status = a.hf_json("status", "b1", extra=late)
+    assert {p["name"]: p["state"] for p in status["batches"][0]["parts"]}["api"] == "remote"
+
+
+def test_hf_run_beats_on_the_remote_while_the_worker_lives(world):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/ui").returncode == 0
+    wt = b.worktree("b1", "ui")
+    proc = subprocess.run([sys.executable, "-m", "hf_fanout", "run", "--", "true"], cwd=wt,
+                          env={**b.env, "HF_CLOCK": "2026-12-03T10:05:00Z"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert [r.rsplit("/", 1)[1] for r in heartbeats(remote, "ui")] == ["20261203T100500Z"]
+
+
+def test_done_refuses_uncommitted_owned_work_and_pushes_nothing(world):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "orders.py").write_text("def orders(): return [1]\n")
+    before = remote_refs(remote)
+    proc = b.hf("done", cwd=wt)
+    assert proc.returncode == 1
+    assert "uncommitted changes to files the part owns: src/api/orders.py" in proc.stderr
+    assert remote_refs(remote) == before
+    status = b.hf_json("status", "b1")
+    assert status["batches"][0]["parts"][0]["state"] == "running"
+    b.git("commit", "-qam", "orders", cwd=wt)
+    assert b.hf("done", cwd=wt).returncode == 0
+    tip = b.git("rev-parse", "HEAD", cwd=wt).strip()
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == tip
+
+
+def test_take_refusals(world, tmp_path):
+    remote, a, b = world
+    proc = b.hf("take", "origin", "b1/nope")
+    assert proc.returncode == 1 and "origin has no remote part b1/nope" in proc.stderr
+    proc = b.hf("take", "upstream", "b1/api")
+    assert proc.returncode == 2 and "this repository has no remote 'upstream'" in proc.stderr
+    proc = b.hf("take", "origin", "b1")
+    assert proc.returncode == 2 and "BATCH/PART" in proc.stderr
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    proc = b.hf("take", "origin", "b1/api")
+    assert proc.returncode == 1 and "taken here already" in proc.stderr
+    # its base stays the batch's: `hf sync` leaves it alone, saying why
+    proc = b.hf("sync", cwd=b.worktree("b1", "api"))
+    assert "keeps the batch's base" in proc.stdout + proc.stderr
+    assert b.git("rev-parse", "hf/b1/api").strip() == a.git("rev-parse", "HEAD").strip()
+    # the batch joins where it was split
+    proc = b.hf("join", "b1", "--partial")
+    assert proc.returncode == 1 and "it joins on the machine that split it" in proc.stderr
+    # on A, a join before the remote parts are done says where they are finished
+    proc = a.hf("join", "b1")
+    assert proc.returncode == 1
+    assert "a remote part (api, ui) is done once `hf done` ran where it is worked" in proc.stderr
+
+
+def test_take_by_url_outside_a_repository_clones(world, tmp_path):
+    remote, a, b = world
+    elsewhere = tmp_path / "c"
+    elsewhere.mkdir()
+    taken = b.hf_json("take", str(remote), "b1/ui", cwd=elsewhere)
+    assert taken["cloned"] == str(elsewhere / "remote")
+    worktree = Path(taken["part"]["worktree"])
+    assert worktree == elsewhere / "remote.hf" / "b1" / "ui"
+    assert (worktree / "src" / "ui" / "page.html").is_file()
+    clone = elsewhere / "remote"
+    # what the take fetched is on the branch; no scratch ref of hf's is left
+    assert b.git("for-each-ref", "--format=%(refname)", "refs/hf/", cwd=clone).strip() == ""
+    task = (worktree / ".hf" / "TASK.md").read_text()
+    assert "This part was taken from `origin`" in task and "`src/ui/**`" in task
+    assert "only committed work\n  travels" in task and "the join takes both" not in task
+    # the guard is installed: a commit of a file ui does not own is refused
+    (worktree / "README.md").write_text("# mine now\n")
+    b.git("add", "README.md", cwd=worktree)
+    proc = subprocess.run(["git", "commit", "-qm", "x"], cwd=worktree, env=b.env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "outside its ownership" in proc.stderr
+
+
+def test_a_done_part_cannot_be_taken(world):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    assert b.hf("done", cwd=b.worktree("b1", "api")).returncode == 0
+    other = b.repo.parent / "second"
+    subprocess.run(["git", "clone", "-q", str(remote), str(other)], env=b.env, check=True)
+    proc = b.hf("take", "origin", "b1/api", cwd=other)
+    assert proc.returncode == 1 and "is done on origin already" in proc.stderr
+
+
+def test_a_sandboxed_agents_done_that_cannot_push_is_refused_not_looped(world, tmp_path):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    log = tmp_path / "agent.log"
+    script = ('echo more >> src/api/orders.py; "$HF_PYTHON" -m hf_fanout done; '
+              f'echo "done $?" > {log}')
+    proc = subprocess.run([sys.executable, "-m", "hf_fanout", "run", "--", "sh", "-c", script],
+                          cwd=wt, env={**b.env, "HF_PYTHON": sys.executable},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text().strip() == "done 1"
+    assert "refused by hf outside the sandbox: uncommitted changes to files the part owns" \
+        in proc.stderr
+    assert "refs/hf/done/b1/api" not in remote_refs(remote)
+    assert b.hf_json("status", "b1")["batches"][0]["parts"][0]["state"] != "done"
+    rejected = [e for e in b.hf_json("log")["events"] if e.get("action") == "inbox-rejected"]
+    assert rejected and "uncommitted changes to files the part owns" in rejected[-1]["why"]
+
+
+def test_take_opens_a_tab_with_the_same_launchers_and_dry_run_makes_nothing(world):
+    remote, a, b = world
+    dry = b.hf_json("take", "origin", "b1/ui", "--dry-run")
+    assert dry["dry_run"] is True and not b.worktree("b1", "ui").exists()
+    assert b.git("for-each-ref", "refs/heads/hf/").strip() == ""
+    assert b.hf_json("status")["batches"] == []
+    taken = b.hf_json("take", "origin", "b1/ui", "--open", "--launcher", "print")
+    [tab] = taken["tabs"]
+    assert tab["launcher"] == "print" and tab["action"] == "printed"
+    assert str(b.worktree("b1", "ui")) in tab["command"]
