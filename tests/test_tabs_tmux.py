@@ -234,11 +234,14 @@ def test_a_window_whose_agent_exits_stays_open_with_the_code_and_open_respawns_i
             "capture-pane", "-p", "-S", "-", "-t", "=hf-b1:api").stdout
 
     deadline = time.monotonic() + 30
-    # tmux marks the pane dead (its output ended) and then learns the exit status
-    while time.monotonic() < deadline and len(pane()[0].split()) < 3:
+    # tmux marks the pane dead (its output ended) and then learns the exit status;
+    # tmux 3.3 can miss the status when the pane's output ends before the exit is
+    # reaped, so the code a user reads is the one hf's line prints
+    while time.monotonic() < deadline and not (
+            pane()[0].startswith("api 1") and "exited with code" in pane()[1]):
         time.sleep(0.1)
     window, screen = pane()
-    assert window == "api 1 3", window  # dead, kept, exit status 3
+    assert window in ("api 1 3", "api 1 "), window  # dead and kept (exit status 3)
     assert "boom: something went wrong" in screen
     assert "[hf] the agent exited with code 3; `hf status`, or `hf open b1/api`" in screen
 
