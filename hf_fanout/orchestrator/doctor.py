@@ -10,11 +10,15 @@ force; the limits and what they are at.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
+
+if TYPE_CHECKING:
+    from hf_fanout.core.records import Part
 
 INFO, FIXED, PROBLEM = "info", "fixed", "problem"
 
@@ -101,37 +105,46 @@ def check_limits(ws: Workspace, report: DoctorReport) -> None:
         report.findings.append(Finding("limit", limit.line() + reached))
 
 
+def _live_parts(ws: Workspace) -> Iterator[Part]:
+    """The parts of running batches that are neither joined nor dropped and whose
+    worktree is there (a damaged record is check_records' to report)."""
+    from pathlib import Path
+
+    from hf_fanout.core.records import DROPPED, JOINED
+    from hf_fanout.guard.fingerprint import running_batches
+
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue
+        yield from (p for p in parts
+                    if p.state not in (JOINED, DROPPED) and Path(p.worktree).is_dir())
+
+
 def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: bool) -> None:
     """Every live part's guard whole (marker, hooks path, hook scripts, entry); with
     `fix`, reinstalled where it is not."""
     from pathlib import Path
 
-    from hf_fanout.core.records import DROPPED, JOINED
     from hf_fanout.guard import hooks
-    from hf_fanout.guard.fingerprint import rebaseline_guard_files, running_batches
+    from hf_fanout.guard.fingerprint import rebaseline_guard_files
 
     repaired = False
-    for batch in running_batches(ws):
-        try:
-            parts = ws.store.load_parts(batch)
-        except HfError:
-            continue  # a damaged record: reported by check_records
-        for part in parts:
-            if part.state in (JOINED, DROPPED) or not Path(part.worktree).is_dir():
-                continue
-            found = hooks.problems(ws.repo, Path(part.worktree), part.batch, part.name)
-            if not found:
-                continue
-            where = f"{part.batch}/{part.name}"
-            if fix and not dry_run:
-                hooks.install(ws.repo, Path(part.worktree), part.batch, part.name)
-                repaired = True
-                report.findings.append(Finding("guard", f"{where}: reinstalled ("
-                                               f"{'; '.join(found)})", FIXED))
-            else:
-                report.findings.append(Finding(
-                    "guard", f"{where}: {'; '.join(found)}", PROBLEM,
-                    "`hf doctor --fix` reinstalls the part's guard"))
+    for part in _live_parts(ws):
+        found = hooks.problems(ws.repo, Path(part.worktree), part.batch, part.name)
+        if not found:
+            continue
+        where = f"{part.batch}/{part.name}"
+        if fix and not dry_run:
+            hooks.install(ws.repo, Path(part.worktree), part.batch, part.name)
+            repaired = True
+            report.findings.append(Finding("guard", f"{where}: reinstalled ("
+                                           f"{'; '.join(found)})", FIXED))
+        else:
+            report.findings.append(Finding(
+                "guard", f"{where}: {'; '.join(found)}", PROBLEM,
+                "`hf doctor --fix` reinstalls the part's guard"))
     if repaired:
         rebaseline_guard_files(ws)
 
@@ -142,36 +155,27 @@ def check_agent_hooks(ws: Workspace, report: DoctorReport, *, fix: bool,
     program that is there; with `fix`, written again through the stable entry."""
     from pathlib import Path
 
-    from hf_fanout.core.records import DROPPED, JOINED
-    from hf_fanout.guard.fingerprint import running_batches
     from hf_fanout.tabs import agent_hooks
 
-    for batch in running_batches(ws):
+    for part in _live_parts(ws):
+        where = f"{part.batch}/{part.name}"
         try:
-            parts = ws.store.load_parts(batch)
-        except HfError:
-            continue  # a damaged record: reported by check_records
-        for part in parts:
-            if part.state in (JOINED, DROPPED) or not Path(part.worktree).is_dir():
-                continue
-            where = f"{part.batch}/{part.name}"
-            try:
-                found = agent_hooks.problems(Path(part.worktree))
-            except HfError as exc:
-                report.findings.append(Finding("agent hooks", f"{where}: {exc.message}",
-                                               PROBLEM, exc.hint))
-                continue
-            if not found:
-                continue
-            if fix and not dry_run:
-                agent_hooks.install_claude(Path(part.worktree), ws.repo.common_dir,
-                                           part.batch, part.name)
-                report.findings.append(Finding("agent hooks", f"{where}: written again ("
-                                               f"{'; '.join(found)})", FIXED))
-            else:
-                report.findings.append(Finding(
-                    "agent hooks", f"{where}: {'; '.join(found)}", PROBLEM,
-                    "`hf doctor --fix` writes the part's agent hooks again"))
+            found = agent_hooks.problems(Path(part.worktree))
+        except HfError as exc:
+            report.findings.append(Finding("agent hooks", f"{where}: {exc.message}",
+                                           PROBLEM, exc.hint))
+            continue
+        if not found:
+            continue
+        if fix and not dry_run:
+            agent_hooks.install_claude(Path(part.worktree), ws.repo.common_dir,
+                                       part.batch, part.name)
+            report.findings.append(Finding("agent hooks", f"{where}: written again ("
+                                           f"{'; '.join(found)})", FIXED))
+        else:
+            report.findings.append(Finding(
+                "agent hooks", f"{where}: {'; '.join(found)}", PROBLEM,
+                "`hf doctor --fix` writes the part's agent hooks again"))
 
 
 def check_isolation(ws: Workspace, report: DoctorReport) -> None:
