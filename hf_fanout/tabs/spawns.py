@@ -1,0 +1,82 @@
+"""Spawns from the handoff queue, counted under a lock, so that takers racing
+for the last place under `max_spawns_per_hour` open one tab between them.
+
+A taker reserves its spawn before it claims an entry: holding
+`<common>/hf/locks/spawn.lock` it counts the spawns of the last hour (the
+audit log's `spawn` lines) plus the reservations of the other live takers
+(`<common>/hf/queue/spawning/<pid>.json`) and, below the limit, writes its
+own. The claim itself (tabs/queue.py) stays outside the lock and exactly
+once by link(), so a taker stopped inside it holds up nobody. The spawn is
+audited before the reservation goes, so the count never dips between the
+two; a taker that claims nothing removes its reservation; one that died
+leaves a reservation its dead process makes void.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from hf_fanout import atomic, locks, processes
+from hf_fanout.core import limits
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import StateCorrupt
+from hf_fanout.tabs import queue
+
+LOCK_WAIT = 10.0  # s: the lock is held for one count, a few milliseconds
+
+
+def _dir(ws: Workspace) -> Path:
+    return queue.queue_dir(ws) / "spawning"
+
+
+def _mine(ws: Workspace) -> Path:
+    return _dir(ws) / f"{os.getpid()}.json"
+
+
+def in_flight(ws: Workspace) -> int:
+    """Reservations of live takers other than this process; void ones are removed."""
+    count = 0
+    try:
+        paths = sorted(_dir(ws).glob("*.json"))
+    except OSError:
+        return 0
+    for path in paths:
+        if path == _mine(ws):
+            continue
+        try:
+            data = atomic.read_json(path, "spawn reservation")
+        except StateCorrupt:
+            data = None  # (torn by a writer that was killed): void
+        ident = processes.Identity.from_dict(data) if isinstance(data, dict) else None
+        if ident is not None and processes.is_alive(ident) is not False:
+            count += 1
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return count
+
+
+def count(ws: Workspace) -> int:
+    """Spawns of the last hour plus those other takers are making now."""
+    return limits.spawns_in_last_hour(ws) + in_flight(ws)
+
+
+@contextlib.contextmanager
+def reserved(ws: Workspace, allow: Callable[[int], bool]) -> Iterator[bool]:
+    """Reserve one spawn when `allow(count)` says yes; yields whether it did.
+    The caller claims and audits its `spawn` inside; the reservation goes after."""
+    queue.fault_point("spawn")
+    with locks.hold(ws.store.lock_file("spawn"), wait=LOCK_WAIT, what="spawn count"):
+        allowed = allow(count(ws))
+        if allowed:
+            me = processes.identity_of(os.getpid())
+            atomic.atomic_write_json(_mine(ws), me.to_dict() if me else {})
+    try:
+        yield allowed
+    finally:
+        if allowed:
+            with contextlib.suppress(FileNotFoundError):
+                atomic.remove_durably(_mine(ws))
