@@ -295,12 +295,12 @@ def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolate
         takers racing for the last place take one between them: tabs/spawns.py)."""
         if not queue.has_pending(ws):
             return None
-        with spawns.reserved(ws, may_spawn) as allowed:
-            if not allowed:
+        with spawns.reserved(ws, may_spawn) as reservation:
+            if not reservation:
                 return None
             entry = queue.take_oldest(ws)
             if entry is not None:
-                ws.store.audit("spawn", entry=entry.id, task=entry.task, by=what)
+                reservation.spend(entry=entry.id, task=entry.task, by=what)
             return entry
 
     def take_one() -> queue.Entry | None:

@@ -6,10 +6,11 @@ A taker reserves its spawn before it claims an entry: holding
 audit log's `spawn` lines) plus the reservations of the other live takers
 (`<common>/hf/queue/spawning/<pid>.json`) and, below the limit, writes its
 own. The claim itself (tabs/queue.py) stays outside the lock and exactly
-once by link(), so a taker stopped inside it holds up nobody. The spawn is
-audited before the reservation goes, so the count never dips between the
-two; a taker that claims nothing removes its reservation; one that died
-leaves a reservation its dead process makes void.
+once by link(), so a taker stopped inside it holds up nobody. Once it has
+its entry, the taker audits the spawn and removes its reservation under the
+lock again, so a count sees one of the two, never both or neither. A taker
+that claims nothing removes its reservation; one that died leaves a
+reservation its dead process makes void.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from hf_fanout import atomic, locks, processes
 from hf_fanout.core import limits
@@ -64,19 +66,42 @@ def count(ws: Workspace) -> int:
     return limits.spawns_in_last_hour(ws) + in_flight(ws)
 
 
+class Reservation:
+    """One spawn this taker may make: `spend` audits it once its entry is claimed."""
+
+    def __init__(self, ws: Workspace, allowed: bool) -> None:
+        self.ws, self.allowed, self.spent = ws, allowed, False
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def spend(self, **fields: Any) -> None:
+        """Audit the `spawn` and drop the reservation under the lock, so that a
+        count never sees both or neither."""
+        with _lock(self.ws):
+            self.ws.store.audit("spawn", **fields)
+            atomic.remove_durably(_mine(self.ws))
+        self.spent = True
+
+
+def _lock(ws: Workspace) -> Any:
+    return locks.hold(ws.store.lock_file("spawn"), wait=LOCK_WAIT, what="spawn count")
+
+
 @contextlib.contextmanager
-def reserved(ws: Workspace, allow: Callable[[int], bool]) -> Iterator[bool]:
-    """Reserve one spawn when `allow(count)` says yes; yields whether it did.
-    The caller claims and audits its `spawn` inside; the reservation goes after."""
+def reserved(ws: Workspace, allow: Callable[[int], bool]) -> Iterator[Reservation]:
+    """Reserve one spawn when `allow(count)` says yes (the reservation is true).
+    The caller claims its entry inside and then spends the reservation; one not
+    spent is dropped on the way out."""
     queue.fault_point("spawn")
-    with locks.hold(ws.store.lock_file("spawn"), wait=LOCK_WAIT, what="spawn count"):
+    with _lock(ws):
         allowed = allow(count(ws))
         if allowed:
             me = processes.identity_of(os.getpid())
             atomic.atomic_write_json(_mine(ws), me.to_dict() if me else {})
+    reservation = Reservation(ws, allowed)
     try:
-        yield allowed
+        yield reservation
     finally:
-        if allowed:
-            with contextlib.suppress(FileNotFoundError):
-                atomic.remove_durably(_mine(ws))
+        if allowed and not reservation.spent:
+            atomic.remove_durably(_mine(ws))
