@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import hf_proc
+from conftest import cron_command, hf_proc
 from liveness_support import Procs, agent_script, alive, part_record, wait_for
+from test_limits import user_config
 
 
 @pytest.fixture
@@ -185,14 +186,10 @@ def test_a_pause_holds_a_real_watcher_and_the_cron_sweep_and_resume_lets_them_go
     entry arrives and the auto-join batch's last part is done: the entry stays
     pending, no agent process starts, the batch is not joined, however many sweeps
     run. After `hf resume` the watcher opens the entry's agent and the sweep joins."""
-    from conftest import cron_command
-
     from hf_fanout.core.workspace import Workspace
     from hf_fanout.tabs import queue as q
 
     standin = agent_script(tmp_path, "queue-agent", "time.sleep(120)")
-    from test_limits import user_config
-
     user_config(f'agent = "{sys.executable} {standin} {{handoff}}"\n')
     r = hf("split", "b2", "--part", "api=src/api/**", "--task", "t", "--auto-join", cwd=repo)
     assert r.code == 0, r.err
