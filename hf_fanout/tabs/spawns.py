@@ -80,8 +80,16 @@ class Reservation:
         count never sees both or neither."""
         with _lock(self.ws):
             self.ws.store.audit("spawn", **fields)
-            atomic.remove_durably(_mine(self.ws))
+            _drop(self.ws)
         self.spent = True
+
+
+def _drop(ws: Workspace) -> None:
+    """Remove this taker's reservation, and the folder once it is empty (no folder
+    of hf's is left empty behind). Under the lock: reservations are made under it."""
+    atomic.remove_durably(_mine(ws))
+    with contextlib.suppress(OSError):  # (another taker's reservation is in it)
+        _dir(ws).rmdir()
 
 
 def _lock(ws: Workspace) -> Any:
@@ -104,4 +112,5 @@ def reserved(ws: Workspace, allow: Callable[[int], bool]) -> Iterator[Reservatio
         yield reservation
     finally:
         if allowed and not reservation.spent:
-            atomic.remove_durably(_mine(ws))
+            with _lock(ws):
+                _drop(ws)
