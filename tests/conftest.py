@@ -199,3 +199,40 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
 def small_repo(disk: SmallDisk) -> Path:
     """A repository of BASE_FILES on the small disk (its worktrees land there too)."""
     return make_repo(disk.root / "repo")
+
+
+CRONTAB = """#!/bin/sh
+# a stand-in crontab: one user's table in a file, every call recorded
+store="$HF_TEST_CRONTAB"
+echo "$*" >> "$store.calls"
+case "$1" in
+    -l) [ -f "$store" ] && exec cat "$store"
+        echo "no crontab for $(id -un)" >&2; exit 1 ;;
+    -r) rm -f "$store" ;;
+    -) cat > "$store" ;;
+    *) echo "crontab stand-in: unknown arguments: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture
+def crontab(tmp_path, monkeypatch):
+    """A stand-in `crontab` first on PATH (the real one is the user's, never touched):
+    it keeps the table in a file and records its calls. Returns the table's path."""
+    bin_dir = tmp_path / "cron-bin"
+    bin_dir.mkdir()
+    program = bin_dir / "crontab"
+    program.write_text(CRONTAB)
+    program.chmod(0o755)
+    table = tmp_path / "crontab.table"
+    monkeypatch.setenv("HF_TEST_CRONTAB", str(table))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return table
+
+
+def cron_command(line: str) -> str:
+    """The shell command of an installed crontab line (as cron would run it)."""
+    from hf_fanout.liveness import schedule
+
+    fields = line.split(None, 5)[5]
+    return fields.removesuffix(schedule.cron_marker()).rstrip().replace("\\%", "%")

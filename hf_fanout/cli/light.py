@@ -48,6 +48,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     from dataclasses import asdict
 
     from hf_fanout import timefmt
+    from hf_fanout.core import pauses
     from hf_fanout.orchestrator.limits import usage
     from hf_fanout.orchestrator.status import all_status, queue_status
 
@@ -62,6 +63,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     isolated = [] if batch else queue_status(ws)  # a named batch is all that is asked
     limits = usage(ws)
     limits_line = "limits: " + ", ".join(f"{u.limit} {u.count}/{u.max}" for u in limits)
+    paused = pauses.in_force(ws)  # the user's and the repository's, batch or no batch
 
     def human() -> None:
         later = (f"{hidden} finished batch(es) not shown (`hf status --all`)"
@@ -69,6 +71,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
         if not batches:
             print(f"no running batch; {later}" if hidden else
                   "no batches in this repository (start one with `hf split`)")
+            for pause in paused:  # (a batch shown names its pause under its title)
+                print(f"PAUSED: {pause.describe()}")
             queue_table()
             print(limits_line)
             return
@@ -117,7 +121,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
 
     output.emit({"batches": [b.to_data() for b in batches], "hidden": hidden,
                  "queue": [asdict(q) for q in isolated],
-                 "limits": [limit.to_data() for limit in limits]}, human)
+                 "limits": [limit.to_data() for limit in limits],
+                 "paused": [{**p.to_data(), "line": p.describe()} for p in paused]}, human)
 
 
 def board_actions(ws: Any) -> Any:

@@ -123,11 +123,13 @@ def pause(
                        freeze=freeze, dry_run=dry_run)
 
     def human() -> None:
+        from hf_fanout.core.pauses import label
+
         verb = "would pause" if dry_run else ("still paused" if result["already"] else "paused")
-        scope = result["pause"]["scope"]
-        print(f"{verb}: {scope}" + (f" ({reason})" if reason else ""))
+        print(f"{verb}: {label(result['pause']['scope'])}" + (f" ({reason})" if reason else ""))
         for entry in result["parts"]:
-            print(f"  {entry['batch']}/{entry['part']}: {entry['action']}")
+            where = f" (in {entry['repo']})" if everywhere else ""
+            print(f"  {entry['batch']}/{entry['part']}: {entry['action']}{where}")
 
     emit(result, human)
 
@@ -149,12 +151,15 @@ def resume(
     result = resume_all(ws, batch, everywhere=everywhere, dry_run=dry_run)
 
     def human() -> None:
+        from hf_fanout.core.pauses import label
+
         if not result["was_paused"]:
-            print(f"not paused: {result['scope']}")
+            print(f"not paused: {label(result['scope'])}")
             return
-        print(("would resume" if dry_run else "resumed") + f": {result['scope']}")
+        print(("would resume" if dry_run else "resumed") + f": {label(result['scope'])}")
         for entry in result["continued"]:
-            print(f"  {entry['batch']}/{entry['part']}: continued")
+            where = f" (in {entry['repo']})" if everywhere else ""
+            print(f"  {entry['batch']}/{entry['part']}: continued{where}")
 
     emit(result, human)
 

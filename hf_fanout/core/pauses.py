@@ -19,6 +19,11 @@ REPO = "_repo"  # the file name of a repository-wide pause
 USER = "_all"  # the scope name of a user-wide pause
 
 
+def label(scope: str) -> str:
+    """A scope as a user reads it: the batch id, `the repository`, `every repository`."""
+    return {REPO: "the repository", USER: "every repository"}.get(scope, scope)
+
+
 @dataclass(frozen=True)
 class Pause:
     scope: str  # a batch id, REPO or USER
@@ -27,11 +32,14 @@ class Pause:
     at: str
     frozen: bool = False
 
-    def describe(self) -> str:
-        where = {REPO: "the repository", USER: "every repository (hf pause --all)"}.get(
+    def where(self) -> str:
+        """What it covers: `batch b1`, `the repository`, `every repository (...)`."""
+        return {REPO: "the repository", USER: "every repository (hf pause --all)"}.get(
             self.scope, f"batch {self.scope}")
+
+    def describe(self) -> str:
         why = f": {self.reason}" if self.reason else ""
-        return f"{where} is paused by {self.by} since {self.at}{why}"
+        return f"{self.where()} is paused by {self.by} since {self.at}{why}"
 
     def to_data(self) -> dict[str, Any]:
         return {"scope": self.scope, "by": self.by, "reason": self.reason, "at": self.at,

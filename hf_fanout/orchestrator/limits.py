@@ -6,7 +6,8 @@
   recorded (`agent_slot`): two `hf run`s started at once cannot both take the
   last place.
 - `max_parts_per_batch` is checked by `hf split`.
-- `max_spawns_per_hour` is checked by the queue's takers (tabs/opening.py).
+- `max_spawns_per_hour` is checked by the queue's takers (tabs/opening.py),
+  counted under a lock with the reservations of racing takers (tabs/spawns.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from hf_fanout.core.records import JOINED, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
 from hf_fanout.liveness import judge
-from hf_fanout.tabs.handoff import task_file
+from hf_fanout.tabs import handoff
 
 
 def _scope(batch: str | None, everywhere: bool) -> str:
@@ -41,15 +41,26 @@ def _repos(ws: Workspace, scope: str) -> list[Workspace]:
 
 
 def _live_parts(ws: Workspace, scope: str) -> list[Part]:
+    return [part for part in _parts(ws, scope) if judge.worker_alive(part)]
+
+
+def _parts(ws: Workspace, scope: str) -> list[Part]:
+    """The parts not yet joined that a pause of `scope` covers in `ws`."""
     batches = [scope] if scope not in (pauses.REPO, pauses.USER) else ws.store.batch_ids()
     found = []
     for batch_id in batches:
         if not ws.store.has_batch(batch_id):
             continue
-        for part in ws.store.load_parts(ws.store.load_batch(batch_id)):
-            if part.state != JOINED and judge.worker_alive(part):
-                found.append(part)
+        with contextlib.suppress(HfError):  # a damaged batch: hf doctor says so
+            found += [part for part in ws.store.load_parts(ws.store.load_batch(batch_id))
+                      if part.state != JOINED]
     return found
+
+
+def _covered(ws: Workspace, scope: str) -> list[tuple[Workspace, Part]]:
+    """Each live part a pause of `scope` covers, with the workspace it belongs to."""
+    inner = scope if scope != pauses.USER else pauses.REPO
+    return [(each, part) for each in _repos(ws, scope) for part in _live_parts(each, inner)]
 
 
 def _group(part: Part) -> int:
@@ -77,29 +88,24 @@ def pause(ws: Workspace, batch: str | None, *, everywhere: bool, reason: str,
                         frozen=freeze or bool(existing and existing.frozen))
     result: dict[str, Any] = {"pause": made.to_data(), "already": existing is not None,
                               "dry_run": dry_run, "parts": []}
-    for each in _repos(ws, scope):
-        for part in _live_parts(each, scope if scope != pauses.USER else pauses.REPO):
-            entry: dict[str, Any] = {"batch": part.batch, "part": part.name,
-                                     "group": _group(part), "action": "told"}
-            if stop:
-                entry["action"] = "stopped"
-            elif freeze:
-                entry["action"] = "frozen"
-            result["parts"].append(entry)
+    covered = _covered(ws, scope)
+    action = "stopped" if stop else "frozen" if freeze else "told"
+    for each, part in covered:
+        result["parts"].append({"repo": str(each.main.path), "batch": part.batch,
+                                "part": part.name, "group": _group(part), "action": action})
     if dry_run:
         return result
     pauses.write(ws, made)
     ws.store.audit("pause", batch=batch, scope=scope, reason=made.reason,
                    stop=stop, freeze=freeze)
-    for entry in result["parts"]:
-        target = ws if entry["batch"] in ws.store.batch_ids() else None
-        if entry["action"] == "stopped" and target is not None:
+    for each, part in covered:
+        if stop:
             from hf_fanout.orchestrator.workers import stop_parts
 
-            stop_parts(target, entry["batch"], entry["part"], grace=5.0, dry_run=False)
-        elif entry["action"] == "frozen" and entry["group"]:
-            processes.signal_group(entry["group"], signal.SIGSTOP)
-        _tell(ws if target is None else target, entry, made)
+            stop_parts(each, part.batch, part.name, grace=5.0, dry_run=False)
+        elif freeze and _group(part):
+            processes.signal_group(_group(part), signal.SIGSTOP)
+        _tell(part, _paused_note(made))
     return result
 
 
@@ -112,10 +118,9 @@ def resume(ws: Workspace, batch: str | None, *, everywhere: bool,
     result: dict[str, Any] = {"scope": scope, "was_paused": existing is not None,
                               "dry_run": dry_run, "continued": []}
     if existing is not None and existing.frozen:
-        for each in _repos(ws, scope):
-            for part in _live_parts(each, scope if scope != pauses.USER else pauses.REPO):
-                result["continued"].append({"batch": part.batch, "part": part.name,
-                                            "group": _group(part)})
+        for each, part in _covered(ws, scope):
+            result["continued"].append({"repo": str(each.main.path), "batch": part.batch,
+                                        "part": part.name, "group": _group(part)})
     if dry_run or existing is None:
         return result
     refuse_inside_part("hf resume")
@@ -124,15 +129,25 @@ def resume(ws: Workspace, batch: str | None, *, everywhere: bool,
         if entry["group"]:
             processes.signal_group(entry["group"], signal.SIGCONT)
     ws.store.audit("resume", batch=batch, scope=scope, continued=len(result["continued"]))
+    who = audit.describe_actor(audit.actor())
+    inner = scope if scope != pauses.USER else pauses.REPO
+    for each in _repos(ws, scope):
+        for part in _parts(each, inner):
+            still = pauses.in_force(each, part.batch)  # a wider or narrower pause stays
+            note = _paused_note(still[0]) if still else (
+                f"RESUMED: {existing.where()} was lifted by {who} at "
+                f"{timefmt.iso(timefmt.clock())}. Carry on with your task.")
+            _tell(part, note, only_over_a_note=True)
     return result
 
 
-def _tell(ws: Workspace, entry: dict[str, Any], made: pauses.Pause) -> None:
-    """Append a PAUSED line to the part's handoff file, where its agent reads."""
+def _paused_note(made: pauses.Pause) -> str:
+    return (f"PAUSED: {made.describe()}. Finish the step you are in, commit, and start "
+            "nothing new until it is lifted.")
+
+
+def _tell(part: Part, note: str, *, only_over_a_note: bool = False) -> None:
+    """Put `note` at the end of the part's handoff file, where its agent reads, in
+    place of the PAUSED or RESUMED line put there before."""
     with contextlib.suppress(HfError, OSError):
-        part = ws.store.load_part(entry["batch"], entry["part"])
-        handoff = task_file(Path(part.worktree))
-        if handoff.is_file():
-            with handoff.open("a", encoding="utf-8") as out:
-                out.write(f"\n\nPAUSED: {made.describe()}. Finish the step you are in, "
-                          "commit, and start nothing new until it is lifted.\n")
+        handoff.set_pause_note(Path(part.worktree), note, only_over_a_note=only_over_a_note)

@@ -75,6 +75,27 @@ def task_file(worktree: Path) -> Path:
     return worktree / PRIVATE_DIR / TASK_FILE
 
 
+PAUSE_NOTES = ("PAUSED: ", "RESUMED: ")  # the lines `hf pause` / `hf resume` write
+
+
+def set_pause_note(worktree: Path, note: str, *, only_over_a_note: bool = False) -> bool:
+    """End the worktree's handoff file with `note`, in place of the PAUSED or
+    RESUMED line hf put there before, so it says one thing: what holds now.
+    With `only_over_a_note`, a file without such a line is left alone. True when
+    the file was written."""
+    path = task_file(worktree)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    lines = text.split("\n")
+    kept = [line for line in lines if not line.startswith(PAUSE_NOTES)]
+    if only_over_a_note and len(kept) == len(lines):
+        return False
+    atomic.atomic_write(path, ("\n".join(kept).rstrip("\n") + f"\n\n{note}\n").encode("utf-8"))
+    return True
+
+
 def refuse_tracked_private_dir(base_paths: list[RepoPath]) -> None:
     """A repository that tracks `.hf/` itself would get its files changed: refused
     before a split makes anything."""

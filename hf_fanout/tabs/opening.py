@@ -20,7 +20,7 @@ from hf_fanout.core.records import BLOCKED, DONE, JOINED, Batch, Part, now
 from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, LimitReached
-from hf_fanout.tabs import agent_hooks, queue
+from hf_fanout.tabs import agent_hooks, queue, spawns
 from hf_fanout.tabs.environment import part_variables
 from hf_fanout.tabs.handoff import task_file
 from hf_fanout.tabs.launchers import (
@@ -236,7 +236,7 @@ def preview_next(ws: Workspace, launcher_name: str | None, *, isolated: bool) ->
     pending = [e for e in queue.entries(ws, tidy=False) if e.state == "pending"]
     first = pending[0] if pending else None
     preview = NextPreview(chosen.name, first)
-    count, most = limits.spawns_in_last_hour(ws), limits.maximum(ws, limits.MAX_SPAWNS_PER_HOUR)
+    count, most = spawns.count(ws), limits.maximum(ws, limits.MAX_SPAWNS_PER_HOUR)
     if count >= most:
         preview.over_limit = (f"{count} tabs were opened from the queue in the last hour "
                               f"and {limits.MAX_SPAWNS_PER_HOUR} is {most}")
@@ -272,8 +272,7 @@ def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolate
     what = "hf next --watch" if watch else "hf next"
     holding: list[bool] = [False]  # a watcher over the limit says so once
 
-    def may_spawn() -> bool:
-        count = limits.spawns_in_last_hour(ws)
+    def may_spawn(count: int) -> bool:
         if holding[0] and count >= limits.maximum(ws, limits.MAX_SPAWNS_PER_HOUR):
             return False
         try:
@@ -292,14 +291,17 @@ def take_queue(ws: Workspace, launcher_name: str | None, *, watch: bool, isolate
 
     def claim_one() -> queue.Entry | None:
         """The oldest pending entry, claimed and counted as a spawn, if the limit
-        allows one more. (Not under a lock: takers racing for the last place can
-        both take one; the claim itself stays exactly once, see docs/decisions.md.)"""
-        if not queue.has_pending(ws) or not may_spawn():
+        allows one more (the count and the spawn's reservation under one lock, so
+        takers racing for the last place take one between them: tabs/spawns.py)."""
+        if not queue.has_pending(ws):
             return None
-        entry = queue.take_oldest(ws)
-        if entry is not None:
-            ws.store.audit("spawn", entry=entry.id, task=entry.task, by=what)
-        return entry
+        with spawns.reserved(ws, may_spawn) as reservation:
+            if not reservation:
+                return None
+            entry = queue.take_oldest(ws)
+            if entry is not None:
+                reservation.spend(entry=entry.id, task=entry.task, by=what)
+            return entry
 
     def take_one() -> queue.Entry | None:
         if watch and pauses.in_force(ws):

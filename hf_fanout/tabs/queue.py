@@ -327,7 +327,7 @@ def claim(ws: Workspace, entry: Entry) -> bool:
     generation = 0 if entry.claim_generation is None else entry.claim_generation + 1
     path = claim_file(ws, entry.id, generation)
     if entry.lapsed is not None:
-        _test_point("takeover")
+        fault_point("takeover")
     if not atomic.create_exclusive(path, _claim_record(generation, entry.lapsed)):
         return False
     if entry.lapsed is not None:
@@ -342,10 +342,11 @@ def acknowledge(ws: Workspace, entry: Entry, ack: str, **fields: Any) -> None:
     _refresh(ws, entry)
 
 
-def _test_point(name: str) -> None:
+def fault_point(name: str) -> None:
     """Tests kill the process here (HF_TEST_CRASH_AT=claimed: a taker dies holding its
     claim) or stop it until SIGCONT (HF_TEST_STOP_AT=takeover: racing takers all
-    judged the claim lapsed, then race for the next one at once)."""
+    judged the claim lapsed, then race for the next one at once; HF_TEST_STOP_AT=spawn:
+    takers about to count their spawn, see tabs/spawns.py)."""
     import signal
 
     for variable, sig in (("HF_TEST_CRASH_AT", signal.SIGKILL),
@@ -367,7 +368,7 @@ def take_oldest(ws: Workspace) -> Entry | None:
     """
     for entry in entries(ws):
         if entry.state == "pending" and claim(ws, entry):
-            _test_point("claimed")
+            fault_point("claimed")
             _refresh(ws, entry)
             return entry
     return None
