@@ -332,3 +332,19 @@ def test_doctor_reports_a_hook_that_runs_a_gone_program_and_fix_writes_it_again(
     codes = fire(claude_part["agent"], api, "Stop")
     assert [c["code"] for c in codes] == [0, 0]
     assert part_state(hf, repo, "api")["state"] == "waiting"
+
+
+@pytest.mark.parametrize("odd", [{"matcher": "Bash"}, "echo mine", None])
+def test_open_leaves_a_settings_file_whose_hook_event_is_not_a_list_as_it_is(
+        split3, hf, seal, odd):
+    claude_config(seal)
+    api = split3["api"]
+    (api / ".claude").mkdir()
+    settings = api / ".claude" / "settings.local.json"
+    text = json.dumps({"model": "opus", "hooks": {"Stop": odd}}, indent=1)
+    settings.write_text(text)
+    r = hf("open", "b1/api", "--launcher", "print", cwd=split3["repo"])
+    assert r.code == 1
+    assert "`hooks.Stop` is not a list of hook entries; hf did not change it" in r.err
+    assert "hint: fix the file (or remove it), then `hf open` the part again" in r.err
+    assert settings.read_text() == text
