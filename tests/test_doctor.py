@@ -150,3 +150,22 @@ def test_a_tamper_finding_has_a_way_out(split3, hf, tmp_path, change):
         git(repo, "config", "user.signingkey", "abc")
     taken = follow_hints(["join", "b1"], repo, shell_with_hf(tmp_path))
     assert taken == ["hf doctor --accept"]
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"state": "work', b"\x00\x01"])
+def test_a_damaged_agent_state_is_reported_by_doctor(split3, hf, damage):
+    repo = split3["repo"]
+    state = repo / ".git/hf/batches/b1/agent/api/state.json"
+    assert hf("agent-event", "working", "--part", "b1/api", cwd=repo).code == 0
+    state.write_bytes(damage)  # (a power cut: it is written without fsync)
+    status = hf("status", cwd=repo)
+    assert "damaged" in status.out and "see `hf doctor`" in status.out
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    assert r.json["error"]["code"] == "problems_found"
+    found = [f for f in r.json["data"]["findings"] if f["what"] == "record"]
+    assert len(found) == 1 and str(state) in found[0]["detail"], found
+    assert state.read_bytes() == damage  # reported, left as it is
+    state.unlink()  # what the hint says: fix or remove it
+    assert hf("doctor", cwd=repo).code == 0
+    assert hf("status", "b1", cwd=repo).code == 0

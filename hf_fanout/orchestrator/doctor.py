@@ -228,10 +228,14 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
 
 
 def check_records(ws: Workspace, report: DoctorReport) -> None:
+    from hf_fanout.liveness import agent
+
     for batch_id in ws.store.batch_ids():
         try:
             batch = ws.store.load_batch(batch_id)
-            ws.store.load_parts(batch)
+            for part in ws.store.load_parts(batch):
+                # (what its agent reported: `hf status` reads it too)
+                agent.read_state(ws.store.batch_dir(batch.id), part.name)
         except HfError as exc:
             report.findings.append(Finding("record", exc.message, PROBLEM,
                                            "look at the file, fix or remove it: hf leaves "
