@@ -348,3 +348,32 @@ def test_open_leaves_a_settings_file_whose_hook_event_is_not_a_list_as_it_is(
     assert "`hooks.Stop` is not a list of hook entries; hf did not change it" in r.err
     assert "hint: fix the file (or remove it), then `hf open` the part again" in r.err
     assert settings.read_text() == text
+
+
+def test_pre_tool_use_refuses_what_the_join_would_refuse_and_only_that(claude_part, hf):
+    api, agent, repo = claude_part["api"], claude_part["agent"], claude_part["repo"]
+    # a committed file under .claude/ is the team's, not hf's: the join refuses it
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.json").write_text('{"model": "opus"}\n')
+    (repo / ".gitignore").write_text("*.log\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "team settings")
+    assert hf("sync", "b1/api", cwd=repo).code == 0
+    team = fire(agent, api, "PreToolUse", tool_name="Edit",
+                tool_input={"file_path": str(api / ".claude/settings.json")})
+    assert team[0]["code"] == 2, team
+    assert ".claude/settings.json is not owned by part b1/api" in str(team[0]["err"])
+    # what the join leaves out may be written: hf's handoff, the hook settings, and
+    # files git ignores
+    for path in (".hf/TASK.md", ".claude/settings.local.json", "src/ui/debug.log"):
+        allowed = fire(agent, api, "PreToolUse", tool_name="Write",
+                       tool_input={"file_path": str(api / path)})
+        assert allowed == [{"code": 0, "err": "", "out": ""}], (path, allowed)
+    # and the join agrees: the edit of the team's file is refused there too
+    (api / ".claude" / "settings.json").write_text('{"model": "haiku"}\n')
+    (api / "src/ui/debug.log").write_text("noise\n")
+    for part in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1 and "api: .claude/settings.json" in r.err
+    assert "debug.log" not in r.err

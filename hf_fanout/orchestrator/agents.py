@@ -131,14 +131,35 @@ def write_refusal(where: str, batch: str, part: str, payload: dict[str, Any]) ->
     if not full.startswith(worktree + os.sep):
         return _outside_worktree(where, full, worktree)
     path = os.path.relpath(full, worktree).replace(os.sep, "/")
-    if path.split("/", 1)[0] in (".hf", ".claude"):  # hf's handoff, the agent's settings
-        return ""
-    if Ownership.parse(record.get("owns") or []).owns(path):
+    if path.split("/", 1)[0] == ".hf" or path in _left_out(record):
+        return ""  # hf's handoff; what hf put there (copy's files, the agent's settings)
+    if Ownership.parse(record.get("owns") or []).owns(path) or _ignored(worktree, path):
         return ""
     owner = _owner(where, part, path)
     who = f"part {owner} owns it" if owner else "no part of the batch owns it"
     return (f"hf: {path} is not owned by part {batch}/{part} ({who}); "
             f"write only the files this part owns (see .hf/TASK.md)")
+
+
+def _left_out(record: dict[str, Any]) -> list[str]:
+    """The paths the join leaves out of the part's change (records.copied_paths)."""
+    from hf_fanout.core.records import Part, copied_paths
+    from hf_fanout.errors import HfError
+
+    try:
+        return copied_paths(Part.from_dict(record, "part record"))
+    except HfError:
+        return []
+
+
+def _ignored(worktree: str, path: str) -> bool:
+    """Whether git ignores the (untracked) path: the join never sees it either."""
+    from pathlib import Path
+
+    from hf_fanout.worktrees.process import run
+
+    return run(["check-ignore", "-q", "--", path], Path(worktree), check=False) \
+        .returncode == 0
 
 
 def _outside_worktree(where: str, full: str, worktree: str) -> str:
