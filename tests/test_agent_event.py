@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import git, hf_proc
 
 # A stand-in for Claude Code: it runs the hook commands of the worktree's settings
 # for one event, with the documented payload on stdin, as Claude Code does.
@@ -377,3 +377,18 @@ def test_pre_tool_use_refuses_what_the_join_would_refuse_and_only_that(claude_pa
     r = hf("join", "b1", cwd=repo)
     assert r.code == 1 and "api: .claude/settings.json" in r.err
     assert "debug.log" not in r.err
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_part_named_as_a_path_is_bad_input_and_nothing_is_written(split3, tmp_path, fast):
+    repo = split3["repo"]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.json").write_text("{}\n")
+    parts = repo / ".git/hf/batches/b1/parts"
+    sneaky = "b1/" + os.path.relpath(outside, parts) + "/x"
+    env = {**os.environ, **({"HF_REPO": str(repo / ".git")} if fast else {})}
+    r = hf_proc("agent-event", "stop", "--part", sneaky, "--json", cwd=repo, env=env)
+    assert r.returncode == 2, r.stderr
+    assert json.loads(r.stdout)["error"]["code"] == "bad_input"
+    assert sorted(p.name for p in outside.iterdir()) == ["x.json"]

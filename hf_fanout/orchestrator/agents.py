@@ -54,6 +54,14 @@ def batch_dir(common_dir: AnyPath, batch: str) -> str:
     return os.path.join(common_dir, "hf", "batches", batch)
 
 
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _plain(name: str) -> bool:
+    # the characters of a batch or part id (records.SLUG, without loading re)
+    return bool(name) and set(name) <= _NAME_CHARACTERS
+
+
 def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
                  payload: dict[str, Any]) -> EventOutcome:
     """Record `event` for `batch/part`; for a file write, first the ownership check."""
@@ -62,6 +70,9 @@ def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
     if event not in agent.EVENTS:
         raise BadInput(f"unknown agent event {event!r}",
                        "events: " + ", ".join(sorted(agent.EVENTS)))
+    if not (_plain(batch) and _plain(part)):  # a path in disguise: never written to
+        raise BadInput(f"not a part: {batch}/{part}",
+                       "name it BATCH/PART, as `hf status` lists them")
     where = batch_dir(common_dir, batch)
     if not os.path.isfile(os.path.join(where, "parts", f"{part}.json")):
         from hf_fanout.errors import NotFound
