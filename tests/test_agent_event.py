@@ -392,3 +392,15 @@ def test_a_part_named_as_a_path_is_bad_input_and_nothing_is_written(split3, tmp_
     assert r.returncode == 2, r.stderr
     assert json.loads(r.stdout)["error"]["code"] == "bad_input"
     assert sorted(p.name for p in outside.iterdir()) == ["x.json"]
+
+
+def test_a_write_of_a_large_file_still_gets_its_ownership_check(claude_part):
+    api = claude_part["api"]
+    payload = {"session_id": "s1", "cwd": str(api), "hook_event_name": "PreToolUse",
+               "tool_name": "Write", "tool_input": {"file_path": str(api / "src/ui/big.js"),
+                                                    "content": "x" * (3 << 20)}}
+    proc = subprocess.run(["sh", "-c", hook_command(api, "PreToolUse")], cwd=api,
+                          input=json.dumps(payload), text=True, capture_output=True,
+                          check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "src/ui/big.js is not owned by part b1/api (part ui owns it)" in proc.stderr

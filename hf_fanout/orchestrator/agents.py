@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit")
 REFUSED = 2  # Claude Code: exit 2 of a PreToolUse hook refuses the tool, stderr to the agent
-MAX_PAYLOAD = 1 << 20
 
 
 class EventOutcome:
@@ -41,9 +40,11 @@ class EventOutcome:
 
 def parse_payload(text: str) -> dict[str, Any]:
     """The hook's JSON (stdin, or Codex's argument); anything else is no payload:
-    a hook must never stop the agent because hf could not read it."""
+    a hook must never stop the agent because hf could not read it. Read whole: a
+    Write's payload holds the file's content, and one cut short would be no
+    payload, its ownership check skipped."""
     try:
-        data = json.loads(text[:MAX_PAYLOAD]) if text.strip() else {}
+        data = json.loads(text) if text.strip() else {}
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
