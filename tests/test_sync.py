@@ -359,3 +359,22 @@ def test_two_syncs_of_one_part_at_once_sync_it_once(split3):
     assert {k: after[k] for k in ("staged", "unstaged", "untracked")} == \
         {k: work[k] for k in ("staged", "unstaged", "untracked")}
     assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+
+
+def test_a_sync_killed_once_the_work_was_back_is_finished_by_continue(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    tip = part_with_work(split3)
+    work = index_and_files(api)
+    killed = hf_proc("sync", "b1/api", cwd=repo, env={**os.environ,
+                                                      "HF_TEST_CRASH_AT": "sync-reapplied"})
+    assert killed.returncode == -signal.SIGKILL
+    r = hf("sync", "b1/api", "--continue", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    after = index_and_files(api)
+    assert {k: after[k] for k in ("staged", "unstaged", "untracked")} == \
+        {k: work[k] for k in ("staged", "unstaged", "untracked")}
+    mine = [f for f in work["files"] if f.startswith("src/api/")]
+    assert {f: after["files"][f] for f in mine} == {f: work["files"][f] for f in mine}
+    assert git(api, "diff", "--cached", "src/api/users.py") != ""  # staged as it was
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""

@@ -239,7 +239,9 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
     worktree = ws.worktree(part.worktree)
     saved = _saved(pending)
     if saved is not None:
-        result.work_conflicts, result.unstaged = rebase.reapply(worktree, saved)
+        result.work_conflicts, result.unstaged = rebase.reapply(
+            worktree, saved, exclude=copied_paths(part))
+        _crash_point("reapplied")
         result.saved_ref = saved_ref(part, "work")
     onto = str(pending["onto"])
     result.outcome, result.onto = SYNCED, onto
@@ -332,7 +334,8 @@ def _contains(worktree: Worktree, commit: str) -> bool:
 
 
 def _crash_point(name: str) -> None:
-    """Tests kill the sync here (HF_TEST_CRASH_AT=sync-cleared) to prove recovery."""
+    """Tests kill the sync here (HF_TEST_CRASH_AT=sync-cleared|sync-reapplied) to
+    prove recovery."""
     if os.environ.get("HF_TEST_CRASH_AT") == f"sync-{name}":
         import signal
 
