@@ -169,3 +169,32 @@ def test_a_damaged_agent_state_is_reported_by_doctor(split3, hf, damage):
     state.unlink()  # what the hint says: fix or remove it
     assert hf("doctor", cwd=repo).code == 0
     assert hf("status", "b1", cwd=repo).code == 0
+
+
+def test_a_sync_cut_off_has_a_way_out(split3, hf, tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [7]\n"})
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"})
+    git(repo, "commit", "-qam", "main: run")
+    killed = hf_proc("sync", "b1/api", cwd=repo,
+                     env={**os.environ, "HF_TEST_CRASH_AT": "sync-cleared"})
+    assert killed.returncode == -signal.SIGKILL
+    r = hf("doctor", cwd=repo)
+    assert r.code == 1 and "sync: b1/api: its hf sync was cut off before it finished" in r.out
+    taken = follow_hints(["doctor"], repo, shell_with_hf(tmp_path))
+    assert taken == ["hf sync b1/api --continue"]
+    assert (api / "src/api/orders.py").read_text() == "def orders():\n    return [7]\n"
+    assert git(api, "rev-parse", "HEAD").strip() == git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_a_sync_stopped_on_a_conflict_is_said_not_a_problem(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(repo, {"src/api/orders.py": "def orders():\n    return ['main']\n"})
+    git(repo, "commit", "-qam", "main: orders")
+    assert hf("sync", "b1/api", cwd=repo).code == 1
+    r = hf("doctor", cwd=repo)
+    assert r.code == 0, r.out + r.err
+    assert "sync: b1/api: its hf sync stopped on a conflict" in r.out
+    assert "`hf sync b1/api --abort`" in r.out
