@@ -308,6 +308,7 @@ def test_a_sync_killed_before_gits_step_is_finished_by_continue(split3, hf):
     assert (api / "src/api/new.py").exists() is False
     again = hf("sync", "b1/api", cwd=repo)
     assert again.code == 1 and "was cut off" in again.err and "--continue" in again.err
+    assert "b1/api (cut off)" in again.err.splitlines()[0]
     r = hf("sync", "b1/api", "--continue", cwd=repo)
     assert r.code == 0, r.err
     # the branch really is on main's tip now, with the part's commit and its work

@@ -77,7 +77,8 @@ class SyncStopped(HfError):
     @classmethod
     def of(cls, report: SyncReport) -> SyncStopped:
         stopped = report.stopped
-        listing = "; ".join(f"{p.batch}/{p.part} ({', '.join(p.conflicts or p.work_conflicts)})"
+        listing = "; ".join(f"{p.batch}/{p.part} ("
+                            f"{', '.join(p.conflicts or p.work_conflicts) or 'cut off'})"
                             for p in stopped)
         first = stopped[0]
         hint = first.reason if first.outcome == STOPPED else (
