@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import git, hf_proc
 
 # A stand-in for Claude Code: it runs the hook commands of the worktree's settings
 # for one event, with the documented payload on stdin, as Claude Code does.
@@ -332,3 +332,75 @@ def test_doctor_reports_a_hook_that_runs_a_gone_program_and_fix_writes_it_again(
     codes = fire(claude_part["agent"], api, "Stop")
     assert [c["code"] for c in codes] == [0, 0]
     assert part_state(hf, repo, "api")["state"] == "waiting"
+
+
+@pytest.mark.parametrize("odd", [{"matcher": "Bash"}, "echo mine", None])
+def test_open_leaves_a_settings_file_whose_hook_event_is_not_a_list_as_it_is(
+        split3, hf, seal, odd):
+    claude_config(seal)
+    api = split3["api"]
+    (api / ".claude").mkdir()
+    settings = api / ".claude" / "settings.local.json"
+    text = json.dumps({"model": "opus", "hooks": {"Stop": odd}}, indent=1)
+    settings.write_text(text)
+    r = hf("open", "b1/api", "--launcher", "print", cwd=split3["repo"])
+    assert r.code == 1
+    assert "`hooks.Stop` is not a list of hook entries; hf did not change it" in r.err
+    assert "hint: fix the file (or remove it), then `hf open` the part again" in r.err
+    assert settings.read_text() == text
+
+
+def test_pre_tool_use_refuses_what_the_join_would_refuse_and_only_that(claude_part, hf):
+    api, agent, repo = claude_part["api"], claude_part["agent"], claude_part["repo"]
+    # a committed file under .claude/ is the team's, not hf's: the join refuses it
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.json").write_text('{"model": "opus"}\n')
+    (repo / ".gitignore").write_text("*.log\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "team settings")
+    assert hf("sync", "b1/api", cwd=repo).code == 0
+    team = fire(agent, api, "PreToolUse", tool_name="Edit",
+                tool_input={"file_path": str(api / ".claude/settings.json")})
+    assert team[0]["code"] == 2, team
+    assert ".claude/settings.json is not owned by part b1/api" in str(team[0]["err"])
+    # what the join leaves out may be written: hf's handoff, the hook settings, and
+    # files git ignores
+    for path in (".hf/TASK.md", ".claude/settings.local.json", "src/ui/debug.log"):
+        allowed = fire(agent, api, "PreToolUse", tool_name="Write",
+                       tool_input={"file_path": str(api / path)})
+        assert allowed == [{"code": 0, "err": "", "out": ""}], (path, allowed)
+    # and the join agrees: the edit of the team's file is refused there too
+    (api / ".claude" / "settings.json").write_text('{"model": "haiku"}\n')
+    (api / "src/ui/debug.log").write_text("noise\n")
+    for part in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1 and "api: .claude/settings.json" in r.err
+    assert "debug.log" not in r.err
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_part_named_as_a_path_is_bad_input_and_nothing_is_written(split3, tmp_path, fast):
+    repo = split3["repo"]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.json").write_text("{}\n")
+    parts = repo / ".git/hf/batches/b1/parts"
+    sneaky = "b1/" + os.path.relpath(outside, parts) + "/x"
+    env = {**os.environ, **({"HF_REPO": str(repo / ".git")} if fast else {})}
+    r = hf_proc("agent-event", "stop", "--part", sneaky, "--json", cwd=repo, env=env)
+    assert r.returncode == 2, r.stderr
+    assert json.loads(r.stdout)["error"]["code"] == "bad_input"
+    assert sorted(p.name for p in outside.iterdir()) == ["x.json"]
+
+
+def test_a_write_of_a_large_file_still_gets_its_ownership_check(claude_part):
+    api = claude_part["api"]
+    payload = {"session_id": "s1", "cwd": str(api), "hook_event_name": "PreToolUse",
+               "tool_name": "Write", "tool_input": {"file_path": str(api / "src/ui/big.js"),
+                                                    "content": "x" * (3 << 20)}}
+    proc = subprocess.run(["sh", "-c", hook_command(api, "PreToolUse")], cwd=api,
+                          input=json.dumps(payload), text=True, capture_output=True,
+                          check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "src/ui/big.js is not owned by part b1/api (part ui owns it)" in proc.stderr

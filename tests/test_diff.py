@@ -91,3 +91,17 @@ def test_diff_inside_a_part_takes_its_batch_and_an_unknown_part_is_one_line(spli
     assert r.code == 0 and "src/api/orders.py" in r.out
     bad = hf("diff", "b1", "nope", cwd=split3["repo"])
     assert bad.code == 1 and "no part 'nope' in batch 'b1'" in bad.err
+
+
+def test_after_a_sync_main_s_changes_are_not_the_part_s(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/new.py": "new\n"})
+    write(repo, {"README.md": "# moved on main\n", "src/api/users.py": "main's users\n"})
+    git(repo, "commit", "-qam", "main moves")
+    assert hf("sync", "b1/api", cwd=repo).code == 0
+    r = hf("diff", "b1", "api", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    part = r.json["data"]["parts"][0]
+    assert (part["owned"], part["outside"]) == (["src/api/new.py"], [])
+    names = hf("diff", "b1", "api", "--name-only", cwd=repo)
+    assert "README.md" not in names.out and "users.py" not in names.out

@@ -191,3 +191,51 @@ def test_doctor_shows_every_pause_in_force_and_each_limit_with_its_count(split3,
         assert "limit: max_live_agents_per_user 1/" in human
     finally:
         procs.end_all()
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"state": "work', b"\x00\x01"])
+def test_a_damaged_agent_state_is_reported_by_doctor(split3, hf, damage):
+    repo = split3["repo"]
+    state = repo / ".git/hf/batches/b1/agent/api/state.json"
+    assert hf("agent-event", "working", "--part", "b1/api", cwd=repo).code == 0
+    state.write_bytes(damage)  # (a power cut: it is written without fsync)
+    status = hf("status", cwd=repo)
+    assert "damaged" in status.out and "see `hf doctor`" in status.out
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    assert r.json["error"]["code"] == "problems_found"
+    found = [f for f in r.json["data"]["findings"] if f["what"] == "record"]
+    assert len(found) == 1 and str(state) in found[0]["detail"], found
+    assert state.read_bytes() == damage  # reported, left as it is
+    state.unlink()  # what the hint says: fix or remove it
+    assert hf("doctor", cwd=repo).code == 0
+    assert hf("status", "b1", cwd=repo).code == 0
+
+
+def test_a_sync_cut_off_has_a_way_out(split3, hf, tmp_path):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [7]\n"})
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"})
+    git(repo, "commit", "-qam", "main: run")
+    killed = hf_proc("sync", "b1/api", cwd=repo,
+                     env={**os.environ, "HF_TEST_CRASH_AT": "sync-cleared"})
+    assert killed.returncode == -signal.SIGKILL
+    r = hf("doctor", cwd=repo)
+    assert r.code == 1 and "sync: b1/api: its hf sync was cut off before it finished" in r.out
+    taken = follow_hints(["doctor"], repo, shell_with_hf(tmp_path))
+    assert taken == ["hf sync b1/api --continue"]
+    assert (api / "src/api/orders.py").read_text() == "def orders():\n    return [7]\n"
+    assert git(api, "rev-parse", "HEAD").strip() == git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_a_sync_stopped_on_a_conflict_is_said_not_a_problem(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(repo, {"src/api/orders.py": "def orders():\n    return ['main']\n"})
+    git(repo, "commit", "-qam", "main: orders")
+    assert hf("sync", "b1/api", cwd=repo).code == 1
+    r = hf("doctor", cwd=repo)
+    assert r.code == 0, r.out + r.err
+    assert "sync: b1/api: its hf sync stopped on a conflict" in r.out
+    assert "`hf sync b1/api --abort`" in r.out

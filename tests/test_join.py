@@ -534,3 +534,18 @@ def test_a_join_and_a_dry_run_each_write_their_objects_as_one_pack(split3, hf):
     assert git(repo, "rev-parse", "HEAD:src/api/new_7.py").strip() in listed
     assert git(repo, "show", "HEAD:src/api/new_7.py") == "m = 7\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_dry_run_of_a_synced_part_shows_only_the_part_s_files(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/new.py": "new\n"})
+    write(repo, {"README.md": "# moved on main\n", "src/api/users.py": "main's users\n"})
+    git(repo, "commit", "-qam", "main moves")
+    assert hf("sync", "b1/api", cwd=repo).code == 0
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    dry = hf("join", "b1", "--dry-run", cwd=repo)
+    assert dry.code == 0, dry.err
+    assert "part api: 1 file(s) (1 added)" in dry.out
+    assert "src/api/new.py | 1 +" in dry.out
+    assert "README.md" not in dry.out and "users.py" not in dry.out

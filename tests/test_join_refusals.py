@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, snapshot, write
+from conftest import git, hf_proc, snapshot, write
 
 
 def all_done(hf: Any, split3: dict[str, Path]) -> None:
@@ -266,3 +266,28 @@ def test_symlinks_out_of_the_repository_or_into_git_are_refused_unless_allowed(s
     assert r.code == 0, r.err
     assert os.readlink(repo / "src/api/absolute") == "/etc/passwd"
     assert os.readlink(repo / "src/api/inside") == "users.py"
+
+
+@pytest.mark.parametrize("how", ["cut-off", "merge-conflict"])
+def test_a_part_whose_sync_is_stopped_is_refused(split3, hf, how):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(api, {"src/api/search.py": "uncommitted\n"})
+    if how == "cut-off":  # killed after setting the work aside, before git's step
+        write(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"})
+        git(repo, "commit", "-qam", "main: run")
+        killed = hf_proc("sync", "b1/api", cwd=repo,
+                         env={**os.environ, "HF_TEST_CRASH_AT": "sync-cleared"})
+        assert killed.returncode < 0 and not (api / "src/api/search.py").exists()
+    else:  # its files hold git's conflict markers
+        write(repo, {"src/api/orders.py": "def orders():\n    return ['main']\n"})
+        git(repo, "commit", "-qam", "main: orders")
+        assert hf("sync", "b1/api", "--merge", cwd=repo).code == 1
+    all_done(hf, split3)
+    error, human = refused(hf, repo, "--partial")
+    assert error["message"] == "part 'api': its `hf sync` is stopped, not finished"
+    assert "`hf sync b1/api --continue`" in human and "`hf sync b1/api --abort`" in human
+    # the way out the hint names: the sync taken back, the work is in the worktree again
+    assert hf("sync", "b1/api", "--abort", cwd=repo).code == 0
+    assert (api / "src/api/search.py").read_text() == "uncommitted\n"

@@ -3,10 +3,14 @@ kept byte for byte; a conflict stops that part, `--abort` puts it back exactly."
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import git, write
+from conftest import git, hf_proc, write
 
 
 def head(path: Path) -> str:
@@ -279,3 +283,99 @@ def test_merge_mode_brings_the_staged_set_back_too(split3, hf):
     assert (after["staged"], after["unstaged"]) == (before["staged"], before["unstaged"])
     assert git(api, "show", ":src/api/orders.py") == "def orders():\n    return ['staged']\n"
     assert after["files"] == {**before["files"], "tools/run.sh": b"#!/bin/sh\necho main\n"}
+
+
+def part_with_work(split3: dict[str, Path]) -> str:
+    """b1/api with a commit and staged, unstaged and untracked work; main moved on
+    another file. Returns main's tip."""
+    api = split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(api, {"src/api/users.py": "staged\n", "src/api/new.py": "new\n"})
+    git(api, "add", "src/api/users.py")
+    (api / "src/api/users.py").write_text("staged, then more\n")
+    return move_main(split3["repo"], {"tools/run.sh": "#!/bin/sh\necho moved\n"}, "main: run")
+
+
+def test_a_sync_killed_before_gits_step_is_finished_by_continue(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    tip = part_with_work(split3)
+    work = index_and_files(api)
+    killed = hf_proc("sync", "b1/api", cwd=repo, env={**os.environ,
+                                                      "HF_TEST_CRASH_AT": "sync-cleared"})
+    assert killed.returncode == -signal.SIGKILL
+    # the work was set aside and the worktree cleared; git's rebase never ran
+    assert (api / "src/api/new.py").exists() is False
+    again = hf("sync", "b1/api", cwd=repo)
+    assert again.code == 1 and "was cut off" in again.err and "--continue" in again.err
+    assert "b1/api (cut off)" in again.err.splitlines()[0]
+    r = hf("sync", "b1/api", "--continue", cwd=repo)
+    assert r.code == 0, r.err
+    # the branch really is on main's tip now, with the part's commit and its work
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    assert git(api, "log", "-1", "--format=%s").strip() == "api: orders"
+    assert (api / "tools/run.sh").read_text() == "#!/bin/sh\necho moved\n"
+    after = index_and_files(api)
+    assert {k: after[k] for k in ("staged", "unstaged", "untracked")} == \
+        {k: work[k] for k in ("staged", "unstaged", "untracked")}
+    mine = [f for f in work["files"] if f.startswith("src/api/")]
+    assert {f: after["files"][f] for f in mine} == {f: work["files"][f] for f in mine}
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    shown = next(p for p in status["parts"] if p["name"] == "api")
+    assert (shown["behind"], shown["outside"]) == (0, 0)
+
+
+def test_a_sync_of_a_part_another_sync_holds_is_refused_and_changes_nothing(split3, hf):
+    from hf_fanout import locks
+
+    repo, api = split3["repo"], split3["api"]
+    part_with_work(split3)
+    before = state_of(api)
+    with locks.hold(repo / ".git/hf/locks/sync-b1.api.lock", wait=0, what="sync"):
+        r = hf("sync", "b1/api", cwd=repo)
+        assert r.code == 75
+        assert "the sync lock is held by pid" in r.err
+        assert "then run `hf sync` again" in r.err
+        whole = hf("sync", "b1", "--json", cwd=repo)  # the batch: that part skipped
+        outcomes = {p["part"]: p["outcome"] for p in whole.json["data"]["parts"]}
+        assert outcomes == {"api": "skipped", "ui": "synced", "docs": "synced"}
+    assert state_of(api) == before
+
+
+def test_two_syncs_of_one_part_at_once_sync_it_once(split3):
+    repo, api = split3["repo"], split3["api"]
+    tip = part_with_work(split3)
+    work = index_and_files(api)
+    procs = [subprocess.Popen([sys.executable, "-m", "hf_fanout", "sync", "b1/api"],
+                              cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes in ([0, 0], [0, 75]), results
+    assert sum("rebased onto" in out for _, out, _ in results) == 1, results
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    assert git(api, "log", "-1", "--format=%s").strip() == "api: orders"
+    after = index_and_files(api)
+    assert {k: after[k] for k in ("staged", "unstaged", "untracked")} == \
+        {k: work[k] for k in ("staged", "unstaged", "untracked")}
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+
+
+def test_a_sync_killed_once_the_work_was_back_is_finished_by_continue(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    tip = part_with_work(split3)
+    work = index_and_files(api)
+    killed = hf_proc("sync", "b1/api", cwd=repo, env={**os.environ,
+                                                      "HF_TEST_CRASH_AT": "sync-reapplied"})
+    assert killed.returncode == -signal.SIGKILL
+    r = hf("sync", "b1/api", "--continue", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    after = index_and_files(api)
+    assert {k: after[k] for k in ("staged", "unstaged", "untracked")} == \
+        {k: work[k] for k in ("staged", "unstaged", "untracked")}
+    mine = [f for f in work["files"] if f.startswith("src/api/")]
+    assert {f: after["files"][f] for f in mine} == {f: work["files"][f] for f in mine}
+    assert git(api, "diff", "--cached", "src/api/users.py") != ""  # staged as it was
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""

@@ -20,7 +20,7 @@ def payload_text(argument: str | None) -> str:
     if sys.stdin is None or sys.stdin.isatty():
         return ""
     try:
-        return sys.stdin.read(1 << 20)
+        return sys.stdin.read()  # whole: see parse_payload
     except (OSError, ValueError):
         return ""
 

@@ -272,9 +272,11 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
     if commit is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        def diffstat(r: Any) -> str:
-            data: bytes = ws.main.git(["diff", "--stat=100", "--no-renames", plan.batch.base,
-                                       r.tree])
+        from hf_fanout.core.records import part_base
+
+        def diffstat(r: Any) -> str:  # from the part's base: `hf sync` moves it
+            data: bytes = ws.main.git(["diff", "--stat=100", "--no-renames",
+                                       part_base(plan.batch, r.part), r.tree])
             return data.decode("utf-8", "replace")
 
         with ThreadPoolExecutor(max_workers=2) as pool:

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hf_fanout.config import Settings
-from hf_fanout.core.records import Part
+from hf_fanout.core.records import SLUG, Part
 from hf_fanout.core.store import Store
 from hf_fanout.errors import BadInput, NotFound, StateCorrupt
 from hf_fanout.worktrees.repository import Repository, Worktree
@@ -68,7 +68,7 @@ class Workspace:
         (`named_by`: how the command takes a part, for the hint)."""
         if spec:
             batch, sep, name = spec.partition("/")
-            if not sep or not batch or not name:
+            if not sep or not SLUG.fullmatch(batch) or not SLUG.fullmatch(name):
                 raise BadInput(f"bad part {spec!r}", "name a part as BATCH/PART, e.g. b1/api")
             self.store.load_batch(batch)
             named = self.store.load_part(batch, name)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit")
 REFUSED = 2  # Claude Code: exit 2 of a PreToolUse hook refuses the tool, stderr to the agent
-MAX_PAYLOAD = 1 << 20
 
 
 class EventOutcome:
@@ -41,9 +40,11 @@ class EventOutcome:
 
 def parse_payload(text: str) -> dict[str, Any]:
     """The hook's JSON (stdin, or Codex's argument); anything else is no payload:
-    a hook must never stop the agent because hf could not read it."""
+    a hook must never stop the agent because hf could not read it. Read whole: a
+    Write's payload holds the file's content, and one cut short would be no
+    payload, its ownership check skipped."""
     try:
-        data = json.loads(text[:MAX_PAYLOAD]) if text.strip() else {}
+        data = json.loads(text) if text.strip() else {}
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -54,6 +55,14 @@ def batch_dir(common_dir: AnyPath, batch: str) -> str:
     return os.path.join(common_dir, "hf", "batches", batch)
 
 
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _plain(name: str) -> bool:
+    # the characters of a batch or part id (records.SLUG, without loading re)
+    return bool(name) and set(name) <= _NAME_CHARACTERS
+
+
 def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
                  payload: dict[str, Any]) -> EventOutcome:
     """Record `event` for `batch/part`; for a file write, first the ownership check."""
@@ -62,6 +71,9 @@ def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
     if event not in agent.EVENTS:
         raise BadInput(f"unknown agent event {event!r}",
                        "events: " + ", ".join(sorted(agent.EVENTS)))
+    if not (_plain(batch) and _plain(part)):  # a path in disguise: never written to
+        raise BadInput(f"not a part: {batch}/{part}",
+                       "name it BATCH/PART, as `hf status` lists them")
     where = batch_dir(common_dir, batch)
     if not os.path.isfile(os.path.join(where, "parts", f"{part}.json")):
         from hf_fanout.errors import NotFound
@@ -131,14 +143,35 @@ def write_refusal(where: str, batch: str, part: str, payload: dict[str, Any]) ->
     if not full.startswith(worktree + os.sep):
         return _outside_worktree(where, full, worktree)
     path = os.path.relpath(full, worktree).replace(os.sep, "/")
-    if path.split("/", 1)[0] in (".hf", ".claude"):  # hf's handoff, the agent's settings
-        return ""
-    if Ownership.parse(record.get("owns") or []).owns(path):
+    if path.split("/", 1)[0] == ".hf" or path in _left_out(record):
+        return ""  # hf's handoff; what hf put there (copy's files, the agent's settings)
+    if Ownership.parse(record.get("owns") or []).owns(path) or _ignored(worktree, path):
         return ""
     owner = _owner(where, part, path)
     who = f"part {owner} owns it" if owner else "no part of the batch owns it"
     return (f"hf: {path} is not owned by part {batch}/{part} ({who}); "
             f"write only the files this part owns (see .hf/TASK.md)")
+
+
+def _left_out(record: dict[str, Any]) -> list[str]:
+    """The paths the join leaves out of the part's change (records.copied_paths)."""
+    from hf_fanout.core.records import Part, copied_paths
+    from hf_fanout.errors import HfError
+
+    try:
+        return copied_paths(Part.from_dict(record, "part record"))
+    except HfError:
+        return []
+
+
+def _ignored(worktree: str, path: str) -> bool:
+    """Whether git ignores the (untracked) path: the join never sees it either."""
+    from pathlib import Path
+
+    from hf_fanout.worktrees.process import run
+
+    return run(["check-ignore", "-q", "--", path], Path(worktree), check=False) \
+        .returncode == 0
 
 
 def _outside_worktree(where: str, full: str, worktree: str) -> str:

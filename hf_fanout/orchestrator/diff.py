@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths
+from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
 from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import NotFound
@@ -94,7 +94,8 @@ def part_diff(ws: Workspace, batch: Batch, part: Part, owners: list[tuple[str, O
     if remote and tip is None:
         return PartDiff(part.name, part.state, [], [], note=f"its branch {part.branch} is gone")
     tree = ws.repo.tree_of(tip) if tip else result_tree(ws, part)
-    raw: bytes = ws.main.git(["diff", "--name-only", "-z", "--no-renames", batch.base, tree])
+    base = part_base(batch, part)  # (`hf sync` moves a part's base to main's tip)
+    raw: bytes = ws.main.git(["diff", "--name-only", "-z", "--no-renames", base, tree])
     changed = [p for p in raw.decode("utf-8", "surrogateescape").split("\0") if p]
     ownership = Ownership.parse(part.owns)
     owned = [p for p in changed if ownership.owns(p)]
@@ -105,7 +106,7 @@ def part_diff(ws: Workspace, batch: Batch, part: Part, owners: list[tuple[str, O
     if owned:
         how = {"patch": ["--patch"], "stat": ["--stat"], "name-only": ["--name-only"]}[fmt]
         colors = ["--color=always"] if color and fmt != "name-only" else ["--no-color"]
-        out: bytes = ws.main.git(["diff", *how, *colors, "--no-renames", batch.base, tree,
+        out: bytes = ws.main.git(["diff", *how, *colors, "--no-renames", base, tree,
                                   "--", *(f":(literal){p}" for p in owned)])
         text = out.decode("utf-8", "surrogateescape")
     return PartDiff(part.name, part.state, owned, outside, text)

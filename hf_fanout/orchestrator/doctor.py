@@ -66,6 +66,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
     check_agent_hooks(ws, report, fix=fix, dry_run=dry_run)
+    check_syncs(ws, report)
     if accept:
         for found in fingerprint.accept(ws, dry_run):
             report.findings.append(Finding(found["what"], found["detail"],
@@ -262,14 +263,48 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
 
 
 def check_records(ws: Workspace, report: DoctorReport) -> None:
+    from hf_fanout.liveness import agent
+
     for batch_id in ws.store.batch_ids():
         try:
             batch = ws.store.load_batch(batch_id)
-            ws.store.load_parts(batch)
+            for part in ws.store.load_parts(batch):
+                # (what its agent reported: `hf status` reads it too)
+                agent.read_state(ws.store.batch_dir(batch.id), part.name)
         except HfError as exc:
             report.findings.append(Finding("record", exc.message, PROBLEM,
                                            "look at the file, fix or remove it: hf leaves "
                                            "it as it is"))
+
+
+def check_syncs(ws: Workspace, report: DoctorReport) -> None:
+    """Every live part whose `hf sync` is stopped (the join refuses it): on a conflict
+    git's state is in its worktree for its agent; a sync cut off (killed) is a problem."""
+    from pathlib import Path
+
+    from hf_fanout.guard.fingerprint import running_batches
+    from hf_fanout.worktrees import rebase
+
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for part in parts:
+            if not isinstance(part.extra.get("sync"), dict):
+                continue
+            where = f"{part.batch}/{part.name}"
+            ways = f"`hf sync {where} --continue` finishes it, `hf sync {where} --abort` " \
+                "takes it back"
+            tree = Path(part.worktree)
+            if tree.is_dir() and rebase.in_progress(ws.worktree(tree)) is not None:
+                report.findings.append(Finding(
+                    "sync", f"{where}: its hf sync stopped on a conflict; once the files "
+                    f"are resolved and added, {ways}"))
+            else:
+                report.findings.append(Finding(
+                    "sync", f"{where}: its hf sync was cut off before it finished",
+                    PROBLEM, ways))
 
 
 def check_schedule(report: DoctorReport) -> None:

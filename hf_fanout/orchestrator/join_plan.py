@@ -206,6 +206,13 @@ def _part_tip(ws: Workspace, part: Part) -> str:
         raise JoinRefused(f"part {part.name!r}: its branch {part.branch} is gone",
                           f"{restore}leave the part out of the batch: `hf drop "
                           f"{part.batch}/{part.name}` (its worktree is kept)")
+    if isinstance(part.extra.get("sync"), dict):
+        # mid-rebase or mid-merge its files hold conflict markers, and the work set
+        # aside before git's step is in the sync's refs, not in the worktree
+        raise JoinRefused(
+            f"part {part.name!r}: its `hf sync` is stopped, not finished",
+            f"resolve it, then `hf sync {part.batch}/{part.name} --continue`, or take "
+            f"it back: `hf sync {part.batch}/{part.name} --abort`")
     if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip:
         raise JoinRefused(
             f"part {part.name!r}: its worktree is not on its branch {part.branch}",

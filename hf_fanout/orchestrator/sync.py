@@ -11,18 +11,23 @@ branch, index and files back exactly); the other parts go on.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_fanout import locks
 from hf_fanout.core import states
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
 from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput, HfError, NotFound
+from hf_fanout.errors import BadInput, HfError, LockBusy, NotFound
 from hf_fanout.guard import fingerprint
 from hf_fanout.worktrees import rebase
+from hf_fanout.worktrees.repository import Worktree
 
 # outcomes of one part
 SYNCED = "synced"
@@ -73,13 +78,18 @@ class SyncStopped(HfError):
     @classmethod
     def of(cls, report: SyncReport) -> SyncStopped:
         stopped = report.stopped
-        listing = "; ".join(f"{p.batch}/{p.part} ({', '.join(p.conflicts or p.work_conflicts)})"
+        listing = "; ".join(f"{p.batch}/{p.part} ("
+                            f"{', '.join(p.conflicts or p.work_conflicts) or 'cut off'})"
                             for p in stopped)
         first = stopped[0]
         hint = first.reason if first.outcome == STOPPED else (
             f"edit the files in {first.worktree} (its work as it was: {first.saved_ref})")
         return cls(f"sync stopped on a conflict in {len(stopped)} part(s): {listing}", hint,
                    details=report.to_data())
+
+
+class SyncBusy(LockBusy):
+    """Another `hf sync` of the part is under way."""
 
 
 def sync(ws: Workspace, target: str | None, *, merge: bool = False, resume: bool = False,
@@ -96,15 +106,38 @@ def sync(ws: Workspace, target: str | None, *, merge: bool = False, resume: bool
     fingerprint.verify(ws, batch)
     single = target is None or "/" in target
     results = []
-    for part in parts:
-        if resume:
-            results.append(_resume(ws, batch, part, dry_run, single))
-        elif abort:
-            results.append(_abort(ws, batch, part, dry_run, single))
-        else:
-            results.append(_start(ws, batch, part, rebase.MERGE if merge else rebase.REBASE,
-                                  dry_run))
+    for listed in parts:
+        try:
+            with _part_lock(ws, listed):
+                part = ws.store.load_part(listed.batch, listed.name)  # as it is now
+                if resume:
+                    results.append(_resume(ws, batch, part, dry_run, single))
+                elif abort:
+                    results.append(_abort(ws, batch, part, dry_run, single))
+                else:
+                    results.append(_start(ws, batch, part,
+                                          rebase.MERGE if merge else rebase.REBASE, dry_run))
+        except SyncBusy as exc:
+            if single:
+                raise
+            results.append(_skip(PartSync(listed.batch, listed.name, SKIPPED,
+                                          worktree=listed.worktree), exc.message))
     return SyncReport(results, dry_run)
+
+
+@contextmanager
+def _part_lock(ws: Workspace, part: Part) -> Iterator[None]:
+    """One sync of a part at a time: two would both set its work aside and both move
+    its branch."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locks.hold(ws.store.lock_file(
+                f"sync-{part.batch}.{part.name}"), wait=0,
+                what="sync"))
+        except LockBusy as exc:  # (its hint would name a --wait that sync has not)
+            raise SyncBusy(exc.message, "wait for that sync to finish, then run "
+                           "`hf sync` again") from None
+        yield
 
 
 def _targets(ws: Workspace, target: str | None) -> tuple[Batch, list[Part]]:
@@ -145,6 +178,11 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
         result.conflicts = rebase.conflicted(worktree) if Path(part.worktree).is_dir() else []
         result.reason = ("a sync stopped here before: resolve the files, `git add` them, "
                          f"then `hf sync {part.batch}/{part.name} --continue` (or --abort)")
+        if not result.conflicts and Path(part.worktree).is_dir() \
+                and rebase.in_progress(worktree) is None:
+            result.reason = ("a sync of this part was cut off before it finished: "
+                             f"`hf sync {part.batch}/{part.name} --continue` finishes it "
+                             "(or --abort)")
         return result
     if part.state in (JOINED, DROPPED):
         return _skip(result, f"the part is {part.state}")
@@ -186,9 +224,9 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
     # 2. git's rebase or merge, on a clean worktree
     if saved is not None:
         rebase.clear(worktree, keep=copied_paths(part))
+    _crash_point("cleared")
     try:
-        conflicts = rebase.start(worktree, mode, onto,
-                                 f"hf: sync part {part.name} of batch {part.batch} with main")
+        conflicts = rebase.start(worktree, mode, onto, _message(part))
     except HfError:
         # git refused without a conflict (a hook, a damaged object): everything back
         _abort(ws, batch, ws.store.load_part(part.batch, part.name), False, True)
@@ -206,7 +244,9 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
     worktree = ws.worktree(part.worktree)
     saved = _saved(pending)
     if saved is not None:
-        result.work_conflicts, result.unstaged = rebase.reapply(worktree, saved)
+        result.work_conflicts, result.unstaged = rebase.reapply(
+            worktree, saved, exclude=copied_paths(part))
+        _crash_point("reapplied")
         result.saved_ref = saved_ref(part, "work")
     onto = str(pending["onto"])
     result.outcome, result.onto = SYNCED, onto
@@ -245,6 +285,13 @@ def _resume(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool
         return result
     if rebase.in_progress(worktree) is not None:
         result.conflicts = rebase.resume(worktree, result.mode)
+    elif not _contains(worktree, str(pending["onto"])):
+        # cut off (killed) before git's step began: it is taken now, on a clean worktree
+        # (the work set aside is in the saved refs)
+        if _saved(pending) is not None:
+            rebase.clear(worktree, keep=copied_paths(part))
+        result.conflicts = rebase.start(worktree, result.mode, str(pending["onto"]),
+                                        _message(part))
     if result.conflicts:
         result.outcome = STOPPED
         result.reason = ("still in conflict: edit the files, `git add` them, then "
@@ -280,6 +327,24 @@ def _abort(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool)
     if saved is not None:
         _drop_saved(ws, part)
     return result
+
+
+def _message(part: Part) -> str:
+    return f"hf: sync part {part.name} of batch {part.batch} with main"
+
+
+def _contains(worktree: Worktree, commit: str) -> bool:
+    head = worktree.head()
+    return head is not None and worktree.repository.is_ancestor(commit, head)
+
+
+def _crash_point(name: str) -> None:
+    """Tests kill the sync here (HF_TEST_CRASH_AT=sync-cleared|sync-reapplied) to
+    prove recovery."""
+    if os.environ.get("HF_TEST_CRASH_AT") == f"sync-{name}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _skip(result: PartSync, why: str) -> PartSync:

@@ -95,6 +95,13 @@ def _read(path: Path) -> dict[str, Any] | None:
         raise AgentSettingsUnreadable(
             f"{path} is not a JSON object with a `hooks` object; hf did not change it",
             "fix the file (or remove it), then `hf open` the part again")
+    # each event's entries are a list: merging into anything else would rewrite it
+    odd = sorted(str(k) for k, v in (data.get("hooks") or {}).items()
+                 if not isinstance(v, list))
+    if odd:
+        raise AgentSettingsUnreadable(
+            f"{path}: `hooks.{odd[0]}` is not a list of hook entries; hf did not change it",
+            "fix the file (or remove it), then `hf open` the part again")
     return data
 
 

@@ -134,11 +134,22 @@ def _step(worktree: Worktree, args: list[str]) -> list[str]:
         "utf-8", "replace"))
 
 
-def reapply(worktree: Worktree, saved: Saved) -> tuple[list[str], list[str]]:
+def reapply(worktree: Worktree, saved: Saved, *,
+            exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """The saved work applied three-way on the worktree's new HEAD, and what was
     staged staged again (`_restage`). Returns the paths in conflict (left with
     conflict markers, nothing restaged), and the paths whose staged version could
-    not be carried over (left unstaged)."""
+    not be carried over (left unstaged). When the files already differ from HEAD
+    (`exclude` aside), the work was applied before (a reapply killed half way,
+    taken again): only the staged set is set again, from the files as they are."""
+    repo = worktree.repository
+    head = worktree.head()
+    head_tree = repo.tree_of(head) if head is not None else None
+    files = worktree.tree(head_tree, exclude=exclude) if head_tree is not None else None
+    if files is not None and files != head_tree:
+        old_head = worktree.rev_parse(f"{saved.index}^")
+        staged = [c.path for c in repo.diff_trees(old_head, saved.index)] if old_head else []
+        return [], _restage(worktree, saved, repo.entries_at(files, staged))
     proc = run(["cherry-pick", "--no-commit", saved.work], worktree.path, check=False,
                env=_NO_EDITOR)
     if proc.returncode != 0:
