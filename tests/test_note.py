@@ -23,6 +23,8 @@ def test_outside_a_part_it_refuses_in_one_line(split3, hf):
     assert lines[0] == ("hf: error: hf note --decision is for a part, and this is not a "
                         "part's worktree")
     assert lines[1].startswith("hint: run it where the part's agent works") and len(lines) == 2
+    assert 'cd "$(hf cd BATCH/PART)"' in lines[1]  # a command that exists, whatever the layout
+    assert hf("cd", "b1/api", cwd=repo).out.strip() == str(split3["api"])
     r = hf("note", "--decision", "use sqlite", "--json", cwd=repo)
     assert r.code == 1 and r.json["error"]["code"] == "not_in_part"
     assert decisions(repo) == []

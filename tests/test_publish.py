@@ -163,6 +163,19 @@ def test_no_remote_and_a_broken_remote_are_refused_clearly(split3, hf, tmp_path)
     assert r.code == 1 and "no upstream on origin" in r.err and "--branch" in r.err
 
 
+def test_no_upstream_on_an_empty_remote_the_hint_publishes(split3, hf, tmp_path):
+    repo = split3["repo"]
+    joined(hf, split3)
+    bare = tmp_path / "empty.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    r = hf("publish", "b1", cwd=repo)
+    assert r.code == 1 and "no upstream on origin" in r.err
+    assert "make main on origin: --branch main" in r.err, r.err
+    assert hf("publish", "b1", "--branch", "main", cwd=repo).code == 0  # the hint works
+    assert git(bare, "rev-parse", "main") == git(repo, "rev-parse", "HEAD")
+
+
 def test_publish_refuses_a_batch_not_joined(published, hf, tmp_path):
     r = hf("publish", "b1", cwd=published["repo"])
     assert r.code == 1 and "not joined yet" in r.err and "hf join b1" in r.err

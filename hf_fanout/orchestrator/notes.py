@@ -57,6 +57,6 @@ def _own_part(ws: Workspace) -> Part:
     part = ws.current_part()
     if part is None:
         raise NotInPart("hf note --decision is for a part, and this is not a part's worktree",
-                        "run it where the part's agent works (its worktree), e.g. "
-                        "cd ../repo.hf/b1/api && hf note --decision 'TEXT'")
+                        "run it where the part's agent works (its worktree): "
+                        "cd \"$(hf cd BATCH/PART)\" && hf note --decision 'TEXT'")
     return part

@@ -107,8 +107,8 @@ def destination(ws: Workspace, batch: Batch, options: PublishOptions
         return remote, options.branch, into
     if upstream is None or upstream.remote != remote:
         raise PushFailed(f"{local} has no upstream on {remote}",
-                         f"push to a branch of its own: --branch hf/{batch.id}, or "
-                         f"set one: git branch --set-upstream-to={remote}/{local}")
+                         f"push to a branch of its own: --branch hf/{batch.id}, or make "
+                         f"{local} on {remote}: --branch {local}")
     if options.pr:
         raise PushFailed(f"--pr would ask to merge {upstream.branch} into itself",
                          f"publish to a branch of its own: --branch hf/{batch.id} --pr")
