@@ -91,3 +91,22 @@ def test_a_bad_waiting_pattern_is_one_line(split3, hf, seal, tmux):
     r = hf("status", "b1", cwd=repo)
     assert r.code == 2
     assert "waiting_pattern '(unclosed' is not a regular expression" in r.err
+
+
+def test_a_stopped_sync_is_shown_with_its_way_out(split3, hf):
+    from conftest import git, write
+
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: orders")
+    write(repo, {"src/api/orders.py": "def orders():\n    return ['main']\n"})
+    git(repo, "commit", "-qam", "main: orders")
+    assert hf("sync", "b1/api", cwd=repo).code == 1  # stopped on the conflict
+    shown = hf("status", "b1", cwd=repo).out
+    assert ("api: its hf sync is stopped: `hf sync b1/api --continue` once its files are "
+            "resolved, or --abort") in shown
+    parts = {p["name"]: p for p in hf("status", "b1", "--json", cwd=repo).json["data"][
+        "batches"][0]["parts"]}
+    assert parts["api"]["sync_stopped"] is True and parts["ui"]["sync_stopped"] is False
+    assert hf("sync", "b1/api", "--abort", cwd=repo).code == 0
+    assert "hf sync is stopped" not in hf("status", "b1", cwd=repo).out

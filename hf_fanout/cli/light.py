@@ -97,6 +97,9 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                     print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
                 if p.reason:
                     print(f"  {p.name}: blocked: {p.reason}")
+                if p.sync_stopped:
+                    print(f"  {p.name}: its hf sync is stopped: `hf sync {b.id}/{p.name} "
+                          "--continue` once its files are resolved, or --abort")
                 if p.remote:
                     print(f"  {p.name}: remote part on {p.remote['remote']}: {p.remote['seen']}")
                 if p.sparse:

@@ -60,6 +60,7 @@ class PartStatus:
     owned: int | None = None  # files it owns, at its base and added (the board asks)
     # a part worked on another machine: how its remote shows it (remote_parts.Seen)
     remote: dict[str, Any] | None = None
+    sync_stopped: bool = False  # its `hf sync` stopped (a conflict, or cut off)
 
 
 @dataclass
@@ -139,6 +140,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       sparse=part.sparse,
                       context=list(part.context) if part.sparse else None,
                       since=since, agent=reported,
+                      sync_stopped=isinstance(part.extra.get("sync"), dict),
                       owned=owned_count(ws, part_base(batch, part), ownership,
                                         changed.difference(outside)) if owned else None)
 
