@@ -356,3 +356,44 @@ def test_a_second_remote_refusing_takes_back_what_the_first_got(world, tmp_path)
     assert proc.returncode == 1 and "pushing the remote parts to mirror failed" in proc.stderr
     assert remote_refs(remote) == before  # api's branch and task ref went again
     assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
+
+
+def a_state(a: Machine) -> dict[str, object]:
+    """Everything of A's a dry run must leave alone: every ref, the records, the audit log."""
+    hf_dir = a.repo / ".git" / "hf"
+    records = {str(p.relative_to(hf_dir)): p.read_bytes()
+               for p in sorted((hf_dir / "batches").rglob("*.json"))}
+    audit = hf_dir / "audit.log"
+    return {"refs": a.git("for-each-ref", "--format=%(refname) %(objectname)"),
+            "records": records, "audit": audit.read_bytes() if audit.exists() else b"",
+            "main": snapshot(a.repo)}
+
+
+def test_a_dry_run_join_reads_the_remote_and_writes_nothing(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    base = a.git("rev-parse", "HEAD").strip()
+    tip = _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    before = a_state(a)
+    dry = a.hf_json("join", "b1", "--partial", "--dry-run")
+    assert a_state(a) == before  # no ref moved or left behind, no record, no audit line
+    assert dry["dry_run"] is True and dry["commit"] is None
+    assert dry["remote_fetched"] == {"api": tip}
+    parts = {p["part"]: p for p in dry["parts"]}
+    assert sorted(parts) == ["api", "docs"]  # ui is not done: left out, as --partial says
+    assert parts["api"]["tip"] == tip
+    assert [f["path"] for f in parts["api"]["files"]] == ["src/api/users.py"]
+    assert a.git("rev-parse", "hf/b1/api").strip() == base
+    states = {p["name"]: p["state"] for p in a.hf_json("status", "b1")["batches"][0]["parts"]}
+    assert states["api"] == "done"  # as the remote shows it; its record here still running
+    assert json.loads((a.repo / ".git/hf/batches/b1/parts/api.json").read_text())[
+        "state"] == "running"
+    # the real join after it takes what the dry run showed
+    joined = a.hf_json("join", "b1", "--partial")
+    assert sorted(p["part"] for p in joined["parts"]) == ["api", "docs"]
+    assert a.git("rev-parse", "hf/b1/api").strip() == tip
+    assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
+    # fetched from the remote's name, yet no remote-tracking ref was made for it
+    assert a.git("for-each-ref", "--format=%(refname)", "refs/remotes/").split() == [
+        "refs/remotes/origin/main"]

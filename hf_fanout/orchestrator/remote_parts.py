@@ -118,12 +118,24 @@ def sightings(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Seen]
 # --------------------------------------------------------------------- join
 
 
-def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool) -> list[str]:
+@dataclass
+class Fetched:
+    """What a join fetched from the remotes: each done remote part's tip, and the
+    parts left out (`partial`: their remote could not be read), said for people."""
+
+    tips: dict[str, str]
+    left_out: list[str]
+
+
+def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
+                   dry_run: bool = False) -> Fetched:
     """Before a join: every remote part's branch fetched (those refs only) onto its
     branch here, and marked done when its done ref says so. Refused, nothing
     written: a branch that does not descend from the base, one that moved after
     its done, one that is gone; an unreachable remote (with `partial`, its parts
-    not marked done here are left out). Returns what was left out, said for people."""
+    not marked done here are left out). With `dry_run`, the tips are fetched into
+    objects only (the scratch refs removed) and nothing here moves: no branch, no
+    record, no audit line; the plan takes the returned tips."""
     parts = ws.store.load_parts(batch)
     skipped: list[str] = []
     wanted: list[tuple[Part, str, str | None]] = []  # part, tip, done tip
@@ -155,16 +167,18 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool) -> list[str]:
                     f"{done_tip}:refs/heads/{part.branch}), or take the new tip with "
                     f"`hf done` again on the machine that works it")
             wanted.append((part, tip, done_tip))
-    _bring(ws, batch, wanted)
-    return skipped
+    _bring(ws, batch, wanted, dry_run)
+    return Fetched({p.name: tip for p, tip, _d in wanted}, skipped)
 
 
 def _incoming(part: Part) -> str:
     return f"refs/hf/incoming/{part.batch}/{part.name}"
 
 
-def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None]]) -> None:
-    """Fetch the tips, check them, then move the parts' branches here and mark them done."""
+def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None]],
+           dry_run: bool) -> None:
+    """Fetch the tips, check them, then (unless `dry_run`) move the parts' branches
+    here and mark them done."""
     if not wanted:
         return
     try:
@@ -184,7 +198,7 @@ def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None
                     "its work must be commits on top of the base: rebase it there and push "
                     "it again, or leave the part out: hf drop "
                     f"{batch.id}/{part.name}")
-        for part, tip, done_tip in wanted:
+        for part, tip, done_tip in [] if dry_run else wanted:
             ref = f"refs/heads/{part.branch}"
             old = ws.repo.ref_target(ref) or ""
             if old != tip:

@@ -109,10 +109,12 @@ def list_refs(workdir: Path, remote: str, patterns: Sequence[str]) -> dict[str, 
 
 
 def fetch_refs(workdir: Path, remote: str, refspecs: Sequence[str]) -> None:
-    """Fetch exactly `refspecs` (`+SRC:DST`, no tags, no FETCH_HEAD)."""
+    """Fetch exactly `refspecs` (`+SRC:DST`, no tags, no FETCH_HEAD, and no
+    remote-tracking ref moved: `--refmap=` leaves the remote's fetch refspecs out)."""
     if not refspecs:
         return
-    proc = run(["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote, *refspecs],
+    proc = run(["fetch", "--no-tags", "--no-write-fetch-head", "--refmap=", "--quiet", remote,
+                *refspecs],
                workdir, check=False, env=_QUIET)
     if proc.returncode != 0:
         raise _failed("fetching from", remote, proc)
