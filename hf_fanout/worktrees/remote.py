@@ -120,11 +120,15 @@ def fetch_refs(workdir: Path, remote: str, refspecs: Sequence[str]) -> None:
         raise _failed("fetching from", remote, proc)
 
 
-def push_refs(workdir: Path, remote: str, updates: Sequence[str]) -> PushOutcome:
+def push_refs(workdir: Path, remote: str, updates: Sequence[str],
+              leases: Sequence[str] = ()) -> PushOutcome:
     """One atomic push of `updates` (`COMMIT:REF` to write, `:REF` to delete; no
-    force): all of them land, or none."""
-    proc = run(["push", "--porcelain", "--atomic", remote, *updates], workdir,
-               check=False, env=_QUIET)
+    force): all of them land, or none. `leases` (`REF:EXPECTED`, an empty EXPECTED
+    for "not there"): those refs are written only if the remote has them as expected
+    (`--force-with-lease`), whatever the update."""
+    proc = run(["push", "--porcelain", "--atomic",
+                *(f"--force-with-lease={lease}" for lease in leases), remote, *updates],
+               workdir, check=False, env=_QUIET)
     report = proc.stdout.decode("utf-8", "replace")
     stderr = proc.stderr.decode("utf-8", "replace")
     rejected = any(line.startswith("!") for line in report.splitlines())
