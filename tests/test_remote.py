@@ -266,7 +266,7 @@ def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     hf_refs = {r for r in before if r.startswith(("refs/hf/", "refs/heads/hf/b1/"))
                and r != "refs/heads/hf/b1/ui-extra"}
     assert any(r.startswith("refs/hf/heartbeat/b1/ui/") for r in hf_refs)
-    assert len(hf_refs) == 2 * 3 + 1  # branch, task, done per part; one heartbeat
+    assert len(hf_refs) == 2 * 5 + 1  # branch, task, done, claim, claimed per part; a beat
     gc = a.hf_json("gc", "b1")
     after = remote_refs(remote)
     assert set(before) - set(after) == hf_refs
