@@ -266,3 +266,45 @@ def test_steal_takes_the_claim_over_and_the_old_holders_done_is_refused(world, t
     gc = a.hf_json("gc", "b1")
     assert "origin:refs/hf/claim/b1/api" in gc["refs_removed"]
     assert not [r for r in remote_refs(remote) if r.startswith("refs/hf/")]
+
+
+def test_two_machines_taking_at_once_one_gets_the_part(world, tmp_path):
+    remote, a, b = world
+    name_host(b, "machine-b")
+    c = another_machine(tmp_path, remote, "machine-c")
+    procs = {m.name: subprocess.Popen([sys.executable, "-m", "hf_fanout", "take", "origin",
+                                       "b1/ui"], cwd=m.repo, env=m.env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for m in (b, c)}
+    results = {name: (p.wait(timeout=120), p.stderr.read()) for name, p in procs.items()}
+    for p in procs.values():
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()
+        p.stderr.close()
+    winners = [name for name, (code, _err) in results.items() if code == 0]
+    assert len(winners) == 1, results
+    [loser] = [name for name in results if name not in winners]
+    host = {"b": "machine-b", "machine-c": "machine-c"}[winners[0]]
+    assert results[loser][0] == 1
+    assert f"part b1/ui is taken on origin by {host} since" in results[loser][1]
+    refs = remote_refs(remote)
+    claimed = [r for r in refs if r.startswith("refs/hf/claimed/b1/ui/")]
+    assert len(claimed) == 1 and f"/{host}/" in claimed[0]
+    machines = {"b": b, "machine-c": c}
+    assert machines[winners[0]].worktree("b1", "ui").is_dir()
+    assert not machines[loser].worktree("b1", "ui").exists()
+
+
+def test_a_take_that_fails_after_claiming_deletes_its_claim(world, tmp_path):
+    remote, a, b = world
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    before = remote_refs(remote)
+    proc = b.hf("take", "origin", "b1/api", "--worktree-root", str(blocker / "wt"))
+    assert proc.returncode == 2
+    assert "cannot make the part's worktree" in proc.stderr and "--worktree-root" in proc.stderr
+    assert remote_refs(remote) == before  # the claim went again
+    assert b.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
+    assert b.hf_json("status", "--all")["batches"] == []
+    # so another take gets it
+    assert b.hf("take", "origin", "b1/api").returncode == 0

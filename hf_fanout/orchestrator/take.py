@@ -219,6 +219,11 @@ def _make_claimed(ws: Workspace, taken: Taken) -> None:
     try:
         taken.tip = _fetch(ws, taken.remote, taken.batch.id, taken.part.name)
         _make(ws, taken.batch, taken.part, taken.tip)
+    except OSError as exc:
+        _release_claim(ws, taken)
+        raise BadInput(f"cannot make the part's worktree {taken.part.worktree}: "
+                       f"{exc.strerror or exc}",
+                       "name a directory you can write with --worktree-root DIR") from None
     except BaseException:
         _release_claim(ws, taken)
         raise
