@@ -308,3 +308,22 @@ def test_a_take_that_fails_after_claiming_deletes_its_claim(world, tmp_path):
     assert b.hf_json("status", "--all")["batches"] == []
     # so another take gets it
     assert b.hf("take", "origin", "b1/api").returncode == 0
+
+
+def test_done_after_the_claim_went_is_refused_until_it_is_claimed_again(world):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "users.py").write_text("def users(): return [4]\n")
+    b.git("add", "-A", cwd=wt)
+    b.git("commit", "-qm", "users", cwd=wt)
+    gone = [r for r in remote_refs(remote) if r.startswith(("refs/hf/claim/", "refs/hf/claimed/"))]
+    b.git("push", "-q", "origin", *(f":{r}" for r in gone))  # by hand, outside hf
+    before = remote_refs(remote)
+    proc = b.hf("done", cwd=wt)
+    assert proc.returncode == 1 and "its claim is gone from origin" in proc.stderr
+    assert remote_refs(remote) == before
+    again = b.hf_json("take", "origin", "b1/api")
+    assert again["already"] is True and again["claim"] in remote_refs(remote).values()
+    assert b.hf("done", cwd=wt).returncode == 0
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == b.git("rev-parse", "HEAD", cwd=wt).strip()

@@ -439,12 +439,19 @@ def push_done(ws: Workspace, part: Part) -> dict[str, Any]:
 
 
 def _refuse_lost_claim(ws: Workspace, part: Part, remote: str, claim: str) -> None:
-    """`hf done` of a part another machine took over (`hf take --steal`): refused."""
-    found: dict[str, str] = {}
-    with contextlib.suppress(HfError):  # unreadable: the push's own error is said
+    """`hf done` of a part whose claim is no longer this machine's (another took it
+    over with `hf take --steal`, or the claim ref went): refused."""
+    try:
         found = remotes.list_refs(ws.main.path, remote, claim_patterns(part.batch, part.name))
+    except HfError:
+        return  # unreadable: the push's own error is said
     held = current_claim(part.batch, part.name, found)
-    if held is not None and held.commit != claim:
+    if held is None:
+        raise PartClaimed(f"part {part.batch}/{part.name}: its claim is gone from {remote}: "
+                          "nothing was pushed",
+                          f"claim it again here (hf take {remote} {part.batch}/{part.name}), "
+                          "then `hf done` again")
+    if held.commit != claim:
         since = f" since {timefmt.iso(held.at)}" if held.at is not None else ""
         raise PartClaimed(
             f"part {part.batch}/{part.name} was taken over on {remote} by "
