@@ -101,3 +101,21 @@ def fsck_clean(machine: Machine) -> None:
     proc = subprocess.run(["git", "fsck", "--no-dangling"], cwd=machine.repo, env=machine.env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def another_machine(tmp: Path, remote: Path, name: str) -> Machine:
+    """One more machine: a clone of the remote with its own HOME, named `name` by its
+    `host` setting (the machines of a test share one host name)."""
+    machine = Machine(name, make_machine(tmp, name), tmp / name / "repo")
+    (tmp / name).mkdir()
+    subprocess.run(["git", "clone", "-q", str(remote), str(machine.repo)], env=machine.env,
+                   check=True, capture_output=True)
+    name_host(machine, name)
+    return machine
+
+
+def name_host(machine: Machine, host: str) -> None:
+    """`host = HOST` in the machine's user config."""
+    config = machine.home / ".config" / "hf"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(f'host = "{host}"\n')

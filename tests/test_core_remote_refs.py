@@ -10,6 +10,9 @@ from hf_fanout.core.plan import parse_plan_toml
 from hf_fanout.core.records import Part
 from hf_fanout.core.remote_refs import (
     check_remote_name,
+    claim_ref,
+    claimed_ref,
+    current_claim,
     heartbeat_ref,
     hf_created,
     host_slug,
@@ -79,3 +82,22 @@ def test_remote_names_and_the_plans_remote_key():
     with pytest.raises(InvalidPlan, match="bad remote name"):
         parse_plan_toml('batch = "b1"\n[[part]]\nname = "api"\nowns = ["a/**"]\n'
                         'remote = "no way"\n', "plan.toml")
+
+
+def test_the_claim_is_the_claim_ref_and_its_name_ref_at_the_same_commit():
+    refs = {claim_ref("b1", "api"): "c2",
+            claimed_ref("b1", "api", "box-1", AT): "c1",  # an older claim's name: ignored
+            claimed_ref("b1", "api", "box-2", AT + 60): "c2",
+            claimed_ref("b1", "ui", "box-3", AT + 90): "c3"}
+    claim = current_claim("b1", "api", refs)
+    assert claim is not None
+    assert (claim.commit, claim.host, claim.at) == ("c2", "box-2", AT + 60)
+    assert current_claim("b1", "ui", refs) is None  # a name ref without its claim ref
+    # a claim ref whose name ref went: held, by nobody known
+    bare = current_claim("b1", "api", {claim_ref("b1", "api"): "c9"})
+    assert bare is not None and bare.host is None and bare.at is None
+    assert claimed_ref("b1", "api", "my box", AT) == \
+        "refs/hf/claimed/b1/api/my-box/20261203T100000Z"
+    assert hf_created("b1", "api", claim_ref("b1", "api"))
+    assert hf_created("b1", "api", claimed_ref("b1", "api", "box", AT))
+    assert not hf_created("b1", "api", claim_ref("b1", "ui"))

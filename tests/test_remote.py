@@ -266,7 +266,7 @@ def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     hf_refs = {r for r in before if r.startswith(("refs/hf/", "refs/heads/hf/b1/"))
                and r != "refs/heads/hf/b1/ui-extra"}
     assert any(r.startswith("refs/hf/heartbeat/b1/ui/") for r in hf_refs)
-    assert len(hf_refs) == 2 * 3 + 1  # branch, task, done per part; one heartbeat
+    assert len(hf_refs) == 2 * 5 + 1  # branch, task, done, claim, claimed per part; a beat
     gc = a.hf_json("gc", "b1")
     after = remote_refs(remote)
     assert set(before) - set(after) == hf_refs
@@ -356,3 +356,102 @@ def test_a_second_remote_refusing_takes_back_what_the_first_got(world, tmp_path)
     assert proc.returncode == 1 and "pushing the remote parts to mirror failed" in proc.stderr
     assert remote_refs(remote) == before  # api's branch and task ref went again
     assert a.git("for-each-ref", "refs/heads/hf/").strip() == ""
+
+
+def a_state(a: Machine) -> dict[str, object]:
+    """Everything of A's a dry run must leave alone: every ref, the records, the audit log."""
+    hf_dir = a.repo / ".git" / "hf"
+    records = {str(p.relative_to(hf_dir)): p.read_bytes()
+               for p in sorted((hf_dir / "batches").rglob("*.json"))}
+    audit = hf_dir / "audit.log"
+    return {"refs": a.git("for-each-ref", "--format=%(refname) %(objectname)"),
+            "records": records, "audit": audit.read_bytes() if audit.exists() else b"",
+            "main": snapshot(a.repo)}
+
+
+def test_a_dry_run_join_reads_the_remote_and_writes_nothing(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    base = a.git("rev-parse", "HEAD").strip()
+    tip = _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    before = a_state(a)
+    dry = a.hf_json("join", "b1", "--partial", "--dry-run")
+    assert a_state(a) == before  # no ref moved or left behind, no record, no audit line
+    assert dry["dry_run"] is True and dry["commit"] is None
+    assert dry["remote_fetched"] == {"api": tip}
+    parts = {p["part"]: p for p in dry["parts"]}
+    assert sorted(parts) == ["api", "docs"]  # ui is not done: left out, as --partial says
+    assert parts["api"]["tip"] == tip
+    assert [f["path"] for f in parts["api"]["files"]] == ["src/api/users.py"]
+    assert a.git("rev-parse", "hf/b1/api").strip() == base
+    states = {p["name"]: p["state"] for p in a.hf_json("status", "b1")["batches"][0]["parts"]}
+    assert states["api"] == "done"  # as the remote shows it; its record here still running
+    assert json.loads((a.repo / ".git/hf/batches/b1/parts/api.json").read_text())[
+        "state"] == "running"
+    # the real join after it takes what the dry run showed
+    joined = a.hf_json("join", "b1", "--partial")
+    assert sorted(p["part"] for p in joined["parts"]) == ["api", "docs"]
+    assert a.git("rev-parse", "hf/b1/api").strip() == tip
+    assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
+    # fetched from the remote's name, yet no remote-tracking ref was made for it
+    assert a.git("for-each-ref", "--format=%(refname)", "refs/remotes/").split() == [
+        "refs/remotes/origin/main"]
+
+
+def test_gc_on_the_worker_machine_removes_a_taken_batch_once_it_is_over(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    stray = b.worktree("b1", "ui") / "src" / "api" / "notes.txt"
+    stray.write_text("only on machine b\n")  # uncommitted, unowned: pushed nowhere
+    # not over where it was split: B's gc keeps everything and says why
+    proc = b.hf("gc", "b1")
+    assert proc.returncode == 1 and "not over where it was split yet" in proc.stderr
+    assert b.hf_json("gc")["parts"] == []
+    assert b.worktree("b1", "api").is_dir()
+    # A joins and publishes the result on the remote's main
+    assert a.hf("done", "b1/docs").returncode == 0
+    joined = a.hf("join", "b1", "--push", "--remote", "origin", "--branch", "main")
+    assert joined.returncode == 0, joined.stderr
+    before = b.git("for-each-ref", "--format=%(refname) %(objectname)")
+    gc = b.hf_json("gc", "b1")
+    actions = {p["part"]: p for p in gc["parts"]}
+    assert actions["api"]["action"] == "removed"
+    assert actions["ui"]["action"] == "kept"
+    assert "changes only here" in actions["ui"]["why"]
+    assert "src/api/notes.txt" in actions["ui"]["why"]
+    assert gc["taken_removed"] == []
+    assert not b.worktree("b1", "api").exists() and stray.read_text() == "only on machine b\n"
+    # the fetch of the remote's main left no ref behind
+    after = b.git("for-each-ref", "--format=%(refname) %(objectname)")
+    assert set(after.splitlines()) == set(before.splitlines()) - {
+        line for line in before.splitlines() if line.startswith("refs/heads/hf/b1/api ")}
+    # the stray file put away: the rest goes, records and folders with it
+    stray.unlink()
+    gc = b.hf_json("gc")
+    assert [p["action"] for p in gc["parts"]] == ["gone", "removed"]
+    assert gc["taken_removed"] == ["b1"]
+    assert not (b.repo.parent / "repo.hf").exists()  # no empty folders left
+    assert not (b.repo / ".git" / "hf" / "batches" / "b1").exists()
+    assert b.hf_json("status", "--all")["batches"] == []
+    assert b.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
+    assert b.git("worktree", "list", "--porcelain").count("worktree ") == 1
+    fsck_clean(b)
+
+
+def test_gc_on_the_worker_machine_after_the_splitting_machine_collected(world, tmp_path):
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    assert a.hf("drop", "b1/ui").returncode == 0
+    assert a.hf("done", "b1/docs").returncode == 0
+    assert a.hf("join", "b1").returncode == 0  # joined on A only: main not pushed
+    proc = b.hf("gc", "b1")
+    assert proc.returncode == 1 and "not over where it was split yet" in proc.stderr
+    assert a.hf("gc", "b1").returncode == 0  # A's refs of the batch leave the remote
+    gc = b.hf_json("gc", "b1")
+    assert [(p["part"], p["action"]) for p in gc["parts"]] == [("api", "removed")]
+    assert gc["taken_removed"] == ["b1"]
+    assert not (b.repo.parent / "repo.hf").exists()

@@ -4,12 +4,13 @@ sees them (`hf status`, `hf sweep`); the refusals."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from remote_support import Machine, remote_refs, two_machines
+from remote_support import Machine, another_machine, name_host, remote_refs, two_machines
 
 T0 = "2026-12-03T10:00:00Z"
 
@@ -48,9 +49,10 @@ def test_heartbeats_reach_the_remote_once_a_minute_and_a_sees_them(world):
     status = a.hf_json("status", "b1", extra={"HF_CLOCK": "2026-12-03T10:02:40Z"})
     api = {p["name"]: p for p in status["batches"][0]["parts"]}["api"]
     assert api["state"] == "remote"
-    assert api["remote"]["seen"] == f"last seen 40 s ago on {seen['host']}"
+    assert api["remote"]["seen"].endswith(f"; last seen 40 s ago on {seen['host']}")
+    assert api["remote"]["seen"].startswith(f"taken by {seen['host']} ")
     shown = a.hf("status", "b1", extra={"HF_CLOCK": "2026-12-03T10:02:40Z"})
-    assert f"api: remote part on origin: last seen 40 s ago on {seen['host']}" in shown.stdout
+    assert f"last seen 40 s ago on {seen['host']}" in shown.stdout
     # gone for longer than the threshold (10 min by default): stale, never rescued
     late = {"HF_CLOCK": "2026-12-03T10:13:00Z"}
     status = a.hf_json("status", "b1", extra=late)
@@ -105,8 +107,6 @@ def test_take_refusals(world, tmp_path):
     proc = b.hf("take", "origin", "b1")
     assert proc.returncode == 2 and "BATCH/PART" in proc.stderr
     assert b.hf("take", "origin", "b1/api").returncode == 0
-    proc = b.hf("take", "origin", "b1/api")
-    assert proc.returncode == 1 and "taken here already" in proc.stderr
     # its base stays the batch's: `hf sync` leaves it alone, saying why
     proc = b.hf("sync", cwd=b.worktree("b1", "api"))
     assert "keeps the batch's base" in proc.stdout + proc.stderr
@@ -183,3 +183,147 @@ def test_take_opens_a_tab_with_the_same_launchers_and_dry_run_makes_nothing(worl
     [tab] = taken["tabs"]
     assert tab["launcher"] == "print" and tab["action"] == "printed"
     assert str(b.worktree("b1", "ui")) in tab["command"]
+
+
+def test_a_take_claims_the_part_and_a_second_machine_is_refused(world, tmp_path):
+    remote, a, b = world
+    name_host(b, "machine-b")
+    c = another_machine(tmp_path, remote, "machine-c")
+    taken = b.hf_json("take", "origin", "b1/api", extra={"HF_CLOCK": "2026-12-03T10:10:00Z"})
+    refs = remote_refs(remote)
+    claim = refs["refs/hf/claim/b1/api"]
+    assert taken["claim"] == claim
+    assert refs["refs/hf/claimed/b1/api/machine-b/20261203T101000Z"] == claim
+    # another machine: refused in one line naming who holds it and since when
+    before = remote_refs(remote)
+    proc = c.hf("take", "origin", "b1/api", extra={"HF_CLOCK": "2026-12-03T10:15:00Z"})
+    assert proc.returncode == 1
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("hf: error")]
+    assert "part b1/api is taken on origin by machine-b since 2026-12-03T10:10:00Z " \
+           "(5 min ago)" in line
+    assert "--steal" in proc.stderr and "`hf take` again there does nothing new" in proc.stderr
+    assert remote_refs(remote) == before
+    assert not c.worktree("b1", "api").exists()
+    assert c.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
+    # again on the claiming machine: nothing new, nothing refused
+    again = b.hf_json("take", "origin", "b1/api")
+    assert again["already"] is True and again["claim"] == claim
+    assert remote_refs(remote) == before
+    assert "is taken here already" in b.hf("take", "origin", "b1/api").stdout
+    # A sees who took it
+    status = a.hf_json("status", "b1", extra={"HF_CLOCK": "2026-12-03T10:12:00Z"})
+    api = {p["name"]: p for p in status["batches"][0]["parts"]}["api"]
+    assert api["remote"]["taken_by"] == "machine-b"
+    assert api["remote"]["seen"] == "taken by machine-b 2 min ago"
+    shown = a.hf("status", "b1", extra={"HF_CLOCK": "2026-12-03T10:12:00Z"})
+    assert "api: remote part on origin: taken by machine-b 2 min ago" in shown.stdout
+    # the heartbeat names the host the setting gives
+    beat = b.hf_json("heartbeat", cwd=b.worktree("b1", "api"),
+                     extra={"HF_CLOCK": "2026-12-03T10:12:30Z"})
+    assert beat["heartbeat"]["remote"]["ref"] == \
+        "refs/hf/heartbeat/b1/api/machine-b/20261203T101230Z"
+
+
+def test_steal_takes_the_claim_over_and_the_old_holders_done_is_refused(world, tmp_path):
+    remote, a, b = world
+    name_host(b, "machine-b")
+    c = another_machine(tmp_path, remote, "machine-c")
+    assert b.hf("take", "origin", "b1/api", extra={"HF_CLOCK": T0}).returncode == 0
+    old_claim = remote_refs(remote)["refs/hf/claim/b1/api"]
+    stole = c.hf_json("take", "origin", "b1/api", "--steal",
+                      extra={"HF_CLOCK": "2026-12-03T11:00:00Z"})
+    assert stole["stolen"]["host"] == "machine-b"
+    assert stole["stolen"]["since"] == T0
+    refs = remote_refs(remote)
+    assert refs["refs/hf/claim/b1/api"] == stole["claim"] != old_claim
+    claimed = sorted(r for r in refs if r.startswith("refs/hf/claimed/b1/api/"))
+    assert claimed == ["refs/hf/claimed/b1/api/machine-c/20261203T110000Z"]
+    audit = [json.loads(x) for x in
+             (c.repo / ".git" / "hf" / "audit.log").read_text().splitlines()]
+    [take] = [x for x in audit if x["action"] == "take"]
+    assert take["stole"]["host"] == "machine-b" and take["host"] == "machine-c"
+    # B's work can no longer land as the part's: its `hf done` is refused, nothing pushed
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "users.py").write_text("def users(): return [2]\n")
+    b.git("add", "-A", cwd=wt)
+    b.git("commit", "-qm", "b's work", cwd=wt)
+    before = remote_refs(remote)
+    proc = b.hf("done", cwd=wt)
+    assert proc.returncode == 1
+    assert "was taken over on origin by machine-c since 2026-12-03T11:00:00Z" in proc.stderr
+    assert remote_refs(remote) == before
+    # C finishes it; its done lands
+    wt_c = c.worktree("b1", "api")
+    (wt_c / "src" / "api" / "users.py").write_text("def users(): return [3]\n")
+    c.git("add", "-A", cwd=wt_c)
+    c.git("commit", "-qm", "c's work", cwd=wt_c)
+    assert c.hf("done", cwd=wt_c).returncode == 0
+    tip = c.git("rev-parse", "HEAD", cwd=wt_c).strip()
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == tip
+    # gc on A removes the claim refs with the others
+    assert a.hf("drop", "b1/ui").returncode == 0
+    assert a.hf("join", "b1").returncode == 0
+    gc = a.hf_json("gc", "b1")
+    assert "origin:refs/hf/claim/b1/api" in gc["refs_removed"]
+    assert not [r for r in remote_refs(remote) if r.startswith("refs/hf/")]
+
+
+def test_two_machines_taking_at_once_one_gets_the_part(world, tmp_path):
+    remote, a, b = world
+    name_host(b, "machine-b")
+    c = another_machine(tmp_path, remote, "machine-c")
+    procs = {m.name: subprocess.Popen([sys.executable, "-m", "hf_fanout", "take", "origin",
+                                       "b1/ui"], cwd=m.repo, env=m.env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for m in (b, c)}
+    results = {name: (p.wait(timeout=120), p.stderr.read()) for name, p in procs.items()}
+    for p in procs.values():
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()
+        p.stderr.close()
+    winners = [name for name, (code, _err) in results.items() if code == 0]
+    assert len(winners) == 1, results
+    [loser] = [name for name in results if name not in winners]
+    host = {"b": "machine-b", "machine-c": "machine-c"}[winners[0]]
+    assert results[loser][0] == 1
+    assert f"part b1/ui is taken on origin by {host} since" in results[loser][1]
+    refs = remote_refs(remote)
+    claimed = [r for r in refs if r.startswith("refs/hf/claimed/b1/ui/")]
+    assert len(claimed) == 1 and f"/{host}/" in claimed[0]
+    machines = {"b": b, "machine-c": c}
+    assert machines[winners[0]].worktree("b1", "ui").is_dir()
+    assert not machines[loser].worktree("b1", "ui").exists()
+
+
+def test_a_take_that_fails_after_claiming_deletes_its_claim(world, tmp_path):
+    remote, a, b = world
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    before = remote_refs(remote)
+    proc = b.hf("take", "origin", "b1/api", "--worktree-root", str(blocker / "wt"))
+    assert proc.returncode == 2
+    assert "cannot make the part's worktree" in proc.stderr and "--worktree-root" in proc.stderr
+    assert remote_refs(remote) == before  # the claim went again
+    assert b.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
+    assert b.hf_json("status", "--all")["batches"] == []
+    # so another take gets it
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+
+
+def test_done_after_the_claim_went_is_refused_until_it_is_claimed_again(world):
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "users.py").write_text("def users(): return [4]\n")
+    b.git("add", "-A", cwd=wt)
+    b.git("commit", "-qm", "users", cwd=wt)
+    gone = [r for r in remote_refs(remote) if r.startswith(("refs/hf/claim/", "refs/hf/claimed/"))]
+    b.git("push", "-q", "origin", *(f":{r}" for r in gone))  # by hand, outside hf
+    before = remote_refs(remote)
+    proc = b.hf("done", cwd=wt)
+    assert proc.returncode == 1 and "its claim is gone from origin" in proc.stderr
+    assert remote_refs(remote) == before
+    again = b.hf_json("take", "origin", "b1/api")
+    assert again["already"] is True and again["claim"] in remote_refs(remote).values()
+    assert b.hf("done", cwd=wt).returncode == 0
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == b.git("rev-parse", "HEAD", cwd=wt).strip()

@@ -223,7 +223,8 @@ def gc(
     repo: RepoOpt = None,
 ) -> None:
     """Remove worktrees and branches of joined or dropped batches (and of queue entries
-    whose work is in main); report the space freed."""
+    whose work is in main, and taken batches over where they were split); report the
+    space freed."""
     from hf_fanout.orchestrator.gc import gc as do_gc
 
     ws = open_ws(repo)
@@ -238,6 +239,8 @@ def gc(
             print(f"removed ref {ref}")
         for bid in report.forgotten:
             print(f"forgot batch {bid} (collected, ended over forget_after_days ago)")
+        for bid in report.taken_removed:
+            print(f"removed taken batch {bid} here (over where it was split)")
         for old, new in report.refs_kept.items():
             print(f"kept {old} as {new}: it holds work that is not in main")
         verb = "would free" if dry_run else "freed"

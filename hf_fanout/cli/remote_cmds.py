@@ -28,22 +28,35 @@ def take(
     open_tab: Annotated[bool, typer.Option(
         "--open", help="Open a tab with the part's agent (see `hf open`).")] = False,
     launcher: LauncherOpt = None,
+    steal: Annotated[bool, typer.Option(
+        "--steal", help="Take the part over from the machine that holds it (audited; "
+        "that machine's `hf done` is refused then).")] = False,
     dry_run: DryRun = False,
     json: Json = False,
 ) -> None:
-    """Work a remote part on this machine: a worktree on its branch, guarded, its task
-    file written; `hf done` there pushes the branch."""
+    """Work a remote part on this machine: claimed on the remote, a worktree on its
+    branch, guarded, its task file written; `hf done` there pushes the branch."""
     from hf_fanout.orchestrator.take import take as do_take
 
     taken = do_take(remote, part, here=Path.cwd(), into=into, root=worktree_root,
-                    launcher=launcher, open_tab=open_tab, dry_run=dry_run)
+                    launcher=launcher, open_tab=open_tab, dry_run=dry_run,
+                    steal=steal)
 
     def human() -> None:
         verb = "would take" if dry_run else "took"
         if taken.cloned:
             print(f"cloned {remote} into {taken.cloned}")
-        print(f"{verb} {taken.batch.id}/{taken.part.name} from {taken.remote} at "
-              f"{taken.tip[:12]}: worktree {taken.part.worktree}, branch {taken.part.branch}")
+        if taken.stolen:
+            print(f"{'would take' if dry_run else 'took'} it over from "
+                  f"{taken.stolen['host'] or 'another machine'} (theirs since "
+                  f"{taken.stolen['since'] or 'an unknown time'})")
+        if taken.already:
+            print(f"{taken.batch.id}/{taken.part.name} is taken here already, from "
+                  f"{taken.remote}: worktree {taken.part.worktree}, branch {taken.part.branch}")
+        else:
+            print(f"{verb} {taken.batch.id}/{taken.part.name} from {taken.remote} at "
+                  f"{taken.tip[:12]}: worktree {taken.part.worktree}, branch "
+                  f"{taken.part.branch}")
         print(f"  owns {', '.join(taken.part.owns)}")
         if taken.tabs:
             print_opened(taken.tabs)

@@ -39,7 +39,7 @@ TEXT = (
     '  handoff      Hand the next task on: write a queue entry that `hf next`...\n'
     '  queue        List the handoff queue: each entry with its state...\n'
     '  next         Take the oldest pending queue entry (exactly once) and...\n'
-    '  take         Work a remote part on this machine: a worktree on its...\n'
+    '  take         Work a remote part on this machine: claimed on the remote,...\n'
     "  run          Run the part's worker in its sandbox: own process group,...\n"
     "  heartbeat    Say the part's agent is working (for agents not started...\n"
     '  sweep        Classify every part (running, idle, orphan, missing, done,...\n'

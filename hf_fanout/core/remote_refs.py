@@ -49,6 +49,22 @@ def done_ref(batch: str, part: str) -> str:
     return f"refs/hf/done/{batch}/{part}"
 
 
+def claim_ref(batch: str, part: str) -> str:
+    """The claim: a commit of `hf take`'s, pushed only if the ref was not there (a
+    lease), so one machine holds the part (written by the taking machine's hf)."""
+    return f"refs/hf/claim/{batch}/{part}"
+
+
+def claimed_prefix(batch: str, part: str) -> str:
+    return f"refs/hf/claimed/{batch}/{part}/"
+
+
+def claimed_ref(batch: str, part: str, host: str, at: float) -> str:
+    """`refs/hf/claimed/<batch>/<part>/<host>/<time>`, at the claim's commit, pushed with
+    it: who holds the part since when, readable from the name alone."""
+    return f"{claimed_prefix(batch, part)}{host_slug(host)}/{timefmt.compact(at)}"
+
+
 def heartbeat_prefix(batch: str, part: str) -> str:
     return f"refs/hf/heartbeat/{batch}/{part}/"
 
@@ -91,6 +107,31 @@ def _parse_compact(stamp: str) -> float | None:
                              f"{stamp[11:13]}:{stamp[13:15]}Z")
 
 
+@dataclass(frozen=True)
+class Claim:
+    commit: str  # what the claim ref points at
+    host: str | None  # None: the claim's name ref is missing
+    at: float | None
+
+
+def current_claim(batch: str, part: str, refs: dict[str, str]) -> Claim | None:
+    """Who holds the part among the listed `refs`: the claim ref, and the newest
+    name ref at the same commit (a name ref of an older claim is ignored)."""
+    commit = refs.get(claim_ref(batch, part))
+    if commit is None:
+        return None
+    prefix = claimed_prefix(batch, part)
+    named = []
+    for name, oid in refs.items():
+        if name.startswith(prefix) and oid == commit:
+            host, _, stamp = name[len(prefix):].rpartition("/")
+            at = _parse_compact(stamp)
+            if host and at is not None:
+                named.append(Sighting(host, at))
+    newest = max(named, key=lambda s: s.at, default=None)
+    return Claim(commit, newest.host if newest else None, newest.at if newest else None)
+
+
 def part_refs(batch: str, part: str) -> tuple[str, str, str]:
     """The fixed refs of a remote part: its branch, its task, its done."""
     return f"refs/heads/{branch_name(batch, part)}", task_ref(batch, part), done_ref(batch, part)
@@ -99,7 +140,13 @@ def part_refs(batch: str, part: str) -> tuple[str, str, str]:
 def hf_created(batch: str, part: str, name: str) -> bool:
     """Whether the remote ref `name` is one hf writes for the part (a hosted agent's
     other branches are not)."""
-    return name in part_refs(batch, part) or name.startswith(heartbeat_prefix(batch, part))
+    return name in (*part_refs(batch, part), claim_ref(batch, part)) or name.startswith(
+        (heartbeat_prefix(batch, part), claimed_prefix(batch, part)))
+
+
+def claim_patterns(batch: str, part: str) -> list[str]:
+    """`git ls-remote` patterns of the part's claim refs."""
+    return [claim_ref(batch, part), claimed_prefix(batch, part) + "*"]
 
 
 # --------------------------------------------------------------------- records

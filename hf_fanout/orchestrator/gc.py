@@ -35,7 +35,7 @@ from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
-from hf_fanout.orchestrator import remote_parts
+from hf_fanout.orchestrator import remote_parts, taken_gc
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 from hf_fanout.orchestrator.safety import target_of, unintegrated_work
 from hf_fanout.tabs.isolated import Isolated
@@ -126,9 +126,13 @@ class GcReport:
     refs_kept: dict[str, str] = field(default_factory=dict)
     # the worktrees of queue entries (`hf next --isolated`), batch "queue", part the entry
     queue: list[GcPart] = field(default_factory=list)
+    # batches `hf take` brought here, over where they were split: removed here with
+    # their records
+    taken_removed: list[str] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
+                "taken_removed": self.taken_removed,
                 "freed_bytes": self.freed_bytes, "forgotten": self.forgotten,
                 "refs_kept": self.refs_kept,
                 "queue": [p.__dict__ for p in self.queue]}
@@ -170,7 +174,18 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
     ids = [batch_id] if batch_id else ws.store.batch_ids()
     for bid in ids:
         batch = ws.store.load_batch(bid)
-        if batch.state not in (JOINED, DROPPED):
+        where = None
+        if batch.state == RUNNING and taken_gc.taken_remote(batch):
+            # taken here from a remote: collected here once it is over where it was split
+            where = taken_gc.elsewhere(ws, batch, ws.store.load_parts(batch))
+            if not where.over:
+                if batch_id:
+                    raise HfError(f"batch {bid!r} was taken from "
+                                  f"{taken_gc.taken_remote(batch)}: {where.why}",
+                                  "finish its parts with `hf done`; once the machine that "
+                                  f"split it joined it, `hf gc {bid}` here removes it")
+                continue
+        elif batch.state not in (JOINED, DROPPED):
             if batch_id:
                 raise HfError(f"batch {bid!r} is {batch.state}; gc only removes joined or "
                               "dropped batches",
@@ -178,13 +193,22 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             continue
         if collected(batch) and not batch_id:
             continue  # collected before: only its record is left, for `hf status --all`
-        done = [_gc_part(ws, batch, part, force=force, dry_run=dry_run)
+        done = [_gc_part(ws, batch, part, force=force, dry_run=dry_run, where=where)
                 for part in ws.store.load_parts(batch)]
         report.parts += done
         if not dry_run and done:
             ws.store.audit("gc", batch=bid, parts=[p.part for p in done],
                            actions={p.part: p.action for p in done},
                            freed_bytes=sum(p.freed_bytes for p in done))
+        if where is not None and not dry_run and all(p.action in ("removed", "gone")
+                                                     for p in done):
+            for directory in (Path(batch.worktree_root), Path(batch.worktree_root).parent):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # (the batch's folder, then the one of batches)
+            ws.store.remove_batch(bid)  # its records go: the batch lives where it was split
+            ws.store.audit("gc-taken", batch=bid, why=where.why)
+            report.taken_removed.append(bid)
+            continue
         if not dry_run and all(p.action in ("removed", "gone") for p in done):
             report.refs_removed += _stale_refs(ws, batch)
             # what hf wrote on the remotes of parts worked elsewhere (only that)
@@ -314,7 +338,7 @@ def _remove_empty_folders(path: Path) -> None:
 
 
 def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
-             dry_run: bool) -> GcPart:
+             dry_run: bool, where: taken_gc.Elsewhere | None = None) -> GcPart:
     repo = ws.repo
     worktree = Path(part.worktree)
     has_branch = repo.ref_exists(f"refs/heads/{part.branch}")
@@ -332,15 +356,19 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
         return GcPart(batch.id, part.name, "kept",
                       f"{worktree} is not a readable git worktree any more; look at its "
                       "files, then remove the directory yourself")
-    pending = unintegrated(ws, batch, part)
+    # a taken part: its changes must be in what it pushed, or in the joined result
+    pending = (taken_gc.not_elsewhere(ws, batch, part, where) if where is not None
+               else unintegrated(ws, batch, part))
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
                                             if len(pending) > 5 else "")
         if not force:
             return GcPart(batch.id, part.name, "kept",
-                          f"changes not in {batch.target_ref}: {listing} (--force removes it "
-                          "after saving a rescue ref)",
+                          (f"changes only here (not pushed by `hf done`, not in the joined "
+                           f"result): {listing}" if where is not None else
+                           f"changes not in {batch.target_ref}: {listing}")
+                          + " (--force removes it after saving a rescue ref)",
                           agent_hooks="" if dry_run else remove_agent_hooks(part))
         if not dry_run:
             try:

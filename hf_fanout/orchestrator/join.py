@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
@@ -24,6 +24,9 @@ from hf_fanout.orchestrator.publish import (
     publish,
 )
 
+if TYPE_CHECKING:
+    from hf_fanout.orchestrator.remote_parts import Fetched
+
 
 @dataclass
 class JoinOutcome:
@@ -36,6 +39,8 @@ class JoinOutcome:
     published: Published | None = None
     # remote parts left out with --partial: their remote could not be reached
     remote_left_out: list[str] = field(default_factory=list)
+    # remote part -> the tip fetched from its remote (a dry run: objects only)
+    remote_fetched: dict[str, str] = field(default_factory=dict)
 
     @property
     def nothing_to_bring(self) -> bool:
@@ -44,7 +49,8 @@ class JoinOutcome:
     def to_data(self) -> dict[str, Any]:
         return {**self.plan.to_data(), "commit": self.commit, "dry_run": self.dry_run,
                 "published": self.published.to_data() if self.published else None,
-                "remote_left_out": self.remote_left_out}
+                "remote_left_out": self.remote_left_out,
+                "remote_fetched": self.remote_fetched}
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
@@ -69,11 +75,13 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         keep_history = ws.settings.flag("keep_history", False)
     if push is not None:  # a push that cannot go anywhere is refused before the join
         destination(ws, ws.store.load_batch(batch_id), push)
-    left_out = _fetch_remote_parts(ws, batch_id, partial=partial)
+    fetched = _fetch_remote_parts(ws, batch_id, partial=partial, dry_run=dry_run)
     outcome = _join(ws, batch_id, partial=partial, wait=wait, dry_run=dry_run,
                     allow_outside_links=allow_outside_links, on_wait=on_wait,
-                    keep_history=keep_history, started=started)
-    outcome.remote_left_out = left_out
+                    keep_history=keep_history, started=started,
+                    fetched=fetched.tips if dry_run else {})
+    outcome.remote_left_out = fetched.left_out
+    outcome.remote_fetched = fetched.tips
     if push is None or dry_run or outcome.nothing_to_bring:
         return outcome
     try:
@@ -84,28 +92,31 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     return outcome
 
 
-def _fetch_remote_parts(ws: Workspace, batch_id: str, *, partial: bool) -> list[str]:
+def _fetch_remote_parts(ws: Workspace, batch_id: str, *, partial: bool,
+                        dry_run: bool) -> Fetched:
     """The parts worked on other machines, fetched (a batch without any: nothing to do;
-    one `hf take` brought here: refused, it joins where it was split)."""
+    one `hf take` brought here: refused, it joins where it was split; a dry run
+    fetches objects only, and moves nothing here)."""
     from hf_fanout.core.records import RUNNING
     from hf_fanout.orchestrator import remote_parts
 
     batch = ws.store.load_batch(batch_id)
     remote_parts.refuse_taken(batch)
     if batch.state != RUNNING:
-        return []
-    return remote_parts.fetch_for_join(ws, batch, partial=partial)
+        return remote_parts.Fetched({}, [])
+    return remote_parts.fetch_for_join(ws, batch, partial=partial, dry_run=dry_run)
 
 
 def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: bool,
           allow_outside_links: bool, on_wait: Callable[[str], None] | None,
-          keep_history: bool, started: float) -> JoinOutcome:
+          keep_history: bool, started: float, fetched: dict[str, str]) -> JoinOutcome:
     from hf_fanout.guard import mainhook
 
     with ws.repo.holding_objects():
         # a real join checks the main tree for edits under the commit lock (execute_join)
         plan = plan_join(ws, batch_id, partial=partial, check_main=dry_run,
-                         allow_outside_links=allow_outside_links, keep_history=keep_history)
+                         allow_outside_links=allow_outside_links, keep_history=keep_history,
+                         fetched=fetched)
         if plan.noop:
             return JoinOutcome(plan, plan.batch.joined_commit, dry_run)
         if dry_run:

@@ -10,7 +10,7 @@ import contextlib
 import shlex
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,12 @@ class JoinPlan:
         }
 
 
-def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
-    parts = [p for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
+def select_parts(ws: Workspace, batch: Batch, partial: bool,
+                 fetched: dict[str, str] | None = None) -> list[Part]:
+    """The parts the join takes (refused unless every one is done, or `partial`);
+    a remote part in `fetched` (a dry run's) counts as done."""
+    parts = [replace(p, state=DONE) if fetched and p.name in fetched else p
+             for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
     not_done = [p for p in parts if p.state != DONE]
     if not_done and not partial:
         listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
@@ -126,11 +130,13 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool) -> list[Part]:
 
 def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
               check_main: bool = True, allow_outside_links: bool = False,
-              keep_history: bool = False) -> JoinPlan:
+              keep_history: bool = False,
+              fetched: dict[str, str] | None = None) -> JoinPlan:
     """What joining `batch_id` would write, or a refusal (nothing is written).
 
     `check_main=False` leaves out the check for main-tree edits on the
     affected paths: `execute_join` makes it under the commit lock anyway.
+    `fetched` (a dry run's): remote parts' tips fetched but not on their branches.
     """
     batch = ws.store.load_batch(batch_id)
     main = ws.main
@@ -147,7 +153,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
             + batch.target_ref.removeprefix("refs/heads/"),
         )
     assert head is not None
-    parts = select_parts(ws, batch, partial)
+    fetched = fetched or {}
+    parts = select_parts(ws, batch, partial, fetched)
     missing = [p for p in parts if not Path(p.worktree).is_dir() and remote_of(p) is None]
     if missing:
         first = missing[0]
@@ -161,7 +168,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     # git runs config-defined programs: nothing runs in a part's worktree before this
     fingerprint.verify(ws, batch)
 
-    tips = {p.name: _part_tip(ws, p) for p in parts}
+    tips = {p.name: fetched.get(p.name) or _part_tip(ws, p) for p in parts}
     results = _part_results(ws, batch, parts, tips)
     try:
         _refuse_bad_changes(results)

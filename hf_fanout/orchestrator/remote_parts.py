@@ -13,6 +13,8 @@ from hf_fanout.core import states
 from hf_fanout.core.records import DONE, DROPPED, JOINED, Batch, Part, part_base
 from hf_fanout.core.remote_refs import (
     DEFAULT_STALE_AFTER,
+    claim_patterns,
+    current_claim,
     heartbeat_prefix,
     hf_created,
     last_sighting,
@@ -38,17 +40,23 @@ class Seen:
     tip: str | None = None  # the branch on the remote
     done_tip: str | None = None
     error: str | None = None
+    taken_by: str | None = None  # the machine whose claim is on the remote
+    taken_at: str | None = None
 
     def describe(self, now: float) -> str:
-        """`last seen 2 min ago on HOST`, or why not."""
+        """`taken by HOST 5 min ago; last seen 2 min ago on HOST`, or why not."""
         if self.error:
             return f"{self.remote} unreachable: {self.error}"
-        done = f"done on {self.remote} at {self.done_tip[:12]}" if self.done_tip else ""
+        said = [f"done on {self.remote} at {self.done_tip[:12]}"] if self.done_tip else []
+        taken = timefmt.parse_iso(self.taken_at)
+        if taken is not None:
+            said.append(f"taken by {self.taken_by} {timefmt.relative(taken, now)}")
         seen = timefmt.parse_iso(self.at)
-        if seen is None:
-            return done or f"not taken yet (no heartbeat on {self.remote})"
-        last = f"last seen {timefmt.relative(seen, now)} on {self.host}"
-        return f"{done}; {last}" if done else last
+        if seen is not None:
+            said.append(f"last seen {timefmt.relative(seen, now)} on {self.host}")
+        if not said:
+            return f"not taken yet (no claim and no heartbeat on {self.remote})"
+        return "; ".join(said)
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,7 +81,8 @@ def _patterns(parts: list[Part]) -> list[str]:
     found = []
     for part in parts:
         branch, _task, done = part_refs(part.batch, part.name)
-        found += [branch, done, heartbeat_prefix(part.batch, part.name) + "*"]
+        found += [branch, done, heartbeat_prefix(part.batch, part.name) + "*",
+                  *claim_patterns(part.batch, part.name)]
     return found
 
 
@@ -105,8 +114,15 @@ def sightings(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Seen]
             seen = Seen(name, "remote", tip=refs.get(branch), done_tip=refs.get(done))
             if sighting is not None:
                 seen.host, seen.at = sighting.host, timefmt.iso(sighting.at)
-            # never seen: counted from the split (a part nobody took goes stale too)
-            last = sighting.at if sighting is not None else timefmt.parse_iso(part.created)
+            claim = current_claim(part.batch, part.name, refs)
+            if claim is not None:
+                seen.taken_by = claim.host or "another machine"
+                seen.taken_at = timefmt.iso(claim.at) if claim.at is not None else None
+            # the last sign of life: a heartbeat, the take; never seen: counted from the
+            # split (a part nobody took goes stale too)
+            signs = [t for t in (sighting.at if sighting else None,
+                                 claim.at if claim else None) if t is not None]
+            last = max(signs) if signs else timefmt.parse_iso(part.created)
             if seen.done_tip is not None:
                 seen.state = DONE
             elif last is None or now - last > limit:
@@ -118,12 +134,24 @@ def sightings(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Seen]
 # --------------------------------------------------------------------- join
 
 
-def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool) -> list[str]:
+@dataclass
+class Fetched:
+    """What a join fetched from the remotes: each done remote part's tip, and the
+    parts left out (`partial`: their remote could not be read), said for people."""
+
+    tips: dict[str, str]
+    left_out: list[str]
+
+
+def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
+                   dry_run: bool = False) -> Fetched:
     """Before a join: every remote part's branch fetched (those refs only) onto its
     branch here, and marked done when its done ref says so. Refused, nothing
     written: a branch that does not descend from the base, one that moved after
     its done, one that is gone; an unreachable remote (with `partial`, its parts
-    not marked done here are left out). Returns what was left out, said for people."""
+    not marked done here are left out). With `dry_run`, the tips are fetched into
+    objects only (the scratch refs removed) and nothing here moves: no branch, no
+    record, no audit line; the plan takes the returned tips."""
     parts = ws.store.load_parts(batch)
     skipped: list[str] = []
     wanted: list[tuple[Part, str, str | None]] = []  # part, tip, done tip
@@ -155,16 +183,18 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool) -> list[str]:
                     f"{done_tip}:refs/heads/{part.branch}), or take the new tip with "
                     f"`hf done` again on the machine that works it")
             wanted.append((part, tip, done_tip))
-    _bring(ws, batch, wanted)
-    return skipped
+    _bring(ws, batch, wanted, dry_run)
+    return Fetched({p.name: tip for p, tip, _d in wanted}, skipped)
 
 
 def _incoming(part: Part) -> str:
     return f"refs/hf/incoming/{part.batch}/{part.name}"
 
 
-def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None]]) -> None:
-    """Fetch the tips, check them, then move the parts' branches here and mark them done."""
+def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None]],
+           dry_run: bool) -> None:
+    """Fetch the tips, check them, then (unless `dry_run`) move the parts' branches
+    here and mark them done."""
     if not wanted:
         return
     try:
@@ -184,7 +214,7 @@ def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None
                     "its work must be commits on top of the base: rebase it there and push "
                     "it again, or leave the part out: hf drop "
                     f"{batch.id}/{part.name}")
-        for part, tip, done_tip in wanted:
+        for part, tip, done_tip in [] if dry_run else wanted:
             ref = f"refs/heads/{part.branch}"
             old = ws.repo.ref_target(ref) or ""
             if old != tip:

@@ -10,6 +10,7 @@ from hf_fanout.core.records import Batch, Part
 from hf_fanout.core.remote_refs import (
     PART_FILE,
     TASK_FILE,
+    claim_patterns,
     part_data,
     part_refs,
     remote_of,
@@ -33,7 +34,8 @@ def check_remotes(ws: Workspace, parts: list[Part]) -> None:
     for name in wanted:  # the remote may hold an earlier batch of this id: never reused
         mine = [p for p in parts if remote_of(p) == name]
         taken = sorted(remotes.list_refs(ws.main.path, name, [
-            ref for p in mine for ref in part_refs(p.batch, p.name)]))
+            ref for p in mine for ref in (*part_refs(p.batch, p.name),
+                                          *claim_patterns(p.batch, p.name))]))
         if taken:
             raise BatchExists(f"{name} has {', '.join(taken[:4])} already",
                               "pick another batch id, or delete them there first "

@@ -25,6 +25,11 @@ from hf_fanout.core.records import Batch, Part, branch_name, check_slug, copied_
 from hf_fanout.core.remote_refs import (
     HEARTBEAT_EVERY,
     PART_FILE,
+    Claim,
+    claim_patterns,
+    claim_ref,
+    claimed_ref,
+    current_claim,
     done_ref,
     heartbeat_prefix,
     heartbeat_ref,
@@ -47,18 +52,29 @@ class Taken:
     cloned: str | None = None  # the clone made for it, if any
     tabs: list[Opened] = field(default_factory=list)
     dry_run: bool = False
+    already: bool = False  # taken here before: nothing new was made
+    stolen: dict[str, Any] | None = None  # the claim `--steal` took over
 
     def to_data(self) -> dict[str, Any]:
         return {"batch": self.batch.id, "part": self.part.to_dict(), "remote": self.remote,
                 "tip": self.tip, "cloned": self.cloned, "dry_run": self.dry_run,
+                "already": self.already, "stolen": self.stolen,
+                "claim": (self.part.extra.get("taken") or {}).get("claim"),
                 "tabs": [t.to_data() for t in self.tabs]}
+
+
+class PartClaimed(HfError):
+    """The part is held by another machine's `hf take` (its claim ref on the remote)."""
+
+    code = "part_claimed"
 
 
 def take(given: str, spec: str, *, here: Path, into: Path | None = None,
          root: Path | None = None, launcher: str | None = None, open_tab: bool = False,
-         dry_run: bool = False) -> Taken:
+         dry_run: bool = False, steal: bool = False) -> Taken:
     """Make the remote part `spec` (BATCH/PART) of `given` (a remote's name or URL)
-    a part worked on this machine."""
+    a part worked on this machine, claimed there for this machine (refused while
+    another holds it, unless `steal`). Taken here already: nothing new is made."""
     from hf_fanout.orchestrator.boundary import refuse_inside_part
     from hf_fanout.orchestrator.workspace_open import open_workspace
 
@@ -73,7 +89,8 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
 
         chosen = choose_launcher(ws.settings, launcher)  # an unavailable one fails first
     branch_ref, task, done = part_refs(batch_id, name)
-    found = remotes.list_refs(ws.main.path, remote, [branch_ref, task, done])
+    found = remotes.list_refs(ws.main.path, remote, [branch_ref, task, done,
+                                                     *claim_patterns(batch_id, name)])
     if task not in found or branch_ref not in found:
         raise NotFound(f"{remote} has no remote part {spec} (no {task} and {branch_ref})",
                        f"see the parts there: git ls-remote {remote} 'refs/hf/task/*'")
@@ -81,18 +98,138 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
         raise HfError(f"part {spec} is done on {remote} already (at {found[done][:12]})",
                       "it joins on the machine that split it: `hf join "
                       f"{batch_id}` there")
-    batch, part = _records(ws, remote, batch_id, name, root, task, found)
-    if dry_run:
-        return Taken(batch, part, remote, found[branch_ref], cloned, dry_run=True)
-    tip = _fetch(ws, remote, batch_id, name)
-    _make(ws, batch, part, tip)
-    ws.store.audit("take", batch=batch.id, part=part.name, remote=remote, tip=tip)
-    taken = Taken(batch, part, remote, tip, cloned)
-    if chosen is not None:
+    held = current_claim(batch_id, name, found)
+    taken = _part_here(ws, remote, batch_id, name, root, found, cloned, dry_run)
+    if not (taken.already and held is not None and held.commit == _claim_of(taken.part)):
+        if held is not None and not steal:
+            raise _claimed(remote, spec, held)
+        taken.stolen = _holder(held) if held is not None else None
+        if dry_run:
+            return taken
+        _take_claim(ws, taken, held)
+        if not taken.already:
+            _make_claimed(ws, taken)
+    if chosen is not None and not dry_run:
         from hf_fanout.tabs.opening import open_tabs
 
-        taken.tabs = open_tabs(ws, batch, [part], chosen, supervise=True)
+        taken.tabs = open_tabs(ws, taken.batch, [taken.part], chosen, supervise=True)
     return taken
+
+
+def _part_here(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | None,
+               found: dict[str, str], cloned: str | None, dry_run: bool) -> Taken:
+    """The part as an earlier `hf take` of `remote` made it here (`already`), else its
+    records to make, from its task on the remote."""
+    if ws.store.has_batch(batch_id):
+        batch = ws.store.load_batch(batch_id)
+        if name in batch.parts and (batch.extra.get("taken") or {}).get("remote") == remote:
+            part = ws.store.load_part(batch_id, name)
+            return Taken(batch, part, remote, ws.repo.ref_target(f"refs/heads/{part.branch}")
+                         or "", cloned, dry_run=dry_run, already=True)
+    branch_ref, task, _done = part_refs(batch_id, name)
+    batch, part = _records(ws, remote, batch_id, name, root, task, found)
+    return Taken(batch, part, remote, found[branch_ref], cloned, dry_run=dry_run)
+
+
+def _claim_of(part: Part) -> str | None:
+    found = (part.extra.get("taken") or {}).get("claim")
+    return found if isinstance(found, str) else None
+
+
+def _holder(claim: Claim) -> dict[str, Any]:
+    return {"host": claim.host, "since": timefmt.iso(claim.at) if claim.at else None,
+            "commit": claim.commit}
+
+
+def _claimed(remote: str, spec: str, claim: Claim) -> PartClaimed:
+    since = (f" since {timefmt.iso(claim.at)} ({timefmt.relative(claim.at, timefmt.now())})"
+             if claim.at is not None else "")
+    return PartClaimed(
+        f"part {spec} is taken on {remote} by {claim.host or 'another machine'}{since}",
+        f"work it on that machine (`hf take` again there does nothing new), or take it over "
+        f"deliberately: hf take {remote} {spec} --steal (audited; that machine's `hf done` "
+        "is refused then)", details={"holder": _holder(claim)})
+
+
+def host_name(ws: Workspace) -> str:
+    """This machine's name in claims and heartbeats: `host` of the settings (the
+    user's config: it names one machine), else the host name."""
+    return (ws.settings.text("host", '"laptop"') or socket.gethostname()).strip()
+
+
+def _take_claim(ws: Workspace, taken: Taken, held: Claim | None) -> None:
+    """The claim pushed: a new commit at the claim ref, only if that ref is still what
+    was read (absent, or the claim `--steal` takes over), and its name ref, in one
+    atomic push. Another machine's take in between refuses this one."""
+    batch_id, name = taken.batch.id, taken.part.name
+    host, now = host_name(ws), timefmt.now()
+    empty = ws.repo.git(["mktree"], stdin=b"").decode().strip()
+    commit = ws.repo.git(["commit-tree", empty, "-m", f"hf: part {batch_id}/{name} taken by "
+                          f"{host} at {timefmt.iso(now)}"]).decode().strip()
+    ref = claim_ref(batch_id, name)
+    old_names: list[str] = []
+    found: dict[str, str] = {}
+    if held is not None:
+        old_names = sorted(remotes.list_refs(ws.main.path, taken.remote,
+                                             claim_patterns(batch_id, name)))
+    outcome = remotes.push_refs(
+        ws.main.path, remotes.url(ws.main.path, taken.remote),
+        [f"{commit}:{ref}", f"{commit}:{claimed_ref(batch_id, name, host, now)}",
+         *(f":{r}" for r in old_names if r != ref)],
+        leases=[f"{ref}:{held.commit if held is not None else ''}"])
+    if not outcome.ok:  # another take in between: the lease refuses it
+        with contextlib.suppress(HfError):
+            found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name))
+        now_held = current_claim(batch_id, name, found) if found else None
+        if now_held is not None and now_held != held:
+            raise _claimed(taken.remote, f"{batch_id}/{name}", now_held)
+        raise HfError(f"claiming {batch_id}/{name} on {taken.remote} failed: "
+                      f"{remotes.git_error(outcome.stderr, 'git push failed')}",
+                      f"check your access to it (`git ls-remote {taken.remote}`), then "
+                      "`hf take` again")
+    record = {"claim": commit, "claimed_at": timefmt.iso(now), "host": host}
+    taken.part.extra.setdefault("taken", {}).update(record)
+    if taken.already:
+        with ws.store.state_lock():
+            fresh = ws.store.load_part(batch_id, name)
+            fresh.extra.setdefault("taken", {}).update(record)
+            ws.store.save_part(fresh)
+        taken.part = fresh
+        ws.store.audit("take", batch=batch_id, part=name, remote=taken.remote,
+                       tip=taken.tip, claim=commit, host=host, again=True,
+                       stole=taken.stolen)
+
+
+def _release_claim(ws: Workspace, taken: Taken) -> None:
+    """A take that failed after its claim: the claim deleted again (if still its own)."""
+    commit = _claim_of(taken.part)
+    if commit is None:
+        return
+    batch_id, name = taken.batch.id, taken.part.name
+    with contextlib.suppress(HfError):
+        found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name))
+        mine = [r for r, oid in found.items() if oid == commit]
+        remotes.push_refs(ws.main.path, remotes.url(ws.main.path, taken.remote),
+                          [f":{r}" for r in mine],
+                          leases=[f"{claim_ref(batch_id, name)}:{commit}"])
+
+
+def _make_claimed(ws: Workspace, taken: Taken) -> None:
+    """The part made here once it is claimed; the claim released if that fails."""
+    try:
+        taken.tip = _fetch(ws, taken.remote, taken.batch.id, taken.part.name)
+        _make(ws, taken.batch, taken.part, taken.tip)
+    except OSError as exc:
+        _release_claim(ws, taken)
+        raise BadInput(f"cannot make the part's worktree {taken.part.worktree}: "
+                       f"{exc.strerror or exc}",
+                       "name a directory you can write with --worktree-root DIR") from None
+    except BaseException:
+        _release_claim(ws, taken)
+        raise
+    ws.store.audit("take", batch=taken.batch.id, part=taken.part.name, remote=taken.remote,
+                   tip=taken.tip, claim=_claim_of(taken.part),
+                   host=(taken.part.extra.get("taken") or {}).get("host"), stole=taken.stolen)
 
 
 def _parse_spec(spec: str) -> tuple[str, str]:
@@ -157,10 +294,9 @@ def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | 
         if batch.extra.get("taken", {}).get("remote") != remote or batch.base != data.base:
             raise BatchExists(f"batch {batch_id!r} exists here already, not taken from {remote}",
                               "take it in another clone of the repository (--into DIR)")
-        if name in batch.parts:
-            part = ws.store.load_part(batch_id, name)
-            raise BatchExists(f"part {batch_id}/{name} is taken here already "
-                              f"(worktree {part.worktree})", f"work there: hf cd {batch_id}/{name}")
+        if name in batch.parts:  # (taken here: handled before)
+            raise BatchExists(f"part {batch_id}/{name} exists here already",
+                              f"work there: hf cd {batch_id}/{name}")
         batch.parts.append(name)
     else:
         batch = Batch(id=batch_id, base=data.base, target_ref=ws.main.head_ref(),
@@ -284,8 +420,13 @@ def push_done(ws: Workspace, part: Part) -> dict[str, Any]:
                       "put the part's commits back on top of the base, then `hf done` again")
     # to the URL, not the remote's name: no remote-tracking ref moves here
     target = remotes.url(ws.main.path, remote)
+    claim = _claim_of(part)  # still this machine's: pushed unchanged, under a lease
     outcome = remotes.push_refs(ws.main.path, target, [
-        f"{tip}:refs/heads/{part.branch}", f"{tip}:{done_ref(part.batch, part.name)}"])
+        f"{tip}:refs/heads/{part.branch}", f"{tip}:{done_ref(part.batch, part.name)}",
+        *([f"{claim}:{claim_ref(part.batch, part.name)}"] if claim else [])],
+        leases=[f"{claim_ref(part.batch, part.name)}:{claim}"] if claim else [])
+    if not outcome.ok and claim:  # (a stale lease fails the push before anything is sent)
+        _refuse_lost_claim(ws, part, remote, claim)
     if not outcome.ok:
         why = remotes.git_error(outcome.stderr, "git push failed")
         raise HfError(f"pushing {part.branch} to {remote} failed: {why}",
@@ -295,6 +436,28 @@ def push_done(ws: Workspace, part: Part) -> dict[str, Any]:
                       f"{remote}`)")
     ws.store.audit("remote-done", batch=part.batch, part=part.name, remote=remote, tip=tip)
     return {"remote": remote, "tip": tip, "left_behind": left}
+
+
+def _refuse_lost_claim(ws: Workspace, part: Part, remote: str, claim: str) -> None:
+    """`hf done` of a part whose claim is no longer this machine's (another took it
+    over with `hf take --steal`, or the claim ref went): refused."""
+    try:
+        found = remotes.list_refs(ws.main.path, remote, claim_patterns(part.batch, part.name))
+    except HfError:
+        return  # unreadable: the push's own error is said
+    held = current_claim(part.batch, part.name, found)
+    if held is None:
+        raise PartClaimed(f"part {part.batch}/{part.name}: its claim is gone from {remote}: "
+                          "nothing was pushed",
+                          f"claim it again here (hf take {remote} {part.batch}/{part.name}), "
+                          "then `hf done` again")
+    if held.commit != claim:
+        since = f" since {timefmt.iso(held.at)}" if held.at is not None else ""
+        raise PartClaimed(
+            f"part {part.batch}/{part.name} was taken over on {remote} by "
+            f"{held.host or 'another machine'}{since}: nothing was pushed",
+            f"hand your commits to that machine (they are on {part.branch} here), or "
+            f"take the part back: hf take {remote} {part.batch}/{part.name} --steal")
 
 
 def beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
@@ -310,7 +473,7 @@ def beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
     last = timefmt.parse_iso((part.extra.get("taken") or {}).get("beat_at"))
     if last is not None and 0 <= now - last < HEARTBEAT_EVERY:
         return None
-    host = socket.gethostname()
+    host = host_name(ws)
     ref = heartbeat_ref(part.batch, part.name, host, now)
     batch = ws.store.load_batch(part.batch)
     try:

@@ -109,20 +109,26 @@ def list_refs(workdir: Path, remote: str, patterns: Sequence[str]) -> dict[str, 
 
 
 def fetch_refs(workdir: Path, remote: str, refspecs: Sequence[str]) -> None:
-    """Fetch exactly `refspecs` (`+SRC:DST`, no tags, no FETCH_HEAD)."""
+    """Fetch exactly `refspecs` (`+SRC:DST`, no tags, no FETCH_HEAD, and no
+    remote-tracking ref moved: `--refmap=` leaves the remote's fetch refspecs out)."""
     if not refspecs:
         return
-    proc = run(["fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote, *refspecs],
+    proc = run(["fetch", "--no-tags", "--no-write-fetch-head", "--refmap=", "--quiet", remote,
+                *refspecs],
                workdir, check=False, env=_QUIET)
     if proc.returncode != 0:
         raise _failed("fetching from", remote, proc)
 
 
-def push_refs(workdir: Path, remote: str, updates: Sequence[str]) -> PushOutcome:
+def push_refs(workdir: Path, remote: str, updates: Sequence[str],
+              leases: Sequence[str] = ()) -> PushOutcome:
     """One atomic push of `updates` (`COMMIT:REF` to write, `:REF` to delete; no
-    force): all of them land, or none."""
-    proc = run(["push", "--porcelain", "--atomic", remote, *updates], workdir,
-               check=False, env=_QUIET)
+    force): all of them land, or none. `leases` (`REF:EXPECTED`, an empty EXPECTED
+    for "not there"): those refs are written only if the remote has them as expected
+    (`--force-with-lease`), whatever the update."""
+    proc = run(["push", "--porcelain", "--atomic",
+                *(f"--force-with-lease={lease}" for lease in leases), remote, *updates],
+               workdir, check=False, env=_QUIET)
     report = proc.stdout.decode("utf-8", "replace")
     stderr = proc.stderr.decode("utf-8", "replace")
     rejected = any(line.startswith("!") for line in report.splitlines())
