@@ -55,6 +55,50 @@ def test_done_and_heartbeat_in_a_part_load_no_typer(split3, args):
     assert not found & HEAVY
 
 
+# what opening a workspace loads: the records, the store, the repository's refs and
+# process runner; not the object database, the writers, the status or scan code
+OPEN = {"hf_fanout", "hf_fanout.atomic", "hf_fanout.cli", "hf_fanout.cli.light",
+        "hf_fanout.cli.output", "hf_fanout.config", "hf_fanout.core", "hf_fanout.core.audit",
+        "hf_fanout.core.inbox", "hf_fanout.core.records", "hf_fanout.core.remote_refs",
+        "hf_fanout.core.store", "hf_fanout.core.workspace", "hf_fanout.errors",
+        "hf_fanout.locks", "hf_fanout.orchestrator", "hf_fanout.orchestrator.workspace_open",
+        "hf_fanout.paths", "hf_fanout.timefmt", "hf_fanout.trust", "hf_fanout.worktrees",
+        "hf_fanout.worktrees.process", "hf_fanout.worktrees.refs",
+        "hf_fanout.worktrees.repository", "hf_fanout.worktrees.zparse"}
+ADAPTER = {f"hf_fanout.worktrees.{m}" for m in
+           ("objects", "trees", "commits", "scan", "checkout", "status")}
+
+
+def own(found: set[str]) -> set[str]:
+    return {m for m in found if m.startswith("hf_fanout")}
+
+
+def test_heartbeat_loads_the_heartbeat_and_no_lock_library(split3):
+    found = imported("heartbeat", cwd=split3["api"])
+    assert own(found) == OPEN | {"hf_fanout.orchestrator.beat", "hf_fanout.liveness",
+                                 "hf_fanout.liveness.heartbeat"}
+    assert "filelock" not in found
+
+
+def test_done_loads_the_lock_library_only_when_it_changes_the_record(split3, hf):
+    first = imported("done", cwd=split3["api"])
+    assert own(first) == OPEN | {"hf_fanout.orchestrator.lifecycle", "hf_fanout.core.states",
+                                 "hf_fanout.orchestrator.notify", "hf_fanout.tabs",
+                                 "hf_fanout.tabs.window_marks"}
+    assert "filelock" in first  # it took the state lock
+    again = imported("done", cwd=split3["api"])
+    assert own(again) == OPEN | {"hf_fanout.orchestrator.lifecycle", "hf_fanout.core.states"}
+    assert "filelock" not in again
+    assert hf("done", cwd=split3["api"]).out.strip() == "b1/api is done (already)"
+    noted = hf("done", "--note", "now with a note", "--json", cwd=split3["api"])
+    assert noted.json["data"]["changed"] is True  # a new note is a change, under the lock
+    assert noted.json["data"]["part"]["note"] == "now with a note"
+
+
+def test_status_with_no_batch_loads_none_of_the_object_database(repo):
+    assert not imported("status", cwd=repo) & ADAPTER
+
+
 def test_each_plain_command_takes_exactly_the_typer_commands_options():
     import typer.main
 

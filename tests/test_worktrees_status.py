@@ -63,3 +63,19 @@ def test_a_few_paths_and_a_clean_tree(repo: Path):
     write(repo, {"README.md": "edited\n"})
     assert main.status_paths(many) == ["README.md"]
     assert main.status_paths([RepoPath("README.md")]) == ["README.md"]
+
+
+def test_a_tracked_file_that_is_now_a_directory_lists_the_directorys_files(repo: Path):
+    write(repo, {"conf/app.txt": "a file\n", "conf/keep.txt": "kept\n", "lib/mod.py": "x\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "files")
+    (repo / "conf/app.txt").unlink()
+    write(repo, {"conf/app.txt/inner.py": "now a directory\n", "lib/mod.py": "changed\n"})
+    (repo / "lib/gone.py").write_text("untracked\n")
+
+    got = Worktree.discover(repo).changed_paths()
+
+    everything = git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                     "--no-renames")
+    assert set(got) == {item[3:] for item in everything.split("\0") if item}
+    assert {"conf/app.txt", "conf/app.txt/inner.py", "lib/mod.py", "lib/gone.py"} == set(got)

@@ -185,7 +185,7 @@ def mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
 
 def heartbeat(part: str | None = None, dry_run: bool = False,
               repo: Path | None = None) -> None:
-    from hf_fanout.orchestrator.workers import beat_for as beat
+    from hf_fanout.orchestrator.beat import beat_for as beat
 
     ws = open_ws(repo)
     target = ws.resolve_part(part, named_by="--part BATCH/PART")

@@ -10,7 +10,10 @@ from hf_fanout.core.workspace import Workspace
 
 def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
     """Returns the part and whether anything changed. A part taken from a remote
-    (`hf take`) is first pushed there, with its done ref: no push, no done."""
+    (`hf take`) is first pushed there, with its done ref: no push, no done. `part` is
+    the record as just read: already done with that note, it is left as it is."""
+    if part.state == DONE and note in (None, part.note) and taken_from(part) is None:
+        return part, False  # (as read, nothing to change: no lock to take)
     pushed = None
     if taken_from(part) is not None:
         from hf_fanout.orchestrator.take import push_done

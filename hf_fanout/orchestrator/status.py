@@ -118,9 +118,10 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
         changed.update(committed())
         if worktree.is_dir():
+            root = os.fsencode(worktree) + b"/"  # (no Path per file: 125 files a part)
             for path in changed:
                 try:
-                    last = max(last, os.lstat(worktree / path).st_mtime)
+                    last = max(last, os.lstat(root + os.fsencode(path)).st_mtime)
                 except OSError:
                     continue
         verdict = judge.classify(ws, part, output_at=output_at)

@@ -287,19 +287,6 @@ def _beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
     return beat_remote(ws, part)
 
 
-def beat_for(ws: Workspace, part: Part) -> dict[str, Any]:
-    """`hf heartbeat`: an agent says it is working (inside a sandbox: asked of hf
-    outside it, which beats when it takes the request)."""
-    if inbox.sandboxed():
-        inbox.post(ws.repo.common_dir, part.batch, part.name, "heartbeat")
-        return {"queued": True, "at": time.time()}
-    heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf heartbeat")
-    found = heartbeat.read_heartbeat(ws.store, part.batch, part.name) or {}
-    if taken_from(part) is not None:  # a part taken from a remote: seen there too
-        found = {**found, "remote": _beat_remote(ws, part)}
-    return found
-
-
 # --- stop --------------------------------------------------------------------
 
 

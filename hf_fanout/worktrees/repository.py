@@ -4,6 +4,12 @@ config, its worktrees) and `Worktree` (one worktree: its index, HEAD, files).
 Every git call in hf goes through this package; the CLI is used where git's own
 semantics must hold (filters, hooks, worktrees, the index, reflogs) or where
 it is faster, pygit2 (loaded on first use) for object-database work.
+
+Opening a repository loads only this module, refs and the process runner: the
+object database, tree and commit writers and the worktree administration
+(`objects`, `trees`, `commits`, `checkout`) are loaded by the first call that
+uses one of them, which makes the repository a `full_repository()`;
+`hf done`, `hf heartbeat` and `hf status` mostly never get there.
 """
 
 from __future__ import annotations
@@ -11,23 +17,30 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hf_fanout.errors import GitFailed, NotARepo
 from hf_fanout.paths import RepoPath, from_git
-from hf_fanout.worktrees import refs, status
-from hf_fanout.worktrees import scan as scanning
-from hf_fanout.worktrees.checkout import WorktreeAdmin, populate, set_sparse
-from hf_fanout.worktrees.commits import CommitWriter
-from hf_fanout.worktrees.objects import ObjectStore
+from hf_fanout.worktrees import refs
 from hf_fanout.worktrees.process import check_git_version, index_env, out, run, text
-from hf_fanout.worktrees.trees import TreeWriter
 from hf_fanout.worktrees.zparse import MODE_SYMLINK, Entry, nul_split
 
+if TYPE_CHECKING:
+    from hf_fanout.worktrees.checkout import WorktreeAdmin
+    from hf_fanout.worktrees.commits import CommitWriter
+    from hf_fanout.worktrees.objects import ObjectStore
+    from hf_fanout.worktrees.scan import WorktreeScan
+    from hf_fanout.worktrees.trees import TreeWriter
 
-class Repository(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
+    class _Adapter(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
+        """What a repository can do, as the type checker sees it."""
+else:
+    _Adapter = object
+
+
+class Repository(_Adapter):
     """A repository: its common dir, and the main worktree git runs in."""
 
     def __init__(self, common_dir: Path, workdir: Path) -> None:
@@ -35,6 +48,16 @@ class Repository(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
         self.common_dir = common_dir
         self.workdir = workdir  # the main worktree
         self._held: Any = None  # see ObjectStore.holding_objects
+
+    if not TYPE_CHECKING:  # (a type checker sees every method already, through _Adapter)
+        def __getattr__(self, name: str) -> Any:
+            """Reached only for a name this object lacks: the first use of the object
+            database, the writers or the worktree administration loads them."""
+            loaded = full_repository()
+            if name.startswith("__") or isinstance(self, loaded):
+                raise AttributeError(name)
+            self.__class__ = loaded
+            return getattr(self, name)
 
     def git(self, args: Sequence[str], **kwargs: Any) -> bytes:
         return out(args, self.workdir, **kwargs)
@@ -97,7 +120,7 @@ class Repository(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
 
     # --- a worktree's state as a tree ---------------------------------------
 
-    def tree_from_scan(self, head_tree: str, found: scanning.WorktreeScan) -> str:
+    def tree_from_scan(self, head_tree: str, found: WorktreeScan) -> str:
         """`head_tree` with the scanned worktree state applied (its blobs written)."""
         self.store_blobs(found.blobs)
         found.blobs = {}  # stored: the scan need not keep their bytes
@@ -105,6 +128,22 @@ class Repository(ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
         for path, target in found.links.items():
             entries[path] = Entry(MODE_SYMLINK, self.write_blob(target))
         return self.build_tree(head_tree, entries) if entries else head_tree
+
+
+@cache
+def full_repository() -> type[Repository]:
+    """`Repository` with its mixins loaded, in this order (what a `Repository`
+    becomes on the first call that needs one of them)."""
+    from hf_fanout.worktrees.checkout import WorktreeAdmin
+    from hf_fanout.worktrees.commits import CommitWriter
+    from hf_fanout.worktrees.objects import ObjectStore
+    from hf_fanout.worktrees.trees import TreeWriter
+
+    class FullRepository(Repository, ObjectStore, TreeWriter, CommitWriter, WorktreeAdmin):
+        """A repository with the object database, the writers and the worktree
+        administration loaded."""
+
+    return FullRepository
 
 
 @dataclass
@@ -178,16 +217,24 @@ class Worktree:
             paths = set(paths)
             head = self.head()
             in_head = self.repository.entries_at(head, paths) if head else {}
-        return status.status_paths(self.path, paths, in_head=in_head or {}, exclude=exclude)
+        from hf_fanout.worktrees.status import status_paths
+
+        return status_paths(self.path, paths, in_head=in_head or {}, exclude=exclude)
 
     def changed_paths(self) -> list[RepoPath]:
-        return status.changed_paths(self.path)
+        from hf_fanout.worktrees.status import changed_paths
+
+        return changed_paths(self.path)
 
     def staged_paths(self, against: str, *, index: Path | None = None) -> set[RepoPath]:
-        return status.staged_paths(self.path, against, index=index)
+        from hf_fanout.worktrees.status import staged_paths
 
-    def scan(self, *, exclude: Sequence[str] = ()) -> scanning.WorktreeScan:
-        return scanning.scan(self.path, exclude=exclude)
+        return staged_paths(self.path, against, index=index)
+
+    def scan(self, *, exclude: Sequence[str] = ()) -> WorktreeScan:
+        from hf_fanout.worktrees.scan import scan
+
+        return scan(self.path, exclude=exclude)
 
     def tree(self, head_tree: str, *, exclude: Sequence[str] = ()) -> str:
         """The tree of everything in the worktree as `git add -A` would record it,
@@ -248,15 +295,21 @@ class Worktree:
 
     def populate(self, *, workers: int = 1, objects: Path | None = None,
                  prime: bool = True, sparse: Sequence[str] | None = None) -> None:
+        from hf_fanout.worktrees.checkout import populate
+
         populate(self.path, self.repository.common_dir, workers=workers, objects=objects,
                  prime=prime, sparse=sparse,
                  post_checkout=self.repository.has_hook("post-checkout"))
 
     def widen_sparse(self, globs: Sequence[str]) -> None:
+        from hf_fanout.worktrees.checkout import set_sparse
+
         set_sparse(self.path, globs, add=True)
 
     def prime_status_caches(self) -> None:
-        status.prime_status_caches(self.path)
+        from hf_fanout.worktrees.status import prime_status_caches
+
+        prime_status_caches(self.path)
 
     @cached_property
     def index_file(self) -> Path:

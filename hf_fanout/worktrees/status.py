@@ -84,9 +84,11 @@ def changed(worktree: Path, *, exact: bool) -> list[Listed]:
     items = parse_status_v2(out([*cache, *_STATUS_V2, "--untracked-files=normal"],
                                  worktree))
     # an untracked directory is listed as `dir/`; a tracked file that is now a
-    # directory is listed only as deleted (its files are untracked too)
+    # directory is listed only as deleted (its files are untracked too): only a
+    # path git sees no file at (worktree mode 0) or a gitlink is looked at on disk
     dirs = [i.path for i in items if i.path.endswith("/") or (
-        (worktree / i.path).is_dir() and not (worktree / i.path).is_symlink())]
+        i.code != "??" and i.mode in (0, 0o160000)
+        and (worktree / i.path).is_dir() and not (worktree / i.path).is_symlink())]
     if not dirs:
         return items
     specs = [":(literal)" + os.fsencode(d.rstrip("/")).decode("utf-8", "surrogateescape")

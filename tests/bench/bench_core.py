@@ -7,6 +7,8 @@ Not a test (pytest does not collect it): run it by hand.
     python3 tests/bench/bench_core.py --sizes 20000 --keep
     python3 tests/bench/bench_core.py --quick            # small repositories, a smoke run
     python3 tests/bench/bench_core.py --profile /tmp/prof  # hf split/join under cProfile
+    python3 tests/bench/bench_core.py --parts 32 --sizes 20000  # 32 parts (default 8)
+    python3 tests/bench/bench_core.py --parts 16 --sizes 100000
 
 For every size it builds two identical synthetic repositories (deterministic,
 `git fast-import`, then one checkout) in fresh directories: one for hf, one
@@ -14,7 +16,7 @@ for plain git, so neither side ever reuses a tree the other one (or a delete)
 touched. Then, side by side:
 
   split   `hf split` of 8 parts          vs 8 sequential `git worktree add -b`
-  status  `hf status` with 8 live parts  vs `git status` in the main tree
+  status  `hf status` with 8 live parts  vs `git status --porcelain` in each worktree
   join    `hf join` of 8 parts x 125 changed files (committed and uncommitted
           changes, adds, deletes)        vs the plain-git way: in each worktree
           `git diff base HEAD` + `git status`, copy the changed files into the
@@ -44,8 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-TOPS = ["app", "core", "docs", "lib", "plugins", "services", "tests", "tools"]
-# the directories the 8 parts own in the tree being measured (TOPS for a synthetic
+BASE_TOPS = ["app", "core", "docs", "lib", "plugins", "services", "tests", "tools"]
+# one top-level directory per part (`--parts N`: 8 by default, these eight names)
+TOPS = list(BASE_TOPS)
+# the directories the parts own in the tree being measured (TOPS for a synthetic
 # tree; chosen from the tree itself with --source)
 PARTS = list(TOPS)
 WORDS = [
@@ -212,11 +216,17 @@ class Layout:
     dirs_by_top: dict[str, list[str]] = field(default_factory=dict)
 
 
+def top_names(parts: int) -> list[str]:
+    """The top-level directories of `parts` parts: the eight names, then the
+    same names numbered (app2, core2, ...) as far as needed."""
+    return [BASE_TOPS[i % 8] + (str(i // 8 + 1) if i >= 8 else "") for i in range(parts)]
+
+
 def make_layout(nfiles: int, seed: int) -> Layout:
     """Directories a few levels deep and uneven in size, like a source tree.
 
-    Each of the 8 top-level directories (one per part) holds between about
-    half and one and a half times an even share of the files.
+    Each top-level directory (one per part) holds between about half and one
+    and a half times an even share of the files.
     """
     rng = random.Random(seed)
     root_files = ["README.md", "Makefile", "setup.cfg", "LICENSE"]
@@ -395,7 +405,7 @@ def apply_changes(worktree: Path, part: int, changes: PartChanges) -> None:
 # --------------------------------------------------------------------------- the two sides
 
 def git_worktrees(main: Path, root: Path) -> list[Path]:
-    """8 sequential `git worktree add -b`, as a person would type them."""
+    """One `git worktree add -b` per part, one after another, as a person would type them."""
     paths = []
     for i in range(len(PARTS)):
         path = root / f"p{i}"
@@ -410,7 +420,7 @@ def nul_paths(data: bytes, status: bool = False) -> set[str]:
 
 
 def git_join(main: Path, worktrees: list[Path], base: str) -> None:
-    """The plain-git way of bringing 8 worktrees' changes into the main tree."""
+    """The plain-git way of bringing the worktrees' changes into the main tree."""
     changed: list[str] = []
     for wt in worktrees:
         paths = nul_paths(git(wt, "diff", "--name-only", "-z", "--no-renames", base, "HEAD"))
@@ -431,7 +441,7 @@ def git_join(main: Path, worktrees: list[Path], base: str) -> None:
 
 
 def git_gc(main: Path, worktrees: list[Path]) -> None:
-    """The plain-git way of removing 8 joined worktrees and their branches."""
+    """The plain-git way of removing the joined worktrees and their branches."""
     for i, wt in enumerate(worktrees):
         git(main, "worktree", "remove", "--force", str(wt))
         git(main, "branch", "-D", "-q", f"work/p{i}")
@@ -547,15 +557,16 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
     u_hf, u_git = both(split_hf, split_git, hf_first)
     say(f"{label}: split hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s), git {u_git.wall:.2f} s "
         f"({u_git.cpu:.2f} CPU-s) ({load()})")
-    rows.append(Row.of("split 8 parts", label, u_hf, u_git, "ratio <= 0.5", 0.5))
+    n = len(PARTS)
+    rows.append(Row.of(f"split {n} parts", label, u_hf, u_git, "ratio <= 0.5", 0.5))
 
     # a sparse split (each part owns an eighth of the tree) on a third fresh
     # repository, against the full split just measured
     flush()
     u_sparse = usage_of(lambda: hf_split(sparse_main, None, "--sparse"))
     say(f"{label}: sparse split hf {u_sparse.wall:.2f} s ({u_sparse.cpu:.2f} CPU-s) ({load()})")
-    rows.append(Row.of("split 8 sparse vs full", label, u_sparse, u_hf, "ratio <= 0.33", 0.33))
-    rows.append(Row.of("split 8 sparse vs git", label, u_sparse, u_git, "-"))
+    rows.append(Row.of(f"split {n} sparse vs full", label, u_sparse, u_hf, "ratio <= 0.33", 0.33))
+    rows.append(Row.of(f"split {n} sparse vs git", label, u_sparse, u_git, "-"))
 
     # the same work in both sets of worktrees (not timed)
     for i, changes in enumerate(plan_changes(layout, seed)):
@@ -577,8 +588,8 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
     u_hf, u_git = (Usage(statistics.median(u.wall for u in runs),
                          statistics.median(u.cpu for u in runs), max(u.rss for u in runs))
                    for runs in (runs_hf, runs_git))
-    say(f"{label}: status hf {u_hf.wall:.3f} s, 8 x git status {u_git.wall:.3f} s ({load()})")
-    rows.append(Row.of("status (8 live parts)", label, u_hf, u_git, "ratio <= 0.7", 0.7))
+    say(f"{label}: status hf {u_hf.wall:.3f} s, {n} x git status {u_git.wall:.3f} s ({load()})")
+    rows.append(Row.of(f"status ({n} live parts)", label, u_hf, u_git, "ratio <= 0.7", 0.7))
 
     # join, in the same order as the split
     def join_git() -> float:
@@ -592,7 +603,7 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
     u_hf, u_git = both(join_hf, join_git, hf_first)
     say(f"{label}: join hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s), git {u_git.wall:.2f} s "
         f"({u_git.cpu:.2f} CPU-s) ({load()})")
-    rows.append(Row.of(f"join 8x{CHANGED_PER_PART} files", label, u_hf, u_git,
+    rows.append(Row.of(f"join {n}x{CHANGED_PER_PART} files", label, u_hf, u_git,
                        "ratio <= 0.35", 0.35))
 
     hf_tree = git(hf_main, "rev-parse", "HEAD^{tree}").decode().strip()
@@ -620,7 +631,7 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
     def gc_row() -> Row:
         u_hf, u_git = both(gc_hf, gc_git, hf_first)
         say(f"{label}: gc hf {u_hf.wall:.2f} s, git {u_git.wall:.2f} s ({load()})")
-        return Row.of("gc 8 joined parts", label, u_hf, u_git, "ratio <= 1.0", 1.0)
+        return Row.of(f"gc {n} joined parts", label, u_hf, u_git, "ratio <= 1.0", 1.0)
 
     LATER.setdefault(label.split("#")[0], []).append(gc_row)
     return rows
@@ -691,6 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="20000,90000",
                         help="comma-separated file counts (default 20000,90000)")
+    parser.add_argument("--parts", type=int, default=8,
+                        help="how many parts (one top-level directory each; default 8)")
     parser.add_argument("--quick", action="store_true",
                         help="small repositories (3000,6000 files), fewer repetitions")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -706,6 +719,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run hf split and join under cProfile, .prof files to this dir "
                              "(their timings then include the profiler)")
     args = parser.parse_args(argv)
+    if args.parts < 1:
+        parser.error("--parts takes a number of parts, 1 or more")
+    TOPS[:] = top_names(args.parts)
     sizes = [3000, 6000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     reps = 3 if args.quick else 5
     if args.workdir is not None:
