@@ -366,3 +366,40 @@ def test_status_and_doctor_show_a_repository_pause_with_no_batch(repo, hf):
     assert hf("resume", cwd=repo).code == 0
     assert "PAUSED" not in hf("status", cwd=repo).out
     assert hf("status", "--json", cwd=repo).json["data"]["paused"] == []
+
+
+def test_a_damaged_pause_file_stays_paused_and_hf_resume_lifts_it(split3, tmp_path, hf, procs):
+    """A torn pause file once left no way out: `hf run`, `hf pause`, `hf resume` and
+    `hf doctor` all failed, each naming `hf doctor`. Now what it paused stays paused,
+    the refusal names `hf resume b1`, and that continues a frozen agent and lifts it."""
+    repo = split3["repo"]
+    script = agent_script(tmp_path, "spins", """
+        while True:
+            time.sleep(0.01)
+    """)
+    procs.hf_run(split3["api"], script)
+    worker = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")
+    pid = worker["pid"]
+    assert hf("pause", "b1", "--freeze", cwd=repo).code == 0
+    wait_for(lambda: proc_state(pid) == "T", what="the agent stopped (state T)")
+    pause_file = repo / ".git/hf/pauses/b1.json"
+    pause_file.write_text('{"by": "x", "fro')  # torn
+    refused = hf_proc("run", "--", sys.executable, "-c", "pass", cwd=split3["ui"])
+    assert refused.returncode != 0
+    assert refused.stderr.splitlines()[-1] == "hint: `hf resume b1` lifts it (and removes the file)"
+    doctor = hf("doctor", cwd=repo)
+    assert doctor.code == 1
+    assert "pauses/b1.json is not valid JSON" in doctor.err
+    assert "hint: `hf resume b1` lifts it" in doctor.err
+    r = hf("resume", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert r.json["data"]["was_paused"] is True
+    assert [c["part"] for c in r.json["data"]["continued"]] == ["api"]
+    wait_for(lambda: proc_state(pid) in ("S", "R"), what="the agent running again")
+    assert not pause_file.exists()
+    assert audit_actions(repo)[-1] == "resume"
+    # and a damaged file is replaced by a new `hf pause`, dated now
+    pause_file.write_text("not json")
+    assert hf("pause", "b1", "--reason", "again", cwd=repo).code == 0
+    data = json.loads(pause_file.read_text())
+    assert data["reason"] == "again" and data["at"]

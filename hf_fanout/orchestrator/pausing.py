@@ -81,10 +81,11 @@ def pause(ws: Workspace, batch: str | None, *, everywhere: bool, reason: str,
     if not dry_run:
         refuse_inside_part("hf pause")
     who = audit.describe_actor(audit.actor())
-    existing = pauses.read(ws, scope)
+    existing = pauses.read_damaged(ws, scope)
+    since = existing.at if existing and existing.at else timefmt.iso(timefmt.clock())
     made = pauses.Pause(scope=scope, by=who, reason=reason or (existing.reason if existing
                                                                   else ""),
-                        at=existing.at if existing else timefmt.iso(timefmt.clock()),
+                        at=since,
                         frozen=freeze or bool(existing and existing.frozen))
     result: dict[str, Any] = {"pause": made.to_data(), "already": existing is not None,
                               "dry_run": dry_run, "parts": []}
@@ -114,7 +115,7 @@ def resume(ws: Workspace, batch: str | None, *, everywhere: bool,
     from hf_fanout.orchestrator.boundary import refuse_inside_part
 
     scope = _scope(batch, everywhere)
-    existing = pauses.read(ws, scope)
+    existing = pauses.read_damaged(ws, scope)
     result: dict[str, Any] = {"scope": scope, "was_paused": existing is not None,
                               "dry_run": dry_run, "continued": []}
     if existing is not None and existing.frozen:
