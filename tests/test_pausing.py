@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -403,3 +404,36 @@ def test_a_damaged_pause_file_stays_paused_and_hf_resume_lifts_it(split3, tmp_pa
     assert hf("pause", "b1", "--reason", "again", cwd=repo).code == 0
     data = json.loads(pause_file.read_text())
     assert data["reason"] == "again" and data["at"]
+
+
+def test_a_resume_racing_a_freeze_waits_for_it_and_leaves_no_agent_stopped(
+        split3, tmp_path, procs):
+    """`hf resume` run while `hf pause --freeze` was between writing the pause and
+    stopping the agents once continued them first; the freeze then stopped them
+    with no pause left to lift. Now the resume waits and continues them after."""
+    repo = split3["repo"]
+    script = agent_script(tmp_path, "spins", """
+        while True:
+            time.sleep(0.01)
+    """)
+    procs.hf_run(split3["api"], script)
+    pid = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")["pid"]
+    env = {**os.environ, "HF_TEST_STOP_AT": "pause-written"}
+    pausing = subprocess.Popen([sys.executable, "-m", "hf_fanout", "pause", "b1", "--freeze"],
+                               cwd=repo, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: proc_state(pausing.pid) == "T", what="hf pause stopped after writing")
+        assert (repo / ".git/hf/pauses/b1.json").exists()
+        resuming = subprocess.Popen([sys.executable, "-m", "hf_fanout", "resume", "b1"],
+                                    cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            resuming.wait(timeout=1.0)
+        assert resuming.poll() is None  # held by the pause under way
+    finally:
+        os.kill(pausing.pid, signal.SIGCONT)
+    assert pausing.wait(timeout=60) == 0
+    assert resuming.wait(timeout=60) == 0, resuming.stderr.read() if resuming.stderr else ""
+    wait_for(lambda: proc_state(pid) in ("S", "R"), what="the agent running again")
+    assert not (repo / ".git/hf/pauses/b1.json").exists()
