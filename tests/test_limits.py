@@ -188,3 +188,23 @@ def test_the_queue_watcher_spawns_at_most_max_spawns_per_hour(repo, hf):
     assert forced.code == 0, forced.err
     assert len(forced.json["data"]["taken"]) == 1
     assert [e["limit"] for e in audit_of(repo, "limit-forced")] == ["max_spawns_per_hour"]
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "2.5"])
+def test_a_limit_that_is_not_a_whole_number_is_one_clear_error(repo, hf, value):
+    """`inf` once crashed `hf split` and `hf status`; `2.5` was silently taken as 2."""
+    write(repo, {".hf.toml": f"max_parts_per_batch = {value}\n"})
+    for args in (("split", "b1", "--part", "api=src/api/**"), ("status",)):
+        r = hf(*args, cwd=repo)
+        assert r.code == 2, r.err
+        lines = r.err.splitlines()
+        assert lines[0] == (f"hf: error: max_parts_per_batch = {float(value):g} in the "
+                            "settings is not a whole number")
+        assert lines[1].startswith("hint: e.g. max_parts_per_batch = 32 in .hf.toml")
+        assert len(lines) == 2
+    proc = hf_proc("status", "--json", cwd=repo)
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["code"] == "bad_input"
+    from conftest import git
+
+    assert git(repo, "branch", "--list", "hf/*") == ""

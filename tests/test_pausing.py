@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -366,3 +367,73 @@ def test_status_and_doctor_show_a_repository_pause_with_no_batch(repo, hf):
     assert hf("resume", cwd=repo).code == 0
     assert "PAUSED" not in hf("status", cwd=repo).out
     assert hf("status", "--json", cwd=repo).json["data"]["paused"] == []
+
+
+def test_a_damaged_pause_file_stays_paused_and_hf_resume_lifts_it(split3, tmp_path, hf, procs):
+    """A torn pause file once left no way out: `hf run`, `hf pause`, `hf resume` and
+    `hf doctor` all failed, each naming `hf doctor`. Now what it paused stays paused,
+    the refusal names `hf resume b1`, and that continues a frozen agent and lifts it."""
+    repo = split3["repo"]
+    script = agent_script(tmp_path, "spins", """
+        while True:
+            time.sleep(0.01)
+    """)
+    procs.hf_run(split3["api"], script)
+    worker = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")
+    pid = worker["pid"]
+    assert hf("pause", "b1", "--freeze", cwd=repo).code == 0
+    wait_for(lambda: proc_state(pid) == "T", what="the agent stopped (state T)")
+    pause_file = repo / ".git/hf/pauses/b1.json"
+    pause_file.write_text('{"by": "x", "fro')  # torn
+    refused = hf_proc("run", "--", sys.executable, "-c", "pass", cwd=split3["ui"])
+    assert refused.returncode != 0
+    assert refused.stderr.splitlines()[-1] == "hint: `hf resume b1` lifts it (and removes the file)"
+    doctor = hf("doctor", cwd=repo)
+    assert doctor.code == 1
+    assert "pauses/b1.json is not valid JSON" in doctor.err
+    assert "hint: `hf resume b1` lifts it" in doctor.err
+    r = hf("resume", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert r.json["data"]["was_paused"] is True
+    assert [c["part"] for c in r.json["data"]["continued"]] == ["api"]
+    wait_for(lambda: proc_state(pid) in ("S", "R"), what="the agent running again")
+    assert not pause_file.exists()
+    assert audit_actions(repo)[-1] == "resume"
+    # and a damaged file is replaced by a new `hf pause`, dated now
+    pause_file.write_text("not json")
+    assert hf("pause", "b1", "--reason", "again", cwd=repo).code == 0
+    data = json.loads(pause_file.read_text())
+    assert data["reason"] == "again" and data["at"]
+
+
+def test_a_resume_racing_a_freeze_waits_for_it_and_leaves_no_agent_stopped(
+        split3, tmp_path, procs):
+    """`hf resume` run while `hf pause --freeze` was between writing the pause and
+    stopping the agents once continued them first; the freeze then stopped them
+    with no pause left to lift. Now the resume waits and continues them after."""
+    repo = split3["repo"]
+    script = agent_script(tmp_path, "spins", """
+        while True:
+            time.sleep(0.01)
+    """)
+    procs.hf_run(split3["api"], script)
+    pid = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")["pid"]
+    env = {**os.environ, "HF_TEST_STOP_AT": "pause-written"}
+    pausing = subprocess.Popen([sys.executable, "-m", "hf_fanout", "pause", "b1", "--freeze"],
+                               cwd=repo, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: proc_state(pausing.pid) == "T", what="hf pause stopped after writing")
+        assert (repo / ".git/hf/pauses/b1.json").exists()
+        resuming = subprocess.Popen([sys.executable, "-m", "hf_fanout", "resume", "b1"],
+                                    cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            resuming.wait(timeout=1.0)
+        assert resuming.poll() is None  # held by the pause under way
+    finally:
+        os.kill(pausing.pid, signal.SIGCONT)
+    assert pausing.wait(timeout=60) == 0
+    assert resuming.wait(timeout=60) == 0, resuming.stderr.read() if resuming.stderr else ""
+    wait_for(lambda: proc_state(pid) in ("S", "R"), what="the agent running again")
+    assert not (repo / ".git/hf/pauses/b1.json").exists()

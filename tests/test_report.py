@@ -286,3 +286,24 @@ def test_a_part_whose_run_was_killed_stops_counting_at_its_last_heartbeat(repo, 
     part = hf("report", "b1", "--json", cwd=repo).json["data"]["report"]["parts"][0]
     assert part["spans"][-1]["end"] == pytest.approx(last, abs=0.01)
     assert part["active_seconds"] == pytest.approx(last - part["spans"][0]["start"], abs=0.01)
+
+
+def test_an_svg_path_that_cannot_be_written_is_one_line_and_a_pipe_is_left_alone(
+        repo, hf, tmp_path):
+    """A directory that refuses new files (/proc, even to root) once crashed as an
+    internal error; a pipe or a device (`--svg /dev/null`) was replaced by a file."""
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    proc = hf_proc("report", "b1", "--svg", "/proc/b1.svg", "--json", cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == "bad_input"
+    assert error["message"].startswith("cannot write --svg /proc/b1.svg: ")
+    assert not list(Path("/proc").glob(".b1.svg.*"))
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    r = hf("report", "b1", "--svg", str(pipe), cwd=repo)
+    assert r.code == 2
+    assert r.err.splitlines() == [f"hf: error: --svg {pipe} is not a regular file",
+                                  "hint: name a file to write, e.g. --svg b1.svg"]
+    assert pipe.is_fifo()
+    assert not list(tmp_path.glob(".pipe.*"))  # no temporary file left beside it

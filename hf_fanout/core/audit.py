@@ -75,6 +75,9 @@ def describe_actor(who: Any) -> str:
     return kind if kind in ("sweep", "watcher") else f"{kind} {who.get('name', '?')}"
 
 
+_LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z, the last time a timestamp can say
+
+
 @dataclass
 class Event:
     """One line of the log, by its line number (from 1)."""
@@ -88,9 +91,11 @@ class Event:
 
     @property
     def time(self) -> float:
-        """Seconds since the epoch (`t`, or `at` on lines written before `t` was)."""
+        """Seconds since the epoch (`t`, or `at` on lines written before `t` was). A
+        `t` no clock gives (NaN, infinite, before 1970 or after 9999: an edited or
+        damaged line) is not believed."""
         t = self.data.get("t")
-        if isinstance(t, int | float) and not isinstance(t, bool):
+        if isinstance(t, int | float) and not isinstance(t, bool) and 0 <= t <= _LAST_TIME:
             return float(t)
         return timefmt.parse_iso(self.data.get("at")) or 0.0
 

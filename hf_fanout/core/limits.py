@@ -6,12 +6,14 @@ spawns, counted here from the audit log)."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
+from hf_fanout.config import user_config_dir
 from hf_fanout.core import audit
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import LimitReached
+from hf_fanout.errors import BadInput, LimitReached
 
 MAX_LIVE_AGENTS = "max_live_agents"  # per repository
 MAX_LIVE_AGENTS_PER_USER = "max_live_agents_per_user"  # across the user's repositories
@@ -30,8 +32,15 @@ def default(key: str) -> int:
 
 
 def maximum(ws: Workspace, key: str) -> int:
-    """The limit `key` as the settings (`.hf.toml`, the user's config) set it."""
-    return int(ws.settings.number(key, float(default(key))))
+    """The limit `key` as the settings (`.hf.toml`, the user's config) set it: a
+    whole number, at least 1 (`inf` or `2.5` is one clear error, not a crash or a
+    limit silently rounded down)."""
+    value = ws.settings.number(key, float(default(key)))
+    if not (math.isfinite(value) and value.is_integer()):
+        raise BadInput(f"{key} = {value:g} in the settings is not a whole number",
+                       f"e.g. {key} = {default(key)} in .hf.toml (or in "
+                       f"{user_config_dir() / 'config.toml'})")
+    return int(value)
 
 
 def refuse_over(ws: Workspace, key: str, count: int, what: str, counted: str, hint: str, *,

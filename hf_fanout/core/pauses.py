@@ -13,7 +13,7 @@ from typing import Any
 from hf_fanout import atomic
 from hf_fanout.config import user_state_dir
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import Paused
+from hf_fanout.errors import Paused, StateCorrupt
 
 REPO = "_repo"  # the file name of a repository-wide pause
 USER = "_all"  # the scope name of a user-wide pause
@@ -52,12 +52,33 @@ def pause_file(ws: Workspace | None, scope: str) -> Path:
     return ws.store.root / "pauses" / f"{scope}.json"
 
 
+def resume_command(scope: str) -> str:
+    """The command that lifts a pause of `scope`."""
+    return "hf resume --all" if scope == USER else (
+        "hf resume" if scope == REPO else f"hf resume {scope}")
+
+
 def read(ws: Workspace | None, scope: str) -> Pause | None:
-    data = atomic.read_json(pause_file(ws, scope), "pause")
+    """The pause of `scope`, or None. A damaged pause file refuses (what it paused
+    stays paused), with the hint that lifts it."""
+    data = atomic.read_json(pause_file(ws, scope), "pause",
+                            f"`{resume_command(scope)}` lifts it (and removes the file)")
     if not isinstance(data, dict):
         return None
     return Pause(scope=scope, by=str(data.get("by", "")), reason=str(data.get("reason", "")),
                  at=str(data.get("at", "")), frozen=bool(data.get("frozen", False)))
+
+
+def read_damaged(ws: Workspace | None, scope: str) -> Pause | None:
+    """The pause of `scope` as `hf pause` and `hf resume` see it: a damaged pause
+    file is a pause that may have frozen its agents (resuming continues them, a
+    continue to a running process does nothing), so that either command can
+    replace or lift it."""
+    try:
+        return read(ws, scope)
+    except StateCorrupt:
+        return Pause(scope=scope, by="unknown (its file was damaged)", reason="",
+                     at="", frozen=True)
 
 
 def write(ws: Workspace | None, pause: Pause) -> None:
@@ -97,6 +118,5 @@ def refuse_if_paused(ws: Workspace, what: str, batch: str | None = None) -> None
     if pauses:
         pause = pauses[0]
         ws.store.audit("refused-paused", what=what, scope=pause.scope, batch=batch)
-        resume = "hf resume --all" if pause.scope == USER else (
-            "hf resume" if pause.scope == REPO else f"hf resume {pause.scope}")
+        resume = resume_command(pause.scope)
         raise Paused(f"{what} refused: {pause.describe()}", f"lift it with `{resume}`")

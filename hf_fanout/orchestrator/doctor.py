@@ -85,7 +85,12 @@ def check_pauses(ws: Workspace, report: DoctorReport) -> None:
     """Every pause in force: user-wide, the repository's, each batch's."""
     from hf_fanout.core import pauses
 
-    for pause in pauses.all_in_force(ws):
+    try:
+        found = pauses.all_in_force(ws)
+    except HfError as exc:  # a damaged pause file: what it paused stays paused
+        report.findings.append(Finding("pause", exc.message, PROBLEM, exc.hint))
+        return
+    for pause in found:
         frozen = " (its agents are frozen)" if pause.frozen else ""
         report.findings.append(Finding("pause", pause.describe() + frozen))
 

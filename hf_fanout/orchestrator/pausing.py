@@ -19,6 +19,8 @@ from hf_fanout.errors import BadInput, HfError
 from hf_fanout.liveness import judge
 from hf_fanout.tabs import handoff
 
+PAUSE_LOCK_WAIT = 30.0  # s: another `hf pause` or `hf resume` is signalling its agents
+
 
 def _scope(batch: str | None, everywhere: bool) -> str:
     if batch and everywhere:
@@ -81,10 +83,11 @@ def pause(ws: Workspace, batch: str | None, *, everywhere: bool, reason: str,
     if not dry_run:
         refuse_inside_part("hf pause")
     who = audit.describe_actor(audit.actor())
-    existing = pauses.read(ws, scope)
+    existing = pauses.read_damaged(ws, scope)
+    since = existing.at if existing and existing.at else timefmt.iso(timefmt.clock())
     made = pauses.Pause(scope=scope, by=who, reason=reason or (existing.reason if existing
                                                                   else ""),
-                        at=existing.at if existing else timefmt.iso(timefmt.clock()),
+                        at=since,
                         frozen=freeze or bool(existing and existing.frozen))
     result: dict[str, Any] = {"pause": made.to_data(), "already": existing is not None,
                               "dry_run": dry_run, "parts": []}
@@ -95,9 +98,30 @@ def pause(ws: Workspace, batch: str | None, *, everywhere: bool, reason: str,
                                 "part": part.name, "group": _group(part), "action": action})
     if dry_run:
         return result
+    with _changing():
+        _apply_pause(ws, made, covered, batch=batch, stop=stop, freeze=freeze)
+    return result
+
+
+def _changing() -> Any:
+    """Held while a pause is written and its agents signalled, or lifted and they
+    continued: a `hf resume` racing a `hf pause --freeze` cannot continue the agents
+    before the pause stops them (leaving them stopped with no pause to lift)."""
+    from hf_fanout import locks
+    from hf_fanout.config import user_state_dir
+
+    return locks.hold(user_state_dir() / "locks" / "pause.lock", wait=PAUSE_LOCK_WAIT,
+                      what="pause")
+
+
+def _apply_pause(ws: Workspace, made: pauses.Pause, covered: list[tuple[Workspace, Part]],
+                 *, batch: str | None, stop: bool, freeze: bool) -> None:
+    from hf_fanout.tabs.queue import fault_point
+
     pauses.write(ws, made)
-    ws.store.audit("pause", batch=batch, scope=scope, reason=made.reason,
+    ws.store.audit("pause", batch=batch, scope=made.scope, reason=made.reason,
                    stop=stop, freeze=freeze)
+    fault_point("pause-written")
     for each, part in covered:
         if stop:
             from hf_fanout.orchestrator.workers import stop_parts
@@ -106,15 +130,21 @@ def pause(ws: Workspace, batch: str | None, *, everywhere: bool, reason: str,
         elif freeze and _group(part):
             processes.signal_group(_group(part), signal.SIGSTOP)
         _tell(part, _paused_note(made))
-    return result
 
 
 def resume(ws: Workspace, batch: str | None, *, everywhere: bool,
            dry_run: bool) -> dict[str, Any]:
+    scope = _scope(batch, everywhere)
+    if dry_run:
+        return _resume(ws, batch, scope, dry_run=True)
+    with _changing():
+        return _resume(ws, batch, scope, dry_run=False)
+
+
+def _resume(ws: Workspace, batch: str | None, scope: str, *, dry_run: bool) -> dict[str, Any]:
     from hf_fanout.orchestrator.boundary import refuse_inside_part
 
-    scope = _scope(batch, everywhere)
-    existing = pauses.read(ws, scope)
+    existing = pauses.read_damaged(ws, scope)
     result: dict[str, Any] = {"scope": scope, "was_paused": existing is not None,
                               "dry_run": dry_run, "continued": []}
     if existing is not None and existing.frozen:

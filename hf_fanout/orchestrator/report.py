@@ -129,7 +129,15 @@ def write_svg(batch: BatchTime, path: Path) -> str:
     if not target.parent.is_dir():
         raise BadInput(f"--svg {path}: directory {target.parent} does not exist",
                        "create it first, or name a file in an existing directory")
-    atomic.atomic_write(target, svg(batch).encode("utf-8"))
+    if target.exists() and not target.is_file():
+        # (a device or a pipe: written by renaming over it, /dev/null would be replaced)
+        raise BadInput(f"--svg {path} is not a regular file",
+                       "name a file to write, e.g. --svg b1.svg")
+    try:
+        atomic.atomic_write(target, svg(batch).encode("utf-8"))
+    except OSError as exc:
+        raise BadInput(f"cannot write --svg {path}: {exc.strerror or exc}",
+                       "name a file in a directory you can write, e.g. --svg b1.svg") from None
     return str(target)
 
 

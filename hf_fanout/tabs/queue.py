@@ -346,7 +346,8 @@ def fault_point(name: str) -> None:
     """Tests kill the process here (HF_TEST_CRASH_AT=claimed: a taker dies holding its
     claim) or stop it until SIGCONT (HF_TEST_STOP_AT=takeover: racing takers all
     judged the claim lapsed, then race for the next one at once; HF_TEST_STOP_AT=spawn:
-    takers about to count their spawn, see tabs/spawns.py)."""
+    takers about to count their spawn, see tabs/spawns.py; HF_TEST_STOP_AT=pause-written:
+    a `hf pause` that wrote its pause, before it signals the agents)."""
     import signal
 
     for variable, sig in (("HF_TEST_CRASH_AT", signal.SIGKILL),
