@@ -4,9 +4,13 @@ sees them (`hf status`, `hf sweep`); the refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +82,38 @@ def test_hf_run_beats_on_the_remote_while_the_worker_lives(world):
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert [r.rsplit("/", 1)[1] for r in heartbeats(remote, "ui")] == ["20261203T100500Z"]
+
+
+def test_a_remote_that_hangs_never_stops_hf_runs_local_heartbeats(world, tmp_path):
+    """The remote's heartbeat is pushed beside the local one, never in its way: a remote
+    that does not answer (an ssh that hangs) leaves the local beats going and `hf run`
+    ending with its worker."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/ui").returncode == 0
+    wt = b.worktree("b1", "ui")
+    pids = tmp_path / "ssh.pids"
+    stuck = tmp_path / "stuck-ssh"
+    stuck.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 90\n")
+    stuck.chmod(0o755)
+    b.git("config", "remote.origin.url", "ssh://stuck.invalid/remote.git")
+    b.git("config", "core.sshCommand", str(stuck))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hf_fanout", "run", "--heartbeat", "0.5", "--",
+             "sleep", "3"], cwd=wt, env=b.env, capture_output=True, text=True,
+            timeout=60, check=False)
+        took = time.monotonic() - started
+        assert proc.returncode == 0, proc.stderr
+        assert took < 30, f"hf run took {took:.0f} s: the hung remote held it"
+        beats = b.repo / ".git" / "hf" / "batches" / "b1" / "heartbeats"
+        beat = json.loads((beats / "ui").read_text())
+        assert beat["by"] == "hf run" and beat["at"] >= time.time() - took + 2
+    finally:
+        for pid in (pids.read_text().split() if pids.exists() else []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert pids.exists()  # the remote was asked, and hung
 
 
 def test_done_refuses_uncommitted_owned_work_and_pushes_nothing(world):
