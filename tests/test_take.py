@@ -134,6 +134,50 @@ def test_done_refuses_uncommitted_owned_work_and_pushes_nothing(world):
     assert remote_refs(remote)["refs/hf/done/b1/api"] == tip
 
 
+def test_a_remote_whose_hook_refuses_is_said_so_and_the_local_work_goes_on(world):
+    """A pre-receive hook refusing every push: `hf done` says the hook's line with a
+    hint about access, not about commits the branch lacks; the heartbeat still beats
+    here; nothing moves on the remote; once the hook lets it, `hf done` lands."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "orders.py").write_text("def orders(): return [1]\n")
+    b.git("commit", "-qam", "orders", cwd=wt)
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are closed today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = remote_refs(remote)
+    beat = b.hf_json("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T10:01:00Z"})
+    assert beat["heartbeat"]["remote"]["ok"] is False
+    assert "pushes are closed today" in beat["heartbeat"]["remote"]["error"]
+    proc = b.hf("done", cwd=wt)
+    assert proc.returncode == 1
+    error, hint = proc.stderr.strip().splitlines()
+    assert error == ("hf: error: pushing hf/b1/api to origin failed: remote: pushes are "
+                     "closed today")
+    assert "`git ls-remote origin`" in hint and "commits this one has not" not in hint
+    assert remote_refs(remote) == before
+    assert b.hf_json("status", "b1")["batches"][0]["parts"][0]["state"] == "running"
+    hook.unlink()
+    assert b.hf("done", cwd=wt).returncode == 0
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == b.git("rev-parse", "HEAD",
+                                                               cwd=wt).strip()
+
+
+def test_take_by_a_url_that_cannot_be_cloned_names_a_command_that_works(world, tmp_path):
+    remote, a, b = world
+    gone = tmp_path / "gone.git"
+    proc = b.hf("take", str(gone), "b1/api", cwd=tmp_path)
+    assert proc.returncode == 1
+    error, hint = proc.stderr.strip().splitlines()
+    assert error.startswith(f"hf: error: cloning {gone} failed: ")
+    assert hint == f"hint: check the URL and your access to it (`git ls-remote {gone}`)"
+    check = subprocess.run(["git", "ls-remote", str(remote)], capture_output=True, check=False)
+    assert check.returncode == 0  # the form of the hint runs, given a URL that is there
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a", "b", "home-a", "home-b", "remote.git"])  # no half-made clone left
+
+
 def test_take_refusals(world, tmp_path):
     remote, a, b = world
     proc = b.hf("take", "origin", "b1/nope")
