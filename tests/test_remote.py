@@ -276,6 +276,39 @@ def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     fsck_clean(a)
 
 
+def test_gc_with_a_remote_that_does_not_answer_collects_the_rest_and_retries(world, tmp_path):
+    """The remote gone at gc: one line saying its refs are left and which `hf gc` takes
+    them, exit 1; everything else collected (another batch too); the next gc, with
+    the remote back, removes them."""
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    assert a.hf("join", "b1").returncode == 0
+    other = a.hf_json("split", "b2", "--part", "tools=tools/**", "--task", "tidy")
+    b2_worktree = Path(other["parts"][0]["worktree"])
+    assert a.hf("drop", "b2").returncode == 0
+    url = a.git("remote", "get-url", "origin").strip()
+    a.git("remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    proc = a.hf("gc")
+    assert proc.returncode == 1
+    error, hint = proc.stderr.strip().splitlines()
+    assert error.startswith("hf: error: batch b1's refs on its remote are left: reading "
+                            "origin failed: ")
+    assert error.endswith("; all else was collected")
+    assert hint == ("hint: once the remote answers (`git ls-remote` it), `hf gc b1` again "
+                    "removes them")
+    assert not b2_worktree.exists()  # the other batch was collected all the same
+    assert not (a.repo.parent / "repo.hf" / "b1" / "docs").exists()
+    assert any(r.startswith("refs/hf/") for r in remote_refs(remote))
+    a.git("remote", "set-url", "origin", url)
+    again = a.hf_json("gc")
+    assert "origin:refs/heads/hf/b1/api" in again["refs_removed"]
+    assert set(remote_refs(remote)) == {"refs/heads/main"}
+    fsck_clean(a)
+
+
 def test_a_split_refused_pushes_nothing(world, tmp_path):
     remote, a, b = world
     before = remote_refs(remote)

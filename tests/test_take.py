@@ -4,9 +4,13 @@ sees them (`hf status`, `hf sweep`); the refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +84,38 @@ def test_hf_run_beats_on_the_remote_while_the_worker_lives(world):
     assert [r.rsplit("/", 1)[1] for r in heartbeats(remote, "ui")] == ["20261203T100500Z"]
 
 
+def test_a_remote_that_hangs_never_stops_hf_runs_local_heartbeats(world, tmp_path):
+    """The remote's heartbeat is pushed beside the local one, never in its way: a remote
+    that does not answer (an ssh that hangs) leaves the local beats going and `hf run`
+    ending with its worker."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/ui").returncode == 0
+    wt = b.worktree("b1", "ui")
+    pids = tmp_path / "ssh.pids"
+    stuck = tmp_path / "stuck-ssh"
+    stuck.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 90\n")
+    stuck.chmod(0o755)
+    b.git("config", "remote.origin.url", "ssh://stuck.invalid/remote.git")
+    b.git("config", "core.sshCommand", str(stuck))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hf_fanout", "run", "--heartbeat", "0.5", "--",
+             "sleep", "3"], cwd=wt, env=b.env, capture_output=True, text=True,
+            timeout=60, check=False)
+        took = time.monotonic() - started
+        assert proc.returncode == 0, proc.stderr
+        assert took < 30, f"hf run took {took:.0f} s: the hung remote held it"
+        beats = b.repo / ".git" / "hf" / "batches" / "b1" / "heartbeats"
+        beat = json.loads((beats / "ui").read_text())
+        assert beat["by"] == "hf run" and beat["at"] >= time.time() - took + 2
+    finally:
+        for pid in (pids.read_text().split() if pids.exists() else []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert pids.exists()  # the remote was asked, and hung
+
+
 def test_done_refuses_uncommitted_owned_work_and_pushes_nothing(world):
     remote, a, b = world
     assert b.hf("take", "origin", "b1/api").returncode == 0
@@ -96,6 +132,50 @@ def test_done_refuses_uncommitted_owned_work_and_pushes_nothing(world):
     assert b.hf("done", cwd=wt).returncode == 0
     tip = b.git("rev-parse", "HEAD", cwd=wt).strip()
     assert remote_refs(remote)["refs/hf/done/b1/api"] == tip
+
+
+def test_a_remote_whose_hook_refuses_is_said_so_and_the_local_work_goes_on(world):
+    """A pre-receive hook refusing every push: `hf done` says the hook's line with a
+    hint about access, not about commits the branch lacks; the heartbeat still beats
+    here; nothing moves on the remote; once the hook lets it, `hf done` lands."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "orders.py").write_text("def orders(): return [1]\n")
+    b.git("commit", "-qam", "orders", cwd=wt)
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are closed today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = remote_refs(remote)
+    beat = b.hf_json("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T10:01:00Z"})
+    assert beat["heartbeat"]["remote"]["ok"] is False
+    assert "pushes are closed today" in beat["heartbeat"]["remote"]["error"]
+    proc = b.hf("done", cwd=wt)
+    assert proc.returncode == 1
+    error, hint = proc.stderr.strip().splitlines()
+    assert error == ("hf: error: pushing hf/b1/api to origin failed: remote: pushes are "
+                     "closed today")
+    assert "`git ls-remote origin`" in hint and "commits this one has not" not in hint
+    assert remote_refs(remote) == before
+    assert b.hf_json("status", "b1")["batches"][0]["parts"][0]["state"] == "running"
+    hook.unlink()
+    assert b.hf("done", cwd=wt).returncode == 0
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == b.git("rev-parse", "HEAD",
+                                                               cwd=wt).strip()
+
+
+def test_take_by_a_url_that_cannot_be_cloned_names_a_command_that_works(world, tmp_path):
+    remote, a, b = world
+    gone = tmp_path / "gone.git"
+    proc = b.hf("take", str(gone), "b1/api", cwd=tmp_path)
+    assert proc.returncode == 1
+    error, hint = proc.stderr.strip().splitlines()
+    assert error.startswith(f"hf: error: cloning {gone} failed: ")
+    assert hint == f"hint: check the URL and your access to it (`git ls-remote {gone}`)"
+    check = subprocess.run(["git", "ls-remote", str(remote)], capture_output=True, check=False)
+    assert check.returncode == 0  # the form of the hint runs, given a URL that is there
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a", "b", "home-a", "home-b", "remote.git"])  # no half-made clone left
 
 
 def test_take_refusals(world, tmp_path):

@@ -336,3 +336,32 @@ def test_a_join_main_already_took_back_by_hand_changes_only_the_records(repo, hf
     assert "has none of its changes any more" in r.out
     assert head(repo) == reverted
     assert part_states(repo) == {"api": "done", "docs": "done"}
+
+
+def test_undo_of_a_join_with_remote_parts_takes_it_back_and_it_joins_again(tmp_path):
+    """The join's trailer of a remote part carries `remote=NAME` after the commit:
+    undo reads the commit, puts the parts back to done, and the join again fetches
+    nothing new and makes the same tree."""
+    from remote_support import fsck_clean, two_machines
+
+    remote, a, b = two_machines(tmp_path)
+    made = a.hf("split", "b1", "--part", "api=src/api/**", "--remote", "origin",
+                "--task", "add search")
+    assert made.returncode == 0, made.stderr
+    base = a.git("rev-parse", "HEAD").strip()
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "orders.py").write_text("def orders(): return [1]\n")
+    b.git("commit", "-qam", "orders", cwd=wt)
+    assert b.hf("done", cwd=wt).returncode == 0
+    first = a.hf_json("join", "b1")["commit"]
+    assert "remote=origin" in a.git("log", "-1", "--format=%B")
+    undone = a.hf("undo", "b1")
+    assert undone.returncode == 0, undone.stderr
+    assert a.git("rev-parse", "HEAD").strip() == base
+    assert a.git("status", "--porcelain").strip() == ""
+    parts = a.hf_json("status", "b1")["batches"][0]["parts"]
+    assert [(p["name"], p["state"]) for p in parts] == [("api", "done")]
+    again = a.hf_json("join", "b1")["commit"]
+    assert a.git("rev-parse", f"{again}^{{tree}}") == a.git("rev-parse", f"{first}^{{tree}}")
+    fsck_clean(a)

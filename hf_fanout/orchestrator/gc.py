@@ -171,6 +171,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
     if not dry_run:
         refuse_inside_part("hf gc")
     report = GcReport()
+    unreached: list[tuple[str, HfError]] = []  # batches whose remote refs could not go
     ids = [batch_id] if batch_id else ws.store.batch_ids()
     for bid in ids:
         batch = ws.store.load_batch(bid)
@@ -211,8 +212,15 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             continue
         if not dry_run and all(p.action in ("removed", "gone") for p in done):
             report.refs_removed += _stale_refs(ws, batch)
-            # what hf wrote on the remotes of parts worked elsewhere (only that)
-            report.refs_removed += remote_parts.remove_remote_refs(ws, batch, dry_run=False)
+            # what hf wrote on the remotes of parts worked elsewhere (only that); a
+            # remote that does not answer leaves them, and the batch uncollected, for
+            # the next gc: the other batches are collected all the same
+            try:
+                report.refs_removed += remote_parts.remove_remote_refs(ws, batch,
+                                                                       dry_run=False)
+            except HfError as exc:
+                unreached.append((bid, exc))
+                continue
             root = Path(batch.worktree_root) if batch.worktree_root else None
             if root is not None:
                 # the batch's folder, and the folder of batches beside the repository
@@ -232,6 +240,13 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
         _maybe_unregister(ws)
         mainhook.settle(ws)
     report.freed_bytes = sum(p.freed_bytes for p in report.parts + report.queue)
+    if unreached:
+        bid, why = unreached[0]
+        others = f" (and {len(unreached) - 1} more batch(es))" if len(unreached) > 1 else ""
+        raise HfError(f"batch {bid}'s refs on its remote are left{others}: {why.message}; "
+                      "all else was collected",
+                      f"once the remote answers (`git ls-remote` it), `hf gc {bid}` again "
+                      "removes them")
     return report
 
 

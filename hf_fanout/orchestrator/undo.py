@@ -160,13 +160,14 @@ def trailers(message: str) -> list[str]:
 
 
 def _results(ws: Workspace, batch: Batch, join: str) -> dict[str, str]:
-    """Each part's result as the join's `Hf-Part: NAME COMMIT` trailers name it."""
+    """Each part's result as the join's `Hf-Part: NAME COMMIT [remote=NAME]` trailers
+    name it."""
     found = {}
     for line in trailers(ws.repo.commit_message(join)):
         key, _, value = line.partition(": ")
-        name, _, commit = value.partition(" ")
-        if key == "Hf-Part" and commit:
-            found[name] = commit.strip()
+        words = value.split()
+        if key == "Hf-Part" and len(words) >= 2:
+            found[words[0]] = words[1]
     return found
 
 

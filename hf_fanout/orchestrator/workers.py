@@ -30,6 +30,7 @@ from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator.lifecycle import mark_blocked
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+REMOTE_BEAT_GRACE = 10.0  # seconds `hf run` waits at its end for a remote beat still out
 
 
 def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
@@ -101,20 +102,21 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     code = 1
     stop_beating = threading.Event()
+    remote_beats: _RemoteBeats | None = None
     seen = _Activity(started=time.time())
     try:
         from hf_fanout.guard import mainhook  # (here: `hf heartbeat` loads this module)
 
         mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
-        if taken_from(part) is not None:
-            with contextlib.suppress(HfError, OSError):
-                _beat_remote(ws, part)
+        remote_beats = _RemoteBeats(ws, part)
+        remote_beats.kick()
         if on_start is not None:
             on_start(worker)
         beater = threading.Thread(target=_beat_loop, daemon=True,
                                   args=(ws, part, child.pid, interval, stop_beating, seen,
-                                        judge.idle_seconds(ws), box is not None))
+                                        judge.idle_seconds(ws), box is not None,
+                                        remote_beats))
         beater.start()
         while True:
             try:
@@ -124,6 +126,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 continue
     finally:
         stop_beating.set()
+        if remote_beats is not None:
+            remote_beats.finish(REMOTE_BEAT_GRACE)
         with contextlib.suppress(HfError, OSError):
             from hf_fanout.guard import mainhook
 
@@ -235,7 +239,7 @@ class _Activity:
 
 def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
                stop: threading.Event, seen: _Activity, idle_after: float,
-               inbox_too: bool = False) -> None:
+               inbox_too: bool = False, remote_beats: _RemoteBeats | None = None) -> None:
     """Beat every `interval` while the worker lives; `active` moves only when the
     worker's process tree used CPU since the last beat (an agent waiting at its
     prompt is alive but idle). The audit log gets the worker's idle spans
@@ -276,9 +280,36 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
                                since_t=round(last_active, 3), **where)
             heartbeat.beat(ws.store, part.batch, part.name, active=now if moved else None,
                            by="hf run")
-        if taken_from(part) is not None:  # a part taken from a remote: seen there too
-            with contextlib.suppress(HfError, OSError):
-                _beat_remote(ws, part)
+        if remote_beats is not None:  # a part taken from a remote: seen there too
+            remote_beats.kick()
+
+
+class _RemoteBeats:
+    """A taken part's heartbeats on its remote, pushed from a thread of their own and
+    one at a time: a remote slow to answer, or not answering at all, never holds the
+    local beats (nor the inbox) up."""
+
+    def __init__(self, ws: Workspace, part: Part) -> None:
+        self.ws, self.part = ws, part
+        self.taken = taken_from(part) is not None
+        self.thread: threading.Thread | None = None
+
+    def kick(self) -> None:
+        """Beat on the remote, unless it is not a taken part or a beat is still out."""
+        if not self.taken or (self.thread is not None and self.thread.is_alive()):
+            return
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+        self.thread.start()
+
+    def _beat(self) -> None:
+        with contextlib.suppress(HfError, OSError):
+            _beat_remote(self.ws, self.part)
+
+    def finish(self, grace: float) -> None:
+        """Give the beat still out `grace` seconds to land (an atomic push: it lands
+        whole or not at all), then leave it."""
+        if self.thread is not None:
+            self.thread.join(grace)
 
 
 def _beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:

@@ -25,7 +25,8 @@ class Upstream:
 class PushOutcome:
     ok: bool
     stderr: str
-    rejected: bool  # refused by the remote's rules (non-fast-forward, stale lease)
+    rejected: bool  # refused by the remote's rules (non-fast-forward, stale lease), not
+    # by its hooks
 
 
 def remotes(workdir: Path) -> list[str]:
@@ -86,11 +87,12 @@ def git_error(stderr: str, fallback: str) -> str:
                 lines[0] if lines else fallback)
 
 
-def _failed(what: str, remote: str, proc: CompletedProcess[bytes]) -> RemoteFailed:
+def _failed(what: str, remote: str, proc: CompletedProcess[bytes],
+            hint: str | None = None) -> RemoteFailed:
     stderr = proc.stderr.decode("utf-8", "replace")
     return RemoteFailed(f"{what} {remote} failed: {git_error(stderr, f'exit {proc.returncode}')}",
-                        f"check the remote's URL and your access to it (`git remote get-url "
-                        f"{remote}`, `git ls-remote {remote}`)",
+                        hint or f"check the remote's URL and your access to it (`git remote "
+                        f"get-url {remote}`, `git ls-remote {remote}`)",
                         details={"stderr": stderr})
 
 
@@ -131,8 +133,13 @@ def push_refs(workdir: Path, remote: str, updates: Sequence[str],
                workdir, check=False, env=_QUIET)
     report = proc.stdout.decode("utf-8", "replace")
     stderr = proc.stderr.decode("utf-8", "replace")
-    rejected = any(line.startswith("!") for line in report.splitlines())
-    return PushOutcome(proc.returncode == 0, (stderr + report).strip(), rejected)
+    return PushOutcome(proc.returncode == 0, (stderr + report).strip(), _rejected(report))
+
+
+def _rejected(report: str) -> bool:
+    """A `--porcelain` report refusing a ref by the remote's rules (`[rejected]`:
+    non-fast-forward, stale lease), not by its hooks or access (`[remote rejected]`)."""
+    return any(line.startswith("!") and "\t[rejected]" in line for line in report.splitlines())
 
 
 def push(workdir: Path, remote: str, commit: str, branch: str, *,
@@ -148,8 +155,7 @@ def push(workdir: Path, remote: str, commit: str, branch: str, *,
     proc = run(args, workdir, check=False, env={"GIT_TERMINAL_PROMPT": "0"})
     report = proc.stdout.decode("utf-8", "replace")
     stderr = proc.stderr.decode("utf-8", "replace")
-    rejected = any(line.startswith("!") for line in report.splitlines())
-    return PushOutcome(proc.returncode == 0, (stderr + report).strip(), rejected)
+    return PushOutcome(proc.returncode == 0, (stderr + report).strip(), _rejected(report))
 
 
 def clone(source: str, dest: Path) -> None:
@@ -157,7 +163,8 @@ def clone(source: str, dest: Path) -> None:
     proc = run(["clone", "--quiet", source, str(dest)], dest.parent,
                check=False, env=_QUIET)
     if proc.returncode != 0:
-        raise _failed("cloning", source, proc)
+        raise _failed("cloning", source, proc,
+                      f"check the URL and your access to it (`git ls-remote {source}`)")
 
 
 def find_remote(workdir: Path, given: str) -> str | None:
