@@ -5,6 +5,7 @@ with its own HOME, running hf as real processes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -488,3 +489,16 @@ def test_gc_on_the_worker_machine_after_the_splitting_machine_collected(world, t
     assert [(p["part"], p["action"]) for p in gc["parts"]] == [("api", "removed")]
     assert gc["taken_removed"] == ["b1"]
     assert not (b.repo.parent / "repo.hf").exists()
+
+
+def test_a_remote_named_by_a_relative_path_is_given_whole_to_a_hosted_agent(world, tmp_path):
+    """`git remote add origin ../remote.git` works here only; the prompt for another
+    machine, and hf's own pushes from the part's worktree, name it in full."""
+    remote, a, b = world
+    relative = os.path.relpath(remote, a.repo)
+    assert not os.path.isabs(relative)
+    a.git("remote", "set-url", "origin", relative)
+    split_b1(a, tmp_path)
+    prompt = a.hf("task", "b1/api", "--prompt").stdout
+    assert f"Repository: {remote}\n" in prompt, prompt
+    assert a.git("ls-remote", str(remote), "refs/heads/hf/b1/api").strip()

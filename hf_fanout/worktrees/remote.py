@@ -6,6 +6,7 @@ git's business, and a failure is git's own line."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,13 @@ def valid_branch(workdir: Path, name: str) -> bool:
 
 
 def url(workdir: Path, remote: str) -> str:
-    """Where a push goes (insteadOf rules applied)."""
-    return text(["remote", "get-url", "--push", remote], workdir)
+    """Where a push goes (insteadOf rules applied); a relative path made absolute, so
+    it means the same from another directory, and in a prompt for another machine."""
+    found = text(["remote", "get-url", "--push", remote], workdir)
+    local = "://" not in found and ":" not in found.split("/", 1)[0]  # not scp-like
+    if local and found and not Path(found).is_absolute():
+        return os.path.normpath(workdir / found)  # (normpath: `..` dropped, as git reads it)
+    return found
 
 
 def configured_url(workdir: Path, remote: str) -> str:
