@@ -204,6 +204,13 @@ class Worktree:
                    check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
+    def superproject(self) -> Path | None:
+        """The work tree of the repository this one is a submodule of (None when it
+        is none)."""
+        proc = run(["rev-parse", "--show-superproject-working-tree"], self.path, check=False)
+        found = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+        return Path(found) if found else None
+
     # --- what differs --------------------------------------------------------
 
     def status_paths(self, paths: Iterable[RepoPath] | None = None, *,
