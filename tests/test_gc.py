@@ -309,3 +309,32 @@ def test_drop_takes_hfs_agent_hooks_out_of_the_dropped_parts(split3, hf, seal):
     assert hf("drop", "b1/api", cwd=repo).code == 0
     assert json.loads((api / ".claude" / "settings.local.json").read_text()) == {
         "model": "opus"}
+
+
+def test_gc_removes_parts_joined_three_way_but_keeps_work_made_after_the_join(repo, hf):
+    """Main moved before the join: the joined files are merges, not the parts' own
+    content, and yet the parts' work is in main; only what a part did after it is not."""
+    write(repo, {"src/api/orders.py": "a\nb\nc\nd\ne\nf\n", "src/ui/app.js": "1\n2\n3\n4\n5\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "files to merge")
+    assert hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              cwd=repo).code == 0
+    root = repo.parent / "repo.hf" / "b1"
+    write(root / "api", {"src/api/orders.py": "A part\nb\nc\nd\ne\nf\n"})
+    write(root / "ui", {"src/ui/app.js": "1 part\n2\n3\n4\n5\n"})
+    for name in ("api", "ui"):
+        assert hf("done", cwd=root / name).code == 0
+    write(repo, {"src/api/orders.py": "a\nb\nc\nd\ne\nF main\n",
+                 "src/ui/app.js": "1\n2\n3\n4\n5 main\n"})
+    git(repo, "commit", "-qam", "main moves")
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert (repo / "src/api/orders.py").read_text() == "A part\nb\nc\nd\ne\nF main\n"
+    write(root / "ui", {"src/ui/app.js": "1 part\n2 after the join\n3\n4\n5\n"})
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "removed", parts["api"]
+    assert not (root / "api").exists()
+    assert not git(repo, "branch", "--list", "hf/b1/api")
+    assert parts["ui"]["action"] == "kept" and "src/ui/app.js" in parts["ui"]["why"]
+    assert (root / "ui").exists()

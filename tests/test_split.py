@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, snapshot, write
+from conftest import git, make_repo, snapshot, write
 
 
 def hf_refs(repo: Path) -> list[str]:
@@ -647,3 +647,24 @@ def test_split_counts_worktrees_on_a_terminal_and_is_quiet_in_a_pipe(repo):
     assert sorted(counts) == ["1/3", "2/3", "3/3"], shown
     assert str(repo.parent / "repo.hf" / "b1") in shown
     assert "worktrees:" not in split("b2", stderr_on_tty=False)
+
+
+def test_a_submodules_worktrees_go_beside_its_superproject_not_into_it(repo, hf, tmp_path):
+    """`<repo>.hf/` beside a submodule is inside the superproject's work tree: it
+    showed there as untracked (`git add -A` would take the worktrees in). They go
+    beside the outermost superproject instead, named after the submodule's path."""
+    make_repo(tmp_path / "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q",
+        str(tmp_path / "lib"), "vendor/lib")
+    git(repo, "commit", "-qm", "add lib")
+    sub = repo / "vendor/lib"
+    r = hf("split", "b1", "--part", "api=src/api/**", "--json", cwd=sub)
+    assert r.code == 0, r.err
+    worktree = tmp_path / "repo.vendor.lib.hf" / "b1" / "api"
+    assert r.json["data"]["parts"][0]["worktree"] == str(worktree)
+    assert (worktree / "src/api/orders.py").is_file()
+    assert git(repo, "status", "--porcelain") == ""  # the superproject sees nothing new
+    assert git(sub, "worktree", "list").count("\n") == 2
+    assert hf("drop", "b1", cwd=sub).code == 0
+    assert hf("gc", cwd=sub).code == 0
+    assert not (tmp_path / "repo.vendor.lib.hf").exists()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import git, write
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -110,3 +111,20 @@ def test_a_stopped_sync_is_shown_with_its_way_out(split3, hf):
     assert parts["api"]["sync_stopped"] is True and parts["ui"]["sync_stopped"] is False
     assert hf("sync", "b1/api", "--abort", cwd=repo).code == 0
     assert "hf sync is stopped" not in hf("status", "b1", cwd=repo).out
+
+
+def test_summary_of_done_parts_with_files_outside_names_them_before_the_join(split3, hf):
+    """Every part done, one with a file it does not own: the join will refuse it, so
+    the summary no longer says only `next: hf join b1`."""
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [9]\n",
+                          "src/ui/app.js": "stray\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    r = hf("status", "b1", "--json", cwd=split3["repo"])
+    summary = r.json["data"]["batches"][0]["summary"]
+    assert summary == ("3/3 done · next: part api changed 1 file(s) it does not own; "
+                       "revert them in its worktree, then `hf join b1`"), summary
+    assert hf("join", "b1", cwd=split3["repo"]).code == 1
+    write(split3["api"], {"src/ui/app.js": git(split3["repo"], "show", "HEAD:src/ui/app.js")})
+    r = hf("status", "b1", "--json", cwd=split3["repo"])
+    assert r.json["data"]["batches"][0]["summary"] == "3/3 done · next: `hf join b1`"

@@ -307,3 +307,28 @@ def test_a_file_git_s_untracked_cache_misses_is_still_joined(split3, hf):
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
     assert (repo / "src/api/new.py").read_text() == "made in the same second\n"
+
+
+def test_a_file_core_safecrlf_refuses_is_named_with_what_to_do(repo: Path, hf) -> None:
+    """core.autocrlf with core.safecrlf: a part's file of mixed line endings is
+    refused by git as `git add` refuses it; the join said only to run
+    `git hash-object` by hand. Now the hint names the file and the fix, and the
+    main tree is left as it was."""
+    git(repo, "config", "core.autocrlf", "true")
+    git(repo, "config", "core.safecrlf", "true")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    part = repo.parent / "repo.hf" / "b1" / "api"
+    write(part, {"src/api/mixed.py": b"one\r\ntwo\nthree\r\n"})
+    assert hf("done", cwd=part).code == 0
+    head = git(repo, "rev-parse", "HEAD")
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    error = r.json["error"]
+    assert "LF would be replaced by CRLF in src/api/mixed.py" in error["message"]
+    assert error["hint"].startswith("core.safecrlf refuses a file")
+    assert f"give src/api/mixed.py one kind of line ending in {part}" in error["hint"]
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "status", "--porcelain") == ""
+    write(part, {"src/api/mixed.py": b"one\r\ntwo\r\nthree\r\n"})
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert git(repo, "show", "HEAD:src/api/mixed.py") == "one\ntwo\nthree\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -92,16 +93,31 @@ def _refuse_another_part(spec: str) -> None:
                          "a part acts on itself only: run it in a terminal of the main tree")
 
 
+def _beside(main: Path, superproject: Callable[[], Path | None]) -> Path:
+    """`<repo>.hf/` beside the main tree, or, for a submodule, beside the outermost
+    superproject, named after the submodule's path in it."""
+    top, outer = main, superproject()
+    while outer is not None:
+        top = outer.resolve()
+        outer = Worktree.discover(top).superproject()
+    if top == main:
+        return main.parent / f"{main.name}.hf"
+    inside = main.relative_to(top).as_posix().replace("/", ".")
+    return top.parent / f"{top.name}.{inside}.hf"
+
+
 def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
     """Where the worktrees of `batch` go: `override`, else `worktree_root` of the
-    settings, else `<repo>.hf/` beside the main tree; never inside the main tree."""
+    settings, else `<repo>.hf/` beside the main tree (for a submodule, beside its
+    outermost superproject: `<super>.<path>.hf/`, out of the superproject's work
+    tree); never inside the main tree."""
     configured = override or ws.settings.text("worktree_root", '"../worktrees"')
     if configured:
         root = Path(str(configured)).expanduser()
         if not root.is_absolute():
             root = ws.main.path / root
     else:
-        root = ws.main.path.parent / f"{ws.main.path.name}.hf"
+        root = _beside(ws.main.path.resolve(), ws.main.superproject)
     root = root.resolve() / batch
     main = ws.main.path.resolve()
     if root == main or main in root.parents:

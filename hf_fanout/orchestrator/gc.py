@@ -159,12 +159,21 @@ def disk_usage(root: Path) -> int:
 
 
 def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
-    """Paths the part changed whose content is not what the main branch has now."""
+    """Paths the part changed whose content is not what the main branch has now, nor
+    what a join in the main branch's history took from the part (a join merged
+    three-way with a main that had moved writes merges, not the part's own files)."""
     from hf_fanout.core.records import copied_paths
+    from hf_fanout.orchestrator.undo import join_results
 
+    target = target_of(ws, batch)
+    joined = None
+    if part.joined_commit and ws.repo.has_object(part.joined_commit) \
+            and ws.repo.is_ancestor(part.joined_commit, target):
+        joined = join_results(ws, part.joined_commit).get(part.name)
     return unintegrated_work(ws, Path(part.worktree), ws.repo.ref_target(
         f"refs/heads/{part.branch}"), part_base(batch, part),  # base: where `hf sync` left it
-        target_of(ws, batch), exclude=copied_paths(part))
+        target, exclude=copied_paths(part),
+        joined=joined if joined and ws.repo.has_object(joined) else None)
 
 
 def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:

@@ -19,10 +19,12 @@ def target_of(ws: Workspace, batch: Batch) -> str:
 
 
 def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, base: str,
-                      target: str, *, exclude: list[str] | None = None) -> list[str]:
+                      target: str, *, exclude: list[str] | None = None,
+                      joined: str | None = None) -> list[str]:
     """The paths the work changed since `base` whose content is not what `target`
-    has. The work is a worktree's files as `git add -A` sees them, else, when it is
-    gone (`worktree` None or not a directory), the commit `tip`."""
+    has, nor what the commit `joined` (the part's result a join took) has. The work
+    is a worktree's files as `git add -A` sees them, else, when it is gone
+    (`worktree` None or not a directory), the commit `tip`."""
     repo = ws.repo
     head = (repo.worktree(worktree).rev_parse("HEAD")
             if worktree is not None and worktree.is_dir() else None)
@@ -36,4 +38,8 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
     if not changes:
         return []
     have = repo.entries_at(target, [c.path for c in changes])
-    return sorted(c.path for c in changes if have.get(c.path) != c.new)
+    pending = [c for c in changes if have.get(c.path) != c.new]
+    if pending and joined is not None:
+        took = repo.entries_at(joined, [c.path for c in pending])
+        pending = [c for c in pending if took.get(c.path) != c.new]
+    return sorted(c.path for c in pending)

@@ -90,7 +90,10 @@ class BatchStatus:
         if self.state == JOINED:
             words.append("joined")
         elif live and finished == len(live):
-            words.append(f"next: `hf join {self.id}`")
+            stray = next((p for p in live if p.outside), None)
+            words.append(f"next: `hf join {self.id}`" if stray is None else
+                         f"next: part {stray.name} changed {stray.outside} file(s) it does "
+                         f"not own; revert them in its worktree, then `hf join {self.id}`")
         elif counts.get("waiting"):
             first = next(p.name for p in live if p.state == "waiting")
             words.append(f"next: part {first} waits for you (`hf open {self.id}/{first}`)")

@@ -159,7 +159,7 @@ def trailers(message: str) -> list[str]:
     return message.strip().split("\n\n")[-1].splitlines()
 
 
-def _results(ws: Workspace, batch: Batch, join: str) -> dict[str, str]:
+def join_results(ws: Workspace, join: str) -> dict[str, str]:
     """Each part's result as the join's `Hf-Part: NAME COMMIT [remote=NAME]` trailers
     name it."""
     found = {}
@@ -176,7 +176,7 @@ def _refuse_lost_work(ws: Workspace, batch: Batch, taken: list[Part], join: str)
     but the target branch: its branch was removed (`hf gc`, by hand) and nothing
     else keeps it. Taken back, the part would be done with nothing to join again,
     and on the fast path its work would be left to the reflog (docs/decisions.md)."""
-    results = _results(ws, batch, join)
+    results = join_results(ws, join)
     lost = []
     for part in taken:
         result = results.get(part.name)

@@ -146,6 +146,23 @@ def full_repository() -> type[Repository]:
     return FullRepository
 
 
+def _refuse_why(start: Path, said: str) -> None:
+    """Raise NotARepo for a directory git would not open as a work tree, saying what
+    git found: a repository owned by someone else, a bare repository, or none."""
+    if "dubious ownership" in said:
+        owner = said.split("repository at '", 1)[-1].split("'", 1)[0] if "'" in said else start
+        raise NotARepo(f"git refuses the repository at {owner}: it belongs to another user "
+                       "(dubious ownership)",
+                       f"if you trust it: git config --global --add safe.directory {owner}")
+    bare = run(["rev-parse", "--is-bare-repository"], start, check=False)
+    if bare.returncode == 0 and bare.stdout.decode().strip() == "true":
+        raise NotARepo(f"{start} is a bare repository: it has no work tree for parts to "
+                       "start from", "run hf in a clone of it (git clone PATH), or pass "
+                       "--repo PATH to one")
+    raise NotARepo(f"{start} is not inside a git work tree",
+                   "cd into your repository, or pass --repo PATH")
+
+
 @dataclass
 class Worktree:
     """One worktree of `repository`: `path` (its files) and `git_dir` (its own git
@@ -165,8 +182,7 @@ class Worktree:
         proc = run(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
                    start, check=False)
         if proc.returncode != 0:
-            raise NotARepo(f"{start} is not inside a git work tree",
-                           "cd into your repository, or pass --repo PATH")
+            _refuse_why(start, proc.stderr.decode("utf-8", "replace"))
         top, git_dir, common = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
         common_path = Path(common)
         if not common_path.is_absolute():
@@ -203,6 +219,13 @@ class Worktree:
         proc = run(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], self.path,
                    check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def superproject(self) -> Path | None:
+        """The work tree of the repository this one is a submodule of (None when it
+        is none)."""
+        proc = run(["rev-parse", "--show-superproject-working-tree"], self.path, check=False)
+        found = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+        return Path(found) if found else None
 
     # --- what differs --------------------------------------------------------
 

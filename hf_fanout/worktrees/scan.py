@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_fanout.errors import HfError
+from hf_fanout.errors import GitFailed, HfError
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.process import out, run
 from hf_fanout.worktrees.status import changed
@@ -152,11 +152,27 @@ def _hash_blobs(worktree: Path, paths: list[RepoPath]) -> tuple[list[str], dict[
         else:
             blobs[oid] = data
     if loose:
-        again = out(["hash-object", "-w", "--stdin-paths"], worktree,
-                    stdin=b"".join(stdin_path(paths[n]) for n in loose)).decode().split()
+        try:
+            again = out(["hash-object", "-w", "--stdin-paths"], worktree,
+                        stdin=b"".join(stdin_path(paths[n]) for n in loose)).decode().split()
+        except GitFailed as exc:
+            raise _mixed_endings(exc, worktree) from None
         for number, oid in zip(loose, again, strict=True):
             oids[number] = oid
     return oids, blobs
+
+
+def _mixed_endings(exc: GitFailed, worktree: Path) -> GitFailed:
+    """`exc` with a hint saying what to do when it is git's `core.safecrlf` refusing
+    a file of mixed line endings (as `git add` of it would); else `exc` itself."""
+    said = exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else ""
+    if " would be replaced by " not in said:
+        return exc
+    path = said.rsplit(" in ", 1)[-1]
+    return GitFailed(exc.argv, exc.returncode, exc.stderr,
+                     f"core.safecrlf refuses a file whose line endings git would change: "
+                     f"give {path} one kind of line ending in {worktree} (`git add {path}` "
+                     "there says the same), then try again")
 
 
 def _unfiltered_blob(file: Path, oid: str) -> bytes | None:

@@ -1,0 +1,35 @@
+"""Opening a repository: a directory git will not open as a work tree is one line
+saying why git refused it, with the way out."""
+
+from __future__ import annotations
+
+import os
+
+from conftest import git, make_repo
+
+
+def test_a_repository_owned_by_another_user_is_named_as_such(tmp_path, hf):
+    """git refuses it for its ownership: hf said "not inside a git work tree"
+    in a directory that plainly is one, and the fix is git's safe.directory."""
+    repo = make_repo(tmp_path / "repo")
+    os.chown(repo, 4321, 4321)
+    r = hf("status", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    error = r.json["error"]
+    assert error["code"] == "not_a_repo"
+    assert "dubious ownership" in error["message"] and str(repo) in error["message"]
+    assert error["hint"] == f"if you trust it: git config --global --add safe.directory {repo}"
+    plain = hf("status", cwd=repo)
+    assert plain.code == 1 and len(plain.err.strip().splitlines()) == 2  # the line, the hint
+
+
+def test_a_bare_repository_is_named_bare(tmp_path, hf):
+    repo = make_repo(tmp_path / "repo")
+    git(tmp_path, "clone", "-q", "--bare", str(repo), "bare.git")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--json", cwd=tmp_path / "bare.git")
+    assert r.code == 1
+    assert "is a bare repository" in r.json["error"]["message"]
+    assert "git clone" in r.json["error"]["hint"]
+    assert not git(tmp_path / "bare.git", "for-each-ref", "refs/heads/hf")
+    inside = hf("status", "--json", cwd=repo / ".git")  # a git dir, not bare: as before
+    assert inside.json["error"]["message"].endswith("is not inside a git work tree")
