@@ -34,6 +34,17 @@ def audit_actions(repo: Path) -> list[str]:
             for line in (repo / ".git/hf/audit.log").read_text().splitlines()]
 
 
+def spinning_agent(split3, tmp_path, procs) -> int:
+    """A real agent that spins under `hf run` in b1/api; its pid once recorded."""
+    script = agent_script(tmp_path, "spins", """
+        while True:
+            time.sleep(0.01)
+    """)
+    procs.hf_run(split3["api"], script)
+    return wait_for(lambda: part_record(split3["repo"], "b1", "api").get("worker"),
+                    what="a worker")["pid"]
+
+
 def test_pause_refuses_run_and_open_naming_the_pause_and_survives_a_new_process(
         split3, tmp_path, hf):
     repo = split3["repo"]
@@ -70,13 +81,7 @@ def test_repository_pause_covers_every_batch_and_dry_run_changes_nothing(split3,
 
 def test_freeze_suspends_a_real_agent_and_resume_continues_it(split3, tmp_path, hf, procs):
     repo = split3["repo"]
-    script = agent_script(tmp_path, "spins", """
-        while True:
-            time.sleep(0.01)
-    """)
-    procs.hf_run(split3["api"], script)
-    worker = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")
-    pid = worker["pid"]
+    pid = spinning_agent(split3, tmp_path, procs)
     assert hf("pause", "b1", "--freeze", cwd=repo).code == 0
     wait_for(lambda: proc_state(pid) == "T", what="the agent stopped (state T)")
     handoff = (split3["api"] / ".hf" / "TASK.md").read_text()
@@ -374,13 +379,7 @@ def test_a_damaged_pause_file_stays_paused_and_hf_resume_lifts_it(split3, tmp_pa
     `hf doctor` all failed, each naming `hf doctor`. Now what it paused stays paused,
     the refusal names `hf resume b1`, and that continues a frozen agent and lifts it."""
     repo = split3["repo"]
-    script = agent_script(tmp_path, "spins", """
-        while True:
-            time.sleep(0.01)
-    """)
-    procs.hf_run(split3["api"], script)
-    worker = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")
-    pid = worker["pid"]
+    pid = spinning_agent(split3, tmp_path, procs)
     assert hf("pause", "b1", "--freeze", cwd=repo).code == 0
     wait_for(lambda: proc_state(pid) == "T", what="the agent stopped (state T)")
     pause_file = repo / ".git/hf/pauses/b1.json"
@@ -412,12 +411,7 @@ def test_a_resume_racing_a_freeze_waits_for_it_and_leaves_no_agent_stopped(
     stopping the agents once continued them first; the freeze then stopped them
     with no pause left to lift. Now the resume waits and continues them after."""
     repo = split3["repo"]
-    script = agent_script(tmp_path, "spins", """
-        while True:
-            time.sleep(0.01)
-    """)
-    procs.hf_run(split3["api"], script)
-    pid = wait_for(lambda: part_record(repo, "b1", "api").get("worker"), what="a worker")["pid"]
+    pid = spinning_agent(split3, tmp_path, procs)
     env = {**os.environ, "HF_TEST_STOP_AT": "pause-written"}
     pausing = subprocess.Popen([sys.executable, "-m", "hf_fanout", "pause", "b1", "--freeze"],
                                cwd=repo, env=env, stdout=subprocess.PIPE,
