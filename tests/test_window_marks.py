@@ -103,6 +103,10 @@ def test_the_window_name_follows_the_parts_state(windows, hf):
     in_window(inboxes, "docs", "01", "done")
     wait_name(server, "api", "api ⏳")
     assert names(server) == {"api": "api ⏳", "ui": "ui ✖", "docs": "docs ✔"}
+    # the agent's turn ends after `hf done` / `hf blocked`: the part's mark stays
+    in_window(inboxes, "docs", "02", "agent-event", "waiting")
+    in_window(inboxes, "ui", "02", "agent-event", "working")
+    assert names(server) == {"api": "api ⏳", "ui": "ui ✖", "docs": "docs ✔"}
     # renamed windows are still the parts' own: nothing is opened twice
     r = hf("open", "b1", "--json", cwd=repo)
     assert r.code == 0, r.err

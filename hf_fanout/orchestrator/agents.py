@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit")
 REFUSED = 2  # Claude Code: exit 2 of a PreToolUse hook refuses the tool, stderr to the agent
+# core.records' DONE, BLOCKED, JOINED, DROPPED (not imported: the hook's start-up)
+FINISHED = ("done", "blocked", "joined", "dropped")
 
 
 class EventOutcome:
@@ -214,9 +216,12 @@ def notify_transition(common_dir: AnyPath, batch: str, part: str, state: str,
                       detail: str) -> None:
     """The person told that the part entered `state`: its tmux window's name, and a
     notification for waiting (coalesced; see notify)."""
+    from hf_fanout.atomic import read_json
     from hf_fanout.tabs import window_marks
 
-    window_marks.show(batch, part, state)
+    record = read_json(os.path.join(batch_dir(common_dir, batch), "parts", f"{part}.json"))
+    if not (isinstance(record, dict) and record.get("state") in FINISHED):
+        window_marks.show(batch, part, state)  # (a done or blocked part keeps its ✔ / ✖)
     if state == agent.WAITING:
         from hf_fanout.orchestrator import notify
 
