@@ -268,8 +268,10 @@ def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> list[st
         mine = sorted(r for r in refs if any(hf_created(p.batch, p.name, r) for p in group)
                       and (r not in known or refs[r] in known[r]))
         if mine and not dry_run:
+            # leased on what was listed: a push landing meanwhile is not deleted
             outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, name),
-                                        [f":{r}" for r in mine])
+                                        [f":{r}" for r in mine],
+                                        leases=[f"{r}:{refs[r]}" for r in mine])
             if not outcome.ok:
                 raise HfError(f"deleting batch {batch.id}'s refs on {name} failed: "
                               f"{remotes.git_error(outcome.stderr, 'git push failed')}",
