@@ -299,7 +299,7 @@ def test_undo_killed_after_the_ref_moved_is_finished_by_doctor(split3, hf, main_
     assert part_states(repo) == {"api": "done", "ui": "done", "docs": "done"}
     assert batch_record(repo)["state"] == "running"
     assert any(e["action"] == "undo" and e["join"] == join and e.get("recovered")
-               for e in audit(repo))
+               and e.get("how") == ("revert" if main_moved else "fast") for e in audit(repo))
 
 
 def test_the_join_s_hint_to_take_it_back_works(split3, hf):

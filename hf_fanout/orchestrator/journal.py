@@ -80,6 +80,7 @@ def read_journal(ws: Workspace) -> dict[str, Any] | None:
             "action": str(journal.get("action", "join")),
             "join": str(journal.get("join", "")),
             "joined_after": _optional(journal.get("joined_after")),
+            "how": str(journal.get("how", "")),  # the undo's way: fast, revert
         }
     except (KeyError, TypeError, ValueError, IndexError, HfError) as exc:
         raise StateCorrupt(f"the join journal {ws.store.journal_file} is damaged ({exc})",
@@ -121,7 +122,7 @@ def _recover(ws: Workspace) -> str | None:
     def finish_records() -> None:
         if journal["action"] == "undo":
             states.mark_undone(ws, batch, parts, journal["join"], journal["joined_after"],
-                               commit=new, recovered=True)
+                               commit=new, how=journal["how"], recovered=True)
         else:
             states.mark_joined(ws, batch, parts, new)
 
