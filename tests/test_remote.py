@@ -502,3 +502,46 @@ def test_a_remote_named_by_a_relative_path_is_given_whole_to_a_hosted_agent(worl
     prompt = a.hf("task", "b1/api", "--prompt").stdout
     assert f"Repository: {remote}\n" in prompt, prompt
     assert a.git("ls-remote", str(remote), "refs/heads/hf/b1/api").strip()
+
+
+def test_gc_never_deletes_a_push_that_lands_while_it_works(world, tmp_path):
+    """gc lists hf's refs, then deletes them leased on that listing: a worker's push
+    landing in between fails the delete (and the next gc retries) rather than being
+    deleted."""
+    import signal
+    import time
+
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    assert a.hf("join", "b1").returncode == 0
+    gc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "gc", "b1"], cwd=a.repo,
+                          env={**a.env, "HF_TEST_STOP_AT": "remote-gc-listed"},
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and gc.poll() is None:
+            with open(f"/proc/{gc.pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                    break
+            time.sleep(0.05)
+        # more work lands on the part branch while gc is between list and delete
+        late_clone = tmp_path / "late"
+        subprocess.run(["git", "clone", "-q", "-b", "hf/b1/api", str(remote), str(late_clone)],
+                       check=True, env=b.env)
+        (late_clone / "src" / "api" / "late.py").write_text("late = 1\n")
+        b.git("add", "src/api/late.py", cwd=late_clone)
+        b.git("commit", "-qm", "late work", cwd=late_clone)
+        late = b.git("rev-parse", "HEAD", cwd=late_clone).strip()
+        b.git("push", "-q", "origin", "HEAD:refs/heads/hf/b1/api", cwd=late_clone)
+        os.kill(gc.pid, signal.SIGCONT)
+        out, err = gc.communicate(timeout=120)
+    finally:
+        if gc.poll() is None:
+            gc.kill()
+    assert gc.returncode == 1, out + err
+    assert "`hf gc b1` again" in err
+    assert remote_refs(remote).get("refs/heads/hf/b1/api") == late  # the late push stays
+    fsck_clean(a)

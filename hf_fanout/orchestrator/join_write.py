@@ -5,7 +5,6 @@ the index in place, the branch's compare-and-swap (docs/protocol.md)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from hf_fanout.errors import (
     MainMoved,
     storage_error,
 )
+from hf_fanout.faults import fault_point
 from hf_fanout.orchestrator.join_plan import JoinPlan, listing, plan_join, refuse_main_edits
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Entry
@@ -230,20 +230,20 @@ def apply_change(ws: Workspace, held: Any, change: MainChange, *,
         "started": now(),
         **change.extra,
     })
-    _crash_point("journal")
+    fault_point("journal")
     aside = Aside(ws)
     try:
         try:
             write_files(ws, change.new_entries, index=held.scratch, aside=aside,
                         while_writing=while_writing)
-            _crash_point("applied")
+            fault_point("applied")
             # last, right before the ref moves: the staged change must be exactly this one's
             _check_staged(main.staged_paths(change.old, index=held.scratch),
                           change.staged_before | set(affected), change.action)
             # the new index goes in place before the branch moves, under the lock:
             # nothing ever reads the new commit with the old index
             held.swap_in()
-            _crash_point("swapped")
+            fault_point("swapped")
             _move_ref(ws, change)
         except BaseException as exc:
             failure = _as_refusal(exc, main.path, lambda: _size_of(ws, change.new_entries),
@@ -252,7 +252,7 @@ def apply_change(ws: Workspace, held: Any, change: MainChange, *,
             if failure is None:
                 raise
             raise failure from exc
-        _crash_point("ref")
+        fault_point("ref")
         landed()
         ws.store.clear_journal()
     finally:
@@ -367,11 +367,3 @@ def _remember_late(ws: Workspace, plan: JoinPlan, commit: str) -> None:
     ws.store.audit("join-late", batch=plan.batch.id, parts=plan.late, commit=commit)
 
 
-def _crash_point(name: str) -> None:
-    """Tests kill the process here (HF_TEST_CRASH_AT=journal|applied|swapped|ref) to
-    prove recovery."""
-    if os.environ.get("HF_TEST_CRASH_AT") == name:
-        import signal
-
-        with contextlib.suppress(Exception):
-            os.kill(os.getpid(), signal.SIGKILL)

@@ -116,7 +116,7 @@ def _changing() -> Any:
 
 def _apply_pause(ws: Workspace, made: pauses.Pause, covered: list[tuple[Workspace, Part]],
                  *, batch: str | None, stop: bool, freeze: bool) -> None:
-    from hf_fanout.tabs.queue import fault_point
+    from hf_fanout.faults import fault_point
 
     pauses.write(ws, made)
     ws.store.audit("pause", batch=batch, scope=made.scope, reason=made.reason,

@@ -23,6 +23,7 @@ from hf_fanout.core.remote_refs import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, JoinRefused
+from hf_fanout.faults import fault_point
 from hf_fanout.worktrees import remote as remotes
 
 REMOTE = "remote"  # a remote part's liveness: seen lately on its remote
@@ -268,6 +269,7 @@ def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> list[st
         mine = sorted(r for r in refs if any(hf_created(p.batch, p.name, r) for p in group)
                       and (r not in known or refs[r] in known[r]))
         if mine and not dry_run:
+            fault_point("remote-gc-listed")
             # leased on what was listed: a push landing meanwhile is not deleted
             outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, name),
                                         [f":{r}" for r in mine],

@@ -35,6 +35,7 @@ from hf_fanout.core.records import Batch, Part, branch_name
 from hf_fanout.core.remote_refs import check_remote_name
 from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
+from hf_fanout.faults import fault_point
 from hf_fanout.guard import fingerprint, hooks, mainhook
 from hf_fanout.orchestrator import remote_split
 from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
@@ -126,9 +127,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             fingerprint.save(ws, batch, parts)
             handoff.write_handoffs(ws, batch, parts)
             remote_split.publish_tasks(ws, batch, parts)
-            _crash_point("records")
+            fault_point("split-records")
             ws.store.save_batch(batch)
-            _crash_point("batch")
+            fault_point("split-batch")
         except BaseException as exc:
             raise _failed(ws, journal, exc) from None
     result = draft.result(dry_run=False)
@@ -484,9 +485,3 @@ def _failed(ws: Workspace, journal: Made, exc: BaseException) -> BaseException:
     return exc
 
 
-def _crash_point(name: str) -> None:
-    """Tests kill the split here (HF_TEST_CRASH_AT=split-records|split-batch)."""
-    if os.environ.get("HF_TEST_CRASH_AT") == f"split-{name}":
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)

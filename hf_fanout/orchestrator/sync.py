@@ -11,7 +11,6 @@ branch, index and files back exactly); the other parts go on.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, p
 from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, LockBusy, NotFound
+from hf_fanout.faults import fault_point
 from hf_fanout.guard import fingerprint
 from hf_fanout.worktrees import rebase
 from hf_fanout.worktrees.repository import Worktree
@@ -224,7 +224,7 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
     # 2. git's rebase or merge, on a clean worktree
     if saved is not None:
         rebase.clear(worktree, keep=copied_paths(part))
-    _crash_point("cleared")
+    fault_point("sync-cleared")
     try:
         conflicts = rebase.start(worktree, mode, onto, _message(part))
     except HfError:
@@ -246,7 +246,7 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
     if saved is not None:
         result.work_conflicts, result.unstaged = rebase.reapply(
             worktree, saved, exclude=copied_paths(part))
-        _crash_point("reapplied")
+        fault_point("sync-reapplied")
         result.saved_ref = saved_ref(part, "work")
     onto = str(pending["onto"])
     result.outcome, result.onto = SYNCED, onto
@@ -336,15 +336,6 @@ def _message(part: Part) -> str:
 def _contains(worktree: Worktree, commit: str) -> bool:
     head = worktree.head()
     return head is not None and worktree.repository.is_ancestor(commit, head)
-
-
-def _crash_point(name: str) -> None:
-    """Tests kill the sync here (HF_TEST_CRASH_AT=sync-cleared|sync-reapplied) to
-    prove recovery."""
-    if os.environ.get("HF_TEST_CRASH_AT") == f"sync-{name}":
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _skip(result: PartSync, why: str) -> PartSync:

@@ -20,7 +20,6 @@ made once and never renamed or removed (it stays as the record of who held it).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from hf_fanout import atomic, processes, timefmt
 from hf_fanout.core.records import now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, NotFound, StateCorrupt
+from hf_fanout.faults import fault_point
 
 FORMAT = 1
 STATUSES = ("active", "done", "blocked")
@@ -340,21 +340,6 @@ def acknowledge(ws: Workspace, entry: Entry, ack: str, **fields: Any) -> None:
         raise BadInput(f"unknown acknowledgement {ack!r}", f"one of {', '.join(OUTCOMES)}")
     atomic.atomic_write(_ack_file(ws, entry.id, ack), _stamp(**fields))
     _refresh(ws, entry)
-
-
-def fault_point(name: str) -> None:
-    """Tests kill the process here (HF_TEST_CRASH_AT=claimed: a taker dies holding its
-    claim) or stop it until SIGCONT (HF_TEST_STOP_AT=takeover: racing takers all
-    judged the claim lapsed, then race for the next one at once; HF_TEST_STOP_AT=spawn:
-    takers about to count their spawn, see tabs/spawns.py; HF_TEST_STOP_AT=pause-written:
-    a `hf pause` that wrote its pause, before it signals the agents)."""
-    import signal
-
-    for variable, sig in (("HF_TEST_CRASH_AT", signal.SIGKILL),
-                          ("HF_TEST_STOP_AT", signal.SIGSTOP)):
-        if os.environ.get(variable) == name:
-            with contextlib.suppress(Exception):
-                os.kill(os.getpid(), sig)
 
 
 def has_pending(ws: Workspace) -> bool:

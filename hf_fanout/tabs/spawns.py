@@ -25,6 +25,7 @@ from hf_fanout import atomic, locks, processes
 from hf_fanout.core import limits
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import StateCorrupt
+from hf_fanout.faults import fault_point
 from hf_fanout.tabs import queue
 
 LOCK_WAIT = 10.0  # s: the lock is held for one count, a few milliseconds
@@ -101,7 +102,7 @@ def reserved(ws: Workspace, allow: Callable[[int], bool]) -> Iterator[Reservatio
     """Reserve one spawn when `allow(count)` says yes (the reservation is true).
     The caller claims its entry inside and then spends the reservation; one not
     spent is dropped on the way out."""
-    queue.fault_point("spawn")
+    fault_point("spawn")
     with _lock(ws):
         allowed = allow(count(ws))
         if allowed:
