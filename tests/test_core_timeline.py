@@ -112,3 +112,31 @@ def test_a_worker_gone_without_its_exit_line_stops_where_it_was_last_seen():
     # a heartbeat older than the last start is another run's: not applied
     again = timeline.build(run, now=T0 + 10, last_seen={"api": T0 + 0.5})
     assert spans(again.parts[0]) == [("running", 1, 10)]
+
+
+def test_an_undo_of_a_partial_join_takes_back_only_its_parts():
+    """api joined, then ui (the run ends); ui's join taken back: the run goes on until
+    ui is joined again, not until any join."""
+    log = events((0, "split", {"parts": ["api", "ui"]}),
+                 (3, "join", {"parts": ["api"]}), (4, "join", {"parts": ["ui"]}),
+                 (5, "undo", {"parts": ["ui"]}), (9, "join", {"parts": ["ui"]}))
+    [run] = timeline.runs(log)
+    assert run.end == T0 + 9 and run.joins == 3
+    # taken back while the run is still open: api must be joined again before it ends
+    log = events((0, "split", {"parts": ["api", "ui"]}), (3, "join", {"parts": ["api"]}),
+                 (4, "undo", {"parts": ["api"]}), (5, "join", {"parts": ["ui"]}),
+                 (8, "join", {"parts": ["api"]}))
+    [run] = timeline.runs(log)
+    assert run.end == T0 + 8
+
+
+def test_the_trend_looks_at_the_batches_the_overall_ratio_counts():
+    """A batch older than the last WINDOW counts neither in the ratio nor the trend."""
+    from hf_fanout.core import calibration
+
+    old = calibration.BatchCalibration("old", 0.0, 1, 60.0, 180.0)  # ran 3x long
+    recent = [calibration.BatchCalibration(f"b{i}", float(i + 1), 1, 60.0, 60.0)
+              for i in range(calibration.WINDOW)]
+    assert old.ratio == 3.0
+    assert calibration.trend([old, *recent]) == "steady"
+    assert calibration.trend([old, *recent[:1]]) == "closer"

@@ -68,8 +68,9 @@ def sentence(history: list[BatchCalibration]) -> str | None:
 
 
 def trend(history: list[BatchCalibration]) -> str:
-    """Whether the ratio moves towards 1 over the batches (`closer`, `further`,
-    `steady`), or `-` with fewer than two batches."""
+    """Whether the ratio moves towards 1 over the last WINDOW batches (`closer`,
+    `further`, `steady`), or `-` with fewer than two batches."""
+    history = history[-WINDOW:]  # the batches the overall ratio counts
     if len(history) < 2:
         return "-"
     first, last = abs(history[0].ratio - 1), abs(history[-1].ratio - 1)

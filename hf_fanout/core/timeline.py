@@ -158,8 +158,11 @@ def runs(events: Iterable[Event]) -> list[Run]:
             found.append(current[batch])
             continue
         run = current.get(batch)
-        if run is not None and run.end is not None and event.action == "undo":
-            run.end, run.joined = None, set()  # the join taken back: the batch goes on
+        if run is not None and event.action == "undo":  # a join taken back: the parts
+            # it names (all, when it names none) are in again, and the batch goes on
+            undone = {p for p in event.data.get("parts") or [] if isinstance(p, str)}
+            run.joined = run.joined - undone if undone else set()
+            run.end = None
         if run is None or run.end is not None:
             continue  # before its split (a record older than the log), or after its end
         run.events.append(event)
