@@ -144,6 +144,9 @@ def test_a_forgotten_batch_leaves_no_ref_under_its_name_and_loses_no_work(repo, 
         "console.log('not joined')\n"
     assert not (repo / ".git/hf/batches/b1").exists()
     assert not (repo / ".git/hf/guard/b1.json").exists()
+    from hf_fanout.config import user_state_dir
+
+    assert not list((user_state_dir() / "baselines").glob("*/b1.json"))  # the copy too
     log = [json.loads(line) for line in (repo / ".git/hf/audit.log").read_text().splitlines()]
     forget = next(e for e in log if e["action"] == "forget")
     assert forget["refs_kept"] == data["refs_kept"]

@@ -16,6 +16,7 @@ user's own commits there).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -134,6 +135,13 @@ def take(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
 
 def _owns(parts: list[Part]) -> dict[str, list[str]]:
     return {part.name: list(part.owns) for part in parts}
+
+
+def remove(ws: Workspace, batch_id: str) -> None:
+    """The batch's baseline gone, both files (the batch is forgotten)."""
+    for path in (fingerprint_file(ws, batch_id), copy_file(ws, batch_id)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def save(ws: Workspace, batch: Batch, parts: list[Part]) -> None:

@@ -49,8 +49,7 @@ def forget_batch(ws: Workspace, batch: Batch, why: str) -> Forgotten:
                     f"create {moved} {commit}\ndelete {ref} {commit}\n").encode())
                 done.refs_kept[ref] = moved
     ws.store.remove_batch(batch.id)
-    with contextlib.suppress(FileNotFoundError):
-        fingerprint.fingerprint_file(ws, batch.id).unlink()
+    fingerprint.remove(ws, batch.id)
     ws.store.audit("forget", batch=batch.id, why=why, ended=ended_at(batch),
                    refs_removed=done.refs_removed, refs_kept=done.refs_kept)
     return done
