@@ -322,8 +322,19 @@ def test_steal_takes_the_claim_over_and_the_old_holders_done_is_refused(world, t
              (c.repo / ".git" / "hf" / "audit.log").read_text().splitlines()]
     [take] = [x for x in audit if x["action"] == "take"]
     assert take["stole"]["host"] == "machine-b" and take["host"] == "machine-c"
-    # B's work can no longer land as the part's: its `hf done` is refused, nothing pushed
+    # C's heartbeat is C's: B's next beat fails on the claim and leaves it in place
     wt = b.worktree("b1", "api")
+    assert c.hf("heartbeat", cwd=c.worktree("b1", "api"),
+                extra={"HF_CLOCK": "2026-12-03T11:01:00Z"}).returncode == 0
+
+    def beats() -> set[str]:
+        return {r for r in remote_refs(remote) if r.startswith("refs/hf/heartbeat/b1/api/")}
+
+    beats_of_c = beats()
+    assert beats_of_c and all("/machine-c/" in r for r in beats_of_c), beats_of_c
+    assert b.hf("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T11:05:00Z"}).returncode == 0
+    assert beats() == beats_of_c
+    # B's work can no longer land as the part's: its `hf done` is refused, nothing pushed
     (wt / "src" / "api" / "users.py").write_text("def users(): return [2]\n")
     b.git("add", "-A", cwd=wt)
     b.git("commit", "-qm", "b's work", cwd=wt)

@@ -479,9 +479,15 @@ def beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
     try:
         old = remotes.list_refs(ws.main.path, remote, [heartbeat_prefix(part.batch, part.name)
                                                         + "*"])
+        # only while the claim is still this machine's (as `hf done`): after a
+        # `--steal` the beat fails, and the new holder's heartbeats stay
+        claim = _claim_of(part)
+        held = claim_ref(part.batch, part.name)
         outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, remote),
                                     [f"{batch.base}:{ref}",
-                                     *(f":{name}" for name in sorted(old) if name != ref)])
+                                     *(f":{name}" for name in sorted(old) if name != ref),
+                                     *([f"{claim}:{held}"] if claim else [])],
+                                    leases=[f"{held}:{claim}"] if claim else [])
     except HfError as exc:
         return {"ok": False, "error": exc.message}
     if not outcome.ok:
