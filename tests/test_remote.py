@@ -469,6 +469,8 @@ def test_gc_on_the_worker_machine_removes_a_taken_batch_once_it_is_over(world, t
     assert gc["taken_removed"] == ["b1"]
     assert not (b.repo.parent / "repo.hf").exists()  # no empty folders left
     assert not (b.repo / ".git" / "hf" / "batches" / "b1").exists()
+    assert not (b.repo / ".git" / "hf" / "guard" / "b1.json").exists()  # its baseline, both
+    assert not list((b.home / ".local" / "state" / "hf" / "baselines").glob("*/b1.json"))
     assert b.hf_json("status", "--all")["batches"] == []
     assert b.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
     assert b.git("worktree", "list", "--porcelain").count("worktree ") == 1

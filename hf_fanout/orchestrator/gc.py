@@ -215,7 +215,13 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             for directory in (Path(batch.worktree_root), Path(batch.worktree_root).parent):
                 with contextlib.suppress(OSError):
                     directory.rmdir()  # (the batch's folder, then the one of batches)
-            ws.store.remove_batch(bid)  # its records go: the batch lives where it was split
+            # its records go (the batch lives where it was split), through the one way
+            # of forgetting a batch: its baseline, rescue refs kept aside if not in main
+            from hf_fanout.orchestrator.forget import forget_batch
+
+            forgotten = forget_batch(ws, batch, f"taken: {where.why}")
+            report.refs_removed += forgotten.refs_removed
+            report.refs_kept.update(forgotten.refs_kept)
             ws.store.audit("gc-taken", batch=bid, why=where.why)
             report.taken_removed.append(bid)
             continue
