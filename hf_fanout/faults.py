@@ -5,7 +5,8 @@ line racing processes up (`HF_TEST_STOP_AT=NAME`: SIGSTOP until SIGCONT).
 The names, by where they are: the join's and the undo's write (`journal`,
 `applied`, `swapped`, `ref`), the split (`split-records`, `split-batch`), the
 sync (`sync-cleared`, `sync-reapplied`), the queue (`claimed`, `takeover`,
-`spawn`), the pause (`pause-written`), the remote gc (`remote-gc-listed`).
+`spawn`), the pause (`pause-written`), the remote gc (`remote-gc-listed`),
+a worktree's removal once its folder is moved aside (`removal-aside`).
 """
 
 from __future__ import annotations

@@ -338,3 +338,33 @@ def test_gc_removes_parts_joined_three_way_but_keeps_work_made_after_the_join(re
     assert not git(repo, "branch", "--list", "hf/b1/api")
     assert parts["ui"]["action"] == "kept" and "src/ui/app.js" in parts["ui"]["why"]
     assert (root / "ui").exists()
+
+
+def test_a_gc_killed_while_deleting_a_worktree_is_finished_by_the_next(split3, hf):
+    """The worktree's folder is moved aside before its files go: a gc killed then leaves
+    no half-deleted worktree git still lists, and the next gc finishes the job."""
+    import os
+
+    from conftest import hf_proc
+
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    killed = hf_proc("gc", "b1", cwd=repo,
+                     env={**os.environ, "HF_TEST_CRASH_AT": "removal-aside"})
+    assert killed.returncode == -9, killed.stderr
+    root = repo.parent / "repo.hf" / "b1"
+    aside = sorted(p.name for p in root.iterdir())
+    assert ".api.hf-removing" in aside and "api" not in aside  # (parts go in order)
+
+    again = hf("gc", "b1", "--json", cwd=repo)
+
+    assert again.code == 0, again.err
+    assert {p["part"]: p["action"] for p in again.json["data"]["parts"]} == {
+        "api": "removed", "ui": "removed", "docs": "removed"}
+    assert not root.exists() and not (repo.parent / "repo.hf").exists()
+    assert "repo.hf" not in git(repo, "worktree", "list")
+    assert not git(repo, "branch", "--list", "hf/b1/*")
+    assert (repo / "src/api/orders.py").exists()

@@ -39,7 +39,7 @@ from hf_fanout.orchestrator import remote_parts, taken_gc
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 from hf_fanout.orchestrator.safety import target_of, unintegrated_work
 from hf_fanout.tabs.isolated import Isolated
-from hf_fanout.worktrees import refs
+from hf_fanout.worktrees import refs, removal
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -138,42 +138,40 @@ class GcReport:
                 "queue": [p.__dict__ for p in self.queue]}
 
 
-def disk_usage(root: Path) -> int:
-    total = 0
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += st.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-    return total
+class _BatchFacts:
+    """What every part of one batch is compared with, asked of git once per batch: the
+    target branch's tip, and whether a join commit is in its history."""
+
+    def __init__(self, ws: Workspace, batch: Batch) -> None:
+        self.ws = ws
+        self.target = target_of(ws, batch)
+        self._in_target: dict[str, bool] = {}
+
+    def in_target(self, commit: str) -> bool:
+        if commit not in self._in_target:
+            repo = self.ws.repo
+            self._in_target[commit] = (repo.has_object(commit)
+                                       and repo.is_ancestor(commit, self.target))
+        return self._in_target[commit]
 
 
-def unintegrated(ws: Workspace, batch: Batch, part: Part) -> list[str]:
+def unintegrated(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts | None = None,
+                 head: str | None = None) -> list[str]:
     """Paths the part changed whose content is not what the main branch has now, nor
     what a join in the main branch's history took from the part (a join merged
-    three-way with a main that had moved writes merges, not the part's own files)."""
+    three-way with a main that had moved writes merges, not the part's own files).
+    `head`: the worktree's HEAD when the caller has read it."""
     from hf_fanout.core.records import copied_paths
     from hf_fanout.orchestrator.undo import join_results
 
-    target = target_of(ws, batch)
+    facts = facts or _BatchFacts(ws, batch)
     joined = None
-    if part.joined_commit and ws.repo.has_object(part.joined_commit) \
-            and ws.repo.is_ancestor(part.joined_commit, target):
+    if part.joined_commit and facts.in_target(part.joined_commit):
         joined = join_results(ws, part.joined_commit).get(part.name)
     return unintegrated_work(ws, Path(part.worktree), ws.repo.ref_target(
         f"refs/heads/{part.branch}"), part_base(batch, part),  # base: where `hf sync` left it
-        target, exclude=copied_paths(part),
-        joined=joined if joined and ws.repo.has_object(joined) else None)
+        facts.target, exclude=copied_paths(part),
+        joined=joined if joined and ws.repo.has_object(joined) else None, head=head)
 
 
 def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
@@ -203,7 +201,8 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             continue
         if collected(batch) and not batch_id:
             continue  # collected before: only its record is left, for `hf status --all`
-        done = [_gc_part(ws, batch, part, force=force, dry_run=dry_run, where=where)
+        facts = _BatchFacts(ws, batch)
+        done = [_gc_part(ws, batch, part, facts, force=force, dry_run=dry_run, where=where)
                 for part in ws.store.load_parts(batch)]
         report.parts += done
         if not dry_run and done:
@@ -212,9 +211,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
                            freed_bytes=sum(p.freed_bytes for p in done))
         if where is not None and not dry_run and all(p.action in ("removed", "gone")
                                                      for p in done):
-            for directory in (Path(batch.worktree_root), Path(batch.worktree_root).parent):
-                with contextlib.suppress(OSError):
-                    directory.rmdir()  # (the batch's folder, then the one of batches)
+            _remove_batch_folder(batch)
             # its records go (the batch lives where it was split), through the one way
             # of forgetting a batch: its baseline, rescue refs kept aside if not in main
             from hf_fanout.orchestrator.forget import forget_batch
@@ -236,13 +233,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             except HfError as exc:
                 unreached.append((bid, exc))
                 continue
-            root = Path(batch.worktree_root) if batch.worktree_root else None
-            if root is not None:
-                # the batch's folder, and the folder of batches beside the repository
-                # when it was the last one there
-                for directory in (root, root.parent):
-                    with contextlib.suppress(OSError):
-                        directory.rmdir()
+            _remove_batch_folder(batch)
             if "gc_at" not in batch.extra:
                 states.change_batch(ws, bid, None, action="gc-batch",
                                     update=lambda b: b.extra.__setitem__("gc_at", now()))
@@ -301,19 +292,21 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
 
     if state == "spawned":
         return kept("a taker is opening its tab")
+    head = None
     if where is not None:
         users = [(pid, name) for pid, cwd, name in cwds if cwd == where or where in cwd.parents]
         if users:
             pid, name = users[0]
             return kept(f"in use: pid {pid} ({name}) works in {where}")
-        if repo.worktree(where).rev_parse("HEAD") is None:
+        head = repo.worktree(where).rev_parse("HEAD")
+        if head is None:
             return kept(f"{where} is not a readable git worktree any more; look at its "
                         "files, then remove the directory yourself")
     target = ws.main.head()
     base = repo.merge_base(item.tip, target) if target else None
     if target is None or base is None:
         return kept("its branch shares no history with the main tree's HEAD")
-    pending = unintegrated_work(ws, where, item.tip, base, target)
+    pending = unintegrated_work(ws, where, item.tip, base, target, head=head)
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
@@ -334,13 +327,14 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
             ws.store.audit("rescue", entry=item.entry, ref=rescue_ref,
                            commit=saved["commit"], uncommitted=saved["uncommitted"],
                            why="gc --force")
-    freed = disk_usage(where) if where is not None else 0
     why = "changes not in main; saved at " + str(rescue_ref) if pending else "integrated"
     if dry_run:
         return GcPart("queue", item.entry, "would-remove",
-                      "changes not in main (forced)" if pending else "integrated", freed)
+                      "changes not in main (forced)" if pending else "integrated",
+                      removal.usage(where) if where is not None else 0)
+    freed = 0
     if where is not None:
-        _remove_worktree(ws, where)
+        freed = _remove_worktree(ws, where)
     else:  # its directory is gone (or is no worktree of this branch): only empty folders
         with contextlib.suppress(HfError):
             _remove_empty_folders(path or isolated.path_of(ws, item.entry))
@@ -348,16 +342,26 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
     return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
 
 
-def _remove_worktree(ws: Workspace, path: Path) -> None:
-    """A worktree and its files, and the folders above it it leaves empty (the batch's
-    or the queue's, then the folder of worktrees beside the repository)."""
-    if path.exists():
-        ws.repo.remove_worktree(path)
-    if path.exists():  # not a registered worktree any more: plain files
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
+def _remove_worktree(ws: Workspace, path: Path) -> int:
+    """A worktree and its files (git's record of it goes with the one prune at the end
+    of gc), what earlier removals there left when cut short, and the folders above it
+    it leaves empty (the batch's or the queue's, then the folder of worktrees beside
+    the repository). Returns the bytes freed."""
+    freed = ws.repo.remove_worktree(path, prune=False) + removal.finish(path.parent)
     _remove_empty_folders(path)
+    return freed
+
+
+def _remove_batch_folder(batch: Batch) -> None:
+    """The batch's folder, and the folder of batches beside the repository when it was
+    the last one there; first what a removal cut short left in it."""
+    if not batch.worktree_root:
+        return
+    root = Path(batch.worktree_root)
+    removal.finish(root)
+    for directory in (root, root.parent):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _remove_empty_folders(path: Path) -> None:
@@ -367,7 +371,7 @@ def _remove_empty_folders(path: Path) -> None:
             directory.rmdir()
 
 
-def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
+def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts, *, force: bool,
              dry_run: bool, where: taken_gc.Elsewhere | None = None) -> GcPart:
     repo = ws.repo
     worktree = Path(part.worktree)
@@ -380,7 +384,8 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
         return GcPart(batch.id, part.name, "gone", "already removed")
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
-    if worktree.is_dir() and ws.repo.worktree(worktree).rev_parse("HEAD") is None:
+    head = ws.repo.worktree(worktree).rev_parse("HEAD") if worktree.is_dir() else None
+    if worktree.is_dir() and head is None:
         # files hf cannot read as a worktree (its git metadata is gone): they may
         # hold work nobody committed, and no rescue ref can be made of them
         return GcPart(batch.id, part.name, "kept",
@@ -388,7 +393,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
                       "files, then remove the directory yourself")
     # a taken part: its changes must be in what it pushed, or in the joined result
     pending = (taken_gc.not_elsewhere(ws, batch, part, where) if where is not None
-               else unintegrated(ws, batch, part))
+               else unintegrated(ws, batch, part, facts, head))
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
@@ -410,16 +415,16 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, *, force: bool,
             rescue_ref = saved["ref"]
             if not rescue_ref or not repo.ref_exists(rescue_ref):
                 return GcPart(batch.id, part.name, "kept", "could not save a rescue ref")
-    freed = disk_usage(worktree) if worktree.exists() else 0
     if dry_run:
         return GcPart(batch.id, part.name, "would-remove",
-                      "changes not in main (forced)" if pending else "integrated", freed)
+                      "changes not in main (forced)" if pending else "integrated",
+                      removal.usage(worktree))
     # what the part committed in its sandbox joins the shared object store first:
     # the join's commit and the rescue refs may need it
     from hf_fanout.guard import sandbox
 
     sandbox.forget_part(Path(repo.common_dir), part)
-    _remove_worktree(ws, worktree)
+    freed = _remove_worktree(ws, worktree)
     repo.delete_branch(part.branch)
     with contextlib.suppress(FileNotFoundError):
         heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()

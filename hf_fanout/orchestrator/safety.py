@@ -20,14 +20,15 @@ def target_of(ws: Workspace, batch: Batch) -> str:
 
 def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, base: str,
                       target: str, *, exclude: list[str] | None = None,
-                      joined: str | None = None) -> list[str]:
+                      joined: str | None = None, head: str | None = None) -> list[str]:
     """The paths the work changed since `base` whose content is not what `target`
     has, nor what the commit `joined` (the part's result a join took) has. The work
     is a worktree's files as `git add -A` sees them, else, when it is gone
-    (`worktree` None or not a directory), the commit `tip`."""
+    (`worktree` None or not a directory), the commit `tip`. `head`: the worktree's
+    HEAD when the caller has read it."""
     repo = ws.repo
-    head = (repo.worktree(worktree).rev_parse("HEAD")
-            if worktree is not None and worktree.is_dir() else None)
+    if head is None and worktree is not None and worktree.is_dir():
+        head = repo.worktree(worktree).rev_parse("HEAD")
     if worktree is not None and head is not None:
         tree = repo.worktree(worktree).tree(repo.tree_of(head), exclude=exclude or [])
     elif tip is not None:

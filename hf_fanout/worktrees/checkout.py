@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.errors import GitFailed
+from hf_fanout.worktrees import removal
 from hf_fanout.worktrees.process import out, run, text
 from hf_fanout.worktrees.refs import gitdir_of, resolve, zero_oid
 from hf_fanout.worktrees.status import prime_status_caches
@@ -86,8 +87,15 @@ class WorktreeAdmin:
             self.__dict__["_hooks_dir"] = hooks
         return os.access(hooks / name, os.X_OK)
 
-    def remove_worktree(self, path: Path) -> None:
-        run(["worktree", "remove", "--force", "--force", str(path)], self.workdir, check=False)
+    def remove_worktree(self, path: Path, *, prune: bool = True) -> int:
+        """Delete a worktree's folder, whatever it holds (moved aside first, then its
+        files: `worktrees/removal.py`), and git's record of it (`git worktree
+        prune`; `prune=False` leaves that to the caller, which prunes once for
+        several). Returns the bytes the folder held."""
+        freed = removal.delete(path)
+        if prune:
+            self.prune_worktrees()
+        return freed
 
     def delete_branch(self, branch: str) -> None:
         run(["update-ref", "-d", f"refs/heads/{branch}"], self.workdir, check=False)

@@ -1,0 +1,162 @@
+"""Deleting a worktree's folder, and counting the space it holds.
+
+The folder is first moved aside in one rename (to `.NAME.hf-removing` beside it):
+from then on git sees the worktree as gone (`git worktree prune` forgets it), and
+a removal a crash cut short leaves that hidden folder, which the next removal in
+the same place finishes (`finish`), never a half-deleted worktree git still
+lists. Its files are then deleted in one walk that also adds up the blocks they
+held: no second walk to count them first.
+
+The walk holds a directory descriptor per level and deletes by name in it: it
+never follows a symbolic link (a link to a folder outside goes, its target
+stays), is not limited by the length of a path, and descends by a stack of its
+own, not by recursion, so a tree of any depth goes. A folder it may not write in
+(a build tool's read-only cache) is made writable for its owner first, as `rm -rf`
+would do for root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from hf_fanout.faults import fault_point
+
+ASIDE_SUFFIX = ".hf-removing"
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def aside_of(path: Path) -> Path:
+    """Where `path` goes while it is deleted."""
+    return path.with_name(f".{path.name}{ASIDE_SUFFIX}")
+
+
+def delete(path: Path) -> int:
+    """Delete the folder `path`: moved aside, then its files. Returns the bytes it
+    held; what cannot be deleted stays, aside, for `finish` to try again."""
+    aside = aside_of(path)
+    if os.path.lexists(aside):  # an earlier removal of the same name, cut short
+        delete_tree(aside)
+    try:
+        path.rename(aside)
+    except FileNotFoundError:
+        return 0
+    except OSError:  # (a mount point, a folder it may not rename): deleted in place
+        return delete_tree(path)
+    fault_point("removal-aside")
+    return delete_tree(aside)
+
+
+def finish(folder: Path) -> int:
+    """Finish the removals a crash cut short in `folder`; the bytes they freed."""
+    try:
+        left = [p for p in folder.iterdir()
+                if p.name.startswith(".") and p.name.endswith(ASIDE_SUFFIX)]
+    except OSError:
+        return 0
+    return sum(delete_tree(p) for p in left)
+
+
+def usage(path: Path) -> int:
+    """The bytes (allocated blocks) of everything under `path`, not following links."""
+    total = 0
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+            except OSError:
+                continue
+    return total
+
+
+def delete_tree(path: Path) -> int:
+    """Delete `path` and everything under it (see the module's docstring); the bytes
+    of what was under it."""
+    try:
+        top = os.open(path, _OPEN_DIR)
+    except FileNotFoundError:
+        return 0
+    except OSError:  # a file or a link, not a folder
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return 0
+    freed = 0
+    # one frame per open folder: its descriptor, the entries left, its name in the
+    # folder of the frame below (None for the top)
+    stack: list[tuple[int, list[os.DirEntry[str]], str | None]] = [(top, _entries(top), None)]
+    while stack:
+        fd, entries, name = stack[-1]
+        if not entries:
+            stack.pop()
+            os.close(fd)
+            if name is not None:
+                _remove(name, stack[-1][0], directory=True)
+            continue
+        entry = entries.pop()
+        try:
+            freed += entry.stat(follow_symlinks=False).st_blocks * 512
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if not is_dir:
+            _remove(entry.name, fd, directory=False)
+            continue
+        sub = _open_below(entry.name, fd)
+        if sub is not None:
+            stack.append((sub, _entries(sub), entry.name))
+    with contextlib.suppress(OSError):
+        path.rmdir()
+    return freed
+
+
+def _entries(fd: int) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(fd) as listing:
+            return list(listing)
+    except OSError:
+        return []
+
+
+def _open_below(name: str, parent: int) -> int | None:
+    """A descriptor of the folder `name` in `parent`, made readable for its owner if
+    it was not; None if it cannot be opened."""
+    for attempt in (0, 1):
+        try:
+            return os.open(name, _OPEN_DIR, dir_fd=parent)
+        except PermissionError:
+            if attempt == 0:
+                with contextlib.suppress(OSError):
+                    mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+                    os.chmod(name, stat.S_IMODE(mode) | stat.S_IRWXU, dir_fd=parent)
+        except OSError:
+            return None
+    return None
+
+
+def _remove(name: str, parent: int, *, directory: bool) -> None:
+    """Unlink (or rmdir) `name` in the folder `parent`, making that folder writable
+    for its owner once if it was not."""
+    for attempt in (0, 1):
+        try:
+            if directory:
+                os.rmdir(name, dir_fd=parent)
+            else:
+                os.unlink(name, dir_fd=parent)
+        except PermissionError:
+            if attempt == 0:
+                with contextlib.suppress(OSError):
+                    os.fchmod(parent, stat.S_IMODE(os.fstat(parent).st_mode) | stat.S_IRWXU)
+        except OSError:
+            return
+        else:
+            return

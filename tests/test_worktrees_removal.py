@@ -1,0 +1,98 @@
+"""Deleting a worktree's folder (worktrees/removal.py): everything under it goes, in
+any shape an agent may leave it, nothing outside it does, and the space it held is
+counted as `du` would count it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import git, make_repo
+
+from hf_fanout.worktrees import removal
+
+
+def du_bytes(path: Path) -> int:
+    """What `du` counts under `path` (allocated blocks, in bytes), `path` itself left out."""
+    blocks = int(subprocess.run(["du", "-s", "-B512", str(path)], capture_output=True,
+                                text=True, check=True).stdout.split()[0])
+    return blocks * 512 - os.lstat(path).st_blocks * 512
+
+
+def make_deep(top: Path, depth: int) -> None:
+    """Folders `depth` levels below `top`, a file at the bottom (made by descriptor:
+    their path is longer than the system lets a path be)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for i in range(depth):
+        os.mkdir(f"d{i:04}", dir_fd=fd)
+        below = os.open(f"d{i:04}", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    bottom = os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(bottom, b"x")
+    os.close(bottom)
+    os.close(fd)
+
+
+def test_a_hostile_tree_goes_and_what_it_links_to_stays(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious\n")
+    tree = tmp_path / "wt"
+    tree.mkdir()
+    make_deep(tree, 1200)  # deeper than Python's recursion limit, longer than PATH_MAX
+    (tree / "link-to-outside").symlink_to(outside)
+    (tree / "file-link").symlink_to(outside / "keep.txt")
+    locked = tree / "cache" / "ro"
+    locked.mkdir(parents=True)
+    (locked / "f.txt").write_text("read-only folder\n")
+    locked.chmod(0o555)
+    (tree / "cache").chmod(0o555)
+    counted = du_bytes(tree)
+
+    freed = removal.delete(tree)
+
+    assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
+    assert (outside / "keep.txt").read_text() == "precious\n"
+    assert freed == counted
+
+
+def test_usage_counts_what_delete_frees(tmp_path: Path) -> None:
+    tree = tmp_path / "wt"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "big").write_bytes(b"z" * 100_000)
+    (tree / "small").write_text("s")
+    counted = removal.usage(tree)
+    assert counted == du_bytes(tree) and counted >= 100_000
+    assert removal.delete(tree) == counted
+
+
+def test_a_removal_cut_short_is_finished_by_the_next(tmp_path: Path) -> None:
+    folder = tmp_path / "batch"
+    left = removal.aside_of(folder / "p0")
+    (left / "sub").mkdir(parents=True)
+    (left / "sub" / "half.txt").write_text("left by a killed gc\n")
+    (folder / "p1").mkdir()
+    (folder / "p1" / "work.txt").write_text("a worktree that stays\n")
+
+    assert removal.finish(folder) > 0
+
+    assert not left.exists()
+    assert (folder / "p1" / "work.txt").exists()  # only the aside folders go
+
+
+def test_a_registered_worktree_is_forgotten_by_git(tmp_path: Path) -> None:
+    from hf_fanout.worktrees.repository import Worktree
+
+    repo = make_repo(tmp_path / "repo")
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "w", str(wt))
+    (wt / "untracked.txt").write_text("an agent's scratch\n")
+
+    freed = Worktree.discover(repo).repository.remove_worktree(wt)  # (prunes: git forgets it)
+
+    assert freed > 0 and not wt.exists()
+    listing = git(repo, "worktree", "list", "--porcelain")
+    assert str(wt) not in listing
+    assert git(repo, "rev-parse", "--verify", "-q", "refs/heads/w").strip()  # branch kept
