@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ _START_TOLERANCE = 0.05
 
 
 def host() -> str:
-    return socket.gethostname()
+    return os.uname().nodename  # (what socket.gethostname answers, without its import)
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,30 @@ def compact(ts: float | None = None) -> str:
 
 def parse_iso(text: object) -> float | None:
     """Seconds since the epoch of an `iso` timestamp; None when it is not one."""
-    if not isinstance(text, str):
+    # read by hand: `time.strptime` imports `_strptime` and `calendar`, which cost
+    # more start-up time than every other step of a plain `hf status`
+    if not isinstance(text, str) or len(text) != 20 or not text.isascii():
         return None
-    import calendar  # (here: it costs start-up time, and agents' hooks run hf often)
+    fields = (text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
+    separators = text[4] + text[7] + text[10] + text[13] + text[16] + text[19]
+    if separators != "--T::Z" or not all(f.isdigit() for f in fields):
+        return None
+    year, month, day, hour, minute, second = (int(f) for f in fields)
+    if not (1 <= month <= 12 and 1 <= day <= _days_in(year, month) and hour <= 23
+            and minute <= 59 and second <= 61):
+        return None
+    # days since 1970-01-01 (the proleptic Gregorian calendar, as calendar.timegm)
+    y = year - (month <= 2)
+    era_day = (y // 400) * 146097 + (y % 400) * 365 + (y % 400) // 4 - (y % 400) // 100 \
+        + (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era_day - 719468
+    return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
-    try:
-        return float(calendar.timegm(time.strptime(text, _ISO)))
-    except ValueError:
-        return None
+
+def _days_in(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def ago(text: object, now: float | None = None) -> str:
