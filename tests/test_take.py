@@ -34,7 +34,9 @@ def heartbeats(remote: Path, part: str) -> list[str]:
 
 def test_heartbeats_reach_the_remote_once_a_minute_and_a_sees_them(world):
     remote, a, b = world
-    assert b.hf("take", "origin", "b1/api").returncode == 0
+    # taken before the first beat (a take stamps its claim with the clock)
+    assert b.hf("take", "origin", "b1/api",
+                extra={"HF_CLOCK": "2026-12-03T10:00:30Z"}).returncode == 0
     wt = b.worktree("b1", "api")
     host = b.hf_json("heartbeat", cwd=wt, extra={"HF_CLOCK": "2026-12-03T10:01:00Z"})
     seen = host["heartbeat"]["remote"]
