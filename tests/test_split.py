@@ -51,6 +51,25 @@ def test_split_creates_branches_worktrees_and_records(repo, hf):
     assert snapshot(repo) == before  # the main tree is not touched by a split
 
 
+def test_a_split_of_many_full_parts_times_its_checkouts_and_logs_the_pace(repo, hf):
+    # five full checkouts: one timed alone, two together, then the pace it chose
+    names = ["pa", "pb", "pc", "pd", "pe"]
+    write(repo, {f"{n}/f{i}.txt": f"{n}{i}\n" for n in names for i in range(40)})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "five trees")
+    r = hf("split", "b1", *[a for n in names for a in ("--part", f"{n}={n}/**")],
+           "--task", "t", cwd=repo)
+    assert r.code == 0, r.out
+    for n in names:  # whatever the pace, every worktree is whole and clean
+        wt = repo.parent / "repo.hf" / "b1" / n
+        assert len(list((wt / n).iterdir())) == 40
+        assert git(wt, "status", "--porcelain") == ""
+    lines = [json.loads(line) for line in
+             (repo / ".git/hf/audit.log").read_text().splitlines()]
+    split_line = next(line for line in lines if line["action"] == "split")
+    assert split_line["checkouts_at_once"] in (1, 4)  # one at a time, or two per core
+
+
 def test_split_from_a_plan_file(repo, hf, tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text('batch = "b2"\ntask = "shared"\n'

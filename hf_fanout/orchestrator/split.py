@@ -39,6 +39,7 @@ from hf_fanout.faults import fault_point
 from hf_fanout.guard import fingerprint, hooks, mainhook
 from hf_fanout.orchestrator import remote_split
 from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
+from hf_fanout.orchestrator.split_pace import Pace
 from hf_fanout.paths import RepoPath
 from hf_fanout.preload import preload
 from hf_fanout.tabs import environment, handoff
@@ -53,6 +54,7 @@ Progress = Callable[[str], None]
 # checkouts' worth of inflating, and each checkout reading it saves one.
 UNPACK_MIN_PARTS = 4
 UNPACK_MIN_FILES = 2000
+PROBE_MIN_PARTS = 3  # full checkouts to time before the pace is known: one, then two
 
 
 
@@ -113,9 +115,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             forget_batch(ws, ws.store.load_batch(batch.id), "id used again")
         claim_batch_dir(ws, batch)
         local = remote_split.worked_here(parts)  # the others: on another machine
+        at_once = 0  # checkouts that ran at once, once the pace was known
         try:
             if local:
-                _create_worktrees(ws, batch.base, local, progress,
+                at_once = _create_worktrees(ws, batch.base, local, progress,
                                   lambda part: prepare_part(ws, batch, part),
                                   unpack=len(local) >= UNPACK_MIN_PARTS
                                   and len(draft.base_paths) >= UNPACK_MIN_FILES
@@ -136,7 +139,8 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     result.warnings += register_repo(ws)
     ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts,
                    estimates={p.name: p.estimate_minutes for p in parts
-                              if p.estimate_minutes is not None})
+                              if p.estimate_minutes is not None},
+                   checkouts_at_once=at_once)
     if chosen is not None:
         result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
     return with_calibration(ws, result)
@@ -345,22 +349,28 @@ def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None)
 
 def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
                       progress: Progress, prepare: Callable[[Part], None],
-                      unpack: bool) -> None:
+                      unpack: bool) -> int:
     """Register every worktree, check them out in parallel, and `prepare` each
     part (in order, in this thread) as soon as its checkout is done, while the
     other checkouts go on. With `unpack`, the base's objects are first
     inflated once into a scratch pack (`Repository.unpacked_objects`), and every
-    checkout but the first (which runs meanwhile) reads them from there."""
-    # Two checkouts per core at a time, each with one writer: a checkout waits
-    # on the disk about a third of its time, and another one fills the gap.
-    # git's parallel checkout workers (checkout.workers) only help when there
-    # are fewer parts than that. Measured on 2 cores, 8 worktrees of 20,000
-    # files: 4 at a time 4.7 s, 2 at a time 5.0 s, 2 at a time with 2 workers
-    # each 6.4 s; of 90,000 files: 4 at a time 29 s, 8 at a time 30 s, and
-    # `git worktree add` one after another about 45 s.
+    checkout but the first (which runs meanwhile) reads them from there.
+    Returns how many checkouts ran at once once the pace was known (split_pace)."""
+    # Up to two checkouts per core at a time, each with one writer: a checkout
+    # waits on the disk about a third of its time, and another one fills the
+    # gap. git's parallel checkout workers (checkout.workers) only help when
+    # there are fewer parts than that. Measured on 2 cores, 8 worktrees of
+    # 20,000 files: 4 at a time 4.7 s, 2 at a time 5.0 s, 2 at a time with 2
+    # workers each 6.4 s; of 90,000 files: 4 at a time 29 s, 8 at a time 30 s,
+    # and `git worktree add` one after another about 45 s. On the same machine
+    # another day, 4 at a time cost 2.5 times the system time of one at a time
+    # for the same wall time: so full checkouts start one, then two, and go on
+    # at whichever pace wrote faster.
     cores = os.cpu_count() or 2
     workers = min(len(parts), 2 * cores)
     checkout_workers = max(1, (2 * cores) // workers)
+    sparse = any(part.sparse for part in parts)  # small checkouts: too short to time
+    pace = Pace(workers, probe=not sparse and len(parts) - int(unpack) >= PROBE_MIN_PARTS)
 
     stop = threading.Event()  # the split failed or was interrupted: start no checkout
     remaining = _Countdown(len(parts))  # checkouts not finished yet
@@ -371,13 +381,15 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
         objects = None
         if unpacked is not None and (part is not parts[0] or unpacked.done()):
             objects = unpacked.result()
-        if stop.is_set():
-            return None
         worktree = Path(part.worktree)
         try:
-            ws.repo.worktree(worktree).populate(
-                workers=checkout_workers, objects=objects, prime=False,
-                sparse=part.checkout_globs() if part.sparse else None)
+            # (the first one runs beside the unpacking: its time says nothing)
+            with pace.slot(measured=not (unpack and part is parts[0])):
+                if stop.is_set():
+                    return None
+                ws.repo.worktree(worktree).populate(
+                    workers=checkout_workers, objects=objects, prime=False,
+                    sparse=part.checkout_globs() if part.sparse else None)
         finally:
             remaining.down()
         return primer.submit(prime, part)
@@ -391,7 +403,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
         ws.repo.worktree(worktree).prime_status_caches()
         progress(f"{next(ready)}/{len(parts)} worktrees: {part.name} ({part.worktree})")
 
-    if any(part.sparse for part in parts):  # once, before checkouts write their config
+    if sparse:  # once, before checkouts write their config
         ws.repo.enable_worktree_config()
     # the finishing steps read refs in-process: load pygit2 while this thread waits
     preload("pygit2")
@@ -417,6 +429,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
                 future.cancel()
             primer.shutdown(wait=False, cancel_futures=True)  # what is undone needs no cache
             raise
+    return pace.width
 
 
 class _Countdown:
