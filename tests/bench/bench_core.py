@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import contextlib
+import json
 import os
 import random
 import resource
@@ -481,6 +482,15 @@ def hf_split(main: Path, profile: Path | None, *extra: str) -> list[Path]:
     return [root / f"p{i}" for i in range(len(PARTS))]
 
 
+def checkouts_at_once(main: Path) -> str:
+    """The pace the split chose, from its line in the audit log."""
+    for line in (main / ".git" / "hf" / "audit.log").read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("action") == "split":
+            return str(entry.get("checkouts_at_once", "?"))
+    return "?"
+
+
 # --------------------------------------------------------------------------- the run
 
 @dataclass
@@ -580,7 +590,8 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
         return timed(lambda: hf_wts.extend(hf_split(hf_main, prof("split"))))
 
     u_hf, u_git = both(split_hf, split_git, hf_first)
-    say(f"{label}: split hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s), git {u_git.wall:.2f} s "
+    say(f"{label}: split hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s, "
+        f"{checkouts_at_once(hf_main)} checkouts at a time), git {u_git.wall:.2f} s "
         f"({u_git.cpu:.2f} CPU-s) ({load()})")
     n = len(PARTS)
     rows.append(Row.of(f"split {n} parts", label, u_hf, u_git, "ratio <= 0.5", 0.5))
