@@ -67,7 +67,8 @@ def test_a_split_of_many_full_parts_times_its_checkouts_and_logs_the_pace(repo, 
     lines = [json.loads(line) for line in
              (repo / ".git/hf/audit.log").read_text().splitlines()]
     split_line = next(line for line in lines if line["action"] == "split")
-    assert split_line["checkouts_at_once"] in (1, 4)  # one at a time, or two per core
+    # one at a time, or up to two per core
+    assert split_line["checkouts_at_once"] in (1, min(len(names), 2 * (os.cpu_count() or 2)))
 
 
 def test_split_from_a_plan_file(repo, hf, tmp_path):
