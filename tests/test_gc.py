@@ -368,3 +368,51 @@ def test_a_gc_killed_while_deleting_a_worktree_is_finished_by_the_next(split3, h
     assert "repo.hf" not in git(repo, "worktree", "list")
     assert not git(repo, "branch", "--list", "hf/b1/*")
     assert (repo / "src/api/orders.py").exists()
+
+
+def _object_count(repo: Path) -> dict[str, str]:
+    """git's count of loose objects and packs."""
+    lines = git(repo, "count-objects", "-v").splitlines()
+    found = dict(line.split(": ", 1) for line in lines)
+    return {key: found[key] for key in ("count", "packs")}
+
+
+def test_gc_judges_a_worktree_as_add_would_record_it_and_writes_no_objects(split3, hf):
+    repo, api, ui = split3["repo"], split3["api"], split3["ui"]
+    before = (ui / "src/ui/app.js").read_text()
+    write(ui, {"src/ui/app.js": "console.log('changed')\n"})
+    git(ui, "commit", "-qam", "ui work")
+    write(ui, {"src/ui/app.js": before})  # ... changed back, not committed
+    (ui / "src/ui/latest.js").symlink_to("app.js")  # a new link main has as well
+    (repo / "src/ui/latest.js").symlink_to("app.js")
+    git(repo, "add", "src/ui/latest.js")
+    git(repo, "commit", "-qm", "the same link, made by hand")
+    write(api, {"src/api/extra.py": "only here\n"})
+    assert hf("drop", "b1", cwd=repo).code == 0
+    counted = _object_count(repo)
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["ui"]["action"] == "removed" and not ui.exists()
+    assert parts["docs"]["action"] == "removed"
+    assert parts["api"]["action"] == "kept"
+    assert "src/api/extra.py" in parts["api"]["why"]
+    assert (api / "src/api/extra.py").read_text() == "only here\n"
+    # the check read the files: it left no blob, tree or pack behind
+    assert _object_count(repo) == counted
+
+
+def test_gc_keeps_a_worktree_git_cannot_read_although_its_head_file_can_be(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/unsaved.py": "only here\n"})
+    assert hf("drop", "b1", cwd=repo).code == 0
+    gitdir = Path(git(api, "rev-parse", "--absolute-git-dir").strip())
+    (gitdir / "commondir").unlink()  # HEAD still names the branch; git sees no repository
+    assert git(api, "status", check=False) == ""
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "kept"
+    assert "not a readable git worktree" in parts["api"]["why"]
+    assert parts["ui"]["action"] == "removed"  # the others are collected all the same
+    assert (api / "src/api/unsaved.py").read_text() == "only here\n"

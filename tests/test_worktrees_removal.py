@@ -96,3 +96,60 @@ def test_a_registered_worktree_is_forgotten_by_git(tmp_path: Path) -> None:
     listing = git(repo, "worktree", "list", "--porcelain")
     assert str(wt) not in listing
     assert git(repo, "rev-parse", "--verify", "-q", "refs/heads/w").strip()  # branch kept
+
+
+def _tree_of_files(top: Path) -> None:
+    for i in range(30):
+        (top / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (top / f"d{i % 3}" / f"f{i}.txt").write_text("x" * (i * 300))
+
+
+def test_what_rm_leaves_is_deleted_by_the_walk_and_counted_once(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake_rm = tools / "rm"  # an rm that deletes nothing (as one refused everything)
+    fake_rm.write_text("#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/rm.log\"\nexit 1\n")
+    fake_rm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    tree = tmp_path / "wt"
+    _tree_of_files(tree)
+    counted = du_bytes(tree)
+
+    freed = removal.delete(tree)
+
+    assert str(removal.aside_of(tree)) in (tools / "rm.log").read_text()  # rm was asked
+    assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
+    assert freed == counted
+
+
+def test_without_du_or_rm_the_walk_deletes_and_counts(tmp_path: Path, monkeypatch) -> None:
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    tree = tmp_path / "wt"
+    _tree_of_files(tree)
+    counted = du_bytes(tree)
+    monkeypatch.setenv("PATH", str(empty))
+
+    freed = removal.delete(tree)
+
+    assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
+    assert freed == counted
+
+
+def test_deletions_move_each_folder_aside_at_once_and_count_it_when_gone(tmp_path: Path) -> None:
+    trees = [tmp_path / "p0", tmp_path / "p1"]
+    for tree in trees:
+        _tree_of_files(tree)
+    counted = {tree: du_bytes(tree) for tree in trees}
+    deletions = removal.Deletions()
+    try:
+        for tree in trees:
+            deletions.start(tree)
+            assert not os.path.lexists(tree)  # gone under its name before its files go
+        deletions.start(tmp_path / "never-there")
+        freed = deletions.wait()
+    finally:
+        deletions.close()
+    assert freed == counted
+    assert sorted(os.listdir(tmp_path)) == []  # the aside folders went too

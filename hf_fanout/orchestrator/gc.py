@@ -32,7 +32,7 @@ from hf_fanout.core.records import (
     part_base,
 )
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import HfError
+from hf_fanout.errors import GitFailed, HfError
 from hf_fanout.guard import mainhook
 from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator import remote_parts, taken_gc
@@ -202,8 +202,14 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
         if collected(batch) and not batch_id:
             continue  # collected before: only its record is left, for `hf status --all`
         facts = _BatchFacts(ws, batch)
-        done = [_gc_part(ws, batch, part, facts, force=force, dry_run=dry_run, where=where)
-                for part in ws.store.load_parts(batch)]
+        parts = ws.store.load_parts(batch)
+        deletions = removal.Deletions()  # each part's files go while the next is checked
+        try:
+            done = [_gc_part(ws, batch, part, facts, deletions, force=force,
+                             dry_run=dry_run, where=where) for part in parts]
+            _count_freed(deletions, parts, done)
+        finally:
+            deletions.close()
         report.parts += done
         if not dry_run and done:
             ws.store.audit("gc", batch=bid, parts=[p.part for p in done],
@@ -352,6 +358,17 @@ def _remove_worktree(ws: Workspace, path: Path) -> int:
     return freed
 
 
+def _count_freed(deletions: removal.Deletions, parts: list[Part], done: list[GcPart]) -> None:
+    """Once the batch's worktrees are deleted: the bytes each held, what earlier
+    removals cut short left beside it, and the folders above it left empty."""
+    freed = deletions.wait()
+    for part, result in zip(parts, done, strict=True):
+        path = Path(part.worktree)
+        if path in freed:
+            result.freed_bytes = freed[path] + removal.finish(path.parent)
+            _remove_empty_folders(path)
+
+
 def _remove_batch_folder(batch: Batch) -> None:
     """The batch's folder, and the folder of batches beside the repository when it was
     the last one there; first what a removal cut short left in it."""
@@ -371,8 +388,12 @@ def _remove_empty_folders(path: Path) -> None:
             directory.rmdir()
 
 
-def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts, *, force: bool,
-             dry_run: bool, where: taken_gc.Elsewhere | None = None) -> GcPart:
+def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
+             deletions: removal.Deletions, *, force: bool, dry_run: bool,
+             where: taken_gc.Elsewhere | None = None) -> GcPart:
+    """One part: kept (saying why), or removed: its worktree moved aside for
+    `deletions` to delete (its freed bytes are counted once they are gone), its
+    branch and heartbeat deleted, its record marked collected."""
     repo = ws.repo
     worktree = Path(part.worktree)
     has_branch = repo.ref_exists(f"refs/heads/{part.branch}")
@@ -384,16 +405,25 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts, *, for
         return GcPart(batch.id, part.name, "gone", "already removed")
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
-    head = ws.repo.worktree(worktree).rev_parse("HEAD") if worktree.is_dir() else None
+    head = None
+    if worktree.is_dir():
+        checkout = ws.repo.worktree(worktree)
+        head = checkout.head() or checkout.rev_parse("HEAD")  # (git's files, else git)
+    unreadable = GcPart(batch.id, part.name, "kept",
+                        f"{worktree} is not a readable git worktree any more; look at its "
+                        "files, then remove the directory yourself")
     if worktree.is_dir() and head is None:
         # files hf cannot read as a worktree (its git metadata is gone): they may
         # hold work nobody committed, and no rescue ref can be made of them
-        return GcPart(batch.id, part.name, "kept",
-                      f"{worktree} is not a readable git worktree any more; look at its "
-                      "files, then remove the directory yourself")
-    # a taken part: its changes must be in what it pushed, or in the joined result
-    pending = (taken_gc.not_elsewhere(ws, batch, part, where) if where is not None
-               else unintegrated(ws, batch, part, facts, head))
+        return unreadable
+    try:
+        # a taken part: its changes must be in what it pushed, or in the joined result
+        pending = (taken_gc.not_elsewhere(ws, batch, part, where) if where is not None
+                   else unintegrated(ws, batch, part, facts, head))
+    except GitFailed:
+        if head is None:
+            raise
+        return unreadable  # (its HEAD reads, but git cannot see its files)
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
@@ -424,7 +454,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts, *, for
     from hf_fanout.guard import sandbox
 
     sandbox.forget_part(Path(repo.common_dir), part)
-    freed = _remove_worktree(ws, worktree)
+    deletions.start(worktree)
     repo.delete_branch(part.branch)
     with contextlib.suppress(FileNotFoundError):
         heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()
@@ -434,7 +464,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts, *, for
         ws.store.save_part(fresh)
     return GcPart(batch.id, part.name, "removed",
                   "changes not in main; saved at " + str(rescue_ref) if pending else "integrated",
-                  freed, rescue_ref)
+                  0, rescue_ref)
 
 
 def _forget_old(ws: Workspace, only: list[str] | None, report: GcReport) -> None:
@@ -460,8 +490,7 @@ def _stale_refs(ws: Workspace, batch: Batch) -> list[str]:
     prefix = f"refs/hf/results/{batch.id}/"
     listing = ws.main.git(["for-each-ref", "--format=%(refname)", prefix])
     refs = [r for r in listing.decode().splitlines() if r]
-    for ref in refs:
-        ws.main.git(["update-ref", "-d", ref])
+    ws.repo.delete_refs(refs)
     return refs
 
 

@@ -30,17 +30,17 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
     if head is None and worktree is not None and worktree.is_dir():
         head = repo.worktree(worktree).rev_parse("HEAD")
     if worktree is not None and head is not None:
-        tree = repo.worktree(worktree).tree(repo.tree_of(head), exclude=exclude or [])
+        # read, not written: a check before a removal leaves no objects behind
+        changes = repo.worktree(worktree).changes_since(base, head, exclude=exclude or [])
     elif tip is not None:
-        tree = repo.tree_of(tip)
+        changes = {c.path: c.new for c in repo.diff_trees(base, tip)}
     else:
         return []
-    changes = repo.diff_trees(base, tree)
     if not changes:
         return []
-    have = repo.entries_at(target, [c.path for c in changes])
-    pending = [c for c in changes if have.get(c.path) != c.new]
+    have = repo.entries_at(target, changes)
+    pending = {path: new for path, new in changes.items() if have.get(path) != new}
     if pending and joined is not None:
-        took = repo.entries_at(joined, [c.path for c in pending])
-        pending = [c for c in pending if took.get(c.path) != c.new]
-    return sorted(c.path for c in pending)
+        took = repo.entries_at(joined, pending)
+        pending = {path: new for path, new in pending.items() if took.get(path) != new}
+    return sorted(pending)

@@ -4,8 +4,11 @@ The folder is first moved aside in one rename (to `.NAME.hf-removing` beside it)
 from then on git sees the worktree as gone (`git worktree prune` forgets it), and
 a removal a crash cut short leaves that hidden folder, which the next removal in
 the same place finishes (`finish`), never a half-deleted worktree git still
-lists. Its files are then deleted in one walk that also adds up the blocks they
-held: no second walk to count them first.
+lists. Then the system's own tools do the bulk: `du` counts the blocks the
+folder holds and `rm -rf` deletes it (compiled code: this module's walk costs
+about 20 microseconds of Python per file, a third more CPU than git's own
+removal). Whatever they leave, or all of it where they cannot be run, goes by
+the walk below, which also adds up the blocks it frees.
 
 The walk holds a directory descriptor per level and deletes by name in it: it
 never follows a symbolic link (a link to a folder outside goes, its target
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from hf_fanout.faults import fault_point
@@ -36,17 +40,56 @@ def aside_of(path: Path) -> Path:
 def delete(path: Path) -> int:
     """Delete the folder `path`: moved aside, then its files. Returns the bytes it
     held; what cannot be deleted stays, aside, for `finish` to try again."""
+    target = move_aside(path)
+    return delete_folder(target) if target is not None else 0
+
+
+def move_aside(path: Path) -> Path | None:
+    """`path` renamed to its aside name (what an earlier removal of the same name
+    left there deleted first): the folder to delete, which is `path` itself where
+    it cannot be renamed (a mount point, a folder it may not rename); None when
+    there is no `path`."""
     aside = aside_of(path)
     if os.path.lexists(aside):  # an earlier removal of the same name, cut short
-        delete_tree(aside)
+        delete_folder(aside)
     try:
         path.rename(aside)
     except FileNotFoundError:
-        return 0
-    except OSError:  # (a mount point, a folder it may not rename): deleted in place
-        return delete_tree(path)
+        return None
+    except OSError:
+        return path
     fault_point("removal-aside")
-    return delete_tree(aside)
+    return aside
+
+
+class Deletions:
+    """Folders deleted by a thread of their own, one after another, while the caller
+    goes on (gc checks the next worktree while the last one's files go). Each is
+    moved aside at once (`start`): git sees it gone from then on, and a process
+    killed before its files are gone leaves only the aside folder for `finish`.
+    One at a time, as `rm` would: two deletions at once were no faster on this
+    machine's disk and cost more CPU."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-delete")
+        self._started: dict[Path, Future[int]] = {}
+
+    def start(self, path: Path) -> None:
+        target = move_aside(path)
+        if target is not None:
+            self._started[path] = self._pool.submit(delete_folder, target)
+
+    def wait(self) -> dict[Path, int]:
+        """Once every folder started is deleted: the bytes each held (0 for one that
+        was not there)."""
+        freed = {path: future.result() for path, future in self._started.items()}
+        self._started.clear()
+        return freed
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def finish(folder: Path) -> int:
@@ -56,7 +99,39 @@ def finish(folder: Path) -> int:
                 if p.name.startswith(".") and p.name.endswith(ASIDE_SUFFIX)]
     except OSError:
         return 0
-    return sum(delete_tree(p) for p in left)
+    return sum(delete_folder(p) for p in left)
+
+
+def delete_folder(path: Path) -> int:
+    """Delete the folder `path` (already aside: nothing else works in it) and
+    everything under it: counted by `du`, deleted by `rm -rf`, and what they
+    leave by `delete_tree`. The bytes of what was under it."""
+    if path.is_symlink() or not path.is_dir():
+        return delete_tree(path)
+    counted = _counted_by_du(path)
+    if counted is None:
+        return delete_tree(path)
+    with contextlib.suppress(OSError):
+        subprocess.run(["rm", "-rf", "--", os.fspath(path)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    if os.path.lexists(path):  # (a folder its owner may not write in, for one)
+        delete_tree(path)
+    return counted
+
+
+def _counted_by_du(path: Path) -> int | None:
+    """The bytes of the blocks under `path` as `du -s` counts them (the folder
+    itself left out, as `delete_tree` counts), None where du cannot be run."""
+    # 512-byte units from GNU du (POSIXLY_CORRECT) and BSD du (BLOCKSIZE) alike
+    env = {**os.environ, "POSIXLY_CORRECT": "1", "BLOCKSIZE": "512"}
+    try:
+        proc = subprocess.run(["du", "-s", os.fspath(path)], stdin=subprocess.DEVNULL,
+                              capture_output=True, env=env, check=False)
+        blocks = int(proc.stdout.split()[0])
+        own = os.lstat(path).st_blocks
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, blocks - own) * 512
 
 
 def usage(path: Path) -> int:

@@ -115,6 +115,13 @@ class Repository(_Adapter):
         """Compare-and-swap: move `ref` to `new` only if it still points at `old`."""
         self.git(["update-ref", "-m", message, ref, new, old])
 
+    def delete_refs(self, names: Sequence[str]) -> None:
+        """Delete the refs `names` (full names; one missing already is no error): one
+        git transaction for all."""
+        if names:
+            self.git(["update-ref", "--stdin"],
+                     stdin="".join(f"delete {name}\n" for name in names).encode())
+
     def rev_parse(self, rev: str) -> str | None:
         return self.main.rev_parse(rev)
 
@@ -254,15 +261,40 @@ class Worktree:
 
         return staged_paths(self.path, against, index=index)
 
-    def scan(self, *, exclude: Sequence[str] = ()) -> WorktreeScan:
+    def scan(self, *, exclude: Sequence[str] = (), keep_blobs: bool = True) -> WorktreeScan:
         from hf_fanout.worktrees.scan import scan
 
-        return scan(self.path, exclude=exclude)
+        return scan(self.path, exclude=exclude, keep_blobs=keep_blobs)
 
     def tree(self, head_tree: str, *, exclude: Sequence[str] = ()) -> str:
         """The tree of everything in the worktree as `git add -A` would record it,
         given the tree of its HEAD."""
         return self.repository.tree_from_scan(head_tree, self.scan(exclude=exclude))
+
+    def changes_since(self, base: str, head: str, *,
+                      exclude: Sequence[str] = ()) -> dict[RepoPath, Entry | None]:
+        """What `git add -A` here would record, as changes from the commit `base`: each
+        path the commits from `base` to `head` (this worktree's HEAD) or the files
+        since then changed, with its new entry (None: gone); a path changed and then
+        changed back is left out. The same answer as diffing `base` with `tree`, but
+        nothing is written: no blob, no tree (a removal's check need not grow the
+        object database)."""
+        from hf_fanout.worktrees.scan import blob_id
+
+        found = self.scan(exclude=exclude, keep_blobs=False)
+        repo = self.repository
+        changes: dict[RepoPath, Entry | None] = {
+            c.path: c.new for c in repo.diff_trees(base, head)}
+        files = dict(found.entries)
+        for path, target in found.links.items():
+            files[path] = Entry(MODE_SYMLINK, blob_id(target, len(head)))
+        at_base = repo.entries_at(base, files) if files else {}
+        for path, entry in files.items():
+            if at_base.get(path) == entry:
+                changes.pop(path, None)
+            else:
+                changes[path] = entry
+        return changes
 
     def not_ignored(self, paths: Sequence[str]) -> list[str]:
         """Those of `paths` (existing here) that git does not ignore."""

@@ -33,7 +33,7 @@ class WorktreeScan:
     blobs: dict[str, bytes] = field(default_factory=dict)
 
 
-def scan(worktree: Path, *, exclude: Sequence[str] = ()) -> WorktreeScan:
+def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True) -> WorktreeScan:
     """What `git add -A` in `worktree` would record, for the paths that differ.
 
     One `git status` (the index's stat cache: only entries whose stat
@@ -45,6 +45,8 @@ def scan(worktree: Path, *, exclude: Sequence[str] = ()) -> WorktreeScan:
     locked by hf). Paths in `exclude` (and
     below them) are left out. Git processes only, so it may run in
     threads; `Repository.tree_from_scan` does the object-database part.
+    `keep_blobs` False: only the ids are wanted (a comparison, nothing to
+    write): the files are not read again for their bytes.
     """
     skip = {RepoPath(p.rstrip("/")) for p in exclude}
     changed_items = changed(worktree, exact=True)
@@ -93,7 +95,7 @@ def scan(worktree: Path, *, exclude: Sequence[str] = ()) -> WorktreeScan:
         files.update(dict.fromkeys(executable, 0o100644))
     if files:
         names = list(files)
-        oids, scan.blobs = _hash_blobs(worktree, names)
+        oids, scan.blobs = _hash_blobs(worktree, names, keep_blobs)
         for path, oid in zip(names, oids, strict=True):
             scan.entries[path] = Entry(files[path], oid)
     return scan
@@ -130,7 +132,8 @@ def _behind_symlink(worktree: Path, path: RepoPath, seen: dict[str, bool]) -> bo
     return False
 
 
-def _hash_blobs(worktree: Path, paths: list[RepoPath]) -> tuple[list[str], dict[str, bytes]]:
+def _hash_blobs(worktree: Path, paths: list[RepoPath],
+                keep: bool = True) -> tuple[list[str], dict[str, bytes]]:
     """The ids of the blobs `git add` in `worktree` would make of `paths`, and the
     bytes of those that are not written yet (`Repository.store_blobs` writes them).
 
@@ -138,9 +141,11 @@ def _hash_blobs(worktree: Path, paths: list[RepoPath]) -> tuple[list[str], dict[
     `.gitattributes` filters apply). Where a file's bytes are its blob (no
     filter changed them; the id says so), they are returned; the others
     (filtered, large, changed meanwhile) are written by `git hash-object -w`,
-    as git writes them."""
+    as git writes them. `keep` False: the ids only, nothing read or written."""
     lines = b"".join(stdin_path(p) for p in paths)
     oids = out(["hash-object", "--stdin-paths"], worktree, stdin=lines).decode().split()
+    if not keep:
+        return oids, {}
     blobs: dict[str, bytes] = {}  # one entry per object: a pack holds each once
     loose: list[int] = []
     for number, (path, oid) in enumerate(zip(paths, oids, strict=True)):
@@ -186,8 +191,13 @@ def _unfiltered_blob(file: Path, oid: str) -> bytes | None:
             data = handle.read()
     except OSError:
         return None
+    return data if blob_id(data, len(oid)) == oid else None
+
+
+def blob_id(data: bytes, length: int = 40) -> str:
+    """The id of the blob of `data`, in a repository whose ids have `length` hex
+    digits (40: SHA-1, 64: SHA-256), computed here, written nowhere."""
     import hashlib  # (here: a command that scans nothing does not load it)
 
-    if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != oid:  # noqa: S324
-        return None
-    return data
+    digest = hashlib.sha1 if length == 40 else hashlib.sha256
+    return digest(b"blob %d\0" % len(data) + data).hexdigest()
