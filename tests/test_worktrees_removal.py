@@ -153,3 +153,14 @@ def test_deletions_move_each_folder_aside_at_once_and_count_it_when_gone(tmp_pat
         deletions.close()
     assert freed == counted
     assert sorted(os.listdir(tmp_path)) == []  # the aside folders went too
+
+
+def test_usage_without_du_is_counted_by_the_walk(tmp_path: Path, monkeypatch) -> None:
+    tree = tmp_path / "wt"
+    _tree_of_files(tree)
+    counted = du_bytes(tree)
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert removal.usage(tree) == counted
+    assert removal.usage(tmp_path / "never-there") == 0

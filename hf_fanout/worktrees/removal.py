@@ -106,9 +106,7 @@ def delete_folder(path: Path) -> int:
     """Delete the folder `path` (already aside: nothing else works in it) and
     everything under it: counted by `du`, deleted by `rm -rf`, and what they
     leave by `delete_tree`. The bytes of what was under it."""
-    if path.is_symlink() or not path.is_dir():
-        return delete_tree(path)
-    counted = _counted_by_du(path)
+    counted = _counted_by_du(path) if path.is_dir() and not path.is_symlink() else None
     if counted is None:
         return delete_tree(path)
     with contextlib.suppress(OSError):
@@ -135,7 +133,13 @@ def _counted_by_du(path: Path) -> int | None:
 
 
 def usage(path: Path) -> int:
-    """The bytes (allocated blocks) of everything under `path`, not following links."""
+    """The bytes (allocated blocks) of everything under `path`, not following links:
+    as `du` counts them, or by a walk of its own where du cannot be run."""
+    counted = _counted_by_du(path) if path.is_dir() and not path.is_symlink() else None
+    return counted if counted is not None else _walked_usage(path)
+
+
+def _walked_usage(path: Path) -> int:
     total = 0
     stack = [path]
     while stack:
