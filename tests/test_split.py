@@ -69,6 +69,9 @@ def test_a_split_of_many_full_parts_times_its_checkouts_and_logs_the_pace(repo, 
     split_line = next(line for line in lines if line["action"] == "split")
     # one at a time, or up to two per core
     assert split_line["checkouts_at_once"] in (1, min(len(names), 2 * (os.cpu_count() or 2)))
+    probe = split_line["checkout_probe"]  # the seconds it chose by
+    assert probe["alone"] > 0 and probe["together"] > 0
+    assert (split_line["checkouts_at_once"] == 1) == (probe["together"] > 0.9 * 2 * probe["alone"])
 
 
 def test_split_from_a_plan_file(repo, hf, tmp_path):

@@ -12,8 +12,9 @@ import pytest
 
 from hf_fanout.orchestrator.split_pace import Pace
 
-STEP = 0.3  # seconds one modelled checkout takes alone (long enough that a
-# loaded machine's delay in waking a thread does not tip the 0.8 threshold)
+STEP = 0.5  # seconds one modelled checkout takes alone (long enough that a
+# loaded machine's delay in waking a thread, up to about 50 ms, does not tip the
+# 0.9 threshold)
 
 
 def run_checkouts(pace: Pace, count: int, work: Callable[[], None],
@@ -61,6 +62,9 @@ def test_checkouts_that_overlap_well_go_on_widest_at_a_time() -> None:
     seen = run_checkouts(pace, 8, beside)
     assert pace.width == 4
     assert seen[0] == 1 and max(seen) == 4  # alone first, then four side by side
+    assert pace.probed is not None
+    alone, together = pace.probed
+    assert STEP <= alone < 1.5 * STEP and STEP <= together < 1.5 * STEP
     # one alone, two together, then five more four at a time: 4 steps (8 in a row)
     assert time.monotonic() - started < 6 * STEP
 
@@ -69,6 +73,7 @@ def test_checkouts_that_share_one_disk_go_on_one_at_a_time() -> None:
     pace = Pace(4, probe=True)
     seen = run_checkouts(pace, 8, behind_one_disk)
     assert pace.width == 1
+    assert pace.probed is not None and pace.probed[1] >= 2 * STEP  # the two, one by one
     # one alone, then two at a time while the two are timed (the slot of the
     # first of them to end is taken before the second ends), then one at a time
     assert seen[0] == 1 and max(seen) == 2
@@ -79,6 +84,7 @@ def test_without_the_probe_all_go_at_once() -> None:
     pace = Pace(4, probe=False)
     seen = run_checkouts(pace, 4, beside)
     assert pace.width == 4 and max(seen) == 4
+    assert pace.probed is None  # nothing was timed
 
 
 def test_an_unmeasured_checkout_holds_its_slot_but_teaches_nothing() -> None:

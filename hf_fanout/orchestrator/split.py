@@ -115,10 +115,10 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             forget_batch(ws, ws.store.load_batch(batch.id), "id used again")
         claim_batch_dir(ws, batch)
         local = remote_split.worked_here(parts)  # the others: on another machine
-        at_once = 0  # checkouts that ran at once, once the pace was known
+        at_once, probed = 0, None  # checkouts that ran at once, once the pace was known
         try:
             if local:
-                at_once = _create_worktrees(ws, batch.base, local, progress,
+                at_once, probed = _create_worktrees(ws, batch.base, local, progress,
                                   lambda part: prepare_part(ws, batch, part),
                                   unpack=len(local) >= UNPACK_MIN_PARTS
                                   and len(draft.base_paths) >= UNPACK_MIN_FILES
@@ -140,7 +140,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts,
                    estimates={p.name: p.estimate_minutes for p in parts
                               if p.estimate_minutes is not None},
-                   checkouts_at_once=at_once)
+                   checkouts_at_once=at_once,
+                   checkout_probe=None if probed is None else {
+                       "alone": round(probed[0], 3), "together": round(probed[1], 3)})
     if chosen is not None:
         result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
     return with_calibration(ws, result)
@@ -349,13 +351,15 @@ def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None)
 
 def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
                       progress: Progress, prepare: Callable[[Part], None],
-                      unpack: bool) -> int:
+                      unpack: bool) -> tuple[int, tuple[float, float] | None]:
     """Register every worktree, check them out in parallel, and `prepare` each
     part (in order, in this thread) as soon as its checkout is done, while the
     other checkouts go on. With `unpack`, the base's objects are first
     inflated once into a scratch pack (`Repository.unpacked_objects`), and every
     checkout but the first (which runs meanwhile) reads them from there.
-    Returns how many checkouts ran at once once the pace was known (split_pace)."""
+    Returns how many checkouts ran at once once the pace was known, and the
+    seconds of the timed checkouts (one alone, two together) when they were
+    timed (split_pace)."""
     # Up to two checkouts per core at a time, each with one writer: a checkout
     # waits on the disk about a third of its time, and another one fills the
     # gap. git's parallel checkout workers (checkout.workers) only help when
@@ -429,7 +433,7 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
                 future.cancel()
             primer.shutdown(wait=False, cancel_futures=True)  # what is undone needs no cache
             raise
-    return pace.width
+    return pace.width, pace.probed
 
 
 class _Countdown:

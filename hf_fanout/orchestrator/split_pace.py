@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-GAIN = 0.8  # two together must take at most this much of twice one alone
+GAIN = 0.9  # two together must take at most this much of twice one alone
 
 
 class Pace:
@@ -31,6 +31,7 @@ class Pace:
         self._running = 0
         self._alone: float | None = None  # seconds of the checkout that ran alone
         self._pair: list[tuple[float, float]] = []  # (start, end) of the two together
+        self.probed: tuple[float, float] | None = None  # (alone, together) once timed
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -65,4 +66,5 @@ class Pace:
             return
         together = max(e for _s, e in self._pair) - min(s for s, _e in self._pair)
         self.width = self._widest if together <= GAIN * 2 * self._alone else 1
+        self.probed = (self._alone, together)
         self._probing = False

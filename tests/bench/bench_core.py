@@ -483,11 +483,15 @@ def hf_split(main: Path, profile: Path | None, *extra: str) -> list[Path]:
 
 
 def checkouts_at_once(main: Path) -> str:
-    """The pace the split chose, from its line in the audit log."""
+    """The pace the split chose, and the timed checkouts it chose by, from its line
+    in the audit log."""
     for line in (main / ".git" / "hf" / "audit.log").read_text().splitlines():
         entry = json.loads(line)
         if entry.get("action") == "split":
-            return str(entry.get("checkouts_at_once", "?"))
+            probe = entry.get("checkout_probe") or {}
+            timed = (f" (one alone {probe['alone']:.2f} s, two together "
+                     f"{probe['together']:.2f} s)") if probe else ""
+            return f"{entry.get('checkouts_at_once', '?')} checkouts at a time{timed}"
     return "?"
 
 
@@ -591,7 +595,7 @@ def bench_size(nfiles: int, work: Path, profile_dir: Path | None, reps: int,
 
     u_hf, u_git = both(split_hf, split_git, hf_first)
     say(f"{label}: split hf {u_hf.wall:.2f} s ({u_hf.cpu:.2f} CPU-s, "
-        f"{checkouts_at_once(hf_main)} checkouts at a time), git {u_git.wall:.2f} s "
+        f"{checkouts_at_once(hf_main)}), git {u_git.wall:.2f} s "
         f"({u_git.cpu:.2f} CPU-s) ({load()})")
     n = len(PARTS)
     rows.append(Row.of(f"split {n} parts", label, u_hf, u_git, "ratio <= 0.5", 0.5))
