@@ -414,5 +414,6 @@ def test_gc_keeps_a_worktree_git_cannot_read_although_its_head_file_can_be(split
     parts = {p["part"]: p for p in r.json["data"]["parts"]}
     assert parts["api"]["action"] == "kept"
     assert "not a readable git worktree" in parts["api"]["why"]
+    assert "`git " in parts["api"]["why"]  # what git said
     assert parts["ui"]["action"] == "removed"  # the others are collected all the same
     assert (api / "src/api/unsaved.py").read_text() == "only here\n"

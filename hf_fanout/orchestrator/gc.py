@@ -409,21 +409,23 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
     if worktree.is_dir():
         checkout = ws.repo.worktree(worktree)
         head = checkout.head() or checkout.rev_parse("HEAD")  # (git's files, else git)
-    unreadable = GcPart(batch.id, part.name, "kept",
-                        f"{worktree} is not a readable git worktree any more; look at its "
-                        "files, then remove the directory yourself")
+    def unreadable(said: str = "") -> GcPart:
+        return GcPart(batch.id, part.name, "kept",
+                      f"{worktree} is not a readable git worktree any more{said}; look at "
+                      "its files, then remove the directory yourself")
+
     if worktree.is_dir() and head is None:
         # files hf cannot read as a worktree (its git metadata is gone): they may
         # hold work nobody committed, and no rescue ref can be made of them
-        return unreadable
+        return unreadable()
     try:
         # a taken part: its changes must be in what it pushed, or in the joined result
         pending = (taken_gc.not_elsewhere(ws, batch, part, where) if where is not None
                    else unintegrated(ws, batch, part, facts, head))
-    except GitFailed:
+    except GitFailed as exc:
         if head is None:
             raise
-        return unreadable  # (its HEAD reads, but git cannot see its files)
+        return unreadable(f" ({exc.message})")  # (its HEAD reads, git cannot read the rest)
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
