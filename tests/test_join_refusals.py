@@ -291,3 +291,21 @@ def test_a_part_whose_sync_is_stopped_is_refused(split3, hf, how):
     # the way out the hint names: the sync taken back, the work is in the worktree again
     assert hf("sync", "b1/api", "--abort", cwd=repo).code == 0
     assert (api / "src/api/search.py").read_text() == "uncommitted\n"
+
+
+def test_a_worktree_that_became_a_repository_of_its_own_is_refused(split3, hf):
+    """An agent replaced the worktree's link with a fresh repository on a branch of
+    the part's name: its commits are not this repository's, and nothing of it is
+    joined (the part's branch here says nothing of what the folder holds)."""
+    repo, api = split3["repo"], split3["api"]
+    all_done(hf, split3)
+    (api / ".git").unlink()
+    git(api, "init", "-q", "-b", "hf/b1/api")
+    write(api, {"src/api/elsewhere.py": "committed in another repository\n"})
+    git(api, "add", "-A")
+    git(api, "-c", "user.name=a", "-c", "user.email=a@a.invalid", "commit", "-qm", "work")
+    error, err = refused(hf, repo)
+    assert "api" in error["message"] and "not a worktree of this repository" in error["message"]
+    assert str(api) in err.splitlines()[0]
+    assert "hf drop b1/api" in error["hint"]
+    assert (api / "src/api/elsewhere.py").exists()

@@ -379,3 +379,26 @@ def test_a_sync_killed_once_the_work_was_back_is_finished_by_continue(split3, hf
     assert {f: after["files"][f] for f in mine} == {f: work["files"][f] for f in mine}
     assert git(api, "diff", "--cached", "src/api/users.py") != ""  # staged as it was
     assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+
+
+def test_a_worktree_that_became_a_repository_of_its_own_is_left_alone(split3, hf):
+    """Its `.git` link replaced by `git init` on a branch of the part's name: the
+    sync says so and moves nothing there (its commits are not this repository's)."""
+    repo, api = split3["repo"], split3["api"]
+    move_main(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"}, "main: run")
+    (api / ".git").unlink()
+    git(api, "init", "-q", "-b", "hf/b1/api")
+    write(api, {"src/api/elsewhere.py": "committed in another repository\n"})
+    git(api, "add", "-A")
+    git(api, "-c", "user.name=a", "-c", "user.email=a@a.invalid", "commit", "-qm", "work")
+    foreign = head(api)
+    refused = hf("sync", "b1/api", cwd=repo)  # what git reads for the part changed
+    assert refused.code == 1 and "worktrees/api/config.worktree" in refused.err
+    assert head(api) == foreign
+    doctor = hf("doctor", "--accept", cwd=repo)  # (it also says the part's guard is gone)
+    assert "b1/api" in doctor.out
+    r = hf("sync", "b1/api", cwd=repo)
+    assert "not a worktree of this repository any more" in r.out, r.err
+    assert head(api) == foreign and git(api, "log", "--format=%s").strip() == "work"
+    assert (api / "src/api/elsewhere.py").read_text() == "committed in another repository\n"
+    assert (api / "tools/run.sh").read_text() != "#!/bin/sh\necho moved\n"

@@ -33,3 +33,30 @@ def test_a_bare_repository_is_named_bare(tmp_path, hf):
     assert not git(tmp_path / "bare.git", "for-each-ref", "refs/heads/hf")
     inside = hf("status", "--json", cwd=repo / ".git")  # a git dir, not bare: as before
     assert inside.json["error"]["message"].endswith("is not inside a git work tree")
+
+
+def test_head_of_a_folder_that_became_a_repository_of_its_own_is_that_repository_s(tmp_path):
+    """HEAD is read from git's files only where the git dir is this repository's:
+    a folder whose `.git` link was replaced by `git init` names a branch that
+    also exists here, and that branch's tip here says nothing of the folder."""
+    from hf_fanout.worktrees.repository import Worktree
+
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "worktree", "add", "-q", "-b", "part", str(tmp_path / "part"))
+    main = Worktree.discover(repo)
+    part = main.repository.worktree(tmp_path / "part")
+    main_tip = git(repo, "rev-parse", "HEAD").strip()
+    assert main.head() == main_tip and part.head() == main_tip and part.is_linked_here()
+
+    (tmp_path / "part/.git").unlink()
+    git(tmp_path / "part", "init", "-q", "-b", "main")  # main's branch name, another repository
+    git(tmp_path / "part", "add", "-A")
+    git(tmp_path / "part", "-c", "user.name=a", "-c", "user.email=a@a.invalid",
+        "commit", "-qm", "elsewhere")
+    foreign = git(tmp_path / "part", "rev-parse", "HEAD").strip()
+    moved = main.repository.worktree(tmp_path / "part")
+    assert not moved.is_linked_here()
+    assert moved.head() == foreign != main_tip
+
+    (tmp_path / "loose").mkdir()  # no repository at all: no HEAD
+    assert main.repository.worktree(tmp_path / "loose").head() is None

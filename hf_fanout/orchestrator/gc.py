@@ -407,11 +407,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
     head = None
     if worktree.is_dir():
-        checkout = ws.repo.worktree(worktree)
-        # git's files when they are this repository's, else git (which then reads
-        # whatever repository the folder holds now: its commits are not ours)
-        head = (checkout.head() if checkout.is_linked_here() else None) or \
-            checkout.rev_parse("HEAD")
+        head = ws.repo.worktree(worktree).head()
     def unreadable(said: str = "") -> GcPart:
         return GcPart(batch.id, part.name, "kept",
                       f"{worktree} is not a readable git worktree any more{said}; look at "

@@ -165,6 +165,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
             f"or mark the part blocked (`hf blocked {first.batch}/{first.name} --reason ...`) "
             "and join the others with --partial",
         )
+    _refuse_foreign_worktrees(ws, parts)
     # git runs config-defined programs: nothing runs in a part's worktree before this
     fingerprint.verify(ws, batch)
 
@@ -185,6 +186,24 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial,
                     allow_outside_links=allow_outside_links, keep_history=keep_history)
+
+
+def _refuse_foreign_worktrees(ws: Workspace, parts: list[Part]) -> None:
+    """Refuse a part whose folder is no longer linked to this repository (its
+    `.git` replaced by a repository of its own, or gone): what it holds now is
+    in no commit here, and its HEAD says nothing of the part's branch. Read
+    from the files alone, before git runs in any worktree."""
+    foreign = [p for p in parts if remote_of(p) is None
+               and not ws.repo.worktree(Path(p.worktree)).is_linked_here()]
+    if foreign:
+        first = foreign[0]
+        raise JoinRefused(
+            "not a worktree of this repository any more: "
+            + ", ".join(f"part {p.name!r} ({p.worktree})" for p in foreign),
+            "its files are left as they are (what was committed there is in that folder's "
+            "own repository): take what you need from it, then leave the part out of the "
+            f"batch: `hf drop {first.batch}/{first.name}`",
+        )
 
 
 def _on_head(batch: Batch, parts: list[Part], head: str) -> bool:

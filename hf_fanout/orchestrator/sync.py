@@ -191,6 +191,9 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
                              "join, where the batch was split, merges it three-way")
     if not Path(part.worktree).is_dir():
         return _skip(result, f"its worktree {part.worktree} is missing")
+    if not worktree.is_linked_here():
+        return _skip(result, f"{part.worktree} is not a worktree of this repository any "
+                             "more (its .git is another repository's, or gone)")
     onto = ws.repo.ref_target(batch.target_ref)
     head = worktree.head()
     if onto is None or head is None:

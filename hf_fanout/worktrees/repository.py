@@ -208,8 +208,15 @@ class Worktree:
     # --- HEAD ------------------------------------------------------------------
 
     def head(self) -> str | None:
-        """The commit HEAD points to (None on an unborn branch), from git's files."""
-        return refs.resolve(self.repository.common_dir, "HEAD", self.git_dir)
+        """The commit HEAD points to (None on an unborn branch, or where no git
+        repository can be read). From git's files when the git dir is this
+        repository's; otherwise git is asked, and it reads whatever repository the
+        folder holds now (a branch of the same name here says nothing of it)."""
+        found = (refs.resolve(self.repository.common_dir, "HEAD", self.git_dir)
+                 if self.is_linked_here() else None)
+        if found is None and self.path.is_dir():
+            return self.rev_parse("HEAD")
+        return found
 
     def is_linked_here(self) -> bool:
         """Whether this worktree's git dir is one of this repository's: its common
