@@ -4,6 +4,7 @@ and then only after a rescue ref holds it)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ def test_gc_removes_worktrees_and_branches_of_a_joined_batch(split3, hf):
         assert hf("done", cwd=split3[name]).code == 0
     assert hf("join", "b1", cwd=repo).code == 0
     assert git(repo, "for-each-ref", "refs/hf/results/b1")  # uncommitted work was joined
+    mine = repo.parent / "mine"  # the user's own worktree, its folder missing for now
+    git(repo, "worktree", "add", "-q", "-b", "mine", str(mine))
+    shutil.rmtree(mine)
     dry = hf("gc", "--dry-run", "--json", cwd=repo)
     assert dry.code == 0, dry.err
     assert {p["action"] for p in dry.json["data"]["parts"]} == {"would-remove"}
@@ -40,6 +44,7 @@ def test_gc_removes_worktrees_and_branches_of_a_joined_batch(split3, hf):
         assert not split3[name].exists()
         assert not git(repo, "branch", "--list", f"hf/b1/{name}")
     assert "repo.hf/b1" not in git(repo, "worktree", "list")
+    assert f"{mine} " in git(repo, "worktree", "list")  # git's record of it stays
     assert not git(repo, "for-each-ref", "refs/hf/results/b1")
     assert "freed" in hf("gc", cwd=repo).out
     assert (repo / "docs/new.md").exists()  # the main tree keeps the joined work

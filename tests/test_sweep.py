@@ -161,13 +161,25 @@ def test_a_removed_worktree_is_missing_pruned_and_its_branch_kept(split3, hf):
     import shutil
 
     repo, ui = split3["repo"], split3["ui"]
+    # the user's own worktrees, their folders missing for now (a drive not mounted)
+    mine, locked = repo.parent / "mine", repo.parent / "locked"
+    git(repo, "worktree", "add", "-q", "-b", "mine", str(mine))
+    git(repo, "worktree", "add", "-q", "-b", "hf/mine", str(locked))
+    git(repo, "worktree", "lock", str(locked))
     shutil.rmtree(ui)
+    shutil.rmtree(mine)
+    shutil.rmtree(locked)
     r = hf("sweep", "--json", cwd=repo)
     assert r.code == 0, r.err
     data = r.json["data"]["repos"][0]
     assert {p["part"]: p["state"] for p in data["parts"]}["ui"] == "missing"
     assert [a["action"] for a in data["actions"]] == ["mark-missing"]
-    assert str(ui) not in git(repo, "worktree", "list")
+    listed = git(repo, "worktree", "list")
+    assert str(ui) not in listed
+    assert f"{mine} " in listed and f"{locked} " in listed  # git still knows them
+    git(repo, "worktree", "unlock", str(locked))
+    git(repo, "worktree", "prune")  # what git itself would forget
+    assert str(mine) not in git(repo, "worktree", "list")
     assert git(repo, "rev-parse", "--verify", "refs/heads/hf/b1/ui").strip()
     rec = part_record(repo, "b1", "ui")
     assert rec["state"] == "blocked" and "missing" in rec["reason"]

@@ -5,6 +5,7 @@ counted as `du` would count it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -89,12 +90,16 @@ def test_a_registered_worktree_is_forgotten_by_git(tmp_path: Path) -> None:
     wt = tmp_path / "wt"
     git(repo, "worktree", "add", "-q", "-b", "w", str(wt))
     (wt / "untracked.txt").write_text("an agent's scratch\n")
+    away = tmp_path / "away"  # another worktree, its folder missing for now
+    git(repo, "worktree", "add", "-q", "-b", "away", str(away))
+    shutil.rmtree(away)
 
-    freed = Worktree.discover(repo).repository.remove_worktree(wt)  # (prunes: git forgets it)
+    freed = Worktree.discover(repo).repository.remove_worktree(wt)  # (git forgets it)
 
     assert freed > 0 and not wt.exists()
     listing = git(repo, "worktree", "list", "--porcelain")
     assert str(wt) not in listing
+    assert f"worktree {away}\n" in listing  # that one is not hf's to forget
     assert git(repo, "rev-parse", "--verify", "-q", "refs/heads/w").strip()  # branch kept
 
 
@@ -121,6 +126,30 @@ def test_what_rm_leaves_is_deleted_by_the_walk_and_counted_once(tmp_path: Path,
     assert str(removal.aside_of(tree)) in (tools / "rm.log").read_text()  # rm was asked
     assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
     assert freed == counted
+
+
+def test_rm_deletes_the_files_and_the_walk_is_not_needed(tmp_path: Path, monkeypatch) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    logged_rm = tools / "rm"  # the real rm, its arguments written down first
+    logged_rm.write_text(f"#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/rm.log\"\n"
+                         f"exec {shutil.which('rm')} \"$@\"\n")
+    logged_rm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+
+    def no_walk(path: Path) -> int:
+        raise AssertionError(f"the walk was asked to delete {path}")
+
+    monkeypatch.setattr(removal, "delete_tree", no_walk)
+    tree = tmp_path / "wt"
+    _tree_of_files(tree)
+    counted = du_bytes(tree)
+
+    freed = removal.delete(tree)
+
+    assert f"-rf -- {removal.aside_of(tree)}" in (tools / "rm.log").read_text()
+    assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
+    assert freed == counted > 0
 
 
 def test_without_du_or_rm_the_walk_deletes_and_counts(tmp_path: Path, monkeypatch) -> None:

@@ -105,6 +105,16 @@ def make_nested_repo(wt: Path) -> None:
     git(sub, "commit", "-q", "-m", "nested")
 
 
+def make_nested_repo_at_a_deleted_path(wt: Path) -> None:
+    git(wt, "rm", "-q", "docs/old.md")  # staged as deleted, then a repository there
+    sub = wt / "docs/old.md"
+    sub.mkdir()
+    git(sub, "init", "-q")
+    write(sub, {"a.txt": "a\n"})
+    git(sub, "add", "a.txt")
+    git(sub, "commit", "-q", "-m", "nested")
+
+
 def make_untracked_trees(wt: Path) -> None:
     write(wt, {".gitignore": "*.log\n", "gen/a/b.txt": "b\n", "gen/a/c.log": "ignored\n",
                "gen/d/e/f.txt": "f\n", "src/api/new/deep/g.py": "g\n", "only.log": "x\n"})
@@ -127,6 +137,7 @@ CASES: dict[str, Callable[[Path], None]] = {
     "names git would misread unquoted": make_odd_names,
     "symlinks": make_symlinks,
     "an untracked nested repository": make_nested_repo,
+    "a nested repository at a path staged as deleted": make_nested_repo_at_a_deleted_path,
 }
 
 

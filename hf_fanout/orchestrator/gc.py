@@ -247,7 +247,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
         report.queue = _gc_queue(ws, force=force, dry_run=dry_run)
     if not dry_run:
         _forget_old(ws, None if batch_id is None else [batch_id], report)
-        ws.repo.prune_worktrees()
+        ws.repo.forget_missing_worktrees()
         refs.prune_empty_folders(ws.repo.common_dir, "refs/hf")  # (git leaves `refs/hf/`)
         _maybe_unregister(ws)
         mainhook.settle(ws)
@@ -349,11 +349,11 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
 
 
 def _remove_worktree(ws: Workspace, path: Path) -> int:
-    """A worktree and its files (git's record of it goes with the one prune at the end
+    """A worktree and its files (git's record of it goes with the one forgetting at the end
     of gc), what earlier removals there left when cut short, and the folders above it
     it leaves empty (the batch's or the queue's, then the folder of worktrees beside
     the repository). Returns the bytes freed."""
-    freed = ws.repo.remove_worktree(path, prune=False) + removal.finish(path.parent)
+    freed = ws.repo.remove_worktree(path) + removal.finish(path.parent)
     _remove_empty_folders(path)
     return freed
 

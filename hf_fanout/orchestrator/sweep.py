@@ -1,7 +1,7 @@
 """`hf sweep`: classify every part of every registered repo and act on the dead.
 
 Actions: rescue an orphan's work to `refs/hf/rescue/<batch>/<part>` then mark
-it blocked; mark a missing worktree and prune git's metadata of it; join a
+it blocked; mark a missing worktree and drop git's record of it; join a
 batch that asked for `auto_join` once every part is done. A running or idle
 part's worktree is never written. One sweep per repo at a time (a lock).
 """
@@ -193,7 +193,7 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             if action:
                 rr.actions.append(action)
     if missing_seen and not dry_run:
-        ws.repo.prune_worktrees()
+        ws.repo.forget_missing_worktrees()
     if cwd_table is not None and worktrees:
         t = time.perf_counter()
         rr.unknown_processes = _unknown(cwd_table, worktrees, known_pids)

@@ -4,7 +4,9 @@ filters, hooks and sparse settings hold)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from hf_fanout.errors import GitFailed
 from hf_fanout.worktrees import removal
 from hf_fanout.worktrees.process import out, run, text
-from hf_fanout.worktrees.refs import gitdir_of, resolve, zero_oid
+from hf_fanout.worktrees.refs import gitdir_of, read_head, resolve, zero_oid
 from hf_fanout.worktrees.status import prime_status_caches
 
 # larger blobs stay compressed in the repository's packs (`unpacked_objects`):
@@ -87,14 +89,12 @@ class WorktreeAdmin:
             self.__dict__["_hooks_dir"] = hooks
         return os.access(hooks / name, os.X_OK)
 
-    def remove_worktree(self, path: Path, *, prune: bool = True) -> int:
+    def remove_worktree(self, path: Path) -> int:
         """Delete a worktree's folder, whatever it holds (moved aside first, then its
-        files: `worktrees/removal.py`), and git's record of it (`git worktree
-        prune`; `prune=False` leaves that to the caller, which prunes once for
-        several). Returns the bytes the folder held."""
+        files: `worktrees/removal.py`), and git's record of it
+        (`forget_missing_worktrees`). Returns the bytes the folder held."""
         freed = removal.delete(path)
-        if prune:
-            self.prune_worktrees()
+        self.forget_missing_worktrees([path])
         return freed
 
     def delete_branch(self, branch: str) -> None:
@@ -122,8 +122,30 @@ class WorktreeAdmin:
                 found[name] = Path(os.fsdecode(fields[b"worktree"]))
         return found
 
-    def prune_worktrees(self) -> None:
-        run(["worktree", "prune"], self.workdir, check=False)
+    def forget_missing_worktrees(self, paths: Sequence[Path] = ()) -> None:
+        """git's record of each of hf's worktrees (on a branch under `hf/`, or at
+        one of `paths`) whose folder is gone: what `git worktree prune` does, for
+        these alone. A worktree of the user's own whose folder is missing for now
+        (on a drive not mounted, say) stays registered, and so does a locked one."""
+        admin = self.common_dir / "worktrees"
+        try:
+            entries = [Path(e.path) for e in os.scandir(admin) if e.is_dir()]
+        except OSError:
+            return
+        named_here = {os.path.realpath(p) for p in paths}
+        for entry in entries:
+            try:
+                named = (entry / "gitdir").read_text(encoding="utf-8",
+                                                     errors="surrogateescape").strip()
+            except OSError:
+                continue  # a record git itself cannot place: `git worktree prune` decides
+            dotgit = entry / named  # (an absolute `named` stays as it is)
+            ours = read_head(entry).startswith("ref: refs/heads/hf/") or \
+                os.path.realpath(dotgit.parent) in named_here
+            if named and ours and not dotgit.exists() and not (entry / "locked").exists():
+                shutil.rmtree(entry, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            admin.rmdir()  # (only when empty, as git leaves it)
 
     def enable_worktree_config(self) -> None:
         """Turn on per-worktree config (`config.worktree`), once per Repo."""

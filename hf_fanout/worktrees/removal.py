@@ -1,7 +1,7 @@
 """Deleting a worktree's folder, and counting the space it holds.
 
 The folder is first moved aside in one rename (to `.NAME.hf-removing` beside it):
-from then on git sees the worktree as gone (`git worktree prune` forgets it), and
+from then on git sees the worktree as gone (`forget_missing_worktrees` forgets it), and
 a removal a crash cut short leaves that hidden folder, which the next removal in
 the same place finishes (`finish`), never a half-deleted worktree git still
 lists. Then the system's own tools do the bulk: `du` counts the blocks the

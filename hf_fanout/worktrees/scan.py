@@ -50,7 +50,8 @@ def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True
     """
     skip = {RepoPath(p.rstrip("/")) for p in exclude}
     changed_items = changed(worktree, exact=True)
-    untracked = {i.path for i in changed_items if i.code == "??"}
+    # (a directory as `sub/`: a nested repository, at a path the index may drop)
+    untracked = {i.path.rstrip("/") for i in changed_items if i.code == "??"}
     # A path the index no longer has (`D ` in the first column) that git does not
     # list as untracked is either gone from the disk or ignored: `git add -A`
     # leaves it out either way (a file dropped with `git rm --cached` and then
