@@ -9,8 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import git, make_repo
 
+from hf_fanout.errors import HfError
 from hf_fanout.worktrees import removal
 
 
@@ -193,3 +195,31 @@ def test_usage_without_du_is_counted_by_the_walk(tmp_path: Path, monkeypatch) ->
     monkeypatch.setenv("PATH", str(empty))
     assert removal.usage(tree) == counted
     assert removal.usage(tmp_path / "never-there") == 0
+
+
+def test_an_rm_stopped_by_a_signal_stops_the_deletion_and_the_next_finishes_it(
+        tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C reaches `rm` too: the walk does not go on deleting in its place,
+    the folder stays aside, and the next removal there finishes it."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "rm").write_text("#!/bin/sh\nkill -INT $$\n")
+    (tools / "rm").chmod(0o755)
+    real_path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{tools}:{real_path}")
+    folder = tmp_path / "batch"
+    _tree_of_files(folder / "p1")
+    _tree_of_files(folder / "p2")
+    deletions = removal.Deletions()
+    deletions.start(folder / "p1")
+    with pytest.raises(HfError, match="signal 2"):
+        deletions.wait()
+    deletions.close()
+    aside = removal.aside_of(folder / "p1")
+    assert not (folder / "p1").exists() and len(list(aside.rglob("*.txt"))) == 30
+
+    with pytest.raises(HfError):
+        removal.delete(folder / "p2")
+    monkeypatch.setenv("PATH", real_path)
+    assert removal.finish(folder) > 0
+    assert list(folder.iterdir()) == []

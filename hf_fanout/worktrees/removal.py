@@ -16,6 +16,10 @@ stays), is not limited by the length of a path, and descends by a stack of its
 own, not by recursion, so a tree of any depth goes. A folder it may not write in
 (a build tool's read-only cache) is made writable for its owner first, as `rm -rf`
 would do for root.
+
+A `du` or `rm` stopped by a signal (Ctrl-C reaches them too) stops the
+deletion there: the walk does not take over, the folder stays aside, and the
+next removal in the same place finishes it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from hf_fanout.errors import HfError
 from hf_fanout.faults import fault_point
 
 ASIDE_SUFFIX = ".hf-removing"
@@ -89,7 +94,9 @@ class Deletions:
         return freed
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Once the running deletion ends (those not begun are left aside, for
+        `finish`: the caller stopped before it waited for them)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def finish(folder: Path) -> int:
@@ -109,9 +116,12 @@ def delete_folder(path: Path) -> int:
     counted = _counted_by_du(path) if path.is_dir() and not path.is_symlink() else None
     if counted is None:
         return delete_tree(path)
-    with contextlib.suppress(OSError):
-        subprocess.run(["rm", "-rf", "--", os.fspath(path)], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    try:
+        proc = subprocess.run(["rm", "-rf", "--", os.fspath(path)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        _refuse_stopped(proc.returncode, "rm", path)
+    except OSError:
+        pass
     if os.path.lexists(path):  # (a folder its owner may not write in, for one)
         delete_tree(path)
     return counted
@@ -125,11 +135,20 @@ def _counted_by_du(path: Path) -> int | None:
     try:
         proc = subprocess.run(["du", "-s", os.fspath(path)], stdin=subprocess.DEVNULL,
                               capture_output=True, env=env, check=False)
+        _refuse_stopped(proc.returncode, "du", path)
         blocks = int(proc.stdout.split()[0])
         own = os.lstat(path).st_blocks
     except (OSError, ValueError, IndexError):
         return None
     return max(0, blocks - own) * 512
+
+
+def _refuse_stopped(returncode: int, tool: str, path: Path) -> None:
+    """A `du` or `rm` a signal stopped: the deletion stops with it."""
+    if returncode < 0:
+        raise HfError(f"`{tool}` was stopped by signal {-returncode} in {path}: the "
+                      "deletion stops there, the folder is left as it is",
+                      "run the command again: it finishes the deletion")
 
 
 def usage(path: Path) -> int:
