@@ -250,6 +250,36 @@ def test_an_unreachable_remote_refuses_or_partial_joins_the_rest(world, tmp_path
     assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
 
 
+def test_a_remote_that_does_not_answer_is_given_up_on_within_remote_timeout(world, tmp_path):
+    """A host that never answers (its ssh hangs): `hf status` says so for the
+    remote's parts after `remote_timeout` seconds, and `hf take` fails in one
+    line, instead of hanging with it."""
+    import time
+
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    hang = tmp_path / "hanging-ssh"
+    hang.write_text("#!/bin/sh\nexec sleep 60\n")  # (also what it starts keeps the pipes)
+    hang.chmod(0o755)
+    for machine in (a, b):
+        machine.git("config", "core.sshCommand", str(hang))
+        machine.git("remote", "set-url", "origin", "ssh://git.example.invalid/r.git")
+        (machine.home / ".config/hf").mkdir(parents=True, exist_ok=True)
+        (machine.home / ".config/hf/config.toml").write_text("remote_timeout = 1\n")
+    started = time.monotonic()
+    status = a.hf_json("status", "b1")["batches"][0]
+    assert time.monotonic() - started < 20
+    unreachable = {p["name"] for p in status["parts"] if p["state"] == "unreachable"}
+    assert unreachable == {"api", "ui"}
+    started = time.monotonic()
+    took = b.hf("take", "origin", "b1/api")
+    assert time.monotonic() - started < 20
+    assert took.returncode != 0
+    assert "reading origin failed: no answer within 1 s" in took.stderr
+    assert "remote_timeout" in took.stderr
+    assert not b.worktree("b1", "api").exists()
+
+
 def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     remote, a, b = world
     before_split = remote_refs(remote)

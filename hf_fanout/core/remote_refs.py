@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hf_fanout import timefmt
 from hf_fanout.core.records import Part, branch_name, check_slug
 from hf_fanout.errors import BadInput, InvalidPlan
+
+if TYPE_CHECKING:
+    from hf_fanout.config import Settings
 
 TASK_FILE = "TASK.md"  # in the task commit's tree: the handoff file
 PART_FILE = "part.json"  # beside it: what `hf take` needs, as data
@@ -23,9 +26,17 @@ PART_SCHEMA = 1
 HEARTBEAT_EVERY = 60.0
 # a remote part not seen for this long is stale (`remote_stale_after` in .hf.toml)
 DEFAULT_STALE_AFTER = 600.0
+# seconds a remote has to answer a read of its refs (`remote_timeout` in .hf.toml)
+DEFAULT_READ_TIMEOUT = 30.0
 
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _HOST = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+def read_timeout(settings: Settings) -> float:
+    """How long a read of a remote's refs (`git ls-remote`) may take before hf
+    gives up on that remote: `remote_timeout` in .hf.toml, in seconds."""
+    return settings.number("remote_timeout", DEFAULT_READ_TIMEOUT)
 
 
 def check_remote_name(value: str, where: str = "--remote") -> str:

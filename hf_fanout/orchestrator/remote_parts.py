@@ -19,6 +19,7 @@ from hf_fanout.core.remote_refs import (
     hf_created,
     last_sighting,
     part_refs,
+    read_timeout,
     remote_of,
 )
 from hf_fanout.core.workspace import Workspace
@@ -104,7 +105,8 @@ def sightings(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Seen]
     limit = stale_after(ws) if by_remote(parts) else 0.0
     for name, group in by_remote(parts).items():
         try:
-            refs = remotes.list_refs(ws.main.path, name, _patterns(group))
+            refs = remotes.list_refs(ws.main.path, name, _patterns(group),
+                timeout=read_timeout(ws.settings))
         except HfError as exc:
             for part in group:
                 found[part.name] = Seen(name, "unreachable", error=exc.message)
@@ -158,7 +160,8 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
     wanted: list[tuple[Part, str, str | None]] = []  # part, tip, done tip
     for name, group in by_remote(parts).items():
         try:
-            refs = remotes.list_refs(ws.main.path, name, _patterns(group))
+            refs = remotes.list_refs(ws.main.path, name, _patterns(group),
+                timeout=read_timeout(ws.settings))
         except HfError as exc:
             marked = [p.name for p in group if p.state == DONE]
             if partial and not marked:
@@ -262,7 +265,7 @@ def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> list[st
     gone = []
     for name, group in grouped.items():
         patterns = [*_patterns(group), *(part_refs(p.batch, p.name)[1] for p in group)]
-        refs = remotes.list_refs(ws.main.path, name, patterns)
+        refs = remotes.list_refs(ws.main.path, name, patterns, timeout=read_timeout(ws.settings))
         # a part branch that moved past what was joined holds work: it stays
         known = {f"refs/heads/{p.branch}": {str((p.extra.get("remote") or {}).get("tip")),
                                             part_base(batch, p)} for p in group}

@@ -13,6 +13,7 @@ from hf_fanout.core.remote_refs import (
     claim_patterns,
     part_data,
     part_refs,
+    read_timeout,
     remote_of,
     task_ref,
 )
@@ -35,7 +36,8 @@ def check_remotes(ws: Workspace, parts: list[Part]) -> None:
         mine = [p for p in parts if remote_of(p) == name]
         taken = sorted(remotes.list_refs(ws.main.path, name, [
             ref for p in mine for ref in (*part_refs(p.batch, p.name),
-                                          *claim_patterns(p.batch, p.name))]))
+                                          *claim_patterns(p.batch, p.name))],
+                                              timeout=read_timeout(ws.settings)))
         if taken:
             raise BatchExists(f"{name} has {', '.join(taken[:4])} already",
                               "pick another batch id, or delete them there first "

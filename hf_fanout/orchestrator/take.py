@@ -35,6 +35,7 @@ from hf_fanout.core.remote_refs import (
     heartbeat_ref,
     parse_part_data,
     part_refs,
+    read_timeout,
     taken_from,
 )
 from hf_fanout.core.workspace import Workspace, worktree_root
@@ -90,7 +91,8 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
         chosen = choose_launcher(ws.settings, launcher)  # an unavailable one fails first
     branch_ref, task, done = part_refs(batch_id, name)
     found = remotes.list_refs(ws.main.path, remote, [branch_ref, task, done,
-                                                     *claim_patterns(batch_id, name)])
+                                                     *claim_patterns(batch_id, name)],
+                                                         timeout=read_timeout(ws.settings))
     if task not in found or branch_ref not in found:
         raise NotFound(f"{remote} has no remote part {spec} (no {task} and {branch_ref})",
                        f"see the parts there: git ls-remote {remote} 'refs/hf/task/*'")
@@ -171,7 +173,8 @@ def _take_claim(ws: Workspace, taken: Taken, held: Claim | None) -> None:
     found: dict[str, str] = {}
     if held is not None:
         old_names = sorted(remotes.list_refs(ws.main.path, taken.remote,
-                                             claim_patterns(batch_id, name)))
+                                             claim_patterns(batch_id, name),
+                                                 timeout=read_timeout(ws.settings)))
     outcome = remotes.push_refs(
         ws.main.path, remotes.url(ws.main.path, taken.remote),
         [f"{commit}:{ref}", f"{commit}:{claimed_ref(batch_id, name, host, now)}",
@@ -179,7 +182,8 @@ def _take_claim(ws: Workspace, taken: Taken, held: Claim | None) -> None:
         leases=[f"{ref}:{held.commit if held is not None else ''}"])
     if not outcome.ok:  # another take in between: the lease refuses it
         with contextlib.suppress(HfError):
-            found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name))
+            found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name),
+                timeout=read_timeout(ws.settings))
         now_held = current_claim(batch_id, name, found) if found else None
         if now_held is not None and now_held != held:
             raise _claimed(taken.remote, f"{batch_id}/{name}", now_held)
@@ -207,7 +211,8 @@ def _release_claim(ws: Workspace, taken: Taken) -> None:
         return
     batch_id, name = taken.batch.id, taken.part.name
     with contextlib.suppress(HfError):
-        found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name))
+        found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name),
+            timeout=read_timeout(ws.settings))
         mine = [r for r, oid in found.items() if oid == commit]
         remotes.push_refs(ws.main.path, remotes.url(ws.main.path, taken.remote),
                           [f":{r}" for r in mine],
@@ -442,7 +447,8 @@ def _refuse_lost_claim(ws: Workspace, part: Part, remote: str, claim: str) -> No
     """`hf done` of a part whose claim is no longer this machine's (another took it
     over with `hf take --steal`, or the claim ref went): refused."""
     try:
-        found = remotes.list_refs(ws.main.path, remote, claim_patterns(part.batch, part.name))
+        found = remotes.list_refs(ws.main.path, remote, claim_patterns(part.batch, part.name),
+            timeout=read_timeout(ws.settings))
     except HfError:
         return  # unreadable: the push's own error is said
     held = current_claim(part.batch, part.name, found)
@@ -478,7 +484,7 @@ def beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
     batch = ws.store.load_batch(part.batch)
     try:
         old = remotes.list_refs(ws.main.path, remote, [heartbeat_prefix(part.batch, part.name)
-                                                        + "*"])
+                                                        + "*"], timeout=read_timeout(ws.settings))
         # only while the claim is still this machine's (as `hf done`): after a
         # `--steal` the beat fails, and the new holder's heartbeats stay
         claim = _claim_of(part)

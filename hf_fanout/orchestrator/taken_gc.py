@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_fanout.core.records import Batch, Part, copied_paths, part_base
-from hf_fanout.core.remote_refs import task_ref
+from hf_fanout.core.remote_refs import read_timeout, task_ref
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.orchestrator.safety import unintegrated_work
@@ -41,7 +41,8 @@ def elsewhere(ws: Workspace, batch: Batch, parts: list[Part]) -> Elsewhere:
     assert remote is not None
     try:
         refs = remotes.list_refs(ws.main.path, remote, [
-            batch.target_ref, *(task_ref(batch.id, p.name) for p in parts)])
+            batch.target_ref, *(task_ref(batch.id, p.name) for p in parts)],
+                timeout=read_timeout(ws.settings))
     except HfError as exc:
         return Elsewhere(False, f"cannot tell whether it is over: {exc.message}")
     target = _fetched_target(ws, batch, remote, refs)

@@ -8,6 +8,7 @@ PATH, so hf always talks to the real git.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -125,8 +126,13 @@ def run(
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `git ARGS` in `cwd`; raise GitFailed (with stderr) on a non-zero exit if `check`."""
+    """Run `git ARGS` in `cwd`; raise GitFailed (with stderr) on a non-zero exit if `check`.
+    `timeout`: seconds, after which git and what it started (ssh, a credential
+    helper) are killed and `GitTimedOut` is raised."""
+    if timeout is not None:
+        return _run_timed(args, cwd, stdin, env, check, timeout)
     proc = subprocess.run(
         [git_executable(), *args],
         cwd=cwd,
@@ -139,6 +145,40 @@ def run(
     if check and proc.returncode != 0:
         raise GitFailed(list(args), proc.returncode, proc.stderr.decode("utf-8", "replace"))
     return proc
+
+
+class GitTimedOut(GitFailed):
+    """A git command that did not end within its time (a remote that does not answer)."""
+
+    code = "git_timed_out"
+
+
+def _run_timed(args: Sequence[str], cwd: Path, stdin: bytes | None,
+               env: Mapping[str, str] | None, check: bool,
+               timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """`run` with a time limit: git in a process group of its own, so that the
+    group (the ssh it started holds the pipes open too) is killed at the limit,
+    or when this process is interrupted."""
+    import signal
+
+    proc = subprocess.Popen(
+        [git_executable(), *args], cwd=cwd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(env),
+        start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise GitTimedOut(list(args), -signal.SIGKILL,
+                              f"no answer within {timeout:g} s") from None
+        raise
+    if check and proc.returncode != 0:
+        raise GitFailed(list(args), proc.returncode, stderr.decode("utf-8", "replace"))
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def out(args: Sequence[str], cwd: Path, **kwargs: Any) -> bytes:

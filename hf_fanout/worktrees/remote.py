@@ -13,7 +13,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 from hf_fanout.errors import HfError
-from hf_fanout.worktrees.process import run, text
+from hf_fanout.worktrees.process import GitTimedOut, run, text
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,18 @@ def _failed(what: str, remote: str, proc: CompletedProcess[bytes],
                         details={"stderr": stderr})
 
 
-def list_refs(workdir: Path, remote: str, patterns: Sequence[str]) -> dict[str, str]:
+def list_refs(workdir: Path, remote: str, patterns: Sequence[str], *,
+              timeout: float) -> dict[str, str]:
     """The refs of `remote` matching `patterns` (`git ls-remote` patterns: a trailing
-    part of the name, `*` allowed), name -> commit: one network round trip."""
-    proc = run(["ls-remote", "--refs", remote, *patterns], workdir, check=False, env=_QUIET)
+    part of the name, `*` allowed), name -> commit: one network round trip, given up
+    after `timeout` seconds (a host that does not answer never hangs hf)."""
+    try:
+        proc = run(["ls-remote", "--refs", remote, *patterns], workdir, check=False,
+                   env=_QUIET, timeout=timeout)
+    except GitTimedOut:
+        raise RemoteFailed(f"reading {remote} failed: no answer within {timeout:g} s",
+                           f"check that it is reachable (`git ls-remote {remote}`); "
+                           "`remote_timeout` in .hf.toml sets how long hf waits") from None
     if proc.returncode != 0:
         raise _failed("reading", remote, proc)
     found = {}
