@@ -208,3 +208,42 @@ def test_a_move_that_only_says_it_is_hfs_is_reported(split3, hf):
     write(repo, {"tools/run.sh": "#!/bin/sh\necho lead\n"})
     assert hf("commit", "-m", "lead fix", "tools/run.sh", cwd=repo).code == 0
     assert hf("join", "b1", "--dry-run", cwd=repo).code == 0, "hf's own commit is no tamper"
+
+
+def test_a_rewritten_part_branch_accepted_after_a_look_is_not_reported_again(split3, hf):
+    """`hf doctor --accept` takes the rewritten tip as the baseline: the join goes
+    through with the part's files as they are; a further rewrite is reported."""
+    repo, ui = split3["repo"], split3["ui"]
+    orphan = git(repo, "commit-tree", "-m", "unrelated",
+                 git(repo, "rev-parse", "HEAD^{tree}").strip()).strip()
+    real(ui, "-c", "core.hooksPath=/dev/null", "reset", "-q", "--hard", orphan)
+    write(ui, {"src/ui/page.html": "<h1>after the reset</h1>\n"})
+    all_done(split3, hf)
+    assert "rewritten" in hf("join", "b1", cwd=repo).err
+    accepted = hf("doctor", "--accept", cwd=repo)
+    assert "tamper-accepted: b1: refs/heads/hf/b1/ui rewritten" in accepted.out
+    again = hf("doctor", cwd=repo)
+    assert "rewritten" not in again.out, again.out
+    ws = Workspace.open(repo)
+    assert fingerprint.check(ws, ws.store.load_batch("b1")) == []
+    other = git(repo, "commit-tree", "-m", "another", orphan + "^{tree}").strip()
+    real(ui, "-c", "core.hooksPath=/dev/null", "update-ref", "refs/heads/hf/b1/ui", other)
+    findings = fingerprint.check(ws, ws.store.load_batch("b1"))
+    assert [(f.what, f.change) for f in findings] == [("refs/heads/hf/b1/ui", "rewritten")]
+    real(ui, "-c", "core.hooksPath=/dev/null", "update-ref", "refs/heads/hf/b1/ui", orphan)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/ui/page.html").read_text() == "<h1>after the reset</h1>\n"
+
+
+def test_a_lost_worktree_left_out_of_the_join_is_not_tamper(split3, hf):
+    """A part whose worktree was lost, dropped (or blocked and left out with
+    --partial): git no longer reaches its config.worktree, and the join of the
+    others is not refused for it."""
+    repo = split3["repo"]
+    all_done(split3, hf)
+    shutil.rmtree(split3["ui"])
+    assert hf("drop", "b1/ui", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [1]\n"

@@ -309,3 +309,20 @@ def test_a_worktree_that_became_a_repository_of_its_own_is_refused(split3, hf):
     assert str(api) in err.splitlines()[0]
     assert "hf drop b1/api" in error["hint"]
     assert (api / "src/api/elsewhere.py").exists()
+
+
+def test_a_worktree_whose_git_link_is_gone_is_refused_with_the_repair(split3, hf):
+    """An agent deleted the worktree's `.git` file: the hint's `git worktree repair`
+    puts it back, and the join then takes the part's work."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/new.py": "n = 1\n"})
+    all_done(hf, split3)
+    (api / ".git").unlink()
+    error, err = refused(hf, repo)
+    assert "the .git link of a worktree is gone" in error["message"] and str(api) in err
+    repair = error["hint"].split("`")[1]
+    assert repair == f"git worktree repair {api}"
+    subprocess.run(repair, shell=True, cwd=repo, capture_output=True, check=False)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/new.py").read_text() == "n = 1\n"

@@ -182,7 +182,8 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
         findings.append(Finding(str(fingerprint_file(ws, batch.id)), "changed",
                                 "it no longer matches its copy outside the repository"))
     findings += [f for f in _compare_files(base.get("files", {}), _files(ws, parts))
-                 if not (f.what == MAIN_SETTINGS and _settings_committed(ws))]
+                 if not (f.what == MAIN_SETTINGS and _settings_committed(ws))
+                 and not _gone_with_its_worktree(ws, f)]
     findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
     for name, owns in sorted(base.get("owns", {}).items()):
         now_owns = _owns(parts).get(name)
@@ -190,6 +191,24 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
             findings.append(Finding(f"{batch.id}/{name} ownership", "changed",
                                     f"{owns} -> {now_owns}"))
     return findings
+
+
+def _gone_with_its_worktree(ws: Workspace, finding: Finding) -> bool:
+    """A part's `config.worktree` that is not found because its worktree is gone:
+    git's record of it forgotten, or the folder it names lost (a part dropped or
+    left out after that). No git runs in a worktree git cannot reach, so no
+    config of it is in force; once the worktree is back, its config is compared
+    again."""
+    if finding.change != "removed" or not finding.what.startswith("worktrees/") \
+            or not finding.what.endswith("/config.worktree"):
+        return False
+    record = (ws.repo.common_dir / finding.what).parent
+    try:
+        named = (record / "gitdir").read_text(encoding="utf-8",
+                                              errors="surrogateescape").strip()
+    except OSError:
+        return not record.exists()
+    return not named or not (record / named).exists()
 
 
 def _compare_files(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
@@ -232,7 +251,10 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
             for part in parts if part.state not in (JOINED, DROPPED)
             and old.get(f"refs/heads/{part.branch}")}
     moved = [ref for ref, tip in tips.items() if tip is not None and tip != batch.base]
-    rewritten = ws.repo.not_descending(batch.base, moved)
+    # not from the base, nor from a tip `hf doctor --accept` took after a look
+    rewritten = {ref for ref in ws.repo.not_descending(batch.base, moved)
+                 if old[ref] == batch.base or (tips[ref] != old[ref]
+                 and not ws.repo.is_ancestor(old[ref], str(tips[ref])))}
     for ref, tip in tips.items():
         if tip is None:
             findings.append(Finding(ref, "missing", "the part's branch was deleted"))

@@ -7,6 +7,7 @@ when main moved: merge.py)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -195,6 +196,14 @@ def _refuse_foreign_worktrees(ws: Workspace, parts: list[Part]) -> None:
     from the files alone, before git runs in any worktree."""
     foreign = [p for p in parts if remote_of(p) is None
                and not ws.repo.worktree(Path(p.worktree)).is_linked_here()]
+    unlinked = [p for p in foreign if not os.path.lexists(Path(p.worktree) / ".git")]
+    if unlinked:
+        first = unlinked[0]
+        raise JoinRefused(
+            "the .git link of a worktree is gone: " + ", ".join(
+                f"part {p.name!r} ({p.worktree})" for p in unlinked),
+            f"`git worktree repair {shlex.quote(first.worktree)}` puts it back"
+            f"{' (and so for the others)' if unlinked[1:] else ''}; then join again")
     if foreign:
         first = foreign[0]
         raise JoinRefused(
