@@ -239,3 +239,28 @@ def test_a_sync_stopped_on_a_conflict_is_said_not_a_problem(split3, hf):
     assert r.code == 0, r.out + r.err
     assert "sync: b1/api: its hf sync stopped on a conflict" in r.out
     assert "`hf sync b1/api --abort`" in r.out
+
+
+def test_discarding_an_unreadable_journal_says_the_files_were_not_put_back(split3, hf):
+    """A journal torn after the join wrote the main tree's files: which paths it
+    wrote is lost with it, and the discard says so instead of claiming to have
+    put the files back; what `git status` then lists is the join's writing."""
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/new.py": "n = 1\n"})
+    _parts_done(split3, hf)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "applied"})
+    assert proc.returncode == -signal.SIGKILL
+    journal = repo / ".git/hf/journal/join.json"
+    journal.write_bytes(journal.read_bytes()[:100])
+    r = hf("doctor", "--discard-journal", cwd=repo)
+    assert "saved aside and removed the join journal" in r.out
+    assert "were not put back" in r.out + r.err and "git restore PATH" in r.out + r.err
+    assert r.code == 1
+    listed = git(repo, "status", "--porcelain")
+    assert "src/api/orders.py" in listed and "src/api/new.py" in listed
+    git(repo, "restore", "src/api/orders.py", "docs/guide.md")
+    (repo / "src/api/new.py").unlink()
+    assert git(repo, "status", "--porcelain") == ""
+    j = hf("join", "b1", cwd=repo)
+    assert j.code == 0, j.err
+    assert (repo / "src/api/new.py").read_text() == "n = 1\n"

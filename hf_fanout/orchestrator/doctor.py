@@ -242,6 +242,13 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
             report.findings.append(Finding("journal", f"{verb} the join journal{where}",
                                            INFO if dry_run else FIXED))
             lock = ws.main.git_dir / "index.lock"
+            if not done["readable"] and not dry_run:
+                report.findings.append(Finding(
+                    "journal", "the journal could not be read, so the files of the join it "
+                    "recorded were not put back: the join may have written some of what "
+                    "`git status` lists in the main tree", PROBLEM,
+                    "look at `git status`; `git restore PATH` puts back a file you did not "
+                    "change, and a new file you did not make can be deleted"))
             if not done["readable"] and lock.exists() and not dry_run:
                 report.findings.append(Finding(
                     "journal", f"git's index lock {lock} is still there and the journal "

@@ -54,7 +54,7 @@ def _identities(raw: Any) -> list[tuple[int, int]]:
 
 
 DISCARD_HINT = ("`hf doctor` shows it; `hf doctor --discard-journal` saves it aside, removes "
-                "it and puts the main tree's files back to what its index holds")
+                "it and puts the files it names back to what the main tree's index holds")
 
 
 def _optional(raw: Any) -> str | None:
