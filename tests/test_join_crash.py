@@ -67,6 +67,11 @@ def test_killed_before_the_ref_moved_rolls_back(split3, hf, crash_at, next_comma
         assert git(repo, "status", "--porcelain") != ""
     r = hf(*next_command, cwd=repo)
     assert r.code == 0, r.err
+    said = "an interrupted `hf join` of batch b1 was rolled back"
+    if next_command[0] == "doctor":
+        assert "interrupted join rolled-back" in r.out
+    else:  # settled on the way, and said so
+        assert f"hf: note: {said}" in r.err
     assert not (repo / ".git/hf/journal/join.json").exists()
     assert_clean_at(repo, old)
     assert snapshot(repo) == before
@@ -92,6 +97,8 @@ def test_killed_after_the_ref_moved_finishes(split3, hf, next_command):
     assert batch_record(repo)["state"] == "running"
     r = hf(*next_command, cwd=repo)
     assert r.code == 0, r.err
+    assert ("an interrupted `hf join` of batch b1 was finished" in r.err) == (
+        next_command[0] == "status")
     assert not (repo / ".git/hf/journal/join.json").exists()
     assert_clean_at(repo, new)
     assert (repo / "src/api/search.py").exists() and not (repo / "src/ui/page.html").exists()

@@ -29,11 +29,15 @@ def settle(ws: Workspace) -> None:
     if not any(n == ws.store.journal_file.name or (n.startswith("split-") and n.endswith(".json"))
                for n in names):
         return
-    from hf_fanout.orchestrator.journal import recover_join
+    from hf_fanout.orchestrator.journal import read_journal, recover_join
     from hf_fanout.orchestrator.split_journal import recover_splits
 
     try:
         ws.notices += [(line, "") for line in recover_splits(ws)]
-        recover_join(ws, wait=0)
+        journal = read_journal(ws)
+        outcome = recover_join(ws, wait=0)
+        if journal is not None and outcome is not None:
+            ws.notices.append((f"an interrupted `hf {journal['action']}` of batch "
+                               f"{journal['batch']} was {outcome.replace('-', ' ')}", ""))
     except HfError as exc:
         ws.notices.append((exc.message, exc.hint))
