@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import git, snapshot, write
 
 BINARY = bytes(range(256)) * 4 + b"\0\xff\xfe"
@@ -549,3 +550,119 @@ def test_dry_run_of_a_synced_part_shows_only_the_part_s_files(split3, hf):
     assert "part api: 1 file(s) (1 added)" in dry.out
     assert "src/api/new.py | 1 +" in dry.out
     assert "README.md" not in dry.out and "users.py" not in dry.out
+
+
+def _split_with(repo: Path, hf: Any, files: dict[str, str | bytes]) -> dict[str, Path]:
+    """`files` committed on main, then batch b1 split: api (src/api/**), ui (src/ui/**)."""
+    write(repo, files)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "files to merge")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    root = repo.parent / "repo.hf" / "b1"
+    return {"repo": repo, "api": root / "api", "ui": root / "ui"}
+
+
+def _both_change(hf: Any, parts: dict[str, Path], main: dict[str, str | bytes],
+                 part: dict[str, str | bytes]) -> None:
+    """Main commits `main`, part api writes `part`; both parts done."""
+    write(parts["repo"], main)
+    git(parts["repo"], "commit", "-qam", "main moves")
+    write(parts["api"], part)
+    all_done(hf, parts, ("api", "ui"))
+
+
+def _assert_conflict(hf: Any, repo: Path, path: str, reason: str) -> None:
+    """The join refuses with the conflict report naming `path` (its reason holding
+    `reason`) and the `hf sync` way out, and writes nothing."""
+    before = snapshot(repo)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1, r.out
+    env = r.json
+    assert env["error"]["code"] == "merge_conflict", env["error"]
+    assert path in env["error"]["message"] and "`hf sync`" in env["error"]["hint"]
+    (conflict,) = env["data"]["conflicts"]
+    assert conflict["path"] == path and conflict["part"] == "api"
+    assert reason in conflict["reason"] and conflict["hunks"] == ""
+    assert snapshot(repo) == before
+
+
+SIX = "a\nb\nc\nd\ne\nf\n"
+
+
+def test_main_moved_a_binary_file_changed_on_both_sides_is_a_conflict(repo, hf):
+    parts = _split_with(repo, hf, {"src/api/blob.bin": b"bin\0one\n"})
+    _both_change(hf, parts, {"src/api/blob.bin": b"bin\0main\n"},
+                 {"src/api/blob.bin": b"bin\0part\n"})
+    _assert_conflict(hf, repo, "src/api/blob.bin", "binary file changed on both sides")
+
+
+@pytest.mark.parametrize(("attributes", "reason"), [
+    ("*.lock -merge\n", "binary or -merge"),
+    ("*.lock binary\n", "binary or -merge"),
+    ("*.lock merge=binary\n", "binary or -merge"),
+    ("*.lock merge=lockfile\n", "merge driver 'lockfile' (.gitattributes) is not run by hf"),
+], ids=["-merge", "binary", "merge=binary", "driver"])
+def test_main_moved_a_file_the_merge_attribute_keeps_from_a_text_merge_is_a_conflict(
+        repo, hf, attributes, reason):
+    # the two sides change different lines: a text merge would be clean
+    parts = _split_with(repo, hf, {".gitattributes": attributes, "src/api/deps.lock": SIX})
+    _both_change(hf, parts, {"src/api/deps.lock": SIX.replace("a\n", "A\n")},
+                 {"src/api/deps.lock": SIX.replace("f\n", "F\n")})
+    _assert_conflict(hf, repo, "src/api/deps.lock", reason)
+
+
+def test_the_main_tree_s_merge_attributes_decide_not_the_part_s(repo, hf):
+    parts = _split_with(repo, hf, {".gitattributes": "*.lock -merge\n",
+                                   "src/api/deps.lock": SIX})
+    _both_change(hf, parts, {"src/api/deps.lock": SIX.replace("a\n", "A\n")},
+                 {"src/api/deps.lock": SIX.replace("f\n", "F\n"),
+                  "src/api/.gitattributes": "*.lock merge=union\n"})
+    before = snapshot(repo)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "merge_conflict"
+    (conflict,) = r.json["data"]["conflicts"]
+    assert conflict["path"] == "src/api/deps.lock" and "binary or -merge" in conflict["reason"]
+    assert snapshot(repo) == before
+
+
+def _check_attr_runs(trace: Path) -> list[list[str]]:
+    """The `git check-attr` processes a GIT_TRACE2_EVENT file records."""
+    if not trace.exists():
+        return []
+    starts = [e["argv"] for e in map(json.loads, trace.read_text().splitlines())
+              if e["event"] == "start"]
+    return [argv[1:] for argv in starts if "check-attr" in argv]
+
+
+def test_union_merge_keeps_both_sides_lines_and_reads_attributes_once(
+        repo, hf, tmp_path, monkeypatch):
+    parts = _split_with(repo, hf, {".gitattributes": "*.txt merge=union\n",
+                                   "src/api/one.txt": LINES, "src/api/two.txt": LINES})
+    write(parts["api"], {"src/api/one.txt": LINES.replace("line 5\n", "line 5 (part)\n"),
+                         "src/api/two.txt": LINES.replace("line 2\n", "line 2 (part)\n"),
+                         "src/api/new.py": "new\n"})
+    all_done(hf, parts, ("api", "ui"))
+    write(repo, {"README.md": "# main moved\n"})
+    git(repo, "commit", "-qam", "main moves elsewhere")
+    trace = tmp_path / "trace.json"
+    with monkeypatch.context() as m:
+        m.setenv("GIT_TRACE2_EVENT", str(trace))
+        assert hf("join", "b1", "--dry-run", cwd=repo).code == 0
+    assert _check_attr_runs(trace) == []  # nothing to merge: no attributes read
+    write(repo, {"src/api/one.txt": LINES.replace("line 5\n", "line 5 (main)\n"),
+                 "src/api/two.txt": LINES.replace("line 2\n", "line 2 (main)\n")})
+    git(repo, "commit", "-qam", "main edits the same lines")
+    trace.unlink(missing_ok=True)
+    with monkeypatch.context() as m:
+        m.setenv("GIT_TRACE2_EVENT", str(trace))
+        r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert _check_attr_runs(trace) == [["check-attr", "-z", "--stdin", "merge"]]
+    assert r.json["data"]["merged"] == ["src/api/one.txt", "src/api/two.txt"]
+    assert git(repo, "show", "HEAD:src/api/one.txt") == LINES.replace(
+        "line 5\n", "line 5 (main)\nline 5 (part)\n")
+    assert git(repo, "show", "HEAD:src/api/two.txt") == LINES.replace(
+        "line 2\n", "line 2 (main)\nline 2 (part)\n")
+    assert git(repo, "show", "HEAD:src/api/new.py") == "new\n"
+    assert git(repo, "status", "--porcelain") == ""

@@ -3,6 +3,7 @@ base / main / part; whole branches are never merged, only owned paths travel."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,13 @@ from hf_fanout.errors import (
 )
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Change, Entry
+
+# What `git merge-file` is asked to do per value of the `merge` attribute
+# (`git check-attr`'s words): the built-in text merge, or its union variant.
+_TEXT_MERGE = ("unspecified", "set", "text")
+_UNION_MERGE = "union"
+# git's own test for a binary file (`buffer_is_binary`): a NUL in the first bytes
+_BINARY_PROBE = 8000
 
 
 def combine(ws: Workspace, on_head: bool, head: str, owned: list[tuple[str, Change]],
@@ -26,71 +34,132 @@ def combine(ws: Workspace, on_head: bool, head: str, owned: list[tuple[str, Chan
         return {c.path: c.new for c in changes}, []
     ours = repo.entries_at(head, [c.path for c in changes])
     entries: dict[RepoPath, Entry | None] = {}
-    merged: list[RepoPath] = []
     conflicts: list[dict[str, Any]] = []
+    pending: list[tuple[Change, Entry, Entry, int]] = []
     for c in changes:
         mine = ours.get(c.path)
         if mine == c.old:  # main did not touch it
             entries[c.path] = c.new
-        elif mine == c.new:  # both made the same change
-            continue
-        else:
-            result = _merge_one(ws, c, mine, scratch, owner[c.path])
-            if isinstance(result, dict):
-                conflicts.append(result)
+        elif mine != c.new:  # changed on both sides, differently
+            shape = _merge_shape(c, mine)
+            if isinstance(shape, str):
+                conflicts.append(_conflict(c.path, owner[c.path], shape))
             else:
-                merged.append(c.path)
-                if result != mine:
-                    entries[c.path] = result
+                pending.append((c, *shape))
+    merged: list[RepoPath] = []
+    drivers = _merge_drivers(ws, [c.path for c, *_rest in pending])
+    for c, mine, theirs, mode in pending:
+        result = _merge_contents(ws, c, mine, theirs, mode, drivers[c.path], scratch,
+                                 owner[c.path])
+        if isinstance(result, dict):
+            conflicts.append(result)
+        else:
+            merged.append(c.path)
+            if result != mine:
+                entries[c.path] = result
     if conflicts:
-        names = ", ".join(f"{c['path']} ({c['part']})" for c in conflicts)
-        raise MergeConflict(
-            f"main moved since the split and {len(conflicts)} file(s) conflict: {names}",
-            f"bring part {conflicts[0]['part']} onto main (`hf sync` in its worktree) and "
-            "resolve the files there, or undo the change on main, then join again",
-            details={"conflicts": conflicts},
-        )
+        order = {c.path: i for i, c in enumerate(changes)}
+        _refuse(sorted(conflicts, key=lambda found: order[found["path"]]))
     return entries, merged
 
 
-def _merge_one(ws: Workspace, c: Change, mine: Entry | None, scratch: Path,
-               part: str) -> Entry | dict[str, Any] | None:
+def _refuse(conflicts: list[dict[str, Any]]) -> None:
+    """Raise the join's conflict report: every conflicting file, the first one's part
+    named in the way out (`hf sync` brings it onto main, where git merges it)."""
+    names = ", ".join(f"{c['path']} ({c['part']})" for c in conflicts)
+    raise MergeConflict(
+        f"main moved since the split and {len(conflicts)} file(s) conflict: {names}",
+        f"bring part {conflicts[0]['part']} onto main (`hf sync` in its worktree) and "
+        "resolve the files there, or undo the change on main, then join again",
+        details={"conflicts": conflicts},
+    )
+
+
+def _conflict(path: RepoPath, part: str, reason: str, hunks: str = "") -> dict[str, Any]:
+    """One conflicting file as the report lists it."""
+    return {"path": path, "part": part, "reason": reason, "hunks": hunks}
+
+
+def _merge_shape(c: Change, mine: Entry | None) -> tuple[Entry, Entry, int] | str:
+    """What a path changed on both sides is before its contents are looked at:
+    (main's entry, the part's, the merged mode), or why it conflicts whatever the
+    contents (a delete against a change, modes or symlinks that differ)."""
     base, theirs = c.old, c.new
-    conflict = {"path": c.path, "part": part}
-    if mine is None or theirs is None or base is None:
-        why = ("deleted on main, changed by the part" if mine is None else
-               "changed on main, deleted by the part" if theirs is None else
-               "added on main and by the part with different content")
-        if base is None and mine is not None and theirs is not None:
-            pass  # both added: try a merge against an empty base
-        else:
-            return {**conflict, "reason": why, "hunks": ""}
+    if mine is None:
+        return "deleted on main, changed by the part"
+    if theirs is None:
+        return "changed on main, deleted by the part"
+    # both added: merged against an empty base
+    base_mode = base.mode if base else theirs.mode
     # modes: take the side that changed it
-    base_mode = base.mode if base else (theirs.mode if theirs else 0o100644)
-    assert mine is not None and theirs is not None
     if mine.mode == base_mode:
         mode = theirs.mode
     elif theirs.mode in (base_mode, mine.mode):
         mode = mine.mode
     else:
-        return {**conflict, "reason": "mode changed differently on both sides", "hunks": ""}
+        return "mode changed differently on both sides"
     if 0o120000 in (mine.mode, theirs.mode) and mine.oid != theirs.oid:
-        return {**conflict, "reason": "symlink changed on both sides", "hunks": ""}
+        return "symlink changed on both sides"
+    return mine, theirs, mode
+
+
+def _merge_drivers(ws: Workspace, paths: list[RepoPath]) -> dict[RepoPath, str]:
+    """Each path's `merge` attribute as `git check-attr` words it (`unspecified`,
+    `set`, `unset` or the value), read from the main tree as a `git merge` there
+    would: one git process for all the paths, none when there are none."""
+    if not paths:
+        return {}
+    listed = ws.repo.git(["check-attr", "-z", "--stdin", "merge"],
+                         stdin=b"".join(os.fsencode(p) + b"\0" for p in paths))
+    words = listed.split(b"\0")
+    return {RepoPath(os.fsdecode(words[i])): os.fsdecode(words[i + 2])
+            for i in range(0, len(words) - 2, 3)}
+
+
+def _driver_refusal(driver: str) -> str:
+    """Why hf does not merge a file whose `merge` attribute is `driver` ('' when it
+    does: the text merge, or the union). A file git keeps unmerged, or one a merge
+    driver of the configuration would merge, is a conflict for the part's `hf sync`
+    (git's own merge) to settle."""
+    if driver in _TEXT_MERGE or driver == _UNION_MERGE:
+        return ""
+    if driver in ("unset", "binary"):
+        return "binary or -merge (.gitattributes): git would not merge it either"
+    return f"merge driver {driver!r} (.gitattributes) is not run by hf"
+
+
+def _is_binary(data: bytes) -> bool:
+    """git's test for a file it does not merge as text: a NUL in its first 8000
+    bytes (`git merge-file` refuses such a file instead of merging it)."""
+    return b"\0" in data[:_BINARY_PROBE]
+
+
+def _merge_contents(ws: Workspace, c: Change, mine: Entry, theirs: Entry, mode: int,
+                    driver: str, scratch: Path, part: str) -> Entry | dict[str, Any]:
+    """The merged entry of a path both sides changed (`git merge-file`, union when
+    the `merge` attribute says so), or its conflict: hunks that clash, a binary
+    file, a `merge` attribute hf does not merge by."""
+    refusal = _driver_refusal(driver)
+    if refusal:
+        return _conflict(c.path, part, refusal)
     repo = ws.repo
+    sides = (repo.read_blob(c.old.oid) if c.old else b"", repo.read_blob(mine.oid),
+             repo.read_blob(theirs.oid))
+    if any(_is_binary(data) for data in sides):
+        return _conflict(c.path, part, "binary file changed on both sides: git would not "
+                         "merge it either")
+    base, ours, other = sides
     merged_data, nconflicts = repo.merge_file(
-        repo.read_blob(base.oid) if base else b"",
-        repo.read_blob(mine.oid),
-        repo.read_blob(theirs.oid),
-        scratch,
-        ("main", "base", f"part {part}"),
-    )
+        base, ours, other, scratch, ("main", "base", f"part {part}"),
+        union=driver == _UNION_MERGE)
     if nconflicts:
-        return {**conflict, "reason": f"{nconflicts} conflicting hunk(s)",
-                "hunks": _conflict_hunks(merged_data)}
+        return _conflict(c.path, part, f"{nconflicts} conflicting hunk(s)",
+                         _conflict_hunks(merged_data))
     return Entry(mode, repo.write_blob(merged_data))
 
 
 def _conflict_hunks(data: bytes, limit: int = 60) -> str:
+    """The conflicting hunks of a merge, markers included (at most `limit` lines)."""
     lines = data.decode("utf-8", "replace").splitlines()
     out: list[str] = []
     inside = False

@@ -102,15 +102,19 @@ class CommitWriter:
         return found[0], found[1]
 
     def merge_file(self, base: bytes, ours: bytes, theirs: bytes, scratch: Path,
-                   labels: tuple[str, str, str]) -> tuple[bytes, int]:
-        """Three-way merge of one file's contents: (result, number of conflicts)."""
+                   labels: tuple[str, str, str], *, union: bool = False
+                   ) -> tuple[bytes, int]:
+        """Three-way merge of one file's contents: (result, number of conflicts).
+        `union`: git's union merge (`merge=union`), clashing hunks keep both sides'
+        lines and never conflict."""
         files = []
         for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
             file = scratch / f"merge-{name}"
             file.write_bytes(data)
             files.append(str(file))
-        proc = run(["merge-file", "-p", "--diff3", "-L", labels[0], "-L", labels[1],
-                    "-L", labels[2], *files], self.workdir, check=False)
+        proc = run(["merge-file", "-p", "--diff3", *(["--union"] if union else []),
+                    "-L", labels[0], "-L", labels[1], "-L", labels[2], *files],
+                   self.workdir, check=False)
         if proc.returncode < 0 or proc.returncode > 127:
             raise GitFailed(["merge-file"], proc.returncode, proc.stderr.decode())
         return proc.stdout, proc.returncode
