@@ -12,14 +12,13 @@ from hf_fanout.errors import (
     MergeConflict,
 )
 from hf_fanout.paths import RepoPath
+from hf_fanout.worktrees.commits import is_binary
 from hf_fanout.worktrees.zparse import Change, Entry
 
 # What `git merge-file` is asked to do per value of the `merge` attribute
 # (`git check-attr`'s words): the built-in text merge, or its union variant.
 _TEXT_MERGE = ("unspecified", "set", "text")
 _UNION_MERGE = "union"
-# git's own test for a binary file (`buffer_is_binary`): a NUL in the first bytes
-_BINARY_PROBE = 8000
 
 
 def combine(ws: Workspace, on_head: bool, head: str, owned: list[tuple[str, Change]],
@@ -128,12 +127,6 @@ def _driver_refusal(driver: str) -> str:
     return f"merge driver {driver!r} (.gitattributes) is not run by hf"
 
 
-def _is_binary(data: bytes) -> bool:
-    """git's test for a file it does not merge as text: a NUL in its first 8000
-    bytes (`git merge-file` refuses such a file instead of merging it)."""
-    return b"\0" in data[:_BINARY_PROBE]
-
-
 def _merge_contents(ws: Workspace, c: Change, mine: Entry, theirs: Entry, mode: int,
                     driver: str, scratch: Path, part: str) -> Entry | dict[str, Any]:
     """The merged entry of a path both sides changed (`git merge-file`, union when
@@ -145,7 +138,7 @@ def _merge_contents(ws: Workspace, c: Change, mine: Entry, theirs: Entry, mode: 
     repo = ws.repo
     sides = (repo.read_blob(c.old.oid) if c.old else b"", repo.read_blob(mine.oid),
              repo.read_blob(theirs.oid))
-    if any(_is_binary(data) for data in sides):
+    if any(is_binary(data) for data in sides):
         return _conflict(c.path, part, "binary file changed on both sides: git would not "
                          "merge it either")
     base, ours, other = sides

@@ -15,6 +15,15 @@ from hf_fanout.errors import GitFailed
 from hf_fanout.worktrees.objects import pygit2_module
 from hf_fanout.worktrees.process import run, text
 
+# git's own test for a binary file (`buffer_is_binary`): a NUL in the first bytes
+_BINARY_PROBE = 8000
+
+
+def is_binary(data: bytes) -> bool:
+    """git's test for a file it does not merge as text: a NUL in its first 8000
+    bytes (`git merge-file` refuses such a file instead of merging it)."""
+    return b"\0" in data[:_BINARY_PROBE]
+
 
 @dataclass(frozen=True)
 class Ident:

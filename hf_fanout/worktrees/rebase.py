@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hf_fanout.errors import GitFailed
 from hf_fanout.paths import RepoPath, from_git
+from hf_fanout.worktrees.commits import is_binary
 from hf_fanout.worktrees.process import run
 from hf_fanout.worktrees.repository import Worktree
 from hf_fanout.worktrees.zparse import Entry, nul_split
@@ -205,9 +206,11 @@ def _merge_staged(worktree: Worktree, was: Entry | None, now: Entry | None,
                                                              staged.mode}) != 1:
         return None
     repo = worktree.repository
+    base, ours, theirs = (repo.read_blob(entry.oid) for entry in (was, now, staged))
+    if any(is_binary(data) for data in (base, ours, theirs)):
+        return None  # (git does not merge it either)
     with tempfile.TemporaryDirectory(dir=worktree.git_dir) as scratch:
-        merged, conflicts = repo.merge_file(repo.read_blob(was.oid), repo.read_blob(now.oid),
-                                            repo.read_blob(staged.oid), Path(scratch),
+        merged, conflicts = repo.merge_file(base, ours, theirs, Path(scratch),
                                             ("main", "base", "staged"))
     if conflicts:
         return None
