@@ -264,3 +264,43 @@ def test_discarding_an_unreadable_journal_says_the_files_were_not_put_back(split
     j = hf("join", "b1", cwd=repo)
     assert j.code == 0, j.err
     assert (repo / "src/api/new.py").read_text() == "n = 1\n"
+
+
+def test_a_missing_part_record_is_damaged_and_has_a_way_out(split3, hf):
+    """A part record gone while its batch lists the part reads as a torn one does:
+    the overview shows the batch damaged, doctor reports it, and what needs the
+    parts refuses in one line that says how to go on. Taking the part out of the
+    batch record, as the hint says, lets the batch be shown and dropped."""
+    import json
+
+    repo = split3["repo"]
+    path = repo / ".git/hf/batches/b1/parts/ui.json"
+    batch_file = repo / ".git/hf/batches/b1/batch.json"
+    path.unlink()
+    r = hf("status", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert {b["id"]: b["state"] for b in r.json["data"]["batches"]} == {"b1": "damaged"}
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "problems_found"
+    found = [f for f in r.json["data"]["findings"] if f["what"] == "record"]
+    assert len(found) == 1 and found[0]["level"] == "problem", found
+    assert str(path) in found[0]["detail"]
+    way_out = f'take "ui" out of "parts" in {batch_file}'
+    assert way_out in found[0]["hint"]
+    for args in (("status", "b1"), ("drop", "b1"), ("drop", "b1/ui")):
+        r = hf(*args, cwd=repo)
+        assert r.code == 1, (args, r.out)
+        lines = r.err.splitlines()
+        assert len(lines) == 2 and lines[0].startswith("hf: error: part b1/ui has no record"), \
+            (args, r.err)
+        assert way_out in lines[1], (args, r.err)
+    r = hf("drop", "b1/nosuch", cwd=repo)  # a part the batch never had: not found
+    assert r.code == 1 and "no part 'nosuch' in batch 'b1'" in r.err
+    assert not path.exists()  # hf invents no record
+    data = json.loads(batch_file.read_text())
+    data["parts"].remove("ui")
+    batch_file.write_text(json.dumps(data))
+    r = hf("status", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert [p["name"] for p in r.json["data"]["batches"][0]["parts"]] == ["api", "docs"]
+    assert hf("drop", "b1", cwd=repo).code == 0

@@ -695,3 +695,104 @@ def test_a_submodules_worktrees_go_beside_its_superproject_not_into_it(repo, hf,
     assert hf("drop", "b1", cwd=sub).code == 0
     assert hf("gc", cwd=sub).code == 0
     assert not (tmp_path / "repo.vendor.lib.hf").exists()
+
+
+def test_a_part_owning_names_git_quotes_gets_them_listed_as_git_quotes_them(repo, hf):
+    """A name that is not UTF-8 (or holds a `"`, a tab) is listed in TASK.md as `git
+    ls-files` quotes it, a UTF-8 name as it is; the file stays UTF-8 and `hf task`
+    shows it."""
+    names = [b"n/lat\xe9", b'n/q"b', b"n/t\tb", "n/café".encode()]
+    (repo / "n").mkdir()
+    for name in names:
+        with open(os.path.join(os.fsencode(repo), name), "wb") as handle:
+            handle.write(b"y\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "odd names")
+    r = hf("split", "b1", "--part", "names=n/**", cwd=repo)
+    assert r.code == 0, r.err
+    worktree = repo.parent / "repo.hf" / "b1" / "names"
+    text = (worktree / ".hf" / "TASK.md").read_bytes().decode("utf-8")
+    quoted = git(repo, "ls-files", "n/lat*", "n/q*", "n/t*").splitlines()
+    assert quoted == ['"n/lat\\351"', '"n/q\\"b"', '"n/t\\tb"']
+    for shown in [*quoted, "n/café"]:
+        assert f"- `{shown}`\n" in text, text
+    assert "4 file(s)" in text
+    task = hf("task", cwd=worktree)
+    assert task.code == 0 and '- `"n/lat\\351"`' in task.out
+
+
+def test_a_remote_part_owning_a_name_that_is_not_utf8_gets_it_quoted_in_its_prompt(
+        repo, hf, tmp_path):
+    """The prompt of a remote part (its task ref's TASK.md, `hf task --prompt`) lists
+    such a name as git quotes it, as the handoff file does."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    (repo / "n").mkdir()
+    with open(os.path.join(os.fsencode(repo), b"n/lat\xe9"), "wb") as handle:
+        handle.write(b"y\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a name that is not UTF-8")
+    r = hf("split", "b1", "--part", "names=n/**", "--remote", "origin", cwd=repo)
+    assert r.code == 0, r.err
+    pushed = git(remote, "cat-file", "-p", "refs/hf/task/b1/names:TASK.md")
+    assert '- `"n/lat\\351"`\n' in pushed, pushed
+    r = hf("task", "b1/names", "--prompt", cwd=repo)
+    assert r.code == 0 and '- `"n/lat\\351"`' in r.out
+
+
+def _refusing_remote(repo: Path, tmp_path: Path) -> Path:
+    """A plan of a local part (docs) and a remote one (api) on `origin`, a remote
+    that refuses every push: the split fails once the local part is made."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'no pushes today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    plan = tmp_path / "plan.toml"
+    plan.write_text('batch = "b1"\n\n[[part]]\nname = "docs"\nowns = ["docs/**"]\n\n'
+                    '[[part]]\nname = "api"\nowns = ["src/api/**"]\nremote = "origin"\n')
+    return plan
+
+
+def _baselines(batch: str) -> list[Path]:
+    """The tamper baseline's copies of `batch` in the user's state dir."""
+    return list(Path(os.environ["XDG_STATE_HOME"]).glob(f"hf/baselines/*/{batch}.json"))
+
+
+def test_a_split_failing_after_its_baseline_leaves_no_baseline_and_no_root(
+        repo, hf, tmp_path):
+    """A split that fails after the tamper baseline was taken (the remote refuses
+    the push) takes it back too, and the worktree root it made (`repo.hf/`)."""
+    plan = _refusing_remote(repo, tmp_path)
+    r = hf("split", "--plan", str(plan), cwd=repo)
+    assert r.code == 1, r.err
+    assert "nothing was kept" in r.err and "no pushes today" in r.err
+    assert_nothing_created(repo)
+    assert not (repo / ".git/hf/guard/b1.json").exists()
+    assert _baselines("b1") == []
+    assert not (repo.parent / "repo.hf").exists()
+
+
+def test_a_split_killed_before_its_batch_record_leaves_only_what_was_there(
+        repo, hf, tmp_path):
+    """A split killed before its batch record is taken back by the next command
+    with its baseline and the directories it made above its worktrees' root; a
+    directory that was there before stays."""
+    import signal
+
+    from conftest import hf_proc
+
+    (tmp_path / "trees").mkdir()
+    root = tmp_path / "trees" / "deep"
+    proc = hf_proc("split", "b1", "--part", "api=src/api/**", "--worktree-root", str(root),
+                   cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "split-records"})
+    assert proc.returncode == -signal.SIGKILL
+    assert (repo / ".git/hf/guard/b1.json").exists() and (root / "b1" / "api").is_dir()
+    r = hf("status", cwd=repo)
+    assert r.code == 0 and "cut off was removed" in r.err, r.err
+    assert not (repo / ".git/hf/guard/b1.json").exists()
+    assert _baselines("b1") == []
+    assert not root.exists() and (tmp_path / "trees").is_dir()
+    assert hf_refs(repo) == [] and not (repo / ".git/hf/batches/b1").exists()

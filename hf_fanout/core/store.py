@@ -22,10 +22,16 @@ from typing import Any
 
 from hf_fanout import atomic, locks
 from hf_fanout.core import audit
-from hf_fanout.core.records import Batch, Part, now
-from hf_fanout.errors import NotFound
+from hf_fanout.core.records import Batch, Part, branch_name, now
+from hf_fanout.errors import HfError, NotFound, StateCorrupt
 
 SCRATCH_MAX_AGE = 24 * 3600.0  # seconds
+
+
+class MissingRecord(StateCorrupt):
+    """A part its batch lists whose record is gone: damaged state, as a torn record
+    is (`hf status` shows the batch damaged, `hf doctor` reports it), with the way
+    on in its hint."""
 
 
 class Store:
@@ -107,16 +113,45 @@ class Store:
         return Batch.from_dict(data, str(path))
 
     def load_part(self, batch: str, part: str) -> Part:
+        """The part's record: NotFound when its batch has no such part, MissingRecord
+        when the batch lists it but its record is gone."""
+        try:
+            return self._load_part(batch, part)
+        except MissingRecord:
+            if self._lists(batch, part):
+                raise
+            raise NotFound(f"no part {part!r} in batch {batch!r}",
+                           f"`hf status {batch}` lists its parts") from None
+
+    def load_parts(self, batch: Batch) -> list[Part]:
+        """Every part `batch` lists; MissingRecord for one whose record is gone."""
+        return [self._load_part(batch.id, name) for name in batch.parts]
+
+    def _load_part(self, batch: str, part: str) -> Part:
         path = self.part_file(batch, part)
         try:
             data = self._read(path)
         except FileNotFoundError:
-            raise NotFound(f"no part {part!r} in batch {batch!r}",
-                           f"`hf status {batch}` lists its parts") from None
+            raise self._missing(batch, part) from None
         return Part.from_dict(data, str(path))
 
-    def load_parts(self, batch: Batch) -> list[Part]:
-        return [self.load_part(batch.id, name) for name in batch.parts]
+    def _lists(self, batch: str, part: str) -> bool:
+        """Whether the batch's record (readable, there) lists `part`."""
+        try:
+            return part in self.load_batch(batch).parts
+        except HfError:
+            return False
+
+    def _missing(self, batch: str, part: str) -> MissingRecord:
+        """What a listed part without a record says: the batch goes on only once it
+        is put back or the part taken out of the batch record (hf invents no record,
+        and rewrites none by itself)."""
+        return MissingRecord(
+            f"part {batch}/{part} has no record: {self.part_file(batch, part)} is missing "
+            "(its batch lists it)",
+            f'put the record back, or take "{part}" out of "parts" in '
+            f"{self.batch_file(batch)}: the batch goes on without it (its branch "
+            f"{branch_name(batch, part)} and its worktree stay)")
 
     def save_batch(self, batch: Batch) -> None:
         batch.updated = now()

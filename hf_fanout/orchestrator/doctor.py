@@ -275,6 +275,9 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
 
 
 def check_records(ws: Workspace, report: DoctorReport) -> None:
+    """Every record read as the commands read it: one that cannot be (torn, edited,
+    a listed part's record gone) is a problem, with the way on; hf leaves it."""
+    from hf_fanout.core.store import MissingRecord
     from hf_fanout.liveness import agent
 
     for batch_id in ws.store.batch_ids():
@@ -283,6 +286,8 @@ def check_records(ws: Workspace, report: DoctorReport) -> None:
             for part in ws.store.load_parts(batch):
                 # (what its agent reported: `hf status` reads it too)
                 agent.read_state(ws.store.batch_dir(batch.id), part.name)
+        except MissingRecord as exc:  # (no file to look at: its hint says what to do)
+            report.findings.append(Finding("record", exc.message, PROBLEM, exc.hint))
         except HfError as exc:
             report.findings.append(Finding("record", exc.message, PROBLEM,
                                            "look at the file, fix or remove it: hf leaves "

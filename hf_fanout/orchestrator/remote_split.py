@@ -19,6 +19,7 @@ from hf_fanout.core.remote_refs import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, BatchExists, HfError
+from hf_fanout.tabs.handoff import shown_path
 from hf_fanout.worktrees import remote as remotes
 
 
@@ -98,13 +99,14 @@ def task_commit(ws: Workspace, batch: Batch, part: Part, parts: list[Part]) -> s
 
 def prompt(ws: Workspace, batch: Batch, part: Part, parts: list[Part]) -> str:
     """What a hosted agent (or anyone without hf) needs to work the part: the task,
-    the files it owns, and the one branch it may push."""
+    the files it owns (each as `handoff.shown_path` writes it: a name git would
+    quote, quoted), and the one branch it may push."""
     base_paths = [str(p) for p in ws.repo.ls_tree(batch.base)]
     owned = Ownership.parse(part.owns).owned(base_paths)
     where = remote_of(part)
     url = _url(ws, where) if where else ""
     others = "".join(f"  - {o.name}: `{'`, `'.join(o.owns)}`\n" for o in parts if o is not part)
-    listed = "".join(f"- `{p}`\n" for p in owned[:200]) + (
+    listed = "".join(f"- `{shown_path(p)}`\n" for p in owned[:200]) + (
         f"- ... and {len(owned) - 200} more\n" if len(owned) > 200 else "")
     return f"""# Task for part `{part.name}` of batch `{batch.id}`
 

@@ -2,8 +2,9 @@
 a full disk) is finished or removed by the next hf command instead of leaving a
 batch nobody can see, re-split or remove.
 
-`<common>/hf/journal/split-<batch>.json` names the batch, its base, and every
-branch and worktree the split makes; it is written before the first of them,
+`<common>/hf/journal/split-<batch>.json` names the batch, its base, every
+branch and worktree the split makes, and the directories above the worktrees'
+root that it creates; it is written before the first of them,
 and removed once the batch record exists (or once everything was taken back).
 The split holds `locks/split-<batch>.lock` meanwhile: a journal whose lock is
 free belongs to a split that is gone.
@@ -22,6 +23,7 @@ from hf_fanout import atomic, locks
 from hf_fanout.core.records import Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
+from hf_fanout.guard import fingerprint
 
 
 def journal_file(ws: Workspace, batch: str) -> Path:
@@ -41,16 +43,31 @@ class Made:
     branches: list[str]
     worktrees: list[str]
     root: str
+    dirs: list[str] = field(default_factory=list)  # above root, made by the split: deepest first
     left: list[str] = field(default_factory=list)  # what could not be removed
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": 1, "batch": self.batch, "base": self.base, "branches": self.branches,
-                "worktrees": self.worktrees, "root": self.root, "started": now()}
+                "worktrees": self.worktrees, "root": self.root, "dirs": self.dirs,
+                "started": now()}
 
     @classmethod
     def of(cls, batch: Batch, parts: list[Part]) -> Made:
         return cls(batch.id, batch.base, [p.branch for p in parts],
-                   [p.worktree for p in parts], batch.worktree_root)
+                   [p.worktree for p in parts], batch.worktree_root,
+                   _missing_parents(batch.worktree_root))
+
+
+def _missing_parents(root: str) -> list[str]:
+    """The directories above `root` that do not exist yet, deepest first: the split
+    creates them (`<repo>.hf/` the first time), and taking it back removes those
+    still empty."""
+    missing = []
+    for parent in Path(root).parents:
+        if parent.exists():
+            break
+        missing.append(str(parent))
+    return missing
 
 
 @contextlib.contextmanager
@@ -77,8 +94,9 @@ def journaled(ws: Workspace, made: Made) -> Iterator[None]:
 
 def take_back(ws: Workspace, made: Made) -> list[str]:
     """Remove what a split made: its worktrees, its branches (while they still
-    point at the base: nothing was committed on them), its records, its
-    directory. Returns what could not be removed (and so stays in the journal)."""
+    point at the base: nothing was committed on them), its records, its tamper
+    baseline, its directories (those still empty). Returns what could not be
+    removed (and so stays in the journal)."""
     repo = ws.repo
     left: list[str] = []
     _wait_for_checkouts(made)
@@ -97,14 +115,25 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
             repo.delete_branch(ref.removeprefix("refs/heads/"))
     for ref in sorted(repo.existing_refs(refs)):
         left.append(f"branch {ref.removeprefix('refs/heads/')}")
-    if made.root:
-        with contextlib.suppress(OSError):
-            Path(made.root).rmdir()
+    _remove_empty_dirs([made.root, *made.dirs] if made.root else [])
+    fingerprint.remove(ws, made.batch)
     ws.store.remove_batch(made.batch)
     if ws.store.batch_dir(made.batch).exists():
         left.append(f"records {ws.store.batch_dir(made.batch)}")
     made.left = left
     return left
+
+
+def _remove_empty_dirs(directories: list[str]) -> None:
+    """Each of `directories` (deepest first) that is empty: one that holds anything
+    (another batch's worktrees) stays, and so do those above it."""
+    for directory in directories:
+        try:
+            Path(directory).rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def _wait_for_checkouts(made: Made, timeout: float = 20.0) -> None:
@@ -151,7 +180,8 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
     data = atomic.read_json(path, "split journal", hint)
     try:
         made = Made(str(data["batch"]), str(data["base"]), [str(b) for b in data["branches"]],
-                    [str(w) for w in data["worktrees"]], str(data.get("root", "")))
+                    [str(w) for w in data["worktrees"]], str(data.get("root", "")),
+                    [str(d) for d in data.get("dirs", [])])
     except (KeyError, TypeError) as exc:
         raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
                       hint) from None

@@ -9,6 +9,8 @@ FINISH_STEP), so it can say what the other parts own.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
 PRIVATE_DIR = ".hf"
 TASK_FILE = "TASK.md"
 MAX_LISTED = 200
+
+# The bytes git writes as a C escape in a quoted name (quote.c); other control bytes,
+# DEL and every byte from 0x80 are written in octal.
+_C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v",
+              0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
 
 # How a rule reads in the handoff file when its name is not a git subcommand.
 _RULE_LABELS = {
@@ -60,6 +67,24 @@ def guard_blocks(rules: Rules) -> str:
         head = (f"`.hf.toml` allows {', '.join(f'`{a}`' for a in sorted(rules.allow))} here. "
                 + head)
     return head + _bullets(lines, "nothing (every rule is allowed by .hf.toml)", code=False)
+
+
+def shown_path(path: str) -> str:
+    """A repository path as a handoff lists it. As it is when it is UTF-8 without a
+    control character, `"` or `\\` (as git shows it with core.quotePath off);
+    otherwise as `git ls-files` quotes it by default: in double quotes, with C
+    escapes and every byte from 0x80 in octal, e.g. `"n/lat\\351"` for a name that
+    is not UTF-8. So any name reads back as itself and the file stays UTF-8."""
+    if not any(c < " " or c in '"\\\x7f' or "\udc80" <= c <= "\udcff" for c in path):
+        return path
+    return '"' + "".join(_quoted_byte(b) for b in os.fsencode(path)) + '"'
+
+
+def _quoted_byte(byte: int) -> str:
+    """One byte of a name inside git's double quotes."""
+    if byte in _C_ESCAPES:
+        return _C_ESCAPES[byte]
+    return f"\\{byte:03o}" if byte < 0x20 or byte >= 0x7F else chr(byte)
 
 
 def private_dir(worktree: Path) -> Path:
@@ -106,11 +131,13 @@ def refuse_tracked_private_dir(base_paths: list[RepoPath]) -> None:
                       f"rename the tracked {PRIVATE_DIR}/ directory in the repository")
 
 
-def _bullets(items: list[str], empty: str, *, code: bool = True) -> str:
+def _bullets(items: list[str], empty: str, *, code: bool = True,
+             show: Callable[[str], str] = str) -> str:
+    """A Markdown list of the first MAX_LISTED `items`, each as `show` writes it."""
     if not items:
         return f"- {empty}\n"
     tick = "`" if code else ""
-    shown = [f"- {tick}{item}{tick}" for item in items[:MAX_LISTED]]
+    shown = [f"- {tick}{show(item)}{tick}" for item in items[:MAX_LISTED]]
     if len(items) > MAX_LISTED:
         shown.append(f"- ... and {len(items) - MAX_LISTED} more")
     return "\n".join(shown) + "\n"
@@ -150,7 +177,8 @@ You work in `{part.worktree}` on branch `{part.branch}` (base `{batch.base[:12]}
 Globs:
 {_bullets(part.owns, "(none)")}
 Of these, the base tree has {len(owned)} file(s):
-{_bullets(owned, "none yet: you may only create new files matching the globs")}
+{_bullets(owned, "none yet: you may only create new files matching the globs",
+         show=shown_path)}
 You may create, change, delete and rename files matching your globs, and nothing else.
 
 ## What you must not touch
