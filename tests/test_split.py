@@ -796,3 +796,28 @@ def test_a_split_killed_before_its_batch_record_leaves_only_what_was_there(
     assert _baselines("b1") == []
     assert not root.exists() and (tmp_path / "trees").is_dir()
     assert hf_refs(repo) == [] and not (repo / ".git/hf/batches/b1").exists()
+
+
+def test_a_glob_or_task_that_is_not_utf8_is_refused_in_one_line(repo, hf):
+    """Bytes a command line passed as they were cannot go into the records: one line,
+    nothing made; a wildcard glob takes such a file name."""
+    import subprocess
+    import sys
+
+    name = os.fsdecode(b"src/api/lat\xe9.py")
+    (repo / name).write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a name that is not UTF-8")
+    before = snapshot(repo)
+    for args, said in (([f"api={name}"], "a glob is not UTF-8 text"),
+                       (["api=src/api/**", "--task", os.fsdecode(b"caf\xe9")],
+                        "the task is not UTF-8 text")):
+        proc = subprocess.run([sys.executable, "-m", "hf_fanout", "split", "b1", "--part",
+                               *args], cwd=repo, capture_output=True, check=False)
+        err = proc.stderr.decode("utf-8", "replace")
+        assert proc.returncode == 2 and said in err and "internal error" not in err, err
+        assert snapshot(repo) == before
+        assert not (repo.parent / "repo.hf").exists()
+    r = hf("split", "b1", "--part", "api=src/api/lat*", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo.parent / "repo.hf/b1/api" / name).read_text() == "x = 1\n"

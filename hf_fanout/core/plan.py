@@ -140,8 +140,21 @@ def plan_from_flags(batch: str, part_specs: Sequence[str], task: str, base: str 
     return validate(Plan(batch, tuple(parts), task, base, auto_join))
 
 
+def _utf8(text: str, where: str, hint: str = "give it in UTF-8") -> None:
+    """Refuse text that is not UTF-8 (bytes a command line passed as they were):
+    records, handoffs and refs are written in UTF-8."""
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        raise InvalidPlan(f"{where} is not UTF-8 text: {text!r}", hint)
+
+
 def validate(plan: Plan) -> Plan:
     """Names and globs (normalised), without looking at any tree."""
+    _utf8(plan.task, "the task")
+    for text in (*plan.context, *(g for p in plan.parts for g in (*p.owns, *p.context))):
+        _utf8(text, "a glob", "give it in UTF-8; a file name that is not UTF-8 is matched "
+              "by a glob with a wildcard in place of those bytes")
+    for part in plan.parts:
+        _utf8(part.task, f"part {part.name!r}: its task")
     check_slug("batch", plan.batch)
     seen: set[str] = set()
     parts = []
