@@ -200,13 +200,7 @@ LINES = "".join(f"line {i}\n" for i in range(1, 11))
 
 
 def _split_with_lines(repo: Path, hf: Any) -> dict[str, Path]:
-    write(repo, {"src/api/long.py": LINES})
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "long file")
-    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
-    assert r.code == 0, r.err
-    root = repo.parent / "repo.hf" / "b1"
-    return {"repo": repo, "api": root / "api", "ui": root / "ui"}
+    return _split_with(repo, hf, {"src/api/long.py": LINES})
 
 
 def test_main_moved_owned_path_clean_three_way_merge(repo, hf):
