@@ -168,6 +168,16 @@ def test_a_branch_force_pushed_after_done_is_refused(world, tmp_path):
     assert "moved after it was done" in proc.stderr
     assert done_tip[:12] in proc.stderr and rewritten[:12] in proc.stderr
     _a_unchanged(a, before, base)
+    # the hint's push, on the machine that works the part, puts the done tip back
+    push = proc.stderr.split("`")[1]
+    assert push.startswith("git push --force-with-lease=refs/heads/hf/b1/api:")
+    back = subprocess.run(push, shell=True, cwd=b.repo, env=b.env, capture_output=True,
+                          text=True, check=False)
+    assert back.returncode == 0, back.stderr
+    assert remote_refs(remote)["refs/heads/hf/b1/api"] == done_tip
+    joined = a.hf("join", "b1", "--partial")
+    assert joined.returncode == 0, joined.stderr
+    assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
 
 
 def test_a_branch_not_descending_from_the_base_is_refused(world, tmp_path):

@@ -183,9 +183,10 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
                 raise JoinRefused(
                     f"part {part.name!r}: {part.branch} on {name} moved after it was done "
                     f"(done at {done_tip[:12]}, now {tip[:12]})",
-                    f"push it back (git push --force-with-lease {name} "
-                    f"{done_tip}:refs/heads/{part.branch}), or take the new tip with "
-                    f"`hf done` again on the machine that works it")
+                    f"on the machine that works it (it has the done commit), push it back: "
+                    f"`git push --force-with-lease=refs/heads/{part.branch}:{tip} {name} "
+                    f"{done_tip}:refs/heads/{part.branch}`; or take the new tip with "
+                    f"`hf done` again there")
             wanted.append((part, tip, done_tip))
     _bring(ws, batch, wanted, dry_run)
     return Fetched({p.name: tip for p, tip, _d in wanted}, skipped)
