@@ -290,6 +290,23 @@ def test_a_remote_that_does_not_answer_is_given_up_on_within_remote_timeout(worl
     assert not b.worktree("b1", "api").exists()
 
 
+def test_commands_on_a_remote_part_s_worktree_point_to_where_it_is_worked(world, tmp_path):
+    """On the machine that split, a remote part has no worktree: running its worker,
+    going to its worktree or widening it says where it is worked, not that a
+    worktree is damaged (whose advice, dropping the part, would lose its work)."""
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    before = remote_refs(remote)
+    for args in (("run", "--part", "b1/api", "--", "true"), ("cd", "b1/api"),
+                 ("widen", "b1/api", "docs/**")):
+        proc = a.hf(*args)
+        assert proc.returncode != 0, args
+        assert "b1/api is a remote part on origin" in proc.stderr, (args, proc.stderr)
+        assert "`hf take origin b1/api`" in proc.stderr
+        assert "drop" not in proc.stderr and "missing" not in proc.stderr
+    assert remote_refs(remote) == before
+
+
 def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     remote, a, b = world
     before_split = remote_refs(remote)

@@ -170,6 +170,17 @@ def remote_of(part: Part) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def refuse_remote_part(part: Part, doing: str) -> None:
+    """A part worked through a remote has no worktree on the machine that split it:
+    `doing` (what the command would do with the worktree) happens where it is
+    taken."""
+    where = remote_of(part)
+    if where is not None:
+        raise BadInput(f"{part.batch}/{part.name} is a remote part on {where}: {doing} on "
+                       "the machine that works it",
+                       f"there: `hf take {where} {part.batch}/{part.name}`")
+
+
 def taken_from(part: Part) -> str | None:
     """The remote a part `hf take` brought to this machine came from (None: not taken)."""
     found = part.extra.get("taken")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hf_fanout.core.records import DROPPED, JOINED
+from hf_fanout.core.remote_refs import refuse_remote_part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, NotFound
 
@@ -32,6 +33,7 @@ def worktree_of(ws: Workspace, spec: str | None) -> Path:
             raise BadInput(f"{len(found)} batches have a part {spec!r}: {names}",
                            f"name it as BATCH/PART, e.g. hf cd {found[0].batch}/{spec}")
         part = found[0]
+    refuse_remote_part(part, "its worktree is")
     path = Path(part.worktree)
     if not path.is_dir():
         raise NotFound(f"the worktree of {part.batch}/{part.name} is missing ({path})",

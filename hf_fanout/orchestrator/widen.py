@@ -11,6 +11,7 @@ from typing import Any
 from hf_fanout.core import states
 from hf_fanout.core.plan import context_globs
 from hf_fanout.core.records import DROPPED, JOINED, Part
+from hf_fanout.core.remote_refs import refuse_remote_part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, NotFound
 
@@ -35,6 +36,7 @@ def widen(ws: Workspace, part: Part, globs: Sequence[str], *, dry_run: bool = Fa
     if part.state in (JOINED, DROPPED):
         raise HfError(f"{where} is {part.state}: its worktree is no longer worked",
                       "split a new batch for more work")
+    refuse_remote_part(part, "its checkout is widened")
     if not part.sparse:
         raise HfError(f"{where} is a full checkout: every file is in its worktree already",
                       "widen is for parts split with --sparse (or `sparse = true` in .hf.toml)")

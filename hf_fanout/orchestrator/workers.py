@@ -23,7 +23,7 @@ from typing import Any
 from hf_fanout import processes, timefmt
 from hf_fanout.core import inbox, pauses
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
-from hf_fanout.core.remote_refs import taken_from
+from hf_fanout.core.remote_refs import refuse_remote_part, taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError
 from hf_fanout.liveness import heartbeat, judge, rescue
@@ -77,6 +77,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     if part.state == JOINED:
         raise HfError(f"part {part.batch}/{part.name} is already joined",
                       "nothing to work on; start a new batch")
+    refuse_remote_part(part, "its worker runs")
     if judge.worker_alive(part):
         raise HfError(
             f"part {part.batch}/{part.name} already has a live worker "
