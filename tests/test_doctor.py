@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,19 @@ def test_a_missing_part_record_is_damaged_and_has_a_way_out(split3, hf):
     assert r.code == 0, r.err
     assert [p["name"] for p in r.json["data"]["batches"][0]["parts"]] == ["api", "docs"]
     assert hf("drop", "b1", cwd=repo).code == 0
+
+
+def test_an_old_index_lock_left_without_a_journal_is_a_problem_with_the_way_out(repo, hf):
+    """A git or hf command killed while it held the main index lock: git refuses to
+    write the index until it goes; doctor says so once the lock is old."""
+    lock = repo / ".git/index.lock"
+    lock.write_bytes(b"")
+    assert "index-lock" not in hf("doctor", "--json", cwd=repo).out  # fresh: a git at work
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    found = [f for f in r.json["data"]["findings"] if f["what"] == "index-lock"]
+    assert len(found) == 1 and found[0]["level"] == "problem"
+    assert f"rm {lock}" in found[0]["hint"]
+    assert lock.exists()  # hf leaves it: it cannot know no git is running

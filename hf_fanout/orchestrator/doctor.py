@@ -62,6 +62,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     report = DoctorReport()
     check_splits(ws, report, dry_run)
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
+    check_index_lock(ws, report)
     check_records(ws, report)
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
@@ -272,6 +273,30 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
     if report.recovered:
         report.findings.append(Finding("journal", f"interrupted {what} {report.recovered}",
                                        FIXED))
+
+
+# an index lock older than this, with no journal of hf's to say whose it is, is
+# reported: git commands hold it for moments
+STALE_INDEX_LOCK = 10.0  # seconds
+
+
+def check_index_lock(ws: Workspace, report: DoctorReport) -> None:
+    """The main worktree's `index.lock` left behind (a git command, or an hf one,
+    killed while it held it): every git command that writes the index refuses
+    until it goes. One a journal names is the journal check's."""
+    import time
+
+    lock = ws.main.git_dir / "index.lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return
+    if age < STALE_INDEX_LOCK or ws.store.journal_file.exists():
+        return
+    report.findings.append(Finding(
+        "index-lock", f"git's index lock {lock} is {age:.0f} s old: git commands that "
+        "write the index refuse while it is there", PROBLEM,
+        f"if no git command is running in {ws.main.path}, remove it: rm {lock}"))
 
 
 def check_records(ws: Workspace, report: DoctorReport) -> None:
