@@ -307,6 +307,25 @@ def test_commands_on_a_remote_part_s_worktree_point_to_where_it_is_worked(world,
     assert remote_refs(remote) == before
 
 
+def test_a_split_killed_after_its_push_takes_its_refs_back_off_the_remote(world, tmp_path):
+    """Killed once the remote parts' branches and tasks were pushed, before the batch
+    record: the next command removes the split here and its refs there, so no
+    machine takes a part of a batch that does not exist, and the id splits again."""
+    remote, a, b = world
+    before = remote_refs(remote)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    killed = a.hf("split", "--plan", str(plan), extra={"HF_TEST_CRASH_AT": "split-records"})
+    assert killed.returncode == -9
+    assert "refs/hf/task/b1/api" in remote_refs(remote)  # it had landed there
+    status = a.hf("status")
+    assert "a split of 'b1' that was cut off was removed" in status.stderr, status.stderr
+    assert remote_refs(remote) == before
+    assert b.hf("take", "origin", "b1/api").returncode != 0  # nothing left to take
+    split_b1(a, tmp_path)  # the id is free again, here and there
+    assert "refs/hf/task/b1/api" in remote_refs(remote)
+
+
 def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     remote, a, b = world
     before_split = remote_refs(remote)

@@ -492,6 +492,9 @@ def _failed(ws: Workspace, journal: Made, exc: BaseException) -> BaseException:
     left = take_back(ws, journal)
     if not isinstance(exc, HfError):
         return exc
+    if journal.left_remote:
+        exc.hint = (f"{exc.hint}; " if exc.hint else "") + \
+            f"left on a remote: {'; '.join(journal.left_remote)}"
     if left:
         exc.message = (f"split of {journal.batch!r} failed: {exc.message.rstrip('; ')}; "
                        f"could not remove yet: {', '.join(left)} (the next hf command "

@@ -21,6 +21,7 @@ from typing import Any
 
 from hf_fanout import atomic, locks
 from hf_fanout.core.records import Batch, Part, now
+from hf_fanout.core.remote_refs import remote_of, task_ref
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
 from hf_fanout.guard import fingerprint
@@ -44,18 +45,28 @@ class Made:
     worktrees: list[str]
     root: str
     dirs: list[str] = field(default_factory=list)  # above root, made by the split: deepest first
+    # per remote, the refs the split publishes there (remote parts' branches and tasks)
+    remote: dict[str, list[str]] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # what could not be removed
+    # what stays on a remote (said, not tried again: the remote may not answer)
+    left_remote: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": 1, "batch": self.batch, "base": self.base, "branches": self.branches,
                 "worktrees": self.worktrees, "root": self.root, "dirs": self.dirs,
-                "started": now()}
+                "remote": self.remote, "started": now()}
 
     @classmethod
     def of(cls, batch: Batch, parts: list[Part]) -> Made:
+        published: dict[str, list[str]] = {}
+        for part in parts:
+            name = remote_of(part)
+            if name is not None:
+                published.setdefault(name, []).extend(
+                    [f"refs/heads/{part.branch}", task_ref(batch.id, part.name)])
         return cls(batch.id, batch.base, [p.branch for p in parts],
                    [p.worktree for p in parts], batch.worktree_root,
-                   _missing_parents(batch.worktree_root))
+                   _missing_parents(batch.worktree_root), published)
 
 
 def _missing_parents(root: str) -> list[str]:
@@ -115,12 +126,46 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
             repo.delete_branch(ref.removeprefix("refs/heads/"))
     for ref in sorted(repo.existing_refs(refs)):
         left.append(f"branch {ref.removeprefix('refs/heads/')}")
+    made.left_remote = _take_back_published(ws, made)
     _remove_empty_dirs([made.root, *made.dirs] if made.root else [])
     fingerprint.remove(ws, made.batch)
     ws.store.remove_batch(made.batch)
     if ws.store.batch_dir(made.batch).exists():
         left.append(f"records {ws.store.batch_dir(made.batch)}")
     made.left = left
+    return left
+
+
+def _take_back_published(ws: Workspace, made: Made) -> list[str]:
+    """Delete from each remote the refs the split pushed there, so that no machine
+    takes a part of a batch that is gone: a branch only while it is still at the
+    base (a worker's commits on it stay), each delete leased on what was read.
+    What stays is said, not tried again (a remote that does not answer would hold
+    up every hf command)."""
+    from hf_fanout.core.remote_refs import read_timeout
+    from hf_fanout.worktrees import remote as remotes
+
+    left: list[str] = []
+    for name, published in made.remote.items():
+        try:
+            there = remotes.list_refs(ws.main.path, name, published,
+                                      timeout=read_timeout(ws.settings))
+        except HfError as exc:
+            left.append(f"{', '.join(published)} on {name} ({exc.message}; delete them "
+                        f"there: git push {name} --delete REF)")
+            continue
+        found = [ref for ref in published if ref in there]
+        moved = [ref for ref in found if ref.startswith("refs/heads/") and there[ref] != made.base]
+        gone = [ref for ref in found if ref not in moved]
+        left += [f"{ref} on {name} (it moved past the base: a worker's commits)"
+                 for ref in moved]
+        if gone:
+            outcome = remotes.push_refs(ws.main.path, remotes.url(ws.main.path, name),
+                                        [f":{ref}" for ref in gone],
+                                        leases=[f"{ref}:{there[ref]}" for ref in gone])
+            if not outcome.ok:
+                left.append(f"{', '.join(gone)} on {name} ("
+                            f"{remotes.git_error(outcome.stderr, 'git push failed')})")
     return left
 
 
@@ -181,7 +226,9 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
     try:
         made = Made(str(data["batch"]), str(data["base"]), [str(b) for b in data["branches"]],
                     [str(w) for w in data["worktrees"]], str(data.get("root", "")),
-                    [str(d) for d in data.get("dirs", [])])
+                    [str(d) for d in data.get("dirs", [])],
+                    {str(name): [str(r) for r in refs]
+                     for name, refs in dict(data.get("remote", {})).items()})
     except (KeyError, TypeError) as exc:
         raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
                       hint) from None
@@ -191,11 +238,16 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
         ws.store.audit("split-recovered", batch=batch, outcome="finished")
         return f"a split of {batch!r} that was cut off had made everything: kept"
     left = take_back(ws, made)
+    if made.left_remote:
+        ws.store.audit("split-remote-left", batch=batch, left=made.left_remote)
+    remote_note = (f"; left on a remote: {'; '.join(made.left_remote)}"
+                   if made.left_remote else "")
     if left:
         ws.store.audit("split-recovered", batch=batch, outcome="partly-removed", left=left)
         return (f"a split of {batch!r} that was cut off was removed except "
-                f"{', '.join(left)} (tried again by the next hf command)")
+                f"{', '.join(left)} (tried again by the next hf command){remote_note}")
     atomic.remove_durably(path)
     ws.store.audit("split-recovered", batch=batch, outcome="removed")
     return (f"a split of {batch!r} that was cut off was removed "
-            f"({len(made.worktrees)} worktree(s), {len(made.branches)} branch(es))")
+            f"({len(made.worktrees)} worktree(s), {len(made.branches)} branch(es))"
+            f"{remote_note}")
