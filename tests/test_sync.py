@@ -402,3 +402,122 @@ def test_a_worktree_that_became_a_repository_of_its_own_is_left_alone(split3, hf
     assert head(api) == foreign and git(api, "log", "--format=%s").strip() == "work"
     assert (api / "src/api/elsewhere.py").read_text() == "committed in another repository\n"
     assert (api / "tools/run.sh").read_text() != "#!/bin/sh\necho moved\n"
+
+
+def sync_stopped(repo: Path, hf: Any) -> dict[str, bool]:
+    data = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    return {p["name"]: p["sync_stopped"] for p in data["parts"]}
+
+
+def test_abort_puts_the_part_back_exactly_from_every_point_a_sync_is_cut_off(split3, hf):
+    """Killed before git's step (`sync-cleared`) or once the work was put back on
+    top (`sync-reapplied`, the branch already rebased or merged): `--abort` takes
+    the branch back to where it was and the index and files back as saved."""
+    repo, api = split3["repo"], split3["api"]
+    part_with_work(split3)
+    before = state_of(api)
+    for mode in ("rebase", "merge"):
+        for point in ("sync-cleared", "sync-reapplied"):
+            args = ["sync", "b1/api", *(["--merge"] if mode == "merge" else [])]
+            killed = hf_proc(*args, cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": point})
+            assert killed.returncode == -signal.SIGKILL, (mode, point, killed.stderr)
+            assert sync_stopped(repo, hf)["api"] is True  # status offers --abort
+            if point == "sync-reapplied":
+                assert head(api) != before["head"]  # git's step went through
+            r = hf("sync", "b1/api", "--abort", cwd=repo)
+            assert r.code == 0, (mode, point, r.err)
+            assert "b1/api: sync taken back" in r.out
+            assert state_of(api) == before, (mode, point)
+            assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == "", (mode, point)
+            assert sync_stopped(repo, hf)["api"] is False
+            assert hf("sync", "b1/api", "--continue", cwd=repo).code != 0  # none stopped
+    # and a sync starts again from there
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0 and "b1/api: rebased onto" in r.out, r.err
+
+
+def test_abort_after_a_cut_off_sync_keeps_commits_made_since(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    tip = part_with_work(split3)
+    killed = hf_proc("sync", "b1/api", cwd=repo,
+                     env={**os.environ, "HF_TEST_CRASH_AT": "sync-reapplied"})
+    assert killed.returncode == -signal.SIGKILL
+    write(api, {"src/api/later.py": "made after the sync\n"})
+    git(api, "add", "src/api/later.py")
+    git(api, "commit", "-qm", "api: later")
+    after = state_of(api)
+    r = hf("sync", "b1/api", "--abort", cwd=repo)
+    assert r.code == 1
+    assert "moved since the sync" in r.err and "--abort changed nothing" in r.err
+    assert "hf sync b1/api --continue" in r.err
+    assert state_of(api) == after  # nothing moved, nothing lost
+    assert sync_stopped(repo, hf)["api"] is True
+    r = hf("sync", "b1/api", "--continue", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(api, "rev-parse", "HEAD~2").strip() == tip
+    assert git(api, "log", "-1", "--format=%s").strip() == "api: later"
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+
+
+def part_with_conflicting_work(split3: dict[str, Path]) -> str:
+    """b1/api with a commit main does not touch, and uncommitted work (staged,
+    unstaged, untracked) of which one unstaged file main changes on the same line.
+    Returns main's tip."""
+    api = split3["api"]
+    write(api, {"src/api/users.py": "def users():\n    return ['part']\n"})
+    git(api, "commit", "-qam", "api: users")
+    write(api, {"src/api/staged.py": "staged = 1\n", "src/api/loose.txt": "loose\n"})
+    git(api, "add", "src/api/staged.py")
+    write(api, {"src/api/orders.py": "def orders():\n    return ['work']\n"})
+    return move_main(split3["repo"], {"src/api/orders.py": "def orders():\n    return ['main']\n"},
+                     "main: orders")
+
+
+def test_a_conflict_in_the_work_put_back_stops_the_sync_and_abort_takes_it_back(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    part_with_conflicting_work(split3)
+    before = state_of(api)
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 1
+    assert "sync stopped on a conflict in 1 part(s): b1/api (src/api/orders.py)" in r.err
+    assert "uncommitted work in conflict: src/api/orders.py" in r.out
+    assert "hf sync b1/api --continue" in r.err and "--abort" in r.err
+    assert "<<<<<<<" in (api / "src/api/orders.py").read_text()
+    # the sync is stopped, as on a conflict in git's step: status, a new sync, the join
+    assert sync_stopped(repo, hf)["api"] is True
+    again = hf("sync", "b1/api", cwd=repo)
+    assert again.code == 1 and "stopped" in again.out
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/hf/sync/").split() == \
+        ["refs/hf/sync/b1/api/index", "refs/hf/sync/b1/api/work"]
+    r = hf("sync", "b1/api", "--abort", cwd=repo)
+    assert r.code == 0, r.err
+    assert state_of(api) == before
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    assert sync_stopped(repo, hf)["api"] is False
+
+
+def test_a_conflict_in_the_work_put_back_is_finished_by_continue_once_resolved(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    tip = part_with_conflicting_work(split3)
+    assert hf("sync", "b1/api", cwd=repo).code == 1
+    still = hf("sync", "b1/api", "--continue", cwd=repo)  # markers still there
+    assert still.code == 1 and "still in conflict" in still.err
+    assert "<<<<<<<" in (api / "src/api/orders.py").read_text()
+    write(api, {"src/api/orders.py": "def orders():\n    return ['main', 'work']\n"})
+    git(api, "add", "src/api/orders.py")
+    r = hf("sync", "--continue", cwd=api)
+    assert r.code == 0, r.err
+    assert "b1/api: rebased onto" in r.out
+    assert git(api, "rev-parse", "HEAD~1").strip() == tip
+    assert git(api, "log", "-1", "--format=%s").strip() == "api: users"
+    # the staged set as it was: the resolved file is work again, not staged
+    after = index_and_files(api)
+    assert after["staged"] == ["src/api/staged.py"]
+    assert after["unstaged"] == ["src/api/orders.py"]
+    assert after["untracked"] == ["src/api/loose.txt"]
+    assert (api / "src/api/orders.py").read_text() == "def orders():\n    return ['main', 'work']\n"
+    assert git(repo, "for-each-ref", "refs/hf/sync/").strip() == ""
+    assert sync_stopped(repo, hf)["api"] is False
+    status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
+    shown = next(p for p in status["parts"] if p["name"] == "api")
+    assert shown["behind"] == 0  # the base moved with the sync

@@ -4,9 +4,10 @@ Per part, in this order: the part's uncommitted work saved (two commits kept by
 `refs/hf/sync/<batch>/<part>/{index,work}`) and the record told what is under
 way; the worktree cleared; git's rebase of the part's commits onto main's tip
 (or, with `--merge`, a merge of main's tip); the saved work applied again on top;
-the part's recorded base moved to main's tip. A conflict stops that part with
-git's conflict state in its worktree (`--continue` once resolved, `--abort` puts
-branch, index and files back exactly); the other parts go on.
+the part's recorded base moved to main's tip. A conflict, in git's step or in
+applying the work again, stops that part with git's conflict state in its
+worktree (`--continue` once resolved, `--abort` puts branch, index and files back
+exactly, from wherever the sync stopped or was cut off); the other parts go on.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class SyncStopped(HfError):
                             f"{', '.join(p.conflicts or p.work_conflicts) or 'cut off'})"
                             for p in stopped)
         first = stopped[0]
-        hint = first.reason if first.outcome == STOPPED else (
+        hint = first.reason if first.outcome == STOPPED and first.reason else (
             f"edit the files in {first.worktree} (its work as it was: {first.saved_ref})")
         return cls(f"sync stopped on a conflict in {len(stopped)} part(s): {listing}", hint,
                    details=report.to_data())
@@ -246,12 +247,28 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
     """After git's step went through: the saved work back on top, the base moved."""
     worktree = ws.worktree(part.worktree)
     saved = _saved(pending)
+    onto = str(pending["onto"])
     if saved is not None:
         result.work_conflicts, result.unstaged = rebase.reapply(
-            worktree, saved, exclude=copied_paths(part))
+            worktree, saved, exclude=copied_paths(part),
+            applied=bool(pending.get("work_conflicts")))
         fault_point("sync-reapplied")
         result.saved_ref = saved_ref(part, "work")
-    onto = str(pending["onto"])
+    if result.work_conflicts:
+        # stopped, as on a conflict in git's step: the record stays (so `hf status`,
+        # the join and --continue / --abort know), and so do the saved refs
+        conflicts = list(result.work_conflicts)
+        _record(ws, part, lambda p: p.extra["sync"].__setitem__("work_conflicts", conflicts),
+                "sync-stop", mode=result.mode, onto=onto)
+        result.outcome, result.onto, result.conflicts = STOPPED, onto, conflicts
+        result.reason = (
+            f"its uncommitted work conflicts with main's change: resolve the conflict "
+            f"markers in {part.worktree}, `git add` the files, then `hf sync "
+            f"{part.batch}/{part.name} --continue` (what was staged before is staged "
+            f"again, the rest left unstaged); or `hf sync {part.batch}/{part.name} "
+            f"--abort` puts branch, index and files back as before the sync; the work "
+            f"as it was is kept at {result.saved_ref}")
+        return result
     result.outcome, result.onto = SYNCED, onto
 
     def moved(p: Part) -> None:
@@ -259,13 +276,10 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
         p.extra["base"] = onto
 
     _record(ws, part, moved, "sync", mode=result.mode, onto=onto)
-    if saved is not None and not result.work_conflicts and not result.unstaged:
+    if saved is not None and not result.unstaged:
         _drop_saved(ws, part)
         result.saved_ref = None
-    if result.work_conflicts:
-        result.reason = ("its uncommitted work conflicts with main there: the files hold "
-                         f"conflict markers; the work as it was is kept at {result.saved_ref}")
-    elif result.unstaged:
+    if result.unstaged:
         result.reason = (f"what was staged of {', '.join(result.unstaged)} conflicts with "
                          "main's change there, so it is not staged now; the staged version "
                          f"is kept at {saved_ref(part, 'index')}")
@@ -317,11 +331,21 @@ def _abort(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool)
     worktree = ws.worktree(part.worktree)
     rebase.abort(worktree, result.mode)
     start = str(pending["from"])
-    if worktree.head() != start:
-        raise HfError(f"part {part.batch}/{part.name}: its branch is not back at "
-                      f"{start[:12]} after the abort",
-                      f"look at `git reflog` in {part.worktree}; the uncommitted work is "
-                      f"kept at {saved_ref(part, 'work')}")
+    head = worktree.head()
+    if head != start:
+        # git's step went through before the sync stopped (its work conflicted when
+        # applied again) or was cut off: the branch is taken back, if nothing but
+        # the sync moved it since
+        moved_by = _moved_by_sync(ws, worktree, part, pending, head)
+        if moved_by is not None:
+            raise HfError(f"part {part.batch}/{part.name}: {moved_by}; --abort changed "
+                          f"nothing (taking it back to {start[:12]} would lose what came "
+                          "after the sync)",
+                          f"`hf sync {part.batch}/{part.name} --continue` finishes the sync "
+                          f"as it is; or `git reset --hard {start[:12]}` on {part.branch} "
+                          f"in {part.worktree}, then --abort again (the uncommitted work "
+                          f"from before the sync is kept at {saved_ref(part, 'work')})")
+        rebase.take_back(worktree, start)
     saved = _saved(pending)
     if saved is not None:
         rebase.clear(worktree, keep=copied_paths(part))
@@ -330,6 +354,31 @@ def _abort(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool)
     if saved is not None:
         _drop_saved(ws, part)
     return result
+
+
+def _moved_by_sync(ws: Workspace, worktree: Worktree, part: Part, pending: dict[str, Any],
+                   head: str | None) -> str | None:
+    """None when the worktree's branch is where the sync's rebase or merge took it
+    from `pending["from"]`; else what moved it since (or where it is instead)."""
+    branch = f"refs/heads/{part.branch}"
+    if head is None or ws.repo.ref_target(branch) != head:
+        return f"its worktree is not on its branch {part.branch}"
+    start, onto = str(pending["from"]), str(pending["onto"])
+    last, before = worktree.rev_parse(f"{branch}@{{0}}"), worktree.rev_parse(f"{branch}@{{1}}")
+    if last is not None:  # the branch's reflog: its last move is the sync's own
+        if last == head and before == start:
+            return None
+        return f"its branch {part.branch} moved since the sync (commits made after it)"
+    # no reflog (core.logAllRefUpdates off): what the rebase or merge makes
+    if str(pending.get("mode", rebase.REBASE)) == rebase.MERGE:
+        parents = ws.repo.git(["rev-list", "--parents", "-n1", head]).decode().split()[1:]
+        made = parents == [start, onto]
+    else:
+        fork = ws.repo.git(["merge-base", start, onto]).decode().strip()
+        made = ws.repo.is_ancestor(onto, head) and int(ws.repo.git(
+            ["rev-list", "--count", f"{onto}..{head}"]).strip()) <= int(ws.repo.git(
+                ["rev-list", "--count", f"{fork}..{start}"]).strip())
+    return None if made else f"its branch {part.branch} moved since the sync"
 
 
 def _message(part: Part) -> str:

@@ -135,21 +135,28 @@ def _step(worktree: Worktree, args: list[str]) -> list[str]:
         "utf-8", "replace"))
 
 
-def reapply(worktree: Worktree, saved: Saved, *,
-            exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+def reapply(worktree: Worktree, saved: Saved, *, exclude: Sequence[str] = (),
+            applied: bool = False) -> tuple[list[str], list[str]]:
     """The saved work applied three-way on the worktree's new HEAD, and what was
     staged staged again (`_restage`). Returns the paths in conflict (left with
-    conflict markers, nothing restaged), and the paths whose staged version could
-    not be carried over (left unstaged). When the files already differ from HEAD
-    (`exclude` aside), the work was applied before (a reapply killed half way,
-    taken again): only the staged set is set again, from the files as they are."""
+    conflict markers and unmerged in the index, nothing restaged), and the paths
+    whose staged version could not be carried over (left unstaged). When the work
+    was applied before (`applied`: it conflicted, and the caller knows it was
+    resolved since; or the files already differ from HEAD, `exclude` aside: a
+    reapply killed half way, taken again), the files are kept as they are: paths
+    still unmerged are returned as in conflict, else the index is set back to HEAD
+    and the staged set set again from the files."""
     repo = worktree.repository
     head = worktree.head()
     head_tree = repo.tree_of(head) if head is not None else None
     files = worktree.tree(head_tree, exclude=exclude) if head_tree is not None else None
-    if files is not None and files != head_tree:
+    if files is not None and (applied or files != head_tree):
+        still = conflicted(worktree)
+        if still:
+            return still, []
         old_head = worktree.rev_parse(f"{saved.index}^")
         staged = [c.path for c in repo.diff_trees(old_head, saved.index)] if old_head else []
+        worktree.git(["reset", "-q"])  # (what a resolution `git add`ed is not staged work)
         return [], _restage(worktree, saved, repo.entries_at(files, staged))
     proc = run(["cherry-pick", "--no-commit", saved.work], worktree.path, check=False,
                env=_NO_EDITOR)
@@ -224,6 +231,12 @@ def _forget_pick(worktree: Worktree) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(worktree.git_dir / name)
     run(["cherry-pick", "--quit"], worktree.path, check=False)
+
+
+def take_back(worktree: Worktree, start: str) -> None:
+    """The worktree's branch, index and files back on `start` (tracked files as
+    `start` has them; untracked ones left): after the operation went through."""
+    worktree.git(["reset", "-q", "--hard", start])
 
 
 def restore(worktree: Worktree, saved: Saved) -> None:
