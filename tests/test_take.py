@@ -420,3 +420,133 @@ def test_done_after_the_claim_went_is_refused_until_it_is_claimed_again(world):
     assert again["already"] is True and again["claim"] in remote_refs(remote).values()
     assert b.hf("done", cwd=wt).returncode == 0
     assert remote_refs(remote)["refs/hf/done/b1/api"] == b.git("rev-parse", "HEAD", cwd=wt).strip()
+
+
+# --------------------------------------------------------------------- a take cut off
+
+
+def _kill_take_in_its_setup(b: Machine, tmp_path: Path) -> None:
+    """`hf take origin b1/api` on B killed (SIGKILL) once its worktree exists: its setup
+    command kills it, the first time only."""
+    once = tmp_path / "killed-once"
+    (b.repo / ".hf.toml").write_text(
+        f'setup = ["[ -e {once} ] || {{ touch {once}; kill -9 $PPID; }}"]\n')
+    assert b.hf("trust").returncode == 0
+    proc = b.hf("take", "origin", "b1/api")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert b.worktree("b1", "api").is_dir()  # what the killed take left
+    assert b.git("rev-parse", "--verify", "-q", "refs/heads/hf/b1/api", check=False).strip()
+
+
+def _claims(remote: Path) -> dict[str, str]:
+    return {r: oid for r, oid in remote_refs(remote).items()
+            if r.startswith(("refs/hf/claim/b1/api", "refs/hf/claimed/b1/api/"))}
+
+
+def test_a_take_killed_after_its_worktree_exists_is_taken_back_and_taken_again(
+        world, tmp_path):
+    remote, a, b = world
+    _kill_take_in_its_setup(b, tmp_path)
+    left_claim = remote_refs(remote)["refs/hf/claim/b1/api"]
+    taken = b.hf_json("take", "origin", "b1/api")  # not "no batch 'b1'"; no --steal
+    assert taken["already"] is False and taken["stolen"] is None
+    [note] = taken["notices"]
+    assert note.startswith("a take of b1/api that was cut off was taken back here")
+    wt = b.worktree("b1", "api")
+    assert (wt / ".hf" / "TASK.md").is_file()
+    claims = _claims(remote)
+    assert claims["refs/hf/claim/b1/api"] == taken["claim"] != left_claim
+    assert len(claims) == 2  # the claim and one name ref: the old one went
+    status = b.hf_json("status", "b1")
+    assert [p["name"] for p in status["batches"][0]["parts"]] == ["api"]
+    assert b.hf("doctor").returncode == 0
+    recovered = [json.loads(x) for x in (b.repo / ".git" / "hf" / "audit.log").read_text()
+                 .splitlines() if '"take-recovered"' in x]
+    assert [(r["outcome"], r["claim"]) for r in recovered] == [("removed", left_claim)]
+    b.git("commit", "-qm", "work", "--allow-empty", cwd=wt)
+    assert b.hf("done", cwd=wt).returncode == 0  # the claim is this machine's
+
+
+def test_a_take_cut_off_is_settled_by_the_next_command_and_hf_doctor_says_so(world, tmp_path):
+    remote, a, b = world
+    _kill_take_in_its_setup(b, tmp_path)
+    report = b.hf_json("doctor")
+    [found] = [f for f in report["findings"] if f["what"] == "take"]
+    assert found["level"] == "fixed"
+    assert found["detail"].startswith("a take of b1/api that was cut off was taken back here")
+    assert not b.worktree("b1", "api").exists()
+    assert b.git("for-each-ref", "refs/heads/hf/", "refs/hf/").strip() == ""
+    assert not (b.repo / ".git" / "hf" / "batches" / "b1").exists()
+    assert "no problem found" in b.hf("doctor").stdout
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+
+
+def test_a_take_cut_off_keeps_a_branch_with_commits_and_says_so(world, tmp_path):
+    remote, a, b = world
+    _kill_take_in_its_setup(b, tmp_path)
+    wt = b.worktree("b1", "api")
+    (wt / "src" / "api" / "orders.py").write_text("def orders(): return [9]\n")
+    b.git("commit", "-qam", "work made in the meantime", cwd=wt)
+    work = b.git("rev-parse", "HEAD", cwd=wt).strip()
+    proc = b.hf("status")
+    assert "a take of b1/api that was cut off was taken back except branch hf/b1/api" \
+        in proc.stderr and "commits on it are kept" in proc.stderr
+    assert b.git("rev-parse", "hf/b1/api").strip() == work and wt.is_dir()
+    proc = b.hf("take", "origin", "b1/api")
+    assert proc.returncode == 1 and "commits on it are kept" in proc.stderr
+    assert "git branch NAME hf/b1/api" in proc.stderr
+    assert b.git("rev-parse", "hf/b1/api").strip() == work
+    doctor = b.hf("doctor")
+    assert doctor.returncode == 1 and "commits on it are kept" in doctor.stdout + doctor.stderr
+    # once the person kept the work elsewhere and removed what was left, it is taken again
+    b.git("branch", "kept", "hf/b1/api")
+    b.git("worktree", "remove", "--force", str(wt))
+    b.git("branch", "-D", "hf/b1/api")
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    assert b.git("rev-parse", "kept").strip() == work
+
+
+def test_a_take_killed_just_after_its_claim_push_is_taken_again_here(world, tmp_path):
+    """The claim is on the remote, nothing is here yet: the same machine takes the part
+    again without --steal; another clone under the same host name is refused, told
+    what to do."""
+    remote, a, b = world
+    name_host(b, "machine-b")
+    pid_file, once = tmp_path / "take.pid", tmp_path / "hook-ran"
+    hook = remote / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\ngrep -q refs/hf/claim/b1/api || exit 0\n"
+                    f"[ -e {once} ] && exit 0\ntouch {once}\nkill -9 $(cat {pid_file})\n")
+    hook.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "take", "origin", "b1/api"],
+                            cwd=b.repo, env=b.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pid_file.write_text(str(proc.pid))
+    assert proc.wait(timeout=120) == -signal.SIGKILL
+    left_claim = _claims(remote)["refs/hf/claim/b1/api"]
+    assert not b.worktree("b1", "api").exists()
+    c = another_machine(tmp_path, remote, "machine-b")  # (a clone under the same name)
+    proc_c = c.hf("take", "origin", "b1/api")
+    assert proc_c.returncode == 1
+    assert "by machine-b (the name of this machine)" in proc_c.stderr
+    assert "hf take origin b1/api --steal" in proc_c.stderr
+    taken = b.hf_json("take", "origin", "b1/api")
+    assert taken["stolen"] is None
+    claims = _claims(remote)
+    assert claims["refs/hf/claim/b1/api"] == taken["claim"] != left_claim and len(claims) == 2
+    assert b.worktree("b1", "api").is_dir()
+
+
+def test_steal_by_the_same_host_name_in_the_same_second(world, tmp_path):
+    remote, a, b = world
+    clock = {"HF_CLOCK": "2026-12-04T12:00:00Z"}
+    name_host(b, "machine-b")
+    c = another_machine(tmp_path, remote, "machine-b")
+    assert b.hf("take", "origin", "b1/api", extra=clock).returncode == 0
+    stole = c.hf_json("take", "origin", "b1/api", "--steal", extra=clock)
+    assert stole["stolen"]["host"] == "machine-b"
+    claims = _claims(remote)
+    assert claims == {"refs/hf/claim/b1/api": stole["claim"],
+                      "refs/hf/claimed/b1/api/machine-b/20261204T120000Z": stole["claim"]}
+    # two claims, not one commit: the clone that lost it cannot `hf done`
+    proc = b.hf("done", cwd=b.worktree("b1", "api"), extra=clock)
+    assert proc.returncode == 1 and "was taken over on origin by machine-b" in proc.stderr

@@ -61,6 +61,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
         refuse_inside_part("hf doctor --accept" if accept else "hf doctor --discard-journal")
     report = DoctorReport()
     check_splits(ws, report, dry_run)
+    check_takes(ws, report, dry_run)
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
     check_index_lock(ws, report)
     check_records(ws, report)
@@ -227,6 +228,23 @@ def check_splits(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
         report.findings += [Finding("split", line, FIXED) for line in recover_splits(ws)]
     except HfError as exc:
         report.findings.append(Finding("split", exc.message, PROBLEM, exc.hint))
+
+
+def check_takes(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
+    """Each take that was cut off, taken back (or, with `--dry-run`, said it would
+    be): `take_journal.py`."""
+    from hf_fanout.orchestrator.take_journal import recover_takes
+
+    if dry_run:
+        found = sorted((ws.store.root / "journal").glob("take-*.json"))
+        report.findings += [Finding("take", f"{p.name}: a take that was cut off would be "
+                                    "taken back") for p in found]
+        return
+    try:
+        for line, hint, settled in recover_takes(ws):
+            report.findings.append(Finding("take", line, FIXED if settled else PROBLEM, hint))
+    except HfError as exc:
+        report.findings.append(Finding("take", exc.message, PROBLEM, exc.hint))
 
 
 def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,

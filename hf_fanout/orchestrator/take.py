@@ -4,7 +4,9 @@ Steps: the repository (this one, whose remote REMOTE names; outside one, a clone
 of REMOTE); the part's refs on the remote (its task must be there, its done not);
 its task and branch fetched; the batch and part records here, marked taken; the
 worktree on the part branch at its fetched tip, guarded as a split's; the handoff
-file; with `open_tab`, a tab. Anything made is taken back on a failure.
+file; with `open_tab`, a tab. Anything made is taken back on a failure, and a take
+cut off (killed) is taken back by the next hf command (its journal:
+take_journal.py); the claim it left is then known here as this repository's own.
 
 Then, in that worktree, `hf done` (`push_done`) pushes the part branch and the done
 ref, and `hf heartbeat` / `hf run` (`beat_remote`) the heartbeat ref.
@@ -13,6 +15,7 @@ ref, and `hf heartbeat` / `hf run` (`beat_remote`) the heartbeat ref.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from hf_fanout.core.remote_refs import (
     done_ref,
     heartbeat_prefix,
     heartbeat_ref,
+    host_slug,
     parse_part_data,
     part_refs,
     read_timeout,
@@ -40,6 +44,7 @@ from hf_fanout.core.remote_refs import (
 )
 from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, HfError, NotARepo, NotFound
+from hf_fanout.orchestrator import take_journal
 from hf_fanout.tabs.launchers import Opened
 from hf_fanout.worktrees import remote as remotes
 
@@ -55,11 +60,13 @@ class Taken:
     dry_run: bool = False
     already: bool = False  # taken here before: nothing new was made
     stolen: dict[str, Any] | None = None  # the claim `--steal` took over
+    notices: list[str] = field(default_factory=list)  # what opening the repository settled
 
     def to_data(self) -> dict[str, Any]:
         return {"batch": self.batch.id, "part": self.part.to_dict(), "remote": self.remote,
                 "tip": self.tip, "cloned": self.cloned, "dry_run": self.dry_run,
                 "already": self.already, "stolen": self.stolen,
+                "notices": self.notices,
                 "claim": (self.part.extra.get("taken") or {}).get("claim"),
                 "tabs": [t.to_data() for t in self.tabs]}
 
@@ -84,7 +91,8 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
         refuse_inside_part(f"hf take {given} {spec}")
     chosen = None
     ws_path, remote, cloned = _repository(given, here, into, dry_run)
-    ws = open_workspace(ws_path)
+    ws = open_workspace(ws_path)  # (a take of the part cut off here: taken back first)
+    take_journal.refuse_leftover(ws, batch_id, name)
     if open_tab:
         from hf_fanout.tabs.launchers import choose as choose_launcher
 
@@ -102,15 +110,25 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
                       f"{batch_id}` there")
     held = current_claim(batch_id, name, found)
     taken = _part_here(ws, remote, batch_id, name, root, found, cloned, dry_run)
+    taken.notices = [message for message, _hint in ws.notices]
     if not (taken.already and held is not None and held.commit == _claim_of(taken.part)):
-        if held is not None and not steal:
-            raise _claimed(remote, spec, held)
-        taken.stolen = _holder(held) if held is not None else None
+        mine = held is not None and held.host == host_slug(host_name(ws))
+        # (the claim of a take here that was cut off: this repository's own)
+        own = mine and not taken.already and held is not None and \
+            take_journal.cut_off_claim(ws, batch_id, name, held.commit)
+        if held is not None and not steal and not own:
+            raise _claimed(remote, spec, held, mine=mine)
+        taken.stolen = _holder(held) if held is not None and not own else None
         if dry_run:
             return taken
-        _take_claim(ws, taken, held)
-        if not taken.already:
-            _make_claimed(ws, taken)
+        if taken.already:
+            _take_claim(ws, taken, held)
+        else:
+            making = take_journal.Making(batch_id, name, remote, taken.part.branch,
+                                         taken.part.worktree, taken.tip)
+            with take_journal.journaled(ws, making):
+                _take_claim(ws, taken, held, making)
+                _make_claimed(ws, taken, making)
     if chosen is not None and not dry_run:
         from hf_fanout.tabs.opening import open_tabs
 
@@ -122,7 +140,7 @@ def _part_here(ws: Workspace, remote: str, batch_id: str, name: str, root: Path 
                found: dict[str, str], cloned: str | None, dry_run: bool) -> Taken:
     """The part as an earlier `hf take` of `remote` made it here (`already`), else its
     records to make, from its task on the remote."""
-    if ws.store.has_batch(batch_id):
+    if ws.store.batch_file(batch_id).exists():  # (a record: not just its directory)
         batch = ws.store.load_batch(batch_id)
         if name in batch.parts and (batch.extra.get("taken") or {}).get("remote") == remote:
             part = ws.store.load_part(batch_id, name)
@@ -143,9 +161,16 @@ def _holder(claim: Claim) -> dict[str, Any]:
             "commit": claim.commit}
 
 
-def _claimed(remote: str, spec: str, claim: Claim) -> PartClaimed:
+def _claimed(remote: str, spec: str, claim: Claim, *, mine: bool = False) -> PartClaimed:
     since = (f" since {timefmt.iso(claim.at)} ({timefmt.relative(claim.at, timefmt.now())})"
              if claim.at is not None else "")
+    if mine:  # this machine's name, not this repository's claim
+        return PartClaimed(
+            f"part {spec} is taken on {remote} by {claim.host} (the name of this machine)"
+            f"{since}, not by this repository",
+            f"work it in the clone here that took it (`hf take` again there does nothing "
+            f"new); if none has it (a take cut off before it kept a record), take it back "
+            f"here: hf take {remote} {spec} --steal", details={"holder": _holder(claim)})
     return PartClaimed(
         f"part {spec} is taken on {remote} by {claim.host or 'another machine'}{since}",
         f"work it on that machine (`hf take` again there does nothing new), or take it over "
@@ -159,27 +184,38 @@ def host_name(ws: Workspace) -> str:
     return (ws.settings.text("host", '"laptop"') or socket.gethostname()).strip()
 
 
-def _take_claim(ws: Workspace, taken: Taken, held: Claim | None) -> None:
+def _take_claim(ws: Workspace, taken: Taken, held: Claim | None,
+                making: take_journal.Making | None = None) -> None:
     """The claim pushed: a new commit at the claim ref, only if that ref is still what
     was read (absent, or the claim `--steal` takes over), and its name ref, in one
-    atomic push. Another machine's take in between refuses this one."""
+    atomic push. Another machine's take in between refuses this one. The claim is
+    in the take's journal (`making`) before it is pushed."""
     batch_id, name = taken.batch.id, taken.part.name
     host, now = host_name(ws), timefmt.now()
     empty = ws.repo.git(["mktree"], stdin=b"").decode().strip()
+    # (a nonce: two takes by one host name in one second make two claims, not one commit)
     commit = ws.repo.git(["commit-tree", empty, "-m", f"hf: part {batch_id}/{name} taken by "
-                          f"{host} at {timefmt.iso(now)}"]).decode().strip()
-    ref = claim_ref(batch_id, name)
+                          f"{host} at {timefmt.iso(now)}", "-m",
+                          f"claim {secrets.token_hex(8)}"]).decode().strip()
+    if making is not None:
+        making.claim = commit
+        making.save(ws)
+    ref, named = claim_ref(batch_id, name), claimed_ref(batch_id, name, host, now)
     old_names: list[str] = []
     found: dict[str, str] = {}
     if held is not None:
         old_names = sorted(remotes.list_refs(ws.main.path, taken.remote,
                                              claim_patterns(batch_id, name),
                                                  timeout=read_timeout(ws.settings)))
+    # a name ref of the same name (the same host in the same second) is replaced, under
+    # a lease, not deleted: one push cannot do both to one ref
     outcome = remotes.push_refs(
         ws.main.path, remotes.url(ws.main.path, taken.remote),
-        [f"{commit}:{ref}", f"{commit}:{claimed_ref(batch_id, name, host, now)}",
-         *(f":{r}" for r in old_names if r != ref)],
-        leases=[f"{ref}:{held.commit if held is not None else ''}"])
+        [f"{commit}:{ref}", f"{commit}:{named}",
+         *(f":{r}" for r in old_names if r not in (ref, named))],
+        leases=[f"{ref}:{held.commit if held is not None else ''}",
+                *([f"{named}:{held.commit}"] if held is not None and named in old_names
+                  else [])])
     if not outcome.ok:  # another take in between: the lease refuses it
         with contextlib.suppress(HfError):
             found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name),
@@ -219,10 +255,13 @@ def _release_claim(ws: Workspace, taken: Taken) -> None:
                           leases=[f"{claim_ref(batch_id, name)}:{commit}"])
 
 
-def _make_claimed(ws: Workspace, taken: Taken) -> None:
+def _make_claimed(ws: Workspace, taken: Taken, making: take_journal.Making) -> None:
     """The part made here once it is claimed; the claim released if that fails."""
     try:
         taken.tip = _fetch(ws, taken.remote, taken.batch.id, taken.part.name)
+        if taken.tip != making.tip:  # (the journal names the commit the branch starts at)
+            making.tip = taken.tip
+            making.save(ws)
         _make(ws, taken.batch, taken.part, taken.tip)
     except OSError as exc:
         _release_claim(ws, taken)
@@ -294,7 +333,7 @@ def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | 
         raise BadInput(f"{remote} {task} describes {data.batch}/{data.part}",
                        "the task ref was not written by hf: split the part again")
     taken = {"remote": remote, "url": remotes.url(ws.main.path, remote)}
-    if ws.store.has_batch(batch_id):
+    if ws.store.batch_file(batch_id).exists():
         batch = ws.store.load_batch(batch_id)
         if batch.extra.get("taken", {}).get("remote") != remote or batch.base != data.base:
             raise BatchExists(f"batch {batch_id!r} exists here already, not taken from {remote}",
@@ -342,7 +381,7 @@ def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
 
     incoming = f"refs/hf/incoming/{batch.id}/{part.name}"
     worktree = Path(part.worktree)
-    new_batch = not ws.store.has_batch(batch.id)
+    new_batch = not ws.store.batch_file(batch.id).exists()
     try:
         worktree.parent.mkdir(parents=True, exist_ok=True)
         if part.sparse:

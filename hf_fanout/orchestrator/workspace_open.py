@@ -20,12 +20,16 @@ def open_workspace(repo: Path | None = None, *, recover: bool = True) -> Workspa
 
 
 def settle(ws: Workspace) -> None:
-    """Finish or take back what a killed hf left: a split, a join. What cannot be
+    """Finish or take back what a killed hf left: a split, a take, a join. What cannot be
     settled yet becomes a notice; a command that needs it meets it again."""
-    try:  # one directory read: the journals of a split or a join that may be cut off
+    try:  # one directory read: the journals of a split, a take or a join that may be cut off
         names = [entry.name for entry in (ws.store.root / "journal").iterdir()]
     except OSError:  # (none: nothing was ever cut off)
         return
+    if any(n.startswith("take-") and n.endswith(".json") for n in names):
+        from hf_fanout.orchestrator.take_journal import settle_takes
+
+        settle_takes(ws)
     if not any(n == ws.store.journal_file.name or (n.startswith("split-") and n.endswith(".json"))
                for n in names):
         return
