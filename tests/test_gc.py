@@ -439,3 +439,18 @@ def test_gc_keeps_a_worktree_that_became_a_repository_of_its_own(split3, hf):
     assert parts["api"]["action"] == "kept"
     assert (api / "src/api/precious.py").read_text() == "committed only here\n"
     assert parts["ui"]["action"] == "removed"
+
+
+def test_gc_forgets_a_removed_worktree_whose_head_was_detached_and_the_id_splits_again(
+        split3, hf):
+    """An agent left its worktree on a detached HEAD: gc removes the worktree and git's
+    record of it (by its path, not by its branch), so the batch id splits again."""
+    repo, api = split3["repo"], split3["api"]
+    git(api, "checkout", "-q", "--detach")
+    assert hf("drop", "b1", cwd=repo).code == 0
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert {p["part"]: p["action"] for p in r.json["data"]["parts"]}["api"] == "removed"
+    assert str(api) not in git(repo, "worktree", "list", "--porcelain")
+    again = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert again.code == 0, again.err

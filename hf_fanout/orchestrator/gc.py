@@ -180,6 +180,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
     report = GcReport()
     unreached: list[tuple[str, HfError]] = []  # batches whose remote refs could not go
     ids = [batch_id] if batch_id else ws.store.batch_ids()
+    looked_at: list[Path] = []  # the parts' worktrees: git forgets those that are gone
     for bid in ids:
         batch = ws.store.load_batch(bid)
         where = None
@@ -203,6 +204,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             continue  # collected before: only its record is left, for `hf status --all`
         facts = _BatchFacts(ws, batch)
         parts = ws.store.load_parts(batch)
+        looked_at += [Path(p.worktree) for p in parts]
         deletions = removal.Deletions()  # each part's files go while the next is checked
         try:
             done = [_gc_part(ws, batch, part, facts, deletions, force=force,
@@ -247,7 +249,7 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
         report.queue = _gc_queue(ws, force=force, dry_run=dry_run)
     if not dry_run:
         _forget_old(ws, None if batch_id is None else [batch_id], report)
-        ws.repo.forget_missing_worktrees()
+        ws.repo.forget_missing_worktrees(looked_at)
         refs.prune_empty_folders(ws.repo.common_dir, "refs/hf")  # (git leaves `refs/hf/`)
         _maybe_unregister(ws)
         mainhook.settle(ws)

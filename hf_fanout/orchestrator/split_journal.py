@@ -119,7 +119,7 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
             shutil.rmtree(path, ignore_errors=True)
         if path.exists():
             left.append(f"worktree {worktree}")
-    repo.forget_missing_worktrees()
+    repo.forget_missing_worktrees([Path(w) for w in made.worktrees])
     refs = [f"refs/heads/{b}" for b in made.branches]
     for ref in sorted(repo.existing_refs(refs)):
         if repo.ref_target(ref) == made.base:

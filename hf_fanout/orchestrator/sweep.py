@@ -193,7 +193,7 @@ def sweep_repo(ws: Workspace, rr: RepoReport, *, dry_run: bool,
             if action:
                 rr.actions.append(action)
     if missing_seen and not dry_run:
-        ws.repo.forget_missing_worktrees()
+        ws.repo.forget_missing_worktrees([Path(w) for w in worktrees])
     if cwd_table is not None and worktrees:
         t = time.perf_counter()
         rr.unknown_processes = _unknown(cwd_table, worktrees, known_pids)
