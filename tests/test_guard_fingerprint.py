@@ -247,3 +247,16 @@ def test_a_lost_worktree_left_out_of_the_join_is_not_tamper(split3, hf):
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
     assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [1]\n"
+
+
+def test_a_removed_config_worktree_is_reported_whatever_its_record_s_gitdir_says(split3, hf):
+    """Whether a worktree is gone is judged from the part's folder: pointing the
+    record's own `gitdir` elsewhere does not hide a deleted config.worktree (the
+    guard's hooks path) from the join."""
+    repo = split3["repo"]
+    all_done(split3, hf)
+    record = repo / ".git/worktrees/api"
+    (record / "gitdir").write_text("/nonexistent/.git\n")
+    (record / "config.worktree").unlink()
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1 and "worktrees/api/config.worktree removed" in r.err, r.err

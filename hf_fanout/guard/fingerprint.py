@@ -181,9 +181,10 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
     if _read(fingerprint_file(ws, batch.id)) != base:
         findings.append(Finding(str(fingerprint_file(ws, batch.id)), "changed",
                                 "it no longer matches its copy outside the repository"))
+    linked = _linked_records(parts)
     findings += [f for f in _compare_files(base.get("files", {}), _files(ws, parts))
                  if not (f.what == MAIN_SETTINGS and _settings_committed(ws))
-                 and not _gone_with_its_worktree(ws, f)]
+                 and not _gone_with_its_worktree(ws, f, linked)]
     findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
     for name, owns in sorted(base.get("owns", {}).items()):
         now_owns = _owns(parts).get(name)
@@ -193,22 +194,28 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
     return findings
 
 
-def _gone_with_its_worktree(ws: Workspace, finding: Finding) -> bool:
+def _gone_with_its_worktree(ws: Workspace, finding: Finding, linked: set[str]) -> bool:
     """A part's `config.worktree` that is not found because its worktree is gone:
-    git's record of it forgotten, or the folder it names lost (a part dropped or
-    left out after that). No git runs in a worktree git cannot reach, so no
-    config of it is in force; once the worktree is back, its config is compared
-    again."""
+    no part's folder links to that record any more (`linked`: the records the
+    parts' `.git` files name), as for a part lost, then dropped or left out. No
+    git runs there through that record, so no config of it is in force; once a
+    folder links to it again, its config is compared again. (Judged from the
+    parts' folders, not from the record's own `gitdir` file, which a process
+    could point elsewhere.)"""
     if finding.change != "removed" or not finding.what.startswith("worktrees/") \
             or not finding.what.endswith("/config.worktree"):
         return False
     record = (ws.repo.common_dir / finding.what).parent
-    try:
-        named = (record / "gitdir").read_text(encoding="utf-8",
-                                              errors="surrogateescape").strip()
-    except OSError:
-        return not record.exists()
-    return not named or not (record / named).exists()
+    return os.path.realpath(record) not in linked
+
+
+def _linked_records(parts: list[Part]) -> set[str]:
+    """The worktree records (`<common>/worktrees/NAME`) the parts' folders link to."""
+    found = set()
+    for part in parts:
+        with contextlib.suppress(OSError):
+            found.add(os.path.realpath(refs.gitdir_of(Path(part.worktree))))
+    return found
 
 
 def _compare_files(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
