@@ -128,3 +128,23 @@ def test_summary_of_done_parts_with_files_outside_names_them_before_the_join(spl
     write(split3["api"], {"src/ui/app.js": git(split3["repo"], "show", "HEAD:src/ui/app.js")})
     r = hf("status", "b1", "--json", cwd=split3["repo"])
     assert r.json["data"]["batches"][0]["summary"] == "3/3 done · next: `hf join b1`"
+
+
+def test_no_git_runs_in_a_part_folder_that_became_a_repository_of_its_own(split3, hf,
+                                                                         tmp_path):
+    """Its own configuration names programs git would run (core.fsmonitor): hf status,
+    hf diff and hf gc read nothing there through git, and say what the folder is."""
+    repo, api = split3["repo"], split3["api"]
+    proof = tmp_path / "ran"
+    (api / ".git").unlink()
+    git(api, "init", "-q")
+    git(api, "config", "core.fsmonitor", f"touch {proof}; false")
+    assert hf("status", "b1", cwd=repo).code == 0
+    diff = hf("diff", "b1", "--json", cwd=repo)
+    assert "not a worktree of this repository any more" in diff.out, diff.out + diff.err
+    assert hf("drop", "b1", cwd=repo).code == 0
+    gc = hf("gc", "--json", cwd=repo)
+    kept = {p["part"]: p for p in gc.json["data"]["parts"]}["api"]
+    assert kept["action"] == "kept" and "not linked to this repository" in kept["why"]
+    assert api.is_dir()
+    assert not proof.exists()

@@ -89,6 +89,9 @@ def part_diff(ws: Workspace, batch: Batch, part: Part, owners: list[tuple[str, O
     if not Path(part.worktree).is_dir() and remote is None:
         return PartDiff(part.name, part.state, [], [],
                         note=f"worktree {part.worktree} is missing")
+    if remote is None and not ws.worktree(part.worktree).is_linked_here():
+        return PartDiff(part.name, part.state, [], [],
+                        note=f"{part.worktree} is not a worktree of this repository any more")
     # a remote part: its branch here, as the last join fetched it (the base before)
     tip = ws.repo.ref_target(f"refs/heads/{part.branch}") if remote else None
     if remote and tip is None:

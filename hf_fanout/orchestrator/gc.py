@@ -407,13 +407,18 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
         return GcPart(batch.id, part.name, "gone", "already removed")
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
-    head = None
-    if worktree.is_dir():
-        head = ws.repo.worktree(worktree).head()
     def unreadable(said: str = "") -> GcPart:
         return GcPart(batch.id, part.name, "kept",
                       f"{worktree} is not a readable git worktree any more{said}; look at "
                       "its files, then remove the directory yourself")
+
+    head = None
+    if worktree.is_dir():
+        checkout = ws.repo.worktree(worktree)
+        if not checkout.is_linked_here():  # (no git runs there: its config runs programs)
+            return unreadable(" (not linked to this repository: its .git is another "
+                              "repository's, or gone)")
+        head = checkout.head()
 
     if worktree.is_dir() and head is None:
         # files hf cannot read as a worktree (its git metadata is gone): they may

@@ -116,7 +116,9 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     last = timefmt.parse_iso(part.updated) or 0.0
     state = part.state
     if part.state not in (JOINED, DROPPED):
-        if worktree.is_dir():
+        # (no git runs in a folder that is no longer this repository's worktree: its
+        # own configuration would run programs; the join refuses it by name)
+        if worktree.is_dir() and ws.worktree(worktree).is_linked_here():
             with contextlib.suppress(GitFailed):
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
         changed.update(committed())
