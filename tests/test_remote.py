@@ -326,6 +326,22 @@ def test_a_split_killed_after_its_push_takes_its_refs_back_off_the_remote(world,
     assert "refs/hf/task/b1/api" in remote_refs(remote)
 
 
+def test_a_split_killed_before_its_push_leaves_another_split_s_refs_alone(world, tmp_path):
+    """Killed before it pushed: taking it back deletes nothing on the remote, even
+    where another machine has since pushed a batch of the same id."""
+    remote, a, b = world
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    killed = a.hf("split", "--plan", str(plan), extra={"HF_TEST_CRASH_AT": "split-handoffs"})
+    assert killed.returncode == -9
+    assert b.hf("split", "--plan", str(plan)).returncode == 0  # the same id, from B
+    theirs = remote_refs(remote)
+    assert "refs/hf/task/b1/api" in theirs
+    status = a.hf("status")
+    assert "a split of 'b1' that was cut off was removed" in status.stderr, status.stderr
+    assert remote_refs(remote) == theirs
+
+
 def test_gc_removes_exactly_the_remote_refs_hf_created(world, tmp_path):
     remote, a, b = world
     before_split = remote_refs(remote)

@@ -5,6 +5,8 @@ their task ref, pushed as one atomic push per remote; and the self-contained pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import Batch, Part
 from hf_fanout.core.remote_refs import (
@@ -53,9 +55,11 @@ def make_local(ws: Workspace, batch: Batch, part: Part) -> None:
     ws.store.save_part(part)
 
 
-def publish_tasks(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
+def publish_tasks(ws: Workspace, batch: Batch, parts: list[Part],
+                  before_push: Callable[[dict[str, dict[str, str]]], None]) -> None:
     """Per remote: the parts' branches at the base and their task refs, in one atomic
-    push (none land if one cannot: a branch of that name on the remote refuses it)."""
+    push (none land if one cannot: a branch of that name on the remote refuses it).
+    `before_push` is told every ref and commit first (the split's journal)."""
     by_remote: dict[str, list[str]] = {}
     for part in parts:
         name = remote_of(part)
@@ -64,6 +68,9 @@ def publish_tasks(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
         task = task_commit(ws, batch, part, parts)
         by_remote.setdefault(name, []).extend([
             f"{batch.base}:refs/heads/{part.branch}", f"{task}:{task_ref(batch.id, part.name)}"])
+    if by_remote:
+        before_push({name: {u.split(":", 1)[1]: u.split(":", 1)[0] for u in updates}
+                     for name, updates in by_remote.items()})
     pushed: list[str] = []
     for name, updates in by_remote.items():
         # to the URL, not the remote's name: no remote-tracking ref is made here

@@ -38,7 +38,7 @@ from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_
 from hf_fanout.faults import fault_point
 from hf_fanout.guard import fingerprint, hooks, mainhook
 from hf_fanout.orchestrator import remote_split
-from hf_fanout.orchestrator.split_journal import Made, journaled, take_back
+from hf_fanout.orchestrator.split_journal import Made, journaled, record_published, take_back
 from hf_fanout.orchestrator.split_pace import Pace
 from hf_fanout.paths import RepoPath
 from hf_fanout.preload import preload
@@ -129,7 +129,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
             mainhook.install(ws.repo)  # before the baseline: it changes config.worktree
             fingerprint.save(ws, batch, parts)
             handoff.write_handoffs(ws, batch, parts)
-            remote_split.publish_tasks(ws, batch, parts)
+            fault_point("split-handoffs")
+            remote_split.publish_tasks(ws, batch, parts, lambda published:
+                                       record_published(ws, journal, published))
             fault_point("split-records")
             ws.store.save_batch(batch)
             fault_point("split-batch")

@@ -21,7 +21,6 @@ from typing import Any
 
 from hf_fanout import atomic, locks
 from hf_fanout.core.records import Batch, Part, now
-from hf_fanout.core.remote_refs import remote_of, task_ref
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
 from hf_fanout.guard import fingerprint
@@ -45,8 +44,9 @@ class Made:
     worktrees: list[str]
     root: str
     dirs: list[str] = field(default_factory=list)  # above root, made by the split: deepest first
-    # per remote, the refs the split publishes there (remote parts' branches and tasks)
-    remote: dict[str, list[str]] = field(default_factory=dict)
+    # per remote, the refs the split pushes there and what to (remote parts' branches
+    # and tasks), recorded just before the push (`record_published`)
+    remote: dict[str, dict[str, str]] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # what could not be removed
     # what stays on a remote (said, not tried again: the remote may not answer)
     left_remote: list[str] = field(default_factory=list)
@@ -58,15 +58,16 @@ class Made:
 
     @classmethod
     def of(cls, batch: Batch, parts: list[Part]) -> Made:
-        published: dict[str, list[str]] = {}
-        for part in parts:
-            name = remote_of(part)
-            if name is not None:
-                published.setdefault(name, []).extend(
-                    [f"refs/heads/{part.branch}", task_ref(batch.id, part.name)])
         return cls(batch.id, batch.base, [p.branch for p in parts],
                    [p.worktree for p in parts], batch.worktree_root,
-                   _missing_parents(batch.worktree_root), published)
+                   _missing_parents(batch.worktree_root))
+
+
+def record_published(ws: Workspace, made: Made, published: dict[str, dict[str, str]]) -> None:
+    """Before the split pushes its remote parts: per remote, each ref and the commit
+    it pushes there, in the journal (what taking the split back deletes there)."""
+    made.remote = published
+    atomic.atomic_write_json(journal_file(ws, made.batch), made.to_dict())
 
 
 def _missing_parents(root: str) -> list[str]:
@@ -138,25 +139,29 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
 
 def _take_back_published(ws: Workspace, made: Made) -> list[str]:
     """Delete from each remote the refs the split pushed there, so that no machine
-    takes a part of a batch that is gone: a branch only while it is still at the
-    base (a worker's commits on it stay), each delete leased on what was read.
-    What stays is said, not tried again (a remote that does not answer would hold
-    up every hf command)."""
+    takes a part of a batch that is gone: only where the push landed (its task
+    refs hold this split's task commits: refs of the same names another split
+    pushed stay), each ref only while it is what was pushed (a worker's commits
+    on a branch stay), each delete leased on what was read. What stays is said,
+    not tried again (a remote that does not answer would hold up every hf
+    command)."""
     from hf_fanout.core.remote_refs import read_timeout
     from hf_fanout.worktrees import remote as remotes
 
     left: list[str] = []
     for name, published in made.remote.items():
         try:
-            there = remotes.list_refs(ws.main.path, name, published,
+            there = remotes.list_refs(ws.main.path, name, list(published),
                                       timeout=read_timeout(ws.settings))
         except HfError as exc:
             left.append(f"{', '.join(published)} on {name} ({exc.message}; delete them "
                         f"there: git push {name} --delete REF)")
             continue
-        found = [ref for ref in published if ref in there]
-        moved = [ref for ref in found if ref.startswith("refs/heads/") and there[ref] != made.base]
-        gone = [ref for ref in found if ref not in moved]
+        if not any(there.get(ref) == oid for ref, oid in published.items()
+                   if not ref.startswith("refs/heads/")):
+            continue  # the push did not land (what is there is not this split's)
+        gone = [ref for ref, oid in published.items() if there.get(ref) == oid]
+        moved = [ref for ref in published if ref in there and ref not in gone]
         left += [f"{ref} on {name} (it moved past the base: a worker's commits)"
                  for ref in moved]
         if gone:
@@ -227,7 +232,7 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
         made = Made(str(data["batch"]), str(data["base"]), [str(b) for b in data["branches"]],
                     [str(w) for w in data["worktrees"]], str(data.get("root", "")),
                     [str(d) for d in data.get("dirs", [])],
-                    {str(name): [str(r) for r in refs]
+                    {str(name): {str(r): str(oid) for r, oid in dict(refs).items()}
                      for name, refs in dict(data.get("remote", {})).items()})
     except (KeyError, TypeError) as exc:
         raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
