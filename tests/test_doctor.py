@@ -4,6 +4,7 @@ prints, as a person would in a shell, until the command works again."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -321,3 +322,15 @@ def test_an_old_index_lock_left_without_a_journal_is_a_problem_with_the_way_out(
     assert len(found) == 1 and found[0]["level"] == "problem"
     assert f"rm {lock}" in found[0]["hint"]
     assert lock.exists()  # hf leaves it: it cannot know no git is running
+
+
+def test_dropping_a_part_of_a_batch_with_a_missing_record_changes_nothing(split3, hf):
+    """The batch's other part records are read before the drop changes anything: the
+    refusal is the whole outcome, not a drop that then fails."""
+    repo = split3["repo"]
+    (repo / ".git/hf/batches/b1/parts/ui.json").unlink()
+    r = hf("drop", "b1/api", cwd=repo)
+    assert r.code == 1 and "part b1/ui has no record" in r.err
+    record = json.loads((repo / ".git/hf/batches/b1/parts/api.json").read_text())
+    assert record["state"] == "running"
+    assert "drop-part" not in (repo / ".git/hf/audit.log").read_text()

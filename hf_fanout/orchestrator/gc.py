@@ -51,6 +51,7 @@ def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part
         refuse_inside_part(f"hf drop {batch_id}/{name}")
     batch = ws.store.load_batch(batch_id)
     part = ws.store.load_part(batch_id, name)
+    ws.store.load_parts(batch)  # (a batch with a damaged record refuses before any change)
     if judge.worker_alive(part):
         raise HfError(f"part {batch_id}/{name} has a live worker "
                       f"(pid {(part.worker or {}).get('pid')})",
