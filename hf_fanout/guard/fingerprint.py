@@ -261,7 +261,7 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
     # not from the base, nor from a tip `hf doctor --accept` took after a look
     rewritten = {ref for ref in ws.repo.not_descending(batch.base, moved)
                  if old[ref] == batch.base or (tips[ref] != old[ref]
-                 and not ws.repo.is_ancestor(old[ref], str(tips[ref])))}
+                 and not _descends(ws, old[ref], str(tips[ref])))}
     for ref, tip in tips.items():
         if tip is None:
             findings.append(Finding(ref, "missing", "the part's branch was deleted"))
@@ -270,6 +270,17 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
                                     f"{tip[:12]} no longer descends from the base "
                                     f"{batch.base[:12]}"))
     return findings
+
+
+def _descends(ws: Workspace, accepted: str, tip: str) -> bool:
+    """Whether `tip` has the accepted tip in its history (no: when that commit is
+    gone from the repository, pruned since it was accepted)."""
+    from hf_fanout.errors import GitFailed
+
+    try:
+        return ws.repo.is_ancestor(accepted, tip)
+    except GitFailed:
+        return False
 
 
 def _reflog(ws: Workspace, ref: str) -> list[tuple[str, str, str]]:
