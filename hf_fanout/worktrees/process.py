@@ -171,7 +171,11 @@ def _run_timed(args: Sequence[str], cwd: Path, stdin: bytes | None,
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        # (a helper that left the group may hold the pipes open: not waited for long)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
         if isinstance(exc, subprocess.TimeoutExpired):
             raise GitTimedOut(list(args), -signal.SIGKILL,
                               f"no answer within {timeout:g} s") from None
