@@ -216,13 +216,19 @@ def check_isolation(ws: Workspace, report: DoctorReport) -> None:
             "commands that need them refuse until `hf trust`", INFO))
 
 
+def _would_settle(ws: Workspace, report: DoctorReport, what: str, how: str) -> None:
+    """`--dry-run`: each journal of a `what` (split, take) that was cut off, and how
+    doctor would settle it."""
+    for path in sorted((ws.store.root / "journal").glob(f"{what}-*.json")):
+        report.findings.append(Finding(what, f"{path.name}: a {what} that was cut off "
+                                             f"would be {how}"))
+
+
 def check_splits(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
     from hf_fanout.orchestrator.split_journal import recover_splits
 
     if dry_run:
-        found = sorted((ws.store.root / "journal").glob("split-*.json"))
-        report.findings += [Finding("split", f"{p.name}: a split that was cut off would be "
-                                    "finished or removed") for p in found]
+        _would_settle(ws, report, "split", "finished or removed")
         return
     try:
         report.findings += [Finding("split", line, FIXED) for line in recover_splits(ws)]
@@ -236,9 +242,7 @@ def check_takes(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
     from hf_fanout.orchestrator.take_journal import recover_takes
 
     if dry_run:
-        found = sorted((ws.store.root / "journal").glob("take-*.json"))
-        report.findings += [Finding("take", f"{p.name}: a take that was cut off would be "
-                                    "taken back") for p in found]
+        _would_settle(ws, report, "take", "taken back")
         return
     try:
         for line, hint, settled in recover_takes(ws):
