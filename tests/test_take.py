@@ -448,10 +448,13 @@ def test_a_take_killed_after_its_worktree_exists_is_taken_back_and_taken_again(
     remote, a, b = world
     _kill_take_in_its_setup(b, tmp_path)
     left_claim = remote_refs(remote)["refs/hf/claim/b1/api"]
-    taken = b.hf_json("take", "origin", "b1/api")  # not "no batch 'b1'"; no --steal
+    proc = b.hf("take", "origin", "b1/api", "--json")  # not "no batch 'b1'"; no --steal
+    assert proc.returncode == 0, proc.stderr
+    taken = json.loads(proc.stdout)["data"]
     assert taken["already"] is False and taken["stolen"] is None
     [note] = taken["notices"]
     assert note.startswith("a take of b1/api that was cut off was taken back here")
+    assert f"hf: note: {note}" in proc.stderr  # said, as every command says it
     wt = b.worktree("b1", "api")
     assert (wt / ".hf" / "TASK.md").is_file()
     claims = _claims(remote)

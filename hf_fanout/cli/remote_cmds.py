@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hf_fanout.cli.options import DryRun, Json, LauncherOpt, command
-from hf_fanout.cli.output import emit
+from hf_fanout.cli.output import emit, notice
 from hf_fanout.cli.render import print_opened
 
 
@@ -64,4 +64,6 @@ def take(
             print(f"next: work in {taken.part.worktree} (its task: .hf/TASK.md), then "
                   "`hf done` there pushes the branch")
 
+    for message in taken.notices:  # (what opening the repository settled first)
+        notice(message, "")
     emit(taken.to_data(), human)
