@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import atomic, locks
+from hf_fanout import atomic, locks, processes
 from hf_fanout.core.records import Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError, LockBusy
@@ -111,7 +111,8 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
     removed (and so stays in the journal)."""
     repo = ws.repo
     left: list[str] = []
-    _wait_for_checkouts(made)
+    # (git checkouts a killed split left running in its worktrees)
+    processes.wait_for_work_in(made.worktrees, 20.0, name_prefix="git")
     for worktree in made.worktrees:
         path = Path(worktree)
         if path.exists():
@@ -184,26 +185,6 @@ def _remove_empty_dirs(directories: list[str]) -> None:
             continue
         except OSError:
             return
-
-
-def _wait_for_checkouts(made: Made, timeout: float = 20.0) -> None:
-    """git processes a killed split left running in its worktrees (a checkout goes
-    on after its parent dies): wait, within `timeout`, for them to end before the
-    files they write are removed."""
-    import time
-
-    from hf_fanout import processes
-
-    roots = [w.rstrip("/") for w in made.worktrees]
-
-    def running() -> bool:
-        return any(name.startswith("git") and any(
-            cwd == root or cwd.startswith(root + "/") for root in roots)
-            for _pid, cwd, name in processes.cwds())
-
-    deadline = time.monotonic() + timeout
-    while running() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def recover_splits(ws: Workspace) -> list[str]:

@@ -23,13 +23,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import atomic, locks
+from hf_fanout import atomic, locks, processes
 from hf_fanout.core.records import now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BatchExists, HfError, LockBusy
@@ -106,7 +105,8 @@ def take_back(ws: Workspace, making: Making) -> list[str]:
             left.append(f"its worktree {worktree}")
     else:
         if worktree.exists():
-            _wait_for_processes(worktree)
+            # (what the killed take started there: a checkout, a setup command)
+            processes.wait_for_work_in([str(worktree)], 20.0)
             repo.remove_worktree(worktree)
             shutil.rmtree(worktree, ignore_errors=True)
         if worktree.exists():
@@ -132,26 +132,6 @@ def take_back(ws: Workspace, making: Making) -> list[str]:
             left.append(f"records {store.batch_dir(making.batch)}")
     making.left = left
     return left
-
-
-def _wait_for_processes(worktree: Path, timeout: float = 20.0) -> None:
-    """What a killed take started in its worktree (a checkout, a setup command goes
-    on after its parent dies): wait, within `timeout`, for it to end before the files
-    it writes are removed. This process and those that started it are not waited for."""
-    import psutil
-
-    from hf_fanout import processes
-
-    root = str(worktree).rstrip("/")
-    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-
-    def running() -> bool:
-        return any(pid not in mine and (cwd == root or cwd.startswith(root + "/"))
-                   for pid, cwd, _name in processes.cwds())
-
-    deadline = time.monotonic() + timeout
-    while running() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def recover_takes(ws: Workspace) -> list[tuple[str, str, bool]]:
