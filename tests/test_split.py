@@ -821,3 +821,16 @@ def test_a_glob_or_task_that_is_not_utf8_is_refused_in_one_line(repo, hf):
     r = hf("split", "b1", "--part", "api=src/api/lat*", cwd=repo)
     assert r.code == 0, r.err
     assert (repo.parent / "repo.hf/b1/api" / name).read_text() == "x = 1\n"
+
+
+def test_a_split_journal_of_the_wrong_shape_is_a_note_not_a_crash(repo, hf):
+    """A damaged journal (its `remote` not a table of refs) is said in one note and
+    kept for a person to read; the command goes on."""
+    journal = repo / ".git/hf/journal/split-b9.json"
+    journal.parent.mkdir(parents=True)
+    journal.write_text('{"schema": 1, "batch": "b9", "base": "x", "branches": [], '
+                       '"worktrees": [], "root": "", "remote": ["oops"]}')
+    r = hf("status", cwd=repo)
+    assert r.code == 0, r.err
+    assert "hf: note: the journal of a split that was cut off" in r.err and "damaged" in r.err
+    assert "internal error" not in r.err and journal.exists()

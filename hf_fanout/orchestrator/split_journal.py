@@ -215,7 +215,7 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
                     [str(d) for d in data.get("dirs", [])],
                     {str(name): {str(r): str(oid) for r, oid in dict(refs).items()}
                      for name, refs in dict(data.get("remote", {})).items()})
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
                       hint) from None
     if ws.store.batch_file(batch).exists():
