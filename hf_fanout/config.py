@@ -10,6 +10,7 @@ Flags win over both.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,29 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise BadInput(f"{path} is not valid TOML: {exc}", "fix or remove the file") from None
 
 
+# Every key hf reads, in either file. Another key (a misspelling, most often) is
+# ignored; `hf doctor` and `hf split` say so (`Settings.unknown`).
+KNOWN_KEYS = frozenset({
+    "agent", "agent_kind", "context", "copy", "copy_fallback", "forget_after_days", "guard",
+    "heartbeat_seconds", "host", "idle_minutes", "keep_history", "launcher",
+    "launcher_command", "max_live_agents", "max_live_agents_per_user", "max_parts_per_batch",
+    "max_spawns_per_hour", "notify", "notify_events", "port_base", "remote_stale_after",
+    "remote_timeout", "sandbox", "setup", "setup_timeout", "sparse", "tab_idle_seconds",
+    "tmux_socket", "waiting_pattern", "worktree_root",
+})
+
+
+def unknown_keys(values: dict[str, Any], source: Path) -> list[str]:
+    """A line for each key of `values` (read from `source`) that hf does not read,
+    with the known key it most looks like."""
+    lines = []
+    for key in sorted(k for k in values if k not in KNOWN_KEYS):
+        near = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
+        guess = f" (did you mean `{near[0]}`?)" if near else ""
+        lines.append(f"{source} sets `{key}`, which hf does not read{guess}: it is ignored")
+    return lines
+
+
 @dataclass
 class Settings:
     """Merged settings for one repository."""
@@ -57,6 +81,8 @@ class Settings:
     values: dict[str, Any] = field(default_factory=dict)
     untrusted: tuple[str, ...] = ()  # repository keys set but not trusted
     repo_file: Path | None = None
+    # a line per key of either file that hf does not read (`unknown_keys`)
+    unknown: tuple[str, ...] = ()
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self.untrusted:
@@ -99,9 +125,11 @@ class Settings:
 
     @classmethod
     def load(cls, main_workdir: Path) -> Settings:
-        user = _load_toml(user_config_dir() / "config.toml")
+        user_file = user_config_dir() / "config.toml"
+        user = _load_toml(user_file)
         repo_file = main_workdir / REPO_FILE
         repo = _load_toml(repo_file)
+        unknown = tuple(unknown_keys(user, user_file) + unknown_keys(repo, repo_file))
         if "agent" in user:
             repo.pop("agent", None)  # the user's own agent runs, whatever the repository says
         untrusted: tuple[str, ...] = ()
@@ -110,7 +138,7 @@ class Settings:
             untrusted = tuple(wanted)
             for key in wanted:
                 repo.pop(key)
-        return cls({**user, **repo}, untrusted, repo_file)
+        return cls({**user, **repo}, untrusted, repo_file, unknown)
 
 
 REPO_FILE = ".hf.toml"

@@ -5,7 +5,8 @@ The steps, in order: splits that were cut off; the interrupted join (recovered,
 or discarded with `--discard-journal`); the records; the parts' guards and
 their agents' hook entries (reinstalled with `--fix`); the tamper baselines
 (taken anew with `--accept`); the sweep's schedule; the sandbox; the pauses in
-force; the limits and what they are at.
+force; the limits and what they are at; the keys of the settings files hf does
+not read.
 """
 
 from __future__ import annotations
@@ -80,7 +81,21 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_isolation(ws, report)
     check_pauses(ws, report)
     check_limits(ws, report)
+    check_settings(ws, report)
     return report
+
+
+def check_settings(ws: Workspace, report: DoctorReport) -> None:
+    """Each key of the settings files that hf does not read: a problem, since what the
+    person meant to set is not in force (a file that does not parse is one too)."""
+    try:
+        unknown = ws.settings.unknown
+    except HfError as exc:
+        report.findings.append(Finding("settings", exc.message, PROBLEM, exc.hint))
+        return
+    for line in unknown:
+        report.findings.append(Finding("settings", line, PROBLEM,
+                                       "correct the key's name, or remove it"))
 
 
 def check_pauses(ws: Workspace, report: DoctorReport) -> None:

@@ -265,6 +265,7 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
                               f"delete it (git branch -D {part.branch}) or pick another batch id")
     warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
                 for r in reports if r.matches == 0]
+    warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
     return Draft(batch, parts, base_paths, reports,
                  warnings + _uncommitted_warning(plan, uncommitted))
 
