@@ -61,16 +61,23 @@ KNOWN_KEYS = frozenset({
     "remote_timeout", "sandbox", "setup", "setup_timeout", "sparse", "tab_idle_seconds",
     "tmux_socket", "waiting_pattern", "worktree_root",
 })
+GUARD_KEYS = frozenset({"allow", "enabled", "refuse"})  # of the `[guard]` table
 
 
 def unknown_keys(values: dict[str, Any], source: Path) -> list[str]:
     """A line for each key of `values` (read from `source`) that hf does not read,
     with the known key it most looks like."""
+    guard = values.get("guard")
+    tables = [("", values, KNOWN_KEYS)]
+    if isinstance(guard, dict):
+        tables.append(("guard.", guard, GUARD_KEYS))
     lines = []
-    for key in sorted(k for k in values if k not in KNOWN_KEYS):
-        near = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
-        guess = f" (did you mean `{near[0]}`?)" if near else ""
-        lines.append(f"{source} sets `{key}`, which hf does not read{guess}: it is ignored")
+    for prefix, table, known in tables:
+        for key in sorted(k for k in table if k not in known):
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            guess = f" (did you mean `{prefix}{near[0]}`?)" if near else ""
+            lines.append(f"{source} sets `{prefix}{key}`, which hf does not read{guess}: "
+                         "it is ignored")
     return lines
 
 

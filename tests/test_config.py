@@ -45,6 +45,14 @@ def test_a_misspelt_key_is_a_doctor_problem_naming_the_key_it_looks_like(repo, h
     assert [f["level"] for f in problems] == ["problem"]
 
 
+def test_a_misspelt_key_of_the_guard_table_is_named_with_the_table(repo, hf):
+    write(repo, {".hf.toml": '[guard]\nalow = ["tag"]\nrefuse = []\n'})
+    r = hf("doctor", cwd=repo)
+    assert r.code == 1
+    assert "sets `guard.alow`, which hf does not read (did you mean `guard.allow`?)" in r.out
+    assert "guard.refuse" not in r.out
+
+
 def test_a_known_key_only_is_no_settings_finding(repo, hf):
     write(repo, {".hf.toml": 'sparse = false\nidle_minutes = 30\n[guard]\n'})
     findings = hf("doctor", "--json", cwd=repo).json["data"]["findings"]
