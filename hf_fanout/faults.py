@@ -6,7 +6,9 @@ The names, by where they are: the join's and the undo's write (`journal`,
 `applied`, `swapped`, `ref`), the split (`split-records`, `split-batch`), the
 sync (`sync-cleared`, `sync-reapplied`), the queue (`claimed`, `takeover`,
 `spawn`), the pause (`pause-written`), the remote gc (`remote-gc-listed`),
-a worktree's removal once its folder is moved aside (`removal-aside`).
+a worktree's removal once its folder is moved aside (`removal-aside`), git's
+index lock taken by hf (`index-claimed`: recorded, not yet in place;
+`index-locked`: in place, nothing written yet).
 """
 
 from __future__ import annotations

@@ -439,3 +439,57 @@ def test_a_path_slipped_into_the_join_s_index_is_refused_as_extra(repo, hf):
     assert snapshot(repo) == before
     assert not (repo / ".git/index.lock").exists()
     assert git(repo, "ls-files", "extra.txt") == ""
+
+
+@pytest.mark.parametrize("crash_at", ["index-claimed", "index-locked"])
+@pytest.mark.parametrize("next_command", [("status",), ("doctor",)])
+def test_killed_while_it_takes_the_index_lock_leaves_no_lock_git_trips_on(
+        split3, hf, crash_at, next_command):
+    """Before the journal is written the join has changed nothing; a kill there left
+    git's index.lock, and every `git add` failed until a person removed it."""
+    repo = split3["repo"]
+    prepare(split3, hf)
+    old = head(repo)
+    before = snapshot(repo)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": crash_at})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    lock = repo / ".git" / "index.lock"
+    assert lock.exists() == (crash_at == "index-locked")
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    r = hf(*next_command, cwd=repo)
+    assert r.code == 0, r.out + r.err
+    assert not lock.exists()
+    assert [p.name for p in (repo / ".git").iterdir() if p.name.startswith("index.lock")] == []
+    assert list((repo / ".git/hf/journal").glob("index-lock-*")) == []
+    said = f"git's index lock {lock}, which a killed hf command left"
+    if crash_at == "index-locked":
+        assert said in (r.out if next_command[0] == "doctor" else r.err)
+    else:  # (no lock was in place: nothing to say)
+        assert said not in r.out + r.err
+    assert_clean_at(repo, old)
+    assert snapshot(repo) == before
+    write(repo, {"bystander.txt": "mine\n"})
+    git(repo, "add", "bystander.txt")  # git takes the index again
+    git(repo, "reset", "-q", "bystander.txt")
+    (repo / "bystander.txt").unlink()
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert (repo / "src/api/search.py").exists()
+
+
+def test_a_git_lock_no_hf_command_claimed_stays(split3, hf):
+    """An index.lock of git's own (a git command running, or killed) is not hf's to
+    remove, even with a record of hf's left from another lock."""
+    repo = split3["repo"]
+    prepare(split3, hf)
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    claims = repo / ".git/hf/journal"
+    claims.mkdir(parents=True, exist_ok=True)
+    ino = lock.stat().st_ino + 1
+    (claims / "index-lock-0000000000000000.json").write_text(json.dumps(
+        {"lock": str(lock), "identity": [lock.stat().st_dev, ino], "pid": 1}))
+    assert hf("status", cwd=repo).code == 0
+    assert lock.exists()
+    r = hf("join", "b1", "--wait", "1", cwd=repo)
+    assert r.code != 0 and f"git's index lock {lock} is held by another process" in r.err
+    assert lock.exists()

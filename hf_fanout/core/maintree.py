@@ -21,8 +21,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from hf_fanout import atomic
 from hf_fanout.core import inbox
 from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import HfError
+from hf_fanout.faults import fault_point
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees import index_lock
 from hf_fanout.worktrees.index_lock import LockedIndex
@@ -39,21 +42,72 @@ def locked_main_index(ws: Workspace, *, wait: float,
     repository), held for the block (see the module docstring) and released at
     its end, whatever index the block put in place."""
     git_dir = (repo or ws.main).git_dir
+    claim_file: Path | None = None
     if inbox.sandboxed():  # hf's own directories are read-only there: beside the index
         scratch = Path(tempfile.mkdtemp(prefix="hf-index-", dir=git_dir)) / "index"
     else:
         scratch = ws.store.scratch_dir("index") / "index"
+        claim_file = ws.store.index_claim_file(git_dir / "index.lock")
+
+    def claim(identity: tuple[int, int]) -> None:
+        assert claim_file is not None
+        claim_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write_json(claim_file, {
+            "lock": os.fsdecode(git_dir / "index.lock"), "identity": list(identity),
+            "pid": os.getpid()})
+
     try:
-        held = index_lock.acquire(git_dir / "index", scratch, wait=wait,
-                                  on_wait=on_wait, adopt=adopt or [])
+        held = index_lock.acquire(git_dir / "index", scratch, wait=wait, on_wait=on_wait,
+                                  adopt=adopt or [], claim=claim if claim_file else None)
     except BaseException:
         shutil.rmtree(scratch.parent, ignore_errors=True)
+        if claim_file is not None:
+            claim_file.unlink(missing_ok=True)
         raise
     try:
+        fault_point("index-locked")
         yield held
     finally:
         held.release()
+        if claim_file is not None and not held.kept:  # (one kept is the journal's)
+            claim_file.unlink(missing_ok=True)
         shutil.rmtree(scratch.parent, ignore_errors=True)
+
+
+def release_left_locks(ws: Workspace, *, dry_run: bool = False) -> list[str]:
+    """git's index locks a killed hf command left behind: each recorded by
+    `locked_main_index` before it was in place, and named by no journal (what a
+    killed join or undo holds is its recovery's). Let go, with the records; the
+    locks let go (`dry_run`: that would be), by path. Only under the commit
+    lock, taken without waiting: whoever holds it may be the one holding the
+    locks."""
+    from hf_fanout.errors import LockBusy
+
+    if not ws.store.index_claims() or ws.store.journal_file.exists():
+        return []
+    released = []
+    try:
+        with ws.store.commit_lock(0):
+            if ws.store.journal_file.exists():
+                return []
+            for file in ws.store.index_claims():
+                try:
+                    data = atomic.read_json(file, "index lock record")
+                    lock, pid = Path(data["lock"]), int(data["pid"])
+                    identity = (int(data["identity"][0]), int(data["identity"][1]))
+                except (HfError, KeyError, IndexError, TypeError, ValueError):
+                    data = None  # a torn record names no lock: any lock stays (doctor says)
+                try:
+                    if data is not None and index_lock.let_go(lock, identity, pid,
+                                                              dry_run=dry_run):
+                        released.append(os.fsdecode(lock))
+                    if not dry_run:
+                        file.unlink(missing_ok=True)
+                except OSError:
+                    continue  # (one it may not remove: a lock left, which doctor reports)
+    except LockBusy:
+        return []
+    return released
 
 
 def stage(ws: Workspace, held: LockedIndex, entries: Mapping[RepoPath, Entry | None], *,

@@ -52,6 +52,21 @@ class Store:
     def journal_file(self) -> Path:
         return self.root / "journal" / "join.json"
 
+    def index_claim_file(self, lock: Path) -> Path:
+        """Where the identity of a git index lock hf holds is recorded while it
+        holds it (core/maintree.py): one file per lock."""
+        import hashlib
+
+        key = hashlib.sha256(str(lock).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return self.root / "journal" / f"index-lock-{key}.json"
+
+    def index_claims(self) -> list[Path]:
+        """The recorded index locks (`index_claim_file`), oldest name first."""
+        try:
+            return sorted(self.root.joinpath("journal").glob("index-lock-*.json"))
+        except OSError:
+            return []
+
     @property
     def trash_root(self) -> Path:
         """Where the join moves the main-tree files it replaces, until they are deleted."""

@@ -64,7 +64,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_splits(ws, report, dry_run)
     check_takes(ws, report, dry_run)
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
-    check_index_lock(ws, report)
+    check_index_lock(ws, report, dry_run)
     check_records(ws, report)
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
@@ -317,13 +317,23 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
 STALE_INDEX_LOCK = 10.0  # seconds
 
 
-def check_index_lock(ws: Workspace, report: DoctorReport) -> None:
+def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
     """The main worktree's `index.lock` left behind (a git command, or an hf one,
     killed while it held it): every git command that writes the index refuses
-    until it goes. One a journal names is the journal check's."""
+    until it goes. One a killed hf command recorded as its own is let go; one a
+    journal names is the journal check's."""
     import time
 
+    from hf_fanout.core.maintree import release_left_locks
+
+    released = release_left_locks(ws, dry_run=dry_run)
+    for path in released:
+        report.findings.append(Finding(
+            "index-lock", f"git's index lock {path}, which a killed hf command left, "
+            + ("would be let go" if dry_run else "was let go"), INFO if dry_run else FIXED))
     lock = ws.main.git_dir / "index.lock"
+    if str(lock) in released:
+        return
     try:
         age = time.time() - lock.stat().st_mtime
     except OSError:

@@ -30,9 +30,18 @@ def settle(ws: Workspace) -> None:
         from hf_fanout.orchestrator.take_journal import settle_takes
 
         settle_takes(ws)
-    if not any(n == ws.store.journal_file.name or (n.startswith("split-") and n.endswith(".json"))
-               for n in names):
-        return
+    if any(n == ws.store.journal_file.name or (n.startswith("split-") and n.endswith(".json"))
+           for n in names):
+        settle_journals(ws)
+    if any(n.startswith("index-lock-") for n in names):
+        from hf_fanout.core.maintree import release_left_locks
+
+        ws.notices += [(f"git's index lock {lock}, which a killed hf command left, was let go",
+                        "") for lock in release_left_locks(ws)]
+
+
+def settle_journals(ws: Workspace) -> None:
+    """A split cut off, and the interrupted join (or undo)."""
     from hf_fanout.orchestrator.journal import read_journal, recover_join
     from hf_fanout.orchestrator.split_journal import recover_splits
 

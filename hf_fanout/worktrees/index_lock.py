@@ -13,6 +13,13 @@ old index: a `git commit` that read them around the change fails on its ref's
 compare-and-swap instead of committing the old index over the new commit. If
 the branch cannot move, `swap_back` puts the old index back, still under the
 lock.
+
+With a `claim`, the lock is first made under a name of its own beside it
+(`index.lock.hf-PID`), its identity handed to `claim` (the caller records it),
+and only then linked into place: a process killed at any moment leaves either
+no lock, or one whose identity was recorded, which the next command knows as
+hf's own and lets go (core/maintree.py). Where the file system cannot link, the
+lock is created in place and claimed right after.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_fanout.errors import IndexLocked
+from hf_fanout.faults import fault_point
 
 # How often a waiter looks at the lock again (git's own commands are short).
 _POLL = 0.05
@@ -105,25 +113,90 @@ class LockedIndex:
         return _identity(self.lock) in self.identities
 
 
+def claim_name(lock: Path, pid: int | None = None) -> Path:
+    """Where `acquire` (of process `pid`, default this one) makes a claimed lock
+    before linking it into place."""
+    return lock.with_name(f"{lock.name}.hf-{os.getpid() if pid is None else pid}")
+
+
+def let_go(lock: Path, identity: tuple[int, int], pid: int, *, dry_run: bool = False) -> bool:
+    """Remove the lock a killed `acquire` of process `pid` claimed as `identity`,
+    where it is still that file (and the file it was made under); True when the
+    lock itself was there and went (with `dry_run`: would go). A lock of anyone
+    else stays."""
+    for path in (claim_name(lock, pid), lock):
+        if _identity(path) == identity:
+            if not dry_run:
+                path.unlink(missing_ok=True)
+            if path == lock:
+                return True
+    return False
+
+
 def acquire(index: Path, scratch: Path, *, wait: float,
             on_wait: Callable[[str], None] | None = None,
-            adopt: Sequence[tuple[int, int]] = ()) -> LockedIndex:
+            adopt: Sequence[tuple[int, int]] = (),
+            claim: Callable[[tuple[int, int]], None] | None = None) -> LockedIndex:
     """Take `index`'s lock, waiting up to `wait` seconds for whoever holds it.
 
     `adopt`: identities of a lock hf itself left behind (a killed hf, recorded
-    in its journal): such a lock is taken over instead of waited for. Raises
-    IndexLocked, having written nothing, when the lock stays taken.
+    in its journal): such a lock is taken over instead of waited for. `claim`:
+    called with the identity of the lock before it is in place (see the module
+    docstring). Raises IndexLocked, having written nothing, when the lock stays
+    taken.
     """
     held = LockedIndex(index, scratch)
     lock = held.lock
+    own = _claimed_file(lock, claim) if claim is not None else None
+    try:
+        return _take(held, lock, own, wait, on_wait, adopt, claim)
+    finally:
+        if own is not None:
+            own.unlink(missing_ok=True)
+
+
+def _claimed_file(lock: Path, claim: Callable[[tuple[int, int]], None]) -> Path:
+    """A new empty file beside `lock`, its identity claimed: the lock to link in."""
+    own = claim_name(lock)
+    own.unlink(missing_ok=True)  # (a pid's earlier one, left by a kill)
+    os.close(os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        identity = _identity(own)
+        assert identity is not None
+        claim(identity)
+        fault_point("index-claimed")
+    except BaseException:
+        own.unlink(missing_ok=True)
+        raise
+    return own
+
+
+def _take(held: LockedIndex, lock: Path, own: Path | None, wait: float,
+          on_wait: Callable[[str], None] | None, adopt: Sequence[tuple[int, int]],
+          claim: Callable[[tuple[int, int]], None] | None) -> LockedIndex:
     deadline = time.monotonic() + wait
     said = False
     while True:
         found = _identity(lock)
         if found is not None and found in adopt:
             held.identities.append(found)
+            if claim is not None:
+                claim(found)
             return held
         try:
+            if own is not None:
+                try:
+                    os.link(own, lock)
+                except FileExistsError:
+                    raise
+                except OSError:  # no hard links here: created in place, claimed after
+                    own.unlink(missing_ok=True)
+                    own = None
+                    continue
+                identity = _identity(lock)
+                if identity is not None:
+                    held.identities.append(identity)
+                return held
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             if time.monotonic() >= deadline:
@@ -143,4 +216,6 @@ def acquire(index: Path, scratch: Path, *, wait: float,
         created = _identity(lock)
         if created is not None:
             held.identities.append(created)
+            if claim is not None:
+                claim(created)
         return held
