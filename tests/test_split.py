@@ -584,6 +584,48 @@ def test_a_split_killed_around_its_batch_record(repo, hf, point, kept):
     assert hf("status", cwd=repo).err == ""  # said once
 
 
+def test_a_split_killed_inside_git_worktree_add_frees_the_path_for_the_next(repo, hf):
+    """`git worktree add` locks the record it makes (`initializing`) until it is done:
+    a split killed while one ran left that lock, the take-back left the record,
+    and the next split of the batch failed on git's "missing but locked worktree"."""
+    import signal
+
+    from conftest import hf_proc
+
+    parts = ["--part", "api=src/api/**", "--part", "ui=src/ui/**"]
+    proc = hf_proc("split", "b1", *parts, cwd=repo,
+                   env={**os.environ, "HF_TEST_CRASH_AT": "split-records"})
+    assert proc.returncode == -signal.SIGKILL
+    # what a `git worktree add` killed before it wrote the worktree's .git leaves
+    admin = next(p for p in (repo / ".git/worktrees").iterdir()
+                 if (p / "gitdir").read_text().strip().endswith("/ui/.git"))
+    (admin / "locked").write_text("initializing")
+    (repo.parent / "repo.hf/b1/ui/.git").unlink()
+    r = hf("status", cwd=repo)
+    assert r.code == 0, r.err
+    assert "a split of 'b1' that was cut off was removed" in r.err
+    assert_nothing_created(repo)
+    assert not admin.exists()
+    r = hf("split", "b1", *parts, cwd=repo)
+    assert r.code == 0, r.err
+    assert len(worktrees(repo)) == 3
+
+
+def test_a_worktree_the_user_locked_stays_registered_after_a_take_back(repo, hf):
+    """A lock of any other reason is the user's: kept, even on a path hf made."""
+    import signal
+
+    from conftest import hf_proc
+
+    proc = hf_proc("split", "b1", "--part", "api=src/api/**", cwd=repo,
+                   env={**os.environ, "HF_TEST_CRASH_AT": "split-records"})
+    assert proc.returncode == -signal.SIGKILL
+    git(repo, "worktree", "lock", "--reason", "on a usb disk",
+        str(repo.parent / "repo.hf/b1/api"))
+    assert hf("status", cwd=repo).code == 0
+    assert len(worktrees(repo)) == 2  # still git's, locked: `git worktree unlock` frees it
+
+
 def test_a_full_disk_during_a_split_is_one_line_and_keeps_nothing(small_disk, hf):
     from conftest import small_repo
 

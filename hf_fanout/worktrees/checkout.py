@@ -126,7 +126,10 @@ class WorktreeAdmin:
         """git's record of each of hf's worktrees (on a branch under `hf/`, or at
         one of `paths`) whose folder is gone: what `git worktree prune` does, for
         these alone. A worktree of the user's own whose folder is missing for now
-        (on a drive not mounted, say) stays registered, and so does a locked one."""
+        (on a drive not mounted, say) stays registered, and so does a locked one,
+        except one at `paths` that git's `worktree add` locked while it made it
+        (`initializing`: the caller knows the command that made it is gone, and
+        git would refuse that path to every later `worktree add`)."""
         admin = self.common_dir / "worktrees"
         try:
             entries = [Path(e.path) for e in os.scandir(admin) if e.is_dir()]
@@ -140,9 +143,10 @@ class WorktreeAdmin:
             except OSError:
                 continue  # a record git itself cannot place: `git worktree prune` decides
             dotgit = entry / named  # (an absolute `named` stays as it is)
-            ours = read_head(entry).startswith("ref: refs/heads/hf/") or \
-                os.path.realpath(dotgit.parent) in named_here
-            if named and ours and not dotgit.exists() and not (entry / "locked").exists():
+            named_path = os.path.realpath(dotgit.parent) in named_here
+            ours = named_path or read_head(entry).startswith("ref: refs/heads/hf/")
+            if named and ours and not dotgit.exists() and \
+                    not _locked(entry, made_here_then_cut_off=named_path):
                 shutil.rmtree(entry, ignore_errors=True)
         with contextlib.suppress(OSError):
             admin.rmdir()  # (only when empty, as git leaves it)
@@ -156,6 +160,19 @@ class WorktreeAdmin:
         if enabled.stdout.strip() != b"true":
             self.git(["config", "extensions.worktreeConfig", "true"])
         self.__dict__["_worktree_config_on"] = True
+
+
+def _locked(entry: Path, *, made_here_then_cut_off: bool) -> bool:
+    """Whether git's worktree record `entry` is locked; not when the lock is the one
+    `git worktree add` holds while it makes the worktree (hf runs git with
+    LC_ALL=C: its text is `initializing`) and the add is known to be gone."""
+    try:
+        reason = (entry / "locked").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return not (made_here_then_cut_off and reason.strip() == b"initializing")
 
 
 def sparse_patterns(globs: Sequence[str]) -> bytes:
