@@ -493,3 +493,54 @@ def test_a_git_lock_no_hf_command_claimed_stays(split3, hf):
     r = hf("join", "b1", "--wait", "1", cwd=repo)
     assert r.code != 0 and f"git's index lock {lock} is held by another process" in r.err
     assert lock.exists()
+
+
+def test_a_join_killed_at_any_moment_leaves_the_main_tree_before_or_after(repo, hf):
+    """SIGKILL at delays spread over a whole join: whatever moment it lands, the next
+    command leaves the main tree exactly as before the join or exactly joined, git
+    can take its index lock, and the join can be run again."""
+    import random
+
+    rng = random.Random(7)
+    plain = None  # seconds of a join that is not killed
+    landed = rolled = 0
+    for n in range(14):
+        batch = f"k{n}"
+        assert hf("split", batch, "--part", "api=src/api/**", "--part", "docs=docs/**",
+                  cwd=repo).code == 0
+        api, docs = (repo.parent / "repo.hf" / batch / p for p in ("api", "docs"))
+        write(api, {f"src/api/k{n}/f{i}.py": f"{n}-{i}\n" for i in range(60)})
+        write(docs, {"docs/guide.md": f"# guide {n}\n"})
+        git(api, "add", "-A")
+        git(api, "commit", "-qm", "api work")
+        for part in ("api", "docs"):
+            assert hf("done", f"{batch}/{part}", cwd=repo).code == 0
+        before, old = snapshot(repo), head(repo)
+        if plain is None:
+            start = time.monotonic()
+            assert hf_proc("join", batch, cwd=repo).returncode == 0
+            plain = time.monotonic() - start
+            continue
+        proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "join", batch], cwd=repo,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 1.1) * plain)
+        proc.kill()
+        proc.wait(timeout=30)
+        r = hf("status", cwd=repo)
+        assert r.code == 0, r.err
+        assert not (repo / ".git/index.lock").exists(), (n, r.err)
+        assert not (repo / ".git/hf/journal/join.json").exists(), (n, r.err)
+        if head(repo) == old:
+            assert snapshot(repo) == before, n
+            rolled += 1
+            assert hf("join", batch, cwd=repo).code == 0
+        else:
+            landed += 1
+        assert git(repo, "log", "-1", "--format=%(trailers:key=Hf-Batch,valueonly)").strip() \
+            == batch
+        assert (repo / f"src/api/k{n}/f59.py").read_text() == f"{n}-59\n"
+        assert (repo / "docs/guide.md").read_text() == f"# guide {n}\n"
+        assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+        git(repo, "update-index", "--refresh")  # git takes its index lock again
+    assert git(repo, "fsck", "--no-progress") == ""
+    print(f"killed joins: {rolled} rolled back or before their write, {landed} landed")
