@@ -516,3 +516,56 @@ def test_a_conflict_in_the_work_put_back_is_finished_by_continue_once_resolved(s
     status = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
     shown = next(p for p in status["parts"] if p["name"] == "api")
     assert shown["behind"] == 0  # the base moved with the sync
+
+
+def test_a_sync_killed_inside_gits_rebase_loses_no_commit_on_continue_or_abort(repo, hf):
+    """hf and its git killed while the rebase picks the part's commits (kills spread
+    over the sync's run): `--continue` used to take the pick git was killed in as
+    done and drop that commit. Now every commit of the part is on main's tip after
+    `--continue`, with its work put back, and `--abort` takes it all back exactly."""
+    import random
+    import time
+
+    rng = random.Random(11)
+    hits = {"continue": 0, "abort": 0}
+    for n in range(30):
+        if min(hits.values()) >= 2:
+            break
+        batch = f"s{n}"
+        assert hf("split", batch, "--part", "api=src/api/**", cwd=repo).code == 0
+        api = repo.parent / "repo.hf" / batch / "api"
+        for i in range(60):
+            write(api, {f"src/api/c{i}.py": f"commit {i}\n"})
+            git(api, "add", "-A")
+            git(api, "commit", "-qm", f"part c{i}")
+        write(api, {"src/api/loose.py": "uncommitted\n"})
+        move_main(repo, {f"tools/m{n}.sh": "moved\n"}, f"main {n}")
+        before = state_of(api)
+        proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "sync", f"{batch}/api"],
+                                cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.3, 1.6))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        git_dir = Path(git(api, "rev-parse", "--absolute-git-dir").strip())
+        if not (git_dir / "rebase-merge").exists():
+            continue  # (before or after git's rebase: other tests cover those)
+        for lock in [*git_dir.glob("*.lock"), *git_dir.parent.parent.glob("*.lock")]:
+            lock.unlink()  # (git's own, killed with it: a person removes them, as git says)
+        way = "continue" if hits["continue"] <= hits["abort"] else "abort"
+        hits[way] += 1
+        r = hf("sync", f"{batch}/api", f"--{way}", cwd=repo)
+        assert r.code == 0, (n, way, r.out, r.err)
+        if way == "abort":
+            assert state_of(api) == before, n
+            continue
+        assert "was taken back and run again" in r.out
+        subjects = git(api, "log", "--format=%s", f"{head(repo)}..HEAD").splitlines()
+        assert subjects == [f"part c{i}" for i in reversed(range(60))], n
+        assert git(api, "rev-parse", "HEAD~60").strip() == head(repo)
+        assert all((api / f"src/api/c{i}.py").read_text() == f"commit {i}\n"
+                   for i in range(60))
+        assert (api / "src/api/loose.py").read_text() == "uncommitted\n"
+        assert git(api, "status", "--porcelain") == "?? src/api/loose.py\n"
+    print(f"kills inside git's rebase, by the way out: {hits}")
+    assert min(hits.values()) >= 1, f"no kill landed inside git's rebase: {hits}"

@@ -435,6 +435,9 @@ def sync(
                       f"{', '.join(p.conflicts)}")
             else:
                 print(f"{where}: skipped: {p.reason}")
+            if p.restarted:
+                print(f"  (it was cut off while git's {p.mode} ran: that {p.mode} was taken "
+                      "back and run again from the part's own commits)")
             if p.owned_on_main:
                 print(f"  main changed {len(p.owned_on_main)} file(s) this part owns: "
                       f"{', '.join(p.owned_on_main)}")

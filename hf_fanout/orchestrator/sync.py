@@ -37,6 +37,8 @@ STOPPED = "conflict"
 ABORTED = "aborted"
 WOULD = "would-sync"
 SKIPPED = "skipped"
+# where the sync's git step is (its record's `step`)
+GIT_RUNS, GIT_STOPPED = "git", "conflict"
 
 
 @dataclass
@@ -56,6 +58,9 @@ class PartSync:
     unstaged: list[str] = field(default_factory=list)
     reason: str = ""
     worktree: str = ""
+    # `--continue` of a sync cut off while git's rebase or merge ran: that was taken
+    # back and run again from the part's own commits
+    restarted: bool = False
 
 
 @dataclass
@@ -221,8 +226,9 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
             ws.repo.git(["update-ref", "-m", "hf sync: uncommitted work",
                          saved_ref(part, kind), commit])
         result.saved_ref = saved_ref(part, "work")
+    # `step`: "git" while git's rebase or merge runs, "conflict" once it stopped on one
     pending = {"mode": mode, "from": head, "onto": onto, "base": base,
-               "saved": asdict(saved) if saved else None}
+               "saved": asdict(saved) if saved else None, "step": GIT_RUNS}
     _record(ws, part, lambda p: p.extra.__setitem__("sync", pending), "sync-start",
             mode=mode, onto=onto)
     # 2. git's rebase or merge, on a clean worktree
@@ -236,11 +242,20 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
         _abort(ws, batch, ws.store.load_part(part.batch, part.name), False, True)
         raise
     if conflicts:
+        _step(ws, part, GIT_STOPPED)
         result.outcome, result.conflicts = STOPPED, conflicts
         result.reason = (f"resolve the files in {part.worktree}, `git add` them, then "
                          f"`hf sync {part.batch}/{part.name} --continue` (or --abort)")
         return result
     return _finish(ws, part, pending, result)
+
+
+def _step(ws: Workspace, part: Part, step: str) -> None:
+    """Record whether git's rebase or merge of the sync is running (GIT_RUNS) or
+    stopped on a conflict (GIT_STOPPED): one found under way while the record says
+    it runs was cut off part way, and is not to be continued."""
+    _record(ws, part, lambda p: p.extra["sync"].__setitem__("step", step), "sync-step",
+            step=step)
 
 
 def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync) -> PartSync:
@@ -300,16 +315,25 @@ def _resume(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool
     if dry_run:
         result.outcome = WOULD if not result.conflicts else STOPPED
         return result
-    if rebase.in_progress(worktree) is not None:
+    underway = rebase.in_progress(worktree) is not None
+    restarted = underway and pending.get("step") == GIT_RUNS
+    if restarted:
+        # cut off while git's rebase or merge ran: `--continue` would take the step
+        # git was killed in as done, and drop that commit; taken back, and run again
+        rebase.abandon(worktree, part.branch)
+        underway, result.restarted = False, True
+    if underway:
+        _step(ws, part, GIT_RUNS)
         result.conflicts = rebase.resume(worktree, result.mode)
     elif not _contains(worktree, str(pending["onto"])):
-        # cut off (killed) before git's step began: it is taken now, on a clean worktree
-        # (the work set aside is in the saved refs)
-        if _saved(pending) is not None:
+        # cut off (killed) before git's step began, or in it: it is taken now, on a
+        # clean worktree (the work set aside is in the saved refs)
+        if _saved(pending) is not None or restarted:
             rebase.clear(worktree, keep=copied_paths(part))
         result.conflicts = rebase.start(worktree, result.mode, str(pending["onto"]),
                                         _message(part))
     if result.conflicts:
+        _step(ws, part, GIT_STOPPED)
         result.outcome = STOPPED
         result.reason = ("still in conflict: edit the files, `git add` them, then "
                          f"`hf sync {part.batch}/{part.name} --continue`")
@@ -329,7 +353,7 @@ def _abort(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool)
     if dry_run:
         return result
     worktree = ws.worktree(part.worktree)
-    rebase.abort(worktree, result.mode)
+    rebase.abandon(worktree, part.branch)
     start = str(pending["from"])
     head = worktree.head()
     if head != start:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,10 +114,28 @@ def resume(worktree: Worktree, mode: str) -> list[str]:
     return _step(worktree, ["commit", "--no-edit", "--no-verify"])
 
 
-def abort(worktree: Worktree, mode: str) -> None:
-    """Take the stopped rebase or merge back: the branch and files as before it."""
-    if in_progress(worktree) is not None:
-        worktree.git(["rebase" if mode == REBASE else "merge", "--abort"], env=_NO_EDITOR)
+def abandon(worktree: Worktree, branch: str) -> None:
+    """Take the rebase or merge under way back, whatever state it is in: stopped on a
+    conflict, or cut off part way (its process killed): git's `--abort`, which
+    puts the branch and files back as before it. Where that fails (a state git
+    had not finished writing), git's state is dropped (`--quit`) and the
+    worktree put back on `branch`, at the branch's commit, tracked files as
+    there (a rebase moves the branch only once it is done)."""
+    underway = in_progress(worktree)
+    if underway is None:
+        return
+    command = "rebase" if underway == REBASE else "merge"
+    done = run([command, "--abort"], worktree.path, check=False, env=_NO_EDITOR)
+    if done.returncode == 0 and in_progress(worktree) is None:
+        return
+    run([command, "--quit"], worktree.path, check=False, env=_NO_EDITOR)
+    for name in ("rebase-merge", "rebase-apply"):  # (what --quit could not read either)
+        shutil.rmtree(worktree.git_dir / name, ignore_errors=True)
+    for name in ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "AUTO_MERGE"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(worktree.git_dir / name)
+    worktree.git(["symbolic-ref", "HEAD", f"refs/heads/{branch}"])
+    worktree.git(["reset", "-q", "--hard"])
 
 
 def _step(worktree: Worktree, args: list[str]) -> list[str]:
