@@ -246,6 +246,8 @@ def join(
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
                          allow_outside_links=allow_outside_symlinks, on_wait=output.waiting,
                          push=options if push else None, keep_history=keep_history)
+    for after in outcome.after_join:
+        output.notice(after.line(), after.hint(batch))
     if outcome.published is not None:
         published = outcome.published
 

@@ -10,8 +10,11 @@ state.
 States (docs/protocol.md): running -> done | blocked | dropped; done -> blocked |
 joined | dropped | running; blocked -> done | running | dropped; joined -> done
 only when a join is taken back (`hf undo`, which makes a joined batch running
-again); dropped is final. The sweep shows derived states (idle,
-orphan, missing) without recording them, except where it acts.
+again), or when the part's branch got commits after its join and its agent
+says it is done again (`reopen_joined`: the next join takes what changed since
+what the join took; a joined batch runs again); dropped is final. The sweep
+shows derived states (idle, orphan, missing) without recording them, except
+where it acts.
 """
 
 from __future__ import annotations
@@ -147,9 +150,11 @@ def stamp(part: Part, state: str) -> None:
 
 
 def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str,
-                **audit: Any) -> None:
+                results: dict[str, str] | None = None, **audit: Any) -> None:
     """Mark the joined parts (and the batch, when every part is in) — idempotent.
-    `audit`: more fields for the audit line (how long the join took)."""
+    `results`: what the join took from each part (its `join_took`, so that commits
+    made on the part's branch after it are known); `audit`: more fields for the
+    audit line (how long the join took)."""
     with ws.store.state_lock():
         batch = ws.store.load_batch(batch_id)
         changed = []
@@ -160,6 +165,8 @@ def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str
                 part.state = JOINED
                 part.joined_commit = commit
                 part.extra.pop("joined_result", None)
+                if results and name in results:
+                    part.extra["join_took"] = results[name]
                 changed.append(part)
         ws.store.save_parts(changed)
         if all(ws.store.load_part(batch_id, n).state in (JOINED, DROPPED)
@@ -169,6 +176,35 @@ def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str
         batch.joined_commit = commit
         ws.store.save_batch(batch)
     ws.store.audit("join", batch=batch_id, parts=part_names, commit=commit, **audit)
+
+
+def reopen_joined(ws: Workspace, batch_id: str, name: str, took: str,
+                  when: Condition) -> tuple[Part, bool]:
+    """A joined part done again (`hf done` once its branch got commits after its
+    join, `when` deciding that on the record as it is now): done, with what its join
+    took (`took`) kept as `joined_result`, so the next join of the batch takes only
+    what changed since; a joined batch running again. Returns the part and whether
+    this call changed it (the audit line `done-again` then)."""
+    with ws.store.state_lock():
+        batch = ws.store.load_batch(batch_id)
+        part = ws.store.load_part(batch_id, name)
+        if part.state != JOINED or not when(part):
+            return part, False
+        join = part.joined_commit
+        part.state = DONE
+        stamp(part, DONE)
+        part.joined_commit = None
+        part.extra["joined_result"] = {"result": took, "commit": join}
+        part.extra.pop("join_took", None)
+        ws.store.save_part(part)
+        if batch.state == JOINED:
+            batch.state = RUNNING
+            batch.joined_at = None
+            batch.auto_join = False  # (what comes after a join is the person's to join)
+            batch.extra.pop("gc_at", None)
+            ws.store.save_batch(batch)
+    ws.store.audit("done-again", batch=batch_id, part=name, join=join, took=took)
+    return part, True
 
 
 def mark_undone(ws: Workspace, batch_id: str, part_names: list[str], join: str,

@@ -163,7 +163,7 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts | N
     three-way with a main that had moved writes merges, not the part's own files).
     `head`: the worktree's HEAD when the caller has read it."""
     from hf_fanout.core.records import copied_paths
-    from hf_fanout.orchestrator.undo import join_results
+    from hf_fanout.orchestrator.joined_parts import join_results
 
     facts = facts or _BatchFacts(ws, batch)
     joined = None

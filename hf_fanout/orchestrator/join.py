@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.orchestrator.join_plan import JoinPlan, plan_join
 from hf_fanout.orchestrator.join_write import execute_join
+from hf_fanout.orchestrator.joined_parts import AfterJoin, commits_after_join
 from hf_fanout.orchestrator.publish import (
     Published,
     PublishOptions,
@@ -41,6 +42,8 @@ class JoinOutcome:
     remote_left_out: list[str] = field(default_factory=list)
     # remote part -> the tip fetched from its remote (a dry run: objects only)
     remote_fetched: dict[str, str] = field(default_factory=dict)
+    # parts an earlier join took whose branches got commits after it: not in this join
+    after_join: list[AfterJoin] = field(default_factory=list)
 
     @property
     def nothing_to_bring(self) -> bool:
@@ -50,7 +53,8 @@ class JoinOutcome:
         return {**self.plan.to_data(), "commit": self.commit, "dry_run": self.dry_run,
                 "published": self.published.to_data() if self.published else None,
                 "remote_left_out": self.remote_left_out,
-                "remote_fetched": self.remote_fetched}
+                "remote_fetched": self.remote_fetched,
+                "after_join": [asdict(a) for a in self.after_join]}
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
@@ -82,6 +86,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
                     fetched=fetched.tips if dry_run else {})
     outcome.remote_left_out = fetched.left_out
     outcome.remote_fetched = fetched.tips
+    outcome.after_join = _joined_before_then_committed(ws, outcome.plan)
     if push is None or dry_run or outcome.nothing_to_bring:
         return outcome
     try:
@@ -90,6 +95,16 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
         joined = f"joined as {(outcome.commit or '')[:12]}, but not published: "
         raise PushFailed(joined + exc.message, exc.hint, details=exc.details) from None
     return outcome
+
+
+def _joined_before_then_committed(ws: Workspace, plan: JoinPlan) -> list[AfterJoin]:
+    """The batch's parts an earlier join took (not this one) whose branches have
+    commits since: a joined part is never joined again, so this join leaves them
+    out, and says so."""
+    now = {p.name for p in plan.parts}
+    found = (commits_after_join(ws, p) for p in ws.store.load_parts(plan.batch)
+             if p.name not in now)
+    return [a for a in found if a is not None]
 
 
 def _fetch_remote_parts(ws: Workspace, batch_id: str, *, partial: bool,

@@ -100,7 +100,7 @@ def execute_join(ws: Workspace, plan: JoinPlan, *, wait: float,
                 # Nothing to bring (no part changed anything, or main already has
                 # it all): no empty commit; the parts are joined as of HEAD.
                 states.mark_joined(ws, plan.batch.id, [p.name for p in plan.parts], plan.head,
-                                   **_took(started))
+                                   _results(plan), **_took(started))
                 return plan.head
             return _write_join(ws, plan, held, started)
 
@@ -124,6 +124,11 @@ def _replan(ws: Workspace, plan: JoinPlan) -> None:
                       keep_history=plan.keep_history)
     for name in fresh.__dataclass_fields__:
         setattr(plan, name, getattr(fresh, name))
+
+
+def _results(plan: JoinPlan) -> dict[str, str]:
+    """What the join takes from each part: its tip, or the commit of its work on top."""
+    return {r.part.name: r.result_commit for r in plan.results}
 
 
 def _took(started: float | None) -> dict[str, float]:
@@ -171,7 +176,7 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None)
         plan.late = _moved_tips(ws, plan)
         states.mark_joined(ws, plan.batch.id,
                            [p.name for p in plan.parts if p.name not in plan.late], commit,
-                           **_took(started))
+                           _results(plan), **_took(started))
         _remember_late(ws, plan, commit)
 
     change = MainChange(

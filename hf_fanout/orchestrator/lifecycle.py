@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hf_fanout.core import inbox, states
-from hf_fanout.core.records import BLOCKED, DONE, Part, now
+from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
 from hf_fanout.core.remote_refs import taken_from
 from hf_fanout.core.workspace import Workspace
 
@@ -14,6 +14,8 @@ def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
     the record as just read: already done with that note, it is left as it is."""
     if part.state == DONE and note in (None, part.note) and taken_from(part) is None:
         return part, False  # (as read, nothing to change: no lock to take)
+    if part.state == JOINED:
+        return _done_again(ws, part, note)
     pushed = None
     if taken_from(part) is not None:
         from hf_fanout.orchestrator.take import push_done
@@ -34,6 +36,30 @@ def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
                            f"ownership and uncommitted: {', '.join(pushed['left_behind'][:10])}",
                            "they stay in the worktree here; the join never takes them"))
     if changed and part.state != DONE:
+        _notify(ws, fresh, DONE, note or "")
+    return fresh, changed
+
+
+def _done_again(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
+    """`hf done` of a joined part: refused as before unless its branch got commits
+    after its join; then done again, for the next join to take those."""
+    from hf_fanout.orchestrator.joined_parts import commits_after_join
+
+    after = commits_after_join(ws, part)
+    if after is None:
+        states.check(part, DONE)  # (refused: already joined, nothing after)
+    assert after is not None
+    fresh, changed = states.reopen_joined(
+        ws, part.batch, part.name, after.result,
+        when=lambda now: now.joined_commit == part.joined_commit)
+    if changed:
+        from hf_fanout.guard import mainhook
+
+        mainhook.settle(ws)  # (a joined batch runs again: the main tree's hook comes back)
+    if changed and note is not None:
+        fresh, _ = states.change(ws, part.batch, part.name, None, action="note",
+                                 update=lambda p: setattr(p, "note", note), note=note)
+    if changed:
         _notify(ws, fresh, DONE, note or "")
     return fresh, changed
 

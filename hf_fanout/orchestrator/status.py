@@ -61,6 +61,9 @@ class PartStatus:
     # a part worked on another machine: how its remote shows it (remote_parts.Seen)
     remote: dict[str, Any] | None = None
     sync_stopped: bool = False  # its `hf sync` stopped (a conflict, or cut off)
+    # joined, then committed on: those commits (not in main) and how to bring them
+    after_join: int = 0
+    after_join_hint: str = ""
 
 
 @dataclass
@@ -139,6 +142,11 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     if reported is not None:
         last = max(last, timefmt.parse_iso(reported.get("at")) or 0.0)
     state, since = shown_state(part, state, reported, last)
+    after = None
+    if part.state == JOINED:
+        from hf_fanout.orchestrator.joined_parts import commits_after_join
+
+        after = commits_after_join(ws, part)
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
@@ -147,6 +155,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       context=list(part.context) if part.sparse else None,
                       since=since, agent=reported,
                       sync_stopped=isinstance(part.extra.get("sync"), dict),
+                      after_join=after.count if after else 0,
+                      after_join_hint=after.hint(batch.id) if after else "",
                       owned=owned_count(ws, part_base(batch, part), ownership,
                                         changed.difference(outside)) if owned else None)
 

@@ -24,6 +24,7 @@ from hf_fanout.core.records import JOINED, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import MergeConflict, UndoRefused
 from hf_fanout.orchestrator.join_plan import listing
+from hf_fanout.orchestrator.joined_parts import join_results, trailers
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Change, Entry
 
@@ -152,23 +153,6 @@ def _is_join_commit(ws: Workspace, batch: Batch, commit: str) -> bool:
     """Whether `commit` is a join of `batch` (its `Hf-Batch:` trailer), not the HEAD
     a join that brought nothing marked its parts with."""
     return f"Hf-Batch: {batch.id}" in trailers(ws.repo.commit_message(commit))
-
-
-def trailers(message: str) -> list[str]:
-    """The lines of a commit message's last paragraph."""
-    return message.strip().split("\n\n")[-1].splitlines()
-
-
-def join_results(ws: Workspace, join: str) -> dict[str, str]:
-    """Each part's result as the join's `Hf-Part: NAME COMMIT [remote=NAME]` trailers
-    name it."""
-    found = {}
-    for line in trailers(ws.repo.commit_message(join)):
-        key, _, value = line.partition(": ")
-        words = value.split()
-        if key == "Hf-Part" and len(words) >= 2:
-            found[words[0]] = words[1]
-    return found
 
 
 def _refuse_lost_work(ws: Workspace, batch: Batch, taken: list[Part], join: str) -> None:

@@ -1,0 +1,75 @@
+"""What a join recorded of each part it took (its commit's trailers), and what a
+joined part's branch got after that join.
+
+A join's commit names each part's result (`Hf-Part: NAME COMMIT`): the part's tip,
+or the commit hf made of its uncommitted work on top of it. A part whose branch
+later holds commits that result does not (its agent went on working after the
+join) has work that no join of the batch takes: a joined part is not joined
+again. `commits_after_join` finds them, so that `hf status` and the batch's
+later joins say so, and `hf done` of such a part makes it done again for the
+next join (core/states.py `reopen_joined`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hf_fanout.core.records import JOINED, Part
+from hf_fanout.core.workspace import Workspace
+from hf_fanout.errors import GitFailed
+
+
+def trailers(message: str) -> list[str]:
+    """The lines of a commit message's last paragraph."""
+    return message.strip().split("\n\n")[-1].splitlines()
+
+
+def join_results(ws: Workspace, join: str) -> dict[str, str]:
+    """Each part's result as the join's `Hf-Part: NAME COMMIT [remote=NAME]` trailers
+    name it."""
+    found = {}
+    for line in trailers(ws.repo.commit_message(join)):
+        key, _, value = line.partition(": ")
+        words = value.split()
+        if key == "Hf-Part" and len(words) >= 2:
+            found[words[0]] = words[1]
+    return found
+
+
+@dataclass(frozen=True)
+class AfterJoin:
+    """Commits on a joined part's branch that its join did not take."""
+
+    part: str
+    count: int
+    result: str  # what the join took from the part
+    branch: str
+
+    def line(self) -> str:
+        return (f"part {self.part} has {self.count} commit(s) on {self.branch} after its join, "
+                "not in main (no join takes a joined part)")
+
+    def hint(self, batch: str) -> str:
+        return (f"`hf done {batch}/{self.part}` offers them to the batch's next join "
+                f"(`hf join {batch}` then takes what changed since); `hf gc` keeps the "
+                "part's worktree while they are not in main")
+
+
+def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
+    """The commits `part`'s branch holds that its join's result does not (None: none,
+    the part is not joined, or what the join took cannot be read)."""
+    if part.state != JOINED or not part.joined_commit:
+        return None
+    tip = ws.repo.ref_target(f"refs/heads/{part.branch}")
+    took = part.extra.get("join_took")
+    if tip is None or tip == took:
+        return None
+    try:  # (a part joined before hf recorded `join_took`: the join's trailers say)
+        result = took if isinstance(took, str) else \
+            join_results(ws, part.joined_commit).get(part.name)
+        if tip is None or result is None or tip == result or ws.repo.is_ancestor(tip, result):
+            return None
+        count = int(ws.repo.git(["rev-list", "--count", f"{result}..{tip}"]).strip())
+    except (GitFailed, ValueError):
+        return None
+    return AfterJoin(part.name, count, result, part.branch) if count else None
