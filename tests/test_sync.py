@@ -552,6 +552,8 @@ def test_a_sync_killed_inside_gits_rebase_loses_no_commit_on_continue_or_abort(r
             continue  # (before or after git's rebase: other tests cover those)
         for lock in [*git_dir.glob("*.lock"), *git_dir.parent.parent.glob("*.lock")]:
             lock.unlink()  # (git's own, killed with it: a person removes them, as git says)
+        again = hf("sync", f"{batch}/api", cwd=repo)  # says how it was left
+        assert again.code == 1 and "cut off while git's rebase ran" in again.err, again.err
         way = "continue" if hits["continue"] <= hits["abort"] else "abort"
         hits[way] += 1
         r = hf("sync", f"{batch}/api", f"--{way}", cwd=repo)

@@ -189,6 +189,10 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
             result.reason = ("a sync of this part was cut off before it finished: "
                              f"`hf sync {part.batch}/{part.name} --continue` finishes it "
                              "(or --abort)")
+        elif pending.get("step") == GIT_RUNS and Path(part.worktree).is_dir():
+            result.reason = (f"a sync of this part was cut off while git's {result.mode} ran: "
+                             f"`hf sync {part.batch}/{part.name} --continue` runs it again "
+                             "(or --abort)")
         return result
     if part.state in (JOINED, DROPPED):
         return _skip(result, f"the part is {part.state}")
