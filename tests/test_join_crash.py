@@ -49,18 +49,25 @@ def assert_clean_at(repo: Path, commit: str) -> None:
     assert git(repo, "diff", "--cached", "HEAD") == ""
 
 
+def killed_join_at(split3: dict[str, Path], hf: Any,
+                   point: str) -> tuple[Path, str, dict[str, Any]]:
+    """`prepare`, then a join killed at fault point `point`: the repository, its HEAD
+    and its snapshot from before the join."""
+    repo = split3["repo"]
+    prepare(split3, hf)
+    old, before = head(repo), snapshot(repo)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": point})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return repo, old, before
+
+
 @pytest.mark.parametrize("crash_at, next_command", [
     ("journal", ("status",)), ("journal", ("doctor",)),
     ("applied", ("status",)), ("applied", ("done", "b1/api")),
     ("swapped", ("status",)), ("swapped", ("doctor",)),
 ])
 def test_killed_before_the_ref_moved_rolls_back(split3, hf, crash_at, next_command):
-    repo = split3["repo"]
-    prepare(split3, hf)
-    old = head(repo)
-    before = snapshot(repo)
-    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": crash_at})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    repo, old, before = killed_join_at(split3, hf, crash_at)
     assert (repo / ".git/hf/journal/join.json").exists()
     if crash_at in ("applied", "swapped"):  # the main tree holds half a join: old HEAD
         assert (repo / "src/api/search.py").exists()
@@ -447,12 +454,7 @@ def test_killed_while_it_takes_the_index_lock_leaves_no_lock_git_trips_on(
         split3, hf, crash_at, next_command):
     """Before the journal is written the join has changed nothing; a kill there left
     git's index.lock, and every `git add` failed until a person removed it."""
-    repo = split3["repo"]
-    prepare(split3, hf)
-    old = head(repo)
-    before = snapshot(repo)
-    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": crash_at})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    repo, old, before = killed_join_at(split3, hf, crash_at)
     lock = repo / ".git" / "index.lock"
     assert lock.exists() == (crash_at == "index-locked")
     assert not (repo / ".git/hf/journal/join.json").exists()

@@ -3,8 +3,6 @@ batch's later joins say those commits are not in main, and how to bring them."""
 
 from __future__ import annotations
 
-import re
-
 from conftest import git, write
 
 
