@@ -334,3 +334,28 @@ def test_dropping_a_part_of_a_batch_with_a_missing_record_changes_nothing(split3
     record = json.loads((repo / ".git/hf/batches/b1/parts/api.json").read_text())
     assert record["state"] == "running"
     assert "drop-part" not in (repo / ".git/hf/audit.log").read_text()
+
+
+def test_a_dry_run_lists_a_cut_off_split_but_not_one_that_is_still_running(repo, hf):
+    """`hf doctor --dry-run` says which cut-off splits it would settle; a split that is
+    only slow (it holds its lock) is not cut off, and is not listed."""
+    parts = ["--part", "api=src/api/**", "--part", "ui=src/ui/**"]
+    paused = subprocess.Popen([sys.executable, "-m", "hf_fanout", "split", "b2", *parts],
+                              cwd=repo, env={**os.environ, "HF_TEST_STOP_AT": "split-records"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{paused.pid}/stat").read_text().split()[2] != "T":
+            assert time.monotonic() < deadline, "the second split never stopped"
+            time.sleep(0.02)
+        # (every command settles cut-off splits first: this one is killed after b2 stops)
+        killed = hf_proc("split", "b1", *parts, cwd=repo,
+                         env={**os.environ, "HF_TEST_CRASH_AT": "split-records"})
+        assert killed.returncode == -signal.SIGKILL
+        r = hf("doctor", "--dry-run", cwd=repo)
+        assert "split-b1.json: a split that was cut off would be finished or removed" in r.out
+        assert "split-b2.json" not in r.out, r.out
+        assert (repo / ".git/hf/journal/split-b1.json").exists()  # a dry run settles nothing
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    assert paused.wait(timeout=60) == 0, paused.stderr.read() if paused.stderr else ""
