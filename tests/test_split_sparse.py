@@ -153,3 +153,25 @@ def test_a_write_outside_the_sparse_set_is_refused_at_join(repo, hf, outside):
     assert r.code == 1
     assert f"api: {outside}" in r.err
     assert snapshot(repo) == before
+
+
+def test_a_main_tree_that_is_a_sparse_checkout_gives_full_parts_all_their_files(repo, hf):
+    """`git worktree add` copies the main tree's sparse-checkout settings into every
+    new worktree: a part that owns what the main tree leaves out got none of its
+    files, and an agent writing them from nothing replaced them at the join."""
+    git(repo, "sparse-checkout", "set", "src/api")
+    assert not (repo / "src/ui/app.js").exists()  # (the person works on the api only)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    ui = part_dir(repo, "ui")
+    assert files_in(ui) == set(BASE_FILES)
+    assert git(ui, "config", "--bool", "core.sparseCheckout", check=False).strip() != "true"
+    shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]
+    assert [p["sparse"] for p in shown] == [False, False]
+    # a sparse part still gets its own patterns, not the main tree's
+    r = hf("split", "b2", "--part", "ui=src/ui/**", "--sparse", cwd=repo)
+    assert r.code == 0, r.err
+    assert files_in(repo.parent / "repo.hf" / "b2" / "ui") == {"src/ui/page.html", "src/ui/app.js"}
+    # and the main tree stays the sparse checkout it was
+    assert not (repo / "src/ui/app.js").exists()
+    assert git(repo, "sparse-checkout", "list").split() == ["src/api"]

@@ -197,6 +197,25 @@ def set_sparse(path: Path, globs: Sequence[str], *, add: bool = False) -> None:
          "--stdin"], path, stdin=sparse_patterns(globs))
 
 
+def _not_sparse(path: Path) -> None:
+    """A full checkout for the worktree at `path`, whatever the worktree it was added
+    from is: `git worktree add` copies that one's sparse-checkout settings and
+    patterns into the new one (a main tree that is a sparse checkout would make
+    every part one, without the files it owns)."""
+    git_dir = gitdir_of(path)
+    patterns = git_dir / "info" / "sparse-checkout"
+    own_config = git_dir / "config.worktree"
+    if not patterns.exists() and not own_config.exists():
+        return
+    if own_config.exists():
+        for key in ("core.sparseCheckout", "core.sparseCheckoutCone"):
+            run(["config", "--worktree", "--unset-all", key], path, check=False)
+    if run(["config", "--bool", "--get", "core.sparseCheckout"], path,
+           check=False).stdout.strip() == b"true":  # (set for every worktree)
+        run(["config", "--worktree", "core.sparseCheckout", "false"], path, check=False)
+    patterns.unlink(missing_ok=True)
+
+
 def populate(path: Path, common_dir: Path, *, workers: int = 1,
              objects: Path | None = None, prime: bool = True,
              sparse: Sequence[str] | None = None, post_checkout: bool = True) -> None:
@@ -209,6 +228,8 @@ def populate(path: Path, common_dir: Path, *, workers: int = 1,
     there is no such hook (`has_hook`), and no `git hook run` is started."""
     if sparse is not None:
         set_sparse(path, sparse)
+    else:
+        _not_sparse(path)
     env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
     out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
          "--no-recurse-submodules"], path, env=env)
