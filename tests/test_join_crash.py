@@ -546,3 +546,24 @@ def test_a_join_killed_at_any_moment_leaves_the_main_tree_before_or_after(repo, 
         git(repo, "update-index", "--refresh")  # git takes its index lock again
     assert git(repo, "fsck", "--no-progress") == ""
     print(f"killed joins: {rolled} rolled back or before their write, {landed} landed")
+
+
+def test_a_git_lock_made_on_the_inode_hf_s_lock_had_is_not_taken_for_hf_s(split3, hf):
+    """The person removes the index.lock a killed join left (as git's hint says) and
+    runs a git command, whose own index.lock the file system may make on the freed
+    inode: hf's record must not match it (device and inode alone would)."""
+    repo, _old, _before = killed_join_at(split3, hf, "index-locked")
+    lock = repo / ".git" / "index.lock"
+    record_file = next((repo / ".git/hf/journal").glob("index-lock-*.json"))
+    record = json.loads(record_file.read_text())
+    lock.unlink()
+    time.sleep(0.01)
+    lock.write_text("a git command's new index")  # git's own lock, open for writing
+    st = lock.stat()
+    # what inode reuse gives: the record's device and inode are the new file's
+    record["identity"][:2] = [st.st_dev, st.st_ino]
+    record_file.write_text(json.dumps(record))
+    r = hf("status", cwd=repo)
+    assert r.code == 0, r.err
+    assert lock.read_text() == "a git command's new index"  # still git's
+    assert "which a killed hf command left" not in r.err

@@ -36,7 +36,7 @@ from hf_fanout.worktrees.zparse import Entry
 @contextlib.contextmanager
 def locked_main_index(ws: Workspace, *, wait: float,
                       on_wait: Callable[[str], None] | None = None,
-                      adopt: list[tuple[int, int]] | None = None,
+                      adopt: list[tuple[int, ...]] | None = None,
                       repo: Worktree | None = None) -> Iterator[LockedIndex]:
     """The main worktree's `index.lock` (or `repo`'s, a worktree of the same
     repository), held for the block (see the module docstring) and released at
@@ -49,7 +49,7 @@ def locked_main_index(ws: Workspace, *, wait: float,
         scratch = ws.store.scratch_dir("index") / "index"
         claim_file = ws.store.index_claim_file(git_dir / "index.lock")
 
-    def claim(identity: tuple[int, int]) -> None:
+    def claim(identity: tuple[int, ...]) -> None:
         assert claim_file is not None
         claim_file.parent.mkdir(parents=True, exist_ok=True)
         atomic.atomic_write_json(claim_file, {
@@ -94,7 +94,7 @@ def release_left_locks(ws: Workspace, *, dry_run: bool = False) -> list[str]:
                 try:
                     data = atomic.read_json(file, "index lock record")
                     lock, pid = Path(data["lock"]), int(data["pid"])
-                    identity = (int(data["identity"][0]), int(data["identity"][1]))
+                    identity = tuple(int(x) for x in data["identity"])
                 except (HfError, KeyError, IndexError, TypeError, ValueError):
                     data = None  # a torn record names no lock: any lock stays (doctor says)
                 try:

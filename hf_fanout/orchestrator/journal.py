@@ -47,10 +47,12 @@ def _entries(raw: Any) -> dict[RepoPath, Entry | None]:
     return result
 
 
-def _identities(raw: Any) -> list[tuple[int, int]]:
-    if not isinstance(raw, list):
+def _identities(raw: Any) -> list[tuple[int, ...]]:
+    """The lock files the journal names: [device, inode, mtime_ns, size] each (older
+    journals: [device, inode])."""
+    if not isinstance(raw, list) or not all(isinstance(i, list) and len(i) >= 2 for i in raw):
         raise TypeError("index_lock")
-    return [(int(dev), int(ino)) for dev, ino in raw]
+    return [tuple(int(x) for x in item) for item in raw]
 
 
 DISCARD_HINT = ("`hf doctor` shows it; `hf doctor --discard-journal` saves it aside, removes "

@@ -38,13 +38,27 @@ from hf_fanout.faults import fault_point
 _POLL = 0.05
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of `path`, or None when it is not there."""
+# A lock file as hf tells its own: (device, inode, mtime in ns, size). The inode
+# alone is not enough: a file system hands a freed inode to the next file made (a
+# git command's own index.lock, once a person removed the one hf left). hf's lock
+# stays empty and is never written, so its mtime stays the one recorded.
+FileId = tuple[int, ...]
+
+
+def _identity(path: Path) -> FileId | None:
+    """`path`'s FileId, or None when it is not there."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
-    return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def same_file(found: FileId | None, recorded: Sequence[int]) -> bool:
+    """Whether `found` is the file `recorded` names (a record of older hf names only
+    device and inode)."""
+    return found is not None and len(recorded) >= 2 and \
+        found[:len(recorded)] == tuple(recorded)
 
 
 @dataclass
@@ -55,7 +69,7 @@ class LockedIndex:
     scratch: Path
     # (device, inode) of the lock file hf made: recovery tells by it that a lock
     # left behind is hf's own
-    identities: list[tuple[int, int]] = field(default_factory=list)
+    identities: list[FileId] = field(default_factory=list)
     swapped: bool = False
     # left held on purpose (the main tree could not be put back): the next hf
     # command adopts it, and no git command commits what is half-written
@@ -110,7 +124,8 @@ class LockedIndex:
         self.saved.unlink(missing_ok=True)
 
     def owns_lock(self) -> bool:
-        return _identity(self.lock) in self.identities
+        found = _identity(self.lock)
+        return any(same_file(found, mine) for mine in self.identities)
 
 
 def claim_name(lock: Path, pid: int | None = None) -> Path:
@@ -119,13 +134,13 @@ def claim_name(lock: Path, pid: int | None = None) -> Path:
     return lock.with_name(f"{lock.name}.hf-{os.getpid() if pid is None else pid}")
 
 
-def let_go(lock: Path, identity: tuple[int, int], pid: int, *, dry_run: bool = False) -> bool:
+def let_go(lock: Path, identity: FileId, pid: int, *, dry_run: bool = False) -> bool:
     """Remove the lock a killed `acquire` of process `pid` claimed as `identity`,
     where it is still that file (and the file it was made under); True when the
     lock itself was there and went (with `dry_run`: would go). A lock of anyone
     else stays."""
     for path in (claim_name(lock, pid), lock):
-        if _identity(path) == identity:
+        if same_file(_identity(path), identity):
             if not dry_run:
                 path.unlink(missing_ok=True)
             if path == lock:
@@ -135,8 +150,8 @@ def let_go(lock: Path, identity: tuple[int, int], pid: int, *, dry_run: bool = F
 
 def acquire(index: Path, scratch: Path, *, wait: float,
             on_wait: Callable[[str], None] | None = None,
-            adopt: Sequence[tuple[int, int]] = (),
-            claim: Callable[[tuple[int, int]], None] | None = None) -> LockedIndex:
+            adopt: Sequence[Sequence[int]] = (),
+            claim: Callable[[FileId], None] | None = None) -> LockedIndex:
     """Take `index`'s lock, waiting up to `wait` seconds for whoever holds it.
 
     `adopt`: identities of a lock hf itself left behind (a killed hf, recorded
@@ -155,7 +170,7 @@ def acquire(index: Path, scratch: Path, *, wait: float,
             own.unlink(missing_ok=True)
 
 
-def _claimed_file(lock: Path, claim: Callable[[tuple[int, int]], None]) -> Path:
+def _claimed_file(lock: Path, claim: Callable[[FileId], None]) -> Path:
     """A new empty file beside `lock`, its identity claimed: the lock to link in."""
     own = claim_name(lock)
     own.unlink(missing_ok=True)  # (a pid's earlier one, left by a kill)
@@ -172,13 +187,13 @@ def _claimed_file(lock: Path, claim: Callable[[tuple[int, int]], None]) -> Path:
 
 
 def _take(held: LockedIndex, lock: Path, own: Path | None, wait: float,
-          on_wait: Callable[[str], None] | None, adopt: Sequence[tuple[int, int]],
-          claim: Callable[[tuple[int, int]], None] | None) -> LockedIndex:
+          on_wait: Callable[[str], None] | None, adopt: Sequence[Sequence[int]],
+          claim: Callable[[FileId], None] | None) -> LockedIndex:
     deadline = time.monotonic() + wait
     said = False
     while True:
         found = _identity(lock)
-        if found is not None and found in adopt:
+        if found is not None and any(same_file(found, left) for left in adopt):
             held.identities.append(found)
             if claim is not None:
                 claim(found)
