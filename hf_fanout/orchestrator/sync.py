@@ -325,6 +325,7 @@ def _resume(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool
         # cut off while git's rebase or merge ran: `--continue` would take the step
         # git was killed in as done, and drop that commit; taken back, and run again
         rebase.abandon(worktree, part.branch)
+        rebase.take_back(worktree, str(pending["from"]))  # (index and files too)
         underway, result.restarted = False, True
     if underway:
         _step(ws, part, GIT_RUNS)
@@ -332,7 +333,7 @@ def _resume(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool
     elif not _contains(worktree, str(pending["onto"])):
         # cut off (killed) before git's step began, or in it: it is taken now, on a
         # clean worktree (the work set aside is in the saved refs)
-        if _saved(pending) is not None or restarted:
+        if _saved(pending) is not None:
             rebase.clear(worktree, keep=copied_paths(part))
         result.conflicts = rebase.start(worktree, result.mode, str(pending["onto"]),
                                         _message(part))
@@ -360,6 +361,9 @@ def _abort(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool)
     rebase.abandon(worktree, part.branch)
     start = str(pending["from"])
     head = worktree.head()
+    if head == start and pending.get("step") == GIT_RUNS:
+        # cut off inside git's step: the branch is back, not yet the index and files
+        rebase.take_back(worktree, start)
     if head != start:
         # git's step went through before the sync stopped (its work conflicted when
         # applied again) or was cut off: the branch is taken back, if nothing but

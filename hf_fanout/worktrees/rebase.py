@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_fanout.errors import GitFailed
+from hf_fanout.errors import GitFailed, IndexLocked
 from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees.commits import is_binary
 from hf_fanout.worktrees.process import run
@@ -124,6 +124,14 @@ def abandon(worktree: Worktree, branch: str) -> None:
     underway = in_progress(worktree)
     if underway is None:
         return
+    lock = worktree.git_dir / "index.lock"
+    if lock.exists():  # (a git killed with its rebase leaves it; one running holds it)
+        raise IndexLocked(
+            f"git's index lock {lock} is there: the {underway} cannot be taken back "
+            "while it is; nothing was changed",
+            f"if no git command runs in {worktree.path} (the one the kill stopped left "
+            f"it), remove {lock}, then run the same hf sync again",
+            details={"lock": str(lock)})
     command = "rebase" if underway == REBASE else "merge"
     done = run([command, "--abort"], worktree.path, check=False, env=_NO_EDITOR)
     if done.returncode == 0 and in_progress(worktree) is None:
