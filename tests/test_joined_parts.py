@@ -49,10 +49,16 @@ def test_commits_after_a_partial_join_are_shown_and_the_final_join_says_so(split
         == "joined"
     gc = hf("gc", "b1", "--dry-run", cwd=repo)
     assert gc.code == 0 and "b1/api: would-remove" in gc.out, gc.out
-    # and undoing that last join puts the part back to done, the first join's result kept
+    # and undoing that last join puts the part back to done, the first join's result
+    # kept: joining again takes what changed since, as before
     assert hf("undo", "b1", cwd=repo).code == 0
     assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [2]\n"
     assert not (repo / "src/api/late.py").exists()
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [3]\n"
+    assert (repo / "src/api/late.py").read_text() == "late = 1\n"
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_done_of_a_joined_part_with_nothing_after_its_join_is_still_refused(split3, hf):
@@ -78,3 +84,21 @@ def test_a_joined_part_with_nothing_after_its_join_has_no_note(split3, hf):
     shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]
     assert [p["after_join"] for p in shown["parts"]] == [0, 0, 0]
     assert "after its join" not in hf("status", "--all", cwd=repo).out
+
+
+def test_committing_the_work_the_join_took_is_nothing_after_the_join(split3, hf):
+    """The join took the part's uncommitted work (as a commit of hf's on its tip); the
+    agent then commits that same work itself: nothing new, nothing said."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [2]\n"})
+    assert hf("done", cwd=api).code == 0
+    assert hf("join", "b1", "--partial", cwd=repo).code == 0
+    git(api, "commit", "-qam", "the same work, committed by the agent")
+    shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]
+    assert {p["name"]: p["after_join"] for p in shown}["api"] == 0
+    assert hf("done", cwd=api).code != 0  # nothing to offer a join: still joined
+    # a commit that does change an owned file is one
+    write(api, {"src/api/orders.py": "def orders():\n    return [4]\n"})
+    git(api, "commit", "-qam", "more")
+    shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]
+    assert {p["name"]: p["after_join"] for p in shown}["api"] == 2

@@ -164,7 +164,9 @@ def mark_joined(ws: Workspace, batch_id: str, part_names: list[str], commit: str
                 check(part, JOINED)
                 part.state = JOINED
                 part.joined_commit = commit
-                part.extra.pop("joined_result", None)
+                earlier = part.extra.pop("joined_result", None)
+                if earlier is not None:  # (an undo of this join puts it back)
+                    part.extra["joined_result_before"] = earlier
                 if results and name in results:
                     part.extra["join_took"] = results[name]
                 changed.append(part)
@@ -224,6 +226,9 @@ def mark_undone(ws: Workspace, batch_id: str, part_names: list[str], join: str,
                 check(part, DONE, undo=True)
                 part.state = DONE
                 part.joined_commit = None
+                before = part.extra.pop("joined_result_before", None)
+                if isinstance(before, dict):  # an earlier join took its work up to there
+                    part.extra["joined_result"] = before
                 changed.append(part)
             elif isinstance(earlier, dict) and earlier.get("commit") == join:
                 part.extra.pop("joined_result")

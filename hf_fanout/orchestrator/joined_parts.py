@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import JOINED, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed
+from hf_fanout.paths import from_git
+from hf_fanout.worktrees.zparse import nul_split
 
 
 def trailers(message: str) -> list[str]:
@@ -56,8 +59,9 @@ class AfterJoin:
 
 
 def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
-    """The commits `part`'s branch holds that its join's result does not (None: none,
-    the part is not joined, or what the join took cannot be read)."""
+    """The commits `part`'s branch holds that its join's result does not, when they
+    change a path the part owns from what the join took (None: none, the part is
+    not joined, or what the join took cannot be read)."""
     if part.state != JOINED or not part.joined_commit:
         return None
     tip = ws.repo.ref_target(f"refs/heads/{part.branch}")
@@ -68,6 +72,12 @@ def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
         result = took if isinstance(took, str) else \
             join_results(ws, part.joined_commit).get(part.name)
         if tip is None or result is None or tip == result or ws.repo.is_ancestor(tip, result):
+            return None
+        # (the agent committing the very work the join took brings nothing new)
+        owns = Ownership.parse(part.owns)
+        changed = nul_split(ws.repo.git(["diff", "--name-only", "-z", "--no-renames",
+                                         result, tip]))
+        if not any(owns.owns(from_git(path)) for path in changed):
             return None
         count = int(ws.repo.git(["rev-list", "--count", f"{result}..{tip}"]).strip())
     except (GitFailed, ValueError):
