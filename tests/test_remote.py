@@ -639,3 +639,38 @@ def test_gc_never_deletes_a_push_that_lands_while_it_works(world, tmp_path):
     assert "`hf gc b1` again" in err
     assert remote_refs(remote).get("refs/heads/hf/b1/api") == late  # the late push stays
     fsck_clean(a)
+
+
+def _dead_pid() -> int:
+    pid = 999_999
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            pass
+        pid -= 1
+
+
+def test_what_a_fetch_killed_half_way_left_stops_no_later_join(world, tmp_path):
+    """A join killed inside its fetch left git's lock on the scratch ref it fetched
+    into, and every later join of that part failed on it ("cannot lock ref"). Each
+    process now fetches into refs of its own; what a dead one left is removed."""
+    _remote, a, b = world
+    split_b1(a, tmp_path)
+    assert a.hf("done", "b1/docs").returncode == 0
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    base = a.git("rev-parse", "HEAD").strip()
+    dead = _dead_pid()
+    scratch = a.repo / ".git/refs/hf/scratch"
+    # a killed join's lock on its incoming ref, and a scratch ref packed since
+    (scratch / f"{dead}-1/incoming/b1").mkdir(parents=True)
+    (scratch / f"{dead}-1/incoming/b1/api.lock").write_text(base + "\n")
+    a.git("update-ref", f"refs/hf/scratch/{dead}-2/incoming/b1/ui", base)
+    a.git("pack-refs", "--all")
+    joined = a.hf("join", "b1", "--partial")
+    assert joined.returncode == 0, joined.stderr
+    assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
+    assert a.git("for-each-ref", "refs/hf/scratch/").strip() == ""
+    assert not (scratch / f"{dead}-1").exists()

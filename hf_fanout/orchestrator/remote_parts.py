@@ -193,7 +193,7 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
 
 
 def _incoming(part: Part) -> str:
-    return f"refs/hf/incoming/{part.batch}/{part.name}"
+    return remotes.scratch_ref("incoming", part.batch, part.name)
 
 
 def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None]],
@@ -202,6 +202,7 @@ def _bring(ws: Workspace, batch: Batch, wanted: list[tuple[Part, str, str | None
     here and mark them done."""
     if not wanted:
         return
+    remotes.clear_dead_scratch(ws.main.path, ws.repo.common_dir)
     try:
         for name, group in by_remote([p for p, _t, _d in wanted]).items():
             remotes.fetch_refs(ws.main.path, name, [

@@ -322,7 +322,8 @@ def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | 
              task: str, found: dict[str, str]) -> tuple[Batch, Part]:
     """The batch (new, or the one an earlier take of the same remote made) and the part,
     from the task's part.json (fetched into this repository's objects)."""
-    scratch = f"refs/hf/incoming-task/{batch_id}/{name}"  # (removed once read)
+    scratch = remotes.scratch_ref("incoming-task", batch_id, name)  # (removed once read)
+    remotes.clear_dead_scratch(ws.main.path, ws.repo.common_dir)
     try:
         remotes.fetch_refs(ws.main.path, remote, [f"+{task}:{scratch}"])
         raw = remotes.read_file(ws.main.path, found[task], PART_FILE)
@@ -363,7 +364,7 @@ def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | 
 def _fetch(ws: Workspace, remote: str, batch_id: str, name: str) -> str:
     """The part branch's tip on the remote, fetched (into a ref of hf's, removed once
     the branch exists here)."""
-    incoming = f"refs/hf/incoming/{batch_id}/{name}"
+    incoming = remotes.scratch_ref("incoming", batch_id, name)
     remotes.fetch_refs(ws.main.path, remote,
                        [f"+refs/heads/{branch_name(batch_id, name)}:{incoming}"])
     tip = ws.repo.ref_target(incoming)
@@ -379,7 +380,7 @@ def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
     from hf_fanout.guard import fingerprint, mainhook
     from hf_fanout.orchestrator.split import prepare_part, register_repo
 
-    incoming = f"refs/hf/incoming/{batch.id}/{part.name}"
+    incoming = remotes.scratch_ref("incoming", batch.id, part.name)
     worktree = Path(part.worktree)
     new_batch = not ws.store.batch_file(batch.id).exists()
     try:

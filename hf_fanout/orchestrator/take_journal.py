@@ -32,6 +32,7 @@ from hf_fanout import atomic, locks, processes
 from hf_fanout.core.records import now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BatchExists, HfError, LockBusy
+from hf_fanout.worktrees import remote as remotes
 
 RECOVERED = "take-recovered"
 
@@ -117,10 +118,7 @@ def take_back(ws: Workspace, making: Making) -> list[str]:
                 repo.git(["update-ref", "-d", ref, at])
         if repo.ref_target(ref) is not None:
             left.append(f"branch {making.branch}")
-    for scratch in (f"refs/hf/incoming/{making.batch}/{making.part}",
-                    f"refs/hf/incoming-task/{making.batch}/{making.part}"):
-        with contextlib.suppress(HfError):
-            repo.git(["update-ref", "-d", scratch])
+    remotes.clear_dead_scratch(ws.main.path, repo.common_dir)  # (what its fetches held)
     store = ws.store
     with contextlib.suppress(OSError):
         store.part_file(making.batch, making.part).unlink()

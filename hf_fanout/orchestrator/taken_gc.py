@@ -65,7 +65,7 @@ def _fetched_target(ws: Workspace, batch: Batch, remote: str,
     oid = refs.get(batch.target_ref)
     if oid is None:
         return None
-    scratch = f"refs/hf/incoming-target/{batch.id}"
+    scratch = remotes.scratch_ref("incoming-target", batch.id)
     try:
         remotes.fetch_refs(ws.main.path, remote, [f"+{batch.target_ref}:{scratch}"])
         return ws.repo.ref_target(scratch)

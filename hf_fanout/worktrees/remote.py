@@ -6,6 +6,7 @@ git's business, and a failure is git's own line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,58 @@ from subprocess import CompletedProcess
 
 from hf_fanout.errors import HfError
 from hf_fanout.worktrees.process import GitTimedOut, run, text
+
+# Refs a fetch writes into for a moment live under one namespace per process
+# (`refs/hf/scratch/<pid>-<start ns>/KIND/...`): two commands never share one (one's
+# clean-up deleted the other's), and what a killed one leaves (its refs, a `.lock`
+# file git held while it was killed) stands in no other's way; `clear_dead_scratch`
+# removes it.
+SCRATCH_ROOT = "refs/hf/scratch"
+_SCRATCH_TOKENS: dict[int, str] = {}
+
+
+def scratch_ref(kind: str, *names: str) -> str:
+    """This process's scratch ref for `kind` (incoming, incoming-task, ...) and `names`."""
+    import time
+
+    pid = os.getpid()
+    token = _SCRATCH_TOKENS.setdefault(pid, f"{pid}-{time.time_ns()}")
+    return "/".join([SCRATCH_ROOT, token, kind, *names])
+
+
+def clear_dead_scratch(workdir: Path, common_dir: Path) -> None:
+    """The scratch refs of processes that are gone (killed half way through a fetch),
+    loose or packed, and git's lock files with them."""
+    import shutil
+
+    root = common_dir / SCRATCH_ROOT
+    with contextlib.suppress(OSError):
+        listed = run(["for-each-ref", "--format=%(refname)", f"{SCRATCH_ROOT}/"], workdir,
+                     check=False).stdout.decode("utf-8", "surrogateescape").split()
+        loose = [entry.name for entry in os.scandir(root) if entry.is_dir()] \
+            if root.is_dir() else []
+        refs: dict[str, list[str]] = {name: [] for name in loose}
+        for ref in listed:
+            refs.setdefault(ref.removeprefix(SCRATCH_ROOT + "/").partition("/")[0],
+                            []).append(ref)
+        for name, held in refs.items():
+            pid = name.partition("-")[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            shutil.rmtree(root / name, ignore_errors=True)  # (its loose refs and locks)
+            if held:
+                run(["update-ref", "--stdin"], workdir, check=False,
+                    stdin="".join(f"delete {ref}\n" for ref in held).encode())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (it exists; it is another user's)
+        return True
+    return True
 
 
 @dataclass(frozen=True)
