@@ -39,6 +39,24 @@ def describe_holder(lock_path: Path) -> str:
         return "another process"
 
 
+def is_held(lock_path: Path) -> bool:
+    """Whether a process holds `lock_path` now (one never taken: no). Nothing is
+    written: a command that only reads may ask."""
+    if not lock_path.exists():
+        return False
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:  # (one it may not open: a sandbox's read-only view) not known held
+        return False
+    lock.release()
+    return False
+
+
 @contextmanager
 def hold(lock_path: Path, *, wait: float, what: str,
          on_wait: Callable[[str], None] | None = None) -> Iterator[None]:

@@ -100,6 +100,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                 if p.after_join:
                     print(f"  {p.name}: {p.after_join} commit(s) on its branch after its join, "
                           f"not in main: {p.after_join_hint}")
+                if p.sync_running:
+                    print(f"  {p.name}: its hf sync is running")
                 if p.sync_stopped:
                     print(f"  {p.name}: its hf sync is stopped: `hf sync {b.id}/{p.name} "
                           "--continue` once its files are resolved, or --abort")

@@ -88,6 +88,10 @@ class Store:
     def lock_file(self, name: str) -> Path:
         return self.root / "locks" / f"{name}.lock"
 
+    def sync_lock_file(self, batch: str, part: str) -> Path:
+        """Held by `hf sync` of that part while it runs."""
+        return self.lock_file(f"sync-{batch}.{part}")
+
     # --- locks ---
     @contextmanager
     def commit_lock(self, wait: float,

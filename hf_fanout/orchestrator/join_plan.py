@@ -23,6 +23,7 @@ from hf_fanout.errors import (
     GitFailed,
     HfError,
     JoinRefused,
+    LockBusy,
     OwnershipViolation,
 )
 from hf_fanout.guard import fingerprint
@@ -244,6 +245,13 @@ def _part_tip(ws: Workspace, part: Part) -> str:
     if isinstance(part.extra.get("sync"), dict):
         # mid-rebase or mid-merge its files hold conflict markers, and the work set
         # aside before git's step is in the sync's refs, not in the worktree
+        from hf_fanout import locks
+
+        lock = ws.store.sync_lock_file(part.batch, part.name)
+        if locks.is_held(lock):
+            raise LockBusy(f"part {part.name!r}: its `hf sync` is running (held by "
+                           f"{locks.describe_holder(lock)})",
+                           "wait for it to finish, then join again")
         raise JoinRefused(
             f"part {part.name!r}: its `hf sync` is stopped, not finished",
             f"resolve it, then `hf sync {part.batch}/{part.name} --continue`, or take "

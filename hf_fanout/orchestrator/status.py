@@ -61,6 +61,7 @@ class PartStatus:
     # a part worked on another machine: how its remote shows it (remote_parts.Seen)
     remote: dict[str, Any] | None = None
     sync_stopped: bool = False  # its `hf sync` stopped (a conflict, or cut off)
+    sync_running: bool = False  # an `hf sync` of it runs right now
     # joined, then committed on: those commits (not in main) and how to bring them
     after_join: int = 0
     after_join_hint: str = ""
@@ -142,6 +143,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     if reported is not None:
         last = max(last, timefmt.parse_iso(reported.get("at")) or 0.0)
     state, since = shown_state(part, state, reported, last)
+    syncing = isinstance(part.extra.get("sync"), dict)
+    running = syncing and _sync_running(ws, part)
     after = None
     if part.state == JOINED:
         from hf_fanout.orchestrator.joined_parts import commits_after_join
@@ -154,11 +157,17 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       sparse=part.sparse,
                       context=list(part.context) if part.sparse else None,
                       since=since, agent=reported,
-                      sync_stopped=isinstance(part.extra.get("sync"), dict),
+                      sync_stopped=syncing and not running, sync_running=running,
                       after_join=after.count if after else 0,
                       after_join_hint=after.hint(batch.id) if after else "",
                       owned=owned_count(ws, part_base(batch, part), ownership,
                                         changed.difference(outside)) if owned else None)
+
+
+def _sync_running(ws: Workspace, part: Part) -> bool:
+    from hf_fanout import locks
+
+    return locks.is_held(ws.store.sync_lock_file(part.batch, part.name))
 
 
 def owned_count(ws: Workspace, base: str, ownership: Ownership,

@@ -137,9 +137,8 @@ def _part_lock(ws: Workspace, part: Part) -> Iterator[None]:
     its branch."""
     with ExitStack() as stack:
         try:
-            stack.enter_context(locks.hold(ws.store.lock_file(
-                f"sync-{part.batch}.{part.name}"), wait=0,
-                what="sync"))
+            stack.enter_context(locks.hold(ws.store.sync_lock_file(part.batch, part.name),
+                                           wait=0, what="sync"))
         except LockBusy as exc:  # (its hint would name a --wait that sync has not)
             raise SyncBusy(exc.message, "wait for that sync to finish, then run "
                            "`hf sync` again") from None
