@@ -674,3 +674,30 @@ def test_what_a_fetch_killed_half_way_left_stops_no_later_join(world, tmp_path):
     assert "def users(): return [1]" in a.git("show", "HEAD:src/api/users.py")
     assert a.git("for-each-ref", "refs/hf/scratch/").strip() == ""
     assert not (scratch / f"{dead}-1").exists()
+
+
+def test_a_remote_part_branch_that_moved_after_the_join_is_kept_and_said(world, tmp_path):
+    """The worker on B goes on after A joined its part and pushes: A's gc kept the
+    branch but deleted the part's other refs and said nothing of it."""
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    assert a.hf("join", "b1").returncode == 0
+    worktree = b.worktree("b1", "api")
+    (worktree / "src/api/late.py").write_text("late = 1\n")
+    b.git("add", "src/api/late.py", cwd=worktree)
+    b.git("commit", "-qm", "after the join", cwd=worktree)
+    late = b.git("rev-parse", "HEAD", cwd=worktree).strip()
+    b.git("push", "-q", "origin", "hf/b1/api:refs/heads/hf/b1/api")  # (from its main tree)
+    gc = a.hf("gc", "b1")
+    assert gc.returncode == 0, gc.stderr
+    assert (f"kept refs/heads/hf/b1/api on origin (and the part's other refs there): it is "
+            f"at {late[:12]}, commits no join of the batch took") in gc.stdout, gc.stdout
+    after = remote_refs(remote)
+    assert after["refs/heads/hf/b1/api"] == late
+    assert "refs/hf/done/b1/api" in after and "refs/hf/task/b1/api" in after
+    assert not any(r.startswith(("refs/heads/hf/b1/ui", "refs/hf/done/b1/ui")) for r in after)
+    fetch = gc.stdout.split("`")[1]
+    assert fetch == "git fetch origin refs/heads/hf/b1/api"

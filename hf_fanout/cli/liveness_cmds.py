@@ -243,6 +243,11 @@ def gc(
             print(f"removed taken batch {bid} here (over where it was split)")
         for old, new in report.refs_kept.items():
             print(f"kept {old} as {new}: it holds work that is not in main")
+        for where, tip in report.remote_moved.items():
+            remote, _, ref = where.partition(":")
+            print(f"kept {ref} on {remote} (and the part's other refs there): it is at "
+                  f"{tip[:12]}, commits no join of the batch took; `git fetch {remote} "
+                  f"{ref}` brings them here")
         verb = "would free" if dry_run else "freed"
         print(f"{verb} {_size(report.freed_bytes)}")
 

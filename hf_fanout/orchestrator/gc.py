@@ -130,12 +130,15 @@ class GcReport:
     # batches `hf take` brought here, over where they were split: removed here with
     # their records
     taken_removed: list[str] = field(default_factory=list)
+    # remote part branches left on their remote: they moved past what was joined
+    # (`REMOTE:REF` -> tip)
+    remote_moved: dict[str, str] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         return {"parts": [p.__dict__ for p in self.parts], "refs_removed": self.refs_removed,
                 "taken_removed": self.taken_removed,
                 "freed_bytes": self.freed_bytes, "forgotten": self.forgotten,
-                "refs_kept": self.refs_kept,
+                "refs_kept": self.refs_kept, "remote_moved": self.remote_moved,
                 "queue": [p.__dict__ for p in self.queue]}
 
 
@@ -237,8 +240,9 @@ def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> Gc
             # remote that does not answer leaves them, and the batch uncollected, for
             # the next gc: the other batches are collected all the same
             try:
-                report.refs_removed += remote_parts.remove_remote_refs(ws, batch,
-                                                                       dry_run=False)
+                removed = remote_parts.remove_remote_refs(ws, batch, dry_run=False)
+                report.refs_removed += removed.gone
+                report.remote_moved.update(removed.moved)
             except HfError as exc:
                 unreached.append((bid, exc))
                 continue

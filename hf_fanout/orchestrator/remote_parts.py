@@ -255,24 +255,39 @@ def refuse_taken(batch: Batch) -> None:
 # --------------------------------------------------------------------- gc
 
 
-def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> list[str]:
+@dataclass
+class RemoteRefsRemoved:
+    """What `remove_remote_refs` deleted (`REMOTE:REF`), and the part branches it left
+    because they moved past what the batch's join took (`REMOTE:REF` -> their tip):
+    work no join took, with the part's other refs beside it."""
+
+    gone: list[str]
+    moved: dict[str, str]
+
+
+def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> RemoteRefsRemoved:
     """The refs hf wrote on each remote for the batch's remote parts (their branches,
     task, done and heartbeat refs; nothing else), deleted in one atomic push per
-    remote. Returns them as `REMOTE:REF`."""
+    remote; a part whose branch moved past what was joined keeps all of them."""
     grouped: dict[str, list[Part]] = {}
     for part in ws.store.load_parts(batch):
         name = remote_of(part)
         if name is not None:
             grouped.setdefault(name, []).append(part)
-    gone = []
+    gone: list[str] = []
+    moved: dict[str, str] = {}
     for name, group in grouped.items():
         patterns = [*_patterns(group), *(part_refs(p.batch, p.name)[1] for p in group)]
         refs = remotes.list_refs(ws.main.path, name, patterns, timeout=read_timeout(ws.settings))
         # a part branch that moved past what was joined holds work: it stays
         known = {f"refs/heads/{p.branch}": {str((p.extra.get("remote") or {}).get("tip")),
                                             part_base(batch, p)} for p in group}
-        mine = sorted(r for r in refs if any(hf_created(p.batch, p.name, r) for p in group)
-                      and (r not in known or refs[r] in known[r]))
+        kept = [p for p in group if refs.get(f"refs/heads/{p.branch}") not in
+                (None, *known[f"refs/heads/{p.branch}"])]
+        moved.update({f"{name}:refs/heads/{p.branch}": refs[f"refs/heads/{p.branch}"]
+                      for p in kept})
+        mine = sorted(r for r in refs if any(hf_created(p.batch, p.name, r)
+                                             for p in group if p not in kept))
         if mine and not dry_run:
             fault_point("remote-gc-listed")
             # leased on what was listed: a push landing meanwhile is not deleted
@@ -286,5 +301,5 @@ def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> list[st
                               f"`hf gc {batch.id}` again")
             ws.store.audit("remote-gc", batch=batch.id, remote=name, refs=mine)
         gone += [f"{name}:{r}" for r in mine]
-    return gone
+    return RemoteRefsRemoved(gone, moved)
 
