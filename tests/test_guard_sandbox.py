@@ -101,6 +101,11 @@ gitdir = subprocess.run([GIT, "rev-parse", "--absolute-git-dir"], capture_output
                         text=True).stdout.strip()
 attempt("delete marker", lambda: os.unlink(os.path.join(gitdir, "hf-part.json")))
 attempt("unset config.worktree", lambda: write(os.path.join(gitdir, "config.worktree"), ""))
+# code the guard's wrapper runs outside the sandbox (the fast file it sources, found
+# through the worktree's .git)
+attempt("plant fast file", lambda: write(os.path.join(gitdir, "hf-fast.sh"),
+                                         "touch /tmp/pwned\n"))
+attempt("redirect .git", lambda: write(".git", "gitdir: /tmp\n"))
 attempt("trust list", lambda: write(os.path.join(
     os.environ["XDG_STATE_HOME"], "hf", "trusted.json"), "{}"))
 # recovery data
@@ -139,7 +144,7 @@ def test_every_attack_class_fails_inside_the_sandbox_and_nothing_outside_changes
     assert r.returncode == 0, r.stderr
     assert "no sandbox" not in r.stderr
     results = json.loads(out.read_text())
-    assert len(results) == 22
+    assert len(results) == 24
     succeeded = [name for name, how in results.items() if how == "done"]
     assert succeeded == [], results
     assert all("Read-only file system" in how or "Device or resource busy" in how

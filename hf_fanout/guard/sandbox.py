@@ -33,7 +33,7 @@ from hf_fanout.core import inbox
 from hf_fanout.core.records import Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.guard import locate
+from hf_fanout.guard import fast, locate
 
 KIND = "bubblewrap"
 
@@ -115,6 +115,7 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
     reflog.touch(exist_ok=True)
     alternates_file = common / "hf" / "sandbox" / part.batch / f"{part.name}.alternates"
     atomic.atomic_write(alternates_file, f"{shared_objects_view(common)}\n".encode())
+    _fast_file_in_place(ws, part, git_dir)
 
     args: list[str] = ["--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev"]
     for tmp in _temp_dirs():
@@ -127,8 +128,11 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
         args += ["--ro-bind-try", str(path), str(path)]
     # the part's own writable places
     args += ["--bind", str(worktree), str(worktree), "--bind", str(git_dir), str(git_dir)]
-    for name in (locate.MARKER, "config.worktree", "commondir", "gitdir"):
+    # what hf and git read outside the sandbox to know the part: the guard's wrapper
+    # sources the fast file there (code), and finds the git dir by the worktree's .git
+    for name in (locate.MARKER, "config.worktree", "commondir", "gitdir", fast.FAST_FILE):
         args += ["--ro-bind-try", str(git_dir / name), str(git_dir / name)]
+    args += ["--ro-bind-try", str(worktree / ".git"), str(worktree / ".git")]
     args += ["--bind", str(ref_file.parent), str(ref_file.parent)]
     for sibling in siblings:
         args += ["--ro-bind", str(sibling), str(sibling)]
@@ -141,6 +145,21 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
              "--setenv", inbox.SANDBOX_VAR, "1", "--",
              sys.executable, "-c", _DEFAULT_SIGNALS_THEN_EXEC]
     return Sandbox([bwrap, *args], _environment(), ignored_signals=IGNORED_BY_SANDBOX)
+
+
+# A fast file that sends the wrapper to the slow path: sourced, it fails.
+_NO_FAST_PATH = b"# hf: no fast path for this part now (the slow path decides)\nfalse\n"
+
+
+def _fast_file_in_place(ws: Workspace, part: Part, git_dir: Path) -> None:
+    """The part's fast file (guard/fast.py), written before the sandbox starts so that
+    it is mounted read-only there: the guard's wrapper sources it outside the
+    sandbox too (a person's `git` in the part's tab), and one an agent wrote would
+    run its code there. Where there is no fast path now, a file that declines it."""
+    fast.refresh(str(git_dir), str(ws.main.path), part.to_dict())
+    path = git_dir / fast.FAST_FILE
+    if not path.exists():
+        atomic.atomic_write(path, _NO_FAST_PATH)
 
 
 # bubblewrap stays the agent's parent and dies of Ctrl-C or SIGTERM, which would
