@@ -25,8 +25,17 @@ def registered() -> list[str]:
     return repos
 
 
+def common_dirs_file() -> Path:
+    """The same list for the guard's sh wrapper, one common dir a line: it sources a
+    part's fast file only from `<one of them>/worktrees/NAME` (guard/bin/git)."""
+    return user_state_dir() / "guard" / "common-dirs"
+
+
 def _write(repos: list[str]) -> None:
     atomic.atomic_write_json(registry_file(), {"schema": 1, "repos": sorted(set(repos))})
+    lines = "".join(f"{r}\n" for r in sorted(set(repos)) if "\n" not in r)
+    common_dirs_file().parent.mkdir(parents=True, exist_ok=True)
+    atomic.atomic_write(common_dirs_file(), lines.encode("utf-8", "surrogateescape"))
 
 
 def register(common_dir: Path) -> None:

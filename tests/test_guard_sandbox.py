@@ -286,3 +286,35 @@ def test_a_done_left_in_the_inbox_is_applied_by_the_join(split3, hf):
     assert r.code == 0, r.out
     assert part_record(repo, "b1", "api")["state"] == "joined"
     assert not list((repo / ".git" / "hf" / "inbox" / "b1" / "api").iterdir())
+
+
+PLANT_NESTED_GITDIR = r'''
+set -e
+evil=$1
+mkdir -p "$evil"
+cp "$(git rev-parse --absolute-git-dir)/hf-part.json" "$evil/"
+printf 'echo planted > %s/ran\n' "$evil" > "$evil/hf-fast.sh"
+printf 'gitdir: %s\n' "$evil" > src/api/.git
+'''
+
+
+@needs_sandbox
+def test_a_git_dir_an_agent_points_a_nested_git_file_at_runs_nothing_outside(split3, tmp_path):
+    """The agent writes `src/api/.git` naming a git dir of its own in /tmp, with a copy
+    of the part's marker and a fast file of its own: the guard's wrapper, run later
+    by a person in that directory outside the sandbox, sourced that file."""
+    import os
+
+    api = split3["api"]
+    evil = tmp_path / "evil-gitdir"
+    script = tmp_path / "plant.sh"
+    script.write_text(PLANT_NESTED_GITDIR)
+    r = hf_proc("run", "--", "sh", str(script), str(evil), cwd=api)
+    assert r.returncode == 0, r.stderr
+    assert (api / "src/api/.git").is_file() and (evil / "hf-fast.sh").is_file()
+    guard_env = hf_proc("guard", "env", cwd=api).stdout
+    person = subprocess.run(["sh", "-c", guard_env + "\ngit --version; git status\n"],
+                            cwd=api / "src/api", capture_output=True, text=True,
+                            env=os.environ.copy(), check=False)
+    assert "git version" in person.stdout, person.stderr
+    assert not (evil / "ran").exists()  # the agent's code never ran out here
