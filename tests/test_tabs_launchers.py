@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-import hf_fanout.guard
 
-GUARD_BIN = str(Path(hf_fanout.guard.__file__).parent / "bin")
+def guard_bin() -> str:
+    """The guard's stable directory (the test's own state dir): first on a tab's PATH."""
+    from hf_fanout.config import guard_bin_dir
+
+    return str(guard_bin_dir())
 
 
 def supervised(argv: list[str]) -> list[str]:
@@ -52,7 +55,7 @@ def test_print_launcher_prints_exact_commands_with_spaced_paths_quoted(spaced, h
         argv = supervised(["aider", "--message-file", handoff])
         line = (f"cd '{wt}' && HF_BATCH=b1 HF_PART={name} HF_WORKTREE='{wt}' "
                 f"HF_PORT={4100 + index} HF_HANDOFF='{handoff}' "
-                f'PATH={shlex.quote(GUARD_BIN)}:"$PATH" {shlex.join(argv)}')
+                f'PATH={shlex.quote(guard_bin())}:"$PATH" {shlex.join(argv)}')
         expected.append((name, "printed", line))
     assert commands == expected
     # and the human output is the same lines, ready to paste
@@ -83,7 +86,7 @@ def test_a_printed_line_runs_the_agent_in_the_worktree_with_its_variables(
     seen = json.loads(out.read_text())
     assert seen == {"cwd": str(spaced["ui"]),
                     "argv": ["--message-file", f"{spaced['ui']}/.hf/TASK.md"],
-                    "path0": GUARD_BIN, "part": "ui", "port": "4101"}
+                    "path0": guard_bin(), "part": "ui", "port": "4101"}
 
 
 def test_custom_template_fills_quoted_placeholders_and_runs(spaced, hf):

@@ -17,11 +17,15 @@ from pathlib import Path
 
 import pytest
 
-import hf_fanout.guard
-
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
-GUARD_BIN = str(Path(hf_fanout.guard.__file__).parent / "bin")
+
+
+def guard_bin() -> str:
+    """The guard's stable directory (the test's own state dir): first on a tab's PATH."""
+    from hf_fanout.config import guard_bin_dir
+
+    return str(guard_bin_dir())
 
 AGENT = """\
 import json, os, sys, time
@@ -103,7 +107,7 @@ def test_split_open_tmux_one_session_a_window_per_part_agent_sees_its_part(
         seen = json.loads((out / f"{name}.json").read_text())
         worktree = str(root / "b1" / name)
         assert seen["cwd"] == worktree
-        assert seen["path0"] == GUARD_BIN
+        assert seen["path0"] == guard_bin()
         env = seen["env"]
         assert env["HF_BATCH"] == "b1"
         assert env["HF_PART"] == name
@@ -181,7 +185,7 @@ def test_next_opens_a_queue_entry_in_a_tmux_window_of_session_hf_queue(
     assert taken["tab"]["target"] == "hf-queue:logout"
     wait_for([out])
     seen = json.loads(out.read_text())
-    assert seen == {"cwd": str(repo), "path0": GUARD_BIN, "entry": entry["id"],
+    assert seen == {"cwd": str(repo), "path0": guard_bin(), "entry": entry["id"],
                     "handoff": entry["path"]}
 
 

@@ -36,10 +36,12 @@ _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_
 
 
 def guard_bin() -> Path:
-    """The guard's directory of wrappers, first on PATH in every tab."""
-    import hf_fanout.guard
+    """The guard's directory of wrappers, first on PATH in every tab: the one that
+    outlives this installation (guard/env.py), so that a tab's git stays guarded
+    after hf is reinstalled or its environment removed."""
+    from hf_fanout.guard.env import bin_dir
 
-    return Path(hf_fanout.guard.__file__).parent / "bin"
+    return bin_dir()
 
 
 def port_of(ws: Workspace, part: Part) -> int:
