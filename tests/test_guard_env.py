@@ -60,19 +60,44 @@ def test_a_reinstall_elsewhere_keeps_open_parts_guarded(split3, tmp_path):
     assert "/gone/" in entry.read_text(), "the moved entry was what ran"
 
 
-def test_with_hf_gone_git_in_a_part_refuses_rather_than_runs_unguarded(split3):
+def test_with_hf_gone_git_in_a_part_refuses_rather_than_runs_unguarded(split3, tmp_path):
     api = split3["api"]
     env = wrapped_env()
     guard_bin = bin_dir()
-    real_git_dir = str(Path(shutil.which("git", path=os.environ["PATH"].replace(
-        str(guard_bin), "")) or "/usr/bin/git").parent)
-    assert not (Path(real_git_dir) / "hf").exists()
-    env["PATH"] = f"{guard_bin}{os.pathsep}{real_git_dir}"
+    real_git = shutil.which("git", path=os.environ["PATH"].replace(str(guard_bin), ""))
+    only_git = tmp_path / "only-git"  # (no hf, and no python that could run one)
+    only_git.mkdir()
+    (only_git / "git").symlink_to(real_git or "/usr/bin/git")
+    env["PATH"] = f"{guard_bin}{os.pathsep}{only_git}"
     _move_installation()
     proc = _git(api, env, "stash", "list")
     assert proc.returncode == 99, proc.stderr
     message = proc.stderr.decode()
     assert "hf guard: hf is no longer at" in message and "hf doctor --fix" in message
+
+
+def test_an_hf_on_path_that_is_a_shell_launcher_still_guards(split3, tmp_path):
+    """pyenv's, asdf's and nix's `hf` are shell scripts (`#!/usr/bin/env bash`): the
+    entry ran their shell with python code, and every hook and slow-path git
+    failed; it now finds the python that runs hf."""
+    api = split3["api"]
+    env = wrapped_env()
+    launcher_dir = tmp_path / "shims"
+    launcher_dir.mkdir()
+    launcher = launcher_dir / "hf"
+    launcher.write_text(f'#!/usr/bin/env bash\nexec {sys.executable} -m hf_fanout "$@"\n')
+    launcher.chmod(0o755)
+    python_dir = tmp_path / "python"  # the python such a launcher stands for
+    python_dir.mkdir()
+    (python_dir / "python3").symlink_to(sys.executable)
+    env.update(PATH=f"{bin_dir()}{os.pathsep}{launcher_dir}{os.pathsep}{python_dir}"
+                    f"{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT))
+    _move_installation()
+    proc = _git(api, env, "push")
+    assert proc.returncode == 99 and "push publishes the branch" in proc.stderr.decode()
+    write(api, {"src/api/orders.py": "def orders():\n    return [9]\n"})
+    git(api, "add", "-A")
+    assert _git(api, env, "commit", "-qm", "owned").returncode == 0
 
 
 def test_doctor_finds_a_broken_guard_and_fix_repairs_it(split3, hf):

@@ -28,6 +28,10 @@ _PACKAGE_BIN = Path(__file__).resolve().parent / "bin"
 _AGENT_EVENT_PROGRAM = _PACKAGE_BIN.parent.parent / "cli" / "bin" / AGENT_EVENT
 
 
+_RUN_ENTRY = "import sys; from hf_fanout.guard.entry import main; sys.exit(main(sys.argv[1:]))"
+_HAS_ENTRY = "import hf_fanout.guard.entry"
+
+
 def entry_script() -> str:
     """The stable entry: the guard of this installation, else of the `hf` on PATH."""
     q = shlex.quote
@@ -43,9 +47,16 @@ def entry_script() -> str:
         "fi\n"
         "hf=$(command -v hf 2>/dev/null) || hf=\n"
         'if [ -n "$hf" ] && IFS= read -r first < "$hf" && [ "${first#\\#!}" != "$first" ]; then\n'
-        "    exec ${first#\\#!} -c 'import sys; from hf_fanout.guard.entry import main; "
-        "sys.exit(main(sys.argv[1:]))' \"$@\"\n"
+        "    case ${first#\\#!} in *python*)\n"  # (a shell launcher, pyenv's or nix's, is not)
+        f"        exec ${{first#\\#!}} -c {q(_RUN_ENTRY)} \"$@\" ;;\n"
+        "    esac\n"
         "fi\n"
+        "for py in python3 python; do  # (the python such a launcher runs hf with)\n"
+        "    if command -v \"$py\" >/dev/null 2>&1 && "
+        f"\"$py\" -c {q(_HAS_ENTRY)} 2>/dev/null; then\n"
+        f"        exec \"$py\" -c {q(_RUN_ENTRY)} \"$@\"\n"
+        "    fi\n"
+        "done\n"
         f"echo \"hf guard: hf is no longer at {package_root} and no hf is on PATH; git is "
         "refused rather than run unguarded; instead: reinstall hf, then run \\`hf doctor "
         "--fix\\` in the main tree\" >&2\n"
