@@ -6,10 +6,13 @@ dates, GIT_EDITOR=false, and a fresh repository made with the real `git`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +120,23 @@ def hf(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> A
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@contextlib.contextmanager
+def hf_stopped_at(point: str, *args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """`hf ARGS` as a real process, stopped (SIGSTOP) at fault point `point` for the
+    block, and continued after it (the caller waits for it)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", *args], cwd=cwd,
+                            env={**os.environ, "HF_TEST_STOP_AT": point},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, f"hf {args[0]} never stopped at {point}"
+            time.sleep(0.02)
+        yield proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
 
 
 def hf_proc(*args: str, cwd: Path, env: dict[str, str] | None = None,

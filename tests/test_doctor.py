@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, hf_proc, write
+from conftest import git, hf_proc, hf_stopped_at, write
 
 # A command in backticks that can be run as it is (no placeholder to fill in).
 _COMMAND = re.compile(r"`((?:hf|git) [^`]+)`")
@@ -340,14 +340,7 @@ def test_a_dry_run_lists_a_cut_off_split_but_not_one_that_is_still_running(repo,
     """`hf doctor --dry-run` says which cut-off splits it would settle; a split that is
     only slow (it holds its lock) is not cut off, and is not listed."""
     parts = ["--part", "api=src/api/**", "--part", "ui=src/ui/**"]
-    paused = subprocess.Popen([sys.executable, "-m", "hf_fanout", "split", "b2", *parts],
-                              cwd=repo, env={**os.environ, "HF_TEST_STOP_AT": "split-records"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{paused.pid}/stat").read_text().split()[2] != "T":
-            assert time.monotonic() < deadline, "the second split never stopped"
-            time.sleep(0.02)
+    with hf_stopped_at("split-records", "split", "b2", *parts, cwd=repo) as paused:
         # (every command settles cut-off splits first: this one is killed after b2 stops)
         killed = hf_proc("split", "b1", *parts, cwd=repo,
                          env={**os.environ, "HF_TEST_CRASH_AT": "split-records"})
@@ -356,6 +349,4 @@ def test_a_dry_run_lists_a_cut_off_split_but_not_one_that_is_still_running(repo,
         assert "split-b1.json: a split that was cut off would be finished or removed" in r.out
         assert "split-b2.json" not in r.out, r.out
         assert (repo / ".git/hf/journal/split-b1.json").exists()  # a dry run settles nothing
-    finally:
-        os.kill(paused.pid, signal.SIGCONT)
     assert paused.wait(timeout=60) == 0, paused.stderr.read() if paused.stderr else ""

@@ -134,6 +134,16 @@ def test_one_local_and_two_remote_parts_join_as_one_commit(world, tmp_path):
     fsck_clean(b)
 
 
+def _joined_b1(a: Machine, b: Machine, tmp: Path) -> None:
+    """b1 split on A, its two remote parts taken and finished on B, docs done on A,
+    and the batch joined on A."""
+    split_b1(a, tmp)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    assert a.hf("join", "b1").returncode == 0
+
+
 def _take_and_finish(b: Machine, part: str, path: str, text: str) -> str:
     assert b.hf("take", "origin", f"b1/{part}").returncode == 0
     worktree = b.worktree("b1", part)
@@ -374,11 +384,7 @@ def test_gc_with_a_remote_that_does_not_answer_collects_the_rest_and_retries(wor
     them, exit 1; everything else collected (another batch too); the next gc, with
     the remote back, removes them."""
     remote, a, b = world
-    split_b1(a, tmp_path)
-    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
-    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
-    assert a.hf("done", "b1/docs").returncode == 0
-    assert a.hf("join", "b1").returncode == 0
+    _joined_b1(a, b, tmp_path)
     other = a.hf_json("split", "b2", "--part", "tools=tools/**", "--task", "tidy")
     b2_worktree = Path(other["parts"][0]["worktree"])
     assert a.hf("drop", "b2").returncode == 0
@@ -606,11 +612,7 @@ def test_gc_never_deletes_a_push_that_lands_while_it_works(world, tmp_path):
     import time
 
     remote, a, b = world
-    split_b1(a, tmp_path)
-    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
-    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
-    assert a.hf("done", "b1/docs").returncode == 0
-    assert a.hf("join", "b1").returncode == 0
+    _joined_b1(a, b, tmp_path)
     gc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "gc", "b1"], cwd=a.repo,
                           env={**a.env, "HF_TEST_STOP_AT": "remote-gc-listed"},
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -680,11 +682,7 @@ def test_a_remote_part_branch_that_moved_after_the_join_is_kept_and_said(world, 
     """The worker on B goes on after A joined its part and pushes: A's gc kept the
     branch but deleted the part's other refs and said nothing of it."""
     remote, a, b = world
-    split_b1(a, tmp_path)
-    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
-    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
-    assert a.hf("done", "b1/docs").returncode == 0
-    assert a.hf("join", "b1").returncode == 0
+    _joined_b1(a, b, tmp_path)
     worktree = b.worktree("b1", "api")
     (worktree / "src/api/late.py").write_text("late = 1\n")
     b.git("add", "src/api/late.py", cwd=worktree)

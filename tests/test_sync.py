@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import git, hf_proc, write
+from conftest import git, hf_proc, hf_stopped_at, write
 
 
 def head(path: Path) -> str:
@@ -583,18 +583,10 @@ def test_a_sync_killed_inside_gits_rebase_loses_no_commit_on_continue_or_abort(r
 def test_a_sync_under_way_is_running_for_status_and_join_not_stopped(split3, hf):
     """While `hf sync` runs, its record is there as when it stopped: status and the
     join called it stopped and pointed at --continue / --abort."""
-    import time
 
     repo = split3["repo"]
     part_with_work(split3)
-    paused = subprocess.Popen([sys.executable, "-m", "hf_fanout", "sync", "b1/api"], cwd=repo,
-                              env={**os.environ, "HF_TEST_STOP_AT": "sync-cleared"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{paused.pid}/stat").read_text().split()[2] != "T":
-            assert time.monotonic() < deadline, "the sync never stopped"
-            time.sleep(0.02)
+    with hf_stopped_at("sync-cleared", "sync", "b1/api", cwd=repo) as paused:
         shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]
         api = next(p for p in shown if p["name"] == "api")
         assert (api["sync_running"], api["sync_stopped"]) == (True, False)
@@ -603,8 +595,6 @@ def test_a_sync_under_way_is_running_for_status_and_join_not_stopped(split3, hf)
             assert hf("done", f"b1/{name}", cwd=repo).code == 0
         r = hf("join", "b1", cwd=repo)
         assert r.code == 75 and "its `hf sync` is running (held by pid" in r.err, r.err
-    finally:
-        os.kill(paused.pid, signal.SIGCONT)
     assert paused.wait(timeout=60) == 0, paused.stderr.read() if paused.stderr else ""
     assert sync_stopped(repo, hf)["api"] is False
     assert hf("join", "b1", cwd=repo).code == 0
