@@ -236,13 +236,9 @@ def _would_settle(ws: Workspace, report: DoctorReport, what: str, how: str) -> N
     doctor would settle it. One whose command still runs (it holds the lock named
     as its journal: `split-B`, `take-B--P`) is not cut off, and is left out."""
     from hf_fanout import locks
-    from hf_fanout.errors import LockBusy
 
     for path in sorted((ws.store.root / "journal").glob(f"{what}-*.json")):
-        try:
-            with locks.hold(ws.store.lock_file(path.stem), wait=0, what=what):
-                pass
-        except LockBusy:
+        if locks.is_held(ws.store.lock_file(path.stem)):
             continue  # (running: the command finishes it itself)
         report.findings.append(Finding(what, f"{path.name}: a {what} that was cut off "
                                              f"would be {how}"))

@@ -71,7 +71,7 @@ def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
     try:  # (a part joined before hf recorded `join_took`: the join's trailers say)
         result = took if isinstance(took, str) else \
             join_results(ws, part.joined_commit).get(part.name)
-        if tip is None or result is None or tip == result or ws.repo.is_ancestor(tip, result):
+        if result is None or tip == result or ws.repo.is_ancestor(tip, result):
             return None
         # (the agent committing the very work the join took brings nothing new)
         owns = Ownership.parse(part.owns)

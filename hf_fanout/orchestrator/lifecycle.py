@@ -52,16 +52,16 @@ def _done_again(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool
     fresh, changed = states.reopen_joined(
         ws, part.batch, part.name, after.result,
         when=lambda now: now.joined_commit == part.joined_commit)
-    if changed:
-        from hf_fanout.guard import mainhook
+    if not changed:
+        return fresh, False
+    from hf_fanout.guard import mainhook
 
-        mainhook.settle(ws)  # (a joined batch runs again: the main tree's hook comes back)
-    if changed and note is not None:
+    mainhook.settle(ws)  # (a joined batch runs again: the main tree's hook comes back)
+    if note is not None:
         fresh, _ = states.change(ws, part.batch, part.name, None, action="note",
                                  update=lambda p: setattr(p, "note", note), note=note)
-    if changed:
-        _notify(ws, fresh, DONE, note or "")
-    return fresh, changed
+    _notify(ws, fresh, DONE, note or "")
+    return fresh, True
 
 
 def mark_blocked(ws: Workspace, part: Part, reason: str,

@@ -204,15 +204,15 @@ def _not_sparse(path: Path) -> None:
     every part one, without the files it owns)."""
     git_dir = gitdir_of(path)
     patterns = git_dir / "info" / "sparse-checkout"
-    own_config = git_dir / "config.worktree"
-    if not patterns.exists() and not own_config.exists():
-        return
-    if own_config.exists():
+    try:  # (config.worktree is copied whole: most often it holds only a hooks path)
+        copied = b"sparsecheckout" in (git_dir / "config.worktree").read_bytes().lower()
+    except OSError:
+        copied = False
+    if copied:
         for key in ("core.sparseCheckout", "core.sparseCheckoutCone"):
             run(["config", "--worktree", "--unset-all", key], path, check=False)
-    if run(["config", "--bool", "--get", "core.sparseCheckout"], path,
-           check=False).stdout.strip() == b"true":  # (set for every worktree)
-        run(["config", "--worktree", "core.sparseCheckout", "false"], path, check=False)
+    # without the patterns a checkout is full, also where the repository's own config
+    # sets core.sparseCheckout for every worktree
     patterns.unlink(missing_ok=True)
 
 

@@ -67,8 +67,8 @@ class LockedIndex:
 
     index: Path
     scratch: Path
-    # (device, inode) of the lock file hf made: recovery tells by it that a lock
-    # left behind is hf's own
+    # the lock file hf made (FileId): recovery tells by it that a lock left behind
+    # is hf's own
     identities: list[FileId] = field(default_factory=list)
     swapped: bool = False
     # left held on purpose (the main tree could not be put back): the next hf

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
 
+from hf_fanout import processes
 from hf_fanout.errors import HfError
 from hf_fanout.worktrees.process import GitTimedOut, run, text
 
@@ -51,22 +52,12 @@ def clear_dead_scratch(workdir: Path, common_dir: Path) -> None:
                             []).append(ref)
         for name, held in refs.items():
             pid = name.partition("-")[0]
-            if not pid.isdigit() or _alive(int(pid)):
+            if not pid.isdigit() or processes.identity_of(int(pid)) is not None:
                 continue
             shutil.rmtree(root / name, ignore_errors=True)  # (its loose refs and locks)
             if held:
                 run(["update-ref", "--stdin"], workdir, check=False,
                     stdin="".join(f"delete {ref}\n" for ref in held).encode())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # (it exists; it is another user's)
-        return True
-    return True
 
 
 @dataclass(frozen=True)
