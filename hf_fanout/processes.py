@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -100,6 +100,66 @@ def marked(repo: str, batch: str, part: str | None = None) -> list[int]:
             continue
         found.append(proc.pid)
     return found
+
+
+def mount_namespace(pid: int) -> str | None:
+    """The mount namespace `pid` is in (`mnt:[4026531841]`), None when it is gone or
+    not ours to look at (or not on Linux)."""
+    from pathlib import Path
+
+    try:
+        return str(Path(f"/proc/{pid}/ns/mnt").readlink())
+    except OSError:
+        return None
+
+
+def child_in_other_namespace(pid: int) -> str | None:
+    """The mount namespace of a child of `pid` that is in another one than this
+    process (bubblewrap's child, the sandbox's first process); None when there is
+    none (yet)."""
+    import psutil
+
+    own = mount_namespace(os.getpid())
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return None
+    for child in children:
+        found = mount_namespace(child.pid)
+        if found is not None and found != own:
+            return found
+    return None
+
+
+def in_mount_namespace(namespace: str) -> list[int]:
+    """Live processes in mount namespace `namespace`: a sandbox's are every process
+    started inside it, whatever became of their parents (one cannot leave it)."""
+    import psutil
+
+    found: list[int] = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == os.getpid() or mount_namespace(proc.pid) != namespace:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+    return found
+
+
+def end_pids(listing: Callable[[], list[int]], grace: float) -> dict[str, list[int]]:
+    """SIGTERM what `listing` gives, wait up to `grace` for it to be empty, SIGKILL
+    what is left, and wait briefly for the kernel to finish those."""
+    termed = listing()
+    signal_pids(termed, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while termed and time.monotonic() < deadline and listing():
+        time.sleep(0.05)
+    killed = listing() if termed else []
+    signal_pids(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while killed and time.monotonic() < deadline and listing():
+        time.sleep(0.05)
+    return {"terminated": termed, "killed": killed}
 
 
 def cwds() -> list[tuple[int, str, str]]:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import git, hf_proc, snapshot
-from liveness_support import agent_script, part_record
+from liveness_support import agent_script, alive, part_record
 
 from hf_fanout.guard import sandbox
 
@@ -318,3 +320,38 @@ def test_a_git_dir_an_agent_points_a_nested_git_file_at_runs_nothing_outside(spl
                             env=os.environ.copy(), check=False)
     assert "git version" in person.stdout, person.stderr
     assert not (evil / "ran").exists()  # the agent's code never ran out here
+
+
+@needs_sandbox
+def test_an_agent_that_kills_the_sandbox_process_is_ended_with_it(split3, hf, tmp_path):
+    """bubblewrap's own process killed from inside (or by anyone): what still runs in
+    the sandbox, the agent and what it started in a session of its own, is ended by
+    `hf run`, so the part never has an agent at work its record says exited."""
+    repo, api = split3["repo"], split3["api"]
+    pids = tmp_path / "pids"
+    script = agent_script(tmp_path, "hostile", f"""
+        import subprocess
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                                  start_new_session=True)
+        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{helper.pid}} {{os.getppid()}}")
+        time.sleep(0.3)
+        os.kill(os.getppid(), signal.SIGKILL)  # the sandbox's process, bubblewrap
+        while True:
+            open("src/api/still.txt", "a").write("x")
+            time.sleep(0.1)
+    """)
+    started = time.monotonic()
+    r = hf_proc("run", "--", sys.executable, str(script), cwd=api, timeout=60)
+    assert time.monotonic() - started < 30
+    agent, helper, parent = (int(x) for x in pids.read_text().split())
+    assert not alive(agent) and not alive(helper)
+    assert "still in it" in r.stderr and "ended them" in r.stderr, r.stderr
+    record = part_record(repo, "b1", "api")
+    assert record["exit"]["signal"] == signal.SIGKILL and record["exit"]["left_in_sandbox"] == 2
+    assert parent == record["worker"]["pid"]
+    # nothing writes in the part any more, and a new worker may start
+    size = (api / "src/api/still.txt").stat().st_size
+    time.sleep(0.4)
+    assert (api / "src/api/still.txt").stat().st_size == size
+    again = hf_proc("run", "--", sys.executable, "-c", "pass", cwd=api)
+    assert again.returncode == 0, again.stderr

@@ -31,6 +31,7 @@ from hf_fanout.orchestrator.lifecycle import mark_blocked
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 REMOTE_BEAT_GRACE = 10.0  # seconds `hf run` waits at its end for a remote beat still out
+SANDBOX_LEFT_GRACE = 3.0  # seconds what is left in an ended sandbox has after SIGTERM
 
 
 def marker_env(ws: Workspace, part: Part) -> dict[str, str]:
@@ -94,6 +95,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     with agent_slot(ws, f"hf run {part.batch}/{part.name}", force=force):
         child, worker, box, tty = _start(ws, part, command, sandboxed, say)
         part = judge.record_worker(ws, part, worker)
+    watch = _SandboxWatch(child.pid) if box is not None else None
     received: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
@@ -140,6 +142,17 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
                 old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
                 os.tcsetpgrp(tty, os.getpgrp())
                 signal.signal(signal.SIGTTOU, old)
+    ran: dict[str, float] = seen.summary(time.time())
+    if watch is not None:
+        left = watch.end_left(SANDBOX_LEFT_GRACE)
+        if left:
+            ran["left_in_sandbox"] = len(left)
+            ws.store.audit("sandbox-left", batch=part.batch, part=part.name, pids=left)
+            if say is not None:
+                say(f"hf run: the sandbox of {part.batch}/{part.name} ended with "
+                    f"{len(left)} process(es) still in it (pids "
+                    f"{', '.join(map(str, left))}): ended them",
+                    "nothing supervised them any more; `hf run` again to go on")
     if box is not None:
         # bubblewrap reports a command killed by signal N as exit 128+N
         apply_inbox(ws, part)
@@ -149,7 +162,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     sig: int | None = -code if code < 0 else None
     part, marked_done = judge.record_exit(ws, part, None if sig else code, sig,
                                           done=done_on_success and code == 0,
-                                          ran=seen.summary(time.time()))
+                                          ran=ran)
     return {"exit": part.exit, "worker": worker, "done": marked_done,
             "returncode": 128 + sig if sig else code, "signals": received}
 
@@ -222,6 +235,39 @@ def apply_inbox(ws: Workspace, part: Part) -> None:
 def _own_identity() -> dict[str, Any]:
     ident = processes.identity_of(os.getpid())
     return ident.to_dict() if ident is not None else {}
+
+
+class _SandboxWatch:
+    """The mount namespace of the worker's sandbox, found by a thread of its own as
+    soon as bubblewrap's child is there. Every process started in the sandbox stays
+    in it; when bubblewrap's process ends (its command finished, or something killed
+    it) with some still there, nothing supervises them: `end_left` ends them, so a
+    part never has an agent at work that its record says has exited."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.namespace: str | None = None
+        self.ended = threading.Event()
+        self.thread = threading.Thread(target=self._find, daemon=True)
+        self.thread.start()
+
+    def _find(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.namespace is None:
+            self.namespace = processes.child_in_other_namespace(self.pid)
+            if self.namespace is None and self.ended.wait(0.02):
+                return
+
+    def end_left(self, grace: float) -> list[int]:
+        """The pids that were still in the sandbox (SIGTERMed, then SIGKILLed after
+        `grace`)."""
+        self.ended.set()
+        self.thread.join(1)
+        namespace = self.namespace
+        if namespace is None:
+            return []
+        ended = processes.end_pids(lambda: processes.in_mount_namespace(namespace), grace)
+        return ended["terminated"]
 
 
 @dataclass
