@@ -275,6 +275,44 @@ def test_a_request_hf_did_not_write_is_rejected_and_audited(split3, tmp_path):
     assert not list((repo / ".git" / "hf" / "inbox" / "b1" / "api").iterdir())
 
 
+@needs_sandbox
+def test_a_handoff_from_the_sandbox_is_queued_by_hf_outside(split3, hf, tmp_path):
+    """The queue is read-only in the sandbox: `hf handoff` there asks, the part's
+    `hf run` writes the entry (from the part, checked like the command's own)."""
+    repo, api = split3["repo"], split3["api"]
+    said = tmp_path / "said.txt"
+    script = agent_script(tmp_path, "handing", f"""
+        import subprocess
+        def hf(*args):
+            return subprocess.run([sys.executable, "-m", "hf_fanout", *args],
+                                  capture_output=True, text=True)
+        good = hf("handoff", "--task", "calc", "--next", "add division", "--tests",
+                  "3 passed", "--files", "src/api/calc.py")
+        bad = hf("handoff", "--task", "calc", "--next", "x", "--status", "sideways")
+        long = hf("handoff", "--task", "calc", "--next", "y" * 20000)
+        open({str(said)!r}, "w").write(json.dumps([[r.returncode, r.stdout, r.stderr]
+                                                   for r in (good, bad, long)]))
+        inbox = os.path.join(os.environ["HF_REPO"], "hf", "inbox", "b1", "api")
+        open(os.path.join(inbox, "0-1.json"), "w").write(json.dumps(
+            {{"action": "handoff", "task": "forged", "text": "z", "status": "nowhere"}}))
+    """)
+    r = hf_proc("run", "--", sys.executable, str(script), cwd=api)
+    assert r.returncode == 0, r.stderr
+    good, bad, long = json.loads(said.read_text())
+    assert good[0] == 0 and "queued by hf outside the sandbox" in good[1], good
+    assert bad[0] == 2 and "sideways" in bad[2], bad
+    assert long[0] == 2 and "too long to pass out of the sandbox" in long[2], long
+    listed = hf("queue", "--json", cwd=repo).json["data"]["entries"]
+    assert [(e["task"], e["next"]) for e in listed] == [("calc", "add division")]
+    header = Path(listed[0]["path"]).read_text()
+    assert "tests: 3 passed" in header and "files: src/api/calc.py" in header
+    assert f"from: {api} (b1/api, sandbox)" in header
+    audit = [json.loads(line) for line in (repo / ".git" / "hf" / "audit.log").read_text()
+             .splitlines()]
+    assert [a["why"] for a in audit if a["action"] == "inbox-rejected"] == \
+        ["bad --status 'nowhere'"]
+
+
 def test_a_done_left_in_the_inbox_is_applied_by_the_join(split3, hf):
     """A sandboxed `hf done` whose `hf run` died before applying it: the join (and
     the sweep) apply it through the state machine before they look."""

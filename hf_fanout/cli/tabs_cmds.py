@@ -88,10 +88,21 @@ def handoff(
     origin = str(ws.here.path)
     if os.environ.get("HF_BATCH") and os.environ.get("HF_PART"):
         origin += f" ({os.environ['HF_BATCH']}/{os.environ['HF_PART']})"
-    entry = handoff_entry(ws, task=task_id, text=next_text, status=status, tests=tests,
-                          files=files or [], origin=origin, dry_run=dry_run, report=report)
+    made = handoff_entry(ws, task=task_id, text=next_text, status=status, tests=tests,
+                         files=files or [], origin=origin, dry_run=dry_run, report=report)
+    entry = made.entry
+    data = {**entry.to_data(), "dry_run": dry_run, "requested": made.requested,
+            "waiting": made.waiting}
+    if made.requested:
+        data.update(id=None, path=None)  # hf outside names the entry it writes
+        said = ("would ask hf outside the sandbox to queue it" if dry_run else
+                "asked hf outside the sandbox to queue it: not taken yet (the part's "
+                "`hf run` takes it)" if made.waiting else
+                "queued by hf outside the sandbox (`hf queue` lists it)")
+        emit(data, f"handoff of {entry.task}: {said}")
+        return
     verb = "would write" if dry_run else "queued"
-    emit({**entry.to_data(), "dry_run": dry_run}, f"{verb} {entry.id}: {entry.path}")
+    emit(data, f"{verb} {entry.id}: {entry.path}")
 
 
 @command(epilog="Example: hf queue   |   hf queue --json")

@@ -1,8 +1,9 @@
 """A sandboxed part's requests to hf outside its sandbox.
 
 Inside a part's sandbox hf's records are read-only. What hf does there on the
-part's behalf (`hf done`, `hf blocked`, `hf heartbeat`, `hf note --decision`, the audit
-lines of `hf commit` and of the agent's state) becomes one request file in the part's inbox,
+part's behalf (`hf done`, `hf blocked`, `hf heartbeat`, `hf note --decision`,
+`hf handoff`, the audit lines of `hf commit` and of the agent's state) becomes
+one request file in the part's inbox,
 `<common>/hf/inbox/<batch>/<part>/`, the one place of hf's the sandbox may
 write. hf outside (the part's `hf run`, the sweep, `hf status`, `hf join`)
 validates each request against the part's record and applies it through the
@@ -20,9 +21,11 @@ from typing import Any
 from hf_fanout import atomic
 
 SANDBOX_VAR = "HF_SANDBOX"
-ACTIONS = ("done", "blocked", "heartbeat", "audit", "decision")
+ACTIONS = ("done", "blocked", "heartbeat", "audit", "decision", "handoff")
 MAX_BYTES = 16 * 1024  # a request larger than this is not one hf wrote
 MAX_TEXT = 4000  # a note or reason longer than this is cut
+MAX_HANDOFF = 12 * 1024  # the longest handoff text (with its state summary) passed out
+HANDOFF_FIELDS = ("task", "status", "tests", "files")  # beside its text
 
 
 def sandboxed() -> bool:

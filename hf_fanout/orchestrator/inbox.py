@@ -14,7 +14,7 @@ from hf_fanout.core import inbox
 from hf_fanout.core.records import Part
 from hf_fanout.core.states import IllegalTransition
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import HfError
+from hf_fanout.errors import BadInput, HfError
 from hf_fanout.liveness import heartbeat
 from hf_fanout.orchestrator.lifecycle import mark_blocked, mark_done
 
@@ -65,6 +65,29 @@ def _worker(part: Part, data: dict[str, Any]) -> dict[str, Any]:
             "pid": pid if isinstance(pid, int) else None}
 
 
+def _handoff(ws: Workspace, part: Part, data: dict[str, Any]) -> dict[str, Any]:
+    """A queue entry the part's agent handed on from its sandbox, checked the way
+    `hf handoff` checks its options (the text is the one field not cut short)."""
+    from hf_fanout.tabs.queue import write_entry
+
+    text, files = data.get("text"), data.get("files")
+    if not isinstance(text, str) or len(text.encode()) > inbox.MAX_HANDOFF:
+        return {"applied": False, "action": "handoff", "why": "not a handoff's text"}
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        files = []
+    where = f"{part.worktree} ({part.batch}/{part.name}, sandbox)"
+    try:
+        entry = write_entry(ws, text=text, task=_text(data.get("task")) or "",
+                            status=_text(data.get("status")) or "done",
+                            tests=_text(data.get("tests")) or "",
+                            files=[f[:inbox.MAX_TEXT] for f in files[:200]], origin=where)
+    except BadInput as exc:
+        return {"applied": False, "action": "handoff", "why": exc.message}
+    ws.store.audit("handoff", batch=part.batch, part=part.name, entry=entry.id,
+                   actor=_worker(part, data))
+    return {"applied": True, "action": "handoff", "entry": entry.id}
+
+
 def _apply_one(ws: Workspace, part: Part, data: Any) -> dict[str, Any]:
     if data is None:
         return {"applied": False, "why": "not a request hf writes"}
@@ -100,6 +123,8 @@ def _apply_one(ws: Workspace, part: Part, data: Any) -> dict[str, Any]:
                 return {"applied": False, "action": action, "why": "a decision without text"}
             ws.store.audit("decision", batch=part.batch, part=part.name, text=text,
                            actor=_worker(part, data))
+        elif action == "handoff":
+            return _handoff(ws, part, data)
         else:
             return {"applied": False, "action": action, "why": f"unknown request {action!r}"}
     except IllegalTransition as exc:

@@ -6,6 +6,7 @@ Markdown (core/state_summary.py). Reads only; `--svg` writes the one file."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,14 +214,39 @@ def markdown(ws: Workspace, batch_id: str) -> str:
                                          calibration.sentence(past_batches(events)))
 
 
+@dataclass
+class Handoff:
+    """What `hf handoff` wrote (`entry`), or, inside a part's sandbox, the entry it
+    asked hf outside to write (`requested`; `waiting` while no hf outside took it)."""
+
+    entry: Any
+    requested: bool = False
+    waiting: bool = False
+
+
 def handoff_entry(ws: Workspace, *, report: str | None = None, text: str,
-                  **entry: Any) -> Any:
+                  dry_run: bool = False, **entry: Any) -> Handoff:
     """`hf handoff`: the queue entry, with `report` (a batch) its state summary
-    after the next task's text, so the tab that takes it starts from there."""
+    after the next task's text, so the tab that takes it starts from there. Inside
+    a part's sandbox (the queue is read-only there) the entry becomes a request in
+    the part's inbox, which its `hf run` writes into the queue."""
+    from hf_fanout.core import inbox
     from hf_fanout.tabs.queue import write_entry
 
     if report is not None:
         if not text.strip():
             raise BadInput("--next is required", "say what the next tab should do")
         text = f"{text.strip()}\n\n{state_markdown(ws, report)}"
-    return write_entry(ws, text=text, **entry)
+    if not inbox.sandboxed():
+        return Handoff(write_entry(ws, text=text, dry_run=dry_run, **entry))
+    checked = write_entry(ws, text=text, dry_run=True, **entry)  # the same checks
+    if dry_run:
+        return Handoff(checked, requested=True)
+    if len(text.encode()) > inbox.MAX_HANDOFF:
+        raise BadInput(f"the handoff is too long to pass out of the sandbox "
+                       f"({len(text.encode())} bytes, at most {inbox.MAX_HANDOFF})",
+                       "shorten --next, or leave --report out")
+    batch, part = os.environ.get("HF_BATCH", ""), os.environ.get("HF_PART", "")
+    path = inbox.post(ws.repo.common_dir, batch, part, "handoff", text=text, pid=os.getpid(),
+                      **{key: entry.get(key) for key in inbox.HANDOFF_FIELDS})
+    return Handoff(checked, requested=True, waiting=not inbox.wait_applied(path))
