@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from conftest import git, hf_proc, snapshot, write
 
+from hf_fanout.guard.env import bin_dir
+
 
 def all_done(hf: Any, split3: dict[str, Path]) -> None:
     for name in ("api", "ui", "docs"):
@@ -62,6 +64,37 @@ def test_outside_ownership_committed_on_the_branch(split3, hf):
     all_done(hf, split3)
     error, _ = refused(hf, repo)
     assert error["code"] == "ownership_violation" and "tools/run.sh" in error["message"]
+
+
+def test_the_hint_for_paths_outside_ownership_puts_them_back_through_the_guard(split3, hf):
+    """A committed deletion and an uncommitted new file outside the part's ownership:
+    the commands the refusal's hint names work in the part's tab, where the guard
+    refuses `git restore --source` of an unowned file, and the join then goes."""
+    repo, docs = split3["repo"], split3["docs"]
+    base = git(repo, "rev-parse", "HEAD").strip()
+    git(docs, "rm", "-q", "tools/run.sh")
+    git(docs, "commit", "--no-verify", "-qm", "docs deletes a tool")
+    write(docs, {"docs/guide.md": "guide\n", "stray.txt": "stray\n"})
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    hint = error["hint"]
+    assert "put them back as the part's base has them, in docs's worktree" in hint, hint
+    commands = hint.split("`")[1]
+    tab = {**os.environ, "PATH": f"{bin_dir()}{os.pathsep}{os.environ['PATH']}",
+           "HF_PYTHON": sys.executable}
+    refused_restore = subprocess.run(
+        ["git", "restore", f"--source={base}", "--", "tools/run.sh"], cwd=docs,
+        env=tab, capture_output=True, text=True, check=False)
+    assert refused_restore.returncode != 0  # (the way the hint does not send you)
+    done = subprocess.run(["bash", "-c", commands], cwd=docs, env=tab, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert (repo / "tools/run.sh").is_file() and not (repo / "stray.txt").exists()
+    assert (repo / "docs/guide.md").read_text() == "guide\n"
+    # the join brought only the owned file: the tool is back as it was, mode and all
+    assert git(repo, "diff", "--name-only", base, "HEAD").split() == ["docs/guide.md"]
 
 
 def test_two_parts_changing_one_path(split3, hf):

@@ -174,7 +174,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     tips = {p.name: fetched.get(p.name) or _part_tip(ws, p) for p in parts}
     results = _part_results(ws, batch, parts, tips)
     try:
-        _refuse_bad_changes(results)
+        _refuse_bad_changes(results, {p.name: part_base(batch, p) for p in parts})
         if not allow_outside_links:
             _refuse_outside_links(ws, results)
         with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
@@ -397,7 +397,24 @@ def _refuse_outside_links(ws: Workspace, results: list[PartResult]) -> None:
             "when that is meant", details={"links": found})
 
 
-def _refuse_bad_changes(results: list[PartResult]) -> None:
+def _put_back(result: PartResult, base: str, paths: list[RepoPath]) -> str:
+    """Commands that put a part's changes of `paths` back as its base has them, run
+    in its worktree: the guard refuses `git restore --source` of files a part does
+    not own, and a reversed diff against the base brings back content, mode and
+    deleted directories alike (a path the base lacks is removed). The join then
+    sees no change to them."""
+    before = {c.path: c.old for c in result.changes}
+    shown = paths[:10]
+    had = [shlex.quote(p) for p in shown if before.get(p) is not None]
+    new = [shlex.quote(p) for p in shown if before.get(p) is None]
+    steps = ([f"git diff --binary {base[:12]} -- {' '.join(had)} | git apply -R"] if had
+             else []) + ([f"rm -f {' '.join(new)}"] if new else [])
+    more = " (and so for the others)" if paths[10:] else ""
+    return (f"put them back as the part's base has them, in {result.part.name}'s worktree: "
+            f"`{' && '.join(steps)}`{more}")
+
+
+def _refuse_bad_changes(results: list[PartResult], bases: dict[str, str]) -> None:
     gitlinks = [f"{r.part.name}: {c.path}" for r in results for c in r.changes
                 if MODE_GITLINK in (c.old and c.old.mode, c.new and c.new.mode)]
     if gitlinks:
@@ -412,13 +429,14 @@ def _refuse_bad_changes(results: list[PartResult]) -> None:
             outside[r.part.name] = bad
     if outside:
         text = "; ".join(f"{name}: {listing(paths)}" for name, paths in outside.items())
+        first = next(r for r in results if r.part.name in outside)
+        remote = any(remote_of(r.part) for r in results if r.part.name in outside)
         raise OwnershipViolation(
             f"changed paths outside the part's ownership: {text}",
-            "revert those files in the part's worktree (or move them to the part that "
-            "owns them), then join again" + ("; for a remote part, push the fix to its "
-                                             "branch (`hf done` again where it is worked)"
-                                             if any(remote_of(r.part) for r in results
-                                                    if r.part.name in outside) else ""),
+            _put_back(first, bases[first.part.name], outside[first.part.name])
+            + " (or move the work to the part that owns them), then join again"
+            + ("; for a remote part, push the fix to its branch (`hf done` again where "
+               "it is worked)" if remote else ""),
             details={"outside": outside},
         )
     seen: dict[RepoPath, str] = {}
