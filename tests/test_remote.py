@@ -699,3 +699,34 @@ def test_a_remote_part_branch_that_moved_after_the_join_is_kept_and_said(world, 
     assert not any(r.startswith(("refs/heads/hf/b1/ui", "refs/hf/done/b1/ui")) for r in after)
     fetch = gc.stdout.split("`")[1]
     assert fetch == "git fetch origin refs/heads/hf/b1/api"
+
+
+@pytest.mark.parametrize("look_first", [True, False], ids=["status-first", "done-first"])
+def test_a_remote_part_worked_on_after_its_join_is_shown_and_joined_again(world, tmp_path,
+                                                                          look_first):
+    """B's agent goes on after A joined its part and `hf done` there pushes it: A's
+    status says so, `hf done` on A (with or without a status before) offers it to the
+    batch's next join, which takes exactly what changed since."""
+    remote, a, b = world
+    _joined_b1(a, b, tmp_path)
+    first = a.git("rev-parse", "HEAD").strip()
+    worktree = b.worktree("b1", "api")
+    (worktree / "src/api/late.py").write_text("late = 1\n")
+    b.git("add", "src/api/late.py", cwd=worktree)
+    b.git("commit", "-qm", "after the join", cwd=worktree)
+    late = b.git("rev-parse", "HEAD", cwd=worktree).strip()
+    again = b.hf("done", cwd=worktree)
+    assert again.returncode == 0, again.stderr
+    assert remote_refs(remote)["refs/hf/done/b1/api"] == late
+    if look_first:
+        shown = {p["name"]: p for p in a.hf_json("status", "b1")["batches"][0]["parts"]}
+        assert shown["api"]["after_join"] == 1 and shown["ui"]["after_join"] == 0
+        human = a.hf("status", "b1").stdout
+        assert "api: 1 commit(s) on its branch after its join" in human, human
+    assert a.hf("done", "b1/ui").returncode != 0  # (nothing after its join)
+    done = a.hf("done", "b1/api")
+    assert done.returncode == 0, done.stderr
+    join = a.hf("join", "b1")
+    assert join.returncode == 0, join.stderr
+    assert (a.repo / "src/api/late.py").read_text() == "late = 1\n"
+    assert a.git("diff", "--name-only", first, "HEAD").split() == ["src/api/late.py"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hf_fanout.core import inbox, states
 from hf_fanout.core.records import BLOCKED, DONE, JOINED, Part, now
-from hf_fanout.core.remote_refs import taken_from
+from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
 
 
@@ -45,6 +45,10 @@ def _done_again(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool
     after its join; then done again, for the next join to take those."""
     from hf_fanout.orchestrator.joined_parts import commits_after_join
 
+    if remote_of(part) is not None:
+        from hf_fanout.orchestrator.remote_parts import bring_after_join
+
+        bring_after_join(ws, [part], quiet=False)  # (worked elsewhere: its remote has it)
     after = commits_after_join(ws, part)
     if after is None:
         states.check(part, DONE)  # (refused: already joined, nothing after)

@@ -134,6 +134,59 @@ def sightings(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Seen]
     return found
 
 
+def bring_after_join(ws: Workspace, parts: list[Part], *, quiet: bool = True) -> list[str]:
+    """Joined remote parts whose branch moved on their remote since (the agent there
+    went on and pushed): the new commits fetched and the branch here moved to them,
+    forward only, so that `commits_after_join` sees them as it sees a local part's
+    (`hf status` shows them, `hf done` here offers them to the next join). One `git
+    ls-remote` per remote; `quiet`: a remote that cannot be read is passed over
+    (status), else its error is raised. Returns the parts whose branch moved."""
+    grouped: dict[str, list[Part]] = {}
+    for part in parts:
+        name = remote_of(part)
+        if name is not None and part.state == JOINED:
+            grouped.setdefault(name, []).append(part)
+    moved: list[str] = []
+    for name, group in grouped.items():
+        try:
+            refs = remotes.list_refs(ws.main.path, name,
+                                     [part_refs(p.batch, p.name)[0] for p in group],
+                                     timeout=read_timeout(ws.settings))
+            wanted = [(p, refs[part_refs(p.batch, p.name)[0]]) for p in group
+                      if refs.get(part_refs(p.batch, p.name)[0]) not in
+                      (None, ws.repo.ref_target(f"refs/heads/{p.branch}"))]
+            moved += _forward(ws, name, wanted)
+        except HfError:
+            if not quiet:
+                raise
+    return moved
+
+
+def _forward(ws: Workspace, remote: str, wanted: list[tuple[Part, str]]) -> list[str]:
+    """Fetch each part's remote tip and move its branch here to it where that is a
+    fast-forward (a rewritten branch is left for the join to refuse, as before)."""
+    if not wanted:
+        return []
+    remotes.clear_dead_scratch(ws.main.path, ws.repo.common_dir)
+    moved = []
+    try:
+        remotes.fetch_refs(ws.main.path, remote, [
+            f"+refs/heads/{p.branch}:{_incoming(p)}" for p, _tip in wanted])
+        for part, tip in wanted:
+            ref = f"refs/heads/{part.branch}"
+            old = ws.repo.ref_target(ref)
+            if ws.repo.ref_target(_incoming(part)) != tip or \
+                    (old is not None and not ws.repo.is_ancestor(old, tip)):
+                continue
+            ws.repo.update_ref(ref, tip, old or "", f"hf: fetched from {remote} (after its join)")
+            moved.append(part.name)
+    finally:
+        for part, _tip in wanted:
+            with contextlib.suppress(HfError):
+                ws.repo.git(["update-ref", "-d", _incoming(part)])
+    return moved
+
+
 # --------------------------------------------------------------------- join
 
 

@@ -28,6 +28,7 @@ from hf_fanout.core.records import (
     copied_paths,
     part_base,
 )
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
 from hf_fanout.paths import RepoPath
@@ -272,6 +273,11 @@ def tab_output(ws: Workspace, batch_id: str, parts: list[Part]) -> dict[str, flo
 def batch_status(ws: Workspace, batch_id: str, *, owned: bool = False) -> BatchStatus:
     batch = ws.store.load_batch(batch_id)
     parts = ws.store.load_parts(batch)
+    if not collected(batch) and any(p.state == JOINED and remote_of(p)
+                                    for p in parts):
+        from hf_fanout.orchestrator import remote_parts
+
+        remote_parts.bring_after_join(ws, parts)  # (commits there after their join)
     # what each live part committed: its branch read from git's ref files, and
     # one `diff-tree` for all of them
     tips = {p.name: ws.repo.ref_target(f"refs/heads/{p.branch}")
