@@ -730,3 +730,23 @@ def test_a_remote_part_worked_on_after_its_join_is_shown_and_joined_again(world,
     assert join.returncode == 0, join.stderr
     assert (a.repo / "src/api/late.py").read_text() == "late = 1\n"
     assert a.git("diff", "--name-only", first, "HEAD").split() == ["src/api/late.py"]
+
+
+def test_the_last_join_says_a_remote_part_an_earlier_join_took_was_worked_on_since(
+        world, tmp_path):
+    _remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    assert a.hf("join", "b1", "--partial").returncode == 0
+    worktree = b.worktree("b1", "api")
+    (worktree / "src/api/late.py").write_text("late = 1\n")
+    b.git("add", "src/api/late.py", cwd=worktree)
+    b.git("commit", "-qm", "after the join", cwd=worktree)
+    assert b.hf("done", cwd=worktree).returncode == 0
+    _take_and_finish(b, "ui", "src/ui/app.js", "console.log(2)\n")
+    assert a.hf("done", "b1/docs").returncode == 0
+    join = a.hf("join", "b1", "--json")
+    assert join.returncode == 0, join.stderr
+    assert "hf: note: part api has 1 commit(s) on hf/b1/api after its join" in join.stderr
+    assert [x["part"] for x in json.loads(join.stdout)["data"]["after_join"]] == ["api"]
+    assert not (a.repo / "src/api/late.py").exists()  # (a joined part is not joined again)

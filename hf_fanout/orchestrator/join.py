@@ -119,6 +119,8 @@ def _fetch_remote_parts(ws: Workspace, batch_id: str, *, partial: bool,
     remote_parts.refuse_taken(batch)
     if batch.state != RUNNING:
         return remote_parts.Fetched({}, [])
+    if not dry_run:  # (parts an earlier join took, worked on there since: said in a note)
+        remote_parts.bring_after_join(ws, ws.store.load_parts(batch))
     return remote_parts.fetch_for_join(ws, batch, partial=partial, dry_run=dry_run)
 
 
