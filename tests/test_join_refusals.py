@@ -137,6 +137,36 @@ def test_gitlink_change(split3, hf, tmp_path):
     assert "src/api/vendored" in err
 
 
+@pytest.mark.parametrize("committed", [False, True], ids=["untracked", "committed"])
+def test_a_repository_an_agent_made_in_its_part_joins_as_files_after_the_hint(
+        split3, hf, committed):
+    """`cargo new`, `git init` inside a part: a nested repository is a gitlink, which
+    the join refuses; the hint's command turns it into plain files the join takes."""
+    repo, api = split3["repo"], split3["api"]
+    sub = api / "src/api/newpkg"
+    sub.mkdir()
+    git(sub, "init", "-q", "-b", "main")
+    write(sub, {"lib.rs": "fn main() {}\n"})
+    git(sub, "add", "lib.rs")
+    git(sub, "commit", "-qm", "new package")
+    if committed:
+        git(api, "add", "src/api/newpkg")
+        git(api, "commit", "-qm", "add the package")
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert "submodule" in error["message"]
+    command = error["hint"].split("`")[1]
+    assert command == ("git rm -q --cached --ignore-unmatch src/api/newpkg && "
+                       "rm -rf src/api/newpkg/.git"), error["hint"]
+    tab = {**os.environ, "PATH": f"{bin_dir()}{os.pathsep}{os.environ['PATH']}",
+           "HF_PYTHON": sys.executable}  # (through the guard, as in the part's tab)
+    subprocess.run(["sh", "-c", command], cwd=api, env=tab, check=True)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    assert (repo / "src/api/newpkg/lib.rs").read_text() == "fn main() {}\n"
+    assert git(repo, "ls-files", "-s", "src/api/newpkg").split()[0] == "100644"
+
+
 def test_main_tree_unstaged_edit_on_an_affected_path(split3, hf):
     repo = split3["repo"]
     write(split3["api"], {"src/api/orders.py": "# part\n", "src/api/users.py": "# part\n"})

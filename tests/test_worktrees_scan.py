@@ -194,8 +194,12 @@ def test_nested_repository_without_a_commit_is_refused(repo: Path, part: Path) -
     (part / "empty-sub").mkdir()
     git(part / "empty-sub", "init", "-q")
     write(part, {"empty-sub/a.txt": "a\n"})
-    with pytest.raises(HfError, match="without a commit"):
+    with pytest.raises(HfError, match="without a commit") as refused:
         hf_tree(repo, part)
+    assert "`rm -rf empty-sub/.git` in the part's worktree" in (refused.value.hint or "")
+    shutil.rmtree(part / "empty-sub" / ".git")  # what the hint says: its files are the part's
+    tree = hf_tree(repo, part)
+    assert git(repo, "show", f"{tree}:empty-sub/a.txt") == "a\n"
 
 
 def test_a_split_worktree_has_an_untracked_cache_and_it_stays_right(split3: dict[str, Path],

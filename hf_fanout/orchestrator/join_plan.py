@@ -418,9 +418,17 @@ def _refuse_bad_changes(results: list[PartResult], bases: dict[str, str]) -> Non
     gitlinks = [f"{r.part.name}: {c.path}" for r in results for c in r.changes
                 if MODE_GITLINK in (c.old and c.old.mode, c.new and c.new.mode)]
     if gitlinks:
+        made = [(r.part.name, c.path) for r in results for c in r.changes
+                if c.old is None and c.new is not None and c.new.mode == MODE_GITLINK]
+        hint = "change submodules in the main tree yourself, outside the batch"
+        if made:  # (a repository an agent made in its part: `cargo new`, `git init`)
+            name, path = made[0]
+            where = shlex.quote(str(path).rstrip("/"))
+            hint = (f"a repository made inside a part ({name}: {path}) joins as plain files "
+                    f"once its own git data is gone: `git rm -q --cached --ignore-unmatch "
+                    f"{where} && rm -rf {where}/.git` in that part's worktree; {hint}")
         raise JoinRefused("submodule (gitlink) changes cannot be joined: " + listing(gitlinks),
-                          "change submodules in the main tree yourself, outside the batch",
-                          details={"paths": gitlinks})
+                          hint, details={"paths": gitlinks})
     outside: dict[str, list[RepoPath]] = {}
     for r in results:
         ownership = Ownership.parse(r.part.owns)

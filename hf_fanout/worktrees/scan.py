@@ -8,6 +8,7 @@ Functions of a worktree's path; `Worktree.scan` calls `scan`, and
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -115,9 +116,12 @@ def _nested_repo(full: Path, path: RepoPath) -> Entry | None:
         return None
     head = run(["rev-parse", "--verify", "--quiet", "HEAD"], full, check=False)
     if head.returncode != 0:
+        where = shlex.quote(str(path).rstrip("/"))
         raise HfError(f"{full} is a git repository without a commit: it cannot be "
                       "recorded (`git add` refuses it too)",
-                      "remove it, or make a first commit in it")
+                      "to record its files as plain files of the part, remove its own git "
+                      f"data (`rm -rf {where}/.git` in the part's worktree); or remove the "
+                      "folder")
     return Entry(MODE_GITLINK, head.stdout.decode().strip())
 
 
