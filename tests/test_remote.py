@@ -721,6 +721,7 @@ def test_a_remote_part_worked_on_after_its_join_is_shown_and_joined_again(world,
     if look_first:
         shown = {p["name"]: p for p in a.hf_json("status", "b1")["batches"][0]["parts"]}
         assert shown["api"]["after_join"] == 1 and shown["ui"]["after_join"] == 0
+        assert shown["api"]["worktree"] == "(on origin)"  # (none here: it is worked there)
         human = a.hf("status", "b1").stdout
         assert "api: 1 commit(s) on its branch after its join" in human, human
     assert a.hf("done", "b1/ui").returncode != 0  # (nothing after its join)

@@ -325,6 +325,8 @@ def _show_remote(ws: Workspace, batch: Batch, parts: list[Part],
     for status, part in zip(statuses, parts, strict=True):
         found = seen.get(part.name)
         if found is None:
+            if remote_of(part) is not None:  # (joined or dropped: no worktree here either)
+                status.worktree = f"(on {remote_of(part)})"
             continue
         status.remote = {**found.to_data(), "seen": found.describe(now)}
         status.worktree = f"(on {found.remote})"
