@@ -217,9 +217,14 @@ class Draft:
     base_paths: list[RepoPath]
     reports: list[GlobReport]
     warnings: list[str]
+    plan: Plan
+    # the main tree's status, still running: a split waits for it at the end,
+    # not before its checkouts
+    uncommitted: Future[list[RepoPath]] | None = None
 
     def result(self, *, dry_run: bool) -> SplitResult:
-        return SplitResult(self.batch, self.parts, self.reports, dry_run, list(self.warnings))
+        return SplitResult(self.batch, self.parts, self.reports, dry_run,
+                           self.warnings + _uncommitted_warning(self.plan, self.uncommitted))
 
 
 def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) -> Draft:
@@ -266,8 +271,7 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
                 for r in reports if r.matches == 0]
     warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
-    return Draft(batch, parts, base_paths, reports,
-                 warnings + _uncommitted_warning(plan, uncommitted))
+    return Draft(batch, parts, base_paths, reports, warnings, plan, uncommitted)
 
 
 def _collected(ws: Workspace, batch_id: str) -> bool:
