@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -876,3 +877,43 @@ def test_a_split_journal_of_the_wrong_shape_is_a_note_not_a_crash(repo, hf):
     assert r.code == 0, r.err
     assert "hf: note: the journal of a split that was cut off" in r.err and "damaged" in r.err
     assert "internal error" not in r.err and journal.exists()
+
+
+def _files_checked_again(worktree: Path, tmp_path: Path) -> int:
+    """How many files a `git status` in `worktree` has to look at again because it
+    cannot trust their stat data (git's trace2 figure `refresh/sum_lstat`)."""
+    trace = tmp_path / f"trace-{time.monotonic_ns()}"
+    subprocess.run(["git", "--no-optional-locks", "status", "--porcelain"], cwd=worktree,
+                   env={**os.environ, "GIT_TRACE2_PERF": str(trace)}, check=True,
+                   capture_output=True)
+    (figure,) = [line for line in trace.read_text().splitlines() if "refresh/sum_lstat:" in line]
+    return int(figure.rsplit("refresh/sum_lstat:", 1)[1])
+
+
+def test_a_checkout_index_settled_past_its_second_lets_git_trust_the_files(
+        large_repo, tmp_path):
+    """A new worktree's files written in the same second as its index are racily
+    clean: every status reads them again, until the index is dated in a later
+    second. Settled, none is; a file changed in place right after (same size,
+    same second) is still seen as changed."""
+    from hf_fanout.worktrees.repository import Worktree
+
+    wt = tmp_path / "wt"
+    git(large_repo, "worktree", "add", "-q", "--no-checkout", "-b", "w", str(wt), "HEAD")
+    tree = Worktree.discover(large_repo).repository.worktree(wt)
+    tree.populate(prime=False)
+    index = tree.index_file
+    newest = max((wt / p).stat().st_mtime_ns for p in git(wt, "ls-files").splitlines())
+    os.utime(index, ns=(newest, newest))  # as a checkout within one second leaves it
+    assert not tree.settle_index() or time.time_ns() // 10**9 > newest // 10**9
+    assert _files_checked_again(wt, tmp_path) > 0
+    while time.time_ns() // 10**9 <= newest // 10**9:
+        time.sleep(0.02)
+    assert tree.settle_index()
+    assert index.stat().st_mtime_ns // 10**9 > newest // 10**9
+    assert _files_checked_again(wt, tmp_path) == 0
+    target = wt / next(p for p in git(wt, "ls-files").splitlines() if p.endswith(".py"))
+    data = target.read_bytes()
+    with target.open("r+b") as handle:  # in place: same inode, same size
+        handle.write(bytes([data[0] ^ 1]))
+    assert git(wt, "status", "--porcelain").split() == ["M", target.relative_to(wt).as_posix()]

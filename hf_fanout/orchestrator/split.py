@@ -408,12 +408,14 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
     ready = itertools.count(1)  # (next() on a count is atomic: primes run in threads)
 
     def prime(part: Part) -> None:
-        worktree = Path(part.worktree)
-        _past_index_second(ws.worktree(worktree).index_file,
-                           lambda: remaining.value > 0 and not stop.is_set())
-        ws.repo.worktree(worktree).prime_status_caches()
+        tree = ws.repo.worktree(Path(part.worktree))
+        _past_index_second(tree.index_file, lambda: remaining.value > 0 and not stop.is_set())
+        if not hooked:  # (a hook may have written a file in the checkout's last second)
+            tree.settle_index()
+        tree.prime_status_caches()
         progress(f"{next(ready)}/{len(parts)} worktrees: {part.name} ({part.worktree})")
 
+    hooked = ws.repo.has_hook("post-checkout")
     if sparse:  # once, before checkouts write their config
         ws.repo.enable_worktree_config()
     # the finishing steps read refs in-process: load pygit2 while this thread waits
@@ -462,7 +464,8 @@ def _past_index_second(index: Path, worth_waiting: Callable[[], bool]) -> None:
     file written in that same second as racily clean and reads it again in
     full, and the status that primes the worktree's caches would: 0.27 s for
     a checkout of 20,000 files written within one second, 0.08-0.10 s once
-    the second has passed. The last checkouts do not wait."""
+    the second has passed. Past it, the index is dated in the new second
+    (`settle_index`): no file is read again. The last checkouts do not wait."""
     try:
         target = math.floor(index.stat().st_mtime) + 1
     except OSError:

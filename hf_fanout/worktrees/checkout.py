@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,27 @@ def _not_sparse(path: Path) -> None:
     # without the patterns a checkout is full, also where the repository's own config
     # sets core.sparseCheckout for every worktree
     patterns.unlink(missing_ok=True)
+
+
+def settle_index(index: Path) -> bool:
+    """Date a new checkout's index in the current second once the clock is past the
+    second it was written in, and say whether it did. git (built without
+    nanosecond timestamps, as Debian's is) takes a file whose mtime is not older
+    than the index as racily clean and reads it again in full on every status
+    until an index is written in a later second: at 5,000 files the first status
+    of a fresh worktree spent 45 ms re-reading them, against 0.05 ms after.
+    Only for a checkout that nothing else has written in since it was made (no
+    post-checkout hook, no agent yet): git then trusts the stat data of every file
+    older than the index, as it would after a status in a later second."""
+    try:
+        written = index.stat().st_mtime_ns
+    except OSError:
+        return False
+    now = time.time_ns()
+    if now // 1_000_000_000 <= written // 1_000_000_000:
+        return False
+    os.utime(index, ns=(now, now))
+    return True
 
 
 def populate(path: Path, common_dir: Path, *, workers: int = 1,

@@ -384,6 +384,11 @@ class Worktree:
 
         set_sparse(self.path, globs, add=True)
 
+    def settle_index(self) -> bool:
+        from hf_fanout.worktrees.checkout import settle_index
+
+        return settle_index(self.index_file)
+
     def prime_status_caches(self) -> None:
         from hf_fanout.worktrees.status import prime_status_caches
 
