@@ -46,6 +46,7 @@ from hf_fanout.tabs import environment, handoff
 from hf_fanout.tabs.launchers import Opened
 from hf_fanout.tabs.launchers import choose as choose_launcher
 from hf_fanout.tabs.opening import open_tabs as open_part_tabs
+from hf_fanout.worktrees.checkout import CLOCK_LAG_NS
 
 Progress = Callable[[str], None]
 
@@ -467,7 +468,7 @@ def _past_index_second(index: Path, worth_waiting: Callable[[], bool]) -> None:
     the second has passed. Past it, the index is dated in the new second
     (`settle_index`): no file is read again. The last checkouts do not wait."""
     try:
-        target = math.floor(index.stat().st_mtime) + 1
+        target = math.floor(index.stat().st_mtime) + 1 + CLOCK_LAG_NS / 1e9
     except OSError:
         return
     while time.time() < target and worth_waiting():

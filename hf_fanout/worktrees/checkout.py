@@ -21,6 +21,9 @@ from hf_fanout.worktrees.status import prime_status_caches
 # larger blobs stay compressed in the repository's packs (`unpacked_objects`):
 # a stored copy of them would cost more disk than the inflating it saves
 UNPACKED_BLOB_LIMIT = "1m"
+# how far behind the clock a file's mtime may be (the kernel's coarse clock: one
+# tick, 1-10 ms); `settle_index` waits this long into the new second
+CLOCK_LAG_NS = 20_000_000
 # hooks `git reset --hard` runs (with `unpacked_objects`' variable set)
 _CHECKOUT_HOOKS = ("reference-transaction", "post-index-change")
 
@@ -232,7 +235,9 @@ def settle_index(index: Path) -> bool:
     except OSError:
         return False
     now = time.time_ns()
-    if now // 1_000_000_000 <= written // 1_000_000_000:
+    # (the kernel dates files by a coarser clock that lags this one by up to a
+    # tick: a file written right after must not get the index's old second)
+    if (now - CLOCK_LAG_NS) // 1_000_000_000 <= written // 1_000_000_000:
         return False
     os.utime(index, ns=(now, now))
     return True
