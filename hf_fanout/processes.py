@@ -113,21 +113,32 @@ def mount_namespace(pid: int) -> str | None:
         return None
 
 
-def child_in_other_namespace(pid: int) -> str | None:
+def hold_child_namespace(pid: int) -> tuple[str, int] | None:
     """The mount namespace of a child of `pid` that is in another one than this
-    process (bubblewrap's child, the sandbox's first process); None when there is
-    none (yet)."""
+    process (bubblewrap's child, the sandbox's first process), and an open handle
+    on it, which keeps the namespace and so its number from going to another one
+    once the sandbox's last process is gone (the kernel gives a freed number to
+    the next namespace made). The caller closes the handle. None when there is no
+    such child (yet), or this process's own namespace cannot be read (then no
+    other can be told from it)."""
     import psutil
 
     own = mount_namespace(os.getpid())
+    if own is None:
+        return None
     try:
         children = psutil.Process(pid).children()
     except psutil.Error:
         return None
     for child in children:
-        found = mount_namespace(child.pid)
-        if found is not None and found != own:
-            return found
+        try:
+            handle = os.open(f"/proc/{child.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        found = f"mnt:[{os.fstat(handle).st_ino}]"  # the namespace held, whoever the pid is now
+        if found != own:
+            return found, handle
+        os.close(handle)
     return None
 
 

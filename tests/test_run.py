@@ -337,3 +337,43 @@ def test_a_heartbeat_interval_that_is_not_a_positive_number_is_refused(split3, h
     assert r.code == 0 and r.json["data"]["heartbeat_seconds"] == 5.0
     r = hf("run", "--dry-run", "--heartbeat", "0", "--json", "--", "true", cwd=api)
     assert r.code == 2 and "--heartbeat" in r.json["error"]["hint"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
+                    reason="making a mount namespace needs root and unshare")
+def test_the_sandbox_watch_never_ends_a_namespace_made_after_the_sandbox_ended():
+    """The kernel gives a freed namespace number to the next namespace made. The
+    watch holds the sandbox's namespace from the moment it finds it: once the
+    sandbox's processes are gone, a process in a namespace made afterwards (here
+    `unshare -m`, as another part's sandbox would) is not the sandbox's and is
+    left running."""
+    from hf_fanout.orchestrator.workers import _SandboxWatch
+
+    own = os.readlink("/proc/self/ns/mnt")
+    # bubblewrap's stand-in: its child goes into a namespace of its own, then ends
+    stand_in = subprocess.Popen(["sh", "-c", "unshare -m sleep 0.5; exec sleep 60"])
+    other = None
+    try:
+        watch = _SandboxWatch(stand_in.pid)
+        wait_for(lambda: watch.held is not None, timeout=10)
+        sandboxed = watch.held[0]
+        wait_for(lambda: not [c for c in psutil.Process(stand_in.pid).children()
+                              if c.name() != "sleep" or "0.5" in c.cmdline()], timeout=10)
+        other = subprocess.Popen(["unshare", "-m", "sleep", "60"])
+
+        def other_namespace() -> str | None:
+            try:
+                found = os.readlink(f"/proc/{other.pid}/ns/mnt")
+            except OSError:
+                return None
+            return found if found != own else None
+        wait_for(lambda: other_namespace() is not None, timeout=10)
+        assert other_namespace() != sandboxed  # the number was not free to take
+        assert watch.end_left(0.5) == []
+        time.sleep(0.2)
+        assert other.poll() is None  # still running
+    finally:
+        for proc in (other, stand_in):
+            if proc is not None:
+                proc.kill()
+                proc.wait()

@@ -246,28 +246,35 @@ class _SandboxWatch:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.namespace: str | None = None
+        self.held: tuple[str, int] | None = None  # the namespace, and a handle keeping it
         self.ended = threading.Event()
         self.thread = threading.Thread(target=self._find, daemon=True)
         self.thread.start()
 
     def _find(self) -> None:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.namespace is None:
-            self.namespace = processes.child_in_other_namespace(self.pid)
-            if self.namespace is None and self.ended.wait(0.02):
+        while time.monotonic() < deadline and self.held is None:
+            self.held = processes.hold_child_namespace(self.pid)
+            if self.held is None and self.ended.wait(0.02):
                 return
 
     def end_left(self, grace: float) -> list[int]:
         """The pids that were still in the sandbox (SIGTERMed, then SIGKILLed after
-        `grace`)."""
+        `grace`). Never this process's own namespace's: only the one held since
+        bubblewrap's child was found, which no other namespace can have taken."""
         self.ended.set()
         self.thread.join(1)
-        namespace = self.namespace
-        if namespace is None:
+        if self.thread.is_alive() or self.held is None:
             return []
-        ended = processes.end_pids(lambda: processes.in_mount_namespace(namespace), grace)
-        return ended["terminated"]
+        namespace, handle = self.held
+        try:
+            if namespace == processes.mount_namespace(os.getpid()):
+                return []
+            ended = processes.end_pids(lambda: processes.in_mount_namespace(namespace), grace)
+            return ended["terminated"]
+        finally:
+            os.close(handle)
+            self.held = None
 
 
 @dataclass
