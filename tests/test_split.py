@@ -919,3 +919,21 @@ def test_a_checkout_index_settled_past_its_second_lets_git_trust_the_files(
     with target.open("r+b") as handle:  # in place: same inode, same size
         handle.write(bytes([data[0] ^ 1]))
     assert git(wt, "status", "--porcelain").split() == ["M", target.relative_to(wt).as_posix()]
+
+
+@pytest.mark.parametrize("program", [None, "post-checkout", "post-index-change",
+                                     "reference-transaction", "smudge filter"])
+def test_a_checkout_that_runs_a_program_is_never_settled(large_repo, program):
+    """A hook the checkout runs, or a smudge filter, may rewrite a file in place in
+    the checkout's last second: the index of such a checkout is not dated past it
+    (git would then trust the rewritten file)."""
+    from hf_fanout.worktrees.repository import Worktree
+
+    if program == "smudge filter":
+        git(large_repo, "config", "filter.lfs.smudge", "cat")
+    elif program is not None:
+        hook = large_repo / ".git" / "hooks" / program
+        hook.write_text("#!/bin/sh\nexit 0\n")
+        hook.chmod(0o755)
+    repo = Worktree.discover(large_repo).repository
+    assert repo.checkout_runs_programs() is (program is not None)

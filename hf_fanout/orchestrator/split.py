@@ -344,6 +344,9 @@ def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None)
         changed = sorted(uncommitted.result()) if uncommitted is not None else []
     except GitFailed:
         return []
+    except Exception:  # (read beside the checkouts: a warning never fails a split made)
+        return ["the main tree's uncommitted changes could not be read: the parts start "
+                "from the commit, without them"]
     if not changed:
         return []
     owners = [(p.name, Ownership.parse(p.owns)) for p in plan.parts]
@@ -411,12 +414,12 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
     def prime(part: Part) -> None:
         tree = ws.repo.worktree(Path(part.worktree))
         _past_index_second(tree.index_file, lambda: remaining.value > 0 and not stop.is_set())
-        if not hooked:  # (a hook may have written a file in the checkout's last second)
+        if not hooked:  # (a hook or filter may have written a file in its last second)
             tree.settle_index()
         tree.prime_status_caches()
         progress(f"{next(ready)}/{len(parts)} worktrees: {part.name} ({part.worktree})")
 
-    hooked = ws.repo.has_hook("post-checkout")
+    hooked = ws.repo.checkout_runs_programs()
     if sparse:  # once, before checkouts write their config
         ws.repo.enable_worktree_config()
     # the finishing steps read refs in-process: load pygit2 while this thread waits

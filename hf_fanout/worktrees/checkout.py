@@ -93,6 +93,19 @@ class WorktreeAdmin:
             self.__dict__["_hooks_dir"] = hooks
         return os.access(hooks / name, os.X_OK)
 
+    def checkout_runs_programs(self) -> bool:
+        """Whether a checkout here runs a program that could write into the worktree
+        beside git: a hook it runs (post-checkout, reference-transaction,
+        post-index-change) or a smudge or process filter. Asked once."""
+        found = self.__dict__.get("_checkout_runs_programs")
+        if found is None:
+            filters = run(["config", "--get-regexp", r"^filter\..*\.(smudge|process)$"],
+                          self.workdir, check=False)
+            found = bool(filters.stdout.strip()) or any(
+                self.has_hook(name) for name in ("post-checkout", *_CHECKOUT_HOOKS))
+            self.__dict__["_checkout_runs_programs"] = found
+        return bool(found)
+
     def remove_worktree(self, path: Path) -> int:
         """Delete a worktree's folder, whatever it holds (moved aside first, then its
         files: `worktrees/removal.py`), and git's record of it
@@ -228,19 +241,25 @@ def settle_index(index: Path) -> bool:
     until an index is written in a later second: at 5,000 files the first status
     of a fresh worktree spent 45 ms re-reading them, against 0.05 ms after.
     Only for a checkout that nothing else has written in since it was made (no
-    post-checkout hook, no agent yet): git then trusts the stat data of every file
-    older than the index, as it would after a status in a later second."""
+    hook or filter of the checkout's, `checkout_runs_programs`; no agent yet): git
+    then trusts the stat data of every file older than the index, as it would
+    after a status in a later second. The filesystem dates the index by its own
+    clock, the one that dates the files (a network disk's may differ from this
+    machine's); it counts only when that puts it in a later second."""
     try:
         written = index.stat().st_mtime_ns
     except OSError:
         return False
-    now = time.time_ns()
-    # (the kernel dates files by a coarser clock that lags this one by up to a
-    # tick: a file written right after must not get the index's old second)
-    if (now - CLOCK_LAG_NS) // 1_000_000_000 <= written // 1_000_000_000:
+    # (tried once this machine's clock is a little into the next second: the
+    # kernel's file clock lags it by up to a tick)
+    if (time.time_ns() - CLOCK_LAG_NS) // 1_000_000_000 <= written // 1_000_000_000:
         return False
-    os.utime(index, ns=(now, now))
-    return True
+    try:
+        os.utime(index)
+        dated = index.stat().st_mtime_ns
+    except OSError:
+        return False
+    return dated // 1_000_000_000 > written // 1_000_000_000
 
 
 def populate(path: Path, common_dir: Path, *, workers: int = 1,
