@@ -111,10 +111,20 @@ def _tree_of_files(top: Path) -> None:
         (top / f"d{i % 3}" / f"f{i}.txt").write_text("x" * (i * 300))
 
 
+def _tool(tools: Path, name: str, script: str) -> None:
+    tools.mkdir(exist_ok=True)
+    (tools / name).write_text(f"#!/bin/sh\n{script}\n")
+    (tools / name).chmod(0o755)
+
+
+# a find that is not GNU's: it refuses -printf before it does anything, as BSD's does
+NOT_GNU_FIND = 'echo "find: -printf: unknown primary or operator" >&2; exit 1'
+
+
 def test_what_rm_leaves_is_deleted_by_the_walk_and_counted_once(tmp_path: Path,
                                                               monkeypatch) -> None:
     tools = tmp_path / "bin"
-    tools.mkdir()
+    _tool(tools, "find", NOT_GNU_FIND)
     fake_rm = tools / "rm"  # an rm that deletes nothing (as one refused everything)
     fake_rm.write_text("#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/rm.log\"\nexit 1\n")
     fake_rm.chmod(0o755)
@@ -130,9 +140,67 @@ def test_what_rm_leaves_is_deleted_by_the_walk_and_counted_once(tmp_path: Path,
     assert freed == counted
 
 
-def test_rm_deletes_the_files_and_the_walk_is_not_needed(tmp_path: Path, monkeypatch) -> None:
+def test_find_deletes_and_counts_in_one_pass_without_du_rm_or_the_walk(
+        tmp_path: Path, monkeypatch) -> None:
     tools = tmp_path / "bin"
-    tools.mkdir()
+    _tool(tools, "find",
+          f'echo "$@" >> "$(dirname "$0")/find.log"\nexec {shutil.which("find")} "$@"')
+    tree = tmp_path / "wt"
+    _tree_of_files(tree)
+    (tree / "d0" / "empty").mkdir()
+    (tree / "link").symlink_to(tmp_path / "bin")
+    counted = du_bytes(tree)
+    for name in ("du", "rm"):
+        _tool(tools, name, f'echo {name} was run >&2; exit 3')
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+
+    def no_walk(path: Path) -> int:
+        raise AssertionError(f"the walk was asked to delete {path}")
+
+    monkeypatch.setattr(removal, "delete_tree", no_walk)
+
+    freed = removal.delete(tree)
+
+    assert f"{removal.aside_of(tree)} -mindepth 1" in (tools / "find.log").read_text()
+    assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
+    assert (tools / "find").exists()  # the link's target stays
+    assert freed == counted > 0
+
+
+def test_what_find_leaves_is_deleted_by_the_walk_and_counted_once(
+        tmp_path: Path, monkeypatch) -> None:
+    tools = tmp_path / "bin"  # a find that deletes only what is in the first folder
+    _tool(tools, "find", f'top="$1"; shift\n{shutil.which("find")} "$top/d0" "$@"\nexit 1')
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    tree = tmp_path / "wt"
+    _tree_of_files(tree)
+    counted = du_bytes(tree)
+
+    freed = removal.delete(tree)
+
+    assert not os.path.lexists(tree) and not os.path.lexists(removal.aside_of(tree))
+    assert freed == counted
+
+
+@pytest.mark.parametrize("tools", ["find", "the walk"])
+def test_a_file_with_two_names_is_counted_once(tmp_path: Path, monkeypatch, tools: str) -> None:
+    tree = tmp_path / "wt"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "big").write_bytes(b"q" * 50_000)
+    os.link(tree / "a" / "big", tree / "second-name")
+    os.link(tree / "a" / "big", tree / "a" / "third-name")
+    counted = du_bytes(tree)  # (du counts a file once, whatever its names)
+    if tools == "the walk":
+        (tmp_path / "no-tools").mkdir()
+        monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+
+    assert removal.delete(tree) == counted > 50_000
+    assert not os.path.lexists(tree)
+
+
+def test_without_gnu_find_du_counts_and_rm_deletes(tmp_path: Path, monkeypatch) -> None:
+    tools = tmp_path / "bin"
+    _tool(tools, "find", NOT_GNU_FIND)
     logged_rm = tools / "rm"  # the real rm, its arguments written down first
     logged_rm.write_text(f"#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/rm.log\"\n"
                          f"exec {shutil.which('rm')} \"$@\"\n")
@@ -197,14 +265,13 @@ def test_usage_without_du_is_counted_by_the_walk(tmp_path: Path, monkeypatch) ->
     assert removal.usage(tmp_path / "never-there") == 0
 
 
-def test_an_rm_stopped_by_a_signal_stops_the_deletion_and_the_next_finishes_it(
+def test_a_find_stopped_by_a_signal_stops_the_deletion_and_the_next_finishes_it(
         tmp_path: Path, monkeypatch) -> None:
-    """Ctrl-C reaches `rm` too: the walk does not go on deleting in its place,
+    """Ctrl-C reaches `find` too: the walk does not go on deleting in its place,
     the folder stays aside, and the next removal there finishes it."""
     tools = tmp_path / "bin"
     tools.mkdir()
-    (tools / "rm").write_text("#!/bin/sh\nkill -INT $$\n")
-    (tools / "rm").chmod(0o755)
+    _tool(tools, "find", "kill -INT $$")
     real_path = os.environ["PATH"]
     monkeypatch.setenv("PATH", f"{tools}:{real_path}")
     folder = tmp_path / "batch"
