@@ -207,6 +207,52 @@ def test_untracked_file_in_the_main_tree_at_an_added_path(split3, hf):
     assert (repo / "src/ui/new.js").read_text() == "// mine, not tracked\n"
 
 
+@pytest.mark.parametrize("many", [False, True])  # (more than 32 paths: another status)
+@pytest.mark.parametrize("in_the_way", ["file", "symlink"])
+def test_an_untracked_file_where_a_part_makes_a_folder_is_refused_and_kept(
+        split3, hf, in_the_way, many):
+    repo = split3["repo"]
+    added = {f"src/ui/widgets/w{i}.js": "// part\n" for i in range(40 if many else 1)}
+    write(split3["ui"], added)
+    if in_the_way == "file":
+        write(repo, {"src/ui/widgets": "mine, not tracked\n"})
+    else:
+        (repo / "src/ui/widgets").symlink_to(repo / "docs")  # a link to a folder
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert "uncommitted edits" in error["message"] and "src/ui/widgets" in err
+    assert hf("join", "b1", "--json", cwd=repo).json["data"]["paths"] == ["src/ui/widgets"]
+
+
+@pytest.mark.parametrize("many", [False, True])
+@pytest.mark.parametrize("mark", ["--skip-worktree", "--assume-unchanged"])
+def test_an_edit_git_status_does_not_show_is_refused_and_kept(split3, hf, mark, many):
+    """A file marked skip-worktree or assume-unchanged (a local override): `git
+    status` is silent about its edits, and `git merge` refuses to overwrite them."""
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "# part\n",
+                          **{f"src/api/more/m{i}.py": "" for i in range(40 if many else 0)}})
+    git(repo, "update-index", mark, "src/api/orders.py")
+    write(repo, {"src/api/orders.py": "# my local override\n"})
+    assert "orders.py" not in git(repo, "status", "--porcelain")
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert "skip-worktree or assume-unchanged" in error["message"]
+    assert hf("join", "b1", "--json", cwd=repo).json["data"]["paths"] == ["src/api/orders.py"]
+    assert "--no-skip-worktree" in error["hint"]
+
+
+def test_a_marked_file_without_edits_is_joined(split3, hf):
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "# part\n"})
+    git(repo, "update-index", "--assume-unchanged", "src/api/orders.py")
+    all_done(hf, split3)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "# part\n"
+    assert git(repo, "show", "HEAD:src/api/orders.py") == "# part\n"
+
+
 def test_part_not_done_without_partial(split3, hf):
     repo = split3["repo"]
     write(split3["api"], {"src/api/new.py": "n = 1\n"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,37 @@ def test_undo_refuses_when_main_changed_the_same_lines_since(repo, hf):
     assert f"git revert {join[:12]}" in r.err
     assert snapshot(repo) == before
     assert part_states(repo) == {"api": "joined", "docs": "joined"}
+
+
+def test_undo_refuses_an_untracked_file_where_it_makes_a_folder_again(split3, hf):
+    repo = split3["repo"]
+    for name in ("orders.py", "users.py"):  # the part deletes the whole folder
+        (split3["api"] / "src/api" / name).unlink()
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    shutil.rmtree(repo / "src/api", ignore_errors=True)
+    write(repo, {"src/api": "mine, made after the join\n"})
+    before = snapshot(repo)
+    r = hf("undo", "b1", "--json", cwd=repo)
+    assert r.code == 1
+    assert r.json["data"]["paths"] == ["src/api"]
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("mark", ["--skip-worktree", "--assume-unchanged"])
+def test_undo_refuses_an_edit_git_status_does_not_show(split3, hf, mark):
+    repo = split3["repo"]
+    joined(split3, hf)
+    git(repo, "update-index", mark, "src/api/search.py")  # (the join added it)
+    write(repo, {"src/api/search.py": "my local override\n"})
+    before = snapshot(repo)
+    r = hf("undo", "b1", "--json", cwd=repo)
+    assert r.code == 1
+    error = r.json["error"]
+    assert "skip-worktree or assume-unchanged" in error["message"]
+    assert r.json["data"]["paths"] == ["src/api/search.py"]
+    assert snapshot(repo) == before
 
 
 def test_undo_refuses_a_dirty_affected_path_and_writes_nothing(split3, hf):

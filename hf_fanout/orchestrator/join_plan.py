@@ -347,10 +347,12 @@ def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
 
 
 def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[PartResult],
-                      dirty: list[RepoPath] | None = None) -> None:
-    """Refuse when the main tree has uncommitted edits (staged or not, or an
-    untracked file) on a path the join would write (`dirty`: those paths,
-    when the caller already asked)."""
+                      dirty: list[RepoPath] | None = None,
+                      hidden: list[RepoPath] | None = None) -> None:
+    """Refuse when the main tree has uncommitted edits (staged or not, an
+    untracked file, one in the way of a folder the join makes, or one in a file
+    marked assume-unchanged or skip-worktree) on a path the join would write
+    (`dirty`, `hidden`: those paths, when the caller already asked)."""
     if dirty is None:
         dirty = ws.main.status_paths(affected)
     if dirty:
@@ -362,6 +364,25 @@ def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[Par
         )
         _attach_preview(exc, results)
         raise exc
+    if hidden is None:
+        hidden = ws.main.hidden_edits(affected)
+    if hidden:
+        exc = JoinRefused(hidden_edits_line("join", hidden), hidden_edits_hint("join"),
+                          details={"paths": sorted(hidden)})
+        _attach_preview(exc, results)
+        raise exc
+
+
+def hidden_edits_line(command: str, paths: list[RepoPath]) -> str:
+    return ("the main tree has edits `git status` does not show (files marked "
+            f"skip-worktree or assume-unchanged) on paths this {command} would write: "
+            + listing(paths))
+
+
+def hidden_edits_hint(command: str) -> str:
+    return ("keep a copy of those files, clear the mark (`git update-index "
+            "--no-skip-worktree --no-assume-unchanged -- PATH`), commit or stash the "
+            f"edits, then {command} again")
 
 
 def link_escape(path: str, target: bytes) -> str | None:

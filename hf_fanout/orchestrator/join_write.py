@@ -154,10 +154,12 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None)
         # the join's objects (one pack) beside what is left of them
         dirty = pool.submit(main.status_paths, affected, in_head=old_entries)
         staged_then = pool.submit(main.staged_paths, head)
+        hidden = pool.submit(main.hidden_edits, affected)
         new_tree = _final_tree(ws, plan, head)
         commit = repo.commit_tree(new_tree, parents(plan, head), commit_message(plan))
         written = pool.submit(repo.write_held_objects)  # before a ref names them
-        refuse_main_edits(ws, affected, plan.results, dirty=dirty.result())
+        refuse_main_edits(ws, affected, plan.results, dirty=dirty.result(),
+                          hidden=hidden.result())
         staged_before = staged_then.result()
         written.result()
 

@@ -23,7 +23,7 @@ from hf_fanout.core import states
 from hf_fanout.core.records import JOINED, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import MergeConflict, UndoRefused
-from hf_fanout.orchestrator.join_plan import listing
+from hf_fanout.orchestrator.join_plan import hidden_edits_hint, hidden_edits_line, listing
 from hf_fanout.orchestrator.joined_parts import join_results, trailers
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Change, Entry
@@ -216,6 +216,10 @@ def _refuse_main_edits(ws: Workspace, plan: UndoPlan) -> None:
             "the main tree has uncommitted edits on paths this undo would write: "
             + listing(dirty), "commit or stash those edits in the main tree, then undo again",
             details={"paths": sorted(dirty)})
+    hidden = ws.main.hidden_edits(plan.entries)
+    if hidden:
+        raise UndoRefused(hidden_edits_line("undo", hidden), hidden_edits_hint("undo"),
+                          details={"paths": sorted(hidden)})
 
 
 def _revert_message(plan: UndoPlan) -> str:

@@ -274,6 +274,13 @@ class Worktree:
 
         return status_paths(self.path, paths, in_head=in_head or {}, exclude=exclude)
 
+    def hidden_edits(self, paths: Iterable[RepoPath]) -> list[RepoPath]:
+        """Paths of `paths` marked assume-unchanged or skip-worktree whose file was
+        edited (`status.hidden_edits`). Git processes only (safe in a thread)."""
+        from hf_fanout.worktrees.status import hidden_edits
+
+        return hidden_edits(self.path, set(paths))
+
     def changed_paths(self) -> list[RepoPath]:
         from hf_fanout.worktrees.status import changed_paths
 

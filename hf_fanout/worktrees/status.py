@@ -8,18 +8,21 @@ processes only: safe in threads.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees.process import index_env, out
 from hf_fanout.worktrees.zparse import (
+    MODE_SYMLINK,
     Entry,
     Listed,
     chunks,
     nul_split,
     parse_status_v2,
     status_items,
+    stdin_path,
     under_any,
 )
 
@@ -43,17 +46,89 @@ def status_paths(worktree: Path, paths: Iterable[RepoPath] | None, *,
                  exclude: Sequence[str] = ()) -> list[RepoPath]:
     """Paths of `worktree` with any uncommitted difference (staged, unstaged,
     untracked): all of them, or those of `paths` (`in_head`: their entries in
-    HEAD). Paths in `exclude`, or below one of them, are left out."""
+    HEAD), with, for `paths`, what is in the way of writing them (`in_the_way`).
+    Paths in `exclude`, or below one of them, are left out."""
     if paths is None:
         found = changed_paths(worktree)
     else:
         wanted = set(paths)
         found = (_status_of_many(worktree, wanted, in_head) if len(wanted) > FEW_PATHS
                  else status_items(_status_limited(wanted, worktree)))
+        found += [p for p in in_the_way(worktree, wanted) if p not in found]
     if not exclude:
         return found
     skip = {RepoPath(p.rstrip("/")) for p in exclude}
     return [p for p in found if not under_any(p, skip)]
+
+
+def in_the_way(worktree: Path, wanted: set[RepoPath]) -> list[RepoPath]:
+    """The folders above paths of `wanted` that `worktree` has as something else
+    than a folder (an untracked file, a symbolic link), which a write of the path
+    would replace: `git status` of the path itself does not list them. A folder
+    that is itself in `wanted` is left to the status of that path."""
+    kinds: dict[str, bool] = {}  # a folder above a wanted path: is it a folder on disk
+    found: list[RepoPath] = []
+    for path in sorted(wanted):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            if above in wanted:
+                continue
+            if above not in kinds:
+                try:
+                    mode = os.lstat(worktree / above).st_mode
+                except OSError:  # (nothing there: nothing below it either)
+                    kinds[above] = False
+                    break
+                kinds[above] = stat.S_ISDIR(mode)
+                if not kinds[above]:
+                    found.append(RepoPath(above))
+            if not kinds[above]:
+                break
+    return found
+
+
+def hidden_edits(worktree: Path, wanted: set[RepoPath]) -> list[RepoPath]:
+    """The paths of `wanted` that the index marks assume-unchanged or skip-worktree
+    (`git update-index`) and whose file differs from its index entry: edits `git
+    status` does not show, which a write of the path would lose. A marked path
+    with no file (outside a sparse checkout) is not one."""
+    if len(wanted) > FEW_PATHS:  # (the whole index: cheaper than a long pathspec)
+        data = out(["ls-files", "-v", "-s", "-z"], worktree)
+    else:
+        specs = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in sorted(wanted)]
+        data = out(["--literal-pathspecs", "ls-files", "-v", "-s", "-z", "--", *specs],
+                   worktree)
+    marked: dict[RepoPath, tuple[int, str]] = {}
+    for record in nul_split(data):
+        tag = record[:1]
+        if tag != b"S" and not tag.islower():  # (`S` skip-worktree, lowercase assumed)
+            continue
+        meta, _, raw = record[2:].partition(b"\t")
+        path = from_git(raw)
+        if path in wanted:
+            mode_field, oid_field, _stage = meta.split(b" ")
+            marked[path] = (int(mode_field, 8), oid_field.decode())
+    edited: list[RepoPath] = []
+    files: list[RepoPath] = []
+    for path, (mode, oid) in sorted(marked.items()):
+        try:
+            on_disk = os.lstat(worktree / path).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(on_disk) and mode in (0o100644, 0o100755):
+            files.append(path)
+        elif stat.S_ISLNK(on_disk) and mode == MODE_SYMLINK:
+            target = os.readlink(os.fsencode(worktree / path))  # noqa: PTH115 (bytes)
+            if out(["hash-object", "--stdin"], worktree, stdin=target).decode().strip() != oid:
+                edited.append(path)
+        else:  # (another kind of file than the index records)
+            edited.append(path)
+    if files:
+        oids = out(["hash-object", "--stdin-paths"], worktree,
+                   stdin=b"".join(stdin_path(p) for p in files)).decode().split()
+        edited += [p for p, now in zip(files, oids, strict=True) if now != marked[p][1]]
+    return sorted(edited)
 
 
 def changed_paths(worktree: Path) -> list[RepoPath]:
