@@ -198,6 +198,33 @@ def test_a_file_with_two_names_is_counted_once(tmp_path: Path, monkeypatch, tool
     assert not os.path.lexists(tree)
 
 
+@pytest.mark.parametrize("tools", ["find", "the walk"])
+def test_usage_is_what_the_deletion_frees_with_names_outside_the_tree(
+        tmp_path: Path, monkeypatch, tools: str) -> None:
+    """A file that keeps a name outside (a package store's hard links) frees
+    nothing: what the dry run counts is what the deletion then frees."""
+    store = tmp_path / "store"
+    store.mkdir()
+    tree = tmp_path / "wt"
+    (tree / "node_modules").mkdir(parents=True)
+    for i in range(5):
+        (store / f"pkg{i}").write_bytes(b"s" * 40_000)
+        os.link(store / f"pkg{i}", tree / "node_modules" / f"pkg{i}")
+    (tree / "own.txt").write_bytes(b"o" * 30_000)
+    os.link(tree / "own.txt", tree / "node_modules" / "own-again.txt")
+    own = os.lstat(tree / "own.txt").st_blocks * 512
+    folders = sum(os.lstat(d).st_blocks * 512 for d in [tree / "node_modules"])
+    if tools == "the walk":
+        (tmp_path / "no-tools").mkdir()
+        monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+
+    counted = removal.usage(tree)
+
+    assert counted == own + folders
+    assert removal.delete(tree) == counted
+    assert all((store / f"pkg{i}").read_bytes() == b"s" * 40_000 for i in range(5))
+
+
 def test_without_gnu_find_du_counts_and_rm_deletes(tmp_path: Path, monkeypatch) -> None:
     tools = tmp_path / "bin"
     _tool(tools, "find", NOT_GNU_FIND)

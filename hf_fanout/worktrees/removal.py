@@ -202,14 +202,52 @@ def _refuse_stopped(returncode: int, tool: str, path: Path) -> None:
 
 
 def usage(path: Path) -> int:
-    """The bytes (allocated blocks) of everything under `path`, not following links:
-    as `du` counts them, or by a walk of its own where du cannot be run."""
-    counted = _counted_by_du(path) if path.is_dir() and not path.is_symlink() else None
+    """The bytes (allocated blocks) that deleting everything under `path` would free,
+    not following links: what `delete_folder` counts once it deletes it (a file
+    with a name outside `path` frees nothing). Counted by GNU find, else as `du`
+    counts (a file once, whatever its names), else by a walk of its own."""
+    if not path.is_dir() or path.is_symlink():
+        return _walked_usage(path)
+    counted = _counted_by_find(path)
+    if counted is None:
+        counted = _counted_by_du(path)
     return counted if counted is not None else _walked_usage(path)
+
+
+# a folder's or a single-named file's blocks; a file of several names, with its
+# device and inode, its count of names and its blocks
+_FIND_USAGE = ["-mindepth", "1", "(", "-type", "d", "-o", "-links", "1", ")",
+               "-printf", "%b\n", "-o", "-printf", "%D:%i %n %b\n"]
+
+
+def _counted_by_find(path: Path) -> int | None:
+    try:
+        proc = subprocess.run(["find", os.fspath(path.absolute()), *_FIND_USAGE],
+                              stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError:
+        return None
+    _refuse_stopped(proc.returncode, "find", path)
+    if proc.returncode != 0 and not proc.stdout:
+        return None  # (no GNU find)
+    blocks = 0
+    names: dict[bytes, list[int]] = {}  # a file of several names: [names seen, of, blocks]
+    try:
+        for line in proc.stdout.splitlines():
+            fields = line.split()
+            if len(fields) == 1:
+                blocks += int(fields[0])
+                continue
+            seen = names.setdefault(fields[0], [0, int(fields[1]), int(fields[2])])
+            seen[0] += 1
+    except (ValueError, IndexError):
+        return None
+    blocks += sum(of_blocks for seen, of, of_blocks in names.values() if seen >= of)
+    return blocks * 512
 
 
 def _walked_usage(path: Path) -> int:
     total = 0
+    names: dict[tuple[int, int], list[int]] = {}  # as in `_counted_by_find`
     stack = [path]
     while stack:
         current = stack.pop()
@@ -219,12 +257,19 @@ def _walked_usage(path: Path) -> int:
             continue
         for entry in entries:
             try:
-                total += entry.stat(follow_symlinks=False).st_blocks * 512
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
+                status = entry.stat(follow_symlinks=False)
+                is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-    return total
+            if is_dir:
+                stack.append(Path(entry.path))
+            if is_dir or status.st_nlink == 1:
+                total += status.st_blocks * 512
+            else:
+                seen = names.setdefault((status.st_dev, status.st_ino),
+                                        [0, status.st_nlink, status.st_blocks])
+                seen[0] += 1
+    return total + sum(blocks * 512 for seen, of, blocks in names.values() if seen >= of)
 
 
 def delete_tree(path: Path) -> int:
