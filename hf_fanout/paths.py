@@ -49,3 +49,28 @@ def path_problem(text: str) -> str:
 def from_git(raw: bytes) -> RepoPath:
     """A path as git printed it (trusted: git never prints `..` or `.git`)."""
     return RepoPath(os.fsdecode(raw))
+
+
+# The bytes git writes as a C escape in a quoted name (quote.c); other control bytes,
+# DEL and every byte from 0x80 are written in octal.
+_C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v",
+              0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
+
+
+def shown_path(path: str) -> str:
+    r"""A repository path as hf shows it (in a handoff file, in a message). As it is
+    when it is UTF-8 without a control character, `"` or `\` (as git shows it
+    with core.quotePath off); otherwise as `git ls-files` quotes it by default:
+    in double quotes, with C escapes and every byte from 0x80 in octal, e.g.
+    `"n/lat\351"` for a name that is not UTF-8. So any name reads back as itself,
+    on one line, and the text stays UTF-8."""
+    if not any(c < " " or c in '"\\\x7f' or "\udc80" <= c <= "\udcff" for c in path):
+        return path
+    return '"' + "".join(_quoted_byte(b) for b in os.fsencode(path)) + '"'
+
+
+def _quoted_byte(byte: int) -> str:
+    """One byte of a name inside git's double quotes."""
+    if byte in _C_ESCAPES:
+        return _C_ESCAPES[byte]
+    return f"\\{byte:03o}" if byte < 0x20 or byte >= 0x7F else chr(byte)

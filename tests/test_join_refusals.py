@@ -197,6 +197,19 @@ def test_main_tree_staged_delete_on_a_path_the_part_deletes(split3, hf):
     assert "docs/old.md" in error["message"]
 
 
+def test_a_refused_path_with_a_newline_in_its_name_is_named_on_one_line(split3, hf):
+    repo = split3["repo"]
+    write(split3["ui"], {"src/ui/two\nlines.js": "// part\n"})
+    write(repo, {"src/ui/two\nlines.js": "// mine, not tracked\n"})
+    all_done(hf, split3)
+    _, err = refused(hf, repo)
+    lines = err.splitlines()
+    assert lines[0].endswith('would write: "src/ui/two\\nlines.js"')  # as git quotes it
+    assert lines[1].startswith("hint: ")
+    assert '  added: "src/ui/two\\nlines.js"' in lines  # the preview, one line per path
+    assert all(line.startswith(("hf: error:", "hint:", "part ", "  ")) for line in lines)
+
+
 def test_untracked_file_in_the_main_tree_at_an_added_path(split3, hf):
     repo = split3["repo"]
     write(split3["ui"], {"src/ui/new.js": "// part\n"})

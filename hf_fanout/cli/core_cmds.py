@@ -27,6 +27,7 @@ from hf_fanout.cli.options import (
 )
 from hf_fanout.cli.output import emit, progress
 from hf_fanout.cli.render import print_split_notes
+from hf_fanout.paths import shown_path
 
 # --------------------------------------------------------------------- split
 
@@ -293,7 +294,7 @@ def _print_join(ws: Any, plan: Any, commit: str | None) -> None:
         for line in stat.splitlines():
             print(f"  {line.strip()}")
     if plan.merged:
-        print(f"merged three-way with main: {', '.join(plan.merged)}")
+        print(f"merged three-way with main: {', '.join(map(shown_path, plan.merged))}")
     if commit:
         print(f"joined batch {plan.batch.id}: commit {commit[:12]} "
               f"({len(plan.entries)} path(s) written; `git show --stat {commit[:12]}` lists them)")
@@ -434,7 +435,7 @@ def sync(
                 print(f"{where}: sync taken back; branch, index and files as before")
             elif p.outcome == "conflict":
                 print(f"{where}: stopped, {len(p.conflicts)} file(s) in conflict: "
-                      f"{', '.join(p.conflicts)}")
+                      f"{', '.join(map(shown_path, p.conflicts))}")
             else:
                 print(f"{where}: skipped: {p.reason}")
             if p.restarted:
@@ -442,12 +443,13 @@ def sync(
                       "back and run again from the part's own commits)")
             if p.owned_on_main:
                 print(f"  main changed {len(p.owned_on_main)} file(s) this part owns: "
-                      f"{', '.join(p.owned_on_main)}")
+                      f"{', '.join(map(shown_path, p.owned_on_main))}")
             if p.work_conflicts:
-                print(f"  uncommitted work in conflict: {', '.join(p.work_conflicts)}")
+                print("  uncommitted work in conflict: "
+                      f"{', '.join(map(shown_path, p.work_conflicts))}")
             if p.unstaged:
                 print(f"  staged before, unstaged now (main changed them where they were "
-                      f"staged): {', '.join(p.unstaged)}")
+                      f"staged): {', '.join(map(shown_path, p.unstaged))}")
             if p.reason and p.outcome != "skipped":
                 print(f"  next: {p.reason}")
 

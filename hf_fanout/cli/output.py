@@ -72,14 +72,16 @@ def error_details(details: Any) -> None:
     """After the one-line error, what a person needs to act: conflict hunks."""
     if not isinstance(details, dict):
         return
+    from hf_fanout.paths import shown_path
+
     for part in details.get("preview", []):
         files = part.get("files", [])
         print(f"part {part.get('part')}: {len(files)} changed file(s)", file=sys.stderr)
         for f in files[:50]:
-            print(f"  {f.get('change')}: {f.get('path')}", file=sys.stderr)
+            print(f"  {f.get('change')}: {shown_path(str(f.get('path')))}", file=sys.stderr)
     for conflict in details.get("conflicts", []):
-        print(f"--- {conflict.get('path')} ({conflict.get('part')}): {conflict.get('reason')}",
-              file=sys.stderr)
+        print(f"--- {shown_path(str(conflict.get('path')))} ({conflict.get('part')}): "
+              f"{conflict.get('reason')}", file=sys.stderr)
         if conflict.get("hunks"):
             print(conflict["hunks"], file=sys.stderr)
 

@@ -28,7 +28,7 @@ from hf_fanout.errors import (
 )
 from hf_fanout.guard import fingerprint
 from hf_fanout.orchestrator.merge import combine
-from hf_fanout.paths import RepoPath
+from hf_fanout.paths import RepoPath, shown_path
 from hf_fanout.preload import preload
 from hf_fanout.worktrees.scan import WorktreeScan
 from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Change, Entry
@@ -489,6 +489,7 @@ def _since(part: Part) -> str | None:
 
 
 def listing(paths: list[RepoPath] | list[str], limit: int = 10) -> str:
-    shown = ", ".join(sorted(paths)[:limit])
+    """Paths for a message: the first `limit`, each on the line as git quotes it."""
+    shown = ", ".join(shown_path(p) for p in sorted(paths)[:limit])
     more = len(paths) - limit
     return shown + (f" (and {more} more)" if more > 0 else "")

@@ -21,7 +21,7 @@ from hf_fanout.core.remote_refs import (
 )
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, BatchExists, HfError
-from hf_fanout.tabs.handoff import shown_path
+from hf_fanout.paths import shown_path
 from hf_fanout.worktrees import remote as remotes
 
 

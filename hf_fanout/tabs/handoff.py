@@ -9,7 +9,6 @@ FINISH_STEP), so it can say what the other parts own.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ from hf_fanout.core.records import BLOCKED, Batch, Part
 from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
-from hf_fanout.paths import RepoPath
+from hf_fanout.paths import RepoPath, shown_path
 
 if TYPE_CHECKING:
     from hf_fanout.guard.wrapper import Rules
@@ -28,11 +27,6 @@ if TYPE_CHECKING:
 PRIVATE_DIR = ".hf"
 TASK_FILE = "TASK.md"
 MAX_LISTED = 200
-
-# The bytes git writes as a C escape in a quoted name (quote.c); other control bytes,
-# DEL and every byte from 0x80 are written in octal.
-_C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v",
-              0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
 
 # How a rule reads in the handoff file when its name is not a git subcommand.
 _RULE_LABELS = {
@@ -67,24 +61,6 @@ def guard_blocks(rules: Rules) -> str:
         head = (f"`.hf.toml` allows {', '.join(f'`{a}`' for a in sorted(rules.allow))} here. "
                 + head)
     return head + _bullets(lines, "nothing (every rule is allowed by .hf.toml)", code=False)
-
-
-def shown_path(path: str) -> str:
-    """A repository path as a handoff lists it. As it is when it is UTF-8 without a
-    control character, `"` or `\\` (as git shows it with core.quotePath off);
-    otherwise as `git ls-files` quotes it by default: in double quotes, with C
-    escapes and every byte from 0x80 in octal, e.g. `"n/lat\\351"` for a name that
-    is not UTF-8. So any name reads back as itself and the file stays UTF-8."""
-    if not any(c < " " or c in '"\\\x7f' or "\udc80" <= c <= "\udcff" for c in path):
-        return path
-    return '"' + "".join(_quoted_byte(b) for b in os.fsencode(path)) + '"'
-
-
-def _quoted_byte(byte: int) -> str:
-    """One byte of a name inside git's double quotes."""
-    if byte in _C_ESCAPES:
-        return _C_ESCAPES[byte]
-    return f"\\{byte:03o}" if byte < 0x20 or byte >= 0x7F else chr(byte)
 
 
 def private_dir(worktree: Path) -> Path:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hf_fanout.errors import HfError
-from hf_fanout.paths import RepoPath
+from hf_fanout.paths import RepoPath, shown_path
 from hf_fanout.worktrees.objects import pygit2_module
 from hf_fanout.worktrees.zparse import MODE_TREE, Entry
 
@@ -22,7 +22,8 @@ def _refuse_non_utf8(path: RepoPath) -> None:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        raise HfError(f"{path!r} is a file name that is not UTF-8: hf cannot record it",
+        raise HfError(f"{shown_path(path)} is a file name that is not UTF-8: hf cannot "
+                      "record it",
                       "rename the file to a UTF-8 name (git itself could store it, hf builds "
                       "trees with libgit2, which cannot)") from None
 
