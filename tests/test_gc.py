@@ -345,6 +345,37 @@ def test_gc_removes_parts_joined_three_way_but_keeps_work_made_after_the_join(re
     assert (root / "ui").exists()
 
 
+@pytest.mark.parametrize("how", ["committed", "uncommitted"])
+def test_gc_keeps_a_part_that_put_a_joined_file_back_as_it_was_after_the_join(
+        split3, hf, how):
+    """The agent takes back its own change after the join (a revert, a file it had
+    added deleted): the path is as at the base again, but main has what was joined."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return 'buggy'\n",
+                "src/api/extra.py": "added by the part\n"})
+    git(api, "add", "-A")
+    git(api, "commit", "-qm", "the part's change")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    git(api, "checkout", "-q", "HEAD~1", "--", "src/api/orders.py")  # back to the base
+    git(api, "rm", "-q", "src/api/extra.py")
+    if how == "committed":
+        git(api, "commit", "-qm", "revert: the change was wrong")
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "kept", parts["api"]
+    assert "src/api/orders.py" in parts["api"]["why"] and "src/api/extra.py" in parts["api"]["why"]
+    assert api.exists() and git(repo, "branch", "--list", "hf/b1/api")
+    assert parts["ui"]["action"] == "removed"  # (the others are integrated)
+    forced = hf("gc", "--force", "--json", cwd=repo)
+    assert forced.code == 0, forced.err
+    rescue = {p["part"]: p for p in forced.json["data"]["parts"]}["api"]["rescue"]
+    assert "buggy" not in git(repo, "show", f"{rescue}:src/api/orders.py")
+    assert "src/api/extra.py" not in git(repo, "ls-tree", "-r", "--name-only", rescue)
+
+
 def test_a_gc_killed_while_deleting_a_worktree_is_finished_by_the_next(split3, hf):
     """The worktree's folder is moved aside before its files go: a gc killed then leaves
     no half-deleted worktree git still lists, and the next gc finishes the job."""

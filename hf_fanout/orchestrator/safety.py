@@ -7,10 +7,13 @@ the work changed since its base has the same content at main's tip.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from hf_fanout.core.records import Batch
 from hf_fanout.core.workspace import Workspace
+from hf_fanout.paths import RepoPath
+from hf_fanout.worktrees.zparse import Entry, under_any
 
 
 def target_of(ws: Workspace, batch: Batch) -> str:
@@ -22,10 +25,12 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
                       target: str, *, exclude: list[str] | None = None,
                       joined: str | None = None, head: str | None = None) -> list[str]:
     """The paths the work changed since `base` whose content is not what `target`
-    has, nor what the commit `joined` (the part's result a join took) has. The work
-    is a worktree's files as `git add -A` sees them, else, when it is gone
-    (`worktree` None or not a directory), the commit `tip`. `head`: the worktree's
-    HEAD when the caller has read it."""
+    has, nor what the commit `joined` (the part's result a join took) has; and the
+    paths that join took which the work has put back as they were at `base` (a
+    revert after the join: main still has what was joined). The work is a
+    worktree's files as `git add -A` sees them, else, when it is gone (`worktree`
+    None or not a directory), the commit `tip`. `head`: the worktree's HEAD when
+    the caller has read it."""
     repo = ws.repo
     if head is None and worktree is not None and worktree.is_dir():
         head = repo.worktree(worktree).rev_parse("HEAD")
@@ -36,6 +41,8 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
         changes = {c.path: c.new for c in repo.diff_trees(base, tip)}
     else:
         return []
+    if joined is not None:
+        changes.update(_put_back_since(ws, base, joined, changes, exclude or []))
     if not changes:
         return []
     have = repo.entries_at(target, changes)
@@ -44,3 +51,16 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
         took = repo.entries_at(joined, pending)
         pending = {path: new for path, new in pending.items() if took.get(path) != new}
     return sorted(pending)
+
+
+def _put_back_since(ws: Workspace, base: str, joined: str, changes: Mapping[RepoPath, Entry | None],
+                    exclude: list[str]) -> dict[RepoPath, Entry | None]:
+    """The paths the join took (`joined` against `base`) that the work no longer
+    changes, with their entries at `base`: what the work has there now."""
+    skip = {RepoPath(p.rstrip("/")) for p in exclude}
+    took = [c.path for c in ws.repo.diff_trees(base, joined)
+            if c.path not in changes and not under_any(c.path, skip)]
+    if not took:
+        return {}
+    at_base = ws.repo.entries_at(base, took)
+    return {path: at_base.get(path) for path in took}
