@@ -478,6 +478,23 @@ def test_a_dry_run_needs_no_identity_when_nothing_is_committed(split3, hf, monke
     assert "part api: 1 file(s)" in r.out
 
 
+@pytest.mark.parametrize("mark", ["--assume-unchanged", "--skip-worktree"])
+def test_an_edit_behind_a_mark_git_status_heeds_is_joined(split3, hf, mark):
+    """An agent (or a tool it runs) marks an owned file assume-unchanged or
+    skip-worktree and edits it: `git status` there shows nothing, the join takes it."""
+    repo, api = split3["repo"], split3["api"]
+    git(api, "update-index", mark, "src/api/orders.py", "src/api/users.py")
+    write(api, {"src/api/orders.py": "# edited behind the mark\n"})
+    (api / "src/api/users.py").unlink()
+    assert "src/api" not in git(api, "status", "--porcelain")
+    all_done(hf, split3, ("api",))
+    r = hf("join", "b1", "--partial", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "show", "HEAD:src/api/orders.py") == "# edited behind the mark\n"
+    users_kept = mark == "--skip-worktree"  # (no file: a path outside a sparse checkout)
+    assert bool(git(repo, "ls-files", "src/api/users.py")) == users_kept
+
+
 def test_a_file_name_that_is_not_utf8_is_refused_in_one_line(split3, hf):
     repo, api = split3["repo"], split3["api"]
     (api / os.fsdecode(b"src/api/caf\xe9.py")).write_text("x = 1\n")

@@ -88,33 +88,37 @@ def in_the_way(worktree: Path, wanted: set[RepoPath]) -> list[RepoPath]:
     return found
 
 
-def hidden_edits(worktree: Path, wanted: set[RepoPath]) -> list[RepoPath]:
-    """The paths of `wanted` that the index marks assume-unchanged or skip-worktree
-    (`git update-index`) and whose file differs from its index entry: edits `git
-    status` does not show, which a write of the path would lose. A marked path
-    with no file (outside a sparse checkout) is not one."""
-    if len(wanted) > FEW_PATHS:  # (the whole index: cheaper than a long pathspec)
+def hidden_edits(worktree: Path, wanted: set[RepoPath] | None) -> list[RepoPath]:
+    """The paths (of `wanted`, or all) that the index marks assume-unchanged or
+    skip-worktree (`git update-index`) and whose file differs from its index
+    entry: edits `git status` does not show, which a write of the path would
+    lose and a scan of the worktree would miss. A file gone counts for a path
+    marked assume-unchanged (a deletion), not for one marked skip-worktree (a
+    path outside a sparse checkout has no file)."""
+    if wanted is None or len(wanted) > FEW_PATHS:  # (cheaper than a long pathspec)
         data = out(["ls-files", "-v", "-s", "-z"], worktree)
     else:
         specs = [os.fsencode(p).decode("utf-8", "surrogateescape") for p in sorted(wanted)]
         data = out(["--literal-pathspecs", "ls-files", "-v", "-s", "-z", "--", *specs],
                    worktree)
-    marked: dict[RepoPath, tuple[int, str]] = {}
+    marked: dict[RepoPath, tuple[int, str, bool]] = {}  # mode, blob, skip-worktree
     for record in nul_split(data):
         tag = record[:1]
         if tag != b"S" and not tag.islower():  # (`S` skip-worktree, lowercase assumed)
             continue
         meta, _, raw = record[2:].partition(b"\t")
         path = from_git(raw)
-        if path in wanted:
+        if wanted is None or path in wanted:
             mode_field, oid_field, _stage = meta.split(b" ")
-            marked[path] = (int(mode_field, 8), oid_field.decode())
+            marked[path] = (int(mode_field, 8), oid_field.decode(), tag in (b"S", b"s"))
     edited: list[RepoPath] = []
     files: list[RepoPath] = []
-    for path, (mode, oid) in sorted(marked.items()):
+    for path, (mode, oid, sparse) in sorted(marked.items()):
         try:
             on_disk = os.lstat(worktree / path).st_mode
         except OSError:
+            if not sparse:
+                edited.append(path)
             continue
         if stat.S_ISREG(on_disk) and mode in (0o100644, 0o100755):
             files.append(path)
@@ -154,10 +158,16 @@ def changed(worktree: Path, *, exact: bool) -> list[Listed]:
     move; a file made in the second the cache looked at its directory, with
     the index written in a later second (by any git command), is missed for
     good. Without it git reads every directory: exact, at the cost of a walk
-    (about 0.1 s at 90,000 files). A status shown to a person uses it."""
+    (about 0.1 s at 90,000 files). An exact list also has the edited files the
+    index marks assume-unchanged or skip-worktree (`hidden_edits`: git status
+    does not look at them), as ` M`. A status shown to a person uses the cache
+    and leaves those out."""
     cache = ["-c", "core.untrackedCache=false"] if exact else []
     items = parse_status_v2(out([*cache, *_STATUS_V2, "--untracked-files=normal"],
                                  worktree))
+    if exact:  # (what git status is told not to look at: edited all the same)
+        listed = {i.path for i in items}
+        items += [Listed(" M", p) for p in hidden_edits(worktree, None) if p not in listed]
     # an untracked directory is listed as `dir/`; a tracked file that is now a
     # directory is listed only as deleted (its files are untracked too): only a
     # path git sees no file at (worktree mode 0) or a gitlink is looked at on disk
