@@ -345,7 +345,7 @@ def test_gc_removes_parts_joined_three_way_but_keeps_work_made_after_the_join(re
     assert (root / "ui").exists()
 
 
-@pytest.mark.parametrize("how", ["committed", "uncommitted"])
+@pytest.mark.parametrize("how", ["committed", "uncommitted", "committed, worktree gone"])
 def test_gc_keeps_a_part_that_put_a_joined_file_back_as_it_was_after_the_join(
         split3, hf, how):
     """The agent takes back its own change after the join (a revert, a file it had
@@ -360,20 +360,67 @@ def test_gc_keeps_a_part_that_put_a_joined_file_back_as_it_was_after_the_join(
     assert hf("join", "b1", cwd=repo).code == 0
     git(api, "checkout", "-q", "HEAD~1", "--", "src/api/orders.py")  # back to the base
     git(api, "rm", "-q", "src/api/extra.py")
-    if how == "committed":
+    if how.startswith("committed"):
         git(api, "commit", "-qm", "revert: the change was wrong")
+    if how.endswith("worktree gone"):  # (only the branch holds the revert)
+        shutil.rmtree(api)
     r = hf("gc", "--json", cwd=repo)
     assert r.code == 0, r.err
     parts = {p["part"]: p for p in r.json["data"]["parts"]}
     assert parts["api"]["action"] == "kept", parts["api"]
     assert "src/api/orders.py" in parts["api"]["why"] and "src/api/extra.py" in parts["api"]["why"]
-    assert api.exists() and git(repo, "branch", "--list", "hf/b1/api")
+    assert git(repo, "branch", "--list", "hf/b1/api")
     assert parts["ui"]["action"] == "removed"  # (the others are integrated)
     forced = hf("gc", "--force", "--json", cwd=repo)
     assert forced.code == 0, forced.err
     rescue = {p["part"]: p for p in forced.json["data"]["parts"]}["api"]["rescue"]
     assert "buggy" not in git(repo, "show", f"{rescue}:src/api/orders.py")
     assert "src/api/extra.py" not in git(repo, "ls-tree", "-r", "--name-only", rescue)
+
+
+def test_gc_removes_a_part_whose_joined_uncommitted_work_went_with_its_worktree(split3, hf):
+    """The join took the part's uncommitted work (a commit of it on top of the
+    branch); its worktree is gone since: the branch has commits after the join that
+    do not touch that work, which is in main all the same."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})  # uncommitted
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    git(api, "stash", "-q")  # (the joined edit set aside: the branch does not have it)
+    write(api, {"src/api/users.py": "def users():\n    return [2]\n"})
+    git(api, "commit", "-qam", "after the join")
+    write(repo, {"src/api/users.py": "def users():\n    return [2]\n"})
+    git(repo, "commit", "-qam", "main has the same")
+    shutil.rmtree(api)
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] in ("removed", "gone"), parts["api"]
+
+
+def test_gc_waits_for_the_commit_lock_and_gives_up_naming_its_holder(split3, hf):
+    """A join, an undo or another gc holds the commit lock: gc checks and removes
+    nothing meanwhile (an undo could bring back a part gc had judged integrated)."""
+    from test_join_crash import lock_held_by_another_process
+
+    repo = split3["repo"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    with lock_held_by_another_process(repo) as holder:
+        r = hf("gc", "--wait", "0.3", "--json", cwd=repo)
+        assert r.code == 75, r.out
+        assert r.json["error"]["code"] == "lock_busy"
+        assert f"pid {holder.pid}" in r.json["error"]["message"]
+        assert all(split3[name].exists() for name in ("api", "ui", "docs"))
+        assert git(repo, "branch", "--list", "hf/b1/api")
+        dry = hf("gc", "--dry-run", "--json", cwd=repo)  # (changes nothing: no lock)
+        assert dry.code == 0 and {p["action"] for p in dry.json["data"]["parts"]} == {
+            "would-remove"}
+    r = hf("gc", "--wait", "5", cwd=repo)
+    assert r.code == 0, r.err
+    assert not any(split3[name].exists() for name in ("api", "ui", "docs"))
 
 
 def test_a_gc_killed_while_deleting_a_worktree_is_finished_by_the_next(split3, hf):

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from hf_fanout.cli import output
-from hf_fanout.cli.options import DryRun, Json, PartOpt, RepoOpt, command, open_ws, split_spec
+from hf_fanout.cli.options import (
+    DryRun,
+    Json,
+    PartOpt,
+    RepoOpt,
+    Wait,
+    command,
+    open_ws,
+    split_spec,
+)
 from hf_fanout.cli.output import emit
 
 # --------------------------------------------------------------------- run
@@ -218,6 +227,7 @@ def gc(
     force: Annotated[bool, typer.Option(
         "--force", help="Also remove parts whose changes are not in main (after a rescue "
         "ref holds them).")] = False,
+    wait: Wait = 30.0,
     dry_run: DryRun = False,
     json: Json = False,
     repo: RepoOpt = None,
@@ -228,7 +238,7 @@ def gc(
     from hf_fanout.orchestrator.gc import gc as do_gc
 
     ws = open_ws(repo)
-    report = do_gc(ws, batch, force=force, dry_run=dry_run)
+    report = do_gc(ws, batch, force=force, dry_run=dry_run, wait=wait)
 
     def human() -> None:
         if not report.parts and not report.queue:

@@ -178,9 +178,19 @@ def unintegrated(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts | N
         joined=joined if joined and ws.repo.has_object(joined) else None, head=head)
 
 
-def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
-    if not dry_run:
-        refuse_inside_part("hf gc")
+def gc(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool,
+       wait: float = 30.0) -> GcReport:
+    """Collect joined and dropped batches (one, or all and the queue): under the
+    commit lock, so that no join, undo or other gc changes what a part's check
+    saw before its worktree and branch go (a dry run changes nothing: no lock)."""
+    if dry_run:
+        return _collect(ws, batch_id, force=force, dry_run=True)
+    refuse_inside_part("hf gc")
+    with ws.store.commit_lock(wait):
+        return _collect(ws, batch_id, force=force, dry_run=False)
+
+
+def _collect(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool) -> GcReport:
     report = GcReport()
     unreached: list[tuple[str, HfError]] = []  # batches whose remote refs could not go
     ids = [batch_id] if batch_id else ws.store.batch_ids()

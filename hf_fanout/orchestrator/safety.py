@@ -34,15 +34,24 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
     repo = ws.repo
     if head is None and worktree is not None and worktree.is_dir():
         head = repo.worktree(worktree).rev_parse("HEAD")
+    since: str | None = base  # what the work may have put back is what changed since
+    branch_only = None
     if worktree is not None and head is not None:
         # read, not written: a check before a removal leaves no objects behind
         changes = repo.worktree(worktree).changes_since(base, head, exclude=exclude or [])
     elif tip is not None:
         changes = {c.path: c.new for c in repo.diff_trees(base, tip)}
+        # only the branch is left: what its commits after the join changed (the
+        # uncommitted work the join took is in `joined`, not on the branch)
+        since = repo.merge_base(tip, joined) if joined is not None else None
+        if since == tip:
+            since = None
+        branch_only = tip
     else:
         return []
-    if joined is not None:
-        changes.update(_put_back_since(ws, base, joined, changes, exclude or []))
+    if joined is not None and since is not None:
+        changes.update(_put_back(ws, base, joined, since, branch_only, changes,
+                                 exclude or []))
     if not changes:
         return []
     have = repo.entries_at(target, changes)
@@ -53,13 +62,18 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
     return sorted(pending)
 
 
-def _put_back_since(ws: Workspace, base: str, joined: str, changes: Mapping[RepoPath, Entry | None],
-                    exclude: list[str]) -> dict[RepoPath, Entry | None]:
+def _put_back(ws: Workspace, base: str, joined: str, since: str, tip: str | None,
+              changes: Mapping[RepoPath, Entry | None],
+              exclude: list[str]) -> dict[RepoPath, Entry | None]:
     """The paths the join took (`joined` against `base`) that the work no longer
-    changes, with their entries at `base`: what the work has there now."""
+    changes, with their entries at `base`: what the work has there now. With
+    `tip` (the branch alone), only those its commits from `since` changed."""
     skip = {RepoPath(p.rstrip("/")) for p in exclude}
     took = [c.path for c in ws.repo.diff_trees(base, joined)
             if c.path not in changes and not under_any(c.path, skip)]
+    if took and tip is not None:
+        touched = {c.path for c in ws.repo.diff_trees(since, tip)}
+        took = [path for path in took if path in touched]
     if not took:
         return {}
     at_base = ws.repo.entries_at(base, took)
