@@ -399,6 +399,30 @@ def test_gc_removes_a_part_whose_joined_uncommitted_work_went_with_its_worktree(
     assert parts["api"]["action"] in ("removed", "gone"), parts["api"]
 
 
+def test_gc_force_keeps_a_part_holding_a_repository_of_its_own(split3, hf):
+    """A rescue ref records a nested repository as a gitlink to a commit this
+    repository does not have: forcing would lose its history and its files."""
+    repo, api = split3["repo"], split3["api"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    vendor = api / "src/api/vendor"
+    vendor.mkdir()
+    git(vendor, "init", "-q")
+    write(vendor, {"lib.py": "committed in the nested repository\n"})
+    git(vendor, "add", "-A")
+    git(vendor, "commit", "-qm", "vendored")
+    write(vendor, {"wip.py": "not committed anywhere\n"})
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "kept", parts["api"]
+    assert "src/api/vendor" in parts["api"]["why"] and "move it out" in parts["api"]["why"]
+    assert (vendor / "wip.py").exists() and git(vendor, "log", "--oneline")
+    assert not git(repo, "for-each-ref", "refs/hf/rescue/b1/api")
+    assert parts["ui"]["action"] == "removed"
+
+
 def test_gc_waits_for_the_commit_lock_and_gives_up_naming_its_holder(split3, hf):
     """A join, an undo or another gc holds the commit lock: gc checks and removes
     nothing meanwhile (an undo could bring back a part gc had judged integrated)."""

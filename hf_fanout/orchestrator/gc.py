@@ -365,6 +365,15 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
     return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
 
 
+def _nested_repositories(worktree: Path, pending: list[str]) -> list[str]:
+    """The paths of `pending` that are git repositories inside `worktree` (a clone,
+    a `git init` of the agent's): a rescue ref records each as a gitlink, a commit
+    id this repository does not have."""
+    return [path for path in pending
+            if (worktree / path).is_dir() and not (worktree / path).is_symlink()
+            and os.path.lexists(worktree / path / ".git")]
+
+
 def _remove_worktree(ws: Workspace, path: Path) -> int:
     """A worktree and its files (git's record of it goes with the one forgetting at the end
     of gc), what earlier removals there left when cut short, and the folders above it
@@ -457,6 +466,13 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
                            f"result): {listing}" if where is not None else
                            f"changes not in {batch.target_ref}: {listing}")
                           + " (--force removes it after saving a rescue ref)",
+                          agent_hooks="" if dry_run else remove_agent_hooks(part))
+        nested = _nested_repositories(worktree, pending)
+        if nested:
+            return GcPart(batch.id, part.name, "kept",
+                          f"it holds a git repository of its own ({', '.join(nested[:5])}): "
+                          "a rescue ref cannot hold that repository's commits or files; move "
+                          "it out of the worktree, then `hf gc --force` again",
                           agent_hooks="" if dry_run else remove_agent_hooks(part))
         if not dry_run:
             try:
