@@ -423,6 +423,32 @@ def test_gc_force_keeps_a_part_holding_a_repository_of_its_own(split3, hf):
     assert parts["ui"]["action"] == "removed"
 
 
+def test_gc_keeps_a_part_a_process_works_in(split3, hf):
+    """A shell or an agent hf did not start has its working directory in the part:
+    its next write would go to a deleted folder."""
+    import subprocess
+    import sys
+
+    repo = split3["repo"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    shell = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             cwd=split3["api"] / "src")
+    try:
+        r = hf("gc", "--json", cwd=repo)
+        assert r.code == 0, r.err
+        parts = {p["part"]: p for p in r.json["data"]["parts"]}
+        assert parts["api"]["action"] == "kept"
+        assert f"pid {shell.pid}" in parts["api"]["why"] and "in use" in parts["api"]["why"]
+        assert split3["api"].exists() and not split3["ui"].exists()
+    finally:
+        shell.kill()
+        shell.wait()
+    r = hf("gc", "--json", cwd=repo)
+    assert {p["part"]: p["action"] for p in r.json["data"]["parts"]}["api"] == "removed"
+
+
 def test_gc_waits_for_the_commit_lock_and_gives_up_naming_its_holder(split3, hf):
     """A join, an undo or another gc holds the commit lock: gc checks and removes
     nothing meanwhile (an undo could bring back a part gc had judged integrated)."""

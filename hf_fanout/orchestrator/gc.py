@@ -221,7 +221,8 @@ def _collect(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool)
         looked_at += [Path(p.worktree) for p in parts]
         deletions = removal.Deletions()  # each part's files go while the next is checked
         try:
-            done = [_gc_part(ws, batch, part, facts, deletions, force=force,
+            cwds = working_dirs()
+            done = [_gc_part(ws, batch, part, facts, deletions, cwds, force=force,
                              dry_run=dry_run, where=where) for part in parts]
             _count_freed(deletions, parts, done)
         finally:
@@ -282,15 +283,13 @@ def _collect(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool)
 def _gc_queue(ws: Workspace, *, force: bool, dry_run: bool) -> list[GcPart]:
     """The worktrees of queue entries: removed with their branch once nothing works in
     them and their work is in main (the same gate as a part's, `--force` the same)."""
-    from hf_fanout import processes
     from hf_fanout.tabs import isolated, queue
 
     found = isolated.found(ws)
     if not found:
         return []
     states = {e.id: e.state for e in queue.entries(ws, tidy=False)}
-    me = os.getpid()
-    cwds = [(pid, Path(cwd), name) for pid, cwd, name in processes.cwds() if pid != me]
+    cwds = working_dirs()
     done = []
     for item in found:
         result = _gc_isolated(ws, item, states.get(item.entry), cwds, force=force,
@@ -300,6 +299,30 @@ def _gc_queue(ws: Workspace, *, force: bool, dry_run: bool) -> list[GcPart]:
                            freed_bytes=result.freed_bytes, rescue=result.rescue)
         done.append(result)
     return done
+
+
+def working_dirs() -> list[tuple[int, Path, str]]:
+    """(pid, working directory, name) of every other process we may look at (this
+    one and those that started it left out)."""
+    import psutil
+
+    from hf_fanout import processes
+
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    return [(pid, Path(cwd), name) for pid, cwd, name in processes.cwds() if pid not in mine]
+
+
+def user_of(cwds: list[tuple[int, Path, str]], folder: Path) -> str:
+    """Why `folder` may not be removed now: a process works in it (a shell, an
+    agent hf did not start, a build); "" when none does."""
+    try:
+        real = folder.resolve()
+    except OSError:
+        real = folder
+    for pid, cwd, name in cwds:
+        if cwd in (folder, real) or folder in cwd.parents or real in cwd.parents:
+            return f"in use: pid {pid} ({name}) works in {folder}"
+    return ""
 
 
 def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
@@ -317,10 +340,9 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
         return kept("a taker is opening its tab")
     head = None
     if where is not None:
-        users = [(pid, name) for pid, cwd, name in cwds if cwd == where or where in cwd.parents]
-        if users:
-            pid, name = users[0]
-            return kept(f"in use: pid {pid} ({name}) works in {where}")
+        in_use = user_of(cwds, where)
+        if in_use:
+            return kept(in_use)
         head = repo.worktree(where).rev_parse("HEAD")
         if head is None:
             return kept(f"{where} is not a readable git worktree any more; look at its "
@@ -415,8 +437,8 @@ def _remove_empty_folders(path: Path) -> None:
 
 
 def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
-             deletions: removal.Deletions, *, force: bool, dry_run: bool,
-             where: taken_gc.Elsewhere | None = None) -> GcPart:
+             deletions: removal.Deletions, cwds: list[tuple[int, Path, str]], *,
+             force: bool, dry_run: bool, where: taken_gc.Elsewhere | None = None) -> GcPart:
     """One part: kept (saying why), or removed: its worktree moved aside for
     `deletions` to delete (its freed bytes are counted once they are gone), its
     branch and heartbeat deleted, its record marked collected."""
@@ -431,6 +453,10 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
         return GcPart(batch.id, part.name, "gone", "already removed")
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
+    in_use = user_of(cwds, worktree)
+    if in_use:
+        return GcPart(batch.id, part.name, "kept", in_use)
+
     def unreadable(said: str = "") -> GcPart:
         return GcPart(batch.id, part.name, "kept",
                       f"{worktree} is not a readable git worktree any more{said}; look at "
