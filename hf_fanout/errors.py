@@ -152,6 +152,32 @@ _NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded")
 _IO_TEXT = ("Input/output error", "Read-only file system")
 
 
+# errno values that mean "this path is not what hf can use there": a folder where
+# a file should be, a file where a folder should be, a loop of links, no permission
+_NOT_USABLE = {"EISDIR", "ENOTDIR", "ELOOP", "EACCES", "EPERM"}
+
+
+class FileNotUsable(HfError):
+    """A path hf reads or writes is of the wrong kind, or may not be used."""
+
+    code = "file_not_usable"
+
+
+def unusable_file_error(exc: BaseException, command: str) -> HfError | None:
+    """An OSError on a named path of the wrong kind (a folder where hf keeps a file,
+    its audit log for one) or one hf may not use, as one line naming the path;
+    None for any other error."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno is None or not exc.filename:
+        return None
+    if errno.errorcode.get(exc.errno, "") not in _NOT_USABLE:
+        return None
+    return FileNotUsable(f"`hf {command}` cannot use {exc.filename}: {exc.strerror}",
+                         "move it aside (or give it back the permissions it needs), then run "
+                         "the same command again; `hf doctor` then says what is missing")
+
+
 # git failing on a file system with less than this free is taken to have met a full disk
 # (git often says only "couldn't write '...lock'")
 _NEARLY_FULL = 64 * 1024

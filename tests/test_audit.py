@@ -25,3 +25,26 @@ def test_a_line_with_a_time_no_clock_gives_does_not_crash_log_or_report(repo, hf
     assert r.code == 0, r.err
     assert picture.read_text().startswith("<")
     assert json.loads(r.out)["data"]["report"]["batch"] == "b1"
+
+
+@pytest.mark.parametrize("command", [["status"], ["doctor"], ["join", "b1"]])
+def test_an_audit_log_that_is_a_folder_is_one_line_naming_it(split3, hf, command):
+    """An agent (or a slip) leaves a folder where hf keeps its audit log: every
+    command that writes a line says so in one line, and none crashes."""
+    repo = split3["repo"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    log = repo / ".git/hf/audit.log"
+    log.unlink()
+    log.mkdir()
+    head = (repo / ".git/refs/heads/main").read_text()
+    r = hf(*command, "--json", cwd=repo)
+    error = r.json["error"]
+    assert r.code == 1 and error["code"] == "file_not_usable", r.out
+    assert str(log) in error["message"] and "move it aside" in error["hint"]
+    human = hf(*command, cwd=repo)
+    assert human.code == 1 and "internal error" not in human.err
+    assert human.err.startswith("hf: error: ") and str(log) in human.err
+    assert (repo / ".git/refs/heads/main").read_text() == head  # nothing done unrecorded
+    log.rmdir()
+    assert hf(*command, cwd=repo).code == 0

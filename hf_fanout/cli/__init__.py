@@ -156,13 +156,13 @@ def _is_usage_error(exc: BaseException) -> bool:
 def _known(exc: BaseException, command: str) -> HfError | None:
     """`exc` as the one-line error it is: a full disk or a failing file system is
     said as such (also when git is what met it); None: a bug."""
-    from hf_fanout.errors import GitFailed, storage_error
+    from hf_fanout.errors import GitFailed, storage_error, unusable_file_error
 
     if isinstance(exc, OSError | GitFailed):
         found = storage_error(exc, f"running `hf {command}`",
                               "nothing is half-written (hf replaces each file it writes "
                               "whole), and what was written before stays as it was",
-                              where=".")
+                              where=".") or unusable_file_error(exc, command)
         if found is not None:
             return found
     return exc if isinstance(exc, HfError) else None

@@ -14,9 +14,37 @@ def open_workspace(repo: Path | None = None, *, recover: bool = True) -> Workspa
     """The workspace of `repo` (default: the current directory), recovered first
     unless `recover` is false (`hf doctor` recovers step by step itself)."""
     ws = Workspace.open(repo)
+    refuse_unusable_audit_log(ws)
     if recover and not inbox.sandboxed():  # (inside a sandbox hf's records are read-only)
         settle(ws)
     return ws
+
+
+def refuse_unusable_audit_log(ws: Workspace) -> None:
+    """Refused before anything is done: the audit log is there as something else
+    than a file (a folder, a link), so the command could not record what it did
+    (and would fail after doing it)."""
+    import os
+    import stat
+    from shlex import quote
+
+    from hf_fanout.errors import FileNotUsable
+
+    path = ws.store.audit_file
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        mode = 0
+        why = exc.strerror
+    else:
+        why = "a folder" if stat.S_ISDIR(mode) else "a symbolic link" if stat.S_ISLNK(
+            mode) else "not a regular file"
+    if not stat.S_ISREG(mode):
+        raise FileNotUsable(f"hf's audit log {path} is {why}: hf could not record what "
+                            "this command does", f"move it aside (`mv {quote(str(path))} "
+                            f"{quote(str(path) + '.aside')}`); hf then starts a new log")
 
 
 def settle(ws: Workspace) -> None:
