@@ -89,6 +89,18 @@ def test_doctor_reports_tamper_and_accept_rebaselines(split3, hf):
     assert '"guard-accept"' in (repo / ".git/hf/audit.log").read_text()
 
 
+def test_gits_own_repack_writing_info_refs_is_not_tamper(split3, hf):
+    """`git gc --auto` after a big commit in a part repacks, and the repack runs
+    update-server-info: `info/refs` appears, written by git, not by a part."""
+    repo = split3["repo"]
+    git(split3["api"], "repack", "-q", "-a", "-d")  # (what gc --auto runs)
+    assert (repo / ".git/info/refs").exists()
+    all_done(split3, hf)
+    r = hf("doctor", "--json", cwd=repo)
+    assert not any(f["what"] == "tamper" for f in r.json["data"]["findings"]), r.out
+    assert hf("join", "b1", cwd=repo).code == 0
+
+
 def test_main_moved_in_the_main_tree_by_hf_commit_or_plain_git_is_not_tamper(split3, hf):
     repo = split3["repo"]
     all_done(split3, hf)

@@ -32,6 +32,9 @@ from hf_fanout.worktrees import refs
 
 SCHEMA = 1
 _SCANNED_DIRS = ("hooks", "info", "hf/hooks", "hf/main-hooks")
+# written by git's own maintenance (`git gc --auto`'s repack runs update-server-info):
+# the list of refs for dumb transports, which changes nothing git runs or reads
+_UNSCANNED = {"info/refs"}
 _TEXT_FILES_MAX = 64 * 1024
 MAIN_SETTINGS = "main tree .hf.toml"  # the one entry outside the common dir
 
@@ -96,8 +99,9 @@ def _files(ws: Workspace, parts: list[Part]) -> dict[str, dict[str, Any]]:
         for directory, _dirs, names in os.walk(root):
             for name in names:
                 path = Path(directory) / name
-                if path.is_file():
-                    found[str(path.relative_to(common))] = _file_entry(path, keep_text=False)
+                rel = str(path.relative_to(common))
+                if path.is_file() and rel not in _UNSCANNED:
+                    found[rel] = _file_entry(path, keep_text=False)
     return found
 
 
