@@ -148,3 +148,13 @@ def test_no_git_runs_in_a_part_folder_that_became_a_repository_of_its_own(split3
     assert kept["action"] == "kept" and "not linked to this repository" in kept["why"]
     assert api.is_dir()
     assert not proof.exists()
+
+
+def test_a_dropped_batch_whose_parts_were_done_points_to_gc_not_to_join(split3, hf):
+    repo = split3["repo"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("drop", "b1", cwd=repo).code == 0
+    out = hf("status", "--all", cwd=repo).out
+    assert "next: `hf gc b1`" in out and "hf join" not in out
+    assert hf("gc", "b1", cwd=repo).code == 0

@@ -94,6 +94,8 @@ class BatchStatus:
                                                      sorted(counts.items())]
         if self.state == JOINED:
             words.append("joined")
+        elif self.state == DROPPED:  # (no join takes it: gc keeps what holds work)
+            words.append(f"dropped · next: `hf gc {self.id}` removes what is not needed")
         elif live and finished == len(live):
             stray = next((p for p in live if p.outside), None)
             words.append(f"next: `hf join {self.id}`" if stray is None else
