@@ -102,3 +102,23 @@ def test_committing_the_work_the_join_took_is_nothing_after_the_join(split3, hf)
     git(api, "commit", "-qam", "more")
     shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]
     assert {p["name"]: p["after_join"] for p in shown}["api"] == 2
+
+
+def test_uncommitted_work_after_a_partial_join_is_offered_by_done_and_joined(split3, hf):
+    """The agent goes on without committing after its part was joined: `hf done`
+    makes it done again (it was refused: "nothing to change"), the next join takes it."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [2]\n"})
+    assert hf("done", cwd=api).code == 0
+    assert hf("join", "b1", "--partial", cwd=repo).code == 0
+    write(api, {"src/api/orders.py": "def orders():\n    return [3]\n",
+                "src/api/late.py": "late = 1\n"})
+    r = hf("done", cwd=api)
+    assert r.code == 0, r.err
+    for name in ("ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "def orders():\n    return [3]\n"
+    assert (repo / "src/api/late.py").read_text() == "late = 1\n"
+    assert hf("done", cwd=api).code != 0  # nothing after this join: still joined

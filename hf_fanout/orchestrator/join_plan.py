@@ -334,8 +334,12 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     maybe = [*committed, *scan.entries, *scan.links]
     since = _since(part)
     if since is not None:  # what changed since its result that was joined before
+        # (in-process: the new tree may be held in memory, not written yet; the two
+        # trees can differ only where one of them differs from the base)
+        since_tree = repo.tree_of(since)
+        maybe += [c.path for c in repo.diff_trees(base_tree, since_tree)]
         return PartResult(part, tip_commit, tree, result_commit,
-                          repo.diff_trees(repo.tree_of(since), tree))
+                          repo.tree_changes(since_tree, tree, maybe))
     return PartResult(part, tip_commit, tree, result_commit,
                       repo.tree_changes(base_tree, tree, maybe))
 

@@ -83,3 +83,29 @@ def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
     except (GitFailed, ValueError):
         return None
     return AfterJoin(part.name, count, result, part.branch) if count else None
+
+
+def work_after_join(ws: Workspace, part: Part) -> str | None:
+    """What `part`'s join took (its result), when its worktree's owned files now differ
+    from it: work made after the join and not committed (None: none, the part is not
+    joined, its worktree is gone, or what the join took cannot be read)."""
+    from pathlib import Path
+
+    from hf_fanout.core.records import copied_paths
+
+    if part.state != JOINED or not part.joined_commit:
+        return None
+    took = part.extra.get("join_took")
+    worktree = Path(part.worktree)
+    try:
+        result = took if isinstance(took, str) else \
+            join_results(ws, part.joined_commit).get(part.name)
+        checkout = ws.repo.worktree(worktree)
+        head = checkout.head() if worktree.is_dir() else None
+        if result is None or head is None or not ws.repo.has_object(result):
+            return None
+        changed = checkout.changes_since(result, head, exclude=copied_paths(part))
+    except GitFailed:
+        return None
+    owns = Ownership.parse(part.owns)
+    return result if any(owns.owns(path) for path in changed) else None

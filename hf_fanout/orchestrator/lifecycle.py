@@ -42,19 +42,21 @@ def mark_done(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
 
 def _done_again(ws: Workspace, part: Part, note: str | None) -> tuple[Part, bool]:
     """`hf done` of a joined part: refused as before unless its branch got commits
-    after its join; then done again, for the next join to take those."""
-    from hf_fanout.orchestrator.joined_parts import commits_after_join
+    after its join, or its worktree's owned files changed since (not committed);
+    then done again, for the next join to take those."""
+    from hf_fanout.orchestrator.joined_parts import commits_after_join, work_after_join
 
     if remote_of(part) is not None:
         from hf_fanout.orchestrator.remote_parts import bring_after_join
 
         bring_after_join(ws, [part], quiet=False)  # (worked elsewhere: its remote has it)
     after = commits_after_join(ws, part)
-    if after is None:
+    result = after.result if after is not None else work_after_join(ws, part)
+    if result is None:
         states.check(part, DONE)  # (refused: already joined, nothing after)
-    assert after is not None
+    assert result is not None
     fresh, changed = states.reopen_joined(
-        ws, part.batch, part.name, after.result,
+        ws, part.batch, part.name, result,
         when=lambda now: now.joined_commit == part.joined_commit)
     if not changed:
         return fresh, False
