@@ -145,12 +145,9 @@ def _deleted_by_find(path: Path) -> int | None:
     """Everything under `path` deleted by GNU find; the bytes of the blocks that
     freed. None where find cannot be run or is not GNU's, before it deleted
     anything (another find refuses `-printf` as it reads its arguments)."""
-    try:
-        proc = subprocess.run(["find", os.fspath(path.absolute()), *_FIND_DELETE],
-                              stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    except OSError:
+    proc = _find(path, _FIND_DELETE)
+    if proc is None:
         return None
-    _refuse_stopped(proc.returncode, "find", path)
     try:
         blocks = sum(int(n) for n in proc.stdout.split())
     except ValueError:
@@ -158,6 +155,18 @@ def _deleted_by_find(path: Path) -> int | None:
     if proc.returncode != 0 and not proc.stdout and _has_entries(path):
         return None  # (nothing deleted: no GNU find, or one that could delete nothing)
     return blocks * 512
+
+
+def _find(path: Path, expression: list[str]) -> subprocess.CompletedProcess[bytes] | None:
+    """`find PATH EXPRESSION` run to its end (None where find cannot be run); one a
+    signal stopped stops the deletion (`_refuse_stopped`)."""
+    try:
+        proc = subprocess.run(["find", os.fspath(path.absolute()), *expression],
+                              stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError:
+        return None
+    _refuse_stopped(proc.returncode, "find", path)
+    return proc
 
 
 def _has_entries(path: Path) -> bool:
@@ -221,13 +230,8 @@ _FIND_USAGE = ["-mindepth", "1", "(", "-type", "d", "-o", "-links", "1", ")",
 
 
 def _counted_by_find(path: Path) -> int | None:
-    try:
-        proc = subprocess.run(["find", os.fspath(path.absolute()), *_FIND_USAGE],
-                              stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    except OSError:
-        return None
-    _refuse_stopped(proc.returncode, "find", path)
-    if proc.returncode != 0 and not proc.stdout:
+    proc = _find(path, _FIND_USAGE)
+    if proc is None or (proc.returncode != 0 and not proc.stdout):
         return None  # (no GNU find)
     blocks = 0
     names: dict[bytes, list[int]] = {}  # a file of several names: [names seen, of, blocks]
