@@ -411,3 +411,21 @@ def test_what_destroys_recovery_data_is_refused(split3, argv, shown):
     assert proc.stderr.decode().startswith(f"hf guard: refused `{shown}")
     assert git(repo, "reflog", "show", "hf/b1/api") == reflog
     assert wgit(api, "reflog").returncode == 0  # reading it is fine
+
+
+def test_a_git_file_made_in_a_part_that_names_the_main_git_data_is_refused(split3):
+    """`gitdir: <repo>/.git` written into an owned folder: git there would work on the
+    main repository's index and branches, past every rule of the part."""
+    repo, api = split3["repo"], split3["api"]
+    planted = api / "src/api/x"
+    planted.mkdir()
+    (planted / ".git").write_text(f"gitdir: {repo / '.git'}\n")
+    head = rgit(repo, "rev-parse", "HEAD").stdout
+    r = wgit(planted, f"--work-tree={api}", "commit", "-qam", "innocent")
+    assert r.returncode == 99, r.stderr
+    assert b"names" in r.stderr and b"the git data of a repository hf guards" in r.stderr
+    assert rgit(repo, "rev-parse", "HEAD").stdout == head
+    nested = api / "src/api/vendor"  # a repository of the part's own still works
+    nested.mkdir()
+    assert rgit(nested, "init", "-q").returncode == 0
+    assert wgit(nested, "status", "--porcelain").returncode == 0
