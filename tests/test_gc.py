@@ -449,6 +449,28 @@ def test_gc_keeps_a_part_a_process_works_in(split3, hf):
     assert {p["part"]: p["action"] for p in r.json["data"]["parts"]}["api"] == "removed"
 
 
+def test_the_files_a_gc_killed_after_a_parts_branch_went_left_are_counted(split3, hf):
+    """Killed while a thread deleted a worktree (its branch already deleted): the next
+    gc finds the part gone, deletes what is left of its files, and counts them."""
+    from hf_fanout.worktrees import removal
+
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/big.bin": "x" * 200_000})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    api.rename(removal.aside_of(api))  # (as the killed gc left it)
+    git(repo, "worktree", "prune")
+    git(repo, "branch", "-D", "-q", "hf/b1/api")
+    dry = hf("gc", "--dry-run", "--json", cwd=repo).json["data"]
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    part = {p["part"]: p for p in r.json["data"]["parts"]}["api"]
+    assert part["action"] == "gone" and part["freed_bytes"] >= 200_000
+    assert {p["part"]: p for p in dry["parts"]}["api"]["freed_bytes"] == part["freed_bytes"]
+    assert not removal.aside_of(api).exists()
+
+
 def test_gc_waits_for_the_commit_lock_and_gives_up_naming_its_holder(split3, hf):
     """A join, an undo or another gc holds the commit lock: gc checks and removes
     nothing meanwhile (an undo could bring back a part gc had judged integrated)."""

@@ -450,7 +450,13 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
             from hf_fanout.guard import sandbox
 
             sandbox.forget_part(Path(repo.common_dir), part)
-        return GcPart(batch.id, part.name, "gone", "already removed")
+        # what a removal cut short left of its files (counted: they go now)
+        left = removal.aside_of(worktree)
+        if not os.path.lexists(left):
+            return GcPart(batch.id, part.name, "gone", "already removed")
+        freed = removal.usage(left) if dry_run else removal.delete_folder(left)
+        return GcPart(batch.id, part.name, "gone", "already removed; what a removal cut "
+                      "short left of its files " + ("would go" if dry_run else "went"), freed)
     if judge.worker_alive(part):
         return GcPart(batch.id, part.name, "kept", "its worker is alive; `hf stop` it first")
     in_use = user_of(cwds, worktree)
