@@ -185,21 +185,24 @@ def cwds() -> list[tuple[int, str, str]]:
     return result
 
 
+def others_cwds() -> list[tuple[int, str, str]]:
+    """`cwds` of every process but this one and those that started it."""
+    mine = _own_lineage()
+    return [found for found in cwds() if found[0] not in mine]
+
+
 def wait_for_work_in(roots: Iterable[str], timeout: float, *, name_prefix: str = "") -> None:
     """Wait, within `timeout`, until no process works in one of `roots` (its working
     directory there; with `name_prefix`, only those whose name starts so): what a
     killed hf command started there (a checkout, a setup command) goes on after it
     died, and writes the files about to be removed. This process and those that
     started it are not waited for."""
-    import psutil
-
     folders = [str(root).rstrip("/") for root in roots]
-    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
 
     def working() -> bool:
-        return any(pid not in mine and name.startswith(name_prefix) and any(
+        return any(name.startswith(name_prefix) and any(
             cwd == root or cwd.startswith(root + "/") for root in folders)
-            for pid, cwd, name in cwds())
+            for _pid, cwd, name in others_cwds())
 
     deadline = time.monotonic() + timeout
     while working() and time.monotonic() < deadline:

@@ -304,12 +304,9 @@ def _gc_queue(ws: Workspace, *, force: bool, dry_run: bool) -> list[GcPart]:
 def working_dirs() -> list[tuple[int, Path, str]]:
     """(pid, working directory, name) of every other process we may look at (this
     one and those that started it left out)."""
-    import psutil
-
     from hf_fanout import processes
 
-    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-    return [(pid, Path(cwd), name) for pid, cwd, name in processes.cwds() if pid not in mine]
+    return [(pid, Path(cwd), name) for pid, cwd, name in processes.others_cwds()]
 
 
 def user_of(cwds: list[tuple[int, Path, str]], folder: Path) -> str:

@@ -58,6 +58,15 @@ class AfterJoin:
                 "part's worktree while they are not in main")
 
 
+def _join_took(ws: Workspace, part: Part) -> str | None:
+    """The result the joined `part`'s join took: as recorded, or (a part joined before
+    hf recorded `join_took`) as the join's trailers name it."""
+    took = part.extra.get("join_took")
+    if isinstance(took, str):
+        return took
+    return join_results(ws, part.joined_commit).get(part.name) if part.joined_commit else None
+
+
 def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
     """The commits `part`'s branch holds that its join's result does not, when they
     change a path the part owns from what the join took (None: none, the part is
@@ -65,12 +74,10 @@ def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
     if part.state != JOINED or not part.joined_commit:
         return None
     tip = ws.repo.ref_target(f"refs/heads/{part.branch}")
-    took = part.extra.get("join_took")
-    if tip is None or tip == took:
+    if tip is None or tip == part.extra.get("join_took"):
         return None
-    try:  # (a part joined before hf recorded `join_took`: the join's trailers say)
-        result = took if isinstance(took, str) else \
-            join_results(ws, part.joined_commit).get(part.name)
+    try:
+        result = _join_took(ws, part)
         if result is None or tip == result or ws.repo.is_ancestor(tip, result):
             return None
         # (the agent committing the very work the join took brings nothing new)
@@ -95,11 +102,9 @@ def work_after_join(ws: Workspace, part: Part) -> str | None:
 
     if part.state != JOINED or not part.joined_commit:
         return None
-    took = part.extra.get("join_took")
     worktree = Path(part.worktree)
     try:
-        result = took if isinstance(took, str) else \
-            join_results(ws, part.joined_commit).get(part.name)
+        result = _join_took(ws, part)
         checkout = ws.repo.worktree(worktree)
         head = checkout.head() if worktree.is_dir() else None
         if result is None or head is None or not ws.repo.has_object(result):
