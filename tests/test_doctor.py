@@ -350,3 +350,20 @@ def test_a_dry_run_lists_a_cut_off_split_but_not_one_that_is_still_running(repo,
         assert "split-b2.json" not in r.out, r.out
         assert (repo / ".git/hf/journal/split-b1.json").exists()  # a dry run settles nothing
     assert paused.wait(timeout=60) == 0, paused.stderr.read() if paused.stderr else ""
+
+
+def test_a_part_record_pointed_away_from_its_folder_has_a_way_out(split3, hf, tmp_path):
+    """A process in the part rewrote git's record of its worktree to name the main
+    tree's `.git`: git then lists the part at the main tree, and the record would
+    outlive the folder. Doctor says so, and its hint links the two again."""
+    repo, api = split3["repo"], split3["api"]
+    record = Path(git(api, "rev-parse", "--absolute-git-dir").strip())
+    (record / "gitdir").write_text(f"{repo / '.git'}\n")
+    assert f"{repo}  " in git(repo, "worktree", "list").splitlines()[1]
+    r = hf("doctor", cwd=repo)
+    assert r.code == 1 and "b1/api: git's record" in r.err and "--fix" in r.err
+    taken = follow_hints(["doctor"], repo, shell_with_hf(tmp_path))
+    assert taken == ["hf doctor --fix"]
+    listed = git(repo, "worktree", "list", "--porcelain").split("\n\n")
+    assert any(f"worktree {api}\n" in entry and "hf/b1/api" in entry for entry in listed)
+    assert (record / "gitdir").read_text().strip() == str(api / ".git")

@@ -423,6 +423,24 @@ def test_gc_force_keeps_a_part_holding_a_repository_of_its_own(split3, hf):
     assert parts["ui"]["action"] == "removed"
 
 
+def test_gc_forgets_a_part_whose_record_was_pointed_at_the_main_tree(split3, hf):
+    """A process in the part rewrote git's record of its worktree to name the main
+    tree's `.git`. Once gc removed the folder and the branch, git must not list the
+    part any more (at the main tree's path, where `git worktree prune` never
+    removes it), and the same part can be split again."""
+    repo, api = split3["repo"], split3["api"]
+    record = Path(git(api, "rev-parse", "--absolute-git-dir").strip())
+    (record / "gitdir").write_text(f"{repo / '.git'}\n")
+    assert hf("drop", "b1", cwd=repo).code == 0
+    r = hf("gc", "--force", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert not api.exists() and not record.exists()
+    assert "hf/b1/api" not in git(repo, "worktree", "list", "--porcelain")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--task", "again", cwd=repo)
+    assert r.code == 0, r.err
+    assert (api / "src/api").is_dir()
+
+
 def test_gc_keeps_a_part_a_process_works_in(split3, hf):
     """A shell or an agent hf did not start has its working directory in the part:
     its next write would go to a deleted folder."""

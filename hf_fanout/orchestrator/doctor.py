@@ -3,7 +3,8 @@ behind hf's back, settle what can be settled, and give every problem a way out.
 
 The steps, in order: splits that were cut off; the interrupted join (recovered,
 or discarded with `--discard-journal`); the records; the parts' guards and
-their agents' hook entries (reinstalled with `--fix`); the tamper baselines
+their agents' hook entries and the links between their worktrees and git's
+records of them (mended with `--fix`); the tamper baselines
 (taken anew with `--accept`); the sweep's schedule; the sandbox; the pauses in
 force; the limits and what they are at; the keys of the settings files hf does
 not read.
@@ -68,6 +69,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_records(ws, report)
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
+    check_worktree_links(ws, report, fix=fix, dry_run=dry_run)
     check_agent_hooks(ws, report, fix=fix, dry_run=dry_run)
     check_syncs(ws, report)
     if accept:
@@ -170,6 +172,41 @@ def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: boo
                 "`hf doctor --fix` reinstalls the part's guard"))
     if repaired:
         rebaseline_guard_files(ws)
+
+
+def check_worktree_links(ws: Workspace, report: DoctorReport, *, fix: bool,
+                         dry_run: bool) -> None:
+    """Every live part's worktree and git's record of it name each other (a rewritten
+    `gitdir` makes git place the part elsewhere, the main tree say, and keeps the
+    record after the folder goes); with `fix`, linked again (`git worktree repair`)."""
+    from pathlib import Path
+
+    from hf_fanout.worktrees import refs
+    from hf_fanout.worktrees.checkout import links_back
+
+    for part in _live_parts(ws):
+        worktree = Path(part.worktree)
+        try:
+            record = refs.gitdir_of(worktree)
+        except OSError:
+            continue  # no `.git` there: the guard's check says so
+        if links_back(worktree, record):
+            continue
+        where = f"{part.batch}/{part.name}"
+        if fix and not dry_run:
+            try:
+                ws.repo.repair_worktree_link(worktree)
+            except HfError as exc:
+                report.findings.append(Finding("worktree link", f"{where}: {exc.message}",
+                                               PROBLEM, exc.hint))
+                continue
+            report.findings.append(Finding("worktree link", f"{where}: git's record "
+                                           f"{record.name} points at its folder again", FIXED))
+        else:
+            report.findings.append(Finding(
+                "worktree link", f"{where}: git's record {record} does not point at the "
+                f"part's folder {worktree}", PROBLEM,
+                "`hf doctor --fix` points it back (git worktree repair)"))
 
 
 def check_agent_hooks(ws: Workspace, report: DoctorReport, *, fix: bool,

@@ -161,12 +161,31 @@ class WorktreeAdmin:
                 continue  # a record git itself cannot place: `git worktree prune` decides
             dotgit = entry / named  # (an absolute `named` stays as it is)
             named_path = os.path.realpath(dotgit.parent) in named_here
-            ours = named_path or read_head(entry).startswith("ref: refs/heads/hf/")
-            if named and ours and not dotgit.exists() and \
+            head = read_head(entry)
+            ours = named_path or head.startswith("ref: refs/heads/hf/")
+            if named and ours and self._folder_gone(entry, dotgit, head) and \
                     not _locked(entry, made_here_then_cut_off=named_path):
                 shutil.rmtree(entry, ignore_errors=True)
         with contextlib.suppress(OSError):
             admin.rmdir()  # (only when empty, as git leaves it)
+
+    def _folder_gone(self, entry: Path, dotgit: Path, head: str) -> bool:
+        """Whether the worktree git's record `entry` stands for is gone: the `.git` it
+        names is not there; or that `.git` does not link back to the record (a
+        process rewrote the record's `gitdir`, to the main tree's `.git` say) and the
+        branch the record is on is gone too, so no folder works through it."""
+        if not dotgit.exists():
+            return True
+        if links_back(dotgit.parent, entry):
+            return False
+        branch = head.removeprefix("ref:").strip()
+        return branch.startswith("refs/heads/") and \
+            resolve(self.common_dir, branch) is None
+
+    def repair_worktree_link(self, path: Path) -> None:
+        """Point git's record of the worktree at `path` back at its folder (`git
+        worktree repair`), after its `gitdir` was rewritten."""
+        self.git(["worktree", "repair", str(path)])
 
     def enable_worktree_config(self) -> None:
         """Turn on per-worktree config (`config.worktree`), once per Repo."""
@@ -177,6 +196,21 @@ class WorktreeAdmin:
         if enabled.stdout.strip() != b"true":
             self.git(["config", "extensions.worktreeConfig", "true"])
         self.__dict__["_worktree_config_on"] = True
+
+
+def links_back(worktree: Path, entry: Path) -> bool:
+    """Whether `worktree`'s `.git` file names git's record `entry`, and the record's
+    `gitdir` names that `.git` file: the two ends of a linked worktree agree."""
+    dotgit = worktree / ".git"
+    try:
+        if not dotgit.is_file() or \
+                os.path.realpath(gitdir_of(worktree)) != os.path.realpath(entry):
+            return False
+        named = Path((entry / "gitdir").read_text(encoding="utf-8",
+                                                  errors="surrogateescape").strip())
+    except OSError:
+        return False
+    return os.path.realpath(entry / named) == os.path.realpath(dotgit)
 
 
 def _locked(entry: Path, *, made_here_then_cut_off: bool) -> bool:
