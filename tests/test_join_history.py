@@ -156,3 +156,41 @@ def test_a_branch_whose_index_is_locked_stays_at_its_tip_and_nothing_is_lost(tmp
     assert git(kept["repo"], "show", f"{result}:src/api/users.py") == \
         "def users():\n    return ['uncommitted']\n"
     assert git(api, "status", "--porcelain").strip() == "M src/api/users.py"
+
+
+def test_keep_history_refuses_a_part_commit_outside_its_ownership(tmp_path, hf):
+    """A part's commit changed a path it does not own and a later one put it back:
+    the squash join takes the net owned change, but kept history would bring that
+    commit into main's (`git log README` would find it), so it is refused; a merge
+    of main into a part brings nothing of its own and is no reason to refuse."""
+    repo = make_repo(tmp_path / "r")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+           "--task", "t", cwd=repo)
+    assert r.code == 0, r.err
+    api, ui = (tmp_path / "r.hf" / "b1" / n for n in ("api", "ui"))
+    bypass = ("-c", "core.hooksPath=/dev/null")  # (the guard's hooks would refuse it)
+    readme = (repo / "README.md").read_text()
+    write(ui, {"README.md": "# taken over\n", "src/ui/app.js": "ui()\n"})
+    git(ui, *bypass, "commit", "-qam", "ui: and the readme")
+    write(ui, {"README.md": readme})
+    git(ui, *bypass, "commit", "-qam", "ui: readme back")
+    write(repo, {"tools/run.sh": "#!/bin/sh\necho main\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "main: run")
+    write(api, {"src/api/orders.py": "def orders():\n    return [2]\n"})
+    git(api, "commit", "-qam", "api: orders")
+    assert hf("sync", "--merge", cwd=api).code == 0  # (main's tip merged into api)
+    assert len(git(api, "log", "-1", "--format=%P").split()) == 2
+    for worktree in (api, ui):
+        assert hf("done", cwd=worktree).code == 0
+    before = git(repo, "rev-parse", "HEAD").strip()
+    r = hf("join", "b1", "--keep-history", cwd=repo)
+    assert r.code == 1
+    assert "part 'ui': its commit" in r.err and "README.md" in r.err and "--squash" in r.err
+    assert "part 'api'" not in r.err
+    assert git(repo, "rev-parse", "HEAD").strip() == before
+    r = hf("join", "b1", "--squash", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "README.md").read_text() == readme
+    assert (repo / "src/ui/app.js").read_text() == "ui()\n"
+    assert "ui: and the readme" not in git(repo, "log", "--format=%s", "HEAD")

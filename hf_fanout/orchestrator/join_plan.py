@@ -177,6 +177,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         _refuse_bad_changes(results, {p.name: part_base(batch, p) for p in parts})
         if not allow_outside_links:
             _refuse_outside_links(ws, results)
+        if keep_history:
+            _refuse_unowned_history(ws, batch, results, head)
         with tempfile.TemporaryDirectory(prefix="hf-join-") as scratch:
             entries, merged = combine(ws, _on_head(batch, parts, head), head,
                                      [(r.part.name, c) for r in results for c in r.changes],
@@ -437,6 +439,32 @@ def _put_back(result: PartResult, base: str, paths: list[RepoPath]) -> str:
     more = " (and so for the others)" if paths[10:] else ""
     return (f"put them back as the part's base has them, in {result.part.name}'s worktree: "
             f"`{' && '.join(steps)}`{more}")
+
+
+def _refuse_unowned_history(ws: Workspace, batch: Batch, results: list[PartResult],
+                            head: str) -> None:
+    """With `--keep-history` each part's commits enter main's history: refuse one that
+    changes a path its part does not own, even when a later commit of the part
+    puts the path back (the squash join takes only the net, owned change; kept,
+    that commit would be what `git log`, `git blame`, `git bisect` and `git revert`
+    find for the path). The part's commits are enough: what the commit of its
+    uncommitted work changes outside its ownership either stays in the net change
+    (refused already) or puts back what one of them changed."""
+    for r in results:
+        base = part_base(batch, r.part)
+        if not r.changes or r.tip == base:
+            continue  # (not a parent of the join commit, or nothing committed)
+        ownership = Ownership.parse(r.part.owns)
+        for commit, paths in ws.repo.commits_paths(r.tip, [head, base]).items():
+            bad = [p for p in paths if not ownership.owns(p)]
+            if bad:
+                raise OwnershipViolation(
+                    f"part {r.part.name!r}: its commit {commit[:12]} changes paths it does "
+                    f"not own: {listing(bad)} (kept history would bring that commit "
+                    "into main's)",
+                    f"join its net owned changes as one commit: `hf join {batch.id} "
+                    "--squash`; or rewrite the part's branch without that change",
+                    details={"part": r.part.name, "commit": commit, "paths": bad})
 
 
 def _refuse_bad_changes(results: list[PartResult], bases: dict[str, str]) -> None:

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from hf_fanout.errors import HfError
 from hf_fanout.paths import RepoPath
-from hf_fanout.worktrees.zparse import MODE_TREE, Change, Entry, parse_raw_diff, parse_raw_diffs
+from hf_fanout.worktrees.zparse import (
+    MODE_TREE,
+    Change,
+    Entry,
+    parse_raw_diff,
+    parse_raw_diffs,
+    paths_by_commit,
+)
 
 if TYPE_CHECKING:
     import pygit2
@@ -283,6 +290,19 @@ class ObjectStore:
         found = parse_raw_diffs(data)
         return {tip: found[tip] if tip in found else self.diff_trees(base, tip)
                 for tip in wanted}
+
+    def commits_paths(self, tip: str, hidden: Iterable[str]) -> dict[str, list[RepoPath]]:
+        """Each commit reachable from `tip` and from none of `hidden`, with the paths
+        it changes against its parent; a merge's are the paths where it differs
+        from every parent (git's combined diff: what the merge itself brought, not
+        what either side did). One `rev-list` and one `diff-tree`."""
+        listing = self.git(["rev-list", tip, "--not", *hidden, "--"]).decode().split()
+        if not listing:
+            return {}
+        data = self.git(["diff-tree", "--stdin", "--root", "-c", "-r", "-z", "--raw",
+                         "--no-renames"], stdin="".join(f"{c}\n" for c in listing).encode())
+        found = paths_by_commit(data)
+        return {commit: found.get(commit, []) for commit in listing}
 
     def tree_changes(self, old_tree: str, new_tree: str,
                      paths: Iterable[RepoPath]) -> list[Change]:

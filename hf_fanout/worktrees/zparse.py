@@ -101,6 +101,26 @@ def parse_raw_diff(data: bytes) -> list[Change]:
     return [change for changes in parse_raw_diffs(data).values() for change in changes]
 
 
+def paths_by_commit(data: bytes) -> dict[str, list[RepoPath]]:
+    """Parse `git diff-tree --stdin -c --raw -z` output: the paths under each commit
+    id it prints (a combined diff's meta item starts with `::`, a plain one with
+    `:`; each is followed by its path, and any other item is a commit id)."""
+    items = data.split(b"\0")
+    found: dict[str, list[RepoPath]] = {}
+    paths = found.setdefault("", [])
+    i = 0
+    while i < len(items) - 1:
+        if items[i].startswith(b":"):
+            paths.append(from_git(items[i + 1]))
+            i += 2
+            continue
+        if items[i].strip():
+            paths = found.setdefault(items[i].decode().strip(), [])
+        i += 1
+    found.pop("", None)
+    return found
+
+
 def parse_raw_diffs(data: bytes) -> dict[str, list[Change]]:
     """Parse `git diff-tree --stdin --raw -z --no-renames` output: the changes
     under each commit id it prints ('' for those before any id)."""
