@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 # Start times from /proc are rounded to clock ticks; two readings of one
@@ -285,9 +286,11 @@ def end_processes(groups: list[int], repo: str, batch: str, part: str,
 def inside_part() -> str | None:
     """`BATCH/PART` when this process works for a part (an agent or anything it
     started): the marker in its own environment or in an ancestor's (an agent
-    can unset its own variables, not its parents'), or the sandbox's mark.
-    Commands that decide for the person (trusting configuration, accepting a
-    changed fingerprint) refuse there."""
+    can unset its own variables, not its parents'), the sandbox's mark, or a
+    working directory inside a part's worktree (an agent started there by hand
+    carries no marker; its folder says whose it is). Commands that decide for
+    the person (trusting configuration, accepting a changed fingerprint) refuse
+    there."""
     import psutil
 
     if os.environ.get("HF_SANDBOX") == "1":
@@ -300,4 +303,28 @@ def inside_part() -> str | None:
                 env = proc.environ()
                 if env.get("HF_PART"):
                     return f"{env.get('HF_BATCH', '?')}/{env['HF_PART']}"
-    return None
+    return _part_worked_here()
+
+
+def _part_worked_here() -> str | None:
+    """`BATCH/PART` of the part whose worktree the current directory is in: its git
+    dir holds hf's part marker (`hf-part.json`, written at split). A marker that
+    cannot be read still marks the folder as a part's."""
+    from hf_fanout.atomic import read_json
+    from hf_fanout.errors import StateCorrupt
+    from hf_fanout.gitlink import PART_MARKER, enclosing_worktree
+
+    try:
+        found = enclosing_worktree(Path.cwd())
+    except OSError:  # (the current directory was deleted)
+        return None
+    if found is None or not (found[1] / PART_MARKER).exists():
+        return None
+    try:
+        data = read_json(found[1] / PART_MARKER, "part marker")
+    except StateCorrupt:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("batch"), str) \
+            and isinstance(data.get("part"), str):
+        return f"{data['batch']}/{data['part']}"
+    return f"?/{found[0].name}"

@@ -53,3 +53,22 @@ def test_the_person_in_the_main_tree_is_not_refused(split3):
     r = hf_proc("drop", "b1/ui", cwd=repo, env=clean)
     assert r.returncode == 0, r.stderr
     assert part_record(repo, "b1", "ui")["state"] == "dropped"
+
+
+def test_a_process_working_in_a_part_without_a_marker_is_inside_it(split3):
+    """An agent started by hand in a part's worktree carries no marker: its folder
+    says whose it is. It may not drop another part, join, accept a fingerprint,
+    or reach the main tree with --repo; its own part it may still finish."""
+    repo, api = split3["repo"], split3["api"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    head = git(repo, "rev-parse", "HEAD")
+    for args in (["drop", "b1/ui"], ["done", "b1/ui"], ["join", "b1"],
+                 ["doctor", "--accept"], ["join", "b1", "--repo", str(repo)]):
+        r = hf_proc(*args, cwd=api / "src", env=clean)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "inside part b1/api" in r.stderr, (args, r.stderr)
+    assert part_record(repo, "b1", "ui")["state"] == "running"
+    assert git(repo, "rev-parse", "HEAD") == head
+    r = hf_proc("done", cwd=api / "src", env=clean)
+    assert r.returncode == 0, r.stderr
+    assert part_record(repo, "b1", "api")["state"] == "done"

@@ -45,10 +45,11 @@ class GitProbe:
 def context_for(cwd: Path, top: Path | None = None) -> PartContext | None:
     """The PartContext for a command run in `cwd`, or None outside any part."""
     from hf_fanout.config import Settings
+    from hf_fanout.gitlink import enclosing_worktree
     from hf_fanout.guard import fast, locate
     from hf_fanout.guard.wrapper import PartContext, Rules
 
-    found = locate.find_worktree(top or cwd)
+    found = enclosing_worktree(top or cwd)
     if found is None:
         return None
     marker = locate.read_marker(found[1])

@@ -28,6 +28,7 @@ from hf_fanout import atomic
 from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import StateCorrupt, TamperDetected
+from hf_fanout.gitlink import enclosing_worktree, gitdir_of
 from hf_fanout.worktrees import refs
 
 SCHEMA = 1
@@ -123,9 +124,7 @@ def _settings_committed(ws: Workspace) -> bool:
 
 
 def _part_git_dir(part: Part) -> Path | None:
-    from hf_fanout.guard import locate
-
-    found = locate.find_worktree(Path(part.worktree))
+    found = enclosing_worktree(Path(part.worktree))
     return found[1] if found else None
 
 
@@ -218,7 +217,7 @@ def _linked_records(parts: list[Part]) -> set[str]:
     found = set()
     for part in parts:
         with contextlib.suppress(OSError):
-            found.add(os.path.realpath(refs.gitdir_of(Path(part.worktree))))
+            found.add(os.path.realpath(gitdir_of(Path(part.worktree))))
     return found
 
 

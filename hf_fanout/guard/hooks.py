@@ -163,8 +163,8 @@ def install(main_repo: Repository, worktree: Path, batch: str, part: str) -> boo
     """Guard one part's worktree: marker, hooks directory, per-worktree core.hooksPath.
 
     True when hf's shared hooks directory was (re)written."""
+    from hf_fanout.gitlink import gitdir_of
     from hf_fanout.worktrees.process import run
-    from hf_fanout.worktrees.refs import gitdir_of
 
     main_repo.enable_worktree_config()
     changed = write_hooks(main_repo.common_dir, chain_dir(main_repo))
@@ -186,9 +186,9 @@ def install(main_repo: Repository, worktree: Path, batch: str, part: str) -> boo
 def problems(main_repo: Repository, worktree: Path, batch: str, part: str) -> list[str]:
     """What keeps one part's guard from working (empty: it is whole): its marker,
     its core.hooksPath, hf's hook scripts and the stable entry they call."""
+    from hf_fanout.gitlink import gitdir_of
     from hf_fanout.guard.env import ENTRY, bin_dir
     from hf_fanout.worktrees.process import run
-    from hf_fanout.worktrees.refs import gitdir_of
 
     found = []
     try:

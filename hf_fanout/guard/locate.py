@@ -6,16 +6,15 @@ A part's worktree is a linked worktree whose own git dir holds hf's marker
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hf_fanout.atomic import read_json
 from hf_fanout.errors import StateCorrupt
-from hf_fanout.worktrees.refs import gitdir_of
+from hf_fanout.gitlink import PART_MARKER, enclosing_worktree
 
-MARKER = "hf-part.json"
+MARKER = PART_MARKER
 
 
 @dataclass(frozen=True)
@@ -26,21 +25,6 @@ class Marker:
     git_dir: str
     common_dir: str
     main_workdir: str
-
-
-def find_worktree(start: Path) -> tuple[Path, Path] | None:
-    """(top, git dir) when `start` is inside a linked worktree (its `.git` is a file)."""
-    here = Path(os.path.abspath(start))
-    for directory in (here, *here.parents):
-        dot_git = directory / ".git"
-        if dot_git.is_dir():
-            return None
-        if dot_git.is_file():
-            try:
-                return directory, Path(os.path.realpath(gitdir_of(directory)))
-            except OSError:
-                return None
-    return None
 
 
 def read_marker(git_dir: Path) -> Marker | None:
@@ -58,7 +42,7 @@ def read_marker(git_dir: Path) -> Marker | None:
 
 
 def find_part(start: Path) -> Marker | None:
-    found = find_worktree(start)
+    found = enclosing_worktree(start)
     return read_marker(found[1]) if found else None
 
 

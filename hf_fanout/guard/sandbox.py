@@ -33,6 +33,7 @@ from hf_fanout.core import inbox
 from hf_fanout.core.records import Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
+from hf_fanout.gitlink import enclosing_worktree
 from hf_fanout.guard import fast, locate
 
 KIND = "bubblewrap"
@@ -96,7 +97,7 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
     """Everything outside the sandbox the part's sandbox needs, then its argv prefix."""
     common = Path(os.path.realpath(ws.repo.common_dir))
     worktree = Path(os.path.realpath(part.worktree))
-    found = locate.find_worktree(worktree)
+    found = enclosing_worktree(worktree)
     if found is None:
         raise HfError(f"{worktree} is not a worktree of this repository any more",
                       f"drop the part (hf drop {part.batch}/{part.name}) and split it again")

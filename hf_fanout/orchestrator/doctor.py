@@ -181,13 +181,13 @@ def check_worktree_links(ws: Workspace, report: DoctorReport, *, fix: bool,
     record after the folder goes); with `fix`, linked again (`git worktree repair`)."""
     from pathlib import Path
 
-    from hf_fanout.worktrees import refs
+    from hf_fanout.gitlink import gitdir_of
     from hf_fanout.worktrees.checkout import links_back
 
     for part in _live_parts(ws):
         worktree = Path(part.worktree)
         try:
-            record = refs.gitdir_of(worktree)
+            record = gitdir_of(worktree)
         except OSError:
             continue  # no `.git` there: the guard's check says so
         if links_back(worktree, record):

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout.errors import GitFailed
+from hf_fanout.gitlink import gitdir_of
 from hf_fanout.worktrees import removal
 from hf_fanout.worktrees.process import out, run, text
-from hf_fanout.worktrees.refs import gitdir_of, read_head, resolve, zero_oid
+from hf_fanout.worktrees.refs import read_head, resolve, zero_oid
 from hf_fanout.worktrees.status import prime_status_caches
 
 # larger blobs stay compressed in the repository's packs (`unpacked_objects`):

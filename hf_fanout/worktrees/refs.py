@@ -38,18 +38,6 @@ def is_zero(oid: str) -> bool:
     return bool(oid) and not oid.strip("0")
 
 
-def gitdir_of(worktree: Path) -> Path:
-    """A worktree's own git dir: `.git` itself when it is a directory (the main
-    worktree), else the directory its `.git` file names. OSError when there is
-    neither."""
-    dotgit = worktree / ".git"
-    if dotgit.is_dir():
-        return dotgit
-    line = dotgit.read_text(encoding="utf-8", errors="surrogateescape").strip()
-    path = Path(line.removeprefix("gitdir:").strip())
-    return path if path.is_absolute() else (worktree / path).resolve()
-
-
 def read_head(git_dir: Path) -> str:
     """The text of a git dir's HEAD file ('' when it cannot be read)."""
     try:

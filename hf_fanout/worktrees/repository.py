@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_fanout.errors import GitFailed, NotARepo
+from hf_fanout.gitlink import gitdir_of
 from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees import refs
 from hf_fanout.worktrees.process import check_git_version, index_env, out, run, text
@@ -69,7 +70,7 @@ class Repository(_Adapter):
     def worktree(self, path: Path) -> Worktree:
         """Another worktree of this repository (its own git dir found from `.git`)."""
         try:
-            git_dir = refs.gitdir_of(path)
+            git_dir = gitdir_of(path)
         except OSError:
             git_dir = path / ".git"
         return Worktree(path, git_dir, self)
