@@ -111,8 +111,14 @@ def test_uncommitted_work_after_a_partial_join_is_offered_by_done_and_joined(spl
     write(api, {"src/api/orders.py": "def orders():\n    return [2]\n"})
     assert hf("done", cwd=api).code == 0
     assert hf("join", "b1", "--partial", cwd=repo).code == 0
+    shown = hf("status", "b1", "--json", cwd=repo).json["data"]["batches"][0]["parts"]
+    assert {p["name"]: p["work_after_join"] for p in shown}["api"] is False
     write(api, {"src/api/orders.py": "def orders():\n    return [3]\n",
                 "src/api/late.py": "late = 1\n"})
+    # `hf status` says so, as for commits after the join
+    shown = hf("status", "b1", cwd=repo).out
+    assert "api: its owned files changed in its worktree after its join, not committed" \
+        in shown and "`hf done b1/api`" in shown
     r = hf("done", cwd=api)
     assert r.code == 0, r.err
     for name in ("ui", "docs"):

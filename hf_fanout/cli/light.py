@@ -100,6 +100,10 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                 if p.after_join:
                     print(f"  {p.name}: {p.after_join} commit(s) on its branch after its join, "
                           f"not in main: {p.after_join_hint}")
+                if p.work_after_join:
+                    print(f"  {p.name}: its owned files changed in its worktree after its "
+                          f"join, not committed, not in main: `hf done {b.id}/{p.name}` "
+                          "offers them to the batch's next join; `hf gc` keeps the worktree")
                 if p.sync_running:
                     print(f"  {p.name}: its hf sync is running")
                 if p.sync_stopped:

@@ -66,6 +66,8 @@ class PartStatus:
     # joined, then committed on: those commits (not in main) and how to bring them
     after_join: int = 0
     after_join_hint: str = ""
+    # joined, then its owned files changed in its worktree without a commit
+    work_after_join: bool = False
 
 
 @dataclass
@@ -149,10 +151,12 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     syncing = isinstance(part.extra.get("sync"), dict)
     running = syncing and _sync_running(ws, part)
     after = None
+    work_after = False
     if part.state == JOINED:
-        from hf_fanout.orchestrator.joined_parts import commits_after_join
+        from hf_fanout.orchestrator.joined_parts import commits_after_join, work_after_join
 
         after = commits_after_join(ws, part)
+        work_after = after is None and work_after_join(ws, part) is not None
     ownership = Ownership.parse(part.owns)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
@@ -163,6 +167,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       sync_stopped=syncing and not running, sync_running=running,
                       after_join=after.count if after else 0,
                       after_join_hint=after.hint(batch.id) if after else "",
+                      work_after_join=work_after,
                       owned=owned_count(ws, part_base(batch, part), ownership,
                                         changed.difference(outside)) if owned else None)
 
