@@ -60,7 +60,7 @@ def test_done_and_heartbeat_in_a_part_load_no_typer(split3, args):
 OPEN = {"hf_fanout", "hf_fanout.atomic", "hf_fanout.cli", "hf_fanout.cli.light",
         "hf_fanout.cli.output", "hf_fanout.config", "hf_fanout.core", "hf_fanout.core.audit",
         "hf_fanout.core.inbox", "hf_fanout.core.records", "hf_fanout.core.remote_refs",
-        "hf_fanout.core.store", "hf_fanout.core.workspace", "hf_fanout.errors",
+        "hf_fanout.core.store", "hf_fanout.core.workspace", "hf_fanout.errors", "hf_fanout.gitlink",
         "hf_fanout.locks", "hf_fanout.orchestrator", "hf_fanout.orchestrator.workspace_open",
         "hf_fanout.paths", "hf_fanout.timefmt", "hf_fanout.trust", "hf_fanout.worktrees",
         "hf_fanout.worktrees.process", "hf_fanout.worktrees.refs",
