@@ -89,6 +89,32 @@ def make_repo(root: Path) -> Path:
     return root
 
 
+def split_with_submodule(tmp_path: Path, hf: Any) -> tuple[Path, Path]:
+    """A repository with a submodule at vendor/lib, split into src/** and vendor/**;
+    the vendor part's agent checks the submodule out. Returns (repo, vendor part)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    write(lib, {"core.c": "v1\n"})
+    git(lib, "add", "-A")
+    git(lib, "commit", "-qm", "lib")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, {"src/a.py": "a\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib),
+        "vendor/lib")
+    git(repo, "commit", "-qm", "add the submodule")
+    r = hf("split", "b1", "--part", "sp=src/**", "--part", "ve=vendor/**", "--task", "t",
+           cwd=repo)
+    assert r.code == 0, r.err
+    vendor = tmp_path / "repo.hf" / "b1" / "ve"
+    git(vendor, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init")
+    return repo, vendor
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A fresh repository with one commit of BASE_FILES, at tmp/repo."""

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import git, write
+from conftest import git, split_with_submodule, write
 from liveness_support import Procs, agent_script, alive, part_record, wait_for
 
 
@@ -439,6 +439,22 @@ def test_gc_forgets_a_part_whose_record_was_pointed_at_the_main_tree(split3, hf)
     r = hf("split", "b1", "--part", "api=src/api/**", "--task", "again", cwd=repo)
     assert r.code == 0, r.err
     assert (api / "src/api").is_dir()
+
+
+def test_gc_keeps_a_part_with_work_inside_a_submodule_checkout(tmp_path, hf):
+    """Edits in a submodule's checkout are in no commit and no gitlink: the part is
+    not integrated, and a rescue ref could not hold them either (--force keeps it)."""
+    repo, vendor = split_with_submodule(tmp_path, hf)
+    for part in ("sp", "ve"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    write(vendor, {"vendor/lib/core.c": "v1\nthe agent's patch\n"})
+    for force in ([], ["--force"]):
+        r = hf("gc", *force, "--json", cwd=repo)
+        assert r.code == 0, r.err
+        parts = {p["part"]: p for p in r.json["data"]["parts"]}
+        assert parts["ve"]["action"] == "kept" and "vendor/lib" in parts["ve"]["why"], parts
+    assert (vendor / "vendor/lib/core.c").read_text() == "v1\nthe agent's patch\n"
 
 
 def test_gc_keeps_a_part_a_process_works_in(split3, hf):

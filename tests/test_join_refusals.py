@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, hf_proc, snapshot, write
+from conftest import git, hf_proc, snapshot, split_with_submodule, write
 
 from hf_fanout.guard.env import bin_dir
 
@@ -448,3 +448,26 @@ def test_a_worktree_whose_git_link_is_gone_is_refused_with_the_repair(split3, hf
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
     assert (repo / "src/api/new.py").read_text() == "n = 1\n"
+
+
+def test_work_inside_a_submodule_checkout_is_refused_not_dropped(tmp_path, hf):
+    """The part's agent edited a file of the submodule's checkout: `git status` says
+    "modified content", but no gitlink records it, so a join would take nothing of
+    it (and say nothing). It is refused, named, with the ways out."""
+    repo, vendor = split_with_submodule(tmp_path, hf)
+    write(vendor, {"vendor/lib/core.c": "v1\nthe agent's patch\n", "vendor/lib/new.c": "n\n"})
+    write(tmp_path / "repo.hf" / "b1" / "sp", {"src/a.py": "a2\n"})
+    for part in ("sp", "ve"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    head = git(repo, "rev-parse", "HEAD")
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1
+    assert "part 've': work inside submodule(s) vendor/lib" in r.err
+    assert "git -C vendor/lib stash -u" in r.err
+    assert git(repo, "rev-parse", "HEAD") == head
+    # set aside as the hint says: the rest joins, the patch is in the submodule's stash
+    git(vendor / "vendor/lib", "stash", "-q", "-u")
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/a.py").read_text() == "a2\n"
+    assert git(vendor / "vendor/lib", "stash", "list")

@@ -322,6 +322,16 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
     if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip_commit:
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
+    if scan.dirty_submodules:
+        first = shlex.quote(str(scan.dirty_submodules[0]))
+        raise JoinRefused(
+            f"part {part.name!r}: work inside submodule(s) {listing(scan.dirty_submodules)} "
+            "(changed or untracked files in the submodule's checkout), which a join "
+            "cannot take",
+            "commit it in the submodule's own repository and change the submodule in the "
+            "main tree yourself, outside the batch; or set it aside in the part's worktree "
+            f"(`git -C {first} stash -u`), then join again",
+            details={"part": part.name, "submodules": scan.dirty_submodules})
     tip_tree = repo.tree_of(tip_commit)
     tree = repo.tree_from_scan(tip_tree, scan)
     result_commit = tip_commit

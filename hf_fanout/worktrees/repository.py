@@ -26,7 +26,7 @@ from hf_fanout.gitlink import gitdir_of
 from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees import refs
 from hf_fanout.worktrees.process import check_git_version, index_env, out, run, text
-from hf_fanout.worktrees.zparse import MODE_SYMLINK, Entry, nul_split
+from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Entry, nul_split
 
 if TYPE_CHECKING:
     from hf_fanout.worktrees.checkout import WorktreeAdmin
@@ -309,7 +309,9 @@ class Worktree:
         since then changed, with its new entry (None: gone); a path changed and then
         changed back is left out. The same answer as diffing `base` with `tree`, but
         nothing is written: no blob, no tree (a removal's check need not grow the
-        object database)."""
+        object database). A submodule whose checkout holds work of its own is a
+        change too, with an entry no commit has (a zero id): nothing records that
+        work, so nothing may count it as in main."""
         from hf_fanout.worktrees.scan import blob_id
 
         found = self.scan(exclude=exclude, keep_blobs=False)
@@ -325,6 +327,9 @@ class Worktree:
                 changes.pop(path, None)
             else:
                 changes[path] = entry
+        for path in found.dirty_submodules:
+            # work inside a submodule's checkout: no entry records it, none is the same
+            changes[path] = Entry(MODE_GITLINK, refs.zero_oid(head))
         return changes
 
     def not_ignored(self, paths: Sequence[str]) -> list[str]:

@@ -32,6 +32,9 @@ class WorktreeScan:
     links: dict[RepoPath, bytes]
     # the bytes of new blobs among the entries, not written yet (`tree_from_scan` does)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    # submodules whose checkout holds changes of its own (`git status`: "modified
+    # content", "untracked content"): `git add -A` records none of it
+    dirty_submodules: list[RepoPath] = field(default_factory=list)
 
 
 def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True) -> WorktreeScan:
@@ -60,7 +63,9 @@ def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True
     dropped = {i.path for i in changed_items if i.code == "D " and i.path not in untracked}
     git_modes = {i.path: i.mode for i in changed_items if i.mode}
     listed = list(dict.fromkeys(i.path for i in changed_items))
-    scan = WorktreeScan({}, {})
+    scan = WorktreeScan({}, {}, dirty_submodules=[
+        i.path for i in changed_items if i.dirty_submodule
+        and not (skip and under_any(i.path, skip))])
     files: dict[RepoPath, int] = {}
     executable: list[RepoPath] = []  # new files with an exec bit: core.fileMode decides
     links_seen: dict[str, bool] = {}

@@ -59,6 +59,15 @@ class Listed:
     code: str
     path: RepoPath
     mode: int = 0
+    # a submodule's state as porcelain v2 writes it (`S` + commit changed, tracked
+    # changes, untracked files: `S.M.`); `N...` or empty for any other path
+    sub: str = ""
+
+    @property
+    def dirty_submodule(self) -> bool:
+        """A submodule checkout holding changes of its own: edited tracked files or
+        untracked ones, which no gitlink records."""
+        return self.sub.startswith("S") and (self.sub[2:3] == "M" or self.sub[3:4] == "U")
 
 
 def parse_status_v2(data: bytes) -> list[Listed]:
@@ -76,7 +85,8 @@ def parse_status_v2(data: bytes) -> list[Listed]:
             # 1 XY sub mH mI mW hH hI path | 2 ... Xscore path NUL orig | u XY sub m1 m2 m3 mW ...
             fields = item.split(b" ", {b"1 ": 8, b"2 ": 9, b"u ": 10}[kind])
             mode = int(fields[5 if kind != b"u " else 6], 8)
-            found.append(Listed(fields[1].decode().replace(".", " "), from_git(fields[-1]), mode))
+            found.append(Listed(fields[1].decode().replace(".", " "), from_git(fields[-1]), mode,
+                                fields[2].decode()))
             if kind == b"2 ":
                 i += 1  # the original path of a rename (not asked for: --no-renames)
     return found
