@@ -175,3 +175,30 @@ def test_a_main_tree_that_is_a_sparse_checkout_gives_full_parts_all_their_files(
     # and the main tree stays the sparse checkout it was
     assert not (repo / "src/ui/app.js").exists()
     assert git(repo, "sparse-checkout", "list").split() == ["src/api"]
+
+
+def test_a_sparse_part_joins_its_files_through_the_attributes_like_a_full_one(tmp_path, hf):
+    """The repository's `.gitattributes` normalises line ends and runs a clean filter;
+    a sparse part owns none of it. Its new files must land in main as `git add`
+    stores them (LF, filtered), not as the raw bytes on disk."""
+    blobs = {}
+    for kind in ("full", "sparse"):
+        (tmp_path / kind).mkdir()
+        repo = make_repo(tmp_path / kind / "repo")
+        write(repo, {".gitattributes": "*.txt text=auto\n*.secret filter=rot\n"})
+        git(repo, "config", "filter.rot.clean", "tr A-Za-z N-ZA-Mn-za-m")
+        git(repo, "config", "filter.rot.smudge", "tr A-Za-z N-ZA-Mn-za-m")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "attributes")
+        extra = ["--sparse"] if kind == "sparse" else []
+        assert hf("split", "b1", "--part", "api=src/api/**", *extra, cwd=repo).code == 0
+        api = tmp_path / kind / "repo.hf" / "b1" / "api"
+        assert (api / ".gitattributes").is_file()
+        write(api, {"src/api/notes.txt": b"one\r\ntwo\r\n", "src/api/key.secret": "Hello\n"})
+        assert hf("done", "b1/api", cwd=repo).code == 0
+        r = hf("join", "b1", cwd=repo)
+        assert r.code == 0, r.err
+        blobs[kind] = [git(repo, "cat-file", "blob", f"HEAD:src/api/{name}")
+                       for name in ("notes.txt", "key.secret")]
+    assert blobs["full"] == ["one\ntwo\n", "Uryyb\n"]
+    assert blobs["sparse"] == blobs["full"]

@@ -244,9 +244,13 @@ def set_sparse(path: Path, globs: Sequence[str], *, add: bool = False) -> None:
     sparse-checkout, in the worktree's own config; `extensions.worktreeConfig`
     must be on), or with `add` widen the one it is by them: `add` checks out
     the files they bring at once. Before a worktree's first checkout it only
-    sets the patterns that checkout follows."""
+    sets the patterns that checkout follows. Every `.gitattributes` is in the
+    set: hashing a file as `git add` does (the join's, a rescue's) reads the
+    attributes from the files on disk, not from the index, and without them
+    a part's new files would skip their filters and end-of-line rules."""
+    patterns = sparse_patterns(globs) + (b"" if add else b".gitattributes\n")
     out(["sparse-checkout", "add" if add else "set", *([] if add else ["--no-cone"]),
-         "--stdin"], path, stdin=sparse_patterns(globs))
+         "--stdin"], path, stdin=patterns)
 
 
 def _not_sparse(path: Path) -> None:
