@@ -71,3 +71,32 @@ def test_no_batch_running_no_hook(split3, hf):
     assert hf("join", "b1", cwd=repo).code == 0
     assert _hooks_path(repo) == ""
     assert part_record(repo, "b1", "api")["state"] == "joined"
+
+
+def test_the_main_worktrees_own_hooks_path_is_chained_to_and_put_back(repo, hf, tmp_path):
+    """The person set core.hooksPath for the main worktree alone (`git config
+    --worktree`, as some hook managers do). While a batch runs hf's hooks stand in
+    its place and hand over to it, in the main tree and in the parts; after the
+    last batch the person's setting is back."""
+    log = tmp_path / "hook-log"
+    write(repo, {".hooks/pre-commit": f"#!/bin/sh\necho \"$(pwd)\" >> {log}\n"})
+    (repo / ".hooks/pre-commit").chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "hooks")
+    git(repo, "config", "extensions.worktreeConfig", "true")
+    git(repo, "config", "--worktree", "core.hooksPath", ".hooks")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    assert _hooks_path(repo) == str(repo / ".git" / "hf" / "main-hooks")
+    write(api, {"src/api/orders.py": "in the part\n"})
+    git(api, "commit", "-qam", "in the part")
+    write(repo, {"notes.txt": "during\n"})
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-qm", "main during the batch")
+    assert hf("done", cwd=api).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert _hooks_path(repo) == ".hooks"
+    write(repo, {"notes.txt": "after\n"})
+    git(repo, "commit", "-qam", "main after the batch")
+    assert log.read_text().splitlines() == [str(api), str(repo), str(repo)]

@@ -50,26 +50,38 @@ def main_hooks_dir(common_dir: Path) -> Path:
     return common_dir / "hf" / "main-hooks"
 
 
+def saved_main_hooks_path(common_dir: Path) -> Path:
+    """Where the main worktree's own `core.hooksPath` (set with `git config
+    --worktree`) waits while hf's main-tree hooks stand in its place."""
+    return common_dir / "hf" / "main-hooks-path"
+
+
 def chain_dir(main_repo: Repository) -> str:
-    """Where the repository's own hooks are: its core.hooksPath from any scope but a
-    worktree's own (where hf's settings are, the main tree's while a batch runs),
-    else <common>/hooks (read once per Repository: a split guards every part with
-    the same)."""
+    """Where the repository's own hooks are: the main worktree's own core.hooksPath
+    that hf set aside while a batch runs (`saved_main_hooks_path`), else its
+    core.hooksPath as the main tree sees it (the last value of any scope that is
+    not hf's), else <common>/hooks (read once per Repository: a split guards every
+    part with the same)."""
     from hf_fanout.worktrees.process import run
 
     known: str | None = main_repo.__dict__.get("_hf_chain_dir")
     if known is not None:
         return known
-    proc = run(["config", "--show-scope", "--get-all", "core.hooksPath"], main_repo.workdir,
-               check=False)
-    ours = {str(hooks_dir(main_repo.common_dir).resolve()),
-            str(main_hooks_dir(main_repo.common_dir).resolve())}
-    value = ""
-    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-        scope, _, found = line.partition("\t")
-        found = os.path.expanduser(found)
-        if scope != "worktree" and found and str(Path(found).resolve()) not in ours:
-            value = found
+    try:
+        value = saved_main_hooks_path(main_repo.common_dir).read_text(
+            encoding="utf-8", errors="surrogateescape").rstrip("\n")
+    except OSError:
+        value = ""
+    if not value:
+        proc = run(["config", "--show-scope", "--get-all", "core.hooksPath"],
+                   main_repo.workdir, check=False)
+        ours = {str(hooks_dir(main_repo.common_dir).resolve()),
+                str(main_hooks_dir(main_repo.common_dir).resolve())}
+        for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+            _scope, _, found = line.partition("\t")
+            found = os.path.expanduser(found)
+            if found and str(Path(found).resolve()) not in ours:
+                value = found
     chain = value or str(main_repo.common_dir / "hooks")
     main_repo.__dict__["_hf_chain_dir"] = chain
     return chain

@@ -17,12 +17,13 @@ When no batch runs, the setting is removed: the user's git pays nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hf_fanout import atomic, locks
-from hf_fanout.guard.hooks import ALL_HOOKS, chain_dir, main_hooks_dir
+from hf_fanout.guard.hooks import ALL_HOOKS, chain_dir, main_hooks_dir, saved_main_hooks_path
 
 if TYPE_CHECKING:
     from hf_fanout.core.workspace import Workspace
@@ -132,20 +133,40 @@ def install(main_repo: Repository) -> None:
             if path.read_text() == text:
                 continue
         atomic.atomic_write(path, text.encode(), mode=0o755)
-    current = run(["config", "--worktree", "--get", "core.hooksPath"], main_repo.workdir,
-                  check=False).stdout.decode().strip()
+    current = _own_hooks_path(main_repo)
     if current != str(directory):
+        if current:  # the person's own, for this worktree: kept, chained to, put back
+            atomic.atomic_write(saved_main_hooks_path(main_repo.common_dir),
+                                os.fsencode(current) + b"\n")
         run(["config", "--worktree", "core.hooksPath", str(directory)], main_repo.workdir)
 
 
 def uninstall(main_repo: Repository) -> None:
-    """Take hf's setting out of the main worktree's config (when no batch runs)."""
+    """Take hf's setting out of the main worktree's config (when no batch runs), and
+    put back the main worktree's own one that it stood in for."""
     from hf_fanout.worktrees.process import run
 
-    current = run(["config", "--worktree", "--get", "core.hooksPath"], main_repo.workdir,
-                  check=False).stdout.decode().strip()
-    if current == str(main_hooks_dir(main_repo.common_dir)):
+    if _own_hooks_path(main_repo) != str(main_hooks_dir(main_repo.common_dir)):
+        return
+    saved = saved_main_hooks_path(main_repo.common_dir)
+    try:
+        theirs = os.fsdecode(saved.read_bytes().rstrip(b"\n"))
+    except OSError:
+        theirs = ""
+    if theirs:
+        run(["config", "--worktree", "core.hooksPath", theirs], main_repo.workdir)
+    else:
         run(["config", "--worktree", "--unset", "core.hooksPath"], main_repo.workdir)
+    with contextlib.suppress(FileNotFoundError):
+        saved.unlink()
+
+
+def _own_hooks_path(main_repo: Repository) -> str:
+    """The main worktree's own core.hooksPath (`git config --worktree`), or ''."""
+    from hf_fanout.worktrees.process import run
+
+    return os.fsdecode(run(["config", "--worktree", "--get", "core.hooksPath"],
+                           main_repo.workdir, check=False).stdout.rstrip(b"\n"))
 
 
 def settle(ws: Workspace) -> None:
