@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +48,24 @@ def heartbeat_interval(ws: Workspace, override: float | None) -> float:
     if override <= 0:
         raise BadInput("the heartbeat interval must be positive", "e.g. --heartbeat 30")
     return override
+
+
+# The worker's first program: it waits until `hf run` has listed it as a worker (the
+# main tree's hook refuses ref moves below a listed worker), then becomes the
+# command (exec: the same process, pid and start time). Before, the agent could
+# move a ref of the main repository in the moment before it was listed.
+_GATE = """import os, sys
+fd = int(sys.argv[1])
+go = os.read(fd, 1)
+os.close(fd)
+if not go:
+    sys.exit(1)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write(f"hf run: cannot start {sys.argv[2]!r}: {exc.strerror}\\n")
+    sys.exit(127)
+"""
 
 
 def _foreground_preexec(tty: int | None, ignored: Sequence[int] = ()) -> Any:
@@ -93,7 +113,7 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
     # the limits are checked holding the user's agents lock, let go once the worker
     # is recorded: a second `hf run` started meanwhile counts this one
     with agent_slot(ws, f"hf run {part.batch}/{part.name}", force=force):
-        child, worker, box, tty = _start(ws, part, command, sandboxed, say)
+        child, gate, worker, box, tty = _start(ws, part, command, sandboxed, say)
         part = judge.record_worker(ws, part, worker)
     watch = _SandboxWatch(child.pid) if box is not None else None
     received: list[int] = []
@@ -111,6 +131,9 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         from hf_fanout.guard import mainhook  # (here: `hf heartbeat` loads this module)
 
         mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)
+        os.write(gate, b"\n")  # listed: the command starts now
+        os.close(gate)
+        gate = -1
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
         remote_beats = _RemoteBeats(ws, part)
         remote_beats.kick()
@@ -128,6 +151,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
             except InterruptedError:
                 continue
     finally:
+        if gate >= 0:  # (never listed: the gate reads an end and the command never starts)
+            os.close(gate)
         stop_beating.set()
         if remote_beats is not None:
             remote_beats.finish(REMOTE_BEAT_GRACE)
@@ -168,11 +193,13 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
 
 
 def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | None,
-           say: Callable[[str, str], None] | None) -> tuple[Any, dict[str, Any], Any,
+           say: Callable[[str, str], None] | None) -> tuple[Any, int, dict[str, Any], Any,
                                                            int | None]:
     """Start `command` as the part's worker (in its sandbox where there is one), in a
     process group of its own, the terminal's foreground group when there is a
-    terminal. Returns the child, its worker record, the sandbox and the terminal."""
+    terminal, held at its gate (`_GATE`) until a byte is written to the gate's file
+    descriptor. Returns the child, that descriptor, its worker record, the sandbox
+    and the terminal."""
     env = {**os.environ, **marker_env(ws, part)}
     box, why = choose_sandbox(ws, part, sandboxed)
     argv = list(command)
@@ -191,12 +218,20 @@ def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | 
             tty = 0
     cwd = Path.cwd() if Path(part.worktree) in (Path.cwd(), *Path.cwd().parents) \
         else Path(part.worktree)
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        raise BadInput(f"cannot start {command[0]!r}: no such program", "check the command "
+                       "name, that it is on PATH and that it may be run")
+    wait_for, gate = os.pipe()
     try:
-        child = subprocess.Popen(argv, cwd=cwd, env=env,
-                                 preexec_fn=_foreground_preexec(tty, ignored))  # noqa: PLW1509
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _GATE, str(wait_for), *argv], cwd=cwd, env=env,
+            pass_fds=(wait_for,), preexec_fn=_foreground_preexec(tty, ignored))  # noqa: PLW1509
     except OSError as exc:
+        os.close(gate)
         raise BadInput(f"cannot start {command[0]!r}: {exc.strerror}",
                        "check the command name and that it is on PATH") from None
+    finally:
+        os.close(wait_for)
     ident = processes.identity_of(child.pid)
     worker = {
         "pid": child.pid,
@@ -209,7 +244,7 @@ def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | 
         "supervisor": _own_identity(),
         "sandbox": box.kind if box is not None else f"none: {why}",
     }
-    return child, worker, box, tty
+    return child, gate, worker, box, tty
 
 
 def choose_sandbox(ws: Workspace, part: Part, wanted: bool | None) -> tuple[Any, str]:
