@@ -471,3 +471,26 @@ def test_work_inside_a_submodule_checkout_is_refused_not_dropped(tmp_path, hf):
     assert r.code == 0, r.err
     assert (repo / "src/a.py").read_text() == "a2\n"
     assert git(vendor / "vendor/lib", "stash", "list")
+
+
+def test_a_part_on_a_detached_head_ahead_of_its_branch_is_told_how_to_keep_it(split3, hf,
+                                                                                tmp_path):
+    """The agent committed on its branch, detached, committed again: the join refuses
+    (its worktree is not on its branch) and the hint's command takes the detached
+    commit onto the branch; `git switch BRANCH` would have left it behind."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "one\n"})
+    git(api, "commit", "-qam", "on the branch")
+    git(api, "checkout", "-q", "--detach")
+    write(api, {"src/api/orders.py": "two\n"})
+    git(api, "commit", "-qam", "detached")
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert "HEAD has commits beyond the branch" in error["message"]
+    hint = error["hint"]
+    command = hint[hint.index("`") + 1:hint.rindex("`")]
+    assert command == f"git -C {api} switch -C hf/b1/api"
+    subprocess.run(command, shell=True, check=True, capture_output=True)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "two\n"

@@ -258,12 +258,28 @@ def _part_tip(ws: Workspace, part: Part) -> str:
             f"part {part.name!r}: its `hf sync` is stopped, not finished",
             f"resolve it, then `hf sync {part.batch}/{part.name} --continue`, or take "
             f"it back: `hf sync {part.batch}/{part.name} --abort`")
-    if remote_of(part) is None and ws.repo.worktree(Path(part.worktree)).head() != tip:
+    head = ws.repo.worktree(Path(part.worktree)).head() if remote_of(part) is None else tip
+    if head != tip:
+        where = shlex.quote(part.worktree)
+        ahead = head is not None and _descends(ws, tip, head)
         raise JoinRefused(
-            f"part {part.name!r}: its worktree is not on its branch {part.branch}",
-            f"in {part.worktree} run `git switch {part.branch}`",
+            f"part {part.name!r}: its worktree is not on its branch {part.branch}"
+            + (f" (its HEAD has commits beyond the branch's tip {tip[:12]})" if ahead else ""),
+            f"take its HEAD's commits onto the branch: `git -C {where} switch -C "
+            f"{part.branch}`" if ahead else
+            f"in {part.worktree} run `git switch {part.branch}` (a commit made on "
+            f"its HEAD since is left behind: `git -C {where} branch -f {part.branch} HEAD` "
+            "first keeps it, in place of the branch's own)",
         )
     return tip
+
+
+def _descends(ws: Workspace, tip: str, head: str) -> bool:
+    """Whether `head` is `tip` or has it in its history (False when git cannot say)."""
+    try:
+        return ws.repo.is_ancestor(tip, head)
+    except GitFailed:
+        return False
 
 
 def _part_results(ws: Workspace, batch: Batch, parts: list[Part],
