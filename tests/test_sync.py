@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import git, hf_proc, hf_stopped_at, write
 
 
@@ -598,3 +599,24 @@ def test_a_sync_under_way_is_running_for_status_and_join_not_stopped(split3, hf)
     assert paused.wait(timeout=60) == 0, paused.stderr.read() if paused.stderr else ""
     assert sync_stopped(repo, hf)["api"] is False
     assert hf("join", "b1", cwd=repo).code == 0
+
+
+@pytest.mark.parametrize("mode", [[], ["--merge"]])
+def test_a_stopped_sync_does_not_count_mains_changes_as_the_parts(split3, hf, mode):
+    """Main also changed files the part does not own; while the sync is stopped the
+    worktree holds them (staged by the merge, or below the rebased HEAD), but they
+    are main's: status must not call them the part's, nor tell to revert them."""
+    repo = split3["repo"]
+    part_with_conflicting_work(split3)
+    write(repo, {"src/ui/app.js": "main's ui\n"})
+    git(repo, "commit", "-qam", "main: ui")
+    r = hf("sync", "b1/api", *mode, cwd=repo)
+    assert r.code == 1 and "sync stopped on a conflict" in r.err
+    r = hf("status", "b1", "--json", cwd=repo)
+    api = {p["name"]: p for p in r.json["data"]["batches"][0]["parts"]}["api"]
+    assert (api["outside"], api["outside_paths"], api["sync_stopped"]) == (0, [], True)
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    shown = hf("status", "b1", cwd=repo).out
+    assert "revert them" not in shown
+    assert "next: part api's `hf sync` is stopped: `hf sync b1/api --continue`" in shown

@@ -100,9 +100,17 @@ class BatchStatus:
             words.append(f"dropped · next: `hf gc {self.id}` removes what is not needed")
         elif live and finished == len(live):
             stray = next((p for p in live if p.outside), None)
-            words.append(f"next: `hf join {self.id}`" if stray is None else
-                         f"next: part {stray.name} changed {stray.outside} file(s) it does "
-                         f"not own; revert them in its worktree, then `hf join {self.id}`")
+            stopped = next((p for p in live if p.sync_stopped or p.sync_running), None)
+            if stopped is not None:
+                words.append(f"next: part {stopped.name}'s `hf sync` is " + (
+                    "running; then `hf join`" if stopped.sync_running else
+                    f"stopped: `hf sync {self.id}/{stopped.name} --continue` once its "
+                    "files are resolved (or --abort), then `hf join`"))
+            else:
+                words.append(f"next: `hf join {self.id}`" if stray is None else
+                             f"next: part {stray.name} changed {stray.outside} file(s) it "
+                             f"does not own; revert them in its worktree, then `hf join "
+                             f"{self.id}`")
         elif counts.get("waiting"):
             first = next(p.name for p in live if p.state == "waiting")
             words.append(f"next: part {first} waits for you (`hf open {self.id}/{first}`)")
@@ -158,6 +166,8 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
         after = commits_after_join(ws, part)
         work_after = after is None and work_after_join(ws, part) is not None
     ownership = Ownership.parse(part.owns)
+    if syncing:
+        changed -= _brought_by_sync(ws, batch, part, ownership)
     outside: list[str] = sorted(p for p in changed if not ownership.owns(p))
     return PartStatus(part.name, state, part.branch, part.worktree, len(changed), len(outside),
                       outside[:20], timefmt.iso(last), part.note, part.reason,
@@ -170,6 +180,23 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       work_after_join=work_after,
                       owned=owned_count(ws, part_base(batch, part), ownership,
                                         changed.difference(outside)) if owned else None)
+
+
+def _brought_by_sync(ws: Workspace, batch: Batch, part: Part,
+                     ownership: Ownership) -> set[RepoPath]:
+    """While the part's `hf sync` is stopped its worktree holds main's changes
+    (staged by a merge, or under a rebased HEAD) and its base is still the old one:
+    the paths main changed on the way to the sync's target that the part does not
+    own are main's, not the part's (telling to revert them would undo main's
+    work)."""
+    onto = part.extra["sync"].get("onto")
+    if not isinstance(onto, str) or not onto:
+        return set()
+    try:
+        return {c.path for c in ws.repo.diff_trees(part_base(batch, part), onto)
+                if not ownership.owns(c.path)}
+    except GitFailed:
+        return set()
 
 
 def _sync_running(ws: Workspace, part: Part) -> bool:
