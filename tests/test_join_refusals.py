@@ -494,3 +494,44 @@ def test_a_part_on_a_detached_head_ahead_of_its_branch_is_told_how_to_keep_it(sp
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
     assert (repo / "src/api/orders.py").read_text() == "two\n"
+
+
+def test_a_join_waits_for_a_merge_under_way_in_the_main_tree(split3, hf):
+    """The person is in the middle of a conflicted `git merge` in the main tree: a
+    join commit on top would become the merge's first parent. Refused, with git's
+    own ways to finish; once the merge is aborted the join goes ahead."""
+    repo = split3["repo"]
+    git(repo, "switch", "-q", "-c", "side")
+    write(repo, {"tools/run.sh": "side\n"})
+    git(repo, "commit", "-qam", "side")
+    git(repo, "switch", "-q", "main")
+    write(repo, {"tools/run.sh": "main\n"})
+    git(repo, "commit", "-qam", "main")
+    git(repo, "merge", "side", check=False)
+    assert (repo / ".git" / "MERGE_HEAD").exists()
+    write(split3["api"], {"src/api/orders.py": "joined\n"})
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert error["message"] == "the main tree is in the middle of a `git merge`"
+    assert "`git merge --abort`" in error["hint"]
+    git(repo, "merge", "--abort")
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "joined\n"
+
+
+def test_a_batch_split_from_a_detached_head_says_how_to_go_back_to_it(repo, hf):
+    base = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "checkout", "-q", "--detach")
+    assert hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo).code == 0
+    assert hf("done", "b1/api", cwd=repo).code == 0
+    git(repo, "switch", "-q", "main")
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1
+    assert "the main tree is on refs/heads/main, batch 'b1' was split from a detached HEAD" \
+        in r.err
+    command = r.err[r.err.index("`") + 1:r.err.rindex("`")]
+    assert command == f"git switch --detach {base[:12]}"
+    git(repo, *command.split()[1:])
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err

@@ -30,6 +30,7 @@ from hf_fanout.guard import fingerprint
 from hf_fanout.orchestrator.merge import combine
 from hf_fanout.paths import RepoPath, shown_path
 from hf_fanout.preload import preload
+from hf_fanout.worktrees.repository import Worktree
 from hf_fanout.worktrees.scan import WorktreeScan
 from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Change, Entry
 
@@ -147,13 +148,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         return JoinPlan(batch, head or "", batch.target_ref, [], noop=True, partial=partial)
     if batch.state != "running":
         raise JoinRefused(f"batch {batch.id!r} is {batch.state}", "only running batches join")
-    ref = main.head_ref()
-    if ref != batch.target_ref:
-        raise JoinRefused(
-            f"the main tree is on {ref}, batch {batch.id!r} was split from {batch.target_ref}",
-            "switch the main tree back: git switch "
-            + batch.target_ref.removeprefix("refs/heads/"),
-        )
+    ref = refuse_main_elsewhere(main, batch, JoinRefused, "split from")
     assert head is not None
     fetched = fetched or {}
     parts = select_parts(ws, batch, partial, fetched)
@@ -190,6 +185,27 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         raise
     return JoinPlan(batch, head, ref, results, entries, merged, partial=partial,
                     allow_outside_links=allow_outside_links, keep_history=keep_history)
+
+
+def refuse_main_elsewhere(main: Worktree, batch: Batch, refusal: type[HfError],
+                          was: str) -> str:
+    """The main tree's ref, when it is where the batch was split (`was`: "split
+    from", "joined into"); refused (`refusal`) while a git merge, rebase or the
+    like is under way there, or on another branch, with the way back."""
+    busy = main.operation_in_progress()
+    if busy is not None:
+        what, way = busy
+        raise refusal(f"the main tree is in the middle of {what}",
+                      f"finish it first: {way}; then run the same hf command again")
+    ref = main.head_ref()
+    if ref != batch.target_ref:
+        back = (f"git switch --detach {batch.base[:12]}" if batch.target_ref == "HEAD"
+                else "git switch " + batch.target_ref.removeprefix("refs/heads/"))
+        shown = "a detached HEAD" if batch.target_ref == "HEAD" else batch.target_ref
+        here = "a detached HEAD" if ref == "HEAD" else ref
+        raise refusal(f"the main tree is on {here}, batch {batch.id!r} was {was} {shown}",
+                      f"switch the main tree back: `{back}`")
+    return ref
 
 
 def _refuse_foreign_worktrees(ws: Workspace, parts: list[Part]) -> None:

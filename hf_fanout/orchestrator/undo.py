@@ -23,7 +23,12 @@ from hf_fanout.core import states
 from hf_fanout.core.records import JOINED, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import MergeConflict, UndoRefused
-from hf_fanout.orchestrator.join_plan import hidden_edits_hint, hidden_edits_line, listing
+from hf_fanout.orchestrator.join_plan import (
+    hidden_edits_hint,
+    hidden_edits_line,
+    listing,
+    refuse_main_elsewhere,
+)
 from hf_fanout.orchestrator.joined_parts import join_results, trailers
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Change, Entry
@@ -104,11 +109,7 @@ def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
     joined_after = _last_join(ws, batch, [p for p in joined if p.joined_commit != join]) \
         if len(taken) < len(joined) else None
     main = ws.main
-    ref = main.head_ref()
-    if ref != batch.target_ref:
-        raise UndoRefused(
-            f"the main tree is on {ref}, batch {batch_id!r} was joined into {batch.target_ref}",
-            "switch the main tree back: git switch " + batch.target_ref.removeprefix("refs/heads/"))
+    ref = refuse_main_elsewhere(main, batch, UndoRefused, "joined into")
     head = main.head() or ""
     plan = UndoPlan(batch, join, [p.name for p in taken], ref, head, RECORDS,
                     joined_after=joined_after)

@@ -239,6 +239,26 @@ class Worktree:
         """The ref HEAD points to (refs/heads/...), or 'HEAD' when detached."""
         return refs.symbolic_target(self.git_dir) or "HEAD"
 
+    def operation_in_progress(self) -> tuple[str, str] | None:
+        """(what, how to finish or abort it) when a git merge, rebase, `git am`,
+        cherry-pick, revert or bisect is under way here (git's own state files in
+        this worktree's git dir); None otherwise."""
+        found = self.git_dir
+        if (found / "rebase-apply" / "applying").exists():
+            return "a `git am`", "`git am --continue` or `git am --abort`"
+        if (found / "rebase-merge").is_dir() or (found / "rebase-apply").is_dir():
+            return "a `git rebase`", "`git rebase --continue` or `git rebase --abort`"
+        if (found / "MERGE_HEAD").exists():
+            return "a `git merge`", "commit it (`git commit`) or `git merge --abort`"
+        if (found / "CHERRY_PICK_HEAD").exists():
+            return "a `git cherry-pick`", ("`git cherry-pick --continue` or "
+                                           "`git cherry-pick --abort`")
+        if (found / "REVERT_HEAD").exists():
+            return "a `git revert`", "`git revert --continue` or `git revert --abort`"
+        if (found / "BISECT_LOG").exists():
+            return "a `git bisect`", "`git bisect reset`"
+        return None
+
     def last_head(self) -> str | None:
         """The commit HEAD last pointed to, from its reflog (which survives the
         deletion of the branch HEAD names); None without one."""
