@@ -943,3 +943,23 @@ def test_a_checkout_that_runs_a_program_is_never_settled(large_repo, program):
         hook.chmod(0o755)
     repo = Worktree.discover(large_repo).repository
     assert repo.checkout_runs_programs() is (program is not None)
+
+
+def test_a_split_run_in_a_linked_worktree_of_ones_own_says_where_it_starts(repo, hf):
+    """The person's own worktree is on another branch: the batch still starts from
+    (and joins into) the main tree, and the split says so."""
+    feat = repo.parent / "feat"
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(feat))
+    write(feat, {"src/api/orders.py": "feature work\n"})
+    git(feat, "commit", "-qam", "feature")
+    main_head = git(repo, "rev-parse", "HEAD").strip()
+    r = hf("split", "b1", "--part", "api=src/api/**", "--task", "t", "--json", cwd=feat)
+    assert r.code == 0, r.err
+    warned = [w for w in r.json["data"]["warnings"] if "checked out here" in w]
+    assert warned and f"the main tree's main ({main_head[:12]}" in warned[0]
+    assert "not from feature checked out here" in warned[0]
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    assert git(api, "rev-parse", "HEAD").strip() == main_head
+    # run in the main tree, nothing to say
+    r = hf("split", "b2", "--part", "ui=src/ui/**", "--task", "t", "--json", cwd=repo)
+    assert not [w for w in r.json["data"]["warnings"] if "checked out here" in w]

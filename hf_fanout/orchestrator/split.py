@@ -272,6 +272,7 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
                 for r in reports if r.matches == 0]
     warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
+    warnings += _not_from_here(ws, plan, base)
     return Draft(batch, parts, base_paths, reports, warnings, plan, uncommitted)
 
 
@@ -335,6 +336,23 @@ def register_repo(ws: Workspace) -> list[str]:
     except HfError as exc:
         return [f"not added to the sweep's registry: {exc.message} ({exc.hint})"]
     return []
+
+
+def _not_from_here(ws: Workspace, plan: Plan, base: str) -> list[str]:
+    """Run in a linked worktree of the person's own on another commit than the main
+    tree's: the batch is split from (and joined into) the main tree all the same,
+    which nothing else in the output says."""
+    if plan.base or ws.here.is_main:
+        return []
+    here_ref, here_head = ws.here.head_ref(), ws.here.head()
+    if here_head == base and here_ref == ws.main.head_ref():
+        return []
+    shown = ws.main.head_ref().removeprefix("refs/heads/")
+    mine = here_ref.removeprefix("refs/heads/") if here_ref != "HEAD" else "a detached HEAD"
+    return [f"the batch starts from the main tree's {shown} ({base[:12]}, {ws.main.path}), "
+            f"not from {mine} checked out here: a batch is split from and joined into "
+            "the main tree (`--base REV` starts its parts elsewhere; the join still goes "
+            "into the main tree)"]
 
 
 def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None) -> list[str]:
