@@ -397,3 +397,47 @@ def test_undo_of_a_join_with_remote_parts_takes_it_back_and_it_joins_again(tmp_p
     again = a.hf_json("join", "b1")["commit"]
     assert a.git("rev-parse", f"{again}^{{tree}}") == a.git("rev-parse", f"{first}^{{tree}}")
     fsck_clean(a)
+
+
+def test_a_join_the_branch_was_reset_past_is_taken_back_in_the_records(split3, hf):
+    """`git reset --hard HEAD~1` in the main tree dropped the join commit: main has
+    none of the batch's work, and no join would take it again. Status and a join say
+    so; the undo takes the join back in the records, and the batch joins anew."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "joined\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    assert "its join commit is not in its branch's history any more: `hf undo b1`" in \
+        hf("status", "b1", cwd=repo).out
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0 and "is not in the history of its branch any more" in r.err
+    assert (repo / "src/api/orders.py").read_text() != "joined\n"
+    r = hf("undo", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "main has none of its changes any more, so only the records change" in r.out
+    assert git(repo, "status", "--porcelain") == ""
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text() == "joined\n"
+
+
+def test_an_amended_join_is_not_taken_back_in_the_records_only(split3, hf):
+    """The join commit was reworded (`git commit --amend`): main has all of its
+    changes under another commit. The undo must not say there is nothing to take
+    back, nor reopen the batch: it names the way (revert what carries them)."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "joined\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    git(repo, "commit", "-q", "--amend", "-m", "search, reworded")
+    before = snapshot(repo)
+    r = hf("undo", "b1", cwd=repo)
+    assert r.code == 1
+    assert "but all of its changes are (the branch was rewritten" in r.err
+    assert "`git log -- src/api/orders.py` finds the commit" in r.err
+    assert snapshot(repo) == before
+    assert {p["name"]: p["state"] for p in hf("status", "b1", "--json", cwd=repo)
+            .json["data"]["batches"][0]["parts"]}["api"] == "joined"

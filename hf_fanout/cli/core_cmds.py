@@ -260,6 +260,11 @@ def join(
         return
     plan, commit = outcome.plan, outcome.commit
     if plan.noop:  # joined before, or by another process while this one waited
+        if outcome.join_left_history:
+            output.notice(f"the join commit {(commit or '')[:12]} of batch {batch} is not "
+                          "in the history of its branch any more (reset or rewritten)",
+                          f"`hf undo {batch}` makes its parts done again (when the branch "
+                          f"has none of its changes), then `hf join {batch}` joins them anew")
         emit(outcome.to_data(), f"batch {batch} is already joined (commit "
                                 f"{(commit or '')[:12]}); nothing to do")
     elif outcome.nothing_to_bring:

@@ -16,7 +16,7 @@ from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
 from hf_fanout.orchestrator.join_plan import JoinPlan, plan_join
 from hf_fanout.orchestrator.join_write import execute_join
-from hf_fanout.orchestrator.joined_parts import AfterJoin, commits_after_join
+from hf_fanout.orchestrator.joined_parts import AfterJoin, commits_after_join, join_left_history
 from hf_fanout.orchestrator.publish import (
     Published,
     PublishOptions,
@@ -44,6 +44,8 @@ class JoinOutcome:
     remote_fetched: dict[str, str] = field(default_factory=dict)
     # parts an earlier join took whose branches got commits after it: not in this join
     after_join: list[AfterJoin] = field(default_factory=list)
+    # joined before, but that join commit is no longer in the target branch's history
+    join_left_history: bool = False
 
     @property
     def nothing_to_bring(self) -> bool:
@@ -54,7 +56,8 @@ class JoinOutcome:
                 "published": self.published.to_data() if self.published else None,
                 "remote_left_out": self.remote_left_out,
                 "remote_fetched": self.remote_fetched,
-                "after_join": [asdict(a) for a in self.after_join]}
+                "after_join": [asdict(a) for a in self.after_join],
+                "join_left_history": self.join_left_history}
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
@@ -87,6 +90,7 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     outcome.remote_left_out = fetched.left_out
     outcome.remote_fetched = fetched.tips
     outcome.after_join = _joined_before_then_committed(ws, outcome.plan)
+    outcome.join_left_history = outcome.plan.noop and join_left_history(ws, outcome.plan.batch)
     if push is None or dry_run or outcome.nothing_to_bring:
         return outcome
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import JOINED, Part
+from hf_fanout.core.records import JOINED, Batch, Part
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed
 from hf_fanout.paths import from_git
@@ -114,3 +114,16 @@ def work_after_join(ws: Workspace, part: Part) -> str | None:
         return None
     owns = Ownership.parse(part.owns)
     return result if any(owns.owns(path) for path in changed) else None
+
+
+def join_left_history(ws: Workspace, batch: Batch) -> bool:
+    """Whether the joined `batch`'s join commit is gone from its target branch's
+    history (the branch was reset past it, or rewritten): no join brings its parts
+    back, `hf undo` does."""
+    commit, tip = batch.joined_commit, ws.repo.ref_target(batch.target_ref)
+    if not commit or tip is None or commit == tip:
+        return False
+    try:
+        return ws.repo.has_object(commit) and not ws.repo.is_ancestor(commit, tip)
+    except GitFailed:
+        return False

@@ -80,6 +80,8 @@ class BatchStatus:
     error: str | None = None
     collected: bool = False  # `hf gc` removed its worktrees and branches
     paused: str | None = None  # the pause in force over it (`hf pause`), described
+    # joined, but its join commit is no longer in the target branch's history
+    join_left_history: bool = False
 
     def to_data(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary()}
@@ -95,7 +97,9 @@ class BatchStatus:
         words = [f"{finished}/{len(live)} done"] + [f"{n} {state}" for state, n in
                                                      sorted(counts.items())]
         if self.state == JOINED:
-            words.append("joined")
+            words.append("joined" + (
+                f" · its join commit is not in its branch's history any more: `hf undo "
+                f"{self.id}` makes its parts done again" if self.join_left_history else ""))
         elif self.state == DROPPED:  # (no join takes it: gc keeps what holds work)
             words.append(f"dropped · next: `hf gc {self.id}` removes what is not needed")
         elif live and finished == len(live):
@@ -343,9 +347,14 @@ def batch_status(ws: Workspace, batch_id: str, *, owned: bool = False) -> BatchS
             if part.state not in (JOINED, DROPPED):
                 status.behind = behind.get(bases[part.name], 0)
     pause = next(iter(pauses.in_force(ws, batch.id)), None)
+    left = False
+    if batch.state == JOINED and not collected(batch):
+        from hf_fanout.orchestrator.joined_parts import join_left_history
+
+        left = join_left_history(ws, batch)
     return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
                        collected=collected(batch),
-                       paused=pause.describe() if pause else None)
+                       paused=pause.describe() if pause else None, join_left_history=left)
 
 
 def _show_remote(ws: Workspace, batch: Batch, parts: list[Part],

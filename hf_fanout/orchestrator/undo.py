@@ -13,6 +13,7 @@ touched, so the batch can be joined again.
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,14 +117,13 @@ def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
     repo = ws.repo
     if not _is_join_commit(ws, batch, join):
         return plan  # the join brought nothing and made no commit
-    if head != join and not repo.is_ancestor(join, head):
-        raise UndoRefused(
-            f"the join commit {join[:12]} of batch {batch_id!r} is not in the history of "
-            f"{ref} any more (the branch was reset or rewritten); there is nothing to take back",
-            f"`git reflog {ref.removeprefix('refs/heads/')}` shows where the branch went")
-    _refuse_lost_work(ws, batch, taken, join)
     parent = repo.commit_parents(join)[0]
     changes = repo.diff_trees(repo.tree_of(parent), repo.tree_of(join))
+    if head != join and not repo.is_ancestor(join, head):
+        _join_left_history(ws, batch, taken, join, head, ref, changes)
+        plan.how = REVERT  # (reset past it: main has none of its changes, nothing to write)
+        return plan
+    _refuse_lost_work(ws, batch, taken, join)
     if head == join:
         plan.how, plan.new = FAST, parent
         plan.entries = {c.path: c.old for c in changes}
@@ -135,6 +135,34 @@ def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
     now_at = repo.entries_at(head, list(plan.entries))
     plan.old_entries = {p: now_at.get(p) for p in plan.entries}
     return plan
+
+
+def _join_left_history(ws: Workspace, batch: Batch, taken: list[Part], join: str, head: str,
+                       ref: str, changes: list[Change]) -> None:
+    """The join commit is not in the branch's history any more. Reset past it (main
+    has none of its changes): only the records are taken back, so that the batch
+    can be joined again (nothing else brings its parts back). Rewritten (amended,
+    rebased: main has its changes under another commit) or in part: refused, with
+    the commit that now carries them where one says so."""
+    repo = ws.repo
+    branch = ref.removeprefix("refs/heads/")
+    now = repo.entries_at(head, [c.path for c in changes])
+    if all(now.get(c.path) == c.old for c in changes):
+        _refuse_lost_work(ws, batch, taken, join)
+        return
+    # (a batch id is letters, digits and dashes: nothing a regex reads otherwise)
+    carrier = repo.git(["log", "-1", "--format=%H", f"--grep=^Hf-Batch: {batch.id}$",
+                        head, "--"]).decode().strip()
+    still = all(now.get(c.path) == c.new for c in changes)
+    raise UndoRefused(
+        f"the join commit {join[:12]} of batch {batch.id!r} is not in the history of {ref} "
+        "any more, but " + ("all" if still else "some") + " of its changes are (the branch "
+        "was rewritten: an amend, a rebase)",
+        (f"`git revert {carrier[:12]}` takes back the commit that carries them now (it names "
+         "the batch); " if carrier else
+         f"`git log -- {shlex.quote(str(changes[0].path))}` finds the commit that carries them "
+         "now, `git revert` it; ") +
+        f"`git reflog {branch}` shows where the branch went")
 
 
 def _last_join(ws: Workspace, batch: Batch, joined: list[Part]) -> str:
