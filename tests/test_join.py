@@ -253,7 +253,7 @@ def test_a_path_another_process_staged_stays_staged_and_uncommitted(split3, hf):
     write(repo, {"src/ui/app.js": "// unstaged, unrelated\n"})
     write(split3["api"], {"src/api/new.py": "n = 1\n"})
     all_done(hf, split3)
-    r = hf("join", "b1", cwd=split3["docs"])  # from inside a part: it writes the main tree
+    r = hf("join", "b1", cwd=repo / "docs")  # from a folder of the main tree: it writes the whole
     assert r.code == 0, r.err
     files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
     assert files == ["src/api/new.py"]

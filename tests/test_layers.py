@@ -15,7 +15,7 @@ LAYERS = [
               "hf_fanout.locks", "hf_fanout.paths", "hf_fanout.config", "hf_fanout.trust",
               "hf_fanout.registry",
               "hf_fanout.timefmt", "hf_fanout.preload", "hf_fanout.processes",
-              "hf_fanout.faults"}),
+              "hf_fanout.faults", "hf_fanout.gitlink"}),
     ("worktrees", {"hf_fanout.worktrees"}),
     ("core", {"hf_fanout.core"}),
     ("components", {"hf_fanout.guard", "hf_fanout.tabs", "hf_fanout.liveness"}),
