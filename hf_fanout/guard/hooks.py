@@ -363,4 +363,6 @@ def _check_staged(record: dict[str, object], where: str) -> list[str]:
     return [f"hf guard: commit refused in {where}: {len(outside)} staged path(s) outside its "
             f"ownership ({', '.join(ownership.patterns())}):",
             *(f"  {p}" for p in shown),
-            "instead: unstage them (`git restore --staged PATH`); another part owns them"]
+            "instead: unstage them (`git restore --staged PATH`); they belong to another part, "
+            "or, when no part owns them, to the main tree, where they change outside the "
+            "batch"]
