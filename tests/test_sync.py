@@ -562,6 +562,9 @@ def test_a_sync_killed_inside_gits_rebase_loses_no_commit_on_continue_or_abort(r
             lock.unlink()  # (git's own, killed with it: a person removes them, as git says)
         again = hf("sync", f"{batch}/api", cwd=repo)  # says how it was left
         assert again.code == 1 and "cut off while git's rebase ran" in again.err, again.err
+        doctor = hf("doctor", cwd=repo)  # a problem, not "stopped on a conflict"
+        assert doctor.code == 1, doctor.out
+        assert f"{batch}/api: its hf sync was cut off while git's rebase ran" in doctor.out
         way = "continue" if hits["continue"] <= hits["abort"] else "abort"  # (in turns)
         hits[way] += 1
         r = hf("sync", f"{batch}/api", f"--{way}", cwd=repo)

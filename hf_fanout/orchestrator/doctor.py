@@ -414,6 +414,7 @@ def check_syncs(ws: Workspace, report: DoctorReport) -> None:
     from pathlib import Path
 
     from hf_fanout.guard.fingerprint import running_batches
+    from hf_fanout.orchestrator.sync import GIT_RUNS
     from hf_fanout.worktrees import rebase
 
     for batch in running_batches(ws):
@@ -428,7 +429,13 @@ def check_syncs(ws: Workspace, report: DoctorReport) -> None:
             ways = f"`hf sync {where} --continue` finishes it, `hf sync {where} --abort` " \
                 "takes it back"
             tree = Path(part.worktree)
-            if tree.is_dir() and rebase.in_progress(ws.worktree(tree)) is not None:
+            underway = tree.is_dir() and rebase.in_progress(ws.worktree(tree)) is not None
+            if underway and part.extra["sync"].get("step") == GIT_RUNS:
+                report.findings.append(Finding(
+                    "sync", f"{where}: its hf sync was cut off while git's "
+                    f"{part.extra['sync'].get('mode', 'rebase')} ran (no file to resolve: "
+                    "`--continue` runs that step again)", PROBLEM, ways))
+            elif underway:
                 report.findings.append(Finding(
                     "sync", f"{where}: its hf sync stopped on a conflict; once the files "
                     f"are resolved and added, {ways}"))
