@@ -440,7 +440,9 @@ def sync(
                 print(f"{where}: sync taken back; branch, index and files as before")
             elif p.outcome == "conflict":
                 print(f"{where}: stopped, {len(p.conflicts)} file(s) in conflict: "
-                      f"{', '.join(map(shown_path, p.conflicts))}")
+                      f"{', '.join(map(shown_path, p.conflicts))}" if p.conflicts else
+                      f"{where}: stopped, no file in conflict" + (f": {p.reason}"
+                                                                   if p.reason else ""))
             else:
                 print(f"{where}: skipped: {p.reason}")
             if p.restarted:
