@@ -678,3 +678,25 @@ def test_union_merge_keeps_both_sides_lines_and_reads_attributes_once(
         "line 2\n", "line 2 (main)\nline 2 (part)\n")
     assert git(repo, "show", "HEAD:src/api/new.py") == "new\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_sparse_main_tree_keeps_its_shape_through_a_join_and_its_undo(repo, hf):
+    """The person works in a sparse checkout of src/ui only; a part changes and adds
+    files under src/api. As with git's own merge of that commit, they stay out of
+    the main tree's files, marked skip-worktree, after the join and after its undo."""
+    git(repo, "sparse-checkout", "set", "--cone", "src/ui")
+    assert not (repo / "src/api").exists()
+    r = hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo)
+    assert r.code == 0, r.err
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "changed\n", "src/api/new.py": "new\n"})
+    assert hf("done", cwd=api).code == 0
+    for step in (["join", "b1"], ["undo", "b1"]):
+        r = hf(*step, cwd=repo)
+        assert r.code == 0, r.err
+        assert "sparse checkout" not in r.err
+        assert not (repo / "src/api").exists(), step
+        flags = git(repo, "ls-files", "-t", "src/api").split("\n")
+        assert all(line.startswith("S ") for line in flags if line), (step, flags)
+        assert git(repo, "status", "--porcelain") == "", step
+    assert git(repo, "show", "HEAD:src/api/orders.py") != "changed\n"

@@ -249,6 +249,10 @@ def join(
                          push=options if push else None, keep_history=keep_history)
     for after in outcome.after_join:
         output.notice(after.line(), after.hint(batch))
+    if outcome.sparse_left:
+        output.notice(f"the main tree is a sparse checkout, and git would not apply its "
+                      f"patterns again after the join: {outcome.sparse_left}",
+                      "`git sparse-checkout reapply` in the main tree, once that is settled")
     if outcome.published is not None:
         published = outcome.published
 
@@ -336,6 +340,10 @@ def undo(
 
     ws = open_ws(repo)
     plan = undo_batch(ws, batch, dry_run=dry_run, wait=wait, on_wait=output.waiting)
+    if plan.sparse_left:
+        output.notice(f"the main tree is a sparse checkout, and git would not apply its "
+                      f"patterns again after the undo: {plan.sparse_left}",
+                      "`git sparse-checkout reapply` in the main tree, once that is settled")
     emit(plan.to_data(), lambda: _print_undo(plan))
 
 

@@ -46,6 +46,8 @@ class JoinOutcome:
     after_join: list[AfterJoin] = field(default_factory=list)
     # joined before, but that join commit is no longer in the target branch's history
     join_left_history: bool = False
+    # the main tree is a sparse checkout and git would not apply its patterns again
+    sparse_left: str | None = None
 
     @property
     def nothing_to_bring(self) -> bool:
@@ -57,7 +59,7 @@ class JoinOutcome:
                 "remote_left_out": self.remote_left_out,
                 "remote_fetched": self.remote_fetched,
                 "after_join": [asdict(a) for a in self.after_join],
-                "join_left_history": self.join_left_history}
+                "join_left_history": self.join_left_history, "sparse_left": self.sparse_left}
 
 
 def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: float = 30.0,
@@ -143,6 +145,8 @@ def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: 
         if dry_run:
             return JoinOutcome(plan, None, True)
         commit = execute_join(ws, plan, wait=wait, on_wait=on_wait, started=started)
+    # a sparse main tree keeps its shape: what the join wrote outside its patterns goes
+    sparse_left = ws.main.reapply_sparse() if plan.entries else None
     if keep_history and not plan.noop:
         from hf_fanout.orchestrator.join_history import commit_on_branches
 
@@ -152,4 +156,5 @@ def _join(ws: Workspace, batch_id: str, *, partial: bool, wait: float, dry_run: 
     notify.transition(ws.repo.common_dir, batch_id, "", "joined",
                       f"commit {(commit or '')[:12]}", settings=ws.settings)
     mainhook.settle(ws)  # the last running batch joined: the main tree's hook goes
-    return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False)
+    return JoinOutcome(plan, commit if plan.entries or plan.noop else None, False,
+                       sparse_left=sparse_left)

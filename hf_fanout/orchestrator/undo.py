@@ -57,12 +57,14 @@ class UndoPlan:
     merged: list[RepoPath] = field(default_factory=list)
     joined_after: str | None = None
     dry_run: bool = False
+    # the main tree is a sparse checkout and git would not apply its patterns again
+    sparse_left: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {"batch": self.batch.id, "join": self.join, "parts": self.parts,
                 "ref": self.ref, "head": self.head, "how": self.how, "commit": self.new,
                 "affected": sorted(self.entries), "merged": self.merged,
-                "dry_run": self.dry_run}
+                "dry_run": self.dry_run, "sparse_left": self.sparse_left}
 
 
 def undo_batch(ws: Workspace, batch_id: str, *, dry_run: bool = False, wait: float = 30.0,
@@ -91,6 +93,8 @@ def undo_batch(ws: Workspace, batch_id: str, *, dry_run: bool = False, wait: flo
                 _mark(ws, plan, plan.head)
             else:
                 _write(ws, plan, held)
+    if plan.entries:  # a sparse main tree keeps its shape (see join.py)
+        plan.sparse_left = ws.main.reapply_sparse()
     mainhook.settle(ws)  # the batch runs again: the main tree's hook comes back
     return plan
 

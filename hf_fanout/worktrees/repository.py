@@ -412,6 +412,23 @@ class Worktree:
                  prime=prime, sparse=sparse,
                  post_checkout=self.repository.has_hook("post-checkout"))
 
+    def reapply_sparse(self) -> str | None:
+        """In a sparse checkout (`core.sparseCheckout`), git's own `sparse-checkout
+        reapply`: files a write put outside its patterns go (their index entries
+        marked skip-worktree), as git's own merge leaves them. None when this is
+        no sparse checkout or it went; else why git would not."""
+        on = run(["config", "--bool", "--get", "core.sparseCheckout"], self.path, check=False)
+        if on.stdout.strip() != b"true":
+            return None
+        # (the files a write put there are up to date only once their stat data is
+        # in the index: git leaves a file it cannot prove clean)
+        run(["update-index", "-q", "--refresh"], self.path, check=False)
+        done = run(["sparse-checkout", "reapply"], self.path, check=False)
+        said = done.stderr.decode("utf-8", "replace").strip()
+        if done.returncode == 0 and "warning" not in said:
+            return None
+        return " ".join(said.split()) if said else f"exit {done.returncode}"
+
     def widen_sparse(self, globs: Sequence[str]) -> None:
         from hf_fanout.worktrees.checkout import set_sparse
 
