@@ -79,31 +79,26 @@ BASE_FILES: dict[str, str | bytes] = {
 }
 
 
-def make_repo(root: Path) -> Path:
-    """A fresh repository with one commit of BASE_FILES at `root`."""
+def new_repo(root: Path, files: dict[str, str | bytes], message: str = "initial") -> Path:
+    """A fresh repository at `root` (on main) with one commit of `files`."""
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
-    write(root, BASE_FILES)
+    write(root, files)
     git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
+    git(root, "commit", "-qm", message)
     return root
+
+
+def make_repo(root: Path) -> Path:
+    """A fresh repository with one commit of BASE_FILES at `root`."""
+    return new_repo(root, BASE_FILES)
 
 
 def split_with_submodule(tmp_path: Path, hf: Any) -> tuple[Path, Path]:
     """A repository with a submodule at vendor/lib, split into src/** and vendor/**;
     the vendor part's agent checks the submodule out. Returns (repo, vendor part)."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    git(lib, "init", "-q", "-b", "main")
-    write(lib, {"core.c": "v1\n"})
-    git(lib, "add", "-A")
-    git(lib, "commit", "-qm", "lib")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    write(repo, {"src/a.py": "a\n"})
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "init")
+    lib = new_repo(tmp_path / "lib", {"core.c": "v1\n"}, "lib")
+    repo = new_repo(tmp_path / "repo", {"src/a.py": "a\n"})
     git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib),
         "vendor/lib")
     git(repo, "commit", "-qm", "add the submodule")
