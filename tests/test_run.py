@@ -377,3 +377,20 @@ def test_the_sandbox_watch_never_ends_a_namespace_made_after_the_sandbox_ended()
             if proc is not None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_program_that_is_not_there_is_refused_and_a_relative_one_runs(split3):
+    """The worker starts behind a gate (it waits until it is listed): a command that
+    cannot start is still one line before anything runs, and a program named by a
+    path from the part's folder starts as git would run it there."""
+    api = split3["api"]
+    r = hf_proc("run", "--no-sandbox", "--", "no-such-agent-here", cwd=api)
+    assert r.returncode == 2
+    assert "cannot start 'no-such-agent-here'" in r.stderr
+    assert part_record(split3["repo"], "b1", "api").get("worker") in (None, {})
+    script = api / "agent.sh"
+    script.write_text("#!/bin/sh\necho \"ran as $0 in $(pwd)\" > out.txt\n")
+    script.chmod(0o755)
+    r = hf_proc("run", "--no-sandbox", "--", "./agent.sh", cwd=api)
+    assert r.returncode == 0, r.stderr
+    assert (api / "out.txt").read_text() == f"ran as ./agent.sh in {api}\n"

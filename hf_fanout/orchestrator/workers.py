@@ -218,7 +218,9 @@ def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | 
             tty = 0
     cwd = Path.cwd() if Path(part.worktree) in (Path.cwd(), *Path.cwd().parents) \
         else Path(part.worktree)
-    if shutil.which(argv[0], path=env.get("PATH")) is None:
+    # (as the gate's exec finds it: on PATH, or a path from the worker's folder)
+    if ("/" in argv[0] and not os.access(cwd / argv[0], os.X_OK)) or \
+            ("/" not in argv[0] and shutil.which(argv[0], path=env.get("PATH")) is None):
         raise BadInput(f"cannot start {command[0]!r}: no such program", "check the command "
                        "name, that it is on PATH and that it may be run")
     wait_for, gate = os.pipe()
