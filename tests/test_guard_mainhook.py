@@ -100,3 +100,34 @@ def test_the_main_worktrees_own_hooks_path_is_chained_to_and_put_back(repo, hf, 
     write(repo, {"notes.txt": "after\n"})
     git(repo, "commit", "-qam", "main after the batch")
     assert log.read_text().splitlines() == [str(api), str(repo), str(repo)]
+
+
+def test_a_hooks_path_the_person_changes_during_a_batch_is_the_one_kept(repo, hf, tmp_path):
+    """The person points the main worktree at other hooks (`~/...`) while a batch
+    runs: when it ends theirs stands, and the next batch hands over to that one."""
+    import os
+
+    log = tmp_path / "hook-log"
+    for name in ("old", "new"):
+        hook = tmp_path / "home" / name / "pre-commit"
+        hook.parent.mkdir(parents=True)
+        hook.write_text(f"#!/bin/sh\necho {name} >> {log}\n")
+        hook.chmod(0o755)
+    env_home = {**os.environ, "HOME": str(tmp_path / "home")}
+    git(repo, "config", "extensions.worktreeConfig", "true")
+    git(repo, "config", "--worktree", "core.hooksPath", "~/old")
+    r = hf_proc("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo,
+                env=env_home)
+    assert r.returncode == 0, r.stderr
+    git(repo, "config", "--worktree", "core.hooksPath", "~/new")  # (hf's goes, theirs now)
+    r = hf_proc("drop", "b1", cwd=repo, env=env_home)
+    assert r.returncode == 0, r.stderr
+    assert _hooks_path(repo) == "~/new"
+    r = hf_proc("split", "b2", "--part", "api=src/api/**", "--task", "t", cwd=repo,
+                env=env_home)
+    assert r.returncode == 0, r.stderr
+    write(repo, {"notes.txt": "during b2\n"})
+    git(repo, "add", "notes.txt")
+    subprocess.run([REAL_GIT, "commit", "-qm", "during b2"], cwd=repo, env=env_home,
+                   check=True)
+    assert log.read_text() == "new\n"

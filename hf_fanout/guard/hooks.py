@@ -68,8 +68,8 @@ def chain_dir(main_repo: Repository) -> str:
     if known is not None:
         return known
     try:
-        value = saved_main_hooks_path(main_repo.common_dir).read_text(
-            encoding="utf-8", errors="surrogateescape").rstrip("\n")
+        value = os.path.expanduser(saved_main_hooks_path(main_repo.common_dir).read_text(
+            encoding="utf-8", errors="surrogateescape").rstrip("\n"))
     except OSError:
         value = ""
     if not value:

@@ -127,17 +127,18 @@ def install(main_repo: Repository) -> None:
 
     main_repo.enable_worktree_config()
     directory = main_hooks_dir(main_repo.common_dir)
+    current = _own_hooks_path(main_repo)
+    if current != str(directory):
+        # the person's own, for this worktree (or none): kept, chained to, put back
+        _save_theirs(main_repo.common_dir, current)
+        main_repo.__dict__.pop("_hf_chain_dir", None)  # (read again with it)
     for name, text in _scripts(chain_dir(main_repo), main_repo.common_dir).items():
         path = directory / name
         with contextlib.suppress(OSError):
             if path.read_text() == text:
                 continue
         atomic.atomic_write(path, text.encode(), mode=0o755)
-    current = _own_hooks_path(main_repo)
     if current != str(directory):
-        if current:  # the person's own, for this worktree: kept, chained to, put back
-            atomic.atomic_write(saved_main_hooks_path(main_repo.common_dir),
-                                os.fsencode(current) + b"\n")
         run(["config", "--worktree", "core.hooksPath", str(directory)], main_repo.workdir)
 
 
@@ -146,9 +147,11 @@ def uninstall(main_repo: Repository) -> None:
     put back the main worktree's own one that it stood in for."""
     from hf_fanout.worktrees.process import run
 
-    if _own_hooks_path(main_repo) != str(main_hooks_dir(main_repo.common_dir)):
-        return
     saved = saved_main_hooks_path(main_repo.common_dir)
+    if _own_hooks_path(main_repo) != str(main_hooks_dir(main_repo.common_dir)):
+        with contextlib.suppress(FileNotFoundError):
+            saved.unlink()  # (the person set their own since: that one stands)
+        return
     try:
         theirs = os.fsdecode(saved.read_bytes().rstrip(b"\n"))
     except OSError:
@@ -159,6 +162,16 @@ def uninstall(main_repo: Repository) -> None:
         run(["config", "--worktree", "--unset", "core.hooksPath"], main_repo.workdir)
     with contextlib.suppress(FileNotFoundError):
         saved.unlink()
+
+
+def _save_theirs(common_dir: Path, value: str) -> None:
+    """Keep the main worktree's own core.hooksPath (none: no file) while hf's stands in."""
+    saved = saved_main_hooks_path(common_dir)
+    if value:
+        atomic.atomic_write(saved, os.fsencode(value) + b"\n")
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            saved.unlink()
 
 
 def _own_hooks_path(main_repo: Repository) -> str:

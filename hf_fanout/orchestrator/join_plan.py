@@ -148,7 +148,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
         return JoinPlan(batch, head or "", batch.target_ref, [], noop=True, partial=partial)
     if batch.state != "running":
         raise JoinRefused(f"batch {batch.id!r} is {batch.state}", "only running batches join")
-    ref = refuse_main_elsewhere(main, batch, JoinRefused, "split from")
+    ref = refuse_main_elsewhere(main, batch, JoinRefused, "split from", batch.base)
     assert head is not None
     fetched = fetched or {}
     parts = select_parts(ws, batch, partial, fetched)
@@ -188,10 +188,11 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
 
 
 def refuse_main_elsewhere(main: Worktree, batch: Batch, refusal: type[HfError],
-                          was: str) -> str:
+                          was: str, detached_at: str) -> str:
     """The main tree's ref, when it is where the batch was split (`was`: "split
     from", "joined into"); refused (`refusal`) while a git merge, rebase or the
-    like is under way there, or on another branch, with the way back."""
+    like is under way there, or on another branch, with the way back (for a batch
+    of a detached HEAD: to the commit `detached_at`)."""
     busy = main.operation_in_progress()
     if busy is not None:
         what, way = busy
@@ -199,7 +200,7 @@ def refuse_main_elsewhere(main: Worktree, batch: Batch, refusal: type[HfError],
                       f"finish it first: {way}; then run the same hf command again")
     ref = main.head_ref()
     if ref != batch.target_ref:
-        back = (f"git switch --detach {batch.base[:12]}" if batch.target_ref == "HEAD"
+        back = (f"git switch --detach {detached_at[:12]}" if batch.target_ref == "HEAD"
                 else "git switch " + batch.target_ref.removeprefix("refs/heads/"))
         shown = "a detached HEAD" if batch.target_ref == "HEAD" else batch.target_ref
         here = "a detached HEAD" if ref == "HEAD" else ref

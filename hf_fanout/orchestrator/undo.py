@@ -114,7 +114,7 @@ def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
     joined_after = _last_join(ws, batch, [p for p in joined if p.joined_commit != join]) \
         if len(taken) < len(joined) else None
     main = ws.main
-    ref = refuse_main_elsewhere(main, batch, UndoRefused, "joined into")
+    ref = refuse_main_elsewhere(main, batch, UndoRefused, "joined into", join)
     head = main.head() or ""
     plan = UndoPlan(batch, join, [p.name for p in taken], ref, head, RECORDS,
                     joined_after=joined_after)
@@ -151,20 +151,21 @@ def _join_left_history(ws: Workspace, batch: Batch, taken: list[Part], join: str
     repo = ws.repo
     branch = ref.removeprefix("refs/heads/")
     now = repo.entries_at(head, [c.path for c in changes])
-    if all(now.get(c.path) == c.old for c in changes):
+    carried = [c for c in changes if now.get(c.path) == c.new]
+    if not carried:  # (a path main changed since in its own way is not the join's)
         _refuse_lost_work(ws, batch, taken, join)
         return
     # (a batch id is letters, digits and dashes: nothing a regex reads otherwise)
     carrier = repo.git(["log", "-1", "--format=%H", f"--grep=^Hf-Batch: {batch.id}$",
                         head, "--"]).decode().strip()
-    still = all(now.get(c.path) == c.new for c in changes)
+    still = len(carried) == len(changes)
     raise UndoRefused(
         f"the join commit {join[:12]} of batch {batch.id!r} is not in the history of {ref} "
         "any more, but " + ("all" if still else "some") + " of its changes are (the branch "
         "was rewritten: an amend, a rebase)",
         (f"`git revert {carrier[:12]}` takes back the commit that carries them now (it names "
          "the batch); " if carrier else
-         f"`git log -- {shlex.quote(str(changes[0].path))}` finds the commit that carries them "
+         f"`git log -- {shlex.quote(str(carried[0].path))}` finds the commit that carries them "
          "now, `git revert` it; ") +
         f"`git reflog {branch}` shows where the branch went")
 

@@ -131,7 +131,8 @@ def run_worker(ws: Workspace, part: Part, command: Sequence[str], *, interval: f
         from hf_fanout.guard import mainhook  # (here: `hf heartbeat` loads this module)
 
         mainhook.add_worker(ws.repo.common_dir, child.pid, part.branch)
-        os.write(gate, b"\n")  # listed: the command starts now
+        with contextlib.suppress(OSError):  # (a gate already gone: a worker that ended)
+            os.write(gate, b"\n")  # listed: the command starts now
         os.close(gate)
         gate = -1
         heartbeat.beat(ws.store, part.batch, part.name, active=time.time(), by="hf run")
