@@ -239,7 +239,7 @@ def test_bad_push_options_are_refused_before_anything_is_joined(published, hf):
     r = hf("join", "b1", "--push", "--branch", "--pr", cwd=repo)
     assert r.code == 2
     assert r.err.splitlines()[0] == "hf: error: --branch '--pr' is not a valid branch name"
-    assert "--branch hf/b1" in r.err
+    assert "--branch hf-pr/b1" in r.err
     r = hf("join", "b1", "--push", "--branch", "a..b", cwd=repo)
     assert r.code == 2 and "'a..b' is not a valid branch name" in r.err
     r = hf("join", "b1", "--push", "--remote", "nope", cwd=repo)

@@ -521,6 +521,11 @@ def test_a_dry_run_join_reads_the_remote_and_writes_nothing(world, tmp_path):
     assert states["api"] == "done"  # as the remote shows it; its record here still running
     assert json.loads((a.repo / ".git/hf/batches/b1/parts/api.json").read_text())[
         "state"] == "running"
+    # publishing to hf/b1 could never be made beside the remote part's hf/b1/api:
+    # refused before the join, with a name that can
+    refused = a.hf("join", "b1", "--partial", "--push", "--branch", "hf/b1")
+    assert refused.returncode == 2 and "--branch hf-pr/b1" in refused.stderr
+    assert a_state(a) == before
     # the real join after it takes what the dry run showed
     joined = a.hf_json("join", "b1", "--partial")
     assert sorted(p["part"] for p in joined["parts"]) == ["api", "docs"]

@@ -209,7 +209,7 @@ def widen(
 
 
 @command(epilog="Example: hf join b1 --dry-run   |   hf join b1 --partial --wait 60   |   "
-             "hf join b1 --push --branch hf/b1 --pr")
+             "hf join b1 --push --branch hf-pr/b1 --pr")
 def join(
     batch: Annotated[str, typer.Argument(help="The batch to join.",
                                          autocompletion=batch_names)],
@@ -242,7 +242,7 @@ def join(
     options = PublishOptions(remote, branch, force_with_lease, pr)
     if options != PublishOptions() and not push:
         raise BadInput("--remote, --branch, --force-with-lease and --pr go with --push",
-                       f"hf join {batch} --push --branch hf/{batch} --pr")
+                       f"hf join {batch} --push --branch hf-pr/{batch} --pr")
     ws = open_ws(repo)
     outcome = join_batch(ws, batch, partial=partial, wait=wait, dry_run=dry_run,
                          allow_outside_links=allow_outside_symlinks, on_wait=output.waiting,
@@ -478,7 +478,7 @@ def sync(
 # --------------------------------------------------------------------- publish
 
 
-@command(epilog="Example: hf publish b1   |   hf publish b1 --branch hf/b1 --pr   |   "
+@command(epilog="Example: hf publish b1   |   hf publish b1 --branch hf-pr/b1 --pr   |   "
              "hf publish b1 --remote origin --force-with-lease")
 def publish(
     batch: Annotated[str, typer.Argument(help="The joined batch to publish.",

@@ -29,7 +29,7 @@ class PushFailed(HfError):
 @dataclass(frozen=True)
 class PublishOptions:
     remote: str | None = None
-    branch: str | None = None  # a branch of its own (`hf/<batch>`, say) instead of the upstream
+    branch: str | None = None  # a branch of its own (`own_branch`) instead of the upstream
     force_with_lease: bool = False
     pr: bool = False
 
@@ -78,12 +78,20 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
     return result
 
 
+def own_branch(batch_id: str) -> str:
+    """hf's usual name for a branch of the batch's own to publish to: out of `hf/`,
+    where `hf/<batch>/<part>`, the branches of parts worked through a remote, would
+    keep git from making `hf/<batch>` there."""
+    return f"hf-pr/{batch_id}"
+
+
 def destination(ws: Workspace, batch: Batch, options: PublishOptions
                 ) -> tuple[str, str, str | None]:
     """(remote, branch to push to, the branch a pull request goes into); refused
     (one line) when there is none. `hf join --push` asks before it joins."""
     if options.branch is not None:
         _check_branch(ws, batch.id, options.branch)
+        _refuse_part_branch_folder(ws, batch, options.branch)
     main = ws.main.path
     local = batch.target_ref.removeprefix("refs/heads/")
     upstream = remotes.upstream(main, local)
@@ -102,17 +110,34 @@ def destination(ws: Workspace, batch: Batch, options: PublishOptions
     into = upstream.branch if upstream and upstream.remote == remote else local
     if options.branch is not None:
         if options.pr and options.branch == into:
-            raise PushFailed(f"--pr would ask to merge {into} into itself",
-                             f"publish to a branch of its own: --branch hf/{batch.id} --pr")
+            raise PushFailed(f"--pr would ask to merge {into} into itself", "publish to a "
+                             f"branch of its own: --branch {own_branch(batch.id)} --pr")
         return remote, options.branch, into
     if upstream is None or upstream.remote != remote:
         raise PushFailed(f"{local} has no upstream on {remote}",
-                         f"push to a branch of its own: --branch hf/{batch.id}, or make "
+                         f"push to a branch of its own: --branch {own_branch(batch.id)}, or make "
                          f"{local} on {remote}: --branch {local}")
     if options.pr:
         raise PushFailed(f"--pr would ask to merge {upstream.branch} into itself",
-                         f"publish to a branch of its own: --branch hf/{batch.id} --pr")
+                         f"publish to a branch of its own: --branch {own_branch(batch.id)} --pr")
     return remote, upstream.branch, None
+
+
+def _refuse_part_branch_folder(ws: Workspace, batch: Batch, name: str) -> None:
+    """`hf/<batch>` (or a folder above it) while parts of the batch are worked through
+    a remote: their branches `hf/<batch>/<part>` are there, and git cannot make a
+    branch where a folder of branches is (checked before anything is joined)."""
+    from hf_fanout.core.remote_refs import remote_of
+
+    folder = f"hf/{batch.id}"
+    if name != folder and not folder.startswith(name + "/"):
+        return
+    remote = [p.name for p in ws.store.load_parts(batch) if remote_of(p)]
+    if remote:
+        raise BadInput(f"--branch {name}: the branches of parts worked through a remote "
+                       f"({folder}/{remote[0]}) are there, and git cannot make {name} "
+                       "beside them",
+                       f"name another: --branch {own_branch(batch.id)}")
 
 
 def _check_branch(ws: Workspace, batch_id: str, name: str) -> None:
@@ -120,7 +145,7 @@ def _check_branch(ws: Workspace, batch_id: str, name: str) -> None:
     is joined or pushed)."""
     if name.startswith("-") or not remotes.valid_branch(ws.main.path, name):
         raise BadInput(f"--branch {name!r} is not a valid branch name",
-                       f"--branch takes the name to push to, e.g. --branch hf/{batch_id}")
+                       f"--branch takes the name to push to, e.g. --branch {own_branch(batch_id)}")
 
 
 def _push_error(outcome: remotes.PushOutcome, remote: str, branch: str,
