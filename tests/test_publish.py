@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,22 @@ def test_bad_push_options_are_refused_before_anything_is_joined(published, hf):
     assert hf("join", "b1", cwd=repo).code == 0
     r = hf("publish", "b1", "--branch", "a..b", cwd=repo)
     assert r.code == 2 and "not a valid branch name" in r.err
+
+
+def test_undo_of_a_published_join_reverts_on_top_instead_of_moving_main_back(
+        published, hf, tmp_path):
+    """The join is on the remote: moving main back would leave the remote ahead and
+    the next push rejected (or rewritten by force). The undo makes a revert commit,
+    which a plain publish pushes."""
+    repo, remote = published["repo"], published["remote"]
+    commit = joined(hf, published)
+    assert hf("publish", "b1", cwd=repo).code == 0
+    r = hf("undo", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "with revert commit" in r.out
+    assert git(repo, "rev-parse", "HEAD~1").strip() == commit
+    assert (repo / "src/api/orders.py").read_text() != "def orders():\n    return [1]\n"
+    push = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo,
+                          capture_output=True, text=True, check=False)
+    assert push.returncode == 0, push.stderr
+    assert git(remote, "rev-parse", "main").strip() == git(repo, "rev-parse", "HEAD").strip()

@@ -128,7 +128,7 @@ def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
         plan.how = REVERT  # (reset past it: main has none of its changes, nothing to write)
         return plan
     _refuse_lost_work(ws, batch, taken, join)
-    if head == join:
+    if head == join and not _published(ws, join):
         plan.how, plan.new = FAST, parent
         plan.entries = {c.path: c.old for c in changes}
         plan.old_entries = {c.path: c.new for c in changes}
@@ -139,6 +139,15 @@ def plan_undo(ws: Workspace, batch_id: str) -> UndoPlan:
     now_at = repo.entries_at(head, list(plan.entries))
     plan.old_entries = {p: now_at.get(p) for p in plan.entries}
     return plan
+
+
+def _published(ws: Workspace, join: str) -> bool:
+    """Whether a remote-tracking branch holds the join (`hf publish`, `git push`):
+    others may have it, so it is taken back by a revert commit on top, which can be
+    pushed, not by moving the branch back, which would rewrite what they have."""
+    found = ws.repo.git(["for-each-ref", "--count=1", "--contains", join,
+                         "--format=%(refname)", "refs/remotes/"])
+    return bool(found.strip())
 
 
 def _join_left_history(ws: Workspace, batch: Batch, taken: list[Part], join: str, head: str,
