@@ -256,9 +256,13 @@ def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
         proc = subprocess.run(argv, cwd=ws.main.path, capture_output=True, text=True,
                               env=dict(os.environ), check=False)
         if proc.returncode != 0:
-            why = (proc.stderr or proc.stdout).strip().splitlines()
+            said = (proc.stderr or proc.stdout).strip()
+            why = said.splitlines()
+            # (one there already: gh names its address on the next line)
+            there = [w for w in said.split() if w.startswith("http")]
             raise HfError(f"the branch is pushed, but `{tool}` could not open the request: "
-                          f"{why[0] if why else f'exit {proc.returncode}'}",
+                          f"{why[0] if why else f'exit {proc.returncode}'}"
+                          + (f" ({there[-1]})" if there else ""),
                           "open it by hand: " + (_new_pr_page(url, branch, base)
                                                  or f"`{tool}` in the main tree"))
         shown = [w for w in proc.stdout.split() if w.startswith("http")]
