@@ -510,6 +510,10 @@ def test_a_dry_run_join_reads_the_remote_and_writes_nothing(world, tmp_path):
     before = a_state(a)
     dry = a.hf_json("join", "b1", "--partial", "--dry-run")
     assert a_state(a) == before  # no ref moved or left behind, no record, no audit line
+    # where the part was worked, the next step is the splitting machine's join
+    shown = b.hf("status", "b1").stdout
+    assert "next: `hf join b1` on the machine that split it (its parts are done on origin)" \
+        in shown, shown
     assert dry["dry_run"] is True and dry["commit"] is None
     assert dry["remote_fetched"] == {"api": tip}
     parts = {p["part"]: p for p in dry["parts"]}

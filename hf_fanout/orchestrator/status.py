@@ -28,7 +28,7 @@ from hf_fanout.core.records import (
     copied_paths,
     part_base,
 )
-from hf_fanout.core.remote_refs import remote_of
+from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed, StateCorrupt
 from hf_fanout.paths import RepoPath
@@ -82,6 +82,8 @@ class BatchStatus:
     paused: str | None = None  # the pause in force over it (`hf pause`), described
     # joined, but its join commit is no longer in the target branch's history
     join_left_history: bool = False
+    # taken here from this remote (`hf take`): it joins on the machine that split it
+    taken_from: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary()}
@@ -110,6 +112,9 @@ class BatchStatus:
                     "running; then `hf join`" if stopped.sync_running else
                     f"stopped: `hf sync {self.id}/{stopped.name} --continue` once its "
                     "files are resolved (or --abort), then `hf join`"))
+            elif self.taken_from is not None:
+                words.append(f"next: `hf join {self.id}` on the machine that split it (its "
+                             f"parts are done on {self.taken_from})")
             else:
                 words.append(f"next: `hf join {self.id}`" if stray is None else
                              f"next: part {stray.name} changed {stray.outside} file(s) it "
@@ -354,7 +359,8 @@ def batch_status(ws: Workspace, batch_id: str, *, owned: bool = False) -> BatchS
         left = join_left_history(ws, batch)
     return BatchStatus(batch.id, batch.state, batch.base, batch.created, statuses,
                        collected=collected(batch),
-                       paused=pause.describe() if pause else None, join_left_history=left)
+                       paused=pause.describe() if pause else None, join_left_history=left,
+                       taken_from=next((taken_from(p) for p in parts if taken_from(p)), None))
 
 
 def _show_remote(ws: Workspace, batch: Batch, parts: list[Part],
