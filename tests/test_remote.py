@@ -760,3 +760,22 @@ def test_the_last_join_says_a_remote_part_an_earlier_join_took_was_worked_on_sin
     assert "hf: note: part api has 1 commit(s) on hf/b1/api after its join" in join.stderr
     assert [x["part"] for x in json.loads(join.stdout)["data"]["after_join"]] == ["api"]
     assert not (a.repo / "src/api/late.py").exists()  # (a joined part is not joined again)
+
+
+def test_a_dropped_remote_part_with_pushed_work_goes_with_gc_force(world, tmp_path):
+    """A part worked through the remote, then dropped here: its pushed commits are
+    no join's. gc keeps its refs on the remote and says how they go; gc --force
+    keeps the commits at the part's rescue ref here and removes them there, so the
+    machine that worked it can collect it too."""
+    remote, a, b = world
+    split_b1(a, tmp_path)
+    tip = _take_and_finish(b, "api", "src/api/users.py", "def users(): return [1]\n")
+    assert a.hf("drop", "b1").returncode == 0
+    kept = a.hf("gc", "b1")
+    assert kept.returncode == 0 and "go with `hf gc --force`" in kept.stdout, kept.stdout
+    assert "refs/heads/hf/b1/api" in remote_refs(remote)
+    forced = a.hf("gc", "b1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not [r for r in remote_refs(remote) if "/b1/api" in r]
+    assert a.git("rev-parse", "refs/hf/rescue/b1/api").strip() == tip
+    assert "removed taken batch b1" in b.hf("gc", "b1").stdout

@@ -257,7 +257,8 @@ def gc(
             remote, _, ref = where.partition(":")
             print(f"kept {ref} on {remote} (and the part's other refs there): it is at "
                   f"{tip[:12]}, commits no join of the batch took; `git fetch {remote} "
-                  f"{ref}` brings them here")
+                  f"{ref}` brings them here (a dropped part's go with `hf gc --force`, "
+                  "which keeps them at its rescue ref here)")
         verb = "would free" if dry_run else "freed"
         print(f"{verb} {_size(report.freed_bytes)}")
 

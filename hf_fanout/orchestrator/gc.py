@@ -251,7 +251,8 @@ def _collect(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool)
             # remote that does not answer leaves them, and the batch uncollected, for
             # the next gc: the other batches are collected all the same
             try:
-                removed = remote_parts.remove_remote_refs(ws, batch, dry_run=False)
+                removed = remote_parts.remove_remote_refs(ws, batch, dry_run=False,
+                                                          force=force)
                 report.refs_removed += removed.gone
                 report.remote_moved.update(removed.moved)
             except HfError as exc:

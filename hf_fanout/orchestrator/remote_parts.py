@@ -318,10 +318,28 @@ class RemoteRefsRemoved:
     moved: dict[str, str]
 
 
-def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> RemoteRefsRemoved:
+def _rescue_dropped(ws: Workspace, batch: Batch, remote: str,
+                    kept: list[Part]) -> list[Part]:
+    """Of `kept`, the dropped parts' branches (the batch dropped, or the part) fetched
+    to their rescue refs here (one fetch); returns those still kept."""
+    from hf_fanout.liveness.rescue import rescue_ref
+
+    dropped = [p for p in kept if DROPPED in (p.state, batch.state)]
+    remotes.fetch_refs(ws.main.path, remote,
+                       [f"+refs/heads/{p.branch}:{rescue_ref(p)}" for p in dropped])
+    for part in dropped:
+        ws.store.audit("rescue", batch=part.batch, part=part.name, ref=rescue_ref(part),
+                       why=f"gc --force: its branch on {remote}")
+    return [p for p in kept if p not in dropped]
+
+
+def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool,
+                       force: bool = False) -> RemoteRefsRemoved:
     """The refs hf wrote on each remote for the batch's remote parts (their branches,
     task, done and heartbeat refs; nothing else), deleted in one atomic push per
-    remote; a part whose branch moved past what was joined keeps all of them."""
+    remote; a part whose branch moved past what was joined keeps all of them, but
+    with `force` a dropped one (no join will take it) has its branch fetched to its
+    rescue ref here first, and goes like the others."""
     grouped: dict[str, list[Part]] = {}
     for part in ws.store.load_parts(batch):
         name = remote_of(part)
@@ -337,6 +355,8 @@ def remove_remote_refs(ws: Workspace, batch: Batch, *, dry_run: bool) -> RemoteR
                                             part_base(batch, p)} for p in group}
         kept = [p for p in group if refs.get(f"refs/heads/{p.branch}") not in
                 (None, *known[f"refs/heads/{p.branch}"])]
+        if force and not dry_run:
+            kept = _rescue_dropped(ws, batch, name, kept)
         moved.update({f"{name}:refs/heads/{p.branch}": refs[f"refs/heads/{p.branch}"]
                       for p in kept})
         mine = sorted(r for r in refs if any(hf_created(p.batch, p.name, r)
