@@ -119,6 +119,8 @@ def test_uncommitted_work_after_a_partial_join_is_offered_by_done_and_joined(spl
     shown = hf("status", "b1", cwd=repo).out
     assert "api: its owned files changed in its worktree after its join, not committed" \
         in shown and "`hf done b1/api`" in shown
+    r = hf("join", "b1", "--partial", cwd=repo)  # nothing done: the joined part is named
+    assert r.code == 1 and "(joined before: api)" in r.err and "`hf done b1/api`" in r.err
     r = hf("done", cwd=api)
     assert r.code == 0, r.err
     for name in ("ui", "docs"):

@@ -126,8 +126,15 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool,
                           details={"not_done": [p.name for p in not_done]})
     chosen = [p for p in parts if p.state == DONE]
     if not chosen:
-        raise JoinRefused(f"no part of batch {batch.id!r} is done yet",
-                          "mark finished parts with `hf done` first")
+        joined = [p for p in parts if p.state == JOINED]
+        raise JoinRefused(
+            f"no part of batch {batch.id!r} is done yet" + (
+                f" (joined before: {', '.join(p.name for p in joined)})" if joined else ""),
+            "mark finished parts with `hf done` first" + (
+                f"; a part joined before is not joined again: work it got since (pushed by "
+                f"`hf done` where it is worked, or committed here) is offered to the next "
+                f"join by `hf done {joined[0].batch}/{joined[0].name}` here "
+                "(`hf status` says which have some)" if joined else ""))
     return chosen
 
 
