@@ -110,8 +110,9 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool,
                  fetched: dict[str, str] | None = None) -> list[Part]:
     """The parts the join takes (refused unless every one is done, or `partial`);
     a remote part in `fetched` (a dry run's) counts as done."""
+    every = ws.store.load_parts(batch)
     parts = [replace(p, state=DONE) if fetched and p.name in fetched else p
-             for p in ws.store.load_parts(batch) if p.state not in (JOINED, DROPPED)]
+             for p in every if p.state not in (JOINED, DROPPED)]
     not_done = [p for p in parts if p.state != DONE]
     if not_done and not partial:
         listing = ", ".join(f"{p.name} ({p.state})" for p in not_done)
@@ -126,7 +127,7 @@ def select_parts(ws: Workspace, batch: Batch, partial: bool,
                           details={"not_done": [p.name for p in not_done]})
     chosen = [p for p in parts if p.state == DONE]
     if not chosen:
-        joined = [p for p in parts if p.state == JOINED]
+        joined = [p for p in every if p.state == JOINED]
         raise JoinRefused(
             f"no part of batch {batch.id!r} is done yet" + (
                 f" (joined before: {', '.join(p.name for p in joined)})" if joined else ""),
