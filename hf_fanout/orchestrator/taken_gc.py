@@ -24,6 +24,7 @@ class Elsewhere:
     over: bool
     why: str  # said for people: why it is over, or why not yet
     target: str | None = None  # the remote's target branch tip (fetched), if any
+    unreached: bool = False  # the remote did not answer: nothing is known
 
 
 def taken_remote(batch: Batch) -> str | None:
@@ -44,7 +45,8 @@ def elsewhere(ws: Workspace, batch: Batch, parts: list[Part]) -> Elsewhere:
             batch.target_ref, *(task_ref(batch.id, p.name) for p in parts)],
                 timeout=read_timeout(ws.settings))
     except HfError as exc:
-        return Elsewhere(False, f"cannot tell whether it is over: {exc.message}")
+        return Elsewhere(False, f"cannot tell whether it is over: {exc.message}",
+                         unreached=True)
     target = _fetched_target(ws, batch, remote, refs)
     if not any(task_ref(batch.id, p.name) in refs for p in parts):
         return Elsewhere(True, f"collected on the machine that split it (its refs are gone "
