@@ -256,6 +256,10 @@ def test_an_unreachable_remote_refuses_or_partial_joins_the_rest(world, tmp_path
     assert proc.returncode == 1
     assert "reading origin failed: fatal:" in proc.stderr
     assert snapshot(a.repo) == before
+    # where the part is worked, gc cannot tell whether the batch is over: try again
+    gc = b.hf("gc", "b1")
+    assert gc.returncode == 1 and "cannot tell whether it is over" in gc.stderr
+    assert "`hf gc b1` again once origin answers" in gc.stderr
     joined = a.hf_json("join", "b1", "--partial")
     assert [p["part"] for p in joined["parts"]] == ["docs"]
     assert "api, ui" in joined["remote_left_out"][0]
