@@ -236,7 +236,8 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
                 raise JoinRefused(
                     f"part {part.name!r}: {part.branch} on {name} moved after it was done "
                     f"(done at {done_tip[:12]}, now {tip[:12]})",
-                    f"on the machine that works it (it has the done commit), push it back: "
+                    f"in the main tree of the clone that works it (it has the done commit; "
+                    f"the guard refuses pushes in the part's own worktree), push it back: "
                     f"`git push --force-with-lease=refs/heads/{part.branch}:{tip} {name} "
                     f"{done_tip}:refs/heads/{part.branch}`; or take the new tip with "
                     f"`hf done` again there")
