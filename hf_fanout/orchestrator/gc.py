@@ -203,12 +203,12 @@ def _collect(ws: Workspace, batch_id: str | None, *, force: bool, dry_run: bool)
             where = taken_gc.elsewhere(ws, batch, ws.store.load_parts(batch))
             if not where.over:
                 if batch_id:
-                    remote = taken_gc.taken_remote(batch)
-                raise HfError(f"batch {bid!r} was taken from {remote}: {where.why}",
-                              f"`hf gc {bid}` again once {remote} answers (`git ls-remote "
-                              f"{remote}` tries it)" if where.unreached else
-                              "finish its parts with `hf done`; once the machine that "
-                              f"split it joined it, `hf gc {bid}` here removes it")
+                    source = taken_gc.taken_remote(batch)
+                    raise HfError(f"batch {bid!r} was taken from {source}: {where.why}",
+                                  f"`hf gc {bid}` again once {source} answers (`git "
+                                  f"ls-remote {source}` tries it)" if where.unreached else
+                                  "finish its parts with `hf done`; once the machine that "
+                                  f"split it joined it, `hf gc {bid}` here removes it")
                 continue
         elif batch.state not in (JOINED, DROPPED):
             if batch_id:

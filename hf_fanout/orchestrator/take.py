@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shlex
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -303,8 +304,13 @@ def _repository(given: str, here: Path, into: Path | None,
             return main, name, None
     dest = into if into is not None else here / _clone_name(given)
     if dest.exists() and any(dest.iterdir()):
-        raise BadInput(f"{dest} exists and is not empty",
-                       "name another directory for the clone: --into DIR")
+        clone = (dest / ".git").is_dir()
+        raise BadInput(f"{dest} exists and is not empty" + (
+            " (a clone already: an earlier take cut off after its clone, say)" if clone
+            else ""),
+            (f"take the part in it: `cd {shlex.quote(str(dest))}` and `hf take origin "
+             "BATCH/PART` there; or " if clone else "")
+            + "name another directory for the clone: --into DIR")
     if dry_run:
         raise BadInput(f"--dry-run would have to clone {given} into {dest} first",
                        "clone it yourself, then `hf take --dry-run` inside the clone")

@@ -131,10 +131,19 @@ _QUIET = {"GIT_TERMINAL_PROMPT": "0"}
 
 
 def git_error(stderr: str, fallback: str) -> str:
-    """git's one line that says why (fatal:, error:, remote:), else its first."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return next((line for line in lines if line.startswith(("fatal:", "error:", "remote:"))),
-                lines[0] if lines else fallback)
+    """git's one line that says why: the remote's own (`remote:`, a hook's words),
+    else a ref it rejected (`! REF [rejected] (why)`, what `--porcelain` prints),
+    else its fatal: or error: line, else its first. An atomic push's `error: atomic
+    push failed for ref R. status: N` says only that the push as a whole failed."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()
+             and "atomic push failed for ref" not in line]
+    said = next((line for line in lines if line.startswith("remote:")), None)
+    rejected = next((line for line in lines if "[rejected]" in line
+                     or "[remote rejected]" in line), None)
+    if said is None and rejected is not None:
+        return " ".join(rejected.lstrip("!").split())
+    return said or next((line for line in lines if line.startswith(("fatal:", "error:"))),
+                        lines[0] if lines else fallback)
 
 
 def _failed(what: str, remote: str, proc: CompletedProcess[bytes],
