@@ -638,3 +638,22 @@ def test_gc_forgets_a_removed_worktree_whose_head_was_detached_and_the_id_splits
     assert str(api) not in git(repo, "worktree", "list", "--porcelain")
     again = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
     assert again.code == 0, again.err
+
+
+def test_a_part_branch_made_a_symbolic_ref_to_main_never_takes_main_with_it(split3, hf):
+    """A process in the part writes `ref: refs/heads/main` into its branch's file.
+    The join refuses that branch by name; gc deletes the part's branch itself, and
+    main, its commits and its reflog stay."""
+    repo = split3["repo"]
+    main_tip = git(repo, "rev-parse", "main").strip()
+    (repo / ".git/refs/heads/hf/b1/api").write_text("ref: refs/heads/main\n")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1 and "its branch hf/b1/api is a symbolic ref to refs/heads/main" in r.err
+    assert hf("drop", "b1", cwd=repo).code == 0
+    r = hf("gc", "b1", "--force", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "rev-parse", "main").strip() == main_tip
+    assert git(repo, "reflog", "show", "main", "--format=%H")
+    assert not (repo / ".git/refs/heads/hf/b1/api").exists()

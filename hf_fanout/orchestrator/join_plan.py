@@ -30,6 +30,7 @@ from hf_fanout.guard import fingerprint
 from hf_fanout.orchestrator.merge import combine
 from hf_fanout.paths import RepoPath, shown_path
 from hf_fanout.preload import preload
+from hf_fanout.worktrees import refs
 from hf_fanout.worktrees.repository import Worktree
 from hf_fanout.worktrees.scan import WorktreeScan
 from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Change, Entry
@@ -261,6 +262,15 @@ def _part_tip(ws: Workspace, part: Part) -> str:
     Read from git's ref files, before the part is scanned.
     """
     repo = ws.repo
+    named = refs.symbolic_ref(repo.common_dir, f"refs/heads/{part.branch}")
+    if named is not None:
+        last = ws.repo.worktree(Path(part.worktree)).last_head()
+        raise JoinRefused(
+            f"part {part.name!r}: its branch {part.branch} is a symbolic ref to {named}, "
+            "not a branch of its own (a process in the part made it so)",
+            (f"point it back at its own last commit: `git update-ref --no-deref "
+             f"refs/heads/{part.branch} {last}`" if last else
+             f"leave the part out: `hf drop {part.batch}/{part.name}`") + "; then join again")
     tip = repo.ref_target(f"refs/heads/{part.branch}")
     if tip is None:
         last = ws.repo.worktree(Path(part.worktree)).last_head()

@@ -116,7 +116,9 @@ class WorktreeAdmin:
         return freed
 
     def delete_branch(self, branch: str) -> None:
-        run(["update-ref", "-d", f"refs/heads/{branch}"], self.workdir, check=False)
+        """The branch itself, never what it names if it is a symbolic ref."""
+        run(["update-ref", "--no-deref", "-d", f"refs/heads/{branch}"], self.workdir,
+            check=False)
 
     def branches(self, prefix: str) -> dict[str, str]:
         """The branches under `prefix` (e.g. `hf/queue/`): name -> commit."""

@@ -112,6 +112,14 @@ def resolve(common_dir: Path, ref: str, git_dir: Path | None = None) -> str | No
     return None
 
 
+def symbolic_ref(common_dir: Path, ref: str) -> str | None:
+    """The ref `ref`'s loose file names when it is a symbolic ref (`ref: NAME`), else
+    None: a branch a process made point at another (main, say), which anything that
+    follows it would read, move or delete as that other one."""
+    found = _loose(common_dir, ref)
+    return found.removeprefix("ref:").strip() if found and found.startswith("ref:") else None
+
+
 def symbolic_target(git_dir: Path) -> str | None:
     """The ref a worktree's HEAD names (`refs/heads/...`), None when detached."""
     head = read_head(git_dir)

@@ -118,10 +118,11 @@ class Repository(_Adapter):
 
     def delete_refs(self, names: Sequence[str]) -> None:
         """Delete the refs `names` (full names; one missing already is no error): one
-        git transaction for all."""
+        git transaction for all; a symbolic ref goes itself, not what it names."""
         if names:
             self.git(["update-ref", "--stdin"],
-                     stdin="".join(f"delete {name}\n" for name in names).encode())
+                     stdin="".join(f"option no-deref\ndelete {name}\n"
+                                   for name in names).encode())
 
     def rev_parse(self, rev: str) -> str | None:
         return self.main.rev_parse(rev)
