@@ -150,6 +150,32 @@ def test_no_git_runs_in_a_part_folder_that_became_a_repository_of_its_own(split3
     assert not proof.exists()
 
 
+def test_a_repository_made_inside_a_part_runs_no_program_of_its_config(split3, hf, tmp_path):
+    """An agent makes a repository inside its owned folder, names an fsmonitor in that
+    repository's own config and stages it as a gitlink: the person's hf status, hf diff
+    and hf join --dry-run look into it (git's status does) without running that program."""
+    repo, api = split3["repo"], split3["api"]
+    proof = tmp_path / "ran"
+    nested = api / "src/api/vendored"
+    nested.mkdir(parents=True)
+    git(nested, "init", "-q")
+    write(nested, {"lib.py": "x = 1\n"})
+    git(nested, "add", "-A")
+    git(nested, "commit", "-qm", "nested")
+    git(nested, "config", "core.fsmonitor", f"touch {proof}; false")
+    write(nested, {"lib.py": "x = 2\n"})  # a dirty checkout: git's status asks its fsmonitor
+    head = git(nested, "rev-parse", "HEAD").strip()
+    git(api, "update-index", "--add", "--cacheinfo", f"160000,{head},src/api/vendored")
+    assert not proof.exists()  # (the program does run for a plain status there)
+    git(api, "status", "--porcelain", "--ignore-submodules=none")
+    assert proof.exists()
+    proof.unlink()
+    assert hf("status", "b1", cwd=repo).code == 0
+    assert hf("diff", "b1", cwd=repo).code == 0
+    hf("join", "b1", "--dry-run", cwd=repo)
+    assert not proof.exists()
+
+
 def test_a_dropped_batch_whose_parts_were_done_points_to_gc_not_to_join(split3, hf):
     repo = split3["repo"]
     for name in ("api", "ui", "docs"):

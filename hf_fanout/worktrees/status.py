@@ -32,8 +32,12 @@ from hf_fanout.worktrees.zparse import (
 FEW_PATHS = 32
 
 # A status that writes nothing (`--no-optional-locks`: no refresh of the index
-# behind an agent's back) and lists every path once, by its own name.
-_STATUS = ["--no-optional-locks", "--literal-pathspecs", "status", "--porcelain=v1", "-z",
+# behind an agent's back) and lists every path once, by its own name. It runs no
+# fsmonitor: a repository an agent made inside a part (staged as a gitlink) is
+# looked into by the status, and its own config could name one, which would run
+# as the person, outside any sandbox (`-c` reaches the status git runs in it).
+_STATUS = ["-c", "core.fsmonitor=false", "--no-optional-locks", "--literal-pathspecs",
+           "status", "--porcelain=v1", "-z",
            "--no-renames", "--ignore-submodules=none"]
 
 # `_changed`'s status: porcelain v2 also gives each tracked path's worktree mode
