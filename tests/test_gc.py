@@ -640,6 +640,35 @@ def test_gc_forgets_a_removed_worktree_whose_head_was_detached_and_the_id_splits
     assert again.code == 0, again.err
 
 
+def test_a_part_whose_branch_is_locked_is_kept_whole_and_said(split3, hf):
+    """A `.lock` file left beside a part's branch (a process killed in a git command
+    there, or a hostile one) stops its deletion: gc keeps that part, worktree and
+    branch, says why, and removes it once the lock is gone. Before, it said removed
+    and left the branch."""
+    repo = split3["repo"]
+    write(split3["ui"], {"src/ui/view.py": "view = 2\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    lock = repo / ".git/refs/heads/hf/b1/ui.lock"
+    lock.write_text("")
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["api"]["action"] == "removed"
+    assert parts["ui"]["action"] == "kept"
+    assert "is locked by" in parts["ui"]["why"] and "ui.lock" in parts["ui"]["why"]
+    dry = hf("gc", "--dry-run", "--json", cwd=repo).json["data"]["parts"]
+    assert {p["part"]: p["why"] for p in dry}["ui"] == parts["ui"]["why"]  # said the same
+    assert split3["ui"].is_dir() and (split3["ui"] / "src/ui/view.py").exists()
+    assert git(repo, "branch", "--list", "hf/b1/ui")
+    lock.unlink()
+    again = hf("gc", "--json", cwd=repo)
+    assert {p["part"]: p["action"] for p in again.json["data"]["parts"]}["ui"] == "removed"
+    assert not split3["ui"].exists()
+    assert not git(repo, "branch", "--list", "hf/b1/ui")
+
+
 def test_a_part_branch_made_a_symbolic_ref_to_main_never_takes_main_with_it(split3, hf):
     """A process in the part writes `ref: refs/heads/main` into its branch's file.
     The join refuses that branch by name; gc deletes the part's branch itself, and

@@ -38,8 +38,10 @@ from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator import remote_parts, taken_gc
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 from hf_fanout.orchestrator.safety import target_of, unintegrated_work
+from hf_fanout.paths import shown_path
 from hf_fanout.tabs.isolated import Isolated
 from hf_fanout.worktrees import refs, removal
+from hf_fanout.worktrees.repository import Repository
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -373,6 +375,9 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
                            commit=saved["commit"], uncommitted=saved["uncommitted"],
                            why="gc --force")
     why = "changes not in main; saved at " + str(rescue_ref) if pending else "integrated"
+    locked = _branch_locked(repo, item.branch)
+    if locked:
+        return GcPart("queue", item.entry, "kept", locked, rescue=rescue_ref)
     if dry_run:
         return GcPart("queue", item.entry, "would-remove",
                       "changes not in main (forced)" if pending else "integrated",
@@ -383,8 +388,27 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
     else:  # its directory is gone (or is no worktree of this branch): only empty folders
         with contextlib.suppress(HfError):
             _remove_empty_folders(path or isolated.path_of(ws, item.entry))
-    repo.delete_branch(item.branch)
+    why += _branch_left(repo.delete_branch(item.branch))
     return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
+
+
+def _branch_locked(repo: Repository, branch: str) -> str:
+    """Why a removal would stop at the branch (its lock file is there), or ''. The
+    part is kept whole: the next gc removes it once the lock file is gone."""
+    lock = repo.branch_lock(branch)
+    if lock is None:
+        return ""
+    return (f"its branch {branch} is locked by {shown_path(str(lock))} (a git command "
+            "updating it, or one killed there): once no git command runs there, delete "
+            "that file, then `hf gc` again")
+
+
+def _branch_left(said: str | None) -> str:
+    """What a removal says when git would not delete the branch after all."""
+    if said is None:
+        return ""
+    return (f"; but its branch is still there (git said: {said.rstrip('.')}): "
+            "`hf gc` again deletes it")
 
 
 def _nested_repositories(worktree: Path, pending: list[str]) -> list[str]:
@@ -516,6 +540,10 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
             rescue_ref = saved["ref"]
             if not rescue_ref or not repo.ref_exists(rescue_ref):
                 return GcPart(batch.id, part.name, "kept", "could not save a rescue ref")
+    locked = _branch_locked(repo, part.branch)
+    if locked:
+        return GcPart(batch.id, part.name, "kept", locked, rescue=rescue_ref,
+                      agent_hooks="" if dry_run else remove_agent_hooks(part))
     if dry_run:
         return GcPart(batch.id, part.name, "would-remove",
                       "changes not in main (forced)" if pending else "integrated",
@@ -526,7 +554,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
 
     sandbox.forget_part(Path(repo.common_dir), part)
     deletions.start(worktree)
-    repo.delete_branch(part.branch)
+    branch_left = _branch_left(repo.delete_branch(part.branch))
     with contextlib.suppress(FileNotFoundError):
         heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()
     with ws.store.state_lock():
@@ -534,8 +562,8 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
         fresh.extra["gc_at"] = now()
         ws.store.save_part(fresh)
     return GcPart(batch.id, part.name, "removed",
-                  "changes not in main; saved at " + str(rescue_ref) if pending else "integrated",
-                  0, rescue_ref)
+                  ("changes not in main; saved at " + str(rescue_ref) if pending
+                   else "integrated") + branch_left, 0, rescue_ref)
 
 
 def _forget_old(ws: Workspace, only: list[str] | None, report: GcReport) -> None:

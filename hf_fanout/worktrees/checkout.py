@@ -115,10 +115,22 @@ class WorktreeAdmin:
         self.forget_missing_worktrees([path])
         return freed
 
-    def delete_branch(self, branch: str) -> None:
-        """The branch itself, never what it names if it is a symbolic ref."""
-        run(["update-ref", "--no-deref", "-d", f"refs/heads/{branch}"], self.workdir,
-            check=False)
+    def delete_branch(self, branch: str) -> str | None:
+        """The branch itself, never what it names if it is a symbolic ref. None once
+        it is gone (or was not there); else git's words for why it is still there
+        (a `.lock` file another process left beside it)."""
+        done = run(["update-ref", "--no-deref", "-d", f"refs/heads/{branch}"], self.workdir,
+                   check=False)
+        if done.returncode == 0 or resolve(self.common_dir, f"refs/heads/{branch}") is None:
+            return None
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return said[0].removeprefix("fatal: ").removeprefix("error: ") if said else "git failed"
+
+    def branch_lock(self, branch: str) -> Path | None:
+        """The lock file beside a branch (a git command updating it now, or one that
+        was killed there), which stops its deletion; None when there is none."""
+        lock = self.common_dir / "refs" / "heads" / f"{branch}.lock"
+        return lock if os.path.lexists(lock) else None
 
     def branches(self, prefix: str) -> dict[str, str]:
         """The branches under `prefix` (e.g. `hf/queue/`): name -> commit."""
