@@ -367,3 +367,29 @@ def test_a_part_record_pointed_away_from_its_folder_has_a_way_out(split3, hf, tm
     listed = git(repo, "worktree", "list", "--porcelain").split("\n\n")
     assert any(f"worktree {api}\n" in entry and "hf/b1/api" in entry for entry in listed)
     assert (record / "gitdir").read_text().strip() == str(api / ".git")
+
+
+def test_a_part_branch_lock_and_a_stray_branch_in_the_batch_folder_are_problems(split3, hf):
+    """A process in a part can write in its batch's branch folder: a `.lock` beside
+    another part's branch fails every commit there, and branches it makes there
+    are no part's. Doctor names both, with the way out; it removes neither."""
+    repo, ui = split3["repo"], split3["ui"]
+    lock = repo / ".git/refs/heads/hf/b1/ui.lock"
+    lock.write_bytes(b"")
+    git(repo, "branch", "hf/b1/zzz")
+    fresh = hf("doctor", "--json", cwd=repo).json["data"]["findings"]
+    assert not [f for f in fresh if f["what"] == "b1/ui"]  # fresh: a git at work
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    found = {f["what"]: f for f in r.json["data"]["findings"] if f["level"] == "problem"}
+    assert "locked by" in found["b1/ui"]["detail"] and f"rm {lock}" in found["b1/ui"]["hint"]
+    assert "hf/b1/zzz" in found["b1"]["detail"]
+    assert "git branch -D hf/b1/zzz" in found["b1"]["hint"]
+    assert lock.exists() and git(repo, "branch", "--list", "hf/b1/zzz")
+    write(ui, {"src/ui/x.py": "x\n"})
+    git(ui, "add", "src/ui/x.py")
+    commit = subprocess.run(["git", "commit", "-qm", "x"], cwd=ui, capture_output=True,
+                            text=True)
+    assert commit.returncode != 0 and "ui.lock" in commit.stderr  # what the finding says

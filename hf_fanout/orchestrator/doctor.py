@@ -12,6 +12,7 @@ not read.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_worktree_links(ws, report, fix=fix, dry_run=dry_run)
     check_agent_hooks(ws, report, fix=fix, dry_run=dry_run)
     check_syncs(ws, report)
+    check_part_branches(ws, report)
     if accept:
         for found in fingerprint.accept(ws, dry_run):
             report.findings.append(Finding(found["what"], found["detail"],
@@ -386,6 +388,40 @@ def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None
         "index-lock", f"git's index lock {lock} is {age:.0f} s old: git commands that "
         "write the index refuse while it is there", PROBLEM,
         f"if no git command is running in {ws.main.path}, remove it: rm {lock}"))
+
+
+def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
+    """The branch folder of each running batch (`hf/<batch>/`): a lock file left
+    beside a part's branch, which fails every commit there and keeps the part at
+    gc, and branches there that are no part's (a process in a part can make them:
+    the folder is its branch's)."""
+    import time
+
+    from hf_fanout.guard.fingerprint import running_batches
+
+    for batch in running_batches(ws):
+        try:
+            parts = {p.branch: p for p in ws.store.load_parts(batch)}
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for branch, part in parts.items():
+            lock = ws.repo.branch_lock(branch)
+            try:
+                age = time.time() - lock.lstat().st_mtime if lock else 0.0
+            except OSError:
+                continue
+            if lock is not None and age >= STALE_INDEX_LOCK:
+                report.findings.append(Finding(
+                    f"{batch.id}/{part.name}", f"its branch {branch} is locked by {lock} "
+                    f"({age:.0f} s old): commits in the part fail, and gc keeps the part",
+                    PROBLEM, f"if no git command runs in {part.worktree}, remove it: "
+                    f"rm {shlex.quote(str(lock))}"))
+        for branch in sorted(set(ws.repo.branches(f"hf/{batch.id}/")) - set(parts)):
+            report.findings.append(Finding(
+                f"{batch.id}", f"branch {branch} is in the batch's branch folder but is no "
+                "part's: a process in a part may have made it", PROBLEM,
+                f"look at it (`git log {shlex.quote(branch)}`); if it is not yours: "
+                f"git branch -D {shlex.quote(branch)}"))
 
 
 def check_records(ws: Workspace, report: DoctorReport) -> None:
