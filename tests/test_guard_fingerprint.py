@@ -272,3 +272,27 @@ def test_a_removed_config_worktree_is_reported_whatever_its_record_s_gitdir_says
     (record / "config.worktree").unlink()
     r = hf("join", "b1", cwd=repo)
     assert r.code == 1 and "worktrees/api/config.worktree removed" in r.err, r.err
+
+
+def test_a_replace_ref_made_after_the_split_stops_the_join_until_accepted(split3, hf):
+    """`refs/replace/<commit>` makes every git command show another commit in place
+    of main's (a README the person never wrote in `git show`): a process in a
+    part without the sandbox can make one in the shared refs. The join refuses and
+    names it; once the person looked, `hf doctor --accept` takes it."""
+    repo, api = split3["repo"], split3["api"]
+    head = git(repo, "rev-parse", "HEAD").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    fake = git(repo, "commit-tree", tree, "-m", "a forged history").strip()
+    # (`git replace` in the part is refused by its hooks; a file written is not)
+    refused = subprocess.run(["git", "replace", head, fake], cwd=api, capture_output=True,
+                             check=False, text=True)
+    assert refused.returncode != 0 and "refused" in refused.stderr
+    (repo / ".git/refs/replace").mkdir(exist_ok=True)
+    (repo / ".git/refs/replace" / head).write_text(fake + "\n")
+    assert "forged" in git(repo, "log", "-1", "--format=%s")  # what the person sees
+    all_done(split3, hf)
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "tamper_detected"
+    assert f"refs/replace/{head} added" in r.json["error"]["message"]
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0

@@ -133,7 +133,40 @@ def take(ws: Workspace, batch: Batch, parts: list[Part]) -> dict[str, Any]:
     for part in parts:
         refs[f"refs/heads/{part.branch}"] = ws.repo.ref_target(f"refs/heads/{part.branch}") or ""
     return {"schema": SCHEMA, "batch": batch.id, "taken": now(), "base": batch.base,
-            "files": _files(ws, parts), "refs": refs, "owns": _owns(parts)}
+            "files": _files(ws, parts), "refs": refs, "owns": _owns(parts),
+            "replace": _replace_refs(ws)}
+
+
+def _replace_refs(ws: Workspace) -> dict[str, str]:
+    """`refs/replace/*` (name -> the object it stands in with): a replace ref makes
+    every git command show another object in place of the one it names, history
+    in the main tree included."""
+    listing = ws.repo.git(["for-each-ref", "--format=%(refname)%00%(objectname)",
+                           "refs/replace/"])
+    found = {}
+    for line in listing.decode("utf-8", "surrogateescape").splitlines():
+        ref, _, oid = line.partition("\0")
+        found[ref] = oid
+    return found
+
+
+def _compare_replace(old: dict[str, str] | None, now_at: dict[str, str]) -> list[Finding]:
+    """Replace refs made, changed or deleted since the baseline (a baseline taken
+    before hf fingerprinted them has none to compare with)."""
+    if old is None:
+        return []
+    findings = []
+    for ref in sorted(set(old) | set(now_at)):
+        was, new = old.get(ref), now_at.get(ref)
+        named = ref.removeprefix("refs/replace/")[:12]
+        if was is None:
+            findings.append(Finding(ref, "added", f"git now shows object {new and new[:12]} "
+                                    f"in place of {named}"))
+        elif new is None:
+            findings.append(Finding(ref, "removed", f"was {was[:12]}"))
+        elif was != new:
+            findings.append(Finding(ref, "changed", f"{was[:12]} -> {new[:12]}"))
+    return findings
 
 
 def _owns(parts: list[Part]) -> dict[str, list[str]]:
@@ -189,6 +222,7 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
                  if not (f.what == MAIN_SETTINGS and _settings_committed(ws))
                  and not _gone_with_its_worktree(ws, f, linked)]
     findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
+    findings += _compare_replace(base.get("replace"), _replace_refs(ws))
     for name, owns in sorted(base.get("owns", {}).items()):
         now_owns = _owns(parts).get(name)
         if now_owns is not None and now_owns != owns:
