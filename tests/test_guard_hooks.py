@@ -163,6 +163,36 @@ def test_a_repo_core_hooks_path_still_runs_in_parts(repo, hf, tmp_path):
     assert f"pre-commit {repo}" in log.read_text()
 
 
+def test_hooks_of_a_parts_checkout_never_run_in_the_git_hf_itself_runs_there(repo, hf,
+                                                                             tmp_path):
+    """With a relative core.hooksPath the repository's hooks are files of each part's
+    checkout, which its agent can write. Its own commits run them (in its sandbox,
+    when it has one); the rebase `hf sync` runs for the person, outside any sandbox,
+    runs hf's checks but none of them."""
+    log = tmp_path / "hooks.log"
+    _marker_hook(repo / ".githooks" / "pre-commit", log)
+    git(repo, "add", ".githooks")
+    git(repo, "commit", "-qm", "hooks")
+    git(repo, "config", "core.hooksPath", ".githooks")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    for name in ("reference-transaction", "post-rewrite", "post-checkout", "post-commit"):
+        _marker_hook(api / ".githooks" / name, log)  # what an agent writes there
+    write(api, {"src/api/orders.py": "mine\n"})
+    git(api, "add", "src/api/orders.py")
+    assert real(api, "commit", "-qm", "the agent's").returncode == 0
+    assert f"reference-transaction {api}" in log.read_text()  # its own git: they run
+    log.write_text("")
+    write(repo, {"notes.txt": "the person's\n"})
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-qm", "main moves on")
+    log.write_text("")
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert (api / "notes.txt").exists()  # rebased
+    assert f"{api}" not in log.read_text()
+
+
 def test_guard_install_is_idempotent_and_leaves_the_baseline_clean(split3, hf):
     repo = split3["repo"]
     before = {p.name: p.read_bytes() for p in (repo / ".git/hf/hooks").iterdir()}

@@ -20,7 +20,7 @@ from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput, HfError, MainMoved, OwnershipViolation
 from hf_fanout.paths import RepoPath, repo_path
 from hf_fanout.worktrees.objects import EMPTY_TREE
-from hf_fanout.worktrees.process import out, run
+from hf_fanout.worktrees.process import OWN_GIT, out, run
 from hf_fanout.worktrees.refs import zero_oid
 from hf_fanout.worktrees.repository import Worktree
 from hf_fanout.worktrees.zparse import nul_split
@@ -91,7 +91,7 @@ def _listing(paths: set[RepoPath]) -> str:
 
 def _run_hook(repo: Worktree, name: str, args: list[str], env: dict[str, str]) -> None:
     proc = run(["hook", "run", "--ignore-missing", name, "--", *args], repo.path,
-               env=env, check=False)
+               env={**env, OWN_GIT: ""}, check=False)
     if proc.returncode != 0:
         text = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
         last = text.splitlines()[-1] if text else ""
@@ -182,7 +182,8 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
             raise
         still = repo.staged_paths(commit)
         if verify:
-            run(["hook", "run", "--ignore-missing", "post-commit"], repo.path, check=False)
+            run(["hook", "run", "--ignore-missing", "post-commit"], repo.path, check=False,
+                env={OWN_GIT: ""})
     record = {"ref": ref, "commit": commit, "parent": head, "paths": sorted(paths)}
     if part is not None and inbox.sandboxed():
         inbox.post(ws.repo.common_dir, part.batch, part.name, "audit", what="commit", **record)

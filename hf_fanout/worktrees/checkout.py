@@ -15,7 +15,7 @@ from typing import Any
 from hf_fanout.errors import GitFailed
 from hf_fanout.gitlink import gitdir_of
 from hf_fanout.worktrees import removal
-from hf_fanout.worktrees.process import out, run, text
+from hf_fanout.worktrees.process import OWN_GIT, out, run, text
 from hf_fanout.worktrees.refs import read_head, resolve, zero_oid
 from hf_fanout.worktrees.status import prime_status_caches
 
@@ -335,6 +335,6 @@ def populate(path: Path, common_dir: Path, *, workers: int = 1,
     if post_checkout:
         head = resolve(common_dir, "HEAD", gitdir_of(path)) or text(["rev-parse", "HEAD"], path)
         out(["hook", "run", "--ignore-missing", "post-checkout", "--", zero_oid(head), head,
-             "1"], path)
+             "1"], path, env={OWN_GIT: ""})  # (a fresh checkout: its hooks are committed)
     if prime:
         prime_status_caches(path)

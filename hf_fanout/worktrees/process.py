@@ -96,6 +96,11 @@ def refuse_program_config(env: Mapping[str, str]) -> None:
                        "GIT_CONFIG_KEY_n / VALUE_n it counts), then run hf again")
 
 
+# Set for every git process hf starts; a hook run hf means to run whole (the
+# post-checkout of a split, `hf commit`'s hooks) sets it empty.
+OWN_GIT = "HF_OWN_GIT"
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of hf's own git processes: no variable that points git at
     another repository, index or object store; no guard wrapper on PATH; and no
@@ -111,6 +116,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # GIT_CONFIG (a whole other config file) is not.
     env.pop("GIT_CONFIG", None)
     env["GIT_OPTIONAL_LOCKS"] = env.get("GIT_OPTIONAL_LOCKS", "0")
+    # hf's own git: a part's hooks run hf's checks but no hook of the part's own
+    # checkout (a relative core.hooksPath), which its agent can write (guard/hooks.py)
+    env[OWN_GIT] = "1"
     env["LC_ALL"] = "C"
     if "PATH" in env:
         env["PATH"] = _without_guard(env["PATH"])
