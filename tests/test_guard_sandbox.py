@@ -6,6 +6,7 @@ sandbox with nothing outside the part changed; and the normal work of an agent
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -91,6 +92,14 @@ attempt("hook", lambda: write(os.path.join(COMMON, "hooks", "post-checkout"), "#
 attempt("user gitconfig", lambda: write(os.path.expanduser("~/.gitconfig"),
                                         "[core]\n\tfsmonitor = x\n", "a"))
 attempt("main .hf.toml", lambda: write(os.path.join(REPO, ".hf.toml"), 'setup = ["x"]\n'))
+# code the person's own programs run: python's user site (every python start, hf's
+# included) and a program on PATH in the home, found before /usr/bin
+def plant_pth():
+    import site
+    os.makedirs(site.getusersitepackages(), exist_ok=True)
+    write(os.path.join(site.getusersitepackages(), "zz.pth"), "import os\n")
+attempt("user site .pth", plant_pth)
+attempt("git on PATH in home", lambda: write(os.path.expanduser("~/bin/git"), "#!/bin/sh\n"))
 attempt("delete baseline", lambda: os.unlink(os.path.join(COMMON, "hf", "guard", "b1.json")))
 # hf's own state
 def widen():
@@ -141,12 +150,15 @@ def test_every_attack_class_fails_inside_the_sandbox_and_nothing_outside_changes
     script.write_text(ATTACKS)
     out = tmp_path / "results.json"
     before = _state(repo)
+    home_bin = Path.home() / "bin"
+    home_bin.mkdir()
+    env = {**os.environ, "PATH": f"{home_bin}{os.pathsep}{os.environ['PATH']}"}
     r = hf_proc("run", "--", sys.executable, str(script), str(repo), str(ui), REAL_GIT,
-                str(out), cwd=api)
+                str(out), cwd=api, env=env)
     assert r.returncode == 0, r.stderr
     assert "no sandbox" not in r.stderr
     results = json.loads(out.read_text())
-    assert len(results) == 24
+    assert len(results) == 26
     succeeded = [name for name, how in results.items() if how == "done"]
     assert succeeded == [], results
     assert all("Read-only file system" in how or "Device or resource busy" in how

@@ -207,16 +207,42 @@ def _read_only(ws: Workspace, common: Path, worktree: Path, part: Part) -> list[
     planted = [home / ".config" / "git", config.user_config_dir(), config.user_state_dir()]
     if os.environ.get("XDG_CONFIG_HOME"):
         planted.append(Path(os.environ["XDG_CONFIG_HOME"]) / "git")
+    # what python runs at every start of the person's own (hf's included): the user
+    # site of every version (a `.pth`, `usercustomize.py`) and its scripts
+    planted += [_user_base() / "lib", _user_base() / "bin"]
     for directory in planted:
         with contextlib.suppress(OSError):
             directory.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         (home / ".gitconfig").touch(exist_ok=True)
     paths += [home / ".gitconfig", *planted]
+    # programs the person's shell finds first (~/.cargo/bin, ~/.pyenv/shims): a `git`
+    # or `python3` put there would run as the person
+    real_home, real_worktree = Path(os.path.realpath(home)), Path(os.path.realpath(worktree))
+    paths += [d for d in _path_dirs() if d.is_relative_to(real_home) and d != real_home
+              and not d.is_relative_to(real_worktree)]
     # hf itself: the guard's wrapper and hooks run from here
     package = Path(__file__).resolve().parent.parent
     paths += [package, Path(sys.prefix)]
     return paths
+
+
+def _user_base() -> Path:
+    """Python's user base (`~/.local`, or PYTHONUSERBASE), as `site` computes it."""
+    import site
+
+    return Path(site.getuserbase())
+
+
+def _path_dirs() -> list[Path]:
+    """The directories of PATH that exist, each once, by their real path."""
+    found: list[Path] = []
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if entry and os.path.isabs(entry) and os.path.isdir(entry):
+            real = Path(os.path.realpath(entry))
+            if real not in found:
+                found.append(real)
+    return found
 
 
 def _worktrees(common: Path) -> list[Path]:
