@@ -405,3 +405,27 @@ def test_an_agent_that_kills_the_sandbox_process_is_ended_with_it(split3, hf, tm
     assert (api / "src/api/still.txt").stat().st_size == size
     again = hf_proc("run", "--", sys.executable, "-c", "pass", cwd=api)
     assert again.returncode == 0, again.stderr
+
+
+@needs_sandbox
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_persons_tmux_server_cannot_be_asked_to_run_a_command_from_inside(
+        split3, tmp_path, monkeypatch):
+    """tmux runs what a client asks (`tmux run-shell CMD`) as the person, outside the
+    sandbox; its socket folder is hidden inside, so the agent cannot reach it."""
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    monkeypatch.setenv("TMUX_TMPDIR", str(sockets))
+    monkeypatch.delenv("TMUX", raising=False)
+    subprocess.run(["tmux", "new-session", "-d", "-s", "person"], check=True)
+    try:
+        outside, inside = tmp_path / "outside", tmp_path / "inside"
+        subprocess.run(["tmux", "run-shell", f"touch {outside}"], check=True)
+        assert outside.exists()  # (the server runs what it is asked)
+        r = hf_proc("run", "--", "sh", "-c", f"tmux run-shell 'touch {inside}'; exit 0",
+                    cwd=split3["api"])
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+        assert not inside.exists()
+    finally:
+        subprocess.run(["tmux", "kill-server"], check=False)

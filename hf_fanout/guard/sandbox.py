@@ -121,6 +121,12 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
     args: list[str] = ["--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev"]
     for tmp in _temp_dirs():
         args += ["--bind", tmp, tmp]
+    # the person's servers listening there (tmux, screen, the user's systemd and
+    # bus): asked, they run any command outside the sandbox
+    for folder in _server_folders():
+        args += ["--tmpfs", folder]
+    for socket in _server_sockets():
+        args += ["--ro-bind", "/dev/null", socket]
     home = Path.home()
     if home.is_dir() and home != Path("/"):
         args += ["--bind", str(home), str(home)]
@@ -192,6 +198,33 @@ def _temp_dirs() -> list[str]:
             if real not in found and real != "/":
                 found.append(real)
     return found
+
+
+def _server_folders() -> list[str]:
+    """Folders of the person's servers' sockets in the writable temporary dirs: tmux's
+    (`$TMUX_TMPDIR` or /tmp, and the one `$TMUX` names), screen's, and the user's
+    systemd."""
+    uid = os.getuid()
+    candidates = [str(Path(tmp) / f"tmux-{uid}")
+                  for tmp in (os.environ.get("TMUX_TMPDIR"), _SYSTEM_TEMP[0]) if tmp]
+    candidates.append(f"/run/user/{uid}/systemd")
+    if os.environ.get("TMUX"):
+        candidates.append(str(Path(os.environ["TMUX"].split(",")[0]).parent))
+    if os.environ.get("USER"):
+        candidates.append(f"/run/screen/S-{os.environ['USER']}")
+    found: list[str] = []
+    for candidate in candidates:
+        real = os.path.realpath(candidate) if candidate else ""
+        if real and real != "/" and os.path.isdir(real) and real not in found:
+            found.append(real)
+    return found
+
+
+def _server_sockets() -> list[str]:
+    """The user's session bus socket (`systemd-run --user` and others reach the user's
+    systemd through it)."""
+    bus = f"/run/user/{os.getuid()}/bus"
+    return [bus] if Path(bus).exists() else []
 
 
 def _read_only(ws: Workspace, common: Path, worktree: Path, part: Part) -> list[Path]:
