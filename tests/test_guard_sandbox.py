@@ -100,6 +100,13 @@ def plant_pth():
     write(os.path.join(site.getusersitepackages(), "zz.pth"), "import os\n")
 attempt("user site .pth", plant_pth)
 attempt("git on PATH in home", lambda: write(os.path.expanduser("~/bin/git"), "#!/bin/sh\n"))
+# what the person's ~/.gitconfig pulls in: an included file, its global hooks folder
+attempt("included gitconfig", lambda: write(os.path.expanduser("~/.gitconfig.local"),
+                                            "[core]\n\tfsmonitor = x\n", "a"))
+def plant_global_hook():
+    os.makedirs(os.path.expanduser("~/.githooks"), exist_ok=True)
+    write(os.path.expanduser("~/.githooks/pre-commit"), "#!/bin/sh\n")
+attempt("global hook", plant_global_hook)
 attempt("delete baseline", lambda: os.unlink(os.path.join(COMMON, "hf", "guard", "b1.json")))
 # hf's own state
 def widen():
@@ -152,13 +159,15 @@ def test_every_attack_class_fails_inside_the_sandbox_and_nothing_outside_changes
     before = _state(repo)
     home_bin = Path.home() / "bin"
     home_bin.mkdir()
+    git(repo, "config", "--global", "include.path", "~/.gitconfig.local")
+    git(repo, "config", "--global", "core.hooksPath", str(Path.home() / ".githooks"))
     env = {**os.environ, "PATH": f"{home_bin}{os.pathsep}{os.environ['PATH']}"}
     r = hf_proc("run", "--", sys.executable, str(script), str(repo), str(ui), REAL_GIT,
                 str(out), cwd=api, env=env)
     assert r.returncode == 0, r.stderr
     assert "no sandbox" not in r.stderr
     results = json.loads(out.read_text())
-    assert len(results) == 26
+    assert len(results) == 28
     succeeded = [name for name, how in results.items() if how == "done"]
     assert succeeded == [], results
     assert all("Read-only file system" in how or "Device or resource busy" in how

@@ -248,7 +248,7 @@ def _read_only(ws: Workspace, common: Path, worktree: Path, part: Part) -> list[
             directory.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         (home / ".gitconfig").touch(exist_ok=True)
-    paths += [home / ".gitconfig", *planted]
+    paths += [home / ".gitconfig", *planted, *_pulled_in_by_git_config()]
     # programs the person's shell finds first (~/.cargo/bin, ~/.pyenv/shims): a `git`
     # or `python3` put there would run as the person
     real_home, real_worktree = Path(os.path.realpath(home)), Path(os.path.realpath(worktree))
@@ -258,6 +258,35 @@ def _read_only(ws: Workspace, common: Path, worktree: Path, part: Part) -> list[
     package = Path(__file__).resolve().parent.parent
     paths += [package, Path(sys.prefix)]
     return paths
+
+
+def _pulled_in_by_git_config() -> list[Path]:
+    """What the person's global git config pulls in: the files it includes (any
+    `include.path`, `includeIf.*.path`, followed) and its `core.hooksPath`, whose
+    hooks run in the person's git (the main tree's hook hands over to them). Made
+    to exist (an empty file, an empty folder), so they cannot be created inside."""
+    from hf_fanout.worktrees.process import run
+
+    proc = run(["config", "--global", "--includes", "--show-origin", "-z", "--get-regexp",
+                r"^(core\.hookspath|include\.path|includeif\..*\.path)$"], Path.home(),
+               check=False)
+    items = proc.stdout.split(b"\0")
+    found: list[Path] = []
+    for origin, entry in zip(items[0::2], items[1::2], strict=False):
+        key, _, value = os.fsdecode(entry).partition("\n")
+        named = os.path.expanduser(value)
+        source = os.fsdecode(origin).removeprefix("file:")
+        if not named or (key == "core.hookspath" and not os.path.isabs(named)):
+            continue  # (a relative hooks path is the checkout's own)
+        path = Path(source).parent / named
+        with contextlib.suppress(OSError):
+            if key == "core.hookspath":
+                path.mkdir(parents=True, exist_ok=True)
+            elif not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+        found.append(Path(os.path.realpath(path)))
+    return found
 
 
 def _user_base() -> Path:
