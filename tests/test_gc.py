@@ -669,6 +669,27 @@ def test_a_part_whose_branch_is_locked_is_kept_whole_and_said(split3, hf):
     assert not git(repo, "branch", "--list", "hf/b1/ui")
 
 
+def test_a_branch_git_will_not_delete_after_the_worktree_went_is_said(split3, hf):
+    """The lock check passed, then git refused the deletion (here the repository's
+    own reference-transaction hook): the part's line says its branch is still there,
+    with the command that finishes it; it does not say removed and nothing more."""
+    repo = split3["repo"]
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    hook = repo / ".git/hooks/reference-transaction"
+    hook.write_text('#!/bin/sh\n[ "$1" = prepared ] || exit 0\n'
+                    'if grep -q " refs/heads/hf/b1/ui$"; then echo "no, not that one" >&2; '
+                    'exit 1; fi\nexit 0\n')
+    hook.chmod(0o755)
+    r = hf("gc", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    ui = {p["part"]: p for p in r.json["data"]["parts"]}["ui"]
+    assert ui["action"] == "removed" and "its branch is still there" in ui["why"]
+    assert "git branch -D hf/b1/ui" in ui["why"]
+    assert git(repo, "branch", "--list", "hf/b1/ui") and not split3["ui"].exists()
+
+
 def test_a_part_branch_made_a_symbolic_ref_to_main_never_takes_main_with_it(split3, hf):
     """A process in the part writes `ref: refs/heads/main` into its branch's file.
     The join refuses that branch by name; gc deletes the part's branch itself, and

@@ -388,7 +388,7 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
     else:  # its directory is gone (or is no worktree of this branch): only empty folders
         with contextlib.suppress(HfError):
             _remove_empty_folders(path or isolated.path_of(ws, item.entry))
-    why += _branch_left(repo.delete_branch(item.branch))
+    why += _branch_left(item.branch, repo.delete_branch(item.branch))
     return GcPart("queue", item.entry, "removed", why, freed, rescue_ref)
 
 
@@ -403,12 +403,12 @@ def _branch_locked(repo: Repository, branch: str) -> str:
             "that file, then `hf gc` again")
 
 
-def _branch_left(said: str | None) -> str:
+def _branch_left(branch: str, said: str | None) -> str:
     """What a removal says when git would not delete the branch after all."""
     if said is None:
         return ""
-    return (f"; but its branch is still there (git said: {said.rstrip('.')}): "
-            "`hf gc` again deletes it")
+    return (f"; but its branch is still there (git said: {said.rstrip('.')}): once no "
+            f"git command runs there, `git branch -D {branch}`")
 
 
 def _nested_repositories(worktree: Path, pending: list[str]) -> list[str]:
@@ -554,7 +554,7 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
 
     sandbox.forget_part(Path(repo.common_dir), part)
     deletions.start(worktree)
-    branch_left = _branch_left(repo.delete_branch(part.branch))
+    branch_left = _branch_left(part.branch, repo.delete_branch(part.branch))
     with contextlib.suppress(FileNotFoundError):
         heartbeat.heartbeat_file(ws.store, batch.id, part.name).unlink()
     with ws.store.state_lock():
