@@ -92,7 +92,9 @@ def record_event(common_dir: AnyPath, batch: str, part: str, event: str,
                          ("claude" if payload.get("hook_event_name") else ""))
     if found["changed"]:
         audit_state(common_dir, batch, part, str(found["state"]), event)
-    if found["changed"] and found["state"] in (agent.WAITING, agent.WORKING):
+    # (in a sandbox tmux and the session bus are out of reach, and this tells nobody:
+    # `hf run` outside tells the person, `relay_state`)
+    if found["changed"] and found["state"] in RELAYED:
         notify_transition(common_dir, batch, part, str(found["state"]), detail)
     return EventOutcome(batch, part, event, found["state"], bool(found["changed"]), refused)
 
@@ -210,6 +212,27 @@ def _owner(where: str, part: str, path: str) -> str:
                 Ownership.parse(other.get("owns") or []).owns(path):
             return str(name)
     return ""
+
+
+RELAYED = (agent.WAITING, agent.WORKING)  # the agent's states the person is told of
+
+
+def relay_state(common_dir: AnyPath, batch: str, part: str,
+                last: tuple[str, str] | None) -> tuple[str, str] | None:
+    """For `hf run` outside the sandbox, every half second: the state a sandboxed
+    agent reported, told to the person (`notify_transition`) when it changed since
+    `last` (state, since; None: not read yet, nothing is told). Returns what it saw
+    (empty strings: no state yet)."""
+    from hf_fanout.errors import HfError
+
+    try:
+        found = agent.read_state(batch_dir(common_dir, batch), part)
+    except HfError:
+        return last
+    now = (str(found.get("state")), str(found.get("since"))) if found else ("", "")
+    if found and last is not None and now != last and now[0] in RELAYED:
+        notify_transition(common_dir, batch, part, now[0], str(found.get("detail") or ""))
+    return now
 
 
 def notify_transition(common_dir: AnyPath, batch: str, part: str, state: str,

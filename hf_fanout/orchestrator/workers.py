@@ -338,7 +338,13 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
     (`worker-idle` once no CPU moved for `idle_after` s, `worker-active` when it
     moves again) and a gap between beats far longer than the interval (this
     process was suspended: a sleeping laptop, SIGSTOP), `heartbeat-gap`. With
-    `inbox_too`, the part's inbox is applied every half second between beats."""
+    `inbox_too` (a sandboxed worker), every half second between beats the part's
+    inbox is applied and a new state its agent reported is told to the person (its
+    tmux window's mark, a notification: out of the sandbox's reach)."""
+    from hf_fanout.orchestrator.agents import relay_state
+
+    common = ws.repo.common_dir
+    told = relay_state(common, part.batch, part.name, None) if inbox_too else None
     last_cpu = processes.cpu_seconds(pid)
     last_active = last_beat = time.time()
     where = {"batch": part.batch, "part": part.name, "pid": pid}
@@ -347,6 +353,8 @@ def _beat_loop(ws: Workspace, part: Part, pid: int, interval: float,
         if inbox_too:
             with contextlib.suppress(HfError, OSError):
                 apply_inbox(ws, part)
+            with contextlib.suppress(OSError):
+                told = relay_state(common, part.batch, part.name, told)
             if time.monotonic() < next_beat:
                 continue
         next_beat = time.monotonic() + interval
