@@ -168,12 +168,16 @@ def test_sigkilled_agent_is_an_orphan_and_its_work_is_rescued_byte_for_byte(
 def test_killed_supervisor_and_agent_is_judged_by_pid_and_start_time(
         split3, hf, tmp_path, procs):
     repo, docs = split3["repo"], split3["docs"]
-    script = agent_script(tmp_path, "sleeper", """
+    started = tmp_path / "started"
+    script = agent_script(tmp_path, "sleeper", f"""
+        open({str(started)!r}, "w").close()
         while True:
             time.sleep(1)
     """)
     sup = procs.hf_run(docs, script)
     pid = _worker_pid(repo, "docs")
+    # (killed before it let its agent start, hf run leaves no agent: this one started)
+    wait_for(started.exists, what="the agent started")
     os.kill(sup.pid, signal.SIGKILL)  # no exit gets recorded
     sup.wait(timeout=10)
     assert hf("status", "--json", cwd=repo).json["data"]["batches"][0]["parts"][2]["state"] \
