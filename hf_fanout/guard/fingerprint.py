@@ -141,20 +141,15 @@ def _replace_refs(ws: Workspace) -> dict[str, str]:
     """`refs/replace/*` (name -> the object it stands in with): a replace ref makes
     every git command show another object in place of the one it names, history
     in the main tree included."""
-    listing = ws.repo.git(["for-each-ref", "--format=%(refname)%00%(objectname)",
-                           "refs/replace/"])
-    found = {}
-    for line in listing.decode("utf-8", "surrogateescape").splitlines():
-        ref, _, oid = line.partition("\0")
-        found[ref] = oid
-    return found
+    return ws.repo.refs_under("refs/replace/")
 
 
-def _compare_replace(old: dict[str, str] | None, now_at: dict[str, str]) -> list[Finding]:
+def _compare_replace(ws: Workspace, old: dict[str, str] | None) -> list[Finding]:
     """Replace refs made, changed or deleted since the baseline (a baseline taken
-    before hf fingerprinted them has none to compare with)."""
+    before hf fingerprinted them has none to compare with, and none are read)."""
     if old is None:
         return []
+    now_at = _replace_refs(ws)
     findings = []
     for ref in sorted(set(old) | set(now_at)):
         was, new = old.get(ref), now_at.get(ref)
@@ -222,7 +217,7 @@ def check(ws: Workspace, batch: Batch) -> list[Finding]:
                  if not (f.what == MAIN_SETTINGS and _settings_committed(ws))
                  and not _gone_with_its_worktree(ws, f, linked)]
     findings += _compare_refs(ws, batch, parts, base.get("refs", {}))
-    findings += _compare_replace(base.get("replace"), _replace_refs(ws))
+    findings += _compare_replace(ws, base.get("replace"))
     for name, owns in sorted(base.get("owns", {}).items()):
         now_owns = _owns(parts).get(name)
         if now_owns is not None and now_owns != owns:

@@ -409,7 +409,7 @@ def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
             try:
                 age = time.time() - lock.lstat().st_mtime if lock else 0.0
             except OSError:
-                continue
+                continue  # (gone meanwhile)
             if lock is not None and age >= STALE_INDEX_LOCK:
                 report.findings.append(Finding(
                     f"{batch.id}/{part.name}", f"its branch {branch} is locked by {lock} "

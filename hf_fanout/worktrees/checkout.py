@@ -134,12 +134,17 @@ class WorktreeAdmin:
 
     def branches(self, prefix: str) -> dict[str, str]:
         """The branches under `prefix` (e.g. `hf/queue/`): name -> commit."""
-        listing = out(["for-each-ref", "--format=%(refname)%00%(objectname)",
-                       f"refs/heads/{prefix}"], self.workdir)
+        return {ref.removeprefix("refs/heads/"): oid
+                for ref, oid in self.refs_under(f"refs/heads/{prefix}").items()}
+
+    def refs_under(self, folder: str) -> dict[str, str]:
+        """The refs under `folder` (`refs/replace/`): full name -> object id."""
+        listing = out(["for-each-ref", "--format=%(refname)%00%(objectname)", folder],
+                      self.workdir)
         found = {}
         for line in listing.decode("utf-8", "surrogateescape").splitlines():
             ref, _, oid = line.partition("\0")
-            found[ref.removeprefix("refs/heads/")] = oid
+            found[ref] = oid
         return found
 
     def worktree_branches(self) -> dict[str, Path]:
