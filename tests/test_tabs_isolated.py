@@ -137,3 +137,20 @@ def test_a_worktree_switched_to_a_branch_of_its_own_is_left_alone(repo, hf):
     assert branches(repo) == ["main", "mine"]
     assert (worktree / "mine.txt").read_text() == "my own work\n"
     assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD").strip() == "mine"
+
+
+def test_a_queue_entry_whose_branch_is_locked_is_kept_whole(repo, hf):
+    """A `.lock` file beside a queue entry's branch (a git command updating it, or
+    one killed there) keeps the entry whole, worktree and branch, with the reason;
+    once it is gone the next gc removes both."""
+    entry, worktree = take_isolated(hf, repo, "locked")
+    lock = repo / ".git" / "refs" / "heads" / "hf" / "queue" / f"{entry}.lock"
+    lock.write_text("")
+    [kept] = hf("gc", "--json", cwd=repo).json["data"]["queue"]
+    assert kept["action"] == "kept" and "is locked by" in kept["why"]
+    assert f"{entry}.lock" in kept["why"]
+    assert worktree.is_dir() and f"hf/queue/{entry}" in branches(repo)
+    lock.unlink()
+    [gone] = hf("gc", "--json", cwd=repo).json["data"]["queue"]
+    assert gone["action"] == "removed" and not worktree.exists()
+    assert branches(repo) == ["main"]
