@@ -735,9 +735,39 @@ def test_a_submodules_worktrees_go_beside_its_superproject_not_into_it(repo, hf,
     assert (worktree / "src/api/orders.py").is_file()
     assert git(repo, "status", "--porcelain") == ""  # the superproject sees nothing new
     assert git(sub, "worktree", "list").count("\n") == 2
+    # the submodule's `core.worktree` is its own, not the part's: git in the part
+    # works in the part (before, in the submodule's git directory, every file deleted)
+    assert git(worktree, "rev-parse", "--show-toplevel").strip() == str(worktree)
+    assert git(worktree, "status", "--porcelain") == ""
+    assert git(sub, "status", "--porcelain") == ""
+    assert hf("done", cwd=worktree).code == 0
     assert hf("drop", "b1", cwd=sub).code == 0
     assert hf("gc", cwd=sub).code == 0
     assert not (tmp_path / "repo.vendor.lib.hf").exists()
+
+
+def test_a_bare_repository_worked_through_linked_worktrees_is_refused_untouched(tmp_path, hf):
+    """A bare clone worked through `git worktree add` has no main worktree to join
+    into: the split refuses in one line naming a way that works, and makes nothing
+    (no worktree, no branch, no config). Before, it went ahead, turned per-worktree
+    config on beside the shared `core.bare = true`, and every worktree, the
+    person's own included, took itself for bare: no git or hf command worked there."""
+    source = tmp_path / "source"
+    make_repo(source)
+    bare, mine = tmp_path / "proj.git", tmp_path / "proj-main"
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(bare))
+    git(bare, "worktree", "add", "-q", str(mine), "main")
+    config = (bare / "config").read_text()
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=mine)
+    assert r.code != 0
+    assert r.err.splitlines()[0] == (f"hf: error: {bare} is a bare repository: hf joins parts "
+                                     "into a main worktree, and this repository has none")
+    assert f"`git clone {bare} DIR`" in r.err
+    assert (bare / "config").read_text() == config
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".hf")]
+    assert git(bare, "branch", "--list", "hf/*") == ""
+    assert git(mine, "status", "--porcelain") == ""
+    assert git(bare, "worktree", "list").count("\n") == 2
 
 
 def test_a_part_owning_names_git_quotes_gets_them_listed_as_git_quotes_them(repo, hf):

@@ -208,15 +208,30 @@ class WorktreeAdmin:
         self.git(["worktree", "repair", str(path)])
 
     def enable_worktree_config(self) -> None:
-        """Turn on per-worktree config (`config.worktree`), once per Repo."""
+        """Turn on per-worktree config (`config.worktree`), once per Repo, the way
+        git's own `git sparse-checkout` does: a `core.worktree` in the shared config
+        (a submodule's git directory names its folder so) is moved into the main
+        worktree's `config.worktree` first, as git-config(1) says it must be. Left
+        in the shared config, every linked worktree took it for its own: git in a
+        part worked on the submodule's git directory, every file deleted. Checked on
+        every call (a `git submodule` command may write it back), in an order that
+        a process cut off anywhere leaves git working and the next call finishes."""
         if self.__dict__.get("_worktree_config_on"):
             return
-        enabled = run(["config", "--bool", "--get", "extensions.worktreeConfig"],
-                      self.workdir, check=False)
-        if enabled.stdout.strip() != b"true":
-            self.git(["config", "extensions.worktreeConfig", "true"])
+        shared = str(self.common_dir / "config")
+        found = run(["config", "--file", shared, "--get-regexp",
+                     r"^(core\.worktree|extensions\.worktreeconfig)$"],
+                    self.workdir, check=False).stdout.decode("utf-8", "surrogateescape")
+        values = dict(line.partition(" ")[::2] for line in found.splitlines())
+        moved = values.get("core.worktree")
+        if moved is not None:  # (the main worktree's own copy first, then the shared one gone)
+            self.git(["config", "--file", str(self.common_dir / "config.worktree"),
+                      "core.worktree", moved])
+        if values.get("extensions.worktreeconfig", "").lower() not in ("true", "yes", "on", "1"):
+            self.git(["config", "--file", shared, "extensions.worktreeConfig", "true"])
+        if moved is not None:
+            self.git(["config", "--file", shared, "--unset-all", "core.worktree"])
         self.__dict__["_worktree_config_on"] = True
-
 
 def links_back(worktree: Path, entry: Path) -> bool:
     """Whether `worktree`'s `.git` file names git's record `entry`, and the record's

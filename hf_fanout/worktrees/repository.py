@@ -197,7 +197,7 @@ class Worktree:
         if not common_path.is_absolute():
             common_path = (start / common_path).resolve()
         here = Path(top)
-        main = here if Path(git_dir) == common_path else _main_workdir(here)
+        main = here if Path(git_dir) == common_path else _main_workdir(here, common_path)
         return cls(here, Path(git_dir), Repository(common_path, main))
 
     @property
@@ -450,8 +450,23 @@ class Worktree:
         return self.git_dir / "index"
 
 
-def _main_workdir(linked: Path) -> Path:
-    """The main worktree of the repository a linked worktree belongs to."""
-    listing = out(["worktree", "list", "--porcelain", "-z"], linked)
-    first = nul_split(listing)[0]
-    return Path(os.fsdecode(first.removeprefix(b"worktree ")))
+def _main_workdir(linked: Path, common_dir: Path) -> Path:
+    """The main worktree of the repository a linked worktree belongs to: the first
+    of `git worktree list`, or, where git names the git directory itself there (a
+    submodule's, under the superproject's `.git/modules/`), the folder its
+    `core.worktree` names. A bare repository has none (its worktrees are all
+    linked ones): refused, as hf joins parts into a main tree."""
+    listing = nul_split(out(["worktree", "list", "--porcelain", "-z"], linked))
+    main = Path(os.fsdecode(listing[0].removeprefix(b"worktree ")))
+    record = listing[1:listing.index(b"")] if b"" in listing else listing[1:]
+    if os.path.realpath(main) != os.path.realpath(common_dir) and b"bare" not in record:
+        return main
+    for name in ("config.worktree", "config"):
+        named = run(["config", "--file", str(common_dir / name), "--get", "core.worktree"],
+                    linked, check=False).stdout.decode("utf-8", "surrogateescape").strip()
+        if named:
+            return Path(os.path.realpath(common_dir / named))
+    raise NotARepo(f"{main} is a bare repository: hf joins parts into a main worktree, "
+                   "and this repository has none",
+                   f"run hf in a clone with a worktree of its own (`git clone {main} "
+                   "DIR`, then `cd DIR`)")
