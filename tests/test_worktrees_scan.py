@@ -126,7 +126,20 @@ def make_dropped_then_ignored(wt: Path) -> None:
     git(wt, "rm", "-q", "--cached", "docs/old.md")  # stays on disk, not ignored: back in
 
 
+def make_crlf_kept_by_the_index(wt: Path) -> None:
+    """A file committed with CRLF endings before `* text=auto` was added: git keeps
+    a path whose index blob has CRs as it is (a one-line change stays one line)."""
+    write(wt, {"docs/win.txt": b"a\r\nb\r\n"})
+    git(wt, "add", "docs/win.txt")
+    git(wt, "commit", "-qm", "crlf")
+    write(wt, {".gitattributes": "* text=auto\n"})
+    git(wt, "add", ".gitattributes")
+    git(wt, "commit", "-qm", "attributes")
+    write(wt, {"docs/win.txt": b"a\r\nb\r\nnew\r\n", "docs/new.txt": b"x\r\ny\r\n"})
+
+
 CASES: dict[str, Callable[[Path], None]] = {
+    "a CRLF file the index keeps as it is": make_crlf_kept_by_the_index,
     "dropped from the index, then ignored": make_dropped_then_ignored,
     "untracked directories, ignored files inside": make_untracked_trees,
     "exec bits, unicode and spaces": make_exec_and_modes,
@@ -322,6 +335,32 @@ def test_a_file_git_s_untracked_cache_misses_is_still_joined(split3, hf):
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
     assert (repo / "src/api/new.py").read_text() == "made in the same second\n"
+
+
+def test_a_crlf_file_the_index_keeps_joins_as_one_line_and_its_part_is_integrated(
+        repo: Path, hf) -> None:
+    """The file committed with CRLF before `* text=auto`: the join records the line
+    the part added, as `git add` there would (before: every line rewritten to LF),
+    and gc then finds the part's work in main and removes it."""
+    write(repo, {"docs/win.txt": b"a\r\nb\r\n"})
+    git(repo, "add", "docs/win.txt")
+    git(repo, "commit", "-qm", "crlf")
+    write(repo, {".gitattributes": "* text=auto\n"})
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-qm", "attributes")
+    assert hf("split", "b1", "--part", "docs=docs/**", cwd=repo).code == 0
+    part = repo.parent / "repo.hf" / "b1" / "docs"
+    write(part, {"docs/win.txt": b"a\r\nb\r\nnew\r\n"})
+    assert hf("done", cwd=part).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    shown = subprocess.run(["git", "show", "HEAD:docs/win.txt"], cwd=repo, check=True,
+                           capture_output=True).stdout
+    assert shown == b"a\r\nb\r\nnew\r\n"
+    assert git(repo, "diff", "--numstat", "HEAD~1", "HEAD").split() == ["1", "0", "docs/win.txt"]
+    gc = hf("gc", "--json", cwd=repo)
+    assert gc.code == 0, gc.err
+    assert [p["action"] for p in gc.json["data"]["parts"]] == ["removed"]
+    assert not part.exists()
 
 
 def test_a_file_core_safecrlf_refuses_is_named_with_what_to_do(repo: Path, hf) -> None:

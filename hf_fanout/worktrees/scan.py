@@ -7,6 +7,7 @@ Functions of a worktree's path; `Worktree.scan` calls `scan`, and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import stat
@@ -15,10 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_fanout.errors import GitFailed, HfError
-from hf_fanout.paths import RepoPath
+from hf_fanout.paths import RepoPath, from_git
 from hf_fanout.worktrees.process import out, run
 from hf_fanout.worktrees.status import changed
-from hf_fanout.worktrees.zparse import MODE_GITLINK, MODE_SYMLINK, Entry, stdin_path, under_any
+from hf_fanout.worktrees.zparse import (
+    MODE_GITLINK,
+    MODE_SYMLINK,
+    Entry,
+    nul_split,
+    stdin_path,
+    under_any,
+)
 
 _PACK_FILE_MAX = 32 << 20  # larger files: git streams them itself
 
@@ -150,31 +158,64 @@ def _hash_blobs(worktree: Path, paths: list[RepoPath],
     git computes every id (`git hash-object --stdin-paths`: the path's
     `.gitattributes` filters apply). Where a file's bytes are its blob (no
     filter changed them; the id says so), they are returned; the others
-    (filtered, large, changed meanwhile) are written by `git hash-object -w`,
-    as git writes them. `keep` False: the ids only, nothing read or written."""
+    (filtered, large, changed meanwhile) are added as `git add` adds them
+    (`_added`: git's conversions also look at the index), and written. `keep`
+    False: the ids only, nothing kept or written."""
     lines = b"".join(stdin_path(p) for p in paths)
     oids = out(["hash-object", "--stdin-paths"], worktree, stdin=lines).decode().split()
-    if not keep:
-        return oids, {}
     blobs: dict[str, bytes] = {}  # one entry per object: a pack holds each once
     loose: list[int] = []
     for number, (path, oid) in enumerate(zip(paths, oids, strict=True)):
-        if oid in blobs:
-            continue
-        data = _unfiltered_blob(worktree / path, oid)
-        if data is None:
+        data = _unfiltered_blob(worktree / path, oid)  # (each path: a same id may hide
+        if data is None:                               # a file git keeps as it is)
             loose.append(number)
         else:
-            blobs[oid] = data
+            blobs.setdefault(oid, data)
     if loose:
         try:
-            again = out(["hash-object", "-w", "--stdin-paths"], worktree,
-                        stdin=b"".join(stdin_path(paths[n]) for n in loose)).decode().split()
+            again = _added(worktree, [paths[n] for n in loose], write=keep)
         except GitFailed as exc:
             raise _mixed_endings(exc, worktree) from None
-        for number, oid in zip(loose, again, strict=True):
-            oids[number] = oid
+        for number in loose:
+            oids[number] = again[paths[number]]
+    if not keep:
+        return oids, {}
     return oids, blobs
+
+
+def _added(worktree: Path, paths: list[RepoPath], *, write: bool) -> dict[RepoPath, str]:
+    """The blobs `git add` of `paths` in `worktree` writes (written, with `write`):
+    a copy of the worktree's index told `git update-index --add` of them, then
+    read back.
+
+    Not `git hash-object -w`: it reads no index, and git's conversions look at the
+    index too (a path whose index blob has CRLF line endings is not converted by
+    `text=auto` or `core.autocrlf`: the file committed before those rules came
+    stays as it is; hashed without the index, every line of it changed). The
+    worktree's own index is not touched."""
+    import shutil
+    import tempfile
+
+    index = Path(out(["rev-parse", "--path-format=absolute", "--git-path", "index"],
+                     worktree).decode("utf-8", "surrogateescape").strip())
+    with tempfile.TemporaryDirectory(prefix="hf-add-") as scratch:
+        copy = Path(scratch) / "index"
+        with contextlib.suppress(FileNotFoundError):  # (no index yet: git starts one)
+            shutil.copyfile(index, copy)
+        env = {"GIT_INDEX_FILE": str(copy)}
+        config = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false"]
+        out([*config, "update-index", "--add", "--replace",
+             *([] if write else ["--info-only"]), "-z", "--stdin"], worktree,
+            env=env, stdin=b"".join(os.fsencode(p) + b"\0" for p in paths))
+        listing = out([*config, "ls-files", "--stage", "-z"], worktree, env=env)
+    wanted = set(paths)
+    found: dict[RepoPath, str] = {}
+    for record in nul_split(listing):
+        meta, _, raw = record.partition(b"\t")
+        path = from_git(raw)
+        if path in wanted:
+            found[path] = meta.split(b" ")[1].decode()
+    return found
 
 
 def _mixed_endings(exc: GitFailed, worktree: Path) -> GitFailed:
