@@ -60,3 +60,23 @@ def test_head_of_a_folder_that_became_a_repository_of_its_own_is_that_repository
 
     (tmp_path / "loose").mkdir()  # no repository at all: no HEAD
     assert main.repository.worktree(tmp_path / "loose").head() is None
+
+
+def test_a_sha256_repository_is_refused_before_anything_is_made(tmp_path, hf):
+    """libgit2 reads SHA-1 repositories only: a SHA-256 one is one line at every
+    command, the split included, so nothing is split that cannot be joined
+    (before: the split went through, then diff and join failed with exit 3)."""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "--object-format=sha256", "-b", "main", str(repo))
+    (repo / "src").mkdir()
+    (repo / "src" / "a.py").write_text("a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    for args in (("split", "b1", "--part", "api=src/**"), ("status",), ("doctor",)):
+        r = hf(*args, cwd=repo)
+        assert r.code == 1, (args, r.out, r.err)
+        assert r.err.splitlines()[0] == (f"hf: error: {repo} is a SHA-256 repository, which "
+                                         "hf does not work in yet"), args
+        assert r.err.splitlines()[1].startswith("hint: use hf in a SHA-1 repository")
+    assert not git(repo, "for-each-ref", "refs/heads/hf")
+    assert not (tmp_path / "repo.hf").exists() and not (repo / ".git" / "hf").exists()

@@ -46,6 +46,7 @@ class Repository(_Adapter):
 
     def __init__(self, common_dir: Path, workdir: Path) -> None:
         refs.refuse_reftable(common_dir)
+        _refuse_sha256(common_dir)
         self.common_dir = common_dir
         self.workdir = workdir  # the main worktree
         self._held: Any = None  # see ObjectStore.holding_objects
@@ -448,6 +449,23 @@ class Worktree:
     @cached_property
     def index_file(self) -> Path:
         return self.git_dir / "index"
+
+
+def _refuse_sha256(common_dir: Path) -> None:
+    """hf builds trees and commits through libgit2, which reads SHA-1 repositories
+    only: a SHA-256 one (`extensions.objectFormat`) is refused in one line before
+    anything is made, rather than split and then failing at the join."""
+    try:
+        config = (common_dir / "config").read_bytes().lower()
+    except OSError:
+        return
+    for line in config.splitlines():
+        key, sep, value = line.partition(b"=")
+        if sep and key.strip() == b"objectformat" and value.strip().strip(b'"') == b"sha256":
+            where = common_dir.parent if common_dir.name == ".git" else common_dir
+            raise NotARepo(f"{where} is a SHA-256 repository, which hf does not work in yet",
+                           "use hf in a SHA-1 repository (the format `git init` makes "
+                           "unless told `--object-format=sha256`)")
 
 
 def _main_workdir(linked: Path, common_dir: Path) -> Path:
