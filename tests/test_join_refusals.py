@@ -74,7 +74,8 @@ def test_the_hint_for_paths_outside_ownership_puts_them_back_through_the_guard(s
     base = git(repo, "rev-parse", "HEAD").strip()
     git(docs, "rm", "-q", "tools/run.sh")
     git(docs, "commit", "--no-verify", "-qm", "docs deletes a tool")
-    write(docs, {"docs/guide.md": "guide\n", "stray.txt": "stray\n"})
+    # (a name like an option too: the hint's `rm` must not read it as one)
+    write(docs, {"docs/guide.md": "guide\n", "stray.txt": "stray\n", "-rf": "dash\n"})
     all_done(hf, split3)
     error, _ = refused(hf, repo)
     hint = error["hint"]
@@ -92,6 +93,7 @@ def test_the_hint_for_paths_outside_ownership_puts_them_back_through_the_guard(s
     r = hf("join", "b1", "--json", cwd=repo)
     assert r.code == 0, r.out
     assert (repo / "tools/run.sh").is_file() and not (repo / "stray.txt").exists()
+    assert not (docs / "-rf").exists() and not (repo / "-rf").exists()
     assert (repo / "docs/guide.md").read_text() == "guide\n"
     # the join brought only the owned file: the tool is back as it was, mode and all
     assert git(repo, "diff", "--name-only", base, "HEAD").split() == ["docs/guide.md"]

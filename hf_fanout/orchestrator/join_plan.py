@@ -496,7 +496,7 @@ def _put_back(result: PartResult, base: str, paths: list[RepoPath]) -> str:
     had = [shlex.quote(p) for p in shown if before.get(p) is not None]
     new = [shlex.quote(p) for p in shown if before.get(p) is None]
     steps = ([f"git diff --binary {base[:12]} -- {' '.join(had)} | git apply -R"] if had
-             else []) + ([f"rm -f {' '.join(new)}"] if new else [])
+             else []) + ([f"rm -f -- {' '.join(new)}"] if new else [])
     more = " (and so for the others)" if paths[10:] else ""
     return (f"put them back as the part's base has them, in {result.part.name}'s worktree: "
             f"`{' && '.join(steps)}`{more}")
