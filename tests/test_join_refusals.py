@@ -537,3 +537,22 @@ def test_a_batch_split_from_a_detached_head_says_how_to_go_back_to_it(repo, hf):
     git(repo, *command.split()[1:])
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
+
+
+def test_a_main_branch_renamed_after_the_split_is_named_gone_with_a_way_that_works(split3, hf):
+    """`git branch -m main trunk` after the split: the refusal says the batch's
+    branch no longer exists, and the commands its hint names let the join go
+    (before: the hint was `git switch main`, a branch that is not there)."""
+    repo = split3["repo"]
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [9]\n"})
+    all_done(hf, split3)
+    git(repo, "branch", "-m", "main", "trunk")
+    error, _ = refused(hf, repo)
+    assert error["message"] == ("batch 'b1' was split from refs/heads/main, which no longer "
+                                "exists (renamed or deleted)")
+    rename, back = error["hint"].split("`")[1::2]
+    assert (rename, back) == ("git branch -m trunk main", "git branch -m main trunk")
+    subprocess.run(rename.split(), cwd=repo, check=True)
+    assert hf("join", "b1", cwd=repo).code == 0
+    subprocess.run(back.split(), cwd=repo, check=True)
+    assert "return [9]" in git(repo, "show", "trunk:src/api/orders.py")

@@ -213,9 +213,25 @@ def refuse_main_elsewhere(main: Worktree, batch: Batch, refusal: type[HfError],
                 else "git switch " + batch.target_ref.removeprefix("refs/heads/"))
         shown = "a detached HEAD" if batch.target_ref == "HEAD" else batch.target_ref
         here = "a detached HEAD" if ref == "HEAD" else ref
+        if batch.target_ref != "HEAD" and not main.repository.ref_exists(batch.target_ref):
+            _refuse_gone_target(batch, refusal, was, ref)
         raise refusal(f"the main tree is on {here}, batch {batch.id!r} was {was} {shown}",
                       f"switch the main tree back: `{back}`")
     return ref
+
+
+def _refuse_gone_target(batch: Batch, refusal: type[HfError], was: str, ref: str) -> None:
+    """The branch the batch was split from is gone (renamed, as `master` to `main`):
+    the way back names it again, and the rename after the command."""
+    old = batch.target_ref.removeprefix("refs/heads/")
+    if ref.startswith("refs/heads/"):
+        now = ref.removeprefix("refs/heads/")
+        way = (f"give {now} its old name for the command: `git branch -m {now} {old}`, "
+               f"the same hf command, then `git branch -m {old} {now}`")
+    else:
+        way = f"make the branch again where the main tree is: `git switch -c {old}`"
+    raise refusal(f"batch {batch.id!r} was {was} {batch.target_ref}, which no longer exists "
+                  "(renamed or deleted)", way)
 
 
 def _refuse_foreign_worktrees(ws: Workspace, parts: list[Part]) -> None:
