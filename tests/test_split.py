@@ -993,3 +993,37 @@ def test_a_split_run_in_a_linked_worktree_of_ones_own_says_where_it_starts(repo,
     # run in the main tree, nothing to say
     r = hf("split", "b2", "--part", "ui=src/ui/**", "--task", "t", "--json", cwd=repo)
     assert not [w for w in r.json["data"]["warnings"] if "checked out here" in w]
+
+
+def test_a_brace_glob_owns_each_of_its_alternatives(repo, hf, tmp_path):
+    """`src/**/*.{py,js}` is one glob standing for two, as the shell would have
+    expanded it: the comma inside braces does not cut it (before: the part owned
+    `src/**/*.{py` and `js}`, and its edit of src/api/orders.py was refused at
+    join). Nested lists expand too, in flags and plan files alike."""
+    r = hf("split", "b1", "--part", "code=src/**/*.{py,js},{tools,docs/o}*/**",
+           "--part", "rest=README.md", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    owns = {p["name"]: p["owns"] for p in r.json["data"]["parts"]}
+    assert owns["code"] == ["src/**/*.py", "src/**/*.js", "tools*/**", "docs/o*/**"]
+    part = repo.parent / "repo.hf" / "b1" / "code"
+    write(part, {"src/api/orders.py": "x = 1\n", "src/ui/app.js": "y = 2\n"})
+    for name in ("code", "rest"):
+        assert hf("done", cwd=repo.parent / "repo.hf" / "b1" / name).code == 0
+    joined = hf("join", "b1", cwd=repo)
+    assert joined.code == 0, joined.err
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [
+        "src/api/orders.py", "src/ui/app.js"]
+    plan = tmp_path / "plan.toml"
+    plan.write_text('batch = "b2"\n[[part]]\nname = "web"\nowns = ["src/ui/*.{html,js}"]\n')
+    planned = hf("split", "--plan", str(plan), "--dry-run", "--json", cwd=repo)
+    assert planned.code == 0, planned.err
+    assert planned.json["data"]["parts"][0]["owns"] == ["src/ui/*.html", "src/ui/*.js"]
+
+
+def test_an_unclosed_brace_in_a_glob_is_refused_in_one_line(repo, hf):
+    r = hf("split", "b1", "--part", "api=src/{api/**", cwd=repo)
+    assert r.code != 0
+    assert r.err.splitlines()[0] == "hf: error: glob 'src/{api/**' opens a brace it does not close"
+    assert r.err.splitlines()[1].startswith("hint: close it")
+    assert not (repo.parent / "repo.hf").exists()
+    assert not git(repo, "for-each-ref", "refs/heads/hf")

@@ -75,8 +75,7 @@ def split(
 
     the_plan = plan_from_input(batch, plan_file, part or [], task=task, base=base,
                                auto_join=auto_join, sparse=sparse,
-                               context=[g.strip() for c in context or [] for g in c.split(",")
-                                        if g.strip()], estimates=estimate or [],
+                               context=context or [], estimates=estimate or [],
                                remote=remote)
     ws = open_ws(repo)
     result = do_split(ws, the_plan, dry_run=dry_run, root=worktree_root, launcher=launcher,

@@ -123,7 +123,72 @@ def _globs(raw: Any, where: str) -> tuple[str, ...]:
 def context_globs(globs: Sequence[str]) -> tuple[str, ...]:
     """Context globs checked as ownership globs are (relative, nothing under .git),
     normalised; they may overlap anything: a context is only read."""
-    return tuple(Ownership.parse(globs).patterns()) if globs else ()
+    return tuple(Ownership.parse(expanded(globs)).patterns()) if globs else ()
+
+
+MAX_EXPANSIONS = 256  # globs one brace glob may stand for
+
+
+def glob_list(text: str) -> list[str]:
+    """`GLOB[,GLOB...]` as a flag gives it: split at the commas outside braces (so
+    `src/**/*.{py,txt}` stays one glob, which `expanded` then makes two)."""
+    return [item.strip() for item in _top_level(text, ",")]
+
+
+def expanded(globs: Sequence[str]) -> list[str]:
+    """Every glob with its braces expanded as a shell expands them: `*.{py,txt}` is
+    `*.py` and `*.txt`, nested lists too; a brace with no comma at its level is a
+    brace of the name (`a{b}`), `\\{` always is. An unclosed `{` is refused."""
+    found: list[str] = []
+    for glob in globs:
+        found += _expand(glob)
+        if len(found) > MAX_EXPANSIONS:
+            raise InvalidPlan(f"the braces of {glob!r} stand for more than {MAX_EXPANSIONS} "
+                              "globs", "list fewer alternatives, or own their folder")
+    return list(dict.fromkeys(found))
+
+
+def _expand(glob: str) -> list[str]:
+    depth, start, i = 0, 0, 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "{":
+            start = i if depth == 0 else start
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                choices = _top_level(glob[start + 1:i], ",")
+                if len(choices) > 1:
+                    head, tail = glob[:start], glob[i + 1:]
+                    return [g for choice in choices for g in _expand(head + choice + tail)]
+        i += 1
+    if depth:
+        raise InvalidPlan(f"glob {glob!r} opens a brace it does not close",
+                          "close it (`src/**/*.{py,txt}`), or write `\\{` for a brace of a name")
+    return [glob]
+
+
+def _top_level(text: str, separator: str) -> list[str]:
+    """`text` split at `separator` where no brace is open (a backslash escapes)."""
+    items, depth, begin, i = [], 0, 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif char == separator and depth == 0:
+            items.append(text[begin:i])
+            begin = i + 1
+        i += 1
+    return [*items, text[begin:]]
 
 
 def plan_from_flags(batch: str, part_specs: Sequence[str], task: str, base: str | None,
@@ -134,7 +199,7 @@ def plan_from_flags(batch: str, part_specs: Sequence[str], task: str, base: str 
         if not sep or not globs.strip():
             raise InvalidPlan(f"bad --part {spec!r}",
                               "use --part NAME=GLOB[,GLOB...], e.g. --part api='src/api/**'")
-        parts.append(PartPlan(name.strip(), tuple(g.strip() for g in globs.split(","))))
+        parts.append(PartPlan(name.strip(), tuple(glob_list(globs))))
     if not parts:
         raise InvalidPlan("no parts given", "add --part NAME=GLOB per part, or --plan FILE")
     return validate(Plan(batch, tuple(parts), task, base, auto_join))
@@ -166,7 +231,7 @@ def validate(plan: Plan) -> Plan:
         if not part.owns:
             raise InvalidPlan(f"part {part.name!r} owns nothing",
                               "give it at least one glob, e.g. owns = [\"src/api/**\"]")
-        ownership = Ownership.parse(part.owns)  # raises InvalidPlan on a bad glob
+        ownership = Ownership.parse(expanded(part.owns))  # InvalidPlan on a bad glob
         remote = None if part.remote is None else check_remote_name(
             part.remote, f"part {part.name!r}: remote")
         parts.append(PartPlan(part.name, tuple(ownership.patterns()), part.task,

@@ -27,6 +27,7 @@ from hf_fanout.core.plan import (
     Plan,
     check_ownership,
     context_globs,
+    glob_list,
     parse_plan_toml,
     plan_from_flags,
     with_estimates,
@@ -168,7 +169,8 @@ def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[
                     remote: str | None = None) -> Plan:
     """The plan of `hf split`: from a plan file (its values overridden by the flags
     given), or from `--part` flags. A plan file is read bounded: a regular file
-    of at most PLAN_MAX_BYTES. `remote` (`--remote`) makes every part remote."""
+    of at most PLAN_MAX_BYTES. `remote` (`--remote`) makes every part remote;
+    `context`: `--context` values, each `GLOB[,GLOB...]`."""
     if plan_file is None:
         if not batch:
             raise BadInput("no batch id", "hf split BATCH --part NAME=GLOB ..., or --plan FILE")
@@ -188,7 +190,8 @@ def plan_from_input(batch: str | None, plan_file: Path | None, part_specs: list[
             dataclasses.replace(p, remote=remote) for p in plan.parts))
     return with_estimates(dataclasses.replace(
         plan, sparse=plan.sparse if sparse is None else sparse,
-        context=tuple(dict.fromkeys(plan.context + context_globs(context)))), estimates)
+        context=tuple(dict.fromkeys(plan.context + context_globs(
+            [g for given in context for g in glob_list(given) if g])))), estimates)
 
 
 def _read_plan(path: Path) -> str:
