@@ -90,6 +90,7 @@ class Settings:
     repo_file: Path | None = None
     # a line per key of either file that hf does not read (`unknown_keys`)
     unknown: tuple[str, ...] = ()
+    from_user: frozenset[str] = frozenset()  # keys whose value is the user file's
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self.untrusted:
@@ -145,7 +146,8 @@ class Settings:
             untrusted = tuple(wanted)
             for key in wanted:
                 repo.pop(key)
-        return cls({**user, **repo}, untrusted, repo_file, unknown)
+        return cls({**user, **repo}, untrusted, repo_file, unknown,
+                   frozenset(key for key in user if key not in repo))
 
 
 REPO_FILE = ".hf.toml"

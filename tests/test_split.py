@@ -311,6 +311,49 @@ def test_custom_worktree_root_and_base(repo, hf, tmp_path):
     assert r.code == 2 and "'nope'" in r.err
 
 
+def test_the_users_worktree_root_gives_each_repository_its_own_folder(tmp_path, hf):
+    """`worktree_root` in the user's own config is every repository's: each gets
+    `<root>/<repo>.hf/` in it, so two repositories' batches of one name do not
+    want one folder; gc leaves the root itself, which may be the person's."""
+    root = tmp_path / "worktrees"
+    root.mkdir()
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'worktree_root = "{root}"\n')
+    web, api = make_repo(tmp_path / "web"), make_repo(tmp_path / "api")
+    for repo in (web, api):
+        r = hf("split", "b1", "--part", "code=src/**", "--json", cwd=repo)
+        assert r.code == 0, r.err
+        assert r.json["data"]["parts"][0]["worktree"] == str(root / f"{repo.name}.hf/b1/code")
+    assert hf("drop", "b1", cwd=web).code == 0
+    assert hf("gc", cwd=web).code == 0
+    assert sorted(p.name for p in root.iterdir()) == ["api.hf"]  # web's folder gone
+
+
+def test_a_worktree_root_two_repositories_share_is_said_and_nothing_is_removed(tmp_path, hf):
+    """Two repositories split into one `--worktree-root`: the second is refused,
+    naming the folder as the other repository's worktree, with a way that is not
+    "remove it" (that folder holds the other's agent's work); nothing is made."""
+    root = tmp_path / "shared"
+    web, api = make_repo(tmp_path / "web"), make_repo(tmp_path / "api")
+    assert hf("split", "b1", "--part", "code=src/**", "--worktree-root", str(root),
+              cwd=web).code == 0
+    write(root / "b1" / "code", {"src/api/orders.py": "web's work\n"})
+    r = hf("split", "b1", "--part", "code=src/**", "--worktree-root", str(root), cwd=api)
+    assert r.code != 0
+    first, hint = r.err.splitlines()[:2]
+    assert first == (f"hf: error: {root / 'b1' / 'code'} already exists: a worktree of "
+                     f"another repository ({web / '.git'})")
+    assert "remove" not in hint and "--worktree-root DIR" in hint
+    assert (root / "b1" / "code" / "src/api/orders.py").read_text() == "web's work\n"
+    assert not git(api, "for-each-ref", "refs/heads/hf")
+    (root / "b1" / "code").rename(tmp_path / "moved")
+    (root / "b1" / "code").mkdir()
+    r = hf("split", "b1", "--part", "code=src/**", "--worktree-root", str(root), cwd=api)
+    assert r.err.splitlines()[0].endswith("already exists (an empty folder)")
+    assert r.err.splitlines()[1].startswith(f"hint: remove it (`rmdir {root / 'b1' / 'code'}`)")
+
+
 def test_many_parts_at_once(repo, hf):
     """Worktrees are made in parallel; git's `worktree add` must not race with itself."""
     names = [f"p{i}" for i in range(8)]

@@ -108,14 +108,18 @@ def _beside(main: Path, superproject: Callable[[], Path | None]) -> Path:
 
 def worktree_root(ws: Workspace, batch: str, override: Path | None) -> Path:
     """Where the worktrees of `batch` go: `override`, else `worktree_root` of the
-    settings, else `<repo>.hf/` beside the main tree (for a submodule, beside its
-    outermost superproject: `<super>.<path>.hf/`, out of the superproject's work
-    tree); never inside the main tree."""
+    repository's settings, else `<repo>.hf/` in the user's `worktree_root` or
+    beside the main tree (for a submodule, beside its outermost superproject:
+    `<super>.<path>.hf/`, out of the superproject's work tree); never inside the
+    main tree."""
     configured = override or ws.settings.text("worktree_root", '"../worktrees"')
     if configured:
         root = Path(str(configured)).expanduser()
         if not root.is_absolute():
             root = ws.main.path / root
+        if override is None and "worktree_root" in ws.settings.from_user:
+            # (the user's own setting is every repository's: each gets its own folder)
+            root = root / _beside(ws.main.path.resolve(), ws.main.superproject).name
     else:
         root = _beside(ws.main.path.resolve(), ws.main.superproject)
     root = root.resolve() / batch

@@ -454,8 +454,12 @@ def _remove_batch_folder(batch: Batch) -> None:
 
 
 def _remove_empty_folders(path: Path) -> None:
-    """`path` and the two folders above it, each only if it is empty."""
+    """`path` and its batch's folder above it, each only if it is empty, and the
+    folder above that if hf names it so (`<repo>.hf`): a worktree root the person
+    gave (`--worktree-root`, `worktree_root`) may be theirs, made before hf."""
     for directory in (path, path.parent, path.parent.parent):
+        if directory == path.parent.parent and not directory.name.endswith(".hf"):
+            break
         with contextlib.suppress(OSError):
             directory.rmdir()
 

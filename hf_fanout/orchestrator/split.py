@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import math
 import os
+import shlex
 import shutil
 import stat
 import threading
@@ -266,9 +267,8 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     remote_split.check_remotes(ws, parts)
     taken = ws.repo.existing_refs([f"refs/heads/{part.branch}" for part in parts])
     for part in parts:
-        if Path(part.worktree).exists():
-            raise BatchExists(f"{part.worktree} already exists",
-                              "remove it, or set another worktree_root")
+        if os.path.lexists(part.worktree):
+            raise _in_the_way(ws, Path(part.worktree))
         if f"refs/heads/{part.branch}" in taken:
             raise BatchExists(f"branch {part.branch} already exists",
                               f"delete it (git branch -D {part.branch}) or pick another batch id")
@@ -277,6 +277,28 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
     warnings += _not_from_here(ws, plan, base)
     return Draft(batch, parts, base_paths, reports, warnings, plan, uncommitted)
+
+
+def _in_the_way(ws: Workspace, folder: Path) -> BatchExists:
+    """The refusal of a part whose folder is there already, saying whose it is: a
+    worktree of another repository (a worktree root two repositories share), or
+    something else, never to be removed unless it is empty."""
+    from hf_fanout.gitlink import gitdir_of
+
+    elsewhere = ("set another worktree root for this repository: `--worktree-root DIR`, "
+                 "or `worktree_root` in its .hf.toml")
+    with contextlib.suppress(OSError, ValueError):
+        common = gitdir_of(folder).parent.parent
+        if (common / "worktrees").is_dir() and \
+                os.path.realpath(common) != os.path.realpath(ws.repo.common_dir):
+            return BatchExists(f"{folder} already exists: a worktree of another repository "
+                               f"({common})", elsewhere)
+    with contextlib.suppress(OSError):
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            return BatchExists(f"{folder} already exists (an empty folder)",
+                               f"remove it (`rmdir {shlex.quote(str(folder))}`), or {elsewhere}")
+    return BatchExists(f"{folder} already exists and holds files hf did not make",
+                       f"move it away if it is yours to move, or {elsewhere}")
 
 
 def _collected(ws: Workspace, batch_id: str) -> bool:
