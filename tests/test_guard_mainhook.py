@@ -4,6 +4,7 @@ pass, through their own hooks; when no batch runs the main tree has no hf hook."
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -131,3 +132,53 @@ def test_a_hooks_path_the_person_changes_during_a_batch_is_the_one_kept(repo, hf
     subprocess.run([REAL_GIT, "commit", "-qm", "during b2"], cwd=repo, env=env_home,
                    check=True)
     assert log.read_text() == "new\n"
+
+
+KILL_AFTER_REF_MOVE = """#!/bin/sh
+# hf's git: once hf moved refs/heads/main, hf is killed at its next git command
+if [ -e "$MOVED" ] && [ ! -e "$KILLED" ]; then
+    touch "$KILLED"; kill -9 "$PPID"; exit 137
+fi
+case " $* " in *" update-ref "*" refs/heads/main "*) touch "$MOVED" ;; esac
+exec "$REAL_GIT" "$@"
+"""
+
+
+def _kill_after_ref_move(repo, tmp_path, *args):
+    """`hf ARGS` killed at its first git command after it moved main's branch."""
+    wrapper = tmp_path / "git-killer"
+    wrapper.write_text(KILL_AFTER_REF_MOVE)
+    wrapper.chmod(0o755)
+    for marker in ("moved", "killed"):
+        (tmp_path / marker).unlink(missing_ok=True)
+    env = {**os.environ, "HF_REAL_GIT": str(wrapper), "REAL_GIT": REAL_GIT,
+           "MOVED": str(tmp_path / "moved"), "KILLED": str(tmp_path / "killed")}
+    proc = hf_proc(*args, cwd=repo, env=env)
+    assert (tmp_path / "killed").exists(), proc.stderr  # (it was killed, after the move)
+    return proc
+
+
+def test_a_join_or_undo_killed_right_after_it_landed_leaves_the_hook_as_a_whole_one_does(
+        split3, hf, tmp_path):
+    """The main tree's hook goes when the last running batch is joined and comes
+    back when it is undone. Killed at the first step after the branch moved, the
+    next command finishes that too. Before, a killed join left hf's hook on with
+    no batch running, and a killed undo left it off, which the next join then
+    refused as tampering with the main tree's config."""
+    repo = split3["repo"]
+    hooks = str(repo / ".git" / "hf" / "main-hooks")
+    write(split3["api"], {"src/api/orders.py": "def orders():\n    return [5]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=split3[name]).code == 0
+    assert _hooks_path(repo) == hooks
+    _kill_after_ref_move(repo, tmp_path, "join", "b1")
+    assert hf("status", cwd=repo).code == 0  # (settles what the killed join left)
+    assert "return [5]" in git(repo, "show", "HEAD:src/api/orders.py")
+    assert _hooks_path(repo) == ""
+    _kill_after_ref_move(repo, tmp_path, "undo", "b1")
+    assert hf("status", cwd=repo).code == 0
+    assert "return [5]" not in git(repo, "show", "HEAD:src/api/orders.py")
+    assert _hooks_path(repo) == hooks
+    again = hf("join", "b1", cwd=repo)
+    assert again.code == 0, again.err  # no tampering seen: the config is as hf left it
+    assert _hooks_path(repo) == ""

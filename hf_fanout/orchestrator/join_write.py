@@ -24,6 +24,7 @@ from hf_fanout.errors import (
     storage_error,
 )
 from hf_fanout.faults import fault_point
+from hf_fanout.guard import mainhook
 from hf_fanout.orchestrator.join_plan import JoinPlan, listing, plan_join, refuse_main_edits
 from hf_fanout.paths import RepoPath
 from hf_fanout.worktrees.zparse import Entry
@@ -215,7 +216,8 @@ def apply_change(ws: Workspace, held: Any, change: MainChange, *,
     """The writes, holding the commit lock and the index lock: the new index
     staged beside the real one, the journal, the files, the staged-set check, the
     new index put in place, then the branch's compare-and-swap; `landed` (the
-    records) after, then the journal goes. Anything failing before the branch
+    records) and the main tree's hook settled after, then the journal goes.
+    Anything failing before the branch
     moved puts the main tree back (`_undo_write`)."""
     from hf_fanout.core.maintree import Aside, stage, write_files
     from hf_fanout.orchestrator.journal import entry_data
@@ -261,6 +263,8 @@ def apply_change(ws: Workspace, held: Any, change: MainChange, *,
             raise failure from exc
         fault_point("ref")
         landed()
+        # (before the journal goes: cut off before this line, the recovery does it)
+        mainhook.settle(ws)  # the main tree's hook: there while a batch runs, gone after
         ws.store.clear_journal()
     finally:
         aside.delete_later()

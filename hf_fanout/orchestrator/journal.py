@@ -154,11 +154,13 @@ def _recover(ws: Workspace) -> str | None:
                                or HfError(str(exc)), batch) from None
     finally:
         aside.delete_later()
-    ws.store.clear_journal()
-    if journal["action"] == "undo" and outcome == "finished":
+    if outcome == "finished":
         from hf_fanout.guard import mainhook
 
-        mainhook.settle(ws)  # the batch runs again: the main tree's hook comes back
+        # the batch runs again (an undo) or no more (a join): the main tree's hook
+        # comes back or goes, before the journal that says to do it
+        mainhook.settle(ws)
+    ws.store.clear_journal()
     ws.store.audit(f"{journal['action']}-recovered", batch=batch, outcome=outcome, pid=os.getpid(),
                    ref=ref, at_commit=current)
     return outcome
