@@ -184,3 +184,21 @@ def test_a_dropped_batch_whose_parts_were_done_points_to_gc_not_to_join(split3, 
     out = hf("status", "--all", cwd=repo).out
     assert "next: `hf gc b1`" in out and "hf join" not in out
     assert hf("gc", "b1", cwd=repo).code == 0
+
+
+def test_a_dropped_batch_gc_collected_shows_dropped_with_nothing_left_to_do(repo, hf):
+    """Dropped, then collected by gc: its parts are dropped (not "missing": gc removed
+    their worktrees on purpose) and the line offers no gc that has nothing to do.
+    Before, it said `missing` and "next: `hf gc b3`" for ever."""
+    assert hf("split", "b3", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              cwd=repo).code == 0
+    assert hf("drop", "b3", cwd=repo).code == 0
+    before = hf("status", "b3", "--json", cwd=repo).json["data"]["batches"][0]
+    assert "next: `hf gc b3`" in before["summary"]
+    assert hf("gc", "b3", cwd=repo).code == 0
+    after = hf("status", "b3", "--json", cwd=repo).json["data"]["batches"][0]
+    assert after["collected"] is True
+    assert {p["name"]: p["state"] for p in after["parts"]} == {"api": "dropped",
+                                                                "ui": "dropped"}
+    assert after["summary"].endswith("dropped · collected")
+    assert "hf gc" not in hf("status", "b3", cwd=repo).out

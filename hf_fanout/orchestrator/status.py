@@ -102,6 +102,8 @@ class BatchStatus:
             words.append("joined" + (
                 f" · its join commit is not in its branch's history any more: `hf undo "
                 f"{self.id}` makes its parts done again" if self.join_left_history else ""))
+        elif self.state == DROPPED and self.collected:
+            words.append("dropped · collected")
         elif self.state == DROPPED:  # (no join takes it: gc keeps what holds work)
             words.append(f"dropped · next: `hf gc {self.id}` removes what is not needed")
         elif live and finished == len(live):
@@ -141,7 +143,9 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     changed: set[RepoPath] = set()
     last = timefmt.parse_iso(part.updated) or 0.0
     state = part.state
-    if part.state not in (JOINED, DROPPED):
+    if collected(batch):  # (gc removed its worktrees and branches: nothing to look at)
+        state = DROPPED if batch.state == DROPPED else part.state
+    elif part.state not in (JOINED, DROPPED):
         # (no git runs in a folder that is no longer this repository's worktree: its
         # own configuration would run programs; the join refuses it by name)
         if worktree.is_dir() and ws.worktree(worktree).is_linked_here():
