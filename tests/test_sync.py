@@ -623,3 +623,30 @@ def test_a_stopped_sync_does_not_count_mains_changes_as_the_parts(split3, hf, mo
     shown = hf("status", "b1", cwd=repo).out
     assert "revert them" not in shown
     assert "next: part api's `hf sync` is stopped: `hf sync b1/api --continue`" in shown
+
+
+def test_a_sync_that_takes_an_edit_along_a_rename_out_of_the_parts_files_says_so(split3, hf):
+    """The part edited src/api/orders.py; main moved that file to docs/ (another
+    part's files). git's rebase carries the edit to docs/orders.py: the sync says
+    the part's commits now change a file it does not own, which the join refuses
+    (before: "rebased" and nothing more, and only the join said it, with a way
+    that puts the file back and the edit with it). A rename inside its own files
+    is not reported."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['mine']\n"})
+    git(api, "commit", "-qam", "api edits orders")
+    git(repo, "mv", "src/api/orders.py", "docs/orders.py")
+    git(repo, "mv", "src/api/users.py", "src/api/people.py")
+    git(repo, "commit", "-qm", "main moves files")
+    r = hf("sync", "b1/api", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    [part] = [p for p in r.json["data"]["parts"] if p["part"] == "api"]
+    assert part["outcome"] == "synced" and part["moved_outside"] == ["docs/orders.py"]
+    assert "return ['mine']" in git(api, "show", "HEAD:docs/orders.py")
+    write(split3["ui"], {"src/ui/app.js": "console.log(2)\n"})
+    git(split3["ui"], "commit", "-qam", "ui")
+    git(repo, "mv", "src/ui/page.html", "src/ui/index.html")
+    git(repo, "commit", "-qm", "main renames inside ui")
+    plain = hf("sync", "b1", cwd=repo)
+    assert plain.code == 0, plain.err
+    assert "does not own" not in plain.out.split("b1/ui")[1]

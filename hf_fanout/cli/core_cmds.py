@@ -458,6 +458,12 @@ def sync(
             if p.owned_on_main:
                 print(f"  main changed {len(p.owned_on_main)} file(s) this part owns: "
                       f"{', '.join(map(shown_path, p.owned_on_main))}")
+            if p.moved_outside:
+                print(f"  its commits now change {len(p.moved_outside)} file(s) it does not "
+                      f"own (git took its edits along main's renames): "
+                      f"{', '.join(map(shown_path, p.moved_outside))}; the join refuses "
+                      "them: hand those edits to the part that owns them, then put the "
+                      "files back as main has them in this part")
             if p.work_conflicts:
                 print("  uncommitted work in conflict: "
                       f"{', '.join(map(shown_path, p.work_conflicts))}")

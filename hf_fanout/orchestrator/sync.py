@@ -61,6 +61,9 @@ class PartSync:
     # `--continue` of a sync cut off while git's rebase or merge ran: that was taken
     # back and run again from the part's own commits
     restarted: bool = False
+    # paths its commits change after the sync that it does not own, and did not
+    # change before: git carried its work along main's renames, out of its files
+    moved_outside: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -288,6 +291,7 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
             f"as it was is kept at {result.saved_ref}")
         return result
     result.outcome, result.onto = SYNCED, onto
+    result.moved_outside = _moved_outside(ws, part, pending, worktree)
 
     def moved(p: Part) -> None:
         p.extra.pop("sync", None)
@@ -410,6 +414,21 @@ def _moved_by_sync(ws: Workspace, worktree: Worktree, part: Part, pending: dict[
             ["rev-list", "--count", f"{onto}..{head}"]).strip()) <= int(ws.repo.git(
                 ["rev-list", "--count", f"{fork}..{start}"]).strip())
     return None if made else f"its branch {part.branch} moved since the sync"
+
+
+def _moved_outside(ws: Workspace, part: Part, pending: dict[str, Any],
+                   worktree: Worktree) -> list[str]:
+    """The paths the part's commits change now, on top of main, that it does not own
+    and did not change before the sync: a file it edited that main renamed or moved
+    into another part's files, where git's rename detection took the edit along.
+    The join refuses them; the sync says so rather than leave it to the join."""
+    head = worktree.head()
+    if head is None:
+        return []
+    ownership = Ownership.parse(part.owns)
+    before = {c.path for c in ws.repo.diff_trees(str(pending["base"]), str(pending["from"]))}
+    return sorted(c.path for c in ws.repo.diff_trees(str(pending["onto"]), head)
+                  if c.path not in before and not ownership.owns(c.path))
 
 
 def _message(part: Part) -> str:
