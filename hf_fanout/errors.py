@@ -136,12 +136,29 @@ class GitFailed(HfError):
         first = stderr.strip().splitlines()[0] if stderr.strip() else f"exit {returncode}"
         super().__init__(
             f"`git {' '.join(argv)}` failed: {first}",
-            hint or "run the same git command yourself to see the whole message",
+            hint or _left_lock_hint(stderr)
+            or "run the same git command yourself to see the whole message",
             details={"argv": argv, "returncode": returncode, "stderr": stderr},
         )
         self.argv = argv
         self.returncode = returncode
         self.stderr = stderr
+
+
+def _left_lock_hint(stderr: str) -> str:
+    """For git's "Unable to create '<path>.lock': File exists": the way on (a git
+    command holds that lock for moments; one killed there leaves it for good)."""
+    marker = "Unable to create '"
+    start = stderr.find(marker)
+    end = stderr.find(".lock': File exists", start)
+    if start < 0 or end < 0:
+        return ""
+    import shlex
+
+    lock = stderr[start + len(marker):end + len(".lock")]
+    return (f"another git command holds {lock}, or one was killed and left it: once no "
+            f"git command runs there, remove it (`rm {shlex.quote(lock)}`), then run the "
+            "same hf command again")
 
 
 # errno values that mean "the disk is full" and "the file system failed"

@@ -324,6 +324,36 @@ def test_an_old_index_lock_left_without_a_journal_is_a_problem_with_the_way_out(
     assert lock.exists()  # hf leaves it: it cannot know no git is running
 
 
+def test_git_locks_a_killed_git_left_in_main_and_in_a_part_are_problems_with_the_way_out(
+        split3, hf):
+    """git killed while it moved main's branch, or while it held a part's index (hf's
+    own git children die with hf when a whole process group is killed): every
+    commit, join or sync there fails on git's lock. Doctor names each lock once it
+    is old, and a command that meets one says how to go on. Before: "no problem
+    found", and git's raw line with "run the same git command yourself"."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return [3]\n"})
+    write(repo, {"README.md": "# moved\n"})
+    git(repo, "commit", "-qam", "main moves")
+    old = time.time() - 60
+    branch_lock = repo / ".git/refs/heads/main.lock"
+    part_lock = repo / ".git/worktrees/api/index.lock"
+    for lock in (branch_lock, part_lock):
+        lock.write_bytes(b"")
+        os.utime(lock, (old, old))
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    found = {f["what"]: f for f in r.json["data"]["findings"] if f["level"] == "problem"}
+    assert f"rm {branch_lock}" in found["ref-lock"]["hint"]
+    assert f"rm {part_lock}" in found["b1/api"]["hint"]
+    assert "index lock" in found["b1/api"]["detail"]
+    synced = hf("sync", "b1/api", cwd=repo)
+    assert synced.code != 0
+    assert f"`rm {part_lock}`" in synced.err and "then run the same hf command again" in \
+        synced.err
+    assert branch_lock.exists() and part_lock.exists()  # hf removes neither
+
+
 def test_dropping_a_part_of_a_batch_with_a_missing_record_changes_nothing(split3, hf):
     """The batch's other part records are read before the drop changes anything: the
     refusal is the whole outcome, not a drop that then fails."""

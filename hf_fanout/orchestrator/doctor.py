@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_fanout.core.workspace import Workspace
@@ -67,6 +68,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_takes(ws, report, dry_run)
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
     check_index_lock(ws, report, dry_run)
+    check_main_ref_locks(ws, report)
     check_records(ws, report)
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
@@ -390,6 +392,49 @@ def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None
         f"if no git command is running in {ws.main.path}, remove it: rm {lock}"))
 
 
+def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
+    """A lock file git left beside the main tree's HEAD or its branch (a git command
+    killed while it moved them): every commit there, and every join, fails."""
+    import time
+
+    head = ws.main.head_ref()
+    found = [ws.main.git_dir / "HEAD.lock"]
+    branch = ws.repo.branch_lock(head.removeprefix("refs/heads/")) \
+        if head.startswith("refs/heads/") else None
+    found += [branch] if branch is not None else []
+    for lock in found:
+        try:
+            age = time.time() - lock.lstat().st_mtime
+        except OSError:
+            continue
+        if age >= STALE_INDEX_LOCK and not ws.store.journal_file.exists():
+            report.findings.append(Finding(
+                "ref-lock", f"git's lock {lock} is {age:.0f} s old: commits and joins in the "
+                "main tree fail while it is there", PROBLEM,
+                f"if no git command is running in {ws.main.path}, remove it: "
+                f"rm {shlex.quote(str(lock))}"))
+
+
+def _check_part_index_lock(part: Part, report: DoctorReport) -> None:
+    """A part's `index.lock` that a killed git command left: git commands in the
+    part, and `hf sync` of it, fail while it is there."""
+    import time
+
+    from hf_fanout.gitlink import gitdir_of
+
+    try:
+        lock = gitdir_of(Path(part.worktree)) / "index.lock"
+        age = time.time() - lock.lstat().st_mtime
+    except (OSError, ValueError):
+        return
+    if age >= STALE_INDEX_LOCK:
+        report.findings.append(Finding(
+            f"{part.batch}/{part.name}", f"git's index lock {lock} is {age:.0f} s old: git "
+            "commands in the part and `hf sync` of it fail while it is there", PROBLEM,
+            f"if no git command runs in {part.worktree}, remove it: "
+            f"rm {shlex.quote(str(lock))}"))
+
+
 def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
     """The branch folder of each running batch (`hf/<batch>/`): a lock file left
     beside a part's branch, which fails every commit there and keeps the part at
@@ -404,6 +449,8 @@ def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
             parts = {p.branch: p for p in ws.store.load_parts(batch)}
         except HfError:
             continue  # a damaged record: reported by check_records
+        for part in parts.values():
+            _check_part_index_lock(part, report)
         for branch, part in parts.items():
             lock = ws.repo.branch_lock(branch)
             try:
