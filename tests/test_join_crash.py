@@ -567,3 +567,21 @@ def test_a_git_lock_made_on_the_inode_hf_s_lock_had_is_not_taken_for_hf_s(split3
     assert r.code == 0, r.err
     assert lock.read_text() == "a git command's new index"  # still git's
     assert "which a killed hf command left" not in r.err
+
+
+def test_a_journal_temp_file_a_killed_join_left_goes_with_the_next_join(split3, hf):
+    """Killed while it wrote its journal (before the rename put it in place), a join
+    leaves the temp file: the next join, which writes and removes a journal under
+    the same lock, removes it too. Before, it stayed for good."""
+    repo = split3["repo"]
+    prepare(split3, hf)
+    journal = repo / ".git/hf/journal"
+    journal.mkdir(parents=True, exist_ok=True)
+    left = journal / ".join.json.k1ll3d.tmp"
+    left.write_text('{"schema": 1, "act')
+    other = journal / ".split-b9.json.x.tmp"  # (not the join's: left alone)
+    other.write_text("")
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert not left.exists() and other.exists()
+    assert not (journal / "join.json").exists()

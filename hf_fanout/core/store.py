@@ -12,6 +12,7 @@ Layout (see docs/protocol.md):
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -206,4 +207,13 @@ class Store:
         atomic.atomic_write_json(self.journal_file, data)
 
     def clear_journal(self) -> None:
+        """The journal removed, and with it the temp files of journals whose writer
+        was killed before it put them in place (only the commit lock's holder writes
+        one, and the caller holds it)."""
         atomic.remove_durably(self.journal_file)
+        prefix = f".{self.journal_file.name}."
+        with suppress(OSError):
+            for entry in os.scandir(self.journal_file.parent):
+                if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+                    with suppress(OSError):
+                        os.unlink(entry.path)
