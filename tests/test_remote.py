@@ -179,6 +179,8 @@ def test_a_branch_force_pushed_after_done_is_refused(world, tmp_path):
     assert done_tip[:12] in proc.stderr and rewritten[:12] in proc.stderr
     _a_unchanged(a, before, base)
     # the hint's push, on the machine that works the part, puts the done tip back
+    assert proc.stderr.count("`") == 2  # one way named, the one that works (before: also
+    # "`hf done` again there", which the remote refuses: its branch moved)
     push = proc.stderr.split("`")[1]
     assert push.startswith("git push --force-with-lease=refs/heads/hf/b1/api:")
     back = subprocess.run(push, shell=True, cwd=b.repo, env=b.env, capture_output=True,
@@ -783,3 +785,18 @@ def test_a_dropped_remote_part_with_pushed_work_goes_with_gc_force(world, tmp_pa
     assert not [r for r in remote_refs(remote) if "/b1/api" in r]
     assert a.git("rev-parse", "refs/hf/rescue/b1/api").strip() == tip
     assert "removed taken batch b1" in b.hf("gc", "b1").stdout
+
+
+def test_publish_on_the_machine_that_took_the_part_points_to_the_one_that_split_it(
+        world, tmp_path):
+    """On B, where a part was taken and done, the batch is never joined: publish's
+    refusal says where it is joined and published, not "`hf join b1`", which B
+    refuses."""
+    _remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [7]\n")
+    proc = b.hf("publish", "b1")
+    assert proc.returncode != 0
+    assert "hint: its parts were taken here from origin: it is joined and published on the " \
+        "machine that split it" in proc.stderr
+    assert "hf join" not in proc.stderr

@@ -55,7 +55,13 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
             dry_run: bool = False) -> Published:
     batch = ws.store.load_batch(batch_id)
     if not batch.joined_commit:
+        from hf_fanout.core.remote_refs import taken_from
+
+        elsewhere = next((taken_from(p) for p in ws.store.load_parts(batch) if taken_from(p)),
+                         None)
         raise NotFound(f"batch {batch_id} is not joined yet ({batch.state})",
+                       f"its parts were taken here from {elsewhere}: it is joined and "
+                       "published on the machine that split it" if elsewhere else
                        f"join it first: `hf join {batch_id}` (or `hf join {batch_id} --push`)")
     commit = batch.joined_commit
     remote, branch, base = destination(ws, batch, options)
