@@ -800,3 +800,26 @@ def test_publish_on_the_machine_that_took_the_part_points_to_the_one_that_split_
     assert "hint: its parts were taken here from origin: it is joined and published on the " \
         "machine that split it" in proc.stderr
     assert "hf join" not in proc.stderr
+
+
+def test_a_batch_id_used_again_on_a_is_not_taken_as_the_old_part_on_b(world, tmp_path):
+    """A drops b1 and collects it, then splits a new b1. On B, which still has the
+    old b1/api, `hf take origin b1/api` refuses in one line (the part here is an
+    earlier one of that name) with the way on; before, it said "taken here
+    already" and handed back the old worktree, old base and old task, while it
+    claimed the new part on the remote."""
+    _remote, a, b = world
+    split_b1(a, tmp_path)
+    _take_and_finish(b, "api", "src/api/users.py", "def users(): return [8]\n")
+    assert a.hf("drop", "b1").returncode == 0
+    gc = a.hf("gc", "b1", "--force")
+    assert gc.returncode == 0, gc.stderr
+    plan = tmp_path / "plan2.toml"
+    plan.write_text(PLAN.replace('task = "the search endpoint"', 'task = "a second task"'))
+    assert a.hf("split", "--plan", str(plan)).returncode == 0
+    again = b.hf("take", "origin", "b1/api")
+    assert again.returncode != 0
+    assert "part b1/api here is an earlier part of that name" in again.stderr
+    assert "hint: end the old one here (`hf drop b1`, then `hf gc b1`" in again.stderr
+    claims = [r for r in remote_refs(_remote) if r.startswith("refs/hf/claim/b1/api")]
+    assert claims == []  # nothing claimed on the remote for the old part

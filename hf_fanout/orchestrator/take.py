@@ -25,7 +25,15 @@ from typing import Any
 
 from hf_fanout import timefmt
 from hf_fanout.core.ownership import Ownership
-from hf_fanout.core.records import Batch, Part, branch_name, check_slug, copied_paths
+from hf_fanout.core.records import (
+    DROPPED,
+    Batch,
+    Part,
+    branch_name,
+    check_slug,
+    collected,
+    copied_paths,
+)
 from hf_fanout.core.remote_refs import (
     HEARTBEAT_EVERY,
     PART_FILE,
@@ -141,15 +149,38 @@ def _part_here(ws: Workspace, remote: str, batch_id: str, name: str, root: Path 
                found: dict[str, str], cloned: str | None, dry_run: bool) -> Taken:
     """The part as an earlier `hf take` of `remote` made it here (`already`), else its
     records to make, from its task on the remote."""
+    branch_ref, task, _done = part_refs(batch_id, name)
     if ws.store.batch_file(batch_id).exists():  # (a record: not just its directory)
         batch = ws.store.load_batch(batch_id)
-        if name in batch.parts and (batch.extra.get("taken") or {}).get("remote") == remote:
+        if collected(batch) and not dry_run:  # (gc removed it all: its id is free again)
+            from hf_fanout.orchestrator.forget import forget_batch
+
+            forget_batch(ws, batch, "id used again")
+        elif name in batch.parts and (batch.extra.get("taken") or {}).get("remote") == remote:
             part = ws.store.load_part(batch_id, name)
+            _refuse_stale(batch, part, found[task])
             return Taken(batch, part, remote, ws.repo.ref_target(f"refs/heads/{part.branch}")
                          or "", cloned, dry_run=dry_run, already=True)
-    branch_ref, task, _done = part_refs(batch_id, name)
     batch, part = _records(ws, remote, batch_id, name, root, task, found)
     return Taken(batch, part, remote, found[branch_ref], cloned, dry_run=dry_run)
+
+
+def _refuse_stale(batch: Batch, part: Part, task_now: str) -> None:
+    """The part taken here before is not the one the remote offers now: it was
+    dropped here, or the batch id was used again for a new batch there (its task
+    ref is another commit than the one taken). Taking it as "already here" gave
+    the old worktree, or one gc had removed."""
+    spec = f"{batch.id}/{part.name}"
+    if DROPPED in (batch.state, part.state):
+        raise BatchExists(f"part {spec} was taken here before and dropped",
+                          f"collect it first (`hf gc {batch.id}`), then take it again")
+    taken_task = (part.extra.get("taken") or {}).get("task")
+    if isinstance(taken_task, str) and taken_task != task_now:
+        raise BatchExists(f"part {spec} here is an earlier part of that name: its task on the "
+                          "remote is another one now (the batch id was used again)",
+                          f"end the old one here (`hf drop {batch.id}`, then `hf gc "
+                          f"{batch.id}`; --force once nothing there is wanted), then take "
+                          "it again")
 
 
 def _claim_of(part: Part) -> str | None:
@@ -339,7 +370,7 @@ def _records(ws: Workspace, remote: str, batch_id: str, name: str, root: Path | 
     if (data.batch, data.part) != (batch_id, name):
         raise BadInput(f"{remote} {task} describes {data.batch}/{data.part}",
                        "the task ref was not written by hf: split the part again")
-    taken = {"remote": remote, "url": remotes.url(ws.main.path, remote)}
+    taken = {"remote": remote, "url": remotes.url(ws.main.path, remote), "task": found[task]}
     if ws.store.batch_file(batch_id).exists():
         batch = ws.store.load_batch(batch_id)
         if batch.extra.get("taken", {}).get("remote") != remote or batch.base != data.base:
