@@ -823,3 +823,19 @@ def test_a_batch_id_used_again_on_a_is_not_taken_as_the_old_part_on_b(world, tmp
     assert "hint: end the old one here (`hf drop b1`, then `hf gc b1`" in again.stderr
     claims = [r for r in remote_refs(_remote) if r.startswith("refs/hf/claim/b1/api")]
     assert claims == []  # nothing claimed on the remote for the old part
+
+
+def test_the_state_summary_of_a_remote_part_names_its_machine_and_the_take(world, tmp_path):
+    """`hf report b1 --state` on A: a remote part is worked on another machine, and
+    it carries on with `hf take` there (before: "work in" a worktree A never made,
+    and `hf open`, which skips remote parts)."""
+    _remote, a, _b = world
+    split_b1(a, tmp_path)
+    r = a.hf("report", "b1", "--state")
+    assert r.returncode == 0, r.stderr
+    continuity = r.stdout.split("## Continuity")[1]
+    assert "- **api** (running): worked on another machine through `origin` on branch " \
+        "`hf/b1/api`" in continuity
+    assert "  - resume: `hf take origin b1/api` there" in continuity
+    assert "hf open b1/api" not in continuity
+    assert "hf open b1/docs" in continuity  # (worked here: its tab)

@@ -37,6 +37,7 @@ class Unfinished:
     branch: str
     resume: str  # the exact command that carries it on
     saved_at: str = ""
+    remote: str = ""  # worked on another machine through this remote (no worktree here)
 
 
 @dataclass
@@ -88,9 +89,11 @@ def state_markdown(facts: StateFacts) -> str:
               for b in facts.blockers] or ["None."]
     lines += ["", f"## Continuity ({len(facts.unfinished)} unfinished)", ""]
     for u in facts.unfinished:
-        lines.append(f"- **{u.part}** ({u.state}): work in `{u.worktree}` on branch "
+        where = (f"worked on another machine through `{u.remote}`" if u.remote else
+                 f"work in `{u.worktree}`")
+        lines.append(f"- **{u.part}** ({u.state}): {where} on branch "
                      f"`{u.branch}`" + (f", saved at `{u.saved_at}`" if u.saved_at else ""))
-        lines.append(f"  - resume: `{u.resume}`")
+        lines.append(f"  - resume: `{u.resume}`" + (" there" if u.remote else ""))
     if not facts.unfinished:
         lines.append("Every part is done" + ("." if t.ended else
                                             f": `hf join {facts.batch}` brings them in."))

@@ -15,6 +15,7 @@ from typing import Any
 from hf_fanout import atomic, timefmt
 from hf_fanout.core import audit, calibration, state_summary, timeline
 from hf_fanout.core.records import JOINED, Batch, Part
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.timeline import BatchTime
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import BadInput
@@ -163,10 +164,12 @@ def state_facts(ws: Workspace, batch_id: str, time: BatchTime, calibration_line:
         if verdict.state in (judge.ORPHAN, judge.MISSING, "blocked"):
             facts.blockers.append(state_summary.Blocker(part.name, verdict.state, verdict.why,
                                                         saved))
+        remote = remote_of(part)
         if verdict.state not in ("done", JOINED, "dropped"):
             facts.unfinished.append(state_summary.Unfinished(
                 part.name, verdict.state, part.worktree, part.branch,
-                resume_command(part, alive=bool(verdict.alive)), saved))
+                f"hf take {remote} {part.batch}/{part.name}" if remote else
+                resume_command(part, alive=bool(verdict.alive)), saved, remote or ""))
     return facts
 
 
