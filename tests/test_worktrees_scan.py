@@ -126,15 +126,20 @@ def make_dropped_then_ignored(wt: Path) -> None:
     git(wt, "rm", "-q", "--cached", "docs/old.md")  # stays on disk, not ignored: back in
 
 
+def commit_crlf_before_text_auto(root: Path) -> None:
+    """docs/win.txt committed with CRLF endings, then `* text=auto` added."""
+    write(root, {"docs/win.txt": b"a\r\nb\r\n"})
+    git(root, "add", "docs/win.txt")
+    git(root, "commit", "-qm", "crlf")
+    write(root, {".gitattributes": "* text=auto\n"})
+    git(root, "add", ".gitattributes")
+    git(root, "commit", "-qm", "attributes")
+
+
 def make_crlf_kept_by_the_index(wt: Path) -> None:
     """A file committed with CRLF endings before `* text=auto` was added: git keeps
     a path whose index blob has CRs as it is (a one-line change stays one line)."""
-    write(wt, {"docs/win.txt": b"a\r\nb\r\n"})
-    git(wt, "add", "docs/win.txt")
-    git(wt, "commit", "-qm", "crlf")
-    write(wt, {".gitattributes": "* text=auto\n"})
-    git(wt, "add", ".gitattributes")
-    git(wt, "commit", "-qm", "attributes")
+    commit_crlf_before_text_auto(wt)
     write(wt, {"docs/win.txt": b"a\r\nb\r\nnew\r\n", "docs/new.txt": b"x\r\ny\r\n"})
 
 
@@ -342,12 +347,7 @@ def test_a_crlf_file_the_index_keeps_joins_as_one_line_and_its_part_is_integrate
     """The file committed with CRLF before `* text=auto`: the join records the line
     the part added, as `git add` there would (before: every line rewritten to LF),
     and gc then finds the part's work in main and removes it."""
-    write(repo, {"docs/win.txt": b"a\r\nb\r\n"})
-    git(repo, "add", "docs/win.txt")
-    git(repo, "commit", "-qm", "crlf")
-    write(repo, {".gitattributes": "* text=auto\n"})
-    git(repo, "add", ".gitattributes")
-    git(repo, "commit", "-qm", "attributes")
+    commit_crlf_before_text_auto(repo)
     assert hf("split", "b1", "--part", "docs=docs/**", cwd=repo).code == 0
     part = repo.parent / "repo.hf" / "b1" / "docs"
     write(part, {"docs/win.txt": b"a\r\nb\r\nnew\r\n"})
