@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,46 +149,47 @@ def expanded(globs: Sequence[str]) -> list[str]:
 
 
 def _expand(glob: str) -> list[str]:
-    depth, start, i = 0, 0, 0
-    while i < len(glob):
-        char = glob[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "{":
-            start = i if depth == 0 else start
-            depth += 1
-        elif char == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                choices = _top_level(glob[start + 1:i], ",")
-                if len(choices) > 1:
-                    head, tail = glob[:start], glob[i + 1:]
-                    return [g for choice in choices for g in _expand(head + choice + tail)]
-        i += 1
-    if depth:
+    start = None  # where the brace open at the top level began
+    for i, char, depth in _scanned(glob):
+        if char == "{" and depth == 0:
+            start = i
+        elif char == "}" and depth == 1 and start is not None:
+            choices = _top_level(glob[start + 1:i], ",")
+            if len(choices) > 1:
+                head, tail = glob[:start], glob[i + 1:]
+                return [g for choice in choices for g in _expand(head + choice + tail)]
+            start = None
+    if start is not None:
         raise InvalidPlan(f"glob {glob!r} opens a brace it does not close",
                           "close it (`src/**/*.{py,txt}`), or write `\\{` for a brace of a name")
     return [glob]
 
 
 def _top_level(text: str, separator: str) -> list[str]:
-    """`text` split at `separator` where no brace is open (a backslash escapes)."""
-    items, depth, begin, i = [], 0, 0, 0
+    """`text` split at `separator` where no brace is open."""
+    items, begin = [], 0
+    for i, char, depth in _scanned(text):
+        if char == separator and depth == 0:
+            items.append(text[begin:i])
+            begin = i + 1
+    return [*items, text[begin:]]
+
+
+def _scanned(text: str) -> Iterator[tuple[int, str, int]]:
+    """Each character of `text` not escaped by a backslash: its index, itself, and
+    how many braces are open before it."""
+    depth, i = 0, 0
     while i < len(text):
         char = text[i]
         if char == "\\":
             i += 2
             continue
+        yield i, char, depth
         if char == "{":
             depth += 1
         elif char == "}" and depth:
             depth -= 1
-        elif char == separator and depth == 0:
-            items.append(text[begin:i])
-            begin = i + 1
         i += 1
-    return [*items, text[begin:]]
 
 
 def plan_from_flags(batch: str, part_specs: Sequence[str], task: str, base: str | None,

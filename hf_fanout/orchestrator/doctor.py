@@ -363,13 +363,21 @@ def check_join_journal(ws: Workspace, report: DoctorReport, *, discard: bool,
 STALE_INDEX_LOCK = 10.0  # seconds
 
 
+def _age(path: Path) -> float | None:
+    """Seconds since `path` (a lock file) was last written; None when it is not there."""
+    import time
+
+    try:
+        return time.time() - path.lstat().st_mtime
+    except OSError:
+        return None
+
+
 def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
     """The main worktree's `index.lock` left behind (a git command, or an hf one,
     killed while it held it): every git command that writes the index refuses
     until it goes. One a killed hf command recorded as its own is let go; one a
     journal names is the journal check's."""
-    import time
-
     from hf_fanout.core.maintree import release_left_locks
 
     released = release_left_locks(ws, dry_run=dry_run)
@@ -380,11 +388,8 @@ def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None
     lock = ws.main.git_dir / "index.lock"
     if str(lock) in released:
         return
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except OSError:
-        return
-    if age < STALE_INDEX_LOCK or ws.store.journal_file.exists():
+    age = _age(lock)
+    if age is None or age < STALE_INDEX_LOCK or ws.store.journal_file.exists():
         return
     report.findings.append(Finding(
         "index-lock", f"git's index lock {lock} is {age:.0f} s old: git commands that "
@@ -395,19 +400,14 @@ def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None
 def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
     """A lock file git left beside the main tree's HEAD or its branch (a git command
     killed while it moved them): every commit there, and every join, fails."""
-    import time
-
     head = ws.main.head_ref()
     found = [ws.main.git_dir / "HEAD.lock"]
     branch = ws.repo.branch_lock(head.removeprefix("refs/heads/")) \
         if head.startswith("refs/heads/") else None
     found += [branch] if branch is not None else []
     for lock in found:
-        try:
-            age = time.time() - lock.lstat().st_mtime
-        except OSError:
-            continue
-        if age >= STALE_INDEX_LOCK and not ws.store.journal_file.exists():
+        age = _age(lock)
+        if age is not None and age >= STALE_INDEX_LOCK and not ws.store.journal_file.exists():
             report.findings.append(Finding(
                 "ref-lock", f"git's lock {lock} is {age:.0f} s old: commits and joins in the "
                 "main tree fail while it is there", PROBLEM,
@@ -418,16 +418,14 @@ def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
 def _check_part_index_lock(part: Part, report: DoctorReport) -> None:
     """A part's `index.lock` that a killed git command left: git commands in the
     part, and `hf sync` of it, fail while it is there."""
-    import time
-
     from hf_fanout.gitlink import gitdir_of
 
     try:
         lock = gitdir_of(Path(part.worktree)) / "index.lock"
-        age = time.time() - lock.lstat().st_mtime
     except (OSError, ValueError):
         return
-    if age >= STALE_INDEX_LOCK:
+    age = _age(lock)
+    if age is not None and age >= STALE_INDEX_LOCK:
         report.findings.append(Finding(
             f"{part.batch}/{part.name}", f"git's index lock {lock} is {age:.0f} s old: git "
             "commands in the part and `hf sync` of it fail while it is there", PROBLEM,
@@ -440,8 +438,6 @@ def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
     beside a part's branch, which fails every commit there and keeps the part at
     gc, and branches there that are no part's (a process in a part can make them:
     the folder is its branch's)."""
-    import time
-
     from hf_fanout.guard.fingerprint import running_batches
 
     for batch in running_batches(ws):
@@ -453,11 +449,8 @@ def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
             _check_part_index_lock(part, report)
         for branch, part in parts.items():
             lock = ws.repo.branch_lock(branch)
-            try:
-                age = time.time() - lock.lstat().st_mtime if lock else 0.0
-            except OSError:
-                continue  # (gone meanwhile)
-            if lock is not None and age >= STALE_INDEX_LOCK:
+            age = _age(lock) if lock is not None else None  # (None: gone meanwhile)
+            if lock is not None and age is not None and age >= STALE_INDEX_LOCK:
                 report.findings.append(Finding(
                     f"{batch.id}/{part.name}", f"its branch {branch} is locked by {lock} "
                     f"({age:.0f} s old): commits in the part fail, and gc keeps the part",

@@ -239,8 +239,7 @@ def fetch_for_join(ws: Workspace, batch: Batch, *, partial: bool,
                     f"in the main tree of the clone that works it (it has the done commit; "
                     f"the guard refuses pushes in the part's own worktree), push it back: "
                     f"`git push --force-with-lease=refs/heads/{part.branch}:{tip} {name} "
-                    f"{done_tip}:refs/heads/{part.branch}`; work that commit brought is "
-                    "for the part to take in and mark done again")
+                    f"{done_tip}:refs/heads/{part.branch}`")
             wanted.append((part, tip, done_tip))
     _bring(ws, batch, wanted, dry_run)
     return Fetched({p.name: tip for p, tip, _d in wanted}, skipped)

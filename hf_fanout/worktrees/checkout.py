@@ -233,6 +233,7 @@ class WorktreeAdmin:
             self.git(["config", "--file", shared, "--unset-all", "core.worktree"])
         self.__dict__["_worktree_config_on"] = True
 
+
 def links_back(worktree: Path, entry: Path) -> bool:
     """Whether `worktree`'s `.git` file names git's record `entry`, and the record's
     `gitdir` names that `.git` file: the two ends of a linked worktree agree."""

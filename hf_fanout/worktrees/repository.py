@@ -46,7 +46,6 @@ class Repository(_Adapter):
 
     def __init__(self, common_dir: Path, workdir: Path) -> None:
         refs.refuse_reftable(common_dir)
-        _refuse_sha256(common_dir)
         self.common_dir = common_dir
         self.workdir = workdir  # the main worktree
         self._held: Any = None  # see ObjectStore.holding_objects
@@ -189,14 +188,16 @@ class Worktree:
         if not start.is_dir():
             raise NotARepo(f"{start} is not a directory", "pass --repo PATH to a git repository")
         check_git_version()
-        proc = run(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
-                   start, check=False)
+        proc = run(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir",
+                    "--show-object-format"], start, check=False)
         if proc.returncode != 0:
             _refuse_why(start, proc.stderr.decode("utf-8", "replace"))
-        top, git_dir, common = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        top, git_dir, common, object_format = \
+            proc.stdout.decode("utf-8", "surrogateescape").splitlines()
         common_path = Path(common)
         if not common_path.is_absolute():
             common_path = (start / common_path).resolve()
+        _refuse_sha256(object_format, common_path)
         here = Path(top)
         main = here if Path(git_dir) == common_path else _main_workdir(here, common_path)
         return cls(here, Path(git_dir), Repository(common_path, main))
@@ -451,21 +452,16 @@ class Worktree:
         return self.git_dir / "index"
 
 
-def _refuse_sha256(common_dir: Path) -> None:
+def _refuse_sha256(object_format: str, common_dir: Path) -> None:
     """hf builds trees and commits through libgit2, which reads SHA-1 repositories
-    only: a SHA-256 one (`extensions.objectFormat`) is refused in one line before
-    anything is made, rather than split and then failing at the join."""
-    try:
-        config = (common_dir / "config").read_bytes().lower()
-    except OSError:
-        return
-    for line in config.splitlines():
-        key, sep, value = line.partition(b"=")
-        if sep and key.strip() == b"objectformat" and value.strip().strip(b'"') == b"sha256":
-            where = common_dir.parent if common_dir.name == ".git" else common_dir
-            raise NotARepo(f"{where} is a SHA-256 repository, which hf does not work in yet",
-                           "use hf in a SHA-1 repository (the format `git init` makes "
-                           "unless told `--object-format=sha256`)")
+    only: a SHA-256 one (`extensions.objectFormat`, as `git rev-parse` reports it)
+    is refused in one line before anything is made, rather than split and then
+    failing at the join."""
+    if object_format != "sha1":
+        where = common_dir.parent if common_dir.name == ".git" else common_dir
+        raise NotARepo(f"{where} is a SHA-256 repository, which hf does not work in yet",
+                       "use hf in a SHA-1 repository (the format `git init` makes "
+                       "unless told `--object-format=sha256`)")
 
 
 def _main_workdir(linked: Path, common_dir: Path) -> Path:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_fanout.errors import GitFailed, HfError
+from hf_fanout.gitlink import gitdir_of
 from hf_fanout.paths import RepoPath, from_git
-from hf_fanout.worktrees.process import out, run
+from hf_fanout.worktrees.process import index_env, out, run
 from hf_fanout.worktrees.status import changed
 from hf_fanout.worktrees.zparse import (
     MODE_GITLINK,
@@ -196,13 +197,12 @@ def _added(worktree: Path, paths: list[RepoPath], *, write: bool) -> dict[RepoPa
     import shutil
     import tempfile
 
-    index = Path(out(["rev-parse", "--path-format=absolute", "--git-path", "index"],
-                     worktree).decode("utf-8", "surrogateescape").strip())
+    index = gitdir_of(worktree) / "index"
     with tempfile.TemporaryDirectory(prefix="hf-add-") as scratch:
         copy = Path(scratch) / "index"
         with contextlib.suppress(FileNotFoundError):  # (no index yet: git starts one)
             shutil.copyfile(index, copy)
-        env = {"GIT_INDEX_FILE": str(copy)}
+        env = index_env(copy)
         config = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false"]
         out([*config, "update-index", "--add", "--replace",
              *([] if write else ["--info-only"]), "-z", "--stdin"], worktree,
