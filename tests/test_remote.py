@@ -839,3 +839,17 @@ def test_the_state_summary_of_a_remote_part_names_its_machine_and_the_take(world
     assert "  - resume: `hf take origin b1/api` there" in continuity
     assert "hf open b1/api" not in continuity
     assert "hf open b1/docs" in continuity  # (worked here: its tab)
+
+
+def test_a_part_dropped_on_the_machine_that_took_it_is_not_handed_back_as_taken(
+        world, tmp_path):
+    """On B, a taken part whose batch was dropped there: `hf take` again refuses in
+    one line with the gc that comes first (before: "taken here already", exit 0)."""
+    _remote, a, b = world
+    split_b1(a, tmp_path)
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    assert b.hf("drop", "b1").returncode == 0
+    again = b.hf("take", "origin", "b1/api")
+    assert again.returncode != 0
+    assert "hf: error: part b1/api was taken here before and dropped" in again.stderr
+    assert "hint: collect it first (`hf gc b1`), then take it again" in again.stderr
