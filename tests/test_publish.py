@@ -272,3 +272,26 @@ def test_undo_of_a_published_join_reverts_on_top_instead_of_moving_main_back(
                           capture_output=True, text=True, check=False)
     assert push.returncode == 0, push.stderr
     assert git(remote, "rev-parse", "main").strip() == git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_a_failing_gh_after_the_push_says_the_branch_is_there(published, hf, tmp_path,
+                                                               monkeypatch):
+    repo = published["repo"]
+    remote = published["remote"]
+    record = stand_in_gh(tmp_path, monkeypatch)
+    gh = tmp_path / "bin" / "gh"
+    gh.write_text(GH.replace('print("https://github.example/acme/demo/pull/7")',
+                             'print("GraphQL: not authorized", file=sys.stderr); '
+                             'sys.exit(1)'))
+    write(published["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=published[name]).code == 0
+    r = hf("join", "b1", "--push", "--branch", "hf/b1", "--pr", cwd=repo)
+    assert r.code != 0
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    assert git(remote, "rev-parse", "hf/b1").strip() == commit
+    said = r.err.splitlines()[0]
+    assert f"joined as {commit[:12]}; the branch is pushed" in said
+    assert "not published" not in r.err
+    assert "GraphQL: not authorized" in said
+    assert len(record.read_text().splitlines()) == 1

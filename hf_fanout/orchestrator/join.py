@@ -21,6 +21,7 @@ from hf_fanout.orchestrator.publish import (
     Published,
     PublishOptions,
     PushFailed,
+    RequestFailed,
     destination,
     publish,
 )
@@ -98,7 +99,8 @@ def join_batch(ws: Workspace, batch_id: str, *, partial: bool = False, wait: flo
     try:
         outcome.published = publish(ws, batch_id, push)
     except HfError as exc:
-        joined = f"joined as {(outcome.commit or '')[:12]}, but not published: "
+        joined = f"joined as {(outcome.commit or '')[:12]}" + (
+            "; " if isinstance(exc, RequestFailed) else ", but not published: ")
         raise PushFailed(joined + exc.message, exc.hint, details=exc.details) from None
     return outcome
 

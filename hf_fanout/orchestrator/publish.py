@@ -26,6 +26,10 @@ class PushFailed(HfError):
     code = "push_failed"
 
 
+class RequestFailed(PushFailed):
+    """The branch is pushed; the tool that opens the pull request failed."""
+
+
 @dataclass(frozen=True)
 class PublishOptions:
     remote: str | None = None
@@ -266,7 +270,7 @@ def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
             why = said.splitlines()
             # (one there already: gh names its address on the next line)
             there = [w for w in said.split() if w.startswith("http")]
-            raise HfError(f"the branch is pushed, but `{tool}` could not open the request: "
+            raise RequestFailed(f"the branch is pushed, but `{tool}` could not open the request: "
                           f"{why[0] if why else f'exit {proc.returncode}'}"
                           + (f" ({there[-1]})" if there else ""),
                           "open it by hand: " + (_new_pr_page(url, branch, base)
