@@ -650,3 +650,20 @@ def test_a_sync_that_takes_an_edit_along_a_rename_out_of_the_parts_files_says_so
     plain = hf("sync", "b1", cwd=repo)
     assert plain.code == 0, plain.err
     assert "does not own" not in plain.out.split("b1/ui")[1]
+
+
+def test_work_on_a_file_main_deleted_stops_with_a_way_that_works(split3, hf):
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['work']\n"})
+    (repo / "src/api/orders.py").unlink()
+    git(repo, "commit", "-qam", "main: orders gone")
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 1
+    assert "uncommitted work in conflict: src/api/orders.py" in r.out
+    assert "<<<<<<<" not in (api / "src/api/orders.py").read_text()  # no markers here
+    assert "`git rm` it where one side deleted it" in r.out + r.err
+    git(api, "rm", "-q", "src/api/orders.py")  # the way the hint gives
+    done = hf("sync", "b1/api", "--continue", cwd=repo)
+    assert done.code == 0, done.err
+    assert not (api / "src/api/orders.py").exists()
+    assert sync_stopped(repo, hf)["api"] is False

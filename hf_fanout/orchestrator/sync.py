@@ -283,8 +283,9 @@ def _finish(ws: Workspace, part: Part, pending: dict[str, Any], result: PartSync
                 "sync-stop", mode=result.mode, onto=onto)
         result.outcome, result.onto, result.conflicts = STOPPED, onto, conflicts
         result.reason = (
-            f"its uncommitted work conflicts with main's change: resolve the conflict "
-            f"markers in {part.worktree}, `git add` the files, then `hf sync "
+            f"its uncommitted work conflicts with main's change: resolve the files in "
+            f"{part.worktree} (conflict markers where both changed a file; keep it or "
+            f"`git rm` it where one side deleted it), `git add` the files, then `hf sync "
             f"{part.batch}/{part.name} --continue` (what was staged before is staged "
             f"again, the rest left unstaged); or `hf sync {part.batch}/{part.name} "
             f"--abort` puts branch, index and files back as before the sync; the work "
