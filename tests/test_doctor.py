@@ -97,6 +97,28 @@ def test_a_damaged_join_journal_has_a_way_out(split3, hf, tmp_path):
     assert git(repo, "status", "--porcelain") == ""
 
 
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda j: j.pop("ref"), "it has no 'ref'"),
+    (lambda j: j.__setitem__("old_entries", "x"), "its 'old_entries' is not what a join writes"),
+    (lambda j: j.__setitem__("index_lock", [[1, "x"]]),
+     "its 'index_lock' is not what a join writes"),
+])
+def test_a_journal_with_a_bad_field_names_the_field(split3, hf, change, said):
+    repo = split3["repo"]
+    _parts_done(split3, hf)
+    proc = hf_proc("join", "b1", cwd=repo, env={**os.environ, "HF_TEST_CRASH_AT": "journal"})
+    assert proc.returncode == -signal.SIGKILL
+    journal = repo / ".git/hf/journal/join.json"
+    data = json.loads(journal.read_text())
+    change(data)
+    journal.write_text(json.dumps(data))
+    r = hf("join", "b1", cwd=repo)
+    assert r.code != 0
+    assert f"the join journal {journal} is damaged ({said})\n" in r.err
+    assert "hf doctor --discard-journal" in r.err
+    assert json.loads(journal.read_text()) == data  # left as it was, for the person
+
+
 def test_a_deleted_part_branch_has_a_way_out(split3, hf, tmp_path):
     repo = split3["repo"]
     write(split3["api"], {"src/api/orders.py": "def orders():\n    return [8]\n"})

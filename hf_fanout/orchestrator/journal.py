@@ -66,28 +66,51 @@ def _optional(raw: Any) -> str | None:
 
 
 def read_journal(ws: Workspace) -> dict[str, Any] | None:
-    """The join journal, checked; StateCorrupt (with the way out) when it is damaged."""
+    """The join journal, checked; StateCorrupt (with the way out) when it is damaged,
+    naming the field that is missing or not what a join writes."""
     journal = atomic.read_json(ws.store.journal_file, "join journal", DISCARD_HINT)
     if journal is None:
         return None
-    try:
-        parsed = {
-            "ref": str(journal["ref"]), "old": str(journal["old"]), "new": str(journal["new"]),
-            "old_entries": _entries(journal["old_entries"]),
-            "new_entries": _entries(journal["new_entries"]),
-            "batch": str(journal["batch"]), "parts": [str(p) for p in journal["parts"]],
-            "index_lock": _identities(journal.get("index_lock", [])),
-            # `undo`: the journal of an undo (`orchestrator/undo.py`), which names
-            # the join it takes back and what the batch's joined commit becomes
-            "action": str(journal.get("action", "join")),
-            "join": str(journal.get("join", "")),
-            "joined_after": _optional(journal.get("joined_after")),
-            "how": str(journal.get("how", "")),  # the undo's way: fast, revert
-        }
-    except (KeyError, TypeError, ValueError, IndexError, HfError) as exc:
-        raise StateCorrupt(f"the join journal {ws.store.journal_file} is damaged ({exc})",
-                           DISCARD_HINT) from None
-    return parsed
+    if not isinstance(journal, dict):
+        raise _damaged(ws, "it is not a JSON object")
+
+    def read(key: str, convert: Any, default: Any = _REQUIRED) -> Any:
+        """One field, converted; a missing required one, or one that does not convert,
+        is StateCorrupt naming it."""
+        if key not in journal and default is _REQUIRED:
+            raise _damaged(ws, f"it has no {key!r}")
+        try:
+            return convert(journal.get(key, default))
+        except (KeyError, TypeError, ValueError, IndexError, HfError):
+            raise _damaged(ws, f"its {key!r} is not what a join writes") from None
+
+    return {
+        "ref": read("ref", str), "old": read("old", str), "new": read("new", str),
+        "old_entries": read("old_entries", _entries),
+        "new_entries": read("new_entries", _entries),
+        "batch": read("batch", str), "parts": read("parts", _names),
+        "index_lock": read("index_lock", _identities, []),
+        # `undo`: the journal of an undo (`orchestrator/undo.py`), which names
+        # the join it takes back and what the batch's joined commit becomes
+        "action": read("action", str, "join"),
+        "join": read("join", str, ""),
+        "joined_after": read("joined_after", _optional, None),
+        "how": read("how", str, ""),  # the undo's way: fast, revert
+    }
+
+
+_REQUIRED = object()
+
+
+def _names(raw: Any) -> list[str]:
+    if not isinstance(raw, list):
+        raise TypeError("parts")
+    return [str(p) for p in raw]
+
+
+def _damaged(ws: Workspace, why: str) -> StateCorrupt:
+    return StateCorrupt(f"the join journal {ws.store.journal_file} is damaged ({why})",
+                        DISCARD_HINT)
 
 
 def recover_join(ws: Workspace, wait: float | None) -> str | None:
