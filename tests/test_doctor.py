@@ -376,6 +376,34 @@ def test_git_locks_a_killed_git_left_in_main_and_in_a_part_are_problems_with_the
     assert branch_lock.exists() and part_lock.exists()  # hf removes neither
 
 
+def test_locks_a_killed_split_left_outside_any_batch_are_problems_with_the_way_out(repo, hf):
+    """A split killed with its git children while git made a part's branch or wrote
+    the config leaves git's lock there, and no batch runs: the next split fails on
+    it. Doctor names each lock once it is old; removing them as it says lets the
+    split go. Before: "no problem found"."""
+    old = time.time() - 60
+    branch_lock = repo / ".git/refs/heads/hf/b1/api.lock"
+    config_lock = repo / ".git/config.lock"
+    branch_lock.parent.mkdir(parents=True)
+    for lock in (branch_lock, config_lock):
+        lock.write_bytes(b"")
+        os.utime(lock, (old, old))
+    split = ["split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**"]
+    assert hf(*split, cwd=repo).code != 0
+    r = hf("doctor", "--json", cwd=repo)
+    assert r.code == 1
+    found = {f["what"]: f for f in r.json["data"]["findings"] if f["level"] == "problem"}
+    assert "branch hf/b1/api" in found["ref-lock"]["detail"]
+    assert "config" in found["config-lock"]["detail"]
+    assert branch_lock.exists() and config_lock.exists()  # hf removes neither
+    for finding in (found["ref-lock"], found["config-lock"]):
+        command = finding["hint"].split(": ", 1)[1]
+        subprocess.run(["sh", "-c", command], cwd=repo, check=True)
+    r = hf(*split, cwd=repo)
+    assert r.code == 0, r.err
+    assert hf("doctor", cwd=repo).code == 0
+
+
 def test_dropping_a_part_of_a_batch_with_a_missing_record_changes_nothing(split3, hf):
     """The batch's other part records are read before the drop changes anything: the
     refusal is the whole outcome, not a drop that then fails."""

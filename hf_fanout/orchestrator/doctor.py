@@ -69,6 +69,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
     check_join_journal(ws, report, discard=discard_journal, dry_run=dry_run)
     check_index_lock(ws, report, dry_run)
     check_main_ref_locks(ws, report)
+    check_left_locks(ws, report)
     check_records(ws, report)
     # before the tamper check: what --fix reinstalls is re-baselined, not reported
     check_guards(ws, report, fix=fix, dry_run=dry_run)
@@ -412,6 +413,31 @@ def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
                 "ref-lock", f"git's lock {lock} is {age:.0f} s old: commits and joins in the "
                 "main tree fail while it is there", PROBLEM,
                 f"if no git command is running in {ws.main.path}, remove it: "
+                f"rm {shlex.quote(str(lock))}"))
+
+
+def check_left_locks(ws: Workspace, report: DoctorReport) -> None:
+    """git's lock of the shared config, and a lock beside a branch under `hf/` of no
+    running batch (a split or gc killed with its git children while git made or
+    deleted the branch): the next split, `git config` or gc there fails on it. The
+    branches of running batches are `check_part_branches`'."""
+    from hf_fanout.guard.fingerprint import running_batches
+
+    running = {f"hf/{batch.id}/" for batch in running_batches(ws)}
+    heads = ws.repo.common_dir / "refs" / "heads"
+    found = [(ws.repo.common_dir / "config.lock", "config-lock",
+              "the repository's config: `git config` and hf's split and gc fail")]
+    if (heads / "hf").is_dir():
+        found += [(lock, "ref-lock", f"branch {lock.relative_to(heads).as_posix()[:-5]}: "
+                   "making or deleting it fails") for lock in sorted((heads / "hf").rglob("*.lock"))
+                  if not any(lock.relative_to(heads).as_posix().startswith(folder)
+                             for folder in running)]
+    for lock, what, fails in found:
+        age = _age(lock)
+        if age is not None and age >= STALE_INDEX_LOCK:
+            report.findings.append(Finding(
+                what, f"git's lock {lock} is {age:.0f} s old: {fails} while it is there",
+                PROBLEM, f"if no git command is running in {ws.main.path}, remove it: "
                 f"rm {shlex.quote(str(lock))}"))
 
 
