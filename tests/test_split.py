@@ -628,6 +628,34 @@ def test_a_split_killed_around_its_batch_record(repo, hf, point, kept):
     assert hf("status", cwd=repo).err == ""  # said once
 
 
+KILL_AT_UI_ADD = """#!/bin/sh
+# hf's git: hf is killed as it starts to register the worktree of part ui
+case " $* " in *" worktree add "*/ui" "*) kill -9 "$PPID"; exit 137 ;; esac
+exec git "$@"
+"""
+
+
+def test_the_take_back_note_counts_what_a_cut_off_split_had_made(repo, hf, tmp_path):
+    """Killed while registering its second of three worktrees, the split had made
+    one worktree and one branch: the note says so (before, it counted all three)."""
+    from conftest import hf_proc
+
+    wrapper = tmp_path / "git-killer"
+    wrapper.write_text(KILL_AT_UI_ADD)
+    wrapper.chmod(0o755)
+    proc = hf_proc("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+                   "--part", "docs=docs/**", cwd=repo,
+                   env={**os.environ, "HF_REAL_GIT": str(wrapper)})
+    assert proc.returncode == -9, proc.stderr
+    assert [r for r in hf_refs(repo) if r.startswith("refs/heads/hf/b1/")] == \
+        ["refs/heads/hf/b1/api"]
+    r = hf("status", cwd=repo)
+    assert r.code == 0, r.err
+    assert "a split of 'b1' that was cut off was removed (1 worktree(s), 1 branch(es))" \
+        in r.err
+    assert_nothing_created(repo)
+
+
 def test_a_split_killed_inside_git_worktree_add_frees_the_path_for_the_next(repo, hf):
     """`git worktree add` locks the record it makes (`initializing`) until it is done:
     a split killed while one ran left that lock, the take-back left the record,
@@ -948,8 +976,13 @@ def test_a_split_journal_of_the_wrong_shape_is_a_note_not_a_crash(repo, hf):
                        '"worktrees": [], "root": "", "remote": ["oops"]}')
     r = hf("status", cwd=repo)
     assert r.code == 0, r.err
-    assert "hf: note: the journal of a split that was cut off" in r.err and "damaged" in r.err
+    assert f"hf: note: the journal of a split that was cut off, {journal}, is damaged (a " \
+        "field is not what a split writes)" in r.err
     assert "internal error" not in r.err and journal.exists()
+    journal.write_text('{"schema": 1, "batch": "b9"}')
+    r = hf("status", cwd=repo)
+    assert r.code == 0, r.err
+    assert "is damaged (it has no 'base')" in r.err and journal.exists()
 
 
 def _files_checked_again(worktree: Path, tmp_path: Path) -> int:

@@ -48,6 +48,9 @@ class Made:
     # and tasks), recorded just before the push (`record_published`)
     remote: dict[str, dict[str, str]] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # what could not be removed
+    # what taking it back found and removed (a split cut off early made fewer)
+    removed_worktrees: int = 0
+    removed_branches: int = 0
     # what stays on a remote (said, not tried again: the remote may not answer)
     left_remote: list[str] = field(default_factory=list)
 
@@ -115,17 +118,21 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
     processes.wait_for_work_in(made.worktrees, 20.0, name_prefix="git")
     for worktree in made.worktrees:
         path = Path(worktree)
-        if path.exists():
-            repo.remove_worktree(path)
+        if not path.exists():
+            continue
+        repo.remove_worktree(path)
         if path.exists():  # not (or half) registered: files the split made
             shutil.rmtree(path, ignore_errors=True)
         if path.exists():
             left.append(f"worktree {worktree}")
+        else:
+            made.removed_worktrees += 1
     repo.forget_missing_worktrees([Path(w) for w in made.worktrees])
     refs = [f"refs/heads/{b}" for b in made.branches]
     for ref in sorted(repo.existing_refs(refs)):
         if repo.ref_target(ref) == made.base:
             repo.delete_branch(ref.removeprefix("refs/heads/"))
+            made.removed_branches += 1
     for ref in sorted(repo.existing_refs(refs)):
         left.append(f"branch {ref.removeprefix('refs/heads/')}")
     made.left_remote = _take_back_published(ws, made)
@@ -216,7 +223,9 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
                     {str(name): {str(r): str(oid) for r, oid in dict(refs).items()}
                      for name, refs in dict(data.get("remote", {})).items()})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({exc})",
+        why = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args
+               else "a field is not what a split writes")
+        raise HfError(f"the journal of a split that was cut off, {path}, is damaged ({why})",
                       hint) from None
     if ws.store.batch_file(batch).exists():
         # the batch record is written last: everything was made
@@ -235,5 +244,5 @@ def _recover_one(ws: Workspace, batch: str, path: Path) -> str:
     atomic.remove_durably(path)
     ws.store.audit("split-recovered", batch=batch, outcome="removed")
     return (f"a split of {batch!r} that was cut off was removed "
-            f"({len(made.worktrees)} worktree(s), {len(made.branches)} branch(es))"
+            f"({made.removed_worktrees} worktree(s), {made.removed_branches} branch(es))"
             f"{remote_note}")
