@@ -739,6 +739,9 @@ def test_a_remote_part_worked_on_after_its_join_is_shown_and_joined_again(world,
         assert shown["api"]["worktree"] == "(on origin)"  # (none here: it is worked there)
         human = a.hf("status", "b1").stdout
         assert "api: 1 commit(s) on its branch after its join" in human, human
+        # (no worktree here to keep: gc keeps the branch on the remote)
+        assert "`hf gc` keeps its branch on origin while" in human, human
+        assert "worktree" not in human.split("after its join", 1)[1].splitlines()[0]
     assert a.hf("done", "b1/ui").returncode != 0  # (nothing after its join)
     done = a.hf("done", "b1/api")
     assert done.returncode == 0, done.stderr

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import JOINED, Batch, Part
+from hf_fanout.core.remote_refs import remote_of
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import GitFailed
 from hf_fanout.paths import from_git
@@ -47,15 +48,18 @@ class AfterJoin:
     count: int
     result: str  # what the join took from the part
     branch: str
+    remote: str | None = None  # the remote a part worked on another machine is on
 
     def line(self) -> str:
         return (f"part {self.part} has {self.count} commit(s) on {self.branch} after its join, "
                 "not in main (no join takes a joined part)")
 
     def hint(self, batch: str) -> str:
+        kept = (f"its branch on {self.remote}" if self.remote is not None
+                else "the part's worktree")
         return (f"`hf done {batch}/{self.part}` offers them to the batch's next join "
-                f"(`hf join {batch}` then takes what changed since); `hf gc` keeps the "
-                "part's worktree while they are not in main")
+                f"(`hf join {batch}` then takes what changed since); `hf gc` keeps "
+                f"{kept} while they are not in main")
 
 
 def _join_took(ws: Workspace, part: Part) -> str | None:
@@ -89,7 +93,7 @@ def commits_after_join(ws: Workspace, part: Part) -> AfterJoin | None:
         count = int(ws.repo.git(["rev-list", "--count", f"{result}..{tip}"]).strip())
     except (GitFailed, ValueError):
         return None
-    return AfterJoin(part.name, count, result, part.branch) if count else None
+    return AfterJoin(part.name, count, result, part.branch, remote_of(part)) if count else None
 
 
 def work_after_join(ws: Workspace, part: Part) -> str | None:
