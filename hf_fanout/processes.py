@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# Start times from /proc are rounded to clock ticks; two readings of one
-# process agree far better than this.
+# Without `ticks` (a record from before they were kept, a system without /proc) start
+# times are compared as epoch seconds, rounded to clock ticks: two readings of one
+# process agree far better than this, unless the clock was adjusted in between
+# (psutil adds the boot time, whole seconds on Linux that move with the clock).
 _START_TOLERANCE = 0.05
 
 
@@ -28,8 +30,12 @@ def host() -> str:
 @dataclass(frozen=True)
 class Identity:
     pid: int
-    started: float
+    started: float  # epoch seconds: shown to people, compared only without `ticks`
     host: str
+    # Linux: the start in clock ticks since boot (/proc/<pid>/stat), and the kernel's
+    # boot id they count from: exact, and never moved by the clock
+    ticks: int | None = None
+    boot: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,26 +43,83 @@ class Identity:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Identity | None:
         try:
-            return cls(int(data["pid"]), float(data["started"]), str(data["host"]))
+            ticks, boot = data.get("ticks"), data.get("boot")
+            return cls(int(data["pid"]), float(data["started"]), str(data["host"]),
+                       ticks if isinstance(ticks, int) else None,
+                       boot if isinstance(boot, str) else None)
         except (KeyError, TypeError, ValueError):
             return None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start in clock ticks since boot) from /proc/<pid>/stat; None when there
+    is no such process. OSError other than that (no /proc, not allowed to look)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(b")", 1)[-1].split()  # (the name in parentheses may hold anything)
+    try:
+        return fields[0].decode(), int(fields[19])
+    except (IndexError, ValueError):
+        raise OSError(f"/proc/{pid}/stat is not as Linux writes it") from None
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start in clock ticks since boot (Linux), None when it cannot be read."""
+    try:
+        found = _proc_stat(pid)
+    except OSError:
+        return None
+    return found[1] if found is not None else None
+
+
+def boot_id() -> str | None:
+    """The kernel's id of this boot (Linux), None elsewhere."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def identity_of(pid: int) -> Identity | None:
     import psutil
 
+    ticks = start_ticks(pid)
     try:
-        return Identity(pid, psutil.Process(pid).create_time(), host())
+        started = psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+    if ticks is not None and start_ticks(pid) != ticks:
+        return None  # (the pid went to another process in between)
+    return Identity(pid, started, host(), ticks, boot_id() if ticks is not None else None)
+
+
+def _alive_by_ticks(pid: int, ticks: int, boot: str) -> bool | None:
+    """Whether the process that started at `ticks` of boot `boot` lives, read from
+    /proc; None when /proc cannot say (not there, not allowed to look)."""
+    now_boot = boot_id()
+    if now_boot is not None and now_boot != boot:
+        return False  # started before the machine restarted
+    try:
+        found = _proc_stat(pid)
+    except OSError:
+        return None
+    if found is None or found[1] != ticks:
+        return False  # no such pid, or it now belongs to another process
+    return found[0] not in ("Z", "X", "x")  # a zombie is dead
 
 
 def is_alive(ident: Identity) -> bool | None:
     """True/False; None when it cannot be known from here (another host)."""
-    import psutil
-
     if ident.host != host():
         return None
+    if ident.ticks is not None and ident.boot is not None:
+        by_ticks = _alive_by_ticks(ident.pid, ident.ticks, ident.boot)
+        if by_ticks is not None:
+            return by_ticks
+    import psutil
+
     try:
         proc = psutil.Process(ident.pid)
         if abs(proc.create_time() - ident.started) > _START_TOLERANCE:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -190,14 +191,17 @@ def test_killed_supervisor_and_agent_is_judged_by_pid_and_start_time(
     assert docs_state["state"] == "orphan"
 
 
-def _record_worker(repo: Path, part: str, pid: int, started: float) -> None:
+def _record_worker(repo: Path, part: str, pid: int, started: float,
+                   **exact: Any) -> None:
+    """A worker recorded as older hf did (pid, epoch start, host), or with
+    `exact` (ticks, boot) as hf records it on Linux now."""
     from hf_fanout import processes
     from hf_fanout.core.workspace import Workspace
     from hf_fanout.liveness import judge
 
     ws = Workspace.open(repo)
     judge.record_worker(ws, ws.store.load_part("b1", part), {
-        "pid": pid, "started": started, "host": processes.host(), "pgid": pid,
+        **exact, "pid": pid, "started": started, "host": processes.host(), "pgid": pid,
         "command": "stand-in",
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))})
 
@@ -286,6 +290,35 @@ def test_an_exited_workers_reused_pid_is_never_alive(split3, hf, tmp_path, procs
     assert r.code == 0, r.err
     assert r.json["data"]["parts"][0]["groups"] == []
     assert alive(other.pid) and other.poll() is None, "only the pid is the same: left alone"
+
+
+@pytest.mark.parametrize(("started", "ticks", "boot", "state"), [
+    # the clock was adjusted since the worker was recorded: its epoch start reads a
+    # second off (psutil adds the boot time, which moved), its ticks do not
+    (1.0, 0, "same", "idle"),
+    # a process that got the pid 0.2 s after the recorded one started
+    (0.0, 20, "same", "orphan"),
+    # the same pid and ticks in an earlier boot of the machine
+    (0.0, 0, "earlier", "orphan"),
+], ids=["clock-adjusted", "pid-reused", "rebooted"])
+def test_a_worker_is_judged_by_its_start_in_ticks_since_boot(split3, hf, tmp_path, procs,
+                                                              started, ticks, boot, state):
+    from hf_fanout import processes
+
+    repo = split3["repo"]
+    other = procs.start([sys.executable, "-c", "import time; time.sleep(300)"], tmp_path)
+    ident = wait_for(lambda: processes.identity_of(other.pid), what="other process")
+    assert ident.ticks is not None and ident.boot is not None  # (Linux: /proc)
+    _record_worker(repo, "api", other.pid, ident.started + started, ticks=ident.ticks + ticks,
+                   boot=ident.boot if boot == "same" else "0" * 8 + ident.boot[8:])
+    status = hf("status", "b1", "--json", cwd=repo)
+    assert status.code == 0, status.err
+    shown = next(p for p in status.json["data"]["batches"][0]["parts"] if p["name"] == "api")
+    assert shown["state"] == state
+    sweep = hf("sweep", "--json", cwd=repo).json["data"]["repos"][0]
+    acted = [a["part"] for a in sweep["actions"]]
+    assert acted == ([] if state == "idle" else ["api"])
+    assert alive(other.pid)  # (never signalled either way)
 
 
 def test_an_alive_worker_with_no_activity_is_idle_and_left_alone(split3, hf, tmp_path, procs):

@@ -384,7 +384,8 @@ def test_a_claim_whose_pid_now_belongs_to_another_process_counts_as_dead(repo, h
                     .json["data"]["id"] for t in ("held", "reused"))
     write_claim(repo, held, json.dumps({**me.to_dict(), "at": "x"}))
     # the same live pid, but the claimant started earlier: the kernel handed its pid on
-    write_claim(repo, reused, json.dumps({**me.to_dict(), "started": me.started - 1000}))
+    write_claim(repo, reused, json.dumps({**me.to_dict(), "started": me.started - 1000,
+                                          "ticks": (me.ticks or 0) - 100_000}))
 
     assert entry_data(hf, repo, held)["state"] == "spawned"
     listed = entry_data(hf, repo, reused)

@@ -22,7 +22,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hf_fanout import atomic, locks
+from hf_fanout import atomic, locks, processes
 from hf_fanout.guard.hooks import ALL_HOOKS, chain_dir, main_hooks_dir, saved_main_hooks_path
 
 if TYPE_CHECKING:
@@ -37,13 +37,10 @@ def workers_file(common_dir: Path) -> Path:
 
 
 def _start_ticks(pid: int) -> str | None:
-    """The process's start time as /proc gives it (clock ticks since boot)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[19] if len(fields) > 19 else None
+    """The process's start time as /proc gives it (clock ticks since boot), as the
+    hook's shell compares it."""
+    ticks = processes.start_ticks(pid)
+    return None if ticks is None else str(ticks)
 
 
 def _edit_workers(common_dir: Path, pid: int, add: bool, branch: str = "") -> None:

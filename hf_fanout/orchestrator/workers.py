@@ -237,9 +237,8 @@ def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | 
         os.close(wait_for)
     ident = processes.identity_of(child.pid)
     worker = {
-        "pid": child.pid,
-        "started": ident.started if ident else time.time(),
-        "host": processes.host(),
+        **(ident.to_dict() if ident is not None else
+           {"pid": child.pid, "started": time.time(), "host": processes.host()}),
         "pgid": child.pid,
         "command": shlex.join(command),
         "since": now(),
