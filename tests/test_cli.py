@@ -468,3 +468,38 @@ def test_a_git_older_than_2_36_is_refused_in_one_line(repo, tmp_path):
     assert r.stderr.splitlines()[0] == ("hf: error: hf needs git 2.36 or newer; `git` is "
                                         "2.30.2")
     assert not (repo / ".git/hf").exists()
+
+
+def test_progress_lines_from_many_threads_never_run_together(monkeypatch):
+    """The split reports each worktree from the thread that primed it: every line
+    goes out whole, in one write, so two never share a line on the terminal."""
+    import threading
+
+    from hf_fanout.cli import output
+
+    class Terminal:
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+            self.lock = threading.Lock()
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> int:
+            with self.lock:
+                self.writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(output.CURRENT, "json", False)
+    threads = [threading.Thread(target=output.progress, args=(f"{i}/8 worktrees: p{i}",))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(terminal.writes) == sorted(f"  {i}/8 worktrees: p{i}\n" for i in range(8))

@@ -92,10 +92,13 @@ def _print_json(obj: Any) -> None:
 
 
 def progress(message: str) -> None:
-    """Progress on a terminal (stderr); silent in a pipe and in --json mode."""
+    """Progress on a terminal (stderr); silent in a pipe and in --json mode. One
+    write per line: the split's worktrees report from several threads, and print's
+    separate write of the newline let two lines run together."""
     if CURRENT.json or not sys.stderr.isatty():
         return
-    print(f"  {message}", file=sys.stderr)
+    sys.stderr.write(f"  {message}\n")
+    sys.stderr.flush()
 
 
 def on_terminal() -> bool:
