@@ -1,8 +1,10 @@
-"""The one adapter to the process table (psutil): who a worker is, whether it lives,
-which processes carry a part's marker, and signalling them.
+"""The one adapter to the process table (psutil, and /proc/<pid>/stat on Linux): who a
+worker is, whether it lives, which processes carry a part's marker, and signalling
+them.
 
-A process is identified by pid + start time (+ host), so a pid the kernel
-handed to another program is never mistaken for the worker. Zombies are dead.
+A process is identified by pid + start time (+ host; on Linux the start in clock
+ticks since boot and the boot id), so a pid the kernel handed to another program
+is never mistaken for the worker. Zombies are dead.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ class Identity:
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
     """(state, start in clock ticks since boot) from /proc/<pid>/stat; None when there
-    is no such process. OSError other than that (no /proc, not allowed to look)."""
+    is no such process. OSError when /proc cannot say (not mounted, not allowed to
+    look, not Linux's)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
+        if not Path("/proc/self/stat").exists():
+            raise OSError("no /proc here") from None
         return None
     fields = stat.rsplit(b")", 1)[-1].split()  # (the name in parentheses may hold anything)
     try:

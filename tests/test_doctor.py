@@ -465,6 +465,7 @@ def test_a_part_branch_lock_and_a_stray_branch_in_the_batch_folder_are_problems(
     assert r.code == 1
     found = {f["what"]: f for f in r.json["data"]["findings"] if f["level"] == "problem"}
     assert "locked by" in found["b1/ui"]["detail"] and f"rm {lock}" in found["b1/ui"]["hint"]
+    assert "ref-lock" not in found  # (said once, as the part's)
     assert "hf/b1/zzz" in found["b1"]["detail"]
     assert "git branch -D hf/b1/zzz" in found["b1"]["hint"]
     assert lock.exists() and git(repo, "branch", "--list", "hf/b1/zzz")

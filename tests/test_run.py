@@ -206,7 +206,8 @@ def _record_worker(repo: Path, part: str, pid: int, started: float,
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))})
 
 
-def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
+@pytest.mark.parametrize("exact", [False, True], ids=["epoch-start", "ticks"])
+def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs, exact):
     from hf_fanout import processes
 
     repo = split3["repo"]
@@ -226,7 +227,8 @@ def test_a_zombie_worker_counts_as_gone(split3, hf, tmp_path, procs):
     child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="child pid"))
     ident = processes.identity_of(child)
     assert ident is not None
-    _record_worker(repo, "ui", child, ident.started)
+    _record_worker(repo, "ui", child, ident.started,
+                   **({"ticks": ident.ticks, "boot": ident.boot} if exact else {}))
     go.write_text("1")
     wait_for(lambda: psutil.Process(child).status() == psutil.STATUS_ZOMBIE,
              what="child to become a zombie")
@@ -394,8 +396,14 @@ def test_the_sandbox_watch_never_ends_a_namespace_made_after_the_sandbox_ended()
         watch = _SandboxWatch(stand_in.pid)
         wait_for(lambda: watch.held is not None, timeout=10)
         sandboxed = watch.held[0]
-        wait_for(lambda: not [c for c in psutil.Process(stand_in.pid).children()
-                              if c.name() != "sleep" or "0.5" in c.cmdline()], timeout=10)
+
+        def namespaced_child_gone() -> bool:
+            try:
+                return not [c for c in psutil.Process(stand_in.pid).children()
+                            if c.name() != "sleep" or "0.5" in c.cmdline()]
+            except psutil.NoSuchProcess:  # (a child that ended while it was looked at)
+                return False
+        wait_for(namespaced_child_gone, timeout=10)
         other = subprocess.Popen(["unshare", "-m", "sleep", "60"])
 
         def other_namespace() -> str | None:

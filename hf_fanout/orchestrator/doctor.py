@@ -374,6 +374,19 @@ def _age(path: Path) -> float | None:
         return None
 
 
+def _stale_lock(report: DoctorReport, lock: Path | None, what: str, detail: str,
+                where: Path | str) -> None:
+    """A problem for git's `lock` once it is STALE_INDEX_LOCK s old (a git command
+    killed while it held it): `detail` says what fails while it is there (`{lock}`
+    and `{age}` filled in); the hint removes it once no git command runs in `where`."""
+    age = _age(lock) if lock is not None else None  # (None: not there, or gone meanwhile)
+    if lock is None or age is None or age < STALE_INDEX_LOCK:
+        return
+    report.findings.append(Finding(
+        what, detail.replace("{lock}", str(lock)).replace("{age}", f"{age:.0f}"), PROBLEM,
+        f"if no git command is running in {where}, remove it: rm {shlex.quote(str(lock))}"))
+
+
 def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None:
     """The main worktree's `index.lock` left behind (a git command, or an hf one,
     killed while it held it): every git command that writes the index refuses
@@ -387,15 +400,10 @@ def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None
             "index-lock", f"git's index lock {path}, which a killed hf command left, "
             + ("would be let go" if dry_run else "was let go"), INFO if dry_run else FIXED))
     lock = ws.main.git_dir / "index.lock"
-    if str(lock) in released:
+    if str(lock) in released or ws.store.journal_file.exists():
         return
-    age = _age(lock)
-    if age is None or age < STALE_INDEX_LOCK or ws.store.journal_file.exists():
-        return
-    report.findings.append(Finding(
-        "index-lock", f"git's index lock {lock} is {age:.0f} s old: git commands that "
-        "write the index refuse while it is there", PROBLEM,
-        f"if no git command is running in {ws.main.path}, remove it: rm {lock}"))
+    _stale_lock(report, lock, "index-lock", "git's index lock {lock} is {age} s old: git "
+                "commands that write the index refuse while it is there", ws.main.path)
 
 
 def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
@@ -406,14 +414,11 @@ def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
     branch = ws.repo.branch_lock(head.removeprefix("refs/heads/")) \
         if head.startswith("refs/heads/") else None
     found += [branch] if branch is not None else []
+    if ws.store.journal_file.exists():
+        return  # (the journal's: recovery lets it go)
     for lock in found:
-        age = _age(lock)
-        if age is not None and age >= STALE_INDEX_LOCK and not ws.store.journal_file.exists():
-            report.findings.append(Finding(
-                "ref-lock", f"git's lock {lock} is {age:.0f} s old: commits and joins in the "
-                "main tree fail while it is there", PROBLEM,
-                f"if no git command is running in {ws.main.path}, remove it: "
-                f"rm {shlex.quote(str(lock))}"))
+        _stale_lock(report, lock, "ref-lock", "git's lock {lock} is {age} s old: commits and "
+                    "joins in the main tree fail while it is there", ws.main.path)
 
 
 def check_left_locks(ws: Workspace, report: DoctorReport) -> None:
@@ -424,21 +429,13 @@ def check_left_locks(ws: Workspace, report: DoctorReport) -> None:
     from hf_fanout.guard.fingerprint import running_batches
 
     running = {f"hf/{batch.id}/" for batch in running_batches(ws)}
-    heads = ws.repo.common_dir / "refs" / "heads"
-    found = [(ws.repo.common_dir / "config.lock", "config-lock",
-              "the repository's config: `git config` and hf's split and gc fail")]
-    if (heads / "hf").is_dir():
-        found += [(lock, "ref-lock", f"branch {lock.relative_to(heads).as_posix()[:-5]}: "
-                   "making or deleting it fails") for lock in sorted((heads / "hf").rglob("*.lock"))
-                  if not any(lock.relative_to(heads).as_posix().startswith(folder)
-                             for folder in running)]
-    for lock, what, fails in found:
-        age = _age(lock)
-        if age is not None and age >= STALE_INDEX_LOCK:
-            report.findings.append(Finding(
-                what, f"git's lock {lock} is {age:.0f} s old: {fails} while it is there",
-                PROBLEM, f"if no git command is running in {ws.main.path}, remove it: "
-                f"rm {shlex.quote(str(lock))}"))
+    _stale_lock(report, ws.repo.common_dir / "config.lock", "config-lock",
+                "git's lock {lock} is {age} s old: `git config` and hf's split and gc fail "
+                "while it is there", ws.main.path)
+    for branch, lock in ws.repo.branch_locks("hf/"):
+        if not any(branch.startswith(folder) for folder in running):
+            _stale_lock(report, lock, "ref-lock", f"git's lock {{lock}} is {{age}} s old: making "
+                        f"or deleting branch {branch} fails while it is there", ws.main.path)
 
 
 def _check_part_index_lock(part: Part, report: DoctorReport) -> None:
@@ -450,13 +447,9 @@ def _check_part_index_lock(part: Part, report: DoctorReport) -> None:
         lock = gitdir_of(Path(part.worktree)) / "index.lock"
     except (OSError, ValueError):
         return
-    age = _age(lock)
-    if age is not None and age >= STALE_INDEX_LOCK:
-        report.findings.append(Finding(
-            f"{part.batch}/{part.name}", f"git's index lock {lock} is {age:.0f} s old: git "
-            "commands in the part and `hf sync` of it fail while it is there", PROBLEM,
-            f"if no git command runs in {part.worktree}, remove it: "
-            f"rm {shlex.quote(str(lock))}"))
+    _stale_lock(report, lock, f"{part.batch}/{part.name}", "git's index lock {lock} is {age} "
+                "s old: git commands in the part and `hf sync` of it fail while it is there",
+                part.worktree)
 
 
 def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
@@ -474,14 +467,9 @@ def check_part_branches(ws: Workspace, report: DoctorReport) -> None:
         for part in parts.values():
             _check_part_index_lock(part, report)
         for branch, part in parts.items():
-            lock = ws.repo.branch_lock(branch)
-            age = _age(lock) if lock is not None else None  # (None: gone meanwhile)
-            if lock is not None and age is not None and age >= STALE_INDEX_LOCK:
-                report.findings.append(Finding(
-                    f"{batch.id}/{part.name}", f"its branch {branch} is locked by {lock} "
-                    f"({age:.0f} s old): commits in the part fail, and gc keeps the part",
-                    PROBLEM, f"if no git command runs in {part.worktree}, remove it: "
-                    f"rm {shlex.quote(str(lock))}"))
+            _stale_lock(report, ws.repo.branch_lock(branch), f"{batch.id}/{part.name}",
+                        f"its branch {branch} is locked by {{lock}} ({{age}} s old): commits "
+                        "in the part fail, and gc keeps the part", part.worktree)
         for branch in sorted(set(ws.repo.branches(f"hf/{batch.id}/")) - set(parts)):
             report.findings.append(Finding(
                 f"{batch.id}", f"branch {branch} is in the batch's branch folder but is no "

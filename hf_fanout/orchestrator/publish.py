@@ -26,7 +26,7 @@ class PushFailed(HfError):
     code = "push_failed"
 
 
-class RequestFailed(PushFailed):
+class RequestFailed(HfError):
     """The branch is pushed; the tool that opens the pull request failed."""
 
 
@@ -270,11 +270,11 @@ def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
             why = said.splitlines()
             # (one there already: gh names its address on the next line)
             there = [w for w in said.split() if w.startswith("http")]
-            raise RequestFailed(f"the branch is pushed, but `{tool}` could not open the request: "
-                          f"{why[0] if why else f'exit {proc.returncode}'}"
-                          + (f" ({there[-1]})" if there else ""),
-                          "open it by hand: " + (_new_pr_page(url, branch, base)
-                                                 or f"`{tool}` in the main tree"))
+            raise RequestFailed(f"the branch is pushed, but `{tool}` could not open the "
+                                f"request: {why[0] if why else f'exit {proc.returncode}'}"
+                                + (f" ({there[-1]})" if there else ""),
+                                "open it by hand: " + (_new_pr_page(url, branch, base)
+                                                       or f"`{tool}` in the main tree"))
         shown = [w for w in proc.stdout.split() if w.startswith("http")]
         return tool, shown[-1] if shown else proc.stdout.strip() or None
     return None, _new_pr_page(url, branch, base)

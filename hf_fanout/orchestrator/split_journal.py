@@ -48,7 +48,7 @@ class Made:
     # and tasks), recorded just before the push (`record_published`)
     remote: dict[str, dict[str, str]] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # what could not be removed
-    # what taking it back found and removed (a split cut off early made fewer)
+    # what this take-back found and removed (a split cut off early made fewer)
     removed_worktrees: int = 0
     removed_branches: int = 0
     # what stays on a remote (said, not tried again: the remote may not answer)
@@ -130,8 +130,8 @@ def take_back(ws: Workspace, made: Made) -> list[str]:
     repo.forget_missing_worktrees([Path(w) for w in made.worktrees])
     refs = [f"refs/heads/{b}" for b in made.branches]
     for ref in sorted(repo.existing_refs(refs)):
-        if repo.ref_target(ref) == made.base:
-            repo.delete_branch(ref.removeprefix("refs/heads/"))
+        if repo.ref_target(ref) == made.base and \
+                repo.delete_branch(ref.removeprefix("refs/heads/")) is None:
             made.removed_branches += 1
     for ref in sorted(repo.existing_refs(refs)):
         left.append(f"branch {ref.removeprefix('refs/heads/')}")

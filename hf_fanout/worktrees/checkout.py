@@ -132,6 +132,17 @@ class WorktreeAdmin:
         lock = self.common_dir / "refs" / "heads" / f"{branch}.lock"
         return lock if os.path.lexists(lock) else None
 
+    def branch_locks(self, prefix: str) -> list[tuple[str, Path]]:
+        """(branch, lock file) for each lock file beside a branch under `prefix`
+        (`hf/`), whether or not the branch itself is there."""
+        heads = self.common_dir / "refs" / "heads"
+        try:
+            found = sorted((heads / prefix).rglob("*.lock"))
+        except OSError:
+            return []
+        return [(lock.relative_to(heads).as_posix().removesuffix(".lock"), lock)
+                for lock in found]
+
     def branches(self, prefix: str) -> dict[str, str]:
         """The branches under `prefix` (e.g. `hf/queue/`): name -> commit."""
         return {ref.removeprefix("refs/heads/"): oid
