@@ -180,7 +180,8 @@ def test_gc_keeps_a_part_whose_worker_is_alive_even_forced(split3, hf, tmp_path,
         while True:
             time.sleep(1)
     """)
-    procs.hf_run(api, script)
+    log = tmp_path / "run.log"
+    procs.hf_run(api, script, log=log)
     pid = wait_for(lambda: (part_record(repo, "b1", "api").get("worker") or {}).get("pid"),
                    what="worker recorded")
     for argv in (["gc"], ["gc", "--force"]):
@@ -193,7 +194,7 @@ def test_gc_keeps_a_part_whose_worker_is_alive_even_forced(split3, hf, tmp_path,
         assert str(api) in git(repo, "worktree", "list")
         assert git(repo, "branch", "--list", "hf/b1/api")
         assert not git(repo, "for-each-ref", "refs/hf/rescue/b1/api")  # not touched at all
-        assert alive(pid)
+        assert alive(pid), (argv, log.read_text())  # (what `hf run` said, if it ended)
     assert not split3["ui"].exists() and not split3["docs"].exists()  # nothing held them
     # once stopped (its work saved), nothing holds it
     assert hf("stop", "b1/api", "--grace", "0.5", cwd=repo).code == 0
