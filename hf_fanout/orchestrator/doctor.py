@@ -409,13 +409,13 @@ def check_index_lock(ws: Workspace, report: DoctorReport, dry_run: bool) -> None
 def check_main_ref_locks(ws: Workspace, report: DoctorReport) -> None:
     """A lock file git left beside the main tree's HEAD or its branch (a git command
     killed while it moved them): every commit there, and every join, fails."""
+    if ws.store.journal_file.exists():
+        return  # (the journal's: recovery lets it go)
     head = ws.main.head_ref()
     found = [ws.main.git_dir / "HEAD.lock"]
     branch = ws.repo.branch_lock(head.removeprefix("refs/heads/")) \
         if head.startswith("refs/heads/") else None
     found += [branch] if branch is not None else []
-    if ws.store.journal_file.exists():
-        return  # (the journal's: recovery lets it go)
     for lock in found:
         _stale_lock(report, lock, "ref-lock", "git's lock {lock} is {age} s old: commits and "
                     "joins in the main tree fail while it is there", ws.main.path)

@@ -65,6 +65,9 @@ def _optional(raw: Any) -> str | None:
     return raw
 
 
+_REQUIRED = object()  # (a field of the journal that must be there)
+
+
 def read_journal(ws: Workspace) -> dict[str, Any] | None:
     """The join journal, checked; StateCorrupt (with the way out) when it is damaged,
     naming the field that is missing or not what a join writes."""
@@ -97,9 +100,6 @@ def read_journal(ws: Workspace) -> dict[str, Any] | None:
         "joined_after": read("joined_after", _optional, None),
         "how": read("how", str, ""),  # the undo's way: fast, revert
     }
-
-
-_REQUIRED = object()
 
 
 def _names(raw: Any) -> list[str]:
