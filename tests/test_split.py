@@ -381,6 +381,39 @@ def test_the_post_checkout_hook_runs_in_each_new_worktree(repo, hf, tmp_path):
         f"{root / 'api'} {'0' * 40} 1", f"{root / 'ui'} {'0' * 40} 1"]
 
 
+
+def test_a_failing_post_checkout_hook_leaves_the_parts_made_and_says_so(repo, hf, tmp_path):
+    """As `git worktree add` does (a git-lfs hook without git-lfs on PATH exits 2):
+    the checkout stays, and the split says which part's hook failed and how to run
+    it again."""
+    hook = repo / ".git/hooks/post-checkout"
+    hook.write_text('#!/bin/sh\necho "git-lfs was not found on your path." >&2\nexit 2\n')
+    hook.chmod(0o755)
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    warned = [line for line in r.out.splitlines() if line.startswith("warning: part ")]
+    assert len(warned) == 2 and all(
+        "post-checkout hook failed in its new worktree (exit 2: git-lfs was not found on "
+        "your path.)" in line for line in warned), r.out
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    assert (api / "src/api/orders.py").is_file() and git(api, "status", "--porcelain") == ""
+    assert len(worktrees(repo)) == 3
+    # the command the warning names runs the hook there, once its cause is fixed
+    log = tmp_path / "ran"
+    hook.write_text(f'#!/bin/sh\necho "$(pwd) $1 $2 $3" > "{log}"\n')
+    command = warned[0].rsplit("then `", 1)[1].rstrip("`")
+    subprocess.run(command, shell=True, check=True, cwd=tmp_path)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    assert log.read_text().split() == [str(api), "0" * 40, base, "1"]
+    # and the batch is an ordinary one (the hook changed here is a change to accept)
+    write(api, {"src/api/orders.py": "changed\n"})
+    for name in ("api", "ui"):
+        assert hf("done", cwd=repo.parent / "repo.hf" / "b1" / name).code == 0
+    assert "hooks/post-checkout changed" in hf("join", "b1", cwd=repo).err
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert git(repo, "show", "HEAD:src/api/orders.py") == "changed\n"
+
 # --- a large split: the base's objects inflated once for all checkouts ---------
 
 AREAS = ("api", "ui", "docs", "tools")

@@ -553,3 +553,19 @@ def test_steal_by_the_same_host_name_in_the_same_second(world, tmp_path):
     # two claims, not one commit: the clone that lost it cannot `hf done`
     proc = b.hf("done", cwd=b.worktree("b1", "api"), extra=clock)
     assert proc.returncode == 1 and "was taken over on origin by machine-b" in proc.stderr
+
+
+def test_a_failing_post_checkout_hook_leaves_the_taken_part_made_and_says_so(world):
+    """As at split (and as `git worktree add` does): the checkout stays."""
+    remote, a, b = world
+    hook = b.repo / ".git/hooks/post-checkout"
+    hook.write_text('#!/bin/sh\necho "git-lfs was not found on your path." >&2\nexit 2\n')
+    hook.chmod(0o755)
+    proc = b.hf("take", "origin", "b1/api")
+    assert proc.returncode == 0, proc.stderr
+    assert ("part api: the repository's post-checkout hook failed in its new worktree "
+            "(exit 2: git-lfs was not found on your path.)") in proc.stderr
+    worktree = b.worktree("b1", "api")
+    assert (worktree / "src/api").is_dir()
+    assert b.git("status", "--porcelain", cwd=worktree) == ""
+    assert b.hf("done", cwd=worktree).returncode == 0

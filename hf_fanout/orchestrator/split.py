@@ -119,13 +119,15 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         claim_batch_dir(ws, batch)
         local = remote_split.worked_here(parts)  # the others: on another machine
         at_once, probed = 0, None  # checkouts that ran at once, once the pace was known
+        hook_failed: dict[str, str] = {}  # part -> how its post-checkout hook failed
         try:
             if local:
                 at_once, probed = _create_worktrees(ws, batch.base, local, progress,
                                   lambda part: prepare_part(ws, batch, part),
                                   unpack=len(local) >= UNPACK_MIN_PARTS
                                   and len(draft.base_paths) >= UNPACK_MIN_FILES
-                                  and not any(part.sparse for part in local))
+                                  and not any(part.sparse for part in local),
+                                  hook_failed=hook_failed)
             for part in parts:
                 if part not in local:
                     remote_split.make_local(ws, batch, part)
@@ -141,6 +143,9 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
         except BaseException as exc:
             raise _failed(ws, journal, exc) from None
     result = draft.result(dry_run=False)
+    result.warnings += [post_checkout_warning(p, batch.base, hook_failed[p.name])
+                        for p in local
+                        if p.name in hook_failed]
     result.warnings += register_repo(ws)
     ws.store.audit("split", batch=batch.id, base=batch.base, parts=batch.parts,
                    estimates={p.name: p.estimate_minutes for p in parts
@@ -151,6 +156,18 @@ def split(ws: Workspace, plan: Plan, *, dry_run: bool = False, root: Path | None
     if chosen is not None:
         result.tabs = open_part_tabs(ws, batch, parts, chosen, supervise=True)
     return with_calibration(ws, result)
+
+
+def post_checkout_warning(part: Part, head: str, failed: str) -> str:
+    """A part whose new worktree's post-checkout hook failed: the checkout is made
+    (as `git worktree add` leaves it), what the hook would have done is not."""
+    from hf_fanout.worktrees.checkout import post_checkout_command
+
+    run_again = shlex.join(["git", "-C", part.worktree,
+                            *post_checkout_command(head)])
+    return (f"part {part.name}: the repository's post-checkout hook failed in its new "
+            f"worktree ({failed}); its files are checked out, as `git worktree add` leaves "
+            f"them, without what the hook does: fix its cause, then `{run_again}`")
 
 
 def with_calibration(ws: Workspace, result: SplitResult) -> SplitResult:
@@ -405,7 +422,8 @@ def _uncommitted_warning(plan: Plan, uncommitted: Future[list[RepoPath]] | None)
 
 def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
                       progress: Progress, prepare: Callable[[Part], None],
-                      unpack: bool) -> tuple[int, tuple[float, float] | None]:
+                      unpack: bool, hook_failed: dict[str, str],
+                      ) -> tuple[int, tuple[float, float] | None]:
     """Register every worktree, check them out in parallel, and `prepare` each
     part (in order, in this thread) as soon as its checkout is done, while the
     other checkouts go on. With `unpack`, the base's objects are first
@@ -413,7 +431,8 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
     checkout but the first (which runs meanwhile) reads them from there.
     Returns how many checkouts ran at once once the pace was known, and the
     seconds of the timed checkouts (one alone, two together) when they were
-    timed (split_pace)."""
+    timed (split_pace). A part whose post-checkout hook failed (its checkout
+    stays, as with `git worktree add`) is put in `hook_failed` with what it said."""
     # Up to two checkouts per core at a time, each with one writer: a checkout
     # waits on the disk about a third of its time, and another one fills the
     # gap. git's parallel checkout workers (checkout.workers) only help when
@@ -445,9 +464,11 @@ def _create_worktrees(ws: Workspace, base: str, parts: list[Part],
             with pace.slot(measured=not (unpack and part is parts[0])):
                 if stop.is_set():
                     return None
-                ws.repo.worktree(worktree).populate(
+                failed = ws.repo.worktree(worktree).populate(
                     workers=checkout_workers, objects=objects, prime=False,
                     sparse=part.checkout_globs() if part.sparse else None)
+            if failed is not None:
+                hook_failed[part.name] = failed
         finally:
             remaining.down()
         return primer.submit(prime, part)

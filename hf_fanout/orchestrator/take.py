@@ -294,7 +294,7 @@ def _make_claimed(ws: Workspace, taken: Taken, making: take_journal.Making) -> N
         if taken.tip != making.tip:  # (the journal names the commit the branch starts at)
             making.tip = taken.tip
             making.save(ws)
-        _make(ws, taken.batch, taken.part, taken.tip)
+        failed = _make(ws, taken.batch, taken.part, taken.tip)
     except OSError as exc:
         _release_claim(ws, taken)
         raise BadInput(f"cannot make the part's worktree {taken.part.worktree}: "
@@ -303,6 +303,10 @@ def _make_claimed(ws: Workspace, taken: Taken, making: take_journal.Making) -> N
     except BaseException:
         _release_claim(ws, taken)
         raise
+    if failed is not None:
+        from hf_fanout.orchestrator.split import post_checkout_warning
+
+        taken.notices.append(post_checkout_warning(taken.part, taken.tip, failed))
     ws.store.audit("take", batch=taken.batch.id, part=taken.part.name, remote=taken.remote,
                    tip=taken.tip, claim=_claim_of(taken.part),
                    host=(taken.part.extra.get("taken") or {}).get("host"), stole=taken.stolen)
@@ -411,7 +415,7 @@ def _fetch(ws: Workspace, remote: str, batch_id: str, name: str) -> str:
     return tip
 
 
-def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
+def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> str | None:
     """The worktree, guarded and prepared as a split's part, the records, the handoff
     file; on any failure, what was made is removed again."""
     from hf_fanout.guard import fingerprint, mainhook
@@ -425,8 +429,8 @@ def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
         if part.sparse:
             ws.repo.enable_worktree_config()
         ws.repo.add_worktree(worktree, part.branch, tip)
-        ws.repo.worktree(worktree).populate(sparse=part.checkout_globs() if part.sparse
-                                            else None)
+        failed = ws.repo.worktree(worktree).populate(
+            sparse=part.checkout_globs() if part.sparse else None)
         ws.store.batch_dir(batch.id).mkdir(parents=True, exist_ok=True)
         prepare_part(ws, batch, part)
         mainhook.install(ws.repo)
@@ -446,6 +450,7 @@ def _make(ws: Workspace, batch: Batch, part: Part, tip: str) -> None:
     finally:
         ws.repo.git(["update-ref", "-d", incoming])
     register_repo(ws)
+    return failed
 
 
 def write_handoff(ws: Workspace, batch: Batch, part: Part) -> None:

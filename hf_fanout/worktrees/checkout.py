@@ -349,14 +349,18 @@ def settle_index(index: Path) -> bool:
 
 def populate(path: Path, common_dir: Path, *, workers: int = 1,
              objects: Path | None = None, prime: bool = True,
-             sparse: Sequence[str] | None = None, post_checkout: bool = True) -> None:
+             sparse: Sequence[str] | None = None, post_checkout: bool = True) -> str | None:
     """Check out HEAD in a worktree registered by `add_worktree`, as `worktree add`
     would: `reset --hard` (filters apply), then the post-checkout hook; then
     `prime_status_caches` (unless `prime` is false: the caller does it). `objects`
     (from `unpacked_objects`) is where the checkout reads objects first; only
     the checkout, which writes none. With `sparse`, only the paths those globs
     match are checked out (`set_sparse`). `post_checkout` false: the caller knows
-    there is no such hook (`has_hook`), and no `git hook run` is started."""
+    there is no such hook (`has_hook`), and no `git hook run` is started.
+
+    Returns None, or how the post-checkout hook failed: as for `git worktree
+    add`, a failing post-checkout hook (git-lfs missing, say) does not undo the
+    checkout, and the caller says so."""
     if sparse is not None:
         set_sparse(path, sparse)
     else:
@@ -364,9 +368,21 @@ def populate(path: Path, common_dir: Path, *, workers: int = 1,
     env = {"GIT_OBJECT_DIRECTORY": str(objects)} if objects is not None else None
     out(["-c", f"checkout.workers={workers}", "reset", "--hard", "--quiet",
          "--no-recurse-submodules"], path, env=env)
+    failed = None
     if post_checkout:
         head = resolve(common_dir, "HEAD", gitdir_of(path)) or text(["rev-parse", "HEAD"], path)
-        out(["hook", "run", "--ignore-missing", "post-checkout", "--", zero_oid(head), head,
-             "1"], path, env={OWN_GIT: ""})  # (a fresh checkout: its hooks are committed)
+        hook = post_checkout_command(head)
+        done = run(hook, path, env={OWN_GIT: ""}, check=False)  # (its hooks are committed)
+        if done.returncode != 0:
+            said = (done.stderr.strip() or done.stdout.strip()).decode("utf-8", "replace")
+            first = said.splitlines()[0][:300] if said else ""
+            failed = f"exit {done.returncode}" + (f": {first}" if first else "")
     if prime:
         prime_status_caches(path)
+    return failed
+
+
+def post_checkout_command(head: str) -> list[str]:
+    """The git arguments that run a new worktree's post-checkout hook, as `git
+    worktree add` runs it (from the null commit to `head`, a branch checkout)."""
+    return ["hook", "run", "--ignore-missing", "post-checkout", "--", zero_oid(head), head, "1"]

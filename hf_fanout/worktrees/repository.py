@@ -408,12 +408,14 @@ class Worktree:
     # --- a new worktree ------------------------------------------------------
 
     def populate(self, *, workers: int = 1, objects: Path | None = None,
-                 prime: bool = True, sparse: Sequence[str] | None = None) -> None:
+                 prime: bool = True, sparse: Sequence[str] | None = None) -> str | None:
+        """The checkout of a new worktree (`checkout.populate`); None, or how its
+        post-checkout hook failed (the checkout stays)."""
         from hf_fanout.worktrees.checkout import populate
 
-        populate(self.path, self.repository.common_dir, workers=workers, objects=objects,
-                 prime=prime, sparse=sparse,
-                 post_checkout=self.repository.has_hook("post-checkout"))
+        return populate(self.path, self.repository.common_dir, workers=workers,
+                        objects=objects, prime=prime, sparse=sparse,
+                        post_checkout=self.repository.has_hook("post-checkout"))
 
     def reapply_sparse(self) -> str | None:
         """In a sparse checkout (`core.sparseCheckout`), git's own `sparse-checkout
