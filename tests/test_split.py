@@ -874,6 +874,40 @@ def test_a_bare_repository_worked_through_linked_worktrees_is_refused_untouched(
     assert git(bare, "worktree", "list").count("\n") == 2
 
 
+
+def test_a_repository_with_its_git_dir_apart_is_worked_from_inside_its_parts(tmp_path, hf):
+    """`git init --separate-git-dir`: from a linked worktree, git lists the git dir
+    itself as the main worktree. hf finds the main tree through the part's marker,
+    so `hf done` and `hf status` work inside a part; a linked worktree of the
+    person's own is refused with the true reason, not called bare."""
+    main, gitdir = tmp_path / "proj", tmp_path / "proj.git"
+    main.mkdir()
+    git(main, "init", "-q", "-b", "main", "--separate-git-dir", str(gitdir))
+    write(main, {"src/api/a.py": "a\n", "src/ui/u.js": "u\n"})
+    git(main, "add", "-A")
+    git(main, "commit", "-qm", "init")
+    assert hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              cwd=main).code == 0
+    ui = tmp_path / "proj.hf" / "b1" / "ui"
+    write(ui, {"src/ui/u.js": "more\n"})
+    r = hf("done", cwd=ui)
+    assert r.code == 0, r.err
+    r = hf("status", "--json", cwd=ui)
+    assert r.code == 0, r.err
+    assert {p["name"]: p["state"] for p in r.json["data"]["batches"][0]["parts"]} == {
+        "api": "running", "ui": "done"}
+    assert hf("done", cwd=tmp_path / "proj.hf" / "b1" / "api").code == 0
+    assert hf("join", "b1", cwd=main).code == 0
+    assert git(main, "show", "HEAD:src/ui/u.js") == "more\n"
+    mine = tmp_path / "mine"
+    git(main, "worktree", "add", "-q", str(mine))
+    r = hf("status", cwd=mine)
+    assert r.code == 1 and "bare" not in r.err
+    assert r.err.splitlines()[0] == (
+        f"hf: error: git names no main worktree for {mine}: its git dir {gitdir} is kept "
+        "apart from the main worktree (`--separate-git-dir`), and only the main worktree's "
+        "`.git` file leads to it")
+
 def test_a_part_owning_names_git_quotes_gets_them_listed_as_git_quotes_them(repo, hf):
     """A name that is not UTF-8 (or holds a `"`, a tab) is listed in TASK.md as `git
     ls-files` quotes it, a UTF-8 name as it is; the file stays UTF-8 and `hf task`

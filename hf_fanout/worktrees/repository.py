@@ -199,7 +199,8 @@ class Worktree:
             common_path = (start / common_path).resolve()
         _refuse_sha256(object_format, common_path)
         here = Path(top)
-        main = here if Path(git_dir) == common_path else _main_workdir(here, common_path)
+        main = here if Path(git_dir) == common_path else _main_workdir(here, Path(git_dir),
+                                                                       common_path)
         return cls(here, Path(git_dir), Repository(common_path, main))
 
     @property
@@ -466,12 +467,33 @@ def _refuse_sha256(object_format: str, common_dir: Path) -> None:
                        "unless told `--object-format=sha256`)")
 
 
-def _main_workdir(linked: Path, common_dir: Path) -> Path:
+def _marked_main_workdir(git_dir: Path, common_dir: Path) -> Path | None:
+    """The main worktree hf's part marker (`hf-part.json`, in the part's own git
+    dir) names, if that folder's `.git` leads to `common_dir`; else None."""
+    import json
+
+    from hf_fanout.gitlink import PART_MARKER, gitdir_of
+
+    try:
+        named = json.loads((git_dir / PART_MARKER).read_text(encoding="utf-8"))
+        main = Path(named["main_workdir"])
+        leads_to = gitdir_of(main)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if os.path.realpath(leads_to) != os.path.realpath(common_dir):
+        return None
+    return Path(os.path.realpath(main))
+
+
+def _main_workdir(linked: Path, git_dir: Path, common_dir: Path) -> Path:
     """The main worktree of the repository a linked worktree belongs to: the first
     of `git worktree list`, or, where git names the git directory itself there (a
     submodule's, under the superproject's `.git/modules/`), the folder its
-    `core.worktree` names. A bare repository has none (its worktrees are all
-    linked ones): refused, as hf joins parts into a main tree."""
+    `core.worktree` names, or (a git dir kept apart, `git init --separate-git-dir`,
+    whose main worktree no file in the git dir names) the one hf's part marker
+    names, when that folder's `.git` leads to this git dir. A bare repository has
+    none (its worktrees are all linked ones): refused, as hf joins parts into a
+    main tree."""
     listing = nul_split(out(["worktree", "list", "--porcelain", "-z"], linked))
     main = Path(os.fsdecode(listing[0].removeprefix(b"worktree ")))
     record = listing[1:listing.index(b"")] if b"" in listing else listing[1:]
@@ -482,6 +504,15 @@ def _main_workdir(linked: Path, common_dir: Path) -> Path:
                     linked, check=False).stdout.decode("utf-8", "surrogateescape").strip()
         if named:
             return Path(os.path.realpath(common_dir / named))
+    if b"bare" not in record:
+        marked = _marked_main_workdir(git_dir, common_dir)
+        if marked is not None:
+            return marked
+        raise NotARepo(f"git names no main worktree for {linked}: its git dir {main} is "
+                       "kept apart from the main worktree (`--separate-git-dir`), and "
+                       "only the main worktree's `.git` file leads to it",
+                       "run hf in the main worktree (the folder whose `.git` file names "
+                       f"{main})")
     raise NotARepo(f"{main} is a bare repository: hf joins parts into a main worktree, "
                    "and this repository has none",
                    f"run hf in a clone with a worktree of its own (`git clone {main} "
