@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -503,3 +505,27 @@ def test_progress_lines_from_many_threads_never_run_together(monkeypatch):
     for thread in threads:
         thread.join()
     assert sorted(terminal.writes) == sorted(f"  {i}/8 worktrees: p{i}\n" for i in range(8))
+
+
+def test_a_command_run_from_a_folder_the_join_removed_says_so_in_one_line(split3, hf):
+    """`hf join` run from src/api removes that folder (the part deleted its files):
+    the next command in the same shell gets one line naming a folder still there,
+    and with an absolute `--repo` it runs."""
+    repo, api = split3["repo"], split3["api"]
+    git(api, "rm", "-rq", "src/api")
+    git(api, "commit", "-qm", "no api")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    hf_cmd = f"{shlex.quote(sys.executable)} -m hf_fanout"
+    shell = subprocess.run(
+        ["sh", "-c", f"cd src/api && {hf_cmd} join b1 >/dev/null && {hf_cmd} undo b1; "
+                     f"echo rc=$?; {hf_cmd} undo b1 --repo {shlex.quote(str(repo))}"],
+        cwd=repo, capture_output=True, text=True, check=False, timeout=120)
+    assert shell.stderr.splitlines()[:2] == [
+        "hf: error: the current directory no longer exists (something removed it after "
+        "the shell went there)",
+        f"hint: `cd {repo / 'src'}` (or another folder of the repository), then run hf "
+        "again; or name the repository with `--repo PATH`"], shell.stderr
+    assert "rc=2" in shell.stdout
+    assert "took back the join" in shell.stdout
+    assert (repo / "src/api").is_dir() and git(repo, "status", "--porcelain") == ""

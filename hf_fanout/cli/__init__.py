@@ -8,8 +8,10 @@ traceback is saved under the state dir); 75 lock busy; 99 guard; 130 Ctrl-C.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hf_fanout import timefmt
 from hf_fanout.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, HfError
@@ -57,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         light.version()
         return 0
     output.start(_command_name(args), "--json" in _own_args(args))
+    if not _in_a_directory(args):
+        return EXIT_USAGE
     if not args:  # click's usage, then bad usage (2), whatever typer or click does
         from hf_fanout.cli.roothelp import TEXT
 
@@ -94,6 +98,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                           _usage_hint(_command_name(args)))
         code = exc.exit_code  # type: ignore[attr-defined]
         return EXIT_USAGE if code == 2 else int(code)
+
+
+def _in_a_directory(args: list[str]) -> bool:
+    """Whether hf runs in a directory that exists. Run from one that was removed
+    (a join took the folder the shell was in), it moves to the absolute
+    `--repo`/`-C` given, if any; else it refuses in one line, as git does, naming
+    the nearest folder of the shell's `$PWD` that is still there."""
+    try:
+        Path.cwd()
+    except FileNotFoundError:
+        pass
+    else:
+        return True
+    from hf_fanout.cli import output
+
+    own = _own_args(args)
+    given = next((own[i + 1] for i, a in enumerate(own[:-1]) if a in ("--repo", "-C")),
+                 next((a.split("=", 1)[1] for a in own if a.startswith("--repo=")), None))
+    if given is not None and Path(given).is_absolute() and Path(given).is_dir():
+        os.chdir(given)
+        return True
+    shell = Path(os.environ.get("PWD") or ".")
+    near = next((str(d) for d in shell.parents if d.is_dir()), "") \
+        if shell.is_absolute() else ""
+    output.emit_error("no_directory", "the current directory no longer exists "
+                      "(something removed it after the shell went there)",
+                      (f"`cd {shlex.quote(near)}` (or another folder of the repository), "
+                       "then run hf again" if near else
+                       "cd to the repository, then run hf again") +
+                      "; or name the repository with `--repo PATH`")
+    return False
 
 
 def _complete(name: str, variable: str, instruction: str) -> int:
