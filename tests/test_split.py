@@ -238,6 +238,23 @@ def test_existing_worktree_path_or_branch_is_refused_up_front(repo, hf):
     assert hf_refs(repo) == ["refs/heads/hf/b1/api"]
 
 
+
+@pytest.mark.parametrize("branch", ["hf", "hf/b1"])
+def test_a_branch_named_as_a_folder_of_hfs_branches_is_refused_up_front(repo, hf, branch):
+    """git cannot keep `hf/b1/api` beside a branch `hf` (or `hf/b1`): the split, its
+    dry run too, says so before anything is made, and the rename it names works."""
+    git(repo, "branch", branch)
+    for dry in (["--dry-run"], []):
+        r = hf("split", "b1", "--part", "api=src/api/**", *dry, cwd=repo)
+        assert r.code == 1
+        assert r.err.splitlines() == [
+            f"hf: error: branch {branch} exists, so git cannot make this batch's branches "
+            "(hf/b1/PART) beside it",
+            f"hint: rename it (`git branch -m {branch} NEW-NAME`), then split again"]
+        assert_nothing_created(repo, refs=[f"refs/heads/{branch}"])
+    git(repo, "branch", "-m", branch, "mine")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+
 def test_worktree_root_inside_the_main_tree_is_refused(repo, hf):
     r = hf("split", "b1", "--part", "api=src/api/**", "--worktree-root", str(repo / "wt"),
            cwd=repo)

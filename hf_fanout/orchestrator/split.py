@@ -282,7 +282,16 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
         for i, p in enumerate(plan.parts)
     ]
     remote_split.check_remotes(ws, parts)
-    taken = ws.repo.existing_refs([f"refs/heads/{part.branch}" for part in parts])
+    # (and a branch named as one of hf's folders, `hf` or `hf/b1`: git keeps a
+    # branch as a file, and then cannot make `hf/b1/api` beside it)
+    prefix = f"hf/{plan.batch}"
+    folders = ["refs/heads/hf", f"refs/heads/{prefix}"]
+    taken = ws.repo.existing_refs([*folders, *(f"refs/heads/{part.branch}" for part in parts)])
+    for held in sorted(taken & set(folders)):
+        name = held.removeprefix("refs/heads/")
+        raise BatchExists(f"branch {name} exists, so git cannot make this batch's "
+                          f"branches ({prefix}/PART) beside it",
+                          f"rename it (`git branch -m {name} NEW-NAME`), then split again")
     for part in parts:
         if os.path.lexists(part.worktree):
             raise _in_the_way(ws, Path(part.worktree))
