@@ -200,6 +200,23 @@ def test_dry_run_creates_nothing_and_reports_counts_and_warnings(repo, hf):
     assert not (repo / ".git/hf/batches").exists()
 
 
+def test_a_real_split_warns_of_a_glob_matching_nothing_and_of_globs_read_from_a_subfolder(
+        repo, hf):
+    """Not only the dry run: a split from src/ given `api/**` (the person meant
+    src/api/**) makes a part that owns nothing there, and says so, with the glob
+    that matches; a glob for new files only is warned of without the hint."""
+    r = hf("split", "b1", "--part", "api=api/**", "--part", "new=src/new_*.py",
+           cwd=repo / "src")
+    assert r.code == 0, r.err
+    assert [line for line in r.out.splitlines() if line.startswith("warning:")] == [
+        "warning: api: api/** matches no file of the base tree (new files only); globs are "
+        "from the repository's top, not from src/ where this split ran: `src/api/**` "
+        "matches 2 file(s)",
+        "warning: new: src/new_*.py matches no file of the base tree (new files only)"]
+    r = hf("split", "b2", "--part", "api2=src/api/**", "--json", cwd=repo)
+    assert r.code == 0 and r.json["data"]["warnings"] == []
+
+
 def test_a_split_failing_half_way_leaves_nothing(repo, hf):
     # `hf/b1/ui/x` exists, so the branch `hf/b1/ui` cannot be made (a ref cannot be
     # both a file and a directory): api and docs are created first, ui fails.

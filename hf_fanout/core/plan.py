@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hf_fanout.core.ownership import Ownership, literal_segments, ownerships_overlap
+from hf_fanout.core.ownership import Glob, Ownership, literal_segments, ownerships_overlap
 from hf_fanout.core.records import check_slug
 from hf_fanout.core.remote_refs import check_remote_name
 from hf_fanout.errors import InvalidPlan, OwnershipOverlap
@@ -305,6 +305,28 @@ def check_ownership(plan: Plan, base_paths: Sequence[str], *, count: bool) -> li
         for name, ownership in ownerships
         for glob in ownership.globs
     ]
+
+
+def matching_nothing(plan: Plan, base_paths: Sequence[str]) -> list[tuple[str, str]]:
+    """(part, glob) for each glob no path of the base tree matches (it can own new
+    files only): what a split warns of without counting every glob's files."""
+    return [(part.name, glob.pattern) for part in plan.parts
+            for glob in part.ownership.globs
+            if count_matching(glob.pattern, base_paths, first=True) == 0]
+
+
+def count_matching(pattern: str, base_paths: Sequence[str], *, first: bool = False) -> int:
+    """How many of `base_paths` the glob `pattern` owns (with `first`: 1 once one
+    does); only the paths under its literal leading folders are tried."""
+    glob = Glob(pattern)
+    prefix = "/".join(literal_segments(glob.pattern))
+    found = 0
+    for path in base_paths:
+        if path.startswith(prefix) and glob.matches(path):
+            found += 1
+            if first:
+                break
+    return found
 
 
 def with_estimates(plan: Plan, specs: Sequence[str]) -> Plan:

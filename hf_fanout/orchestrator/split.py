@@ -28,7 +28,9 @@ from hf_fanout.core.plan import (
     Plan,
     check_ownership,
     context_globs,
+    count_matching,
     glob_list,
+    matching_nothing,
     parse_plan_toml,
     plan_from_flags,
     with_estimates,
@@ -36,7 +38,14 @@ from hf_fanout.core.plan import (
 from hf_fanout.core.records import Batch, Part, branch_name
 from hf_fanout.core.remote_refs import check_remote_name
 from hf_fanout.core.workspace import Workspace, worktree_root
-from hf_fanout.errors import BadInput, BatchExists, GitFailed, HfError, storage_error
+from hf_fanout.errors import (
+    BadInput,
+    BatchExists,
+    GitFailed,
+    HfError,
+    InvalidPlan,
+    storage_error,
+)
 from hf_fanout.faults import fault_point
 from hf_fanout.guard import fingerprint, hooks, mainhook
 from hf_fanout.orchestrator import remote_split
@@ -298,11 +307,31 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
         if f"refs/heads/{part.branch}" in taken:
             raise BatchExists(f"branch {part.branch} already exists",
                               f"delete it (git branch -D {part.branch}) or pick another batch id")
-    warnings = [f"{r.part}: {r.glob} matches no file of the base tree (new files only)"
-                for r in reports if r.matches == 0]
+    empty = ([(r.part, r.glob) for r in reports if r.matches == 0] if count
+             else matching_nothing(plan, base_paths))
+    warnings = [_matching_nothing(ws, part, glob, base_paths) for part, glob in empty]
     warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
     warnings += _not_from_here(ws, plan, base)
     return Draft(batch, parts, base_paths, reports, warnings, plan, uncommitted)
+
+
+def _matching_nothing(ws: Workspace, part: str, glob: str, base_paths: list[RepoPath]) -> str:
+    """The warning of a glob that matches no file of the base tree; run from a
+    folder of the main tree where the glob would match below it, it says that globs
+    are from the repository's top, and the one that matches."""
+    said = f"{part}: {glob} matches no file of the base tree (new files only)"
+    try:
+        here = Path.cwd().resolve().relative_to(ws.main.path.resolve()).as_posix()
+    except (OSError, ValueError):
+        return said
+    if here == ".":
+        return said
+    try:
+        found = count_matching(f"{here}/{glob}", base_paths)
+    except InvalidPlan:
+        return said
+    return said + (f"; globs are from the repository's top, not from {here}/ where this "
+                   f"split ran: `{here}/{glob}` matches {found} file(s)" if found else "")
 
 
 def _in_the_way(ws: Workspace, folder: Path) -> BatchExists:
