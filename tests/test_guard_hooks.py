@@ -276,3 +276,29 @@ def test_a_shared_one_level_ref_from_a_part_is_refused_a_per_worktree_one_is_not
     # and goes again (git itself refuses to delete a one-level name with '-')
     assert real(api, "update-ref", "-d", "FOO_HEAD").returncode == 0
     assert not (own / "FOO_HEAD").exists()
+
+
+def test_a_tracked_file_named_head_does_not_stop_commits_in_parts(repo, hf):
+    """git reads a bare `HEAD` argument as both a commit and that file: the hooks
+    name their revision before `--`, so commits go through (the sh fast path and
+    the python check both), and an unowned path is refused in hf's words."""
+    write(repo, {"HEAD": "a file at the top, named as git's ref\n"})
+    git(repo, "add", "HEAD")
+    git(repo, "commit", "-qm", "a file named HEAD")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "mine\n"})
+    proc = real(api, "commit", "-qam", "orders")
+    assert proc.returncode == 0, proc.stderr
+    write(api, {"src/api/orders.py": "mine again\n", "HEAD": "not mine\n"})
+    proc = real(api, "commit", "-qam", "sneak")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "commit refused in part b1/api: 1 staged path(s) outside its ownership" in proc.stderr
+    git(api, "checkout", "-q", "HEAD", "--", "HEAD")
+    proc = real(api, "commit", "-qam", "orders again")
+    assert proc.returncode == 0, proc.stderr
+    assert git(api, "log", "-2", "--format=%s").split("\n")[:2] == ["orders again", "orders"]
+    write(api, {"src/api/orders.py": "through hf commit\n"})
+    r = hf("commit", "-m", "via hf", "src/api/orders.py", cwd=api)
+    assert r.code == 0, r.err
+    assert git(api, "show", "HEAD:src/api/orders.py") == "through hf commit\n"

@@ -80,7 +80,7 @@ def _refuse_unknown(repo: Worktree, paths: list[RepoPath]) -> None:
 
 
 def _changed(repo: Worktree, against: str, env: dict[str, str]) -> set[RepoPath]:
-    data = out(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against],
+    data = out(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against, "--"],
                repo.path, env=env)
     return {RepoPath(os.fsdecode(p)) for p in nul_split(data)}
 

@@ -125,7 +125,7 @@ def _scripts(chain: str) -> dict[str, str]:
             body = (f'{_FAST_FILE_SH}'
                     'if [ -n "$fast" ] && names=$("${HF_REAL_GIT:-git}" -c core.quotePath=true '
                     'diff-index --cached --name-only --no-renames --ignore-submodules=none '
-                    'HEAD 2>/dev/null); then\n'
+                    'HEAD -- 2>/dev/null); then\n'
                     '    all=1\n'
                     '    while IFS= read -r path; do\n'
                     '        [ -n "$path" ] || continue\n'
@@ -361,7 +361,7 @@ def _check_staged(record: dict[str, object], where: str) -> list[str]:
     against = "HEAD" if git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd,
                                 check=False).returncode == 0 else EMPTY_TREE
     data = git.out(["diff-index", "--cached", "-z", "--name-only", "--no-renames",
-                    "--ignore-submodules=none", against], cwd, env=env)
+                    "--ignore-submodules=none", against, "--"], cwd, env=env)
     staged = [os.fsdecode(p) for p in nul_split(data)]
     outside = sorted(p for p in staged if not ownership.owns(p))
     if not outside:

@@ -81,7 +81,7 @@ def clear(worktree: Worktree, *, keep: Sequence[str] = ()) -> None:
         path = worktree.path / rel
         path.unlink()
         _remove_empty_parents(path.parent, worktree.path)
-    worktree.git(["reset", "-q", "--hard", "HEAD"])
+    worktree.git(["reset", "-q", "--hard", "HEAD", "--"])
 
 
 def _remove_empty_parents(directory: Path, top: Path) -> None:

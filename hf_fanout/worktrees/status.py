@@ -222,7 +222,7 @@ def _status_of_many(cwd: Path, wanted: set[RepoPath],
 def staged_paths(worktree: Path, against: str, *, index: Path | None = None) -> set[RepoPath]:
     """Paths whose entry in the index (or the index file `index`) differs from
     `against`."""
-    data = out(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against],
+    data = out(["diff-index", "--cached", "-z", "--name-only", "--no-renames", against, "--"],
                worktree, env=index_env(index))
     return {from_git(p) for p in nul_split(data)}
 
