@@ -105,3 +105,22 @@ def test_after_a_sync_main_s_changes_are_not_the_part_s(split3, hf):
     assert (part["owned"], part["outside"]) == (["src/api/new.py"], [])
     names = hf("diff", "b1", "api", "--name-only", cwd=repo)
     assert "README.md" not in names.out and "users.py" not in names.out
+
+
+def test_the_patch_is_gits_own_whatever_external_diff_tool_is_set(split3, hf, tmp_path):
+    """`diff.external` (difftastic and the like) and textconv filters are the
+    person's way of reading diffs; `hf diff` prints git's patch of the bytes the join
+    brings, and a failing tool does not stop it."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "def orders():\n    return ['new']\n"})
+    tool = tmp_path / "difftool"
+    tool.write_text("#!/bin/sh\necho EXTERNAL TOOL OUTPUT\nexit 1\n")
+    tool.chmod(0o755)
+    git(repo, "config", "diff.external", str(tool))
+    write(repo, {".git/info/attributes": "*.py diff=shout\n"})
+    git(repo, "config", "diff.shout.textconv", "tr a-z A-Z <")
+    r = hf("diff", "b1", "api", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    text = r.json["data"]["parts"][0]["text"]
+    assert "EXTERNAL" not in text and "RETURN" not in text
+    assert "-    return []\n+    return ['new']\n" in text

@@ -109,7 +109,10 @@ def part_diff(ws: Workspace, batch: Batch, part: Part, owners: list[tuple[str, O
     if owned:
         how = {"patch": ["--patch"], "stat": ["--stat"], "name-only": ["--name-only"]}[fmt]
         colors = ["--color=always"] if color and fmt != "name-only" else ["--no-color"]
-        out: bytes = ws.main.git(["diff", *how, *colors, "--no-renames", base, tree,
+        # (git's own patch of the bytes the join brings: no `diff.external` tool,
+        # no textconv filter)
+        out: bytes = ws.main.git(["diff", *how, *colors, "--no-renames", "--no-ext-diff",
+                                  "--no-textconv", base, tree,
                                   "--", *(f":(literal){p}" for p in owned)])
         text = out.decode("utf-8", "surrogateescape")
     return PartDiff(part.name, part.state, owned, outside, text)
