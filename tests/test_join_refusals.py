@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, hf_proc, snapshot, split_with_submodule, write
+from conftest import git, hf_proc, new_repo, snapshot, split_with_submodule, write
 
 from hf_fanout.guard.env import bin_dir
 
@@ -556,3 +556,35 @@ def test_a_main_branch_renamed_after_the_split_is_named_gone_with_a_way_that_wor
     assert hf("join", "b1", cwd=repo).code == 0
     subprocess.run(back.split(), cwd=repo, check=True)
     assert "return [9]" in git(repo, "show", "trunk:src/api/orders.py")
+
+
+def test_files_put_in_a_submodule_folder_not_checked_out_are_refused_and_kept(tmp_path, hf):
+    """The part's worktree has the submodule's folder empty (not checked out); the
+    agent filled it. `git status` shows nothing there and `git add` takes nothing:
+    the join refuses, naming it, and gc keeps the part instead of calling it
+    integrated and deleting the files."""
+    lib = new_repo(tmp_path / "lib", {"core.c": "v1\n"}, "lib")
+    repo = new_repo(tmp_path / "repo", {"src/a.py": "a\n"})
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib),
+        "vendor/lib")
+    git(repo, "commit", "-qm", "add the submodule")
+    assert hf("split", "b1", "--part", "sp=src/**", "--part", "ve=vendor/**",
+              cwd=repo).code == 0
+    vendor = tmp_path / "repo.hf" / "b1" / "ve"
+    assert not any((vendor / "vendor/lib").iterdir())
+    write(vendor, {"vendor/lib/agent_work.c": "the agent's work\n"})
+    for part in ("sp", "ve"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    head = git(repo, "rev-parse", "HEAD")
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1
+    assert r.err.startswith("hf: error: part 've': files in the folder of submodule(s) "
+                            "vendor/lib, which is not checked out in the part"), r.err
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert hf("drop", "b1", cwd=repo).code == 0
+    r = hf("gc", "b1", cwd=repo)
+    assert r.code == 0 and "b1/ve: kept" in r.out, r.out
+    r = hf("gc", "b1", "--force", cwd=repo)  # a rescue ref could not hold them either
+    assert r.code == 0 and ("b1/ve: kept (files in the folder of submodule(s) vendor/lib, "
+                            "which is not checked out") in r.out, r.out
+    assert (vendor / "vendor/lib/agent_work.c").read_text() == "the agent's work\n"

@@ -42,6 +42,7 @@ from hf_fanout.paths import shown_path
 from hf_fanout.tabs.isolated import Isolated
 from hf_fanout.worktrees import refs, removal
 from hf_fanout.worktrees.repository import Repository
+from hf_fanout.worktrees.scan import filled_submodules
 
 
 def drop_part(ws: Workspace, batch_id: str, name: str, *, dry_run: bool) -> Part:
@@ -533,6 +534,14 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
                           f"it holds a git repository of its own ({', '.join(nested[:5])}): "
                           "a rescue ref cannot hold that repository's commits or files; move "
                           "it out of the worktree, then `hf gc --force` again",
+                          agent_hooks="" if dry_run else remove_agent_hooks(part))
+        filled = [p for p in filled_submodules(worktree) if p in pending]
+        if filled:
+            return GcPart(batch.id, part.name, "kept",
+                          f"files in the folder of submodule(s) {', '.join(filled[:5])}, which "
+                          "is not checked out: a rescue ref records a submodule as its commit, "
+                          "never files in its folder; move them out of the worktree, then "
+                          "`hf gc --force` again",
                           agent_hooks="" if dry_run else remove_agent_hooks(part))
         if not dry_run:
             try:

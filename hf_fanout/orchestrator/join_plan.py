@@ -399,6 +399,17 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
             "main tree yourself, outside the batch; or set it aside in the part's worktree "
             f"(`git -C {first} stash -u`), then join again",
             details={"part": part.name, "submodules": scan.dirty_submodules})
+    if scan.filled_submodules:
+        first = shlex.quote(str(scan.filled_submodules[0]))
+        raise JoinRefused(
+            f"part {part.name!r}: files in the folder of submodule(s) "
+            f"{listing(scan.filled_submodules)}, which is not checked out in the part: "
+            "git records a submodule as its commit, never files in its folder, so a join "
+            "cannot take them",
+            f"move them to a folder the part owns, or out of the worktree (in the part's "
+            f"worktree: `ls -A {first}`); work meant for the submodule belongs in its own "
+            "repository; then join again",
+            details={"part": part.name, "submodules": scan.filled_submodules})
     tip_tree = repo.tree_of(tip_commit)
     tree = repo.tree_from_scan(tip_tree, scan)
     result_commit = tip_commit

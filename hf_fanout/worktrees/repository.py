@@ -351,7 +351,7 @@ class Worktree:
                 changes.pop(path, None)
             else:
                 changes[path] = entry
-        for path in found.dirty_submodules:
+        for path in [*found.dirty_submodules, *found.filled_submodules]:
             # work inside a submodule's checkout: no entry records it, none is the same
             changes[path] = Entry(MODE_GITLINK, refs.zero_oid(head))
         return changes

@@ -44,6 +44,9 @@ class WorktreeScan:
     # submodules whose checkout holds changes of its own (`git status`: "modified
     # content", "untracked content"): `git add -A` records none of it
     dirty_submodules: list[RepoPath] = field(default_factory=list)
+    # submodules not checked out whose folder holds files all the same (an agent
+    # filled the empty folder): `git status` shows none of them, `git add` takes none
+    filled_submodules: list[RepoPath] = field(default_factory=list)
 
 
 def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True) -> WorktreeScan:
@@ -107,6 +110,8 @@ def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True
             files[path] = mode
         else:  # a fifo or socket: `git add` cannot record it either
             scan.entries[path] = None
+    scan.filled_submodules = [p for p in filled_submodules(worktree)
+                              if not (skip and under_any(p, skip))]
     if executable and not _trusts_exec_bit(worktree):
         files.update(dict.fromkeys(executable, 0o100644))
     if files:
@@ -115,6 +120,35 @@ def scan(worktree: Path, *, exclude: Sequence[str] = (), keep_blobs: bool = True
         for path, oid in zip(names, oids, strict=True):
             scan.entries[path] = Entry(files[path], oid)
     return scan
+
+
+def filled_submodules(worktree: Path) -> list[RepoPath]:
+    """The submodules of the worktree's index that are not checked out (no `.git`
+    in their folder) and whose folder holds something all the same. Asked of
+    the paths `.gitmodules` names only (no `.gitmodules`: none), and of those
+    that are gitlinks in the index."""
+    if not (worktree / ".gitmodules").is_file():
+        return []
+    named = run(["config", "--file", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$"],
+                worktree, check=False).stdout
+    paths = [item.partition(b"\n")[2] for item in nul_split(named)]
+    if not paths:
+        return []
+    staged = out(["ls-files", "-s", "-z", "--",
+                  *(":(literal)" + os.fsdecode(p) for p in paths)], worktree)
+    found = []
+    for item in nul_split(staged):
+        meta, _, path = item.partition(b"\t")
+        if not meta.startswith(b"160000 "):
+            continue
+        full = worktree / os.fsdecode(path)
+        try:
+            if (full / ".git").exists() or not any(full.iterdir()):
+                continue
+        except OSError:  # not there, or not a folder: nothing put in it
+            continue
+        found.append(from_git(path))
+    return found
 
 
 def _trusts_exec_bit(worktree: Path) -> bool:
