@@ -700,3 +700,48 @@ def test_a_sparse_main_tree_keeps_its_shape_through_a_join_and_its_undo(repo, hf
         assert all(line.startswith("S ") for line in flags if line), (step, flags)
         assert git(repo, "status", "--porcelain") == "", step
     assert git(repo, "show", "HEAD:src/api/orders.py") != "changed\n"
+
+
+def _sign_with_ssh(repo: Path, tmp_path: Path) -> None:
+    """commit.gpgSign with an ssh key of the test's own, and git told whom to trust."""
+    key = tmp_path / "signing-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    email = git(repo, "config", "user.email").strip()
+    (tmp_path / "allowed").write_text(f"{email} {(tmp_path / 'signing-key.pub').read_text()}")
+    for name, value in (("commit.gpgSign", "true"), ("gpg.format", "ssh"),
+                        ("user.signingkey", str(key)),
+                        ("gpg.ssh.allowedSignersFile", str(tmp_path / "allowed"))):
+        git(repo, "config", name, value)
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_a_repository_that_signs_its_commits_gets_the_join_undo_and_commit_signed(
+        repo, hf, tmp_path):
+    """commit.gpgSign: the commits hf puts on the person's branches are signed as `git
+    commit` signs them; where git cannot sign (its key gone), the join is refused
+    whole, as `git commit` refuses, and goes once signing works again."""
+    _sign_with_ssh(repo, tmp_path)
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "signed work\n"})
+    assert hf("commit", "-m", "orders", "src/api/orders.py", cwd=api).code == 0
+    assert git(api, "log", "-1", "--format=%G?").strip() == "G"
+    assert hf("done", cwd=api).code == 0
+    key = tmp_path / "signing-key"
+    key.rename(tmp_path / "away")
+    before = snapshot(repo)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1
+    assert r.err.startswith("hf: error: git could not sign the commit (commit.gpgSign is "
+                            "on): "), r.err
+    assert snapshot(repo) == before
+    (tmp_path / "away").rename(key)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "log", "-1", "--format=%G? %s").strip() == "G hf: join batch b1 (api)"
+    assert (repo / "src/api/orders.py").read_text() == "signed work\n"
+    write(repo, {"README.md": "after the join\n"})  # (so the undo is a revert commit)
+    assert hf("commit", "-m", "after", "README.md", cwd=repo).code == 0
+    assert hf("undo", "b1", cwd=repo).code == 0
+    assert git(repo, "log", "-3", "--format=%G? %s").splitlines() == [
+        "G hf: undo batch b1 (api)", "G after", "G hf: join batch b1 (api)"]

@@ -164,7 +164,8 @@ def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path
             msg_file.write_text(message if message.endswith("\n") else message + "\n")
             _run_hook(repo, "commit-msg", [str(msg_file)], env)
             message = msg_file.read_text()
-        commit = repo.repository.commit_tree(tree, [head] if head else [], message)
+        commit = repo.repository.commit_tree(tree, [head] if head else [], message,
+                                              sign=True)
         if repo.head() != head:
             raise MainMoved("HEAD moved while hf commit was running",
                             "run hf commit again; nothing was committed")

@@ -157,7 +157,8 @@ def _write_join(ws: Workspace, plan: JoinPlan, held: Any, started: float | None)
         staged_then = pool.submit(main.staged_paths, head)
         hidden = pool.submit(main.hidden_edits, affected)
         new_tree = _final_tree(ws, plan, head)
-        commit = repo.commit_tree(new_tree, parents(plan, head), commit_message(plan))
+        commit = repo.commit_tree(new_tree, parents(plan, head), commit_message(plan),
+                                 sign=True)
         written = pool.submit(repo.write_held_objects)  # before a ref names them
         refuse_main_edits(ws, affected, plan.results, dirty=dirty.result(),
                           hidden=hidden.result())

@@ -279,7 +279,7 @@ def _write(ws: Workspace, plan: UndoPlan, held: Any) -> None:
     _refuse_main_edits(ws, plan)
     if plan.how == REVERT:
         tree = repo.build_tree(repo.tree_of(plan.head), plan.entries)
-        plan.new = repo.commit_tree(tree, [plan.head], _revert_message(plan))
+        plan.new = repo.commit_tree(tree, [plan.head], _revert_message(plan), sign=True)
         repo.write_held_objects()  # before a ref names it
     assert plan.new is not None
     new = plan.new

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from hf_fanout.errors import GitFailed
+from hf_fanout.errors import GitFailed, HfError
 from hf_fanout.worktrees.objects import pygit2_module
 from hf_fanout.worktrees.process import run, text
 
@@ -23,6 +23,12 @@ def is_binary(data: bytes) -> bool:
     """git's test for a file it does not merge as text: a NUL in its first 8000
     bytes (`git merge-file` refuses such a file instead of merging it)."""
     return b"\0" in data[:_BINARY_PROBE]
+
+
+class SigningFailed(HfError):
+    """commit.gpgSign is on and git could not sign a commit hf makes."""
+
+    code = "signing_failed"
 
 
 @dataclass(frozen=True)
@@ -69,27 +75,51 @@ class CommitWriter:
     def write_held_objects(self) -> None:
         raise NotImplementedError
 
-    def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+    def commit_tree(self, tree: str, parents: Sequence[str], message: str, *,
+                    sign: bool = False) -> str:
         """The commit `git commit-tree` would make (the same object), written in-process.
 
         Author and committer are git's own (`commit_identity`), dated now unless
         GIT_AUTHOR_DATE / GIT_COMMITTER_DATE say otherwise. `git commit-tree`
         itself makes the commit when it must carry an encoding header
-        (i18n.commitEncoding) or an identity is not UTF-8. (Like `git
-        commit-tree`, it does not sign: commit.gpgSign is `git commit`'s.)
+        (i18n.commitEncoding) or an identity is not UTF-8, and, with `sign`
+        (a commit a person's branch gets: a join, an undo's revert, `hf
+        commit`), when the repository signs its commits (commit.gpgSign): git
+        signs it as `git commit` would (gpg, ssh or x509, its key and program);
+        where git cannot sign, it is refused (`SigningFailed`), as `git commit`
+        refuses.
         """
         identity = self.commit_identity
-        if identity is None:
+        signing = sign and self.signs_commits
+        if identity is None or signing:
             self.write_held_objects()  # git reads the tree
-            args = ["commit-tree", tree]
+            args = ["commit-tree", *(["-S"] if signing else []), tree]
             for parent in parents:
                 args += ["-p", parent]
-            return text([*args, "-F", "-"], self.workdir, stdin=message.encode("utf-8"))
+            made = run([*args, "-F", "-"], self.workdir, stdin=message.encode("utf-8"),
+                       check=False)
+            if made.returncode != 0 and signing:
+                said = made.stderr.decode("utf-8", "replace").strip().splitlines()
+                raise SigningFailed(
+                    "git could not sign the commit (commit.gpgSign is on): "
+                    + (said[0].removeprefix("error: ") if said else "git failed"),
+                    "check that `git commit -S` works here (gpg.program, user.signingkey, "
+                    "gpg.format), or turn signing off for this repository (`git config "
+                    "commit.gpgSign false`); nothing was committed")
+            if made.returncode != 0:
+                raise GitFailed(args, made.returncode, made.stderr.decode("utf-8", "replace"))
+            return made.stdout.decode().strip()
         pygit2 = pygit2_module()
         author, committer = (pygit2.Signature(*who.at(time.time())) for who in identity)
         oid = self.odb.create_commit(None, author, committer, message, pygit2.Oid(hex=tree),
                                      [pygit2.Oid(hex=p) for p in parents])
         return str(oid)
+
+    @cached_property
+    def signs_commits(self) -> bool:
+        """Whether git signs this repository's commits (commit.gpgSign)."""
+        found = run(["config", "--type=bool", "commit.gpgSign"], self.workdir, check=False)
+        return found.stdout.strip() == b"true"
 
     @cached_property
     def commit_identity(self) -> tuple[Ident, Ident] | None:
