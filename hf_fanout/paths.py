@@ -69,6 +69,27 @@ def shown_path(path: str) -> str:
     return '"' + "".join(_quoted_byte(b) for b in os.fsencode(path)) + '"'
 
 
+def shell_word(path: str) -> str:
+    r"""A path as one word of a shell command hf prints as a hint: `shlex.quote`'s,
+    unless the name holds a control character or a byte that is not UTF-8; then
+    bash's and zsh's `$'...'`, each such byte in octal (`$'README\033[2K'`), so
+    the hint shows on one line, moves no cursor, and runs as printed."""
+    import shlex
+
+    if not any(c < " " or c == "\x7f" or "\udc80" <= c <= "\udcff" for c in path):
+        return shlex.quote(path)
+    return "$'" + "".join(_ansi_c(c) for c in path) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    """One character of a name inside `$'...'`."""
+    if "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8 (surrogateescape)
+        return f"\\{ord(char) - 0xDC00:03o}"
+    if char < " " or char == "\x7f":
+        return f"\\{ord(char):03o}"
+    return {"'": "\\'", "\\": "\\\\"}.get(char, char)
+
+
 def _quoted_byte(byte: int) -> str:
     """One byte of a name inside git's double quotes."""
     if byte in _C_ESCAPES:

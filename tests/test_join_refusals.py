@@ -588,3 +588,28 @@ def test_files_put_in_a_submodule_folder_not_checked_out_are_refused_and_kept(tm
     assert r.code == 0 and ("b1/ve: kept (files in the folder of submodule(s) vendor/lib, "
                             "which is not checked out") in r.out, r.out
     assert (vendor / "vendor/lib/agent_work.c").read_text() == "the agent's work\n"
+
+
+def test_a_name_with_terminal_escapes_is_shown_quoted_and_the_hint_runs_as_printed(
+        split3, hf):
+    """A part made a file whose name erases the terminal's line (ESC [2K): `hf
+    status`, `hf diff` and the join's refusal show it quoted, never raw, and the
+    hint's command (bash's $'...') removes exactly that file."""
+    repo, api = split3["repo"], split3["api"]
+    name = "README2\x1b[2K"
+    write(api, {name: "not the part's\n", "src/api/orders.py": "mine\n"})
+    all_done(hf, split3)
+    quoted = '"README2\\033[2K"'
+    status = hf("status", cwd=repo)
+    assert f"  api: outside its ownership: {quoted}" in status.out.splitlines()
+    diff = hf("diff", "b1", "api", cwd=repo)
+    assert f"#   {quoted} (owned by no part)" in diff.out.splitlines()
+    error, err = refused(hf, repo)
+    assert "\x1b" not in status.out + diff.out + err
+    command = err.split("worktree: `", 1)[1].split("`", 1)[0]
+    assert command == "rm -f -- $'README2\\033[2K'"
+    subprocess.run(["bash", "-c", command], cwd=api, check=True)
+    assert not (api / name).exists() and (api / "src/api/orders.py").exists()
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "show", "HEAD:src/api/orders.py") == "mine\n"

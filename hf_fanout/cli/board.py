@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hf_fanout import timefmt
+from hf_fanout.paths import shown_path
 
 # (header, the least width it needs, dropped in this order when there is no room)
 COLUMNS = [("part", 8, 0), ("state", 12, 0), ("agent", 7, 4), ("changed", 7, 2),
@@ -78,7 +79,8 @@ def render(batches: list[Any], width: int, now: float | None = None,
         for p in b.parts:
             if p.outside:
                 blocks.append(Text(f"  {p.name}: outside its ownership: "
-                                   f"{', '.join(p.outside_paths)}", style="red"))
+                                   f"{', '.join(shown_path(x) for x in p.outside_paths)}",
+                                   style="red"))
     if message:
         blocks.append(Text(message, style="bold"))
     blocks.append(Text("↑↓ choose · Enter its tmux window · d its diff · j join (all done) · "

@@ -51,6 +51,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     from hf_fanout.core import pauses
     from hf_fanout.orchestrator.limits import usage
     from hf_fanout.orchestrator.status import all_status, queue_status
+    from hf_fanout.paths import shown_path
 
     ws = open_ws(repo)
     if watch and output.on_terminal():
@@ -94,7 +95,8 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
             print(b.summary())
             for p in b.parts:
                 if p.outside:
-                    print(f"  {p.name}: outside its ownership: {', '.join(p.outside_paths)}")
+                    print(f"  {p.name}: outside its ownership: "
+                          f"{', '.join(shown_path(x) for x in p.outside_paths)}")
                 if p.reason:
                     print(f"  {p.name}: blocked: {p.reason}")
                 if p.after_join:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hf_fanout.paths import shown_path
+
 
 def print_opened(results: list[Any]) -> None:
     for r in results:
@@ -64,7 +66,7 @@ def diff_text(result: Any) -> str:
         if p.outside:
             lines.append(f"# part {p.part}: {len(p.outside)} change(s) outside its "
                          "ownership: the join refuses them")
-            lines += [f"#   {o['path']}" + (f" (owned by part {o['owner']})"
+            lines += [f"#   {shown_path(o['path'])}" + (f" (owned by part {o['owner']})"
                                            if o["owner"] else " (owned by no part)")
                       for o in p.outside]
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from hf_fanout.errors import (
 )
 from hf_fanout.guard import fingerprint
 from hf_fanout.orchestrator.merge import combine
-from hf_fanout.paths import RepoPath, shown_path
+from hf_fanout.paths import RepoPath, shell_word, shown_path
 from hf_fanout.preload import preload
 from hf_fanout.worktrees import refs
 from hf_fanout.worktrees.repository import Worktree
@@ -520,8 +520,8 @@ def _put_back(result: PartResult, base: str, paths: list[RepoPath]) -> str:
     sees no change to them."""
     before = {c.path: c.old for c in result.changes}
     shown = paths[:10]
-    had = [shlex.quote(p) for p in shown if before.get(p) is not None]
-    new = [shlex.quote(p) for p in shown if before.get(p) is None]
+    had = [shell_word(p) for p in shown if before.get(p) is not None]
+    new = [shell_word(p) for p in shown if before.get(p) is None]
     steps = ([f"git diff --binary {base[:12]} -- {' '.join(had)} | git apply -R"] if had
              else []) + ([f"rm -f -- {' '.join(new)}"] if new else [])
     more = " (and so for the others)" if paths[10:] else ""
@@ -564,10 +564,11 @@ def _refuse_bad_changes(results: list[PartResult], bases: dict[str, str]) -> Non
         hint = "change submodules in the main tree yourself, outside the batch"
         if made:  # (a repository an agent made in its part: `cargo new`, `git init`)
             name, path = made[0]
-            where = shlex.quote(str(path).rstrip("/"))
-            hint = (f"a repository made inside a part ({name}: {path}) joins as plain files "
-                    f"once its own git data is gone: `git rm -q --cached --ignore-unmatch "
-                    f"{where} && rm -rf {where}/.git` in that part's worktree; {hint}")
+            where = shell_word(str(path).rstrip("/"))
+            hint = (f"a repository made inside a part ({name}: {shown_path(path)}) joins as "
+                    "plain files once its own git data is gone: `git rm -q --cached "
+                    f"--ignore-unmatch {where} && rm -rf {where}/.git` in that part's "
+                    f"worktree; {hint}")
         raise JoinRefused("submodule (gitlink) changes cannot be joined: " + listing(gitlinks),
                           hint, details={"paths": gitlinks})
     outside: dict[str, list[RepoPath]] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from hf_fanout.errors import GitFailed, HfError
 from hf_fanout.gitlink import gitdir_of
-from hf_fanout.paths import RepoPath, from_git
+from hf_fanout.paths import RepoPath, from_git, shell_word
 from hf_fanout.worktrees.process import index_env, out, run
 from hf_fanout.worktrees.status import changed
 from hf_fanout.worktrees.zparse import (
@@ -164,7 +163,7 @@ def _nested_repo(full: Path, path: RepoPath) -> Entry | None:
         return None
     head = run(["rev-parse", "--verify", "--quiet", "HEAD"], full, check=False)
     if head.returncode != 0:
-        where = shlex.quote(str(path).rstrip("/"))
+        where = shell_word(str(path).rstrip("/"))
         raise HfError(f"{full} is a git repository without a commit: it cannot be "
                       "recorded (`git add` refuses it too)",
                       "to record its files as plain files of the part, remove its own git "
