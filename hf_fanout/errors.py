@@ -133,10 +133,13 @@ class GitFailed(HfError):
     code = "git_failed"
 
     def __init__(self, argv: list[str], returncode: int, stderr: str, hint: str = "") -> None:
-        first = stderr.strip().splitlines()[0] if stderr.strip() else f"exit {returncode}"
+        lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+        # git's reason, not a progress line before it ("Rebasing (1/1)\r")
+        first = next((line for line in lines if line.startswith(("fatal:", "error:"))),
+                     lines[0] if lines else f"exit {returncode}")
         super().__init__(
             f"`git {' '.join(argv)}` failed: {first}",
-            hint or _left_lock_hint(stderr)
+            _left_lock_hint(stderr) or hint  # (a lock left behind is the cause, whatever else)
             or "run the same git command yourself to see the whole message",
             details={"argv": argv, "returncode": returncode, "stderr": stderr},
         )

@@ -667,3 +667,26 @@ def test_work_on_a_file_main_deleted_stops_with_a_way_that_works(split3, hf):
     assert done.code == 0, done.err
     assert not (api / "src/api/orders.py").exists()
     assert sync_stopped(repo, hf)["api"] is False
+
+
+def test_a_lock_a_killed_rebase_left_is_named_with_its_rm_and_the_sync_then_goes(split3, hf):
+    """git killed inside a sync's rebase can leave CHERRY_PICK_HEAD.lock in the part's
+    git dir: the next sync says git's reason (not its progress line) and the `rm`
+    that frees it, and goes once it is done."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "the part's\n"})
+    git(api, "commit", "-qam", "part work")
+    write(repo, {"README.md": "main moved\n"})
+    git(repo, "commit", "-qam", "main moved")
+    lock = repo / ".git/worktrees/api/CHERRY_PICK_HEAD.lock"
+    lock.touch()
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 1
+    assert "Rebasing (" not in r.err.splitlines()[0]
+    assert f"Unable to create '{lock}': File exists." in r.err.splitlines()[0]
+    assert f"(`rm {lock}`), then run the same hf command again" in r.err
+    subprocess.run(r.err.split("(`", 1)[1].split("`", 1)[0], shell=True, check=True)
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(api, "log", "-2", "--format=%s").split("\n")[:2] == ["part work", "main moved"]
+    assert git(api, "status", "--porcelain") == ""

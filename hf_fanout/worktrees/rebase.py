@@ -139,7 +139,7 @@ def abandon(worktree: Worktree, branch: str) -> None:
     run([command, "--quit"], worktree.path, check=False, env=_NO_EDITOR)
     for name in ("rebase-merge", "rebase-apply"):  # (what --quit could not read either)
         shutil.rmtree(worktree.git_dir / name, ignore_errors=True)
-    for name in ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "AUTO_MERGE"):
+    for name in ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "AUTO_MERGE", "CHERRY_PICK_HEAD"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(worktree.git_dir / name)
     worktree.git(["symbolic-ref", "HEAD", f"refs/heads/{branch}"])
