@@ -708,3 +708,33 @@ def test_a_part_branch_made_a_symbolic_ref_to_main_never_takes_main_with_it(spli
     assert git(repo, "rev-parse", "main").strip() == main_tip
     assert git(repo, "reflog", "show", "main", "--format=%H")
     assert not (repo / ".git/refs/heads/hf/b1/api").exists()
+
+
+def test_a_part_whose_worktree_a_killed_gc_removed_is_collected_by_the_next(split3, hf):
+    """The join took the part's uncommitted work on top of its branch; a gc killed
+    between removing the worktree and deleting the branch leaves the branch alone,
+    older than what main has. What it holds was all in the join: the next gc
+    finishes the removal instead of keeping it as 'changes not in main'."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "committed\n"})
+    git(api, "commit", "-qam", "committed")
+    write(api, {"src/api/orders.py": "committed\nthen more, uncommitted\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    git(repo, "worktree", "remove", "--force", str(api))  # where the killed gc stopped
+    r = hf("gc", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert "b1/api: removed (integrated)" in r.out.splitlines(), r.out
+    assert not git(repo, "branch", "--list", "hf/b1/api")
+    # a branch with a commit the join never took is still kept
+    assert hf("split", "b2", "--part", "api2=src/api/**", cwd=repo).code == 0
+    api2 = repo.parent / "repo.hf" / "b2" / "api2"
+    write(api2, {"src/api/orders.py": "joined\n"})
+    assert hf("done", cwd=api2).code == 0
+    assert hf("join", "b2", cwd=repo).code == 0
+    write(api2, {"src/api/orders.py": "after the join\n"})
+    git(api2, "commit", "-qam", "after the join")
+    git(repo, "worktree", "remove", "--force", str(api2))
+    r = hf("gc", "b2", cwd=repo)
+    assert "b2/api2: kept (changes not in refs/heads/main: src/api/orders.py" in r.out, r.out

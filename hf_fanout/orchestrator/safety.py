@@ -45,7 +45,9 @@ def unintegrated_work(ws: Workspace, worktree: Path | None, tip: str | None, bas
         # uncommitted work the join took is in `joined`, not on the branch)
         since = repo.merge_base(tip, joined) if joined is not None else None
         if since == tip:
-            since = None
+            # the join's result descends from the branch (its uncommitted work on
+            # top): every change of the branch was there when the join took it
+            return []
         branch_only = tip
     else:
         return []
