@@ -1204,3 +1204,20 @@ def test_an_unclosed_brace_in_a_glob_is_refused_in_one_line(repo, hf):
     assert r.err.splitlines()[1].startswith("hint: close it")
     assert not (repo.parent / "repo.hf").exists()
     assert not git(repo, "for-each-ref", "refs/heads/hf")
+
+
+def test_a_part_owning_a_name_that_is_not_utf8_is_warned_of_at_split(repo, hf):
+    """A join cannot take a change to such a file (libgit2 builds the trees): the
+    split says so before an agent works on it; parts that do not own one are not
+    warned of."""
+    odd = os.fsdecode(b"src/api/caf\xe9.py")
+    write(repo, {odd: "old\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a Latin-1 name")
+    r = hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**", cwd=repo)
+    assert r.code == 0, r.err
+    assert [line for line in r.out.splitlines() if line.startswith("warning:")] == [
+        'warning: api: owns 1 file(s) whose name is not UTF-8 (such as "src/api/caf\\351.py"): '
+        "a join cannot take a change to them (hf builds trees with libgit2, which takes "
+        "UTF-8 names only); rename them to UTF-8 names in the main tree first if the part "
+        "is to change them"]

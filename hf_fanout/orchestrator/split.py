@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import math
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -51,7 +52,7 @@ from hf_fanout.guard import fingerprint, hooks, mainhook
 from hf_fanout.orchestrator import remote_split
 from hf_fanout.orchestrator.split_journal import Made, journaled, record_published, take_back
 from hf_fanout.orchestrator.split_pace import Pace
-from hf_fanout.paths import RepoPath
+from hf_fanout.paths import RepoPath, shown_path
 from hf_fanout.preload import preload
 from hf_fanout.tabs import environment, handoff
 from hf_fanout.tabs.launchers import Opened
@@ -310,9 +311,32 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     empty = ([(r.part, r.glob) for r in reports if r.matches == 0] if count
              else matching_nothing(plan, base_paths))
     warnings = [_matching_nothing(ws, part, glob, base_paths) for part, glob in empty]
+    warnings += _owned_names_not_utf8(plan, base_paths)
     warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
     warnings += _not_from_here(ws, plan, base)
     return Draft(batch, parts, base_paths, reports, warnings, plan, uncommitted)
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as os.fsdecode keeps it
+
+
+def _owned_names_not_utf8(plan: Plan, base_paths: list[RepoPath]) -> list[str]:
+    """A warning per part that owns files whose names are not UTF-8: a join cannot
+    take a change to one (trees are built with libgit2, UTF-8 names only), and
+    the agent had better know before it works."""
+    if not _NOT_UTF8.search("\0".join(base_paths)):
+        return []
+    odd = [p for p in base_paths if _NOT_UTF8.search(p)]
+    warnings = []
+    for part in plan.parts:
+        owned = [p for p in odd if part.ownership.owns(p)]
+        if owned:
+            warnings.append(
+                f"{part.name}: owns {len(owned)} file(s) whose name is not UTF-8 (such as "
+                f"{shown_path(owned[0])}): a join cannot take a change to them (hf builds "
+                "trees with libgit2, which takes UTF-8 names only); rename them to UTF-8 "
+                "names in the main tree first if the part is to change them")
+    return warnings
 
 
 def _matching_nothing(ws: Workspace, part: str, glob: str, base_paths: list[RepoPath]) -> str:
