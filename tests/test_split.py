@@ -1221,3 +1221,14 @@ def test_a_part_owning_a_name_that_is_not_utf8_is_warned_of_at_split(repo, hf):
         "a join cannot take a change to them (hf builds trees with libgit2, which takes "
         "UTF-8 names only); rename them to UTF-8 names in the main tree first if the part "
         "is to change them"]
+
+
+def test_a_batch_another_split_is_making_is_already_there_not_missing(repo, hf):
+    """Two splits of one id at once: the later one finds the batch's folder made and
+    its record not written yet (the other split is half way). It is refused as
+    existing; before, it said there was no such batch."""
+    (repo / ".git/hf/batches/b1").mkdir(parents=True)
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert r.code == 1
+    assert r.err.splitlines()[0] == "hf: error: batch 'b1' already exists"
+    assert hf_refs(repo) == []

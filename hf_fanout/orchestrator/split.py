@@ -381,12 +381,14 @@ def _in_the_way(ws: Workspace, folder: Path) -> BatchExists:
 
 
 def _collected(ws: Workspace, batch_id: str) -> bool:
+    """Whether the batch is one `hf gc` collected (its id free again). A folder
+    without its record yet is a batch another split is making: not free."""
     from hf_fanout.core.records import collected
-    from hf_fanout.errors import StateCorrupt
+    from hf_fanout.errors import NotFound, StateCorrupt
 
     try:
         return collected(ws.store.load_batch(batch_id))
-    except StateCorrupt:
+    except (StateCorrupt, NotFound):
         return False
 
 
