@@ -613,3 +613,30 @@ def test_a_name_with_terminal_escapes_is_shown_quoted_and_the_hint_runs_as_print
     r = hf("join", "b1", cwd=repo)
     assert r.code == 0, r.err
     assert git(repo, "show", "HEAD:src/api/orders.py") == "mine\n"
+
+
+def test_a_part_whose_head_was_pointed_at_another_parts_branch_is_said_and_refused(
+        split3, hf):
+    """With the guard bypassed, an agent pointed its worktree's HEAD at another part's
+    branch: `hf status` says so, the join refuses naming both branches, and the
+    hint's `git switch` (not a `branch -f`, which would move its branch onto the
+    other part's commits) puts it back."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "mine\n"})
+    git(api, "commit", "-qam", "api work")
+    subprocess.run(["git", "symbolic-ref", "HEAD", "refs/heads/hf/b1/ui"], cwd=api,
+                   check=True, env={**os.environ, "PATH": "/usr/bin:/bin"})
+    status = hf("status", cwd=repo)
+    assert (f"  api: its worktree is on the branch hf/b1/ui, not on its own hf/b1/api: "
+            f"`git -C {api} switch hf/b1/api` puts it back; the join refuses it until "
+            "then") in status.out.splitlines(), status.out
+    all_done(hf, split3)
+    error, err = refused(hf, repo)
+    assert err.splitlines()[0] == ("hf: error: part 'api': its worktree is on the branch "
+                                   "hf/b1/ui, not on its own branch hf/b1/api")
+    command = err.split("hint: `", 1)[1].split("`", 1)[0]
+    assert command == f"git -C {api} switch hf/b1/api"
+    subprocess.run(command, shell=True, check=True, capture_output=True)
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "show", "HEAD:src/api/orders.py") == "mine\n"

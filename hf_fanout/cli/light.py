@@ -51,7 +51,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     from hf_fanout.core import pauses
     from hf_fanout.orchestrator.limits import usage
     from hf_fanout.orchestrator.status import all_status, queue_status
-    from hf_fanout.paths import shown_path
+    from hf_fanout.paths import shell_word, shown_path
 
     ws = open_ws(repo)
     if watch and output.on_terminal():
@@ -94,6 +94,10 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                 print(f"  PAUSED: {b.paused}")
             print(b.summary())
             for p in b.parts:
+                if p.off_branch:
+                    print(f"  {p.name}: its worktree is on the branch {p.off_branch}, not on "
+                          f"its own {p.branch}: `git -C {shell_word(p.worktree)} switch "
+                          f"{p.branch}` puts it back; the join refuses it until then")
                 if p.outside:
                     print(f"  {p.name}: outside its ownership: "
                           f"{', '.join(shown_path(x) for x in p.outside_paths)}")

@@ -309,7 +309,15 @@ def _part_tip(ws: Workspace, part: Part) -> str:
             f"part {part.name!r}: its `hf sync` is stopped, not finished",
             f"resolve it, then `hf sync {part.batch}/{part.name} --continue`, or take "
             f"it back: `hf sync {part.batch}/{part.name} --abort`")
-    head = ws.repo.worktree(Path(part.worktree)).head() if remote_of(part) is None else tip
+    worktree = ws.repo.worktree(Path(part.worktree))
+    on = worktree.head_branch() if remote_of(part) is None else None
+    if on and on != f"refs/heads/{part.branch}":
+        raise JoinRefused(
+            f"part {part.name!r}: its worktree is on the branch "
+            f"{on.removeprefix('refs/heads/')}, not on its own branch {part.branch}",
+            f"`git -C {shlex.quote(part.worktree)} switch {part.branch}` puts it back (what "
+            f"was committed there since is on {on.removeprefix('refs/heads/')})")
+    head = worktree.head() if remote_of(part) is None else tip
     if head != tip:
         where = shlex.quote(part.worktree)
         ahead = head is not None and _descends(ws, tip, head)

@@ -68,6 +68,8 @@ class PartStatus:
     after_join_hint: str = ""
     # joined, then its owned files changed in its worktree without a commit
     work_after_join: bool = False
+    # its worktree's HEAD is on another branch than its own: that branch
+    off_branch: str | None = None
 
 
 @dataclass
@@ -141,6 +143,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
 
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
+    off_branch = None
     last = timefmt.parse_iso(part.updated) or 0.0
     state = part.state
     if collected(batch):  # (gc removed its worktrees and branches: nothing to look at)
@@ -151,6 +154,9 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
         if worktree.is_dir() and ws.worktree(worktree).is_linked_here():
             with contextlib.suppress(GitFailed):
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
+            on = ws.worktree(worktree).head_branch()
+            if on and on != f"refs/heads/{part.branch}":
+                off_branch = on.removeprefix("refs/heads/")
         changed.update(committed())
         if worktree.is_dir():
             root = os.fsencode(worktree) + b"/"  # (no Path per file: 125 files a part)
@@ -190,7 +196,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
                       sync_stopped=syncing and not running, sync_running=running,
                       after_join=after.count if after else 0,
                       after_join_hint=after.hint(batch.id) if after else "",
-                      work_after_join=work_after,
+                      work_after_join=work_after, off_branch=off_branch,
                       owned=owned_count(ws, part_base(batch, part), ownership,
                                         changed.difference(outside)) if owned else None)
 

@@ -223,6 +223,17 @@ class Worktree:
             return self.rev_parse("HEAD")
         return found
 
+    def head_branch(self) -> str | None:
+        """The branch HEAD is on (`refs/heads/...`, from git's HEAD file of this
+        repository's worktree), '' when HEAD is detached, None when it cannot be
+        read here."""
+        if not self.is_linked_here():
+            return None
+        found = refs.read_head(self.git_dir)
+        if not found:
+            return None
+        return found.removeprefix("ref:").strip() if found.startswith("ref:") else ""
+
     def is_linked_here(self) -> bool:
         """Whether this worktree's git dir is one of this repository's: its common
         dir itself, or `<common dir>/worktrees/NAME` whose `commondir` names it (a
