@@ -139,7 +139,7 @@ class GitFailed(HfError):
                      lines[0] if lines else f"exit {returncode}")
         super().__init__(
             f"`git {' '.join(argv)}` failed: {first}",
-            _left_lock_hint(stderr) or hint  # (a lock left behind is the cause, whatever else)
+            left_lock_hint(stderr) or hint  # (a lock left behind is the cause, whatever else)
             or "run the same git command yourself to see the whole message",
             details={"argv": argv, "returncode": returncode, "stderr": stderr},
         )
@@ -148,7 +148,7 @@ class GitFailed(HfError):
         self.stderr = stderr
 
 
-def _left_lock_hint(stderr: str) -> str:
+def left_lock_hint(stderr: str) -> str:
     """For git's "Unable to create '<path>.lock': File exists": the way on (a git
     command holds that lock for moments; one killed there leaves it for good)."""
     marker = "Unable to create '"

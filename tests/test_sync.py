@@ -690,3 +690,33 @@ def test_a_lock_a_killed_rebase_left_is_named_with_its_rm_and_the_sync_then_goes
     assert r.code == 0, r.err
     assert git(api, "log", "-2", "--format=%s").split("\n")[:2] == ["part work", "main moved"]
     assert git(api, "status", "--porcelain") == ""
+
+
+def test_a_rebase_git_stops_without_a_conflict_is_taken_back_and_says_to_sync_again(
+        split3, hf):
+    """git's rebase stops on a commit it cannot make (here: commit.gpgSign with a
+    signing program that fails), with no conflict to resolve: the sync is taken
+    back, and the hint says to sync again (there is nothing to --continue)."""
+    repo, api = split3["repo"], split3["api"]
+    write(api, {"src/api/orders.py": "the part's\n"})
+    git(api, "commit", "-qam", "part work")
+    move_main(repo, {"tools/run.sh": "#!/bin/sh\necho moved\n"}, "main: run")
+    git(repo, "config", "commit.gpgSign", "true")
+    git(repo, "config", "gpg.program", "false")
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    before = state_of(api)
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 1
+    assert r.err.splitlines()[0].endswith("failed: error: gpg failed to sign the data")
+    assert r.err.splitlines()[1] == ("hint: the sync was taken back (the part is as it was "
+                                     "before it): fix what git says, then `hf sync b1/api` "
+                                     "again")
+    assert state_of(api) == before
+    assert "no sync of part b1/api is stopped" in hf("sync", "b1/api", "--continue",
+                                                     cwd=repo).err
+    git(repo, "config", "--unset", "gpg.program")
+    git(repo, "config", "commit.gpgSign", "false")
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(api, "log", "-2", "--format=%s").split("\n")[:2] == ["part work", "main: run"]

@@ -24,7 +24,7 @@ from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import DROPPED, JOINED, Batch, Part, copied_paths, part_base
 from hf_fanout.core.remote_refs import remote_of, taken_from
 from hf_fanout.core.workspace import Workspace
-from hf_fanout.errors import BadInput, HfError, LockBusy, NotFound
+from hf_fanout.errors import BadInput, GitFailed, HfError, LockBusy, NotFound, left_lock_hint
 from hf_fanout.faults import fault_point
 from hf_fanout.guard import fingerprint
 from hf_fanout.worktrees import rebase
@@ -243,9 +243,13 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
     fault_point("sync-cleared")
     try:
         conflicts = rebase.start(worktree, mode, onto, _message(part))
-    except HfError:
-        # git refused without a conflict (a hook, a damaged object): everything back
+    except HfError as exc:
+        # git refused without a conflict (a hook, a damaged object, a commit it could
+        # not sign): everything back, so the way on is a new sync, not --continue
         _abort(ws, batch, ws.store.load_part(part.batch, part.name), False, True)
+        if not (isinstance(exc, GitFailed) and left_lock_hint(exc.stderr)):
+            exc.hint = (f"the sync was taken back (the part is as it was before it): fix "
+                        f"what git says, then `hf sync {part.batch}/{part.name}` again")
         raise
     if conflicts:
         _step(ws, part, GIT_STOPPED)
