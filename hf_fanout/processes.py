@@ -355,8 +355,11 @@ def inside_part() -> str | None:
     """`BATCH/PART` when this process works for a part (an agent or anything it
     started): the marker in its own environment or in an ancestor's (an agent
     can unset its own variables, not its parents'), the sandbox's mark, or a
-    working directory inside a part's worktree (an agent started there by hand
-    carries no marker; its folder says whose it is). Commands that decide for
+    working directory inside a part's worktree, its own or that of an ancestor
+    in its session (an agent started there by hand carries no marker, its folder
+    says whose it is, and its shell's `cd /` does not take what it runs out of
+    it; the session's leader is the terminal's shell, above it a terminal
+    multiplexer's server says nothing of the pane). Commands that decide for
     the person (trusting configuration, accepting a changed fingerprint) refuse
     there."""
     import psutil
@@ -371,20 +374,45 @@ def inside_part() -> str | None:
                 env = proc.environ()
                 if env.get("HF_PART"):
                     return f"{env.get('HF_BATCH', '?')}/{env['HF_PART']}"
-    return _part_worked_here()
+    try:
+        here = _part_worked_here(Path.cwd())
+    except OSError:  # (the current directory was deleted)
+        here = None
+    return here or _part_worked_above()
 
 
-def _part_worked_here() -> str | None:
-    """`BATCH/PART` of the part whose worktree the current directory is in: its git
-    dir holds hf's part marker (`hf-part.json`, written at split). A marker that
-    cannot be read still marks the folder as a part's."""
+def _part_worked_above() -> str | None:
+    """`_part_worked_here` of the working directory of each ancestor of this
+    process up to its session's leader (not past it)."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error, OSError):
+        session = os.getsid(0)
+        if session == os.getpid():
+            return None
+        for proc in psutil.Process().parents():
+            if proc.pid <= 1:
+                return None
+            with contextlib.suppress(psutil.Error, OSError):
+                found = _part_worked_here(Path(proc.cwd()))
+                if found is not None:
+                    return found
+            if proc.pid == session:
+                return None
+    return None
+
+
+def _part_worked_here(directory: Path) -> str | None:
+    """`BATCH/PART` of the part whose worktree `directory` is in: its git dir holds
+    hf's part marker (`hf-part.json`, written at split). A marker that cannot be
+    read still marks the folder as a part's."""
     from hf_fanout.atomic import read_json
     from hf_fanout.errors import StateCorrupt
     from hf_fanout.gitlink import PART_MARKER, enclosing_worktree
 
     try:
-        found = enclosing_worktree(Path.cwd())
-    except OSError:  # (the current directory was deleted)
+        found = enclosing_worktree(directory)
+    except OSError:
         return None
     if found is None or not (found[1] / PART_MARKER).exists():
         return None

@@ -5,6 +5,7 @@ one line, and nothing changes."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -72,3 +73,29 @@ def test_a_process_working_in_a_part_without_a_marker_is_inside_it(split3):
     r = hf_proc("done", cwd=api / "src", env=clean)
     assert r.returncode == 0, r.stderr
     assert part_record(repo, "b1", "api")["state"] == "done"
+
+
+def test_a_shell_that_leaves_the_part_does_not_take_what_it_runs_out_of_it(split3):
+    """An agent working in a part runs `cd / && hf ... --repo MAIN`: hf's own folder
+    is no part's, but its shell's, in the same session, is. Still inside: the
+    fingerprint is not accepted, nothing is dropped or joined. The same command
+    run by the person from the main tree goes."""
+    repo, api = split3["repo"], split3["api"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    hf_cmd = f"{sys.executable} -m hf_fanout"
+    for args in (f"doctor --accept --repo {repo}", f"drop b1/ui --repo {repo}",
+                 f"join b1 --repo {repo}"):
+        # (the agent, in the part, runs a shell that leaves it; `; exit` keeps bash
+        # from handing its own process over to the last command)
+        inner = shlex.quote(f"cd / && {hf_cmd} {args}")
+        r = subprocess.run(["bash", "-c", f"sh -c {inner}; exit $?"],
+                           cwd=api, env=clean, capture_output=True, text=True, check=False,
+                           timeout=60)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "inside part b1/api" in r.stderr, (args, r.stderr)
+    assert part_record(repo, "b1", "ui")["state"] == "running"
+    r = subprocess.run(["bash", "-c", f"cd / && {hf_cmd} drop b1/ui --repo {repo}"],
+                       cwd=repo, env=clean, capture_output=True, text=True, check=False,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert part_record(repo, "b1", "ui")["state"] == "dropped"
