@@ -133,10 +133,11 @@ class GitFailed(HfError):
     code = "git_failed"
 
     def __init__(self, argv: list[str], returncode: int, stderr: str, hint: str = "") -> None:
-        lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-        # git's reason, not a progress line before it ("Rebasing (1/1)\r")
-        first = next((line for line in lines if line.startswith(("fatal:", "error:"))),
-                     lines[0] if lines else f"exit {returncode}")
+        # each line as a terminal shows it: a progress line git ended with a carriage
+        # return ("Rebasing (1/1)\r") is written over by what follows it
+        lines = [line.rsplit("\r", 1)[-1].strip() or line.strip()
+                 for line in stderr.strip().split("\n")]
+        first = next((line for line in lines if line), f"exit {returncode}")
         super().__init__(
             f"`git {' '.join(argv)}` failed: {first}",
             left_lock_hint(stderr) or hint  # (a lock left behind is the cause, whatever else)

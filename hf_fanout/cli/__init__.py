@@ -8,10 +8,8 @@ traceback is saved under the state dir); 75 lock busy; 99 guard; 130 Ctrl-C.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from hf_fanout import timefmt
 from hf_fanout.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, HfError
@@ -106,11 +104,14 @@ def _in_a_directory(args: list[str]) -> bool:
     `--repo`/`-C` given, if any; else it refuses in one line, as git does, naming
     the nearest folder of the shell's `$PWD` that is still there."""
     try:
-        Path.cwd()
+        os.getcwd()  # noqa: PTH109 (pathlib is not loaded by the commands that need none)
     except FileNotFoundError:
         pass
     else:
         return True
+    import shlex
+    from pathlib import Path
+
     from hf_fanout.cli import output
 
     own = _own_args(args)
