@@ -334,6 +334,34 @@ def test_a_handoff_from_the_sandbox_is_queued_by_hf_outside(split3, hf, tmp_path
         ["bad --status 'nowhere'"]
 
 
+@needs_sandbox
+def test_a_fifo_or_a_link_in_the_inbox_is_rejected_without_waiting_on_it(split3, hf,
+                                                                          tmp_path):
+    """An agent makes a FIFO (a read of it would wait for a writer forever) and a
+    link to a file outside among its requests: its `hf run` ends with the agent,
+    both are rejected and audited, and the join after does not hang on them."""
+    repo, api = split3["repo"], split3["api"]
+    script = agent_script(tmp_path, "plumber", """
+        inbox = os.path.join(os.environ["HF_REPO"], "hf", "inbox", "b1", "api")
+        os.mkfifo(os.path.join(inbox, "0-1.json"))
+        os.symlink("/etc/hostname", os.path.join(inbox, "0-2.json"))
+    """)
+    r = hf_proc("run", "--", sys.executable, str(script), cwd=api, timeout=60)
+    assert r.returncode == 0, r.stderr
+    audit = [json.loads(line) for line in (repo / ".git" / "hf" / "audit.log").read_text()
+             .splitlines()]
+    assert [a["why"] for a in audit if a["action"] == "inbox-rejected"] == [
+        "not a request hf writes", "not a request hf writes"]
+    inbox_dir = repo / ".git" / "hf" / "inbox" / "b1" / "api"
+    assert not list(inbox_dir.iterdir())
+    os.mkfifo(inbox_dir / "0-3.json")  # (one left for the join to meet)
+    for part in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    r = hf_proc("join", "b1", cwd=repo, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not list(inbox_dir.iterdir())
+
+
 def test_a_done_left_in_the_inbox_is_applied_by_the_join(split3, hf):
     """A sandboxed `hf done` whose `hf run` died before applying it: the join (and
     the sweep) apply it through the state machine before they look."""

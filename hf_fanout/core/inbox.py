@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -58,16 +59,37 @@ def pending(common_dir: Path, batch: str, part: str) -> list[tuple[Path, Any]]:
     for name in names:
         path = directory / name
         try:
-            if path.is_symlink() or path.stat().st_size > MAX_BYTES:
-                found.append((path, None))
-                continue
-            data = json.loads(path.read_bytes())
+            raw = _read_request(path)
+            data = None if raw is None else json.loads(raw)
         except FileNotFoundError:
             continue  # applied by another process meanwhile
         except (OSError, ValueError):
             data = None
         found.append((path, data if isinstance(data, dict) else None))
     return found
+
+
+def _read_request(path: Path) -> bytes | None:
+    """A request file's bytes; None when it is not a regular file of at most
+    MAX_BYTES. Opened without following a link and without waiting (a FIFO an
+    agent made there would block a plain read forever), and judged by what was
+    opened, not by the name (which the agent may swap meanwhile)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+            return None
+        chunks = []
+        size = 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return None if size > MAX_BYTES else b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def wait_applied(path: Path, timeout: float = 3.0) -> bool:
