@@ -362,6 +362,46 @@ def test_a_fifo_or_a_link_in_the_inbox_is_rejected_without_waiting_on_it(split3,
     assert not list(inbox_dir.iterdir())
 
 
+@needs_sandbox
+def test_a_forged_object_in_a_parts_private_store_is_refused_and_never_moved_home(
+        split3, hf, tmp_path):
+    """The agent writes, in its private object store, an object named as main's
+    README.md blob with other content (git reads objects without hashing them
+    again). The join refuses, naming the file; gc does not move it into the
+    repository's store: README.md's blob stays main's own, and fsck is clean."""
+    repo, api = split3["repo"], split3["api"]
+    readme = git(repo, "rev-parse", "HEAD:README.md").strip()
+    script = agent_script(tmp_path, "forger", f"""
+        import zlib
+        objects = os.path.join(os.environ["HF_REPO"], "objects", {readme[:2]!r})
+        os.makedirs(objects, exist_ok=True)
+        with open(os.path.join(objects, {readme[2:]!r}), "wb") as f:
+            f.write(zlib.compress(b"blob 5\\0EVIL\\n"))
+        pack = os.path.join(os.environ["HF_REPO"], "objects", "pack", "pack-" + "0" * 40)
+        for suffix in (".pack", ".idx"):  # a pack whose index is not of it
+            with open(pack + suffix, "wb") as f:
+                f.write(b"PACK" if suffix == ".pack" else b"\\377tOc" + bytes(1100))
+    """)
+    r = hf_proc("run", "--", sys.executable, str(script), cwd=api)
+    assert r.returncode == 0, r.stderr
+    forged = repo / ".git" / "hf" / "objects" / "b1" / "api" / readme[:2] / readme[2:]
+    assert forged.is_file()
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 1
+    assert r.err.startswith("hf: error: part 'api': its private object store holds objects "
+                            f"that are not what their names say: {forged}, "), r.err
+    assert f"pack-{'0' * 40}.idx" in r.err
+    assert hf("drop", "b1", cwd=repo).code == 0
+    assert hf("gc", "b1", "--force", cwd=repo).code == 0
+    assert not (repo / ".git" / "hf" / "objects" / "b1").exists()
+    assert git(repo, "cat-file", "-p", readme) == (repo / "README.md").read_text()
+    fsck = subprocess.run([REAL_GIT, "fsck", "--strict"], cwd=repo, capture_output=True,
+                          text=True, check=False)
+    assert fsck.returncode == 0, fsck.stderr
+
+
 def test_a_done_left_in_the_inbox_is_applied_by_the_join(split3, hf):
     """A sandboxed `hf done` whose `hf run` died before applying it: the join (and
     the sweep) apply it through the state machine before they look."""

@@ -425,12 +425,50 @@ def forget_part(common: Path, part: Part) -> int:
     return moved
 
 
+def forged_objects(common: Path, part: Part) -> list[Path]:
+    """The files of the part's private object store (written by its agent, in the
+    sandbox) whose objects are not what their names say: a loose object whose
+    content does not hash to its name, a pack whose index does not match the
+    pack (`git verify-pack`, which computes every object's id again). git trusts
+    both as they are when it reads them, so a forged one would show other content
+    under a main commit's name."""
+    import hashlib
+    import zlib
+
+    from hf_fanout.worktrees.process import run
+
+    private = private_objects(common, part)
+    if not private.is_dir():
+        return []
+    found = []
+    for sub in sorted(private.iterdir()):
+        if len(sub.name) != 2 or not sub.is_dir():
+            continue
+        for obj in sorted(sub.iterdir()):
+            try:
+                data = zlib.decompress(obj.read_bytes())
+            except (OSError, zlib.error):
+                found.append(obj)
+                continue
+            if hashlib.sha1(data, usedforsecurity=False).hexdigest() != sub.name + obj.name:
+                found.append(obj)
+    pack_dir = private / "pack"
+    for index in sorted(pack_dir.glob("*.idx")) if pack_dir.is_dir() else []:
+        if run(["verify-pack", str(index)], common, check=False).returncode != 0:
+            found += [index, index.with_suffix(".pack")]
+    return found
+
+
 def move_objects_home(common: Path, part: Part) -> int:
-    """Move a part's private objects into the shared store, then forget the directory.
+    """Move a part's private objects into the shared store, then forget the directory;
+    what `forged_objects` finds is not moved (it goes with the directory).
     Returns how many files moved. Safe to repeat after a crash at any point."""
     private = private_objects(common, part)
     if not private.is_dir():
         return 0
+    for forged in forged_objects(common, part):
+        with contextlib.suppress(OSError):
+            forged.unlink()
     shared = common / "objects"
     moved = 0
     for sub in sorted(private.iterdir()):

@@ -174,6 +174,7 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     _refuse_foreign_worktrees(ws, parts)
     # git runs config-defined programs: nothing runs in a part's worktree before this
     fingerprint.verify(ws, batch)
+    _refuse_forged_objects(ws, batch)
 
     tips = {p.name: fetched.get(p.name) or _part_tip(ws, p) for p in parts}
     results = _part_results(ws, batch, parts, tips)
@@ -440,6 +441,25 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
                           repo.tree_changes(since_tree, tree, maybe))
     return PartResult(part, tip_commit, tree, result_commit,
                       repo.tree_changes(base_tree, tree, maybe))
+
+
+def _refuse_forged_objects(ws: Workspace, batch: Batch) -> None:
+    """A sandboxed part's private object store (the repository reads it while the
+    batch runs) holding an object that is not what its name says: refused before
+    the join reads anything, naming the files."""
+    from hf_fanout.guard.sandbox import forged_objects
+
+    for part in ws.store.load_parts(batch):
+        forged = forged_objects(ws.repo.common_dir, part)
+        if forged:
+            raise JoinRefused(
+                f"part {part.name!r}: its private object store holds objects that are not "
+                f"what their names say: {listing([str(f) for f in forged])}; git would "
+                "show their content under other objects' names (a forged pack or object)",
+                f"remove them (`rm -f -- {' '.join(shell_word(str(f)) for f in forged[:4])}`)"
+                f", or leave the part out (`hf drop {batch.id}/{part.name}`); look at what "
+                "its agent did, then join again",
+                details={"part": part.name, "files": [str(f) for f in forged]})
 
 
 def _attach_preview(exc: HfError, results: list[PartResult]) -> None:
