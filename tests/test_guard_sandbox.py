@@ -393,6 +393,10 @@ def test_a_forged_object_in_a_parts_private_store_is_refused_and_never_moved_hom
     assert r.err.startswith("hf: error: part 'api': its private object store holds objects "
                             f"that are not what their names say: {forged}, "), r.err
     assert f"pack-{'0' * 40}.idx" in r.err
+    r = hf("doctor", "--json", cwd=repo)
+    found = [f for f in r.json["data"]["findings"] if f["what"] == "b1/api"]
+    assert [f["level"] for f in found] == ["problem"], found
+    assert "3 file(s) whose objects are not what their names say" in found[0]["detail"]
     assert hf("drop", "b1", cwd=repo).code == 0
     assert hf("gc", "b1", "--force", cwd=repo).code == 0
     assert not (repo / ".git" / "hf" / "objects" / "b1").exists()

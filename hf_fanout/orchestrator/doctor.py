@@ -86,6 +86,7 @@ def doctor(ws: Workspace, *, accept: bool, discard_journal: bool,
                                        "look at the change; then `hf doctor --accept`"))
     check_schedule(report)
     check_isolation(ws, report)
+    check_private_objects(ws, report)
     check_pauses(ws, report)
     check_limits(ws, report)
     check_settings(ws, report)
@@ -271,6 +272,30 @@ def check_isolation(ws: Workspace, report: DoctorReport) -> None:
         report.findings.append(Finding(
             "settings", f"{ws.settings.repo_file} sets {', '.join(untrusted)}, not trusted: "
             "commands that need them refuse until `hf trust`", INFO))
+
+
+def check_private_objects(ws: Workspace, report: DoctorReport) -> None:
+    """A running batch's sandboxed part whose private object store (which the
+    repository reads) holds an object that is not what its name says."""
+    from hf_fanout.guard import sandbox
+    from hf_fanout.guard.fingerprint import running_batches
+    from hf_fanout.paths import shell_word
+
+    for batch in running_batches(ws):
+        try:
+            parts = ws.store.load_parts(batch)
+        except HfError:
+            continue  # a damaged record: reported by check_records
+        for part in parts:
+            forged = sandbox.forged_objects(ws.repo.common_dir, part)
+            if forged:
+                report.findings.append(Finding(
+                    f"{part.batch}/{part.name}",
+                    f"its private object store holds {len(forged)} file(s) whose objects "
+                    "are not what their names say (a forged pack or object, which git "
+                    "shows under other objects' names while the batch runs)", PROBLEM,
+                    f"look at what its agent did; `rm -f -- "
+                    f"{' '.join(shell_word(str(f)) for f in forged[:4])}` removes them"))
 
 
 def _would_settle(ws: Workspace, report: DoctorReport, what: str, how: str) -> None:
