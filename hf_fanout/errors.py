@@ -135,7 +135,7 @@ class GitFailed(HfError):
     def __init__(self, argv: list[str], returncode: int, stderr: str, hint: str = "") -> None:
         # each line as a terminal shows it: a progress line git ended with a carriage
         # return ("Rebasing (1/1)\r") is written over by what follows it
-        lines = [line.rsplit("\r", 1)[-1].strip() or line.strip()
+        lines = [next((s.strip() for s in reversed(line.split("\r")) if s.strip()), "")
                  for line in stderr.strip().split("\n")]
         first = next((line for line in lines if line), f"exit {returncode}")
         super().__init__(

@@ -390,3 +390,22 @@ def test_a_file_core_safecrlf_refuses_is_named_with_what_to_do(repo: Path, hf) -
     write(part, {"src/api/mixed.py": b"one\r\ntwo\r\nthree\r\n"})
     assert hf("join", "b1", cwd=repo).code == 0
     assert git(repo, "show", "HEAD:src/api/mixed.py") == "one\ntwo\nthree\n"
+
+
+def test_a_submodule_folder_not_checked_out_counts_as_filled_only_with_a_file(tmp_path):
+    """Empty folders in it are nothing a join could take or lose; a file is."""
+    from conftest import new_repo
+
+    from hf_fanout.worktrees.scan import filled_submodules
+
+    lib = new_repo(tmp_path / "lib", {"core.c": "v1\n"}, "lib")
+    repo = new_repo(tmp_path / "repo", {"src/a.py": "a\n"})
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib),
+        "vendor/lib")
+    git(repo, "commit", "-qm", "add the submodule")
+    git(repo, "submodule", "deinit", "-q", "-f", "vendor/lib")
+    assert filled_submodules(repo) == []
+    (repo / "vendor/lib/build/deeper").mkdir(parents=True)
+    assert filled_submodules(repo) == []
+    (repo / "vendor/lib/build/deeper/out.o").write_text("object\n")
+    assert filled_submodules(repo) == ["vendor/lib"]

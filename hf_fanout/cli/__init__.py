@@ -121,8 +121,10 @@ def _in_a_directory(args: list[str]) -> bool:
         os.chdir(given)
         return True
     shell = Path(os.environ.get("PWD") or ".")
+    # ($PWD names the removed folder only when the shell set it: one still there
+    # is not it, and says nothing of where hf was)
     near = next((str(d) for d in shell.parents if d.is_dir()), "") \
-        if shell.is_absolute() else ""
+        if shell.is_absolute() and not shell.is_dir() else ""
     output.emit_error("no_directory", "the current directory no longer exists "
                       "(something removed it after the shell went there)",
                       (f"`cd {shlex.quote(near)}` (or another folder of the repository), "

@@ -538,7 +538,8 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
         filled = [p for p in filled_submodules(worktree) if p in pending]
         if filled:
             return GcPart(batch.id, part.name, "kept",
-                          f"files in the folder of submodule(s) {', '.join(filled[:5])}, which "
+                          "files in the folder of submodule(s) "
+                          f"{', '.join(shown_path(p) for p in filled[:5])}, which "
                           "is not checked out: a rescue ref records a submodule as its commit, "
                           "never files in its folder; move them out of the worktree, then "
                           "`hf gc --force` again",

@@ -399,7 +399,7 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
         raise JoinRefused(f"part {part.name!r} committed while the join was reading it",
                           "run `hf join` again")
     if scan.dirty_submodules:
-        first = shlex.quote(str(scan.dirty_submodules[0]))
+        first = shell_word(str(scan.dirty_submodules[0]))
         raise JoinRefused(
             f"part {part.name!r}: work inside submodule(s) {listing(scan.dirty_submodules)} "
             "(changed or untracked files in the submodule's checkout), which a join "
@@ -409,15 +409,15 @@ def _result_of(ws: Workspace, batch: Batch, base_tree: str, part: Part,
             f"(`git -C {first} stash -u`), then join again",
             details={"part": part.name, "submodules": scan.dirty_submodules})
     if scan.filled_submodules:
-        first = shlex.quote(str(scan.filled_submodules[0]))
+        first = shell_word(str(scan.filled_submodules[0]))
         raise JoinRefused(
             f"part {part.name!r}: files in the folder of submodule(s) "
             f"{listing(scan.filled_submodules)}, which is not checked out in the part: "
             "git records a submodule as its commit, never files in its folder, so a join "
             "cannot take them",
-            f"move them to a folder the part owns, or out of the worktree (in the part's "
-            f"worktree: `ls -A {first}`); work meant for the submodule belongs in its own "
-            "repository; then join again",
+            f"move them out of the submodule's folder, to another folder the part owns or "
+            f"out of the worktree (in the part's worktree: `ls -A {first}`); work meant for "
+            "the submodule belongs in its own repository; then join again",
             details={"part": part.name, "submodules": scan.filled_submodules})
     tip_tree = repo.tree_of(tip_commit)
     tree = repo.tree_from_scan(tip_tree, scan)

@@ -4,10 +4,12 @@ hf command left behind (a split that was cut off, an interrupted join)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hf_fanout.core import inbox
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import HfError
+from hf_fanout.paths import shown_path
 
 
 def open_workspace(repo: Path | None = None, *, recover: bool = True) -> Workspace:
@@ -79,6 +81,22 @@ def settle_journals(ws: Workspace) -> None:
         outcome = recover_join(ws, wait=0)
         if journal is not None and outcome is not None:
             ws.notices.append((f"an interrupted `hf {journal['action']}` of batch "
-                               f"{journal['batch']} was {outcome.replace('-', ' ')}", ""))
+                               f"{journal['batch']} was {outcome.replace('-', ' ')}",
+                               _abandoned_hint(journal) if outcome == "abandoned" else ""))
     except HfError as exc:
         ws.notices.append((exc.message, exc.hint))
+
+
+def _abandoned_hint(journal: dict[str, Any]) -> str:
+    """What a person should look at after a join (or undo) that was cut off and
+    whose branch moved before hf could finish or take it back: a commit made
+    meanwhile (git's own advice is to remove the lock hf left) may hold part of
+    what it was writing."""
+    paths = sorted(set(journal["old_entries"]) | set(journal["new_entries"]))
+    shown = ", ".join(shown_path(p) for p in paths[:5]) + (
+        f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    again = f"`hf join {journal['batch']}` joins it again" if journal["action"] == "join" \
+        else f"`hf undo {journal['batch']}` runs it again"
+    return (f"{journal['ref']} moved while it was cut off: a commit made since may hold "
+            f"part of what it was writing ({shown}); `git log -p -3 -- <path>` shows "
+            f"what; the files are as the index has them now, and {again}")

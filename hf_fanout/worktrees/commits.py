@@ -98,7 +98,7 @@ class CommitWriter:
                 args += ["-p", parent]
             made = run([*args, "-F", "-"], self.workdir, stdin=message.encode("utf-8"),
                        check=False)
-            if made.returncode != 0 and signing:
+            if made.returncode != 0 and signing and b"sign" in made.stderr.lower():
                 said = made.stderr.decode("utf-8", "replace").strip().splitlines()
                 raise SigningFailed(
                     "git could not sign the commit (commit.gpgSign is on): "

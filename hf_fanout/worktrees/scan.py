@@ -141,13 +141,16 @@ def filled_submodules(worktree: Path) -> list[RepoPath]:
         if not meta.startswith(b"160000 "):
             continue
         full = worktree / os.fsdecode(path)
-        try:
-            if (full / ".git").exists() or not any(full.iterdir()):
-                continue
-        except OSError:  # not there, or not a folder: nothing put in it
+        if (full / ".git").exists() or not _holds_a_file(full):
             continue
         found.append(from_git(path))
     return found
+
+
+def _holds_a_file(folder: Path) -> bool:
+    """Whether anything but folders is below `folder` (empty folders are nothing
+    git or a join could record)."""
+    return any(files for _root, _dirs, files in os.walk(folder))
 
 
 def _trusts_exec_bit(worktree: Path) -> bool:
