@@ -585,3 +585,27 @@ def test_a_journal_temp_file_a_killed_join_left_goes_with_the_next_join(split3, 
     assert r.code == 0, r.err
     assert not left.exists() and other.exists()
     assert not (journal / "join.json").exists()
+
+
+def test_a_commit_made_after_a_killed_join_is_named_when_the_join_is_abandoned(split3, hf):
+    """The join was killed with the main tree half written; the person took git's
+    advice (remove the index lock hf held) and committed. hf cannot finish or take
+    back a join whose branch moved: it says so, with the paths to look at and how
+    to join again, and the join can be run again."""
+    repo, old, _before = killed_join_at(split3, hf, "applied")
+    (repo / ".git/index.lock").unlink()
+    write(repo, {"README.md": "a commit of the person's\n"})
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-qm", "meanwhile")
+    r = hf("status", cwd=repo)
+    assert r.code == 0, r.err
+    assert "hf: note: an interrupted `hf join` of batch b1 was abandoned" in r.err
+    assert ("refs/heads/main moved while it was cut off: a commit made since may hold part "
+            "of what it was writing (") in r.err
+    assert "and `hf join b1` joins it again" in r.err
+    assert not (repo / ".git/hf/journal/join.json").exists()
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "log", "-1", "--format=%s", "HEAD^").strip() == "meanwhile"
+    assert "src/api/search.py" in git(repo, "ls-tree", "-r", "--name-only", "HEAD")
+    assert git(repo, "status", "--porcelain") == ""
