@@ -529,3 +529,20 @@ def test_a_command_run_from_a_folder_the_join_removed_says_so_in_one_line(split3
     assert "rc=2" in shell.stdout
     assert "took back the join" in shell.stdout
     assert (repo / "src/api").is_dir() and git(repo, "status", "--porcelain") == ""
+
+
+def test_a_removed_directory_with_a_pwd_that_still_exists_gets_the_plain_hint(repo, tmp_path):
+    """$PWD names the removed folder only when a shell set it: one that exists (hf
+    started by a program that keeps the old value) is not trusted for the hint."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (f"import os, runpy, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+              "sys.argv = ['hf', 'status']; runpy.run_module('hf_fanout', run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       env={**os.environ, "PWD": str(repo)}, check=False, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        "hf: error: the current directory no longer exists (something removed it after the "
+        "shell went there)",
+        "hint: cd to the repository, then run hf again; or name the repository with "
+        "`--repo PATH`"]

@@ -136,21 +136,27 @@ def check_limits(ws: Workspace, report: DoctorReport) -> None:
         report.findings.append(Finding("limit", limit.line() + reached))
 
 
-def _live_parts(ws: Workspace) -> Iterator[Part]:
-    """The parts of running batches that are neither joined nor dropped and whose
-    worktree is there (a damaged record is check_records' to report)."""
-    from pathlib import Path
-
-    from hf_fanout.core.records import DROPPED, JOINED
+def _running_parts(ws: Workspace) -> Iterator[Part]:
+    """Every part of the running batches (a damaged record is check_records' to
+    report)."""
     from hf_fanout.guard.fingerprint import running_batches
 
     for batch in running_batches(ws):
         try:
-            parts = ws.store.load_parts(batch)
+            yield from ws.store.load_parts(batch)
         except HfError:
             continue
-        yield from (p for p in parts
-                    if p.state not in (JOINED, DROPPED) and Path(p.worktree).is_dir())
+
+
+def _live_parts(ws: Workspace) -> Iterator[Part]:
+    """The parts of running batches that are neither joined nor dropped and whose
+    worktree is there."""
+    from pathlib import Path
+
+    from hf_fanout.core.records import DROPPED, JOINED
+
+    return (p for p in _running_parts(ws)
+            if p.state not in (JOINED, DROPPED) and Path(p.worktree).is_dir())
 
 
 def check_guards(ws: Workspace, report: DoctorReport, *, fix: bool, dry_run: bool) -> None:
@@ -248,7 +254,6 @@ def check_isolation(ws: Workspace, report: DoctorReport) -> None:
     """Whether agents get a sandbox here, which live workers run without one, and
     repository settings that wait for the person's trust."""
     from hf_fanout.guard import sandbox
-    from hf_fanout.guard.fingerprint import running_batches
     from hf_fanout.liveness import judge
 
     found = sandbox.availability()
@@ -256,17 +261,12 @@ def check_isolation(ws: Workspace, report: DoctorReport) -> None:
         "sandbox", "bubblewrap works: `hf run` starts agents in a sandbox" if found.usable
         else f"not available ({found.reason}): agents run unsandboxed, the guard only "
              "refuses git commands and reports the rest", INFO))
-    for batch in running_batches(ws):
-        try:
-            parts = ws.store.load_parts(batch)
-        except HfError:
-            continue  # a damaged record: reported by check_records
-        for part in parts:
-            kind = (part.worker or {}).get("sandbox")
-            if kind and kind != sandbox.KIND and judge.worker_alive(part):
-                report.findings.append(Finding(
-                    f"{part.batch}/{part.name}", f"its agent runs without a sandbox ({kind})",
-                    INFO))
+    for part in _running_parts(ws):
+        kind = (part.worker or {}).get("sandbox")
+        if kind and kind != sandbox.KIND and judge.worker_alive(part):
+            report.findings.append(Finding(
+                f"{part.batch}/{part.name}", f"its agent runs without a sandbox ({kind})",
+                INFO))
     untrusted = ws.settings.untrusted
     if untrusted:
         report.findings.append(Finding(
@@ -278,24 +278,18 @@ def check_private_objects(ws: Workspace, report: DoctorReport) -> None:
     """A running batch's sandboxed part whose private object store (which the
     repository reads) holds an object that is not what its name says."""
     from hf_fanout.guard import sandbox
-    from hf_fanout.guard.fingerprint import running_batches
     from hf_fanout.paths import shell_word
 
-    for batch in running_batches(ws):
-        try:
-            parts = ws.store.load_parts(batch)
-        except HfError:
-            continue  # a damaged record: reported by check_records
-        for part in parts:
-            forged = sandbox.forged_objects(ws.repo.common_dir, part)
-            if forged:
-                report.findings.append(Finding(
-                    f"{part.batch}/{part.name}",
-                    f"its private object store holds {len(forged)} file(s) whose objects "
-                    "are not what their names say (a forged pack or object, which git "
-                    "shows under other objects' names while the batch runs)", PROBLEM,
-                    f"look at what its agent did; `rm -f -- "
-                    f"{' '.join(shell_word(str(f)) for f in forged[:4])}` removes them"))
+    for part in _running_parts(ws):
+        forged = sandbox.forged_objects(ws.repo.common_dir, part)
+        if forged:
+            report.findings.append(Finding(
+                f"{part.batch}/{part.name}",
+                f"its private object store holds {len(forged)} file(s) whose objects "
+                "are not what their names say (a forged pack or object, which git "
+                "shows under other objects' names while the batch runs)", PROBLEM,
+                f"look at what its agent did; `rm -f -- "
+                f"{' '.join(shell_word(str(f)) for f in forged[:4])}` removes them"))
 
 
 def _would_settle(ws: Workspace, report: DoctorReport, what: str, how: str) -> None:
@@ -528,36 +522,30 @@ def check_syncs(ws: Workspace, report: DoctorReport) -> None:
     git's state is in its worktree for its agent; a sync cut off (killed) is a problem."""
     from pathlib import Path
 
-    from hf_fanout.guard.fingerprint import running_batches
     from hf_fanout.orchestrator.sync import GIT_RUNS
     from hf_fanout.worktrees import rebase
 
-    for batch in running_batches(ws):
-        try:
-            parts = ws.store.load_parts(batch)
-        except HfError:
-            continue  # a damaged record: reported by check_records
-        for part in parts:
-            if not isinstance(part.extra.get("sync"), dict):
-                continue
-            where = f"{part.batch}/{part.name}"
-            ways = f"`hf sync {where} --continue` finishes it, `hf sync {where} --abort` " \
-                "takes it back"
-            tree = Path(part.worktree)
-            underway = tree.is_dir() and rebase.in_progress(ws.worktree(tree)) is not None
-            if underway and part.extra["sync"].get("step") == GIT_RUNS:
-                report.findings.append(Finding(
-                    "sync", f"{where}: its hf sync was cut off while git's "
-                    f"{part.extra['sync'].get('mode', 'rebase')} ran (no file to resolve: "
-                    "`--continue` runs that step again)", PROBLEM, ways))
-            elif underway:
-                report.findings.append(Finding(
-                    "sync", f"{where}: its hf sync stopped on a conflict; once the files "
-                    f"are resolved and added, {ways}"))
-            else:
-                report.findings.append(Finding(
-                    "sync", f"{where}: its hf sync was cut off before it finished",
-                    PROBLEM, ways))
+    for part in _running_parts(ws):
+        if not isinstance(part.extra.get("sync"), dict):
+            continue
+        where = f"{part.batch}/{part.name}"
+        ways = f"`hf sync {where} --continue` finishes it, `hf sync {where} --abort` " \
+            "takes it back"
+        tree = Path(part.worktree)
+        underway = tree.is_dir() and rebase.in_progress(ws.worktree(tree)) is not None
+        if underway and part.extra["sync"].get("step") == GIT_RUNS:
+            report.findings.append(Finding(
+                "sync", f"{where}: its hf sync was cut off while git's "
+                f"{part.extra['sync'].get('mode', 'rebase')} ran (no file to resolve: "
+                "`--continue` runs that step again)", PROBLEM, ways))
+        elif underway:
+            report.findings.append(Finding(
+                "sync", f"{where}: its hf sync stopped on a conflict; once the files "
+                f"are resolved and added, {ways}"))
+        else:
+            report.findings.append(Finding(
+                "sync", f"{where}: its hf sync was cut off before it finished",
+                PROBLEM, ways))
 
 
 def check_schedule(report: DoctorReport) -> None:
