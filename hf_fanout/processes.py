@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psutil
 
 # Without `ticks` (a record from before they were kept, a system without /proc) start
 # times are compared as epoch seconds, rounded to clock ticks: two readings of one
@@ -351,37 +354,60 @@ def end_processes(groups: list[int], repo: str, batch: str, part: str,
     return {"groups": groups, "terminated": termed, "killed": killed}
 
 
-def inside_part() -> str | None:
-    """`BATCH/PART` when this process works for a part (an agent or anything it
-    started): the marker in its own environment or in an ancestor's (an agent
-    can unset its own variables, not its parents'), the sandbox's mark, or a
-    working directory inside a part's worktree, its own or that of an ancestor
-    in its session (an agent started there by hand carries no marker, its folder
-    says whose it is, and its shell's `cd /` does not take what it runs out of
-    it; the session's leader is the terminal's shell, above it a terminal
-    multiplexer's server says nothing of the pane). Commands that decide for
-    the person (trusting configuration, accepting a changed fingerprint) refuse
-    there."""
+@dataclass(frozen=True)
+class Inside:
+    """The part a process works for (`BATCH/PART`), and what says so, in words a
+    person refused there can check (`HF_PART in process 812 (bash)'s environment`)."""
+
+    part: str
+    why: str
+
+
+def inside_part() -> Inside | None:
+    """The part this process works for (an agent or anything it started): the
+    marker in its own environment or in an ancestor's (an agent can unset its
+    own variables, not its parents'), the sandbox's mark, or a working directory
+    inside a part's worktree, its own or that of an ancestor in its session (an
+    agent started there by hand carries no marker, its folder says whose it is,
+    and its shell's `cd /` does not take what it runs out of it; the session's
+    leader is the terminal's shell, above it a terminal multiplexer's server
+    says nothing of the pane). Commands that decide for the person (trusting
+    configuration, accepting a changed fingerprint) refuse there."""
     import psutil
 
     if os.environ.get("HF_SANDBOX") == "1":
-        return os.environ.get("HF_BATCH", "?") + "/" + os.environ.get("HF_PART", "?")
+        return Inside(os.environ.get("HF_BATCH", "?") + "/" + os.environ.get("HF_PART", "?"),
+                      "this process runs in the part's sandbox (HF_SANDBOX=1)")
     if os.environ.get("HF_PART"):
-        return f"{os.environ.get('HF_BATCH', '?')}/{os.environ['HF_PART']}"
+        return Inside(f"{os.environ.get('HF_BATCH', '?')}/{os.environ['HF_PART']}",
+                      "HF_PART is set in this process's environment")
     with contextlib.suppress(psutil.Error):
         for proc in psutil.Process().parents():
             with contextlib.suppress(psutil.Error, OSError):
                 env = proc.environ()
                 if env.get("HF_PART"):
-                    return f"{env.get('HF_BATCH', '?')}/{env['HF_PART']}"
+                    return Inside(f"{env.get('HF_BATCH', '?')}/{env['HF_PART']}",
+                                  f"HF_PART is set in the environment of {_named(proc)}")
     try:
         here = _part_worked_here(Path.cwd())
     except OSError:  # (the current directory was deleted)
         here = None
-    return here or _part_worked_above()
+    if here is not None:
+        return Inside(here, f"the current directory is in its worktree ({Path.cwd()})")
+    return _part_worked_above()
 
 
-def _part_worked_above() -> str | None:
+def _named(proc: psutil.Process) -> str:
+    """`process 812 (bash)`: how a refusal names an ancestor."""
+    import psutil
+
+    try:
+        return f"process {proc.pid} ({proc.name()})"
+    except psutil.Error:
+        return f"process {proc.pid}"
+
+
+def _part_worked_above() -> Inside | None:
     """`_part_worked_here` of the working directory of each ancestor of this
     process up to its session's leader (not past it)."""
     import psutil
@@ -394,9 +420,10 @@ def _part_worked_above() -> str | None:
             if proc.pid <= 1:
                 return None
             with contextlib.suppress(psutil.Error, OSError):
-                found = _part_worked_here(Path(proc.cwd()))
+                folder = Path(proc.cwd())
+                found = _part_worked_here(folder)
                 if found is not None:
-                    return found
+                    return Inside(found, f"{_named(proc)} works in its worktree ({folder})")
             if proc.pid == session:
                 return None
     return None

@@ -27,6 +27,7 @@ def test_commands_on_other_parts_or_the_batch_are_refused_inside_a_part(split3):
         assert r.returncode == 1, (args, r.stderr)
         assert "from inside part b1/api" in r.stderr or \
             "named from inside part b1/api" in r.stderr, (args, r.stderr)
+        assert "(HF_PART is set in this process's environment)" in r.stderr, r.stderr
     assert part_record(repo, "b1", "ui")["state"] == "running"
     assert part_record(repo, "b1", "docs")["state"] == "running"
     assert git(repo, "rev-parse", "HEAD") == head
@@ -46,6 +47,8 @@ def test_an_agent_that_clears_its_own_marker_is_still_below_one(split3):
                        text=True, env=_as_agent("api"), check=False)
     assert r.returncode == 1 and "hf join b1 from inside part b1/api" in r.stderr
     assert "only the person decides this" in r.stderr
+    # (the refusal names the ancestor whose environment says so)
+    assert "HF_PART is set in the environment of process " in r.stderr, r.stderr
 
 
 def test_the_person_in_the_main_tree_is_not_refused(split3):
@@ -68,6 +71,7 @@ def test_a_process_working_in_a_part_without_a_marker_is_inside_it(split3):
         r = hf_proc(*args, cwd=api / "src", env=clean)
         assert r.returncode == 1, (args, r.stderr)
         assert "inside part b1/api" in r.stderr, (args, r.stderr)
+        assert f"the current directory is in its worktree ({api / 'src'})" in r.stderr
     assert part_record(repo, "b1", "ui")["state"] == "running"
     assert git(repo, "rev-parse", "HEAD") == head
     r = hf_proc("done", cwd=api / "src", env=clean)
@@ -93,6 +97,9 @@ def test_a_shell_that_leaves_the_part_does_not_take_what_it_runs_out_of_it(split
                            timeout=60)
         assert r.returncode == 1, (args, r.stderr)
         assert "inside part b1/api" in r.stderr, (args, r.stderr)
+        # (the refusal names the ancestor that works in the part, and where)
+        assert "(bash) works in its worktree (" in r.stderr, r.stderr
+        assert f"{api})" in r.stderr, r.stderr
     assert part_record(repo, "b1", "ui")["state"] == "running"
     r = subprocess.run(["bash", "-c", f"cd / && {hf_cmd} drop b1/ui --repo {repo}"],
                        cwd=repo, env=clean, capture_output=True, text=True, check=False,

@@ -88,8 +88,8 @@ def _refuse_another_part(spec: str) -> None:
     from hf_fanout.errors import InsidePart
 
     inside = processes.inside_part()
-    if inside is not None and inside != spec:
-        raise InsidePart(f"{spec} named from inside part {inside}",
+    if inside is not None and inside.part != spec:
+        raise InsidePart(f"{spec} named from inside part {inside.part} ({inside.why})",
                          "a part acts on itself only: run it in a terminal of the main tree")
 
 

@@ -13,8 +13,8 @@ from hf_fanout.errors import InsidePart
 def refuse_inside_part(what: str, own: str | None = None) -> None:
     """Refuse `what` from inside a part; `own` (`BATCH/PART`): allowed when it is
     the asking part itself."""
-    part = processes.inside_part()
-    if part is not None and part != own:
-        raise InsidePart(f"{what} from inside part {part}",
+    inside = processes.inside_part()
+    if inside is not None and inside.part != own:
+        raise InsidePart(f"{what} from inside part {inside.part} ({inside.why})",
                          "only the person decides this: run it in a terminal of the "
                          "main tree, not under an agent")
