@@ -546,3 +546,21 @@ def test_a_removed_directory_with_a_pwd_that_still_exists_gets_the_plain_hint(re
         "shell went there)",
         "hint: cd to the repository, then run hf again; or name the repository with "
         "`--repo PATH`"]
+
+
+def test_help_is_printed_from_a_removed_directory(tmp_path):
+    """Help reads no repository: a command's `--help` (and `-h`) prints it, exit 0,
+    from a folder that was removed; the command itself is refused."""
+    gone = tmp_path / "gone"
+    script = (f"import os, runpy, sys; os.mkdir({str(gone)!r}); os.chdir({str(gone)!r}); "
+              f"os.rmdir({str(gone)!r}); sys.argv = ['hf', *sys.argv[1:]]; runpy.run_module('hf_fanout', "
+              "run_name='__main__')")
+    for args in (["join", "--help"], ["split", "-h"]):
+        r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                           text=True, env={**os.environ, "COLUMNS": "60"}, check=False,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"Usage: hf {args[0]} [OPTIONS]"), r.stdout
+    r = subprocess.run([sys.executable, "-c", script, "join", "b1"], capture_output=True,
+                       text=True, check=False, timeout=60)
+    assert r.returncode == 2 and "no longer exists" in r.stderr

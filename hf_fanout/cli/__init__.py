@@ -102,7 +102,8 @@ def _in_a_directory(args: list[str]) -> bool:
     """Whether hf runs in a directory that exists. Run from one that was removed
     (a join took the folder the shell was in), it moves to the absolute
     `--repo`/`-C` given, if any; else it refuses in one line, as git does, naming
-    the nearest folder of the shell's `$PWD` that is still there."""
+    the nearest folder of the shell's `$PWD` that is still there. Help is
+    printed from anywhere."""
     try:
         os.getcwd()  # noqa: PTH109 (pathlib is not loaded by the commands that need none)
     except FileNotFoundError:
@@ -115,6 +116,9 @@ def _in_a_directory(args: list[str]) -> bool:
     from hf_fanout.cli import output
 
     own = _own_args(args)
+    if "--help" in own or "-h" in own:  # help reads no repository: printed from anywhere
+        os.chdir("/")
+        return True
     given = next((own[i + 1] for i, a in enumerate(own[:-1]) if a in ("--repo", "-C")),
                  next((a.split("=", 1)[1] for a in own if a.startswith("--repo=")), None))
     if given is not None and Path(given).is_absolute() and Path(given).is_dir():
