@@ -553,8 +553,8 @@ def test_help_is_printed_from_a_removed_directory(tmp_path):
     from a folder that was removed; the command itself is refused."""
     gone = tmp_path / "gone"
     script = (f"import os, runpy, sys; os.mkdir({str(gone)!r}); os.chdir({str(gone)!r}); "
-              f"os.rmdir({str(gone)!r}); sys.argv = ['hf', *sys.argv[1:]]; runpy.run_module('hf_fanout', "
-              "run_name='__main__')")
+              f"os.rmdir({str(gone)!r}); sys.argv = ['hf', *sys.argv[1:]]; "
+              "runpy.run_module('hf_fanout', run_name='__main__')")
     for args in (["join", "--help"], ["split", "-h"]):
         r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                            text=True, env={**os.environ, "COLUMNS": "60"}, check=False,

@@ -558,21 +558,29 @@ def test_a_main_branch_renamed_after_the_split_is_named_gone_with_a_way_that_wor
     assert "return [9]" in git(repo, "show", "trunk:src/api/orders.py")
 
 
-def test_files_put_in_a_submodule_folder_not_checked_out_are_refused_and_kept(tmp_path, hf):
+@pytest.mark.parametrize("sparse", [False, True], ids=["full", "sparse"])
+def test_files_put_in_a_submodule_folder_not_checked_out_are_refused_and_kept(
+        tmp_path, hf, sparse):
     """The part's worktree has the submodule's folder empty (not checked out); the
     agent filled it. `git status` shows nothing there and `git add` takes nothing:
     the join refuses, naming it, and gc keeps the part instead of calling it
-    integrated and deleting the files."""
+    integrated and deleting the files. A sparse part without `.gitmodules` in
+    its folder is checked the same way."""
     lib = new_repo(tmp_path / "lib", {"core.c": "v1\n"}, "lib")
     repo = new_repo(tmp_path / "repo", {"src/a.py": "a\n"})
     git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib),
         "vendor/lib")
     git(repo, "commit", "-qm", "add the submodule")
     assert hf("split", "b1", "--part", "sp=src/**", "--part", "ve=vendor/**",
-              cwd=repo).code == 0
+              *(["--sparse"] if sparse else []), cwd=repo).code == 0
     vendor = tmp_path / "repo.hf" / "b1" / "ve"
+    assert (vendor / ".gitmodules").exists() is not sparse
+    (vendor / "vendor/lib").mkdir(parents=True, exist_ok=True)
     assert not any((vendor / "vendor/lib").iterdir())
     write(vendor, {"vendor/lib/agent_work.c": "the agent's work\n"})
+    shown = {p["name"]: p for p in hf("status", "b1", "--json", cwd=repo).json["data"][
+        "batches"][0]["parts"]}
+    assert shown["ve"]["changed"] == 1 and shown["sp"]["changed"] == 0, shown
     for part in ("sp", "ve"):
         assert hf("done", f"b1/{part}", cwd=repo).code == 0
     head = git(repo, "rev-parse", "HEAD")

@@ -140,6 +140,7 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
     last activity (files, heartbeats, its tmux tab's output: `output_at`)."""
     from hf_fanout.core.ownership import Ownership
     from hf_fanout.liveness import agent, heartbeat, judge
+    from hf_fanout.worktrees.scan import filled_submodules
 
     worktree = Path(part.worktree)
     changed: set[RepoPath] = set()
@@ -154,6 +155,9 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
         if worktree.is_dir() and ws.worktree(worktree).is_linked_here():
             with contextlib.suppress(GitFailed):
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
+                # (files in a submodule's folder that is not checked out: git's status
+                # shows none, the join refuses them)
+                changed.update(filled_submodules(worktree))
             on = ws.worktree(worktree).head_branch()
             if on and on != f"refs/heads/{part.branch}":
                 off_branch = on.removeprefix("refs/heads/")

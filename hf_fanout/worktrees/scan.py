@@ -125,10 +125,15 @@ def filled_submodules(worktree: Path) -> list[RepoPath]:
     """The submodules of the worktree's index that are not checked out (no `.git`
     in their folder) and whose folder holds something all the same. Asked of
     the paths `.gitmodules` names only (no `.gitmodules`: none), and of those
-    that are gitlinks in the index."""
-    if not (worktree / ".gitmodules").is_file():
+    that are gitlinks in the index. A sparse checkout may leave `.gitmodules`
+    out of the folder: the index's is read then."""
+    if (worktree / ".gitmodules").is_file():
+        source = ["--file", ".gitmodules"]
+    elif (gitdir_of(worktree) / "info" / "sparse-checkout").is_file():
+        source = ["--blob", ":.gitmodules"]
+    else:
         return []
-    named = run(["config", "--file", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$"],
+    named = run(["config", *source, "-z", "--get-regexp", r"^submodule\..*\.path$"],
                 worktree, check=False).stdout
     paths = [item.partition(b"\n")[2] for item in nul_split(named)]
     if not paths:
