@@ -56,6 +56,32 @@ def test_changed_path_outside_ownership(split3, hf):
     assert "part docs: 0 changed file(s)" in dry.err
 
 
+def test_a_main_branch_left_without_a_commit_is_refused(split3, hf):
+    """The branch the batch goes into was made again as an orphan (no commit yet):
+    the join and its dry run refuse in one line and nothing is written; with the
+    branch back the join goes."""
+    repo = split3["repo"]
+    main = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    write(split3["api"], {"src/api/orders.py": "the agent's\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    git(repo, "branch", "-q", "-m", main, "kept")
+    git(repo, "switch", "-q", "--orphan", main)
+    for extra in (["--dry-run"], []):
+        r = hf("join", "b1", *extra, cwd=repo)
+        assert r.code == 1, r.err
+        assert r.err.splitlines() == [
+            f"hf: error: the main tree's branch {main} has no commit yet: the join has no "
+            "commit to go on",
+            "hint: make its first commit (`git commit --allow-empty -m start`), then run the "
+            "same hf command again"]
+    assert git(repo, "rev-parse", "--verify", "-q", main, check=False) == ""
+    git(repo, "switch", "-q", "kept")
+    git(repo, "branch", "-q", "-m", "kept", main)
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert git(repo, "show", f"{main}:src/api/orders.py") == "the agent's\n"
+
+
 def test_outside_ownership_committed_on_the_branch(split3, hf):
     repo = split3["repo"]
     git(split3["docs"], "rm", "-q", "tools/run.sh")

@@ -181,6 +181,25 @@ def test_splitting_an_existing_batch_id_is_refused(split3, hf):
     assert len(worktrees(repo)) == 4
 
 
+def test_a_split_onto_a_branch_without_a_commit_is_refused(repo, hf):
+    """The main tree is on a new orphan branch and `--base` names another: the
+    join would have no commit to go on. Refused in one line, the dry run too,
+    and nothing is made; after a first commit there the split goes."""
+    main = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    git(repo, "switch", "-q", "--orphan", "fresh")
+    for extra in (["--dry-run"], []):
+        r = hf("split", "b1", "--base", main, "--part", "api=src/api/**", *extra, cwd=repo)
+        assert r.code == 2, r.err
+        assert r.err.splitlines() == [
+            "hf: error: the main tree's branch fresh has no commit yet: a join would have no "
+            "commit to go on",
+            "hint: make its first commit (`git commit --allow-empty -m start`), or switch to a "
+            "branch that has one, then split again"]
+    assert len(worktrees(repo)) == 1 and not (repo / ".git/hf/batches/b1").exists()
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    assert hf("split", "b1", "--base", main, "--part", "api=src/api/**", cwd=repo).code == 0
+
+
 def test_dry_run_creates_nothing_and_reports_counts_and_warnings(repo, hf):
     r = hf("split", "b1", "--part", "api=src/api/**", "--part", "new=src/new_*.py",
            "--part", "docs=docs/**,README.md", "--dry-run", cwd=repo)

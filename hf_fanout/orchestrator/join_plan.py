@@ -158,7 +158,11 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     if batch.state != "running":
         raise JoinRefused(f"batch {batch.id!r} is {batch.state}", "only running batches join")
     ref = refuse_main_elsewhere(main, batch, JoinRefused, "split from", batch.base)
-    assert head is not None
+    if head is None:
+        branch = ref.removeprefix("refs/heads/")
+        raise JoinRefused(f"the main tree's branch {branch} has no commit yet: the join has "
+                          "no commit to go on", "make its first commit (`git commit "
+                          "--allow-empty -m start`), then run the same hf command again")
     fetched = fetched or {}
     parts = select_parts(ws, batch, partial, fetched)
     missing = [p for p in parts if not Path(p.worktree).is_dir() and remote_of(p) is None]

@@ -271,6 +271,12 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     if base is None:
         raise BadInput(f"base {base_rev!r} is not a commit in this repository",
                        "name a branch, tag or commit; a new repository needs a first commit")
+    if ws.main.head() is None:  # (`--base` named a commit; the join goes where HEAD is)
+        branch = ws.main.head_ref().removeprefix("refs/heads/")
+        raise BadInput(f"the main tree's branch {branch} has no commit yet: a join would "
+                       "have no commit to go on", "make its first commit (`git commit "
+                       "--allow-empty -m start`), or switch to a branch that has one, then "
+                       "split again")
     # what the main tree has that the parts will not (read beside the rest)
     side = ThreadPoolExecutor(max_workers=1)
     uncommitted = side.submit(ws.main.changed_paths) if base == ws.main.head() else None
