@@ -123,6 +123,38 @@ def test_the_hint_for_paths_outside_ownership_puts_them_back_through_the_guard(s
     assert (repo / "docs/guide.md").read_text() == "guide\n"
     # the join brought only the owned file: the tool is back as it was, mode and all
     assert git(repo, "diff", "--name-only", base, "HEAD").split() == ["docs/guide.md"]
+    # the new files were not thrown away: the tar beside the worktree holds them
+    kept = docs.parent / "docs.outside.tar"
+    assert f"new files are kept in {kept}" in hint, hint
+    listed = subprocess.run(["tar", "-tf", str(kept)], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert sorted(listed) == ["-rf", "stray.txt"]
+
+
+def test_a_file_moved_out_of_the_part_is_moved_back_by_the_hint_with_its_edits(split3, hf):
+    """The api part moved its file into ui's folder and edited it: refused, and the
+    hint moves it back (not `rm`, which would throw the edit away); the join then
+    brings the edit to the owned path."""
+    repo, api = split3["repo"], split3["api"]
+    git(api, "mv", "src/api/orders.py", "src/ui/orders.py")
+    with (api / "src/ui/orders.py").open("a") as f:
+        f.write("# the agent's new work\n")
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert error["code"] == "ownership_violation"
+    hint = error["hint"]
+    assert "src/ui/orders.py is its src/api/orders.py moved out of its files" in hint, hint
+    commands = hint.split("`")[1]
+    assert "rm" not in commands, commands
+    tab = {**os.environ, "PATH": f"{bin_dir()}{os.pathsep}{os.environ['PATH']}",
+           "HF_PYTHON": sys.executable}
+    done = subprocess.run(["bash", "-c", commands], cwd=api, env=tab, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "src/api/orders.py").read_text().endswith("# the agent's new work\n")
+    assert not (repo / "src/ui/orders.py").exists()
 
 
 def test_two_parts_changing_one_path(split3, hf):

@@ -548,17 +548,52 @@ def _put_back(result: PartResult, base: str, paths: list[RepoPath]) -> str:
     """Commands that put a part's changes of `paths` back as its base has them, run
     in its worktree: the guard refuses `git restore --source` of files a part does
     not own, and a reversed diff against the base brings back content, mode and
-    deleted directories alike (a path the base lacks is removed). The join then
-    sees no change to them."""
+    deleted directories alike. A new file is never just deleted: one that is a
+    file of the part's own moved out of its files (the same content, or the only
+    one of that name it deleted) is moved back, where the join takes its edits;
+    the others are kept in a tar file beside the worktree, then removed. The
+    join then sees no change to them."""
     before = {c.path: c.old for c in result.changes}
     shown = paths[:10]
     had = [shell_word(p) for p in shown if before.get(p) is not None]
-    new = [shell_word(p) for p in shown if before.get(p) is None]
-    steps = ([f"git diff --binary {base[:12]} -- {' '.join(had)} | git apply -R"] if had
-             else []) + ([f"rm -f -- {' '.join(new)}"] if new else [])
+    moved = _moved_out(result, [p for p in shown if before.get(p) is None], set(paths))
+    new = [shell_word(p) for p in shown if before.get(p) is None and p not in moved]
+    steps = [f"git diff --binary {base[:12]} -- {' '.join(had)} | git apply -R"] if had else []
+    for path, home in moved.items():
+        folder = home.rpartition("/")[0]
+        steps.append((f"mkdir -p -- {shell_word(folder)} && " if folder else "")
+                     + f"mv -- {shell_word(path)} {shell_word(home)}")
+    kept = Path(result.part.worktree).parent / f"{result.part.name}.outside.tar"
+    if new:
+        steps.append(f"tar -rf {shell_word(str(kept))} -- {' '.join(new)} && "
+                     f"rm -f -- {' '.join(new)}")
     more = " (and so for the others)" if paths[10:] else ""
+    said = "".join(f"; {shown_path(path)} is its {shown_path(home)} moved out of its files, "
+                   "moved back" for path, home in list(moved.items())[:3])
     return (f"put them back as the part's base has them, in {result.part.name}'s worktree: "
-            f"`{' && '.join(steps)}`{more}")
+            f"`{' && '.join(steps)}`{more}{said}"
+            + (f"; new files are kept in {shown_path(str(kept))}" if new else ""))
+
+
+def _moved_out(result: PartResult, new: list[RepoPath],
+               outside: set[RepoPath]) -> dict[RepoPath, RepoPath]:
+    """The new paths of `new` that are a file the part deleted from its own files,
+    moved: the deleted file with the same content, else the only one deleted with
+    the same name. New path -> the owned path it came from."""
+    gone = [c for c in result.changes if c.new is None and c.old is not None
+            and c.path not in outside]
+    added = {c.path: c.new for c in result.changes if c.path in set(new)}
+    found: dict[RepoPath, RepoPath] = {}
+    for path in new:
+        entry = added.get(path)
+        left = [c for c in gone if c.path not in found.values()]
+        same = [c.path for c in left if entry is not None and c.old is not None
+                and c.old.oid == entry.oid]
+        named = [c.path for c in left if c.path.rpartition("/")[2] == path.rpartition("/")[2]]
+        home = same[0] if same else named[0] if len(named) == 1 else None
+        if home is not None:
+            found[path] = home
+    return found
 
 
 def _refuse_unowned_history(ws: Workspace, batch: Batch, results: list[PartResult],
