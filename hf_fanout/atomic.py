@@ -180,6 +180,49 @@ def remove_stale_temps(directory: Path, older_than: float) -> list[str]:
 DAMAGED_HINT = "run `hf doctor`; hf leaves the file as it is"
 
 
+class NotRegularFile(OSError):
+    """What `read_regular` opened is not a regular file (a FIFO, a device, a folder,
+    a link where none is followed), or is larger than the reader takes."""
+
+
+def read_regular(path: AnyPath, *, limit: int | None = None, follow: bool = True) -> bytes:
+    """The bytes of the regular file at `path`: the one way hf reads a file that
+    someone else (an agent) may have put there. Opened without waiting (a FIFO
+    would block a plain read forever) and, unless `follow`, without following a
+    link; judged by what was opened, not by the name (which may be swapped
+    meanwhile). A FIFO, a device (/dev/zero would be read without end), a
+    folder, or more than `limit` bytes: NotRegularFile. FileNotFoundError when
+    there is nothing."""
+    import stat
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) \
+        | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow and os.path.islink(path):  # (ELOOP: the name is a link)
+            raise NotRegularFile(f"{path} is a symbolic link") from None
+        raise exc from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) \
+                else "a device or socket"
+            raise NotRegularFile(f"{path} is {kind}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, 1 << 20 if limit is None else limit + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise NotRegularFile(f"{path} is larger than {limit} bytes")
+    finally:
+        os.close(fd)
+
+
 def read_json(path: AnyPath, what: str = "record", hint: str = DAMAGED_HINT) -> Any:
     """The one reader of hf's JSON files: the content, or None when the file does
     not exist.
@@ -192,10 +235,11 @@ def read_json(path: AnyPath, what: str = "record", hint: str = DAMAGED_HINT) -> 
     from hf_fanout.errors import StateCorrupt
 
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_regular(path)
     except FileNotFoundError:
         return None
+    except NotRegularFile as exc:
+        raise StateCorrupt(str(exc), hint) from None
     except OSError as exc:
         raise StateCorrupt(f"cannot read {path}: {exc}", "check the file's permissions") from None
     try:

@@ -250,6 +250,27 @@ def test_a_truncated_record_is_reported_and_left_untouched(split3, hf, record):
     assert snapshot(repo) == before
 
 
+def test_a_fifo_or_a_device_in_place_of_a_record_is_reported_not_read(split3):
+    """A part record replaced by a FIFO (a plain read blocks forever) or by a link to
+    /dev/zero (read without end): every command says so in one line, in real
+    processes that end, and the thing is left where it is."""
+    repo = split3["repo"]
+    path = repo / ".git/hf/batches/b1/parts/ui.json"
+    for kind in ("a FIFO", "a device or socket"):
+        path.unlink()
+        if kind == "a FIFO":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+        for args in (("status", "b1"), ("join", "b1"), ("done", "b1/ui")):
+            r = subprocess.run([sys.executable, "-m", "hf_fanout", *args], cwd=repo,
+                               capture_output=True, text=True, timeout=60, check=False)
+            assert r.returncode == 1, (args, r.stderr)
+            assert r.stderr.splitlines()[0] == \
+                f"hf: error: {path} is {kind}, not a regular file", r.stderr
+        assert path.is_symlink() or path.is_fifo()
+
+
 def test_a_record_of_an_unknown_schema_is_reported(split3, hf):
     repo = split3["repo"]
     path = repo / ".git/hf/batches/b1/batch.json"

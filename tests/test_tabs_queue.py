@@ -217,6 +217,44 @@ def test_a_malformed_entry_is_marked_failed_with_the_reason_not_opened(repo, hf)
     assert entries[good_id]["state"] == "submitted"
 
 
+def test_a_fifo_a_device_or_a_link_in_the_queue_is_malformed_not_read(repo, hf, tmp_path):
+    """Something put in the queue that `hf handoff` never writes: a FIFO (a plain
+    read would block forever), a link to /dev/zero (read without end) or to a
+    file out of the queue (its content shown as a task). Each is listed as
+    unreadable, never read; a watcher marks each failed and opens the good entry."""
+    good = hf("handoff", "--task", "good", "--next", "do it", "--json", cwd=repo)
+    good_id = good.json["data"]["id"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("---\ntask: leaked\n---\n\nthe secret\n")
+    os.mkfifo(queue_dir(repo) / "20000101T000000000000000Z-fifo.md")
+    (queue_dir(repo) / "20000101T000000000000001Z-zero.md").symlink_to("/dev/zero")
+    (queue_dir(repo) / "20000101T000000000000002Z-link.md").symlink_to(secret)
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "queue", "--json"], cwd=repo,
+                       capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 0, r.stderr
+    entries = {e["id"]: e for e in json.loads(r.stdout)["data"]["entries"]}
+    assert "is a FIFO, not a regular file" in entries[
+        "20000101T000000000000000Z-fifo"]["problem"]
+    for name in ("zero", "link"):
+        entry = entries[f"20000101T00000000000000{1 if name == 'zero' else 2}Z-{name}"]
+        assert "is a symbolic link" in entry["problem"], entry
+        assert entry["next"] == "" and "leaked" not in entry["task"]
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "next", "--watch", "--timeout",
+                        "0", "--launcher", "print"], cwd=repo, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert f"HF_QUEUE_ENTRY={good_id}" in r.stdout and "the secret" not in r.stdout
+    entries = {e["id"]: e for e in hf("queue", "--json", cwd=repo).json["data"]["entries"]}
+    assert sorted(e["state"] for e in entries.values()) == ["failed"] * 3 + ["submitted"]
+
+
+def test_a_handoff_larger_than_an_entry_holds_is_refused(repo, hf):
+    r = hf("handoff", "--task", "big", "--next", "x" * (q.ENTRY_MAX_BYTES + 1), cwd=repo)
+    assert r.code == 2 and "a queue entry holds at most 1024 KiB" in r.err, r.err
+    assert not queue_dir(repo).exists() or not list(queue_dir(repo).glob("*.md"))
+    assert hf("handoff", "--task", "fits", "--next", "x" * 500_000, cwd=repo).code == 0
+
+
 def test_claims_race_in_threads_exactly_one_winner_per_entry(repo):
     ws = Workspace.open(repo)
     entries = [q.write_entry(ws, task=f"t{i}", text="x") for i in range(20)]

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic
+from hf_fanout.atomic import NotRegularFile, read_regular
 
 SANDBOX_VAR = "HF_SANDBOX"
 ACTIONS = ("done", "blocked", "heartbeat", "audit", "decision", "handoff")
@@ -71,25 +71,12 @@ def pending(common_dir: Path, batch: str, part: str) -> list[tuple[Path, Any]]:
 
 def _read_request(path: Path) -> bytes | None:
     """A request file's bytes; None when it is not a regular file of at most
-    MAX_BYTES. Opened without following a link and without waiting (a FIFO an
-    agent made there would block a plain read forever), and judged by what was
-    opened, not by the name (which the agent may swap meanwhile)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    MAX_BYTES (`atomic.read_regular`, no link followed: a FIFO an agent made
+    there would block a plain read forever)."""
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-            return None
-        chunks = []
-        size = 0
-        while size <= MAX_BYTES:
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return None if size > MAX_BYTES else b"".join(chunks)
-    finally:
-        os.close(fd)
+        return read_regular(path, limit=MAX_BYTES, follow=False)
+    except NotRegularFile:
+        return None
 
 
 def wait_applied(path: Path, timeout: float = 3.0) -> bool:

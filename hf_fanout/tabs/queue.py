@@ -47,6 +47,9 @@ UNREADABLE_CLAIM_AGE = 24 * 3600.0
 # `create_exclusive` temp files older than this were left by a killed writer.
 STALE_TEMP_AGE = 3600.0
 _CLAIM_NAME = re.compile(r"(?P<id>[^.].*)\.spawned(?:\.(?P<generation>[1-9][0-9]*))?")
+# an entry is a page of Markdown: a larger one (or a FIFO, a device, a link put
+# in the queue) is not read, and is malformed
+ENTRY_MAX_BYTES = 1 << 20
 HEADER_KEYS = ("hf-handoff", "id", "task", "status", "created", "from", "tests", "files")
 
 
@@ -153,6 +156,10 @@ def write_entry(ws: Workspace, *, task: str, text: str, status: str = "done",
               "tests": _one_line(tests), "files": ", ".join(_one_line(f) for f in files or [])}
     path = queue_dir(ws) / f"{entry_id}.md"
     text_out = render(header, text)
+    if len(text_out.encode("utf-8")) > ENTRY_MAX_BYTES:
+        raise BadInput(f"the handoff is {len(text_out.encode('utf-8')) >> 10} KiB: a queue entry "
+                       f"holds at most {ENTRY_MAX_BYTES >> 10} KiB",
+                       "put the details in a file of the repository and name it in --next")
     if not dry_run and not atomic.create_exclusive(path, text_out.encode("utf-8")):
         raise BadInput(f"queue entry {entry_id} already exists", "try again")
     return Entry(entry_id, path, header, text.strip())
@@ -283,7 +290,8 @@ def entries(ws: Workspace, *, tidy: bool = True) -> list[Entry]:
     found: list[Entry] = []
     for path in sorted(directory.glob("*.md")):
         try:
-            entry = parse(path, path.read_text(encoding="utf-8"))
+            raw = atomic.read_regular(path, limit=ENTRY_MAX_BYTES, follow=False)
+            entry = parse(path, raw.decode("utf-8"))
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
