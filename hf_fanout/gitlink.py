@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hf_fanout.atomic import read_regular
+
 # hf's mark in a part worktree's own git dir (batch, part, paths), written at split
 PART_MARKER = "hf-part.json"
 
@@ -20,7 +22,7 @@ def gitdir_of(worktree: Path) -> Path:
     dotgit = worktree / ".git"
     if dotgit.is_dir():
         return dotgit
-    line = dotgit.read_text(encoding="utf-8", errors="surrogateescape").strip()
+    line = read_regular(dotgit, limit=4096).decode("utf-8", "surrogateescape").strip()
     path = Path(line.removeprefix("gitdir:").strip())
     return path if path.is_absolute() else (worktree / path).resolve()
 

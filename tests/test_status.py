@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -202,3 +203,22 @@ def test_a_dropped_batch_gc_collected_shows_dropped_with_nothing_left_to_do(repo
                                                                 "ui": "dropped"}
     assert after["summary"].endswith("dropped · collected")
     assert "hf gc" not in hf("status", "b3", cwd=repo).out
+
+
+def test_a_fifo_in_place_of_a_parts_git_file_does_not_hang_status_or_join(split3, hf):
+    """An agent replaced its worktree's `.git` file by a FIFO: `hf status` (a real
+    process) ends and lists the part; the join refuses it by name."""
+    repo, api = split3["repo"], split3["api"]
+    (api / ".git").unlink()
+    os.mkfifo(api / ".git")
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "status", "b1"], cwd=repo,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert any(line.startswith("api ") for line in r.stdout.splitlines()), r.stdout
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "join", "b1"], cwd=repo,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("hf: error: not a worktree of this repository any more: "
+                               f"part 'api' ({api})"), r.stderr

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_fanout import atomic, locks
+from hf_fanout.atomic import read_regular
 from hf_fanout.core import inbox
 from hf_fanout.core.records import Part
 from hf_fanout.core.workspace import Workspace
@@ -446,7 +447,7 @@ def forged_objects(common: Path, part: Part) -> list[Path]:
             continue
         for obj in sorted(sub.iterdir()):
             try:
-                data = zlib.decompress(obj.read_bytes())
+                data = zlib.decompress(read_regular(obj, follow=False))
             except (OSError, zlib.error):
                 found.append(obj)
                 continue

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic
+from hf_fanout.atomic import read_regular
 from hf_fanout.errors import HfError
 
 SETTINGS = ".claude/settings.local.json"
@@ -81,7 +82,7 @@ def _ours(entry: Any) -> bool:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -86,7 +86,7 @@ def set_pause_note(worktree: Path, note: str, *, only_over_a_note: bool = False)
     the file was written."""
     path = task_file(worktree)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = atomic.read_regular(path).decode("utf-8")
     except FileNotFoundError:
         return False
     lines = text.split("\n")
@@ -218,7 +218,7 @@ def write_handoffs(ws: Workspace, batch: Batch, parts: list[Part]) -> None:
 def read_task(part: Part) -> tuple[Path, str]:
     path = task_file(Path(part.worktree))
     try:
-        return path, path.read_text(encoding="utf-8")
+        return path, atomic.read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise HfError(f"no handoff file at {path}",
                       "it is written at split; the worktree may predate it") from None

@@ -483,10 +483,11 @@ def _marked_main_workdir(git_dir: Path, common_dir: Path) -> Path | None:
     dir) names, if that folder's `.git` leads to `common_dir`; else None."""
     import json
 
+    from hf_fanout.atomic import read_regular
     from hf_fanout.gitlink import PART_MARKER, gitdir_of
 
     try:
-        named = json.loads((git_dir / PART_MARKER).read_text(encoding="utf-8"))
+        named = json.loads(read_regular(git_dir / PART_MARKER))
         main = Path(named["main_workdir"])
         leads_to = gitdir_of(main)
     except (OSError, ValueError, KeyError, TypeError):
