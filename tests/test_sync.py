@@ -720,3 +720,33 @@ def test_a_rebase_git_stops_without_a_conflict_is_taken_back_and_says_to_sync_ag
     r = hf("sync", "b1/api", cwd=repo)
     assert r.code == 0, r.err
     assert git(api, "log", "-2", "--format=%s").split("\n")[:2] == ["part work", "main: run"]
+
+
+def test_a_sync_after_mains_tip_was_amended_leaves_the_old_commit_behind(repo, hf):
+    """Main's tip had a key in it; after the split the person took it out with an
+    amend. The sync replays the part's own commits only, not main's old tip: the
+    key is in no commit of the part's branch, the join goes without a tamper
+    refusal, and the key is not brought back into main."""
+    write(repo, {"src/api/config.env": "API_KEY=hunter2\n", "docs/feature.md": "f\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "feature (with the key, by mistake)")
+    assert hf("split", "b1", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/search.py": "def search(): ...\n"})
+    git(api, "add", "-A")
+    git(api, "commit", "-qm", "search")
+    git(repo, "rm", "-q", "src/api/config.env")
+    git(repo, "commit", "-q", "--amend", "-m", "feature")
+    r = hf("sync", "b1/api", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(api, "rev-list", "--count", "HEAD", "--not",
+               git(repo, "rev-parse", "HEAD").strip()).strip() == "1"
+    assert "hunter2" not in git(api, "log", "-p", "HEAD")
+    for part in ("api", "ui"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "grep", "-c", "hunter2", "HEAD", "--", ".", check=False) == ""
+    assert (repo / "src/api/search.py").read_text() == "def search(): ...\n"
+    assert not (repo / "src/api/config.env").exists()

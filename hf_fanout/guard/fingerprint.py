@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic
-from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now
+from hf_fanout.core.records import DROPPED, JOINED, RUNNING, Batch, Part, now, part_base
 from hf_fanout.core.workspace import Workspace
 from hf_fanout.errors import StateCorrupt, TamperDetected
 from hf_fanout.gitlink import enclosing_worktree, gitdir_of
@@ -289,9 +289,15 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
     tips = {f"refs/heads/{part.branch}": ws.repo.ref_target(f"refs/heads/{part.branch}")
             for part in parts if part.state not in (JOINED, DROPPED)
             and old.get(f"refs/heads/{part.branch}")}
-    moved = [ref for ref, tip in tips.items() if tip is not None and tip != batch.base]
+    # (each part's own base: where `hf sync` last brought it, which need not descend
+    # from the batch's base when main's tip was amended since the split)
+    bases = {f"refs/heads/{part.branch}": part_base(batch, part) for part in parts}
+    moved = [ref for ref, tip in tips.items() if tip is not None and tip != bases[ref]]
+    not_from_base: set[str] = set()
+    for base in sorted({bases[ref] for ref in moved}):
+        not_from_base.update(ws.repo.not_descending(base, [r for r in moved if bases[r] == base]))
     # not from the base, nor from a tip `hf doctor --accept` took after a look
-    rewritten = {ref for ref in ws.repo.not_descending(batch.base, moved)
+    rewritten = {ref for ref in not_from_base
                  if old[ref] == batch.base or (tips[ref] != old[ref]
                  and not _descends(ws, old[ref], str(tips[ref])))}
     for ref, tip in tips.items():
@@ -300,7 +306,7 @@ def _compare_refs(ws: Workspace, batch: Batch, parts: list[Part],
         elif ref in rewritten:
             findings.append(Finding(ref, "rewritten",
                                     f"{tip[:12]} no longer descends from the base "
-                                    f"{batch.base[:12]}"))
+                                    f"{bases[ref][:12]}"))
     return findings
 
 

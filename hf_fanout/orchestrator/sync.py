@@ -242,7 +242,7 @@ def _start(ws: Workspace, batch: Batch, part: Part, mode: str, dry_run: bool) ->
         rebase.clear(worktree, keep=copied_paths(part))
     fault_point("sync-cleared")
     try:
-        conflicts = rebase.start(worktree, mode, onto, _message(part))
+        conflicts = rebase.start(worktree, mode, onto, base, _message(part))
     except HfError as exc:
         # git refused without a conflict (a hook, a damaged object, a commit it could
         # not sign): everything back, so the way on is a new sync, not --continue
@@ -344,6 +344,7 @@ def _resume(ws: Workspace, batch: Batch, part: Part, dry_run: bool, single: bool
         if _saved(pending) is not None:
             rebase.clear(worktree, keep=copied_paths(part))
         result.conflicts = rebase.start(worktree, result.mode, str(pending["onto"]),
+                                        str(pending.get("base") or part_base(batch, part)),
                                         _message(part))
     if result.conflicts:
         _step(ws, part, GIT_STOPPED)

@@ -93,11 +93,14 @@ def _remove_empty_parents(directory: Path, top: Path) -> None:
         directory = directory.parent
 
 
-def start(worktree: Worktree, mode: str, onto: str, message: str) -> list[str]:
+def start(worktree: Worktree, mode: str, onto: str, base: str, message: str) -> list[str]:
     """Rebase the worktree's branch onto `onto`, or merge `onto` into it; the paths
-    in conflict when git stopped ([] when it went through)."""
+    in conflict when git stopped ([] when it went through). The rebase replays the
+    part's own commits only, those after `base` (its recorded base): a commit that
+    main no longer has (its tip amended, a secret taken out) is left behind, not
+    brought back on top of it."""
     if mode == REBASE:
-        args = ["rebase", "--no-autostash", onto]
+        args = ["rebase", "--no-autostash", "--onto", onto, base]
     else:
         args = ["merge", "--no-ff", "--no-edit", "-m", message, onto]
     return _step(worktree, args)
