@@ -244,6 +244,45 @@ def test_main_moved_conflict_writes_nothing(repo, hf):
     assert snapshot(repo) == before
 
 
+def test_a_file_against_a_folder_of_main_is_a_conflict_and_writes_nothing(split3, hf):
+    """Main moved both ways round a part's change of shape: the part made a folder a
+    file where main since added files in it (docs/guides), and the part adds a
+    file in a folder main since made a file (src/ui). Each is a conflict; the
+    main tree, its index and its files are exactly as they were."""
+    repo, api, ui = split3["repo"], split3["api"], split3["ui"]
+    write(repo, {"src/api/guides/intro.md": "intro\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "main: guides")
+    # (re-split from here so the api part starts with the folder)
+    assert hf("drop", "b1", cwd=repo).code == 0
+    assert hf("gc", "b1", "--force", cwd=repo).code == 0
+    assert hf("split", "b2", "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+              cwd=repo).code == 0
+    api, ui = (repo.parent / "repo.hf" / "b2" / n for n in ("api", "ui"))
+    shutil.rmtree(api / "src/api/guides")
+    write(api, {"src/api/guides": "one file now\n"})
+    write(ui, {"src/ui/widgets/new.js": "new\n"})
+    write(repo, {"src/api/guides/more.md": "more\n"})
+    git(repo, "rm", "-rq", "src/ui")
+    write(repo, {"src/ui": "main made this a file\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "main: more guides; src/ui is a file")
+    for name in ("api", "ui"):
+        assert hf("done", f"b2/{name}", cwd=repo).code == 0
+    before = snapshot(repo)
+    r = hf("join", "b2", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "merge_conflict", r.out
+    found = {c["path"]: c["reason"] for c in r.json["data"]["conflicts"]}
+    assert found == {
+        # (intro.md the part deleted with the folder: only main's new file stands)
+        "src/api/guides": "written as a file, where main has a folder with files: "
+                          "src/api/guides/more.md",
+        "src/ui/widgets/new.js": "main made src/ui a file; this path is written in that "
+                                 "folder"}, found
+    assert snapshot(repo) == before
+    assert git(repo, "status", "--porcelain") == ""
+
+
 def test_a_path_another_process_staged_stays_staged_and_uncommitted(split3, hf):
     repo = split3["repo"]
     write(repo, {"notes.txt": "someone else's work\n",

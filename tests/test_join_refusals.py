@@ -673,7 +673,8 @@ def test_a_name_with_terminal_escapes_is_shown_quoted_and_the_hint_runs_as_print
     error, err = refused(hf, repo)
     assert "\x1b" not in status.out + diff.out + err
     command = err.split("worktree: `", 1)[1].split("`", 1)[0]
-    assert command == "rm -f -- $'README2\\033[2K'"
+    kept = api.parent / "api.outside.tar"
+    assert command == f"tar -rf {kept} -- $'README2\\033[2K' && rm -f -- $'README2\\033[2K'"
     subprocess.run(["bash", "-c", command], cwd=api, check=True)
     assert not (api / name).exists() and (api / "src/api/orders.py").exists()
     r = hf("join", "b1", cwd=repo)

@@ -442,3 +442,25 @@ def test_an_amended_join_is_not_taken_back_in_the_records_only(split3, hf):
     assert snapshot(repo) == before
     assert {p["name"]: p["state"] for p in hf("status", "b1", "--json", cwd=repo)
             .json["data"]["batches"][0]["parts"]}["api"] == "joined"
+
+
+def test_undo_refuses_when_main_made_a_file_of_a_folder_the_join_emptied(split3, hf):
+    """The join deleted the docs part's folder; main then put a file at that name.
+    Taking the join back would write the folder's files under a file: a conflict
+    named as such (not "uncommitted edits"), and nothing is written."""
+    repo, docs = split3["repo"], split3["docs"]
+    git(docs, "rm", "-rq", "docs")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    write(repo, {"docs": "main's file now\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "main: docs is a file")
+    before = snapshot(repo)
+    for extra in (["--dry-run"], []):
+        r = hf("undo", "b1", *extra, cwd=repo)
+        assert r.code == 1, r.err
+        assert "taking the join back conflicts with that" in r.err, r.err
+        assert "main made docs a file; this path is written in that folder" in r.err, r.err
+        assert "uncommitted edits" not in r.err
+    assert snapshot(repo) == before

@@ -56,10 +56,43 @@ def combine(ws: Workspace, on_head: bool, head: str, owned: list[tuple[str, Chan
             merged.append(c.path)
             if result != mine:
                 entries[c.path] = result
+    conflicts += _shape_conflicts(ws, head, {**ours_changed(changes, ours), **entries}, owner)
     if conflicts:
         order = {c.path: i for i, c in enumerate(changes)}
         _refuse(sorted(conflicts, key=lambda found: order[found["path"]]))
     return entries, merged
+
+
+def ours_changed(changes: list[Change], ours: dict[RepoPath, Entry]) -> dict[RepoPath,
+                                                                          Entry | None]:
+    """The changed paths as main has them (what the join leaves of them unless it
+    writes them)."""
+    return {c.path: ours.get(c.path) for c in changes}
+
+
+def _shape_conflicts(ws: Workspace, head: str, result: dict[RepoPath, Entry | None],
+                     owner: dict[RepoPath, str]) -> list[dict[str, Any]]:
+    """A file the join writes where main now has a folder with files the join keeps,
+    or below a path main made a file: the tree would hold a file and a folder of
+    one name (git cannot record it; the write would take main's files away)."""
+    written = sorted(p for p, entry in result.items() if entry is not None)
+    gone = {p for p, entry in result.items() if entry is None}
+    found = []
+    for folder, files in ws.repo.files_below(head, written).items():
+        kept = [f for f in files if f not in gone]
+        if kept:
+            more = f" and {len(kept) - 3} more" if kept[3:] else ""
+            found.append(_conflict(folder, owner[folder], "written as a file, where main has "
+                                   f"a folder with files: {', '.join(kept[:3])}{more}"))
+    above = {p: [RepoPath(p.rsplit("/", n)[0]) for n in range(1, p.count("/") + 1)]
+             for p in written}
+    as_files = ws.repo.entries_at(head, {a for ancestors in above.values() for a in ancestors})
+    for path, ancestors in above.items():
+        blocking = next((a for a in ancestors if a in as_files and a not in gone), None)
+        if blocking is not None:
+            found.append(_conflict(path, owner[path], f"main made {blocking} a file; this path "
+                                   "is written in that folder"))
+    return found
 
 
 def _refuse(conflicts: list[dict[str, Any]]) -> None:

@@ -256,6 +256,39 @@ class ObjectStore:
                 result[path] = Entry(entry.filemode, str(entry.id))
         return result
 
+    def files_below(self, treeish: str, folders: Iterable[RepoPath]) -> dict[RepoPath,
+                                                                            list[RepoPath]]:
+        """For each of `folders` that is a folder in `treeish`: the file paths below it
+        (folders that are not there, or are files, are left out)."""
+        pygit2 = pygit2_module()
+        root = self.odb.revparse_single(treeish).peel(pygit2.Tree)
+        found: dict[RepoPath, list[RepoPath]] = {}
+        for folder in folders:
+            tree = root
+            for name in folder.split("/"):
+                try:
+                    entry = tree[name]
+                except KeyError:
+                    entry = None
+                if entry is None or entry.filemode != MODE_TREE:
+                    tree = None
+                    break
+                tree = self.odb[entry.id]
+            if tree is None:
+                continue
+            files: list[RepoPath] = []
+            stack = [(folder, tree)]
+            while stack:
+                prefix, at = stack.pop()
+                for entry in at:
+                    path = RepoPath(f"{prefix}/{entry.name}")
+                    if entry.filemode == MODE_TREE:
+                        stack.append((path, self.odb[entry.id]))
+                    else:
+                        files.append(RepoPath(path))
+            found[folder] = sorted(files)
+        return found
+
     def ls_tree(self, commit: str) -> list[RepoPath]:
         """Every file path of `commit`'s tree. Kept per commit id for the process's
         life (a split asks for the base's listing several times)."""
