@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, snapshot, write
+from conftest import git, new_repo, snapshot, write
 
 BINARY = bytes(range(256)) * 4 + b"\0\xff\xfe"
 SPACED = "src/api/new file ü.py"
@@ -281,6 +281,39 @@ def test_a_file_against_a_folder_of_main_is_a_conflict_and_writes_nothing(split3
                                  "folder"}, found
     assert snapshot(repo) == before
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_three_way_merge_in_a_partial_clone_reads_blobs_it_has_not_fetched(tmp_path, hf):
+    """A `--filter=blob:none` clone with a sparse main tree: main pulls a change to
+    a file outside its sparse set, whose blob is on the remote only. The join's
+    three-way merge reads it (git fetches it) and brings both changes."""
+    numbers = "".join(f"{i}\n" for i in range(1, 51))
+    source = new_repo(tmp_path / "source", {"big/f3": numbers, "README": "r\n"})
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(bare)], check=True)
+    git(bare, "config", "uploadpack.allowFilter", "true")
+    git(bare, "config", "uploadpack.allowAnySHA1InWant", "true")
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", "--filter=blob:none", "--no-checkout",
+                    f"file://{bare}", str(repo)], check=True)
+    git(repo, "sparse-checkout", "set", "--no-cone", "README")
+    git(repo, "checkout", "-q", "main")
+    assert hf("split", "b1", "--part", "big=big/**", "--part", "readme=README",
+              cwd=repo).code == 0
+    part = tmp_path / "repo.hf" / "b1" / "big"
+    write(part, {"big/f3": numbers.replace("5\n", "five (part)\n", 1)})
+    write(source, {"big/f3": numbers.replace("45\n", "forty-five (main)\n")})
+    git(source, "commit", "-qam", "main changes line 45")
+    git(source, "push", "-q", str(bare), "main")
+    git(repo, "pull", "-q", "--no-rebase")
+    missing = git(repo, "rev-list", "--objects", "--missing=print", "--all")
+    assert any(line.startswith("?") for line in missing.splitlines())  # (not fetched)
+    for name in ("big", "readme"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    joined = git(repo, "show", "HEAD:big/f3")
+    assert "five (part)\n" in joined and "forty-five (main)\n" in joined
 
 
 def test_a_path_another_process_staged_stays_staged_and_uncommitted(split3, hf):

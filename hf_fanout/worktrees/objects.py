@@ -200,7 +200,13 @@ class ObjectStore:
         self.git(["index-pack", "--stdin"], stdin=_pack(objects))
 
     def read_blob(self, oid: str) -> bytes:
-        data: bytes = self.odb[oid].data  # type: ignore[attr-defined]
+        """A blob's bytes. One that is not in the object store (a partial clone,
+        `--filter=blob:none`, keeps blobs on its promisor remote) is read by git,
+        which fetches it; libgit2 does not."""
+        try:
+            data: bytes = self.odb[oid].data  # type: ignore[attr-defined]
+        except KeyError:
+            return self.git(["cat-file", "blob", oid])
         return data
 
     def write_blob(self, data: bytes) -> str:
