@@ -69,6 +69,29 @@ def shown_path(path: str) -> str:
     return '"' + "".join(_quoted_byte(b) for b in os.fsencode(path)) + '"'
 
 
+def shown_text(text: str, *, one_line: bool = True) -> str:
+    r"""Free text hf did not write (an agent's note or blocked reason, a handoff's
+    task, an audit line's values) as hf prints it for a person: every control
+    character (ESC, CR, BEL, the C1 range, DEL) and every byte that is not UTF-8
+    written as a visible escape (`\033`, `\r`), so the text cannot move the
+    cursor, erase a line or recolour the terminal, and reads as it was written.
+    With `one_line`, newlines and tabs too (`\n`, `\t`): it stays on its line."""
+    kept = "" if one_line else "\n\t"
+    if not any((c < " " and c not in kept) or "\x7f" <= c <= "\x9f"
+               or "\udc80" <= c <= "\udcff" for c in text):
+        return text
+    return "".join(_visible(c) if ((c < " " and c not in kept) or "\x7f" <= c <= "\x9f"
+                                   or "\udc80" <= c <= "\udcff") else c for c in text)
+
+
+def _visible(char: str) -> str:
+    """One control character (or byte that is not UTF-8) as `shown_text` writes it."""
+    if "\udc80" <= char <= "\udcff":
+        return f"\\{ord(char) - 0xDC00:03o}"
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char)
+    return named or f"\\{ord(char):03o}"
+
+
 def shell_word(path: str) -> str:
     r"""A path as one word of a shell command hf prints as a hint: `shlex.quote`'s,
     unless the name holds a control character or a byte that is not UTF-8; then

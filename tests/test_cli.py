@@ -585,3 +585,55 @@ def test_help_is_printed_from_a_removed_directory(tmp_path):
     r = subprocess.run([sys.executable, "-c", script, "join", "b1"], capture_output=True,
                        text=True, check=False, timeout=60)
     assert r.returncode == 2 and "no longer exists" in r.stderr
+
+
+def _on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """hf run with its stdout on a pseudo-terminal (rich's tables): exit code, output."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", *args], cwd=cwd,
+                            stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # (EIO: the other end closed)
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_text_an_agent_wrote_reaches_no_terminal_raw(split3, hf):
+    """A blocked reason, a done note and a handoff that erase the line and print
+    something else (ESC [2K, CR), or hold what rich would read as markup: `hf
+    blocked`, `hf status` (plain and on a terminal), `hf log` and `hf queue` show
+    them escaped, and a `[/x]` neither breaks the table nor styles anything."""
+    repo = split3["repo"]
+    spoof = "stuck\x1b[2K\rall fine [/x] [bold]loud"
+    shown = "stuck\\033[2K\\rall fine [/x] [bold]loud"
+    r = hf("blocked", "b1/ui", "--reason", spoof, cwd=repo)
+    assert r.code == 0 and r.out.strip() == f"b1/ui is blocked: {shown}", r.out
+    assert hf("done", "b1/api", "--note", "ok\x07\x1b[31mred", cwd=repo).code == 0
+    assert hf("handoff", "--task", "t", "--next", "\x1b[2Knext [/y]", cwd=repo).code == 0
+    status = hf("status", "b1", cwd=repo)
+    assert f"  ui: blocked: {shown}" in status.out.splitlines(), status.out
+    log = hf("log", "b1", cwd=repo).out
+    # (the log puts each value on one line: the CR is a space there)
+    assert "note=ok\\007\\033[31mred" in log, log
+    assert "reason=stuck\\033[2K all fine [/x] [bold]loud" in log, log
+    queue = hf("queue", cwd=repo).out
+    assert "\\033[2Knext [/y]" in queue, queue
+    for out in (status.out, log, queue):
+        assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    for args in (["status", "b1"], ["queue"]):
+        code, out = _on_a_terminal(args, repo)
+        assert code == 0, out
+        assert "\x1b[2K" not in out and "\x07" not in out
+    code, out = _on_a_terminal(["queue"], repo)
+    assert "\\033[2Knext [/y]" in out, out

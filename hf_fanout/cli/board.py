@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hf_fanout import timefmt
-from hf_fanout.paths import shown_path
+from hf_fanout.paths import shown_path, shown_text
 
 # (header, the least width it needs, dropped in this order when there is no room)
 COLUMNS = [("part", 8, 0), ("state", 12, 0), ("agent", 7, 4), ("changed", 7, 2),
@@ -43,7 +43,7 @@ def cells(part: Any, now: float) -> dict[str, Any]:
     if part.behind:  # main moved on since the part's base (`hf sync` brings it)
         state.append(f" main +{part.behind}", style="cyan")
     return {"part": part.name, "state": state,
-            "agent": agent, "changed": str(part.changed),
+            "agent": Text(shown_text(str(agent))), "changed": str(part.changed),
             "owned": "" if part.owned is None else str(part.owned), "outside": outside,
             "last activity": f"{timefmt.ago(part.last_activity, now)} ago",
             "branch": part.branch}

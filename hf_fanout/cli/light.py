@@ -51,7 +51,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
     from hf_fanout.core import pauses
     from hf_fanout.orchestrator.limits import usage
     from hf_fanout.orchestrator.status import all_status, queue_status
-    from hf_fanout.paths import shell_word, shown_path
+    from hf_fanout.paths import shell_word, shown_path, shown_text
 
     ws = open_ws(repo)
     if watch and output.on_terminal():
@@ -102,7 +102,7 @@ def status(batch: str | None = None, repo: Path | None = None, everything: bool 
                     print(f"  {p.name}: outside its ownership: "
                           f"{', '.join(shown_path(x) for x in p.outside_paths)}")
                 if p.reason:
-                    print(f"  {p.name}: blocked: {p.reason}")
+                    print(f"  {p.name}: blocked: {shown_text(p.reason)}")
                 if p.after_join:
                     print(f"  {p.name}: {p.after_join} commit(s) on its branch after its join, "
                           f"not in main: {p.after_join_hint}")
@@ -189,7 +189,9 @@ def mark_part(spec: str | None, repo: Path | None, dry_run: bool, state: str,
     result, changed = change(ws, target)
     for message, hint in ws.notices[seen:]:  # (a request a sandbox left waiting)
         output.notice(message, hint)
-    detail = f": {result.reason}" if state == "blocked" else ""
+    from hf_fanout.paths import shown_text
+
+    detail = f": {shown_text(result.reason or '')}" if state == "blocked" else ""
     output.emit({"part": result.to_dict(), "changed": changed},
                 f"{result.batch}/{result.name} is {state}{detail}"
                 + ("" if changed else " (already)"))

@@ -49,17 +49,22 @@ def emit_error(code: str, message: str, hint: str, data: Any = None) -> None:
         error = {"code": code, "message": message, "hint": hint}
         _print_json(envelope(CURRENT.command or "hf", False, data, error))
         return
-    print(f"hf: error: {message}", file=sys.stderr)
+    from hf_fanout.paths import shown_text
+
+    # (a message may quote what an agent wrote: no control character reaches the terminal)
+    print(f"hf: error: {shown_text(message, one_line=False)}", file=sys.stderr)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        print(f"hint: {shown_text(hint, one_line=False)}", file=sys.stderr)
 
 
 def notice(message: str, hint: str) -> None:
     """Something the command found and went on despite (stderr, in --json mode too:
     the envelope on stdout stays the command's own)."""
-    print(f"hf: note: {message}", file=sys.stderr)
+    from hf_fanout.paths import shown_text
+
+    print(f"hf: note: {shown_text(message, one_line=False)}", file=sys.stderr)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+        print(f"hint: {shown_text(hint, one_line=False)}", file=sys.stderr)
 
 
 def waiting(message: str) -> None:
@@ -107,15 +112,21 @@ def on_terminal() -> bool:
 
 def table(headers: list[str], rows: list[list[str]], title: str = "") -> None:
     """A table: rich on a terminal, tab-separated plain text in a pipe."""
+    from hf_fanout.paths import shown_text
+
+    # (cells hold text hf did not write, an agent's or a path's: no control
+    # character reaches the terminal, and no `[...]` in it is read as rich markup)
+    rows = [[shown_text(cell) for cell in row] for row in rows]
     if on_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(title=title or None, show_lines=False)
         for h in headers:
             t.add_column(h)
         for row in rows:
-            t.add_row(*row)
+            t.add_row(*(Text(cell) for cell in row))
         Console().print(t)
         return
     if title:

@@ -82,6 +82,7 @@ def _event_line(event: Any, now: float) -> str:
 
 
 def _value(value: Any) -> str:
+    from hf_fanout.paths import shown_text
     from hf_fanout.worktrees.refs import is_oid
 
     if isinstance(value, str):
@@ -90,7 +91,7 @@ def _value(value: Any) -> str:
         text = ",".join(value)
     else:
         text = jsonlib.dumps(value, sort_keys=True, default=str)
-    text = " ".join(text.split())
+    text = shown_text(" ".join(text.split()))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hf_fanout.paths import shown_path
+from hf_fanout.paths import shown_path, shown_text
 
 
 def print_opened(results: list[Any]) -> None:
@@ -30,7 +30,7 @@ def print_split_notes(parts: list[Any], tabs: list[Any]) -> None:
         for warning in part.extra.get("environment", {}).get("warnings", []):
             print(f"warning: {part.name}: {warning}")
         if part.state == "blocked" and part.reason:
-            print(f"{part.name} is blocked: {part.reason}")
+            print(f"{part.name} is blocked: {shown_text(part.reason)}")
     if tabs:
         print_opened(tabs)
 

@@ -118,6 +118,8 @@ def queue(
     watching = watchers(ws)
 
     def human() -> None:
+        from hf_fanout.paths import shown_text
+
         for w in watching:
             print(f"watcher: pid {w.get('pid')} on {w.get('host')} since {w.get('at')}")
         if not found:
@@ -128,7 +130,7 @@ def queue(
         output.table(["entry", "state", "task", "status", "next"], rows)
         for e in found:
             if e.lapsed:
-                print(f"{e.id}: pending again: {e.lapsed['reason']}")
+                print(f"{e.id}: pending again: {shown_text(str(e.lapsed['reason']))}")
 
     emit({"entries": [e.to_data() for e in found], "watchers": watching}, human)
 
