@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import git, hf_proc, write
 from liveness_support import agent_script, part_record
 
@@ -181,4 +182,30 @@ def test_a_join_or_undo_killed_right_after_it_landed_leaves_the_hook_as_a_whole_
     assert _hooks_path(repo) == hooks
     again = hf("join", "b1", cwd=repo)
     assert again.code == 0, again.err  # no tampering seen: the config is as hf left it
+    assert _hooks_path(repo) == ""
+
+
+@pytest.mark.parametrize("damage", ["binary", "fifo"])
+def test_a_damaged_record_of_the_main_worktrees_hooks_path_does_not_stop_hf(
+        repo, hf, damage):
+    """The file where hf keeps the main worktree's own core.hooksPath holds bytes no
+    path has, or is a FIFO: it counts as none. gc, the join (real processes) and
+    doctor go through, and the main tree's hooks setting is hf's no more after."""
+    assert hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo).code == 0
+    api = repo.parent / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "in the part\n"})
+    assert hf("done", cwd=api).code == 0
+    saved = repo / ".git/hf/main-hooks-path"
+    saved.unlink(missing_ok=True)
+    if damage == "binary":
+        saved.write_bytes(b"ho\x00ks\xff\xfe\n")
+    else:
+        os.mkfifo(saved)
+    for args in (["gc"], ["join", "b1"], ["doctor"]):
+        r = subprocess.run([sys.executable, "-m", "hf_fanout", *args], cwd=repo,
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode in (0, 1) and "internal error" not in r.stderr, (args, r.stderr)
+        if args[0] == "join":
+            assert r.returncode == 0 and "joined batch b1" in r.stdout, r.stderr
+    assert git(repo, "show", "HEAD:src/api/orders.py") == "in the part\n"
     assert _hooks_path(repo) == ""

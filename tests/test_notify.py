@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,22 @@ def test_the_terminal_bell_when_nothing_else_can_show_it(split3, seal):
     (repo / ".hf.toml").unlink()
     code, seen = run_on_a_terminal(["done", "b1/docs"], repo, {**env, "CI": "1"})
     assert code == 0 and b"\a" not in seen, seen
+
+
+def test_a_fifo_in_place_of_the_notification_record_does_not_hang_the_join(split3, notify_log):
+    """Something made `notified.json` (when each notice was last shown) a FIFO: the
+    join (a real process) lands, says so and ends, and notifies."""
+    repo = split3["repo"]
+    (split3["api"] / "src/api/orders.py").write_text("the agent's\n")
+    record = repo / ".git/hf/notified.json"
+    record.unlink(missing_ok=True)
+    os.mkfifo(record)
+    for name in ("api", "ui", "docs"):
+        r = subprocess.run([sys.executable, "-m", "hf_fanout", "done", f"b1/{name}"],
+                           cwd=repo, capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "join", "b1"], cwd=repo,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "joined batch b1" in r.stdout
+    assert notify_log()[-1].startswith("--app-name=hf|hf: b1 joined|")

@@ -57,6 +57,19 @@ def saved_main_hooks_path(common_dir: Path) -> Path:
     return common_dir / "hf" / "main-hooks-path"
 
 
+def read_saved_main_hooks_path(common_dir: Path) -> str:
+    """The main worktree's own core.hooksPath that hf set aside ("" when there is
+    none). A file that is not what hf writes there (not a regular file: a FIFO
+    would block; not UTF-8 text; a NUL byte, which no path holds) counts as none:
+    the value it held cannot be told, and reading on would crash each command."""
+    try:
+        raw = atomic.read_regular(saved_main_hooks_path(common_dir), limit=4096)
+        value = raw.decode("utf-8").rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return "" if "\0" in value else value
+
+
 def chain_dir(main_repo: Repository) -> str:
     """Where the repository's own hooks are: the main worktree's own core.hooksPath
     that hf set aside while a batch runs (`saved_main_hooks_path`), else its
@@ -68,11 +81,7 @@ def chain_dir(main_repo: Repository) -> str:
     known: str | None = main_repo.__dict__.get("_hf_chain_dir")
     if known is not None:
         return known
-    try:
-        value = os.path.expanduser(saved_main_hooks_path(main_repo.common_dir).read_text(
-            encoding="utf-8", errors="surrogateescape").rstrip("\n"))
-    except OSError:
-        value = ""
+    value = os.path.expanduser(read_saved_main_hooks_path(main_repo.common_dir))
     if not value:
         proc = run(["config", "--show-scope", "--get-all", "core.hooksPath"],
                    main_repo.workdir, check=False)

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hf_fanout import atomic, locks, processes
-from hf_fanout.guard.hooks import ALL_HOOKS, chain_dir, main_hooks_dir, saved_main_hooks_path
+from hf_fanout.guard.hooks import (
+    ALL_HOOKS,
+    chain_dir,
+    main_hooks_dir,
+    read_saved_main_hooks_path,
+    saved_main_hooks_path,
+)
 
 if TYPE_CHECKING:
     from hf_fanout.core.workspace import Workspace
@@ -149,10 +155,7 @@ def uninstall(main_repo: Repository) -> None:
         with contextlib.suppress(FileNotFoundError):
             saved.unlink()  # (the person set their own since: that one stands)
         return
-    try:
-        theirs = os.fsdecode(saved.read_bytes().rstrip(b"\n"))
-    except OSError:
-        theirs = ""
+    theirs = read_saved_main_hooks_path(main_repo.common_dir)
     if theirs:
         run(["config", "--worktree", "core.hooksPath", theirs], main_repo.workdir)
     else:

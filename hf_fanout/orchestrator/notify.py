@@ -74,7 +74,7 @@ def _first_within(path: Path, key: str) -> bool:
 
     now = time.time()
     try:
-        seen = json.loads(path.read_text(encoding="utf-8"))
+        seen = json.loads(atomic.read_regular(path, limit=1 << 20))
     except (OSError, ValueError):
         seen = {}
     if not isinstance(seen, dict):
