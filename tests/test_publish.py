@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,36 @@ def test_a_failing_gh_after_the_push_says_the_branch_is_there(published, hf, tmp
     assert "not published" not in r.err
     assert "GraphQL: not authorized" in said
     assert len(record.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("behaviour", ["garbage", "hang"])
+def test_a_gh_that_prints_bytes_or_never_answers_is_one_line_after_the_push(
+        published, hf, tmp_path, monkeypatch, behaviour):
+    """gh prints bytes that are not UTF-8 and fails, or waits forever (on a prompt,
+    on the network): one line saying the branch is pushed and what gh did, with
+    the page to open the request by hand; never an internal error, never a hang."""
+    from hf_fanout.orchestrator import publish
+
+    repo = published["repo"]
+    remote = published["remote"]
+    stand_in_gh(tmp_path, monkeypatch)
+    gh = tmp_path / "bin" / "gh"
+    if behaviour == "garbage":
+        gh.write_text("#!/bin/sh\nprintf 'bad \\377\\376 bytes\\n' >&2\nexit 1\n")
+    else:
+        gh.write_text("#!/bin/sh\nexec sleep 60\n")
+        monkeypatch.setattr(publish, "PR_TIMEOUT", 2.0)
+    write(published["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    for name in ("api", "ui", "docs"):
+        assert hf("done", cwd=published[name]).code == 0
+    started = time.monotonic()
+    r = hf("join", "b1", "--push", "--branch", "hf/b1", "--pr", cwd=repo)
+    assert r.code == 1, r.err
+    assert time.monotonic() - started < 30
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    assert git(remote, "rev-parse", "hf/b1").strip() == commit
+    said = r.err.splitlines()[0]
+    assert f"joined as {commit[:12]}; the branch is pushed" in said, r.err
+    assert ("bad \ufffd\ufffd bytes" if behaviour == "garbage"
+            else "did not answer within 2 s") in said, r.err
+    assert "internal error" not in r.err

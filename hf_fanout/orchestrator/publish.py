@@ -191,6 +191,8 @@ def _rejection(text: str) -> str:
 
 # --------------------------------------------------------------------- the forge
 
+# seconds `gh pr create` (or glab's) may take: it asks the forge once, in seconds
+PR_TIMEOUT = 120.0
 _SCP = re.compile(r"^(?:[^@/]+@)?([^:/]+):(.+?)(?:\.git)?/?$")
 _URL = re.compile(r"^(?:https?|ssh|git)://(?:[^@/]+@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$")
 
@@ -263,8 +265,16 @@ def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
             argv = [path, "mr", "create", "--source-branch", branch, "--title", title,
                     "--description", body, "--yes"]
             argv += ["--target-branch", base] if base else []
-        proc = subprocess.run(argv, cwd=ws.main.path, capture_output=True, text=True,
-                              env=dict(os.environ), check=False)
+        page = _new_pr_page(url, branch, base) or f"`{tool}` in the main tree"
+        try:
+            # (its output as text whatever its bytes; never a prompt: no terminal input)
+            proc = subprocess.run(argv, cwd=ws.main.path, capture_output=True, text=True,
+                                  errors="replace", stdin=subprocess.DEVNULL,
+                                  env=dict(os.environ), check=False, timeout=PR_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RequestFailed(f"the branch is pushed, but `{tool}` did not answer within "
+                                f"{PR_TIMEOUT:g} s, and was stopped",
+                                f"open the request by hand: {page}") from None
         if proc.returncode != 0:
             said = (proc.stderr or proc.stdout).strip()
             why = said.splitlines()
@@ -273,8 +283,7 @@ def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
             raise RequestFailed(f"the branch is pushed, but `{tool}` could not open the "
                                 f"request: {why[0] if why else f'exit {proc.returncode}'}"
                                 + (f" ({there[-1]})" if there else ""),
-                                "open it by hand: " + (_new_pr_page(url, branch, base)
-                                                       or f"`{tool}` in the main tree"))
+                                f"open it by hand: {page}")
         shown = [w for w in proc.stdout.split() if w.startswith("http")]
         return tool, shown[-1] if shown else proc.stdout.strip() or None
     return None, _new_pr_page(url, branch, base)
