@@ -569,3 +569,24 @@ def test_a_failing_post_checkout_hook_leaves_the_taken_part_made_and_says_so(wor
     assert (worktree / "src/api").is_dir()
     assert b.git("status", "--porcelain", cwd=worktree) == ""
     assert b.hf("done", cwd=worktree).returncode == 0
+
+
+def test_a_heartbeat_whose_push_hangs_gives_up_after_remote_timeout(world):
+    """The remote's pre-receive hook never ends (a hung connection does the same):
+    the agent's `hf heartbeat` writes its local beat, gives the push up after
+    `remote_timeout` and says so, instead of blocking the agent."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api",
+                extra={"HF_CLOCK": "2026-12-03T10:00:30Z"}).returncode == 0
+    config = b.home / ".config" / "hf" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("remote_timeout = 2\n")
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexec sleep 60\n")
+    hook.chmod(0o755)
+    started = time.monotonic()
+    seen = b.hf_json("heartbeat", cwd=b.worktree("b1", "api"),
+                     extra={"HF_CLOCK": "2026-12-03T10:01:00Z"})
+    assert time.monotonic() - started < 30
+    assert seen["heartbeat"]["remote"] == {"ok": False, "error": "no answer within 2 s"}
+    assert heartbeats(remote, "api") == []

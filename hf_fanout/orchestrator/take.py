@@ -575,7 +575,8 @@ def beat_remote(ws: Workspace, part: Part) -> dict[str, Any] | None:
                                     [f"{batch.base}:{ref}",
                                      *(f":{name}" for name in sorted(old) if name != ref),
                                      *([f"{claim}:{held}"] if claim else [])],
-                                    leases=[f"{held}:{claim}"] if claim else [])
+                                    leases=[f"{held}:{claim}"] if claim else [],
+                                    timeout=read_timeout(ws.settings))
     except HfError as exc:
         return {"ok": False, "error": exc.message}
     if not outcome.ok:

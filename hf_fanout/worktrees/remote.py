@@ -190,14 +190,18 @@ def fetch_refs(workdir: Path, remote: str, refspecs: Sequence[str]) -> None:
 
 
 def push_refs(workdir: Path, remote: str, updates: Sequence[str],
-              leases: Sequence[str] = ()) -> PushOutcome:
+              leases: Sequence[str] = (), *, timeout: float | None = None) -> PushOutcome:
     """One atomic push of `updates` (`COMMIT:REF` to write, `:REF` to delete; no
     force): all of them land, or none. `leases` (`REF:EXPECTED`, an empty EXPECTED
     for "not there"): those refs are written only if the remote has them as expected
-    (`--force-with-lease`), whatever the update."""
-    proc = run(["push", "--porcelain", "--atomic",
-                *(f"--force-with-lease={lease}" for lease in leases), remote, *updates],
-               workdir, check=False, env=_QUIET)
+    (`--force-with-lease`), whatever the update. `timeout`: given up after that many
+    seconds (for a push that may be lost, a heartbeat's), git and ssh killed."""
+    try:
+        proc = run(["push", "--porcelain", "--atomic",
+                    *(f"--force-with-lease={lease}" for lease in leases), remote, *updates],
+                   workdir, check=False, env=_QUIET, timeout=timeout)
+    except GitTimedOut:
+        return PushOutcome(False, f"no answer within {timeout:g} s", False)
     report = proc.stdout.decode("utf-8", "replace")
     stderr = proc.stderr.decode("utf-8", "replace")
     return PushOutcome(proc.returncode == 0, (stderr + report).strip(), _rejected(report))
