@@ -431,3 +431,23 @@ def test_a_resume_racing_a_freeze_waits_for_it_and_leaves_no_agent_stopped(
     assert resuming.wait(timeout=60) == 0, resuming.stderr.read() if resuming.stderr else ""
     wait_for(lambda: proc_state(pid) in ("S", "R"), what="the agent running again")
     assert not (repo / ".git/hf/pauses/b1.json").exists()
+
+
+@pytest.mark.parametrize("content", ["null", "[]", '"x"', "0", "{}"])
+def test_a_pause_file_that_holds_no_pause_still_pauses(split3, hf, content):
+    """The pause file exists exactly while the pause holds: one edited to JSON that is
+    no pause (`null`, a list, a record without its time) refuses `hf run` like a
+    torn one, doctor names it, and `hf resume b1` lifts it."""
+    repo = split3["repo"]
+    assert hf("pause", "b1", cwd=repo).code == 0
+    pause_file = repo / ".git/hf/pauses/b1.json"
+    pause_file.write_text(content)
+    refused = hf_proc("run", "--", sys.executable, "-c", "pass", cwd=split3["ui"])
+    assert refused.returncode != 0
+    assert f"{pause_file} is not a pause" in refused.stderr, refused.stderr
+    assert refused.stderr.splitlines()[-1] == "hint: `hf resume b1` lifts it (and removes the file)"
+    doctor = hf("doctor", cwd=repo)
+    assert doctor.code == 1 and "pauses/b1.json is not a pause" in doctor.err, doctor.err
+    assert hf("resume", "b1", cwd=repo).code == 0
+    assert not pause_file.exists()
+    assert hf_proc("run", "--", sys.executable, "-c", "pass", cwd=split3["ui"]).returncode == 0

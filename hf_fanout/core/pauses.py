@@ -6,6 +6,7 @@ only a file."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,16 @@ def resume_command(scope: str) -> str:
 
 def read(ws: Workspace | None, scope: str) -> Pause | None:
     """The pause of `scope`, or None. A damaged pause file refuses (what it paused
-    stays paused), with the hint that lifts it."""
-    data = atomic.read_json(pause_file(ws, scope), "pause",
-                            f"`{resume_command(scope)}` lifts it (and removes the file)")
-    if not isinstance(data, dict):
+    stays paused), with the hint that lifts it: torn, or any JSON that is not a
+    pause (`null`, a list, a record without its time); the file exists exactly
+    while the pause is in force, so whatever is there holds."""
+    path = pause_file(ws, scope)
+    hint = f"`{resume_command(scope)}` lifts it (and removes the file)"
+    data = atomic.read_json(path, "pause", hint)
+    if data is None and not os.path.lexists(path):
         return None
+    if not isinstance(data, dict) or not data.get("at"):
+        raise StateCorrupt(f"{path} is not a pause (edited or damaged pause)", hint)
     return Pause(scope=scope, by=str(data.get("by", "")), reason=str(data.get("reason", "")),
                  at=str(data.get("at", "")), frozen=bool(data.get("frozen", False)))
 
