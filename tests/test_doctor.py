@@ -474,3 +474,28 @@ def test_a_part_branch_lock_and_a_stray_branch_in_the_batch_folder_are_problems(
     commit = subprocess.run(["git", "commit", "-qm", "x"], cwd=ui, capture_output=True, check=False,
                             text=True)
     assert commit.returncode != 0 and "ui.lock" in commit.stderr  # what the finding says
+
+
+def test_a_batch_record_emptied_or_removed_is_a_problem_doctor_names(split3, hf):
+    """batch.json edited to `null` is a damaged record everywhere (not "no batch");
+    removed, with its parts' records still there, doctor names the folder and says
+    where the work is, and a split of that id says to ask doctor."""
+    repo = split3["repo"]
+    record = repo / ".git/hf/batches/b1/batch.json"
+    record.write_text("null")
+    for args in (["status", "b1"], ["gc", "b1"], ["join", "b1"]):
+        r = hf(*args, cwd=repo)
+        assert r.code == 1, (args, r.err)
+        assert r.err.startswith(f"hf: error: {record}: not a JSON object"), (args, r.err)
+    doctor = hf("doctor", cwd=repo)
+    assert doctor.code == 1 and f"{record}: not a JSON object" in doctor.err
+    record.unlink()
+    doctor = hf("doctor", "--json", cwd=repo)
+    assert doctor.code == 1
+    found = [f for f in doctor.json["data"]["findings"] if f["level"] == "problem"]
+    assert found[0]["detail"] == (f"batch folder {record.parent} has no batch.json (its record "
+                                  "was removed); its parts' records are still there"), found
+    assert "git branch --list 'hf/b1/*'" in found[0]["hint"]
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert r.code == 1 and "`hf doctor` says what to do" in r.err, r.err
+    assert (repo / ".git/hf/batches/b1/parts/api.json").exists()

@@ -111,8 +111,21 @@ class Store:
     def _read(self, path: Path) -> Any:
         data = atomic.read_json(path)
         if data is None:
+            if os.path.lexists(path):  # (JSON `null`: a record emptied, not one gone)
+                raise StateCorrupt(f"{path}: not a JSON object (edited record)",
+                                   atomic.DAMAGED_HINT)
             raise FileNotFoundError(path)
         return data
+
+    def orphaned_batch_dirs(self) -> list[Path]:
+        """Batch folders without their `batch.json` that no split is making (its
+        journal is gone): the record was removed, the parts' records are there."""
+        base = self.root / "batches"
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.iterdir() if p.is_dir()
+                      and not os.path.lexists(p / "batch.json")
+                      and not os.path.lexists(self.root / "journal" / f"split-{p.name}.json"))
 
     def batch_ids(self) -> list[str]:
         base = self.root / "batches"

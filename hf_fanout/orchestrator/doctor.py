@@ -515,6 +515,16 @@ def check_records(ws: Workspace, report: DoctorReport) -> None:
             report.findings.append(Finding("record", exc.message, PROBLEM,
                                            "look at the file, fix or remove it: hf leaves "
                                            "it as it is"))
+    from hf_fanout.paths import shell_word
+
+    for folder in ws.store.orphaned_batch_dirs():
+        aside = shell_word(str(ws.store.root / f"lost-{folder.name}"))
+        report.findings.append(Finding(
+            "record", f"batch folder {folder} has no batch.json (its record was removed); "
+            "its parts' records are still there", PROBLEM,
+            f"the parts' work is on their branches (`git branch --list 'hf/{folder.name}/*'`): "
+            f"put batch.json back, or move the folder out of hf's records (`mv "
+            f"{shell_word(str(folder))} {aside}`)"))
 
 
 def check_syncs(ws: Workspace, report: DoctorReport) -> None:

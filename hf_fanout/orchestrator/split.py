@@ -264,7 +264,10 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
     with `count` the files each glob matches), the records to write, and every
     refusal that can be known before anything is made."""
     if ws.store.has_batch(plan.batch) and not _collected(ws, plan.batch):
+        orphaned = ws.store.batch_dir(plan.batch) in ws.store.orphaned_batch_dirs()
         raise BatchExists(f"batch {plan.batch!r} already exists",
+                          "pick another id; its folder has no batch.json: `hf doctor` says "
+                          "what to do" if orphaned else
                           f"pick another id, or `hf status {plan.batch}` to see it")
     base_rev = plan.base or "HEAD"
     base = ws.main.rev_parse(f"{base_rev}^{{commit}}")
