@@ -167,8 +167,9 @@ os.replace(tmp, out)
 """
 
 
+@pytest.mark.parametrize("task", ["logout", "fix #123"])
 def test_next_opens_a_queue_entry_in_a_tmux_window_of_session_hf_queue(
-        repo, hf, seal, tmp_path, tmux):
+        repo, hf, seal, tmp_path, tmux, task):
     script = tmp_path / "queue agent.py"
     script.write_text(QUEUE_AGENT)
     out = tmp_path / "seen.json"
@@ -177,12 +178,16 @@ def test_next_opens_a_queue_entry_in_a_tmux_window_of_session_hf_queue(
     config = seal / ".config" / "hf" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f"agent = {json.dumps(template)}\n")
-    entry = hf("handoff", "--task", "logout", "--next", "add logout", "--json",
+    entry = hf("handoff", "--task", task, "--next", "add logout", "--json",
                cwd=repo).json["data"]
     r = hf("next", "--launcher", "tmux", "--json", cwd=repo)
     assert r.code == 0, r.err
     [taken] = r.json["data"]["taken"]
-    assert taken["tab"]["target"] == "hf-queue:logout"
+    assert taken["tab"]["target"] == f"hf-queue:{task}"
+    # (a `#` in the name, as tmux keeps it: the window is found and kept open)
+    shown = tmux("list-windows", "-t", "=hf-queue", "-F",
+                 "#{window_name}\t#{remain-on-exit}").stdout.splitlines()
+    assert f"{task}\ton" in shown, shown
     wait_for([out])
     seen = json.loads(out.read_text())
     assert seen == {"cwd": str(repo), "path0": guard_bin(), "entry": entry["id"],

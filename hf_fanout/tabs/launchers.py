@@ -206,7 +206,8 @@ class Tmux(Launcher):
     def _keep(self, tab: Tab) -> list[str]:
         """The tmux command, after the one making the window, that keeps it open once
         its agent exits (run in the same client call: before the agent can end)."""
-        target = f"={self.session(tab)}:{tab.name.replace('#', '##')}"
+        # (a target is not a format: the window's name as tmux made it, `#` and all)
+        target = f"={self.session(tab)}:{tab.name}"
         return [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
                 ";", "set-option", "-w", "-t", target, window_marks.OPTION, tab.name]
 
