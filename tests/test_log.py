@@ -199,3 +199,17 @@ def test_recent_events_are_read_from_the_log_s_tail_and_match_a_full_read(tmp_pa
     assert tail == full and len(tail) == 1500
     assert sum(1 for e in tail if e["action"] == "spawn") == 500
     assert audit.recent(tmp_path / "none.log", since) == []
+
+
+def test_a_line_with_numbers_json_cannot_hold_still_gives_strict_json(split3, hf):
+    """An audit line holding `1e400` and `NaN` (Python's reader takes them): `hf log
+    --json` prints JSON a strict parser reads, those numbers as null."""
+    repo = split3["repo"]
+    with open(repo / ".git/hf/audit.log", "a") as handle:
+        handle.write('{"action": "agent-state", "batch": "b1", "part": "api", '
+                     '"state": "working", "since_t": 1e400, "t": NaN}\n')
+    r = hf("log", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    strict = json.loads(r.out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    odd = strict["data"]["events"][-1]
+    assert odd["action"] == "agent-state" and odd["since_t"] is None and odd["t"] is None, odd

@@ -92,8 +92,29 @@ def error_details(details: Any) -> None:
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=None, sort_keys=False, default=str) + "\n")
+    """The envelope as JSON that any parser reads: a number that is not finite (an
+    odd audit line's `1e400`, `NaN`, which Python's reader takes) is written null,
+    never as `Infinity` or `NaN`."""
+    try:
+        text = json.dumps(obj, indent=None, sort_keys=False, default=str, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), indent=None, sort_keys=False, default=str)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every float that is not finite made None (dicts, lists, tuples
+    and dataclass-free values; what `default=str` renders is left to it)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def progress(message: str) -> None:
