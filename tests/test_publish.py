@@ -142,11 +142,41 @@ def test_a_rejected_push_is_one_line_and_changes_nothing_locally(published, hf, 
     assert r.code == 1
     lines = r.err.strip().splitlines()
     assert lines[0].startswith("hf: error: push to origin/main rejected"), r.err
-    assert "git pull --rebase" in lines[1] and "hf sync" in lines[1]
+    assert "git pull --rebase" in lines[1] and "--force-with-lease" not in lines[1]
     assert len(lines) == 2
     assert snapshot(repo) == before
     assert git(repo, "for-each-ref") == refs
     assert git(remote, "rev-parse", "main").strip() == remote_main
+    # the hint's way through: main brought up to date, then pushed as the hint says
+    git(repo, "pull", "-q", "--rebase")
+    push = lines[1].split("push main: `", 1)[1].split("`", 1)[0]
+    assert push == "git push origin main:main", lines[1]
+    subprocess.run(push.split(), cwd=repo, check=True, capture_output=True)
+    assert git(remote, "show", "main:src/api/orders.py") == "def orders():\n    return [1]\n"
+    assert git(remote, "show", "main:tools/run.sh") == "#!/bin/sh\necho elsewhere\n"
+
+
+def test_publish_again_after_the_remote_moved_on_says_it_is_there(published, hf, tmp_path):
+    """Published, then someone pushed on top: `hf publish` again finds the commit on
+    the remote branch and says so, exit 0, pushing nothing (it once asked for a pull
+    and a publish that was refused again, without end)."""
+    repo = published["repo"]
+    remote = published["remote"]
+    commit = joined(hf, published)
+    assert hf("publish", "b1", cwd=repo).code == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(remote), str(other))
+    write(other, {"tools/run.sh": "#!/bin/sh\necho later\n"})
+    git(other, "commit", "-qam", "later")
+    git(other, "push", "-q", "origin", "main")
+    git(repo, "fetch", "-q")
+    later = git(remote, "rev-parse", "main").strip()
+    r = hf("publish", "b1", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert r.json["data"]["already"] is True and r.json["data"]["commit"] == commit
+    assert git(remote, "rev-parse", "main").strip() == later
+    r = hf("publish", "b1", cwd=repo)
+    assert r.out.startswith(f"{commit[:12]} is on origin/main already"), r.out
 
 
 def test_no_remote_and_a_broken_remote_are_refused_clearly(split3, hf, tmp_path):

@@ -507,8 +507,12 @@ def publish(
 
 
 def print_published(result: Any) -> None:
-    verb = "would push" if result.dry_run else "pushed"
-    print(f"{verb} {result.commit[:12]} to {result.remote}/{result.branch} ({result.url})")
+    if result.already:
+        print(f"{result.commit[:12]} is on {result.remote}/{result.branch} already (published "
+              f"before, and the branch has moved on since): nothing pushed")
+    else:
+        verb = "would push" if result.dry_run else "pushed"
+        print(f"{verb} {result.commit[:12]} to {result.remote}/{result.branch} ({result.url})")
     if result.web:
         print(f"  {result.web}")
     if result.pr_tool:

@@ -50,6 +50,7 @@ class Published:
     pr_url: str | None = None  # what the tool printed, or the forge's page for one
     pr_title: str = ""
     dry_run: bool = False
+    already: bool = False  # the remote branch has the commit already: nothing was pushed
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,11 +75,15 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
     forge_url = where if _forge(where) else remotes.configured_url(ws.main.path, remote)
     outcome = remotes.push(ws.main.path, remote, commit, branch,
                            force_with_lease=options.force_with_lease, dry_run=dry_run)
+    already = False
     if not outcome.ok:
-        raise _push_error(outcome, remote, branch, batch_id)
+        already = outcome.rejected and _has_it(ws, remote, branch, commit)
+        if not already:
+            raise _push_error(outcome, remote, branch, batch_id,
+                              batch.target_ref.removeprefix("refs/heads/"))
     result = Published(batch.id, commit, remote, where, branch, _forge_page(forge_url, branch),
-                       dry_run=dry_run)
-    if not dry_run:
+                       dry_run=dry_run, already=already)
+    if not dry_run and not already:
         ws.store.audit("publish", batch=batch.id, remote=remote, branch=branch, commit=commit)
     if options.pr:
         title, body = pr_text(ws, batch)
@@ -158,8 +163,22 @@ def _check_branch(ws: Workspace, batch_id: str, name: str) -> None:
                        f"--branch takes the name to push to, e.g. --branch {own_branch(batch_id)}")
 
 
+def _has_it(ws: Workspace, remote: str, branch: str, commit: str) -> bool:
+    """Whether the remote branch, as the remote has it now (one `git ls-remote`),
+    already holds `commit` (published before, and someone pushed on top)."""
+    from hf_fanout.core.remote_refs import read_timeout
+
+    try:
+        found = remotes.list_refs(ws.main.path, remote, [f"refs/heads/{branch}"],
+                                  timeout=read_timeout(ws.settings))
+    except HfError:
+        return False
+    tip = found.get(f"refs/heads/{branch}")
+    return tip is not None and ws.repo.has_object(tip) and ws.repo.is_ancestor(commit, tip)
+
+
 def _push_error(outcome: remotes.PushOutcome, remote: str, branch: str,
-                batch_id: str) -> PushFailed:
+                batch_id: str, local: str) -> PushFailed:
     text = outcome.stderr
     if outcome.rejected:
         reason = _rejection(text)
@@ -168,11 +187,13 @@ def _push_error(outcome: remotes.PushOutcome, remote: str, branch: str,
                               f"since it was last fetched ({reason})",
                               "fetch and look at it first: `git fetch` then `git log "
                               f"{remote}/{branch}`")
+        # (not `--force-with-lease`: it would take the remote's commits off the branch,
+        # and not `hf publish` again after the pull: it pushes the join as it was made)
         return PushFailed(f"push to {remote}/{branch} rejected: the remote branch has commits "
                           f"this one has not ({reason})",
-                          "bring main up to date (`git pull --rebase` in the main tree; "
-                          f"`hf sync` for parts still running), then `hf publish {batch_id}`; "
-                          "or replace it knowingly: --force-with-lease")
+                          "bring main up to date with them (`git pull --rebase` in the main "
+                          "tree, which rebases the join onto them), then push main: `git push "
+                          f"{remote} {local}:{branch}`")
     lines = [line for line in text.splitlines() if line.strip()]
     why = next((line for line in lines if line.startswith(("fatal:", "error:", "remote:"))),
                lines[0] if lines else "git push failed")
