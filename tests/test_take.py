@@ -590,3 +590,29 @@ def test_a_heartbeat_whose_push_hangs_gives_up_after_remote_timeout(world):
     assert time.monotonic() - started < 30
     assert seen["heartbeat"]["remote"] == {"ok": False, "error": "no answer within 2 s"}
     assert heartbeats(remote, "api") == []
+
+
+def test_takes_of_one_batch_at_once_into_one_clone_each_make_their_part(world):
+    """Two `hf take` of different parts of one batch, run at once into one clone (real
+    processes, several rounds): each part is in the batch's record and works
+    (`hf done`); two takes of one part at once: one takes it, the other finds it
+    taken here already."""
+    remote, a, b = world
+    for round_ in range(4):
+        batch = f"r{round_}"
+        made = a.hf("split", batch, "--part", "api=src/api/**", "--part", "ui=src/ui/**",
+                    "--remote", "origin", "--task", "t", extra={"HF_CLOCK": T0})
+        assert made.returncode == 0, made.stderr
+        procs = [subprocess.Popen([sys.executable, "-m", "hf_fanout", "take", "origin",
+                                   f"{batch}/{name}", "--json"], cwd=b.repo, env=b.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in ("api", "ui", "ui")]
+        results = [p.communicate(timeout=180) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], results
+        taken = [json.loads(out)["data"] for out, _err in results]
+        assert sorted(t["already"] for t in taken[1:]) == [False, True], taken
+        record = json.loads((b.repo / f".git/hf/batches/{batch}/batch.json").read_text())
+        assert sorted(record["parts"]) == ["api", "ui"], record
+        for name in ("api", "ui"):
+            done = b.hf("done", cwd=b.worktree(batch, name))
+            assert done.returncode == 0, done.stderr

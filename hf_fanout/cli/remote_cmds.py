@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hf_fanout.cli.options import DryRun, Json, LauncherOpt, command
-from hf_fanout.cli.output import emit, notice
+from hf_fanout.cli.output import emit, notice, waiting
 from hf_fanout.cli.render import print_opened
 
 
@@ -40,7 +40,7 @@ def take(
 
     taken = do_take(remote, part, here=Path.cwd(), into=into, root=worktree_root,
                     launcher=launcher, open_tab=open_tab, dry_run=dry_run,
-                    steal=steal)
+                    steal=steal, on_wait=waiting)
 
     def human() -> None:
         verb = "would take" if dry_run else "took"

@@ -19,11 +19,12 @@ import secrets
 import shlex
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import timefmt
+from hf_fanout import locks, timefmt
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import (
     DROPPED,
@@ -70,6 +71,7 @@ class Taken:
     already: bool = False  # taken here before: nothing new was made
     stolen: dict[str, Any] | None = None  # the claim `--steal` took over
     notices: list[str] = field(default_factory=list)  # what opening the repository settled
+    chosen: Any = None  # the launcher its tab opens with (`--open`), chosen before the take
 
     def to_data(self) -> dict[str, Any]:
         return {"batch": self.batch.id, "part": self.part.to_dict(), "remote": self.remote,
@@ -86,21 +88,43 @@ class PartClaimed(HfError):
     code = "part_claimed"
 
 
+# seconds a take waits for another take of the same batch in this clone
+TAKE_WAIT = 120.0
+
+
 def take(given: str, spec: str, *, here: Path, into: Path | None = None,
          root: Path | None = None, launcher: str | None = None, open_tab: bool = False,
-         dry_run: bool = False, steal: bool = False) -> Taken:
+         dry_run: bool = False, steal: bool = False,
+         on_wait: Callable[[str], None] | None = None) -> Taken:
     """Make the remote part `spec` (BATCH/PART) of `given` (a remote's name or URL)
     a part worked on this machine, claimed there for this machine (refused while
-    another holds it, unless `steal`). Taken here already: nothing new is made."""
+    another holds it, unless `steal`). Taken here already: nothing new is made.
+    Takes of one batch into one clone go one at a time (they share its record,
+    and the main worktree's config): a second waits, `on_wait` told once."""
     from hf_fanout.orchestrator.boundary import refuse_inside_part
     from hf_fanout.orchestrator.workspace_open import open_workspace
 
     batch_id, name = _parse_spec(spec)
     if not dry_run:
         refuse_inside_part(f"hf take {given} {spec}")
-    chosen = None
     ws_path, remote, cloned = _repository(given, here, into, dry_run)
     ws = open_workspace(ws_path)  # (a take of the part cut off here: taken back first)
+    with locks.hold(ws.store.lock_file(f"take-{batch_id}"), wait=0 if dry_run else TAKE_WAIT,
+                    what=f"take (batch {batch_id})", on_wait=on_wait):
+        taken = _take_locked(ws, remote, cloned, batch_id, name, spec, root, dry_run, steal,
+                             launcher, open_tab)
+    if taken.chosen is not None and not dry_run:
+        from hf_fanout.tabs.opening import open_tabs
+
+        taken.tabs = open_tabs(ws, taken.batch, [taken.part], taken.chosen, supervise=True)
+    return taken
+
+
+def _take_locked(ws: Workspace, remote: str, cloned: str | None, batch_id: str, name: str,
+                 spec: str, root: Path | None, dry_run: bool, steal: bool,
+                 launcher: str | None, open_tab: bool) -> Taken:
+    """The take, under the batch's take lock: the claim, the part made here."""
+    chosen = None
     take_journal.refuse_leftover(ws, batch_id, name)
     if open_tab:
         from hf_fanout.tabs.launchers import choose as choose_launcher
@@ -119,6 +143,7 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
                       f"{batch_id}` there")
     held = current_claim(batch_id, name, found)
     taken = _part_here(ws, remote, batch_id, name, root, found, cloned, dry_run)
+    taken.chosen = chosen
     taken.notices = [message for message, _hint in ws.notices]
     if not (taken.already and held is not None and held.commit == _claim_of(taken.part)):
         mine = held is not None and held.host == host_slug(host_name(ws))
@@ -138,10 +163,6 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
             with take_journal.journaled(ws, making):
                 _take_claim(ws, taken, held, making)
                 _make_claimed(ws, taken, making)
-    if chosen is not None and not dry_run:
-        from hf_fanout.tabs.opening import open_tabs
-
-        taken.tabs = open_tabs(ws, taken.batch, [taken.part], chosen, supervise=True)
     return taken
 
 
