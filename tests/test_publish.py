@@ -16,8 +16,11 @@ from conftest import git, snapshot, write
 
 GH = """#!/usr/bin/env python3
 import json, os, sys
+argv = sys.argv[1:]
+if argv[argv.index("--body-file") + 1:][:1] == ["-"]:  # (gh reads the body from stdin)
+    argv += ["(stdin)", sys.stdin.read()]
 with open(os.environ["GH_RECORD"], "a") as f:
-    f.write(json.dumps(sys.argv[1:]) + "\\n")
+    f.write(json.dumps(argv) + "\\n")
 print("https://github.example/acme/demo/pull/7")
 """
 
@@ -100,7 +103,8 @@ def test_join_push_branch_pr_opens_a_pull_request_through_gh(published, hf, tmp_
     assert argv[argv.index("--head") + 1] == "hf/b1"
     assert argv[argv.index("--base") + 1] == "main"
     assert argv[argv.index("--title") + 1] == "add search"
-    body = argv[argv.index("--body") + 1]
+    assert argv[argv.index("--body-file") + 1] == "-"
+    body = argv[argv.index("(stdin)") + 1]
     assert "add search" in body
     assert "**api** (joined; owns `src/api/**`): api ok" in body
     assert commit in body
@@ -359,3 +363,21 @@ def test_a_gh_that_prints_bytes_or_never_answers_is_one_line_after_the_push(
     assert ("bad \ufffd\ufffd bytes" if behaviour == "garbage"
             else "did not answer within 2 s") in said, r.err
     assert "internal error" not in r.err
+
+
+def test_a_pull_request_body_longer_than_an_argument_reaches_gh_whole(published, hf, tmp_path,
+                                                                      monkeypatch):
+    """Parts done with long notes make a body over what one argument may hold (128 KiB
+    on Linux): gh gets it whole on its stdin, and the request opens."""
+    repo = published["repo"]
+    record = stand_in_gh(tmp_path, monkeypatch)
+    write(published["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    notes = {name: f"{name} " + "n" * 90_000 for name in ("api", "ui", "docs")}
+    for name in ("api", "ui", "docs"):
+        assert hf("done", "--note", notes[name], cwd=published[name]).code == 0
+    r = hf("join", "b1", "--push", "--branch", "hf/b1", "--pr", cwd=repo)
+    assert r.code == 0, r.err
+    argv = json.loads(record.read_text().splitlines()[0])
+    body = argv[argv.index("(stdin)") + 1]
+    assert len(body.encode()) > 256 * 1024
+    assert all(note in body for note in notes.values())

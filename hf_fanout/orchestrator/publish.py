@@ -270,6 +270,19 @@ def pr_text(ws: Workspace, batch: Batch) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
+# what one argument may hold (Linux: 128 KiB), with room for the rest of the line
+_ARG_MAX = 100 * 1024
+
+
+def _fitting(body: str) -> str:
+    """`body`, cut to what one argument may hold, saying so at its end."""
+    data = body.encode("utf-8")
+    if len(data) <= _ARG_MAX:
+        return body
+    cut = data[:_ARG_MAX].decode("utf-8", "ignore")
+    return cut + "\n\n(cut here: the rest did not fit; `hf report` prints it whole)"
+
+
 def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
              body: str) -> tuple[str | None, str | None]:
     """(the tool that opened it, its URL), or (None, the forge's page for one)."""
@@ -279,23 +292,30 @@ def _open_pr(ws: Workspace, url: str, branch: str, base: str | None, title: str,
         path = shutil.which(tool)
         if path is None:
             continue
+        # (gh reads the body from its stdin: a body of long notes does not fit in one
+        # argument, 128 KiB on Linux; glab takes it as an argument only, cut to fit)
         if tool == "gh":
-            argv = [path, "pr", "create", "--head", branch, "--title", title, "--body", body]
+            argv = [path, "pr", "create", "--head", branch, "--title", title,
+                    "--body-file", "-"]
             argv += ["--base", base] if base else []
         else:
             argv = [path, "mr", "create", "--source-branch", branch, "--title", title,
-                    "--description", body, "--yes"]
+                    "--description", _fitting(body), "--yes"]
             argv += ["--target-branch", base] if base else []
         page = _new_pr_page(url, branch, base) or f"`{tool}` in the main tree"
         try:
-            # (its output as text whatever its bytes; never a prompt: no terminal input)
+            # (its output as text whatever its bytes; never a prompt: stdin is the body)
             proc = subprocess.run(argv, cwd=ws.main.path, capture_output=True, text=True,
-                                  errors="replace", stdin=subprocess.DEVNULL,
+                                  errors="replace", input=body if tool == "gh" else "",
                                   env=dict(os.environ), check=False, timeout=PR_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise RequestFailed(f"the branch is pushed, but `{tool}` did not answer within "
                                 f"{PR_TIMEOUT:g} s, and was stopped",
                                 f"open the request by hand: {page}") from None
+        except OSError as exc:
+            raise RequestFailed(f"the branch is pushed, but `{tool}` could not be started: "
+                                f"{exc.strerror or exc}", f"open the request by hand: {page}"
+                                ) from None
         if proc.returncode != 0:
             said = (proc.stderr or proc.stdout).strip()
             why = said.splitlines()
