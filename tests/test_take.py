@@ -616,3 +616,29 @@ def test_takes_of_one_batch_at_once_into_one_clone_each_make_their_part(world):
         for name in ("api", "ui"):
             done = b.hf("done", cwd=b.worktree(batch, name))
             assert done.returncode == 0, done.stderr
+
+
+def test_a_take_whose_remote_drops_after_the_claim_says_so_and_takes_it_again(world, tmp_path):
+    """The remote stops answering reads right after the take claimed the part: the take
+    fails, its claim cannot be deleted, and it says so; once the remote answers, a
+    take here knows the claim for its own (no `--steal`)."""
+    remote, a, b = world
+    counter = tmp_path / "reads"
+    upload = tmp_path / "upload-pack.sh"
+    upload.write_text(f"#!/bin/sh\nn=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); "
+                      f"echo $n > {counter}\n"
+                      "if [ $n -ge 3 ]; then echo 'fatal: connection lost' >&2; exit 1; fi\n"
+                      'exec git-upload-pack "$@"\n')
+    upload.chmod(0o755)
+    b.git("config", "remote.origin.uploadpack", str(upload))
+    failed = b.hf("take", "origin", "b1/api")
+    assert failed.returncode == 1, failed.stderr
+    assert "connection lost" in failed.stderr.splitlines()[0], failed.stderr
+    assert ("its claim is left on origin (it could not be deleted): `hf take origin b1/api` "
+            "here takes the part again once the remote answers") in failed.stderr
+    assert "refs/hf/claim/b1/api" in remote_refs(remote)
+    b.git("config", "--unset", "remote.origin.uploadpack")
+    again = b.hf("take", "origin", "b1/api", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["data"]["stolen"] is None
+    assert b.hf("done", cwd=b.worktree("b1", "api")).returncode == 0

@@ -293,19 +293,33 @@ def _take_claim(ws: Workspace, taken: Taken, held: Claim | None,
                        stole=taken.stolen)
 
 
-def _release_claim(ws: Workspace, taken: Taken) -> None:
-    """A take that failed after its claim: the claim deleted again (if still its own)."""
+def _release_claim(ws: Workspace, taken: Taken, failure: BaseException) -> None:
+    """A take that failed after its claim: the claim deleted again (if still its own).
+    When the remote cannot be reached to delete it, the claim stays there: the audit
+    log names it (`take-claim-left`), so the next take here knows it for its own,
+    and the failure says so."""
     commit = _claim_of(taken.part)
     if commit is None:
         return
     batch_id, name = taken.batch.id, taken.part.name
-    with contextlib.suppress(HfError):
+    try:
         found = remotes.list_refs(ws.main.path, taken.remote, claim_patterns(batch_id, name),
             timeout=read_timeout(ws.settings))
         mine = [r for r, oid in found.items() if oid == commit]
-        remotes.push_refs(ws.main.path, remotes.url(ws.main.path, taken.remote),
-                          [f":{r}" for r in mine],
-                          leases=[f"{claim_ref(batch_id, name)}:{commit}"])
+        released = not mine or remotes.push_refs(
+            ws.main.path, remotes.url(ws.main.path, taken.remote), [f":{r}" for r in mine],
+            leases=[f"{claim_ref(batch_id, name)}:{commit}"],
+            timeout=read_timeout(ws.settings)).ok
+    except HfError:
+        released = False
+    if released:
+        return
+    ws.store.audit(take_journal.CLAIM_LEFT, batch=batch_id, part=name, remote=taken.remote,
+                   claim=commit)
+    if isinstance(failure, HfError):
+        failure.hint = (f"{failure.hint}; its claim is left on {taken.remote} (it could not "
+                        f"be deleted): `hf take {taken.remote} {batch_id}/{name}` here takes "
+                        "the part again once the remote answers")
 
 
 def _make_claimed(ws: Workspace, taken: Taken, making: take_journal.Making) -> None:
@@ -317,12 +331,13 @@ def _make_claimed(ws: Workspace, taken: Taken, making: take_journal.Making) -> N
             making.save(ws)
         failed = _make(ws, taken.batch, taken.part, taken.tip)
     except OSError as exc:
-        _release_claim(ws, taken)
-        raise BadInput(f"cannot make the part's worktree {taken.part.worktree}: "
-                       f"{exc.strerror or exc}",
-                       "name a directory you can write with --worktree-root DIR") from None
-    except BaseException:
-        _release_claim(ws, taken)
+        failure = BadInput(f"cannot make the part's worktree {taken.part.worktree}: "
+                           f"{exc.strerror or exc}",
+                           "name a directory you can write with --worktree-root DIR")
+        _release_claim(ws, taken, failure)
+        raise failure from None
+    except BaseException as exc:
+        _release_claim(ws, taken, exc)
         raise
     if failed is not None:
         from hf_fanout.orchestrator.split import post_checkout_warning

@@ -35,6 +35,8 @@ from hf_fanout.errors import BatchExists, HfError, LockBusy
 from hf_fanout.worktrees import remote as remotes
 
 RECOVERED = "take-recovered"
+# a take that failed after claiming, whose claim could not be deleted on the remote
+CLAIM_LEFT = "take-claim-left"
 
 
 def journal_file(ws: Workspace, batch: str, part: str) -> Path:
@@ -220,7 +222,7 @@ def cut_off_claim(ws: Workspace, batch: str, part: str, commit: str) -> bool:
     taken back (its `take-recovered` audit line names it): this repository's own."""
     from hf_fanout.core import audit
 
-    return any(e.action == RECOVERED and e.batch == batch and e.part == part
+    return any(e.action in (RECOVERED, CLAIM_LEFT) and e.batch == batch and e.part == part
                and e.data.get("claim") == commit
                for e in audit.read(ws.store.audit_file).events)
 
