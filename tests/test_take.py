@@ -642,3 +642,37 @@ def test_a_take_whose_remote_drops_after_the_claim_says_so_and_takes_it_again(wo
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["data"]["stolen"] is None
     assert b.hf("done", cwd=b.worktree("b1", "api")).returncode == 0
+
+
+def test_sigterm_while_a_remote_hangs_ends_hf_and_the_git_it_runs(world, tmp_path):
+    """`kill` of an `hf take` waiting on a remote that does not answer: one line
+    (`interrupted (SIGTERM)`, exit 143), and the git it started, with what git
+    started, ends too instead of running on."""
+    import psutil
+
+    remote, a, b = world
+    hang = tmp_path / "hanging-upload-pack.sh"
+    hang.write_text("#!/bin/sh\nexec sleep 120\n")
+    hang.chmod(0o755)
+    b.git("config", "remote.origin.uploadpack", str(hang))
+    proc = subprocess.Popen([sys.executable, "-m", "hf_fanout", "take", "origin", "b1/api"],
+                            cwd=b.repo, env=b.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+    def hanging() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"])
+                if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "120"]
+                or (p.info["cmdline"] or [])[-1:] == [str(hang)]]
+
+    deadline = time.monotonic() + 30
+    while not any(p.info["cmdline"][:1] == ["sleep"] for p in hanging()):
+        assert time.monotonic() < deadline, "the remote's upload-pack never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.splitlines()[0] == "hf: error: interrupted (SIGTERM)", err
+    deadline = time.monotonic() + 10
+    while hanging():
+        assert time.monotonic() < deadline, f"left running: {hanging()}"
+        time.sleep(0.1)

@@ -2,7 +2,8 @@
 messages here and only here.
 
 Exit codes: 0 done; 1 refused or failed; 2 bad usage or input; 3 a bug (a
-traceback is saved under the state dir); 75 lock busy; 99 guard; 130 Ctrl-C.
+traceback is saved under the state dir); 75 lock busy; 99 guard; 130 Ctrl-C;
+143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["--version"]:
         light.version()
         return 0
+    _terminate_as_interrupt()
     output.start(_command_name(args), "--json" in _own_args(args))
     if not _in_a_directory(args):
         return EXIT_USAGE
@@ -73,10 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except KeyboardInterrupt:
-        output.emit_error("interrupted", "interrupted (Ctrl-C)",
+        how = "SIGTERM" if _TERMINATED else "Ctrl-C"
+        output.emit_error("interrupted", f"interrupted ({how})",
                           "nothing half-written is left: state writes are atomic and a "
                           "killed join is recovered by the next hf command")
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if _TERMINATED else EXIT_INTERRUPTED
     except (HfError, OSError) as exc:
         known = _known(exc, _command_name(args))
         if known is None:
@@ -96,6 +99,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                           _usage_hint(_command_name(args)))
         code = exc.exit_code  # type: ignore[attr-defined]
         return EXIT_USAGE if code == 2 else int(code)
+
+
+_TERMINATED: list[int] = []  # (the SIGTERM that ended the command, once it came)
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (`kill`, a supervisor, a closed terminal's job control) ends hf as Ctrl-C
+    does: the git it runs is ended with it (not left running on its own), what it
+    holds is let go, and it says so in one line."""
+    import signal
+    from types import FrameType
+
+    def terminated(signum: int, _frame: FrameType | None) -> None:
+        _TERMINATED.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
 
 
 def _in_a_directory(args: list[str]) -> bool:
