@@ -250,6 +250,25 @@ def test_a_truncated_record_is_reported_and_left_untouched(split3, hf, record):
     assert snapshot(repo) == before
 
 
+def test_a_record_without_its_fields_or_a_folder_in_its_place_names_what_is_wrong(split3, hf):
+    """A batch record of `{"schema": 1, "kind": "batch"}` names the fields it lacks (not
+    python's words); one replaced by a folder says so (not "check the permissions")."""
+    repo = split3["repo"]
+    path = repo / ".git/hf/batches/b1/batch.json"
+    path.write_text('{"schema": 1, "kind": "batch"}')
+    r = hf("status", "b1", cwd=repo)
+    assert r.code == 1
+    assert r.err.splitlines()[0] == (f"hf: error: {path}: fields missing: id, base, "
+                                     "target_ref, parts"), r.err
+    assert "__init__" not in r.err
+    path.unlink()
+    path.mkdir()
+    r = hf("status", "b1", cwd=repo)
+    assert r.code == 1
+    assert r.err.splitlines()[0] == f"hf: error: {path} is a folder, not a regular file"
+    assert "permissions" not in r.err
+
+
 def test_a_fifo_or_a_device_in_place_of_a_record_is_reported_not_read(split3):
     """A part record replaced by a FIFO (a plain read blocks forever) or by a link to
     /dev/zero (read without end): every command says so in one line, in real

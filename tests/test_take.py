@@ -676,3 +676,20 @@ def test_sigterm_while_a_remote_hangs_ends_hf_and_the_git_it_runs(world, tmp_pat
     while hanging():
         assert time.monotonic() < deadline, f"left running: {hanging()}"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("null", "it is not a record a take writes"),
+    ('{"batch": "b1"}', "it has no 'part'")])
+def test_a_damaged_take_journal_says_what_is_wrong_in_words(world, content, why):
+    """A take journal left damaged names what is wrong with it, not python's words
+    ('NoneType' object is not subscriptable)."""
+    remote, a, b = world
+    journal = b.repo / ".git" / "hf" / "journal" / "take-b1--api.json"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text(content)
+    r = b.hf("doctor")
+    assert r.returncode == 1
+    assert (f"the journal of a take that was cut off, {journal}, is damaged ({why})"
+            in r.stdout + r.stderr), r.stdout + r.stderr
+    assert "NoneType" not in r.stdout + r.stderr

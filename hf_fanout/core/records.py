@@ -70,10 +70,16 @@ class _Record:
             if f is not None and not _type_ok(str(f.type), value):
                 raise StateCorrupt(f"{where}: field {name!r} is not a {f.type} ({value!r:.60})",
                                    _REPAIR_HINT)
+        from dataclasses import MISSING
+
+        missing = [name for name, f in known.items() if name not in data
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise StateCorrupt(f"{where}: fields missing: {', '.join(missing)}", _REPAIR_HINT)
         try:
             record = cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as exc:
-            raise StateCorrupt(f"{where}: {exc}", _REPAIR_HINT) from None
+        except (TypeError, ValueError):
+            raise StateCorrupt(f"{where}: not a record hf can read", _REPAIR_HINT) from None
         problem = record._problem()
         if problem:
             raise StateCorrupt(f"{where}: {problem}", _REPAIR_HINT)

@@ -161,7 +161,9 @@ def _recover_one(ws: Workspace, path: Path) -> tuple[str, str, bool]:
                         str(data["branch"]), str(data["worktree"]), str(data["tip"]),
                         str(data["claim"]) if data.get("claim") else None)
     except (KeyError, TypeError) as exc:
-        raise HfError(f"the journal of a take that was cut off, {path}, is damaged ({exc})",
+        why = (f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args
+               else "it is not a record a take writes")
+        raise HfError(f"the journal of a take that was cut off, {path}, is damaged ({why})",
                       hint) from None
     spec = f"{making.batch}/{making.part}"
     again = f"hf take {making.remote} {spec}"
