@@ -693,3 +693,15 @@ def test_a_damaged_take_journal_says_what_is_wrong_in_words(world, content, why)
     assert (f"the journal of a take that was cut off, {journal}, is damaged ({why})"
             in r.stdout + r.stderr), r.stdout + r.stderr
     assert "NoneType" not in r.stdout + r.stderr
+
+
+def test_stop_of_a_remote_part_says_nothing_was_stopped_there(world):
+    """On the machine that split: `hf stop` of a part worked through the remote has no
+    process to end; it says so instead of "stopped"."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    r = a.hf("stop", "b1/api")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("b1/api is worked through origin, on another machine: nothing "
+                               "was stopped there"), r.stdout
+    assert "stopped b1/api" not in r.stdout

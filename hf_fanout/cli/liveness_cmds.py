@@ -162,6 +162,11 @@ def stop(
             if dry_run:
                 print(f"would stop {where}: {_would_stop(r)}")
                 continue
+            if r.get("remote"):
+                print(f"{where} is worked through {r['remote']}, on another machine: nothing "
+                      f"was stopped there; here it is {r['state']} (its `hf done` there "
+                      "still reaches the join)")
+                continue
             rescue = r.get("rescue") or {}
             saved = f", work saved at {rescue['ref']}" if rescue.get("ref") else ""
             print(f"stopped {where}: {r['state']}{saved}, "

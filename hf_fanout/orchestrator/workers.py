@@ -437,7 +437,11 @@ def stop_parts(ws: Workspace, batch_id: str, part_name: str | None, *, grace: fl
 
 
 def _stop_one(ws: Workspace, part: Part, *, grace: float, dry_run: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"batch": part.batch, "part": part.name, "state": part.state}
+    from hf_fanout.core.remote_refs import remote_of
+
+    # (a part worked through a remote has no process here: only its record is blocked)
+    result: dict[str, Any] = {"batch": part.batch, "part": part.name, "state": part.state,
+                              "remote": remote_of(part)}
     ident = judge.worker_identity(part)
     groups = []
     # Signal the recorded group only while its leader is still the recorded
