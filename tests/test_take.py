@@ -705,3 +705,23 @@ def test_stop_of_a_remote_part_says_nothing_was_stopped_there(world):
     assert r.stdout.startswith("b1/api is worked through origin, on another machine: nothing "
                                "was stopped there"), r.stdout
     assert "stopped b1/api" not in r.stdout
+
+
+def test_done_of_a_part_whose_batch_was_collected_where_it_was_split_says_so(world):
+    """The machine that split dropped and collected the batch while another worked a
+    part: that machine's `hf done` says the batch is gone (not "take it again", which
+    cannot work), with how to keep the commits; the drop it names goes."""
+    remote, a, b = world
+    assert b.hf("take", "origin", "b1/api").returncode == 0
+    wt = b.worktree("b1", "api")
+    (wt / "src/api/orders.py").write_text("the work\n")
+    b.git("commit", "-qam", "work", cwd=wt)
+    assert a.hf("drop", "b1").returncode == 0
+    assert a.hf("gc", "b1", "--force").returncode == 0
+    r = b.hf("done", cwd=wt)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == (
+        "hf: error: part b1/api: its batch is gone from origin (dropped or collected on the "
+        "machine that split it): nothing was pushed"), r.stderr
+    assert "git push origin hf/b1/api:refs/heads/NAME" in r.stderr
+    assert b.hf("drop", "b1").returncode == 0

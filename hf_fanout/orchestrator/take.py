@@ -51,6 +51,7 @@ from hf_fanout.core.remote_refs import (
     part_refs,
     read_timeout,
     taken_from,
+    task_ref,
 )
 from hf_fanout.core.workspace import Workspace, worktree_root
 from hf_fanout.errors import BadInput, BatchExists, HfError, NotARepo, NotFound
@@ -564,12 +565,20 @@ def push_done(ws: Workspace, part: Part) -> dict[str, Any]:
 def _refuse_lost_claim(ws: Workspace, part: Part, remote: str, claim: str) -> None:
     """`hf done` of a part whose claim is no longer this machine's (another took it
     over with `hf take --steal`, or the claim ref went): refused."""
+    task = task_ref(part.batch, part.name)
     try:
-        found = remotes.list_refs(ws.main.path, remote, claim_patterns(part.batch, part.name),
-            timeout=read_timeout(ws.settings))
+        found = remotes.list_refs(ws.main.path, remote,
+                                  [*claim_patterns(part.batch, part.name), task],
+                                  timeout=read_timeout(ws.settings))
     except HfError:
         return  # unreadable: the push's own error is said
     held = current_claim(part.batch, part.name, found)
+    if held is None and task not in found:  # (dropped and collected where it was split)
+        raise PartClaimed(f"part {part.batch}/{part.name}: its batch is gone from {remote} "
+                          "(dropped or collected on the machine that split it): nothing was "
+                          "pushed", f"your commits are on {part.branch} here: push them to a "
+                          f"branch of their own (`git push {remote} {part.branch}:refs/heads/"
+                          f"NAME`) and hand them over, then `hf drop {part.batch}` here")
     if held is None:
         raise PartClaimed(f"part {part.batch}/{part.name}: its claim is gone from {remote}: "
                           "nothing was pushed",
