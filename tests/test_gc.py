@@ -50,6 +50,23 @@ def test_gc_removes_worktrees_and_branches_of_a_joined_batch(split3, hf):
     assert (repo / "docs/new.md").exists()  # the main tree keeps the joined work
 
 
+def test_gc_removes_the_batch_folder_but_never_a_worktree_root_it_was_given(repo, hf,
+                                                                            tmp_path):
+    """`--worktree-root DIR` (the person's own folder, made before hf): gc removes the
+    batch's folder in it, and leaves DIR, empty as it is; the default root beside
+    the repository (`repo.hf`) goes once empty."""
+    given = tmp_path / "my-worktrees"
+    given.mkdir()
+    for batch, extra in (("b1", ["--worktree-root", str(given)]), ("b2", [])):
+        assert hf("split", batch, "--part", "api=src/api/**", *extra, cwd=repo).code == 0
+        assert hf("done", f"{batch}/api", cwd=repo).code == 0
+        assert hf("join", batch, cwd=repo).code == 0
+    assert (given / "b1" / "api").is_dir() and (tmp_path / "repo.hf" / "b2").is_dir()
+    assert hf("gc", cwd=repo).code == 0
+    assert given.is_dir() and not any(given.iterdir())
+    assert not (tmp_path / "repo.hf").exists()
+
+
 def test_gc_keeps_a_dropped_part_with_work_unless_forced_then_rescues_it(split3, hf):
     repo, api = split3["repo"], split3["api"]
     write(api, {"src/api/orders.py": "unsaved work\n", "src/api/extra.py": "more\n"})

@@ -444,12 +444,15 @@ def _count_freed(deletions: removal.Deletions, parts: list[Part], done: list[GcP
 
 def _remove_batch_folder(batch: Batch) -> None:
     """The batch's folder, and the folder of batches beside the repository when it was
-    the last one there; first what a removal cut short left in it."""
+    the last one there (only one hf names so, `<repo>.hf`: a worktree root the person
+    gave is theirs); first what a removal cut short left in it."""
     if not batch.worktree_root:
         return
     root = Path(batch.worktree_root)
     removal.finish(root)
     for directory in (root, root.parent):
+        if directory == root.parent and not directory.name.endswith(".hf"):
+            break
         with contextlib.suppress(OSError):
             directory.rmdir()
 
