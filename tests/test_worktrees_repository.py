@@ -80,3 +80,27 @@ def test_a_sha256_repository_is_refused_before_anything_is_made(tmp_path, hf):
         assert r.err.splitlines()[1].startswith("hint: use hf in a SHA-1 repository")
     assert not git(repo, "for-each-ref", "refs/heads/hf")
     assert not (tmp_path / "repo.hf").exists() and not (repo / ".git" / "hf").exists()
+
+
+def test_a_work_tree_set_apart_from_its_git_dir_is_named_as_such(tmp_path, hf, monkeypatch):
+    """The "dotfiles" layout: a git dir whose core.worktree names a folder without a
+    .git. From the git dir, or with GIT_DIR set in the work tree, hf says what the
+    layout is, not that `main` is no commit; nothing is made."""
+    gitdir, tree = tmp_path / "dots.git", tmp_path / "home"
+    tree.mkdir()
+    git(tmp_path, "--git-dir", str(gitdir), "init", "-q", "-b", "main")
+    git(tmp_path, "--git-dir", str(gitdir), "config", "core.bare", "false")
+    git(tmp_path, "--git-dir", str(gitdir), "config", "core.worktree", str(tree))
+    (tree / "a.txt").write_text("a\n")
+    git(tree, "--git-dir", str(gitdir), "add", "a.txt")
+    git(tree, "--git-dir", str(gitdir), "commit", "-qm", "init")
+    r = hf("split", "b1", "--base", "main", "--part", "pa=a.txt", "--json", cwd=gitdir)
+    assert r.code == 1
+    assert r.json["error"]["message"] == (
+        f"{tree} is the work tree of {gitdir}, which lies apart from it (core.worktree): hf "
+        "works in a work tree that has its .git"), r.json
+    assert f"git clone {gitdir} DIR" in r.json["error"]["hint"]
+    monkeypatch.setenv("GIT_DIR", str(gitdir))
+    r = hf("split", "b1", "--part", "pa=a.txt", "--json", cwd=tree)
+    assert r.code == 1 and "GIT_DIR or GIT_WORK_TREE is set" in r.json["error"]["message"]
+    assert not git(tree, "--git-dir", str(gitdir), "for-each-ref", "refs/heads/hf")

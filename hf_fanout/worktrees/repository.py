@@ -163,6 +163,11 @@ def _refuse_why(start: Path, said: str) -> None:
         raise NotARepo(f"git refuses the repository at {owner}: it belongs to another user "
                        "(dubious ownership)",
                        f"if you trust it: git config --global --add safe.directory {owner}")
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        raise NotARepo(f"{start} is not inside a git work tree of its own (GIT_DIR or "
+                       "GIT_WORK_TREE is set: hf does not open a repository through them)",
+                       "unset GIT_DIR and GIT_WORK_TREE, and run hf in a work tree that has "
+                       "its .git (a clone of the repository)")
     bare = run(["rev-parse", "--is-bare-repository"], start, check=False)
     if bare.returncode == 0 and bare.stdout.decode().strip() == "true":
         raise NotARepo(f"{start} is a bare repository: it has no work tree for parts to "
@@ -199,6 +204,11 @@ class Worktree:
             common_path = (start / common_path).resolve()
         _refuse_sha256(object_format, common_path)
         here = Path(top)
+        if Path(git_dir) == common_path and not (here / ".git").exists():
+            # (core.worktree in the git dir's config: the "dotfiles" layout)
+            raise NotARepo(f"{here} is the work tree of {common_path}, which lies apart from it "
+                           "(core.worktree): hf works in a work tree that has its .git",
+                           f"run hf in a clone of it (git clone {common_path} DIR)")
         main = here if Path(git_dir) == common_path else _main_workdir(here, Path(git_dir),
                                                                        common_path)
         return cls(here, Path(git_dir), Repository(common_path, main))
