@@ -483,3 +483,24 @@ def test_old_temp_files_of_killed_writers_are_removed_when_the_queue_is_scanned(
     assert [path.exists() for path in old_temps] == [False, False]
     assert [path.exists() for path in fresh_temps] == [True, True]
     assert [e["state"] for e in r.json["data"]["entries"]] == ["pending"]
+
+
+def test_a_watcher_killed_is_not_listed_as_watching(repo, hf):
+    """`hf next --watch` killed with SIGKILL cannot remove its note: `hf queue` lists
+    it while it lives, and not once it is gone (its note removed)."""
+    assert hf("handoff", "--task", "a", "--next", "b", cwd=repo).code == 0
+    watcher = subprocess.Popen([sys.executable, "-m", "hf_fanout", "next", "--watch",
+                                "--launcher", "print"], cwd=repo, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not [w for w in hf("queue", "--json", cwd=repo).json["data"]["watchers"]
+                   if w["pid"] == watcher.pid]:
+            assert time.monotonic() < deadline, "the watcher never said it watches"
+            time.sleep(0.2)
+    finally:
+        watcher.kill()
+        watcher.wait()
+    r = hf("queue", "--json", cwd=repo)
+    assert r.json["data"]["watchers"] == [], r.json["data"]["watchers"]
+    assert not list((queue_dir(repo) / "watchers").glob("*.json"))

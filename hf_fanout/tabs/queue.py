@@ -20,6 +20,7 @@ made once and never renamed or removed (it stays as the record of who held it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -369,16 +370,35 @@ def take_oldest(ws: Workspace) -> Entry | None:
 
 
 def watchers(ws: Workspace) -> list[dict[str, Any]]:
-    """The watchers that announced themselves (`watchers/<pid>.json`), oldest first."""
+    """The watchers that announced themselves (`watchers/<pid>.json`), oldest first.
+    The note of a watcher of this host that is gone (killed: it could not remove
+    it) is removed, not listed."""
     found = []
     for path in sorted((queue_dir(ws) / "watchers").glob("*.json")):
         try:
             data = atomic.read_json(path, "watcher's note")
         except StateCorrupt:
             continue  # (a note a watcher left while it was killed)
-        if isinstance(data, dict):
-            found.append(data)
+        if not isinstance(data, dict):
+            continue
+        if _watcher_gone(data):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        found.append(data)
     return found
+
+
+def _watcher_gone(note: dict[str, Any]) -> bool:
+    """Whether the watcher a note names is known dead: by its identity (pid and
+    start time) on this host; a note without one, by its pid alone."""
+    ident = processes.Identity.from_dict(note)
+    if ident is not None:
+        return processes.is_alive(ident) is False
+    pid = note.get("pid")
+    if note.get("host") != processes.host() or not isinstance(pid, int):
+        return False
+    return processes.identity_of(pid) is None
 
 
 def watch(ws: Workspace, take: Callable[[], Entry | None], *, max_entries: int | None,
@@ -389,7 +409,8 @@ def watch(ws: Workspace, take: Callable[[], Entry | None], *, max_entries: int |
     While it watches, `watchers/<pid>.json` says so (for `hf queue`).
     """
     marker = queue_dir(ws) / "watchers" / f"{os.getpid()}.json"
-    atomic.atomic_write(marker, _stamp())
+    me = processes.identity_of(os.getpid())
+    atomic.atomic_write(marker, _stamp(**(me.to_dict() if me else {})))
     taken = 0
     last = clock()
     try:
