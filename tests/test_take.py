@@ -590,6 +590,10 @@ def test_a_heartbeat_whose_push_hangs_gives_up_after_remote_timeout(world):
     assert time.monotonic() - started < 30
     assert seen["heartbeat"]["remote"] == {"ok": False, "error": "no answer within 2 s"}
     assert heartbeats(remote, "api") == []
+    said = b.hf("heartbeat", cwd=b.worktree("b1", "api"),
+                extra={"HF_CLOCK": "2026-12-03T10:03:00Z"})
+    assert said.stdout.strip() == ("heartbeat for b1/api (here only: its push to the remote "
+                                   "failed: no answer within 2 s)"), said.stdout
 
 
 def test_takes_of_one_batch_at_once_into_one_clone_each_make_their_part(world):

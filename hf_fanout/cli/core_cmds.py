@@ -516,7 +516,10 @@ def print_published(result: Any) -> None:
     if result.web:
         print(f"  {result.web}")
     if result.pr_tool:
-        print(f"pull request opened with {result.pr_tool}: {result.pr_url or '(no URL shown)'}")
+        from hf_fanout.paths import shown_text
+
+        shown = shown_text(result.pr_url) if result.pr_url else "(no URL shown)"
+        print(f"pull request opened with {result.pr_tool}: {shown}")
     elif result.pr_title and result.dry_run:
         print(f"would open a pull request: {result.pr_title}")
     elif result.pr_title:

@@ -210,8 +210,11 @@ def heartbeat(part: str | None = None, dry_run: bool = False,
         output.emit({"dry_run": True}, f"would beat for {target.batch}/{target.name}")
         return
     data = beat(ws, target)
+    remote = data.get("remote")
+    failed = (f" (here only: its push to the remote failed: {remote.get('error')})"
+              if isinstance(remote, dict) and remote.get("ok") is False else "")
     output.emit({"batch": target.batch, "part": target.name, "heartbeat": data},
-                f"heartbeat for {target.batch}/{target.name}")
+                f"heartbeat for {target.batch}/{target.name}{failed}")
 
 
 # --------------------------------------------------------------------- the plain way in
