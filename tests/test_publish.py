@@ -303,7 +303,12 @@ def test_undo_of_a_published_join_reverts_on_top_instead_of_moving_main_back(
     assert "with revert commit" in r.out
     assert git(repo, "rev-parse", "HEAD~1").strip() == commit
     assert (repo / "src/api/orders.py").read_text() != "def orders():\n    return [1]\n"
-    push = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo,
+    # `hf publish` has no join to push now: it names the push of the revert
+    r = hf("publish", "b1", cwd=repo)
+    assert r.code == 1 and "its published join was taken back by a revert commit" in r.err
+    push_cmd = r.err.split("(`", 1)[1].split("`", 1)[0]
+    assert push_cmd == "git push origin main:main", r.err
+    push = subprocess.run(push_cmd.split(), cwd=repo,
                           capture_output=True, text=True, check=False)
     assert push.returncode == 0, push.stderr
     assert git(remote, "rev-parse", "main").strip() == git(repo, "rev-parse", "HEAD").strip()

@@ -64,9 +64,14 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
 
         elsewhere = next((taken_from(p) for p in ws.store.load_parts(batch) if taken_from(p)),
                          None)
+        reverted = _reverted_after_publish(ws, batch_id)
         raise NotFound(f"batch {batch_id} is not joined yet ({batch.state})",
                        f"its parts were taken here from {elsewhere}: it is joined and "
                        "published on the machine that split it" if elsewhere else
+                       f"its published join was taken back by a revert commit on main: push "
+                       f"main to publish that (`git push {reverted[0]} "
+                       f"{batch.target_ref.removeprefix('refs/heads/')}:{reverted[1]}`), or "
+                       f"join it again (`hf join {batch_id} --push`)" if reverted else
                        f"join it first: `hf join {batch_id}` (or `hf join {batch_id} --push`)")
     commit = batch.joined_commit
     remote, branch, base = destination(ws, batch, options)
@@ -91,6 +96,24 @@ def publish(ws: Workspace, batch_id: str, options: PublishOptions, *,
         if not dry_run:
             result.pr_tool, result.pr_url = _open_pr(ws, forge_url, branch, base, title, body)
     return result
+
+
+def _reverted_after_publish(ws: Workspace, batch_id: str) -> tuple[str, str] | None:
+    """(remote, branch) of the batch's last publish, when `hf undo` took that join
+    back with a revert commit since (the remote still has the join)."""
+    from hf_fanout.core import audit
+
+    published: tuple[str, str] | None = None
+    for event in audit.read(ws.store.audit_file).events:
+        if event.batch != batch_id:
+            continue
+        if event.action == "publish":
+            published = (str(event.data.get("remote")), str(event.data.get("branch")))
+        elif event.action == "join":
+            published = None  # (a join published later is that one's)
+        elif event.action == "undo" and published is not None:
+            return published if event.data.get("how") == "revert" else None
+    return None
 
 
 def own_branch(batch_id: str) -> str:
