@@ -209,3 +209,31 @@ def test_a_damaged_record_of_the_main_worktrees_hooks_path_does_not_stop_hf(
             assert r.returncode == 0 and "joined batch b1" in r.stdout, r.stderr
     assert git(repo, "show", "HEAD:src/api/orders.py") == "in the part\n"
     assert _hooks_path(repo) == ""
+
+
+def test_a_split_under_way_keeps_the_main_trees_hook_when_the_last_batch_ends(repo, hf):
+    """A gc deciding that no batch runs while another split is being made (its record
+    comes last; its journal says it is under way) leaves the main tree's hook for
+    that split's batch; with no split under way, the hook goes."""
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    assert hf("done", "b1/api", cwd=repo).code == 0
+    hooks = str(repo / ".git" / "hf" / "main-hooks")
+    assert _hooks_path(repo) == hooks
+    journal = repo / ".git/hf/journal/split-b2.json"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    # (a split of b2 under way in another process: its lock is held there)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from filelock import FileLock; "
+        f"lock = FileLock({str(repo / '.git/hf/locks/split-b2.lock')!r}); lock.acquire(); "
+        "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        journal.write_text('{"batch": "b2", "base": "x", "branches": [], "worktrees": []}')
+        assert hf("join", "b1", cwd=repo).code == 0
+        assert _hooks_path(repo) == hooks  # (b2's split is still being made)
+    finally:
+        holder.kill()
+        holder.wait()
+    journal.unlink()
+    assert hf("gc", cwd=repo).code == 0
+    assert _hooks_path(repo) == ""

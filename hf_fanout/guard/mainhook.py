@@ -124,8 +124,22 @@ def _scripts(chain: str, common_dir: Path) -> dict[str, str]:
     return scripts
 
 
+def _setting_lock(main_repo: Repository) -> contextlib.AbstractContextManager[None]:
+    """Held while hf sets or takes back the main worktree's hooks setting: two
+    commands at once (takes or splits of two batches, a gc beside a split) would
+    race on git's `config.worktree` lock, or one take the hook away just as the
+    other's batch starts."""
+    return locks.hold(main_repo.common_dir / "hf" / "locks" / "main-hooks.lock", wait=30,
+                      what="main-tree hook")
+
+
 def install(main_repo: Repository) -> None:
     """Point the main worktree at hf's main-tree hooks (idempotent)."""
+    with _setting_lock(main_repo):
+        _install(main_repo)
+
+
+def _install(main_repo: Repository) -> None:
     from hf_fanout.worktrees.process import run
 
     main_repo.enable_worktree_config()
@@ -145,7 +159,7 @@ def install(main_repo: Repository) -> None:
         run(["config", "--worktree", "core.hooksPath", str(directory)], main_repo.workdir)
 
 
-def uninstall(main_repo: Repository) -> None:
+def _uninstall(main_repo: Repository) -> None:
     """Take hf's setting out of the main worktree's config (when no batch runs), and
     put back the main worktree's own one that it stood in for."""
     from hf_fanout.worktrees.process import run
@@ -183,10 +197,15 @@ def _own_hooks_path(main_repo: Repository) -> str:
 
 
 def settle(ws: Workspace) -> None:
-    """Installed while a batch runs, removed once none does."""
+    """Installed while a batch runs, removed once none does (decided and done under
+    the setting's lock; a split or a take under way, whose batch record comes last,
+    counts by its journal)."""
     from hf_fanout.guard.fingerprint import running_batches
 
-    if running_batches(ws):
-        install(ws.repo)
-    else:
-        uninstall(ws.repo)
+    journals = ws.store.root / "journal"
+    with _setting_lock(ws.repo):
+        making = any(journals.glob("split-*.json")) or any(journals.glob("take-*.json"))
+        if making or running_batches(ws):
+            _install(ws.repo)
+        else:
+            _uninstall(ws.repo)

@@ -129,7 +129,7 @@ def filled_submodules(worktree: Path) -> list[RepoPath]:
     out of the folder: the index's is read then."""
     if (worktree / ".gitmodules").is_file():
         source = ["--file", ".gitmodules"]
-    elif (gitdir_of(worktree) / "info" / "sparse-checkout").is_file():
+    elif _is_sparse(worktree):
         source = ["--blob", ":.gitmodules"]
     else:
         return []
@@ -150,6 +150,15 @@ def filled_submodules(worktree: Path) -> list[RepoPath]:
             continue
         found.append(from_git(path))
     return found
+
+
+def _is_sparse(worktree: Path) -> bool:
+    """Whether the worktree has a sparse checkout (its git dir's
+    `info/sparse-checkout`); a worktree that is gone has none."""
+    try:
+        return (gitdir_of(worktree) / "info" / "sparse-checkout").is_file()
+    except OSError:
+        return False
 
 
 def _holds_a_file(folder: Path) -> bool:
