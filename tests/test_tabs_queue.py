@@ -504,3 +504,16 @@ def test_a_watcher_killed_is_not_listed_as_watching(repo, hf):
     r = hf("queue", "--json", cwd=repo)
     assert r.json["data"]["watchers"] == [], r.json["data"]["watchers"]
     assert not list((queue_dir(repo) / "watchers").glob("*.json"))
+
+
+def test_a_long_task_is_cut_in_the_listing_and_whole_in_json(repo, hf):
+    """One entry's long task would widen the task column of every row: the listing
+    cuts it (saying so with `...`), `--json` has it whole."""
+    long_task = "t" * 200
+    assert hf("handoff", "--task", long_task, "--next", "n", cwd=repo).code == 0
+    assert hf("handoff", "--task", "short", "--next", "n", cwd=repo).code == 0
+    lines = hf("queue", cwd=repo).out.splitlines()
+    assert all(len(line) < 200 for line in lines), lines
+    assert any("t" * 57 + "..." in line for line in lines), lines
+    tasks = [e["task"] for e in hf("queue", "--json", cwd=repo).json["data"]["entries"]]
+    assert long_task in tasks

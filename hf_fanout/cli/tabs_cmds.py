@@ -125,8 +125,10 @@ def queue(
         if not found:
             print("the handoff queue is empty (`hf handoff` adds to it)")
             return
-        rows = [[e.id, e.state, e.task, e.header.get("status", ""),
-                 (e.text.splitlines() or [""])[0][:60]] for e in found]
+        # (a cell's width is its column's: a long task, or an unreadable entry's
+        # reason, would widen every row; `--json` has them whole)
+        rows = [[e.id, e.state, _cut(e.task, 60), e.header.get("status", ""),
+                 _cut((e.text.splitlines() or [""])[0], 60)] for e in found]
         output.table(["entry", "state", "task", "status", "next"], rows)
         for e in found:
             if e.lapsed:
@@ -171,3 +173,8 @@ def next_(
     if not report.taken and not watch and not quiet:
         print("no pending entry in the handoff queue")
     emit(report.to_data())
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, `...` saying it was cut."""
+    return text if len(text) <= width else text[:width - 3] + "..."
