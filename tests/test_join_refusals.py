@@ -281,6 +281,34 @@ def test_untracked_file_in_the_main_tree_at_an_added_path(split3, hf):
 
 
 @pytest.mark.parametrize("many", [False, True])  # (more than 32 paths: another status)
+def test_an_ignored_file_in_the_main_tree_where_a_part_adds_one_is_refused_and_kept(
+        split3, hf, many):
+    """The person's `.env` in the main tree is ignored by git; a part adds its own
+    `src/ui/.env`. git would take the ignored file as expendable: the join refuses
+    naming it (the undo would then have removed it for good), and after the move
+    the hint names, the join goes and the person's file is kept aside."""
+    repo, ui = split3["repo"], split3["ui"]
+    write(repo, {".gitignore": ".env\n"})
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore .env")
+    assert hf("doctor", "--accept", cwd=repo).code == 0
+    extra = {f"src/ui/gen{i}.js": f"// {i}\n" for i in range(40)} if many else {}
+    write(ui, {"src/ui/.env": "PART=1\n", **extra})
+    write(repo, {"src/ui/.env": "SECRET=mine\n"})
+    all_done(hf, split3)
+    error, _ = refused(hf, repo)
+    assert error["message"] == (
+        "the main tree has files git ignores where this join writes new files: src/ui/.env "
+        "(the join would overwrite them, and an undo remove them)"), error
+    assert (repo / "src/ui/.env").read_text() == "SECRET=mine\n"
+    move = error["hint"].split("`", 2)[1]
+    subprocess.run(["bash", "-c", move], cwd=repo, check=True)
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert (repo / "src/ui/.env.mine").read_text() == "SECRET=mine\n"
+    assert (repo / "src/ui/.env").read_text() == "PART=1\n"
+
+
+@pytest.mark.parametrize("many", [False, True])  # (more than 32 paths: another status)
 @pytest.mark.parametrize("in_the_way", ["file", "symlink"])
 def test_an_untracked_file_where_a_part_makes_a_folder_is_refused_and_kept(
         split3, hf, in_the_way, many):

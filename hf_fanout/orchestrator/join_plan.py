@@ -478,7 +478,8 @@ def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[Par
     """Refuse when the main tree has uncommitted edits (staged or not, an
     untracked file, one in the way of a folder the join makes, or one in a file
     marked assume-unchanged or skip-worktree) on a path the join would write
-    (`dirty`, `hidden`: those paths, when the caller already asked)."""
+    (`dirty`, `hidden`: those paths, when the caller already asked), or a file git
+    ignores where the join writes a new one (a path HEAD lacks)."""
     if dirty is None:
         dirty = ws.main.status_paths(affected)
     if dirty:
@@ -495,6 +496,16 @@ def refuse_main_edits(ws: Workspace, affected: list[RepoPath], results: list[Par
     if hidden:
         exc = JoinRefused(hidden_edits_line("join", hidden), hidden_edits_hint("join"),
                           details={"paths": sorted(hidden)})
+        _attach_preview(exc, results)
+        raise exc
+    ignored = ws.main.ignored_in_the_way(affected)
+    if ignored:
+        first = shell_word(ignored[0])
+        exc = JoinRefused(
+            "the main tree has files git ignores where this join writes new files: "
+            + listing(ignored) + " (the join would overwrite them, and an undo remove them)",
+            f"move them aside (`mv -- {first} {shell_word(ignored[0] + '.mine')}`), then join "
+            "again", details={"paths": ignored})
         _attach_preview(exc, results)
         raise exc
 

@@ -320,6 +320,16 @@ class Worktree:
 
         return status_paths(self.path, paths, in_head=in_head or {}, exclude=exclude)
 
+    def ignored_in_the_way(self, paths: Iterable[RepoPath]) -> list[RepoPath]:
+        """Paths of `paths` HEAD lacks that are on disk all the same, unlisted by git's
+        status (`status.ignored_in_the_way`)."""
+        from hf_fanout.worktrees.status import ignored_in_the_way
+
+        wanted = set(paths)
+        head = self.head()
+        in_head = self.repository.entries_at(head, wanted) if head else {}
+        return ignored_in_the_way(self.path, wanted, in_head)
+
     def hidden_edits(self, paths: Iterable[RepoPath]) -> list[RepoPath]:
         """Paths of `paths` marked assume-unchanged or skip-worktree whose file was
         edited (`status.hidden_edits`). Git processes only (safe in a thread)."""

@@ -194,6 +194,19 @@ def _status_limited(paths: set[RepoPath], cwd: Path) -> bytes:
                     for chunk in chunks(specs))
 
 
+def ignored_in_the_way(worktree: Path, wanted: set[RepoPath],
+                       in_head: Mapping[RepoPath, Entry]) -> list[RepoPath]:
+    """Paths of `wanted` that HEAD lacks but the worktree has on disk, and that
+    git's status does not list: ignored files (git takes them as expendable, and
+    a write there would overwrite one, a `.env` of the person's), or an empty
+    folder where a file goes. Without a git process unless one is on disk."""
+    maybe = {p for p in wanted if p not in in_head and os.path.lexists(worktree / p)}
+    if not maybe:
+        return []
+    listed = set(status_items(_status_limited(maybe, worktree)))
+    return sorted(p for p in maybe if p not in listed)
+
+
 def _status_of_many(cwd: Path, wanted: set[RepoPath],
                     in_head: Mapping[RepoPath, Entry]) -> list[RepoPath]:
     """`status_paths(wanted)` for many paths, without a pathspec per path.
