@@ -182,7 +182,15 @@ DAMAGED_HINT = "run `hf doctor`; hf leaves the file as it is"
 
 class NotRegularFile(OSError):
     """What `read_regular` opened is not a regular file (a FIFO, a device, a folder,
-    a link where none is followed), or is larger than the reader takes."""
+    a link where none is followed), or is larger than the reader takes. An OSError
+    naming the path (`filename`) and what it is (`strerror`); its text is that."""
+
+    def __init__(self, path: AnyPath, what: str, code: int) -> None:
+        super().__init__(code, what, os.fspath(path))
+        self.message = f"{os.fspath(path)} {what}"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def read_regular(path: AnyPath, *, limit: int | None = None, follow: bool = True) -> bytes:
@@ -197,18 +205,21 @@ def read_regular(path: AnyPath, *, limit: int | None = None, follow: bool = True
 
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) \
         | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    import errno
+
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         if not follow and os.path.islink(path):  # (ELOOP: the name is a link)
-            raise NotRegularFile(f"{path} is a symbolic link") from None
+            raise NotRegularFile(path, "is a symbolic link", errno.ELOOP) from None
         raise exc from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) \
                 else "a device or socket"
-            raise NotRegularFile(f"{path} is {kind}, not a regular file")
+            raise NotRegularFile(path, f"is {kind}, not a regular file",
+                                 errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -218,7 +229,7 @@ def read_regular(path: AnyPath, *, limit: int | None = None, follow: bool = True
             chunks.append(chunk)
             size += len(chunk)
             if limit is not None and size > limit:
-                raise NotRegularFile(f"{path} is larger than {limit} bytes")
+                raise NotRegularFile(path, f"is larger than {limit} bytes", errno.EFBIG)
     finally:
         os.close(fd)
 

@@ -190,9 +190,12 @@ def unusable_file_error(exc: BaseException, command: str) -> HfError | None:
     None for any other error."""
     import errno
 
+    from hf_fanout.atomic import NotRegularFile
+
     if not isinstance(exc, OSError) or exc.errno is None or not exc.filename:
         return None
-    if errno.errorcode.get(exc.errno, "") not in _NOT_USABLE:
+    if errno.errorcode.get(exc.errno, "") not in _NOT_USABLE \
+            and not isinstance(exc, NotRegularFile):
         return None
     return FileNotUsable(f"`hf {command}` cannot use {exc.filename}: {exc.strerror}",
                          "move it aside (or give it back the permissions it needs), then run "

@@ -216,3 +216,22 @@ def test_split_refuses_a_repository_that_tracks_a_dot_hf_directory(repo, hf):
     assert r.code == 1
     assert "tracks .hf/notes" in r.err
     assert not (repo.parent / "repo.hf" / "b1").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_handoff_file_that_is_not_a_file_is_one_line(split3, kind):
+    """The part's `.hf/TASK.md` replaced by a folder or a FIFO: `hf task` (a real
+    process, which a FIFO once hung) says it cannot use it, in one line, exit 1."""
+    task = split3["api"] / ".hf" / "TASK.md"
+    task.unlink()
+    if kind == "folder":
+        task.mkdir()
+    else:
+        os.mkfifo(task)
+    r = subprocess.run([sys.executable, "-m", "hf_fanout", "task", "b1/api"],
+                       cwd=split3["repo"], capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 1, r.stderr
+    what = "a folder" if kind == "folder" else "a FIFO"
+    assert r.stderr.splitlines()[0] == (f"hf: error: `hf task` cannot use {task}: is {what}, "
+                                        "not a regular file"), r.stderr

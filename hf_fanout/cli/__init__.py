@@ -108,15 +108,19 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
 def _terminate_as_interrupt() -> None:
     """SIGTERM (`kill`, a supervisor, a closed terminal's job control) ends hf as Ctrl-C
     does: the git it runs is ended with it (not left running on its own), what it
-    holds is let go, and it says so in one line."""
+    holds is let go, and it says so in one line. Only where SIGTERM would have
+    ended hf anyway: a parent that has it ignored keeps it so."""
     import signal
     from types import FrameType
+
+    _TERMINATED.clear()
 
     def terminated(signum: int, _frame: FrameType | None) -> None:
         _TERMINATED.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminated)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, terminated)
 
 
 def _in_a_directory(args: list[str]) -> bool:

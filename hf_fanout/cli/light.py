@@ -211,7 +211,9 @@ def heartbeat(part: str | None = None, dry_run: bool = False,
         return
     data = beat(ws, target)
     remote = data.get("remote")
-    failed = (f" (here only: its push to the remote failed: {remote.get('error')})"
+    from hf_fanout.paths import shown_text
+
+    failed = (f" (here only: its push to the remote failed: {shown_text(str(remote.get('error')))})"
               if isinstance(remote, dict) and remote.get("ok") is False else "")
     output.emit({"batch": target.batch, "part": target.name, "heartbeat": data},
                 f"heartbeat for {target.batch}/{target.name}{failed}")

@@ -156,8 +156,10 @@ def part_status(ws: Workspace, batch: Batch, part: Part,
             with contextlib.suppress(GitFailed):
                 changed.update(ws.worktree(worktree).status_paths(exclude=copied_paths(part)))
                 # (files in a submodule's folder that is not checked out: git's status
-                # shows none, the join refuses them)
-                changed.update(filled_submodules(worktree))
+                # shows none, the join refuses them; asked only where there are
+                # submodules to ask of, no git process otherwise)
+                if (worktree / ".gitmodules").is_file():
+                    changed.update(filled_submodules(worktree))
             on = ws.worktree(worktree).head_branch()
             if on and on != f"refs/heads/{part.branch}":
                 off_branch = on.removeprefix("refs/heads/")

@@ -110,8 +110,10 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
         refuse_inside_part(f"hf take {given} {spec}")
     ws_path, remote, cloned = _repository(given, here, into, dry_run)
     ws = open_workspace(ws_path)  # (a take of the part cut off here: taken back first)
-    with locks.hold(ws.store.lock_file(f"take-{batch_id}"), wait=0 if dry_run else TAKE_WAIT,
-                    what=f"take (batch {batch_id})", on_wait=on_wait):
+    held = contextlib.nullcontext() if dry_run else locks.hold(
+        ws.store.lock_file(f"take-{batch_id}"), wait=TAKE_WAIT, what=f"take (batch {batch_id})",
+        on_wait=on_wait)
+    with held:
         taken = _take_locked(ws, remote, cloned, batch_id, name, spec, root, dry_run, steal,
                              launcher, open_tab)
     if taken.chosen is not None and not dry_run:
