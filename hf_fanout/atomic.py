@@ -180,19 +180,6 @@ def remove_stale_temps(directory: Path, older_than: float) -> list[str]:
 DAMAGED_HINT = "run `hf doctor`; hf leaves the file as it is"
 
 
-class NotRegularFile(OSError):
-    """What `read_regular` opened is not a regular file (a FIFO, a device, a folder,
-    a link where none is followed), or is larger than the reader takes. An OSError
-    naming the path (`filename`) and what it is (`strerror`); its text is that."""
-
-    def __init__(self, path: AnyPath, what: str, code: int) -> None:
-        super().__init__(code, what, os.fspath(path))
-        self.message = f"{os.fspath(path)} {what}"
-
-    def __str__(self) -> str:
-        return self.message
-
-
 def read_regular(path: AnyPath, *, limit: int | None = None, follow: bool = True) -> bytes:
     """The bytes of the regular file at `path`: the one way hf reads a file that
     someone else (an agent) may have put there. Opened without waiting (a FIFO
@@ -201,11 +188,13 @@ def read_regular(path: AnyPath, *, limit: int | None = None, follow: bool = True
     meanwhile). A FIFO, a device (/dev/zero would be read without end), a
     folder, or more than `limit` bytes: NotRegularFile. FileNotFoundError when
     there is nothing."""
+    import errno
     import stat
+
+    from hf_fanout.errors import NotRegularFile
 
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) \
         | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
-    import errno
 
     try:
         fd = os.open(path, flags)
@@ -243,7 +232,7 @@ def read_json(path: AnyPath, what: str = "record", hint: str = DAMAGED_HINT) -> 
     overwrites it). A caller for whom the file is only a nicety (a lock's holder)
     catches that and says less.
     """
-    from hf_fanout.errors import StateCorrupt
+    from hf_fanout.errors import NotRegularFile, StateCorrupt
 
     try:
         raw = read_regular(path)

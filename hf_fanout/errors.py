@@ -6,6 +6,8 @@ exit code; nothing else in hf prints an error.
 
 from __future__ import annotations
 
+import os
+
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_BUG = 3
@@ -175,6 +177,20 @@ _IO_TEXT = ("Input/output error", "Read-only file system")
 
 # errno values that mean "this path is not what hf can use there": a folder where
 # a file should be, a file where a folder should be, a loop of links, no permission
+class NotRegularFile(OSError):
+    """What `atomic.read_regular` opened is not a regular file (a FIFO, a device, a
+    folder, a link where none is followed), or is larger than the reader takes. An
+    OSError naming the path (`filename`) and what it is (`strerror`); its text is
+    that."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str, code: int) -> None:
+        super().__init__(code, what, os.fspath(path))
+        self.message = f"{os.fspath(path)} {what}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 _NOT_USABLE = {"EISDIR", "ENOTDIR", "ELOOP", "EACCES", "EPERM"}
 
 
@@ -189,8 +205,6 @@ def unusable_file_error(exc: BaseException, command: str) -> HfError | None:
     its audit log for one) or one hf may not use, as one line naming the path;
     None for any other error."""
     import errno
-
-    from hf_fanout.atomic import NotRegularFile
 
     if not isinstance(exc, OSError) or exc.errno is None or not exc.filename:
         return None

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from hf_fanout import atomic
-from hf_fanout.atomic import NotRegularFile, read_regular
+from hf_fanout.atomic import read_regular
+from hf_fanout.errors import NotRegularFile
 
 SANDBOX_VAR = "HF_SANDBOX"
 ACTIONS = ("done", "blocked", "heartbeat", "audit", "decision", "handoff")
