@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -464,3 +465,28 @@ def test_undo_refuses_when_main_made_a_file_of_a_folder_the_join_emptied(split3,
         assert "main made docs a file; this path is written in that folder" in r.err, r.err
         assert "uncommitted edits" not in r.err
     assert snapshot(repo) == before
+
+
+def test_undo_refuses_to_overwrite_a_file_git_ignores_where_it_writes_one_back(split3, hf):
+    """The join deleted docs' guide; the person then keeps a file of their own, which
+    git ignores, at that path. Taking the join back would write the guide over it:
+    refused naming it, nothing written; after the hint's move the undo goes."""
+    repo, docs = split3["repo"], split3["docs"]
+    git(docs, "rm", "-q", "README.md")
+    for name in ("api", "ui", "docs"):
+        assert hf("done", f"b1/{name}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    (repo / ".git/info/exclude").write_text("README.md\n")
+    write(repo, {"README.md": "my own notes\n"})
+    before = snapshot(repo)
+    r = hf("undo", "b1", cwd=repo)
+    assert r.code == 1, r.err
+    assert r.err.splitlines()[0] == (
+        "hf: error: the main tree has files git ignores where this undo writes files back: "
+        "README.md (the undo would overwrite them)"), r.err
+    assert snapshot(repo) == before
+    move = r.err.split("`", 2)[1]
+    subprocess.run(["bash", "-c", move], cwd=repo, check=True)
+    assert hf("undo", "b1", cwd=repo).code == 0
+    assert (repo / "README.md.mine").read_text() == "my own notes\n"
+    assert git(repo, "show", "HEAD:README.md") == (repo / "README.md").read_text()

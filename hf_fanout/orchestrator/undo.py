@@ -31,7 +31,7 @@ from hf_fanout.orchestrator.join_plan import (
     refuse_main_elsewhere,
 )
 from hf_fanout.orchestrator.joined_parts import join_results, trailers
-from hf_fanout.paths import RepoPath
+from hf_fanout.paths import RepoPath, shell_word
 from hf_fanout.worktrees.zparse import Change, Entry
 
 FAST = "fast"  # the branch moves back to the join's parent
@@ -263,6 +263,14 @@ def _refuse_main_edits(ws: Workspace, plan: UndoPlan) -> None:
     if hidden:
         raise UndoRefused(hidden_edits_line("undo", hidden), hidden_edits_hint("undo"),
                           details={"paths": sorted(hidden)})
+    ignored = ws.main.ignored_in_the_way(plan.entries)
+    if ignored:
+        raise UndoRefused(
+            "the main tree has files git ignores where this undo writes files back: "
+            + listing(ignored) + " (the undo would overwrite them)",
+            f"move them aside (`mv -- {shell_word(ignored[0])} "
+            f"{shell_word(ignored[0] + '.mine')}`), then undo again",
+            details={"paths": ignored})
 
 
 def _revert_message(plan: UndoPlan) -> str:
