@@ -170,14 +170,17 @@ def hf_proc(*args: str, cwd: Path, env: dict[str, str] | None = None,
 def snapshot(root: Path) -> dict[str, Any]:
     """HEAD, index and every file of the main tree: to prove nothing was written."""
     files: dict[str, bytes] = {}
-    for path in sorted(root.rglob("*")):
-        if ".git" in path.relative_to(root).parts:
-            continue
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            files[rel] = b"link:" + os.readlink(path).encode()
-        elif path.is_file():
-            files[rel] = path.read_bytes() + f"|mode={path.stat().st_mode:o}".encode()
+    # (`.git` is left out whole, never walked: hf removes its own scratch folders
+    # there in the background, and a walk into one that goes meanwhile fails)
+    for top, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in [*dirs, *names]:
+            path = Path(top) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                files[rel] = b"link:" + os.readlink(path).encode()
+            elif path.is_file():
+                files[rel] = path.read_bytes() + f"|mode={path.stat().st_mode:o}".encode()
     return {
         "head": git(root, "rev-parse", "HEAD"),
         "index": git(root, "ls-files", "-s", "-z"),
