@@ -59,10 +59,12 @@ def is_held(lock_path: Path) -> bool:
 
 @contextmanager
 def hold(lock_path: Path, *, wait: float, what: str,
-         on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+         on_wait: Callable[[str], None] | None = None,
+         retry: str = "or retry with a longer --wait") -> Iterator[None]:
     """Hold `lock_path` exclusively, waiting up to `wait` seconds, else raise LockBusy.
 
-    `on_wait` is told once, with who holds it, when the lock is not free at once."""
+    `on_wait` is told once, with who holds it, when the lock is not free at once.
+    `retry`: the hint's way on, for a command without `--wait` its own words."""
     from filelock import FileLock, Timeout
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,7 @@ def hold(lock_path: Path, *, wait: float, what: str,
     except Timeout:
         raise LockBusy(
             f"the {what} lock is held by {describe_holder(lock_path)}",
-            f"wait for it to finish, or retry with a longer --wait (waited {wait:g}s)",
+            f"wait for it to finish, {retry} (waited {wait:g}s)",
         ) from None
     holder = lock_path.with_suffix(".holder")
     try:

@@ -112,7 +112,7 @@ def take(given: str, spec: str, *, here: Path, into: Path | None = None,
     ws = open_workspace(ws_path)  # (a take of the part cut off here: taken back first)
     held = contextlib.nullcontext() if dry_run else locks.hold(
         ws.store.lock_file(f"take-{batch_id}"), wait=TAKE_WAIT, what=f"take (batch {batch_id})",
-        on_wait=on_wait)
+        on_wait=on_wait, retry="then run the same hf take again")
     with held:
         taken = _take_locked(ws, remote, cloned, batch_id, name, spec, root, dry_run, steal,
                              launcher, open_tab)

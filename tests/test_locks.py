@@ -1,0 +1,34 @@
+"""hf's locks across real processes: a lock another process holds is waited for,
+then refused in one line whose hint names a way on the command has."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hf_fanout import locks
+from hf_fanout.errors import LockBusy
+
+
+def test_a_held_lock_is_refused_with_the_way_on_its_command_has(tmp_path):
+    path = tmp_path / "locks" / "take-b1.lock"
+    path.parent.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from filelock import FileLock; "
+        f"lock = FileLock({str(path)!r}); lock.acquire(); print('held', flush=True); "
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockBusy) as own, \
+                locks.hold(path, wait=0.2, what="take", retry="then run the same hf take again"):
+            pass
+        assert own.value.hint == "wait for it to finish, then run the same hf take again " \
+                                 "(waited 0.2s)"
+        with pytest.raises(LockBusy) as default, locks.hold(path, wait=0.2, what="commit"):
+            pass
+        assert "retry with a longer --wait" in default.value.hint
+    finally:
+        holder.kill()
+        holder.wait()
