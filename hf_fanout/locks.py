@@ -57,14 +57,17 @@ def is_held(lock_path: Path) -> bool:
     return False
 
 
+WITH_LONGER_WAIT = "or retry with a longer --wait"
+
+
 @contextmanager
 def hold(lock_path: Path, *, wait: float, what: str,
          on_wait: Callable[[str], None] | None = None,
-         retry: str = "or retry with a longer --wait") -> Iterator[None]:
+         retry: str = "then run the same hf command again") -> Iterator[None]:
     """Hold `lock_path` exclusively, waiting up to `wait` seconds, else raise LockBusy.
 
     `on_wait` is told once, with who holds it, when the lock is not free at once.
-    `retry`: the hint's way on, for a command without `--wait` its own words."""
+    `retry`: the hint's way on (a command with `--wait` names it: WITH_LONGER_WAIT)."""
     from filelock import FileLock, Timeout
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)

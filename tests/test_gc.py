@@ -537,6 +537,7 @@ def test_gc_waits_for_the_commit_lock_and_gives_up_naming_its_holder(split3, hf)
         assert r.code == 75, r.out
         assert r.json["error"]["code"] == "lock_busy"
         assert f"pid {holder.pid}" in r.json["error"]["message"]
+        assert "retry with a longer --wait" in r.json["error"]["hint"]  # (gc has --wait)
         assert all(split3[name].exists() for name in ("api", "ui", "docs"))
         assert git(repo, "branch", "--list", "hf/b1/api")
         dry = hf("gc", "--dry-run", "--json", cwd=repo)  # (changes nothing: no lock)

@@ -26,9 +26,16 @@ def test_a_held_lock_is_refused_with_the_way_on_its_command_has(tmp_path):
             pass
         assert own.value.hint == "wait for it to finish, then run the same hf take again " \
                                  "(waited 0.2s)"
-        with pytest.raises(LockBusy) as default, locks.hold(path, wait=0.2, what="commit"):
+        # a lock reached from commands without --wait (registry, trust, state) names none
+        with pytest.raises(LockBusy) as default, locks.hold(path, wait=0.2, what="registry"):
             pass
-        assert "retry with a longer --wait" in default.value.hint
+        assert default.value.hint == "wait for it to finish, then run the same hf command " \
+                                     "again (waited 0.2s)"
+        # the commit lock is taken by join, undo, gc and commit, which take --wait
+        with pytest.raises(LockBusy) as commit, \
+                locks.hold(path, wait=0.2, what="commit", retry=locks.WITH_LONGER_WAIT):
+            pass
+        assert "or retry with a longer --wait" in commit.value.hint
     finally:
         holder.kill()
         holder.wait()

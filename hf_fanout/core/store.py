@@ -95,10 +95,12 @@ class Store:
 
     # --- locks ---
     @contextmanager
-    def commit_lock(self, wait: float,
-                    on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Held by anything that writes the main tree, its index or its branch."""
-        with locks.hold(self.lock_file("commit"), wait=wait, what="commit", on_wait=on_wait):
+    def commit_lock(self, wait: float, on_wait: Callable[[str], None] | None = None,
+                    retry: str = locks.WITH_LONGER_WAIT) -> Iterator[None]:
+        """Held by anything that writes the main tree, its index or its branch.
+        `retry`: the busy hint's way on (join, undo, gc and commit take `--wait`)."""
+        with locks.hold(self.lock_file("commit"), wait=wait, what="commit", on_wait=on_wait,
+                        retry=retry):
             yield
 
     @contextmanager

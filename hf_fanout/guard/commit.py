@@ -108,7 +108,8 @@ def _commit_lock(ws: Workspace, repo: Worktree, wait: float) -> Any:
         return ws.store.commit_lock(wait)
     from hf_fanout import locks
 
-    return locks.hold(repo.git_dir / "hf-commit.lock", wait=wait, what="commit")
+    return locks.hold(repo.git_dir / "hf-commit.lock", wait=wait, what="commit",
+                      retry=locks.WITH_LONGER_WAIT)
 
 
 def commit_paths(ws: Workspace, message: str, raw_paths: list[str], *, cwd: Path,

@@ -268,7 +268,7 @@ def discard_journal(ws: Workspace, *, dry_run: bool) -> dict[str, Any] | None:
     result: dict[str, Any] = {"journal": str(path), "readable": journal is not None}
     if dry_run:
         return result
-    with ws.store.commit_lock(5):
+    with ws.store.commit_lock(5, retry="then run hf doctor --discard-journal again"):
         aside = Aside(ws)
         try:
             if journal is None:
