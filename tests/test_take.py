@@ -622,6 +622,36 @@ def test_takes_of_one_batch_at_once_into_one_clone_each_make_their_part(world):
             assert done.returncode == 0, done.stderr
 
 
+def test_takes_of_different_batches_at_once_into_one_clone_each_make_their_part(world):
+    """Two `hf take` of parts of two batches, run at once into one clone (real
+    processes, several rounds): both take their part, both batches are recorded, the
+    clone's main tree points at hf's main-tree hooks once (its setting is written under
+    a lock of its own), and each part works (`hf done`)."""
+    remote, a, b = world
+    hooks_dir = str(b.repo / ".git" / "hf" / "main-hooks")
+    for round_ in range(3):
+        batches = [f"x{round_}", f"y{round_}"]
+        for batch in batches:
+            made = a.hf("split", batch, "--part", "api=src/api/**", "--remote", "origin",
+                        "--task", "t", extra={"HF_CLOCK": T0})
+            assert made.returncode == 0, made.stderr
+        procs = [subprocess.Popen([sys.executable, "-m", "hf_fanout", "take", "origin",
+                                   f"{batch}/api", "--json"], cwd=b.repo, env=b.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for batch in batches]
+        results = [p.communicate(timeout=180) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], results
+        assert [json.loads(out)["data"]["already"] for out, _err in results] == [False, False]
+        for batch in batches:
+            record = json.loads((b.repo / f".git/hf/batches/{batch}/batch.json").read_text())
+            assert list(record["parts"]) == ["api"], record
+        setting = b.git("config", "--worktree", "--get-all", "core.hooksPath").splitlines()
+        assert setting == [hooks_dir], setting
+        for batch in batches:
+            done = b.hf("done", cwd=b.worktree(batch, "api"))
+            assert done.returncode == 0, done.stderr
+
+
 def test_a_take_whose_remote_drops_after_the_claim_says_so_and_takes_it_again(world, tmp_path):
     """The remote stops answering reads right after the take claimed the part: the take
     fails, its claim cannot be deleted, and it says so; once the remote answers, a
