@@ -35,6 +35,7 @@ def test_status_with_no_batch_loads_neither_typer_nor_what_a_batch_needs(repo):
     found = imported("status", cwd=repo)
     assert "hf_fanout.orchestrator.status" in found
     assert not found & (HEAVY | {"hf_fanout.liveness.judge", "concurrent.futures"})
+    assert not found & {"socket", "secrets"}  # (the host name and ids need neither)
 
 
 def test_status_of_a_live_batch_in_a_pipe_loads_no_split_guard_install_or_typer(split3):

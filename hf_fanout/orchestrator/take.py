@@ -15,16 +15,15 @@ ref, and `hf heartbeat` / `hf run` (`beat_remote`) the heartbeat ref.
 from __future__ import annotations
 
 import contextlib
-import secrets
+import os
 import shlex
 import shutil
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_fanout import locks, timefmt
+from hf_fanout import locks, processes, timefmt
 from hf_fanout.core.ownership import Ownership
 from hf_fanout.core.records import (
     DROPPED,
@@ -237,7 +236,7 @@ def _claimed(remote: str, spec: str, claim: Claim, *, mine: bool = False) -> Par
 def host_name(ws: Workspace) -> str:
     """This machine's name in claims and heartbeats: `host` of the settings (the
     user's config: it names one machine), else the host name."""
-    return (ws.settings.text("host", '"laptop"') or socket.gethostname()).strip()
+    return (ws.settings.text("host", '"laptop"') or processes.host()).strip()
 
 
 def _take_claim(ws: Workspace, taken: Taken, held: Claim | None,
@@ -252,7 +251,7 @@ def _take_claim(ws: Workspace, taken: Taken, held: Claim | None,
     # (a nonce: two takes by one host name in one second make two claims, not one commit)
     commit = ws.repo.git(["commit-tree", empty, "-m", f"hf: part {batch_id}/{name} taken by "
                           f"{host} at {timefmt.iso(now)}", "-m",
-                          f"claim {secrets.token_hex(8)}"]).decode().strip()
+                          f"claim {os.urandom(8).hex()}"]).decode().strip()
     if making is not None:
         making.claim = commit
         making.save(ws)

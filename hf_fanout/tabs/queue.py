@@ -24,8 +24,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,7 +149,7 @@ def write_entry(ws: Workspace, *, task: str, text: str, status: str = "done",
         raise BadInput(f"bad --status {status!r}", f"use one of {', '.join(STATUSES)}")
     stamp = time.time_ns()
     entry_id = (time.strftime("%Y%m%dT%H%M%S", time.gmtime(stamp // 10**9))
-                + f"{stamp % 10**9:09d}Z-{_slug(task)}-{secrets.token_hex(2)}")
+                + f"{stamp % 10**9:09d}Z-{_slug(task)}-{os.urandom(2).hex()}")
     header = {"hf-handoff": str(FORMAT), "id": entry_id, "task": _one_line(task),
               "status": status, "created": now(), "from": _one_line(origin),
               "tests": _one_line(tests), "files": ", ".join(_one_line(f) for f in files or [])}
@@ -311,7 +309,7 @@ def get(ws: Workspace, entry_id: str) -> Entry:
 
 
 def _stamp(**fields: Any) -> bytes:
-    record = {"at": now(), "pid": os.getpid(), "host": socket.gethostname(), **fields}
+    record = {"at": now(), "pid": os.getpid(), "host": processes.host(), **fields}
     return (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
 
 
