@@ -510,3 +510,24 @@ def test_the_persons_tmux_server_cannot_be_asked_to_run_a_command_from_inside(
         assert not inside.exists()
     finally:
         subprocess.run(["tmux", "kill-server"], check=False)
+
+
+@needs_sandbox
+def test_an_agent_starts_when_another_parts_branch_went_while_its_sandbox_was_made(split3):
+    """A gc (or a drop) beside `hf run` deletes another part's branch after the sandbox
+    listed the ref files it keeps read-only: the agent starts all the same, and the
+    other parts' branches that are still there stay read-only inside."""
+    from hf_fanout.core.workspace import Workspace
+
+    repo = split3["repo"]
+    ws = Workspace.open(repo)
+    made = sandbox.prepare(ws, ws.store.load_part("b1", "api"), FOUND.path)
+    git(repo, "update-ref", "-d", "refs/heads/hf/b1/ui")  # (gone before the agent starts)
+    docs_ref = repo / ".git" / "refs" / "heads" / "hf" / "b1" / "docs"
+    before = docs_ref.read_bytes()
+    r = subprocess.run([*made.prefix, "sh", "-c", f"echo x > {docs_ref}; echo started"],
+                       cwd=split3["api"], env={**os.environ, **made.env},
+                       capture_output=True, text=True, check=False)
+    assert r.stdout.strip() == "started", r.stderr
+    assert "Read-only file system" in r.stderr
+    assert docs_ref.read_bytes() == before

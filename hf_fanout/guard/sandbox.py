@@ -143,7 +143,7 @@ def prepare(ws: Workspace, part: Part, bwrap: str) -> Sandbox:
     args += ["--ro-bind-try", str(worktree / ".git"), str(worktree / ".git")]
     args += ["--bind", str(ref_file.parent), str(ref_file.parent)]
     for sibling in siblings:
-        args += ["--ro-bind", str(sibling), str(sibling)]
+        args += ["--ro-bind-try", str(sibling), str(sibling)]  # (gone since: deleted)
     args += ["--bind", str(reflog), str(reflog), "--bind", str(requests), str(requests),
              "--bind", str(agent_state), str(agent_state)]
     # objects: the shared store read-only beside, the private one in its place
