@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -473,6 +474,41 @@ def test_gc_keeps_a_part_with_work_inside_a_submodule_checkout(tmp_path, hf):
         parts = {p["part"]: p for p in r.json["data"]["parts"]}
         assert parts["ve"]["action"] == "kept" and "vendor/lib" in parts["ve"]["why"], parts
     assert (vendor / "vendor/lib/core.c").read_text() == "v1\nthe agent's patch\n"
+
+
+def test_gc_keeps_a_part_whose_submodule_holds_a_commit_found_nowhere_else(tmp_path, hf):
+    """git keeps a linked worktree's submodule repositories in that worktree's own git
+    dir: an agent's commit in the part's submodule exists there alone. Put back to
+    main's commit (the join takes no gitlink change), the part is integrated, yet gc,
+    forced or not, keeps it and names the commit; its hint, followed, keeps the commit
+    in the main tree's submodule on a branch, and the next gc removes the part."""
+    import shlex
+
+    repo, vendor = split_with_submodule(tmp_path, hf)
+    lib = vendor / "vendor/lib"
+    write(vendor, {"vendor/lib/core.c": "v1\nthe agent's fix\n"})
+    git(lib, "commit", "-qam", "the agent's fix")
+    fix = git(lib, "rev-parse", "HEAD").strip()
+    git(vendor, "submodule", "update", "-q")  # (back to the commit main records)
+    for part in ("sp", "ve"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    for force in ([], ["--force"]):
+        r = hf("gc", *force, "--json", cwd=repo)
+        assert r.code == 0, r.err
+        parts = {p["part"]: p for p in r.json["data"]["parts"]}
+        assert parts["ve"]["action"] == "kept", parts
+        assert f"its submodule vendor/lib has 1 commit(s) found nowhere else (the newest " \
+               f"{fix[:12]}" in parts["ve"]["why"], parts["ve"]["why"]
+        assert vendor.is_dir()
+    hint = parts["ve"]["why"].split("`")[1]
+    assert hint.startswith("git -C ") and hint.endswith(f"{fix}:refs/heads/hf/b1/ve"), hint
+    assert subprocess.run(shlex.split(hint), capture_output=True, check=False).returncode == 0
+    r = hf("gc", "--json", cwd=repo)
+    parts = {p["part"]: p for p in r.json["data"]["parts"]}
+    assert parts["ve"]["action"] == "removed", parts
+    assert not vendor.exists()
+    assert git(repo / "vendor/lib", "rev-parse", "refs/heads/hf/b1/ve").strip() == fix
 
 
 def test_gc_keeps_a_part_a_process_works_in(split3, hf):

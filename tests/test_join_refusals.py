@@ -685,6 +685,48 @@ def test_files_put_in_a_submodule_folder_not_checked_out_are_refused_and_kept(
     assert (vendor / "vendor/lib/agent_work.c").read_text() == "the agent's work\n"
 
 
+@pytest.mark.parametrize("committed", [False, True], ids=["uncommitted", "committed"])
+def test_a_submodule_moved_in_a_part_is_refused_with_a_hint_that_brings_its_commit(
+        tmp_path, hf, committed):
+    """The agent committed in the part's submodule (whose repository is in the part's
+    own git dir: main's submodule lacks the commit). The join refuses the gitlink
+    change; its hint's command brings the commit into the main tree's submodule and
+    checks it out there; after the person commits the new gitlink in the main tree and
+    puts the part's back as the hint says, the join goes through with main's gitlink."""
+    import shlex
+
+    repo, vendor = split_with_submodule(tmp_path, hf)
+    lib = vendor / "vendor/lib"
+    write(vendor, {"vendor/lib/core.c": "v1\nthe agent's fix\n"})
+    git(lib, "commit", "-qam", "the agent's fix")
+    fix = git(lib, "rev-parse", "HEAD").strip()
+    if committed:
+        git(vendor, "commit", "-qam", "use the fixed lib")
+    for part in ("sp", "ve"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["message"] == (
+        "submodule (gitlink) changes cannot be joined: ve: vendor/lib"), r.out
+    hint = r.json["error"]["hint"]
+    assert hint.count("`") == 6, hint
+    bring = hint.split("`")[1]
+    for command in bring.split(" && "):
+        assert subprocess.run(shlex.split(command), capture_output=True,
+                              check=False).returncode == 0, command
+    assert git(repo / "vendor/lib", "rev-parse", "HEAD").strip() == fix
+    git(repo, "commit", "-qam", "the fixed lib")
+    put_back = hint.split("`")[5 if committed else 3]
+    if committed:
+        assert put_back == "hf sync b1/ve"
+        assert hf("sync", "b1/ve", cwd=repo).code == 0
+    else:
+        assert put_back == "git submodule update -- vendor/lib"
+        git(vendor, *shlex.split(put_back)[1:])
+    r = hf("join", "b1", cwd=repo)
+    assert r.code == 0, r.err
+    assert git(repo, "ls-tree", "HEAD", "vendor/lib").split()[2] == fix
+
+
 def test_a_name_with_terminal_escapes_is_shown_quoted_and_the_hint_runs_as_printed(
         split3, hf):
     """A part made a file whose name erases the terminal's line (ESC [2K): `hf

@@ -38,7 +38,7 @@ from hf_fanout.liveness import heartbeat, judge, rescue
 from hf_fanout.orchestrator import remote_parts, taken_gc
 from hf_fanout.orchestrator.boundary import refuse_inside_part
 from hf_fanout.orchestrator.safety import target_of, unintegrated_work
-from hf_fanout.paths import shown_path
+from hf_fanout.paths import shell_word, shown_path
 from hf_fanout.tabs.isolated import Isolated
 from hf_fanout.worktrees import refs, removal
 from hf_fanout.worktrees.repository import Repository
@@ -355,6 +355,10 @@ def _gc_isolated(ws: Workspace, item: Isolated, state: str | None,
     if target is None or base is None:
         return kept("its branch shares no history with the main tree's HEAD")
     pending = unintegrated_work(ws, where, item.tip, base, target, head=head)
+    if where is not None:
+        only_here = _submodule_commits(ws, repo.worktree(where).git_dir, item.branch)
+        if only_here:
+            return kept(only_here)
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
@@ -419,6 +423,35 @@ def _nested_repositories(worktree: Path, pending: list[str]) -> list[str]:
     return [path for path in pending
             if (worktree / path).is_dir() and not (worktree / path).is_symlink()
             and os.path.lexists(worktree / path / ".git")]
+
+
+def _submodule_commits(ws: Workspace, git_dir: Path, branch: str) -> str:
+    """Why a part whose submodule repositories (in its own git dir) hold commits found
+    nowhere else is kept, forced or not: removing the worktree would lose them, and
+    a rescue ref records a submodule as a commit id only. '' when none do."""
+    from hf_fanout.worktrees import submodules
+
+    found = submodules.commits_only_here(git_dir, Path(ws.repo.common_dir))
+    if not found:
+        return ""
+    first = found[0]
+    if not first.commits:
+        return (f"git cannot read its submodule repository {first.git_dir}; look at it (a "
+                "commit there would go with the worktree), then remove the worktree yourself")
+    count = len(first.commits)
+    said = (f"its submodule {first.name} has {count} commit(s) found nowhere else (the "
+            f"newest {first.commits[0][:12]}, in {first.git_dir})")
+    if len(found) > 1:
+        said += f", and {len(found) - 1} other submodule(s) too"
+    main = Path(ws.main.path) / first.name
+    if first.main_repository is not None:
+        way = (f"keep them in the main tree's submodule, on a branch there (`git -C "
+               f"{shell_word(str(main))} fetch {shell_word(str(first.git_dir))} "
+               f"{first.commits[0]}:refs/heads/{branch}`)")
+    else:
+        way = (f"push them somewhere (`git --git-dir={shell_word(str(first.git_dir))} push "
+               f"REMOTE {first.commits[0]}:refs/heads/BRANCH`)")
+    return f"{said}: {way}, then `hf gc` again"
 
 
 def _remove_worktree(ws: Workspace, path: Path) -> int:
@@ -520,6 +553,11 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
         if head is None:
             raise
         return unreadable(f" ({exc.message})")  # (its HEAD reads, git cannot read the rest)
+    if worktree.is_dir():
+        only_here = _submodule_commits(ws, checkout.git_dir, part.branch)
+        if only_here:
+            return GcPart(batch.id, part.name, "kept", only_here,
+                          agent_hooks="" if dry_run else remove_agent_hooks(part))
     rescue_ref = None
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"

@@ -183,7 +183,8 @@ def plan_join(ws: Workspace, batch_id: str, *, partial: bool = False,
     tips = {p.name: fetched.get(p.name) or _part_tip(ws, p) for p in parts}
     results = _part_results(ws, batch, parts, tips)
     try:
-        _refuse_bad_changes(results, {p.name: part_base(batch, p) for p in parts})
+        _refuse_bad_changes(results, {p.name: part_base(batch, p) for p in parts},
+                            Path(ws.main.path))
         if not allow_outside_links:
             _refuse_outside_links(ws, results)
         if keep_history:
@@ -633,13 +634,26 @@ def _refuse_unowned_history(ws: Workspace, batch: Batch, results: list[PartResul
                     details={"part": r.part.name, "commit": commit, "paths": bad})
 
 
-def _refuse_bad_changes(results: list[PartResult], bases: dict[str, str]) -> None:
+def _refuse_bad_changes(results: list[PartResult], bases: dict[str, str],
+                        main: Path) -> None:
     gitlinks = [f"{r.part.name}: {c.path}" for r in results for c in r.changes
                 if MODE_GITLINK in (c.old and c.old.mode, c.new and c.new.mode)]
     if gitlinks:
         made = [(r.part.name, c.path) for r in results for c in r.changes
                 if c.old is None and c.new is not None and c.new.mode == MODE_GITLINK]
         hint = "change submodules in the main tree yourself, outside the batch"
+        moved = [(r.part, c.path, c.new.oid) for r in results for c in r.changes
+                 if c.old is not None and c.old.mode == MODE_GITLINK
+                 and c.new is not None and c.new.mode == MODE_GITLINK]
+        if moved:  # (the commit is in the part's submodule repository, not main's)
+            part, path, commit = moved[0]
+            inside = shell_word(str(Path(part.worktree) / path))
+            there = shell_word(str(main / path))
+            hint = (f"{hint}: bring the commit from the part's submodule (`git -C {there} "
+                    f"fetch {inside} {commit} && git -C {there} checkout -q {commit}`) and "
+                    "commit the new gitlink in the main tree; then, in the part, `git "
+                    f"submodule update -- {shell_word(str(path))}` where it is not committed, "
+                    f"or `hf sync {part.batch}/{part.name}` where it is")
         if made:  # (a repository an agent made in its part: `cargo new`, `git init`)
             name, path = made[0]
             where = shell_word(str(path).rstrip("/"))
