@@ -463,6 +463,8 @@ def test_gc_forgets_a_part_whose_record_was_pointed_at_the_main_tree(split3, hf)
 def test_gc_keeps_a_part_with_work_inside_a_submodule_checkout(tmp_path, hf):
     """Edits in a submodule's checkout are in no commit and no gitlink: the part is
     not integrated, and a rescue ref could not hold them either (--force keeps it)."""
+    import shlex
+
     repo, vendor = split_with_submodule(tmp_path, hf)
     for part in ("sp", "ve"):
         assert hf("done", f"b1/{part}", cwd=repo).code == 0
@@ -472,8 +474,31 @@ def test_gc_keeps_a_part_with_work_inside_a_submodule_checkout(tmp_path, hf):
         r = hf("gc", *force, "--json", cwd=repo)
         assert r.code == 0, r.err
         parts = {p["part"]: p for p in r.json["data"]["parts"]}
-        assert parts["ve"]["action"] == "kept" and "vendor/lib" in parts["ve"]["why"], parts
+        assert parts["ve"]["action"] == "kept" and parts["ve"]["why"].startswith(
+            "work inside submodule checkout(s) vendor/lib, whose repository goes with the "
+            "worktree: commit it there"), parts
     assert (vendor / "vendor/lib/core.c").read_text() == "v1\nthe agent's patch\n"
+    # the hints, followed one after the other, keep the patch in main's submodule
+    for command in parts["ve"]["why"].split("`")[1].split(" && "):
+        assert subprocess.run(shlex.split(command), check=False).returncode == 0, command
+    patched = git(vendor / "vendor/lib", "rev-parse", "HEAD").strip()
+    r = hf("gc", "--json", cwd=repo)
+    [kept] = [p for p in r.json["data"]["parts"] if p["part"] == "ve"]
+    assert kept["action"] == "kept" and patched[:12] in kept["why"], kept
+    keep = kept["why"].split("`")[1]
+    assert subprocess.run(shlex.split(keep), check=False).returncode == 0, keep
+    assert "the agent's patch" in git(repo / "vendor/lib", "show", "hf/b1/ve:core.c")
+    # the part's moved gitlink is still not in main: kept, until forced (a rescue ref
+    # records the gitlink, whose commit main's submodule now has)
+    r = hf("gc", "--json", cwd=repo)
+    [kept] = [p for p in r.json["data"]["parts"] if p["part"] == "ve"]
+    assert kept["action"] == "kept" and kept["why"].startswith(
+        "changes not in refs/heads/main: vendor/lib (--force"), kept
+    r = hf("gc", "--force", "--json", cwd=repo)
+    [forced] = [p for p in r.json["data"]["parts"] if p["part"] == "ve"]
+    assert forced["action"] == "removed" and forced["rescue"], forced
+    assert not vendor.exists()
+    assert git(repo, "ls-tree", forced["rescue"], "vendor/lib").split()[2] == patched
 
 
 def test_gc_keeps_a_part_whose_submodule_holds_a_commit_found_nowhere_else(tmp_path, hf):

@@ -425,6 +425,34 @@ def _nested_repositories(worktree: Path, pending: list[str]) -> list[str]:
             and os.path.lexists(worktree / path / ".git")]
 
 
+def _submodule_checkouts(worktree: Path, git_dir: Path, nested: list[str]) -> list[str]:
+    """The paths of `nested` that are checkouts of the part's submodules: a `.git`
+    file naming a repository below the part's git dir's `modules/`."""
+    from hf_fanout.gitlink import gitdir_of
+
+    modules = os.path.realpath(git_dir / "modules") + os.sep
+    found = []
+    for path in nested:
+        try:
+            inside = os.path.realpath(gitdir_of(worktree / path)).startswith(modules)
+        except OSError:
+            inside = False
+        if inside and (worktree / path / ".git").is_file():
+            found.append(path)
+    return found
+
+
+def _dirty(worktree: Path, checkouts: list[str]) -> list[str]:
+    """The submodule checkouts of `checkouts` holding edited or untracked files."""
+    if not checkouts:
+        return []
+    from hf_fanout.worktrees.status import changed
+
+    dirty = {item.path.rstrip("/") for item in changed(worktree, exact=True)
+             if item.dirty_submodule}
+    return [path for path in checkouts if path in dirty]
+
+
 def _submodule_commits(ws: Workspace, git_dir: Path, branch: str) -> str:
     """Why a part whose submodule repositories (in its own git dir) hold commits found
     nowhere else is kept, forced or not: removing the worktree would lose them, and
@@ -562,6 +590,21 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
     if pending:
         listing = ", ".join(pending[:5]) + (f" (+{len(pending) - 5} more)"
                                             if len(pending) > 5 else "")
+        nested = _nested_repositories(worktree, pending)
+        # a submodule's checkout (its repository in the part's git dir, whose commits
+        # were looked at above): kept while it holds work of its own, uncommitted
+        checkouts = _submodule_checkouts(worktree, checkout.git_dir, nested) if nested else []
+        nested = [path for path in nested if path not in checkouts]
+        checkouts = _dirty(worktree, checkouts)
+        if checkouts:
+            first = shell_word(str(worktree / checkouts[0]))
+            return GcPart(batch.id, part.name, "kept",
+                          f"work inside submodule checkout(s) {', '.join(checkouts[:5])}, "
+                          "whose repository goes with the worktree: commit it there (`git "
+                          f"-C {first} add -A && git -C {first} commit -qm 'work left in "
+                          f"{part.batch}/{part.name}'`), then `hf gc` names how to keep "
+                          "that commit",
+                          agent_hooks="" if dry_run else remove_agent_hooks(part))
         if not force:
             return GcPart(batch.id, part.name, "kept",
                           (f"changes only here (not pushed by `hf done`, not in the joined "
@@ -569,7 +612,6 @@ def _gc_part(ws: Workspace, batch: Batch, part: Part, facts: _BatchFacts,
                            f"changes not in {batch.target_ref}: {listing}")
                           + " (--force removes it after saving a rescue ref)",
                           agent_hooks="" if dry_run else remove_agent_hooks(part))
-        nested = _nested_repositories(worktree, pending)
         if nested:
             return GcPart(batch.id, part.name, "kept",
                           f"it holds a git repository of its own ({', '.join(nested[:5])}): "
