@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, hf_proc, hf_stopped_at, write
+from conftest import git, hf_proc, hf_stopped_at, split_with_submodule, write
 
 
 def head(path: Path) -> str:
@@ -750,3 +750,25 @@ def test_a_sync_after_mains_tip_was_amended_leaves_the_old_commit_behind(repo, h
     assert git(repo, "grep", "-c", "hunter2", "HEAD", "--", ".", check=False) == ""
     assert (repo / "src/api/search.py").read_text() == "def search(): ...\n"
     assert not (repo / "src/api/config.env").exists()
+
+
+def test_submodule_recurse_in_the_persons_config_leaves_a_part_and_its_work_whole(
+        tmp_path, hf):
+    """`submodule.recurse=true` (a common setting) with the submodule initialised in
+    the main tree: hf's own reset in a part whose submodule is not checked out would
+    recurse into it and break every git command there. The sync keeps the agent's
+    uncommitted work in its file, the part's git works, and the join takes it."""
+    git(tmp_path, "config", "--global", "submodule.recurse", "true")
+    repo, _vendor = split_with_submodule(tmp_path, hf)
+    sp = tmp_path / "repo.hf" / "b1" / "sp"
+    write(sp, {"src/a.py": "a\nthe agent's line\n"})
+    move_main(repo, {"README.md": "main moved\n"}, "main moves")
+    r = hf("sync", "b1/sp", cwd=repo)
+    assert r.code == 0, r.err
+    assert (sp / "src/a.py").read_text() == "a\nthe agent's line\n"
+    assert not (sp / "vendor/lib/.git").exists()
+    assert git(sp, "status", "--porcelain").strip() == "M src/a.py"
+    for part in ("sp", "ve"):
+        assert hf("done", f"b1/{part}", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0, hf("join", "b1", cwd=repo).err
+    assert git(repo, "show", "HEAD:src/a.py") == "a\nthe agent's line\n"

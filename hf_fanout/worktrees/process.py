@@ -101,6 +101,13 @@ def refuse_program_config(env: Mapping[str, str]) -> None:
 OWN_GIT = "HF_OWN_GIT"
 
 
+# hf never changes a submodule: its own resets, checkouts and rebases in a part
+# (whose submodules are not checked out) must not recurse into them because the
+# person's config says `submodule.recurse` (git would write a `.git` file naming a
+# repository the part does not have, and fail there from then on)
+OWN_SETTINGS = ("-c", "submodule.recurse=false")
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of hf's own git processes: no variable that points git at
     another repository, index or object store; no guard wrapper on PATH; and no
@@ -142,7 +149,7 @@ def run(
     if timeout is not None:
         return _run_timed(args, cwd, stdin, env, check, timeout)
     proc = subprocess.run(
-        [git_executable(), *args],
+        [git_executable(), *OWN_SETTINGS, *args],
         cwd=cwd,
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
@@ -170,7 +177,7 @@ def _run_timed(args: Sequence[str], cwd: Path, stdin: bytes | None,
     import signal
 
     proc = subprocess.Popen(
-        [git_executable(), *args], cwd=cwd,
+        [git_executable(), *OWN_SETTINGS, *args], cwd=cwd,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(env),
         start_new_session=True)
