@@ -49,7 +49,7 @@ def test_a_planted_hook_and_hooks_path_stop_the_join_and_never_run(split3, hf, t
     assert "TamperDetected" not in proc.stderr  # one clear line, not a traceback
     line = proc.stderr.splitlines()[0]
     assert line.startswith("hf: error: batch b1: 3 shared thing(s) changed since the split")
-    assert f"config changed: + hooksPath = {evil}" in line
+    assert f"config changed: +core.hookspath={evil}" in line
     assert "hooks/reference-transaction added" in line
     assert "hooks/post-checkout added" in line
     assert "hf doctor --accept" in proc.stderr
@@ -98,6 +98,40 @@ def test_gits_own_repack_writing_info_refs_is_not_tamper(split3, hf):
     all_done(split3, hf)
     r = hf("doctor", "--json", cwd=repo)
     assert not any(f["what"] == "tamper" for f in r.json["data"]["findings"]), r.out
+    assert hf("join", "b1", cwd=repo).code == 0
+
+
+def test_the_persons_ordinary_config_writes_are_not_tamper_but_what_runs_is(repo, hf,
+                                                                            tmp_path):
+    """`git remote add`, `git push -u`, `git submodule init` and git-lfs's first run
+    write where branches track and remotes are into the shared config: the join goes
+    on. A setting that makes git run something, and the URL of a remote the split
+    saw changed to another, still stop it, named."""
+    git(repo, "remote", "add", "up", "https://example.org/up.git")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = tmp_path / "repo.hf" / "b1" / "api"
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    assert hf("done", cwd=api).code == 0
+    bare = tmp_path / "pub.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "pub", str(bare))
+    git(repo, "push", "-q", "-u", "pub", "main")
+    git(repo, "config", "submodule.lib.url", "https://example.org/lib.git")
+    git(repo, "config", "submodule.lib.active", "true")
+    git(repo, "config", "lfs.repositoryformatversion", "0")
+    r = hf("join", "b1", "--dry-run", "--json", cwd=repo)
+    assert r.code == 0, r.out
+    for setting, shown in ((("core.fsmonitor", "./watch.sh"), "+core.fsmonitor=./watch.sh"),
+                           (("remote.up.url", "https://elsewhere.example/x.git"),
+                            "+remote.up.url=https://elsewhere.example/x.git"),
+                           (("remote.new.url", "ext::sh -c touch% /tmp/x"),
+                            "+remote.new.url=ext::sh -c touch% /tmp/x")):
+        before = (repo / ".git/config").read_bytes()
+        git(repo, "config", *setting)
+        r = hf("join", "b1", "--dry-run", "--json", cwd=repo)
+        assert r.code == 1 and r.json["error"]["code"] == "tamper_detected", (setting, r.out)
+        assert shown in r.json["error"]["message"], r.json["error"]["message"]
+        (repo / ".git/config").write_bytes(before)
     assert hf("join", "b1", cwd=repo).code == 0
 
 

@@ -20,6 +20,7 @@ import contextlib
 import difflib
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,8 +260,74 @@ def _compare_files(old: dict[str, Any], new: dict[str, Any]) -> list[Finding]:
         elif before is None:
             findings.append(Finding(rel, "added", f"new file ({after['mode']})"))
         elif before["sha256"] != after["sha256"] or before["mode"] != after["mode"]:
-            findings.append(Finding(rel, "changed", _text_diff(before, after)))
+            detail = _text_diff(before, after)
+            if _is_config(rel) and before["mode"] == after["mode"]:
+                settings = _config_changes(before.get("text"), after.get("text"))
+                if settings == []:
+                    continue  # (only bookkeeping changed: nothing git runs or reads)
+                detail = "; ".join(settings[:12]) if settings else detail
+            findings.append(Finding(rel, "changed", detail))
     return findings
+
+
+def _is_config(rel: str) -> bool:
+    return rel in {"config", "config.worktree"} or rel.endswith("/config.worktree")
+
+
+# What git and common tools write into a repository's config on their own, or the
+# person's ordinary git does (`git push -u`, `git remote add`, `git branch -u`,
+# `git submodule init`, git-lfs's first run, `git maintenance register`): where
+# branches track, where remotes are. None of it makes git run a program or read
+# another file; a URL naming a transport program (`ext::...`) is not bookkeeping.
+_BOOKKEEPING = re.compile(
+    r"branch\..+\.(remote|merge|pushremote|rebase|description)"
+    r"|remote\..+\.(url|pushurl|fetch|push|tagopt|prune|skipdefaultupdate|mirror)"
+    r"|submodule\..+\.(url|active|branch|fetchrecursesubmodules|shallow)"
+    r"|submodule\..+\.update=(checkout|rebase|merge|none)"
+    r"|lfs\.repositoryformatversion|lfs\.https?://.+\.access"
+    r"|maintenance\.(auto|strategy)|gui\..+")
+
+
+def _bookkeeping(setting: str) -> bool:
+    key, _, value = setting.partition("=")
+    if key.endswith((".url", ".pushurl")) and "::" in value:
+        return False
+    return _BOOKKEEPING.fullmatch(setting if key.endswith(".update") else key) is not None
+
+
+def _config_changes(before: str | None, after: str | None) -> list[str] | None:
+    """The settings (`+key=value`, `-key=value`) that differ between two texts of a
+    config file, bookkeeping left out; None when either cannot be read as config."""
+    if before is None or after is None:
+        return None
+    old, new = _settings(before), _settings(after)
+    if old is None or new is None:
+        return None
+    from collections import Counter
+
+    was, now_has = Counter(old), Counter(new)
+    gone, added = list((was - now_has).elements()), list((now_has - was).elements())
+    # a remote's URL set anew is bookkeeping; one changed to another is not (it
+    # moves where `hf publish` and the person's `git push` send their work)
+    moved = {s.partition("=")[0] for s in gone} & {s.partition("=")[0] for s in added}
+    moved = {key for key in moved if key.endswith((".url", ".pushurl"))}
+
+    def kept(setting: str) -> bool:
+        return setting.partition("=")[0] in moved or not _bookkeeping(setting)
+
+    return [f"-{s}" for s in gone if kept(s)] + [f"+{s}" for s in added if kept(s)]
+
+
+def _settings(text: str) -> list[str] | None:
+    """`key=value` of every setting of a config file's text, as git reads it."""
+    from hf_fanout.worktrees.process import run
+
+    read = run(["config", "--file", "-", "--list", "-z"], Path("/"),
+               stdin=text.encode("utf-8", "surrogateescape"), check=False)
+    if read.returncode != 0:
+        return None
+    items = read.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return ["=".join(item.split("\n", 1)) for item in items if item]
 
 
 def _text_diff(before: dict[str, Any], after: dict[str, Any]) -> str:
