@@ -139,10 +139,15 @@ class GitFailed(HfError):
         # return ("Rebasing (1/1)\r") is written over by what follows it
         lines = [next((s.strip() for s in reversed(line.split("\r")) if s.strip()), "")
                  for line in stderr.strip().split("\n")]
-        first = next((line for line in lines if line), f"exit {returncode}")
+        # git's own verdict where it gave one: a filter's or a hook's progress and
+        # git's warnings may come before it
+        first = next((line for line in lines if line.startswith("fatal:")),
+                     next((line for line in lines if line.startswith("error:")),
+                          next((line for line in lines if line), f"exit {returncode}")))
         super().__init__(
             f"`git {' '.join(argv)}` failed: {first}",
             left_lock_hint(stderr) or hint  # (a lock left behind is the cause, whatever else)
+            or filter_hint(stderr)
             or "run the same git command yourself to see the whole message",
             details={"argv": argv, "returncode": returncode, "stderr": stderr},
         )
@@ -165,6 +170,20 @@ def left_lock_hint(stderr: str) -> str:
     return (f"another git command holds {lock}, or one was killed and left it: once no "
             f"git command runs there, remove it (`rm {shlex.quote(lock)}`), then run the "
             "same hf command again")
+
+
+def filter_hint(stderr: str) -> str:
+    """For a smudge or clean filter of `.gitattributes` that failed: git-lfs's, when
+    the repository's large files are not all fetched (a clone made with
+    GIT_LFS_SKIP_SMUDGE=1), is the usual one."""
+    if "git-lfs" in stderr or "filter 'lfs'" in stderr:
+        return ("git-lfs could not give a file's content (its object is not fetched?): "
+                "`git lfs fetch` it, or put `GIT_LFS_SKIP_SMUDGE=1` before the same hf "
+                "command to leave LFS files as their pointers")
+    if "filter '" in stderr or "external filter" in stderr:
+        return ("a filter that .gitattributes names failed (see `git config --get-regexp "
+                "'^filter\\.'`): fix it, then run the same hf command again")
+    return ""
 
 
 # errno values that mean "the disk is full" and "the file system failed"

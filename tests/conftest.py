@@ -280,3 +280,12 @@ def cron_command(line: str) -> str:
 
     fields = line.split(None, 5)[5]
     return fields.removesuffix(schedule.cron_marker()).rstrip().replace("\\%", "%")
+
+
+def traced_argv(argv: list[str]) -> list[str]:
+    """A git command line from a GIT_TRACE2_EVENT file, without the settings hf gives
+    every git it runs (`-c submodule.recurse=false`)."""
+    from hf_fanout.worktrees.process import OWN_SETTINGS
+
+    own = list(OWN_SETTINGS)
+    return argv[:1] + argv[1 + len(own):] if argv[1:1 + len(own)] == own else argv

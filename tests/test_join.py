@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, new_repo, snapshot, write
+from conftest import git, new_repo, snapshot, traced_argv, write
 
 BINARY = bytes(range(256)) * 4 + b"\0\xff\xfe"
 SPACED = "src/api/new file ü.py"
@@ -714,7 +714,7 @@ def _check_attr_runs(trace: Path) -> list[list[str]]:
     """The `git check-attr` processes a GIT_TRACE2_EVENT file records."""
     if not trace.exists():
         return []
-    starts = [e["argv"] for e in map(json.loads, trace.read_text().splitlines())
+    starts = [traced_argv(e["argv"]) for e in map(json.loads, trace.read_text().splitlines())
               if e["event"] == "start"]
     return [argv[1:] for argv in starts if "check-attr" in argv]
 

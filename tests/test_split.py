@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, make_repo, snapshot, write
+from conftest import git, make_repo, snapshot, traced_argv, write
 
 from hf_fanout.orchestrator import split_pace
 
@@ -507,7 +507,8 @@ def split_traced(repo: Path, hf: Any, trace: Path, monkeypatch: pytest.MonkeyPat
 
 
 def trace_starts(trace: Path) -> list[list[str]]:
-    return [event["argv"] for event in map(json.loads, trace.read_text().splitlines())
+    return [traced_argv(event["argv"])
+            for event in map(json.loads, trace.read_text().splitlines())
             if event["event"] == "start"]
 
 
@@ -1251,3 +1252,42 @@ def test_a_batch_another_split_is_making_is_already_there_not_missing(repo, hf):
     assert r.code == 1
     assert r.err.splitlines()[0] == "hf: error: batch 'b1' already exists"
     assert hf_refs(repo) == []
+
+
+def test_an_lfs_file_not_fetched_fails_the_split_with_the_way_on_and_skip_smudge_works(
+        tmp_path, hf, monkeypatch):
+    """A clone whose git-lfs files are not fetched: git-lfs's smudge fails in every
+    checkout (a stand-in `git-lfs` on PATH that says what git-lfs says, unless
+    GIT_LFS_SKIP_SMUDGE=1). The split fails naming git's verdict, not the filter's
+    progress line, and nothing is kept; with GIT_LFS_SKIP_SMUDGE=1 (git-lfs's own
+    switch, which hf passes on) the split makes the part, pointers in place."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "git-lfs").write_text(
+        "#!/bin/sh\n"
+        "if [ \"$GIT_LFS_SKIP_SMUDGE\" = 1 ]; then exec cat; fi\n"
+        "cat >/dev/null; echo 'Downloading assets/a.bin (3.0 KB)' >&2\n"
+        "echo 'Error downloading object: assets/a.bin: not on the server' >&2; exit 2\n")
+    (tools / "git-lfs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    repo = make_repo(tmp_path / "repo")
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 3000\n"
+    write(repo, {".gitattributes": "*.bin filter=lfs\n", "assets/a.bin": pointer})
+    git(repo, "config", "filter.lfs.clean", "cat")
+    git(repo, "-c", "filter.lfs.smudge=cat", "add", "-A")
+    git(repo, "commit", "-qm", "an lfs file")
+    git(repo, "config", "filter.lfs.smudge", "git-lfs smudge -- %f")
+    git(repo, "config", "filter.lfs.required", "true")
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert r.code == 1
+    first, hint = r.err.splitlines()[:2]
+    assert first.startswith("hf: error: split of 'b1' failed, nothing was kept: ")
+    assert first.endswith("failed: fatal: assets/a.bin: smudge filter lfs failed"), first
+    assert hint == ("hint: git-lfs could not give a file's content (its object is not "
+                    "fetched?): `git lfs fetch` it, or put `GIT_LFS_SKIP_SMUDGE=1` before "
+                    "the same hf command to leave LFS files as their pointers")
+    assert not (tmp_path / "repo.hf" / "b1").exists()
+    monkeypatch.setenv("GIT_LFS_SKIP_SMUDGE", "1")
+    r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
+    assert r.code == 0, r.err
+    assert (tmp_path / "repo.hf/b1/api/assets/a.bin").read_text() == pointer

@@ -39,7 +39,31 @@ _KEEP_GIT_VARS = {
     "GIT_TRACE",
     "GIT_TRACE2",
     "GIT_TRACE2_EVENT",
+    # how git reaches a remote (certificates, proxies): the person's network's
+    "GIT_SSL_CAPATH",
+    "GIT_SSL_CERT",
+    "GIT_SSL_KEY",
+    "GIT_SSL_CERT_PASSWORD_PROTECTED",
+    "GIT_SSL_VERSION",
+    "GIT_SSL_CIPHER_LIST",
+    "GIT_PROXY_COMMAND",
+    "GIT_PROXY_SSL_CERT",
+    "GIT_PROXY_SSL_KEY",
+    "GIT_PROXY_SSL_CAINFO",
+    "GIT_PROXY_SSL_CERT_PASSWORD_PROTECTED",
+    "GIT_HTTP_PROXY_AUTHMETHOD",
+    "GIT_HTTP_USER_AGENT",
+    "GIT_HTTP_LOW_SPEED_LIMIT",
+    "GIT_HTTP_LOW_SPEED_TIME",
+    "GIT_HTTP_MAX_REQUESTS",
+    "GIT_SSH_VARIANT",
+    "GIT_CURL_VERBOSE",
+    "GIT_TRACE_CURL",
+    "GIT_TRACE_PACKET",
 }
+# git-lfs's own switches (GIT_LFS_SKIP_SMUDGE for a clone whose large files are not
+# fetched, GIT_LFS_SKIP_PUSH, ...): they point git at no other repository
+_KEEP_GIT_PREFIXES = ("GIT_CONFIG_", "GIT_LFS_")
 
 
 def git_executable() -> str:
@@ -117,7 +141,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS or key.startswith("GIT_CONFIG_")
+        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS
+        or key.startswith(_KEEP_GIT_PREFIXES)
     }
     # GIT_CONFIG_KEY_n / VALUE_n / COUNT are kept (they are `git -c` for children), but
     # GIT_CONFIG (a whole other config file) is not.
