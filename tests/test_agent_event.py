@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git, hf_proc
+from conftest import git, hf_proc, write
+
+from hf_fanout.guard.env import bin_dir
 
 # A stand-in for Claude Code: it runs the hook commands of the worktree's settings
 # for one event, with the documented payload on stdin, as Claude Code does.
@@ -404,3 +406,33 @@ def test_a_write_of_a_large_file_still_gets_its_ownership_check(claude_part):
                           check=False)
     assert proc.returncode == 2, proc.stderr
     assert "src/ui/big.js is not owned by part b1/api (part ui owns it)" in proc.stderr
+
+
+def test_a_settings_file_the_repository_commits_stays_out_of_the_agents_commits(
+        repo, hf, seal, tmp_path):
+    """Some repositories commit `.claude/settings.local.json`. hf's entries in the
+    part's copy are hf's: the agent's `git commit -a` goes through the guard with
+    its own work only, `git status` shows nothing of hf's, the join takes the work,
+    and main's file is as the repository has it."""
+    claude_config(seal)
+    committed = '{"permissions": {"allow": ["Bash(npm test)"]}}\n'
+    write(repo, {".claude/settings.local.json": committed})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the repository's own agent settings")
+    assert hf("split", "b1", "--part", "api=src/api/**", cwd=repo).code == 0
+    api = tmp_path / "repo.hf" / "b1" / "api"
+    assert hf("open", "b1/api", "--launcher", "print", cwd=repo).code == 0
+    assert "hf-agent-event" in (api / ".claude/settings.local.json").read_text()
+    assert git(api, "status", "--porcelain") == ""
+    write(api, {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    guarded = {**os.environ, "PATH": f"{bin_dir()}{os.pathsep}{os.environ['PATH']}",
+               "HF_PYTHON": sys.executable}
+    commit = subprocess.run(["git", "commit", "-qam", "the agent's work"], cwd=api,
+                            env=guarded, capture_output=True, text=True, check=False)
+    assert commit.returncode == 0, commit.stderr
+    assert git(api, "show", "--name-only", "--format=", "HEAD").split() == [
+        "src/api/orders.py"]
+    assert hf("done", "b1/api", cwd=repo).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    assert (repo / ".claude/settings.local.json").read_text() == committed
+    assert git(repo, "status", "--porcelain") == ""

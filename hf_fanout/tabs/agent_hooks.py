@@ -123,7 +123,21 @@ def install_claude(worktree: Path, common_dir: Path, batch: str, part: str) -> d
         hooks[name] = [*entries, entry]
     data["hooks"] = hooks
     atomic.atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
+    _hide_from_git(worktree, True)
     return {"path": SETTINGS, "created": existing is None}
+
+
+def _hide_from_git(worktree: Path, hide: bool) -> None:
+    """A repository that commits the settings file: hf's entries in it are hf's, not
+    the part's, so git is told not to look at the file in the part (skip-worktree):
+    the agent's `git commit -a` leaves it out, and no guard refuses it as outside the
+    part's ownership. Nothing where the file is not tracked."""
+    from hf_fanout.worktrees.process import run
+
+    if run(["ls-files", "--error-unmatch", "--", SETTINGS], worktree, check=False).returncode:
+        return
+    run(["update-index", "--skip-worktree" if hide else "--no-skip-worktree", "--", SETTINGS],
+        worktree)
 
 
 def _hf_programs(data: dict[str, Any]) -> list[str]:
@@ -180,7 +194,9 @@ def remove_claude(worktree: Path, created: bool) -> str:
         atomic.remove_durably(path)
         if not any(path.parent.iterdir()):
             path.parent.rmdir()
+        _hide_from_git(worktree, False)
         return "removed"
     atomic.atomic_write(path, (json.dumps({**rest, "hooks": kept} if kept else rest,
                                           indent=2) + "\n").encode())
+    _hide_from_git(worktree, False)
     return "cleaned"
