@@ -386,3 +386,35 @@ def test_a_pull_request_body_longer_than_an_argument_reaches_gh_whole(published,
     body = argv[argv.index("(stdin)") + 1]
     assert len(body.encode()) > 256 * 1024
     assert all(note in body for note in notes.values())
+
+
+def test_a_branch_of_its_own_goes_to_the_fork_git_push_would_use(repo, hf, tmp_path,
+                                                                  monkeypatch):
+    """A fork's setup: main tracks the project (origin), `remote.pushDefault` is the
+    person's fork. `hf publish --branch` pushes there, as `git push` would, and the
+    pull request still asks to merge into the project's main; publishing to main
+    itself stays the upstream's."""
+    origin = bare_remote(repo, tmp_path)
+    fork = tmp_path / "fork.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(fork))
+    git(repo, "remote", "add", "fork", str(fork))
+    git(repo, "config", "remote.pushDefault", "fork")
+    split = {"repo": repo}
+    r = hf("split", "b1", "--part", "api=src/api/**", "--task", "t", cwd=repo)
+    assert r.code == 0, r.err
+    split["api"] = repo.parent / "repo.hf" / "b1" / "api"
+    write(split["api"], {"src/api/orders.py": "def orders():\n    return [1]\n"})
+    assert hf("done", cwd=split["api"]).code == 0
+    assert hf("join", "b1", cwd=repo).code == 0
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    record = stand_in_gh(tmp_path, monkeypatch)
+    r = hf("publish", "b1", "--branch", "hf-pr/b1", "--pr", cwd=repo)
+    assert r.code == 0, r.err
+    assert f"pushed {commit[:12]} to fork/hf-pr/b1 ({fork})" in r.out, r.out
+    assert git(fork, "rev-parse", "hf-pr/b1").strip() == commit
+    assert git(origin, "branch", "--list", "hf-pr/b1") == ""
+    [argv] = [json.loads(line) for line in record.read_text().splitlines()]
+    assert argv[argv.index("--base") + 1] == "main"
+    r = hf("publish", "b1", cwd=repo)  # (no branch of its own: main's upstream)
+    assert r.code == 0, r.err
+    assert git(origin, "rev-parse", "main").strip() == commit

@@ -137,7 +137,9 @@ def destination(ws: Workspace, batch: Batch, options: PublishOptions
     if not known:
         raise PushFailed("this repository has no remote to publish to",
                          "add one: git remote add origin URL")
-    remote = options.remote or (upstream.remote if upstream else None) \
+    # a branch of its own goes where `git push` would send it (a fork's pushRemote)
+    pushed_to = remotes.push_remote(main, local) if options.branch is not None else None
+    remote = options.remote or pushed_to or (upstream.remote if upstream else None) \
         or ("origin" if "origin" in known else known[0] if len(known) == 1 else None)
     if remote is None:
         raise PushFailed(f"{local} has no upstream and there are several remotes "
@@ -145,7 +147,8 @@ def destination(ws: Workspace, batch: Batch, options: PublishOptions
     if remote not in known:
         raise PushFailed(f"no remote named {remote!r} (there are: {', '.join(known)})",
                          "name one of them with --remote")
-    into = upstream.branch if upstream and upstream.remote == remote else local
+    # (pushed to the fork: the request still goes into the upstream's branch)
+    into = upstream.branch if upstream and remote in (upstream.remote, pushed_to) else local
     if options.branch is not None:
         if options.pr and options.branch == into:
             raise PushFailed(f"--pr would ask to merge {into} into itself", "publish to a "

@@ -90,6 +90,18 @@ def upstream(workdir: Path, branch: str) -> Upstream | None:
     return Upstream(name, ref.removeprefix("refs/heads/"))
 
 
+def push_remote(workdir: Path, branch: str) -> str | None:
+    """Where `git push` sends `branch` when it names no remote, if configured apart
+    from the upstream: `branch.<name>.pushRemote`, else `remote.pushDefault` (a
+    fork's usual setup: fetch from the project, push to one's own fork)."""
+    for key in (f"branch.{branch}.pushRemote", "remote.pushDefault"):
+        found = run(["config", "--get", key], workdir, check=False)
+        name = found.stdout.decode("utf-8", "surrogateescape").strip()
+        if found.returncode == 0 and name and name != ".":
+            return name
+    return None
+
+
 def valid_branch(workdir: Path, name: str) -> bool:
     """Whether git takes `name` as a branch name (`git check-ref-format`)."""
     return run(["check-ref-format", f"refs/heads/{name}"], workdir, check=False).returncode == 0
