@@ -282,7 +282,7 @@ def entry() -> None:
     import threading
 
     code = main()
-    if sys.getprofile() is None and sys.gettrace() is None and not any(
+    if not _observed() and not any(
             t.is_alive() and not t.daemon and t is not threading.main_thread()
             for t in threading.enumerate()):
         try:
@@ -293,3 +293,13 @@ def entry() -> None:
         atexit._run_exitfuncs()
         os._exit(code)
     sys.exit(code)
+
+
+def _observed() -> bool:
+    """A profiler, tracer or debugger watches this process: through the old hooks,
+    or (Python 3.12 on, cProfile among them) as a `sys.monitoring` tool."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(tool) is not None
+                                          for tool in range(6))
