@@ -500,8 +500,8 @@ def test_a_git_older_than_2_36_is_refused_in_one_line(repo, tmp_path):
     bin_dir = tmp_path / "old-git"
     bin_dir.mkdir()
     stand_in = bin_dir / "git"
-    stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "git version 2.30.2"; '
-                        f'exit 0; }}\nexec {real} "$@"\n')
+    stand_in.write_text('#!/bin/sh\ncase " $* " in *" --version "*) echo "git version 2.30.2"; '
+                        f'exit 0;; esac\nexec {real} "$@"\n')
     stand_in.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     r = subprocess.run([sys.executable, "-m", "hf_fanout", "status"], cwd=repo, env=env,
