@@ -77,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         how = "SIGTERM" if _TERMINATED else "Ctrl-C"
         output.emit_error("interrupted", f"interrupted ({how})",
-                          "nothing half-written is left: state writes are atomic and a "
-                          "killed join is recovered by the next hf command")
+                          "records are written whole, the git it ran was stopped as git "
+                          "stops cleanly, and what the command left cut off is settled by "
+                          "the next hf command or named by `hf doctor`")
         return EXIT_TERMINATED if _TERMINATED else EXIT_INTERRUPTED
     except (HfError, OSError) as exc:
         known = _known(exc, _command_name(args))

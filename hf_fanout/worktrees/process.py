@@ -173,18 +173,54 @@ def run(
     helper) are killed and `GitTimedOut` is raised."""
     if timeout is not None:
         return _run_timed(args, cwd, stdin, env, check, timeout)
-    proc = subprocess.run(
-        [git_executable(), *OWN_SETTINGS, *args],
-        cwd=cwd,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        env=clean_env(env),
-        check=False,
-    )
+    proc = subprocess.Popen(
+        [git_executable(), *OWN_SETTINGS, *args], cwd=cwd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(env))
+    try:
+        stdout, stderr = proc.communicate(stdin)
+    except BaseException:
+        _stop(proc, group=False)
+        raise
     if check and proc.returncode != 0:
-        raise GitFailed(list(args), proc.returncode, proc.stderr.decode("utf-8", "replace"))
-    return proc
+        raise GitFailed(list(args), proc.returncode, stderr.decode("utf-8", "replace"))
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+# seconds an interrupted git has, after SIGTERM, to take back its lock files
+STOP_GRACE = 3.0
+
+
+def _stop(proc: subprocess.Popen[bytes], *, group: bool) -> None:
+    """End an interrupted git as its own signal handling lets it end cleanly:
+    SIGTERM (git removes the `.lock` files it holds), then, if it is still there
+    after STOP_GRACE, SIGKILL. `group`: git and what it started (ssh, a helper)."""
+    import signal
+
+    def send(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
+    send(signal.SIGTERM)
+    try:  # (git itself: a hook or helper it started may hold the pipes open on)
+        proc.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+    except BaseException:  # (a second interrupt: no more waiting)
+        send(signal.SIGKILL)
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 class GitTimedOut(GitFailed):
@@ -209,13 +245,7 @@ def _run_timed(args: Sequence[str], cwd: Path, stdin: bytes | None,
     try:
         stdout, stderr = proc.communicate(stdin, timeout=timeout)
     except BaseException as exc:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        # (a helper that left the group may hold the pipes open: not waited for long)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=5)
-        if proc.poll() is None:
-            proc.kill()
+        _stop(proc, group=True)
         if isinstance(exc, subprocess.TimeoutExpired):
             raise GitTimedOut(list(args), -signal.SIGKILL,
                               f"no answer within {timeout:g} s") from None
