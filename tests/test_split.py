@@ -1291,3 +1291,28 @@ def test_an_lfs_file_not_fetched_fails_the_split_with_the_way_on_and_skip_smudge
     r = hf("split", "b1", "--part", "api=src/api/**", cwd=repo)
     assert r.code == 0, r.err
     assert (tmp_path / "repo.hf/b1/api/assets/a.bin").read_text() == pointer
+
+
+def test_a_glob_matching_nothing_says_why_for_brackets_and_a_linked_folder(tmp_path, hf):
+    """`app/[slug]/**` (a Next.js folder: `[...]` is a set of characters) and a path
+    through a tracked symbolic link to a folder match no file: the warning names the
+    escaped glob that owns the folder, and the link's target; the escaped glob, run,
+    owns that folder's file."""
+    repo = make_repo(tmp_path / "repo")
+    write(repo, {"app/[slug]/page.tsx": "x\n", "pages/a.md": "y\n"})
+    (repo / "pages.en").symlink_to("pages")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a folder with brackets, a linked folder")
+    r = hf("split", "b1", "--part", "app=app/[slug]/**", "--part", "en=pages.en/**",
+           "--dry-run", cwd=repo)
+    assert r.code == 0, r.err
+    warnings = [line for line in (r.out + r.err).splitlines() if line.startswith("warning: ")]
+    assert ("warning: app: app/[slug]/** matches no file of the base tree (new files "
+            "only); `[...]` is a set of characters in a glob: `app/\\[slug\\]/**` owns the "
+            "folder named with brackets (1 file(s))") in warnings, warnings
+    assert ("warning: en: pages.en/** matches no file of the base tree (new files only); "
+            "pages.en is a symbolic link to pages in the base tree: own the files where "
+            "they are, below pages") in warnings, warnings
+    r = hf("split", "b1", "--part", "app=app/\\[slug\\]/**", "--dry-run", "--json", cwd=repo)
+    assert r.code == 0, r.err
+    assert [o["matches"] for o in r.json["data"]["ownership"]] == [1], r.json["data"]

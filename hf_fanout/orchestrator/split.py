@@ -352,7 +352,8 @@ def _matching_nothing(ws: Workspace, part: str, glob: str, base_paths: list[Repo
     """The warning of a glob that matches no file of the base tree; run from a
     folder of the main tree where the glob would match below it, it says that globs
     are from the repository's top, and the one that matches."""
-    said = f"{part}: {glob} matches no file of the base tree (new files only)"
+    said = f"{part}: {glob} matches no file of the base tree (new files only)" \
+        + _why_nothing(ws, glob, base_paths)
     try:
         here = Path.cwd().resolve().relative_to(ws.main.path.resolve()).as_posix()
     except (OSError, ValueError):
@@ -365,6 +366,32 @@ def _matching_nothing(ws: Workspace, part: str, glob: str, base_paths: list[Repo
         return said
     return said + (f"; globs are from the repository's top, not from {here}/ where this "
                    f"split ran: `{here}/{glob}` matches {found} file(s)" if found else "")
+
+
+def _why_nothing(ws: Workspace, glob: str, base_paths: list[RepoPath]) -> str:
+    """What a glob matching nothing likely meant: a folder named with brackets
+    (`app/[slug]/**`: `[...]` is a set of characters in a glob), or a path through a
+    symbolic link the base tree holds (its files are the target's)."""
+    if "[" in glob:
+        literal = glob.replace("[", "\\[").replace("]", "\\]")
+        try:
+            found = count_matching(literal, base_paths)
+        except InvalidPlan:
+            found = 0
+        if found:
+            return (f"; `[...]` is a set of characters in a glob: `{literal}` owns the "
+                    f"folder named with brackets ({found} file(s))")
+    folders = glob.split("/")[:-1]
+    for depth in range(1, len(folders) + 1):
+        prefix = "/".join(folders[:depth])
+        if any(c in prefix for c in "*?["):
+            break
+        link = Path(ws.main.path) / prefix
+        if prefix in base_paths and link.is_symlink():
+            target = shown_path(str(link.readlink()))
+            return (f"; {shown_path(prefix)} is a symbolic link to {target} in the base "
+                    f"tree: own the files where they are, below {target}")
+    return ""
 
 
 def _in_the_way(ws: Workspace, folder: Path) -> BatchExists:
