@@ -244,6 +244,20 @@ def test_main_moved_conflict_writes_nothing(repo, hf):
     assert snapshot(repo) == before
 
 
+def test_conflicts_in_two_parts_name_both_in_the_way_out(repo, hf):
+    parts = _split_with(repo, hf, {"src/api/long.py": LINES, "src/ui/long.py": LINES})
+    write(repo, {"src/api/long.py": LINES.replace("line 5\n", "line 5 (main)\n"),
+                 "src/ui/long.py": LINES.replace("line 2\n", "line 2 (main)\n")})
+    git(repo, "commit", "-qam", "main edits both")
+    write(parts["api"], {"src/api/long.py": LINES.replace("line 5\n", "line 5 (api)\n")})
+    write(parts["ui"], {"src/ui/long.py": LINES.replace("line 2\n", "line 2 (ui)\n")})
+    all_done(hf, parts, ("api", "ui"))
+    r = hf("join", "b1", "--json", cwd=repo)
+    assert r.code == 1 and r.json["error"]["code"] == "merge_conflict"
+    assert r.json["error"]["hint"].startswith(
+        "bring parts api and ui onto main (`hf sync` in each worktree)"), r.json["error"]
+
+
 def test_a_file_against_a_folder_of_main_is_a_conflict_and_writes_nothing(split3, hf):
     """Main moved both ways round a part's change of shape: the part made a folder a
     file where main since added files in it (docs/guides), and the part adds a

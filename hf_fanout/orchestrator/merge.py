@@ -96,13 +96,17 @@ def _shape_conflicts(ws: Workspace, head: str, result: dict[RepoPath, Entry | No
 
 
 def _refuse(conflicts: list[dict[str, Any]]) -> None:
-    """Raise the join's conflict report: every conflicting file, the first one's part
-    named in the way out (`hf sync` brings it onto main, where git merges it)."""
+    """Raise the join's conflict report: every conflicting file, and every part of
+    them named in the way out (`hf sync` brings each onto main, where git merges)."""
     names = ", ".join(f"{c['path']} ({c['part']})" for c in conflicts)
+    parts = list(dict.fromkeys(c["part"] for c in conflicts))
+    which = (f"part {parts[0]}" if len(parts) == 1 else
+             "parts " + ", ".join(parts[:-1]) + f" and {parts[-1]}")
     raise MergeConflict(
         f"main moved since the split and {len(conflicts)} file(s) conflict: {names}",
-        f"bring part {conflicts[0]['part']} onto main (`hf sync` in its worktree) and "
-        "resolve the files there, or undo the change on main, then join again",
+        f"bring {which} onto main (`hf sync` in {'its' if len(parts) == 1 else 'each'} "
+        "worktree) and resolve the files there, or undo the change on main, then join "
+        "again",
         details={"conflicts": conflicts},
     )
 
