@@ -531,3 +531,19 @@ def test_an_agent_starts_when_another_parts_branch_went_while_its_sandbox_was_ma
     assert r.stdout.strip() == "started", r.stderr
     assert "Read-only file system" in r.stderr
     assert docs_ref.read_bytes() == before
+
+
+@needs_sandbox
+def test_hf_run_says_the_sandbox_keeps_git_lfs_store_read_only(split3):
+    """In a repository that uses git-lfs (its store `.git/lfs` is there), the agent's
+    `git add` of an LFS file fails in the sandbox (git-lfs writes that store): hf run
+    says so, with the ways on; without git-lfs it says nothing of it."""
+    api = split3["api"]
+    r = hf_proc("run", "--", "sh", "-c", "exit 0", cwd=api)
+    assert r.returncode == 0 and "git-lfs" not in r.stderr, r.stderr
+    (split3["repo"] / ".git" / "lfs" / "objects").mkdir(parents=True)
+    r = hf_proc("run", "--", "sh", "-c", "exit 0", cwd=api)
+    assert r.returncode == 0, r.stderr
+    assert ("hf run: this repository uses git-lfs, whose store the sandbox of b1/api keeps "
+            "read-only: the agent's `git add` of an LFS file fails there") in r.stderr
+    assert "run this part with --no-sandbox" in r.stderr

@@ -209,6 +209,11 @@ def _start(ws: Workspace, part: Part, command: Sequence[str], sandboxed: bool | 
         argv = [*box.prefix, *command]
         env.update(box.env)
         ignored = box.ignored_signals
+        if say is not None and (Path(ws.repo.common_dir) / "lfs").is_dir():
+            say(f"hf run: this repository uses git-lfs, whose store the sandbox of "
+                f"{part.batch}/{part.name} keeps read-only: the agent's `git add` of an "
+                "LFS file fails there", "leave LFS files uncommitted (the join takes "
+                "them), or run this part with --no-sandbox")
     elif say is not None:
         say(f"hf run: no sandbox for {part.batch}/{part.name}: {why}; the agent can write "
             "the main tree and other parts, the guard only refuses git commands and "
