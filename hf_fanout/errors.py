@@ -147,7 +147,7 @@ class GitFailed(HfError):
         super().__init__(
             f"`git {' '.join(argv)}` failed: {first}",
             left_lock_hint(stderr) or hint  # (a lock left behind is the cause, whatever else)
-            or filter_hint(stderr)
+            or filter_hint(stderr) or identity_hint(stderr)
             or "run the same git command yourself to see the whole message",
             details={"argv": argv, "returncode": returncode, "stderr": stderr},
         )
@@ -170,6 +170,14 @@ def left_lock_hint(stderr: str) -> str:
     return (f"another git command holds {lock}, or one was killed and left it: once no "
             f"git command runs there, remove it (`rm {shlex.quote(lock)}`), then run the "
             "same hf command again")
+
+
+def identity_hint(stderr: str) -> str:
+    """For git's "Author identity unknown": the way git itself gives."""
+    if "Please tell me who you are" not in stderr and "no email was given" not in stderr:
+        return ""
+    return ("tell git who you are (`git config --global user.email you@example.com` and "
+            "`git config --global user.name 'Your Name'`), then run the same hf command again")
 
 
 def filter_hint(stderr: str) -> str:

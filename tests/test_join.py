@@ -531,7 +531,8 @@ def test_a_write_that_fails_half_way_puts_the_main_tree_and_index_back(repo, hf)
     before = snapshot(repo)
     r = hf("join", "b1", cwd=repo)
     assert r.code == 1, r.err
-    assert "external filter 'false' failed" in r.err and "nothing was committed" in r.err
+    assert "smudge filter boom failed" in r.err and "nothing was committed" in r.err
+    assert "a filter that .gitattributes names failed" in r.err  # (the hint)
     assert snapshot(repo) == before
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
     assert not (repo / ".git/index.lock").exists()
