@@ -1316,3 +1316,23 @@ def test_a_glob_matching_nothing_says_why_for_brackets_and_a_linked_folder(tmp_p
     r = hf("split", "b1", "--part", "app=app/\\[slug\\]/**", "--dry-run", "--json", cwd=repo)
     assert r.code == 0, r.err
     assert [o["matches"] for o in r.json["data"]["ownership"]] == [1], r.json["data"]
+
+
+def test_a_part_owning_a_submodule_is_warned_that_a_join_takes_no_change_to_it(
+        repo, hf, tmp_path):
+    """A part owning a submodule (or paths inside one) can never join a change there:
+    the split says so before the agent works; a part owning none hears nothing."""
+    make_repo(tmp_path / "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q",
+        str(tmp_path / "lib"), "vendor/lib")
+    git(repo, "commit", "-qm", "add lib")
+    said = (": owns submodule(s) vendor/lib: a join takes no change to a submodule (its "
+            "commit, or files in its folder); change submodules in the main tree, outside "
+            "the batch")
+    for owns, name in (("vendor/**", "ve"), ("vendor/lib/src/**", "inside")):
+        r = hf("split", "b1", "--part", f"{name}={owns}", "--part", "api=src/api/**",
+               "--dry-run", cwd=repo)
+        assert r.code == 0, r.err
+        warned = [line for line in (r.out + r.err).splitlines()
+                  if line.startswith("warning: ") and "submodule" in line]
+        assert warned == [f"warning: {name}{said}"], warned

@@ -321,6 +321,7 @@ def draft_batch(ws: Workspace, plan: Plan, root: Path | None, *, count: bool) ->
              else matching_nothing(plan, base_paths))
     warnings = [_matching_nothing(ws, part, glob, base_paths) for part, glob in empty]
     warnings += _owned_names_not_utf8(plan, base_paths)
+    warnings += _owned_submodules(ws, plan, base, base_paths)
     warnings += ws.settings.unknown  # (a misspelt `sparse` or `copy` is a split gone wrong)
     warnings += _not_from_here(ws, plan, base)
     return Draft(batch, parts, base_paths, reports, warnings, plan, uncommitted)
@@ -345,6 +346,30 @@ def _owned_names_not_utf8(plan: Plan, base_paths: list[RepoPath]) -> list[str]:
                 f"{shown_path(owned[0])}): a join cannot take a change to them (hf builds "
                 "trees with libgit2, which takes UTF-8 names only); rename them to UTF-8 "
                 "names in the main tree first if the part is to change them")
+    return warnings
+
+
+def _owned_submodules(ws: Workspace, plan: Plan, base: str,
+                      base_paths: list[RepoPath]) -> list[str]:
+    """A warning per part that owns a submodule of the base, or paths inside one: a
+    join takes no change to a submodule (its commit, or files in its folder), and
+    the agent had better know before it works."""
+    if ".gitmodules" not in base_paths:
+        return []
+    from hf_fanout.worktrees.process import run
+
+    listed = run(["config", "--blob", f"{base}:.gitmodules", "-z", "--get-regexp",
+                  r"^submodule\..*\.path$"], ws.main.path, check=False).stdout
+    paths = [os.fsdecode(item.partition(b"\n")[2]) for item in listed.split(b"\0") if item]
+    warnings = []
+    for part in plan.parts:
+        owned = [p for p in paths if part.ownership.owns(RepoPath(p))
+                 or any(glob.startswith(p + "/") for glob in part.owns)]
+        if owned:
+            warnings.append(
+                f"{part.name}: owns submodule(s) {', '.join(shown_path(p) for p in owned[:5])}"
+                ": a join takes no change to a submodule (its commit, or files in its "
+                "folder); change submodules in the main tree, outside the batch")
     return warnings
 
 
