@@ -303,4 +303,4 @@ def _observed() -> bool:
         return True
     monitoring = getattr(sys, "monitoring", None)
     return monitoring is not None and any(monitoring.get_tool(tool) is not None
-                                          for tool in range(6))
+                                          for tool in range(6))  # (tool ids 0-5)

@@ -130,7 +130,7 @@ def _setting_lock(main_repo: Repository) -> contextlib.AbstractContextManager[No
     race on git's `config.worktree` lock, or one take the hook away just as the
     other's batch starts."""
     return locks.hold(main_repo.common_dir / "hf" / "locks" / "main-hooks.lock", wait=30,
-                      what="main-tree hook", retry="then run the same hf command again")
+                      what="main-tree hook")
 
 
 def install(main_repo: Repository) -> None:

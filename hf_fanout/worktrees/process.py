@@ -170,21 +170,32 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `git ARGS` in `cwd`; raise GitFailed (with stderr) on a non-zero exit if `check`.
     `timeout`: seconds, after which git and what it started (ssh, a credential
-    helper) are killed and `GitTimedOut` is raised."""
-    if timeout is not None:
-        return _run_timed(args, cwd, stdin, env, check, timeout)
+    helper) are stopped and `GitTimedOut` is raised; such a git runs in a process
+    group of its own, so that the whole group (the ssh it started holds the pipes
+    open too) is stopped at the limit, or when this process is interrupted."""
+    timed = timeout is not None
     proc = subprocess.Popen(
         [git_executable(), *OWN_SETTINGS, *args], cwd=cwd,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(env))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(env),
+        start_new_session=timed)
     try:
-        stdout, stderr = proc.communicate(stdin)
-    except BaseException:
-        _stop(proc, group=False)
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except BaseException as exc:
+        _stop(proc, group=timed)
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise GitTimedOut(list(args), proc.returncode,
+                              f"no answer within {timeout:g} s") from None
         raise
     if check and proc.returncode != 0:
         raise GitFailed(list(args), proc.returncode, stderr.decode("utf-8", "replace"))
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+class GitTimedOut(GitFailed):
+    """A git command that did not end within its time (a remote that does not answer)."""
+
+    code = "git_timed_out"
 
 
 # seconds an interrupted git has, after SIGTERM, to take back its lock files
@@ -221,38 +232,6 @@ def _stop(proc: subprocess.Popen[bytes], *, group: bool) -> None:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
-
-
-class GitTimedOut(GitFailed):
-    """A git command that did not end within its time (a remote that does not answer)."""
-
-    code = "git_timed_out"
-
-
-def _run_timed(args: Sequence[str], cwd: Path, stdin: bytes | None,
-               env: Mapping[str, str] | None, check: bool,
-               timeout: float) -> subprocess.CompletedProcess[bytes]:
-    """`run` with a time limit: git in a process group of its own, so that the
-    group (the ssh it started holds the pipes open too) is killed at the limit,
-    or when this process is interrupted."""
-    import signal
-
-    proc = subprocess.Popen(
-        [git_executable(), *OWN_SETTINGS, *args], cwd=cwd,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(env),
-        start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(stdin, timeout=timeout)
-    except BaseException as exc:
-        _stop(proc, group=True)
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise GitTimedOut(list(args), -signal.SIGKILL,
-                              f"no answer within {timeout:g} s") from None
-        raise
-    if check and proc.returncode != 0:
-        raise GitFailed(list(args), proc.returncode, stderr.decode("utf-8", "replace"))
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def out(args: Sequence[str], cwd: Path, **kwargs: Any) -> bytes:
