@@ -356,11 +356,10 @@ def _owned_submodules(ws: Workspace, plan: Plan, base: str,
     the agent had better know before it works."""
     if ".gitmodules" not in base_paths:
         return []
-    from hf_fanout.worktrees.process import run
+    from hf_fanout.worktrees.submodules import gitmodules_paths
 
-    listed = run(["config", "--blob", f"{base}:.gitmodules", "-z", "--get-regexp",
-                  r"^submodule\..*\.path$"], ws.main.path, check=False).stdout
-    paths = [os.fsdecode(item.partition(b"\n")[2]) for item in listed.split(b"\0") if item]
+    paths = [os.fsdecode(p) for p in gitmodules_paths(ws.main.path, ["--blob",
+                                                                     f"{base}:.gitmodules"])]
     warnings = []
     for part in plan.parts:
         owned = [p for p in paths if part.ownership.owns(RepoPath(p))

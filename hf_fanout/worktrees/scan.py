@@ -19,6 +19,7 @@ from hf_fanout.gitlink import gitdir_of
 from hf_fanout.paths import RepoPath, from_git, shell_word
 from hf_fanout.worktrees.process import index_env, out, run
 from hf_fanout.worktrees.status import changed
+from hf_fanout.worktrees.submodules import gitmodules_paths
 from hf_fanout.worktrees.zparse import (
     MODE_GITLINK,
     MODE_SYMLINK,
@@ -133,9 +134,7 @@ def filled_submodules(worktree: Path) -> list[RepoPath]:
         source = ["--blob", ":.gitmodules"]
     else:
         return []
-    named = run(["config", *source, "-z", "--get-regexp", r"^submodule\..*\.path$"],
-                worktree, check=False).stdout
-    paths = [item.partition(b"\n")[2] for item in nul_split(named)]
+    paths = gitmodules_paths(worktree, source)
     if not paths:
         return []
     staged = out(["ls-files", "-s", "-z", "--",

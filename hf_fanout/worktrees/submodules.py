@@ -25,6 +25,14 @@ class OnlyHere:
     main_repository: Path | None  # the main tree's repository of it, when initialised
 
 
+def gitmodules_paths(cwd: Path, source: list[str]) -> list[bytes]:
+    """The `path` of every submodule a `.gitmodules` names; `source` is where git
+    reads it (`--file .gitmodules`, `--blob REV:.gitmodules`)."""
+    named = run(["config", *source, "-z", "--get-regexp", r"^submodule\..*\.path$"], cwd,
+                check=False).stdout
+    return [item.partition(b"\n")[2] for item in named.split(b"\0") if item]
+
+
 def repositories(modules: Path) -> list[tuple[str, Path]]:
     """(name, git dir) of every repository below `modules` (a worktree's or the
     main tree's `modules/`), the nested submodules' too."""
